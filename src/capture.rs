@@ -1,0 +1,1 @@
+//! `lltune capture` (being written).

@@ -1,0 +1,10 @@
+//! (stub: being written).
+use serde::{Deserialize, Serialize};
+use super::Scan;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct HostInfo {}
+
+pub fn read(_scan: &mut Scan) -> HostInfo {
+    HostInfo::default()
+}

@@ -1,0 +1,118 @@
+//! Discovery: everything `lltune_facts` and `lltune scan` report about one host, read through
+//! a `Host` (so a captured tree works like a live server). Each submodule owns one subsystem:
+//! pure `parse_*` functions over kernel text, and a `read` that finds the files.
+//!
+//! A scan never fails as a whole because one file is missing or odd: the field becomes `null`
+//! or empty and, where a person would want to know, a warning says which file and why.
+//! The JSON shape is a contract (`docs/facts.md`, `schema_version`).
+
+pub mod cpu;
+pub mod host_info;
+pub mod irq;
+pub mod kernel;
+pub mod limits;
+pub mod memory;
+pub mod nic;
+pub mod numa;
+pub mod services;
+pub mod sysctl;
+pub mod time;
+pub mod user_stacks;
+
+use serde::{Deserialize, Serialize};
+
+use crate::host::Host;
+
+/// Version of the facts layout. Bump on any change a consumer could notice (renamed or
+/// retyped field); adding a field does not bump it.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Options of one scan.
+#[derive(Debug, Clone, Default)]
+pub struct ScanOptions {
+    /// Per-IRQ list (`irqs.list`) and other per-item detail.
+    pub detail: bool,
+}
+
+/// State shared by the readers of one scan: the host, the options, and the warnings.
+pub struct Scan<'a> {
+    pub host: &'a Host,
+    pub options: ScanOptions,
+    warnings: Vec<String>,
+}
+
+impl<'a> Scan<'a> {
+    pub fn new(host: &'a Host, options: ScanOptions) -> Scan<'a> {
+        Scan { host, options, warnings: Vec::new() }
+    }
+
+    /// Records something a person should know about this scan (an unreadable or odd file).
+    pub fn warn(&mut self, msg: impl Into<String>) {
+        let msg = msg.into();
+        if !self.warnings.contains(&msg) {
+            self.warnings.push(msg);
+        }
+    }
+
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+}
+
+/// Everything discovered about one host: `ansible_facts.lltune`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Facts {
+    pub schema_version: u32,
+    pub lltune_version: String,
+    pub host: host_info::HostInfo,
+    pub cpu: cpu::Cpu,
+    pub numa: numa::Numa,
+    pub memory: memory::Memory,
+    pub kernel: kernel::Kernel,
+    pub nics: Vec<nic::Nic>,
+    pub irqs: irq::Irqs,
+    pub services: services::Services,
+    pub time: time::Time,
+    pub user_stacks: user_stacks::UserStacks,
+    pub limits: limits::Limits,
+    pub sysctl: sysctl::Sysctls,
+    /// Filled by the analysis engine; empty from `collect` alone.
+    #[serde(default)]
+    pub recommendations: Vec<serde_json::Value>,
+}
+
+/// Reads every subsystem. Returns the facts and the scan's warnings.
+pub fn collect(host: &Host, options: ScanOptions) -> (Facts, Vec<String>) {
+    let mut scan = Scan::new(host, options);
+    let host_info = host_info::read(&mut scan);
+    let cpu = cpu::read(&mut scan);
+    let numa = numa::read(&mut scan, &cpu);
+    let memory = memory::read(&mut scan);
+    let kernel = kernel::read(&mut scan);
+    let nics = nic::read(&mut scan);
+    let irqs = irq::read(&mut scan, &cpu, &nics);
+    let services = services::read(&mut scan);
+    let time = time::read(&mut scan);
+    let user_stacks = user_stacks::read(&mut scan, &nics);
+    let limits = limits::read(&mut scan);
+    let sysctl = sysctl::read(&mut scan);
+    let facts = Facts {
+        schema_version: SCHEMA_VERSION,
+        lltune_version: env!("CARGO_PKG_VERSION").to_string(),
+        host: host_info,
+        cpu,
+        numa,
+        memory,
+        kernel,
+        nics,
+        irqs,
+        services,
+        time,
+        user_stacks,
+        limits,
+        sysctl,
+        recommendations: Vec::new(),
+    };
+    let warnings = scan.warnings;
+    (facts, warnings)
+}

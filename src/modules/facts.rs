@@ -1,0 +1,24 @@
+//! lltune_facts: discovery of the host as `ansible_facts.lltune`. Changes nothing, so check
+//! mode runs the same scan.
+
+use anyhow::Result;
+use serde::Deserialize;
+
+use crate::facts::{self, ScanOptions};
+use crate::host::Host;
+use crate::protocol::{Meta, Outcome, lenient_bool};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    /// Include per-IRQ detail (`irqs.list`).
+    #[serde(default, deserialize_with = "lenient_bool")]
+    pub detail: bool,
+}
+
+pub fn run(host: &Host, _meta: &Meta, params: Params) -> Result<Outcome> {
+    let (facts, warnings) = facts::collect(host, ScanOptions { detail: params.detail });
+    let mut outcome = Outcome::new(false).field("ansible_facts", serde_json::json!({ "lltune": facts }));
+    outcome.warnings = warnings;
+    Ok(outcome)
+}

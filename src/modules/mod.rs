@@ -1,0 +1,3 @@
+//! One file per Ansible module; each exposes `Params` and `run(&Host, &Meta, Params)`.
+
+pub mod facts;

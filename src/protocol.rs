@@ -1,0 +1,364 @@
+//! Ansible's binary-module protocol, shared by every `lltune_*` module.
+//!
+//! Ansible copies the binary to the target and runs it with one argument: the path of a JSON
+//! file holding the task's options and `_ansible_*` keys side by side. With no argument the
+//! same JSON is read from standard input (for people and tests). The module prints exactly
+//! one JSON object and exits 0, or 1 when `failed`. Ansible reads only the JSON: a module
+//! that exits 1 without `"failed": true` would be reported as ok, so every path out of here,
+//! a panic included, prints a JSON object.
+//!
+//! `_ansible_*` keys are read leniently (their set changes with every Ansible release); all
+//! other keys are validated strictly against the module's `Params` type.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Value};
+
+use crate::host::Host;
+
+/// The `_ansible_*` keys lltune acts on.
+#[derive(Debug, Clone, Default)]
+pub struct Meta {
+    /// `_ansible_check_mode`: plan and report, write nothing.
+    pub check_mode: bool,
+    /// `_ansible_diff`: return `diff`.
+    pub diff: bool,
+    /// `_ansible_verbosity`.
+    pub verbosity: u64,
+    /// `_ansible_module_name`, when Ansible sends it.
+    pub module_name: Option<String>,
+}
+
+impl Meta {
+    fn from_keys(keys: &Map<String, Value>) -> Meta {
+        let flag = |k: &str| keys.get(k).map(truthy).unwrap_or(false);
+        Meta {
+            check_mode: flag("_ansible_check_mode"),
+            diff: flag("_ansible_diff"),
+            verbosity: keys.get("_ansible_verbosity").and_then(Value::as_u64).unwrap_or(0),
+            module_name: keys.get("_ansible_module_name").and_then(Value::as_str).map(str::to_string),
+        }
+    }
+}
+
+/// Ansible's own reading of a boolean-ish value.
+fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_i64() == Some(1),
+        Value::String(s) => matches!(s.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on" | "y" | "t"),
+        _ => false,
+    }
+}
+
+/// One entry of `diff`: the text of a file or setting before and after.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Diff {
+    pub before_header: String,
+    pub after_header: String,
+    pub before: String,
+    pub after: String,
+}
+
+/// What a module run produced. `fields` go into the JSON result beside `changed`/`failed`.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub changed: bool,
+    pub fields: Map<String, Value>,
+    pub warnings: Vec<String>,
+    pub diff: Vec<Diff>,
+}
+
+impl Outcome {
+    pub fn new(changed: bool) -> Outcome {
+        Outcome { changed, ..Outcome::default() }
+    }
+
+    /// Adds a result field. Serialization of our own types cannot fail (no maps with
+    /// non-string keys); should it ever, the field carries the error text instead.
+    pub fn field(mut self, key: &str, value: impl Serialize) -> Outcome {
+        let v = serde_json::to_value(value).unwrap_or_else(|e| Value::String(format!("unserializable: {e}")));
+        self.fields.insert(key.to_string(), v);
+        self
+    }
+}
+
+/// A failure that carries more than a message: whether something was already applied (and
+/// reverted) and extra result fields.
+#[derive(Debug, thiserror::Error)]
+#[error("{msg}")]
+pub struct Failure {
+    pub msg: String,
+    pub changed: bool,
+    pub fields: Map<String, Value>,
+}
+
+impl Failure {
+    pub fn new(msg: impl Into<String>) -> Failure {
+        Failure { msg: msg.into(), changed: false, fields: Map::new() }
+    }
+}
+
+/// The name this binary was started as, for messages.
+fn program_name() -> String {
+    std::env::args()
+        .next()
+        .and_then(|a| a.rsplit('/').next().map(str::to_string))
+        .unwrap_or_else(|| "lltune module".to_string())
+}
+
+/// Entry point of every module binary: read args, validate, run, print one JSON object.
+pub fn main<P, F>(run: F) -> ExitCode
+where
+    P: DeserializeOwned,
+    F: FnOnce(&Host, &Meta, P) -> Result<Outcome>,
+{
+    install_panic_hook();
+    let (result, code) = execute(std::env::args().nth(1), run);
+    emit(&result);
+    code
+}
+
+/// Runs a module on the given args file (or stdin) and returns the JSON result and exit
+/// code. Separate from `main` so that tests can drive it in-process.
+pub fn execute<P, F>(args_path: Option<String>, run: F) -> (Value, ExitCode)
+where
+    P: DeserializeOwned,
+    F: FnOnce(&Host, &Meta, P) -> Result<Outcome>,
+{
+    let result = (|| -> Result<Value> {
+        let raw = read_args(args_path.as_deref())?;
+        let (meta, host, params) = parse_args::<P>(&raw)?;
+        let outcome = run(&host, &meta, params)?;
+        Ok(render(outcome, meta.diff))
+    })();
+    match result {
+        Ok(v) => (v, ExitCode::SUCCESS),
+        Err(e) => (render_failure(&e), ExitCode::from(1)),
+    }
+}
+
+fn read_args(path: Option<&str>) -> Result<String> {
+    match path {
+        Some(p) => std::fs::read_to_string(p).with_context(|| format!("cannot read module arguments from {p}")),
+        None => {
+            let mut s = String::new();
+            std::io::stdin().read_to_string(&mut s).context("cannot read module arguments from standard input")?;
+            Ok(s)
+        }
+    }
+}
+
+/// Splits the args JSON into `Meta`, the `root` host and the module's strict `Params`.
+pub fn parse_args<P: DeserializeOwned>(raw: &str) -> Result<(Meta, Host, P)> {
+    let value: Value = serde_json::from_str(raw).map_err(|e| Failure::new(format!("module arguments are not valid JSON: {e}")))?;
+    let mut obj = match value {
+        Value::Object(m) => m,
+        other => return Err(Failure::new(format!("module arguments must be a JSON object, got {}", kind(&other))).into()),
+    };
+    // Some launchers wrap the options as {"ANSIBLE_MODULE_ARGS": {...}}.
+    if obj.len() == 1 {
+        if let Some(Value::Object(inner)) = obj.get("ANSIBLE_MODULE_ARGS") {
+            obj = inner.clone();
+        }
+    }
+    let (ansible, mut options): (Map<String, Value>, Map<String, Value>) = {
+        let mut a = Map::new();
+        let mut o = Map::new();
+        for (k, v) in obj {
+            if k.starts_with("_ansible_") { a.insert(k, v); } else { o.insert(k, v); }
+        }
+        (a, o)
+    };
+    let meta = Meta::from_keys(&ansible);
+    let root = match options.remove("root") {
+        None | Some(Value::Null) => "/".to_string(),
+        Some(Value::String(s)) if !s.is_empty() => s,
+        Some(other) => {
+            return Err(Failure::new(format!("option root: expected a directory path (string), got {}", kind(&other))).into());
+        }
+    };
+    let host = Host::new(&root).map_err(|e| Failure::new(format!("option root: {e}")))?;
+    let params = parse_params::<P>(options)?;
+    Ok((meta, host, params))
+}
+
+/// Deserializes options strictly; messages name the option, like AnsibleModule's.
+pub fn parse_params<P: DeserializeOwned>(options: Map<String, Value>) -> Result<P> {
+    let de = Value::Object(options);
+    serde_path_to_error::deserialize::<_, P>(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        let msg = if let Some(rest) = inner.strip_prefix("unknown field `") {
+            let (name, expected) = rest.split_once('`').unwrap_or((rest, ""));
+            let valid: Vec<String> = expected
+                .split('`')
+                .skip(1)
+                .step_by(2)
+                .map(str::to_string)
+                .chain(std::iter::once("root".to_string()))
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            let at = if path == "." || !path.contains('.') { String::new() } else { format!(" in {}", path.rsplit_once('.').map(|p| p.0).unwrap_or("")) };
+            format!("unsupported option {name}{at}; supported options: {}", valid.join(", "))
+        } else if let Some(field) = inner.strip_prefix("missing field `") {
+            format!("missing required option {}", field.trim_end_matches('`'))
+        } else if path == "." {
+            format!("options: {inner}")
+        } else {
+            format!("option {path}: {inner}")
+        };
+        Failure::new(msg).into()
+    })
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a mapping",
+    }
+}
+
+fn render(outcome: Outcome, with_diff: bool) -> Value {
+    let mut out = Map::new();
+    out.insert("changed".into(), Value::Bool(outcome.changed));
+    out.insert("failed".into(), Value::Bool(false));
+    for (k, v) in outcome.fields {
+        if !k.starts_with("_ansible_") {
+            out.insert(k, v);
+        }
+    }
+    if with_diff && !outcome.diff.is_empty() {
+        out.insert("diff".into(), serde_json::to_value(&outcome.diff).unwrap_or(Value::Null));
+    }
+    out.insert("warnings".into(), Value::Array(outcome.warnings.into_iter().map(Value::String).collect()));
+    Value::Object(out)
+}
+
+fn render_failure(e: &anyhow::Error) -> Value {
+    let mut out = Map::new();
+    let (changed, fields) = match e.downcast_ref::<Failure>() {
+        Some(f) => (f.changed, f.fields.clone()),
+        None => (false, Map::new()),
+    };
+    out.insert("changed".into(), Value::Bool(changed));
+    out.insert("failed".into(), Value::Bool(true));
+    out.insert("msg".into(), Value::String(format!("{e:#}")));
+    for (k, v) in fields {
+        out.entry(k).or_insert(v);
+    }
+    out.insert("warnings".into(), Value::Array(Vec::new()));
+    Value::Object(out)
+}
+
+fn emit(v: &Value) {
+    // One write of the whole object: nothing partial reaches Ansible.
+    let mut text = serde_json::to_string(v).unwrap_or_else(|_| r#"{"changed":false,"failed":true,"msg":"cannot serialize result"}"#.into());
+    text.push('\n');
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+}
+
+/// Release builds abort on panic; the hook runs before the abort and turns the panic into a
+/// JSON failure with exit code 1, so Ansible shows a message instead of "MODULE FAILURE".
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let name = program_name();
+        let payload = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+        let v = serde_json::json!({
+            "changed": false,
+            "failed": true,
+            "msg": format!("internal error in {name}: {payload}{at}; please report this as a bug"),
+        });
+        emit(&v);
+        std::process::exit(1);
+    }));
+}
+
+/// Deserializes a boolean the way Ansible users write one: `true`, `yes`, `"on"`, `1`.
+/// Anything else is an error naming what was given.
+pub fn lenient_bool<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<bool, D::Error> {
+    let v = Value::deserialize(d)?;
+    match &v {
+        Value::Bool(b) => Ok(*b),
+        Value::Number(n) if n.as_i64() == Some(0) => Ok(false),
+        Value::Number(n) if n.as_i64() == Some(1) => Ok(true),
+        Value::String(s) => match s.to_ascii_lowercase().as_str() {
+            "yes" | "true" | "on" | "1" | "y" | "t" => Ok(true),
+            "no" | "false" | "off" | "0" | "n" | "f" => Ok(false),
+            _ => Err(serde::de::Error::custom(format!("expected a boolean, got {s:?}"))),
+        },
+        other => Err(serde::de::Error::custom(format!("expected a boolean, got {}", kind(other)))),
+    }
+}
+
+/// Module options that are a mapping of names to scalar values (`settings`, `args`), kept in
+/// order of the key. Scalars are turned into their text form.
+pub fn scalar_map<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<BTreeMap<String, Option<String>>, D::Error> {
+    let m = Map::deserialize(d)?;
+    let mut out = BTreeMap::new();
+    for (k, v) in m {
+        let s = match v {
+            Value::Null => None,
+            Value::String(s) => Some(s),
+            Value::Number(n) => Some(n.to_string()),
+            Value::Bool(b) => Some(if b { "1".into() } else { "0".into() }),
+            other => return Err(serde::de::Error::custom(format!("{k}: expected a string or number, got {}", kind(&other)))),
+        };
+        out.insert(k, s);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct P {
+        #[serde(default, deserialize_with = "lenient_bool")]
+        detail: bool,
+    }
+
+    fn parse(raw: &str) -> std::result::Result<P, String> {
+        parse_args::<P>(raw).map(|(_, _, p)| p).map_err(|e| format!("{e:#}"))
+    }
+
+    #[test]
+    fn ansible_keys_are_lenient_options_strict() {
+        let (meta, host, p) = parse_args::<P>(r#"{"detail": "yes", "_ansible_check_mode": true, "_ansible_new_key_2099": 1}"#).unwrap();
+        assert!(p.detail && meta.check_mode && !meta.diff && host.is_live());
+        assert_eq!(parse(r#"{"detal": true}"#).unwrap_err(), "unsupported option detal; supported options: detail, root");
+        assert_eq!(parse(r#"{"detail": [1]}"#).unwrap_err(), "option detail: expected a boolean, got a list");
+        assert_eq!(parse(r#"{"root": 5}"#).unwrap_err(), "option root: expected a directory path (string), got a number");
+        assert_eq!(parse(r#"{"root": "/nonexistent/x"}"#).unwrap_err(), "option root: /nonexistent/x: no such file or directory");
+        assert!(parse("{").unwrap_err().starts_with("module arguments are not valid JSON"));
+        assert_eq!(parse("[]").unwrap_err(), "module arguments must be a JSON object, got a list");
+    }
+
+    #[test]
+    fn failure_output_is_one_object_with_failed() {
+        let (v, _) = execute::<P, _>(Some("/nonexistent/args.json".into()), |_, _, _| Ok(Outcome::new(false)));
+        assert_eq!(v["failed"], Value::Bool(true));
+        assert_eq!(v["changed"], Value::Bool(false));
+        assert!(v["msg"].as_str().unwrap().contains("/nonexistent/args.json"));
+    }
+}

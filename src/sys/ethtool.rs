@@ -1,0 +1,1 @@
+//! SIOCETHTOOL (stub: replaced by the NIC work).

@@ -1,0 +1,3 @@
+//! System interfaces that are not files. The only `unsafe` code of the crate lives here.
+
+pub mod ethtool;

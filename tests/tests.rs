@@ -1,0 +1,3 @@
+//! One integration-test binary (as ripgrep does): each module below is one area.
+
+mod support;
