@@ -126,6 +126,12 @@ impl Host {
         })
     }
 
+    /// Reads a whole file as bytes, exactly as stored (the journal keeps files byte for byte).
+    pub fn read_bytes(&self, target: &str) -> Result<Vec<u8>, HostError> {
+        self.note(|r| &mut r.files, target);
+        fs::read(self.path(target)).map_err(|e| HostError::from_io(target, e))
+    }
+
     /// Reads a file; `None` when it does not exist.
     pub fn read_opt(&self, target: &str) -> Result<Option<String>, HostError> {
         match self.read(target) {
@@ -214,11 +220,17 @@ impl Host {
     /// folder. An existing file keeps its mode and owner; a new one gets `meta` (or 0644 root).
     /// A crash at any point leaves the old or the new contents, never a truncated file.
     pub fn write_atomic(&self, target: &str, contents: &[u8], meta: Option<FileMeta>) -> Result<(), HostError> {
+        let keep = self.file_meta(target)?.or(meta).unwrap_or(FileMeta { mode: 0o644, uid: 0, gid: 0 });
+        self.write_atomic_as(target, contents, keep)
+    }
+
+    /// Like `write_atomic`, but the file ends up with exactly `keep` as mode and owner
+    /// (rollback restores a file's previous mode and owner with its bytes).
+    pub fn write_atomic_as(&self, target: &str, contents: &[u8], keep: FileMeta) -> Result<(), HostError> {
         let dest = self.path(target);
         let dir = dest.parent().map(Path::to_path_buf).unwrap_or_else(|| self.root.clone());
         let io = |e| HostError::from_io(target, e);
         fs::create_dir_all(&dir).map_err(io)?;
-        let keep = self.file_meta(target)?.or(meta).unwrap_or(FileMeta { mode: 0o644, uid: 0, gid: 0 });
         let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let tmp = dir.join(format!(".{name}.lltune-{}", std::process::id()));
         let result = (|| -> io::Result<()> {
@@ -238,11 +250,13 @@ impl Host {
     }
 
     /// Writes a value into an existing kernel file (`/proc/sys/...`, `/sys/...`) in one
-    /// write, as `echo value > file` does. Never creates the file.
+    /// write, as `echo value > file` does. Never creates the file. O_TRUNC as the shell's
+    /// `>` uses it: procfs and sysfs ignore it, and a fixture tree's plain file then holds
+    /// exactly the value written.
     pub fn write_kernel(&self, target: &str, value: &str) -> Result<(), HostError> {
         let mut f = fs::OpenOptions::new()
             .write(true)
-            .truncate(false)
+            .truncate(true)
             .open(self.path(target))
             .map_err(|e| HostError::from_io(target, e))?;
         f.write_all(value.as_bytes()).map_err(|e| HostError::from_io(target, e))

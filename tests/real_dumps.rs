@@ -1,1 +1,195 @@
-//! (being written)
+//! Every real dump in ../shared/fixtures/real gives exactly the facts its peer tool (lscpu,
+//! hwloc, cAdvisor, must-gather) reported: MANIFEST.json "expected". An expectation key this
+//! file does not know fails the test, so a new expectation can't pass unchecked.
+
+use std::collections::BTreeMap;
+
+use lltune::cpulist::CpuList;
+use lltune::facts::{self, ScanOptions};
+use lltune::host::Host;
+use serde_json::Value;
+
+use crate::support;
+
+fn scan(name: &str) -> Option<(Value, Vec<String>)> {
+    let root = support::real_fixture(name)?;
+    let host = Host::new(&root).expect("fixture root");
+    let (facts, warnings) = facts::collect(&host, ScanOptions { detail: true });
+    Some((serde_json::to_value(&facts).unwrap(), warnings))
+}
+
+fn nic<'a>(f: &'a Value, name: &str) -> &'a Value {
+    f["nics"].as_array().unwrap().iter().find(|n| n["name"] == name).unwrap_or_else(|| panic!("no NIC {name} in {}", f["nics"]))
+}
+
+fn list(v: &Value) -> String {
+    CpuList::parse(v.as_str().unwrap_or_else(|| panic!("not a cpulist: {v}"))).unwrap().to_string()
+}
+
+/// Checks one fixture's expectations; returns the keys checked.
+fn check(name: &str, expected: &Value) -> Vec<String> {
+    let Some((f, warnings)) = scan(name) else { return vec![] };
+    let cpu = &f["cpu"];
+    let mut checked = Vec::new();
+    for (key, want) in expected.as_object().unwrap() {
+        let ctx = format!("{name}: {key}");
+        match key.as_str() {
+            "sockets" | "cores_per_socket" | "threads_per_core" => assert_eq!(&cpu[key], want, "{ctx}"),
+            "online" => assert_eq!(cpu["online"], *want, "{ctx}"),
+            "cpus" => assert_eq!(cpu["count"], *want, "{ctx}"),
+            "isolated" | "nohz_full" => assert_eq!(cpu[key], *want, "{ctx}"),
+            "governors" => assert_eq!(cpu["governors"], *want, "{ctx}"),
+            "scaling_driver" => assert_eq!(cpu["scaling_driver"], *want, "{ctx}"),
+            "idle_states" => {
+                let names: Vec<Value> = cpu["cpuidle"]["states"].as_array().unwrap().iter().map(|s| s["name"].clone()).collect();
+                assert_eq!(Value::Array(names), *want, "{ctx}");
+            }
+            "thread_siblings_of_0" => {
+                let sib = cpu["thread_siblings"].as_array().unwrap().iter().find(|s| CpuList::parse(s.as_str().unwrap()).unwrap().contains(0));
+                assert_eq!(sib, Some(want), "{ctx}");
+            }
+            "numa_nodes" => {
+                let got: BTreeMap<String, String> = f["numa"]["nodes"].as_array().unwrap().iter().map(|n| (n["id"].to_string(), list(&n["cpus"]))).collect();
+                let want: BTreeMap<String, String> = want.as_object().unwrap().iter().map(|(k, v)| (k.clone(), list(v))).collect();
+                assert_eq!(got, want, "{ctx}");
+            }
+            "numa_memory_kb" => {
+                for (id, kb) in want.as_object().unwrap() {
+                    let node = f["numa"]["nodes"].as_array().unwrap().iter().find(|n| n["id"].to_string() == *id).unwrap();
+                    assert_eq!(&node["memory_kb"], kb, "{ctx} node {id}");
+                }
+            }
+            "hugepages_per_node" => {
+                for (id, sizes) in want.as_object().unwrap() {
+                    let node = f["numa"]["nodes"].as_array().unwrap().iter().find(|n| n["id"].to_string() == *id).unwrap();
+                    for (size, total) in sizes.as_object().unwrap() {
+                        assert_eq!(&node["hugepages"][size]["total"], total, "{ctx} node {id} size {size}");
+                    }
+                }
+            }
+            "nics" => {
+                for (n, props) in want.as_object().unwrap() {
+                    let got = nic(&f, n);
+                    for (p, v) in props.as_object().unwrap() {
+                        assert_eq!(&got[p], v, "{ctx} {n}.{p}");
+                    }
+                    assert_eq!(got["virtual"], false, "{ctx} {n} is physical");
+                }
+            }
+            "virtual_netdevs" => {
+                let mut got: Vec<String> = f["nics"].as_array().unwrap().iter().filter(|n| n["virtual"] == true).map(|n| n["name"].as_str().unwrap().to_string()).collect();
+                got.sort();
+                let want: Vec<String> = want.as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+                assert_eq!(got, want, "{ctx}");
+            }
+            "pci_nics" => {
+                // {driver: numa_node}: every PCI NIC of that driver sits on that node.
+                for (driver, node) in want.as_object().unwrap() {
+                    let of: Vec<&Value> = f["nics"].as_array().unwrap().iter().filter(|n| n["driver"] == *driver).collect();
+                    assert!(!of.is_empty(), "{ctx}: no NIC with driver {driver}");
+                    for n in of {
+                        assert_eq!(&n["numa_node"], node, "{ctx}: {n}");
+                    }
+                }
+            }
+            "irq_dirs" => assert_eq!(f["irqs"]["dirs"], *want, "{ctx}"),
+            "default_smp_affinity_excludes" => {
+                let dflt = CpuList::parse(f["irqs"]["default_affinity"].as_str().unwrap()).unwrap();
+                assert!(!dflt.is_empty(), "{ctx}: default affinity unread");
+                assert!(dflt.is_disjoint(&CpuList::parse(want.as_str().unwrap()).unwrap()), "{ctx}: {dflt}");
+            }
+            "cmdline_isolcpus" => assert_eq!(f["kernel"]["isolcpus"], *want, "{ctx}"),
+            "cmdline_rcu_nocbs" => assert_eq!(f["kernel"]["rcu_nocbs"], *want, "{ctx}"),
+            "cmdline_nohz_full" => assert_eq!(f["kernel"]["nohz_full"], *want, "{ctx}"),
+            "cmdline_hugepages" => assert_eq!(f["kernel"]["args"]["hugepages"], serde_json::json!([want]), "{ctx}"),
+            other => panic!("{name}: MANIFEST expectation {other:?} is not checked by tests/real_dumps.rs"),
+        }
+        checked.push(key.clone());
+    }
+    // A scan of a real dump never panics, and it says what it could not read rather than
+    // staying silent about a whole subsystem.
+    assert!(warnings.iter().all(|w| !w.is_empty()));
+    checked
+}
+
+fn check_fixture(name: &str) {
+    let Some(manifest) = support::real_manifest() else {
+        assert!(!support::in_ci(), "CI=true but the real dumps are missing");
+        eprintln!("skipping {name}: ../shared/fixtures/real is absent");
+        return;
+    };
+    let expected = &manifest["fixtures"][name]["expected"];
+    assert!(expected.is_object(), "{name} is not in MANIFEST.json");
+    let checked = check(name, expected);
+    assert_eq!(checked.len(), expected.as_object().unwrap().len());
+}
+
+#[test]
+fn every_manifest_fixture_has_a_test() {
+    let Some(manifest) = support::real_manifest() else { return };
+    let names: Vec<&String> = manifest["fixtures"].as_object().unwrap().keys().collect();
+    let tested = ["hwloc-32intel64-2p8co2t", "utillinux-epyc7451", "hwloc-32em64t-2n8c", "cnto-r740xd-worker2", "cnto-r640-rt-worker1", "cnto-gcp-e2e-worker", "utillinux-dell-e4310"];
+    for n in names {
+        assert!(tested.contains(&n.as_str()), "real dump {n} has no test in tests/real_dumps.rs");
+    }
+}
+
+#[test]
+fn hwloc_32intel64_2p8co2t_matches_lstopo() {
+    check_fixture("hwloc-32intel64-2p8co2t");
+}
+
+#[test]
+fn utillinux_epyc7451_matches_lscpu() {
+    check_fixture("utillinux-epyc7451");
+}
+
+#[test]
+fn hwloc_32em64t_2n8c_matches_lstopo() {
+    check_fixture("hwloc-32em64t-2n8c");
+}
+
+#[test]
+fn cnto_r740xd_worker2_matches_cadvisor() {
+    check_fixture("cnto-r740xd-worker2");
+}
+
+#[test]
+fn cnto_r640_rt_worker1_matches_performance_profile_creator() {
+    check_fixture("cnto-r640-rt-worker1");
+}
+
+#[test]
+fn cnto_gcp_e2e_worker_matches_must_gather() {
+    check_fixture("cnto-gcp-e2e-worker");
+}
+
+#[test]
+fn utillinux_dell_e4310_matches_lscpu() {
+    check_fixture("utillinux-dell-e4310");
+}
+
+/// The tuned R640: the running cmdline is parsed, not guessed.
+#[test]
+fn cnto_r640_cmdline_details() {
+    let Some((f, _)) = scan("cnto-r640-rt-worker1") else { return };
+    let k = &f["kernel"];
+    assert_eq!(k["idle"], "poll");
+    assert_eq!(k["args"]["intel_pstate"], serde_json::json!(["disable"]));
+    assert_eq!(k["args"]["nosoftlockup"], serde_json::json!([null]));
+    assert_eq!(k["default_hugepagesz_kb"], 1048576);
+    assert_eq!(k["hugepages"], serde_json::json!([{"size_kb": 2048, "pages": 128, "per_node": null}]));
+    assert_eq!(k["args"]["tuned.non_isolcpus"], serde_json::json!(["0000ffff,ffffffff,fffff81f"]));
+    // tuned.non_isolcpus is the complement of isolcpus within the 80 CPUs.
+    let non_isol = CpuList::parse_mask("0000ffff,ffffffff,fffff81f").unwrap();
+    assert_eq!(non_isol.union(&CpuList::parse("5-10").unwrap()).to_string(), "0-79");
+}
+
+/// Offline CPUs and a cmdline with a stray '+' token.
+#[test]
+fn cnto_gcp_offline_cpus_and_odd_cmdline() {
+    let Some((f, _)) = scan("cnto-gcp-e2e-worker") else { return };
+    assert_eq!(f["cpu"]["offline"], "2-3");
+    assert_eq!(f["kernel"]["args"]["+"], serde_json::json!([null]));
+    assert_eq!(f["cpu"]["thread_siblings"], serde_json::json!(["0", "1"]));
+}
