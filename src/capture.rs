@@ -43,11 +43,19 @@ pub fn is_secret(target: &str) -> bool {
         || t.starts_with("/home/")
         || t.starts_with("/etc/pki/")
         || t.starts_with("/etc/ssl/private")
-        || (t.starts_with("/proc/") && matches!(name, "environ" | "cmdline" | "mem" | "maps" | "smaps" | "auxv" | "kcore"))
+        || t == "/proc/kcore"
+        || (is_process_path(t) && matches!(name, "environ" | "cmdline" | "mem" | "maps" | "smaps" | "auxv" | "fd" | "cwd" | "root" | "exe"))
         || name.ends_with(".key")
         || name.ends_with(".pem")
         || name.contains("secret")
         || name.contains("password")
+}
+
+/// `/proc/<pid>/...`, `/proc/self/...`, `/proc/<pid>/task/<tid>/...`.
+fn is_process_path(t: &str) -> bool {
+    let mut comps = t.split('/').skip(1);
+    comps.next() == Some("proc")
+        && comps.next().is_some_and(|c| c == "self" || c == "thread-self" || c.chars().all(|d| d.is_ascii_digit()))
 }
 
 /// One step of resolving a target path: links met on the way, and the final real path.
@@ -127,6 +135,25 @@ pub fn capture(root: &Path, out: &Path) -> Result<CaptureSummary> {
                 links.insert((at, t.to_string_lossy().into_owned()));
             }
         } else if root.join(r.path.trim_start_matches('/')).is_dir() {
+            // A listed folder: keep its links and subfolders (empty unless read), so that
+            // the same listing on the capture finds the same names. Its plain files come
+            // along only when the scan read them.
+            if rec.dirs.contains(target) {
+                for e in fs::read_dir(root.join(r.path.trim_start_matches('/'))).into_iter().flatten().flatten() {
+                    let at = format!("{}/{}", r.path.trim_end_matches('/'), e.file_name().to_string_lossy());
+                    let Ok(ft) = e.file_type() else { continue };
+                    if is_secret(&at) {
+                        continue;
+                    }
+                    if ft.is_symlink() {
+                        if let Ok(t) = fs::read_link(e.path()) {
+                            links.insert((at, t.to_string_lossy().into_owned()));
+                        }
+                    } else if ft.is_dir() {
+                        dirs.insert(at);
+                    }
+                }
+            }
             dirs.insert(r.path);
         } else {
             files.insert(r.path);
@@ -233,7 +260,7 @@ mod tests {
 
     #[test]
     fn secrets_are_refused() {
-        for p in ["/etc/shadow", "/proc/1/environ", "/proc/1/cmdline", "/etc/ssh/ssh_host_rsa_key", "/root/.bash_history", "/etc/x/server.key"] {
+        for p in ["/etc/shadow", "/proc/1/environ", "/proc/1/cmdline", "/proc/self/environ", "/proc/12/task/13/cmdline", "/etc/ssh/ssh_host_rsa_key", "/root/.bash_history", "/etc/x/server.key"] {
             assert!(is_secret(p), "{p}");
         }
         for p in ["/proc/cmdline", "/proc/1/comm", "/sys/class/net/eth0/mtu", "/etc/security/limits.conf"] {
