@@ -1,12 +1,807 @@
-//! Interrupts (stub: replaced by the IRQ work).
-use serde::{Deserialize, Serialize};
-use super::{Scan, cpu::Cpu, nic::Nic};
+//! Interrupts: `/proc/interrupts` (chips, hardware IRQ numbers, handler names, counts) and
+//! `/proc/irq/<n>/` (affinity, effective affinity, NUMA node, one subdirectory per handler),
+//! summarised per NIC and against the isolated CPUs.
+//!
+//! The surprising parts:
+//! - `/proc/interrupts` has one count column per *online* CPU, named by the header
+//!   (`CPU0 CPU2` when CPU1 is offline); `ERR:`/`MIS:` have a single total; arm64's `IPI0:`
+//!   runs into its first count (`IPI0:2768808080`); the tail of a numbered row changed form
+//!   across kernels (kernel/irq/proc.c, `show_interrupts`): `IR-IO-APIC-edge  i8042` (3.x),
+//!   `IR-PCI-MSI 524288-edge  eth0-TxRx-0` (4.x-6.1), `IR-PCI-MSIX-0000:3b:00.0 0-edge
+//!   i40e-...` (6.2+, one MSI domain per device), `GICv3  27 Level  arch_timer` (arm64), and
+//!   several handlers share a line as `PCIe PME, pciehp` (names may hold spaces).
+//! - `/proc/irq/` holds a numbered directory for every allocated IRQ, also those without a
+//!   handler that `/proc/interrupts` leaves out, and `default_smp_affinity` among them.
+//! - "Managed" IRQs (kernel-spread queues whose affinity cannot be changed) have no flag in
+//!   procfs or `/sys/kernel/irq`; writing their `smp_affinity` fails with EIO, which a scan
+//!   must not try. Only the debugfs state file `/sys/kernel/debug/irq/irqs/<n>`
+//!   (CONFIG_GENERIC_IRQ_DEBUGFS) names `IRQD_AFFINITY_MANAGED`; without it `managed` is null.
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::OnceLock;
+
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+
+use super::{Scan, cpu::Cpu, kernel::Kernel, nic::Nic};
+use crate::cpulist::CpuList;
+
+/// The IRQ summary: `irqs` in the facts.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Irqs {
+    /// Numbered IRQs the host describes: rows of `/proc/interrupts` and directories of
+    /// `/proc/irq`, merged (every row has a directory, so on a whole tree this equals `dirs`).
     pub total: usize,
+    /// Numbered directories under `/proc/irq` (`default_smp_affinity` is not one).
+    pub dirs: usize,
+    /// IRQs with a handler: a numbered row in `/proc/interrupts` or an action subdirectory.
+    pub active: usize,
+    /// `/proc/irq/default_smp_affinity`: the affinity new IRQs start with.
+    pub default_affinity: Option<CpuList>,
+    /// Active IRQs delivered to an isolated or nohz_full CPU (runtime or command line): by
+    /// effective affinity when the kernel reports it, else by affinity.
+    pub on_isolated: Vec<IrqOnIsolated>,
+    /// Per network device (netdev name, or PCI address when it has none): its IRQs.
+    pub nics: BTreeMap<String, NicIrqs>,
+    /// CPU number -> how many active IRQs may be delivered there (effective affinity, or
+    /// affinity where the kernel has no effective affinity).
+    pub by_cpu: BTreeMap<u32, usize>,
+    /// Every IRQ, only with `detail`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub list: Option<Vec<Irq>>,
 }
 
-pub fn read(_scan: &mut Scan, _cpu: &Cpu, _nics: &[Nic]) -> Irqs {
-    Irqs::default()
+/// An IRQ that may interrupt an isolated CPU.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IrqOnIsolated {
+    pub irq: u32,
+    pub actions: Vec<String>,
+    pub affinity: Option<CpuList>,
+    pub effective_affinity: Option<CpuList>,
+    pub managed: Option<bool>,
+}
+
+/// The IRQs of one network device.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NicIrqs {
+    pub count: usize,
+    /// Union of the CPUs its IRQs are delivered to (effective affinity, else affinity).
+    pub cpus: CpuList,
+    /// The device's NUMA node (`nics[].numa_node`).
+    pub numa_node: Option<i64>,
+}
+
+/// One IRQ, as `/proc/interrupts` and `/proc/irq/<n>/` describe it (`irqs.list[]`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Irq {
+    pub irq: u32,
+    /// Interrupt chip (`IR-PCI-MSI`, `IO-APIC`, `GICv3`, `IR-PCI-MSIX-0000:3b:00.0`).
+    pub chip: Option<String>,
+    /// Hardware IRQ number inside the chip's domain.
+    pub hwirq: Option<u64>,
+    /// As `/proc/interrupts` writes it: the flow handler on x86 (`edge`, `fasteoi`),
+    /// `Level`/`Edge` where the kernel shows the trigger type (arm64).
+    pub trigger: Option<String>,
+    /// Handler names (`eth0-TxRx-0`), in registration order.
+    pub actions: Vec<String>,
+    /// PCI function raising it, from the chip name, a handler name, or a PCI-MSI hwirq.
+    pub pci_address: Option<String>,
+    /// Sum of the per-CPU counts; null when `/proc/interrupts` has no row for it.
+    pub count: Option<u64>,
+    /// CPU number -> count, non-zero entries only.
+    pub per_cpu: BTreeMap<u32, u64>,
+    /// `smp_affinity_list` (or `smp_affinity`).
+    pub affinity: Option<CpuList>,
+    /// `effective_affinity_list` (or `effective_affinity`), since Linux 4.15.
+    pub effective_affinity: Option<CpuList>,
+    /// `affinity_hint`: the driver's suggestion (empty when it gives none).
+    pub affinity_hint: Option<CpuList>,
+    /// `node`: NUMA node of the IRQ's device; null for -1.
+    pub node: Option<i32>,
+    /// Kernel-managed affinity (from debugfs); null when unknowable.
+    pub managed: Option<bool>,
+}
+
+/// `/proc/interrupts`, parsed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Interrupts {
+    /// CPU number of each count column (online CPUs only).
+    pub cpus: Vec<u32>,
+    pub rows: Vec<InterruptRow>,
+    /// Lines that could not be read, with the reason (line numbers from 1).
+    pub bad_lines: Vec<String>,
+}
+
+/// One row of `/proc/interrupts`: a numbered IRQ or a named per-CPU source (`NMI`, `LOC`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InterruptRow {
+    /// Text before the colon: `24`, `NMI`, `IPI0`, `ERR`.
+    pub name: String,
+    /// The IRQ number for numbered rows.
+    pub irq: Option<u32>,
+    /// One count per column of `Interrupts::cpus`; a single total for `ERR`/`MIS`.
+    pub counts: Vec<u64>,
+    pub chip: Option<String>,
+    pub hwirq: Option<u64>,
+    pub trigger: Option<String>,
+    pub actions: Vec<String>,
+    /// For named rows: `Local timer interrupts`.
+    pub description: Option<String>,
+}
+
+impl InterruptRow {
+    pub fn total(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+}
+
+/// Whitespace-separated tokens with their byte offsets, so the tail of a line can be kept
+/// verbatim (handler names hold spaces).
+fn tokens(s: &str) -> Vec<(usize, &str)> {
+    let mut out = Vec::new();
+    let mut start = None;
+    for (i, c) in s.char_indices() {
+        match (c.is_whitespace(), start) {
+            (true, Some(st)) => {
+                out.push((st, &s[st..i]));
+                start = None;
+            }
+            (false, None) => start = Some(i),
+            _ => {}
+        }
+    }
+    if let Some(st) = start {
+        out.push((st, &s[st..]));
+    }
+    out
+}
+
+/// Parses `/proc/interrupts`. Fails only without a `CPUn` header; a line it cannot read is
+/// recorded in `bad_lines`.
+pub fn parse_interrupts(text: &str) -> Result<Interrupts, String> {
+    let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
+    let (_, header) = lines.next().ok_or("empty file")?;
+    let mut cpus = Vec::new();
+    for word in header.split_whitespace() {
+        let n = word.strip_prefix("CPU").and_then(|n| n.parse::<u32>().ok());
+        cpus.push(n.ok_or_else(|| format!("header word {word:?} is not CPUn"))?);
+    }
+    let mut out = Interrupts { cpus, ..Interrupts::default() };
+    for (i, line) in lines {
+        let Some((name, rest)) = line.split_once(':') else {
+            out.bad_lines.push(format!("line {}: no ':'", i + 1));
+            continue;
+        };
+        let name = name.trim();
+        if name.is_empty() {
+            out.bad_lines.push(format!("line {}: no IRQ name before ':'", i + 1));
+            continue;
+        }
+        let toks = tokens(rest);
+        let mut counts = Vec::new();
+        let mut tail_at = rest.len();
+        for &(at, t) in &toks {
+            if counts.len() < out.cpus.len() {
+                if let Ok(n) = t.parse::<u64>() {
+                    counts.push(n);
+                    continue;
+                }
+            }
+            tail_at = at;
+            break;
+        }
+        let tail = &rest[tail_at..];
+        let mut row = InterruptRow { name: name.to_string(), counts, ..InterruptRow::default() };
+        if let Ok(irq) = name.parse::<u32>() {
+            row.irq = Some(irq);
+            if row.counts.len() != out.cpus.len() {
+                out.bad_lines.push(format!(
+                    "line {}: IRQ {irq} has {} counts for {} CPUs",
+                    i + 1,
+                    row.counts.len(),
+                    out.cpus.len()
+                ));
+            }
+            let d = parse_descriptor(tail);
+            (row.chip, row.hwirq, row.trigger, row.actions) = (d.chip, d.hwirq, d.trigger, d.actions);
+        } else {
+            let d = tail.trim();
+            row.description = (!d.is_empty()).then(|| d.to_string());
+        }
+        out.rows.push(row);
+    }
+    Ok(out)
+}
+
+/// Flow handler names the kernel appends to a chip name (`irq_set_chip_and_handler_name`),
+/// as in 3.x's `IR-IO-APIC-edge`.
+const HANDLER_NAMES: &[&str] = &["edge", "level", "fasteoi", "simple", "percpu", "percpu_devid"];
+
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Descriptor {
+    chip: Option<String>,
+    hwirq: Option<u64>,
+    trigger: Option<String>,
+    actions: Vec<String>,
+}
+
+/// The tail of a numbered row after the counts: chip, hwirq, trigger or handler, actions.
+fn parse_descriptor(tail: &str) -> Descriptor {
+    let toks = tokens(tail);
+    let mut d = Descriptor::default();
+    let Some(&(_, chip)) = toks.first() else {
+        return d;
+    };
+    let is_hwirq_token = |t: &str| t.starts_with('-') || t.starts_with(|c: char| c.is_ascii_digit());
+    let mut next = 1;
+    match toks.get(1).map(|&(_, t)| t) {
+        Some(t) if is_hwirq_token(t) => {
+            d.chip = Some(chip.to_string());
+            // `524288-edge`, `27` (then `Level`), `-edge` (no irq domain), `0-edge`.
+            let (num, handler) = match t.split_once('-') {
+                Some((n, h)) => (n, Some(h)),
+                None => (t, None),
+            };
+            d.hwirq = num.parse().ok();
+            d.trigger = handler.filter(|h| !h.is_empty()).map(str::to_string);
+            next = 2;
+            if d.trigger.is_none() {
+                if let Some(&(_, t)) = toks.get(2) {
+                    if t == "Level" || t == "Edge" {
+                        d.trigger = Some(t.to_string());
+                        next = 3;
+                    }
+                }
+            }
+            // GENERIC_IRQ_SHOW_LEVEL with a handler name: `Level   -fasteoi`.
+            if let Some(&(_, t)) = toks.get(next) {
+                if t.starts_with('-') && t.len() > 1 {
+                    next += 1;
+                }
+            }
+        }
+        _ => {
+            // 3.x: `IR-IO-APIC-edge`, chip and handler in one word, no hwirq.
+            match chip.rsplit_once('-') {
+                Some((c, h)) if HANDLER_NAMES.contains(&h) && !c.is_empty() => {
+                    d.chip = Some(c.to_string());
+                    d.trigger = Some(h.to_string());
+                }
+                _ => d.chip = Some(chip.to_string()),
+            }
+        }
+    }
+    if let Some(&(at, _)) = toks.get(next) {
+        d.actions = tail[at..].split(", ").map(str::trim).filter(|a| !a.is_empty()).map(str::to_string).collect();
+    }
+    d
+}
+
+fn pci_address_re() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    // A literal pattern: compiling it cannot fail.
+    RE.get_or_init(|| Regex::new(r"([0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7])").unwrap())
+}
+
+/// The PCI function behind an IRQ: named in the chip (`IR-PCI-MSIX-0000:3b:00.0`, 6.2+),
+/// in a handler name (`mlx5_comp0@pci:0000:3b:00.0`, `ahci[0000:00:11.5]`), or encoded in
+/// the hwirq of the shared PCI-MSI domain of older kernels.
+pub fn irq_pci_address(chip: Option<&str>, hwirq: Option<u64>, actions: &[String]) -> Option<String> {
+    let re = pci_address_re();
+    let found = chip
+        .and_then(|c| re.find(c))
+        .or_else(|| actions.iter().find_map(|a| re.find(a)))
+        .map(|m| m.as_str().to_ascii_lowercase());
+    if found.is_some() {
+        return found;
+    }
+    // drivers/pci/msi/irqdomain.c, pci_msi_domain_calc_hwirq: msi_index | requester id
+    // (bus << 8 | devfn) << 11 | domain << 27. Only the shared domains (`PCI-MSI`,
+    // `IR-PCI-MSI`, arm64 `ITS-MSI`) number this way; per-device domains count from 0.
+    let chip = chip?;
+    if chip.ends_with("PCI-MSI") || chip == "ITS-MSI" {
+        let h = hwirq?;
+        let domain = h >> 27;
+        let bus = (h >> 19) & 0xff;
+        let dev = (h >> 14) & 0x1f;
+        let func = (h >> 11) & 0x7;
+        return Some(format!("{domain:04x}:{bus:02x}:{dev:02x}.{func:x}"));
+    }
+    None
+}
+
+/// A network device as the IRQ matching needs it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NicKey {
+    /// Key in `irqs.nics`: the netdev name, or the PCI address when there is none.
+    pub key: String,
+    pub name: Option<String>,
+    pub pci_address: Option<String>,
+    /// Basename of `/sys/class/net/<name>/device` when it is not PCI (`virtio1`), whose
+    /// handlers are named after it (`virtio1-input.0`).
+    pub device: Option<String>,
+    pub numa_node: Option<i64>,
+}
+
+/// True when `action` is `prefix` or starts with it followed by a non-alphanumeric
+/// character (`eth1-TxRx-0` is eth1's, `eth10-TxRx-0` is not).
+fn action_belongs_to(action: &str, prefix: &str) -> bool {
+    match action.strip_prefix(prefix) {
+        Some(rest) => rest.chars().next().is_none_or(|c| !c.is_ascii_alphanumeric()),
+        None => false,
+    }
+}
+
+/// Which NIC raises this IRQ: by PCI address first, then by handler name (the longest
+/// netdev or device name that prefixes one).
+pub fn match_nic<'a>(nics: &'a [NicKey], pci_address: Option<&str>, actions: &[String]) -> Option<&'a NicKey> {
+    if let Some(addr) = pci_address {
+        if let Some(n) = nics.iter().find(|n| n.pci_address.as_deref() == Some(addr)) {
+            return Some(n);
+        }
+    }
+    let mut best: Option<(&NicKey, usize)> = None;
+    for n in nics {
+        for prefix in [n.name.as_deref(), n.device.as_deref()].into_iter().flatten() {
+            if actions.iter().any(|a| action_belongs_to(a, prefix)) && best.is_none_or(|(_, l)| prefix.len() > l) {
+                best = Some((n, prefix.len()));
+            }
+        }
+    }
+    best.map(|(n, _)| n)
+}
+
+/// Files of `/proc/irq/<n>/`; every other entry is a handler's directory.
+const IRQ_FILES: &[&str] = &[
+    "smp_affinity",
+    "smp_affinity_list",
+    "effective_affinity",
+    "effective_affinity_list",
+    "affinity_hint",
+    "node",
+    "spurious",
+];
+
+/// Reads a CPU set from a list file, or else from its mask twin.
+fn read_cpus(scan: &mut Scan, list_path: &str, mask_path: &str) -> Option<CpuList> {
+    if let Some(t) = scan.host.attr(list_path) {
+        return match CpuList::parse(&t) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                scan.warn(format!("{list_path}: {e}"));
+                None
+            }
+        };
+    }
+    let t = scan.host.attr(mask_path)?;
+    match CpuList::parse_mask(&t) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            scan.warn(format!("{mask_path}: {e}"));
+            None
+        }
+    }
+}
+
+/// True when debugfs state says the kernel manages this IRQ's affinity
+/// (kernel/irq/debugfs.c prints the `IRQD_*` bits of `dstate` one per line).
+pub fn parse_debugfs_managed(text: &str) -> bool {
+    text.lines().any(|l| l.trim() == "IRQD_AFFINITY_MANAGED")
+}
+
+/// Matching keys of the physical NICs (virtual ones raise no IRQs of their own).
+fn nic_keys(scan: &mut Scan, nics: &[Nic]) -> Vec<NicKey> {
+    let mut out = Vec::new();
+    for nic in nics.iter().filter(|n| !n.r#virtual) {
+        let Some(key) = nic.name.clone().or_else(|| nic.pci_address.clone()) else { continue };
+        // virtio-net handlers are named after the virtio device (`virtio1-input.0`), which
+        // only the netdev's `device` link names.
+        let device = nic
+            .name
+            .as_ref()
+            .and_then(|n| scan.host.link_name(&format!("/sys/class/net/{n}/device")))
+            .filter(|d| !pci_address_re().is_match(d));
+        out.push(NicKey {
+            key,
+            name: nic.name.clone(),
+            pci_address: nic.pci_address.clone(),
+            device,
+            numa_node: nic.numa_node.filter(|&n| n >= 0),
+        });
+    }
+    out
+}
+
+/// Reads `/proc/interrupts` and `/proc/irq`.
+pub fn read(scan: &mut Scan, cpu: &Cpu, kernel: &Kernel, nics: &[Nic]) -> Irqs {
+    let interrupts = match scan.host.read_opt("/proc/interrupts") {
+        Ok(Some(t)) => match parse_interrupts(&t) {
+            Ok(i) => i,
+            Err(e) => {
+                scan.warn(format!("/proc/interrupts: {e}"));
+                Interrupts::default()
+            }
+        },
+        Ok(None) => {
+            scan.warn("/proc/interrupts: absent");
+            Interrupts::default()
+        }
+        Err(e) => {
+            scan.warn(e.to_string());
+            Interrupts::default()
+        }
+    };
+    if let Some(first) = interrupts.bad_lines.first() {
+        scan.warn(format!("/proc/interrupts: {} unreadable line(s), first {first}", interrupts.bad_lines.len()));
+    }
+    let rows: BTreeMap<u32, &InterruptRow> = interrupts.rows.iter().filter_map(|r| Some((r.irq?, r))).collect();
+    let dirs: BTreeSet<u32> = scan.host.list_or_empty("/proc/irq").iter().filter_map(|n| n.parse().ok()).collect();
+    let numbers: BTreeSet<u32> = rows.keys().copied().chain(dirs.iter().copied()).collect();
+
+    let default_affinity =
+        scan.host.attr("/proc/irq/default_smp_affinity").and_then(|t| match CpuList::parse_mask(&t) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                scan.warn(format!("/proc/irq/default_smp_affinity: {e}"));
+                None
+            }
+        });
+    let debugfs = scan.host.is_dir("/sys/kernel/debug/irq/irqs");
+    let detail = scan.options.detail;
+    // The CPUs IRQs should stay off: runtime `isolated` and `nohz_full`, and what the
+    // command line asks for (captures often lack the runtime files; the cmdline says the
+    // intent either way).
+    let mut isolated = cpu.isolated.union(&cpu.nohz_full);
+    if let Some(i) = &kernel.isolcpus {
+        isolated = isolated.union(&i.cpus);
+    }
+    if let Some(n) = &kernel.nohz_full {
+        isolated = isolated.union(n);
+    }
+    let nic_keys = nic_keys(scan, nics);
+
+    let mut out = Irqs { total: numbers.len(), dirs: dirs.len(), default_affinity, ..Irqs::default() };
+    let mut list = Vec::new();
+    for n in numbers {
+        let row = rows.get(&n).copied();
+        let mut irq = Irq { irq: n, ..Irq::default() };
+        if let Some(r) = row {
+            irq.chip = r.chip.clone();
+            irq.hwirq = r.hwirq;
+            irq.trigger = r.trigger.clone();
+            irq.actions = r.actions.clone();
+            irq.count = Some(r.total());
+            irq.per_cpu =
+                interrupts.cpus.iter().zip(&r.counts).filter(|(_, c)| **c > 0).map(|(cpu, c)| (*cpu, *c)).collect();
+        }
+        if dirs.contains(&n) {
+            let d = format!("/proc/irq/{n}");
+            irq.affinity = read_cpus(scan, &format!("{d}/smp_affinity_list"), &format!("{d}/smp_affinity"));
+            irq.effective_affinity =
+                read_cpus(scan, &format!("{d}/effective_affinity_list"), &format!("{d}/effective_affinity"));
+            irq.node = scan.host.attr_parse::<i32>(&format!("{d}/node")).filter(|&v| v >= 0);
+            if detail {
+                irq.affinity_hint =
+                    scan.host.attr(&format!("{d}/affinity_hint")).and_then(|t| CpuList::parse_mask(&t).ok());
+            }
+            if row.is_none() {
+                // No row: no handler, or a kernel that hides it; the subdirectories say.
+                for e in scan.host.list_or_empty(&d) {
+                    if !IRQ_FILES.contains(&e.as_str()) && scan.host.is_dir(&format!("{d}/{e}")) {
+                        irq.actions.push(e);
+                    }
+                }
+            }
+        }
+        if debugfs {
+            irq.managed = scan
+                .host
+                .read_opt(&format!("/sys/kernel/debug/irq/irqs/{n}"))
+                .ok()
+                .flatten()
+                .map(|t| parse_debugfs_managed(&t));
+        }
+        irq.pci_address = irq_pci_address(irq.chip.as_deref(), irq.hwirq, &irq.actions);
+
+        let active = row.is_some() || !irq.actions.is_empty();
+        if active {
+            out.active += 1;
+            let route = irq.effective_affinity.clone().filter(|c| !c.is_empty()).or_else(|| irq.affinity.clone());
+            if let Some(route) = &route {
+                for c in route.iter() {
+                    *out.by_cpu.entry(c).or_default() += 1;
+                }
+            }
+            // Where the IRQ is delivered: the effective affinity when the kernel reports
+            // one (an affinity of 0-79 delivered to CPU 0 does not disturb CPU 5).
+            if route.as_ref().is_some_and(|c| !c.is_disjoint(&isolated)) {
+                out.on_isolated.push(IrqOnIsolated {
+                    irq: n,
+                    actions: irq.actions.clone(),
+                    affinity: irq.affinity.clone(),
+                    effective_affinity: irq.effective_affinity.clone(),
+                    managed: irq.managed,
+                });
+            }
+            if let Some(nic) = match_nic(&nic_keys, irq.pci_address.as_deref(), &irq.actions) {
+                let e = out
+                    .nics
+                    .entry(nic.key.clone())
+                    .or_insert_with(|| NicIrqs { numa_node: nic.numa_node, ..NicIrqs::default() });
+                e.count += 1;
+                if let Some(route) = &route {
+                    e.cpus = e.cpus.union(route);
+                }
+            }
+        }
+        if detail {
+            list.push(irq);
+        }
+    }
+    if detail {
+        out.list = Some(list);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Option<String> {
+        let p = format!("{}/../shared/fixtures/parsers/{name}", env!("CARGO_MANIFEST_DIR"));
+        match std::fs::read_to_string(&p) {
+            Ok(t) => Some(t),
+            Err(_) => {
+                eprintln!("skipping: {p} is absent");
+                None
+            }
+        }
+    }
+
+    fn row<'a>(i: &'a Interrupts, name: &str) -> &'a InterruptRow {
+        i.rows.iter().find(|r| r.name == name).unwrap_or_else(|| panic!("no row {name}"))
+    }
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn x86_rows_of_4x_kernels_with_offline_cpu_columns() {
+        let text = "           CPU0       CPU2       \n\
+           0:        149          0   IO-APIC   2-edge      timer\n\
+          24:          0          7  IR-PCI-MSI 524288-edge      eth0-TxRx-0\n\
+          25:          1          0  IR-PCI-MSI 458752-edge      PCIe PME, pciehp\n\
+          26:          0          0  IR-PCI-MSI 458753-edge\n\
+         NMI:          0          3   Non-maskable interrupts\n\
+         ERR:          5\n\
+         MIS:          0\n";
+        let i = parse_interrupts(text).unwrap();
+        assert_eq!(i.cpus, vec![0, 2]);
+        assert!(i.bad_lines.is_empty(), "{:?}", i.bad_lines);
+        let r = row(&i, "24");
+        assert_eq!(r.irq, Some(24));
+        assert_eq!(r.counts, vec![0, 7]);
+        assert_eq!(r.chip.as_deref(), Some("IR-PCI-MSI"));
+        assert_eq!(r.hwirq, Some(524288));
+        assert_eq!(r.trigger.as_deref(), Some("edge"));
+        assert_eq!(r.actions, strings(&["eth0-TxRx-0"]));
+        assert_eq!(row(&i, "25").actions, strings(&["PCIe PME", "pciehp"]));
+        assert!(row(&i, "26").actions.is_empty());
+        assert_eq!(row(&i, "0").hwirq, Some(2));
+        let nmi = row(&i, "NMI");
+        assert_eq!(nmi.irq, None);
+        assert_eq!(nmi.description.as_deref(), Some("Non-maskable interrupts"));
+        let err = row(&i, "ERR");
+        assert_eq!(err.counts, vec![5]);
+        assert_eq!(err.description, None);
+    }
+
+    #[test]
+    fn per_device_msi_domains_of_6_2_kernels() {
+        let text = "  CPU0 CPU1\n 75:  0  139  IR-PCI-MSIX-0000:1a:00.0    1-edge      eno3-TxRx-0\n";
+        let i = parse_interrupts(text).unwrap();
+        let r = row(&i, "75");
+        assert_eq!(r.chip.as_deref(), Some("IR-PCI-MSIX-0000:1a:00.0"));
+        assert_eq!(r.hwirq, Some(1));
+        assert_eq!(r.actions, strings(&["eno3-TxRx-0"]));
+        assert_eq!(irq_pci_address(r.chip.as_deref(), r.hwirq, &r.actions).as_deref(), Some("0000:1a:00.0"));
+    }
+
+    #[test]
+    fn old_kernels_join_chip_and_handler() {
+        let text = "  CPU0\n  1:  17960  IR-IO-APIC-edge      i8042\n 40:  0  DMAR_MSI-edge      dmar0\n  7:  0  XT-PIC-XT        parport0\n";
+        let i = parse_interrupts(text).unwrap();
+        let r = row(&i, "1");
+        assert_eq!((r.chip.as_deref(), r.trigger.as_deref(), r.hwirq), (Some("IR-IO-APIC"), Some("edge"), None));
+        assert_eq!(r.actions, strings(&["i8042"]));
+        assert_eq!(row(&i, "40").chip.as_deref(), Some("DMAR_MSI"));
+        // An unknown suffix stays part of the chip name.
+        assert_eq!(row(&i, "7").chip.as_deref(), Some("XT-PIC-XT"));
+        assert_eq!(row(&i, "7").trigger, None);
+    }
+
+    #[test]
+    fn arm64_rows_show_the_trigger_and_ipis_touch_the_colon() {
+        let text = "      CPU0       CPU1\n\
+         10: 3287008667 3310445093     GICv3  27 Level     arch_timer\n\
+         50:          0          0  ARMH0061:00   3 Edge      ACPI:Event\n\
+         12:          0          0     GICv3  30 Level   -fasteoi  foo\n\
+        IPI0:2768808080 2844211768       Rescheduling interrupts\n\
+        Err:          0\n";
+        let i = parse_interrupts(text).unwrap();
+        let r = row(&i, "10");
+        assert_eq!((r.chip.as_deref(), r.hwirq, r.trigger.as_deref()), (Some("GICv3"), Some(27), Some("Level")));
+        assert_eq!(r.total(), 3287008667 + 3310445093);
+        let r = row(&i, "50");
+        assert_eq!(r.chip.as_deref(), Some("ARMH0061:00"));
+        assert_eq!(r.actions, strings(&["ACPI:Event"]));
+        assert_eq!(row(&i, "12").actions, strings(&["foo"]));
+        let ipi = row(&i, "IPI0");
+        assert_eq!(ipi.counts, vec![2768808080, 2844211768]);
+        assert_eq!(ipi.description.as_deref(), Some("Rescheduling interrupts"));
+    }
+
+    #[test]
+    fn row_names_with_spaces_and_bad_lines_are_reported() {
+        let text = "CPU0 CPU1\nI/O dev:  1  2   Some source\n 30:  1  IO-APIC 2-edge x\nrubbish\n";
+        let i = parse_interrupts(text).unwrap();
+        assert_eq!(row(&i, "I/O dev").counts, vec![1, 2]);
+        assert_eq!(i.bad_lines.len(), 2, "{:?}", i.bad_lines);
+        assert!(i.bad_lines[0].contains("IRQ 30 has 1 counts for 2 CPUs"));
+        assert!(i.bad_lines[1].starts_with("line 4"));
+        assert!(parse_interrupts("").is_err());
+        assert!(parse_interrupts("  0: 1 2\n").is_err());
+    }
+
+    #[test]
+    fn node_exporter_x86_laptop_sample() {
+        let Some(text) = fixture("interrupts-x86-laptop.txt") else { return };
+        let i = parse_interrupts(&text).unwrap();
+        assert!(i.bad_lines.is_empty(), "{:?}", i.bad_lines);
+        assert_eq!(i.cpus, vec![0, 1, 2, 3]);
+        assert_eq!(i.rows.iter().filter(|r| r.irq.is_some()).count(), 15);
+        let r = row(&i, "16");
+        assert_eq!((r.chip.as_deref(), r.trigger.as_deref()), (Some("IR-IO-APIC"), Some("fasteoi")));
+        assert_eq!(r.actions, strings(&["ehci_hcd:usb1", "mmc0"]));
+        assert_eq!(row(&i, "46").actions, strings(&["iwlwifi"]));
+        assert_eq!(row(&i, "LOC").description.as_deref(), Some("Local timer interrupts"));
+        assert_eq!(row(&i, "MIS").counts, vec![0]);
+    }
+
+    #[test]
+    fn node_exporter_aarch64_gicv3_sample() {
+        let Some(text) = fixture("interrupts-aarch64-gicv3.txt") else { return };
+        let i = parse_interrupts(&text).unwrap();
+        assert!(i.bad_lines.is_empty(), "{:?}", i.bad_lines);
+        assert_eq!(i.cpus.len(), 8);
+        let r = row(&i, "57");
+        assert_eq!((r.chip.as_deref(), r.hwirq), (Some("ITS-MSI"), Some(81920)));
+        assert_eq!(r.actions, strings(&["ena-mgmnt@pci:0000:00:05.0"]));
+        // The ITS numbers PCI MSIs like the x86 domain: the eth0 queues share 00:05.0.
+        let q = row(&i, "58");
+        assert_eq!(irq_pci_address(q.chip.as_deref(), q.hwirq, &q.actions).as_deref(), Some("0000:00:05.0"));
+        assert_eq!(row(&i, "IPI3").description.as_deref(), Some("CPU stop (for crash dump) interrupts"));
+        assert_eq!(row(&i, "Err").counts, vec![0]);
+    }
+
+    #[test]
+    fn pci_address_from_chip_handler_or_msi_hwirq() {
+        let a = |chip: &str, hwirq: u64, actions: &[&str]| irq_pci_address(Some(chip), Some(hwirq), &strings(actions));
+        // 13107200 = 0x19 << 19: bus 0x19, device 0, function 0.
+        assert_eq!(a("IR-PCI-MSI", 13107200, &["x"]).as_deref(), Some("0000:19:00.0"));
+        assert_eq!(a("PCI-MSI", 81921, &["virtio2-input"]).as_deref(), Some("0000:00:05.0"));
+        assert_eq!(a("IR-PCI-MSI", 1, &["mlx5_comp0@pci:0000:3B:00.1"]).as_deref(), Some("0000:3b:00.1"));
+        assert_eq!(a("IR-PCI-MSI", 288768, &["ahci[0000:00:11.5]"]).as_deref(), Some("0000:00:11.5"));
+        assert_eq!(a("IO-APIC", 2, &["timer"]), None);
+        assert_eq!(a("DMAR-MSI", 6, &["dmar6"]), None);
+    }
+
+    #[test]
+    fn nics_match_by_address_then_longest_name() {
+        let nic = |name: &str, pci: Option<&str>, device: Option<&str>| NicKey {
+            key: name.into(),
+            name: Some(name.into()),
+            pci_address: pci.map(Into::into),
+            device: device.map(Into::into),
+            numa_node: None,
+        };
+        let nics =
+            vec![nic("eth1", Some("0000:3b:00.0"), None), nic("eth10", None, None), nic("ens4", None, Some("virtio1"))];
+        let m = |pci: Option<&str>, a: &str| match_nic(&nics, pci, &strings(&[a])).map(|n| n.key.as_str());
+        assert_eq!(m(Some("0000:3b:00.0"), "i40e-0000:3b:00.0:misc"), Some("eth1"));
+        assert_eq!(m(None, "eth10-TxRx-0"), Some("eth10"));
+        assert_eq!(m(None, "eth1"), Some("eth1"));
+        assert_eq!(m(None, "eth100"), None);
+        assert_eq!(m(None, "virtio1-input.0"), Some("ens4"));
+        assert_eq!(m(None, "virtio10-input.0"), None);
+        assert_eq!(m(Some("0000:00:01.0"), "ahci"), None);
+    }
+
+    #[test]
+    fn debugfs_state_names_managed_irqs() {
+        let managed = "handler:  handle_edge_irq\ndstate:   0x3740a200\n            IRQ_TYPE_EDGE_RISING\n            IRQD_ACTIVATED\n            IRQD_AFFINITY_MANAGED\n";
+        assert!(parse_debugfs_managed(managed));
+        assert!(!parse_debugfs_managed("dstate:   0x00400200\n            IRQD_ACTIVATED\n"));
+    }
+
+    fn write(root: &std::path::Path, path: &str, text: &str) {
+        let p = root.join(path.trim_start_matches('/'));
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
+    #[test]
+    fn read_summarises_a_small_tree() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        write(
+            r,
+            "/proc/interrupts",
+            "   CPU0  CPU1  CPU2  CPU3\n\
+             0:  5  0  0  0  IO-APIC  2-edge  timer\n\
+            24:  0  9  0  0  IR-PCI-MSI 13107200-edge  eth0-TxRx-0\n\
+            25:  0  0  0  4  IR-PCI-MSI 13107201-edge  eth0-TxRx-1\n\
+            LOC: 1 2 3 4  Local timer interrupts\n",
+        );
+        write(r, "/proc/irq/default_smp_affinity", "3\n");
+        for (n, aff, eff) in [(0, "0-3", "0"), (24, "1", "1"), (25, "2-3", "3"), (26, "0-3", "")] {
+            write(r, &format!("/proc/irq/{n}/smp_affinity_list"), &format!("{aff}\n"));
+            write(r, &format!("/proc/irq/{n}/effective_affinity_list"), &format!("{eff}\n"));
+            write(r, &format!("/proc/irq/{n}/node"), "-1\n");
+        }
+        // IRQ 27: a handler known only from its directory.
+        write(r, "/proc/irq/27/smp_affinity", "8\n");
+        std::fs::create_dir_all(r.join("proc/irq/27/eth0-TxRx-2")).unwrap();
+        // IRQ 28: a virtio-net queue, named after the virtio device behind ens4.
+        write(r, "/proc/irq/28/smp_affinity_list", "0\n");
+        std::fs::create_dir_all(r.join("proc/irq/28/virtio1-input.0")).unwrap();
+        std::fs::create_dir_all(r.join("sys/class/net/ens4")).unwrap();
+        std::os::unix::fs::symlink("../../../virtio1", r.join("sys/class/net/ens4/device")).unwrap();
+
+        let host = crate::host::Host::new(r).unwrap();
+        let mut scan = Scan::new(&host, super::super::ScanOptions { detail: true });
+        let nics = vec![
+            Nic {
+                name: Some("eth0".into()),
+                pci_address: Some("0000:19:00.0".into()),
+                numa_node: Some(1),
+                ..Nic::default()
+            },
+            // A VLAN on eth0 shares nothing: virtual devices are skipped.
+            Nic {
+                name: Some("eth0.100".into()),
+                pci_address: Some("0000:19:00.0".into()),
+                r#virtual: true,
+                ..Nic::default()
+            },
+            Nic { name: Some("ens4".into()), ..Nic::default() },
+        ];
+        let cpu =
+            Cpu { isolated: CpuList::parse("2").unwrap(), nohz_full: CpuList::parse("3").unwrap(), ..Cpu::default() };
+        let irqs = read(&mut scan, &cpu, &Kernel::default(), &nics);
+        assert!(scan.warnings().is_empty(), "{:?}", scan.warnings());
+        assert_eq!((irqs.total, irqs.dirs, irqs.active), (6, 6, 5));
+        assert_eq!(irqs.default_affinity.as_ref().map(ToString::to_string).as_deref(), Some("0-1"));
+        let on_iso: Vec<u32> = irqs.on_isolated.iter().map(|i| i.irq).collect();
+        // IRQ 0 may go to CPUs 0-3 but is delivered to CPU 0 only: not on an isolated CPU.
+        assert_eq!(on_iso, vec![25, 27]);
+        let eth0 = &irqs.nics["eth0"];
+        assert_eq!((eth0.count, eth0.cpus.to_string(), eth0.numa_node), (3, "1,3".to_string(), Some(1)));
+        assert_eq!(irqs.nics.keys().collect::<Vec<_>>(), vec!["ens4", "eth0"]);
+        assert_eq!((irqs.nics["ens4"].count, irqs.nics["ens4"].cpus.to_string()), (1, "0".to_string()));
+        assert_eq!(irqs.by_cpu, BTreeMap::from([(0, 2), (1, 1), (3, 2)]));
+        let list = irqs.list.unwrap();
+        assert_eq!(list.len(), 6);
+        let i25 = &list[2];
+        assert_eq!(i25.count, Some(4));
+        assert_eq!(i25.per_cpu, BTreeMap::from([(3, 4)]));
+        assert_eq!(i25.pci_address.as_deref(), Some("0000:19:00.0"));
+        assert_eq!(i25.node, None);
+        assert_eq!(i25.managed, None);
+        assert_eq!(list[4].actions, strings(&["eth0-TxRx-2"]));
+        assert_eq!(list[4].affinity.as_ref().unwrap().to_string(), "3");
+        assert_eq!(list[3].count, None, "IRQ 26 has no row");
+    }
 }

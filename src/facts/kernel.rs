@@ -351,6 +351,8 @@ pub struct Kernel {
     pub default_hugepagesz_kb: Option<u64>,
     pub hugepages: Vec<BootHugepages>,
     pub bootloader: Bootloader,
+    /// Housekeeping cpumasks set at run time (workqueues, writeback).
+    pub cpumasks: super::sysctl::KernelCpumasks,
 }
 
 /// A CPU-list argument: the last value; a bare flag (`rcu_nocbs` alone) is an empty list.

@@ -88,9 +88,10 @@ pub fn collect(host: &Host, options: ScanOptions) -> (Facts, Vec<String>) {
     let cpu = cpu::read(&mut scan);
     let numa = numa::read(&mut scan, &cpu);
     let memory = memory::read(&mut scan);
-    let kernel = kernel::read(&mut scan);
+    let mut kernel = kernel::read(&mut scan);
+    kernel.cpumasks = sysctl::read_cpumasks(&mut scan);
     let nics = nic::read(&mut scan);
-    let irqs = irq::read(&mut scan, &cpu, &nics);
+    let irqs = irq::read(&mut scan, &cpu, &kernel, &nics);
     let services = services::read(&mut scan);
     let time = time::read(&mut scan);
     let user_stacks = user_stacks::read(&mut scan, &nics);

@@ -1,10 +1,336 @@
-//! (stub: replaced by the services/time/limits work).
+//! Daemons that move IRQs, retune the host or discipline the clock: irqbalance, tuned,
+//! chronyd, ntpd, ptp4l, phc2sys, systemd-timesyncd.
+//!
+//! `active` comes from the process table (`/proc/<pid>/comm` only: a process's cmdline and
+//! environ may hold secrets and are never read); `enabled` and `installed` from systemd's unit
+//! directories. The surprising parts: `comm` is cut to 15 bytes (TASK_COMM_LEN), so
+//! systemd-timesyncd is `systemd-timesyn`; linuxptp daemons usually run as template
+//! instances (`ptp4l@eth0.service`); Debian names chrony's unit `chrony.service` (with a
+//! `chronyd.service` alias) and ntp's `ntp.service`. A captured tree without `/proc/<pid>`
+//! says nothing about processes: `active` is then null, not false.
+
+use std::collections::{BTreeMap, BTreeSet};
+
 use serde::{Deserialize, Serialize};
+
 use super::Scan;
+use crate::cpulist::CpuList;
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Services {}
+/// State of one daemon.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Service {
+    /// A unit file exists; null without any systemd unit directory.
+    pub installed: Option<bool>,
+    /// Enabled at boot (a `*.wants/` or `*.requires/` link under /etc/systemd/system) and not
+    /// masked; null without any systemd unit directory.
+    pub enabled: Option<bool>,
+    /// A process of that name runs; null when the process table is not visible.
+    pub active: Option<bool>,
+}
 
-pub fn read(_scan: &mut Scan) -> Services {
-    Services::default()
+/// irqbalance and its environment file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Irqbalance {
+    #[serde(flatten)]
+    pub service: Service,
+    /// The environment file read: /etc/sysconfig/irqbalance or /etc/default/irqbalance.
+    pub config_file: Option<String>,
+    /// `IRQBALANCE_BANNED_CPUS` (hex mask): CPUs irqbalance leaves alone.
+    pub banned_cpus: Option<CpuList>,
+    /// `IRQBALANCE_BANNED_CPULIST` (irqbalance 1.8+; preferred over the mask).
+    pub banned_cpulist: Option<CpuList>,
+    /// `IRQBALANCE_ARGS` (RHEL) or `OPTIONS` (Debian), e.g. `--banirq=43`.
+    pub args: Option<String>,
+}
+
+/// tuned and its active profile.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tuned {
+    #[serde(flatten)]
+    pub service: Service,
+    /// /etc/tuned/active_profile (several profiles are space-separated).
+    pub profile: Option<String>,
+    /// /etc/tuned/profile_mode: `auto` or `manual`.
+    pub profile_mode: Option<String>,
+}
+
+/// The daemons: `services` in the facts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Services {
+    pub irqbalance: Irqbalance,
+    pub tuned: Tuned,
+    pub chronyd: Service,
+    pub ntpd: Service,
+    pub ptp4l: Service,
+    pub phc2sys: Service,
+    pub systemd_timesyncd: Service,
+}
+
+/// Where systemd looks for unit files, most local first (systemd.unit(5)).
+const UNIT_DIRS: &[&str] =
+    &["/etc/systemd/system", "/run/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system"];
+
+/// Parses a shell-style environment file (`KEY=value`, `KEY="value"`, `# comment`,
+/// `export KEY=...`); a later assignment wins, as when the shell sources it.
+pub fn parse_env_file(text: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").unwrap_or(line).trim_start();
+        let Some((k, v)) = line.split_once('=') else { continue };
+        let k = k.trim();
+        if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            continue;
+        }
+        let v = v.trim();
+        let v = if v.len() >= 2 && (v.starts_with('"') && v.ends_with('"') || v.starts_with('\'') && v.ends_with('\''))
+        {
+            &v[1..v.len() - 1]
+        } else {
+            // Unquoted: a ` #` starts a comment.
+            v.split(" #").next().unwrap_or(v).trim_end()
+        };
+        out.insert(k.to_string(), v.to_string());
+    }
+    out
+}
+
+/// True when the unit named by a link in a `.wants/` folder is one of `units`;
+/// `ptp4l@.service` stands for every instance (`ptp4l@eth0.service`).
+pub fn unit_matches(link_name: &str, units: &[&str]) -> bool {
+    units.iter().any(|u| match u.strip_suffix("@.service") {
+        Some(base) => link_name.strip_prefix(base).is_some_and(|r| r.starts_with('@') && r.ends_with(".service")),
+        None => link_name == *u,
+    })
+}
+
+/// What systemd's directories say, gathered once per scan.
+struct Systemd {
+    /// Any unit directory exists.
+    present: bool,
+    /// Names of unit files (and aliases) in the unit directories.
+    unit_files: BTreeSet<String>,
+    /// Names linked from /etc/systemd/system/*.wants and *.requires.
+    wanted: BTreeSet<String>,
+    /// Units linked to /dev/null in /etc/systemd/system or /run/systemd/system.
+    masked: BTreeSet<String>,
+}
+
+impl Systemd {
+    fn read(scan: &mut Scan) -> Systemd {
+        let mut s =
+            Systemd { present: false, unit_files: BTreeSet::new(), wanted: BTreeSet::new(), masked: BTreeSet::new() };
+        for dir in UNIT_DIRS {
+            if !scan.host.is_dir(dir) {
+                continue;
+            }
+            s.present = true;
+            for name in scan.host.list_or_empty(dir) {
+                let path = format!("{dir}/{name}");
+                if name.ends_with(".wants") || name.ends_with(".requires") {
+                    if *dir == "/etc/systemd/system" {
+                        s.wanted.extend(scan.host.list_or_empty(&path));
+                    }
+                    continue;
+                }
+                if (*dir == "/etc/systemd/system" || *dir == "/run/systemd/system")
+                    && scan.host.read_link(&path).as_deref() == Some("/dev/null")
+                {
+                    s.masked.insert(name.clone());
+                }
+                s.unit_files.insert(name);
+            }
+        }
+        s
+    }
+
+    fn service(&self, units: &[&str], comm: &str, procs: Option<&BTreeSet<String>>) -> Service {
+        let active = procs.map(|p| p.contains(comm));
+        if !self.present {
+            return Service { installed: None, enabled: None, active };
+        }
+        let masked = self.masked.iter().any(|m| units.contains(&m.as_str()));
+        let installed = self.unit_files.iter().any(|f| units.contains(&f.as_str()));
+        let wanted = self.wanted.iter().any(|w| unit_matches(w, units));
+        Service { installed: Some(installed || wanted), enabled: Some(wanted && !masked), active }
+    }
+}
+
+/// Process names (`comm`) of every process, or `None` when `/proc` lists no process.
+fn process_names(scan: &mut Scan) -> Option<BTreeSet<String>> {
+    let pids: Vec<String> =
+        scan.host.list_or_empty("/proc").into_iter().filter(|n| n.bytes().all(|b| b.is_ascii_digit())).collect();
+    if pids.is_empty() {
+        return None;
+    }
+    // Only `comm`: never cmdline or environ (secrets). A process may exit between the
+    // listing and the read: that is not an error.
+    Some(pids.iter().filter_map(|p| scan.host.attr(&format!("/proc/{p}/comm"))).collect())
+}
+
+fn cpus_of(scan: &mut Scan, file: &str, key: &str, value: Option<&String>, mask: bool) -> Option<CpuList> {
+    let v = value?.trim();
+    let parsed = if mask { CpuList::parse_mask(v) } else { CpuList::parse(v) };
+    match parsed {
+        Ok(c) => Some(c),
+        Err(e) => {
+            scan.warn(format!("{file}: {key}: {e}"));
+            None
+        }
+    }
+}
+
+/// Reads the daemons' state.
+pub fn read(scan: &mut Scan) -> Services {
+    let systemd = Systemd::read(scan);
+    let procs = process_names(scan);
+    let procs = procs.as_ref();
+    let svc = |units: &[&str], comm: &str| systemd.service(units, comm, procs);
+
+    let mut irqbalance = Irqbalance { service: svc(&["irqbalance.service"], "irqbalance"), ..Irqbalance::default() };
+    for file in ["/etc/sysconfig/irqbalance", "/etc/default/irqbalance"] {
+        let Some(text) = scan.host.read_opt(file).ok().flatten() else { continue };
+        let env = parse_env_file(&text);
+        irqbalance.config_file = Some(file.to_string());
+        irqbalance.banned_cpus = cpus_of(scan, file, "IRQBALANCE_BANNED_CPUS", env.get("IRQBALANCE_BANNED_CPUS"), true);
+        irqbalance.banned_cpulist =
+            cpus_of(scan, file, "IRQBALANCE_BANNED_CPULIST", env.get("IRQBALANCE_BANNED_CPULIST"), false);
+        irqbalance.args = env.get("IRQBALANCE_ARGS").or_else(|| env.get("OPTIONS")).cloned().filter(|a| !a.is_empty());
+        break;
+    }
+
+    let tuned = Tuned {
+        service: svc(&["tuned.service"], "tuned"),
+        profile: scan.host.attr("/etc/tuned/active_profile").filter(|p| !p.is_empty()),
+        profile_mode: scan.host.attr("/etc/tuned/profile_mode").filter(|p| !p.is_empty()),
+    };
+
+    Services {
+        irqbalance,
+        tuned,
+        chronyd: svc(&["chronyd.service", "chrony.service"], "chronyd"),
+        ntpd: svc(&["ntpd.service", "ntp.service", "ntpsec.service"], "ntpd"),
+        ptp4l: svc(&["ptp4l.service", "ptp4l@.service"], "ptp4l"),
+        phc2sys: svc(&["phc2sys.service", "phc2sys@.service"], "phc2sys"),
+        // comm is cut to 15 bytes.
+        systemd_timesyncd: svc(&["systemd-timesyncd.service"], "systemd-timesyn"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::facts::ScanOptions;
+    use crate::host::Host;
+    use std::fs;
+    use std::os::unix::fs::symlink;
+    use std::path::Path;
+
+    fn write(root: &Path, path: &str, text: &str) {
+        let p = root.join(path.trim_start_matches('/'));
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, text).unwrap();
+    }
+
+    fn link(root: &Path, path: &str, target: &str) {
+        let p = root.join(path.trim_start_matches('/'));
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        symlink(target, p).unwrap();
+    }
+
+    #[test]
+    fn env_files_as_the_shell_reads_them() {
+        let env = parse_env_file(
+            "# irqbalance\n#IRQBALANCE_ONESHOT=yes\nIRQBALANCE_BANNED_CPUS=\"0000ffff,ffffffff\"\n\
+             IRQBALANCE_ARGS='--banirq=43 --banirq=44'\nexport OPTIONS=-f # foreground\nIRQBALANCE_ARGS=\"--banirq=45\"\nnot a line\n",
+        );
+        assert_eq!(env["IRQBALANCE_BANNED_CPUS"], "0000ffff,ffffffff");
+        assert_eq!(env["IRQBALANCE_ARGS"], "--banirq=45");
+        assert_eq!(env["OPTIONS"], "-f");
+        assert!(!env.contains_key("IRQBALANCE_ONESHOT"));
+        assert_eq!(env.len(), 3);
+    }
+
+    #[test]
+    fn template_units_match_their_instances() {
+        let units = ["ptp4l.service", "ptp4l@.service"];
+        assert!(unit_matches("ptp4l@eth0.service", &units));
+        assert!(unit_matches("ptp4l.service", &units));
+        assert!(!unit_matches("ptp4l@eth0.socket", &units));
+        assert!(!unit_matches("ptp4lx@eth0.service", &units));
+        assert!(!unit_matches("phc2sys@eth0.service", &units));
+    }
+
+    #[test]
+    fn a_tree_with_units_processes_and_irqbalance_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        write(r, "/usr/lib/systemd/system/irqbalance.service", "[Unit]\n");
+        write(r, "/usr/lib/systemd/system/tuned.service", "[Unit]\n");
+        write(r, "/usr/lib/systemd/system/chronyd.service", "[Unit]\n");
+        write(r, "/usr/lib/systemd/system/ptp4l@.service", "[Unit]\n");
+        write(r, "/usr/lib/systemd/system/systemd-timesyncd.service", "[Unit]\n");
+        link(
+            r,
+            "/etc/systemd/system/multi-user.target.wants/irqbalance.service",
+            "/usr/lib/systemd/system/irqbalance.service",
+        );
+        link(r, "/etc/systemd/system/multi-user.target.wants/tuned.service", "/usr/lib/systemd/system/tuned.service");
+        link(
+            r,
+            "/etc/systemd/system/multi-user.target.wants/ptp4l@ens1f0.service",
+            "/usr/lib/systemd/system/ptp4l@.service",
+        );
+        // Enabled once, masked since: masked wins.
+        link(
+            r,
+            "/etc/systemd/system/sysinit.target.wants/systemd-timesyncd.service",
+            "/usr/lib/systemd/system/systemd-timesyncd.service",
+        );
+        link(r, "/etc/systemd/system/systemd-timesyncd.service", "/dev/null");
+        write(r, "/proc/1/comm", "systemd\n");
+        write(r, "/proc/812/comm", "irqbalance\n");
+        write(r, "/proc/990/comm", "ptp4l\n");
+        write(r, "/proc/991/comm", "systemd-timesyn\n");
+        write(r, "/proc/self/comm", "lltune\n");
+        write(r, "/etc/sysconfig/irqbalance", "IRQBALANCE_BANNED_CPUS=000007e0\nIRQBALANCE_BANNED_CPULIST=5-10\n");
+        write(r, "/etc/tuned/active_profile", "cpu-partitioning\n");
+        write(r, "/etc/tuned/profile_mode", "manual\n");
+
+        let host = Host::new(r).unwrap();
+        let mut scan = Scan::new(&host, ScanOptions::default());
+        let s = read(&mut scan);
+        assert!(scan.warnings().is_empty(), "{:?}", scan.warnings());
+        let state = |s: &Service| (s.installed, s.enabled, s.active);
+        assert_eq!(state(&s.irqbalance.service), (Some(true), Some(true), Some(true)));
+        assert_eq!(s.irqbalance.banned_cpus.as_ref().unwrap().to_string(), "5-10");
+        assert_eq!(s.irqbalance.banned_cpulist.as_ref().unwrap().to_string(), "5-10");
+        assert_eq!(s.irqbalance.config_file.as_deref(), Some("/etc/sysconfig/irqbalance"));
+        assert_eq!(state(&s.tuned.service), (Some(true), Some(true), Some(false)));
+        assert_eq!(s.tuned.profile.as_deref(), Some("cpu-partitioning"));
+        assert_eq!(s.tuned.profile_mode.as_deref(), Some("manual"));
+        assert_eq!(state(&s.chronyd), (Some(true), Some(false), Some(false)));
+        assert_eq!(state(&s.ntpd), (Some(false), Some(false), Some(false)));
+        assert_eq!(state(&s.ptp4l), (Some(true), Some(true), Some(true)));
+        assert_eq!(state(&s.systemd_timesyncd), (Some(true), Some(false), Some(true)));
+
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["irqbalance"]["active"], true, "service fields sit beside the config: {json}");
+        assert_eq!(json["irqbalance"]["banned_cpus"], "5-10");
+    }
+
+    #[test]
+    fn a_capture_without_processes_or_units_knows_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "/proc/cmdline", "quiet\n");
+        let host = Host::new(dir.path()).unwrap();
+        let mut scan = Scan::new(&host, ScanOptions::default());
+        let s = read(&mut scan);
+        assert_eq!(s.chronyd, Service { installed: None, enabled: None, active: None });
+        assert_eq!(s.irqbalance.banned_cpus, None);
+        assert_eq!(s.tuned.profile, None);
+    }
 }
