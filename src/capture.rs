@@ -276,7 +276,7 @@ mod tests {
         fs::write(r.join("sys/devices/virtual/net/lo/mtu"), "65536\n").unwrap();
         fs::create_dir_all(r.join("sys/class/net")).unwrap();
         std::os::unix::fs::symlink("../../devices/virtual/net/lo", r.join("sys/class/net/lo")).unwrap();
-        std::os::unix::fs::symlink("/etc/../../../../sys", r.join("abs")).unwrap();
+        std::os::unix::fs::symlink("/../../sys", r.join("abs")).unwrap();
         let res = resolve(r, "/sys/class/net/lo/mtu").unwrap();
         assert_eq!(res.path, "/sys/devices/virtual/net/lo/mtu");
         assert_eq!(res.links, vec![("/sys/class/net/lo".to_string(), "../../devices/virtual/net/lo".to_string())]);
