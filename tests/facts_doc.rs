@@ -39,8 +39,8 @@ fn split_pattern(p: &str) -> Vec<String> {
     segs
 }
 
-/// Leaf paths of a JSON value: scalars, nulls, and empty lists or maps.
-fn leaves(v: &Value, path: &mut Vec<String>, out: &mut BTreeSet<Vec<String>>) {
+/// Leaf paths of a JSON value: scalars, nulls, and empty lists or maps (flagged `true`).
+fn leaves(v: &Value, path: &mut Vec<String>, out: &mut BTreeSet<(Vec<String>, bool)>) {
     match v {
         Value::Object(m) if !m.is_empty() => {
             for (k, x) in m {
@@ -56,8 +56,11 @@ fn leaves(v: &Value, path: &mut Vec<String>, out: &mut BTreeSet<Vec<String>>) {
             }
             path.pop();
         }
+        Value::Array(_) | Value::Object(_) => {
+            out.insert((path.clone(), true));
+        }
         _ => {
-            out.insert(path.clone());
+            out.insert((path.clone(), false));
         }
     }
 }
@@ -74,14 +77,9 @@ fn undocumented(facts: &Value, doc: &[Vec<String>]) -> Vec<String> {
     let mut paths = BTreeSet::new();
     leaves(facts, &mut Vec::new(), &mut paths);
     let mut missing = Vec::new();
-    for p in paths {
-        let mut v = facts;
-        for seg in &p {
-            v = if seg == "[]" { v.as_array().and_then(|a| a.first()).unwrap_or(&Value::Null) } else { &v[seg.as_str()] };
-        }
-        let empty = matches!(v, Value::Array(a) if a.is_empty()) || matches!(v, Value::Object(m) if m.is_empty());
-        // A documented map of scalars (`x.*`) also covers its empty form.
-        if !doc.iter().any(|d| matches(d, &p, empty)) {
+    for (p, empty) in paths {
+        // A documented map or list (`x.*`, `x[]`) also covers its empty form.
+        if !doc.iter().any(|d| matches(d, &p, empty)) && !missing.contains(&p.join(".")) {
             missing.push(p.join("."));
         }
     }
