@@ -20,8 +20,10 @@ pub enum HostError {
     NotFound { path: String },
     #[error("{path}: permission denied")]
     PermissionDenied { path: String },
-    #[error("{path}: {source}")]
-    Io { path: String, source: io::Error },
+    // Not `source`: the message already holds the OS error, and a source would make
+    // anyhow's `{:#}` print it twice.
+    #[error("{path}: {err}")]
+    Io { path: String, err: io::Error },
 }
 
 impl HostError {
@@ -32,7 +34,7 @@ impl HostError {
             _ => match source.raw_os_error() {
                 // ENOTDIR: a path component is a file (or a dangling link in a capture).
                 Some(libc::ENOTDIR) => HostError::NotFound { path: path.to_string() },
-                _ => HostError::Io { path: path.to_string(), source },
+                _ => HostError::Io { path: path.to_string(), err: source },
             },
         }
     }
@@ -65,10 +67,7 @@ impl Host {
         match fs::metadata(&root) {
             Ok(m) if m.is_dir() => {}
             Ok(_) => {
-                return Err(HostError::Io {
-                    path: shown,
-                    source: io::Error::other("root is not a directory"),
-                });
+                return Err(HostError::Io { path: shown, err: io::Error::other("root is not a directory") });
             }
             Err(e) => return Err(HostError::from_io(&shown, e)),
         }

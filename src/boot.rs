@@ -1,0 +1,562 @@
+//! Editing the boot configuration's kernel arguments: `GRUB_CMDLINE_LINUX` and
+//! `GRUB_CMDLINE_LINUX_DEFAULT` in /etc/default/grub, the `options` line of every BLS entry
+//! under /boot/loader/entries (as `grubby --update-kernel=ALL` does), and /etc/kernel/cmdline.
+//!
+//! Edits work on the text as written: each argument keeps its raw spelling (quotes
+//! included) and the whitespace around it; only the arguments named by the task are
+//! replaced, removed or appended. Tokens such as `$tuned_params` or `$kernelopts` in a BLS
+//! `options` line are variables GRUB expands at boot: they are kept verbatim. The line is
+//! never rebuilt from /proc/cmdline (the seed's bug: it froze the running line, BOOT_IMAGE
+//! and all, into the configuration).
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::facts::kernel::{Bootloader, Cmdline, KernelArg, parse_cmdline, read_bootloader};
+use crate::facts::{Scan, ScanOptions};
+use crate::host::Host;
+
+/// A command line kept as written: raw tokens and the whitespace before each.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawCmdline {
+    /// `(whitespace before, raw token)`, in order.
+    pub tokens: Vec<(String, String)>,
+    /// Whitespace after the last token.
+    pub trailing: String,
+}
+
+impl RawCmdline {
+    /// Splits like `parse_cmdline` (whitespace outside double quotes), keeping raw text.
+    pub fn split(text: &str) -> RawCmdline {
+        let mut tokens = Vec::new();
+        let mut sep = String::new();
+        let mut cur = String::new();
+        let mut in_quote = false;
+        for c in text.chars() {
+            if c.is_whitespace() && !in_quote {
+                if !cur.is_empty() {
+                    tokens.push((std::mem::take(&mut sep), std::mem::take(&mut cur)));
+                }
+                sep.push(c);
+            } else {
+                if c == '"' {
+                    in_quote = !in_quote;
+                }
+                cur.push(c);
+            }
+        }
+        if !cur.is_empty() {
+            tokens.push((std::mem::take(&mut sep), cur));
+        }
+        RawCmdline { tokens, trailing: sep }
+    }
+
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        for (sep, tok) in &self.tokens {
+            s.push_str(sep);
+            s.push_str(tok);
+        }
+        s.push_str(&self.trailing);
+        s
+    }
+
+    /// The arguments as the kernel reads them.
+    pub fn parsed(&self) -> Cmdline {
+        parse_cmdline(&self.render())
+    }
+
+    /// Index of a bare `--`: arguments after it go to init.
+    fn init_split(&self) -> usize {
+        self.tokens.iter().position(|(_, t)| t == "--").unwrap_or(self.tokens.len())
+    }
+
+    fn arg(&self, i: usize) -> Option<KernelArg> {
+        parse_cmdline(&self.tokens[i].1).args.into_iter().next()
+    }
+
+    fn remove(&mut self, i: usize) {
+        let (sep, _) = self.tokens.remove(i);
+        // The first token's leading whitespace belongs to the line, not to the token.
+        if i == 0 {
+            if let Some(next) = self.tokens.first_mut() {
+                next.0 = sep;
+            }
+        }
+    }
+}
+
+/// What to remove: every occurrence of a key, or one `key=value`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Removal {
+    Key(String),
+    KeyValue(String, String),
+}
+
+impl Removal {
+    pub fn parse(text: &str) -> Removal {
+        match text.split_once('=') {
+            Some((k, v)) => Removal::KeyValue(k.to_string(), v.to_string()),
+            None => Removal::Key(text.to_string()),
+        }
+    }
+
+    pub fn key(&self) -> &str {
+        match self {
+            Removal::Key(k) | Removal::KeyValue(k, _) => k,
+        }
+    }
+
+    fn matches(&self, arg: &KernelArg) -> bool {
+        match self {
+            Removal::Key(k) => &arg.key == k,
+            Removal::KeyValue(k, v) => &arg.key == k && arg.value.as_deref() == Some(v.as_str()),
+        }
+    }
+}
+
+/// The change a task asks for: arguments to set (each ends up exactly once), and removals.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ArgEdit {
+    pub set: Vec<KernelArg>,
+    pub remove: Vec<Removal>,
+}
+
+impl ArgEdit {
+    /// The keys this edit decides about.
+    pub fn keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = Vec::new();
+        for k in self.set.iter().map(|a| a.key.as_str()).chain(self.remove.iter().map(Removal::key)) {
+            if !keys.iter().any(|x| x == k) {
+                keys.push(k.to_string());
+            }
+        }
+        keys
+    }
+}
+
+/// Applies an edit to lines that together form one command line (GRUB_CMDLINE_LINUX then
+/// GRUB_CMDLINE_LINUX_DEFAULT). A key already present is changed where it is (its first
+/// occurrence; later ones are dropped, so no key is ever duplicated); a new key is appended
+/// to `lines[append_to]`, before any `--`.
+pub fn edit_lines(lines: &mut [RawCmdline], edit: &ArgEdit, append_to: usize) {
+    for want in &edit.set {
+        let mut found = false;
+        for line in lines.iter_mut() {
+            let mut i = 0;
+            while i < line.init_split() {
+                match line.arg(i) {
+                    Some(a) if a.key == want.key => {
+                        if found {
+                            line.remove(i);
+                            continue;
+                        }
+                        found = true;
+                        if a.value != want.value {
+                            line.tokens[i].1 = want.render();
+                        }
+                    }
+                    _ => {}
+                }
+                i += 1;
+            }
+        }
+        if !found {
+            if let Some(line) = lines.get_mut(append_to) {
+                let at = line.init_split();
+                let sep = if line.tokens.is_empty() { String::new() } else { " ".to_string() };
+                if at == 0 && !line.tokens.is_empty() {
+                    // Only `-- init args`: the new argument goes first.
+                    let lead = std::mem::take(&mut line.tokens[0].0);
+                    line.tokens[0].0 = " ".into();
+                    line.tokens.insert(0, (lead, want.render()));
+                } else {
+                    line.tokens.insert(at, (sep, want.render()));
+                }
+            }
+        }
+    }
+    for r in &edit.remove {
+        for line in lines.iter_mut() {
+            let mut i = 0;
+            while i < line.init_split() {
+                if line.arg(i).is_some_and(|a| r.matches(&a)) {
+                    line.remove(i);
+                } else {
+                    i += 1;
+                }
+            }
+        }
+    }
+}
+
+/// Edits one command line given as text.
+pub fn edit_text(text: &str, edit: &ArgEdit) -> String {
+    let mut lines = [RawCmdline::split(text)];
+    edit_lines(&mut lines, edit, 0);
+    lines[0].render()
+}
+
+/// A shell assignment `VAR="value"` found in a file: where its value sits on its line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ShellAssign {
+    line: usize,
+    /// Everything up to and including `=`.
+    head: String,
+    quote: Option<char>,
+    /// The value, unquoted (`\"` turned into `"` inside double quotes).
+    value: String,
+    /// What follows the closing quote (a comment, usually nothing).
+    tail: String,
+}
+
+/// The last assignment of `var` (the one that wins when the shell sources the file).
+fn find_assign(text: &str, var: &str) -> Option<ShellAssign> {
+    let mut found = None;
+    for (n, line) in text.split('\n').enumerate() {
+        let start = line.len() - line.trim_start().len();
+        let l = &line[start..];
+        let body = l.strip_prefix("export ").unwrap_or(l);
+        let Some(rest) = body.strip_prefix(var).and_then(|r| r.strip_prefix('=')) else { continue };
+        let head = &line[..line.len() - rest.len()];
+        let (quote, value, tail) = match rest.chars().next() {
+            Some('"') => {
+                let inner = &rest[1..];
+                let mut value = String::new();
+                let mut end = inner.len();
+                let mut chars = inner.char_indices().peekable();
+                while let Some((i, c)) = chars.next() {
+                    match c {
+                        '\\' if matches!(chars.peek(), Some((_, '"'))) => {
+                            value.push('"');
+                            chars.next();
+                        }
+                        '"' => {
+                            end = i;
+                            break;
+                        }
+                        c => value.push(c),
+                    }
+                }
+                let tail = inner.get(end + 1..).unwrap_or("").to_string();
+                (Some('"'), value, tail)
+            }
+            Some('\'') => {
+                let inner = &rest[1..];
+                let end = inner.find('\'').unwrap_or(inner.len());
+                (Some('\''), inner[..end].to_string(), inner.get(end + 1..).unwrap_or("").to_string())
+            }
+            _ => {
+                let end = rest.find(|c: char| c.is_whitespace() || c == '#').unwrap_or(rest.len());
+                (None, rest[..end].to_string(), rest[end..].to_string())
+            }
+        };
+        found = Some(ShellAssign { line: n, head: head.to_string(), quote, value, tail });
+    }
+    found
+}
+
+/// Sets `var` in a shell-style file, keeping the line's quoting style where the new value
+/// allows it; appends `VAR="value"` when the variable is not assigned.
+pub fn set_shell_var(text: &str, var: &str, value: &str) -> String {
+    let dq = |v: &str| format!("\"{}\"", v.replace('"', "\\\""));
+    match find_assign(text, var) {
+        Some(a) => {
+            let quoted = match a.quote {
+                Some('\'') if !value.contains('\'') => format!("'{value}'"),
+                None if !value.is_empty() && !value.contains(|c: char| c.is_whitespace() || "\"'#;&|<>()`\\".contains(c)) => value.to_string(),
+                _ => dq(value),
+            };
+            let mut lines: Vec<String> = text.split('\n').map(str::to_string).collect();
+            lines[a.line] = format!("{}{}{}", a.head, quoted, a.tail);
+            lines.join("\n")
+        }
+        None => {
+            let mut out = text.to_string();
+            if !out.is_empty() && !out.ends_with('\n') {
+                out.push('\n');
+            }
+            out.push_str(&format!("{var}={}\n", dq(value)));
+            out
+        }
+    }
+}
+
+/// A shell variable's value as `find_assign` reads it.
+pub fn shell_var(text: &str, var: &str) -> Option<String> {
+    find_assign(text, var).map(|a| a.value)
+}
+
+/// Boot layouts lltune knows how to edit.
+pub const LAYOUTS: &[&str] = &["bls", "grub2", "kernel-cmdline"];
+
+/// The layout of the host (`read_bootloader`), with what it read.
+pub fn detect(host: &Host) -> (Bootloader, Vec<String>) {
+    let mut scan = Scan::new(host, ScanOptions::default());
+    let b = read_bootloader(&mut scan);
+    (b, scan.warnings().to_vec())
+}
+
+/// One file edit: its text before and after.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileEdit {
+    pub path: String,
+    pub before: String,
+    pub after: String,
+}
+
+/// How grub.cfg gets regenerated after /etc/default/grub changes (classic GRUB2 only).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Regenerate {
+    /// The generated config in use (`/boot/grub2/grub.cfg`, `/boot/efi/EFI/redhat/grub.cfg`).
+    pub cfg: String,
+    /// The command: `grub2-mkconfig -o <cfg>` or `update-grub`.
+    pub argv: Vec<String>,
+}
+
+/// What an edit does to a host's boot configuration. Pure: reads, writes nothing.
+#[derive(Debug, Clone)]
+pub struct BootPlan {
+    pub layout: String,
+    /// Every file the layout keeps arguments in, changed or not.
+    pub files: Vec<FileEdit>,
+    /// Arguments the next boot gets, before and after the edit.
+    pub configured_before: Cmdline,
+    pub configured_after: Cmdline,
+    /// Set when /etc/default/grub changes on a classic GRUB2 host.
+    pub regenerate: Option<Regenerate>,
+    pub warnings: Vec<String>,
+}
+
+const GRUB_DEFAULTS: &str = "/etc/default/grub";
+const KERNEL_CMDLINE: &str = "/etc/kernel/cmdline";
+
+/// Plans `edit` for `layout` (`auto` = detected).
+pub fn plan(host: &Host, layout: &str, edit: &ArgEdit) -> Result<BootPlan> {
+    let (boot, mut warnings) = detect(host);
+    let layout = if layout == "auto" { boot.layout.clone() } else { layout.to_string() };
+    if !LAYOUTS.contains(&layout.as_str()) {
+        anyhow::bail!(
+            "no boot configuration found to edit (looked for {GRUB_DEFAULTS}, /boot/loader/entries/*.conf, {KERNEL_CMDLINE}); detected layout {:?}",
+            boot.layout
+        );
+    }
+    let mut files = Vec::new();
+    let mut configured: Option<(Cmdline, Cmdline)> = None;
+    let mut regenerate = None;
+
+    // /etc/default/grub: edited on every GRUB layout, so kernels installed later (and
+    // grub2-mkconfig runs) inherit the arguments.
+    if let Some(text) = host.read_opt(GRUB_DEFAULTS)? {
+        if layout == "kernel-cmdline" {
+            // Not used for booting on this layout.
+        } else {
+            let linux = shell_var(&text, "GRUB_CMDLINE_LINUX").unwrap_or_default();
+            let default = shell_var(&text, "GRUB_CMDLINE_LINUX_DEFAULT");
+            let mut lines = vec![RawCmdline::split(&linux), RawCmdline::split(default.as_deref().unwrap_or(""))];
+            let before = join_cmdlines(&lines);
+            edit_lines(&mut lines, edit, 0);
+            let after_linux = lines[0].render();
+            let after_default = lines[1].render();
+            let mut new_text = text.clone();
+            if after_linux != linux {
+                new_text = set_shell_var(&new_text, "GRUB_CMDLINE_LINUX", &after_linux);
+            }
+            if default.is_some() && Some(&after_default) != default.as_ref() {
+                new_text = set_shell_var(&new_text, "GRUB_CMDLINE_LINUX_DEFAULT", &after_default);
+            }
+            if layout == "grub2" {
+                configured = Some((before, join_cmdlines(&lines)));
+                if new_text != text {
+                    regenerate = regenerate_command(host, &boot);
+                    if regenerate.is_none() {
+                        warnings.push(format!("{GRUB_DEFAULTS} changes but no generated grub.cfg was found to regenerate"));
+                    }
+                }
+            }
+            files.push(FileEdit { path: GRUB_DEFAULTS.into(), before: text, after: new_text });
+        }
+    } else if layout == "grub2" {
+        anyhow::bail!("bootloader grub2: {GRUB_DEFAULTS} does not exist");
+    }
+
+    if layout == "bls" {
+        if boot.bls_entries.is_empty() {
+            anyhow::bail!("bootloader bls: no /boot/loader/entries/*.conf");
+        }
+        let running = host.attr("/proc/sys/kernel/osrelease");
+        let current = pick_bls_entry(&boot, running.as_deref());
+        for entry in &boot.bls_entries {
+            let text = host.read(&entry.path)?;
+            let (after, before_opts, after_opts) = edit_bls_entry(&text, edit);
+            if Some(entry.path.as_str()) == current {
+                configured = Some((parse_cmdline(&before_opts), parse_cmdline(&after_opts)));
+            }
+            if before_opts.contains("$kernelopts") {
+                warnings.push(format!(
+                    "{}: options use $kernelopts from /boot/grub2/grubenv; arguments set there are not edited (set them with this module, which adds them to the options line)",
+                    entry.path
+                ));
+            }
+            files.push(FileEdit { path: entry.path.clone(), before: text, after });
+        }
+    }
+
+    if let Some(text) = host.read_opt(KERNEL_CMDLINE)? {
+        let after = edit_text(&text, edit);
+        if layout == "kernel-cmdline" {
+            configured = Some((parse_cmdline(&text), parse_cmdline(&after)));
+        }
+        files.push(FileEdit { path: KERNEL_CMDLINE.into(), before: text, after });
+    } else if layout == "kernel-cmdline" {
+        anyhow::bail!("bootloader kernel-cmdline: {KERNEL_CMDLINE} does not exist");
+    }
+
+    let (configured_before, configured_after) = configured.unwrap_or_default();
+    Ok(BootPlan { layout, files, configured_before, configured_after, regenerate, warnings })
+}
+
+fn join_cmdlines(lines: &[RawCmdline]) -> Cmdline {
+    // GRUB's 10_linux: `linux ... ${GRUB_CMDLINE_LINUX} ${GRUB_CMDLINE_LINUX_DEFAULT}`.
+    let text: Vec<String> = lines.iter().map(RawCmdline::render).collect();
+    parse_cmdline(&text.join(" "))
+}
+
+/// Edits the `options` line of one BLS entry; returns (new text, options before, after).
+/// An entry without an `options` line gets one.
+pub fn edit_bls_entry(text: &str, edit: &ArgEdit) -> (String, String, String) {
+    let mut lines: Vec<String> = text.split('\n').map(str::to_string).collect();
+    let idx = lines.iter().position(|l| {
+        let t = l.trim_start();
+        t.strip_prefix("options").is_some_and(|r| r.starts_with(char::is_whitespace) || r.is_empty())
+    });
+    match idx {
+        Some(i) => {
+            let line = lines[i].clone();
+            let start = line.len() - line.trim_start().len() + "options".len();
+            let rest = &line[start..];
+            // Keep the whitespace after `options` as the line's own.
+            let ws = rest.len() - rest.trim_start().len();
+            let (gap, opts) = rest.split_at(ws);
+            let after = edit_text(opts, edit);
+            lines[i] = format!("{}{}{}", &line[..start], if gap.is_empty() && !after.is_empty() { " " } else { gap }, after);
+            (lines.join("\n"), opts.trim().to_string(), after.trim().to_string())
+        }
+        None => {
+            let after = edit_text("", edit);
+            let mut out = text.to_string();
+            if !after.is_empty() {
+                if !out.is_empty() && !out.ends_with('\n') {
+                    out.push('\n');
+                }
+                out.push_str(&format!("options {after}\n"));
+            }
+            (out, String::new(), after)
+        }
+    }
+}
+
+/// The BLS entry the next boot most likely uses: the running kernel's, else the newest
+/// non-rescue entry (GRUB sorts entries by version, newest first).
+fn pick_bls_entry<'a>(boot: &'a Bootloader, running: Option<&str>) -> Option<&'a str> {
+    if let Some(r) = running {
+        if let Some(e) = boot.bls_entries.iter().find(|e| e.version.as_deref() == Some(r) || e.path.ends_with(&format!("-{r}.conf"))) {
+            return Some(&e.path);
+        }
+    }
+    let mut entries: Vec<_> = boot.bls_entries.iter().filter(|e| !e.path.contains("rescue")).collect();
+    entries.sort_by(|a, b| b.path.cmp(&a.path));
+    entries.first().or(boot.bls_entries.first().as_ref()).map(|e| e.path.as_str())
+}
+
+/// The generated grub.cfg in use and the command that regenerates it. On UEFI hosts of
+/// RHEL 8 the real config is /boot/efi/EFI/<vendor>/grub.cfg; on RHEL 9 that file is a stub
+/// that `configfile`s /boot/grub2/grub.cfg, which is then the one to regenerate.
+pub fn regenerate_command(host: &Host, boot: &Bootloader) -> Option<Regenerate> {
+    let efi = host.is_dir("/sys/firmware/efi");
+    let mut cfg = None;
+    if efi {
+        cfg = boot
+            .grub_cfg
+            .iter()
+            .filter(|c| c.starts_with("/boot/efi/"))
+            .find(|c| host.read(c).map(|t| !t.contains("configfile")).unwrap_or(false))
+            .cloned();
+    }
+    let cfg = cfg.or_else(|| boot.grub_cfg.iter().find(|c| !c.starts_with("/boot/efi/")).cloned())?;
+    let argv = if cfg == "/boot/grub/grub.cfg" && !host.exists("/boot/grub2") {
+        // Debian and Ubuntu: update-grub wraps grub-mkconfig -o /boot/grub/grub.cfg.
+        vec!["update-grub".to_string()]
+    } else {
+        vec!["grub2-mkconfig".to_string(), "-o".to_string(), cfg.clone()]
+    };
+    Some(Regenerate { cfg, argv })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(k: &str, v: Option<&str>) -> KernelArg {
+        KernelArg { key: k.into(), value: v.map(str::to_string) }
+    }
+
+    #[test]
+    fn raw_split_round_trips_bytes() {
+        for s in ["", "  a  b=\"x y\"\tc ", "root=UUID=1 ro -- single", "$tuned_params"] {
+            assert_eq!(RawCmdline::split(s).render(), s);
+        }
+    }
+
+    #[test]
+    fn edit_keeps_order_quotes_and_never_duplicates() {
+        let e = ArgEdit {
+            set: vec![set("isolcpus", Some("2-5")), set("nosoftlockup", None), set("console", Some("ttyS0"))],
+            remove: vec![Removal::Key("rhgb".into())],
+        };
+        let out = edit_text("ro  dyndbg=\"file a.c +p\" isolcpus=1 rhgb console=tty0 quiet console=ttyS1 $tuned_params -- s", &e);
+        assert_eq!(out, "ro  dyndbg=\"file a.c +p\" isolcpus=2-5 console=ttyS0 quiet $tuned_params nosoftlockup -- s");
+        // Idempotent.
+        assert_eq!(edit_text(&out, &e), out);
+        // A value with spaces is quoted; one value of a repeated key is removed alone.
+        let e2 = ArgEdit { set: vec![set("x", Some("a b"))], remove: vec![Removal::parse("console=tty0")] };
+        assert_eq!(edit_text("console=tty0 console=ttyS0", &e2), "console=ttyS0 x=\"a b\"");
+        // Removing the first token keeps the line's leading whitespace.
+        let e3 = ArgEdit { set: vec![], remove: vec![Removal::Key("a".into())] };
+        assert_eq!(edit_text(" a b", &e3), " b");
+    }
+
+    #[test]
+    fn edit_across_grub_linux_and_default() {
+        let mut lines = vec![RawCmdline::split("crashkernel=auto"), RawCmdline::split("quiet splash nohz_full=1")];
+        let e = ArgEdit { set: vec![set("nohz_full", Some("2-5")), set("skew_tick", Some("1"))], remove: vec![] };
+        edit_lines(&mut lines, &e, 0);
+        assert_eq!(lines[0].render(), "crashkernel=auto skew_tick=1");
+        assert_eq!(lines[1].render(), "quiet splash nohz_full=2-5");
+    }
+
+    #[test]
+    fn shell_assignments_keep_style() {
+        let text = "GRUB_TIMEOUT=5\nGRUB_CMDLINE_LINUX=\"a b\" # kept\nGRUB_CMDLINE_LINUX_DEFAULT='quiet'\nX=1";
+        let t = set_shell_var(text, "GRUB_CMDLINE_LINUX", "a b c=\"x y\"");
+        assert_eq!(t, "GRUB_TIMEOUT=5\nGRUB_CMDLINE_LINUX=\"a b c=\\\"x y\\\"\" # kept\nGRUB_CMDLINE_LINUX_DEFAULT='quiet'\nX=1");
+        assert_eq!(shell_var(&t, "GRUB_CMDLINE_LINUX").as_deref(), Some("a b c=\"x y\""));
+        assert_eq!(crate::facts::kernel::parse_shell_var(&t, "GRUB_CMDLINE_LINUX").as_deref(), Some("a b c=\"x y\""));
+        let t = set_shell_var(&t, "GRUB_CMDLINE_LINUX_DEFAULT", "quiet splash");
+        assert!(t.contains("GRUB_CMDLINE_LINUX_DEFAULT='quiet splash'\n"));
+        assert_eq!(set_shell_var("A=1\n", "B", "x"), "A=1\nB=\"x\"\n");
+        assert_eq!(set_shell_var("B=x\n", "B", "x y"), "B=\"x y\"\n");
+    }
+
+    #[test]
+    fn bls_options_line_keeps_variables() {
+        let text = "title Rocky\nversion 5.14.0\noptions root=/dev/x ro $tuned_params\ngrub_users $grub_users\n";
+        let e = ArgEdit { set: vec![set("nohz_full", Some("2-5"))], remove: vec![] };
+        let (out, before, after) = edit_bls_entry(text, &e);
+        assert_eq!(out, "title Rocky\nversion 5.14.0\noptions root=/dev/x ro $tuned_params nohz_full=2-5\ngrub_users $grub_users\n");
+        assert_eq!(before, "root=/dev/x ro $tuned_params");
+        assert_eq!(after, "root=/dev/x ro $tuned_params nohz_full=2-5");
+        let (out, _, _) = edit_bls_entry("title x\n", &e);
+        assert_eq!(out, "title x\noptions nohz_full=2-5\n");
+    }
+}

@@ -1,0 +1,310 @@
+//! lltune_kernel_args: kernel command-line arguments in the boot configuration, for the
+//! next boot: every BLS entry's `options` line (as `grubby --update-kernel=ALL`),
+//! `GRUB_CMDLINE_LINUX`/`_DEFAULT` in /etc/default/grub, /etc/kernel/cmdline; on classic
+//! GRUB2, grub.cfg regenerated with the platform's tool when `root` is `/`.
+//!
+//! The surprising part: nothing changes until a reboot, so the result compares the running
+//! arguments (/proc/cmdline) with the configured ones for the keys the task names, and
+//! `reboot_required` says whether they differ; a rerun after the reboot reports neither a
+//! change nor a reboot. The editing itself lives in `crate::boot`.
+
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
+
+use crate::boot::{self, ArgEdit, Removal};
+use crate::facts::kernel::{Cmdline, KernelArg, parse_cmdline};
+use crate::host::Host;
+use crate::journal::{self, Action, Journal, Record};
+use crate::protocol::{Diff, Failure, Meta, Outcome, lenient_bool};
+
+pub const MODULE: &str = "lltune_kernel_args";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    /// `nohz_full` → `2-5`; `""` or null for a bare flag such as `nosoftlockup`. Kept in
+    /// the order given (`hugepagesz` must come before its `hugepages`).
+    #[serde(default, deserialize_with = "ordered_args")]
+    pub args: Vec<(String, Option<String>)>,
+    /// Keys to remove, or `key=value` for one value of a repeated key.
+    #[serde(default)]
+    pub remove: Vec<String>,
+    #[serde(default, deserialize_with = "lenient_bool")]
+    pub allow_dangerous_mitigations: bool,
+    /// `auto`, `bls`, `grub2` or `kernel-cmdline`.
+    #[serde(default = "auto")]
+    pub bootloader: String,
+    #[serde(default)]
+    pub backup_id: Option<String>,
+}
+
+fn auto() -> String {
+    "auto".into()
+}
+
+/// A mapping of argument → scalar, in the order written (serde_json keeps it).
+fn ordered_args<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Vec<(String, Option<String>)>, D::Error> {
+    let m = serde_json::Map::deserialize(d)?;
+    let mut out = Vec::new();
+    for (k, v) in m {
+        let s = match v {
+            Value::Null => None,
+            Value::String(s) if s.is_empty() => None,
+            Value::String(s) => Some(s),
+            Value::Number(n) => Some(n.to_string()),
+            Value::Bool(b) => {
+                // `mitigations: off` in YAML is a boolean: say so rather than guess.
+                return Err(serde::de::Error::custom(format!("{k}: got the boolean {b}; quote the value (YAML reads off/on/yes/no as booleans)")));
+            }
+            other => return Err(serde::de::Error::custom(format!("{k}: expected a string or number, got {other}"))),
+        };
+        out.push((k, s));
+    }
+    Ok(out)
+}
+
+/// Arguments the boot loader owns: editing them breaks booting.
+const PROTECTED: &[&str] = &["root", "BOOT_IMAGE", "initrd"];
+
+/// Arguments that switch off CPU vulnerability mitigations
+/// (Documentation/admin-guide/kernel-parameters.txt, hw-vuln/).
+pub fn is_dangerous(arg: &KernelArg) -> bool {
+    let v = arg.value.as_deref().unwrap_or("");
+    match arg.key.as_str() {
+        "nospectre_v1" | "nospectre_v2" | "nospectre_bhb" | "nopti" | "nospec_store_bypass_disable" | "nosmap" | "nosmep" => true,
+        "mitigations" | "pti" | "spectre_v2" | "spectre_v2_user" | "spec_store_bypass_disable" | "l1tf" | "mds" | "tsx_async_abort"
+        | "mmio_stale_data" | "retbleed" | "srbds" | "gather_data_sampling" | "reg_file_data_sampling" | "spectre_bhi"
+        | "spec_rstack_overflow" | "l1d_flush" | "kvm.nx_huge_pages" | "spectre_v1" => v == "off",
+        "kpti" => v == "0" || v == "off",
+        "tsx" => v == "on",
+        _ => false,
+    }
+}
+
+/// A kernel parameter name: letters, digits, `_`, `-`, `.` (module parameters).
+fn check_key(k: &str) -> Result<(), String> {
+    if k.is_empty() || k.starts_with('-') || !k.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)) {
+        return Err(format!("{k:?} is not a kernel parameter name (letters, digits, '_', '-', '.' only)"));
+    }
+    Ok(())
+}
+
+/// Values go inside shell and GRUB quoting: refuse what would break out of it.
+fn check_value(k: &str, v: &str) -> Result<(), String> {
+    if let Some(c) = v.chars().find(|c| "\"'`$\\\n\r\0".contains(*c)) {
+        return Err(format!("{k}: value {v:?} contains {c:?}, which the boot configuration cannot carry safely"));
+    }
+    Ok(())
+}
+
+/// One managed key whose running values differ from the configured ones.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Pending {
+    pub key: String,
+    pub running: Vec<Option<String>>,
+    pub configured: Vec<Option<String>>,
+}
+
+/// What happens to grub.cfg.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GrubCfg {
+    pub path: String,
+    pub command: String,
+    pub regenerated: bool,
+    /// Why it was not regenerated (check mode, or `root` is not `/`).
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub layout: String,
+    pub actions: Vec<Action>,
+    pub diff: Vec<Diff>,
+    pub running: Option<Cmdline>,
+    pub configured: Cmdline,
+    pub pending: Vec<Pending>,
+    pub grub_cfg: Option<GrubCfg>,
+    pub warnings: Vec<String>,
+    pub backup_id: String,
+}
+
+/// Validates the options into an edit; every refusal names the argument.
+pub fn build_edit(params: &Params) -> Result<ArgEdit, String> {
+    let mut edit = ArgEdit::default();
+    for (k, v) in &params.args {
+        check_key(k).map_err(|e| format!("option args: {e}"))?;
+        if let Some(v) = v {
+            check_value(k, v).map_err(|e| format!("option args: {e}"))?;
+        }
+        if PROTECTED.contains(&k.as_str()) {
+            return Err(format!("option args: {k} is managed by the boot loader and kernel packages; lltune does not change it"));
+        }
+        let arg = KernelArg { key: k.clone(), value: v.clone() };
+        if is_dangerous(&arg) && !params.allow_dangerous_mitigations {
+            return Err(format!(
+                "option args: {} disables CPU vulnerability mitigations; set allow_dangerous_mitigations: true if that is intended",
+                arg.render()
+            ));
+        }
+        edit.set.push(arg);
+    }
+    for r in &params.remove {
+        let removal = Removal::parse(r);
+        check_key(removal.key()).map_err(|e| format!("option remove: {e}"))?;
+        if let Removal::KeyValue(k, v) = &removal {
+            check_value(k, v).map_err(|e| format!("option remove: {e}"))?;
+        }
+        if PROTECTED.contains(&removal.key()) {
+            return Err(format!("option remove: removing {} would leave the host unable to boot; refused", removal.key()));
+        }
+        if edit.set.iter().any(|a| a.key == removal.key()) {
+            return Err(format!("option remove: {} is also in args", removal.key()));
+        }
+        edit.remove.push(removal);
+    }
+    Ok(edit)
+}
+
+fn values(c: &Cmdline, key: &str) -> Vec<Option<String>> {
+    c.values(key).into_iter().map(|v| v.map(str::to_string)).collect()
+}
+
+/// Whether `prog` is found on PATH.
+fn on_path(prog: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(prog).is_file()))
+}
+
+/// What the task would change. Pure: reads the host, writes nothing.
+pub fn plan(host: &Host, params: &Params) -> Result<Plan> {
+    let backup_id = match &params.backup_id {
+        Some(id) => {
+            journal::validate_backup_id(id).map_err(|e| Failure::new(format!("option backup_id: {e}")))?;
+            id.clone()
+        }
+        None => journal::default_backup_id(),
+    };
+    if params.bootloader != "auto" && !boot::LAYOUTS.contains(&params.bootloader.as_str()) {
+        return Err(Failure::new(format!("option bootloader: {:?} is not one of auto, {}", params.bootloader, boot::LAYOUTS.join(", "))).into());
+    }
+    let edit = build_edit(params).map_err(Failure::new)?;
+    let bp = boot::plan(host, &params.bootloader, &edit).map_err(|e| Failure::new(format!("{e:#}")))?;
+    let mut warnings = bp.warnings.clone();
+
+    let running = match host.read_opt("/proc/cmdline") {
+        Ok(Some(t)) => Some(parse_cmdline(&t)),
+        Ok(None) => {
+            warnings.push("/proc/cmdline is missing: the running arguments are unknown".into());
+            None
+        }
+        Err(e) => {
+            warnings.push(format!("{e}"));
+            None
+        }
+    };
+    let mut pending = Vec::new();
+    if let Some(run) = &running {
+        for key in edit.keys() {
+            let (r, c) = (values(run, &key), values(&bp.configured_after, &key));
+            if r != c {
+                pending.push(Pending { key, running: r, configured: c });
+            }
+        }
+    }
+
+    let mut actions = Vec::new();
+    let mut diff = Vec::new();
+    let mut grub_defaults_changed = false;
+    for f in bp.files.iter().filter(|f| f.before != f.after) {
+        grub_defaults_changed |= f.path == "/etc/default/grub";
+        diff.push(Diff { before_header: f.path.clone(), after_header: f.path.clone(), before: f.before.clone(), after: f.after.clone() });
+        actions.push(Action::WriteFile { path: f.path.clone(), contents: f.after.clone().into_bytes() });
+    }
+    let mut grub_cfg = None;
+    if let (Some(r), true) = (&bp.regenerate, grub_defaults_changed) {
+        let command = r.argv.join(" ");
+        let note = if !host.is_live() {
+            Some(format!("skipped: root is not /; run `{command}` on the host before rebooting"))
+        } else if !on_path(&r.argv[0]) {
+            return Err(Failure::new(format!("{} is not installed: cannot regenerate {} after editing /etc/default/grub; nothing changed", r.argv[0], r.cfg)).into());
+        } else {
+            actions.push(Action::Run { argv: r.argv.clone(), rewrites: vec![r.cfg.clone()] });
+            None
+        };
+        if let Some(n) = &note {
+            warnings.push(format!("{}: {n}", r.cfg));
+        }
+        grub_cfg = Some(GrubCfg { path: r.cfg.clone(), command, regenerated: false, note });
+    }
+    Ok(Plan { layout: bp.layout, actions, diff, running, configured: bp.configured_after, pending, grub_cfg, warnings, backup_id })
+}
+
+fn to_map(c: &Cmdline) -> BTreeMap<String, Vec<Option<String>>> {
+    c.to_map()
+}
+
+pub fn run(host: &Host, meta: &Meta, params: Params) -> Result<Outcome> {
+    let mut plan = plan(host, &params)?;
+    let changed = !plan.actions.is_empty();
+    let mut backup = None;
+    if changed && !meta.check_mode {
+        let mut journal = Journal::open(host, &plan.backup_id)?;
+        journal::carry_out(host, Some(Record { journal: &mut journal, module: MODULE, boot: true }), &plan.actions)?;
+        backup = Some(journal.dir);
+        if let Some(g) = plan.grub_cfg.as_mut() {
+            g.regenerated = g.note.is_none();
+        }
+    } else if let Some(g) = plan.grub_cfg.as_mut().filter(|g| g.note.is_none()) {
+        g.note = Some("check mode: not run".into());
+    }
+    let mut outcome = Outcome::new(changed)
+        .field("bootloader", &plan.layout)
+        .field("running", plan.running.as_ref().map(to_map))
+        .field("configured", to_map(&plan.configured))
+        .field("pending", &plan.pending)
+        .field("reboot_required", !plan.pending.is_empty())
+        .field("grub_cfg", &plan.grub_cfg)
+        .field("backup", backup);
+    outcome.diff = plan.diff;
+    outcome.warnings = plan.warnings;
+    Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(v: serde_json::Value) -> std::result::Result<Params, String> {
+        let m = v.as_object().unwrap().clone();
+        crate::protocol::parse_params::<Params>(m).map_err(|e| format!("{e:#}"))
+    }
+
+    #[test]
+    fn args_keep_their_order_and_refuse_yaml_booleans() {
+        let p = params(serde_json::json!({"args": {"hugepagesz": "1G", "hugepages": 16, "nosoftlockup": "", "nowatchdog": null}})).unwrap();
+        let keys: Vec<&str> = p.args.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, vec!["hugepagesz", "hugepages", "nosoftlockup", "nowatchdog"]);
+        assert_eq!(p.args[1].1.as_deref(), Some("16"));
+        assert_eq!(p.args[2].1, None);
+        let e = params(serde_json::json!({"args": {"mitigations": false}})).unwrap_err();
+        assert!(e.contains("mitigations: got the boolean false; quote the value"), "{e}");
+    }
+
+    #[test]
+    fn refusals_name_the_argument() {
+        let edit = |v| build_edit(&params(v).unwrap());
+        assert!(edit(serde_json::json!({"args": {"mitigations": "off"}})).unwrap_err().contains("allow_dangerous_mitigations"));
+        assert!(edit(serde_json::json!({"args": {"mitigations": "off"}, "allow_dangerous_mitigations": true})).is_ok());
+        assert!(edit(serde_json::json!({"args": {"mitigations": "auto"}})).is_ok());
+        assert!(edit(serde_json::json!({"args": {"nopti": null}})).is_err());
+        assert!(edit(serde_json::json!({"remove": ["root"]})).unwrap_err().contains("unable to boot"));
+        assert!(edit(serde_json::json!({"remove": ["BOOT_IMAGE"]})).is_err());
+        assert!(edit(serde_json::json!({"args": {"root": "/dev/sda1"}})).is_err());
+        assert!(edit(serde_json::json!({"args": {"a b": "1"}})).unwrap_err().contains("not a kernel parameter name"));
+        assert!(edit(serde_json::json!({"args": {"a;reboot": "1"}})).is_err());
+        assert!(edit(serde_json::json!({"args": {"x": "$(reboot)"}})).is_err());
+        assert!(edit(serde_json::json!({"args": {"dyndbg": "file a.c +p; func b +p"}})).is_ok());
+    }
+}

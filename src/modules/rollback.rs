@@ -1,0 +1,153 @@
+//! lltune_rollback: restores a backup bundle written by the changing modules
+//! (`<root>/var/lib/lltune/backups/<id>/journal.json`), newest entry first: files byte for
+//! byte with their mode and owner, files that did not exist removed, runtime values written
+//! back. Rollback is always explicit; nothing calls it on its own.
+//!
+//! The surprising part: restoring boot configuration does not change the running kernel,
+//! so the result says `reboot_required` when a boot file was put back. A grub.cfg that the
+//! apply run regenerated is in the bundle too and comes back byte for byte; when only
+//! /etc/default/grub is there (the apply ran against another root), grub.cfg is
+//! regenerated on a live host, as after any edit of the defaults.
+
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+
+use crate::host::Host;
+use crate::journal::{self, Action, Entry, Journal, State, normalize_value, read_state};
+use crate::protocol::{Diff, Failure, Meta, Outcome};
+
+pub const MODULE: &str = "lltune_rollback";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    /// A bundle id (`20261122T101500Z-4242`) or path (`/var/lib/lltune/backups/<id>`).
+    pub backup: String,
+}
+
+/// One item the rollback puts back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Restored {
+    pub path: String,
+    /// `file`, `removed` (did not exist before) or `runtime`.
+    pub kind: String,
+    pub module: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub actions: Vec<Action>,
+    pub diff: Vec<Diff>,
+    pub restored: Vec<Restored>,
+    pub reboot_required: bool,
+    pub warnings: Vec<String>,
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// What restoring `entries` (in reverse order) would do. Pure: reads, writes nothing.
+pub fn plan_entries(host: &Host, journal: &Journal, entries: &[Entry]) -> Result<Plan> {
+    let mut plan = Plan { actions: Vec::new(), diff: Vec::new(), restored: Vec::new(), reboot_required: false, warnings: Vec::new() };
+    let mut restored_grub_defaults = false;
+    for entry in entries.iter().rev() {
+        let item = entry.item();
+        let now = read_state(host, &item).map_err(|e| Failure::new(format!("reading the current state of {}: {e}", item.path())));
+        match entry {
+            Entry::File { path, module, boot, previous } => {
+                let now = match now? {
+                    State::File(f) => f,
+                    State::Runtime(_) => None,
+                };
+                let before = now.as_ref().map(|(b, _)| text(b)).unwrap_or_default();
+                match previous {
+                    Some(saved) => {
+                        let bytes = journal.blob(host, saved)?;
+                        let meta = crate::host::FileMeta { mode: saved.mode, uid: saved.uid, gid: saved.gid };
+                        if now.as_ref() == Some(&(bytes.clone(), meta)) {
+                            continue;
+                        }
+                        let after = text(&bytes);
+                        let mode_note = match &now {
+                            Some((_, m)) if *m != meta => format!(" (mode {:04o} {}:{} -> {:04o} {}:{})", m.mode, m.uid, m.gid, meta.mode, meta.uid, meta.gid),
+                            _ => String::new(),
+                        };
+                        plan.diff.push(Diff {
+                            before_header: if now.is_some() { path.clone() } else { format!("{path} (absent)") },
+                            after_header: format!("{path}{mode_note}"),
+                            before,
+                            after,
+                        });
+                        plan.actions.push(Action::RestoreFile { path: path.clone(), contents: bytes, meta });
+                        plan.restored.push(Restored { path: path.clone(), kind: "file".into(), module: module.clone() });
+                    }
+                    None => {
+                        if now.is_none() {
+                            continue;
+                        }
+                        plan.diff.push(Diff { before_header: path.clone(), after_header: format!("{path} (absent)"), before, after: String::new() });
+                        plan.actions.push(Action::RemoveFile { path: path.clone() });
+                        plan.restored.push(Restored { path: path.clone(), kind: "removed".into(), module: module.clone() });
+                    }
+                }
+                plan.reboot_required |= *boot;
+                restored_grub_defaults |= path == "/etc/default/grub";
+            }
+            Entry::Runtime { path, module, previous } => {
+                let now = match now {
+                    Ok(State::Runtime(v)) => v,
+                    Ok(State::File(_)) => continue,
+                    Err(e) => {
+                        // A per-interface key of an interface that is gone, for instance.
+                        plan.warnings.push(format!("{e:#}; not restored"));
+                        continue;
+                    }
+                };
+                if normalize_value(&now) == normalize_value(previous) {
+                    continue;
+                }
+                plan.diff.push(Diff {
+                    before_header: format!("runtime {path}"),
+                    after_header: format!("runtime {path}"),
+                    before: format!("{}\n", normalize_value(&now)),
+                    after: format!("{}\n", normalize_value(previous)),
+                });
+                plan.actions.push(Action::WriteKernel { path: path.clone(), value: previous.clone() });
+                plan.restored.push(Restored { path: path.clone(), kind: "runtime".into(), module: module.clone() });
+            }
+        }
+    }
+    // /etc/default/grub came back but the bundle holds no grub.cfg: regenerate it on a live
+    // classic-GRUB2 host, as after any edit of the defaults.
+    let has_cfg = entries.iter().any(|e| matches!(e, Entry::File { path, .. } if path.ends_with("/grub.cfg")));
+    if restored_grub_defaults && !has_cfg {
+        let (boot, _) = crate::boot::detect(host);
+        if boot.layout == "grub2" {
+            if let Some(r) = crate::boot::regenerate_command(host, &boot) {
+                if host.is_live() {
+                    plan.actions.push(Action::Run { argv: r.argv.clone(), rewrites: vec![r.cfg.clone()] });
+                } else {
+                    plan.warnings.push(format!("{}: skipped regeneration (root is not /); run `{}` on the host", r.cfg, r.argv.join(" ")));
+                }
+            }
+        }
+    }
+    Ok(plan)
+}
+
+pub fn run(host: &Host, meta: &Meta, params: Params) -> Result<Outcome> {
+    let journal = Journal::load(host, &params.backup)?;
+    let plan = plan_entries(host, &journal, journal.entries())?;
+    let changed = !plan.actions.is_empty();
+    if changed && !meta.check_mode {
+        journal::carry_out(host, None, &plan.actions)?;
+    }
+    let mut outcome = Outcome::new(changed)
+        .field("backup", &journal.dir)
+        .field("restored", &plan.restored)
+        .field("reboot_required", plan.reboot_required);
+    outcome.diff = plan.diff;
+    outcome.warnings = plan.warnings;
+    Ok(outcome)
+}

@@ -1,0 +1,160 @@
+//! The change modules through real Ansible (the pinned ansible-core of `support::ansible()`,
+//! the collection of `support::collection_dir()`): ansible-doc on their sidecars, then one
+//! play on a fixture root — apply, the same play under `--check --diff` (no change), a
+//! changed value under `--check --diff` (diff shown, tree untouched), then lltune_rollback.
+
+use std::fs;
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use crate::support::{self, assert_same_tree, boot_fixture, play_recap, tree_snapshot};
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn show(&self) -> String {
+        format!("exit {}\n--- stdout\n{}\n--- stderr\n{}", self.code, self.stdout, self.stderr)
+    }
+}
+
+fn ansible(tool: &Path, sandbox: &Path, args: &[&str]) -> Run {
+    let out = support::ansible().command(tool, sandbox).args(args).output().unwrap_or_else(|e| panic!("run {}: {e}", tool.display()));
+    Run { code: out.status.code().unwrap_or(-1), stdout: String::from_utf8_lossy(&out.stdout).into_owned(), stderr: String::from_utf8_lossy(&out.stderr).into_owned() }
+}
+
+#[test]
+fn ansible_doc_renders_the_change_modules() {
+    let sandbox = tempfile::tempdir().unwrap();
+    for (module, options, returns) in [
+        ("lltune_sysctl", vec!["backup_id", "file", "persist", "root", "runtime", "settings", "state"], vec!["backup", "changes", "conflicts", "diff", "file", "reboot_required", "reverted"]),
+        (
+            "lltune_kernel_args",
+            vec!["allow_dangerous_mitigations", "args", "backup_id", "bootloader", "remove", "root"],
+            vec!["backup", "bootloader", "configured", "diff", "grub_cfg", "pending", "reboot_required", "reverted", "running"],
+        ),
+        ("lltune_rollback", vec!["backup", "root"], vec!["backup", "diff", "reboot_required", "restored"]),
+    ] {
+        let fqcn = format!("lltune.tuning.{module}");
+        let r = ansible(&support::ansible().doc, sandbox.path(), &["-j", &fqcn]);
+        assert_eq!(r.code, 0, "{}", r.show());
+        let v: Value = serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("ansible-doc -j {module}: {e}\n{}", r.show()));
+        let doc = &v[&fqcn]["doc"];
+        let mut got: Vec<&str> = doc["options"].as_object().unwrap().keys().map(String::as_str).collect();
+        got.sort();
+        assert_eq!(got, options, "{module} options");
+        assert_eq!(doc["attributes"]["check_mode"]["support"], "full", "{module}");
+        assert_eq!(doc["attributes"]["diff_mode"]["support"], "full", "{module}");
+        let mut ret: Vec<&str> = v[&fqcn]["return"].as_object().unwrap().keys().map(String::as_str).collect();
+        ret.sort();
+        assert_eq!(ret, returns, "{module} RETURN");
+        assert!(!v[&fqcn]["examples"].as_str().unwrap_or("").is_empty(), "{module} EXAMPLES");
+        // The text rendering works too.
+        let r = ansible(&support::ansible().doc, sandbox.path(), &[&fqcn]);
+        assert_eq!(r.code, 0, "{}", r.show());
+        assert!(r.stdout.contains(&format!("({fqcn})")) || r.stdout.contains(module), "{}", r.show());
+    }
+}
+
+const TUNE: &str = r#"---
+- name: Tune a fixture root
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Set sysctls
+      lltune.tuning.lltune_sysctl:
+        root: "{{ lltune_root }}"
+        backup_id: play1
+        settings:
+          net.core.busy_poll: "{{ lltune_busy_poll }}"
+          net.ipv4.tcp_timestamps: 0
+          vm.swappiness: 10
+      register: __lltune_sysctl
+
+    - name: Set kernel arguments
+      lltune.tuning.lltune_kernel_args:
+        root: "{{ lltune_root }}"
+        backup_id: play1
+        args:
+          isolcpus: managed_irq,domain,2-5
+          nohz_full: 2-5
+          nosoftlockup: ""
+        remove:
+          - rhgb
+      register: __lltune_kernel_args
+
+    - name: Check the results
+      ansible.builtin.assert:
+        that:
+          - __lltune_kernel_args.bootloader == 'bls'
+          - __lltune_kernel_args.reboot_required
+          - __lltune_sysctl.conflicts | map(attribute='key') | list == ['net.core.busy_poll']
+"#;
+
+const ROLLBACK: &str = r#"---
+- name: Roll back a fixture root
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Restore the bundle
+      lltune.tuning.lltune_rollback:
+        root: "{{ lltune_root }}"
+        backup: play1
+      register: __lltune_rollback
+
+    - name: Check the result
+      ansible.builtin.assert:
+        that:
+          - __lltune_rollback.reboot_required
+          - __lltune_rollback.restored | length > 0
+"#;
+
+#[test]
+fn playbook_applies_checks_and_rolls_back_a_fixture_root() {
+    let sandbox = tempfile::tempdir().unwrap();
+    let dir = boot_fixture("rhel9-bls");
+    let root = dir.path();
+    let start = tree_snapshot(root);
+    fs::write(sandbox.path().join("tune.yml"), TUNE).unwrap();
+    fs::write(sandbox.path().join("rollback.yml"), ROLLBACK).unwrap();
+    let play = |name: &str, busy_poll: u32, flags: &[&str]| {
+        let vars = json!({"lltune_root": root, "lltune_busy_poll": busy_poll}).to_string();
+        let mut args = vec!["-i", "localhost,", "-c", "local", "-e", vars.as_str()];
+        args.extend_from_slice(flags);
+        let path = sandbox.path().join(name);
+        args.push(path.to_str().unwrap());
+        let r = ansible(&support::ansible().playbook, sandbox.path(), &args);
+        assert_eq!(r.code, 0, "{}", r.show());
+        r
+    };
+
+    let r = play("tune.yml", 50, &[]);
+    let recap = play_recap(&r.stdout, "localhost");
+    assert_eq!((recap["changed"], recap["failed"]), (2, 0), "{}", r.show());
+    assert_eq!(fs::read_to_string(root.join("proc/sys/net/core/busy_poll")).unwrap(), "50\n");
+    let applied = tree_snapshot(root);
+
+    // The same play under --check --diff: nothing to change, nothing written.
+    let r = play("tune.yml", 50, &["--check", "--diff"]);
+    let recap = play_recap(&r.stdout, "localhost");
+    assert_eq!((recap["changed"], recap["failed"]), (0, 0), "{}", r.show());
+    assert_same_tree(&applied, &tree_snapshot(root), "check run of the same play");
+
+    // A changed value under --check --diff: predicted with its diff, tree untouched.
+    let r = play("tune.yml", 60, &["--check", "--diff"]);
+    let recap = play_recap(&r.stdout, "localhost");
+    assert_eq!((recap["changed"], recap["failed"]), (1, 0), "{}", r.show());
+    for want in ["-net.core.busy_poll = 50", "+net.core.busy_poll = 60"] {
+        assert!(r.stdout.contains(want), "{want:?} not in the diff:\n{}", r.show());
+    }
+    assert_same_tree(&applied, &tree_snapshot(root), "check run of a changed play");
+
+    let r = play("rollback.yml", 0, &["--diff"]);
+    let recap = play_recap(&r.stdout, "localhost");
+    assert_eq!((recap["changed"], recap["failed"]), (1, 0), "{}", r.show());
+    assert_same_tree(&start, &tree_snapshot(root), "after lltune_rollback");
+}

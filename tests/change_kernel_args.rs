@@ -1,0 +1,217 @@
+//! lltune_kernel_args through its real binary on copies of the boot fixture trees: RHEL 9
+//! BLS, RHEL 8 classic GRUB2 (BIOS and UEFI config paths), Debian 12.
+
+use std::fs;
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use crate::change_sysctl::immutable;
+use crate::support::{assert_same_tree, boot_fixture, run_module, tree_snapshot};
+
+fn read(root: &Path, p: &str) -> String {
+    fs::read_to_string(root.join(p.trim_start_matches('/'))).unwrap_or_else(|e| panic!("{p}: {e}"))
+}
+
+fn args(root: &Path, extra: Value) -> Value {
+    let mut v = json!({
+        "root": root,
+        "args": {"isolcpus": "managed_irq,domain,2-5", "nohz_full": "2-5", "skew_tick": 1, "nosoftlockup": ""},
+        "remove": ["rhgb"],
+        "backup_id": "t1",
+        "_ansible_diff": true,
+    });
+    for (k, val) in extra.as_object().unwrap() {
+        v[k] = val.clone();
+    }
+    v
+}
+
+const BLS_ENTRIES: &[&str] = &[
+    "/boot/loader/entries/8f3b1c2d4e5f60718293a4b5c6d7e8f9-0-rescue.conf",
+    "/boot/loader/entries/8f3b1c2d4e5f60718293a4b5c6d7e8f9-5.14.0-362.8.1.el9_3.x86_64.conf",
+    "/boot/loader/entries/8f3b1c2d4e5f60718293a4b5c6d7e8f9-5.14.0-427.13.1.el9_4.x86_64.conf",
+];
+
+const RHEL9_OPTS: &str = "root=/dev/mapper/rl-root ro crashkernel=1G-4G:192M,4G-64G:256M,64G-:512M resume=/dev/mapper/rl-swap rd.lvm.lv=rl/root rd.lvm.lv=rl/swap quiet";
+
+/// Simulates the reboot: /proc/cmdline becomes what the configuration now boots.
+fn reboot_with(root: &Path, cmdline: &str) {
+    fs::write(root.join("proc/cmdline"), format!("{cmdline}\n")).unwrap();
+}
+
+#[test]
+fn kernel_args_rhel9_bls_edits_every_entry_grub_defaults_and_kernel_cmdline() {
+    let dir = boot_fixture("rhel9-bls");
+    let root = dir.path();
+    let (v, code) = run_module("lltune_kernel_args", &args(root, json!({})));
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["changed"], true);
+    assert_eq!(v["bootloader"], "bls");
+    assert_eq!(v["reboot_required"], true);
+    assert_eq!(v["backup"], "/var/lib/lltune/backups/t1");
+    assert_eq!(v["grub_cfg"], Value::Null, "BLS needs no grub.cfg regeneration");
+    let added = "isolcpus=managed_irq,domain,2-5 nohz_full=2-5 skew_tick=1 nosoftlockup";
+    // Every entry (rescue too, as grubby --update-kernel=ALL), tuned's variable kept in place.
+    for e in &BLS_ENTRIES[1..] {
+        assert!(read(root, e).contains(&format!("\noptions {RHEL9_OPTS} $tuned_params {added}\ngrub_users $grub_users\n")), "{e}: {}", read(root, e));
+    }
+    assert!(read(root, BLS_ENTRIES[0]).contains(&format!("\noptions {RHEL9_OPTS} {added}\n")));
+    assert!(read(root, "/etc/default/grub").contains(&format!(
+        "\nGRUB_CMDLINE_LINUX=\"crashkernel=1G-4G:192M,4G-64G:256M,64G-:512M resume=/dev/mapper/rl-swap rd.lvm.lv=rl/root rd.lvm.lv=rl/swap quiet {added}\"\n"
+    )));
+    assert_eq!(read(root, "/etc/kernel/cmdline"), format!("{RHEL9_OPTS} {added}\n"));
+    let diff = v["diff"].as_array().unwrap();
+    let headers: Vec<&str> = diff.iter().map(|d| d["before_header"].as_str().unwrap()).collect();
+    let mut want = vec!["/etc/default/grub"];
+    want.extend(BLS_ENTRIES);
+    want.push("/etc/kernel/cmdline");
+    assert_eq!(headers, want);
+    assert_eq!(v["configured"]["nohz_full"], json!(["2-5"]));
+    assert_eq!(v["configured"]["tuned_params"], Value::Null);
+    assert_eq!(v["configured"]["$tuned_params"], json!([null]));
+    assert_eq!(v["running"]["rhgb"], json!([null]));
+    let pending: Vec<&str> = v["pending"].as_array().unwrap().iter().map(|p| p["key"].as_str().unwrap()).collect();
+    assert_eq!(pending, vec!["isolcpus", "nohz_full", "skew_tick", "nosoftlockup", "rhgb"]);
+
+    // Rerun before the reboot: nothing to write, still waiting for the reboot.
+    let before = tree_snapshot(root);
+    let (again, _) = run_module("lltune_kernel_args", &args(root, json!({"backup_id": "t2"})));
+    assert_eq!(again["changed"], false, "{again}");
+    assert_eq!(again["reboot_required"], true);
+    assert_same_tree(&before, &tree_snapshot(root), "rerun");
+
+    // After a reboot with the new arguments: no change, no reboot.
+    reboot_with(root, &format!("BOOT_IMAGE=(hd0,gpt2)/vmlinuz-5.14.0-427.13.1.el9_4.x86_64 {RHEL9_OPTS} {added}"));
+    let (after_reboot, _) = run_module("lltune_kernel_args", &args(root, json!({})));
+    assert_eq!(after_reboot["changed"], false, "{after_reboot}");
+    assert_eq!(after_reboot["reboot_required"], false, "{after_reboot}");
+    assert_eq!(after_reboot["pending"], json!([]));
+}
+
+#[test]
+fn kernel_args_classic_grub2_edits_defaults_in_place_and_names_the_cfg_to_regenerate() {
+    for (name, cfg, command) in [
+        ("rhel8-grub2-bios", "/boot/grub2/grub.cfg", "grub2-mkconfig -o /boot/grub2/grub.cfg"),
+        ("rhel8-grub2-uefi", "/boot/efi/EFI/redhat/grub.cfg", "grub2-mkconfig -o /boot/efi/EFI/redhat/grub.cfg"),
+    ] {
+        let dir = boot_fixture(name);
+        let root = dir.path();
+        let cfg_before = read(root, cfg);
+        let (v, code) = run_module("lltune_kernel_args", &args(root, json!({})));
+        assert_eq!(code, 0, "{v}");
+        assert_eq!(v["bootloader"], "grub2");
+        // nohz_full=1-3 is changed where it stands; rhgb goes; new ones are appended.
+        assert!(read(root, "/etc/default/grub").contains(
+            "\nGRUB_CMDLINE_LINUX=\"crashkernel=auto resume=/dev/mapper/rhel-swap rd.lvm.lv=rhel/root rd.lvm.lv=rhel/swap quiet nohz_full=2-5 isolcpus=managed_irq,domain,2-5 skew_tick=1 nosoftlockup\"\n"
+        ), "{name}: {}", read(root, "/etc/default/grub"));
+        assert_eq!(v["grub_cfg"], json!({"path": cfg, "command": command, "regenerated": false, "note": format!("skipped: root is not /; run `{command}` on the host before rebooting")}), "{name}");
+        assert_eq!(read(root, cfg), cfg_before, "grub.cfg is never edited by hand");
+        assert!(v["warnings"].as_array().unwrap().iter().any(|w| w.as_str().unwrap().contains(command)));
+        assert_eq!(v["diff"].as_array().unwrap().len(), 1);
+        let (again, _) = run_module("lltune_kernel_args", &args(root, json!({})));
+        assert_eq!(again["changed"], false);
+        assert_eq!(again["grub_cfg"], Value::Null, "nothing to regenerate when nothing changed");
+    }
+}
+
+#[test]
+fn kernel_args_debian_uses_grub_cmdline_linux_and_update_grub() {
+    let dir = boot_fixture("debian12");
+    let root = dir.path();
+    let (v, code) = run_module("lltune_kernel_args", &json!({"root": root, "args": {"nohz_full": "2-5", "quiet": null, "dyndbg": "file a.c +p"}}));
+    assert_eq!(code, 0, "{v}");
+    let grub = read(root, "/etc/default/grub");
+    // quiet already sits in GRUB_CMDLINE_LINUX_DEFAULT: kept there, not duplicated.
+    assert!(grub.contains("\nGRUB_CMDLINE_LINUX_DEFAULT=\"quiet\"\nGRUB_CMDLINE_LINUX=\"nohz_full=2-5 dyndbg=\\\"file a.c +p\\\"\"\n"), "{grub}");
+    assert_eq!(v["configured"]["dyndbg"], json!(["file a.c +p"]));
+    assert_eq!(v["grub_cfg"]["command"], "update-grub");
+    let pending: Vec<&str> = v["pending"].as_array().unwrap().iter().map(|p| p["key"].as_str().unwrap()).collect();
+    assert_eq!(pending, vec!["nohz_full", "dyndbg"]);
+    let (again, _) = run_module("lltune_kernel_args", &json!({"root": root, "args": {"nohz_full": "2-5", "quiet": null, "dyndbg": "file a.c +p"}}));
+    assert_eq!(again["changed"], false, "{again}");
+}
+
+#[test]
+fn kernel_args_check_mode_predicts_the_real_run_without_writing() {
+    for name in ["rhel9-bls", "rhel8-grub2-bios", "rhel8-grub2-uefi", "debian12"] {
+        let checked = boot_fixture(name);
+        let before = tree_snapshot(checked.path());
+        let (predicted, code) = run_module("lltune_kernel_args", &args(checked.path(), json!({"_ansible_check_mode": true})));
+        assert_eq!(code, 0, "{predicted}");
+        assert_same_tree(&before, &tree_snapshot(checked.path()), "check mode");
+        assert!(!checked.path().join("var/lib/lltune").exists());
+        let real = boot_fixture(name);
+        let (done, _) = run_module("lltune_kernel_args", &args(real.path(), json!({})));
+        assert_eq!(predicted["changed"], true);
+        for k in ["diff", "configured", "pending", "reboot_required", "running", "bootloader"] {
+            assert_eq!(predicted[k], done[k], "{name}: {k}");
+        }
+        assert_eq!(predicted["backup"], Value::Null);
+    }
+}
+
+#[test]
+fn kernel_args_refuses_dangerous_or_unbootable_edits_writing_nothing() {
+    let dir = boot_fixture("rhel9-bls");
+    let root = dir.path();
+    let before = tree_snapshot(root);
+    for (a, want) in [
+        (json!({"args": {"mitigations": "off"}}), "option args: mitigations=off disables CPU vulnerability mitigations; set allow_dangerous_mitigations: true if that is intended"),
+        (json!({"args": {"nospectre_v2": ""}}), "option args: nospectre_v2 disables CPU vulnerability mitigations"),
+        (json!({"remove": ["root"]}), "option remove: removing root would leave the host unable to boot; refused"),
+        (json!({"remove": ["BOOT_IMAGE"]}), "option remove: removing BOOT_IMAGE would leave the host unable to boot; refused"),
+        (json!({"args": {"root": "/dev/sdb1"}}), "option args: root is managed by the boot loader"),
+        (json!({"args": {"isol cpus": "1"}}), "option args: \"isol cpus\" is not a kernel parameter name"),
+        (json!({"args": {"quiet;reboot": null}}), "option args: \"quiet;reboot\" is not a kernel parameter name"),
+        (json!({"args": {"x": "$(reboot)"}}), "option args: x: value \"$(reboot)\" contains '$'"),
+        (json!({"args": {"mitigations": false}}), "option args: mitigations: got the boolean false; quote the value"),
+        (json!({"bootloader": "lilo"}), "option bootloader: \"lilo\" is not one of auto, bls, grub2, kernel-cmdline"),
+    ] {
+        let mut a = a;
+        a["root"] = json!(root);
+        let (v, code) = run_module("lltune_kernel_args", &a);
+        assert_eq!(code, 1, "{v}");
+        assert!(v["msg"].as_str().unwrap().starts_with(want), "{} !~ {want}", v["msg"]);
+    }
+    assert_same_tree(&before, &tree_snapshot(root), "refused runs");
+    assert!(!root.join("var/lib/lltune").exists());
+    // With the flag, mitigations=off is written.
+    let (v, code) = run_module("lltune_kernel_args", &json!({"root": root, "args": {"mitigations": "off"}, "allow_dangerous_mitigations": true}));
+    assert_eq!(code, 0, "{v}");
+    assert!(read(root, "/etc/kernel/cmdline").ends_with(" quiet mitigations=off\n"));
+}
+
+#[test]
+fn kernel_args_unwritable_file_midway_reverts_every_file_of_the_run() {
+    let dir = boot_fixture("rhel9-bls");
+    let root = dir.path();
+    let before = tree_snapshot(root);
+    // /etc/kernel/cmdline is written last: grub defaults and three entries come first.
+    let Some(_guard) = immutable(&root.join("etc/kernel/cmdline")) else { return };
+    let (v, code) = run_module("lltune_kernel_args", &args(root, json!({})));
+    assert_eq!(code, 1, "{v}");
+    let msg = v["msg"].as_str().unwrap();
+    assert!(msg.starts_with("writing /etc/kernel/cmdline: /etc/kernel/cmdline: "), "{msg}");
+    let mut reverted: Vec<&str> = BLS_ENTRIES.iter().rev().copied().collect();
+    reverted.push("/etc/default/grub");
+    assert!(msg.ends_with(&format!("; reverted this run's changes to: {}", reverted.join(", "))), "{msg}");
+    assert_eq!(v["changed"], false);
+    assert_same_tree(&before, &tree_snapshot(root), "after the failed run");
+    // The refused rename left the old file and no temp file.
+    let names: Vec<String> = fs::read_dir(root.join("etc/kernel")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert_eq!(names, vec!["cmdline".to_string()]);
+}
+
+#[test]
+fn kernel_args_remove_one_value_of_a_repeated_key() {
+    let dir = boot_fixture("debian12");
+    let root = dir.path();
+    fs::create_dir_all(root.join("etc/kernel")).unwrap();
+    fs::write(root.join("etc/kernel/cmdline"), "root=UUID=x ro console=tty0 console=ttyS0,115200 quiet\n").unwrap();
+    let (v, code) = run_module("lltune_kernel_args", &json!({"root": root, "remove": ["console=tty0"], "bootloader": "kernel-cmdline"}));
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["bootloader"], "kernel-cmdline");
+    assert_eq!(read(root, "/etc/kernel/cmdline"), "root=UUID=x ro console=ttyS0,115200 quiet\n");
+    assert!(read(root, "/etc/default/grub").contains("GRUB_CMDLINE_LINUX=\"\"\n"), "grub is not this layout's");
+}
