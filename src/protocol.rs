@@ -178,7 +178,10 @@ pub fn parse_args<P: DeserializeOwned>(raw: &str) -> Result<(Meta, Host, P)> {
     let meta = Meta::from_keys(&ansible);
     let root = match options.remove("root") {
         None | Some(Value::Null) => "/".to_string(),
-        Some(Value::String(s)) if !s.is_empty() => s,
+        Some(Value::String(s)) if s.is_empty() => {
+            return Err(Failure::new("option root: must be a directory path, got an empty string").into());
+        }
+        Some(Value::String(s)) => s,
         Some(other) => {
             return Err(Failure::new(format!("option root: expected a directory path (string), got {}", kind(&other))).into());
         }

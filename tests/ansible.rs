@@ -1,1 +1,342 @@
-//! (being written)
+//! The collection through real Ansible: the pinned ansible-core (tests/ansible-core.pin, in a
+//! venv that `support::ansible()` makes once per build), `ansible-doc` on the sidecar
+//! documentation, and `ansible-playbook -i localhost, -c local` running the module binaries
+//! cargo built, from the collection `support::collection_dir()` assembles out of `ansible/`.
+//! Every run is sealed in a temp folder (HOME, Ansible's temp folders, config).
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use crate::support;
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn show(&self) -> String {
+        format!("exit {}\n--- stdout\n{}\n--- stderr\n{}", self.code, self.stdout, self.stderr)
+    }
+}
+
+fn run(tool: &Path, sandbox: &Path, args: &[&str], collections: Option<&Path>) -> Run {
+    let mut cmd = support::ansible().command(tool, sandbox);
+    if let Some(c) = collections {
+        cmd.env("ANSIBLE_COLLECTIONS_PATH", c);
+    }
+    let out = cmd.args(args).output().unwrap_or_else(|e| panic!("run {}: {e}", tool.display()));
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn doc(sandbox: &Path, args: &[&str]) -> Run {
+    run(&support::ansible().doc, sandbox, args, None)
+}
+
+fn playbook(sandbox: &Path, args: &[&str]) -> Run {
+    run(&support::ansible().playbook, sandbox, args, None)
+}
+
+/// The sidecar documentation as ansible-doc sees it (`-j`).
+fn doc_json(sandbox: &Path) -> Value {
+    let r = doc(sandbox, &["-j", "lltune.tuning.lltune_facts"]);
+    assert_eq!(r.code, 0, "{}", r.show());
+    let v: Value = serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("ansible-doc -j is not JSON ({e}): {}", r.show()));
+    v["lltune.tuning.lltune_facts"].clone()
+}
+
+/// Every key of a RETURN tree, depth first (`contains` nests).
+fn return_keys(tree: &Value, out: &mut Vec<String>) {
+    if let Some(m) = tree.as_object() {
+        for (k, v) in m {
+            out.push(k.clone());
+            return_keys(&v["contains"], out);
+        }
+    }
+}
+
+/// A tiny host tree in the kernel's formats.
+fn tiny_tree(dir: &Path) {
+    let files = [
+        ("proc/cmdline", "BOOT_IMAGE=/vmlinuz root=/dev/vda1 ro isolcpus=2-3\n"),
+        ("proc/sys/kernel/osrelease", "6.1.0-18-amd64\n"),
+        ("sys/devices/system/cpu/online", "0-3\n"),
+    ];
+    for (path, text) in files {
+        let p = dir.join(path);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, text).unwrap();
+    }
+}
+
+#[test]
+fn ansible_doc_renders_lltune_facts() {
+    let sandbox = tempfile::tempdir().unwrap();
+    let r = doc(sandbox.path(), &["lltune.tuning.lltune_facts"]);
+    assert_eq!(r.code, 0, "{}", r.show());
+    assert_eq!(r.stderr.trim(), "", "ansible-doc warned: {}", r.show());
+    for needle in ["lltune.tuning.lltune_facts", "OPTIONS", "ATTRIBUTES", "EXAMPLES", "RETURN VALUES", "detail", "root"] {
+        assert!(r.stdout.contains(needle), "no {needle:?} in {}", r.show());
+    }
+    // Every documented return key is rendered, nested ones included.
+    let d = doc_json(sandbox.path());
+    let mut keys = Vec::new();
+    return_keys(&d["return"], &mut keys);
+    assert!(keys.len() > 40, "RETURN is too thin: {keys:?}");
+    for k in &keys {
+        assert!(r.stdout.contains(k.as_str()), "RETURN key {k} is not rendered:\n{}", r.stdout);
+    }
+    assert_eq!(d["doc"]["options"]["detail"]["type"], json!("bool"));
+    assert_eq!(d["doc"]["options"]["detail"]["default"], json!(false));
+    assert_eq!(d["doc"]["options"]["root"]["type"], json!("path"));
+    assert_eq!(d["doc"]["options"]["root"]["default"], json!("/"));
+    assert_eq!(d["doc"]["attributes"]["check_mode"]["support"], json!("full"));
+    assert_eq!(d["doc"]["attributes"]["diff_mode"]["support"], json!("none"));
+    assert_eq!(d["doc"]["attributes"]["facts"]["support"], json!("full"));
+}
+
+#[test]
+fn ansible_doc_options_are_the_options_the_module_accepts() {
+    let sandbox = tempfile::tempdir().unwrap();
+    let d = doc_json(sandbox.path());
+    let documented: BTreeSet<String> = d["doc"]["options"].as_object().unwrap().keys().cloned().collect();
+    // The module names what it supports when given something it does not.
+    let (v, _) = support::run_module("lltune_facts", &json!({"no_such_option": 1}));
+    let msg = v["msg"].as_str().unwrap();
+    let supported: BTreeSet<String> = msg.split_once("supported options: ").unwrap_or_else(|| panic!("{msg}")).1.split(", ").map(str::to_string).collect();
+    assert_eq!(documented, supported);
+}
+
+#[test]
+fn ansible_doc_return_documents_every_top_level_fact() {
+    let sandbox = tempfile::tempdir().unwrap();
+    let tree = sandbox.path().join("tree");
+    tiny_tree(&tree);
+    let (v, code) = support::run_module("lltune_facts", &json!({"root": tree, "detail": true}));
+    assert_eq!(code, 0, "{v}");
+    let emitted: BTreeSet<String> = v["ansible_facts"]["lltune"].as_object().unwrap().keys().cloned().collect();
+    let d = doc_json(sandbox.path());
+    let documented: BTreeSet<String> =
+        d["return"]["ansible_facts"]["contains"]["lltune"]["contains"].as_object().unwrap().keys().cloned().collect();
+    let missing: Vec<&String> = emitted.difference(&documented).collect();
+    assert!(missing.is_empty(), "facts not in RETURN of plugins/modules/lltune_facts.yml: {missing:?}");
+    let stale: Vec<&String> = documented.difference(&emitted).collect();
+    assert!(stale.is_empty(), "RETURN documents facts the module does not emit: {stale:?}");
+}
+
+/// Every module of the collection: the stem of each sidecar `ansible/plugins/modules/*.yml`,
+/// with its documentation.
+fn sidecars() -> Vec<(String, serde_yaml::Value)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("ansible/plugins/modules");
+    let mut out: Vec<(String, serde_yaml::Value)> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yml"))
+        .map(|p| {
+            let doc = serde_yaml::from_slice(&fs::read(&p).unwrap()).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            (p.file_stem().unwrap().to_string_lossy().into_owned(), doc)
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    assert!(out.iter().any(|(m, _)| m == "lltune_facts"), "no sidecar for lltune_facts");
+    out
+}
+
+#[test]
+fn ansible_doc_renders_every_module() {
+    let sandbox = tempfile::tempdir().unwrap();
+    for (module, sidecar) in sidecars() {
+        let fqcn = format!("lltune.tuning.{module}");
+        let r = doc(sandbox.path(), &[&fqcn]);
+        assert_eq!(r.code, 0, "{fqcn}: {}", r.show());
+        assert_eq!(r.stderr.trim(), "", "{fqcn}: ansible-doc warned: {}", r.show());
+        assert!(r.stdout.contains(&fqcn), "{}", r.show());
+        let options = sidecar["DOCUMENTATION"]["options"].as_mapping().map(|m| m.keys().cloned().collect()).unwrap_or_else(Vec::new);
+        for o in options {
+            let o = o.as_str().unwrap();
+            assert!(r.stdout.contains(o), "{fqcn}: option {o} is not rendered:\n{}", r.stdout);
+        }
+        let mut keys = Vec::new();
+        let ret: Value = serde_json::to_value(&sidecar["RETURN"]).unwrap();
+        return_keys(&ret, &mut keys);
+        assert!(!keys.is_empty(), "{fqcn}: the sidecar has no RETURN");
+        for k in &keys {
+            assert!(r.stdout.contains(k.as_str()), "{fqcn}: RETURN key {k} is not rendered:\n{}", r.stdout);
+        }
+    }
+}
+
+#[test]
+fn ansible_doc_lists_every_module() {
+    let sandbox = tempfile::tempdir().unwrap();
+    let modules = sidecars();
+    // What -l shows for each module: the sidecar's short_description, trailing '.' dropped.
+    let want: serde_json::Map<String, Value> = modules
+        .iter()
+        .map(|(m, d)| {
+            let short = d["DOCUMENTATION"]["short_description"].as_str().unwrap_or_else(|| panic!("{m}: no short_description"));
+            (format!("lltune.tuning.{m}"), json!(short.trim().trim_end_matches('.')))
+        })
+        .collect();
+    let want = Value::Object(want);
+
+    // -F finds the module files themselves: each binary, beside its sidecar.
+    let r = doc(sandbox.path(), &["-F", "lltune.tuning"]);
+    assert_eq!(r.code, 0, "{}", r.show());
+    assert_eq!(r.stderr.trim(), "", "{}", r.show());
+    for (m, _) in &modules {
+        let line = r.stdout.lines().find(|l| l.starts_with(&format!("lltune.tuning.{m} "))).unwrap_or_else(|| panic!("{m}: {}", r.show()));
+        assert!(line.trim_end().ends_with(&format!("/plugins/modules/{m}")), "{line}");
+    }
+
+    // -l reads each module file as text before it falls back to the sidecar .yml. On an ELF
+    // binary that read fails, and ansible-core (2.19.14, and devel as of this writing) keeps
+    // that error after the sidecar was found: it warns and leaves the module out. Text
+    // modules without an extension were fixed in ansible/ansible#85279; binary ones were not.
+    // Accept exactly that known failure here, and prove below that the sidecars list cleanly.
+    let listing = |r: &Run| -> Value {
+        assert_eq!(r.code, 0, "{}", r.show());
+        serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("ansible-doc -l -j is not JSON ({e}): {}", r.show()))
+    };
+    let r = doc(sandbox.path(), &["-l", "-j", "lltune.tuning"]);
+    let listed = listing(&r);
+    if !(listed == want && r.stderr.trim().is_empty()) {
+        let warned: BTreeSet<&str> = r
+            .stderr
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                let known = l.contains(" has a documentation formatting error") && l.contains("codec can't decode");
+                assert!(known, "ansible-doc -l failed in a new way:\n{}", r.show());
+                l.trim_start_matches("[WARNING]: ").split(' ').next().unwrap()
+            })
+            .collect();
+        let all: BTreeSet<&str> = want.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!((warned, &listed), (all, &json!({})), "ansible-doc -l failed in a new way:\n{}", r.show());
+        eprintln!("note: ansible-core {} cannot list binary modules with -l (reads the ELF as text)", support::ansible_core_version());
+    }
+
+    // The same collection with text stand-ins for the binaries: -l takes each short
+    // description from the sidecar, with no warning.
+    let alt = sandbox.path().join("docs-only");
+    let coll = alt.join("ansible_collections/lltune/tuning");
+    copy_tree(&support::collection_dir().join("ansible_collections/lltune/tuning"), &coll);
+    for (m, _) in &modules {
+        fs::write(coll.join("plugins/modules").join(m), "#!/bin/sh\n# stand-in for the binary: ansible-doc -l reads it as text\n").unwrap();
+    }
+    let r = run(&support::ansible().doc, sandbox.path(), &["-l", "-j", "lltune.tuning"], Some(&alt));
+    assert_eq!(r.stderr.trim(), "", "{}", r.show());
+    assert_eq!(listing(&r), want, "{}", r.show());
+}
+
+fn copy_tree(src: &Path, dest: &Path) {
+    fs::create_dir_all(dest).unwrap();
+    for e in fs::read_dir(src).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &dest.join(e.file_name()));
+        } else {
+            fs::copy(e.path(), dest.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// A play that gathers lltune facts from `lltune_root` and checks them against
+/// `lltune_expected` (the peer tool's values from the real dumps' MANIFEST).
+const CHECK_PLAY: &str = r#"---
+- name: Check lltune facts of a captured tree
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Gather lltune facts
+      lltune.tuning.lltune_facts:
+        root: "{{ lltune_root }}"
+      register: __lltune_facts
+
+    - name: Check the run and the layout
+      ansible.builtin.assert:
+        that:
+          - __lltune_facts is not changed
+          - __lltune_facts is not failed
+          - ansible_check_mode == (lltune_check_mode | bool)
+          - ansible_facts.lltune.schema_version == 1
+          - ansible_facts.lltune.cpu.sockets == lltune_expected.sockets
+          - ansible_facts.lltune.cpu.cores_per_socket == lltune_expected.cores_per_socket
+          - ansible_facts.lltune.cpu.threads_per_core == lltune_expected.threads_per_core
+          - ansible_facts.lltune.cpu.online == lltune_expected.online
+
+    - name: Check each NIC's driver and NUMA node
+      ansible.builtin.assert:
+        that:
+          - __lltune_nic | length == 1
+          - (__lltune_nic | first).driver == item.value.driver
+          - (__lltune_nic | first).numa_node == item.value.numa_node
+        fail_msg: "{{ item.key }}: expected {{ item.value }}, got {{ __lltune_nic }}"
+      vars:
+        __lltune_nic: "{{ ansible_facts.lltune.nics | selectattr('name', 'equalto', item.key) | list }}"
+      loop: "{{ lltune_expected.nics | dict2items }}"
+      loop_control:
+        label: "{{ item.key }}"
+"#;
+
+/// Runs CHECK_PLAY on one real dump; `None` when the dumps are absent.
+fn check_play_on_real_dump(name: &str, check_mode: bool) -> Option<Run> {
+    let root = support::real_fixture(name)?;
+    let manifest = support::real_manifest()?;
+    let expected = &manifest["fixtures"][name]["expected"];
+    assert!(expected.is_object(), "MANIFEST has no expected facts for {name}");
+    let sandbox = tempfile::tempdir().unwrap();
+    let play = sandbox.path().join("check.yml");
+    fs::write(&play, CHECK_PLAY).unwrap();
+    let vars = sandbox.path().join("vars.json");
+    let vars_json = json!({"lltune_root": root, "lltune_expected": expected, "lltune_check_mode": check_mode});
+    fs::write(&vars, vars_json.to_string()).unwrap();
+    let extra = format!("@{}", vars.display());
+    let mut args = vec!["-i", "localhost,", "-c", "local", "-e", extra.as_str(), play.to_str().unwrap()];
+    if check_mode {
+        args.push("--check");
+    }
+    Some(playbook(sandbox.path(), &args))
+}
+
+#[test]
+fn playbook_gathers_facts_from_a_real_dump() {
+    let Some(r) = check_play_on_real_dump("hwloc-32intel64-2p8co2t", false) else { return };
+    assert_eq!(r.code, 0, "{}", r.show());
+    let recap = support::play_recap(&r.stdout, "localhost");
+    assert_eq!((recap["failed"], recap["changed"], recap["unreachable"]), (0, 0, 0), "{}", r.show());
+    assert!(recap["ok"] >= 3, "{}", r.show());
+}
+
+#[test]
+fn playbook_check_mode_on_a_real_dump_reports_no_change() {
+    let Some(r) = check_play_on_real_dump("hwloc-32intel64-2p8co2t", true) else { return };
+    assert_eq!(r.code, 0, "{}", r.show());
+    let recap = support::play_recap(&r.stdout, "localhost");
+    assert_eq!((recap["failed"], recap["changed"], recap["skipped"]), (0, 0, 0), "{}", r.show());
+    assert!(recap["ok"] >= 3, "{}", r.show());
+}
+
+#[test]
+fn shipped_facts_playbook_prints_a_summary() {
+    let sandbox = tempfile::tempdir().unwrap();
+    let tree = sandbox.path().join("tree");
+    tiny_tree(&tree);
+    let play = Path::new(env!("CARGO_MANIFEST_DIR")).join("ansible/playbooks/facts.yml");
+    let root = format!("lltune_root={}", tree.display());
+    let r = playbook(sandbox.path(), &["-i", "localhost,", "-c", "local", "-e", &root, play.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.show());
+    let recap = support::play_recap(&r.stdout, "localhost");
+    assert_eq!((recap["ok"], recap["changed"], recap["failed"]), (2, 0, 0), "{}", r.show());
+    assert!(r.stdout.contains(r#""cmdline": "BOOT_IMAGE=/vmlinuz root=/dev/vda1 ro isolcpus=2-3""#), "{}", r.show());
+    assert!(r.stdout.contains(r#""schema_version": 1"#), "{}", r.show());
+    assert!(!r.stderr.contains("ERROR"), "{}", r.show());
+}

@@ -13,6 +13,9 @@ pub fn bin(name: &str) -> PathBuf {
     let p = match name {
         "lltune" => env!("CARGO_BIN_EXE_lltune"),
         "lltune_facts" => env!("CARGO_BIN_EXE_lltune_facts"),
+        "lltune_sysctl" => env!("CARGO_BIN_EXE_lltune_sysctl"),
+        "lltune_kernel_args" => env!("CARGO_BIN_EXE_lltune_kernel_args"),
+        "lltune_rollback" => env!("CARGO_BIN_EXE_lltune_rollback"),
         other => panic!("unknown binary {other}: add it to tests/support/mod.rs"),
     };
     PathBuf::from(p)
@@ -102,4 +105,283 @@ pub fn real_fixture(name: &str) -> Option<PathBuf> {
 pub fn real_manifest() -> Option<Value> {
     let d = real_fixtures_dir()?;
     Some(serde_json::from_slice(&fs::read(d.join("MANIFEST.json")).unwrap()).unwrap())
+}
+
+// ---- Ansible: a pinned ansible-core in a venv, and the collection assembled from ansible/ ----
+
+/// The pinned ansible-core requirement (`ansible-core==X.Y.Z`), shared with the Makefile.
+const ANSIBLE_CORE_PIN_FILE: &str = include_str!("../ansible-core.pin");
+
+/// The pinned ansible-core version (`2.19.14`).
+pub fn ansible_core_version() -> &'static str {
+    ANSIBLE_CORE_PIN_FILE
+        .lines()
+        .map(str::trim)
+        .find_map(|l| l.strip_prefix("ansible-core=="))
+        .expect("tests/ansible-core.pin has no ansible-core==X.Y.Z line")
+}
+
+/// The tools of a venv holding the pinned ansible-core.
+#[derive(Debug, Clone)]
+pub struct Ansible {
+    pub venv: PathBuf,
+    pub playbook: PathBuf,
+    pub doc: PathBuf,
+    /// The ad-hoc `ansible` command.
+    pub adhoc: PathBuf,
+}
+
+impl Ansible {
+    fn in_venv(venv: &Path) -> Ansible {
+        let b = venv.join("bin");
+        Ansible { venv: venv.to_path_buf(), playbook: b.join("ansible-playbook"), doc: b.join("ansible-doc"), adhoc: b.join("ansible") }
+    }
+
+    /// A command for one of the tools, sealed inside `sandbox`: HOME, Ansible's temp folders
+    /// and config live there, no ANSIBLE_* variable of the caller leaks in, and the
+    /// collections path is the one `collection_dir()` assembled.
+    pub fn command(&self, tool: &Path, sandbox: &Path) -> Command {
+        for d in ["home", "local-tmp", "remote-tmp"] {
+            fs::create_dir_all(sandbox.join(d)).unwrap();
+        }
+        // An empty config in the working folder: /etc/ansible/ansible.cfg must not apply.
+        let cfg = sandbox.join("ansible.cfg");
+        if !cfg.exists() {
+            fs::write(&cfg, "[defaults]\n").unwrap();
+        }
+        let mut cmd = Command::new(tool);
+        for (k, _) in std::env::vars_os() {
+            if k.to_string_lossy().starts_with("ANSIBLE_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.current_dir(sandbox)
+            .env("HOME", sandbox.join("home"))
+            .env("LC_ALL", "C.UTF-8") // ansible-core refuses to start without a UTF-8 locale
+            .env("ANSIBLE_CONFIG", &cfg)
+            .env("ANSIBLE_LOCAL_TEMP", sandbox.join("local-tmp"))
+            .env("ANSIBLE_REMOTE_TEMP", sandbox.join("remote-tmp"))
+            .env("ANSIBLE_COLLECTIONS_PATH", collection_dir())
+            .env("ANSIBLE_COLLECTIONS_SCAN_SYS_PATH", "false")
+            .env("ANSIBLE_PYTHON_INTERPRETER", self.venv.join("bin/python"))
+            .env("ANSIBLE_NOCOLOR", "1")
+            .env("ANSIBLE_RETRY_FILES_ENABLED", "false")
+            .stdin(Stdio::null());
+        cmd
+    }
+}
+
+/// True when `venv` has the pinned ansible-core and its tools.
+fn venv_has_pin(venv: &Path) -> bool {
+    let a = Ansible::in_venv(venv);
+    if !(a.playbook.exists() && a.doc.exists()) {
+        return false;
+    }
+    Command::new(venv.join("bin/python"))
+        .args(["-c", "import importlib.metadata as m; print(m.version('ansible-core'))"])
+        .output()
+        .map(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).trim() == ansible_core_version())
+        .unwrap_or(false)
+}
+
+/// A venv with the pinned ansible-core: the repository's `.venv` when `make venv` made one
+/// with the same pin, else one made once per build under the cargo target's temp folder
+/// (`python3 -m venv`, then `pip install` from the package registry).
+pub fn ansible() -> Ansible {
+    static ANSIBLE: std::sync::OnceLock<Ansible> = std::sync::OnceLock::new();
+    ANSIBLE.get_or_init(make_ansible_venv).clone()
+}
+
+fn make_ansible_venv() -> Ansible {
+    let repo_venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv");
+    if venv_has_pin(&repo_venv) {
+        return Ansible::in_venv(&repo_venv);
+    }
+    let base = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ansible-venv");
+    fs::create_dir_all(&base).unwrap();
+    let venv = base.join(format!("ansible-core-{}", ansible_core_version()));
+    let done = venv.join(".installed");
+    if done.exists() {
+        return Ansible::in_venv(&venv);
+    }
+    // Several test processes may ask at once: one installs, the others wait on the lock.
+    let lock = fs::File::create(base.join(".lock")).unwrap();
+    let _guard = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive).expect("lock ansible-venv");
+    if done.exists() {
+        return Ansible::in_venv(&venv);
+    }
+    // A venv cannot be moved (its scripts name their own path): build in place, mark at the end.
+    let _ = fs::remove_dir_all(&venv);
+    let run = |cmd: &mut Command, what: &str| {
+        let out = cmd.stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert!(
+            out.status.success(),
+            "{what} failed ({}):\nstdout: {}\nstderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(Command::new("python3").arg("-m").arg("venv").arg(&venv), "python3 -m venv");
+    let pin = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ansible-core.pin");
+    run(
+        Command::new(venv.join("bin/pip")).args(["install", "--quiet", "--disable-pip-version-check", "-r"]).arg(&pin),
+        "pip install ansible-core",
+    );
+    assert!(venv_has_pin(&venv), "{} has no ansible-core {} after pip install", venv.display(), ansible_core_version());
+    fs::write(&done, "").unwrap();
+    Ansible::in_venv(&venv)
+}
+
+/// A collections path (the folder holding `ansible_collections/`) with `lltune.tuning`
+/// assembled from `ansible/` plus the module binaries cargo built for this test run, one
+/// beside each sidecar `plugins/modules/<module>.yml`. Built once per test process, so tests
+/// do not depend on `make collection`.
+pub fn collection_dir() -> PathBuf {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(assemble_collection).clone()
+}
+
+fn assemble_collection() -> PathBuf {
+    let base = Path::new(env!("CARGO_TARGET_TMPDIR")).join("collections");
+    fs::create_dir_all(&base).unwrap();
+    // One folder per test process; those of processes that are gone are removed.
+    for entry in fs::read_dir(&base).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.parse::<u32>().is_ok() && !Path::new("/proc").join(&name).exists() {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
+    let root = base.join(std::process::id().to_string());
+    let _ = fs::remove_dir_all(&root);
+    let coll = root.join("ansible_collections/lltune/tuning");
+    copy_tree(&Path::new(env!("CARGO_MANIFEST_DIR")).join("ansible"), &coll);
+    // Every binary of this crate lands in the same folder as `lltune`.
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_lltune")).parent().unwrap().to_path_buf();
+    let modules = coll.join("plugins/modules");
+    for entry in fs::read_dir(&modules).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(stem) = name.strip_suffix(".yml") else { continue };
+        let built = bin_dir.join(stem);
+        assert!(built.is_file(), "plugins/modules/{name} documents {stem}, but cargo built no binary {}", built.display());
+        let dest = modules.join(stem);
+        if fs::hard_link(&built, &dest).is_err() {
+            fs::copy(&built, &dest).unwrap();
+        }
+    }
+    root
+}
+
+fn copy_tree(src: &Path, dest: &Path) {
+    fs::create_dir_all(dest).unwrap();
+    for entry in fs::read_dir(src).unwrap() {
+        let entry = entry.unwrap();
+        let to = dest.join(entry.file_name());
+        let ty = entry.file_type().unwrap();
+        if ty.is_dir() {
+            copy_tree(&entry.path(), &to);
+        } else if ty.is_file() {
+            fs::copy(entry.path(), &to).unwrap();
+        }
+    }
+}
+
+/// The counters of the PLAY RECAP line of `host` (`ok`, `changed`, `failed`, ...).
+pub fn play_recap(stdout: &str, host: &str) -> std::collections::BTreeMap<String, u64> {
+    let line = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("PLAY RECAP"))
+        .find(|l| l.split_whitespace().next() == Some(host))
+        .unwrap_or_else(|| panic!("no PLAY RECAP line for {host} in:\n{stdout}"));
+    line.split_whitespace()
+        .filter_map(|w| w.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.parse().unwrap_or_else(|_| panic!("bad recap count {k}={v}"))))
+        .collect()
+}
+
+// ---- Change modules: fixture copies and whole-tree snapshots ----
+
+/// A fresh copy of `tests/fixtures/boot/<name>` (symlinks kept as links) in a temp folder.
+pub fn boot_fixture(name: &str) -> tempfile::TempDir {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/boot").join(name);
+    assert!(src.is_dir(), "no fixture tree {}", src.display());
+    let dir = tempfile::tempdir().expect("tempdir");
+    copy_tree_with_links(&src, dir.path());
+    dir
+}
+
+fn copy_tree_with_links(src: &Path, dest: &Path) {
+    fs::create_dir_all(dest).unwrap();
+    for entry in fs::read_dir(src).unwrap() {
+        let entry = entry.unwrap();
+        let to = dest.join(entry.file_name());
+        let ty = entry.file_type().unwrap();
+        if ty.is_symlink() {
+            std::os::unix::fs::symlink(fs::read_link(entry.path()).unwrap(), &to).unwrap();
+        } else if ty.is_dir() {
+            copy_tree_with_links(&entry.path(), &to);
+        } else {
+            fs::copy(entry.path(), &to).unwrap();
+        }
+    }
+}
+
+/// One node of a tree snapshot: what a byte-identical comparison looks at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Node {
+    File { bytes: Vec<u8>, mode: u32, uid: u32, gid: u32 },
+    Dir { mode: u32 },
+    Link(PathBuf),
+}
+
+/// Every path under `root` (relative) with its bytes, mode and owner, except the folders
+/// lltune keeps its backups in (`var/lib/lltune`): the one leftover a rollback may leave.
+pub fn tree_snapshot(root: &Path) -> std::collections::BTreeMap<String, Node> {
+    use std::os::unix::fs::MetadataExt;
+    fn walk(base: &Path, dir: &Path, out: &mut std::collections::BTreeMap<String, Node>) {
+        for entry in fs::read_dir(dir).unwrap() {
+            let entry = entry.unwrap();
+            let p = entry.path();
+            let rel = p.strip_prefix(base).unwrap().to_string_lossy().into_owned();
+            if rel == "var/lib/lltune" || rel == "var/lib" || rel == "var" {
+                if rel != "var/lib/lltune" {
+                    walk(base, &p, out);
+                }
+                continue;
+            }
+            let m = fs::symlink_metadata(&p).unwrap();
+            let node = if m.file_type().is_symlink() {
+                Node::Link(fs::read_link(&p).unwrap())
+            } else if m.is_dir() {
+                walk(base, &p, out);
+                Node::Dir { mode: m.mode() & 0o7777 }
+            } else {
+                Node::File { bytes: fs::read(&p).unwrap(), mode: m.mode() & 0o7777, uid: m.uid(), gid: m.gid() }
+            };
+            out.insert(rel, node);
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    walk(root, root, &mut out);
+    out
+}
+
+/// Asserts two snapshots are equal, naming the paths that differ.
+pub fn assert_same_tree(before: &std::collections::BTreeMap<String, Node>, after: &std::collections::BTreeMap<String, Node>, what: &str) {
+    let mut diffs = Vec::new();
+    for (k, v) in before {
+        match after.get(k) {
+            None => diffs.push(format!("{k}: gone")),
+            Some(a) if a != v => diffs.push(format!("{k}: differs ({})", match (v, a) {
+                (Node::File { bytes: b1, .. }, Node::File { bytes: b2, .. }) if b1 == b2 => "mode or owner".to_string(),
+                (Node::File { bytes: b1, .. }, Node::File { bytes: b2, .. }) => format!("{:?} -> {:?}", String::from_utf8_lossy(b1), String::from_utf8_lossy(b2)),
+                _ => "kind".to_string(),
+            })),
+            _ => {}
+        }
+    }
+    for k in after.keys().filter(|k| !before.contains_key(*k)) {
+        diffs.push(format!("{k}: new"));
+    }
+    assert!(diffs.is_empty(), "{what}: tree differs:\n{}", diffs.join("\n"));
 }

@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Times a full lltune_facts scan (release binary, with and without `detail`) against two
+# baselines, and prints peak RSS and the size of every release binary. Run it as `make bench`
+# (which builds the collection and the venv first). Results are printed and also written as
+# markdown tables under build/bench/. Numbers only: no pass/fail.
+#
+# Targets:
+#   - the largest real dumps (utillinux-epyc7451, cnto-r640-rt-worker1), unpacked from
+#     ../shared/fixtures/real (or $LLTUNE_REAL_FIXTURES) into a temp folder; skipped when absent;
+#   - the live host (root "/").
+# Baselines:
+#   (a) "read every file once": cat every regular file of the tree's sys/devices/system,
+#       sys/bus/pci and proc. The floor for any tool that reads those files through the VFS.
+#       On the live host /proc holds files that block (kmsg), are huge (kcore, kpage*) or belong
+#       to processes that come and go, so the live baseline reads /proc/sys recursively plus the
+#       top-level /proc/[a-z]* regular files minus kmsg, kcore, kpage* and sysrq-trigger, and
+#       no /proc/<pid>. Write-only and unreadable files are skipped (-readable, errors to
+#       /dev/null); each batch runs under `timeout` so a file that blocks cannot hang the run.
+#   (b) Ansible's own fact gathering, `ansible localhost -m ansible.builtin.setup` from the
+#       venv (live host only: setup cannot read a captured tree), beside lltune_facts run
+#       through the same `ansible` command, so both include Ansible's own start-up.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+target_dir=${CARGO_TARGET_DIR:-target}
+facts_bin=${LLTUNE_FACTS:-$target_dir/release/lltune_facts}
+venv=${VENV:-.venv}
+collections=${COLLECTIONS:-build/collections}
+real=${LLTUNE_REAL_FIXTURES:-$here/../shared/fixtures/real}
+out=build/bench
+runs=${BENCH_RUNS:-10}
+
+need() { command -v "$1" >/dev/null 2>&1; }
+if ! need hyperfine; then
+  echo "installing hyperfine (apt-get)" >&2
+  apt-get -qq update && DEBIAN_FRONTEND=noninteractive apt-get -qq install -y hyperfine >/dev/null
+fi
+if [[ ! -x /usr/bin/time ]]; then
+  echo "installing time (apt-get)" >&2
+  apt-get -qq update && DEBIAN_FRONTEND=noninteractive apt-get -qq install -y time >/dev/null
+fi
+[[ -x $facts_bin ]] || { echo "no release binary $facts_bin: run 'make collection' first" >&2; exit 1; }
+[[ -x $venv/bin/ansible ]] || { echo "no $venv/bin/ansible: run 'make venv' first" >&2; exit 1; }
+
+mkdir -p "$out"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+# Writes the two args files for a root: full (detail) and compact.
+write_args() {
+  local root=$1 name=$2
+  printf '{"root": "%s", "detail": true}\n' "$root" >"$work/$name.detail.json"
+  printf '{"root": "%s"}\n' "$root" >"$work/$name.json"
+}
+
+peak_rss() { # label, command...
+  local label=$1; shift
+  local kb
+  kb=$(/usr/bin/time -v "$@" 2>&1 >/dev/null | awk -F': ' '/Maximum resident set size/ {print $2}')
+  printf '  %-44s %8s KiB\n' "$label" "$kb"
+}
+
+bench_tree() { # name, root
+  local name=$1 root=$2
+  write_args "$root" "$name"
+  local dirs=()
+  for d in sys/devices/system sys/bus/pci proc; do
+    [[ -d $root/$d ]] && dirs+=("$root/$d")
+  done
+  echo
+  echo "== $name ($root): $(find "${dirs[@]}" -type f 2>/dev/null | wc -l) regular files under ${dirs[*]#"$root"/}"
+  hyperfine --shell=bash --warmup 2 --min-runs "$runs" --export-markdown "$out/$name.md" \
+    -n "lltune_facts detail" "$facts_bin $work/$name.detail.json" \
+    -n "lltune_facts compact" "$facts_bin $work/$name.json" \
+    -n "read every file once" "find ${dirs[*]} -type f -readable -exec timeout 20 cat {} + >/dev/null 2>&1 || true"
+  echo "peak RSS:"
+  peak_rss "lltune_facts detail" "$facts_bin" "$work/$name.detail.json"
+  peak_rss "lltune_facts compact" "$facts_bin" "$work/$name.json"
+}
+
+if [[ -f $real/unpack.sh ]]; then
+  bash "$real/unpack.sh" "$work/real" >/dev/null
+  for name in utillinux-epyc7451 cnto-r640-rt-worker1; do
+    if [[ -d $work/real/$name ]]; then
+      bench_tree "$name" "$work/real/$name"
+    else
+      echo "skipping $name: not in $real" >&2
+    fi
+  done
+else
+  echo "skipping real dumps: $real/unpack.sh is absent" >&2
+fi
+
+# The live host.
+write_args / live
+live_read="{ find /sys/devices/system /sys/bus/pci /proc/sys -type f -readable -exec timeout 20 cat {} + ;"
+live_read+=" find /proc -maxdepth 1 -name '[a-z]*' -type f -readable ! -name kmsg ! -name kcore ! -name 'kpage*' ! -name sysrq-trigger -exec timeout 20 cat {} + ; } >/dev/null 2>&1 || true"
+ansible_env=(env LC_ALL=C.UTF-8 ANSIBLE_COLLECTIONS_PATH="$collections" ANSIBLE_COLLECTIONS_SCAN_SYS_PATH=false
+  ANSIBLE_PYTHON_INTERPRETER="$venv/bin/python" ANSIBLE_LOCAL_TEMP="$work/ansible-local" ANSIBLE_REMOTE_TEMP="$work/ansible-remote")
+adhoc="${ansible_env[*]} $venv/bin/ansible localhost -i localhost, -c local"
+echo
+echo "== live host"
+hyperfine --shell=bash --warmup 2 --min-runs "$runs" --export-markdown "$out/live.md" \
+  -n "lltune_facts detail" "$facts_bin $work/live.detail.json" \
+  -n "lltune_facts compact" "$facts_bin $work/live.json" \
+  -n "read every file once (bounded)" "$live_read" \
+  -n "ansible -m lltune.tuning.lltune_facts" "$adhoc -m lltune.tuning.lltune_facts -a detail=true" \
+  -n "ansible -m ansible.builtin.setup" "$adhoc -m ansible.builtin.setup"
+echo "peak RSS:"
+peak_rss "lltune_facts detail" "$facts_bin" "$work/live.detail.json"
+peak_rss "lltune_facts compact" "$facts_bin" "$work/live.json"
+peak_rss "ansible -m lltune.tuning.lltune_facts" "${ansible_env[@]}" "$venv/bin/ansible" localhost -i localhost, -c local -m lltune.tuning.lltune_facts -a detail=true
+peak_rss "ansible -m ansible.builtin.setup" "${ansible_env[@]}" "$venv/bin/ansible" localhost -i localhost, -c local -m ansible.builtin.setup
+
+echo
+echo "== release binaries"
+for b in "$target_dir"/release/lltune "$target_dir"/release/lltune_*; do
+  [[ -f $b && -x $b ]] || continue
+  printf '  %-24s %10s bytes\n' "$(basename "$b")" "$(stat -c %s "$b")"
+done
+echo
+echo "markdown tables: $out/"
