@@ -45,7 +45,7 @@ pub struct Dmi {
 
 /// Reads `KEY=value` pairs of os-release(5), unquoting values.
 pub fn parse_os_release(text: &str, key: &str) -> Option<String> {
-    text.lines().filter_map(|l| l.trim().strip_prefix(key)?.strip_prefix('=')).last().map(|v| {
+    text.lines().filter_map(|l| l.trim().strip_prefix(key)?.strip_prefix('=')).next_back().map(|v| {
         let v = v.trim();
         v.strip_prefix('"').and_then(|s| s.strip_suffix('"')).or_else(|| v.strip_prefix('\'').and_then(|s| s.strip_suffix('\''))).unwrap_or(v).to_string()
     })
