@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::facts::{self, Facts, ScanOptions};
+use crate::facts::ScanOptions;
 use crate::host::Host;
 
 /// Low-latency tuning for Linux trading servers.
@@ -25,6 +25,75 @@ pub enum Command {
     Scan(ScanArgs),
     /// Copy exactly the files a scan reads into a .tar.gz, for offline analysis.
     Capture(CaptureArgs),
+    /// Apply a config's kernel arguments and sysctls (with --plan: show the diff, write nothing).
+    Apply(ApplyArgs),
+    /// Restore what an apply changed, from its backup bundle.
+    Rollback(RollbackArgs),
+    /// Write a commented config for one machine: its core plan, hugepages, NIC roles.
+    GenConfig(GenConfigArgs),
+    /// Check a config (schema, CPU lists, safety) and cross-check it against a host; exit 1 on errors.
+    Audit(AuditArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct GenConfigArgs {
+    /// Facts to plan from: a snapshot written by `lltune scan --format json|yaml -o FILE`.
+    #[arg(long, conflicts_with = "root")]
+    pub snapshot: Option<PathBuf>,
+    /// Host root to scan when no snapshot is given (`/`, a captured tree or .tar.gz).
+    #[arg(long, default_value = "/")]
+    pub root: PathBuf,
+    /// The config file to write (default: standard output).
+    #[arg(short = 'o', long = "output")]
+    pub output: Option<PathBuf>,
+    /// Whole cores kept for housekeeping on every NUMA node.
+    #[arg(long = "housekeeping-cores-per-node", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub housekeeping_cores_per_node: u32,
+    /// NICs that carry trading traffic (comma-separated); default: by driver.
+    #[arg(long = "trading-nics", value_delimiter = ',')]
+    pub trading_nics: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AuditArgs {
+    /// The config file to check.
+    #[arg(short = 'c', long = "config")]
+    pub config: PathBuf,
+    /// Cross-check against this snapshot (`lltune scan -o`, JSON or YAML).
+    #[arg(long, conflicts_with = "root")]
+    pub snapshot: Option<PathBuf>,
+    /// Cross-check against this host root (default: this host, `/`).
+    #[arg(long)]
+    pub root: Option<PathBuf>,
+    /// Write `{errors: [{field, message}], warnings: [...]}` as JSON to this file.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ApplyArgs {
+    /// The config file (version 1, as gen-config writes it).
+    #[arg(short = 'c', long = "config")]
+    pub config: PathBuf,
+    /// Show what would change and write nothing, not even a backup.
+    #[arg(long)]
+    pub plan: bool,
+    /// Host root to change: `/` for this host (needs root privileges), or a copied tree.
+    #[arg(long, default_value = "/")]
+    pub root: PathBuf,
+    /// Backup bundle id under /var/lib/lltune/backups (default: a timestamp id).
+    #[arg(long = "backup-id")]
+    pub backup_id: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RollbackArgs {
+    /// The backup bundle: its path (/var/lib/lltune/backups/<id>) or its id.
+    #[arg(long)]
+    pub backup: String,
+    /// Host root to restore: `/` for this host (needs root privileges), or a copied tree.
+    #[arg(long, default_value = "/")]
+    pub root: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -49,6 +118,9 @@ pub struct ScanArgs {
     /// Include per-IRQ detail (`irqs.list`).
     #[arg(long)]
     pub detail: bool,
+    /// Also write the markdown report (system summary, services, recommendations) to FILE.
+    #[arg(long = "md-report", value_name = "FILE")]
+    pub md_report: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -76,6 +148,18 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Scan(a) => scan(a),
         Command::Capture(a) => capture(a),
+        Command::Apply(a) => {
+            let report = crate::apply::apply(&a.root, &a.config, a.plan, a.backup_id)?;
+            print!("{}", report.render_text());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::GenConfig(a) => gen_config(a),
+        Command::Audit(a) => audit(a),
+        Command::Rollback(a) => {
+            let report = crate::apply::rollback(&a.root, &a.backup)?;
+            print!("{}", report.render_text());
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -128,17 +212,63 @@ fn write_output(path: Option<&Path>, text: &str) -> Result<()> {
 
 fn scan(a: ScanArgs) -> Result<ExitCode> {
     let (host, _guard) = open_root(&a.root)?;
-    let (facts, warnings) = facts::collect(&host, ScanOptions { detail: a.detail });
+    let (facts, warnings) = crate::analysis::analyse(&host, ScanOptions { detail: a.detail });
     for w in &warnings {
         eprintln!("lltune: warning: {w}");
     }
     let text = match a.format {
         Format::Json => serde_json::to_string_pretty(&facts)? + "\n",
         Format::Yaml => serde_yaml::to_string(&facts)?,
-        Format::Text => render_text(&facts),
+        Format::Text => crate::report::render_text(&facts),
     };
     write_output(a.output.as_deref(), &text)?;
+    if let Some(p) = &a.md_report {
+        std::fs::write(p, crate::report::render_markdown(&facts)).with_context(|| format!("--md-report {}: cannot write", p.display()))?;
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Facts from a snapshot file, or from a scan of a root.
+fn load_facts(snapshot: Option<&Path>, root: &Path) -> Result<(crate::facts::Facts, String)> {
+    if let Some(p) = snapshot {
+        let text = std::fs::read_to_string(p).with_context(|| format!("--snapshot {}: cannot read", p.display()))?;
+        let facts = crate::gen_config::read_snapshot(&text).with_context(|| format!("--snapshot {}", p.display()))?;
+        return Ok((facts, p.display().to_string()));
+    }
+    let (host, _guard) = open_root(root)?;
+    let (facts, warnings) = crate::analysis::analyse(&host, ScanOptions::default());
+    for w in &warnings {
+        eprintln!("lltune: warning: {w}");
+    }
+    Ok((facts, if root == Path::new("/") { "live".into() } else { root.display().to_string() }))
+}
+
+fn gen_config(a: GenConfigArgs) -> Result<ExitCode> {
+    let (facts, source) = load_facts(a.snapshot.as_deref(), &a.root)?;
+    let opts = crate::gen_config::GenOptions {
+        plan: crate::analysis::plan::PlanOptions { housekeeping_cores_per_node: a.housekeeping_cores_per_node, trading_nics: a.trading_nics },
+        source,
+        generated_at: crate::gen_config::now_utc(),
+    };
+    for t in &opts.plan.trading_nics {
+        if !facts.nics.iter().any(|n| n.name.as_deref() == Some(t.as_str())) {
+            bail!("--trading-nics: no network interface {t} on this host");
+        }
+    }
+    write_output(a.output.as_deref(), &crate::gen_config::generate(&facts, &opts))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn audit(a: AuditArgs) -> Result<ExitCode> {
+    let text = std::fs::read_to_string(&a.config).with_context(|| format!("-c {}: cannot read", a.config.display()))?;
+    let root = a.root.clone().unwrap_or_else(|| PathBuf::from("/"));
+    let (facts, _) = load_facts(a.snapshot.as_deref(), &root)?;
+    let report = crate::audit::audit_text(&text, Some(&facts));
+    if let Some(p) = &a.output {
+        std::fs::write(p, serde_json::to_string_pretty(&report)? + "\n").with_context(|| format!("--output {}: cannot write", p.display()))?;
+    }
+    print!("{}", report.render_text());
+    Ok(if report.ok() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 fn capture(a: CaptureArgs) -> Result<ExitCode> {
@@ -155,46 +285,6 @@ fn capture(a: CaptureArgs) -> Result<ExitCode> {
         eprintln!("lltune: warning: left out {p}: may hold secrets");
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn opt<T: std::fmt::Display>(v: &Option<T>) -> String {
-    v.as_ref().map(|x| x.to_string()).unwrap_or_else(|| "?".into())
-}
-
-fn or_none(s: String) -> String {
-    if s.is_empty() { "none".into() } else { s }
-}
-
-/// A one-screen summary for a person.
-pub fn render_text(f: &Facts) -> String {
-    let mut o = String::new();
-    let h = &f.host;
-    let c = &f.cpu;
-    o += &format!("host      {} — {} — kernel {} — {}\n", opt(&h.hostname), opt(&h.os_pretty_name), opt(&h.kernel_release), opt(&h.architecture));
-    o += &format!("cpu       {} ({})\n", opt(&c.model_name), opt(&c.vendor));
-    o += &format!(
-        "topology  {} sockets × {} cores × {} threads; online {} ({} CPUs); SMT {}\n",
-        opt(&c.sockets),
-        opt(&c.cores_per_socket),
-        opt(&c.threads_per_core),
-        c.online,
-        c.count,
-        c.smt_control.clone().unwrap_or_else(|| "?".into())
-    );
-    o += &format!("isolated  {}; nohz_full {}\n", or_none(c.isolated.to_string()), or_none(c.nohz_full.to_string()));
-    let govs: Vec<String> = c.governors.iter().map(|(g, l)| format!("{g} ({l})")).collect();
-    o += &format!("cpufreq   driver {}; governors {}; turbo {}\n", opt(&c.scaling_driver), or_none(govs.join(", ")), opt(&c.turbo));
-    let states: Vec<String> = c.cpuidle.states.iter().map(|s| format!("{}{}", opt(&s.name), if s.disabled_cpus.is_empty() { "" } else { "(disabled on some)" })).collect();
-    o += &format!("cpuidle   driver {}; states {}\n", opt(&c.cpuidle.driver), or_none(states.join(" ")));
-    for n in &f.numa.nodes {
-        let hp: Vec<String> = n.hugepages.iter().map(|(s, h)| format!("{}×{}kB", opt(&h.total), s)).collect();
-        o += &format!("numa {:<4} cpus {}; memory {} kB; hugepages {}\n", n.id, or_none(n.cpus.to_string()), opt(&n.memory_kb), or_none(hp.join(", ")));
-    }
-    o += &format!("memory    THP {} (defrag {}); swap {} kB\n", opt(&f.memory.thp.enabled), opt(&f.memory.thp.defrag), opt(&f.memory.swap_total_kb));
-    o += &format!("cmdline   {}\n", f.kernel.cmdline.as_deref().unwrap_or("?"));
-    o += &format!("boot      {}\n", f.kernel.bootloader.layout);
-    o += &format!("nics      {}\n", f.nics.len());
-    o
 }
 
 #[cfg(test)]

@@ -127,7 +127,7 @@ pub struct Isolcpus {
 }
 
 /// Flags `isolcpus=` accepts (kernel/sched/isolation.c, `housekeeping_isolcpus_setup`).
-const ISOLCPUS_FLAGS: &[&str] = &["nohz", "domain", "managed_irq"];
+pub const ISOLCPUS_FLAGS: &[&str] = &["nohz", "domain", "managed_irq"];
 
 /// Parses the value of `isolcpus=`. Words before the list are flags (see `ISOLCPUS_FLAGS`);
 /// a bad CPU list is an error.

@@ -78,7 +78,7 @@ pub struct Facts {
     pub sysctl: sysctl::Sysctls,
     /// Filled by the analysis engine; empty from `collect` alone.
     #[serde(default)]
-    pub recommendations: Vec<serde_json::Value>,
+    pub recommendations: Vec<crate::analysis::Recommendation>,
 }
 
 /// Reads every subsystem. Returns the facts and the scan's warnings.

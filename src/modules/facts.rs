@@ -4,7 +4,7 @@
 use anyhow::Result;
 use serde::Deserialize;
 
-use crate::facts::{self, ScanOptions};
+use crate::facts::ScanOptions;
 use crate::host::Host;
 use crate::protocol::{Meta, Outcome, lenient_bool};
 
@@ -17,7 +17,8 @@ pub struct Params {
 }
 
 pub fn run(host: &Host, _meta: &Meta, params: Params) -> Result<Outcome> {
-    let (facts, warnings) = facts::collect(host, ScanOptions { detail: params.detail });
+    // Discovery and the analysis of it: `recommendations` come with the facts.
+    let (facts, warnings) = crate::analysis::analyse(host, ScanOptions { detail: params.detail });
     let mut outcome = Outcome::new(false).field("ansible_facts", serde_json::json!({ "lltune": facts }));
     outcome.warnings = warnings;
     Ok(outcome)

@@ -1,3 +1,8 @@
 //! One file per Ansible module; each exposes `Params` and `run(&Host, &Meta, Params)`.
 
+pub mod audit;
+pub mod config;
 pub mod facts;
+pub mod kernel_args;
+pub mod rollback;
+pub mod sysctl;

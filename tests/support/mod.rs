@@ -16,6 +16,8 @@ pub fn bin(name: &str) -> PathBuf {
         "lltune_sysctl" => env!("CARGO_BIN_EXE_lltune_sysctl"),
         "lltune_kernel_args" => env!("CARGO_BIN_EXE_lltune_kernel_args"),
         "lltune_rollback" => env!("CARGO_BIN_EXE_lltune_rollback"),
+        "lltune_config" => env!("CARGO_BIN_EXE_lltune_config"),
+        "lltune_audit" => env!("CARGO_BIN_EXE_lltune_audit"),
         other => panic!("unknown binary {other}: add it to tests/support/mod.rs"),
     };
     PathBuf::from(p)

@@ -1,0 +1,524 @@
+//! `lltune audit`: a config checked on its own (schema, CPU lists, consistency, safety) and
+//! against a host's facts (CPUs online, SMT siblings, NUMA memory, NICs, RDMA devices).
+//! Pure: takes the config text and optional facts; the CLI and `lltune_audit` do the I/O.
+//!
+//! Errors make the audit fail (exit 1); warnings do not. Every issue names its dotted field.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{self, Config, Issue};
+use crate::cpulist::CpuList;
+use crate::facts::Facts;
+
+/// `{errors: [{field, message}], warnings: [...]}`, as `--output` writes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditReport {
+    pub errors: Vec<Issue>,
+    pub warnings: Vec<Issue>,
+}
+
+impl AuditReport {
+    pub fn ok(&self) -> bool {
+        self.errors.is_empty()
+    }
+
+    fn error(&mut self, field: impl Into<String>, msg: impl Into<String>) {
+        self.errors.push(Issue::new(field, msg));
+    }
+
+    fn warn(&mut self, field: impl Into<String>, msg: impl Into<String>) {
+        self.warnings.push(Issue::new(field, msg));
+    }
+
+    /// One line per issue, errors first.
+    pub fn render_text(&self) -> String {
+        let mut o = String::new();
+        for e in &self.errors {
+            o += &format!("error: {e}\n");
+        }
+        for w in &self.warnings {
+            o += &format!("warning: {w}\n");
+        }
+        o += &format!("{} error(s), {} warning(s)\n", self.errors.len(), self.warnings.len());
+        o
+    }
+}
+
+/// Kernel arguments that switch off vulnerability mitigations: need
+/// `safety.allow_dangerous_mitigations` (kernel-parameters.txt, "mitigations=").
+pub const MITIGATION_ARGS: &[(&str, Option<&str>)] = &[
+    ("mitigations", Some("off")),
+    ("nopti", None),
+    ("pti", Some("off")),
+    ("nospectre_v1", None),
+    ("nospectre_v2", None),
+    ("spectre_v2", Some("off")),
+    ("spectre_v2_user", Some("off")),
+    ("spec_store_bypass_disable", Some("off")),
+    ("l1tf", Some("off")),
+    ("mds", Some("off")),
+    ("tsx_async_abort", Some("off")),
+    ("mmio_stale_data", Some("off")),
+    ("retbleed", Some("off")),
+    ("srbds", Some("off")),
+    ("gather_data_sampling", Some("off")),
+    ("spec_rstack_overflow", Some("off")),
+];
+
+/// Kernel arguments lltune refuses to set: they decide what boots, or turn off security.
+pub const REFUSED_ARGS: &[&str] =
+    &["root", "init", "rdinit", "initrd", "BOOT_IMAGE", "rd.break", "single", "emergency", "rescue", "systemd.unit", "selinux", "enforcing", "module.sig_enforce", "lockdown"];
+
+/// Governors the kernel's cpufreq core knows.
+pub const GOVERNORS: &[&str] = &["performance", "powersave", "schedutil", "ondemand", "conservative", "userspace"];
+
+/// Audits config text: parse issues are errors; then the checks run on what parsed.
+pub fn audit_text(text: &str, facts: Option<&Facts>) -> AuditReport {
+    let (cfg, issues) = config::parse(text);
+    let mut r = AuditReport { errors: issues, warnings: Vec::new() };
+    check(&cfg, facts, &mut r);
+    r
+}
+
+/// Where a kernel argument sits in the config, for messages.
+fn arg_field(cfg: &Config, key: &str) -> String {
+    let in_extra = cfg.kernel.as_ref().and_then(|k| k.extra_args.as_ref()).is_some_and(|c| c.get(key).is_some());
+    if in_extra { format!("kernel.extra_args.{key}") } else { format!("kernel.cmdline.{key}") }
+}
+
+/// A CPU-list kernel argument, parsed; a bad list is an error.
+fn cpulist_arg(cfg: &Config, key: &str, r: &mut AuditReport) -> Option<CpuList> {
+    let v = cfg.kernel_arg(key)?;
+    match CpuList::parse(v.unwrap_or("")) {
+        Ok(l) => Some(l),
+        Err(e) => {
+            r.error(arg_field(cfg, key), e.to_string());
+            None
+        }
+    }
+}
+
+/// Runs every check on a parsed config.
+pub fn check(cfg: &Config, facts: Option<&Facts>, r: &mut AuditReport) {
+    // ---- CPU sets of the config ----
+    let isolate_cores = cfg.cpu.as_ref().and_then(|c| c.isolate_cores.as_ref()).map(|c| c.0.clone());
+    let isolcpus = cfg.kernel_arg("isolcpus").and_then(|v| match crate::facts::kernel::parse_isolcpus(v.unwrap_or("")) {
+        Ok(i) => {
+            for f in i.flags.iter().filter(|f| !crate::facts::kernel::ISOLCPUS_FLAGS.contains(&f.as_str())) {
+                r.error(arg_field(cfg, "isolcpus"), format!("unknown flag `{f}` (the kernel knows {})", crate::facts::kernel::ISOLCPUS_FLAGS.join(", ")));
+            }
+            Some(i)
+        }
+        Err(e) => {
+            r.error(arg_field(cfg, "isolcpus"), e);
+            None
+        }
+    });
+    let nohz_full = cpulist_arg(cfg, "nohz_full", r);
+    let rcu_nocbs = cpulist_arg(cfg, "rcu_nocbs", r);
+    let kthread_cpus = cpulist_arg(cfg, "kthread_cpus", r);
+    let irqaffinity = cpulist_arg(cfg, "irqaffinity", r);
+    let avoid = cfg.irq.as_ref().and_then(|i| i.avoid_cores_for_irqs.as_ref()).map(|c| c.0.clone());
+
+    // The isolated set: isolate_cores, else isolcpus, else nohz_full.
+    let isolated: CpuList = isolate_cores
+        .clone()
+        .or_else(|| isolcpus.as_ref().map(|i| i.cpus.clone()))
+        .or_else(|| nohz_full.clone())
+        .unwrap_or_default();
+
+    if let (Some(ic), Some(i)) = (&isolate_cores, &isolcpus) {
+        if ic != &i.cpus {
+            r.error(arg_field(cfg, "isolcpus"), format!("isolates {} but cpu.isolate_cores is {ic}; they must name the same CPUs", i.cpus));
+        }
+    }
+    if let Some(i) = &isolcpus {
+        if !i.flags.iter().any(|f| f == "managed_irq") {
+            r.warn(arg_field(cfg, "isolcpus"), "no managed_irq flag: drivers with kernel-managed IRQs (NVMe, many NICs) keep queues on isolated CPUs");
+        }
+    }
+    if !isolated.is_empty() && isolcpus.is_none() && cfg.kernel.as_ref().and_then(|k| k.cmdline.as_ref()).is_some() {
+        r.warn("kernel.cmdline.isolcpus", format!("unset while {isolated} is isolated: the scheduler will still place tasks there"));
+    }
+    if let Some(n) = &nohz_full {
+        if !n.is_subset(&isolated) {
+            r.error(arg_field(cfg, "nohz_full"), format!("{} is not isolated ({}): a tickless CPU that gets other tasks scheduled on it only loses its tick", n.difference(&isolated), isolated));
+        } else if n != &isolated {
+            r.warn(arg_field(cfg, "nohz_full"), format!("covers {n}, not every isolated CPU ({isolated})"));
+        }
+        if let Some(rc) = &rcu_nocbs {
+            if !n.is_subset(rc) {
+                r.warn(arg_field(cfg, "rcu_nocbs"), format!("{rc} does not cover nohz_full {n}"));
+            }
+        }
+    } else if !isolated.is_empty() && cfg.kernel.as_ref().and_then(|k| k.cmdline.as_ref()).is_some() {
+        r.warn("kernel.cmdline.nohz_full", format!("unset: isolated CPUs {isolated} keep the scheduler tick"));
+    }
+    if let Some(rc) = &rcu_nocbs {
+        if !isolated.is_subset(rc) && nohz_full.is_none() {
+            r.warn(arg_field(cfg, "rcu_nocbs"), format!("{rc} does not cover the isolated CPUs {isolated}"));
+        }
+    }
+    for (key, set) in [("kthread_cpus", &kthread_cpus), ("irqaffinity", &irqaffinity)] {
+        if let Some(s) = set {
+            let both = s.intersection(&isolated);
+            if !both.is_empty() {
+                r.error(arg_field(cfg, key), format!("housekeeping CPUs {s} include isolated CPUs {both}"));
+            }
+            if s.is_empty() {
+                r.error(arg_field(cfg, key), "empty: the kernel needs at least one housekeeping CPU");
+            }
+        }
+    }
+    if let Some(irq) = &cfg.irq {
+        for (i, pin) in irq.manual_affinity.iter().enumerate() {
+            let field = format!("irq.manual_affinity[{i}].cpus");
+            let both = pin.cpus.0.intersection(&isolated);
+            if !both.is_empty() {
+                r.error(&field, format!("pins `{}` to isolated CPUs {both}", pin.pattern));
+            } else if let Some(a) = &avoid {
+                let both = pin.cpus.0.intersection(a);
+                if !both.is_empty() {
+                    r.error(&field, format!("pins `{}` to CPUs {both} that irq.avoid_cores_for_irqs excludes", pin.pattern));
+                }
+            }
+            if pin.cpus.0.is_empty() {
+                r.error(&field, "empty CPU list");
+            }
+            if let Err(e) = glob::Pattern::new(&pin.pattern) {
+                r.error(format!("irq.manual_affinity[{i}].match"), format!("bad pattern: {e}"));
+            }
+        }
+        if let Some(a) = &avoid {
+            if !isolated.is_subset(a) {
+                r.warn("irq.avoid_cores_for_irqs", format!("{a} does not cover the isolated CPUs {isolated}"));
+            }
+        }
+    }
+
+    // ---- Kernel arguments: safety ----
+    let args = cfg.kernel_args();
+    for (key, value) in &args {
+        if REFUSED_ARGS.contains(&key.as_str()) {
+            r.error(arg_field(cfg, key), "refused: this argument decides what boots or turns off security; lltune never sets it");
+        }
+        let mitigation = MITIGATION_ARGS.iter().any(|(k, v)| k == key && (v.is_none() || v.as_deref() == value.as_deref()));
+        if mitigation && !cfg.safety.allow_dangerous_mitigations {
+            r.error(
+                arg_field(cfg, key),
+                format!("{} turns off CPU vulnerability mitigations: set safety.allow_dangerous_mitigations: true to allow it", render_arg(key, value)),
+            );
+        }
+    }
+    if cfg.kernel_arg("idle") == Some(Some("poll")) {
+        r.warn(arg_field(cfg, "idle"), "idle=poll keeps every CPU at full power: heat, no turbo headroom");
+    }
+    if !args.is_empty() && !cfg.safety.allow_grub_edit {
+        r.warn("safety.allow_grub_edit", format!("false: apply will not change the boot command line ({} argument(s) in kernel.cmdline)", args.len()));
+    }
+
+    // ---- Other sections ----
+    if let Some(g) = cfg.cpu.as_ref().and_then(|c| c.governor.as_ref()) {
+        if !GOVERNORS.contains(&g.target.as_str()) {
+            r.error("cpu.governor.target", format!("unknown governor `{}` (known: {})", g.target, GOVERNORS.join(", ")));
+        }
+    }
+    if let Some(hp) = cfg.memory.as_ref().and_then(|m| m.hugepages.as_ref()) {
+        check_hugepages(hp, facts, r);
+    }
+    if let Some(n) = &cfg.network {
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, itf) in n.interfaces.iter().enumerate() {
+            if !seen.insert(itf.name.as_str()) {
+                r.error(format!("network.interfaces[{i}].name"), format!("`{}` is listed twice", itf.name));
+            }
+        }
+    }
+    if cfg.services.as_ref().and_then(|s| s.irqbalance) == Some(true) && !isolated.is_empty() {
+        r.warn("services.irqbalance", "true with isolated CPUs: irqbalance moves IRQs onto them unless it bans them");
+    }
+
+    if let Some(f) = facts {
+        check_against_host(cfg, f, &isolated, r);
+        let sets: Vec<(String, &CpuList)> = [
+            ("cpu.isolate_cores".to_string(), isolate_cores.as_ref()),
+            (arg_field(cfg, "isolcpus"), isolcpus.as_ref().map(|i| &i.cpus)),
+            (arg_field(cfg, "nohz_full"), nohz_full.as_ref()),
+            (arg_field(cfg, "rcu_nocbs"), rcu_nocbs.as_ref()),
+            (arg_field(cfg, "kthread_cpus"), kthread_cpus.as_ref()),
+            (arg_field(cfg, "irqaffinity"), irqaffinity.as_ref()),
+            ("irq.avoid_cores_for_irqs".to_string(), avoid.as_ref()),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
+        .collect();
+        if !f.cpu.online.is_empty() {
+            for (field, set) in sets {
+                let outside = set.difference(&f.cpu.online);
+                if !outside.is_empty() {
+                    r.error(field, format!("CPUs {outside} are not online on this host (online: {})", f.cpu.online));
+                }
+            }
+        }
+    }
+}
+
+fn render_arg(key: &str, value: &Option<String>) -> String {
+    match value {
+        Some(v) => format!("{key}={v}"),
+        None => key.to_string(),
+    }
+}
+
+/// `node0` → 0.
+fn node_id(key: &str) -> Option<u32> {
+    key.strip_prefix("node")?.parse().ok()
+}
+
+fn check_hugepages(hp: &config::HugepagesConfig, facts: Option<&Facts>, r: &mut AuditReport) {
+    let size = hp.size_kb();
+    if hp.size_kb.is_some() && size.is_none() {
+        r.error("memory.hugepages.size_kb", "expected a number of kB (2048 or 1048576)");
+    }
+    for k in hp.per_node.keys() {
+        if node_id(k).is_none() {
+            r.error(format!("memory.hugepages.per_node.{k}"), "expected a key named nodeN (node0, node1, ...)");
+        }
+    }
+    let sum: u64 = hp.per_node.values().sum();
+    if let Some(total) = hp.total {
+        if !hp.per_node.is_empty() && sum != total {
+            r.error("memory.hugepages.per_node", format!("adds up to {sum} pages, but memory.hugepages.total is {total}"));
+        }
+    }
+    let Some(f) = facts else { return };
+    if let Some(size) = size {
+        let known: Vec<String> = f.memory.hugepages.keys().chain(f.numa.nodes.iter().flat_map(|n| n.hugepages.keys())).cloned().collect();
+        if !known.is_empty() && !known.contains(&size.to_string()) {
+            r.error("memory.hugepages.size_kb", format!("{size} kB pages are not supported by this host (sizes: {})", dedup(known).join(", ")));
+        }
+    }
+    for (k, pages) in &hp.per_node {
+        let Some(id) = node_id(k) else { continue };
+        let field = format!("memory.hugepages.per_node.{k}");
+        match f.numa.nodes.iter().find(|n| n.id == id) {
+            None if !f.numa.nodes.is_empty() => r.error(field, format!("this host has no NUMA node {id}")),
+            None => {}
+            Some(n) => {
+                if let (Some(mem), Some(size)) = (n.memory_kb, size) {
+                    let want = pages.saturating_mul(size);
+                    if want > mem {
+                        r.error(field, format!("{pages} × {size} kB = {want} kB exceeds the node's memory ({mem} kB)"));
+                    }
+                }
+            }
+        }
+    }
+    if let (Some(total), Some(size), Some(mem)) = (hp.total, size, f.memory.total_kb) {
+        if hp.per_node.is_empty() && total.saturating_mul(size) > mem {
+            r.error("memory.hugepages.total", format!("{total} × {size} kB exceeds the host's memory ({mem} kB)"));
+        }
+    }
+}
+
+fn dedup(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v.dedup();
+    v
+}
+
+fn check_against_host(cfg: &Config, f: &Facts, isolated: &CpuList, r: &mut AuditReport) {
+    let online = &f.cpu.online;
+    if !isolated.is_empty() && !online.is_empty() && online.is_subset(isolated) {
+        r.error("cpu.isolate_cores", format!("isolates every online CPU ({online}): nothing is left for the kernel and the OS"));
+    }
+    if !isolated.is_empty() {
+        let split: Vec<String> = f
+            .cpu
+            .thread_siblings
+            .iter()
+            .map(|s| s.intersection(online))
+            .filter(|s| s.len() > 1 && !s.is_disjoint(isolated) && !s.is_subset(isolated))
+            .map(|s| s.to_string())
+            .collect();
+        if !split.is_empty() {
+            r.warn("cpu.isolate_cores", format!("splits SMT sibling threads between isolated and housekeeping CPUs: {} (isolate whole cores)", split.join(" ")));
+        }
+    }
+    let nic = |name: &str| f.nics.iter().find(|n| n.name.as_deref() == Some(name));
+    if let Some(n) = &cfg.network {
+        for (i, itf) in n.interfaces.iter().enumerate() {
+            match nic(&itf.name) {
+                None => r.error(format!("network.interfaces[{i}].name"), format!("no network interface `{}` on this host", itf.name)),
+                Some(found) => {
+                    if let (Some(want), Some(have)) = (itf.numa_node, found.numa_node) {
+                        if want != have {
+                            r.warn(format!("network.interfaces[{i}].numa_node"), format!("{} is on node {have}, not {want}", itf.name));
+                        }
+                    }
+                    if let (Some(want), Some(max)) = (itf.rings.as_ref().and_then(|x| x.rx), found.rings.map(|x| x.rx_max_pending)) {
+                        if max > 0 && want > max {
+                            r.error(format!("network.interfaces[{i}].rings.rx"), format!("{want} exceeds the device's maximum {max}"));
+                        }
+                    }
+                    if let (Some(want), Some(max)) = (itf.rings.as_ref().and_then(|x| x.tx), found.rings.map(|x| x.tx_max_pending)) {
+                        if max > 0 && want > max {
+                            r.error(format!("network.interfaces[{i}].rings.tx"), format!("{want} exceeds the device's maximum {max}"));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if let Some(ptp) = cfg.time_sync.as_ref().and_then(|t| t.ptp.as_ref()).and_then(|p| p.interface.as_deref()) {
+        if nic(ptp).is_none() {
+            r.error("time_sync.ptp.interface", format!("no network interface `{ptp}` on this host"));
+        }
+    }
+    if let Some(rdma) = &cfg.rdma {
+        for (i, d) in rdma.devices.iter().enumerate() {
+            match f.user_stacks.rdma.iter().find(|x| x.name == d.name) {
+                None => r.error(format!("rdma.devices[{i}].name"), format!("no RDMA device `{}` on this host", d.name)),
+                Some(found) => {
+                    if let Some(node) = found.numa_node {
+                        let local = f.numa.nodes.iter().find(|n| i64::from(n.id) == i64::from(node)).map(|n| n.cpus.clone()).unwrap_or_default();
+                        if !isolated.is_empty() && !local.is_empty() && local.is_disjoint(isolated) {
+                            r.warn(format!("rdma.devices[{i}].name"), format!("{} is on node {node}, which has no isolated CPU", d.name));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // IRQ pins stay on the NUMA node of the NICs their pattern matches.
+    if let Some(irq) = &cfg.irq {
+        for (i, pin) in irq.manual_affinity.iter().enumerate() {
+            let Ok(pat) = glob::Pattern::new(&pin.pattern) else { continue };
+            for n in f.nics.iter().filter(|n| n.name.as_deref().is_some_and(|x| pat.matches(x))) {
+                let Some(node) = n.numa_node else { continue };
+                let Some(local) = f.numa.nodes.iter().find(|x| i64::from(x.id) == node).map(|x| &x.cpus) else { continue };
+                let remote = pin.cpus.0.difference(local);
+                if !remote.is_empty() {
+                    r.warn(
+                        format!("irq.manual_affinity[{i}].cpus"),
+                        format!("CPUs {remote} are not on node {node} of {} (node CPUs {local})", n.name.as_deref().unwrap_or("?")),
+                    );
+                }
+            }
+        }
+    }
+    if f.cpu.vendor.as_deref() == Some("AuthenticAMD") && cfg.kernel_arg("intel_pstate").is_some() {
+        r.warn(arg_field(cfg, "intel_pstate"), "has no effect on AMD processors");
+    }
+    if let Some(h) = &cfg.hardware {
+        for (field, want, have) in [
+            ("hardware.sockets", h.sockets, f.cpu.sockets),
+            ("hardware.cores_per_socket", h.cores_per_socket, f.cpu.cores_per_socket),
+            ("hardware.threads_per_core", h.threads_per_core, f.cpu.threads_per_core),
+        ] {
+            if let (Some(w), Some(hv)) = (want, have) {
+                if w != hv {
+                    r.warn(field, format!("{w} in the config, {hv} on this host: was the config written for another machine?"));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::testing;
+
+    fn errors(text: &str, f: Option<&Facts>) -> Vec<(String, String)> {
+        audit_text(text, f).errors.into_iter().map(|i| (i.field, i.message)).collect()
+    }
+
+    #[test]
+    fn consistent_isolation_audits_clean() {
+        let f = testing::two_nodes();
+        let text = "version: 1\ncpu:\n  isolate_cores: 1-3,9-11\nkernel:\n  cmdline:\n    isolcpus: managed_irq,domain,1-3,9-11\n    nohz_full: 1-3,9-11\n    rcu_nocbs: 1-3,9-11\n    kthread_cpus: 0,4-8,12-15\n    irqaffinity: 0,4-8,12-15\nirq:\n  avoid_cores_for_irqs: 1-3,9-11\nsafety:\n  allow_grub_edit: true\n";
+        let r = audit_text(text, Some(&f));
+        assert!(r.errors.is_empty() && r.warnings.is_empty(), "{r:#?}");
+    }
+
+    #[test]
+    fn housekeeping_overlapping_isolation_is_an_error() {
+        let e = errors("version: 1\ncpu:\n  isolate_cores: 1-3\nkernel:\n  cmdline:\n    kthread_cpus: 0-1\n    irqaffinity: 0\n", None);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(e[0].0, "kernel.cmdline.kthread_cpus");
+    }
+
+    #[test]
+    fn isolcpus_and_isolate_cores_must_agree() {
+        let e = errors("version: 1\ncpu:\n  isolate_cores: 1-3\nkernel:\n  cmdline:\n    isolcpus: managed_irq,domain,1-2\n", None);
+        assert_eq!(e[0].0, "kernel.cmdline.isolcpus");
+        let e = errors("version: 1\nkernel:\n  cmdline:\n    isolcpus: managed_irq,bogus,1-2\n", None);
+        assert!(e[0].1.contains("unknown flag `bogus`"), "{e:?}");
+    }
+
+    #[test]
+    fn split_siblings_say_sibling() {
+        let f = testing::two_nodes();
+        let r = audit_text("version: 1\ncpu:\n  isolate_cores: 1-3\n", Some(&f));
+        assert!(r.warnings.iter().any(|w| w.field == "cpu.isolate_cores" && w.message.contains("sibling")), "{r:#?}");
+    }
+
+    #[test]
+    fn every_cpu_isolated_and_cpus_not_online() {
+        let f = testing::two_nodes();
+        let e = errors("version: 1\ncpu:\n  isolate_cores: 0-15\n", Some(&f));
+        assert!(e.iter().any(|(k, m)| k == "cpu.isolate_cores" && m.contains("every online CPU")), "{e:?}");
+        let e = errors("version: 1\ncpu:\n  isolate_cores: 9-17\n", Some(&f));
+        assert!(e.iter().any(|(k, m)| k == "cpu.isolate_cores" && m.contains("16-17")), "{e:?}");
+    }
+
+    #[test]
+    fn mitigations_need_the_safety_flag_and_root_is_refused() {
+        let e = errors("version: 1\nkernel:\n  cmdline:\n    mitigations: \"off\"\n", None);
+        assert_eq!(e[0].0, "kernel.cmdline.mitigations");
+        assert!(errors("version: 1\nkernel:\n  cmdline:\n    mitigations: \"off\"\nsafety:\n  allow_dangerous_mitigations: true\n", None).is_empty());
+        assert!(errors("version: 1\nkernel:\n  cmdline:\n    mitigations: auto\n", None).is_empty());
+        let e = errors("version: 1\nkernel:\n  extra_args:\n    nopti:\n    root: /dev/sda1\n", None);
+        let fields: Vec<&str> = e.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(fields, ["kernel.extra_args.nopti", "kernel.extra_args.root"]);
+    }
+
+    #[test]
+    fn grub_edit_flag_off_is_a_warning() {
+        let r = audit_text("version: 1\nkernel:\n  cmdline:\n    skew_tick: 1\n", None);
+        assert!(r.errors.is_empty());
+        assert_eq!(r.warnings[0].field, "safety.allow_grub_edit");
+    }
+
+    #[test]
+    fn hugepages_sum_and_node_memory() {
+        let f = testing::two_nodes(); // 16 GiB per node
+        let e = errors("version: 1\nmemory:\n  hugepages:\n    size_kb: \"2048\"\n    total: 10\n    per_node:\n      node0: 4\n      node1: 4\n", Some(&f));
+        assert_eq!(e[0].0, "memory.hugepages.per_node");
+        let e = errors("version: 1\nmemory:\n  hugepages:\n    size_kb: 1048576\n    total: 17\n    per_node:\n      node0: 17\n", Some(&f));
+        assert!(e.iter().any(|(k, m)| k == "memory.hugepages.per_node.node0" && m.contains("exceeds")), "{e:?}");
+        let e = errors("version: 1\nmemory:\n  hugepages:\n    size_kb: 2048\n    total: 1\n    per_node:\n      node7: 1\n", Some(&f));
+        assert!(e.iter().any(|(k, _)| k == "memory.hugepages.per_node.node7"), "{e:?}");
+        assert!(errors("version: 1\nmemory:\n  hugepages:\n    size_kb: 1048576\n    total: 16\n    per_node:\n      node0: 16\n", Some(&f)).is_empty());
+    }
+
+    #[test]
+    fn nics_and_rdma_devices_must_exist() {
+        let mut f = testing::two_nodes();
+        f.nics.push(crate::facts::nic::Nic { name: Some("eth0".into()), numa_node: Some(0), ..Default::default() });
+        let e = errors("version: 1\nnetwork:\n  interfaces:\n    - name: eth0\n    - name: eth9\nrdma:\n  devices:\n    - name: mlx5_0\ntime_sync:\n  ptp:\n    interface: eth7\n", Some(&f));
+        let fields: Vec<&str> = e.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(fields, ["network.interfaces[1].name", "time_sync.ptp.interface", "rdma.devices[0].name"]);
+    }
+
+    #[test]
+    fn irq_pins_on_isolated_cpus_or_off_node() {
+        let mut f = testing::two_nodes();
+        f.nics.push(crate::facts::nic::Nic { name: Some("ens3f0".into()), numa_node: Some(0), ..Default::default() });
+        let text = "version: 1\ncpu:\n  isolate_cores: 1-3,9-11\nirq:\n  avoid_cores_for_irqs: 1-3,9-11\n  manual_affinity:\n    - match: \"ens3f*\"\n      cpus: [0, 4]\n    - match: \"x*\"\n      cpus: \"2\"\n";
+        let r = audit_text(text, Some(&f));
+        assert_eq!(r.errors.iter().map(|i| i.field.as_str()).collect::<Vec<_>>(), ["irq.manual_affinity[1].cpus"]);
+        assert!(r.warnings.iter().any(|w| w.field == "irq.manual_affinity[0].cpus" && w.message.contains("not on node 0")), "{r:#?}");
+    }
+}

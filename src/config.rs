@@ -1,0 +1,1065 @@
+//! The config file: version 1, the seed's schema (docs/config.md), read with strict types.
+//! `gen-config` writes it; `audit` checks it; `apply` carries it out. This is the one reader.
+//!
+//! Strictness, and the surprising part: every section is read into typed structs that deny
+//! unknown keys, and each problem becomes an `Issue` naming its dotted field
+//! (`kernel.cmdline.mitigations`, `network.interfaces[0].role`), never a crash. serde_yaml
+//! follows YAML 1.2, where `off`, `on`, `yes`, `no`, `y` and `n` are strings; the seed read
+//! its configs with PyYAML (YAML 1.1), where they are booleans. A config written for the seed
+//! that says `mitigations: off` meant the string, one that says `turbo: off` meant false: the
+//! same word, two meanings, so lltune accepts neither unquoted. `yaml11_booleans` finds those
+//! words (plain block-style scalars) and `parse` reports each one at its path.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+
+use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
+use serde_yaml::Value as Yaml;
+
+use crate::analysis::plan::NicRole;
+use crate::cpulist::CpuList;
+
+/// The only config version this lltune reads and writes.
+pub const VERSION: u64 = 1;
+
+/// One problem of a config: `{field, message}` in `issues.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Issue {
+    /// Dotted path of the field (`kernel.cmdline.isolcpus`, `network.interfaces[1].name`);
+    /// empty for the document as a whole.
+    pub field: String,
+    pub message: String,
+}
+
+impl Issue {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Issue {
+        Issue { field: field.into(), message: message.into() }
+    }
+}
+
+impl fmt::Display for Issue {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        if self.field.is_empty() { write!(f, "{}", self.message) } else { write!(f, "{}: {}", self.field, self.message) }
+    }
+}
+
+// ---- Value types ----
+
+/// A CPU set written as a kernel CPU list (`"1-27,57-83"`), a single number, or a YAML list
+/// of numbers (`[0, 56]`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Cpus(pub CpuList);
+
+impl Serialize for Cpus {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for Cpus {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Cpus, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Cpus;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a CPU list such as \"1-5,9\", a CPU number, or a list of CPU numbers")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Cpus, E> {
+                CpuList::parse(v).map(Cpus).map_err(E::custom)
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Cpus, E> {
+                u32::try_from(v).map(|c| Cpus(CpuList::from_cpus([c]))).map_err(|_| E::custom(format!("CPU {v} is out of range")))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Cpus, A::Error> {
+                let mut l = CpuList::new();
+                while let Some(c) = seq.next_element::<u32>()? {
+                    l.insert(c);
+                }
+                Ok(Cpus(l))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A value written as text: a string or a number (`skew_tick: 1` and `skew_tick: "1"` are the
+/// same). A boolean is refused: in a config meant for YAML 1.1 it may have been `off`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Text(pub String);
+
+struct TextVisitor {
+    null_ok: bool,
+}
+
+impl<'de> Visitor<'de> for TextVisitor {
+    type Value = Option<String>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a string or a number")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Some(v.to_string()))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(Some(v.to_string()))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(Some(v.to_string()))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(Some(v.to_string()))
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+        Err(E::custom(format!(
+            "expected a string, found the boolean {v}; if you meant the word (off, on, yes, no), write it in quotes: \"{}\"",
+            if v { "on" } else { "off" }
+        )))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        if self.null_ok { Ok(None) } else { Err(E::invalid_type(de::Unexpected::Unit, &self)) }
+    }
+}
+
+impl<'de> Deserialize<'de> for Text {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Text, D::Error> {
+        Ok(Text(d.deserialize_any(TextVisitor { null_ok: false })?.unwrap_or_default()))
+    }
+}
+
+impl fmt::Display for Text {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A sysctl value: a number or string as written, a boolean as 0/1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct SysctlValue(pub String);
+
+impl<'de> Deserialize<'de> for SysctlValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<SysctlValue, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = SysctlValue;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a number, a string or a boolean")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<SysctlValue, E> {
+                Ok(SysctlValue(v.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<SysctlValue, E> {
+                Ok(SysctlValue(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<SysctlValue, E> {
+                Ok(SysctlValue(v.to_string()))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<SysctlValue, E> {
+                Ok(SysctlValue(if v { "1" } else { "0" }.into()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Kernel arguments in file order: `key: value`, `key: ""` or `key:` (null) for a bare flag.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Cmdline(pub Vec<(String, Option<String>)>);
+
+/// Arguments `kernel.cmdline` knows; anything else goes under `kernel.extra_args`, so that a
+/// misspelt `isolcpu` is an error rather than a new argument.
+pub const CMDLINE_KEYS: &[&str] = &[
+    "isolcpus", "nohz_full", "rcu_nocbs", "rcu_nocb_poll", "kthread_cpus", "irqaffinity", "nohz", "skew_tick", "tsc", "nosoftlockup",
+    "nmi_watchdog", "nowatchdog", "transparent_hugepage", "intel_pstate", "amd_pstate", "processor.max_cstate", "intel_idle.max_cstate",
+    "idle", "mitigations", "default_hugepagesz", "hugepagesz", "hugepages", "nosmt", "audit", "intel_iommu", "amd_iommu", "iommu", "mce",
+    "numa_balancing", "clocksource", "hpet", "rcupdate.rcu_normal_after_boot", "rcutree.kthread_prio", "workqueue.power_efficient",
+    "cpufreq.default_governor", "systemd.cpu_affinity",
+];
+
+/// Fails while reading a map's value, so that the error's path ends with the map's key.
+struct Reject(String);
+
+impl<'de> de::DeserializeSeed<'de> for Reject {
+    type Value = Never;
+    fn deserialize<D: Deserializer<'de>>(self, _d: D) -> Result<Never, D::Error> {
+        Err(de::Error::custom(self.0))
+    }
+}
+
+/// The value `Reject` never produces.
+enum Never {}
+
+impl From<Never> for Cmdline {
+    fn from(n: Never) -> Cmdline {
+        match n {}
+    }
+}
+
+impl From<Never> for NetworkSysctl {
+    fn from(n: Never) -> NetworkSysctl {
+        match n {}
+    }
+}
+
+struct CmdlineVisitor {
+    strict: bool,
+}
+
+struct CmdValue(Option<String>);
+
+impl<'de> Deserialize<'de> for CmdValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<CmdValue, D::Error> {
+        Ok(CmdValue(d.deserialize_any(TextVisitor { null_ok: true })?.filter(|s| !s.is_empty())))
+    }
+}
+
+impl<'de> Visitor<'de> for CmdlineVisitor {
+    type Value = Cmdline;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a mapping of kernel arguments to values")
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Cmdline, E> {
+        Ok(Cmdline::default())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Cmdline, A::Error> {
+        let mut out = Vec::new();
+        while let Some(k) = map.next_key::<String>()? {
+            if self.strict && !CMDLINE_KEYS.contains(&k.as_str()) {
+                return map
+                    .next_value_seed(Reject(format!(
+                        "unknown kernel argument `{k}` (known: {}); put other arguments under kernel.extra_args",
+                        CMDLINE_KEYS.join(", ")
+                    )))
+                    .map(Cmdline::from);
+            }
+            let v: CmdValue = map.next_value()?;
+            out.push((k, v.0));
+        }
+        Ok(Cmdline(out))
+    }
+}
+
+fn strict_cmdline<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Cmdline>, D::Error> {
+    d.deserialize_any(CmdlineVisitor { strict: true }).map(Some)
+}
+
+fn any_cmdline<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Cmdline>, D::Error> {
+    d.deserialize_any(CmdlineVisitor { strict: false }).map(Some)
+}
+
+impl Cmdline {
+    /// The value of `key`: `Some(None)` for a bare flag.
+    pub fn get(&self, key: &str) -> Option<Option<&str>> {
+        self.0.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_deref())
+    }
+}
+
+// ---- Sections ----
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Metadata {
+    pub generated_at: Option<String>,
+    pub host: Option<String>,
+    pub kernel: Option<String>,
+    pub tool_version: Option<String>,
+    /// Where the facts came from: `live`, a `--root` folder, or a snapshot file.
+    pub source: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HardwareNic {
+    pub name: String,
+    pub driver: Option<String>,
+    pub pci_address: Option<String>,
+    pub numa_node: Option<i64>,
+    pub speed_mbps: Option<u32>,
+}
+
+/// What the machine is (read-only: written by gen-config for the person editing).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hardware {
+    pub cpu_model: Option<String>,
+    pub vendor: Option<String>,
+    pub sockets: Option<u32>,
+    pub cores_per_socket: Option<u32>,
+    pub threads_per_core: Option<u32>,
+    pub online_cpus: Option<Cpus>,
+    pub numa_nodes: Option<u32>,
+    #[serde(default)]
+    pub nics: Vec<HardwareNic>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Governor {
+    pub target: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CpuSection {
+    pub governor: Option<Governor>,
+    /// CPUs isolated from the scheduler (must match isolcpus/nohz_full/rcu_nocbs).
+    pub isolate_cores: Option<Cpus>,
+    pub turbo: Option<bool>,
+    pub cstate_limit: Option<u32>,
+    pub epp: Option<String>,
+}
+
+/// Runtime sysctls of the kernel that isolation cares about.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KernelSysctl {
+    pub timer_migration: Option<u32>,
+    pub hung_task_timeout_secs: Option<u64>,
+    pub nmi_watchdog: Option<u32>,
+    pub sched_rt_runtime_us: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KernelSection {
+    #[serde(default, deserialize_with = "strict_cmdline", skip_serializing)]
+    pub cmdline: Option<Cmdline>,
+    /// Kernel arguments outside `CMDLINE_KEYS`, written as given.
+    #[serde(default, deserialize_with = "any_cmdline", skip_serializing)]
+    pub extra_args: Option<Cmdline>,
+    pub sysctl: Option<KernelSysctl>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ThpMode {
+    Never,
+    Madvise,
+    Always,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HugepagesConfig {
+    /// Page size in kB: 2048 or 1048576 on x86 (the seed writes it as a string).
+    pub size_kb: Option<Text>,
+    pub total: Option<u64>,
+    /// `node0: 512`: pages per NUMA node; must add up to `total`.
+    #[serde(default)]
+    pub per_node: BTreeMap<String, u64>,
+}
+
+impl HugepagesConfig {
+    pub fn size_kb(&self) -> Option<u64> {
+        self.size_kb.as_ref().and_then(|t| t.0.parse().ok())
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mlock {
+    pub enabled: Option<bool>,
+    pub user: Option<String>,
+    pub soft: Option<Text>,
+    pub hard: Option<Text>,
+    pub max_map_count: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    pub nofile: Option<Text>,
+    pub nproc: Option<Text>,
+    pub rtprio: Option<Text>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemorySection {
+    pub thp_runtime: Option<ThpMode>,
+    pub swap_disable: Option<bool>,
+    pub numa_balancing: Option<bool>,
+    pub ksm: Option<bool>,
+    pub swappiness: Option<u32>,
+    pub dirty_ratio: Option<u32>,
+    pub dirty_background_ratio: Option<u32>,
+    pub dirty_expire_centisecs: Option<u32>,
+    pub dirty_writeback_centisecs: Option<u32>,
+    pub stat_interval: Option<u32>,
+    pub zone_reclaim_mode: Option<u32>,
+    pub min_free_kbytes: Option<u64>,
+    pub overcommit_memory: Option<u32>,
+    pub max_map_count: Option<u64>,
+    pub hugepages: Option<HugepagesConfig>,
+    pub mlock: Option<Mlock>,
+    pub limits: Option<LimitsConfig>,
+}
+
+/// `memory` keys that are sysctls, with their real names.
+pub const MEMORY_SYSCTL: &[(&str, &str)] = &[
+    ("swappiness", "vm.swappiness"),
+    ("numa_balancing", "kernel.numa_balancing"),
+    ("max_map_count", "vm.max_map_count"),
+    ("dirty_ratio", "vm.dirty_ratio"),
+    ("dirty_background_ratio", "vm.dirty_background_ratio"),
+    ("dirty_expire_centisecs", "vm.dirty_expire_centisecs"),
+    ("dirty_writeback_centisecs", "vm.dirty_writeback_centisecs"),
+    ("stat_interval", "vm.stat_interval"),
+    ("zone_reclaim_mode", "vm.zone_reclaim_mode"),
+    ("min_free_kbytes", "vm.min_free_kbytes"),
+    ("overcommit_memory", "vm.overcommit_memory"),
+];
+
+/// The seed's `network.sysctl` short names that are not `net.ipv4.<name>`.
+pub const NETWORK_SYSCTL: &[(&str, &str)] = &[
+    ("rmem_max", "net.core.rmem_max"),
+    ("wmem_max", "net.core.wmem_max"),
+    ("rmem_default", "net.core.rmem_default"),
+    ("wmem_default", "net.core.wmem_default"),
+    ("optmem_max", "net.core.optmem_max"),
+    ("busy_poll", "net.core.busy_poll"),
+    ("busy_read", "net.core.busy_read"),
+    ("netdev_max_backlog", "net.core.netdev_max_backlog"),
+    ("netdev_budget", "net.core.netdev_budget"),
+    ("netdev_budget_usecs", "net.core.netdev_budget_usecs"),
+    ("somaxconn", "net.core.somaxconn"),
+    ("default_qdisc", "net.core.default_qdisc"),
+    ("rps_sock_flow_entries", "net.core.rps_sock_flow_entries"),
+    ("file_max", "fs.file-max"),
+];
+
+/// The real sysctl name of a `network.sysctl` key: a full dotted name as it is, a short
+/// name of `NETWORK_SYSCTL`, or `tcp_*`/`udp_*`/`ip_*`/`icmp_*` under net.ipv4.
+pub fn network_sysctl_name(key: &str) -> Option<String> {
+    if key.contains('.') {
+        return Some(key.to_string());
+    }
+    if let Some((_, real)) = NETWORK_SYSCTL.iter().find(|(n, _)| *n == key) {
+        return Some(real.to_string());
+    }
+    ["tcp_", "udp_", "ip_", "icmp_"].iter().any(|p| key.starts_with(p)).then(|| format!("net.ipv4.{key}"))
+}
+
+/// `network.sysctl`: names checked by `network_sysctl_name`, in file order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetworkSysctl(pub Vec<(String, SysctlValue)>);
+
+impl<'de> Deserialize<'de> for NetworkSysctl {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<NetworkSysctl, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = NetworkSysctl;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a mapping of sysctl names to values")
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<NetworkSysctl, E> {
+                Ok(NetworkSysctl::default())
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<NetworkSysctl, A::Error> {
+                let mut out = Vec::new();
+                while let Some(k) = map.next_key::<String>()? {
+                    if network_sysctl_name(&k).is_none() {
+                        return map
+                            .next_value_seed(Reject(format!("unknown sysctl `{k}`: write the full name (e.g. net.core.{k}) or a known short name")))
+                            .map(NetworkSysctl::from);
+                    }
+                    let v: SysctlValue = map.next_value()?;
+                    out.push((k, v));
+                }
+                Ok(NetworkSysctl(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NicDefaults {
+    pub disable_gro: Option<bool>,
+    pub disable_lro: Option<bool>,
+    pub disable_tso: Option<bool>,
+    pub disable_gso: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Coalescing {
+    pub rx_usecs: Option<u32>,
+    pub tx_usecs: Option<u32>,
+    pub adaptive_rx: Option<bool>,
+    pub adaptive_tx: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rings {
+    pub rx: Option<u32>,
+    pub tx: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Offloads {
+    pub gro: Option<bool>,
+    pub lro: Option<bool>,
+    pub tso: Option<bool>,
+    pub gso: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlowControl {
+    pub rx: Option<bool>,
+    pub tx: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelsConfig {
+    pub combined: Option<u32>,
+    pub rx: Option<u32>,
+    pub tx: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Interface {
+    pub name: String,
+    pub role: Option<NicRole>,
+    pub numa_node: Option<i64>,
+    pub driver: Option<String>,
+    pub coalescing: Option<Coalescing>,
+    pub rings: Option<Rings>,
+    pub offloads: Option<Offloads>,
+    pub flow_control: Option<FlowControl>,
+    pub channels: Option<ChannelsConfig>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkSection {
+    pub defaults: Option<NicDefaults>,
+    #[serde(default)]
+    pub sysctl: NetworkSysctl,
+    #[serde(default)]
+    pub interfaces: Vec<Interface>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IrqPin {
+    /// Glob over IRQ handler names (`ens3f*`, `mlx5_comp*`).
+    #[serde(rename = "match")]
+    pub pattern: String,
+    pub cpus: Cpus,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IrqSection {
+    #[serde(default)]
+    pub manual_affinity: Vec<IrqPin>,
+    pub avoid_cores_for_irqs: Option<Cpus>,
+    pub disable_rps: Option<bool>,
+    pub disable_rfs: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ptp {
+    pub interface: Option<String>,
+    pub phc2sys: Option<bool>,
+    pub domain: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeSync {
+    pub ntp: Option<bool>,
+    pub ptp: Option<Ptp>,
+    pub clocksource: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServicesSection {
+    pub irqbalance: Option<bool>,
+    pub tuned: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Safety {
+    /// Must be true for apply to change the boot command line.
+    #[serde(default)]
+    pub allow_grub_edit: bool,
+    /// Must be true for `mitigations=off` (and the per-vulnerability off switches).
+    #[serde(default)]
+    pub allow_dangerous_mitigations: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TuningLevel {
+    UltraLowLatency,
+    LowLatency,
+    Balanced,
+}
+
+/// `onload` / `vma`: environment profiles for kernel-bypass stacks.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StackProfile {
+    pub generate_profile: Option<bool>,
+    pub tuning_level: Option<TuningLevel>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RdmaDeviceConfig {
+    pub name: String,
+    pub numa_node: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RdmaSection {
+    #[serde(default)]
+    pub devices: Vec<RdmaDeviceConfig>,
+}
+
+/// A whole config. Sections absent from the file are `None`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Config {
+    pub version: Option<u64>,
+    pub metadata: Option<Metadata>,
+    pub hardware: Option<Hardware>,
+    pub cpu: Option<CpuSection>,
+    pub kernel: Option<KernelSection>,
+    pub memory: Option<MemorySection>,
+    pub network: Option<NetworkSection>,
+    pub irq: Option<IrqSection>,
+    pub time_sync: Option<TimeSync>,
+    pub services: Option<ServicesSection>,
+    pub safety: Safety,
+    pub onload: Option<StackProfile>,
+    pub vma: Option<StackProfile>,
+    pub rdma: Option<RdmaSection>,
+    /// Informational: the recommendations gen-config embedded, as written.
+    pub recommendations: Vec<Yaml>,
+}
+
+/// Top-level sections, in the order gen-config writes them.
+pub const SECTIONS: &[&str] = &[
+    "version", "metadata", "hardware", "cpu", "kernel", "memory", "network", "irq", "time_sync", "services", "safety", "onload", "vma", "rdma",
+    "recommendations",
+];
+
+impl Config {
+    /// Kernel arguments to set: `kernel.cmdline` then `kernel.extra_args`, in file order.
+    pub fn kernel_args(&self) -> Vec<(String, Option<String>)> {
+        let Some(k) = &self.kernel else { return Vec::new() };
+        k.cmdline.iter().chain(k.extra_args.iter()).flat_map(|c| c.0.iter().cloned()).collect()
+    }
+
+    /// One kernel argument (`cmdline` or `extra_args`): `Some(None)` for a bare flag.
+    pub fn kernel_arg(&self, key: &str) -> Option<Option<&str>> {
+        let k = self.kernel.as_ref()?;
+        k.extra_args.as_ref().and_then(|c| c.get(key)).or_else(|| k.cmdline.as_ref().and_then(|c| c.get(key)))
+    }
+
+    /// Every sysctl the config sets: real name → (value, dotted config path). Sources:
+    /// `network.sysctl`, the sysctl keys of `memory` (and `memory.mlock.max_map_count`),
+    /// `kernel.sysctl`. A later source does not override an earlier one.
+    pub fn sysctls(&self) -> BTreeMap<String, (String, String)> {
+        let mut out: BTreeMap<String, (String, String)> = BTreeMap::new();
+        let mut put = |name: String, value: String, path: String| {
+            out.entry(name).or_insert((value, path));
+        };
+        if let Some(n) = &self.network {
+            for (k, v) in &n.sysctl.0 {
+                if let Some(name) = network_sysctl_name(k) {
+                    put(name, v.0.clone(), format!("network.sysctl.{k}"));
+                }
+            }
+        }
+        if let Some(m) = &self.memory {
+            let num = |v: Option<u64>| v.map(|x| x.to_string());
+            let values: [(&str, Option<String>); 11] = [
+                ("swappiness", num(m.swappiness.map(u64::from))),
+                ("numa_balancing", m.numa_balancing.map(|b| if b { "1".into() } else { "0".into() })),
+                ("max_map_count", num(m.max_map_count)),
+                ("dirty_ratio", num(m.dirty_ratio.map(u64::from))),
+                ("dirty_background_ratio", num(m.dirty_background_ratio.map(u64::from))),
+                ("dirty_expire_centisecs", num(m.dirty_expire_centisecs.map(u64::from))),
+                ("dirty_writeback_centisecs", num(m.dirty_writeback_centisecs.map(u64::from))),
+                ("stat_interval", num(m.stat_interval.map(u64::from))),
+                ("zone_reclaim_mode", num(m.zone_reclaim_mode.map(u64::from))),
+                ("min_free_kbytes", num(m.min_free_kbytes)),
+                ("overcommit_memory", num(m.overcommit_memory.map(u64::from))),
+            ];
+            for (k, v) in values {
+                let Some(v) = v else { continue };
+                if let Some((_, real)) = MEMORY_SYSCTL.iter().find(|(n, _)| *n == k) {
+                    put(real.to_string(), v, format!("memory.{k}"));
+                }
+            }
+            if let Some(v) = m.mlock.as_ref().and_then(|l| l.max_map_count) {
+                put("vm.max_map_count".into(), v.to_string(), "memory.mlock.max_map_count".into());
+            }
+        }
+        if let Some(s) = self.kernel.as_ref().and_then(|k| k.sysctl.as_ref()) {
+            let items: [(&str, Option<String>); 4] = [
+                ("timer_migration", s.timer_migration.map(|v| v.to_string())),
+                ("hung_task_timeout_secs", s.hung_task_timeout_secs.map(|v| v.to_string())),
+                ("nmi_watchdog", s.nmi_watchdog.map(|v| v.to_string())),
+                ("sched_rt_runtime_us", s.sched_rt_runtime_us.map(|v| v.to_string())),
+            ];
+            for (k, v) in items {
+                if let Some(v) = v {
+                    put(format!("kernel.{k}"), v, format!("kernel.sysctl.{k}"));
+                }
+            }
+        }
+        out
+    }
+}
+
+// ---- Reading ----
+
+fn kind(v: &Yaml) -> &'static str {
+    match v {
+        Yaml::Null => "null",
+        Yaml::Bool(_) => "a boolean",
+        Yaml::Number(_) => "a number",
+        Yaml::String(_) => "a string",
+        Yaml::Sequence(_) => "a list",
+        Yaml::Mapping(_) => "a mapping",
+        Yaml::Tagged(_) => "a tagged value",
+    }
+}
+
+/// Reads one section into its type; an error names the dotted field.
+fn section<T: DeserializeOwned>(name: &str, v: &Yaml, issues: &mut Vec<Issue>) -> Option<T> {
+    match serde_path_to_error::deserialize::<_, T>(v.clone()) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            let path = e.path().to_string();
+            let field = if path == "." { name.to_string() } else { format!("{name}.{path}") };
+            let msg = e.into_inner().to_string();
+            // serde_yaml's message for a scalar where a mapping is meant names the Rust type.
+            let msg = msg.replace("invalid type: ", "expected another type: ");
+            issues.push(Issue::new(field, msg));
+            None
+        }
+    }
+}
+
+/// Parses a config. Returns what could be read and every problem found; a config with
+/// problems is never half-trusted by callers (they check `issues` first).
+pub fn parse(text: &str) -> (Config, Vec<Issue>) {
+    let mut issues = Vec::new();
+    let mut c = Config::default();
+    let doc: Yaml = match serde_yaml::from_str(text) {
+        Ok(d) => d,
+        Err(e) => {
+            issues.push(Issue::new("", format!("not valid YAML: {e}")));
+            return (c, issues);
+        }
+    };
+    let top = match doc {
+        Yaml::Mapping(m) => m,
+        Yaml::Null => serde_yaml::Mapping::new(),
+        other => {
+            issues.push(Issue::new("", format!("expected a mapping of sections at the top, found {}", kind(&other))));
+            return (c, issues);
+        }
+    };
+    for (k, v) in &top {
+        let Some(name) = k.as_str() else {
+            issues.push(Issue::new("", format!("section names are strings; found {}", kind(k))));
+            continue;
+        };
+        match name {
+            "version" => match v {
+                Yaml::Number(n) if n.as_u64() == Some(VERSION) => c.version = Some(VERSION),
+                other => issues.push(Issue::new("version", format!("expected {VERSION}, found {}", serde_yaml::to_string(other).unwrap_or_default().trim()))),
+            },
+            "metadata" => c.metadata = section(name, v, &mut issues),
+            "hardware" => c.hardware = section(name, v, &mut issues),
+            "cpu" => c.cpu = section(name, v, &mut issues),
+            "kernel" => c.kernel = section(name, v, &mut issues),
+            "memory" => c.memory = section(name, v, &mut issues),
+            "network" => c.network = section(name, v, &mut issues),
+            "irq" => c.irq = section(name, v, &mut issues),
+            "time_sync" => c.time_sync = section(name, v, &mut issues),
+            "services" => c.services = section(name, v, &mut issues),
+            "safety" => c.safety = section::<Option<Safety>>(name, v, &mut issues).flatten().unwrap_or_default(),
+            "onload" => c.onload = section(name, v, &mut issues),
+            "vma" => c.vma = section(name, v, &mut issues),
+            "rdma" => c.rdma = section(name, v, &mut issues),
+            "recommendations" => match v {
+                Yaml::Sequence(s) => c.recommendations = s.clone(),
+                Yaml::Null => {}
+                other => issues.push(Issue::new("recommendations", format!("expected a list, found {}", kind(other)))),
+            },
+            other => issues.push(Issue::new(other, format!("unknown section (known: {})", SECTIONS.join(", ")))),
+        }
+    }
+    if c.version.is_none() && !issues.iter().any(|i| i.field == "version") {
+        issues.push(Issue::new("version", format!("missing (expected {VERSION})")));
+    }
+    for b in yaml11_booleans(text) {
+        if b.path.starts_with("recommendations") || issues.iter().any(|i| i.field == b.path) {
+            continue;
+        }
+        issues.push(Issue::new(
+            b.path,
+            format!(
+                "`{}` (line {}) is a boolean in YAML 1.1 but a string in YAML 1.2; quote it (\"{}\") if you mean the word, or write true/false",
+                b.word, b.line, b.word
+            ),
+        ));
+    }
+    (c, issues)
+}
+
+/// A plain scalar that YAML 1.1 reads as a boolean and YAML 1.2 as a string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Yaml11Bool {
+    pub path: String,
+    pub word: String,
+    /// Line number, from 1.
+    pub line: usize,
+}
+
+/// YAML 1.1's boolean words that YAML 1.2 reads as strings (`true`/`false` are booleans in both).
+pub fn is_yaml11_bool_word(s: &str) -> bool {
+    matches!(s, "y" | "Y" | "yes" | "Yes" | "YES" | "n" | "N" | "no" | "No" | "NO" | "on" | "On" | "ON" | "off" | "Off" | "OFF")
+}
+
+/// Finds YAML-1.1 boolean words written as plain scalars in block-style mappings and lists,
+/// with their dotted paths. Flow style (`{a: off}`) is not looked into; quoted words are
+/// strings in both YAML versions and are fine.
+pub fn yaml11_booleans(text: &str) -> Vec<Yaml11Bool> {
+    struct Frame {
+        indent: usize,
+        path: String,
+        item: bool,
+    }
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut counters: HashMap<String, usize> = HashMap::new();
+    let mut out = Vec::new();
+    let mut block_scalar: Option<usize> = None;
+    let join = |parent: &str, key: &str| if parent.is_empty() { key.to_string() } else { format!("{parent}.{key}") };
+    for (n, raw) in text.lines().enumerate() {
+        let trimmed = raw.trim_start();
+        let mut indent = raw.len() - trimmed.len();
+        if let Some(bi) = block_scalar {
+            if trimmed.is_empty() || indent > bi {
+                continue;
+            }
+            block_scalar = None;
+        }
+        if trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with("---") || trimmed.starts_with("...") {
+            continue;
+        }
+        let mut rest = trimmed;
+        // Sequence items, possibly nested on one line (`- - a`).
+        while rest == "-" || rest.starts_with("- ") {
+            while stack.last().is_some_and(|f| f.indent > indent || (f.indent == indent && f.item)) {
+                stack.pop();
+            }
+            let parent = stack.last().map(|f| f.path.clone()).unwrap_or_default();
+            let idx = counters.entry(parent.clone()).or_insert(0);
+            let path = format!("{parent}[{idx}]");
+            *idx += 1;
+            stack.push(Frame { indent, path, item: true });
+            let after = rest[1..].trim_start();
+            indent += rest.len() - after.len();
+            rest = after;
+        }
+        if rest.is_empty() {
+            continue;
+        }
+        let (key, value) = match split_key(rest) {
+            Some((k, v)) => (Some(k), v),
+            None => (None, rest),
+        };
+        let value = strip_comment(value).trim();
+        if let Some(key) = key {
+            while stack.last().is_some_and(|f| f.indent >= indent) {
+                stack.pop();
+            }
+            let parent = stack.last().map(|f| f.path.clone()).unwrap_or_default();
+            let path = join(&parent, key);
+            if value.is_empty() {
+                counters.remove(&path);
+                stack.push(Frame { indent, path, item: false });
+            } else if value.starts_with('|') || value.starts_with('>') {
+                block_scalar = Some(indent);
+            } else if is_yaml11_bool_word(value) {
+                out.push(Yaml11Bool { path, word: value.to_string(), line: n + 1 });
+            }
+        } else if is_yaml11_bool_word(value) {
+            // A scalar list item: its frame is on top.
+            if let Some(f) = stack.last().filter(|f| f.item) {
+                out.push(Yaml11Bool { path: f.path.clone(), word: value.to_string(), line: n + 1 });
+            }
+        }
+    }
+    out
+}
+
+/// `key: value` / `key:` of a block mapping line (key possibly quoted).
+fn split_key(line: &str) -> Option<(&str, &str)> {
+    if line.starts_with('{') || line.starts_with('[') {
+        return None;
+    }
+    let (key_end, after_key) = if let Some(q) = line.chars().next().filter(|c| *c == '"' || *c == '\'') {
+        let close = line[1..].find(q)? + 1;
+        (close + 1, &line[close + 1..])
+    } else {
+        let i = line.find(": ").or_else(|| line.ends_with(':').then(|| line.len() - 1))?;
+        (i, &line[i..])
+    };
+    let after = after_key.strip_prefix(':')?;
+    if !(after.is_empty() || after.starts_with(' ')) {
+        return None;
+    }
+    let key = line[..key_end].trim_matches(|c| c == '"' || c == '\'');
+    Some((key, after))
+}
+
+fn strip_comment(v: &str) -> &str {
+    if v.trim_start().starts_with('#') {
+        return "";
+    }
+    match v.find(" #") {
+        Some(i) => &v[..i],
+        None => v,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(text: &str) -> Vec<String> {
+        parse(text).1.into_iter().map(|i| i.field).collect()
+    }
+
+    #[test]
+    fn yaml11_words_are_found_with_their_paths() {
+        let text = "version: 1\nkernel:\n  cmdline:\n    mitigations: off   # dangerous\n    tsc: \"reliable\"\n    idle: 'on'\nnetwork:\n  interfaces:\n    - name: eth0\n      role: trading\n    - name: eth1\n      offloads:\n        gro: no\nlist:\n  - yes\n  - x\n  - N\ndoc: |\n  off\n";
+        let found: Vec<(String, String)> = yaml11_booleans(text).into_iter().map(|b| (b.path, b.word)).collect();
+        assert_eq!(
+            found,
+            [
+                ("kernel.cmdline.mitigations".to_string(), "off".to_string()),
+                ("network.interfaces[1].offloads.gro".into(), "no".into()),
+                ("list[0]".into(), "yes".into()),
+                ("list[2]".into(), "N".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn mitigations_off_unquoted_is_an_error_naming_the_field() {
+        let (_, issues) = parse("version: 1\nkernel:\n  cmdline:\n    mitigations: off\n");
+        assert_eq!(issues.len(), 1, "{issues:?}");
+        assert_eq!(issues[0].field, "kernel.cmdline.mitigations");
+        assert!(issues[0].message.contains("YAML 1.1"), "{}", issues[0].message);
+        let (c, issues) = parse("version: 1\nkernel:\n  cmdline:\n    mitigations: \"off\"\n");
+        assert!(issues.is_empty(), "{issues:?}");
+        assert_eq!(c.kernel_arg("mitigations"), Some(Some("off")));
+    }
+
+    #[test]
+    fn a_real_boolean_where_a_string_is_meant() {
+        let (_, issues) = parse("version: 1\nkernel:\n  cmdline:\n    mitigations: false\n");
+        assert_eq!(issues[0].field, "kernel.cmdline.mitigations");
+        assert!(issues[0].message.contains("quotes"), "{}", issues[0].message);
+    }
+
+    #[test]
+    fn a_yaml11_word_where_a_boolean_is_meant() {
+        let (_, issues) = parse("version: 1\ncpu:\n  turbo: off\n");
+        assert_eq!(issues.len(), 1, "{issues:?}");
+        assert_eq!(issues[0].field, "cpu.turbo");
+    }
+
+    #[test]
+    fn scalar_where_a_mapping_is_meant_and_unknown_keys() {
+        assert_eq!(fields("version: 1\nkernel: 5\n"), ["kernel"]);
+        assert_eq!(fields("version: 1\nkernel:\n  cmdline: nohz_full=1\n"), ["kernel.cmdline"]);
+        assert_eq!(fields("version: 1\ncpu:\n  isolate_core: 1-3\n"), ["cpu.isolate_core"]);
+        assert_eq!(fields("version: 1\nkernel:\n  cmdline:\n    isolcpu: 1-3\n"), ["kernel.cmdline.isolcpu"]);
+        assert_eq!(fields("version: 1\nbogus: {}\n"), ["bogus"]);
+        assert_eq!(fields("version: 1\nnetwork:\n  interfaces:\n    - name: eth0\n      role: fast\n"), ["network.interfaces[0].role"]);
+        assert_eq!(fields("version: 1\nnetwork:\n  sysctl:\n    bogus_name: 1\n"), ["network.sysctl.bogus_name"]);
+    }
+
+    #[test]
+    fn version_and_broken_documents() {
+        assert_eq!(fields(""), ["version"]);
+        assert_eq!(fields("version: 2\n"), ["version"]);
+        assert_eq!(fields("- 1\n"), [""]);
+        assert_eq!(fields("a: [\n"), [""]);
+    }
+
+    #[test]
+    fn cpu_lists_in_every_accepted_form() {
+        let (c, issues) = parse("version: 1\ncpu:\n  isolate_cores: 1-3,5\nirq:\n  avoid_cores_for_irqs: 7\n  manual_affinity:\n    - match: \"ens3f*\"\n      cpus: [0, 8]\n");
+        assert!(issues.is_empty(), "{issues:?}");
+        assert_eq!(c.cpu.unwrap().isolate_cores.unwrap().0.to_string(), "1-3,5");
+        let irq = c.irq.unwrap();
+        assert_eq!(irq.avoid_cores_for_irqs.unwrap().0.to_string(), "7");
+        assert_eq!(irq.manual_affinity[0].cpus.0.to_string(), "0,8");
+        assert_eq!(fields("version: 1\ncpu:\n  isolate_cores: 1-x\n"), ["cpu.isolate_cores"]);
+    }
+
+    #[test]
+    fn sysctls_map_seed_names_to_real_keys() {
+        let (c, issues) = parse(
+            "version: 1\nnetwork:\n  sysctl:\n    busy_poll: 50\n    tcp_timestamps: false\n    file_max: 2097152\n    net.core.dev_weight: 64\nmemory:\n  stat_interval: 10\n  numa_balancing: false\n  mlock:\n    max_map_count: 262144\nkernel:\n  sysctl:\n    timer_migration: 0\n",
+        );
+        assert!(issues.is_empty(), "{issues:?}");
+        let s = c.sysctls();
+        let get = |k: &str| s.get(k).map(|(v, p)| (v.as_str(), p.as_str()));
+        assert_eq!(get("net.core.busy_poll"), Some(("50", "network.sysctl.busy_poll")));
+        assert_eq!(get("net.ipv4.tcp_timestamps"), Some(("0", "network.sysctl.tcp_timestamps")));
+        assert_eq!(get("fs.file-max"), Some(("2097152", "network.sysctl.file_max")));
+        assert_eq!(get("net.core.dev_weight"), Some(("64", "network.sysctl.net.core.dev_weight")));
+        assert_eq!(get("vm.stat_interval"), Some(("10", "memory.stat_interval")));
+        assert_eq!(get("kernel.numa_balancing"), Some(("0", "memory.numa_balancing")));
+        assert_eq!(get("vm.max_map_count"), Some(("262144", "memory.mlock.max_map_count")));
+        assert_eq!(get("kernel.timer_migration"), Some(("0", "kernel.sysctl.timer_migration")));
+    }
+
+    #[test]
+    fn kernel_args_keep_file_order_and_bare_flags() {
+        let (c, issues) = parse("version: 1\nkernel:\n  cmdline:\n    skew_tick: 1\n    nosoftlockup: \"\"\n    nowatchdog:\n    isolcpus: managed_irq,domain,2-3\n  extra_args:\n    my.flag: x\n");
+        assert!(issues.is_empty(), "{issues:?}");
+        assert_eq!(
+            c.kernel_args(),
+            [
+                ("skew_tick".to_string(), Some("1".to_string())),
+                ("nosoftlockup".into(), None),
+                ("nowatchdog".into(), None),
+                ("isolcpus".into(), Some("managed_irq,domain,2-3".into())),
+                ("my.flag".into(), Some("x".into())),
+            ]
+        );
+    }
+
+    #[test]
+    fn safety_defaults_to_false_and_is_strict() {
+        let (c, _) = parse("version: 1\n");
+        assert!(!c.safety.allow_grub_edit && !c.safety.allow_dangerous_mitigations);
+        assert_eq!(fields("version: 1\nsafety:\n  allow_grub_edit: \"yes\"\n"), ["safety.allow_grub_edit"]);
+        assert_eq!(fields("version: 1\nsafety:\n  allow_grub_edit: yes\n"), ["safety.allow_grub_edit"]);
+    }
+}

@@ -1,0 +1,406 @@
+//! `lltune gen-config`: a commented version-1 config for one machine, from its facts.
+//!
+//! Unlike the seed it leaves no TODO where the facts give the answer: the core plan
+//! (`analysis::plan`) fills the isolation settings, hugepages are sized per node within each
+//! node's memory, NICs get roles by driver and link. Settings with a real downside
+//! (`idle=poll`, `mitigations=off`, `intel_pstate=disable`) are written commented out, with
+//! why. The output is hand-written YAML (for the comments) with every string quoted, and a
+//! test checks that it audits clean against the facts it came from.
+
+use std::fmt::Write as _;
+
+use crate::analysis::plan::{self, CorePlan, NicRole, PlanOptions};
+use crate::cpulist::CpuList;
+use crate::facts::Facts;
+
+/// Huge pages proposed per node when the host has none: 1 GiB of 2 MB pages ...
+pub const DEFAULT_HUGEPAGES_PER_NODE: u64 = 512;
+/// ... but never more than this fraction (1/N) of the node's memory.
+pub const HUGEPAGES_MAX_FRACTION: u64 = 8;
+
+/// Options of one generation.
+#[derive(Debug, Clone, Default)]
+pub struct GenOptions {
+    pub plan: PlanOptions,
+    /// Where the facts came from, for `metadata.source` (`live`, a root, a snapshot file).
+    pub source: String,
+    /// `metadata.generated_at`; empty = omitted (tests want stable output).
+    pub generated_at: String,
+}
+
+/// Now, as an ISO 8601 basic UTC stamp (`20261122T101500Z`), for `metadata.generated_at`.
+pub fn now_utc() -> String {
+    // The journal's backup ids start with exactly this stamp; one clock formatter.
+    let id = crate::journal::default_backup_id();
+    id.split('-').next().unwrap_or_default().to_string()
+}
+
+/// Facts from a snapshot written by `lltune scan -o` (JSON or YAML; JSON is YAML too).
+pub fn read_snapshot(text: &str) -> anyhow::Result<Facts> {
+    let facts: Facts = if text.trim_start().starts_with('{') {
+        serde_json::from_str(text).map_err(|e| anyhow::anyhow!("not a lltune snapshot (JSON): {e}"))?
+    } else {
+        serde_yaml::from_str(text).map_err(|e| anyhow::anyhow!("not a lltune snapshot (YAML): {e}"))?
+    };
+    if facts.schema_version != crate::facts::SCHEMA_VERSION {
+        anyhow::bail!("snapshot schema_version {} (this lltune reads {})", facts.schema_version, crate::facts::SCHEMA_VERSION);
+    }
+    Ok(facts)
+}
+
+/// YAML double-quoted string.
+fn q(s: &str) -> String {
+    let mut o = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            '\n' => o.push_str("\\n"),
+            '\t' => o.push_str("\\t"),
+            c if c.is_control() => {
+                let _ = write!(o, "\\u{:04x}", c as u32);
+            }
+            c => o.push(c),
+        }
+    }
+    o.push('"');
+    o
+}
+
+/// The per-node hugepage proposal: (size_kb, [(node, pages)]). Keeps what the host already
+/// has; else `DEFAULT_HUGEPAGES_PER_NODE`, capped at 1/`HUGEPAGES_MAX_FRACTION` of the node's
+/// memory. None when node memory is unknown.
+pub fn hugepages_plan(f: &Facts) -> Option<(u64, Vec<(u32, u64)>)> {
+    let size = 2048u64;
+    let existing: Vec<(u32, u64)> =
+        f.numa.nodes.iter().map(|n| (n.id, n.hugepages.get(&size.to_string()).and_then(|h| h.total).unwrap_or(0))).collect();
+    if !existing.is_empty() && existing.iter().any(|(_, p)| *p > 0) {
+        return Some((size, existing));
+    }
+    if f.numa.nodes.is_empty() || f.numa.nodes.iter().any(|n| n.memory_kb.is_none()) {
+        return None;
+    }
+    let per: Vec<(u32, u64)> = f
+        .numa
+        .nodes
+        .iter()
+        .map(|n| {
+            let mem = n.memory_kb.unwrap_or(0);
+            // Nodes without CPUs (memory-only, CXL) are left alone.
+            let pages = if n.cpus.is_empty() { 0 } else { DEFAULT_HUGEPAGES_PER_NODE.min(mem / HUGEPAGES_MAX_FRACTION / size) };
+            (n.id, pages)
+        })
+        .collect();
+    per.iter().any(|(_, p)| *p > 0).then_some((size, per))
+}
+
+fn node_cpus(f: &Facts, node: Option<i64>) -> Option<CpuList> {
+    let node = node?;
+    f.numa.nodes.iter().find(|n| i64::from(n.id) == node).map(|n| n.cpus.clone())
+}
+
+fn invariant_tsc_bare_metal(f: &Facts) -> bool {
+    let virt = f.host.virtualization.kind.as_deref().is_some_and(|k| k != "none") || f.cpu.flags.iter().any(|x| x == "hypervisor");
+    !virt && f.time.tsc.as_ref().is_some_and(|t| t.constant_tsc && t.nonstop_tsc)
+}
+
+/// Writes the config.
+pub fn generate(f: &Facts, opts: &GenOptions) -> String {
+    let plan: CorePlan = plan::core_plan(f, &opts.plan);
+    let iso = &plan.isolated;
+    let hk = &plan.housekeeping;
+    let host = f.host.hostname.clone().unwrap_or_else(|| "unknown-host".into());
+    let intel = f.cpu.vendor.as_deref() == Some("GenuineIntel");
+    let amd = f.cpu.vendor.as_deref() == Some("AuthenticAMD");
+    let mut o = String::new();
+    let w = &mut o;
+
+    let _ = writeln!(w, "# lltune config (version 1) for {host}, generated by lltune {}.", env!("CARGO_PKG_VERSION"));
+    let _ = writeln!(w, "# Check it before applying: lltune audit -c <this file> --snapshot <snapshot>");
+    let _ = writeln!(w, "# Reference: docs/config.md. Strings are quoted on purpose: unquoted off/on/yes/no are refused.");
+    let _ = writeln!(w, "version: 1\n");
+    let _ = writeln!(w, "metadata:");
+    if !opts.generated_at.is_empty() {
+        let _ = writeln!(w, "  generated_at: {}", q(&opts.generated_at));
+    }
+    let _ = writeln!(w, "  host: {}", q(&host));
+    if let Some(k) = f.kernel.release.as_ref().or(f.host.kernel_release.as_ref()) {
+        let _ = writeln!(w, "  kernel: {}", q(k));
+    }
+    let _ = writeln!(w, "  tool_version: {}", q(env!("CARGO_PKG_VERSION")));
+    if !opts.source.is_empty() {
+        let _ = writeln!(w, "  source: {}", q(&opts.source));
+    }
+
+    // ---- hardware ----
+    let _ = writeln!(w, "\n# What this machine is (read-only; audit warns when a host does not match).");
+    let _ = writeln!(w, "hardware:");
+    if let Some(m) = &f.cpu.model_name {
+        let _ = writeln!(w, "  cpu_model: {}", q(m));
+    }
+    if let Some(v) = &f.cpu.vendor {
+        let _ = writeln!(w, "  vendor: {}", q(v));
+    }
+    for (k, v) in [("sockets", f.cpu.sockets), ("cores_per_socket", f.cpu.cores_per_socket), ("threads_per_core", f.cpu.threads_per_core)] {
+        if let Some(v) = v {
+            let _ = writeln!(w, "  {k}: {v}");
+        }
+    }
+    if !f.cpu.online.is_empty() {
+        let _ = writeln!(w, "  online_cpus: {}", q(&f.cpu.online.to_string()));
+    }
+    let _ = writeln!(w, "  numa_nodes: {}", f.numa.nodes.len().max(1));
+    let named: Vec<&crate::facts::nic::Nic> = f.nics.iter().filter(|n| !n.r#virtual && n.name.is_some()).collect();
+    if named.is_empty() {
+        let _ = writeln!(w, "  nics: []");
+    } else {
+        let _ = writeln!(w, "  nics:");
+        for n in &named {
+            let _ = writeln!(w, "    - name: {}", q(n.name.as_deref().unwrap_or("")));
+            if let Some(d) = &n.driver {
+                let _ = writeln!(w, "      driver: {}", q(d));
+            }
+            if let Some(p) = &n.pci_address {
+                let _ = writeln!(w, "      pci_address: {}", q(p));
+            }
+            if let Some(node) = n.numa_node {
+                let _ = writeln!(w, "      numa_node: {node}");
+            }
+            if let Some(s) = n.speed_mbps {
+                let _ = writeln!(w, "      speed_mbps: {s}");
+            }
+        }
+    }
+
+    // ---- cpu ----
+    let _ = writeln!(w, "\n# The core plan: housekeeping = whole cores (SMT siblings together), {} per NUMA node, on the", opts.plan.housekeeping_cores_per_node.max(1));
+    let _ = writeln!(w, "# lowest-numbered cores (CPU 0 keeps timekeeping); isolated = every other online CPU.");
+    let _ = writeln!(w, "#   housekeeping: {}", if hk.is_empty() { "none".into() } else { hk.to_string() });
+    let _ = writeln!(w, "#   isolated:     {}", if iso.is_empty() { "none".into() } else { iso.to_string() });
+    if !plan.trading_nodes.is_empty() {
+        let nodes: Vec<String> = plan.trading_nodes.iter().map(|n| n.to_string()).collect();
+        let _ = writeln!(w, "#   trading NICs on node(s) {}: pin the hot threads to {}", nodes.join(", "), if plan.trading_cpus.is_empty() { "none".into() } else { plan.trading_cpus.to_string() });
+    }
+    if let Some(m) = plan.management_node {
+        let _ = writeln!(w, "#   management NIC on node {m}");
+    }
+    for n in &plan.notes {
+        let _ = writeln!(w, "#   note: {n}");
+    }
+    let _ = writeln!(w, "cpu:");
+    let _ = writeln!(w, "  governor:\n    target: \"performance\"");
+    if !iso.is_empty() {
+        let _ = writeln!(w, "  isolate_cores: {}", q(&iso.to_string()));
+    }
+    let _ = writeln!(w, "  cstate_limit: 1");
+    let _ = writeln!(w, "  # turbo: false          # steadier clock, lower peak: decide per workload");
+    if !f.cpu.epp.is_empty() {
+        let _ = writeln!(w, "  epp: \"performance\"");
+    }
+
+    // ---- kernel ----
+    let _ = writeln!(w, "\n# Boot parameters: applied only with safety.allow_grub_edit: true, effective after a reboot.");
+    let _ = writeln!(w, "kernel:\n  cmdline:");
+    if !iso.is_empty() {
+        let _ = writeln!(w, "    isolcpus: {}", q(&format!("managed_irq,domain,{iso}")));
+        let _ = writeln!(w, "    nohz_full: {}", q(&iso.to_string()));
+        let _ = writeln!(w, "    rcu_nocbs: {}", q(&iso.to_string()));
+        let _ = writeln!(w, "    kthread_cpus: {}", q(&hk.to_string()));
+        let _ = writeln!(w, "    irqaffinity: {}", q(&hk.to_string()));
+    }
+    let _ = writeln!(w, "    skew_tick: \"1\"");
+    if invariant_tsc_bare_metal(f) {
+        let _ = writeln!(w, "    tsc: \"reliable\"             # invariant TSC: skip the clocksource watchdog");
+    }
+    let _ = writeln!(w, "    nosoftlockup: \"\"");
+    let _ = writeln!(w, "    nmi_watchdog: \"0\"");
+    let _ = writeln!(w, "    transparent_hugepage: \"never\"");
+    let _ = writeln!(w, "    processor.max_cstate: \"1\"");
+    if intel {
+        let _ = writeln!(w, "    intel_idle.max_cstate: \"1\"");
+    }
+    if let Some((size, per)) = hugepages_plan(f) {
+        let total: u64 = per.iter().map(|(_, p)| p).sum();
+        let _ = writeln!(w, "    hugepagesz: {}", q(&format!("{}M", size / 1024)));
+        let _ = writeln!(w, "    hugepages: {}", q(&total.to_string()));
+    }
+    let _ = writeln!(w, "    # Left off on purpose:");
+    let _ = writeln!(w, "    # idle: \"poll\"            # never halts: lowest wake-up latency, full power and heat on every core");
+    let _ = writeln!(w, "    # mitigations: \"off\"      # removes Spectre/Meltdown protections; needs safety.allow_dangerous_mitigations");
+    if intel {
+        let _ = writeln!(w, "    # intel_pstate: \"disable\" # acpi-cpufreq instead of hardware P-states; optional with the performance governor");
+    } else if amd {
+        let _ = writeln!(w, "    # intel_pstate=disable is not written: it has no effect on AMD processors");
+    }
+    let _ = writeln!(w, "  sysctl:");
+    let _ = writeln!(w, "    timer_migration: 0");
+    let _ = writeln!(w, "    hung_task_timeout_secs: 600");
+
+    // ---- memory ----
+    let _ = writeln!(w, "\nmemory:");
+    let _ = writeln!(w, "  thp_runtime: \"never\"");
+    let _ = writeln!(w, "  swap_disable: true");
+    let _ = writeln!(w, "  numa_balancing: false");
+    let _ = writeln!(w, "  ksm: false");
+    let _ = writeln!(w, "  stat_interval: 10");
+    let _ = writeln!(w, "  max_map_count: 262144");
+    match hugepages_plan(f) {
+        Some((size, per)) => {
+            let total: u64 = per.iter().map(|(_, p)| p).sum();
+            let _ = writeln!(w, "  # {size} kB pages per node: the host's current counts, or up to {DEFAULT_HUGEPAGES_PER_NODE} per node within 1/{HUGEPAGES_MAX_FRACTION} of its memory.");
+            let _ = writeln!(w, "  hugepages:\n    size_kb: {}\n    total: {total}\n    per_node:", q(&size.to_string()));
+            for (node, pages) in per {
+                let _ = writeln!(w, "      node{node}: {pages}");
+            }
+        }
+        None => {
+            let _ = writeln!(w, "  # hugepages: node memory is unknown here; size them per node (size_kb, total, per_node).");
+        }
+    }
+    let _ = writeln!(w, "  mlock:\n    enabled: true\n    user: \"*\"\n    soft: \"unlimited\"\n    hard: \"unlimited\"");
+    let _ = writeln!(w, "  limits:\n    nofile: 1048576\n    nproc: 65536\n    rtprio: 99");
+
+    // ---- network ----
+    let _ = writeln!(w, "\nnetwork:");
+    let _ = writeln!(w, "  defaults:\n    disable_gro: true\n    disable_lro: true\n    disable_tso: true\n    disable_gso: true");
+    let _ = writeln!(w, "  sysctl:");
+    for (k, v) in [
+        ("busy_poll", "50"),
+        ("busy_read", "50"),
+        ("rmem_max", "67108864"),
+        ("wmem_max", "67108864"),
+        ("netdev_max_backlog", "250000"),
+        ("somaxconn", "65535"),
+        ("file_max", "2097152"),
+    ] {
+        let _ = writeln!(w, "    {k}: {v}");
+    }
+    let _ = writeln!(w, "    # tcp_timestamps: false  # saves a clock read per segment; loses PAWS: only on clean LANs");
+    let _ = writeln!(w, "    # tcp_sack: false        # cheaper loss recovery on clean LANs, slower on lossy paths");
+    if named.is_empty() {
+        let _ = writeln!(w, "  interfaces: []");
+    } else {
+        let _ = writeln!(w, "  # Roles by driver and link speed (trading: sfc/mlx*/exanic; management: onboard 1 GbE); change as needed.");
+        let _ = writeln!(w, "  interfaces:");
+        for n in &named {
+            let name = n.name.as_deref().unwrap_or("");
+            let role = plan::nic_role(n, &opts.plan.trading_nics).unwrap_or(NicRole::Control);
+            let link = match (n.operstate.as_deref(), n.speed_mbps) {
+                (Some(s), Some(sp)) => format!("link {s}, {sp} Mb/s"),
+                (Some(s), None) => format!("link {s}"),
+                _ => "link unknown".into(),
+            };
+            let _ = writeln!(w, "    - name: {}   # {}, {link}", q(name), n.driver.as_deref().unwrap_or("driver unknown"));
+            let _ = writeln!(w, "      role: {}", q(role.as_str()));
+            if let Some(node) = n.numa_node {
+                let _ = writeln!(w, "      numa_node: {node}");
+            }
+            if role == NicRole::Trading {
+                let _ = writeln!(w, "      coalescing:\n        rx_usecs: 0\n        tx_usecs: 0\n        adaptive_rx: false\n        adaptive_tx: false");
+                let _ = writeln!(w, "      offloads:\n        gro: false\n        lro: false\n        tso: false\n        gso: false");
+                if let Some(r) = n.rings.filter(|r| r.rx_max_pending > 0 && r.tx_max_pending > 0) {
+                    let _ = writeln!(w, "      rings:\n        rx: {}\n        tx: {}", r.rx_max_pending, r.tx_max_pending);
+                }
+            }
+        }
+    }
+
+    // ---- irq ----
+    let _ = writeln!(w, "\n# NIC IRQs on housekeeping CPUs of the NIC's own NUMA node; never on isolated CPUs.");
+    let _ = writeln!(w, "irq:");
+    let pins: Vec<(String, CpuList)> = named
+        .iter()
+        .filter(|_| !hk.is_empty())
+        .map(|n| {
+            let local = node_cpus(f, n.numa_node).map(|c| c.intersection(hk)).filter(|c| !c.is_empty()).unwrap_or_else(|| hk.clone());
+            (format!("{}*", n.name.as_deref().unwrap_or("")), local)
+        })
+        .collect();
+    if pins.is_empty() {
+        let _ = writeln!(w, "  manual_affinity: []");
+    } else {
+        let _ = writeln!(w, "  manual_affinity:");
+        for (pat, cpus) in pins {
+            let _ = writeln!(w, "    - match: {}\n      cpus: {}", q(&pat), q(&cpus.to_string()));
+        }
+    }
+    if !iso.is_empty() {
+        let _ = writeln!(w, "  avoid_cores_for_irqs: {}", q(&iso.to_string()));
+    }
+    let _ = writeln!(w, "  disable_rps: true\n  disable_rfs: true");
+
+    // ---- time, services, safety ----
+    let _ = writeln!(w, "\ntime_sync:\n  ntp: true");
+    let ptp_nic = named.iter().find(|n| n.phc_index.is_some() && plan::nic_role(n, &opts.plan.trading_nics) == Some(NicRole::Trading));
+    match ptp_nic {
+        Some(n) => {
+            let _ = writeln!(w, "  # {} has a PTP hardware clock: use it if the network has a grandmaster.", n.name.as_deref().unwrap_or(""));
+            let _ = writeln!(w, "  # ptp:\n  #   interface: {}\n  #   phc2sys: true", q(n.name.as_deref().unwrap_or("")));
+        }
+        None => {
+            let _ = writeln!(w, "  # ptp: {{interface: \"<nic with a hardware clock>\", phc2sys: true}}");
+        }
+    }
+    let _ = writeln!(w, "\nservices:\n  irqbalance: false\n  tuned: \"latency-performance\"");
+    let _ = writeln!(w, "\n# Opt-ins for changes with a real downside. Both stay false unless you mean it.");
+    let _ = writeln!(w, "safety:\n  allow_grub_edit: false\n  allow_dangerous_mitigations: false");
+
+    // ---- recommendations ----
+    let recs = crate::analysis::recommend(f);
+    let _ = writeln!(w, "\n# What lltune found on this host (informational; `lltune scan --md-report` explains each).");
+    if recs.is_empty() {
+        let _ = writeln!(w, "recommendations: []");
+    } else {
+        let _ = writeln!(w, "recommendations:");
+        for r in recs {
+            let _ = writeln!(w, "  - category: {}\n    item: {}\n    current: {}\n    target: {}", q(&r.category), q(&r.item), q(&r.current), q(&r.target));
+            let _ = writeln!(w, "    severity: {}\n    impact: {}\n    risk: {}", q(r.severity.as_str()), q(r.impact.as_str()), q(r.risk.as_str()));
+        }
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::testing;
+
+    #[test]
+    fn generated_config_audits_clean_against_its_facts() {
+        let mut f = testing::two_nodes();
+        f.nics.push(crate::facts::nic::Nic { name: Some("ens1f0".into()), driver: Some("sfc".into()), numa_node: Some(1), speed_mbps: Some(10000), ..Default::default() });
+        f.nics.push(crate::facts::nic::Nic { name: Some("eno1".into()), driver: Some("igb".into()), numa_node: Some(0), carrier: Some(true), ..Default::default() });
+        let text = generate(&f, &GenOptions::default());
+        let r = crate::audit::audit_text(&text, Some(&f));
+        assert!(r.errors.is_empty(), "{:#?}\n{text}", r.errors);
+        assert!(r.warnings.iter().all(|w| w.field == "safety.allow_grub_edit"), "{:#?}", r.warnings);
+        let (c, _) = crate::config::parse(&text);
+        assert_eq!(c.kernel_arg("isolcpus"), Some(Some("managed_irq,domain,2-3,5-7,10-11,13-15")));
+        // Management NIC on node 0 (no trading there): one extra housekeeping core.
+        assert_eq!(c.kernel_arg("kthread_cpus"), Some(Some("0-1,4,8-9,12")));
+        let m = c.memory.unwrap();
+        let hp = m.hugepages.unwrap();
+        assert_eq!((hp.total, hp.per_node.get("node1").copied()), (Some(1024), Some(512)));
+        let itf = c.network.unwrap().interfaces;
+        assert_eq!(itf[0].role, Some(NicRole::Trading));
+        assert_eq!(itf[1].role, Some(NicRole::Management));
+    }
+
+    #[test]
+    fn hugepages_keep_existing_counts_and_fit_small_nodes() {
+        let mut f = testing::two_nodes();
+        f.numa.nodes[1].memory_kb = Some(4096 * 1024); // 4 GiB: 1/8 = 256 pages of 2 MB
+        assert_eq!(hugepages_plan(&f), Some((2048, vec![(0, 512), (1, 256)])));
+        f.numa.nodes[0].hugepages.insert("2048".into(), crate::facts::numa::NodeHugepages { total: Some(100), ..Default::default() });
+        assert_eq!(hugepages_plan(&f), Some((2048, vec![(0, 100), (1, 0)])));
+        f.numa.nodes[0].hugepages.clear();
+        f.numa.nodes[0].memory_kb = None;
+        assert_eq!(hugepages_plan(&f), None);
+    }
+
+    #[test]
+    fn strings_are_quoted_and_escaped() {
+        assert_eq!(q("a\"b\\c"), "\"a\\\"b\\\\c\"");
+        assert_eq!(q("off"), "\"off\"");
+    }
+}

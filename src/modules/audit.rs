@@ -1,0 +1,63 @@
+//! lltune_audit: checks a config against this host (the same checks as `lltune audit`), and
+//! fails with the error list when there is any. Changes nothing.
+//!
+//! The config comes as `config` (a mapping, e.g. a play's variable) or `config_file` (a path
+//! on the target, read under `root`). A mapping arrives as JSON, so its types are exact: a
+//! playbook's `mitigations: off` (a YAML 1.1 boolean to Ansible) reaches us as `false` and is
+//! reported at `kernel.cmdline.mitigations`.
+
+use anyhow::Result;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::audit;
+use crate::facts::ScanOptions;
+use crate::host::Host;
+use crate::protocol::{Failure, Meta, Outcome};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    /// The config as a mapping.
+    #[serde(default)]
+    pub config: Option<Value>,
+    /// A config file on the target (a path under `root`).
+    #[serde(default)]
+    pub config_file: Option<String>,
+}
+
+pub fn run(host: &Host, _meta: &Meta, params: Params) -> Result<Outcome> {
+    let text = match (&params.config, &params.config_file) {
+        (Some(_), Some(_)) => return Err(Failure::new("config, config_file: give one of them, not both").into()),
+        (None, None) => return Err(Failure::new("config or config_file is required").into()),
+        (Some(Value::Object(m)), None) => serde_yaml::to_string(m)?,
+        (Some(other), None) => return Err(Failure::new(format!("config: expected a mapping, got {}", json_kind(other))).into()),
+        (None, Some(path)) => host.read(path).map_err(|e| Failure::new(format!("config_file: {e}")))?,
+    };
+    let (facts, warnings) = crate::analysis::analyse(host, ScanOptions::default());
+    let report = audit::audit_text(&text, Some(&facts));
+    let errors = serde_json::to_value(&report.errors)?;
+    let config_warnings = serde_json::to_value(&report.warnings)?;
+    if !report.ok() {
+        let lines: Vec<String> = report.errors.iter().map(|i| i.to_string()).collect();
+        let mut fields = Map::new();
+        fields.insert("errors".into(), errors);
+        fields.insert("config_warnings".into(), config_warnings);
+        return Err(Failure { msg: format!("config has {} error(s): {}", lines.len(), lines.join("; ")), changed: false, fields }.into());
+    }
+    let mut outcome = Outcome::new(false).field("errors", errors).field("config_warnings", config_warnings);
+    outcome.warnings = warnings;
+    outcome.warnings.extend(report.warnings.iter().map(|w| format!("config: {w}")));
+    Ok(outcome)
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a mapping",
+    }
+}

@@ -1,0 +1,264 @@
+//! Reports for people, rendered from the facts (recommendations included): the one-screen
+//! text summary of `lltune scan` and the markdown report of `lltune scan --md-report FILE`.
+//! Pure functions of the facts; the CLI writes them.
+
+use std::fmt::Display;
+
+use crate::analysis::{Recommendation, Severity};
+use crate::facts::Facts;
+use crate::facts::services::Service;
+
+/// Recommendation lines shown in the text summary (errors and warnings first).
+pub const TEXT_MAX_RECOMMENDATIONS: usize = 10;
+
+fn opt<T: Display>(v: &Option<T>) -> String {
+    v.as_ref().map(|x| x.to_string()).unwrap_or_else(|| "?".into())
+}
+
+fn or_none(s: String) -> String {
+    if s.is_empty() { "none".into() } else { s }
+}
+
+fn service_state(s: &Service) -> &'static str {
+    match (s.active, s.enabled, s.installed) {
+        (Some(true), _, _) => "running",
+        (Some(false), Some(true), _) => "enabled, not running",
+        (Some(false), _, Some(true)) => "installed, not running",
+        (Some(false), _, _) => "not running",
+        (None, Some(true), _) => "enabled",
+        (None, _, Some(false)) => "not installed",
+        _ => "?",
+    }
+}
+
+/// Recommendations by severity, most severe first, keeping the engine's order within one.
+fn by_severity(recs: &[Recommendation]) -> Vec<&Recommendation> {
+    let mut v: Vec<&Recommendation> = recs.iter().collect();
+    v.sort_by_key(|r| std::cmp::Reverse(r.severity));
+    v
+}
+
+fn counts(recs: &[Recommendation]) -> String {
+    let n = |s: Severity| recs.iter().filter(|r| r.severity == s).count();
+    format!("{} ({} errors, {} warnings, {} info)", recs.len(), n(Severity::Error), n(Severity::Warning), n(Severity::Info))
+}
+
+fn nic_line(n: &crate::facts::nic::Nic) -> String {
+    let mut parts = vec![n.driver.clone().unwrap_or_else(|| "?".into())];
+    if let Some(node) = n.numa_node {
+        parts.push(format!("node {node}"));
+    }
+    if let Some(s) = &n.operstate {
+        parts.push(s.clone());
+    }
+    if let Some(sp) = n.speed_mbps {
+        parts.push(format!("{sp} Mb/s"));
+    }
+    format!("{} ({})", n.name.clone().or_else(|| n.pci_address.clone()).unwrap_or_else(|| "?".into()), parts.join(", "))
+}
+
+/// A one-screen summary for a person.
+pub fn render_text(f: &Facts) -> String {
+    let mut o = String::new();
+    let h = &f.host;
+    let c = &f.cpu;
+    o += &format!("host      {} — {} — kernel {} — {}\n", opt(&h.hostname), opt(&h.os_pretty_name), opt(&h.kernel_release), opt(&h.architecture));
+    o += &format!("cpu       {} ({})\n", opt(&c.model_name), opt(&c.vendor));
+    o += &format!(
+        "topology  {} sockets × {} cores × {} threads; online {} ({} CPUs); SMT {}\n",
+        opt(&c.sockets),
+        opt(&c.cores_per_socket),
+        opt(&c.threads_per_core),
+        c.online,
+        c.count,
+        c.smt_control.clone().unwrap_or_else(|| "?".into())
+    );
+    let isolcpus = f.kernel.isolcpus.as_ref().map(|i| i.cpus.to_string()).unwrap_or_default();
+    o += &format!(
+        "isolated  {}; nohz_full {}; cmdline isolcpus {}\n",
+        or_none(c.isolated.to_string()),
+        or_none(c.nohz_full.to_string()),
+        or_none(isolcpus)
+    );
+    let govs: Vec<String> = c.governors.iter().map(|(g, l)| format!("{g} ({l})")).collect();
+    o += &format!("cpufreq   driver {}; governors {}; turbo {}\n", opt(&c.scaling_driver), or_none(govs.join(", ")), opt(&c.turbo));
+    let states: Vec<String> =
+        c.cpuidle.states.iter().map(|s| format!("{}{}", opt(&s.name), if s.disabled_cpus.is_empty() { "" } else { "(disabled on some)" })).collect();
+    o += &format!("cpuidle   driver {}; states {}\n", opt(&c.cpuidle.driver), or_none(states.join(" ")));
+    for n in &f.numa.nodes {
+        let hp: Vec<String> = n.hugepages.iter().map(|(s, h)| format!("{}×{}kB", opt(&h.total), s)).collect();
+        o += &format!("numa {:<4} cpus {}; memory {} kB; hugepages {}\n", n.id, or_none(n.cpus.to_string()), opt(&n.memory_kb), or_none(hp.join(", ")));
+    }
+    o += &format!("memory    THP {} (defrag {}); swap {} kB\n", opt(&f.memory.thp.enabled), opt(&f.memory.thp.defrag), opt(&f.memory.swap_total_kb));
+    o += &format!("cmdline   {}\n", f.kernel.cmdline.as_deref().unwrap_or("?"));
+    o += &format!("boot      {}\n", f.kernel.bootloader.layout);
+    let phys: Vec<String> = f.nics.iter().filter(|n| !n.r#virtual).map(nic_line).collect();
+    let virt = f.nics.iter().filter(|n| n.r#virtual).count();
+    o += &format!("nics      {} physical: {}; {} virtual\n", phys.len(), or_none(phys.join(", ")), virt);
+    let s = &f.services;
+    o += &format!(
+        "services  irqbalance {}; tuned {}{}; chronyd {}; ptp4l {}\n",
+        service_state(&s.irqbalance.service),
+        service_state(&s.tuned.service),
+        s.tuned.profile.as_deref().map(|p| format!(" ({p})")).unwrap_or_default(),
+        service_state(&s.chronyd),
+        service_state(&s.ptp4l)
+    );
+    let recs = &f.recommendations;
+    o += &format!("advice    {}\n", counts(recs));
+    let sorted = by_severity(recs);
+    for r in sorted.iter().take(TEXT_MAX_RECOMMENDATIONS) {
+        o += &format!("  {:<7} {:<8} {}: {} → {}\n", r.severity.as_str(), r.category, r.item, r.current, r.target);
+    }
+    if recs.len() > TEXT_MAX_RECOMMENDATIONS {
+        o += &format!("  … {} more: lltune scan --md-report FILE\n", recs.len() - TEXT_MAX_RECOMMENDATIONS);
+    }
+    o
+}
+
+/// Text for one markdown table cell: no line breaks, pipes escaped.
+fn cell(s: impl Display) -> String {
+    let s = s.to_string();
+    let s = s.replace('|', "\\|").replace('\n', " ");
+    if s.is_empty() { "—".into() } else { s }
+}
+
+fn row(cells: &[String]) -> String {
+    format!("| {} |\n", cells.join(" | "))
+}
+
+fn yes_no(b: Option<bool>) -> String {
+    match b {
+        Some(true) => "yes".into(),
+        Some(false) => "no".into(),
+        None => "?".into(),
+    }
+}
+
+/// The markdown report: system summary, NUMA, NICs, services, time, recommendations.
+pub fn render_markdown(f: &Facts) -> String {
+    let h = &f.host;
+    let c = &f.cpu;
+    let mut o = String::new();
+    o += &format!("# lltune report: {}\n\n", h.hostname.as_deref().unwrap_or("unknown host"));
+    o += &format!("Facts schema {}, lltune {}.\n\n", f.schema_version, f.lltune_version);
+
+    o += "## System summary\n\n| | |\n|---|---|\n";
+    let isolcpus = f.kernel.isolcpus.as_ref().map(|i| format!("{} ({})", i.cpus, i.flags.join(","))).unwrap_or_else(|| "none".into());
+    let govs = c.governors.iter().map(|(g, l)| format!("{g} ({l})")).collect::<Vec<_>>().join(", ");
+    let summary: Vec<(&str, String)> = vec![
+        ("Host", opt(&h.hostname)),
+        ("OS", opt(&h.os_pretty_name)),
+        ("Kernel", opt(&f.kernel.release.clone().or(h.kernel_release.clone()))),
+        ("Machine", format!("{} {}", opt(&h.dmi.sys_vendor), opt(&h.dmi.product_name))),
+        ("Virtualization", opt(&h.virtualization.kind)),
+        ("CPU", format!("{} ({})", opt(&c.model_name), opt(&c.vendor))),
+        ("Topology", format!("{} sockets × {} cores × {} threads", opt(&c.sockets), opt(&c.cores_per_socket), opt(&c.threads_per_core))),
+        ("Online CPUs", format!("{} ({} CPUs; offline {})", c.online, c.count, or_none(c.offline.to_string()))),
+        ("Isolated (runtime)", or_none(c.isolated.to_string())),
+        ("nohz_full (runtime)", or_none(c.nohz_full.to_string())),
+        ("isolcpus (cmdline)", isolcpus),
+        ("Governors", or_none(govs)),
+        ("Scaling driver", opt(&c.scaling_driver)),
+        ("Turbo", opt(&c.turbo)),
+        ("Memory", format!("{} kB", opt(&f.memory.total_kb))),
+        ("THP", format!("{} (defrag {})", opt(&f.memory.thp.enabled), opt(&f.memory.thp.defrag))),
+        ("Swap", format!("{} kB", opt(&f.memory.swap_total_kb))),
+        ("Boot loader", f.kernel.bootloader.layout.clone()),
+        ("Command line", format!("`{}`", f.kernel.cmdline.as_deref().unwrap_or("?"))),
+    ];
+    for (k, v) in summary {
+        o += &row(&[k.to_string(), cell(v)]);
+    }
+
+    o += "\n### NUMA nodes\n\n| node | CPUs | memory (kB) | huge pages |\n|---|---|---|---|\n";
+    for n in &f.numa.nodes {
+        let hp: Vec<String> = n.hugepages.iter().map(|(s, hp)| format!("{} × {} kB", opt(&hp.total), s)).collect();
+        o += &row(&[n.id.to_string(), cell(&n.cpus), opt(&n.memory_kb), cell(hp.join(", "))]);
+    }
+
+    o += "\n### NICs\n\n| name | driver | PCI | NUMA node | link | speed (Mb/s) | virtual |\n|---|---|---|---|---|---|---|\n";
+    for n in &f.nics {
+        o += &row(&[
+            cell(n.name.as_deref().unwrap_or("")),
+            cell(opt(&n.driver)),
+            cell(opt(&n.pci_address)),
+            opt(&n.numa_node),
+            cell(opt(&n.operstate)),
+            opt(&n.speed_mbps),
+            if n.r#virtual { "yes".into() } else { "no".into() },
+        ]);
+    }
+
+    o += "\n## Services\n\n| service | installed | enabled | running | notes |\n|---|---|---|---|---|\n";
+    let s = &f.services;
+    let ib = &s.irqbalance;
+    let banned = ib.banned_cpulist.clone().or(ib.banned_cpus.clone()).map(|b| format!("bans CPUs {b}")).unwrap_or_default();
+    let services: Vec<(&str, &Service, String)> = vec![
+        ("irqbalance", &ib.service, banned),
+        ("tuned", &s.tuned.service, s.tuned.profile.as_deref().map(|p| format!("profile {p}")).unwrap_or_default()),
+        ("chronyd", &s.chronyd, String::new()),
+        ("ntpd", &s.ntpd, String::new()),
+        ("systemd-timesyncd", &s.systemd_timesyncd, String::new()),
+        ("ptp4l", &s.ptp4l, String::new()),
+        ("phc2sys", &s.phc2sys, String::new()),
+    ];
+    for (name, svc, notes) in services {
+        o += &row(&[name.to_string(), yes_no(svc.installed), yes_no(svc.enabled), yes_no(svc.active), cell(notes)]);
+    }
+    let ptp: Vec<&str> = f.time.ptp_clocks.iter().map(|p| p.name.as_str()).collect();
+    o += &format!("\nClocksource: {}; PTP clocks: {}.\n", opt(&f.time.current_clocksource), or_none(ptp.join(", ")));
+
+    o += "\n## Recommendations\n\n";
+    let recs = &f.recommendations;
+    if recs.is_empty() {
+        o += "None: nothing the facts show calls for a change.\n";
+    } else {
+        o += &format!("{}.\n\n", counts(recs));
+        o += "| # | severity | category | item | current → target | impact | risk | rationale |\n|---|---|---|---|---|---|---|---|\n";
+        for (i, r) in recs.iter().enumerate() {
+            o += &row(&[
+                (i + 1).to_string(),
+                r.severity.as_str().into(),
+                cell(&r.category),
+                cell(&r.item),
+                cell(format!("{} → {}", r.current, r.target)),
+                r.impact.as_str().into(),
+                r.risk.as_str().into(),
+                cell(&r.rationale),
+            ]);
+        }
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::{self, testing};
+
+    #[test]
+    fn markdown_escapes_pipes_and_lists_every_recommendation() {
+        let mut f = testing::two_nodes();
+        f.cpu.governors.insert("powersave".into(), crate::cpulist::CpuList::parse("0-15").unwrap());
+        f.kernel.cmdline = Some("a=b|c".into());
+        f.recommendations = analysis::recommend(&f);
+        let md = render_markdown(&f);
+        assert!(md.contains("`a=b\\|c`"), "{md}");
+        assert!(md.contains("| warning | cpu | governor | powersave (0-15) → performance | high | safe |"), "{md}");
+        let rows = md.lines().filter(|l| l.starts_with("| ") && l.chars().nth(2).is_some_and(|c| c.is_ascii_digit()) && l.contains(" → ")).count();
+        assert_eq!(rows, f.recommendations.len());
+    }
+
+    #[test]
+    fn text_summary_caps_the_recommendations() {
+        let mut f = testing::two_nodes();
+        f.recommendations = (0..TEXT_MAX_RECOMMENDATIONS + 3).map(|i| analysis::rec("cpu", format!("r{i}"))).collect();
+        f.recommendations.push(analysis::rec("kernel", "bad").sev(Severity::Error));
+        let t = render_text(&f);
+        assert!(t.contains("advice    14 (1 errors, 0 warnings, 13 info)"), "{t}");
+        let first = t.lines().find(|l| l.starts_with("  ")).unwrap();
+        assert!(first.contains("error") && first.contains("kernel"), "errors first: {first}");
+        assert!(t.contains("… 4 more"), "{t}");
+    }
+}
