@@ -21,40 +21,6 @@ use crate::journal::{self, Journal};
 use crate::modules::{kernel_args, rollback as rollback_module, sysctl};
 use crate::protocol::{Diff, Meta, Outcome};
 
-/// The seed's `network.sysctl` names that are not simply `net.ipv4.<name>`.
-const NETWORK_SYSCTL: &[(&str, &str)] = &[
-    ("rmem_max", "net.core.rmem_max"),
-    ("wmem_max", "net.core.wmem_max"),
-    ("rmem_default", "net.core.rmem_default"),
-    ("wmem_default", "net.core.wmem_default"),
-    ("optmem_max", "net.core.optmem_max"),
-    ("busy_poll", "net.core.busy_poll"),
-    ("busy_read", "net.core.busy_read"),
-    ("netdev_max_backlog", "net.core.netdev_max_backlog"),
-    ("netdev_budget", "net.core.netdev_budget"),
-    ("netdev_budget_usecs", "net.core.netdev_budget_usecs"),
-    ("somaxconn", "net.core.somaxconn"),
-    ("default_qdisc", "net.core.default_qdisc"),
-    ("file_max", "fs.file-max"),
-];
-
-/// The seed's `memory` keys that are sysctls.
-const MEMORY_SYSCTL: &[(&str, &str)] = &[
-    ("swappiness", "vm.swappiness"),
-    ("numa_balancing", "kernel.numa_balancing"),
-    ("max_map_count", "vm.max_map_count"),
-    ("dirty_ratio", "vm.dirty_ratio"),
-    ("dirty_background_ratio", "vm.dirty_background_ratio"),
-    ("dirty_expire_centisecs", "vm.dirty_expire_centisecs"),
-    ("dirty_writeback_centisecs", "vm.dirty_writeback_centisecs"),
-    ("stat_interval", "vm.stat_interval"),
-    ("zone_reclaim_mode", "vm.zone_reclaim_mode"),
-    ("min_free_kbytes", "vm.min_free_kbytes"),
-    ("overcommit_memory", "vm.overcommit_memory"),
-];
-
-/// Top-level sections of a version-1 config.
-const SECTIONS: &[&str] = &["version", "metadata", "hardware", "cpu", "kernel", "memory", "network", "irq", "time_sync", "services", "safety", "recommendations"];
 /// Sections that describe the host or advise; nothing to apply in them.
 const INFORMATIONAL: &[&str] = &["version", "metadata", "hardware", "recommendations"];
 
@@ -70,18 +36,6 @@ pub struct Desired {
     pub not_implemented: Vec<String>,
 }
 
-fn kind(v: &Yaml) -> &'static str {
-    match v {
-        Yaml::Null => "null",
-        Yaml::Bool(_) => "a boolean",
-        Yaml::Number(_) => "a number",
-        Yaml::String(_) => "a string",
-        Yaml::Sequence(_) => "a list",
-        Yaml::Mapping(_) => "a mapping",
-        Yaml::Tagged(_) => "a tagged value",
-    }
-}
-
 fn is_empty(v: &Yaml) -> bool {
     match v {
         Yaml::Null => true,
@@ -91,158 +45,60 @@ fn is_empty(v: &Yaml) -> bool {
     }
 }
 
-/// Reads the parts of a config this version applies. Every problem is reported with its
-/// dotted path, all at once.
+/// Reads the parts of a config this version applies, through the one strict config reader
+/// (`config::parse`, the same as `lltune audit`): any issue refuses the whole config, every
+/// issue reported with its dotted path.
 pub fn parse_config(text: &str) -> Result<Desired> {
+    let (cfg, issues) = crate::config::parse(text);
+    if !issues.is_empty() {
+        let lines: Vec<String> = issues.iter().map(|i| if i.field.is_empty() { i.message.clone() } else { format!("{}: {}", i.field, i.message) }).collect();
+        bail!("config has {} error(s):\n  {}", lines.len(), lines.join("\n  "));
+    }
+    let mut d = Desired {
+        cmdline: cfg.kernel_args(),
+        sysctl: cfg.sysctls(),
+        allow_grub_edit: cfg.safety.allow_grub_edit,
+        allow_dangerous_mitigations: cfg.safety.allow_dangerous_mitigations,
+        not_implemented: Vec::new(),
+    };
+    // What the config asks that no module carries out yet: listed, never skipped in silence.
     let doc: Yaml = serde_yaml::from_str(text).context("config is not valid YAML")?;
-    let Yaml::Mapping(top) = doc else { bail!("config: expected a mapping at the top, got {}", kind(&doc)) };
-    let mut errors: Vec<String> = Vec::new();
-    let mut d = Desired::default();
-    let key_str = |k: &Yaml| k.as_str().map(str::to_string).unwrap_or_else(|| format!("{k:?}"));
-    for k in top.keys() {
-        let k = key_str(k);
-        if !SECTIONS.contains(&k.as_str()) {
-            errors.push(format!("{k}: unknown section (known: {})", SECTIONS.join(", ")));
-        }
-    }
-    match top.get("version") {
-        Some(Yaml::Number(n)) if n.as_u64() == Some(1) => {}
-        Some(other) => errors.push(format!("version: expected 1, got {}", serde_yaml::to_string(other).unwrap_or_default().trim())),
-        None => errors.push("version: missing (expected 1)".into()),
-    }
-    let mapping = |path: &str, v: &Yaml, errors: &mut Vec<String>| -> Option<serde_yaml::Mapping> {
-        match v {
-            Yaml::Mapping(m) => Some(m.clone()),
-            Yaml::Null => None,
-            other => {
-                errors.push(format!("{path}: expected a mapping, got {}", kind(other)));
-                None
-            }
-        }
-    };
-    // A value for a sysctl: numbers and strings as written, booleans as 0/1.
-    let sysctl_value = |path: &str, v: &Yaml, errors: &mut Vec<String>| -> Option<String> {
-        match v {
-            Yaml::Bool(b) => Some(if *b { "1" } else { "0" }.into()),
-            Yaml::Number(n) => Some(n.to_string()),
-            Yaml::String(s) => Some(s.clone()),
-            other => {
-                errors.push(format!("{path}: expected a number, string or boolean, got {}", kind(other)));
-                None
-            }
-        }
-    };
-
-    if let Some(safety) = top.get("safety").and_then(|v| mapping("safety", v, &mut errors)) {
-        for (k, v) in &safety {
-            let k = key_str(k);
-            let slot = match k.as_str() {
-                "allow_grub_edit" => &mut d.allow_grub_edit,
-                "allow_dangerous_mitigations" => &mut d.allow_dangerous_mitigations,
-                _ => {
-                    errors.push(format!("safety.{k}: unknown key (known: allow_grub_edit, allow_dangerous_mitigations)"));
-                    continue;
-                }
-            };
-            match v {
-                Yaml::Bool(b) => *slot = *b,
-                other => errors.push(format!("safety.{k}: expected a boolean, got {}", kind(other))),
-            }
-        }
-    }
-
-    if let Some(kernel) = top.get("kernel").and_then(|v| mapping("kernel", v, &mut errors)) {
-        for (k, v) in &kernel {
-            let k = key_str(k);
-            if k != "cmdline" {
-                errors.push(format!("kernel.{k}: unknown key (known: cmdline)"));
+    let applied: Vec<&str> = d.sysctl.values().map(|(_, path)| path.as_str()).collect();
+    // Parts of applied sections first, then whole sections, each in the file's order.
+    let mut whole: Vec<String> = Vec::new();
+    if let Yaml::Mapping(top) = &doc {
+        for (k, v) in top {
+            let Some(section) = k.as_str() else { continue };
+            if INFORMATIONAL.contains(&section) || section == "safety" || is_empty(v) {
                 continue;
             }
-            let Some(cmdline) = mapping("kernel.cmdline", v, &mut errors) else { continue };
-            for (ak, av) in &cmdline {
-                let ak = key_str(ak);
-                let path = format!("kernel.cmdline.{ak}");
-                match av {
-                    Yaml::Null => d.cmdline.push((ak, None)),
-                    Yaml::String(s) if s.is_empty() => d.cmdline.push((ak, None)),
-                    Yaml::String(s) => d.cmdline.push((ak, Some(s.clone()))),
-                    Yaml::Number(n) => d.cmdline.push((ak, Some(n.to_string()))),
-                    Yaml::Bool(b) => errors.push(format!(
-                        "{path}: got the boolean {b}; YAML reads off/on/yes/no as booleans, write the value in quotes (\"{}\")",
-                        if *b { "on" } else { "off" }
-                    )),
-                    other => errors.push(format!("{path}: expected a string, got {}", kind(other))),
-                }
-            }
-        }
-    }
-
-    if let Some(network) = top.get("network").and_then(|v| mapping("network", v, &mut errors)) {
-        for (k, v) in &network {
-            let k = key_str(k);
-            if k != "sysctl" {
-                if !is_empty(v) {
-                    d.not_implemented.push(format!("network.{k}"));
-                }
-                continue;
-            }
-            let Some(map) = mapping("network.sysctl", v, &mut errors) else { continue };
-            for (name, val) in &map {
-                let name = key_str(name);
-                let path = format!("network.sysctl.{name}");
-                let key = if name.contains('.') {
-                    name.clone()
-                } else if let Some((_, real)) = NETWORK_SYSCTL.iter().find(|(n, _)| *n == name) {
-                    real.to_string()
-                } else if ["tcp_", "udp_", "ip_", "icmp_"].iter().any(|p| name.starts_with(p)) {
-                    format!("net.ipv4.{name}")
-                } else {
-                    errors.push(format!("{path}: unknown name (write the full key, e.g. net.core.{name})"));
-                    continue;
-                };
-                if let Some(value) = sysctl_value(&path, val, &mut errors) {
-                    d.sysctl.insert(key, (value, path));
-                }
-            }
-        }
-    }
-
-    if let Some(memory) = top.get("memory").and_then(|v| mapping("memory", v, &mut errors)) {
-        for (k, v) in &memory {
-            let k = key_str(k);
-            if let Some((_, real)) = MEMORY_SYSCTL.iter().find(|(n, _)| *n == k) {
-                let path = format!("memory.{k}");
-                if let Some(value) = sysctl_value(&path, v, &mut errors) {
-                    d.sysctl.insert(real.to_string(), (value, path));
-                }
-            } else if k == "mlock" {
-                // The seed keeps max_map_count under mlock; the rest of mlock is limits.conf.
-                let Some(m) = mapping("memory.mlock", v, &mut errors) else { continue };
-                for (mk, mv) in &m {
-                    let mk = key_str(mk);
-                    if mk == "max_map_count" {
-                        if let Some(value) = sysctl_value("memory.mlock.max_map_count", mv, &mut errors) {
-                            d.sysctl.entry("vm.max_map_count".into()).or_insert((value, "memory.mlock.max_map_count".into()));
+            match (section, v) {
+                ("kernel" | "network" | "memory", Yaml::Mapping(m)) => {
+                    for (sk, sv) in m {
+                        let Some(sk) = sk.as_str() else { continue };
+                        let path = format!("{section}.{sk}");
+                        let done = matches!(path.as_str(), "kernel.cmdline" | "kernel.extra_args" | "kernel.sysctl" | "network.sysctl")
+                            || applied.contains(&path.as_str());
+                        if done || is_empty(sv) {
+                            continue;
                         }
-                    } else if !is_empty(mv) {
-                        d.not_implemented.push(format!("memory.mlock.{mk}"));
+                        if let ("memory.mlock", Yaml::Mapping(ml)) = (path.as_str(), sv) {
+                            for (mk, mv) in ml {
+                                let mpath = format!("memory.mlock.{}", mk.as_str().unwrap_or(""));
+                                if !applied.contains(&mpath.as_str()) && !is_empty(mv) {
+                                    d.not_implemented.push(mpath);
+                                }
+                            }
+                            continue;
+                        }
+                        d.not_implemented.push(path);
                     }
                 }
-            } else if !is_empty(v) {
-                d.not_implemented.push(format!("memory.{k}"));
+                _ => whole.push(section.to_string()),
             }
         }
     }
-
-    for section in ["cpu", "irq", "time_sync", "services"] {
-        if top.get(section).is_some_and(|v| !is_empty(v)) {
-            d.not_implemented.push(section.to_string());
-        }
-    }
-    debug_assert!(INFORMATIONAL.iter().all(|s| SECTIONS.contains(s)));
-    if !errors.is_empty() {
-        bail!("config has {} error(s):\n  {}", errors.len(), errors.join("\n  "));
-    }
+    d.not_implemented.extend(whole);
     Ok(d)
 }
 
@@ -523,7 +379,7 @@ mod tests {
         );
         assert_eq!(d.cmdline, vec![("isolcpus".into(), Some("managed_irq,domain,2-5".into())), ("nosoftlockup".into(), None), ("skew_tick".into(), Some("1".into()))]);
         assert!(d.allow_grub_edit && !d.allow_dangerous_mitigations);
-        assert_eq!(d.not_implemented, vec!["network.defaults", "memory.thp_runtime", "memory.mlock.enabled", "cpu"]);
+        assert_eq!(d.not_implemented, vec!["memory.thp_runtime", "memory.mlock.enabled", "network.defaults", "cpu"]);
     }
 
     #[test]
@@ -531,15 +387,18 @@ mod tests {
         let e = format!("{:#}", parse_config("version: 2\nkernel:\n  cmdline:\n    mitigations: false\nnetwork:\n  sysctl:\n    bogus_name: 1\n    busy_poll: [1]\nsafety:\n  allow_grub_edit: \"yes\"\nextra: 1\n").unwrap_err());
         for want in [
             "extra: unknown section",
-            "version: expected 1, got 2",
-            "kernel.cmdline.mitigations: got the boolean false; YAML reads off/on/yes/no as booleans, write the value in quotes (\"off\")",
-            "network.sysctl.bogus_name: unknown name",
-            "network.sysctl.busy_poll: expected a number, string or boolean, got a list",
-            "safety.allow_grub_edit: expected a boolean, got a string",
+            "version: expected 1, found 2",
+            "kernel.cmdline.mitigations: expected a string, found the boolean false; if you meant the word (off, on, yes, no), write it in quotes: \"off\"",
+            "network.sysctl.bogus_name: unknown sysctl `bogus_name`",
+            "safety.allow_grub_edit: expected a boolean, got string \"yes\"",
         ] {
             assert!(e.contains(want), "{want:?} not in {e}");
         }
         assert!(parse_config("- 1").is_err());
+        // YAML 1.2 reads an unquoted `off` as a string; the seed's YAML 1.1 read a boolean.
+        // Either way the person meant something the config can't say unquoted: refused.
+        let e = format!("{:#}", parse_config("version: 1\nkernel:\n  cmdline:\n    mitigations: off\nsafety:\n  allow_grub_edit: true\n  allow_dangerous_mitigations: true\n").unwrap_err());
+        assert!(e.contains("kernel.cmdline.mitigations"), "{e}");
     }
 
     #[test]

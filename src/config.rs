@@ -749,8 +749,25 @@ fn section<T: DeserializeOwned>(name: &str, v: &Yaml, issues: &mut Vec<Issue>) -
             let path = e.path().to_string();
             let field = if path == "." { name.to_string() } else { format!("{name}.{path}") };
             let msg = e.into_inner().to_string();
-            // serde_yaml's message for a scalar where a mapping is meant names the Rust type.
-            let msg = msg.replace("invalid type: ", "expected another type: ");
+            // serde's "invalid type: X, expected Y" reads better the other way round.
+            let msg = match msg.strip_prefix("invalid type: ").and_then(|r| r.split_once(", expected ")) {
+                Some((got, want)) => {
+                    // serde names Rust types ("u32", "sequence"); say it in YAML's words.
+                    let want = match want {
+                        "u8" | "u16" | "u32" | "u64" | "usize" | "i32" | "i64" => "an integer",
+                        "f64" => "a number",
+                        other => other,
+                    };
+                    let got = match got {
+                        "sequence" => "a list",
+                        "map" => "a mapping",
+                        "unit value" => "null",
+                        other => other,
+                    };
+                    format!("expected {want}, got {got}")
+                }
+                None => msg,
+            };
             issues.push(Issue::new(field, msg));
             None
         }

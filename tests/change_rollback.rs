@@ -194,7 +194,7 @@ fn cli_apply_honours_safety_flags_and_config_errors() {
     fs::write(&cfg, CONFIG.replace("swappiness: 10", "swappiness: [10]")).unwrap();
     let (code, _, err) = lltune(&["apply", "-c", cfg_s, "--plan", "--root", root_s]);
     assert_eq!(code, 1);
-    assert!(err.contains("memory.swappiness: expected a number, string or boolean, got a list"), "{err}");
+    assert!(err.contains("memory.swappiness: expected an integer, got a list"), "{err}");
 }
 
 #[test]
