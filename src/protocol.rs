@@ -221,7 +221,8 @@ pub fn parse_params<P: DeserializeOwned>(options: Map<String, Value>) -> Result<
     })
 }
 
-fn kind(v: &Value) -> &'static str {
+/// How a JSON value is named in messages: "a list", "a mapping", ...
+pub fn kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

@@ -31,7 +31,7 @@ pub fn run(host: &Host, _meta: &Meta, params: Params) -> Result<Outcome> {
         (Some(_), Some(_)) => return Err(Failure::new("config, config_file: give one of them, not both").into()),
         (None, None) => return Err(Failure::new("config or config_file is required").into()),
         (Some(Value::Object(m)), None) => serde_yaml::to_string(m)?,
-        (Some(other), None) => return Err(Failure::new(format!("config: expected a mapping, got {}", json_kind(other))).into()),
+        (Some(other), None) => return Err(Failure::new(format!("config: expected a mapping, got {}", crate::protocol::kind(other))).into()),
         (None, Some(path)) => host.read(path).map_err(|e| Failure::new(format!("config_file: {e}")))?,
     };
     let (facts, warnings) = crate::analysis::analyse(host, ScanOptions::default());
@@ -51,13 +51,3 @@ pub fn run(host: &Host, _meta: &Meta, params: Params) -> Result<Outcome> {
     Ok(outcome)
 }
 
-fn json_kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "a mapping",
-    }
-}
