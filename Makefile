@@ -65,6 +65,7 @@ scan: collection venv
 
 ## test: every test (the Ansible tests make their own venv)
 test:
+	@if $(CARGO) fmt --version >/dev/null 2>&1; then $(CARGO) fmt --all -- --check; else echo "rustfmt not installed: format check skipped"; fi
 	$(CARGO) test --all-targets
 
 ## bench: scan timings against read-every-file and Ansible's setup (numbers, no verdict)

@@ -51,7 +51,10 @@ fn is_empty(v: &Yaml) -> bool {
 pub fn parse_config(text: &str) -> Result<Desired> {
     let (cfg, issues) = crate::config::parse(text);
     if !issues.is_empty() {
-        let lines: Vec<String> = issues.iter().map(|i| if i.field.is_empty() { i.message.clone() } else { format!("{}: {}", i.field, i.message) }).collect();
+        let lines: Vec<String> = issues
+            .iter()
+            .map(|i| if i.field.is_empty() { i.message.clone() } else { format!("{}: {}", i.field, i.message) })
+            .collect();
         bail!("config has {} error(s):\n  {}", lines.len(), lines.join("\n  "));
     }
     let mut d = Desired {
@@ -77,8 +80,10 @@ pub fn parse_config(text: &str) -> Result<Desired> {
                     for (sk, sv) in m {
                         let Some(sk) = sk.as_str() else { continue };
                         let path = format!("{section}.{sk}");
-                        let done = matches!(path.as_str(), "kernel.cmdline" | "kernel.extra_args" | "kernel.sysctl" | "network.sysctl")
-                            || applied.contains(&path.as_str());
+                        let done = matches!(
+                            path.as_str(),
+                            "kernel.cmdline" | "kernel.extra_args" | "kernel.sysctl" | "network.sysctl"
+                        ) || applied.contains(&path.as_str());
                         if done || is_empty(sv) {
                             continue;
                         }
@@ -142,7 +147,9 @@ pub struct ApplyReport {
 
 fn require_root(host: &Host, what: &str) -> Result<()> {
     if host.is_live() && !nix::unistd::geteuid().is_root() {
-        bail!("{what} changes this host and needs root privileges: run it with sudo (or use --plan to preview, or --root DIR for a copied tree)");
+        bail!(
+            "{what} changes this host and needs root privileges: run it with sudo (or use --plan to preview, or --root DIR for a copied tree)"
+        );
     }
     Ok(())
 }
@@ -175,7 +182,9 @@ pub fn apply(root: &Path, config: &Path, plan: bool, backup_id: Option<String>) 
     for (key, (value, path)) in &desired.sysctl {
         // A name the seed used that this kernel no longer has (tcp_low_latency went in 4.14).
         match sysctl::parse_key(key) {
-            Ok(k) if !host.exists(&k.path) => report.skipped.push(format!("{path} ({key}): not present on this kernel ({} does not exist)", k.path)),
+            Ok(k) if !host.exists(&k.path) => {
+                report.skipped.push(format!("{path} ({key}): not present on this kernel ({} does not exist)", k.path))
+            }
             Ok(_) => {
                 settings.insert(key.clone(), Value::String(value.clone()));
             }
@@ -211,7 +220,9 @@ pub fn apply(root: &Path, config: &Path, plan: bool, backup_id: Option<String>) 
             let r = kernel_args::run(&host, &meta, params);
             run_step(kernel_args::MODULE, r, &mut report)?;
         } else {
-            report.skipped.push(format!("kernel.cmdline ({} arguments): safety.allow_grub_edit is false", desired.cmdline.len()));
+            report
+                .skipped
+                .push(format!("kernel.cmdline ({} arguments): safety.allow_grub_edit is false", desired.cmdline.len()));
         }
     }
     report.changed = report.steps.iter().any(|s| s.changed);
@@ -243,7 +254,9 @@ fn revert_earlier_steps(host: &Host, id: &str, entries_before: usize, plan: bool
     match result {
         Ok(paths) if paths.is_empty() => err,
         Ok(paths) => anyhow::anyhow!("{err:#}; reverted the earlier steps of this apply: {}", paths.join(", ")),
-        Err(e) => anyhow::anyhow!("{err:#}; reverting the earlier steps failed too: {e:#} (restore with: lltune rollback --backup {id})"),
+        Err(e) => anyhow::anyhow!(
+            "{err:#}; reverting the earlier steps failed too: {e:#} (restore with: lltune rollback --backup {id})"
+        ),
     }
 }
 
@@ -265,7 +278,13 @@ pub fn rollback(root: &Path, backup: &str) -> Result<RollbackReport> {
     let meta = Meta { diff: true, ..Meta::default() };
     let o = rollback_module::run(&host, &meta, rollback_module::Params { backup: journal.dir.clone() })?;
     let step = Step::from_outcome(rollback_module::MODULE, o);
-    Ok(RollbackReport { root: root.display().to_string(), backup: journal.dir, changed: step.changed, reboot_required: step.reboot_required(), step })
+    Ok(RollbackReport {
+        root: root.display().to_string(),
+        backup: journal.dir,
+        changed: step.changed,
+        reboot_required: step.reboot_required(),
+        step,
+    })
 }
 
 /// A line diff for people: changed lines only, `-` before and `+` after, by longest common
@@ -320,7 +339,11 @@ fn render_step(s: &Step, out: &mut String) {
 impl ApplyReport {
     pub fn render_text(&self) -> String {
         let mut out = String::new();
-        out.push_str(&format!("lltune apply{} (root {})\n", if self.plan { " --plan: nothing is written" } else { "" }, self.root));
+        out.push_str(&format!(
+            "lltune apply{} (root {})\n",
+            if self.plan { " --plan: nothing is written" } else { "" },
+            self.root
+        ));
         for s in &self.steps {
             render_step(s, &mut out);
         }
@@ -336,7 +359,10 @@ impl ApplyReport {
             out.push_str("reboot required: the kernel command line differs from the running one\n");
         }
         if let Some(b) = &self.backup {
-            out.push_str(&format!("backup: {b} (undo with: lltune rollback --backup {b}{})\n", if self.root == "/" { String::new() } else { format!(" --root {}", self.root) }));
+            out.push_str(&format!(
+                "backup: {b} (undo with: lltune rollback --backup {b}{})\n",
+                if self.root == "/" { String::new() } else { format!(" --root {}", self.root) }
+            ));
         }
         out
     }
@@ -377,7 +403,14 @@ mod tests {
                 ("vm.swappiness", "10"),
             ]
         );
-        assert_eq!(d.cmdline, vec![("isolcpus".into(), Some("managed_irq,domain,2-5".into())), ("nosoftlockup".into(), None), ("skew_tick".into(), Some("1".into()))]);
+        assert_eq!(
+            d.cmdline,
+            vec![
+                ("isolcpus".into(), Some("managed_irq,domain,2-5".into())),
+                ("nosoftlockup".into(), None),
+                ("skew_tick".into(), Some("1".into()))
+            ]
+        );
         assert!(d.allow_grub_edit && !d.allow_dangerous_mitigations);
         assert_eq!(d.not_implemented, vec!["memory.thp_runtime", "memory.mlock.enabled", "network.defaults", "cpu"]);
     }
@@ -403,7 +436,12 @@ mod tests {
 
     #[test]
     fn diff_shows_changed_lines() {
-        let d = Diff { before_header: "a".into(), after_header: "a".into(), before: "x\ny\nz\n".into(), after: "x\nY\nz\nw\n".into() };
+        let d = Diff {
+            before_header: "a".into(),
+            after_header: "a".into(),
+            before: "x\ny\nz\n".into(),
+            after: "x\nY\nz\nw\n".into(),
+        };
         assert_eq!(render_diff(&d), "--- a\n+++ a\n-y\n+Y\n+w\n");
     }
 }

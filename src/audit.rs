@@ -66,8 +66,22 @@ pub const MITIGATION_ARGS: &[(&str, Option<&str>)] = &[
 ];
 
 /// Kernel arguments lltune refuses to set: they decide what boots, or turn off security.
-pub const REFUSED_ARGS: &[&str] =
-    &["root", "init", "rdinit", "initrd", "BOOT_IMAGE", "rd.break", "single", "emergency", "rescue", "systemd.unit", "selinux", "enforcing", "module.sig_enforce", "lockdown"];
+pub const REFUSED_ARGS: &[&str] = &[
+    "root",
+    "init",
+    "rdinit",
+    "initrd",
+    "BOOT_IMAGE",
+    "rd.break",
+    "single",
+    "emergency",
+    "rescue",
+    "systemd.unit",
+    "selinux",
+    "enforcing",
+    "module.sig_enforce",
+    "lockdown",
+];
 
 /// Governors the kernel's cpufreq core knows.
 pub const GOVERNORS: &[&str] = &["performance", "powersave", "schedutil", "ondemand", "conservative", "userspace"];
@@ -102,18 +116,25 @@ fn cpulist_arg(cfg: &Config, key: &str, r: &mut AuditReport) -> Option<CpuList> 
 pub fn check(cfg: &Config, facts: Option<&Facts>, r: &mut AuditReport) {
     // ---- CPU sets of the config ----
     let isolate_cores = cfg.cpu.as_ref().and_then(|c| c.isolate_cores.as_ref()).map(|c| c.0.clone());
-    let isolcpus = cfg.kernel_arg("isolcpus").and_then(|v| match crate::facts::kernel::parse_isolcpus(v.unwrap_or("")) {
-        Ok(i) => {
-            for f in i.flags.iter().filter(|f| !crate::facts::kernel::ISOLCPUS_FLAGS.contains(&f.as_str())) {
-                r.error(arg_field(cfg, "isolcpus"), format!("unknown flag `{f}` (the kernel knows {})", crate::facts::kernel::ISOLCPUS_FLAGS.join(", ")));
+    let isolcpus =
+        cfg.kernel_arg("isolcpus").and_then(|v| match crate::facts::kernel::parse_isolcpus(v.unwrap_or("")) {
+            Ok(i) => {
+                for f in i.flags.iter().filter(|f| !crate::facts::kernel::ISOLCPUS_FLAGS.contains(&f.as_str())) {
+                    r.error(
+                        arg_field(cfg, "isolcpus"),
+                        format!(
+                            "unknown flag `{f}` (the kernel knows {})",
+                            crate::facts::kernel::ISOLCPUS_FLAGS.join(", ")
+                        ),
+                    );
+                }
+                Some(i)
             }
-            Some(i)
-        }
-        Err(e) => {
-            r.error(arg_field(cfg, "isolcpus"), e);
-            None
-        }
-    });
+            Err(e) => {
+                r.error(arg_field(cfg, "isolcpus"), e);
+                None
+            }
+        });
     let nohz_full = cpulist_arg(cfg, "nohz_full", r);
     let rcu_nocbs = cpulist_arg(cfg, "rcu_nocbs", r);
     let kthread_cpus = cpulist_arg(cfg, "kthread_cpus", r);
@@ -129,20 +150,36 @@ pub fn check(cfg: &Config, facts: Option<&Facts>, r: &mut AuditReport) {
 
     if let (Some(ic), Some(i)) = (&isolate_cores, &isolcpus) {
         if ic != &i.cpus {
-            r.error(arg_field(cfg, "isolcpus"), format!("isolates {} but cpu.isolate_cores is {ic}; they must name the same CPUs", i.cpus));
+            r.error(
+                arg_field(cfg, "isolcpus"),
+                format!("isolates {} but cpu.isolate_cores is {ic}; they must name the same CPUs", i.cpus),
+            );
         }
     }
     if let Some(i) = &isolcpus {
         if !i.flags.iter().any(|f| f == "managed_irq") {
-            r.warn(arg_field(cfg, "isolcpus"), "no managed_irq flag: drivers with kernel-managed IRQs (NVMe, many NICs) keep queues on isolated CPUs");
+            r.warn(
+                arg_field(cfg, "isolcpus"),
+                "no managed_irq flag: drivers with kernel-managed IRQs (NVMe, many NICs) keep queues on isolated CPUs",
+            );
         }
     }
     if !isolated.is_empty() && isolcpus.is_none() && cfg.kernel.as_ref().and_then(|k| k.cmdline.as_ref()).is_some() {
-        r.warn("kernel.cmdline.isolcpus", format!("unset while {isolated} is isolated: the scheduler will still place tasks there"));
+        r.warn(
+            "kernel.cmdline.isolcpus",
+            format!("unset while {isolated} is isolated: the scheduler will still place tasks there"),
+        );
     }
     if let Some(n) = &nohz_full {
         if !n.is_subset(&isolated) {
-            r.error(arg_field(cfg, "nohz_full"), format!("{} is not isolated ({}): a tickless CPU that gets other tasks scheduled on it only loses its tick", n.difference(&isolated), isolated));
+            r.error(
+                arg_field(cfg, "nohz_full"),
+                format!(
+                    "{} is not isolated ({}): a tickless CPU that gets other tasks scheduled on it only loses its tick",
+                    n.difference(&isolated),
+                    isolated
+                ),
+            );
         } else if n != &isolated {
             r.warn(arg_field(cfg, "nohz_full"), format!("covers {n}, not every isolated CPU ({isolated})"));
         }
@@ -179,7 +216,10 @@ pub fn check(cfg: &Config, facts: Option<&Facts>, r: &mut AuditReport) {
             } else if let Some(a) = &avoid {
                 let both = pin.cpus.0.intersection(a);
                 if !both.is_empty() {
-                    r.error(&field, format!("pins `{}` to CPUs {both} that irq.avoid_cores_for_irqs excludes", pin.pattern));
+                    r.error(
+                        &field,
+                        format!("pins `{}` to CPUs {both} that irq.avoid_cores_for_irqs excludes", pin.pattern),
+                    );
                 }
             }
             if pin.cpus.0.is_empty() {
@@ -200,9 +240,13 @@ pub fn check(cfg: &Config, facts: Option<&Facts>, r: &mut AuditReport) {
     let args = cfg.kernel_args();
     for (key, value) in &args {
         if REFUSED_ARGS.contains(&key.as_str()) {
-            r.error(arg_field(cfg, key), "refused: this argument decides what boots or turns off security; lltune never sets it");
+            r.error(
+                arg_field(cfg, key),
+                "refused: this argument decides what boots or turns off security; lltune never sets it",
+            );
         }
-        let mitigation = MITIGATION_ARGS.iter().any(|(k, v)| k == key && (v.is_none() || v.as_deref() == value.as_deref()));
+        let mitigation =
+            MITIGATION_ARGS.iter().any(|(k, v)| k == key && (v.is_none() || v.as_deref() == value.as_deref()));
         if mitigation && !cfg.safety.allow_dangerous_mitigations {
             r.error(
                 arg_field(cfg, key),
@@ -214,13 +258,22 @@ pub fn check(cfg: &Config, facts: Option<&Facts>, r: &mut AuditReport) {
         r.warn(arg_field(cfg, "idle"), "idle=poll keeps every CPU at full power: heat, no turbo headroom");
     }
     if !args.is_empty() && !cfg.safety.allow_grub_edit {
-        r.warn("safety.allow_grub_edit", format!("false: apply will not change the boot command line ({} argument(s) in kernel.cmdline)", args.len()));
+        r.warn(
+            "safety.allow_grub_edit",
+            format!(
+                "false: apply will not change the boot command line ({} argument(s) in kernel.cmdline)",
+                args.len()
+            ),
+        );
     }
 
     // ---- Other sections ----
     if let Some(g) = cfg.cpu.as_ref().and_then(|c| c.governor.as_ref()) {
         if !GOVERNORS.contains(&g.target.as_str()) {
-            r.error("cpu.governor.target", format!("unknown governor `{}` (known: {})", g.target, GOVERNORS.join(", ")));
+            r.error(
+                "cpu.governor.target",
+                format!("unknown governor `{}` (known: {})", g.target, GOVERNORS.join(", ")),
+            );
         }
     }
     if let Some(hp) = cfg.memory.as_ref().and_then(|m| m.hugepages.as_ref()) {
@@ -288,14 +341,21 @@ fn check_hugepages(hp: &config::HugepagesConfig, facts: Option<&Facts>, r: &mut 
     let sum: u64 = hp.per_node.values().sum();
     if let Some(total) = hp.total {
         if !hp.per_node.is_empty() && sum != total {
-            r.error("memory.hugepages.per_node", format!("adds up to {sum} pages, but memory.hugepages.total is {total}"));
+            r.error(
+                "memory.hugepages.per_node",
+                format!("adds up to {sum} pages, but memory.hugepages.total is {total}"),
+            );
         }
     }
     let Some(f) = facts else { return };
     if let Some(size) = size {
-        let known: Vec<String> = f.memory.hugepages.keys().chain(f.numa.nodes.iter().flat_map(|n| n.hugepages.keys())).cloned().collect();
+        let known: Vec<String> =
+            f.memory.hugepages.keys().chain(f.numa.nodes.iter().flat_map(|n| n.hugepages.keys())).cloned().collect();
         if !known.is_empty() && !known.contains(&size.to_string()) {
-            r.error("memory.hugepages.size_kb", format!("{size} kB pages are not supported by this host (sizes: {})", dedup(known).join(", ")));
+            r.error(
+                "memory.hugepages.size_kb",
+                format!("{size} kB pages are not supported by this host (sizes: {})", dedup(known).join(", ")),
+            );
         }
     }
     for (k, pages) in &hp.per_node {
@@ -330,7 +390,10 @@ fn dedup(mut v: Vec<String>) -> Vec<String> {
 fn check_against_host(cfg: &Config, f: &Facts, isolated: &CpuList, r: &mut AuditReport) {
     let online = &f.cpu.online;
     if !isolated.is_empty() && !online.is_empty() && online.is_subset(isolated) {
-        r.error("cpu.isolate_cores", format!("isolates every online CPU ({online}): nothing is left for the kernel and the OS"));
+        r.error(
+            "cpu.isolate_cores",
+            format!("isolates every online CPU ({online}): nothing is left for the kernel and the OS"),
+        );
     }
     if !isolated.is_empty() {
         let split: Vec<String> = f
@@ -342,28 +405,50 @@ fn check_against_host(cfg: &Config, f: &Facts, isolated: &CpuList, r: &mut Audit
             .map(|s| s.to_string())
             .collect();
         if !split.is_empty() {
-            r.warn("cpu.isolate_cores", format!("splits SMT sibling threads between isolated and housekeeping CPUs: {} (isolate whole cores)", split.join(" ")));
+            r.warn(
+                "cpu.isolate_cores",
+                format!(
+                    "splits SMT sibling threads between isolated and housekeeping CPUs: {} (isolate whole cores)",
+                    split.join(" ")
+                ),
+            );
         }
     }
     let nic = |name: &str| f.nics.iter().find(|n| n.name.as_deref() == Some(name));
     if let Some(n) = &cfg.network {
         for (i, itf) in n.interfaces.iter().enumerate() {
             match nic(&itf.name) {
-                None => r.error(format!("network.interfaces[{i}].name"), format!("no network interface `{}` on this host", itf.name)),
+                None => r.error(
+                    format!("network.interfaces[{i}].name"),
+                    format!("no network interface `{}` on this host", itf.name),
+                ),
                 Some(found) => {
                     if let (Some(want), Some(have)) = (itf.numa_node, found.numa_node) {
                         if want != have {
-                            r.warn(format!("network.interfaces[{i}].numa_node"), format!("{} is on node {have}, not {want}", itf.name));
+                            r.warn(
+                                format!("network.interfaces[{i}].numa_node"),
+                                format!("{} is on node {have}, not {want}", itf.name),
+                            );
                         }
                     }
-                    if let (Some(want), Some(max)) = (itf.rings.as_ref().and_then(|x| x.rx), found.rings.map(|x| x.rx_max_pending)) {
+                    if let (Some(want), Some(max)) =
+                        (itf.rings.as_ref().and_then(|x| x.rx), found.rings.map(|x| x.rx_max_pending))
+                    {
                         if max > 0 && want > max {
-                            r.error(format!("network.interfaces[{i}].rings.rx"), format!("{want} exceeds the device's maximum {max}"));
+                            r.error(
+                                format!("network.interfaces[{i}].rings.rx"),
+                                format!("{want} exceeds the device's maximum {max}"),
+                            );
                         }
                     }
-                    if let (Some(want), Some(max)) = (itf.rings.as_ref().and_then(|x| x.tx), found.rings.map(|x| x.tx_max_pending)) {
+                    if let (Some(want), Some(max)) =
+                        (itf.rings.as_ref().and_then(|x| x.tx), found.rings.map(|x| x.tx_max_pending))
+                    {
                         if max > 0 && want > max {
-                            r.error(format!("network.interfaces[{i}].rings.tx"), format!("{want} exceeds the device's maximum {max}"));
+                            r.error(
+                                format!("network.interfaces[{i}].rings.tx"),
+                                format!("{want} exceeds the device's maximum {max}"),
+                            );
                         }
                     }
                 }
@@ -381,9 +466,18 @@ fn check_against_host(cfg: &Config, f: &Facts, isolated: &CpuList, r: &mut Audit
                 None => r.error(format!("rdma.devices[{i}].name"), format!("no RDMA device `{}` on this host", d.name)),
                 Some(found) => {
                     if let Some(node) = found.numa_node {
-                        let local = f.numa.nodes.iter().find(|n| i64::from(n.id) == i64::from(node)).map(|n| n.cpus.clone()).unwrap_or_default();
+                        let local = f
+                            .numa
+                            .nodes
+                            .iter()
+                            .find(|n| i64::from(n.id) == i64::from(node))
+                            .map(|n| n.cpus.clone())
+                            .unwrap_or_default();
                         if !isolated.is_empty() && !local.is_empty() && local.is_disjoint(isolated) {
-                            r.warn(format!("rdma.devices[{i}].name"), format!("{} is on node {node}, which has no isolated CPU", d.name));
+                            r.warn(
+                                format!("rdma.devices[{i}].name"),
+                                format!("{} is on node {node}, which has no isolated CPU", d.name),
+                            );
                         }
                     }
                 }
@@ -396,12 +490,17 @@ fn check_against_host(cfg: &Config, f: &Facts, isolated: &CpuList, r: &mut Audit
             let Ok(pat) = glob::Pattern::new(&pin.pattern) else { continue };
             for n in f.nics.iter().filter(|n| n.name.as_deref().is_some_and(|x| pat.matches(x))) {
                 let Some(node) = n.numa_node else { continue };
-                let Some(local) = f.numa.nodes.iter().find(|x| i64::from(x.id) == node).map(|x| &x.cpus) else { continue };
+                let Some(local) = f.numa.nodes.iter().find(|x| i64::from(x.id) == node).map(|x| &x.cpus) else {
+                    continue;
+                };
                 let remote = pin.cpus.0.difference(local);
                 if !remote.is_empty() {
                     r.warn(
                         format!("irq.manual_affinity[{i}].cpus"),
-                        format!("CPUs {remote} are not on node {node} of {} (node CPUs {local})", n.name.as_deref().unwrap_or("?")),
+                        format!(
+                            "CPUs {remote} are not on node {node} of {} (node CPUs {local})",
+                            n.name.as_deref().unwrap_or("?")
+                        ),
                     );
                 }
             }
@@ -418,7 +517,10 @@ fn check_against_host(cfg: &Config, f: &Facts, isolated: &CpuList, r: &mut Audit
         ] {
             if let (Some(w), Some(hv)) = (want, have) {
                 if w != hv {
-                    r.warn(field, format!("{w} in the config, {hv} on this host: was the config written for another machine?"));
+                    r.warn(
+                        field,
+                        format!("{w} in the config, {hv} on this host: was the config written for another machine?"),
+                    );
                 }
             }
         }
@@ -444,14 +546,20 @@ mod tests {
 
     #[test]
     fn housekeeping_overlapping_isolation_is_an_error() {
-        let e = errors("version: 1\ncpu:\n  isolate_cores: 1-3\nkernel:\n  cmdline:\n    kthread_cpus: 0-1\n    irqaffinity: 0\n", None);
+        let e = errors(
+            "version: 1\ncpu:\n  isolate_cores: 1-3\nkernel:\n  cmdline:\n    kthread_cpus: 0-1\n    irqaffinity: 0\n",
+            None,
+        );
         assert_eq!(e.len(), 1, "{e:?}");
         assert_eq!(e[0].0, "kernel.cmdline.kthread_cpus");
     }
 
     #[test]
     fn isolcpus_and_isolate_cores_must_agree() {
-        let e = errors("version: 1\ncpu:\n  isolate_cores: 1-3\nkernel:\n  cmdline:\n    isolcpus: managed_irq,domain,1-2\n", None);
+        let e = errors(
+            "version: 1\ncpu:\n  isolate_cores: 1-3\nkernel:\n  cmdline:\n    isolcpus: managed_irq,domain,1-2\n",
+            None,
+        );
         assert_eq!(e[0].0, "kernel.cmdline.isolcpus");
         let e = errors("version: 1\nkernel:\n  cmdline:\n    isolcpus: managed_irq,bogus,1-2\n", None);
         assert!(e[0].1.contains("unknown flag `bogus`"), "{e:?}");
@@ -494,11 +602,20 @@ mod tests {
     #[test]
     fn hugepages_sum_and_node_memory() {
         let f = testing::two_nodes(); // 16 GiB per node
-        let e = errors("version: 1\nmemory:\n  hugepages:\n    size_kb: \"2048\"\n    total: 10\n    per_node:\n      node0: 4\n      node1: 4\n", Some(&f));
+        let e = errors(
+            "version: 1\nmemory:\n  hugepages:\n    size_kb: \"2048\"\n    total: 10\n    per_node:\n      node0: 4\n      node1: 4\n",
+            Some(&f),
+        );
         assert_eq!(e[0].0, "memory.hugepages.per_node");
-        let e = errors("version: 1\nmemory:\n  hugepages:\n    size_kb: 1048576\n    total: 17\n    per_node:\n      node0: 17\n", Some(&f));
+        let e = errors(
+            "version: 1\nmemory:\n  hugepages:\n    size_kb: 1048576\n    total: 17\n    per_node:\n      node0: 17\n",
+            Some(&f),
+        );
         assert!(e.iter().any(|(k, m)| k == "memory.hugepages.per_node.node0" && m.contains("exceeds")), "{e:?}");
-        let e = errors("version: 1\nmemory:\n  hugepages:\n    size_kb: 2048\n    total: 1\n    per_node:\n      node7: 1\n", Some(&f));
+        let e = errors(
+            "version: 1\nmemory:\n  hugepages:\n    size_kb: 2048\n    total: 1\n    per_node:\n      node7: 1\n",
+            Some(&f),
+        );
         assert!(e.iter().any(|(k, _)| k == "memory.hugepages.per_node.node7"), "{e:?}");
         assert!(errors("version: 1\nmemory:\n  hugepages:\n    size_kb: 1048576\n    total: 16\n    per_node:\n      node0: 16\n", Some(&f)).is_empty());
     }
@@ -507,7 +624,10 @@ mod tests {
     fn nics_and_rdma_devices_must_exist() {
         let mut f = testing::two_nodes();
         f.nics.push(crate::facts::nic::Nic { name: Some("eth0".into()), numa_node: Some(0), ..Default::default() });
-        let e = errors("version: 1\nnetwork:\n  interfaces:\n    - name: eth0\n    - name: eth9\nrdma:\n  devices:\n    - name: mlx5_0\ntime_sync:\n  ptp:\n    interface: eth7\n", Some(&f));
+        let e = errors(
+            "version: 1\nnetwork:\n  interfaces:\n    - name: eth0\n    - name: eth9\nrdma:\n  devices:\n    - name: mlx5_0\ntime_sync:\n  ptp:\n    interface: eth7\n",
+            Some(&f),
+        );
         let fields: Vec<&str> = e.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(fields, ["network.interfaces[1].name", "time_sync.ptp.interface", "rdma.devices[0].name"]);
     }
@@ -519,6 +639,9 @@ mod tests {
         let text = "version: 1\ncpu:\n  isolate_cores: 1-3,9-11\nirq:\n  avoid_cores_for_irqs: 1-3,9-11\n  manual_affinity:\n    - match: \"ens3f*\"\n      cpus: [0, 4]\n    - match: \"x*\"\n      cpus: \"2\"\n";
         let r = audit_text(text, Some(&f));
         assert_eq!(r.errors.iter().map(|i| i.field.as_str()).collect::<Vec<_>>(), ["irq.manual_affinity[1].cpus"]);
-        assert!(r.warnings.iter().any(|w| w.field == "irq.manual_affinity[0].cpus" && w.message.contains("not on node 0")), "{r:#?}");
+        assert!(
+            r.warnings.iter().any(|w| w.field == "irq.manual_affinity[0].cpus" && w.message.contains("not on node 0")),
+            "{r:#?}"
+        );
     }
 }

@@ -264,7 +264,11 @@ pub fn set_shell_var(text: &str, var: &str, value: &str) -> String {
         Some(a) => {
             let quoted = match a.quote {
                 Some('\'') if !value.contains('\'') => format!("'{value}'"),
-                None if !value.is_empty() && !value.contains(|c: char| c.is_whitespace() || "\"'#;&|<>()`\\".contains(c)) => value.to_string(),
+                None if !value.is_empty()
+                    && !value.contains(|c: char| c.is_whitespace() || "\"'#;&|<>()`\\".contains(c)) =>
+                {
+                    value.to_string()
+                }
                 _ => dq(value),
             };
             let mut lines: Vec<String> = text.split('\n').map(str::to_string).collect();
@@ -370,7 +374,8 @@ pub fn plan(host: &Host, layout: &str, edit: &ArgEdit) -> Result<BootPlan> {
                 if new_text != text {
                     regenerate = regenerate_command(host, &boot);
                     if regenerate.is_none() {
-                        warnings.push(format!("{GRUB_DEFAULTS} changes but no generated grub.cfg was found to regenerate"));
+                        warnings
+                            .push(format!("{GRUB_DEFAULTS} changes but no generated grub.cfg was found to regenerate"));
                     }
                 }
             }
@@ -439,7 +444,8 @@ pub fn edit_bls_entry(text: &str, edit: &ArgEdit) -> (String, String, String) {
             let ws = rest.len() - rest.trim_start().len();
             let (gap, opts) = rest.split_at(ws);
             let after = edit_text(opts, edit);
-            lines[i] = format!("{}{}{}", &line[..start], if gap.is_empty() && !after.is_empty() { " " } else { gap }, after);
+            lines[i] =
+                format!("{}{}{}", &line[..start], if gap.is_empty() && !after.is_empty() { " " } else { gap }, after);
             (lines.join("\n"), opts.trim().to_string(), after.trim().to_string())
         }
         None => {
@@ -460,7 +466,9 @@ pub fn edit_bls_entry(text: &str, edit: &ArgEdit) -> (String, String, String) {
 /// non-rescue entry (GRUB sorts entries by version, newest first).
 fn pick_bls_entry<'a>(boot: &'a Bootloader, running: Option<&str>) -> Option<&'a str> {
     if let Some(r) = running {
-        if let Some(e) = boot.bls_entries.iter().find(|e| e.version.as_deref() == Some(r) || e.path.ends_with(&format!("-{r}.conf"))) {
+        if let Some(e) =
+            boot.bls_entries.iter().find(|e| e.version.as_deref() == Some(r) || e.path.ends_with(&format!("-{r}.conf")))
+        {
             return Some(&e.path);
         }
     }
@@ -514,7 +522,10 @@ mod tests {
             set: vec![set("isolcpus", Some("2-5")), set("nosoftlockup", None), set("console", Some("ttyS0"))],
             remove: vec![Removal::Key("rhgb".into())],
         };
-        let out = edit_text("ro  dyndbg=\"file a.c +p\" isolcpus=1 rhgb console=tty0 quiet console=ttyS1 $tuned_params -- s", &e);
+        let out = edit_text(
+            "ro  dyndbg=\"file a.c +p\" isolcpus=1 rhgb console=tty0 quiet console=ttyS1 $tuned_params -- s",
+            &e,
+        );
         assert_eq!(out, "ro  dyndbg=\"file a.c +p\" isolcpus=2-5 console=ttyS0 quiet $tuned_params nosoftlockup -- s");
         // Idempotent.
         assert_eq!(edit_text(&out, &e), out);
@@ -539,7 +550,10 @@ mod tests {
     fn shell_assignments_keep_style() {
         let text = "GRUB_TIMEOUT=5\nGRUB_CMDLINE_LINUX=\"a b\" # kept\nGRUB_CMDLINE_LINUX_DEFAULT='quiet'\nX=1";
         let t = set_shell_var(text, "GRUB_CMDLINE_LINUX", "a b c=\"x y\"");
-        assert_eq!(t, "GRUB_TIMEOUT=5\nGRUB_CMDLINE_LINUX=\"a b c=\\\"x y\\\"\" # kept\nGRUB_CMDLINE_LINUX_DEFAULT='quiet'\nX=1");
+        assert_eq!(
+            t,
+            "GRUB_TIMEOUT=5\nGRUB_CMDLINE_LINUX=\"a b c=\\\"x y\\\"\" # kept\nGRUB_CMDLINE_LINUX_DEFAULT='quiet'\nX=1"
+        );
         assert_eq!(shell_var(&t, "GRUB_CMDLINE_LINUX").as_deref(), Some("a b c=\"x y\""));
         assert_eq!(crate::facts::kernel::parse_shell_var(&t, "GRUB_CMDLINE_LINUX").as_deref(), Some("a b c=\"x y\""));
         let t = set_shell_var(&t, "GRUB_CMDLINE_LINUX_DEFAULT", "quiet splash");
@@ -553,7 +567,10 @@ mod tests {
         let text = "title Rocky\nversion 5.14.0\noptions root=/dev/x ro $tuned_params\ngrub_users $grub_users\n";
         let e = ArgEdit { set: vec![set("nohz_full", Some("2-5"))], remove: vec![] };
         let (out, before, after) = edit_bls_entry(text, &e);
-        assert_eq!(out, "title Rocky\nversion 5.14.0\noptions root=/dev/x ro $tuned_params nohz_full=2-5\ngrub_users $grub_users\n");
+        assert_eq!(
+            out,
+            "title Rocky\nversion 5.14.0\noptions root=/dev/x ro $tuned_params nohz_full=2-5\ngrub_users $grub_users\n"
+        );
         assert_eq!(before, "root=/dev/x ro $tuned_params");
         assert_eq!(after, "root=/dev/x ro $tuned_params nohz_full=2-5");
         let (out, _, _) = edit_bls_entry("title x\n", &e);

@@ -44,7 +44,11 @@ pub fn is_secret(target: &str) -> bool {
         || t.starts_with("/etc/pki/")
         || t.starts_with("/etc/ssl/private")
         || t == "/proc/kcore"
-        || (is_process_path(t) && matches!(name, "environ" | "cmdline" | "mem" | "maps" | "smaps" | "auxv" | "fd" | "cwd" | "root" | "exe"))
+        || (is_process_path(t)
+            && matches!(
+                name,
+                "environ" | "cmdline" | "mem" | "maps" | "smaps" | "auxv" | "fd" | "cwd" | "root" | "exe"
+            ))
         || name.ends_with(".key")
         || name.ends_with(".pem")
         || name.contains("secret")
@@ -119,7 +123,12 @@ pub fn capture(root: &Path, out: &Path) -> Result<CaptureSummary> {
     let mut links: BTreeSet<(String, String)> = BTreeSet::new();
     let mut files: BTreeSet<String> = BTreeSet::new();
     let mut dirs: BTreeSet<String> = BTreeSet::new();
-    let paths = rec.files.iter().map(|p| (p, false)).chain(rec.links.iter().map(|p| (p, true))).chain(rec.dirs.iter().map(|p| (p, false)));
+    let paths = rec
+        .files
+        .iter()
+        .map(|p| (p, false))
+        .chain(rec.links.iter().map(|p| (p, true)))
+        .chain(rec.dirs.iter().map(|p| (p, false)));
     for (target, is_link) in paths {
         if is_secret(target) {
             summary.skipped.push(target.clone());
@@ -260,7 +269,16 @@ mod tests {
 
     #[test]
     fn secrets_are_refused() {
-        for p in ["/etc/shadow", "/proc/1/environ", "/proc/1/cmdline", "/proc/self/environ", "/proc/12/task/13/cmdline", "/etc/ssh/ssh_host_rsa_key", "/root/.bash_history", "/etc/x/server.key"] {
+        for p in [
+            "/etc/shadow",
+            "/proc/1/environ",
+            "/proc/1/cmdline",
+            "/proc/self/environ",
+            "/proc/12/task/13/cmdline",
+            "/etc/ssh/ssh_host_rsa_key",
+            "/root/.bash_history",
+            "/etc/x/server.key",
+        ] {
             assert!(is_secret(p), "{p}");
         }
         for p in ["/proc/cmdline", "/proc/1/comm", "/sys/class/net/eth0/mtu", "/etc/security/limits.conf"] {

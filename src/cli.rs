@@ -223,7 +223,8 @@ fn scan(a: ScanArgs) -> Result<ExitCode> {
     };
     write_output(a.output.as_deref(), &text)?;
     if let Some(p) = &a.md_report {
-        std::fs::write(p, crate::report::render_markdown(&facts)).with_context(|| format!("--md-report {}: cannot write", p.display()))?;
+        std::fs::write(p, crate::report::render_markdown(&facts))
+            .with_context(|| format!("--md-report {}: cannot write", p.display()))?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -246,7 +247,10 @@ fn load_facts(snapshot: Option<&Path>, root: &Path) -> Result<(crate::facts::Fac
 fn gen_config(a: GenConfigArgs) -> Result<ExitCode> {
     let (facts, source) = load_facts(a.snapshot.as_deref(), &a.root)?;
     let opts = crate::gen_config::GenOptions {
-        plan: crate::analysis::plan::PlanOptions { housekeeping_cores_per_node: a.housekeeping_cores_per_node, trading_nics: a.trading_nics },
+        plan: crate::analysis::plan::PlanOptions {
+            housekeeping_cores_per_node: a.housekeeping_cores_per_node,
+            trading_nics: a.trading_nics,
+        },
         source,
         generated_at: crate::gen_config::now_utc(),
     };
@@ -265,7 +269,8 @@ fn audit(a: AuditArgs) -> Result<ExitCode> {
     let (facts, _) = load_facts(a.snapshot.as_deref(), &root)?;
     let report = crate::audit::audit_text(&text, Some(&facts));
     if let Some(p) = &a.output {
-        std::fs::write(p, serde_json::to_string_pretty(&report)? + "\n").with_context(|| format!("--output {}: cannot write", p.display()))?;
+        std::fs::write(p, serde_json::to_string_pretty(&report)? + "\n")
+            .with_context(|| format!("--output {}: cannot write", p.display()))?;
     }
     print!("{}", report.render_text());
     Ok(if report.ok() { ExitCode::SUCCESS } else { ExitCode::from(1) })

@@ -40,7 +40,11 @@ impl Issue {
 
 impl fmt::Display for Issue {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        if self.field.is_empty() { write!(f, "{}", self.message) } else { write!(f, "{}: {}", self.field, self.message) }
+        if self.field.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.field, self.message)
+        }
     }
 }
 
@@ -69,7 +73,9 @@ impl<'de> Deserialize<'de> for Cpus {
                 CpuList::parse(v).map(Cpus).map_err(E::custom)
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Cpus, E> {
-                u32::try_from(v).map(|c| Cpus(CpuList::from_cpus([c]))).map_err(|_| E::custom(format!("CPU {v} is out of range")))
+                u32::try_from(v)
+                    .map(|c| Cpus(CpuList::from_cpus([c])))
+                    .map_err(|_| E::custom(format!("CPU {v} is out of range")))
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Cpus, A::Error> {
                 let mut l = CpuList::new();
@@ -170,11 +176,42 @@ pub struct Cmdline(pub Vec<(String, Option<String>)>);
 /// Arguments `kernel.cmdline` knows; anything else goes under `kernel.extra_args`, so that a
 /// misspelt `isolcpu` is an error rather than a new argument.
 pub const CMDLINE_KEYS: &[&str] = &[
-    "isolcpus", "nohz_full", "rcu_nocbs", "rcu_nocb_poll", "kthread_cpus", "irqaffinity", "nohz", "skew_tick", "tsc", "nosoftlockup",
-    "nmi_watchdog", "nowatchdog", "transparent_hugepage", "intel_pstate", "amd_pstate", "processor.max_cstate", "intel_idle.max_cstate",
-    "idle", "mitigations", "default_hugepagesz", "hugepagesz", "hugepages", "nosmt", "audit", "intel_iommu", "amd_iommu", "iommu", "mce",
-    "numa_balancing", "clocksource", "hpet", "rcupdate.rcu_normal_after_boot", "rcutree.kthread_prio", "workqueue.power_efficient",
-    "cpufreq.default_governor", "systemd.cpu_affinity",
+    "isolcpus",
+    "nohz_full",
+    "rcu_nocbs",
+    "rcu_nocb_poll",
+    "kthread_cpus",
+    "irqaffinity",
+    "nohz",
+    "skew_tick",
+    "tsc",
+    "nosoftlockup",
+    "nmi_watchdog",
+    "nowatchdog",
+    "transparent_hugepage",
+    "intel_pstate",
+    "amd_pstate",
+    "processor.max_cstate",
+    "intel_idle.max_cstate",
+    "idle",
+    "mitigations",
+    "default_hugepagesz",
+    "hugepagesz",
+    "hugepages",
+    "nosmt",
+    "audit",
+    "intel_iommu",
+    "amd_iommu",
+    "iommu",
+    "mce",
+    "numa_balancing",
+    "clocksource",
+    "hpet",
+    "rcupdate.rcu_normal_after_boot",
+    "rcutree.kthread_prio",
+    "workqueue.power_efficient",
+    "cpufreq.default_governor",
+    "systemd.cpu_affinity",
 ];
 
 /// Fails while reading a map's value, so that the error's path ends with the map's key.
@@ -461,7 +498,9 @@ impl<'de> Deserialize<'de> for NetworkSysctl {
                 while let Some(k) = map.next_key::<String>()? {
                     if network_sysctl_name(&k).is_none() {
                         return map
-                            .next_value_seed(Reject(format!("unknown sysctl `{k}`: write the full name (e.g. net.core.{k}) or a known short name")))
+                            .next_value_seed(Reject(format!(
+                                "unknown sysctl `{k}`: write the full name (e.g. net.core.{k}) or a known short name"
+                            )))
                             .map(NetworkSysctl::from);
                     }
                     let v: SysctlValue = map.next_value()?;
@@ -653,7 +692,20 @@ pub struct Config {
 
 /// Top-level sections, in the order gen-config writes them.
 pub const SECTIONS: &[&str] = &[
-    "version", "metadata", "hardware", "cpu", "kernel", "memory", "network", "irq", "time_sync", "services", "safety", "onload", "vma", "rdma",
+    "version",
+    "metadata",
+    "hardware",
+    "cpu",
+    "kernel",
+    "memory",
+    "network",
+    "irq",
+    "time_sync",
+    "services",
+    "safety",
+    "onload",
+    "vma",
+    "rdma",
     "recommendations",
 ];
 
@@ -802,7 +854,10 @@ pub fn parse(text: &str) -> (Config, Vec<Issue>) {
         match name {
             "version" => match v {
                 Yaml::Number(n) if n.as_u64() == Some(VERSION) => c.version = Some(VERSION),
-                other => issues.push(Issue::new("version", format!("expected {VERSION}, found {}", serde_yaml::to_string(other).unwrap_or_default().trim()))),
+                other => issues.push(Issue::new(
+                    "version",
+                    format!("expected {VERSION}, found {}", serde_yaml::to_string(other).unwrap_or_default().trim()),
+                )),
             },
             "metadata" => c.metadata = section(name, v, &mut issues),
             "hardware" => c.hardware = section(name, v, &mut issues),
@@ -854,7 +909,10 @@ pub struct Yaml11Bool {
 
 /// YAML 1.1's boolean words that YAML 1.2 reads as strings (`true`/`false` are booleans in both).
 pub fn is_yaml11_bool_word(s: &str) -> bool {
-    matches!(s, "y" | "Y" | "yes" | "Yes" | "YES" | "n" | "N" | "no" | "No" | "NO" | "on" | "On" | "ON" | "off" | "Off" | "OFF")
+    matches!(
+        s,
+        "y" | "Y" | "yes" | "Yes" | "YES" | "n" | "N" | "no" | "No" | "NO" | "on" | "On" | "ON" | "off" | "Off" | "OFF"
+    )
 }
 
 /// Finds YAML-1.1 boolean words written as plain scalars in block-style mappings and lists,
@@ -1015,7 +1073,10 @@ mod tests {
         assert_eq!(fields("version: 1\ncpu:\n  isolate_core: 1-3\n"), ["cpu.isolate_core"]);
         assert_eq!(fields("version: 1\nkernel:\n  cmdline:\n    isolcpu: 1-3\n"), ["kernel.cmdline.isolcpu"]);
         assert_eq!(fields("version: 1\nbogus: {}\n"), ["bogus"]);
-        assert_eq!(fields("version: 1\nnetwork:\n  interfaces:\n    - name: eth0\n      role: fast\n"), ["network.interfaces[0].role"]);
+        assert_eq!(
+            fields("version: 1\nnetwork:\n  interfaces:\n    - name: eth0\n      role: fast\n"),
+            ["network.interfaces[0].role"]
+        );
         assert_eq!(fields("version: 1\nnetwork:\n  sysctl:\n    bogus_name: 1\n"), ["network.sysctl.bogus_name"]);
     }
 
@@ -1029,7 +1090,9 @@ mod tests {
 
     #[test]
     fn cpu_lists_in_every_accepted_form() {
-        let (c, issues) = parse("version: 1\ncpu:\n  isolate_cores: 1-3,5\nirq:\n  avoid_cores_for_irqs: 7\n  manual_affinity:\n    - match: \"ens3f*\"\n      cpus: [0, 8]\n");
+        let (c, issues) = parse(
+            "version: 1\ncpu:\n  isolate_cores: 1-3,5\nirq:\n  avoid_cores_for_irqs: 7\n  manual_affinity:\n    - match: \"ens3f*\"\n      cpus: [0, 8]\n",
+        );
         assert!(issues.is_empty(), "{issues:?}");
         assert_eq!(c.cpu.unwrap().isolate_cores.unwrap().0.to_string(), "1-3,5");
         let irq = c.irq.unwrap();
@@ -1058,7 +1121,9 @@ mod tests {
 
     #[test]
     fn kernel_args_keep_file_order_and_bare_flags() {
-        let (c, issues) = parse("version: 1\nkernel:\n  cmdline:\n    skew_tick: 1\n    nosoftlockup: \"\"\n    nowatchdog:\n    isolcpus: managed_irq,domain,2-3\n  extra_args:\n    my.flag: x\n");
+        let (c, issues) = parse(
+            "version: 1\nkernel:\n  cmdline:\n    skew_tick: 1\n    nosoftlockup: \"\"\n    nowatchdog:\n    isolcpus: managed_irq,domain,2-3\n  extra_args:\n    my.flag: x\n",
+        );
         assert!(issues.is_empty(), "{issues:?}");
         assert_eq!(
             c.kernel_args(),

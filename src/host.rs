@@ -143,9 +143,7 @@ impl Host {
     /// Reads a one-value attribute file, trimmed of whitespace and NUL bytes; `None` when
     /// the file is absent or unreadable (sysfs answers EIO/EINVAL for unsupported values).
     pub fn attr(&self, target: &str) -> Option<String> {
-        self.read(target)
-            .ok()
-            .map(|s| s.trim_matches(|c: char| c.is_whitespace() || c == '\0').to_string())
+        self.read(target).ok().map(|s| s.trim_matches(|c: char| c.is_whitespace() || c == '\0').to_string())
     }
 
     /// Reads a one-value attribute and parses it; `None` when absent or not a number.

@@ -144,7 +144,11 @@ pub fn validate_backup_id(id: &str) -> Result<(), String> {
         && id.len() <= 128
         && !id.starts_with('.')
         && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    if ok { Ok(()) } else { Err(format!("{id:?} is not a valid backup id (letters, digits, '.', '_', '-'; not starting with '.')")) }
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("{id:?} is not a valid backup id (letters, digits, '.', '_', '-'; not starting with '.')"))
+    }
 }
 
 impl Journal {
@@ -157,7 +161,12 @@ impl Journal {
             None => Ok(Journal {
                 id: id.to_string(),
                 dir,
-                manifest: Manifest { version: MANIFEST_VERSION, backup_id: id.to_string(), created: utc_stamp(SystemTime::now()), entries: Vec::new() },
+                manifest: Manifest {
+                    version: MANIFEST_VERSION,
+                    backup_id: id.to_string(),
+                    created: utc_stamp(SystemTime::now()),
+                    entries: Vec::new(),
+                },
             }),
         }
     }
@@ -188,9 +197,14 @@ impl Journal {
     }
 
     fn parse(id: &str, dir: &str, text: &str) -> Result<Journal> {
-        let manifest: Manifest = serde_json::from_str(text).map_err(|e| Failure::new(format!("{dir}/{MANIFEST}: not a valid journal: {e}")))?;
+        let manifest: Manifest = serde_json::from_str(text)
+            .map_err(|e| Failure::new(format!("{dir}/{MANIFEST}: not a valid journal: {e}")))?;
         if manifest.version != MANIFEST_VERSION {
-            return Err(Failure::new(format!("{dir}/{MANIFEST}: journal version {} is not supported (expected {MANIFEST_VERSION})", manifest.version)).into());
+            return Err(Failure::new(format!(
+                "{dir}/{MANIFEST}: journal version {} is not supported (expected {MANIFEST_VERSION})",
+                manifest.version
+            ))
+            .into());
         }
         Ok(Journal { id: id.to_string(), dir: dir.to_string(), manifest })
     }
@@ -216,7 +230,11 @@ impl Journal {
                 let previous = match prev {
                     None => None,
                     Some((bytes, meta)) => {
-                        let blob = format!("files/{:03}-{}", self.manifest.entries.len(), path.trim_start_matches('/').replace('/', "_"));
+                        let blob = format!(
+                            "files/{:03}-{}",
+                            self.manifest.entries.len(),
+                            path.trim_start_matches('/').replace('/', "_")
+                        );
                         let private = FileMeta { mode: 0o600, uid: 0, gid: 0 };
                         host.write_atomic_as(&format!("{}/{blob}", self.dir), bytes, private)
                             .with_context(|| format!("saving {path} into backup {}", self.dir))?;
@@ -225,7 +243,9 @@ impl Journal {
                 };
                 Entry::File { path: path.clone(), module: module.to_string(), boot, previous }
             }
-            (Item::Runtime(path), State::Runtime(value)) => Entry::Runtime { path: path.clone(), module: module.to_string(), previous: value.clone() },
+            (Item::Runtime(path), State::Runtime(value)) => {
+                Entry::Runtime { path: path.clone(), module: module.to_string(), previous: value.clone() }
+            }
             _ => anyhow::bail!("internal error: state of {} does not match its kind", item.path()),
         };
         self.manifest.entries.push(entry);
@@ -235,14 +255,19 @@ impl Journal {
     fn save(&self, host: &Host) -> Result<()> {
         let mut text = serde_json::to_string_pretty(&self.manifest).context("serializing the journal")?;
         text.push('\n');
-        host.write_atomic_as(&format!("{}/{MANIFEST}", self.dir), text.as_bytes(), FileMeta { mode: 0o600, uid: 0, gid: 0 })
-            .with_context(|| format!("writing backup journal {}/{MANIFEST}", self.dir))?;
+        host.write_atomic_as(
+            &format!("{}/{MANIFEST}", self.dir),
+            text.as_bytes(),
+            FileMeta { mode: 0o600, uid: 0, gid: 0 },
+        )
+        .with_context(|| format!("writing backup journal {}/{MANIFEST}", self.dir))?;
         Ok(())
     }
 
     /// The saved previous contents of a file entry.
     pub fn blob(&self, host: &Host, saved: &SavedFile) -> Result<Vec<u8>> {
-        host.read_bytes(&format!("{}/{}", self.dir, saved.blob)).with_context(|| format!("reading backup copy {}", saved.blob))
+        host.read_bytes(&format!("{}/{}", self.dir, saved.blob))
+            .with_context(|| format!("reading backup copy {}", saved.blob))
     }
 }
 
@@ -267,20 +292,37 @@ pub fn normalize_value(v: &str) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// Replace a file atomically, keeping its mode and owner (a new file: 0644 root).
-    WriteFile { path: String, contents: Vec<u8> },
+    WriteFile {
+        path: String,
+        contents: Vec<u8>,
+    },
     /// Put back a file exactly: bytes, mode and owner.
-    RestoreFile { path: String, contents: Vec<u8>, meta: FileMeta },
-    RemoveFile { path: String },
+    RestoreFile {
+        path: String,
+        contents: Vec<u8>,
+        meta: FileMeta,
+    },
+    RemoveFile {
+        path: String,
+    },
     /// Write a value into a kernel file and read it back.
-    WriteKernel { path: String, value: String },
+    WriteKernel {
+        path: String,
+        value: String,
+    },
     /// Run a command that rewrites `rewrites` (grub2-mkconfig -o <cfg>); only on a live host.
-    Run { argv: Vec<String>, rewrites: Vec<String> },
+    Run {
+        argv: Vec<String>,
+        rewrites: Vec<String>,
+    },
 }
 
 impl Action {
     fn items(&self) -> Vec<Item> {
         match self {
-            Action::WriteFile { path, .. } | Action::RestoreFile { path, .. } | Action::RemoveFile { path } => vec![Item::File(path.clone())],
+            Action::WriteFile { path, .. } | Action::RestoreFile { path, .. } | Action::RemoveFile { path } => {
+                vec![Item::File(path.clone())]
+            }
             Action::WriteKernel { path, .. } => vec![Item::Runtime(path.clone())],
             Action::Run { rewrites, .. } => rewrites.iter().cloned().map(Item::File).collect(),
         }
@@ -367,7 +409,8 @@ fn perform(host: &Host, action: &Action) -> Result<()> {
         }
         Action::Run { argv, .. } => {
             let (prog, args) = argv.split_first().context("empty command")?;
-            let out = std::process::Command::new(prog).args(args).output().with_context(|| format!("cannot run {prog}"))?;
+            let out =
+                std::process::Command::new(prog).args(args).output().with_context(|| format!("cannot run {prog}"))?;
             if !out.status.success() {
                 let err = String::from_utf8_lossy(&out.stderr);
                 anyhow::bail!("{} ({})", out.status, err.trim());
@@ -465,13 +508,22 @@ mod tests {
         host.write_atomic("/etc/a.conf", b"original\n", None).unwrap();
         let mut j = Journal::open(&host, "t1").unwrap();
         assert!(!host.exists("/var/lib/lltune/backups/t1"), "open writes nothing");
-        carry_out(&host, Some(Record { journal: &mut j, module: "m1", boot: false }), &[Action::WriteFile { path: "/etc/a.conf".into(), contents: b"second\n".to_vec() }]).unwrap();
+        carry_out(
+            &host,
+            Some(Record { journal: &mut j, module: "m1", boot: false }),
+            &[Action::WriteFile { path: "/etc/a.conf".into(), contents: b"second\n".to_vec() }],
+        )
+        .unwrap();
         // A second module in the same play, same bundle, same file.
         let mut j2 = Journal::open(&host, "t1").unwrap();
-        carry_out(&host, Some(Record { journal: &mut j2, module: "m2", boot: true }), &[
-            Action::WriteFile { path: "/etc/a.conf".into(), contents: b"third\n".to_vec() },
-            Action::WriteFile { path: "/etc/new.conf".into(), contents: b"x\n".to_vec() },
-        ])
+        carry_out(
+            &host,
+            Some(Record { journal: &mut j2, module: "m2", boot: true }),
+            &[
+                Action::WriteFile { path: "/etc/a.conf".into(), contents: b"third\n".to_vec() },
+                Action::WriteFile { path: "/etc/new.conf".into(), contents: b"x\n".to_vec() },
+            ],
+        )
         .unwrap();
         let j3 = Journal::load(&host, "/var/lib/lltune/backups/t1/").unwrap();
         assert_eq!(j3.entries().len(), 2);
@@ -490,12 +542,16 @@ mod tests {
         let (_d, host) = host();
         host.write_atomic("/etc/a.conf", b"a\n", None).unwrap();
         host.write_atomic("/etc/blocker", b"a file where a folder is needed\n", None).unwrap();
-        let err = carry_out(&host, None, &[
-            Action::WriteFile { path: "/etc/a.conf".into(), contents: b"changed\n".to_vec() },
-            Action::WriteFile { path: "/etc/b.conf".into(), contents: b"new\n".to_vec() },
-            // A file in place of a folder: the write fails.
-            Action::WriteFile { path: "/etc/blocker/x.conf".into(), contents: b"1".to_vec() },
-        ])
+        let err = carry_out(
+            &host,
+            None,
+            &[
+                Action::WriteFile { path: "/etc/a.conf".into(), contents: b"changed\n".to_vec() },
+                Action::WriteFile { path: "/etc/b.conf".into(), contents: b"new\n".to_vec() },
+                // A file in place of a folder: the write fails.
+                Action::WriteFile { path: "/etc/blocker/x.conf".into(), contents: b"1".to_vec() },
+            ],
+        )
         .unwrap_err();
         let msg = format!("{err:#}");
         assert!(msg.contains("reverted this run's changes to: /etc/b.conf, /etc/a.conf"), "{msg}");
@@ -509,7 +565,12 @@ mod tests {
     fn kernel_write_is_verified() {
         let (_d, host) = host();
         host.write_atomic("/proc/sys/net/core/busy_poll", b"0\n", None).unwrap();
-        carry_out(&host, None, &[Action::WriteKernel { path: "/proc/sys/net/core/busy_poll".into(), value: "50".into() }]).unwrap();
+        carry_out(
+            &host,
+            None,
+            &[Action::WriteKernel { path: "/proc/sys/net/core/busy_poll".into(), value: "50".into() }],
+        )
+        .unwrap();
         assert_eq!(host.read("/proc/sys/net/core/busy_poll").unwrap(), "50\n");
         assert_eq!(normalize_value("4096\t87380  6291456\n"), "4096 87380 6291456");
     }

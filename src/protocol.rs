@@ -156,10 +156,13 @@ fn read_args(path: Option<&str>) -> Result<String> {
 
 /// Splits the args JSON into `Meta`, the `root` host and the module's strict `Params`.
 pub fn parse_args<P: DeserializeOwned>(raw: &str) -> Result<(Meta, Host, P)> {
-    let value: Value = serde_json::from_str(raw).map_err(|e| Failure::new(format!("module arguments are not valid JSON: {e}")))?;
+    let value: Value =
+        serde_json::from_str(raw).map_err(|e| Failure::new(format!("module arguments are not valid JSON: {e}")))?;
     let mut obj = match value {
         Value::Object(m) => m,
-        other => return Err(Failure::new(format!("module arguments must be a JSON object, got {}", kind(&other))).into()),
+        other => {
+            return Err(Failure::new(format!("module arguments must be a JSON object, got {}", kind(&other))).into());
+        }
     };
     // Some launchers wrap the options as {"ANSIBLE_MODULE_ARGS": {...}}.
     if obj.len() == 1 {
@@ -171,7 +174,11 @@ pub fn parse_args<P: DeserializeOwned>(raw: &str) -> Result<(Meta, Host, P)> {
         let mut a = Map::new();
         let mut o = Map::new();
         for (k, v) in obj {
-            if k.starts_with("_ansible_") { a.insert(k, v); } else { o.insert(k, v); }
+            if k.starts_with("_ansible_") {
+                a.insert(k, v);
+            } else {
+                o.insert(k, v);
+            }
         }
         (a, o)
     };
@@ -183,7 +190,9 @@ pub fn parse_args<P: DeserializeOwned>(raw: &str) -> Result<(Meta, Host, P)> {
         }
         Some(Value::String(s)) => s,
         Some(other) => {
-            return Err(Failure::new(format!("option root: expected a directory path (string), got {}", kind(&other))).into());
+            return Err(
+                Failure::new(format!("option root: expected a directory path (string), got {}", kind(&other))).into()
+            );
         }
     };
     let host = Host::new(&root).map_err(|e| Failure::new(format!("option root: {e}")))?;
@@ -208,7 +217,11 @@ pub fn parse_params<P: DeserializeOwned>(options: Map<String, Value>) -> Result<
                 .collect::<std::collections::BTreeSet<_>>()
                 .into_iter()
                 .collect();
-            let at = if path == "." || !path.contains('.') { String::new() } else { format!(" in {}", path.rsplit_once('.').map(|p| p.0).unwrap_or("")) };
+            let at = if path == "." || !path.contains('.') {
+                String::new()
+            } else {
+                format!(" in {}", path.rsplit_once('.').map(|p| p.0).unwrap_or(""))
+            };
             format!("unsupported option {name}{at}; supported options: {}", valid.join(", "))
         } else if let Some(field) = inner.strip_prefix("missing field `") {
             format!("missing required option {}", field.trim_end_matches('`'))
@@ -267,7 +280,8 @@ fn render_failure(e: &anyhow::Error) -> Value {
 
 fn emit(v: &Value) {
     // One write of the whole object: nothing partial reaches Ansible.
-    let mut text = serde_json::to_string(v).unwrap_or_else(|_| r#"{"changed":false,"failed":true,"msg":"cannot serialize result"}"#.into());
+    let mut text = serde_json::to_string(v)
+        .unwrap_or_else(|_| r#"{"changed":false,"failed":true,"msg":"cannot serialize result"}"#.into());
     text.push('\n');
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes());
@@ -324,7 +338,12 @@ pub fn scalar_map<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<BTreeM
             Value::String(s) => Some(s),
             Value::Number(n) => Some(n.to_string()),
             Value::Bool(b) => Some(if b { "1".into() } else { "0".into() }),
-            other => return Err(serde::de::Error::custom(format!("{k}: expected a string or number, got {}", kind(&other)))),
+            other => {
+                return Err(serde::de::Error::custom(format!(
+                    "{k}: expected a string or number, got {}",
+                    kind(&other)
+                )));
+            }
         };
         out.insert(k, s);
     }
@@ -348,12 +367,22 @@ mod tests {
 
     #[test]
     fn ansible_keys_are_lenient_options_strict() {
-        let (meta, host, p) = parse_args::<P>(r#"{"detail": "yes", "_ansible_check_mode": true, "_ansible_new_key_2099": 1}"#).unwrap();
+        let (meta, host, p) =
+            parse_args::<P>(r#"{"detail": "yes", "_ansible_check_mode": true, "_ansible_new_key_2099": 1}"#).unwrap();
         assert!(p.detail && meta.check_mode && !meta.diff && host.is_live());
-        assert_eq!(parse(r#"{"detal": true}"#).unwrap_err(), "unsupported option detal; supported options: detail, root");
+        assert_eq!(
+            parse(r#"{"detal": true}"#).unwrap_err(),
+            "unsupported option detal; supported options: detail, root"
+        );
         assert_eq!(parse(r#"{"detail": [1]}"#).unwrap_err(), "option detail: expected a boolean, got a list");
-        assert_eq!(parse(r#"{"root": 5}"#).unwrap_err(), "option root: expected a directory path (string), got a number");
-        assert_eq!(parse(r#"{"root": "/nonexistent/x"}"#).unwrap_err(), "option root: /nonexistent/x: no such file or directory");
+        assert_eq!(
+            parse(r#"{"root": 5}"#).unwrap_err(),
+            "option root: expected a directory path (string), got a number"
+        );
+        assert_eq!(
+            parse(r#"{"root": "/nonexistent/x"}"#).unwrap_err(),
+            "option root: /nonexistent/x: no such file or directory"
+        );
         assert!(parse("{").unwrap_err().starts_with("module arguments are not valid JSON"));
         assert_eq!(parse("[]").unwrap_err(), "module arguments must be a JSON object, got a list");
     }

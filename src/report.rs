@@ -40,7 +40,13 @@ fn by_severity(recs: &[Recommendation]) -> Vec<&Recommendation> {
 
 fn counts(recs: &[Recommendation]) -> String {
     let n = |s: Severity| recs.iter().filter(|r| r.severity == s).count();
-    format!("{} ({} errors, {} warnings, {} info)", recs.len(), n(Severity::Error), n(Severity::Warning), n(Severity::Info))
+    format!(
+        "{} ({} errors, {} warnings, {} info)",
+        recs.len(),
+        n(Severity::Error),
+        n(Severity::Warning),
+        n(Severity::Info)
+    )
 }
 
 fn nic_line(n: &crate::facts::nic::Nic) -> String {
@@ -62,7 +68,13 @@ pub fn render_text(f: &Facts) -> String {
     let mut o = String::new();
     let h = &f.host;
     let c = &f.cpu;
-    o += &format!("host      {} — {} — kernel {} — {}\n", opt(&h.hostname), opt(&h.os_pretty_name), opt(&h.kernel_release), opt(&h.architecture));
+    o += &format!(
+        "host      {} — {} — kernel {} — {}\n",
+        opt(&h.hostname),
+        opt(&h.os_pretty_name),
+        opt(&h.kernel_release),
+        opt(&h.architecture)
+    );
     o += &format!("cpu       {} ({})\n", opt(&c.model_name), opt(&c.vendor));
     o += &format!(
         "topology  {} sockets × {} cores × {} threads; online {} ({} CPUs); SMT {}\n",
@@ -81,15 +93,35 @@ pub fn render_text(f: &Facts) -> String {
         or_none(isolcpus)
     );
     let govs: Vec<String> = c.governors.iter().map(|(g, l)| format!("{g} ({l})")).collect();
-    o += &format!("cpufreq   driver {}; governors {}; turbo {}\n", opt(&c.scaling_driver), or_none(govs.join(", ")), opt(&c.turbo));
-    let states: Vec<String> =
-        c.cpuidle.states.iter().map(|s| format!("{}{}", opt(&s.name), if s.disabled_cpus.is_empty() { "" } else { "(disabled on some)" })).collect();
+    o += &format!(
+        "cpufreq   driver {}; governors {}; turbo {}\n",
+        opt(&c.scaling_driver),
+        or_none(govs.join(", ")),
+        opt(&c.turbo)
+    );
+    let states: Vec<String> = c
+        .cpuidle
+        .states
+        .iter()
+        .map(|s| format!("{}{}", opt(&s.name), if s.disabled_cpus.is_empty() { "" } else { "(disabled on some)" }))
+        .collect();
     o += &format!("cpuidle   driver {}; states {}\n", opt(&c.cpuidle.driver), or_none(states.join(" ")));
     for n in &f.numa.nodes {
         let hp: Vec<String> = n.hugepages.iter().map(|(s, h)| format!("{}×{}kB", opt(&h.total), s)).collect();
-        o += &format!("numa {:<4} cpus {}; memory {} kB; hugepages {}\n", n.id, or_none(n.cpus.to_string()), opt(&n.memory_kb), or_none(hp.join(", ")));
+        o += &format!(
+            "numa {:<4} cpus {}; memory {} kB; hugepages {}\n",
+            n.id,
+            or_none(n.cpus.to_string()),
+            opt(&n.memory_kb),
+            or_none(hp.join(", "))
+        );
     }
-    o += &format!("memory    THP {} (defrag {}); swap {} kB\n", opt(&f.memory.thp.enabled), opt(&f.memory.thp.defrag), opt(&f.memory.swap_total_kb));
+    o += &format!(
+        "memory    THP {} (defrag {}); swap {} kB\n",
+        opt(&f.memory.thp.enabled),
+        opt(&f.memory.thp.defrag),
+        opt(&f.memory.swap_total_kb)
+    );
     o += &format!("cmdline   {}\n", f.kernel.cmdline.as_deref().unwrap_or("?"));
     o += &format!("boot      {}\n", f.kernel.bootloader.layout);
     let phys: Vec<String> = f.nics.iter().filter(|n| !n.r#virtual).map(nic_line).collect();
@@ -144,7 +176,12 @@ pub fn render_markdown(f: &Facts) -> String {
     o += &format!("Facts schema {}, lltune {}.\n\n", f.schema_version, f.lltune_version);
 
     o += "## System summary\n\n| | |\n|---|---|\n";
-    let isolcpus = f.kernel.isolcpus.as_ref().map(|i| format!("{} ({})", i.cpus, i.flags.join(","))).unwrap_or_else(|| "none".into());
+    let isolcpus = f
+        .kernel
+        .isolcpus
+        .as_ref()
+        .map(|i| format!("{} ({})", i.cpus, i.flags.join(",")))
+        .unwrap_or_else(|| "none".into());
     let govs = c.governors.iter().map(|(g, l)| format!("{g} ({l})")).collect::<Vec<_>>().join(", ");
     let summary: Vec<(&str, String)> = vec![
         ("Host", opt(&h.hostname)),
@@ -153,7 +190,15 @@ pub fn render_markdown(f: &Facts) -> String {
         ("Machine", format!("{} {}", opt(&h.dmi.sys_vendor), opt(&h.dmi.product_name))),
         ("Virtualization", opt(&h.virtualization.kind)),
         ("CPU", format!("{} ({})", opt(&c.model_name), opt(&c.vendor))),
-        ("Topology", format!("{} sockets × {} cores × {} threads", opt(&c.sockets), opt(&c.cores_per_socket), opt(&c.threads_per_core))),
+        (
+            "Topology",
+            format!(
+                "{} sockets × {} cores × {} threads",
+                opt(&c.sockets),
+                opt(&c.cores_per_socket),
+                opt(&c.threads_per_core)
+            ),
+        ),
         ("Online CPUs", format!("{} ({} CPUs; offline {})", c.online, c.count, or_none(c.offline.to_string()))),
         ("Isolated (runtime)", or_none(c.isolated.to_string())),
         ("nohz_full (runtime)", or_none(c.nohz_full.to_string())),
@@ -193,7 +238,8 @@ pub fn render_markdown(f: &Facts) -> String {
     o += "\n## Services\n\n| service | installed | enabled | running | notes |\n|---|---|---|---|---|\n";
     let s = &f.services;
     let ib = &s.irqbalance;
-    let banned = ib.banned_cpulist.clone().or(ib.banned_cpus.clone()).map(|b| format!("bans CPUs {b}")).unwrap_or_default();
+    let banned =
+        ib.banned_cpulist.clone().or(ib.banned_cpus.clone()).map(|b| format!("bans CPUs {b}")).unwrap_or_default();
     let services: Vec<(&str, &Service, String)> = vec![
         ("irqbalance", &ib.service, banned),
         ("tuned", &s.tuned.service, s.tuned.profile.as_deref().map(|p| format!("profile {p}")).unwrap_or_default()),
@@ -246,7 +292,12 @@ mod tests {
         let md = render_markdown(&f);
         assert!(md.contains("`a=b\\|c`"), "{md}");
         assert!(md.contains("| warning | cpu | governor | powersave (0-15) → performance | high | safe |"), "{md}");
-        let rows = md.lines().filter(|l| l.starts_with("| ") && l.chars().nth(2).is_some_and(|c| c.is_ascii_digit()) && l.contains(" → ")).count();
+        let rows = md
+            .lines()
+            .filter(|l| {
+                l.starts_with("| ") && l.chars().nth(2).is_some_and(|c| c.is_ascii_digit()) && l.contains(" → ")
+            })
+            .count();
         assert_eq!(rows, f.recommendations.len());
     }
 

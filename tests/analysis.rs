@@ -49,12 +49,20 @@ fn gen_config_on_every_real_dump_audits_clean() {
         assert!(issues.is_empty());
         // Every online CPU is either housekeeping or isolated, and both sides hold whole cores.
         let iso = c.cpu.as_ref().and_then(|c| c.isolate_cores.as_ref()).map(|c| c.0.clone()).unwrap_or_default();
-        let hk = c.kernel_arg("kthread_cpus").flatten().map(|s| lltune::cpulist::CpuList::parse(s).unwrap()).unwrap_or_default();
+        let hk = c
+            .kernel_arg("kthread_cpus")
+            .flatten()
+            .map(|s| lltune::cpulist::CpuList::parse(s).unwrap())
+            .unwrap_or_default();
         if !iso.is_empty() {
             assert_eq!(iso.union(&hk), f.cpu.online, "{name}");
             assert!(iso.is_disjoint(&hk), "{name}");
             for node in &f.numa.nodes {
-                assert!(!node.cpus.is_disjoint(&hk) || node.cpus.is_disjoint(&f.cpu.online), "{name}: node {} has no housekeeping core", node.id);
+                assert!(
+                    !node.cpus.is_disjoint(&hk) || node.cpus.is_disjoint(&f.cpu.online),
+                    "{name}: node {} has no housekeeping core",
+                    node.id
+                );
             }
         }
     }
@@ -75,7 +83,10 @@ fn gen_config_core_plans_of_known_machines() {
     // Two housekeeping cores per node on request, and i40e NICs get roles by link speed.
     let Some(f) = facts_of("hwloc-32intel64-2p8co2t") else { return };
     let opts = lltune::gen_config::GenOptions {
-        plan: lltune::analysis::plan::PlanOptions { housekeeping_cores_per_node: 2, trading_nics: vec!["enp96s0f1".into()] },
+        plan: lltune::analysis::plan::PlanOptions {
+            housekeeping_cores_per_node: 2,
+            trading_nics: vec!["enp96s0f1".into()],
+        },
         ..Default::default()
     };
     let (c, _) = lltune::config::parse(&lltune::gen_config::generate(&f, &opts));
@@ -95,7 +106,18 @@ fn tuned_host_gets_little_noise() {
     let Some(f) = facts_of("cnto-r640-rt-worker1") else { return };
     let items: Vec<String> = f.recommendations.iter().map(|r| format!("{}/{}", r.category, r.item)).collect();
     // It already has these on its command line: no advice about them.
-    for done in ["kernel/skew_tick", "kernel/nosoftlockup", "kernel/nmi_watchdog", "kernel/tsc", "kernel/idle", "kernel/processor.max_cstate", "kernel/intel_pstate", "kernel/isolcpus", "kernel/rcu_nocbs", "irq/default_smp_affinity"] {
+    for done in [
+        "kernel/skew_tick",
+        "kernel/nosoftlockup",
+        "kernel/nmi_watchdog",
+        "kernel/tsc",
+        "kernel/idle",
+        "kernel/processor.max_cstate",
+        "kernel/intel_pstate",
+        "kernel/isolcpus",
+        "kernel/rcu_nocbs",
+        "irq/default_smp_affinity",
+    ] {
         assert!(!items.contains(&done.to_string()), "{done} in {items:?}");
     }
     assert!(items.len() <= 8, "{items:?}");
@@ -162,7 +184,10 @@ fn markdown_report_of_real_dumps_has_its_sections() {
     let md = lltune::report::render_markdown(&f);
     assert!(md.contains("| isolcpus (cmdline) | 5-10 (managed_irq) |"), "{md}");
     assert!(md.contains("| Machine | ? PowerEdge R640 |"), "{md}");
-    let rows = md.lines().filter(|l| l.starts_with("| ") && l.contains(" → ") && l[2..].starts_with(|c: char| c.is_ascii_digit())).count();
+    let rows = md
+        .lines()
+        .filter(|l| l.starts_with("| ") && l.contains(" → ") && l[2..].starts_with(|c: char| c.is_ascii_digit()))
+        .count();
     assert_eq!(rows, f.recommendations.len());
 }
 
@@ -192,11 +217,19 @@ fn scan_md_report_and_text_summary_through_the_cli() {
 fn gen_config_and_audit_through_the_cli() {
     let Some(root) = support::real_fixture("hwloc-32intel64-2p8co2t") else { return };
     let dir = tempfile::tempdir().unwrap();
-    let (snap_yaml, snap_json, cfg, issues) =
-        (dir.path().join("s.yaml"), dir.path().join("s.json"), dir.path().join("c.yaml"), dir.path().join("issues.json"));
+    let (snap_yaml, snap_json, cfg, issues) = (
+        dir.path().join("s.yaml"),
+        dir.path().join("s.json"),
+        dir.path().join("c.yaml"),
+        dir.path().join("issues.json"),
+    );
     let p = |x: &PathBuf| x.to_str().unwrap().to_string();
-    assert!(lltune(&["scan", "--root", root.to_str().unwrap(), "--format", "yaml", "-o", &p(&snap_yaml)]).status.success());
-    assert!(lltune(&["scan", "--root", root.to_str().unwrap(), "--format", "json", "-o", &p(&snap_json)]).status.success());
+    assert!(
+        lltune(&["scan", "--root", root.to_str().unwrap(), "--format", "yaml", "-o", &p(&snap_yaml)]).status.success()
+    );
+    assert!(
+        lltune(&["scan", "--root", root.to_str().unwrap(), "--format", "json", "-o", &p(&snap_json)]).status.success()
+    );
     let o = lltune(&["gen-config", "--snapshot", &p(&snap_yaml), "-o", &p(&cfg), "--trading-nics", "enp96s0f1"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let o = lltune(&["audit", "-c", &p(&cfg), "--snapshot", &p(&snap_json), "--output", &p(&issues)]);
@@ -208,14 +241,25 @@ fn gen_config_and_audit_through_the_cli() {
     let o = lltune(&["audit", "-c", &p(&cfg), "--root", root.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0));
     // A bad config: exit 1 and the error list in --output.
-    let o = lltune(&["audit", "-c", config_fixture("mitigations-off-unquoted.yaml").to_str().unwrap(), "--snapshot", &p(&snap_json), "--output", &p(&issues)]);
+    let o = lltune(&[
+        "audit",
+        "-c",
+        config_fixture("mitigations-off-unquoted.yaml").to_str().unwrap(),
+        "--snapshot",
+        &p(&snap_json),
+        "--output",
+        &p(&issues),
+    ]);
     assert_eq!(o.status.code(), Some(1));
     let v: Value = serde_json::from_slice(&std::fs::read(&issues).unwrap()).unwrap();
     assert_eq!(v["errors"][0]["field"], "kernel.cmdline.mitigations");
     // A NIC that does not exist is refused as an option, in one line.
     let o = lltune(&["gen-config", "--snapshot", &p(&snap_yaml), "--trading-nics", "eth9"]);
     assert_eq!(o.status.code(), Some(1));
-    assert_eq!(String::from_utf8_lossy(&o.stderr), "lltune: error: --trading-nics: no network interface eth9 on this host\n");
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr),
+        "lltune: error: --trading-nics: no network interface eth9 on this host\n"
+    );
     let o = lltune(&["audit", "-c", "/nonexistent/c.yaml", "--snapshot", &p(&snap_json)]);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).starts_with("lltune: error: -c /nonexistent/c.yaml: cannot read"));
@@ -272,10 +316,16 @@ fn sibling_split_is_reported_with_the_word_sibling() {
 #[test]
 fn lltune_config_module_returns_a_config_that_lltune_audit_accepts() {
     let Some(root) = support::real_fixture("utillinux-epyc7451") else { return };
-    let (r, code) = support::run_module("lltune_config", &serde_json::json!({"root": root, "housekeeping_cores_per_node": "2", "_ansible_check_mode": true}));
+    let (r, code) = support::run_module(
+        "lltune_config",
+        &serde_json::json!({"root": root, "housekeeping_cores_per_node": "2", "_ansible_check_mode": true}),
+    );
     assert_eq!(code, 0, "{r}");
     assert_eq!(r["changed"], false);
-    assert_eq!(r["plan"]["housekeeping"], "0-1,6-7,12-13,18-19,24-25,30-31,36-37,42-43,48-49,54-55,60-61,66-67,72-73,78-79,84-85,90-91");
+    assert_eq!(
+        r["plan"]["housekeeping"],
+        "0-1,6-7,12-13,18-19,24-25,30-31,36-37,42-43,48-49,54-55,60-61,66-67,72-73,78-79,84-85,90-91"
+    );
     assert_eq!(r["config"]["version"], 1);
     assert_eq!(r["config"]["kernel"]["cmdline"]["nohz_full"], r["plan"]["isolated"]);
     assert!(r["yaml"].as_str().unwrap().starts_with("# lltune config (version 1)"));
@@ -315,9 +365,15 @@ fn lltune_audit_module_fails_with_the_error_list() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("etc/lltune")).unwrap();
     std::fs::write(dir.path().join("etc/lltune/config.yaml"), "version: 1\nservices:\n  irqbalance: false\n").unwrap();
-    let (r, code) = support::run_module("lltune_audit", &serde_json::json!({"root": dir.path(), "config_file": "/etc/lltune/config.yaml"}));
+    let (r, code) = support::run_module(
+        "lltune_audit",
+        &serde_json::json!({"root": dir.path(), "config_file": "/etc/lltune/config.yaml"}),
+    );
     assert_eq!(code, 0, "{r}");
-    let (r, code) = support::run_module("lltune_audit", &serde_json::json!({"root": dir.path(), "config_file": "/etc/lltune/none.yaml"}));
+    let (r, code) = support::run_module(
+        "lltune_audit",
+        &serde_json::json!({"root": dir.path(), "config_file": "/etc/lltune/none.yaml"}),
+    );
     assert_eq!(code, 1, "{r}");
     assert!(r["msg"].as_str().unwrap().starts_with("config_file: "), "{r}");
     let (r, code) = support::run_module("lltune_audit", &serde_json::json!({"root": dir.path()}));

@@ -49,7 +49,8 @@ fn playbook(sandbox: &Path, args: &[&str]) -> Run {
 fn doc_json(sandbox: &Path) -> Value {
     let r = doc(sandbox, &["-j", "lltune.tuning.lltune_facts"]);
     assert_eq!(r.code, 0, "{}", r.show());
-    let v: Value = serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("ansible-doc -j is not JSON ({e}): {}", r.show()));
+    let v: Value =
+        serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("ansible-doc -j is not JSON ({e}): {}", r.show()));
     v["lltune.tuning.lltune_facts"].clone()
 }
 
@@ -83,7 +84,8 @@ fn ansible_doc_renders_lltune_facts() {
     let r = doc(sandbox.path(), &["lltune.tuning.lltune_facts"]);
     assert_eq!(r.code, 0, "{}", r.show());
     assert_eq!(r.stderr.trim(), "", "ansible-doc warned: {}", r.show());
-    for needle in ["lltune.tuning.lltune_facts", "OPTIONS", "ATTRIBUTES", "EXAMPLES", "RETURN VALUES", "detail", "root"] {
+    for needle in ["lltune.tuning.lltune_facts", "OPTIONS", "ATTRIBUTES", "EXAMPLES", "RETURN VALUES", "detail", "root"]
+    {
         assert!(r.stdout.contains(needle), "no {needle:?} in {}", r.show());
     }
     // Every documented return key is rendered, nested ones included.
@@ -111,7 +113,13 @@ fn ansible_doc_options_are_the_options_the_module_accepts() {
     // The module names what it supports when given something it does not.
     let (v, _) = support::run_module("lltune_facts", &json!({"no_such_option": 1}));
     let msg = v["msg"].as_str().unwrap();
-    let supported: BTreeSet<String> = msg.split_once("supported options: ").unwrap_or_else(|| panic!("{msg}")).1.split(", ").map(str::to_string).collect();
+    let supported: BTreeSet<String> = msg
+        .split_once("supported options: ")
+        .unwrap_or_else(|| panic!("{msg}"))
+        .1
+        .split(", ")
+        .map(str::to_string)
+        .collect();
     assert_eq!(documented, supported);
 }
 
@@ -159,7 +167,10 @@ fn ansible_doc_renders_every_module() {
         assert_eq!(r.code, 0, "{fqcn}: {}", r.show());
         assert_eq!(r.stderr.trim(), "", "{fqcn}: ansible-doc warned: {}", r.show());
         assert!(r.stdout.contains(&fqcn), "{}", r.show());
-        let options = sidecar["DOCUMENTATION"]["options"].as_mapping().map(|m| m.keys().cloned().collect()).unwrap_or_else(Vec::new);
+        let options = sidecar["DOCUMENTATION"]["options"]
+            .as_mapping()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_else(Vec::new);
         for o in options {
             let o = o.as_str().unwrap();
             assert!(r.stdout.contains(o), "{fqcn}: option {o} is not rendered:\n{}", r.stdout);
@@ -182,7 +193,8 @@ fn ansible_doc_lists_every_module() {
     let want: serde_json::Map<String, Value> = modules
         .iter()
         .map(|(m, d)| {
-            let short = d["DOCUMENTATION"]["short_description"].as_str().unwrap_or_else(|| panic!("{m}: no short_description"));
+            let short =
+                d["DOCUMENTATION"]["short_description"].as_str().unwrap_or_else(|| panic!("{m}: no short_description"));
             (format!("lltune.tuning.{m}"), json!(short.trim().trim_end_matches('.')))
         })
         .collect();
@@ -193,7 +205,11 @@ fn ansible_doc_lists_every_module() {
     assert_eq!(r.code, 0, "{}", r.show());
     assert_eq!(r.stderr.trim(), "", "{}", r.show());
     for (m, _) in &modules {
-        let line = r.stdout.lines().find(|l| l.starts_with(&format!("lltune.tuning.{m} "))).unwrap_or_else(|| panic!("{m}: {}", r.show()));
+        let line = r
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("lltune.tuning.{m} ")))
+            .unwrap_or_else(|| panic!("{m}: {}", r.show()));
         assert!(line.trim_end().ends_with(&format!("/plugins/modules/{m}")), "{line}");
     }
 
@@ -221,7 +237,10 @@ fn ansible_doc_lists_every_module() {
             .collect();
         let all: BTreeSet<&str> = want.as_object().unwrap().keys().map(String::as_str).collect();
         assert_eq!((warned, &listed), (all, &json!({})), "ansible-doc -l failed in a new way:\n{}", r.show());
-        eprintln!("note: ansible-core {} cannot list binary modules with -l (reads the ELF as text)", support::ansible_core_version());
+        eprintln!(
+            "note: ansible-core {} cannot list binary modules with -l (reads the ELF as text)",
+            support::ansible_core_version()
+        );
     }
 
     // The same collection with text stand-ins for the binaries: -l takes each short
@@ -230,7 +249,11 @@ fn ansible_doc_lists_every_module() {
     let coll = alt.join("ansible_collections/lltune/tuning");
     copy_tree(&support::collection_dir().join("ansible_collections/lltune/tuning"), &coll);
     for (m, _) in &modules {
-        fs::write(coll.join("plugins/modules").join(m), "#!/bin/sh\n# stand-in for the binary: ansible-doc -l reads it as text\n").unwrap();
+        fs::write(
+            coll.join("plugins/modules").join(m),
+            "#!/bin/sh\n# stand-in for the binary: ansible-doc -l reads it as text\n",
+        )
+        .unwrap();
     }
     let r = run(&support::ansible().doc, sandbox.path(), &["-l", "-j", "lltune.tuning"], Some(&alt));
     assert_eq!(r.stderr.trim(), "", "{}", r.show());

@@ -23,26 +23,49 @@ impl Run {
 }
 
 fn ansible(tool: &Path, sandbox: &Path, args: &[&str]) -> Run {
-    let out = support::ansible().command(tool, sandbox).args(args).output().unwrap_or_else(|e| panic!("run {}: {e}", tool.display()));
-    Run { code: out.status.code().unwrap_or(-1), stdout: String::from_utf8_lossy(&out.stdout).into_owned(), stderr: String::from_utf8_lossy(&out.stderr).into_owned() }
+    let out = support::ansible()
+        .command(tool, sandbox)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run {}: {e}", tool.display()));
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
 }
 
 #[test]
 fn ansible_doc_renders_the_change_modules() {
     let sandbox = tempfile::tempdir().unwrap();
     for (module, options, returns) in [
-        ("lltune_sysctl", vec!["backup_id", "file", "persist", "root", "runtime", "settings", "state"], vec!["backup", "changes", "conflicts", "diff", "file", "reboot_required", "reverted"]),
+        (
+            "lltune_sysctl",
+            vec!["backup_id", "file", "persist", "root", "runtime", "settings", "state"],
+            vec!["backup", "changes", "conflicts", "diff", "file", "reboot_required", "reverted"],
+        ),
         (
             "lltune_kernel_args",
             vec!["allow_dangerous_mitigations", "args", "backup_id", "bootloader", "remove", "root"],
-            vec!["backup", "bootloader", "configured", "diff", "grub_cfg", "pending", "reboot_required", "reverted", "running"],
+            vec![
+                "backup",
+                "bootloader",
+                "configured",
+                "diff",
+                "grub_cfg",
+                "pending",
+                "reboot_required",
+                "reverted",
+                "running",
+            ],
         ),
         ("lltune_rollback", vec!["backup", "root"], vec!["backup", "diff", "reboot_required", "restored"]),
     ] {
         let fqcn = format!("lltune.tuning.{module}");
         let r = ansible(&support::ansible().doc, sandbox.path(), &["-j", &fqcn]);
         assert_eq!(r.code, 0, "{}", r.show());
-        let v: Value = serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("ansible-doc -j {module}: {e}\n{}", r.show()));
+        let v: Value =
+            serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("ansible-doc -j {module}: {e}\n{}", r.show()));
         let doc = &v[&fqcn]["doc"];
         let mut got: Vec<&str> = doc["options"].as_object().unwrap().keys().map(String::as_str).collect();
         got.sort();

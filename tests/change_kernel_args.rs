@@ -54,7 +54,11 @@ fn kernel_args_rhel9_bls_edits_every_entry_grub_defaults_and_kernel_cmdline() {
     let added = "isolcpus=managed_irq,domain,2-5 nohz_full=2-5 skew_tick=1 nosoftlockup";
     // Every entry (rescue too, as grubby --update-kernel=ALL), tuned's variable kept in place.
     for e in &BLS_ENTRIES[1..] {
-        assert!(read(root, e).contains(&format!("\noptions {RHEL9_OPTS} $tuned_params {added}\ngrub_users $grub_users\n")), "{e}: {}", read(root, e));
+        assert!(
+            read(root, e).contains(&format!("\noptions {RHEL9_OPTS} $tuned_params {added}\ngrub_users $grub_users\n")),
+            "{e}: {}",
+            read(root, e)
+        );
     }
     assert!(read(root, BLS_ENTRIES[0]).contains(&format!("\noptions {RHEL9_OPTS} {added}\n")));
     assert!(read(root, "/etc/default/grub").contains(&format!(
@@ -105,7 +109,11 @@ fn kernel_args_classic_grub2_edits_defaults_in_place_and_names_the_cfg_to_regene
         assert!(read(root, "/etc/default/grub").contains(
             "\nGRUB_CMDLINE_LINUX=\"crashkernel=auto resume=/dev/mapper/rhel-swap rd.lvm.lv=rhel/root rd.lvm.lv=rhel/swap quiet nohz_full=2-5 isolcpus=managed_irq,domain,2-5 skew_tick=1 nosoftlockup\"\n"
         ), "{name}: {}", read(root, "/etc/default/grub"));
-        assert_eq!(v["grub_cfg"], json!({"path": cfg, "command": command, "regenerated": false, "note": format!("skipped: root is not /; run `{command}` on the host before rebooting")}), "{name}");
+        assert_eq!(
+            v["grub_cfg"],
+            json!({"path": cfg, "command": command, "regenerated": false, "note": format!("skipped: root is not /; run `{command}` on the host before rebooting")}),
+            "{name}"
+        );
         assert_eq!(read(root, cfg), cfg_before, "grub.cfg is never edited by hand");
         assert!(v["warnings"].as_array().unwrap().iter().any(|w| w.as_str().unwrap().contains(command)));
         assert_eq!(v["diff"].as_array().unwrap().len(), 1);
@@ -119,16 +127,27 @@ fn kernel_args_classic_grub2_edits_defaults_in_place_and_names_the_cfg_to_regene
 fn kernel_args_debian_uses_grub_cmdline_linux_and_update_grub() {
     let dir = boot_fixture("debian12");
     let root = dir.path();
-    let (v, code) = run_module("lltune_kernel_args", &json!({"root": root, "args": {"nohz_full": "2-5", "quiet": null, "dyndbg": "file a.c +p"}}));
+    let (v, code) = run_module(
+        "lltune_kernel_args",
+        &json!({"root": root, "args": {"nohz_full": "2-5", "quiet": null, "dyndbg": "file a.c +p"}}),
+    );
     assert_eq!(code, 0, "{v}");
     let grub = read(root, "/etc/default/grub");
     // quiet already sits in GRUB_CMDLINE_LINUX_DEFAULT: kept there, not duplicated.
-    assert!(grub.contains("\nGRUB_CMDLINE_LINUX_DEFAULT=\"quiet\"\nGRUB_CMDLINE_LINUX=\"nohz_full=2-5 dyndbg=\\\"file a.c +p\\\"\"\n"), "{grub}");
+    assert!(
+        grub.contains(
+            "\nGRUB_CMDLINE_LINUX_DEFAULT=\"quiet\"\nGRUB_CMDLINE_LINUX=\"nohz_full=2-5 dyndbg=\\\"file a.c +p\\\"\"\n"
+        ),
+        "{grub}"
+    );
     assert_eq!(v["configured"]["dyndbg"], json!(["file a.c +p"]));
     assert_eq!(v["grub_cfg"]["command"], "update-grub");
     let pending: Vec<&str> = v["pending"].as_array().unwrap().iter().map(|p| p["key"].as_str().unwrap()).collect();
     assert_eq!(pending, vec!["nohz_full", "dyndbg"]);
-    let (again, _) = run_module("lltune_kernel_args", &json!({"root": root, "args": {"nohz_full": "2-5", "quiet": null, "dyndbg": "file a.c +p"}}));
+    let (again, _) = run_module(
+        "lltune_kernel_args",
+        &json!({"root": root, "args": {"nohz_full": "2-5", "quiet": null, "dyndbg": "file a.c +p"}}),
+    );
     assert_eq!(again["changed"], false, "{again}");
 }
 
@@ -137,7 +156,8 @@ fn kernel_args_check_mode_predicts_the_real_run_without_writing() {
     for name in ["rhel9-bls", "rhel8-grub2-bios", "rhel8-grub2-uefi", "debian12"] {
         let checked = boot_fixture(name);
         let before = tree_snapshot(checked.path());
-        let (predicted, code) = run_module("lltune_kernel_args", &args(checked.path(), json!({"_ansible_check_mode": true})));
+        let (predicted, code) =
+            run_module("lltune_kernel_args", &args(checked.path(), json!({"_ansible_check_mode": true})));
         assert_eq!(code, 0, "{predicted}");
         assert_same_tree(&before, &tree_snapshot(checked.path()), "check mode");
         assert!(!checked.path().join("var/lib/lltune").exists());
@@ -157,10 +177,16 @@ fn kernel_args_refuses_dangerous_or_unbootable_edits_writing_nothing() {
     let root = dir.path();
     let before = tree_snapshot(root);
     for (a, want) in [
-        (json!({"args": {"mitigations": "off"}}), "option args: mitigations=off disables CPU vulnerability mitigations; set allow_dangerous_mitigations: true if that is intended"),
+        (
+            json!({"args": {"mitigations": "off"}}),
+            "option args: mitigations=off disables CPU vulnerability mitigations; set allow_dangerous_mitigations: true if that is intended",
+        ),
         (json!({"args": {"nospectre_v2": ""}}), "option args: nospectre_v2 disables CPU vulnerability mitigations"),
         (json!({"remove": ["root"]}), "option remove: removing root would leave the host unable to boot; refused"),
-        (json!({"remove": ["BOOT_IMAGE"]}), "option remove: removing BOOT_IMAGE would leave the host unable to boot; refused"),
+        (
+            json!({"remove": ["BOOT_IMAGE"]}),
+            "option remove: removing BOOT_IMAGE would leave the host unable to boot; refused",
+        ),
         (json!({"args": {"root": "/dev/sdb1"}}), "option args: root is managed by the boot loader"),
         (json!({"args": {"isol cpus": "1"}}), "option args: \"isol cpus\" is not a kernel parameter name"),
         (json!({"args": {"quiet;reboot": null}}), "option args: \"quiet;reboot\" is not a kernel parameter name"),
@@ -177,7 +203,10 @@ fn kernel_args_refuses_dangerous_or_unbootable_edits_writing_nothing() {
     assert_same_tree(&before, &tree_snapshot(root), "refused runs");
     assert!(!root.join("var/lib/lltune").exists());
     // With the flag, mitigations=off is written.
-    let (v, code) = run_module("lltune_kernel_args", &json!({"root": root, "args": {"mitigations": "off"}, "allow_dangerous_mitigations": true}));
+    let (v, code) = run_module(
+        "lltune_kernel_args",
+        &json!({"root": root, "args": {"mitigations": "off"}, "allow_dangerous_mitigations": true}),
+    );
     assert_eq!(code, 0, "{v}");
     assert!(read(root, "/etc/kernel/cmdline").ends_with(" quiet mitigations=off\n"));
 }
@@ -199,7 +228,10 @@ fn kernel_args_unwritable_file_midway_reverts_every_file_of_the_run() {
     assert_eq!(v["changed"], false);
     assert_same_tree(&before, &tree_snapshot(root), "after the failed run");
     // The refused rename left the old file and no temp file.
-    let names: Vec<String> = fs::read_dir(root.join("etc/kernel")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let names: Vec<String> = fs::read_dir(root.join("etc/kernel"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     assert_eq!(names, vec!["cmdline".to_string()]);
 }
 
@@ -209,7 +241,10 @@ fn kernel_args_remove_one_value_of_a_repeated_key() {
     let root = dir.path();
     fs::create_dir_all(root.join("etc/kernel")).unwrap();
     fs::write(root.join("etc/kernel/cmdline"), "root=UUID=x ro console=tty0 console=ttyS0,115200 quiet\n").unwrap();
-    let (v, code) = run_module("lltune_kernel_args", &json!({"root": root, "remove": ["console=tty0"], "bootloader": "kernel-cmdline"}));
+    let (v, code) = run_module(
+        "lltune_kernel_args",
+        &json!({"root": root, "remove": ["console=tty0"], "bootloader": "kernel-cmdline"}),
+    );
     assert_eq!(code, 0, "{v}");
     assert_eq!(v["bootloader"], "kernel-cmdline");
     assert_eq!(read(root, "/etc/kernel/cmdline"), "root=UUID=x ro console=ttyS0,115200 quiet\n");

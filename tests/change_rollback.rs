@@ -41,20 +41,30 @@ fn rollback_restores_every_fixture_byte_for_byte() {
 
         // Check mode: predicts, writes nothing.
         let applied = tree_snapshot(root);
-        let (predicted, code) = run_module("lltune_rollback", &json!({"root": root, "backup": "play1", "_ansible_check_mode": true, "_ansible_diff": true}));
+        let (predicted, code) = run_module(
+            "lltune_rollback",
+            &json!({"root": root, "backup": "play1", "_ansible_check_mode": true, "_ansible_diff": true}),
+        );
         assert_eq!(code, 0, "{predicted}");
         assert_eq!(predicted["changed"], true);
         assert_same_tree(&applied, &tree_snapshot(root), "rollback in check mode");
 
-        let (v, code) = run_module("lltune_rollback", &json!({"root": root, "backup": "/var/lib/lltune/backups/play1", "_ansible_diff": true}));
+        let (v, code) = run_module(
+            "lltune_rollback",
+            &json!({"root": root, "backup": "/var/lib/lltune/backups/play1", "_ansible_diff": true}),
+        );
         assert_eq!(code, 0, "{v}");
         assert_eq!(v["changed"], true);
         assert_eq!(v["reboot_required"], true, "boot configuration was restored");
         assert_eq!(v["backup"], "/var/lib/lltune/backups/play1");
         assert_eq!(predicted["diff"], v["diff"], "{name}");
         assert_eq!(predicted["restored"], v["restored"], "{name}");
-        let restored: Vec<&str> = v["restored"].as_array().unwrap().iter().map(|r| r["path"].as_str().unwrap()).collect();
-        assert!(restored.contains(&"/proc/sys/net/core/busy_poll") && restored.contains(&"/etc/default/grub"), "{restored:?}");
+        let restored: Vec<&str> =
+            v["restored"].as_array().unwrap().iter().map(|r| r["path"].as_str().unwrap()).collect();
+        assert!(
+            restored.contains(&"/proc/sys/net/core/busy_poll") && restored.contains(&"/etc/default/grub"),
+            "{restored:?}"
+        );
         assert_same_tree(&start, &tree_snapshot(root), &format!("{name} after rollback"));
 
         // A second rollback has nothing left to do.
@@ -69,7 +79,8 @@ fn rollback_removes_files_that_did_not_exist() {
     let dir = boot_fixture("debian12");
     let root = dir.path();
     let start = tree_snapshot(root);
-    let (v, _) = run_module("lltune_sysctl", &json!({"root": root, "backup_id": "b", "settings": {"net.core.busy_poll": 50}}));
+    let (v, _) =
+        run_module("lltune_sysctl", &json!({"root": root, "backup_id": "b", "settings": {"net.core.busy_poll": 50}}));
     assert_eq!(v["changed"], true);
     assert!(root.join("etc/sysctl.d/99-latency-tuner.conf").exists());
     // The bundle path as seen from outside the root works too (the CLI's --root users).
@@ -77,8 +88,16 @@ fn rollback_removes_files_that_did_not_exist() {
     let (v, code) = run_module("lltune_rollback", &json!({"root": root, "backup": real, "_ansible_diff": true}));
     assert_eq!(code, 0, "{v}");
     assert_eq!(v["reboot_required"], false, "no boot file in this bundle");
-    let kinds: Vec<(&str, &str)> = v["restored"].as_array().unwrap().iter().map(|r| (r["path"].as_str().unwrap(), r["kind"].as_str().unwrap())).collect();
-    assert_eq!(kinds, vec![("/etc/sysctl.d/99-latency-tuner.conf", "removed"), ("/proc/sys/net/core/busy_poll", "runtime")]);
+    let kinds: Vec<(&str, &str)> = v["restored"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["path"].as_str().unwrap(), r["kind"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![("/etc/sysctl.d/99-latency-tuner.conf", "removed"), ("/proc/sys/net/core/busy_poll", "runtime")]
+    );
     assert_eq!(v["diff"][0]["after_header"], "/etc/sysctl.d/99-latency-tuner.conf (absent)");
     assert_same_tree(&start, &tree_snapshot(root), "after rollback");
 }
@@ -93,7 +112,10 @@ fn rollback_of_a_missing_or_broken_bundle_fails_clearly() {
     fs::create_dir_all(root.join("var/lib/lltune/backups/bad")).unwrap();
     fs::write(root.join("var/lib/lltune/backups/bad/journal.json"), "{").unwrap();
     let (v, _) = run_module("lltune_rollback", &json!({"root": root, "backup": "bad"}));
-    assert!(v["msg"].as_str().unwrap().starts_with("/var/lib/lltune/backups/bad/journal.json: not a valid journal"), "{v}");
+    assert!(
+        v["msg"].as_str().unwrap().starts_with("/var/lib/lltune/backups/bad/journal.json: not a valid journal"),
+        "{v}"
+    );
     let (v, _) = run_module("lltune_rollback", &json!({"root": root}));
     assert_eq!(v["msg"], "missing required option backup");
     let (v, _) = run_module("lltune_rollback", &json!({"root": root, "backup": "x", "force": true}));
@@ -127,7 +149,11 @@ safety:
 
 fn lltune(args: &[&str]) -> (i32, String, String) {
     let out = std::process::Command::new(crate::support::bin("lltune")).args(args).output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -189,7 +215,10 @@ fn cli_apply_honours_safety_flags_and_config_errors() {
     fs::write(&cfg, CONFIG.replace("nohz_full: \"2-5\"", "mitigations: \"off\"")).unwrap();
     let (code, _, err) = lltune(&["apply", "-c", cfg_s, "--plan", "--root", root_s]);
     assert_eq!(code, 1);
-    assert!(err.contains("lltune_kernel_args: option args: mitigations=off disables CPU vulnerability mitigations"), "{err}");
+    assert!(
+        err.contains("lltune_kernel_args: option args: mitigations=off disables CPU vulnerability mitigations"),
+        "{err}"
+    );
 
     fs::write(&cfg, CONFIG.replace("swappiness: 10", "swappiness: [10]")).unwrap();
     let (code, _, err) = lltune(&["apply", "-c", cfg_s, "--plan", "--root", root_s]);

@@ -13,7 +13,8 @@ use crate::support;
 
 /// Field patterns of the doc: the first backticked cell of each table row.
 fn documented() -> Vec<Vec<String>> {
-    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/facts.md")).expect("docs/facts.md");
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/facts.md")).expect("docs/facts.md");
     let mut out = Vec::new();
     for line in doc.lines() {
         let Some(rest) = line.strip_prefix("| `") else { continue };
@@ -116,7 +117,11 @@ fn every_emitted_field_is_documented() {
     for r in &roots {
         missing.extend(undocumented(&scan(r), &doc));
     }
-    assert!(missing.is_empty(), "fields emitted but not in docs/facts.md:\n{}", missing.into_iter().collect::<Vec<_>>().join("\n"));
+    assert!(
+        missing.is_empty(),
+        "fields emitted but not in docs/facts.md:\n{}",
+        missing.into_iter().collect::<Vec<_>>().join("\n")
+    );
 }
 
 #[test]

@@ -17,7 +17,10 @@ const MODULE: &str = "lltune_facts";
 fn tiny_tree() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let files = [
-        ("proc/cmdline", "BOOT_IMAGE=/vmlinuz-6.1.0 root=/dev/sda1 ro quiet isolcpus=managed_irq,domain,2-3 nohz_full=2-3\n"),
+        (
+            "proc/cmdline",
+            "BOOT_IMAGE=/vmlinuz-6.1.0 root=/dev/sda1 ro quiet isolcpus=managed_irq,domain,2-3 nohz_full=2-3\n",
+        ),
         ("proc/sys/kernel/osrelease", "6.1.0-18-amd64\n"),
         ("sys/devices/system/cpu/online", "0-3\n"),
         ("sys/devices/system/cpu/isolated", "2-3\n"),
@@ -58,7 +61,8 @@ fn run_with_args_file(raw: &[u8]) -> (Value, i32) {
 fn run_with_argv(arg: &str) -> (Value, i32) {
     let out = Command::new(support::bin(MODULE)).arg(arg).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let v: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("not one JSON object ({e}): {stdout}"));
+    let v: Value =
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("not one JSON object ({e}): {stdout}"));
     (v, out.status.code().unwrap_or(-1))
 }
 
@@ -84,7 +88,10 @@ fn facts_module_scans_a_tree_and_changes_nothing() {
     let facts = &v["ansible_facts"]["lltune"];
     assert_eq!(facts["schema_version"], json!(1));
     assert_eq!(facts["lltune_version"], json!(env!("CARGO_PKG_VERSION")));
-    assert_eq!(facts["kernel"]["cmdline"], json!("BOOT_IMAGE=/vmlinuz-6.1.0 root=/dev/sda1 ro quiet isolcpus=managed_irq,domain,2-3 nohz_full=2-3"));
+    assert_eq!(
+        facts["kernel"]["cmdline"],
+        json!("BOOT_IMAGE=/vmlinuz-6.1.0 root=/dev/sda1 ro quiet isolcpus=managed_irq,domain,2-3 nohz_full=2-3")
+    );
     assert_eq!(facts["kernel"]["release"], json!("6.1.0-18-amd64"));
     assert!(v["warnings"].as_array().unwrap().iter().all(Value::is_string), "{v}");
     // Only ansible_facts besides the protocol's own keys.
@@ -98,7 +105,8 @@ fn facts_module_check_mode_returns_the_same_facts() {
     let tree = tiny_tree();
     let (real, code) = support::run_module(MODULE, &json!({"root": tree.path()}));
     assert_eq!(code, 0, "{real}");
-    let (check, code) = support::run_module(MODULE, &json!({"root": tree.path(), "_ansible_check_mode": true, "_ansible_diff": true}));
+    let (check, code) =
+        support::run_module(MODULE, &json!({"root": tree.path(), "_ansible_check_mode": true, "_ansible_diff": true}));
     assert_eq!(code, 0, "{check}");
     assert_eq!(check["changed"], json!(false));
     assert_eq!(check["failed"], json!(false));
@@ -193,7 +201,12 @@ fn facts_module_rejects_malformed_json_in_the_args_file() {
 #[test]
 fn facts_module_rejects_an_args_file_that_cannot_be_read() {
     let (v, code) = run_with_argv("/nonexistent/lltune/args.json");
-    assert_eq!(v, failure("cannot read module arguments from /nonexistent/lltune/args.json: No such file or directory (os error 2)"));
+    assert_eq!(
+        v,
+        failure(
+            "cannot read module arguments from /nonexistent/lltune/args.json: No such file or directory (os error 2)"
+        )
+    );
     assert_eq!(code, 1);
 }
 

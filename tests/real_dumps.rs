@@ -19,7 +19,12 @@ fn scan(name: &str) -> Option<(Value, Vec<String>)> {
 }
 
 fn nic<'a>(f: &'a Value, name: &str) -> &'a Value {
-    f["nics"].as_array().unwrap().iter().find(|n| n["name"] == name).unwrap_or_else(|| panic!("no NIC {name} in {}", f["nics"]))
+    f["nics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == name)
+        .unwrap_or_else(|| panic!("no NIC {name} in {}", f["nics"]))
 }
 
 fn list(v: &Value) -> String {
@@ -41,27 +46,40 @@ fn check(name: &str, expected: &Value) -> Vec<String> {
             "governors" => assert_eq!(cpu["governors"], *want, "{ctx}"),
             "scaling_driver" => assert_eq!(cpu["scaling_driver"], *want, "{ctx}"),
             "idle_states" => {
-                let names: Vec<Value> = cpu["cpuidle"]["states"].as_array().unwrap().iter().map(|s| s["name"].clone()).collect();
+                let names: Vec<Value> =
+                    cpu["cpuidle"]["states"].as_array().unwrap().iter().map(|s| s["name"].clone()).collect();
                 assert_eq!(Value::Array(names), *want, "{ctx}");
             }
             "thread_siblings_of_0" => {
-                let sib = cpu["thread_siblings"].as_array().unwrap().iter().find(|s| CpuList::parse(s.as_str().unwrap()).unwrap().contains(0));
+                let sib = cpu["thread_siblings"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|s| CpuList::parse(s.as_str().unwrap()).unwrap().contains(0));
                 assert_eq!(sib, Some(want), "{ctx}");
             }
             "numa_nodes" => {
-                let got: BTreeMap<String, String> = f["numa"]["nodes"].as_array().unwrap().iter().map(|n| (n["id"].to_string(), list(&n["cpus"]))).collect();
-                let want: BTreeMap<String, String> = want.as_object().unwrap().iter().map(|(k, v)| (k.clone(), list(v))).collect();
+                let got: BTreeMap<String, String> = f["numa"]["nodes"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|n| (n["id"].to_string(), list(&n["cpus"])))
+                    .collect();
+                let want: BTreeMap<String, String> =
+                    want.as_object().unwrap().iter().map(|(k, v)| (k.clone(), list(v))).collect();
                 assert_eq!(got, want, "{ctx}");
             }
             "numa_memory_kb" => {
                 for (id, kb) in want.as_object().unwrap() {
-                    let node = f["numa"]["nodes"].as_array().unwrap().iter().find(|n| n["id"].to_string() == *id).unwrap();
+                    let node =
+                        f["numa"]["nodes"].as_array().unwrap().iter().find(|n| n["id"].to_string() == *id).unwrap();
                     assert_eq!(&node["memory_kb"], kb, "{ctx} node {id}");
                 }
             }
             "hugepages_per_node" => {
                 for (id, sizes) in want.as_object().unwrap() {
-                    let node = f["numa"]["nodes"].as_array().unwrap().iter().find(|n| n["id"].to_string() == *id).unwrap();
+                    let node =
+                        f["numa"]["nodes"].as_array().unwrap().iter().find(|n| n["id"].to_string() == *id).unwrap();
                     for (size, total) in sizes.as_object().unwrap() {
                         assert_eq!(&node["hugepages"][size]["total"], total, "{ctx} node {id} size {size}");
                     }
@@ -77,15 +95,23 @@ fn check(name: &str, expected: &Value) -> Vec<String> {
                 }
             }
             "virtual_netdevs" => {
-                let mut got: Vec<String> = f["nics"].as_array().unwrap().iter().filter(|n| n["virtual"] == true).map(|n| n["name"].as_str().unwrap().to_string()).collect();
+                let mut got: Vec<String> = f["nics"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|n| n["virtual"] == true)
+                    .map(|n| n["name"].as_str().unwrap().to_string())
+                    .collect();
                 got.sort();
-                let want: Vec<String> = want.as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+                let want: Vec<String> =
+                    want.as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
                 assert_eq!(got, want, "{ctx}");
             }
             "pci_nics" => {
                 // {driver: numa_node}: every PCI NIC of that driver sits on that node.
                 for (driver, node) in want.as_object().unwrap() {
-                    let of: Vec<&Value> = f["nics"].as_array().unwrap().iter().filter(|n| n["driver"] == *driver).collect();
+                    let of: Vec<&Value> =
+                        f["nics"].as_array().unwrap().iter().filter(|n| n["driver"] == *driver).collect();
                     assert!(!of.is_empty(), "{ctx}: no NIC with driver {driver}");
                     for n in of {
                         assert_eq!(&n["numa_node"], node, "{ctx}: {n}");
@@ -128,7 +154,15 @@ fn check_fixture(name: &str) {
 fn every_manifest_fixture_has_a_test() {
     let Some(manifest) = support::real_manifest() else { return };
     let names: Vec<&String> = manifest["fixtures"].as_object().unwrap().keys().collect();
-    let tested = ["hwloc-32intel64-2p8co2t", "utillinux-epyc7451", "hwloc-32em64t-2n8c", "cnto-r740xd-worker2", "cnto-r640-rt-worker1", "cnto-gcp-e2e-worker", "utillinux-dell-e4310"];
+    let tested = [
+        "hwloc-32intel64-2p8co2t",
+        "utillinux-epyc7451",
+        "hwloc-32em64t-2n8c",
+        "cnto-r740xd-worker2",
+        "cnto-r640-rt-worker1",
+        "cnto-gcp-e2e-worker",
+        "utillinux-dell-e4310",
+    ];
     for n in names {
         assert!(tested.contains(&n.as_str()), "real dump {n} has no test in tests/real_dumps.rs");
     }

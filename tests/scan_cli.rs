@@ -72,7 +72,10 @@ fn scan_text_is_a_short_summary() {
 fn scan_of_a_missing_root_is_one_line_and_exit_1() {
     let o = lltune(&["scan", "--root", "/nonexistent/lltune-root"]);
     assert_eq!(o.status.code(), Some(1));
-    assert_eq!(String::from_utf8_lossy(&o.stderr), "lltune: error: --root: /nonexistent/lltune-root: no such file or directory\n");
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr),
+        "lltune: error: --root: /nonexistent/lltune-root: no such file or directory\n"
+    );
     assert!(o.stdout.is_empty());
 }
 
@@ -116,7 +119,12 @@ fn diff_paths(a: &Value, b: &Value, path: &str, out: &mut Vec<String>) {
     match (a, b) {
         (Value::Object(x), Value::Object(y)) => {
             for k in x.keys().chain(y.keys()).collect::<std::collections::BTreeSet<_>>() {
-                diff_paths(x.get(k).unwrap_or(&Value::Null), y.get(k).unwrap_or(&Value::Null), &format!("{path}.{k}"), out);
+                diff_paths(
+                    x.get(k).unwrap_or(&Value::Null),
+                    y.get(k).unwrap_or(&Value::Null),
+                    &format!("{path}.{k}"),
+                    out,
+                );
             }
         }
         (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {

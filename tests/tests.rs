@@ -2,16 +2,16 @@
 
 mod support;
 
+mod analysis;
 mod ansible; //        real ansible-playbook runs and ansible-doc on the collection
-mod ethtool_live; //   SIOCETHTOOL on a veth pair inside a network namespace
-mod facts_module; //   lltune_facts through its real binary: exact JSON results
-mod real_dumps; //     every real dump gives the facts its peer tool reported
-mod scan_cli; //       lltune scan / capture as a user runs them
-mod facts_doc; //      every emitted field is documented in docs/facts.md
-mod irq_dumps; //      IRQ counts and affinities on the real dumps agree with their peers
-mod nic_dumps; //      NICs on the real dumps: drivers, NUMA nodes, virtual netdevs, PCI-only NICs
-mod change_sysctl; //    lltune_sysctl: fixture trees, check mode, failures midway, a real kernel in a netns
+mod change_ansible; //    the change modules through ansible-doc and ansible-playbook on a fixture root
 mod change_kernel_args; // lltune_kernel_args: BLS, classic GRUB2 (BIOS/UEFI), Debian; safety refusals
 mod change_rollback; //   lltune_rollback: every fixture back byte for byte after a play of both modules
-mod change_ansible; //    the change modules through ansible-doc and ansible-playbook on a fixture root
-mod analysis; //       recommendations, reports, gen-config and audit on the real dumps and bad configs
+mod change_sysctl; //    lltune_sysctl: fixture trees, check mode, failures midway, a real kernel in a netns
+mod ethtool_live; //   SIOCETHTOOL on a veth pair inside a network namespace
+mod facts_doc; //      every emitted field is documented in docs/facts.md
+mod facts_module; //   lltune_facts through its real binary: exact JSON results
+mod irq_dumps; //      IRQ counts and affinities on the real dumps agree with their peers
+mod nic_dumps; //      NICs on the real dumps: drivers, NUMA nodes, virtual netdevs, PCI-only NICs
+mod real_dumps; //     every real dump gives the facts its peer tool reported
+mod scan_cli; //       lltune scan / capture as a user runs them //       recommendations, reports, gen-config and audit on the real dumps and bad configs

@@ -177,7 +177,13 @@ mod tests {
     }
 
     fn state(name: &str, latency: u64, disabled: &str) -> IdleState {
-        IdleState { state: name.into(), name: Some(name.into()), latency_us: Some(latency), disabled_cpus: list(disabled), ..Default::default() }
+        IdleState {
+            state: name.into(),
+            name: Some(name.into()),
+            latency_us: Some(latency),
+            disabled_cpus: list(disabled),
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -204,7 +210,11 @@ mod tests {
 
     #[test]
     fn split_siblings_names_the_cores_and_says_sibling() {
-        let c = Cpu { online: list("0-7"), thread_siblings: vec![list("0,4"), list("1,5"), list("2,6"), list("3,7")], ..Default::default() };
+        let c = Cpu {
+            online: list("0-7"),
+            thread_siblings: vec![list("0,4"), list("1,5"), list("2,6"), list("3,7")],
+            ..Default::default()
+        };
         assert!(split_siblings(&c, &CpuList::new()).is_none());
         assert!(split_siblings(&c, &list("1-3,5-7")).is_none(), "whole cores");
         let r = split_siblings(&c, &list("1-3")).unwrap();

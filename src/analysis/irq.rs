@@ -51,7 +51,11 @@ pub fn on_isolated(cx: &Context) -> Option<Recommendation> {
             hit = hit.union(&a.intersection(&cx.isolated));
         }
     }
-    let names: Vec<String> = list.iter().take(8).map(|i| format!("{}{}", i.irq, i.actions.first().map(|a| format!(" ({a})")).unwrap_or_default())).collect();
+    let names: Vec<String> = list
+        .iter()
+        .take(8)
+        .map(|i| format!("{}{}", i.irq, i.actions.first().map(|a| format!(" ({a})")).unwrap_or_default()))
+        .collect();
     let more = if list.len() > names.len() { format!(", +{} more", list.len() - names.len()) } else { String::new() };
     Some(
         rec("irq", "irqs_on_isolated_cpus")
@@ -108,8 +112,20 @@ mod tests {
         let mut f = testing::two_nodes();
         f.kernel.isolcpus = Some(crate::facts::kernel::Isolcpus { flags: vec![], cpus: l("2-3") });
         f.irqs.on_isolated = vec![
-            IrqOnIsolated { irq: 40, actions: vec!["nvme0q1".into()], affinity: Some(l("0-3")), effective_affinity: Some(l("3")), managed: Some(true) },
-            IrqOnIsolated { irq: 41, actions: vec![], affinity: Some(l("2")), effective_affinity: None, managed: Some(false) },
+            IrqOnIsolated {
+                irq: 40,
+                actions: vec!["nvme0q1".into()],
+                affinity: Some(l("0-3")),
+                effective_affinity: Some(l("3")),
+                managed: Some(true),
+            },
+            IrqOnIsolated {
+                irq: 41,
+                actions: vec![],
+                affinity: Some(l("2")),
+                effective_affinity: None,
+                managed: Some(false),
+            },
         ];
         let r = on_isolated(&Context::new(&f)).unwrap();
         assert_eq!(r.current, "2 IRQs (1 managed) may hit isolated CPUs 2-3: 40 (nvme0q1), 41");

@@ -305,7 +305,8 @@ pub fn intel_pstate(f: &Facts) -> Option<Recommendation> {
                 .why("intel_pstate= has no effect on AMD processors; it only adds confusion to the command line."),
         );
     }
-    if vendor != "GenuineIntel" || arg_val == Some("disable") || f.cpu.scaling_driver.as_deref() != Some("intel_pstate") {
+    if vendor != "GenuineIntel" || arg_val == Some("disable") || f.cpu.scaling_driver.as_deref() != Some("intel_pstate")
+    {
         return None;
     }
     Some(
@@ -324,7 +325,8 @@ pub fn mitigations(f: &Facts) -> Option<Recommendation> {
     if current == Some("off") {
         return None;
     }
-    let active: Vec<&String> = f.cpu.vulnerabilities.iter().filter(|(_, v)| v.starts_with("Mitigation")).map(|(k, _)| k).collect();
+    let active: Vec<&String> =
+        f.cpu.vulnerabilities.iter().filter(|(_, v)| v.starts_with("Mitigation")).map(|(k, _)| k).collect();
     if active.is_empty() {
         return None;
     }
@@ -428,13 +430,9 @@ pub fn timer_migration(f: &Facts) -> Option<Recommendation> {
     if v == 0 {
         return None;
     }
-    Some(
-        rec("kernel", "kernel.timer_migration")
-            .now(v)
-            .want(0)
-            .impact(Impact::Low)
-            .why("With migration on, timers armed on one CPU may be moved to (and fire on) another, including an isolated one."),
-    )
+    Some(rec("kernel", "kernel.timer_migration").now(v).want(0).impact(Impact::Low).why(
+        "With migration on, timers armed on one CPU may be moved to (and fire on) another, including an isolated one.",
+    ))
 }
 
 pub fn stat_interval(f: &Facts) -> Option<Recommendation> {
@@ -538,8 +536,18 @@ mod tests {
 
     #[test]
     fn tuned_flags_silence_their_rules() {
-        let f = with_cmdline("skew_tick=1 tsc=nowatchdog nosoftlockup nmi_watchdog=0 transparent_hugepage=never processor.max_cstate=1 idle=poll");
-        for r in [skew_tick(&f), tsc(&f), nosoftlockup(&f), nmi_watchdog(&f), transparent_hugepage(&f), cstate_limit(&f), idle_poll(&f)] {
+        let f = with_cmdline(
+            "skew_tick=1 tsc=nowatchdog nosoftlockup nmi_watchdog=0 transparent_hugepage=never processor.max_cstate=1 idle=poll",
+        );
+        for r in [
+            skew_tick(&f),
+            tsc(&f),
+            nosoftlockup(&f),
+            nmi_watchdog(&f),
+            transparent_hugepage(&f),
+            cstate_limit(&f),
+            idle_poll(&f),
+        ] {
             assert!(r.is_none(), "{r:?}");
         }
         let f = with_cmdline("skew_tick=0");
@@ -587,11 +595,16 @@ mod tests {
     #[test]
     fn cmdline_hugepages_against_runtime_counts() {
         let mut f = with_cmdline("hugepagesz=2M hugepages=128");
-        f.kernel.hugepages = vec![crate::facts::kernel::BootHugepages { size_kb: Some(2048), pages: Some(128), per_node: None }];
+        f.kernel.hugepages =
+            vec![crate::facts::kernel::BootHugepages { size_kb: Some(2048), pages: Some(128), per_node: None }];
         assert!(hugepages_vs_runtime(&f).is_empty(), "runtime unknown");
-        f.memory.hugepages.insert("2048".into(), crate::facts::memory::Hugepages { total: Some(128), ..Default::default() });
+        f.memory
+            .hugepages
+            .insert("2048".into(), crate::facts::memory::Hugepages { total: Some(128), ..Default::default() });
         assert!(hugepages_vs_runtime(&f).is_empty());
-        f.memory.hugepages.insert("2048".into(), crate::facts::memory::Hugepages { total: Some(100), ..Default::default() });
+        f.memory
+            .hugepages
+            .insert("2048".into(), crate::facts::memory::Hugepages { total: Some(100), ..Default::default() });
         assert_eq!(hugepages_vs_runtime(&f)[0].current, "100 pages allocated");
     }
 

@@ -244,8 +244,18 @@ pub(crate) mod testing {
         f.cpu.threads_per_core = Some(2);
         f.cpu.thread_siblings = (0..8).map(|c| CpuList::from_cpus([c, c + 8])).collect();
         f.numa.nodes = vec![
-            facts::numa::Node { id: 0, cpus: CpuList::parse("0-3,8-11").unwrap(), memory_kb: Some(16 << 20), ..Default::default() },
-            facts::numa::Node { id: 1, cpus: CpuList::parse("4-7,12-15").unwrap(), memory_kb: Some(16 << 20), ..Default::default() },
+            facts::numa::Node {
+                id: 0,
+                cpus: CpuList::parse("0-3,8-11").unwrap(),
+                memory_kb: Some(16 << 20),
+                ..Default::default()
+            },
+            facts::numa::Node {
+                id: 1,
+                cpus: CpuList::parse("4-7,12-15").unwrap(),
+                memory_kb: Some(16 << 20),
+                ..Default::default()
+            },
         ];
         f
     }

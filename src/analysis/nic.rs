@@ -66,7 +66,10 @@ pub fn coalescing(name: &str, n: &Nic) -> Option<Recommendation> {
     if c.use_adaptive_tx_coalesce != 0 {
         set.push("adaptive-tx on".into());
     }
-    let delays = c.rx_coalesce_usecs != 0 || c.tx_coalesce_usecs != 0 || c.use_adaptive_rx_coalesce != 0 || c.use_adaptive_tx_coalesce != 0;
+    let delays = c.rx_coalesce_usecs != 0
+        || c.tx_coalesce_usecs != 0
+        || c.use_adaptive_rx_coalesce != 0
+        || c.use_adaptive_tx_coalesce != 0;
     if !delays {
         return None;
     }
@@ -170,7 +173,10 @@ mod tests {
     fn offloads_on_and_changeable_only() {
         let mut n = Nic::default();
         assert!(offloads("eth0", &n).is_none());
-        n.features = Some([("rx-gro".to_string(), true), ("tx-tcp-segmentation".to_string(), true), ("rx-lro".to_string(), false)].into());
+        n.features = Some(
+            [("rx-gro".to_string(), true), ("tx-tcp-segmentation".to_string(), true), ("rx-lro".to_string(), false)]
+                .into(),
+        );
         n.features_fixed = Some(vec!["tx-tcp-segmentation".into()]);
         let r = offloads("eth0", &n).unwrap();
         assert_eq!((r.current.as_str(), r.severity), ("gro on", Severity::Warning));
@@ -184,24 +190,51 @@ mod tests {
         assert!(coalescing("eth0", &n).is_none(), "all zero: nothing delayed");
         n.coalesce = Some(Coalesce { rx_max_coalesced_frames: 1, ..Default::default() });
         assert!(coalescing("eth0", &n).is_none(), "one frame per interrupt is no delay");
-        n.coalesce = Some(Coalesce { rx_coalesce_usecs: 1, rx_max_coalesced_frames: 1, use_adaptive_rx_coalesce: 1, ..Default::default() });
+        n.coalesce = Some(Coalesce {
+            rx_coalesce_usecs: 1,
+            rx_max_coalesced_frames: 1,
+            use_adaptive_rx_coalesce: 1,
+            ..Default::default()
+        });
         assert_eq!(coalescing("eth0", &n).unwrap().current, "rx-usecs 1, rx-frames 1, adaptive-rx on");
     }
 
     #[test]
     fn rings_below_their_maximum() {
-        let mut n = Nic { rings: Some(Ringparam { rx_max_pending: 4096, rx_pending: 4096, tx_max_pending: 4096, tx_pending: 4095, ..Default::default() }), ..Default::default() };
+        let mut n = Nic {
+            rings: Some(Ringparam {
+                rx_max_pending: 4096,
+                rx_pending: 4096,
+                tx_max_pending: 4096,
+                tx_pending: 4095,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
         let r = rings("eth0", &n).unwrap();
         assert_eq!((r.current.as_str(), r.target.as_str()), ("tx 4095", "tx 4096"));
-        n.rings = Some(Ringparam { rx_max_pending: 4096, rx_pending: 4096, tx_max_pending: 0, tx_pending: 0, ..Default::default() });
+        n.rings = Some(Ringparam {
+            rx_max_pending: 4096,
+            rx_pending: 4096,
+            tx_max_pending: 0,
+            tx_pending: 0,
+            ..Default::default()
+        });
         assert!(rings("eth0", &n).is_none());
     }
 
     #[test]
     fn rps_rfs_from_the_queue_summary() {
-        let mut n = Nic { queues: Some(Queues { rps_cpus: Some(CpuList::new()), rps_flow_cnt: Some(0), ..Default::default() }), ..Default::default() };
+        let mut n = Nic {
+            queues: Some(Queues { rps_cpus: Some(CpuList::new()), rps_flow_cnt: Some(0), ..Default::default() }),
+            ..Default::default()
+        };
         assert!(rps("eth0", &n).is_none() && rfs("eth0", &n).is_none());
-        n.queues = Some(Queues { rps_cpus: Some(CpuList::parse("0-3").unwrap()), rps_flow_cnt: Some(2048), ..Default::default() });
+        n.queues = Some(Queues {
+            rps_cpus: Some(CpuList::parse("0-3").unwrap()),
+            rps_flow_cnt: Some(2048),
+            ..Default::default()
+        });
         assert_eq!(rps("eth0", &n).unwrap().current, "rps_cpus 0-3");
         assert_eq!(rfs("eth0", &n).unwrap().current, "rps_flow_cnt 2048");
     }

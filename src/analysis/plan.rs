@@ -46,7 +46,8 @@ impl NicRole {
 
 /// Drivers of NICs built for low latency: Solarflare/AMD (sfc, sfc_ef100, efct, onload's
 /// xilinx_efct), NVIDIA/Mellanox ConnectX (mlx4, mlx5), Exablaze/Cisco (exanic).
-pub const TRADING_DRIVERS: &[&str] = &["sfc", "sfc_ef100", "efct", "xilinx_efct", "mlx5_core", "mlx4_en", "mlx4_core", "exanic"];
+pub const TRADING_DRIVERS: &[&str] =
+    &["sfc", "sfc_ef100", "efct", "xilinx_efct", "mlx5_core", "mlx4_en", "mlx4_core", "exanic"];
 
 /// Drivers of onboard 1 GbE controllers, the usual management ports.
 pub const MANAGEMENT_DRIVERS: &[&str] = &["igb", "e1000e", "e1000", "tg3", "bnx2", "r8169", "igc", "ixgb"];
@@ -150,7 +151,12 @@ pub fn core_plan(f: &Facts, opts: &PlanOptions) -> CorePlan {
 
     // Trading nodes: named NICs with the trading role; failing that, PCI functions with a
     // trading driver but no netdev (often bound to a kernel-bypass driver).
-    let mut trading: Vec<u32> = f.nics.iter().filter(|n| nic_role(n, &opts.trading_nics) == Some(NicRole::Trading)).filter_map(nic_node).collect();
+    let mut trading: Vec<u32> = f
+        .nics
+        .iter()
+        .filter(|n| nic_role(n, &opts.trading_nics) == Some(NicRole::Trading))
+        .filter_map(nic_node)
+        .collect();
     if trading.is_empty() && opts.trading_nics.is_empty() {
         trading = f
             .nics
@@ -163,7 +169,11 @@ pub fn core_plan(f: &Facts, opts: &PlanOptions) -> CorePlan {
     trading.dedup();
     plan.trading_nodes = trading;
 
-    let mgmt: Vec<&Nic> = f.nics.iter().filter(|n| nic_role(n, &opts.trading_nics) == Some(NicRole::Management) && nic_node(n).is_some()).collect();
+    let mgmt: Vec<&Nic> = f
+        .nics
+        .iter()
+        .filter(|n| nic_role(n, &opts.trading_nics) == Some(NicRole::Management) && nic_node(n).is_some())
+        .collect();
     plan.management_node = mgmt.iter().find(|n| link_up(n)).or(mgmt.first()).and_then(|n| nic_node(n));
 
     for (node, cores) in &by_node {
@@ -180,8 +190,12 @@ pub fn core_plan(f: &Facts, opts: &PlanOptions) -> CorePlan {
         }
     }
     plan.isolated = f.cpu.online.difference(&plan.housekeeping);
-    let trading_node_cpus: CpuList =
-        f.numa.nodes.iter().filter(|n| plan.trading_nodes.contains(&n.id)).fold(CpuList::new(), |a, n| a.union(&n.cpus));
+    let trading_node_cpus: CpuList = f
+        .numa
+        .nodes
+        .iter()
+        .filter(|n| plan.trading_nodes.contains(&n.id))
+        .fold(CpuList::new(), |a, n| a.union(&n.cpus));
     plan.trading_cpus = plan.isolated.intersection(&trading_node_cpus);
     if plan.isolated.is_empty() && !f.cpu.online.is_empty() {
         plan.notes.push("too few cores to isolate any: nothing is isolated".into());
@@ -276,6 +290,9 @@ mod tests {
         let mut f = testing::two_nodes();
         f.cpu.online = CpuList::parse("0-11").unwrap();
         let cores = online_cores(&f);
-        assert_eq!(cores.iter().map(|c| c.to_string()).collect::<Vec<_>>(), ["0,8", "1,9", "2,10", "3,11", "4", "5", "6", "7"]);
+        assert_eq!(
+            cores.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
+            ["0,8", "1,9", "2,10", "3,11", "4", "5", "6", "7"]
+        );
     }
 }

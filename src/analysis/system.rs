@@ -7,11 +7,19 @@ use crate::facts::limits::SoftHard;
 use crate::facts::services::Service;
 
 /// tuned profiles built for latency (a profile list matches when any of its words does).
-pub const LATENCY_PROFILES: &[&str] =
-    &["latency-performance", "network-latency", "realtime", "realtime-virtual-host", "realtime-virtual-guest", "cpu-partitioning", "cpu-partitioning-powersave"];
+pub const LATENCY_PROFILES: &[&str] = &[
+    "latency-performance",
+    "network-latency",
+    "realtime",
+    "realtime-virtual-host",
+    "realtime-virtual-guest",
+    "cpu-partitioning",
+    "cpu-partitioning-powersave",
+];
 
 /// Resource limits the seed sets for the trading user: (item, target).
-pub const LIMIT_TARGETS: &[(&str, &str)] = &[("memlock", "unlimited"), ("nofile", "1048576"), ("nproc", "65536"), ("rtprio", "99")];
+pub const LIMIT_TARGETS: &[(&str, &str)] =
+    &[("memlock", "unlimited"), ("nofile", "1048576"), ("nproc", "65536"), ("rtprio", "99")];
 
 pub fn rules(cx: &Context, out: &mut Vec<Recommendation>) {
     let f = cx.facts;
@@ -58,7 +66,9 @@ pub fn tuned(f: &Facts) -> Option<Recommendation> {
         return None;
     }
     let profile = t.profile.as_deref()?;
-    let ok = profile.split_whitespace().any(|p| LATENCY_PROFILES.contains(&p) || p.starts_with("openshift-node-performance"));
+    let ok = profile
+        .split_whitespace()
+        .any(|p| LATENCY_PROFILES.contains(&p) || p.starts_with("openshift-node-performance"));
     if ok {
         return None;
     }
@@ -143,7 +153,8 @@ pub fn clocksource(f: &Facts) -> Option<Recommendation> {
 /// A service that is known not to run (`inactive`) counts as not running.
 pub fn time_sync(f: &Facts) -> Vec<Recommendation> {
     let s = &f.services;
-    let daemons = [("chronyd", &s.chronyd), ("ntpd", &s.ntpd), ("ptp4l", &s.ptp4l), ("systemd-timesyncd", &s.systemd_timesyncd)];
+    let daemons =
+        [("chronyd", &s.chronyd), ("ntpd", &s.ntpd), ("ptp4l", &s.ptp4l), ("systemd-timesyncd", &s.systemd_timesyncd)];
     let active: Vec<&str> = daemons.iter().filter(|(_, d)| d.active == Some(true)).map(|(n, _)| *n).collect();
     let mut out = Vec::new();
     if active.is_empty() && daemons.iter().all(|(_, d)| d.active == Some(false)) {
@@ -228,7 +239,10 @@ pub fn kernel_bypass(f: &Facts) -> Vec<Recommendation> {
             out.push(
                 rec("user_stacks", name)
                     .now(format!("installed{}", lib.version.as_deref().map(|v| format!(" ({v})")).unwrap_or_default()))
-                    .want(format!("{}_SPEC=latency with the trading threads pinned to isolated CPUs", name.to_uppercase()))
+                    .want(format!(
+                        "{}_SPEC=latency with the trading threads pinned to isolated CPUs",
+                        name.to_uppercase()
+                    ))
                     .impact(Impact::High)
                     .why("The preload stacks default to a balanced profile; the latency spec polls continuously."),
             );
@@ -288,7 +302,9 @@ mod tests {
     fn inactive_time_daemons_are_not_active() {
         let mut f = testing::blank();
         assert!(time_sync(&f).is_empty(), "unknown");
-        for s in [&mut f.services.chronyd, &mut f.services.ntpd, &mut f.services.ptp4l, &mut f.services.systemd_timesyncd] {
+        for s in
+            [&mut f.services.chronyd, &mut f.services.ntpd, &mut f.services.ptp4l, &mut f.services.systemd_timesyncd]
+        {
             s.active = Some(false);
             s.enabled = Some(true);
         }
@@ -313,7 +329,11 @@ mod tests {
     #[test]
     fn rdma_device_away_from_isolated_cpus() {
         let mut f = testing::two_nodes();
-        f.user_stacks.rdma.push(crate::facts::user_stacks::RdmaDevice { name: "mlx5_0".into(), numa_node: Some(1), ..Default::default() });
+        f.user_stacks.rdma.push(crate::facts::user_stacks::RdmaDevice {
+            name: "mlx5_0".into(),
+            numa_node: Some(1),
+            ..Default::default()
+        });
         assert!(rdma_alignment(&Context::new(&f)).is_empty(), "nothing isolated");
         f.kernel.nohz_full = Some(CpuList::parse("1-3").unwrap());
         assert_eq!(rdma_alignment(&Context::new(&f))[0].item, "mlx5_0: numa");

@@ -99,8 +99,24 @@ pub struct IdleState {
 
 /// Flags of /proc/cpuinfo worth reporting.
 const FLAGS: &[&str] = &[
-    "tsc", "constant_tsc", "nonstop_tsc", "tsc_reliable", "tsc_known_freq", "rdtscp", "invariant_tsc", "hypervisor",
-    "ht", "pdpe1gb", "pse", "mwait", "monitor", "waitpkg", "cpb", "ida", "hwp", "hwp_epp",
+    "tsc",
+    "constant_tsc",
+    "nonstop_tsc",
+    "tsc_reliable",
+    "tsc_known_freq",
+    "rdtscp",
+    "invariant_tsc",
+    "hypervisor",
+    "ht",
+    "pdpe1gb",
+    "pse",
+    "mwait",
+    "monitor",
+    "waitpkg",
+    "cpb",
+    "ida",
+    "hwp",
+    "hwp_epp",
 ];
 
 /// The fields of the first processor block of /proc/cpuinfo that identify the CPU.
@@ -217,7 +233,9 @@ fn online_cpus(scan: &mut Scan) -> CpuList {
 /// Sibling set of one CPU: `thread_siblings_list`, `core_cpus_list`, or the masks.
 fn siblings_of(scan: &mut Scan, cpu: u32) -> Option<CpuList> {
     let t = format!("{CPU}/cpu{cpu}/topology");
-    for (file, mask) in [("thread_siblings_list", false), ("core_cpus_list", false), ("thread_siblings", true), ("core_cpus", true)] {
+    for (file, mask) in
+        [("thread_siblings_list", false), ("core_cpus_list", false), ("thread_siblings", true), ("core_cpus", true)]
+    {
         let path = format!("{t}/{file}");
         let Some(text) = scan.host.read_opt(&path).ok().flatten() else { continue };
         let parsed = if mask { CpuList::parse_mask(&text) } else { CpuList::parse(&text) };
@@ -231,7 +249,9 @@ fn siblings_of(scan: &mut Scan, cpu: u32) -> Option<CpuList> {
 }
 
 /// Topology counts from per-CPU (package, sibling set) pairs. Pure.
-pub fn count_topology(per_cpu: &[(u32, Option<u32>, CpuList)]) -> (Option<u32>, Option<u32>, Option<u32>, Vec<CpuList>) {
+pub fn count_topology(
+    per_cpu: &[(u32, Option<u32>, CpuList)],
+) -> (Option<u32>, Option<u32>, Option<u32>, Vec<CpuList>) {
     let mut packages: BTreeMap<u32, BTreeSet<CpuList>> = BTreeMap::new();
     let mut all_sets: BTreeSet<CpuList> = BTreeSet::new();
     let mut threads = 0u32;
@@ -336,7 +356,10 @@ pub fn read(scan: &mut Scan) -> Cpu {
     // Topology: sysfs first; /proc/cpuinfo "physical id"/"core id" only when sysfs has none.
     let mut per_cpu = Vec::new();
     for c in online.iter() {
-        let pkg = host.attr_parse::<i64>(&format!("{CPU}/cpu{c}/topology/physical_package_id")).filter(|p| *p >= 0).map(|p| p as u32);
+        let pkg = host
+            .attr_parse::<i64>(&format!("{CPU}/cpu{c}/topology/physical_package_id"))
+            .filter(|p| *p >= 0)
+            .map(|p| p as u32);
         if let Some(sibs) = siblings_of(scan, c) {
             per_cpu.push((c, pkg, sibs.intersection(&online)));
         }
@@ -354,7 +377,8 @@ pub fn read(scan: &mut Scan) -> Cpu {
         scan.warn(format!("{CPU}/cpuN/topology: missing; sockets, cores and threads unknown"));
     }
     let (sockets, cores, threads, siblings) = count_topology(&per_cpu);
-    (cpu.sockets, cpu.cores_per_socket, cpu.threads_per_core, cpu.thread_siblings) = (sockets, cores, threads, siblings);
+    (cpu.sockets, cpu.cores_per_socket, cpu.threads_per_core, cpu.thread_siblings) =
+        (sockets, cores, threads, siblings);
 
     // Frequency scaling, per online CPU.
     let mut govs = Vec::new();
@@ -415,10 +439,14 @@ mod tests {
     fn cores_are_sibling_sets_per_package_not_core_ids() {
         // Two packages, 2 cores each, SMT 2; core ids repeat across packages.
         let per_cpu = vec![
-            (0, Some(0), l("0,4")), (4, Some(0), l("0,4")),
-            (1, Some(0), l("1,5")), (5, Some(0), l("1,5")),
-            (2, Some(1), l("2,6")), (6, Some(1), l("2,6")),
-            (3, Some(1), l("3,7")), (7, Some(1), l("3,7")),
+            (0, Some(0), l("0,4")),
+            (4, Some(0), l("0,4")),
+            (1, Some(0), l("1,5")),
+            (5, Some(0), l("1,5")),
+            (2, Some(1), l("2,6")),
+            (6, Some(1), l("2,6")),
+            (3, Some(1), l("3,7")),
+            (7, Some(1), l("3,7")),
         ];
         let (s, c, t, sib) = count_topology(&per_cpu);
         assert_eq!((s, c, t), (Some(2), Some(2), Some(2)));
@@ -435,7 +463,8 @@ mod tests {
         assert_eq!((i.family, i.model, i.stepping), (Some(6), Some(85), Some(7)));
         assert_eq!(i.flags, vec!["tsc", "constant_tsc", "nonstop_tsc", "ht"]);
         assert_eq!(i.topology, vec![(0, Some(0), Some(0)), (1, Some(1), Some(0))]);
-        let arm = "processor\t: 0\nBogoMIPS\t: 50.00\nFeatures\t: fp asimd\nCPU implementer\t: 0x41\nCPU part\t: 0xd0c\n";
+        let arm =
+            "processor\t: 0\nBogoMIPS\t: 50.00\nFeatures\t: fp asimd\nCPU implementer\t: 0x41\nCPU part\t: 0xd0c\n";
         assert_eq!(parse_cpuinfo(arm).vendor.as_deref(), Some("ARM"));
     }
 

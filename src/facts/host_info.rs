@@ -47,7 +47,11 @@ pub struct Dmi {
 pub fn parse_os_release(text: &str, key: &str) -> Option<String> {
     text.lines().filter_map(|l| l.trim().strip_prefix(key)?.strip_prefix('=')).next_back().map(|v| {
         let v = v.trim();
-        v.strip_prefix('"').and_then(|s| s.strip_suffix('"')).or_else(|| v.strip_prefix('\'').and_then(|s| s.strip_suffix('\''))).unwrap_or(v).to_string()
+        v.strip_prefix('"')
+            .and_then(|s| s.strip_suffix('"'))
+            .or_else(|| v.strip_prefix('\'').and_then(|s| s.strip_suffix('\'')))
+            .unwrap_or(v)
+            .to_string()
     })
 }
 
@@ -74,25 +78,26 @@ pub fn virt_from_dmi(vendor: &str, product: &str) -> Option<&'static str> {
 
 /// Architecture from a kernel release string such as `5.14.0-427.el9_4.x86_64`.
 fn arch_from_release(release: &str) -> Option<String> {
-    ["x86_64", "aarch64", "ppc64le", "s390x", "i686", "amd64", "arm64"]
-        .iter()
-        .find(|a| release.ends_with(*a))
-        .map(|a| match *a {
+    ["x86_64", "aarch64", "ppc64le", "s390x", "i686", "amd64", "arm64"].iter().find(|a| release.ends_with(*a)).map(
+        |a| match *a {
             "amd64" => "x86_64".to_string(),
             "arm64" => "aarch64".to_string(),
             other => other.to_string(),
-        })
+        },
+    )
 }
 
 pub fn read(scan: &mut Scan) -> HostInfo {
     let host = scan.host;
-    let os = host.read_opt("/etc/os-release").ok().flatten().or_else(|| host.read_opt("/usr/lib/os-release").ok().flatten());
+    let os =
+        host.read_opt("/etc/os-release").ok().flatten().or_else(|| host.read_opt("/usr/lib/os-release").ok().flatten());
     let kernel_release = host.attr("/proc/sys/kernel/osrelease").or_else(|| {
         // "Linux version 5.14.0-... (mockbuild@...) ..."
         host.attr("/proc/version").and_then(|v| v.split_whitespace().nth(2).map(str::to_string))
     });
     let cpuinfo = host.read_opt("/proc/cpuinfo").ok().flatten().unwrap_or_default();
-    let is_guest_flag = cpuinfo.lines().any(|l| l.starts_with("flags") && l.split_whitespace().any(|f| f == "hypervisor"));
+    let is_guest_flag =
+        cpuinfo.lines().any(|l| l.starts_with("flags") && l.split_whitespace().any(|f| f == "hypervisor"));
     let architecture = if host.is_live() {
         nix::sys::utsname::uname().ok().map(|u| u.machine().to_string_lossy().into_owned())
     } else {
@@ -125,7 +130,11 @@ pub fn read(scan: &mut Scan) -> HostInfo {
         hostname: host.attr("/proc/sys/kernel/hostname").or_else(|| host.attr("/etc/hostname")),
         kernel_release,
         os_id: os.as_deref().and_then(|t| parse_os_release(t, "ID")),
-        os_like: os.as_deref().and_then(|t| parse_os_release(t, "ID_LIKE")).map(|v| v.split_whitespace().map(str::to_string).collect()).unwrap_or_default(),
+        os_like: os
+            .as_deref()
+            .and_then(|t| parse_os_release(t, "ID_LIKE"))
+            .map(|v| v.split_whitespace().map(str::to_string).collect())
+            .unwrap_or_default(),
         os_version_id: os.as_deref().and_then(|t| parse_os_release(t, "VERSION_ID")),
         os_pretty_name: os.as_deref().and_then(|t| parse_os_release(t, "PRETTY_NAME")),
         architecture,

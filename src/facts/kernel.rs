@@ -416,14 +416,19 @@ mod tests {
 
     #[test]
     fn cmdline_keeps_repeats_and_quotes_and_stops_at_double_dash() {
-        let c = parse_cmdline("BOOT_IMAGE=/vmlinuz root=UUID=a-b ro console=tty0 console=ttyS0,115200n8 dyndbg=\"file a.c +p\" quiet -- --init-flag x\n");
+        let c = parse_cmdline(
+            "BOOT_IMAGE=/vmlinuz root=UUID=a-b ro console=tty0 console=ttyS0,115200n8 dyndbg=\"file a.c +p\" quiet -- --init-flag x\n",
+        );
         assert_eq!(c.values("console"), vec![Some("tty0"), Some("ttyS0,115200n8")]);
         assert_eq!(c.last("dyndbg"), Some(Some("file a.c +p")));
         assert_eq!(c.last("quiet"), Some(None));
         assert_eq!(c.last("root"), Some(Some("UUID=a-b")));
         assert_eq!(c.init_args, vec!["--init-flag", "x"]);
         assert!(!c.has("x"));
-        assert_eq!(c.render(), "BOOT_IMAGE=/vmlinuz root=UUID=a-b ro console=tty0 console=ttyS0,115200n8 dyndbg=\"file a.c +p\" quiet -- --init-flag x");
+        assert_eq!(
+            c.render(),
+            "BOOT_IMAGE=/vmlinuz root=UUID=a-b ro console=tty0 console=ttyS0,115200n8 dyndbg=\"file a.c +p\" quiet -- --init-flag x"
+        );
     }
 
     #[test]
@@ -470,7 +475,10 @@ mod tests {
 
     #[test]
     fn bls_entry_fields() {
-        let e = parse_bls_entry("/boot/loader/entries/a.conf", "title Rocky\nversion 5.14.0\nlinux /vmlinuz\noptions root=/dev/x ro $tuned_params\n");
+        let e = parse_bls_entry(
+            "/boot/loader/entries/a.conf",
+            "title Rocky\nversion 5.14.0\nlinux /vmlinuz\noptions root=/dev/x ro $tuned_params\n",
+        );
         assert_eq!(e.options.as_deref(), Some("root=/dev/x ro $tuned_params"));
         assert_eq!(e.title.as_deref(), Some("Rocky"));
     }

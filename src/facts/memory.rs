@@ -191,9 +191,20 @@ mod tests {
     fn meminfo_and_swaps() {
         let m = parse_meminfo("MemTotal:       24574936 kB\nHugePages_Total:       0\nHugepagesize:       2048 kB\n");
         assert_eq!((m["MemTotal"], m["HugePages_Total"], m["Hugepagesize"]), (24574936, 0, 2048));
-        let s = parse_swaps("Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n/dev/dm-1                               partition\t8388604\t\t0\t\t-2\n/swap\\040file file 1024 0 -3\n");
+        let s = parse_swaps(
+            "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n/dev/dm-1                               partition\t8388604\t\t0\t\t-2\n/swap\\040file file 1024 0 -3\n",
+        );
         assert_eq!(s.len(), 2);
-        assert_eq!(s[0], Swap { filename: "/dev/dm-1".into(), kind: "partition".into(), size_kb: Some(8388604), used_kb: Some(0), priority: Some(-2) });
+        assert_eq!(
+            s[0],
+            Swap {
+                filename: "/dev/dm-1".into(),
+                kind: "partition".into(),
+                size_kb: Some(8388604),
+                used_kb: Some(0),
+                priority: Some(-2)
+            }
+        );
         assert_eq!(s[1].filename, "/swap file");
         assert!(parse_swaps("Filename\tType\tSize\tUsed\tPriority\n").is_empty());
     }

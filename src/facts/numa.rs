@@ -51,7 +51,8 @@ pub fn parse_node_meminfo(text: &str) -> BTreeMap<String, u64> {
     for line in text.lines() {
         // "Node 0 MemTotal:       47925628 kB"
         let mut words = line.split_whitespace();
-        let (Some("Node"), Some(_), Some(key), Some(val)) = (words.next(), words.next(), words.next(), words.next()) else {
+        let (Some("Node"), Some(_), Some(key), Some(val)) = (words.next(), words.next(), words.next(), words.next())
+        else {
             continue;
         };
         if let Ok(v) = val.parse() {
@@ -95,17 +96,19 @@ fn node_cpus(scan: &mut Scan, id: u32, online: &CpuList) -> CpuList {
 
 pub fn read(scan: &mut Scan, cpu: &Cpu) -> Numa {
     let host = scan.host;
-    let mut ids: Vec<u32> = host
-        .list_or_empty(NODE)
-        .iter()
-        .filter_map(|n| n.strip_prefix("node").and_then(|d| d.parse().ok()))
-        .collect();
+    let mut ids: Vec<u32> =
+        host.list_or_empty(NODE).iter().filter_map(|n| n.strip_prefix("node").and_then(|d| d.parse().ok())).collect();
     ids.sort_unstable();
     let mut nodes = Vec::new();
     for id in ids {
         let base = format!("{NODE}/node{id}");
         let cpus = node_cpus(scan, id, &cpu.online);
-        let meminfo = host.read_opt(&format!("{base}/meminfo")).ok().flatten().map(|t| parse_node_meminfo(&t)).unwrap_or_default();
+        let meminfo = host
+            .read_opt(&format!("{base}/meminfo"))
+            .ok()
+            .flatten()
+            .map(|t| parse_node_meminfo(&t))
+            .unwrap_or_default();
         let mut hugepages = BTreeMap::new();
         for dir in host.list_or_empty(&format!("{base}/hugepages")) {
             let Some(size) = parse_hugepage_dir(&dir) else { continue };
@@ -145,7 +148,9 @@ mod tests {
 
     #[test]
     fn node_meminfo_lines() {
-        let m = parse_node_meminfo("Node 0 MemTotal:       47925628 kB\nNode 0 MemFree:        24465948 kB\nNode 0 HugePages_Total:  2048\n");
+        let m = parse_node_meminfo(
+            "Node 0 MemTotal:       47925628 kB\nNode 0 MemFree:        24465948 kB\nNode 0 HugePages_Total:  2048\n",
+        );
         assert_eq!(m["MemTotal"], 47925628);
         assert_eq!(m["MemFree"], 24465948);
         assert_eq!(m["HugePages_Total"], 2048);

@@ -31,7 +31,11 @@ pub fn run(host: &Host, _meta: &Meta, params: Params) -> Result<Outcome> {
         (Some(_), Some(_)) => return Err(Failure::new("config, config_file: give one of them, not both").into()),
         (None, None) => return Err(Failure::new("config or config_file is required").into()),
         (Some(Value::Object(m)), None) => serde_yaml::to_string(m)?,
-        (Some(other), None) => return Err(Failure::new(format!("config: expected a mapping, got {}", crate::protocol::kind(other))).into()),
+        (Some(other), None) => {
+            return Err(
+                Failure::new(format!("config: expected a mapping, got {}", crate::protocol::kind(other))).into()
+            );
+        }
         (None, Some(path)) => host.read(path).map_err(|e| Failure::new(format!("config_file: {e}")))?,
     };
     let (facts, warnings) = crate::analysis::analyse(host, ScanOptions::default());
@@ -43,11 +47,15 @@ pub fn run(host: &Host, _meta: &Meta, params: Params) -> Result<Outcome> {
         let mut fields = Map::new();
         fields.insert("errors".into(), errors);
         fields.insert("config_warnings".into(), config_warnings);
-        return Err(Failure { msg: format!("config has {} error(s): {}", lines.len(), lines.join("; ")), changed: false, fields }.into());
+        return Err(Failure {
+            msg: format!("config has {} error(s): {}", lines.len(), lines.join("; ")),
+            changed: false,
+            fields,
+        }
+        .into());
     }
     let mut outcome = Outcome::new(false).field("errors", errors).field("config_warnings", config_warnings);
     outcome.warnings = warnings;
     outcome.warnings.extend(report.warnings.iter().map(|w| format!("config: {w}")));
     Ok(outcome)
 }
-

@@ -30,8 +30,13 @@ fn one() -> u32 {
 /// A count given as a number or as the string templating often turns it into (`"2"`).
 fn lenient_u32<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<u32, D::Error> {
     match Value::deserialize(d)? {
-        Value::Number(n) => n.as_u64().and_then(|v| u32::try_from(v).ok()).ok_or_else(|| serde::de::Error::custom(format!("expected a whole number, got {n}"))),
-        Value::String(s) => s.trim().parse().map_err(|_| serde::de::Error::custom(format!("expected a whole number, got {s:?}"))),
+        Value::Number(n) => n
+            .as_u64()
+            .and_then(|v| u32::try_from(v).ok())
+            .ok_or_else(|| serde::de::Error::custom(format!("expected a whole number, got {n}"))),
+        Value::String(s) => {
+            s.trim().parse().map_err(|_| serde::de::Error::custom(format!("expected a whole number, got {s:?}")))
+        }
         other => Err(serde::de::Error::custom(format!("expected a whole number, got {other}"))),
     }
 }
@@ -54,7 +59,9 @@ fn name_list<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Vec<String>
 
 pub fn run(host: &Host, _meta: &Meta, params: Params) -> Result<Outcome> {
     if params.housekeeping_cores_per_node == 0 {
-        return Err(Failure::new("housekeeping_cores_per_node: must be at least 1 (every NUMA node keeps a core)").into());
+        return Err(
+            Failure::new("housekeeping_cores_per_node: must be at least 1 (every NUMA node keeps a core)").into()
+        );
     }
     let (facts, warnings) = analysis::analyse(host, ScanOptions::default());
     for t in &params.trading_nics {
@@ -62,26 +69,28 @@ pub fn run(host: &Host, _meta: &Meta, params: Params) -> Result<Outcome> {
             return Err(Failure::new(format!("trading_nics: no network interface {t} on this host")).into());
         }
     }
-    let plan_options = plan::PlanOptions { housekeeping_cores_per_node: params.housekeeping_cores_per_node, trading_nics: params.trading_nics };
+    let plan_options = plan::PlanOptions {
+        housekeeping_cores_per_node: params.housekeeping_cores_per_node,
+        trading_nics: params.trading_nics,
+    };
     let core_plan = plan::core_plan(&facts, &plan_options);
     let source = if host.is_live() { "live".to_string() } else { host.root().display().to_string() };
-    let text = gen_config::generate(&facts, &GenOptions { plan: plan_options, source, generated_at: gen_config::now_utc() });
+    let text =
+        gen_config::generate(&facts, &GenOptions { plan: plan_options, source, generated_at: gen_config::now_utc() });
     // The YAML we just wrote is ours: it parses (a test holds every real dump to it).
-    let data: Value = serde_yaml::from_str(&text).map_err(|e| anyhow::anyhow!("generated config does not parse: {e}"))?;
-    let mut outcome = Outcome::new(false)
-        .field("config", data)
-        .field("yaml", text)
-        .field(
-            "plan",
-            json!({
-                "housekeeping": core_plan.housekeeping,
-                "isolated": core_plan.isolated,
-                "trading_cpus": core_plan.trading_cpus,
-                "trading_nodes": core_plan.trading_nodes,
-                "management_node": core_plan.management_node,
-                "notes": core_plan.notes,
-            }),
-        );
+    let data: Value =
+        serde_yaml::from_str(&text).map_err(|e| anyhow::anyhow!("generated config does not parse: {e}"))?;
+    let mut outcome = Outcome::new(false).field("config", data).field("yaml", text).field(
+        "plan",
+        json!({
+            "housekeeping": core_plan.housekeeping,
+            "isolated": core_plan.isolated,
+            "trading_cpus": core_plan.trading_cpus,
+            "trading_nodes": core_plan.trading_nodes,
+            "management_node": core_plan.management_node,
+            "notes": core_plan.notes,
+        }),
+    );
     outcome.warnings = warnings;
     Ok(outcome)
 }

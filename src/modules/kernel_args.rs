@@ -57,7 +57,9 @@ fn ordered_args<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Vec<(Str
             Value::Number(n) => Some(n.to_string()),
             Value::Bool(b) => {
                 // `mitigations: off` in YAML is a boolean: say so rather than guess.
-                return Err(serde::de::Error::custom(format!("{k}: got the boolean {b}; quote the value (YAML reads off/on/yes/no as booleans)")));
+                return Err(serde::de::Error::custom(format!(
+                    "{k}: got the boolean {b}; quote the value (YAML reads off/on/yes/no as booleans)"
+                )));
             }
             other => return Err(serde::de::Error::custom(format!("{k}: expected a string or number, got {other}"))),
         };
@@ -74,10 +76,31 @@ const PROTECTED: &[&str] = &["root", "BOOT_IMAGE", "initrd"];
 pub fn is_dangerous(arg: &KernelArg) -> bool {
     let v = arg.value.as_deref().unwrap_or("");
     match arg.key.as_str() {
-        "nospectre_v1" | "nospectre_v2" | "nospectre_bhb" | "nopti" | "nospec_store_bypass_disable" | "nosmap" | "nosmep" => true,
-        "mitigations" | "pti" | "spectre_v2" | "spectre_v2_user" | "spec_store_bypass_disable" | "l1tf" | "mds" | "tsx_async_abort"
-        | "mmio_stale_data" | "retbleed" | "srbds" | "gather_data_sampling" | "reg_file_data_sampling" | "spectre_bhi"
-        | "spec_rstack_overflow" | "l1d_flush" | "kvm.nx_huge_pages" | "spectre_v1" => v == "off",
+        "nospectre_v1"
+        | "nospectre_v2"
+        | "nospectre_bhb"
+        | "nopti"
+        | "nospec_store_bypass_disable"
+        | "nosmap"
+        | "nosmep" => true,
+        "mitigations"
+        | "pti"
+        | "spectre_v2"
+        | "spectre_v2_user"
+        | "spec_store_bypass_disable"
+        | "l1tf"
+        | "mds"
+        | "tsx_async_abort"
+        | "mmio_stale_data"
+        | "retbleed"
+        | "srbds"
+        | "gather_data_sampling"
+        | "reg_file_data_sampling"
+        | "spectre_bhi"
+        | "spec_rstack_overflow"
+        | "l1d_flush"
+        | "kvm.nx_huge_pages"
+        | "spectre_v1" => v == "off",
         "kpti" => v == "0" || v == "off",
         "tsx" => v == "on",
         _ => false,
@@ -140,7 +163,9 @@ pub fn build_edit(params: &Params) -> Result<ArgEdit, String> {
             check_value(k, v).map_err(|e| format!("option args: {e}"))?;
         }
         if PROTECTED.contains(&k.as_str()) {
-            return Err(format!("option args: {k} is managed by the boot loader and kernel packages; lltune does not change it"));
+            return Err(format!(
+                "option args: {k} is managed by the boot loader and kernel packages; lltune does not change it"
+            ));
         }
         let arg = KernelArg { key: k.clone(), value: v.clone() };
         if is_dangerous(&arg) && !params.allow_dangerous_mitigations {
@@ -158,7 +183,10 @@ pub fn build_edit(params: &Params) -> Result<ArgEdit, String> {
             check_value(k, v).map_err(|e| format!("option remove: {e}"))?;
         }
         if PROTECTED.contains(&removal.key()) {
-            return Err(format!("option remove: removing {} would leave the host unable to boot; refused", removal.key()));
+            return Err(format!(
+                "option remove: removing {} would leave the host unable to boot; refused",
+                removal.key()
+            ));
         }
         if edit.set.iter().any(|a| a.key == removal.key()) {
             return Err(format!("option remove: {} is also in args", removal.key()));
@@ -187,7 +215,12 @@ pub fn plan(host: &Host, params: &Params) -> Result<Plan> {
         None => journal::default_backup_id(),
     };
     if params.bootloader != "auto" && !boot::LAYOUTS.contains(&params.bootloader.as_str()) {
-        return Err(Failure::new(format!("option bootloader: {:?} is not one of auto, {}", params.bootloader, boot::LAYOUTS.join(", "))).into());
+        return Err(Failure::new(format!(
+            "option bootloader: {:?} is not one of auto, {}",
+            params.bootloader,
+            boot::LAYOUTS.join(", ")
+        ))
+        .into());
     }
     let edit = build_edit(params).map_err(Failure::new)?;
     let bp = boot::plan(host, &params.bootloader, &edit).map_err(|e| Failure::new(format!("{e:#}")))?;
@@ -219,7 +252,12 @@ pub fn plan(host: &Host, params: &Params) -> Result<Plan> {
     let mut grub_defaults_changed = false;
     for f in bp.files.iter().filter(|f| f.before != f.after) {
         grub_defaults_changed |= f.path == "/etc/default/grub";
-        diff.push(Diff { before_header: f.path.clone(), after_header: f.path.clone(), before: f.before.clone(), after: f.after.clone() });
+        diff.push(Diff {
+            before_header: f.path.clone(),
+            after_header: f.path.clone(),
+            before: f.before.clone(),
+            after: f.after.clone(),
+        });
         actions.push(Action::WriteFile { path: f.path.clone(), contents: f.after.clone().into_bytes() });
     }
     let mut grub_cfg = None;
@@ -228,7 +266,11 @@ pub fn plan(host: &Host, params: &Params) -> Result<Plan> {
         let note = if !host.is_live() {
             Some(format!("skipped: root is not /; run `{command}` on the host before rebooting"))
         } else if !on_path(&r.argv[0]) {
-            return Err(Failure::new(format!("{} is not installed: cannot regenerate {} after editing /etc/default/grub; nothing changed", r.argv[0], r.cfg)).into());
+            return Err(Failure::new(format!(
+                "{} is not installed: cannot regenerate {} after editing /etc/default/grub; nothing changed",
+                r.argv[0], r.cfg
+            ))
+            .into());
         } else {
             actions.push(Action::Run { argv: r.argv.clone(), rewrites: vec![r.cfg.clone()] });
             None
@@ -238,7 +280,17 @@ pub fn plan(host: &Host, params: &Params) -> Result<Plan> {
         }
         grub_cfg = Some(GrubCfg { path: r.cfg.clone(), command, regenerated: false, note });
     }
-    Ok(Plan { layout: bp.layout, actions, diff, running, configured: bp.configured_after, pending, grub_cfg, warnings, backup_id })
+    Ok(Plan {
+        layout: bp.layout,
+        actions,
+        diff,
+        running,
+        configured: bp.configured_after,
+        pending,
+        grub_cfg,
+        warnings,
+        backup_id,
+    })
 }
 
 fn to_map(c: &Cmdline) -> BTreeMap<String, Vec<Option<String>>> {
@@ -283,7 +335,10 @@ mod tests {
 
     #[test]
     fn args_keep_their_order_and_refuse_yaml_booleans() {
-        let p = params(serde_json::json!({"args": {"hugepagesz": "1G", "hugepages": 16, "nosoftlockup": "", "nowatchdog": null}})).unwrap();
+        let p = params(
+            serde_json::json!({"args": {"hugepagesz": "1G", "hugepages": 16, "nosoftlockup": "", "nowatchdog": null}}),
+        )
+        .unwrap();
         let keys: Vec<&str> = p.args.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(keys, vec!["hugepagesz", "hugepages", "nosoftlockup", "nowatchdog"]);
         assert_eq!(p.args[1].1.as_deref(), Some("16"));
@@ -295,7 +350,11 @@ mod tests {
     #[test]
     fn refusals_name_the_argument() {
         let edit = |v| build_edit(&params(v).unwrap());
-        assert!(edit(serde_json::json!({"args": {"mitigations": "off"}})).unwrap_err().contains("allow_dangerous_mitigations"));
+        assert!(
+            edit(serde_json::json!({"args": {"mitigations": "off"}}))
+                .unwrap_err()
+                .contains("allow_dangerous_mitigations")
+        );
         assert!(edit(serde_json::json!({"args": {"mitigations": "off"}, "allow_dangerous_mitigations": true})).is_ok());
         assert!(edit(serde_json::json!({"args": {"mitigations": "auto"}})).is_ok());
         assert!(edit(serde_json::json!({"args": {"nopti": null}})).is_err());

@@ -49,11 +49,18 @@ fn text(bytes: &[u8]) -> String {
 
 /// What restoring `entries` (in reverse order) would do. Pure: reads, writes nothing.
 pub fn plan_entries(host: &Host, journal: &Journal, entries: &[Entry]) -> Result<Plan> {
-    let mut plan = Plan { actions: Vec::new(), diff: Vec::new(), restored: Vec::new(), reboot_required: false, warnings: Vec::new() };
+    let mut plan = Plan {
+        actions: Vec::new(),
+        diff: Vec::new(),
+        restored: Vec::new(),
+        reboot_required: false,
+        warnings: Vec::new(),
+    };
     let mut restored_grub_defaults = false;
     for entry in entries.iter().rev() {
         let item = entry.item();
-        let now = read_state(host, &item).map_err(|e| Failure::new(format!("reading the current state of {}: {e}", item.path())));
+        let now = read_state(host, &item)
+            .map_err(|e| Failure::new(format!("reading the current state of {}: {e}", item.path())));
         match entry {
             Entry::File { path, module, boot, previous } => {
                 let now = match now? {
@@ -70,7 +77,10 @@ pub fn plan_entries(host: &Host, journal: &Journal, entries: &[Entry]) -> Result
                         }
                         let after = text(&bytes);
                         let mode_note = match &now {
-                            Some((_, m)) if *m != meta => format!(" (mode {:04o} {}:{} -> {:04o} {}:{})", m.mode, m.uid, m.gid, meta.mode, meta.uid, meta.gid),
+                            Some((_, m)) if *m != meta => format!(
+                                " (mode {:04o} {}:{} -> {:04o} {}:{})",
+                                m.mode, m.uid, m.gid, meta.mode, meta.uid, meta.gid
+                            ),
                             _ => String::new(),
                         };
                         plan.diff.push(Diff {
@@ -80,15 +90,28 @@ pub fn plan_entries(host: &Host, journal: &Journal, entries: &[Entry]) -> Result
                             after,
                         });
                         plan.actions.push(Action::RestoreFile { path: path.clone(), contents: bytes, meta });
-                        plan.restored.push(Restored { path: path.clone(), kind: "file".into(), module: module.clone() });
+                        plan.restored.push(Restored {
+                            path: path.clone(),
+                            kind: "file".into(),
+                            module: module.clone(),
+                        });
                     }
                     None => {
                         if now.is_none() {
                             continue;
                         }
-                        plan.diff.push(Diff { before_header: path.clone(), after_header: format!("{path} (absent)"), before, after: String::new() });
+                        plan.diff.push(Diff {
+                            before_header: path.clone(),
+                            after_header: format!("{path} (absent)"),
+                            before,
+                            after: String::new(),
+                        });
                         plan.actions.push(Action::RemoveFile { path: path.clone() });
-                        plan.restored.push(Restored { path: path.clone(), kind: "removed".into(), module: module.clone() });
+                        plan.restored.push(Restored {
+                            path: path.clone(),
+                            kind: "removed".into(),
+                            module: module.clone(),
+                        });
                     }
                 }
                 plan.reboot_required |= *boot;
@@ -128,7 +151,11 @@ pub fn plan_entries(host: &Host, journal: &Journal, entries: &[Entry]) -> Result
                 if host.is_live() {
                     plan.actions.push(Action::Run { argv: r.argv.clone(), rewrites: vec![r.cfg.clone()] });
                 } else {
-                    plan.warnings.push(format!("{}: skipped regeneration (root is not /); run `{}` on the host", r.cfg, r.argv.join(" ")));
+                    plan.warnings.push(format!(
+                        "{}: skipped regeneration (root is not /); run `{}` on the host",
+                        r.cfg,
+                        r.argv.join(" ")
+                    ));
                 }
             }
         }

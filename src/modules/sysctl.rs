@@ -76,7 +76,19 @@ pub fn parse_key(raw: &str) -> Result<Key, String> {
     if raw.is_empty() || !raw.chars().all(|c| c.is_ascii_alphanumeric() || "_-./@+:".contains(c)) {
         return Err(bad());
     }
-    let swap = |s: &str| s.chars().map(|c| if c == '.' { '/' } else if c == '/' { '.' } else { c }).collect::<String>();
+    let swap = |s: &str| {
+        s.chars()
+            .map(|c| {
+                if c == '.' {
+                    '/'
+                } else if c == '/' {
+                    '.'
+                } else {
+                    c
+                }
+            })
+            .collect::<String>()
+    };
     let slash_form = raw.find(['.', '/']).is_some_and(|i| raw.as_bytes()[i] == b'/');
     let (name, rel) = if slash_form { (swap(raw), raw.to_string()) } else { (raw.to_string(), swap(raw)) };
     if rel.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
@@ -161,7 +173,8 @@ pub fn edit_file(text: Option<&str>, wanted: &[(Key, String)], state: Presence) 
 }
 
 /// Folders systemd-sysctl reads, earlier ones hiding same-named files of later ones.
-pub const SYSCTL_DIRS: &[&str] = &["/etc/sysctl.d", "/run/sysctl.d", "/usr/local/lib/sysctl.d", "/usr/lib/sysctl.d", "/lib/sysctl.d"];
+pub const SYSCTL_DIRS: &[&str] =
+    &["/etc/sysctl.d", "/run/sysctl.d", "/usr/local/lib/sysctl.d", "/usr/lib/sysctl.d", "/lib/sysctl.d"];
 
 /// One file of the boot-time configuration, in the order it is applied.
 #[derive(Debug, Clone)]
@@ -288,7 +301,12 @@ fn conflicts(files: &[BootFile], ours: &str, keys: &[Key]) -> Vec<Conflict> {
             continue;
         }
         if let Some(last) = all.last() {
-            out.push(Conflict { key: key.name.clone(), set_by: others, wins_at_boot: last.file.clone(), value_at_boot: last.value.clone() });
+            out.push(Conflict {
+                key: key.name.clone(),
+                set_by: others,
+                wins_at_boot: last.file.clone(),
+                value_at_boot: last.value.clone(),
+            });
         }
     }
     out
@@ -336,7 +354,12 @@ fn check_value(key: &str, v: &str) -> Result<(), String> {
 }
 
 fn file_value(text: Option<&str>, key: &Key) -> Option<String> {
-    text?.lines().rev().filter_map(parse_line).find(|a| canonical(&a.key).as_deref() == Some(key.name.as_str())).map(|a| a.value)
+    text?
+        .lines()
+        .rev()
+        .filter_map(parse_line)
+        .find(|a| canonical(&a.key).as_deref() == Some(key.name.as_str()))
+        .map(|a| a.value)
 }
 
 /// What the task would change. Pure: reads the host, writes nothing. Check mode stops here.
@@ -356,14 +379,19 @@ pub fn plan(host: &Host, params: &Params) -> Result<Plan> {
     }
     let mut warnings = Vec::new();
     if params.file.rsplit_once('/').is_some_and(|(d, _)| SYSCTL_DIRS.contains(&d)) && !params.file.ends_with(".conf") {
-        warnings.push(format!("{}: systemd-sysctl reads only *.conf files; this file will not be applied at boot", params.file));
+        warnings.push(format!(
+            "{}: systemd-sysctl reads only *.conf files; this file will not be applied at boot",
+            params.file
+        ));
     }
     let mut wanted: Vec<(Key, String)> = Vec::new();
     for (raw, value) in &params.settings {
         let key = parse_key(raw).map_err(|e| Failure::new(format!("option settings: {e}")))?;
         let value = match (params.state, value) {
             (Presence::Absent, v) => v.clone().unwrap_or_default(),
-            (Presence::Present, None) => return Err(Failure::new(format!("settings.{raw}: a value is required (state: present)")).into()),
+            (Presence::Present, None) => {
+                return Err(Failure::new(format!("settings.{raw}: a value is required (state: present)")).into());
+            }
             (Presence::Present, Some(v)) => {
                 check_value(raw, v).map_err(Failure::new)?;
                 v.trim().to_string()
@@ -404,17 +432,33 @@ pub fn plan(host: &Host, params: &Params) -> Result<Plan> {
             rt_after.push_str(&format!("{} = {after}\n", key.name));
             actions.push(Action::WriteKernel { path: key.path.clone(), value: value.clone() });
         }
-        changes.push(KeyChange { key: key.name.clone(), changed: now != after, runtime: Some(BeforeAfter { before: Some(now), after: Some(after) }), file: None });
+        changes.push(KeyChange {
+            key: key.name.clone(),
+            changed: now != after,
+            runtime: Some(BeforeAfter { before: Some(now), after: Some(after) }),
+            file: None,
+        });
     }
 
     let mut diff = Vec::new();
     if !rt_before.is_empty() {
-        diff.push(Diff { before_header: "runtime (/proc/sys)".into(), after_header: "runtime (/proc/sys)".into(), before: rt_before, after: rt_after });
+        diff.push(Diff {
+            before_header: "runtime (/proc/sys)".into(),
+            after_header: "runtime (/proc/sys)".into(),
+            before: rt_before,
+            after: rt_after,
+        });
     }
 
     let old_text = host.read_opt(&params.file).map_err(|e| Failure::new(format!("option file: {e}")))?;
-    let new_text = if params.persist { edit_file(old_text.as_deref(), &wanted, params.state) } else { old_text.clone().unwrap_or_default() };
-    let file_changes = params.persist && old_text.as_deref() != Some(new_text.as_str()) && !(old_text.is_none() && params.state == Presence::Absent);
+    let new_text = if params.persist {
+        edit_file(old_text.as_deref(), &wanted, params.state)
+    } else {
+        old_text.clone().unwrap_or_default()
+    };
+    let file_changes = params.persist
+        && old_text.as_deref() != Some(new_text.as_str())
+        && !(old_text.is_none() && params.state == Presence::Absent);
     for (key, value) in &wanted {
         if !params.persist {
             if !runtime_on {
@@ -450,7 +494,8 @@ pub fn plan(host: &Host, params: &Params) -> Result<Plan> {
     let conflicts = conflicts(&files, &params.file, &keys);
     if params.state == Presence::Present {
         for c in &conflicts {
-            let want = wanted.iter().find(|(k, _)| k.name == c.key).map(|(_, v)| normalize_value(v)).unwrap_or_default();
+            let want =
+                wanted.iter().find(|(k, _)| k.name == c.key).map(|(_, v)| normalize_value(v)).unwrap_or_default();
             if c.wins_at_boot != params.file && normalize_value(&c.value_at_boot) != want {
                 warnings.push(format!(
                     "{}: {} sets {} and is applied after {} at boot, so the key will be {} after a reboot",
@@ -510,7 +555,10 @@ mod tests {
 
     #[test]
     fn sysctl_d_lines() {
-        assert_eq!(parse_line(" -net.core.x = 1 2 "), Some(Assignment { key: "net.core.x".into(), value: "1 2".into(), ignore_errors: true }));
+        assert_eq!(
+            parse_line(" -net.core.x = 1 2 "),
+            Some(Assignment { key: "net.core.x".into(), value: "1 2".into(), ignore_errors: true })
+        );
         assert_eq!(parse_line("; c"), None);
         assert_eq!(parse_line("# c = d"), None);
         assert_eq!(parse_line("kernel.a=b=c").unwrap().value, "b=c");
@@ -519,9 +567,16 @@ mod tests {
     #[test]
     fn file_edit_keeps_other_lines_and_never_duplicates() {
         let text = "# mine\nnet.core.busy_poll = 0\nvm.swappiness=10\nnet/core/busy_poll = 7\n-fs.file-max = 5";
-        let want = vec![(key("net.core.busy_poll"), "50".to_string()), (key("fs.file-max"), "9".to_string()), (key("net.ipv4.tcp_rmem"), "4096 87380 6291456".to_string())];
+        let want = vec![
+            (key("net.core.busy_poll"), "50".to_string()),
+            (key("fs.file-max"), "9".to_string()),
+            (key("net.ipv4.tcp_rmem"), "4096 87380 6291456".to_string()),
+        ];
         let out = edit_file(Some(text), &want, Presence::Present);
-        assert_eq!(out, "# mine\nnet.core.busy_poll = 50\nvm.swappiness=10\n-fs.file-max = 9\nnet.ipv4.tcp_rmem = 4096 87380 6291456\n");
+        assert_eq!(
+            out,
+            "# mine\nnet.core.busy_poll = 50\nvm.swappiness=10\n-fs.file-max = 9\nnet.ipv4.tcp_rmem = 4096 87380 6291456\n"
+        );
         assert_eq!(edit_file(Some(&out), &want, Presence::Present), out);
         // Same value spelled with other whitespace: unchanged.
         let same = "net.ipv4.tcp_rmem = 4096  87380\t6291456\n";
@@ -543,7 +598,10 @@ mod tests {
         let ours = "/etc/sysctl.d/99-latency-tuner.conf";
         let files = boot_files(&host, Some((ours, "net.core.busy_poll = 50\nnet.ipv4.conf.eth0.rp_filter = 0\n")));
         let names: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
-        assert_eq!(names, vec!["/usr/lib/sysctl.d/50-default.conf", ours, "/etc/sysctl.d/99-zz.conf", "/etc/sysctl.conf"]);
+        assert_eq!(
+            names,
+            vec!["/usr/lib/sysctl.d/50-default.conf", ours, "/etc/sysctl.d/99-zz.conf", "/etc/sysctl.conf"]
+        );
         let c = conflicts(&files, ours, &[key("net.core.busy_poll"), key("net.ipv4.conf.eth0.rp_filter")]);
         assert_eq!(c[0].wins_at_boot, "/etc/sysctl.d/99-zz.conf");
         assert_eq!(c[0].value_at_boot, "2");

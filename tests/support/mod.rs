@@ -49,7 +49,10 @@ pub fn run_module_stdin(name: &str, raw: &[u8]) -> (Value, i32) {
 fn parse_module_output(out: &std::process::Output) -> (Value, i32) {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let v: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
-        panic!("module output is not one JSON object ({e}):\nstdout: {stdout}\nstderr: {}", String::from_utf8_lossy(&out.stderr))
+        panic!(
+            "module output is not one JSON object ({e}):\nstdout: {stdout}\nstderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
     });
     assert!(v.is_object(), "module output is not an object: {v}");
     (v, out.status.code().unwrap_or(-1))
@@ -89,7 +92,12 @@ pub fn real_fixture(name: &str) -> Option<PathBuf> {
     }
     let staging = base.join(".staging");
     let _ = fs::remove_dir_all(&staging);
-    let st = Command::new("bash").arg(src.join("unpack.sh")).arg(&staging).stdout(Stdio::null()).status().expect("run unpack.sh");
+    let st = Command::new("bash")
+        .arg(src.join("unpack.sh"))
+        .arg(&staging)
+        .stdout(Stdio::null())
+        .status()
+        .expect("run unpack.sh");
     assert!(st.success(), "unpack.sh failed");
     for entry in fs::read_dir(&staging).unwrap() {
         let entry = entry.unwrap();
@@ -136,7 +144,12 @@ pub struct Ansible {
 impl Ansible {
     fn in_venv(venv: &Path) -> Ansible {
         let b = venv.join("bin");
-        Ansible { venv: venv.to_path_buf(), playbook: b.join("ansible-playbook"), doc: b.join("ansible-doc"), adhoc: b.join("ansible") }
+        Ansible {
+            venv: venv.to_path_buf(),
+            playbook: b.join("ansible-playbook"),
+            doc: b.join("ansible-doc"),
+            adhoc: b.join("ansible"),
+        }
     }
 
     /// A command for one of the tools, sealed inside `sandbox`: HOME, Ansible's temp folders
@@ -265,7 +278,11 @@ fn assemble_collection() -> PathBuf {
         let name = entry.file_name().to_string_lossy().into_owned();
         let Some(stem) = name.strip_suffix(".yml") else { continue };
         let built = bin_dir.join(stem);
-        assert!(built.is_file(), "plugins/modules/{name} documents {stem}, but cargo built no binary {}", built.display());
+        assert!(
+            built.is_file(),
+            "plugins/modules/{name} documents {stem}, but cargo built no binary {}",
+            built.display()
+        );
         let dest = modules.join(stem);
         if fs::hard_link(&built, &dest).is_err() {
             fs::copy(&built, &dest).unwrap();
@@ -369,16 +386,25 @@ pub fn tree_snapshot(root: &Path) -> std::collections::BTreeMap<String, Node> {
 }
 
 /// Asserts two snapshots are equal, naming the paths that differ.
-pub fn assert_same_tree(before: &std::collections::BTreeMap<String, Node>, after: &std::collections::BTreeMap<String, Node>, what: &str) {
+pub fn assert_same_tree(
+    before: &std::collections::BTreeMap<String, Node>,
+    after: &std::collections::BTreeMap<String, Node>,
+    what: &str,
+) {
     let mut diffs = Vec::new();
     for (k, v) in before {
         match after.get(k) {
             None => diffs.push(format!("{k}: gone")),
-            Some(a) if a != v => diffs.push(format!("{k}: differs ({})", match (v, a) {
-                (Node::File { bytes: b1, .. }, Node::File { bytes: b2, .. }) if b1 == b2 => "mode or owner".to_string(),
-                (Node::File { bytes: b1, .. }, Node::File { bytes: b2, .. }) => format!("{:?} -> {:?}", String::from_utf8_lossy(b1), String::from_utf8_lossy(b2)),
-                _ => "kind".to_string(),
-            })),
+            Some(a) if a != v => diffs.push(format!(
+                "{k}: differs ({})",
+                match (v, a) {
+                    (Node::File { bytes: b1, .. }, Node::File { bytes: b2, .. }) if b1 == b2 =>
+                        "mode or owner".to_string(),
+                    (Node::File { bytes: b1, .. }, Node::File { bytes: b2, .. }) =>
+                        format!("{:?} -> {:?}", String::from_utf8_lossy(b1), String::from_utf8_lossy(b2)),
+                    _ => "kind".to_string(),
+                }
+            )),
             _ => {}
         }
     }
