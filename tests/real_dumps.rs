@@ -27,6 +27,11 @@ fn nic<'a>(f: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no NIC {name} in {}", f["nics"]))
 }
 
+fn numa_node<'a>(f: &'a Value, id: &str) -> &'a Value {
+    let id: u64 = id.parse().expect("MANIFEST node ids are numbers");
+    f["numa"]["nodes"].as_array().unwrap().iter().find(|n| n["id"].as_u64() == Some(id)).expect("node in facts")
+}
+
 fn list(v: &Value) -> String {
     CpuList::parse(v.as_str().unwrap_or_else(|| panic!("not a cpulist: {v}"))).unwrap().to_string()
 }
@@ -71,15 +76,13 @@ fn check(name: &str, expected: &Value) -> Vec<String> {
             }
             "numa_memory_kb" => {
                 for (id, kb) in want.as_object().unwrap() {
-                    let node =
-                        f["numa"]["nodes"].as_array().unwrap().iter().find(|n| n["id"].to_string() == *id).unwrap();
+                    let node = numa_node(&f, id);
                     assert_eq!(&node["memory_kb"], kb, "{ctx} node {id}");
                 }
             }
             "hugepages_per_node" => {
                 for (id, sizes) in want.as_object().unwrap() {
-                    let node =
-                        f["numa"]["nodes"].as_array().unwrap().iter().find(|n| n["id"].to_string() == *id).unwrap();
+                    let node = numa_node(&f, id);
                     for (size, total) in sizes.as_object().unwrap() {
                         assert_eq!(&node["hugepages"][size]["total"], total, "{ctx} node {id} size {size}");
                     }
