@@ -10,39 +10,14 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::support;
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn show(&self) -> String {
-        format!("exit {}\n--- stdout\n{}\n--- stderr\n{}", self.code, self.stdout, self.stderr)
-    }
-}
-
-fn run(tool: &Path, sandbox: &Path, args: &[&str], collections: Option<&Path>) -> Run {
-    let mut cmd = support::ansible().command(tool, sandbox);
-    if let Some(c) = collections {
-        cmd.env("ANSIBLE_COLLECTIONS_PATH", c);
-    }
-    let out = cmd.args(args).output().unwrap_or_else(|e| panic!("run {}: {e}", tool.display()));
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
+use crate::support::{self, Run};
 
 fn doc(sandbox: &Path, args: &[&str]) -> Run {
-    run(&support::ansible().doc, sandbox, args, None)
+    support::run_ansible(&support::ansible().doc, sandbox, args, None)
 }
 
 fn playbook(sandbox: &Path, args: &[&str]) -> Run {
-    run(&support::ansible().playbook, sandbox, args, None)
+    support::run_ansible(&support::ansible().playbook, sandbox, args, None)
 }
 
 /// The sidecar documentation as ansible-doc sees it (`-j`).
@@ -255,7 +230,7 @@ fn ansible_doc_lists_every_module() {
         )
         .unwrap();
     }
-    let r = run(&support::ansible().doc, sandbox.path(), &["-l", "-j", "lltune.tuning"], Some(&alt));
+    let r = support::run_ansible(&support::ansible().doc, sandbox.path(), &["-l", "-j", "lltune.tuning"], Some(&alt));
     assert_eq!(r.stderr.trim(), "", "{}", r.show());
     assert_eq!(listing(&r), want, "{}", r.show());
 }

@@ -8,31 +8,10 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::support::{self, assert_same_tree, boot_fixture, play_recap, tree_snapshot};
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn show(&self) -> String {
-        format!("exit {}\n--- stdout\n{}\n--- stderr\n{}", self.code, self.stdout, self.stderr)
-    }
-}
+use crate::support::{self, Run, assert_same_tree, boot_fixture, play_recap, tree_snapshot};
 
 fn ansible(tool: &Path, sandbox: &Path, args: &[&str]) -> Run {
-    let out = support::ansible()
-        .command(tool, sandbox)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("run {}: {e}", tool.display()));
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    support::run_ansible(tool, sandbox, args, None)
 }
 
 #[test]

@@ -413,3 +413,31 @@ pub fn assert_same_tree(
     }
     assert!(diffs.is_empty(), "{what}: tree differs:\n{}", diffs.join("\n"));
 }
+
+/// What an Ansible tool printed, for assertions that show all of it on failure.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn show(&self) -> String {
+        format!("exit {}\n--- stdout\n{}\n--- stderr\n{}", self.code, self.stdout, self.stderr)
+    }
+}
+
+/// Runs an Ansible tool of the pinned venv in `sandbox` (see `Ansible::command`), with
+/// `collections` as the collections path when given.
+pub fn run_ansible(tool: &Path, sandbox: &Path, args: &[&str], collections: Option<&Path>) -> Run {
+    let mut cmd = ansible().command(tool, sandbox);
+    if let Some(c) = collections {
+        cmd.env("ANSIBLE_COLLECTIONS_PATH", c);
+    }
+    let out = cmd.args(args).output().unwrap_or_else(|e| panic!("run {}: {e}", tool.display()));
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
