@@ -40,8 +40,8 @@ fn config_fixture(name: &str) -> PathBuf {
 fn gen_config_on_every_real_dump_audits_clean() {
     for name in DUMPS {
         let Some(f) = facts_of(name) else { return };
-        let text = lltune::gen_config::generate(&f, &Default::default());
-        let r = lltune::audit::audit_text(&text, Some(&f));
+        let text = lltune::config::generate::generate(&f, &Default::default());
+        let r = lltune::config::audit::audit_text(&text, Some(&f));
         assert!(r.errors.is_empty(), "{name}: {:#?}\n{text}", r.errors);
         // The only warning allowed is the safety flag gen-config leaves off on purpose.
         assert!(r.warnings.iter().all(|w| w.field == "safety.allow_grub_edit"), "{name}: {:#?}", r.warnings);
@@ -72,24 +72,24 @@ fn gen_config_on_every_real_dump_audits_clean() {
 fn gen_config_core_plans_of_known_machines() {
     // EPYC 7451 NPS4: 8 nodes, one whole core each for housekeeping.
     let Some(f) = facts_of("utillinux-epyc7451") else { return };
-    let (c, _) = lltune::config::parse(&lltune::gen_config::generate(&f, &Default::default()));
+    let (c, _) = lltune::config::parse(&lltune::config::generate::generate(&f, &Default::default()));
     assert_eq!(c.kernel_arg("kthread_cpus"), Some(Some("0,6,12,18,24,30,36,42,48,54,60,66,72,78,84,90")));
     assert_eq!(c.kernel_arg("isolcpus").flatten().map(|s| s.starts_with("managed_irq,domain,1-5,7-11,")), Some(true));
     // The GCP VM: 2 online CPUs of 4, one core each: CPU 0 keeps the OS, CPU 1 is isolated.
     let Some(f) = facts_of("cnto-gcp-e2e-worker") else { return };
-    let (c, _) = lltune::config::parse(&lltune::gen_config::generate(&f, &Default::default()));
+    let (c, _) = lltune::config::parse(&lltune::config::generate::generate(&f, &Default::default()));
     assert_eq!(c.kernel_arg("nohz_full"), Some(Some("1")));
     assert_eq!(c.kernel_arg("irqaffinity"), Some(Some("0")));
     // Two housekeeping cores per node on request, and i40e NICs get roles by link speed.
     let Some(f) = facts_of("hwloc-32intel64-2p8co2t") else { return };
-    let opts = lltune::gen_config::GenOptions {
+    let opts = lltune::config::generate::GenOptions {
         plan: lltune::analysis::plan::PlanOptions {
             housekeeping_cores_per_node: 2,
             trading_nics: vec!["enp96s0f1".into()],
         },
         ..Default::default()
     };
-    let (c, _) = lltune::config::parse(&lltune::gen_config::generate(&f, &opts));
+    let (c, _) = lltune::config::parse(&lltune::config::generate::generate(&f, &opts));
     assert_eq!(c.kernel_arg("kthread_cpus"), Some(Some("0-1,8-9,16-17,24-25")));
     let roles: Vec<(String, String)> = c
         .network
@@ -166,7 +166,7 @@ fn every_recommendation_uses_the_documented_words() {
 #[test]
 fn markdown_report_of_real_dumps_has_its_sections() {
     let Some(f) = facts_of("utillinux-epyc7451") else { return };
-    let md = lltune::report::render_markdown(&f);
+    let md = lltune::cli::report::render_markdown(&f);
     for want in [
         "## System summary",
         "| Topology | 2 sockets × 24 cores × 2 threads |",
@@ -181,7 +181,7 @@ fn markdown_report_of_real_dumps_has_its_sections() {
         assert!(md.contains(want), "missing {want:?} in:\n{md}");
     }
     let Some(f) = facts_of("cnto-r640-rt-worker1") else { return };
-    let md = lltune::report::render_markdown(&f);
+    let md = lltune::cli::report::render_markdown(&f);
     assert!(md.contains("| isolcpus (cmdline) | 5-10 (managed_irq) |"), "{md}");
     assert!(md.contains("| Machine | ? PowerEdge R640 |"), "{md}");
     let rows = md
@@ -291,7 +291,7 @@ fn bad_configs_fail_at_their_field() {
     let Some(f) = facts_of("hwloc-32intel64-2p8co2t") else { return };
     for (file, field, word) in BAD_CONFIGS {
         let text = std::fs::read_to_string(config_fixture(file)).unwrap();
-        let r = lltune::audit::audit_text(&text, Some(&f));
+        let r = lltune::config::audit::audit_text(&text, Some(&f));
         let first = r.errors.first().unwrap_or_else(|| panic!("{file}: no error; warnings {:#?}", r.warnings));
         assert_eq!(first.field, *field, "{file}: {:#?}", r.errors);
         assert!(first.message.contains(word), "{file}: {:?} lacks {word:?}", first.message);
@@ -308,7 +308,7 @@ fn bad_configs_fail_at_their_field() {
 fn sibling_split_is_reported_with_the_word_sibling() {
     let Some(f) = facts_of("hwloc-32intel64-2p8co2t") else { return };
     let text = std::fs::read_to_string(config_fixture("sibling-split.yaml")).unwrap();
-    let r = lltune::audit::audit_text(&text, Some(&f));
+    let r = lltune::config::audit::audit_text(&text, Some(&f));
     let w = r.warnings.iter().find(|w| w.field == "cpu.isolate_cores").expect("a warning on cpu.isolate_cores");
     assert!(w.message.contains("sibling") && w.message.contains("1,17"), "{}", w.message);
 }

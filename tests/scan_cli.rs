@@ -104,7 +104,7 @@ fn capture_of_a_tree_reproduces_its_facts() {
         assert_same(&from_archive, &original, name);
         let unpacked = dir.path().join("tree");
         std::fs::create_dir(&unpacked).unwrap();
-        lltune::capture::unpack(&archive, &unpacked).unwrap();
+        lltune::cli::capture::unpack(&archive, &unpacked).unwrap();
         let mut again = scan_json(&unpacked, true);
         again["lltune_version"] = Value::Null;
         assert_same(&again, &original, name);
@@ -174,8 +174,8 @@ fn capture_of_the_live_host_scans_like_the_host() {
         names.push(format!("/{}", e.path().unwrap().display()));
     }
     assert!(names.iter().any(|n| n == "/proc/cmdline"));
-    assert!(names.iter().any(|n| n == lltune::capture::MANIFEST_PATH));
+    assert!(names.iter().any(|n| n == lltune::cli::capture::MANIFEST_PATH));
     for n in &names {
-        assert!(!lltune::capture::is_secret(n), "secret captured: {n}");
+        assert!(!lltune::cli::capture::is_secret(n), "secret captured: {n}");
     }
 }

@@ -10,7 +10,7 @@ use anyhow::Result;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::audit;
+use crate::config::audit;
 use crate::facts::ScanOptions;
 use crate::host::Host;
 use crate::protocol::{Failure, Meta, Outcome};

@@ -7,8 +7,8 @@ use serde::{Deserialize, Deserializer};
 use serde_json::{Value, json};
 
 use crate::analysis::{self, plan};
+use crate::config::generate::{self as gen_config, GenOptions};
 use crate::facts::ScanOptions;
-use crate::gen_config::{self, GenOptions};
 use crate::host::Host;
 use crate::protocol::{Failure, Meta, Outcome};
 

@@ -6,7 +6,7 @@
 //! The surprising part: nothing changes until a reboot, so the result compares the running
 //! arguments (/proc/cmdline) with the configured ones for the keys the task names, and
 //! `reboot_required` says whether they differ; a rerun after the reboot reports neither a
-//! change nor a reboot. The editing itself lives in `crate::boot`.
+//! change nor a reboot. The editing itself lives in `crate::modules::boot`.
 
 use std::collections::BTreeMap;
 
@@ -14,10 +14,10 @@ use anyhow::Result;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
-use crate::boot::{self, ArgEdit, Removal};
+use crate::engine::journal::{self, Action, Journal, Record};
 use crate::facts::kernel::{Cmdline, KernelArg, parse_cmdline};
 use crate::host::Host;
-use crate::journal::{self, Action, Journal, Record};
+use crate::modules::boot::{self, ArgEdit, Removal};
 use crate::protocol::{Diff, Failure, Meta, Outcome, lenient_bool};
 
 pub const MODULE: &str = "lltune_kernel_args";

@@ -1,6 +1,7 @@
 //! One file per Ansible module; each exposes `Params` and `run(&Host, &Meta, Params)`.
 
 pub mod audit;
+pub mod boot;
 pub mod config;
 pub mod facts;
 pub mod kernel_args;

@@ -12,8 +12,8 @@
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
+use crate::engine::journal::{self, Action, Entry, Journal, State, normalize_value, read_state};
 use crate::host::Host;
-use crate::journal::{self, Action, Entry, Journal, State, normalize_value, read_state};
 use crate::protocol::{Diff, Failure, Meta, Outcome};
 
 pub const MODULE: &str = "lltune_rollback";
@@ -145,9 +145,9 @@ pub fn plan_entries(host: &Host, journal: &Journal, entries: &[Entry]) -> Result
     // classic-GRUB2 host, as after any edit of the defaults.
     let has_cfg = entries.iter().any(|e| matches!(e, Entry::File { path, .. } if path.ends_with("/grub.cfg")));
     if restored_grub_defaults && !has_cfg {
-        let (boot, _) = crate::boot::detect(host);
+        let (boot, _) = crate::modules::boot::detect(host);
         if boot.layout == "grub2" {
-            if let Some(r) = crate::boot::regenerate_command(host, &boot) {
+            if let Some(r) = crate::modules::boot::regenerate_command(host, &boot) {
                 if host.is_live() {
                     plan.actions.push(Action::Run { argv: r.argv.clone(), rewrites: vec![r.cfg.clone()] });
                 } else {

@@ -13,8 +13,8 @@ use std::collections::BTreeMap;
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
+use crate::engine::journal::{self, Action, Journal, Record, normalize_value};
 use crate::host::Host;
-use crate::journal::{self, Action, Journal, Record, normalize_value};
 use crate::protocol::{Diff, Failure, Meta, Outcome, lenient_bool, scalar_map};
 
 pub const MODULE: &str = "lltune_sysctl";

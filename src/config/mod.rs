@@ -10,6 +10,9 @@
 //! same word, two meanings, so lltune accepts neither unquoted. `yaml11_booleans` finds those
 //! words (plain block-style scalars) and `parse` reports each one at its path.
 
+pub mod audit; //    a config checked alone and against a host
+pub mod generate; // gen-config: a commented config for one machine
+
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 

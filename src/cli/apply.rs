@@ -16,8 +16,8 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use serde_yaml::Value as Yaml;
 
+use crate::engine::journal::{self, Journal};
 use crate::host::Host;
-use crate::journal::{self, Journal};
 use crate::modules::{kernel_args, rollback as rollback_module, sysctl};
 use crate::protocol::{Diff, Meta, Outcome};
 

@@ -1,6 +1,10 @@
 //! The `lltune` command line. Subcommands call the library; errors are one readable line on
 //! standard error and a non-zero exit.
 
+pub mod apply; //   `lltune apply` / `lltune rollback`
+pub mod capture; // `lltune capture`
+pub mod report; //  text summary and markdown report of `lltune scan`
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -149,14 +153,14 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Scan(a) => scan(a),
         Command::Capture(a) => capture(a),
         Command::Apply(a) => {
-            let report = crate::apply::apply(&a.root, &a.config, a.plan, a.backup_id)?;
+            let report = crate::cli::apply::apply(&a.root, &a.config, a.plan, a.backup_id)?;
             print!("{}", report.render_text());
             Ok(ExitCode::SUCCESS)
         }
         Command::GenConfig(a) => gen_config(a),
         Command::Audit(a) => audit(a),
         Command::Rollback(a) => {
-            let report = crate::apply::rollback(&a.root, &a.backup)?;
+            let report = crate::cli::apply::rollback(&a.root, &a.backup)?;
             print!("{}", report.render_text());
             Ok(ExitCode::SUCCESS)
         }
@@ -169,7 +173,7 @@ fn open_root(root: &Path) -> Result<(Host, Option<TempDir>)> {
     let name = root.to_string_lossy();
     if root.is_file() && (name.ends_with(".tar.gz") || name.ends_with(".tgz")) {
         let tmp = TempDir::new()?;
-        crate::capture::unpack(root, &tmp.0)?;
+        crate::cli::capture::unpack(root, &tmp.0)?;
         let host = Host::new(&tmp.0).with_context(|| format!("--root {name}"))?;
         return Ok((host, Some(tmp)));
     }
@@ -219,11 +223,11 @@ fn scan(a: ScanArgs) -> Result<ExitCode> {
     let text = match a.format {
         Format::Json => serde_json::to_string_pretty(&facts)? + "\n",
         Format::Yaml => serde_yaml::to_string(&facts)?,
-        Format::Text => crate::report::render_text(&facts),
+        Format::Text => crate::cli::report::render_text(&facts),
     };
     write_output(a.output.as_deref(), &text)?;
     if let Some(p) = &a.md_report {
-        std::fs::write(p, crate::report::render_markdown(&facts))
+        std::fs::write(p, crate::cli::report::render_markdown(&facts))
             .with_context(|| format!("--md-report {}: cannot write", p.display()))?;
     }
     Ok(ExitCode::SUCCESS)
@@ -233,7 +237,8 @@ fn scan(a: ScanArgs) -> Result<ExitCode> {
 fn load_facts(snapshot: Option<&Path>, root: &Path) -> Result<(crate::facts::Facts, String)> {
     if let Some(p) = snapshot {
         let text = std::fs::read_to_string(p).with_context(|| format!("--snapshot {}: cannot read", p.display()))?;
-        let facts = crate::gen_config::read_snapshot(&text).with_context(|| format!("--snapshot {}", p.display()))?;
+        let facts =
+            crate::config::generate::read_snapshot(&text).with_context(|| format!("--snapshot {}", p.display()))?;
         return Ok((facts, p.display().to_string()));
     }
     let (host, _guard) = open_root(root)?;
@@ -246,20 +251,20 @@ fn load_facts(snapshot: Option<&Path>, root: &Path) -> Result<(crate::facts::Fac
 
 fn gen_config(a: GenConfigArgs) -> Result<ExitCode> {
     let (facts, source) = load_facts(a.snapshot.as_deref(), &a.root)?;
-    let opts = crate::gen_config::GenOptions {
+    let opts = crate::config::generate::GenOptions {
         plan: crate::analysis::plan::PlanOptions {
             housekeeping_cores_per_node: a.housekeeping_cores_per_node,
             trading_nics: a.trading_nics,
         },
         source,
-        generated_at: crate::gen_config::now_utc(),
+        generated_at: crate::config::generate::now_utc(),
     };
     for t in &opts.plan.trading_nics {
         if !facts.nics.iter().any(|n| n.name.as_deref() == Some(t.as_str())) {
             bail!("--trading-nics: no network interface {t} on this host");
         }
     }
-    write_output(a.output.as_deref(), &crate::gen_config::generate(&facts, &opts))?;
+    write_output(a.output.as_deref(), &crate::config::generate::generate(&facts, &opts))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -267,7 +272,7 @@ fn audit(a: AuditArgs) -> Result<ExitCode> {
     let text = std::fs::read_to_string(&a.config).with_context(|| format!("-c {}: cannot read", a.config.display()))?;
     let root = a.root.clone().unwrap_or_else(|| PathBuf::from("/"));
     let (facts, _) = load_facts(a.snapshot.as_deref(), &root)?;
-    let report = crate::audit::audit_text(&text, Some(&facts));
+    let report = crate::config::audit::audit_text(&text, Some(&facts));
     if let Some(p) = &a.output {
         std::fs::write(p, serde_json::to_string_pretty(&report)? + "\n")
             .with_context(|| format!("--output {}: cannot write", p.display()))?;
@@ -277,7 +282,7 @@ fn audit(a: AuditArgs) -> Result<ExitCode> {
 }
 
 fn capture(a: CaptureArgs) -> Result<ExitCode> {
-    let s = crate::capture::capture(&a.root, &a.output)?;
+    let s = crate::cli::capture::capture(&a.root, &a.output)?;
     eprintln!(
         "lltune: captured {} files, {} links, {} folders ({} bytes) into {}",
         s.files,

@@ -31,7 +31,7 @@ pub struct GenOptions {
 /// Now, as an ISO 8601 basic UTC stamp (`20261122T101500Z`), for `metadata.generated_at`.
 pub fn now_utc() -> String {
     // The journal's backup ids start with exactly this stamp; one clock formatter.
-    let id = crate::journal::default_backup_id();
+    let id = crate::engine::journal::default_backup_id();
     id.split('-').next().unwrap_or_default().to_string()
 }
 
@@ -463,7 +463,7 @@ mod tests {
             ..Default::default()
         });
         let text = generate(&f, &GenOptions::default());
-        let r = crate::audit::audit_text(&text, Some(&f));
+        let r = crate::config::audit::audit_text(&text, Some(&f));
         assert!(r.errors.is_empty(), "{:#?}\n{text}", r.errors);
         assert!(r.warnings.iter().all(|w| w.field == "safety.allow_grub_edit"), "{:#?}", r.warnings);
         let (c, _) = crate::config::parse(&text);

@@ -1,0 +1,3 @@
+//! The one write path of every changing module.
+
+pub mod journal;
