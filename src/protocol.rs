@@ -234,6 +234,20 @@ pub fn parse_params<P: DeserializeOwned>(options: Map<String, Value>) -> Result<
     })
 }
 
+/// The most characters of input text echoed back in a message or warning.
+pub const ECHO_MAX_CHARS: usize = 200;
+
+/// Input text as echoed in messages: cut to `ECHO_MAX_CHARS` characters, with a note of how
+/// long it was. A 1 MB value never comes back as a 1 MB message.
+pub fn cap_text(s: &str) -> String {
+    let n = s.chars().count();
+    if n <= ECHO_MAX_CHARS {
+        return s.to_string();
+    }
+    let head: String = s.chars().take(ECHO_MAX_CHARS).collect();
+    format!("{head}... ({n} characters)")
+}
+
 /// How a JSON value is named in messages: "a list", "a mapping", ...
 pub fn kind(v: &Value) -> &'static str {
     match v {
