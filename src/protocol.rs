@@ -32,6 +32,8 @@ pub struct Meta {
     pub verbosity: u64,
     /// `_ansible_module_name`, when Ansible sends it.
     pub module_name: Option<String>,
+    /// `_ansible_no_log`: no file contents or values in the result.
+    pub no_log: bool,
 }
 
 impl Meta {
@@ -42,6 +44,7 @@ impl Meta {
             diff: flag("_ansible_diff"),
             verbosity: keys.get("_ansible_verbosity").and_then(Value::as_u64).unwrap_or(0),
             module_name: keys.get("_ansible_module_name").and_then(Value::as_str).map(str::to_string),
+            no_log: flag("_ansible_no_log"),
         }
     }
 }
@@ -143,14 +146,49 @@ where
     }
 }
 
+/// The largest args file or standard input a module reads.
+pub const MAX_ARGS_BYTES: u64 = 1 << 20;
+
 fn read_args(path: Option<&str>) -> Result<String> {
-    match path {
-        Some(p) => std::fs::read_to_string(p).with_context(|| format!("cannot read module arguments from {p}")),
-        None => {
-            let mut s = String::new();
-            std::io::stdin().read_to_string(&mut s).context("cannot read module arguments from standard input")?;
-            Ok(s)
+    use std::os::unix::fs::OpenOptionsExt;
+    let (what, reader): (String, Box<dyn Read>) = match path {
+        Some(p) => {
+            let f = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+                .open(p)
+                .with_context(|| format!("cannot read module arguments from {p}"))?;
+            let m = f.metadata().with_context(|| format!("cannot read module arguments from {p}"))?;
+            if !m.file_type().is_file() {
+                return Err(Failure::new(format!("module arguments {p}: not a regular file; refused")).into());
+            }
+            (p.to_string(), Box::new(f))
         }
+        None => ("standard input".to_string(), Box::new(std::io::stdin())),
+    };
+    let mut bytes = Vec::new();
+    reader
+        .take(MAX_ARGS_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("cannot read module arguments from {what}"))?;
+    if bytes.len() as u64 > MAX_ARGS_BYTES {
+        return Err(Failure::new(format!(
+            "module arguments from {what} are larger than {MAX_ARGS_BYTES} bytes (1 MiB); refused"
+        ))
+        .into());
+    }
+    String::from_utf8(bytes).map_err(|_| Failure::new(format!("module arguments from {what} are not UTF-8")).into())
+}
+
+/// Refuses numbers that JSON parsing turned into floats because they do not fit 64 bits
+/// (`18446744073709551616` → `1.8446744073709552e19`): no module option is a float, and a
+/// rounded value must never reach a kernel file. Returns the dotted option path.
+fn find_float(v: &Value, path: &str) -> Option<String> {
+    match v {
+        Value::Number(n) if n.is_f64() => Some(path.to_string()),
+        Value::Array(a) => a.iter().enumerate().find_map(|(i, x)| find_float(x, &format!("{path}[{i}]"))),
+        Value::Object(m) => m.iter().find_map(|(k, x)| find_float(x, &format!("{path}.{k}"))),
+        _ => None,
     }
 }
 
@@ -183,6 +221,14 @@ pub fn parse_args<P: DeserializeOwned>(raw: &str) -> Result<(Meta, Host, P)> {
         (a, o)
     };
     let meta = Meta::from_keys(&ansible);
+    for (k, v) in &options {
+        if let Some(at) = find_float(v, k) {
+            return Err(Failure::new(format!(
+                "option {at}: not an integer that fits in 64 bits (or a fraction); write it as a quoted string if it is text"
+            ))
+            .into());
+        }
+    }
     let root = match options.remove("root") {
         None | Some(Value::Null) => "/".to_string(),
         Some(Value::String(s)) if s.is_empty() => {
@@ -284,7 +330,11 @@ fn render_failure(e: &anyhow::Error) -> Value {
     };
     out.insert("changed".into(), Value::Bool(changed));
     out.insert("failed".into(), Value::Bool(true));
-    out.insert("msg".into(), Value::String(format!("{e:#}")));
+    // Messages name input, which is capped where it is echoed; this is the backstop.
+    let msg = format!("{e:#}");
+    let msg =
+        if msg.len() > 8192 { format!("{}... (message cut)", msg.chars().take(4000).collect::<String>()) } else { msg };
+    out.insert("msg".into(), Value::String(msg));
     for (k, v) in fields {
         out.entry(k).or_insert(v);
     }
@@ -350,7 +400,10 @@ pub fn scalar_map<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<BTreeM
         let s = match v {
             Value::Null => None,
             Value::String(s) => Some(s),
-            Value::Number(n) => Some(n.to_string()),
+            Value::Number(n) if !n.is_f64() => Some(n.to_string()),
+            Value::Number(n) => {
+                return Err(serde::de::Error::custom(format!("{k}: {n} is not an integer that fits in 64 bits")));
+            }
             Value::Bool(b) => Some(if b { "1".into() } else { "0".into() }),
             other => {
                 return Err(serde::de::Error::custom(format!(

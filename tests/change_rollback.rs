@@ -108,7 +108,7 @@ fn rollback_of_a_missing_or_broken_bundle_fails_clearly() {
     let root = dir.path();
     let (v, code) = run_module("lltune_rollback", &json!({"root": root, "backup": "nope"}));
     assert_eq!(code, 1);
-    assert_eq!(v["msg"], "backup nope: no journal.json found (looked in /var/lib/lltune/backups/nope)");
+    assert_eq!(v["msg"], "backup nope: no /var/lib/lltune/backups/nope/journal.json under root");
     fs::create_dir_all(root.join("var/lib/lltune/backups/bad")).unwrap();
     fs::write(root.join("var/lib/lltune/backups/bad/journal.json"), "{").unwrap();
     let (v, _) = run_module("lltune_rollback", &json!({"root": root, "backup": "bad"}));

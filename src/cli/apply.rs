@@ -249,7 +249,7 @@ fn revert_earlier_steps(host: &Host, id: &str, entries_before: usize, plan: bool
     }
     let result = rollback_module::plan_entries(host, &journal, ours).and_then(|p| {
         let paths: Vec<String> = p.restored.iter().map(|r| r.path.clone()).collect();
-        journal::carry_out(host, None, &p.actions).map(|()| paths)
+        crate::engine::carry_out(host, None, &p.actions).map(|()| paths)
     });
     match result {
         Ok(paths) if paths.is_empty() => err,

@@ -1,4 +1,4 @@
-//! The backup bundle of a run, and the one place where changing modules write to the host.
+//! The backup bundle of a run: what every changing module records before it writes.
 //!
 //! Before a module changes anything it records the previous state of every item it will
 //! touch under `<root>/var/lib/lltune/backups/<backup_id>/`: `journal.json` (an ordered list
@@ -7,51 +7,27 @@
 //! item is kept, so a second module touching the same file does not overwrite the baseline.
 //! `lltune_rollback` restores the entries in reverse order.
 //!
-//! `carry_out` is the write path every module follows: snapshot, journal, act, verify, and on
-//! a failure midway restore what this run had already changed (from its in-memory snapshot,
-//! not the bundle: the bundle may hold an older baseline from an earlier module of the play).
+//! A bundle is input like any other: on load every path must be canonical and every copy's
+//! name must be one this code writes (`files/NNN-name`), so an edited journal cannot name
+//! anything outside the bundle or, through the host's resolver, outside `root`.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::host::{FileMeta, Host, HostError};
-use crate::protocol::Failure;
+use crate::engine::state::{Item, State};
+use crate::host::{FileMeta, Host, resolve};
+use crate::protocol::{Failure, cap_text};
 
 /// Where bundles live, under `root`.
 pub const BACKUPS_DIR: &str = "/var/lib/lltune/backups";
 /// The manifest of a bundle.
 pub const MANIFEST: &str = "journal.json";
-/// Version of the manifest format.
+/// Version of the manifest format (fields added since are optional).
 pub const MANIFEST_VERSION: u32 = 1;
-
-/// One thing on the host a module changes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Item {
-    /// A regular file, e.g. `/etc/default/grub`.
-    File(String),
-    /// A kernel value file, e.g. `/proc/sys/net/core/busy_poll`.
-    Runtime(String),
-}
-
-impl Item {
-    pub fn path(&self) -> &str {
-        match self {
-            Item::File(p) | Item::Runtime(p) => p,
-        }
-    }
-}
-
-/// The state of an item at one moment.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum State {
-    /// A file's bytes and mode/owner; `None` when it does not exist.
-    File(Option<(Vec<u8>, FileMeta)>),
-    /// A kernel value exactly as read (with its newline), so restoring a fixture tree's
-    /// plain file gives back the same bytes.
-    Runtime(String),
-}
+/// Entries one bundle may hold (a bundle is read whole).
+pub const MAX_ENTRIES: usize = 100_000;
 
 /// A file's previous contents as stored in the bundle.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,11 +37,20 @@ pub struct SavedFile {
     pub mode: u32,
     pub uid: u32,
     pub gid: u32,
+    /// Extended attributes (hex values), e.g. `security.selinux`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty", with = "crate::host::xattr_hex")]
+    pub xattrs: std::collections::BTreeMap<String, Vec<u8>>,
+}
+
+impl SavedFile {
+    pub fn meta(&self) -> FileMeta {
+        FileMeta { mode: self.mode, uid: self.uid, gid: self.gid, xattrs: self.xattrs.clone() }
+    }
 }
 
 /// One entry of `journal.json`: the state of an item before the bundle's run changed it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Entry {
     File {
         path: String,
@@ -76,24 +61,75 @@ pub enum Entry {
         /// `null`: the file did not exist (rollback removes it).
         previous: Option<SavedFile>,
     },
-    Runtime {
+    /// A symbolic link itself; `previous` is its target as written, `null` when absent.
+    Link {
         path: String,
         module: String,
-        previous: String,
+        #[serde(default)]
+        boot: bool,
+        previous: Option<String>,
     },
+    /// A kernel value file.
+    Runtime { path: String, module: String, previous: String },
 }
 
 impl Entry {
     pub fn item(&self) -> Item {
         match self {
             Entry::File { path, .. } => Item::File(path.clone()),
-            Entry::Runtime { path, .. } => Item::Runtime(path.clone()),
+            Entry::Link { path, .. } => Item::Link(path.clone()),
+            Entry::Runtime { path, .. } => Item::Kernel(path.clone()),
+        }
+    }
+
+    pub fn path(&self) -> &str {
+        match self {
+            Entry::File { path, .. } | Entry::Link { path, .. } | Entry::Runtime { path, .. } => path,
+        }
+    }
+
+    pub fn module(&self) -> &str {
+        match self {
+            Entry::File { module, .. } | Entry::Link { module, .. } | Entry::Runtime { module, .. } => module,
         }
     }
 
     pub fn is_boot(&self) -> bool {
-        matches!(self, Entry::File { boot: true, .. })
+        matches!(self, Entry::File { boot: true, .. } | Entry::Link { boot: true, .. })
     }
+
+    /// Refuses what this code never writes: a path that is not canonical, a copy outside
+    /// `files/`, a module name that is not one.
+    fn validate(&self) -> Result<(), String> {
+        let path = self.path();
+        if !resolve::is_normal(path) || path == "/" || path.len() > 4096 {
+            return Err(format!("path {:?} is not a canonical absolute path", cap_text(path)));
+        }
+        let m = self.module();
+        if m.is_empty() || m.len() > 64 || !m.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(format!("{path}: module {:?} is not a module name", cap_text(m)));
+        }
+        match self {
+            Entry::File { previous: Some(saved), .. } if !valid_blob(&saved.blob) => {
+                Err(format!("{path}: copy {:?} is not a file of the bundle", cap_text(&saved.blob)))
+            }
+            Entry::Link { previous: Some(to), .. } if to.is_empty() || to.len() > 4096 || to.contains('\0') => {
+                Err(format!("{path}: link target {:?} is not valid", cap_text(to)))
+            }
+            Entry::Runtime { previous, .. } if previous.len() > 1 << 20 => Err(format!("{path}: value too long")),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// `files/` + a name of letters, digits, `.`, `_`, `-` that does not start with a dot.
+fn valid_blob(blob: &str) -> bool {
+    blob.strip_prefix("files/").is_some_and(|n| {
+        !n.is_empty()
+            && n.len() <= 255
+            && !n.starts_with('.')
+            && n.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    })
 }
 
 /// `journal.json`.
@@ -108,6 +144,8 @@ pub struct Manifest {
 
 /// A bundle, open for appending or for reading. Opening writes nothing: the folder is made
 /// by the first `record`, so check mode and runs without a change leave no bundle behind.
+/// Open it under the root's lock (`engine::lock`), so that what it read is still the bundle
+/// when it appends.
 #[derive(Debug, Clone)]
 pub struct Journal {
     pub id: String,
@@ -147,7 +185,10 @@ pub fn validate_backup_id(id: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!("{id:?} is not a valid backup id (letters, digits, '.', '_', '-'; not starting with '.')"))
+        Err(format!(
+            "{:?} is not a valid backup id (letters, digits, '.', '_', '-'; not starting with '.')",
+            cap_text(id)
+        ))
     }
 }
 
@@ -156,7 +197,7 @@ impl Journal {
     pub fn open(host: &Host, id: &str) -> Result<Journal> {
         validate_backup_id(id).map_err(Failure::new)?;
         let dir = format!("{BACKUPS_DIR}/{id}");
-        match host.read_opt(&format!("{dir}/{MANIFEST}"))? {
+        match host.read_opt(&format!("{dir}/{MANIFEST}")).map_err(|e| Failure::new(format!("backup {id}: {e}")))? {
             Some(text) => Journal::parse(id, &dir, &text),
             None => Ok(Journal {
                 id: id.to_string(),
@@ -172,39 +213,53 @@ impl Journal {
     }
 
     /// An existing bundle, named by its id, its target path (`/var/lib/lltune/backups/<id>`)
-    /// or, when `root` is not `/`, its real path under `root`.
+    /// or, when `root` is not `/`, its real path under `root`. Anything else is refused.
     pub fn load(host: &Host, backup: &str) -> Result<Journal> {
         let trimmed = backup.trim_end_matches('/');
-        let mut candidates = Vec::new();
-        if !trimmed.contains('/') {
-            validate_backup_id(trimmed).map_err(Failure::new)?;
-            candidates.push(format!("{BACKUPS_DIR}/{trimmed}"));
+        let bad = || {
+            Failure::new(format!(
+                "option backup: {:?} is neither a backup id nor a folder under {BACKUPS_DIR}",
+                cap_text(backup)
+            ))
+        };
+        let id = if !trimmed.contains('/') {
+            trimmed.to_string()
         } else {
-            candidates.push(trimmed.to_string());
-            if !host.is_live() {
-                if let Ok(rel) = std::path::Path::new(trimmed).strip_prefix(host.root()) {
-                    candidates.push(format!("/{}", rel.display()));
-                }
+            let target = match std::path::Path::new(trimmed).strip_prefix(host.root()) {
+                Ok(rel) if !host.is_live() => format!("/{}", rel.display()),
+                _ => trimmed.to_string(),
+            };
+            let normal = resolve::normalize(&target).filter(|n| n == &target).ok_or_else(bad)?;
+            let id = normal.strip_prefix(BACKUPS_DIR).and_then(|r| r.strip_prefix('/')).ok_or_else(bad)?;
+            if id.contains('/') {
+                return Err(bad().into());
             }
+            id.to_string()
+        };
+        validate_backup_id(&id).map_err(|e| Failure::new(format!("option backup: {e}")))?;
+        let dir = format!("{BACKUPS_DIR}/{id}");
+        match host.read_opt(&format!("{dir}/{MANIFEST}")).map_err(|e| Failure::new(format!("backup {id}: {e}")))? {
+            Some(text) => Journal::parse(&id, &dir, &text),
+            None => Err(Failure::new(format!("backup {id}: no {dir}/{MANIFEST} under root")).into()),
         }
-        for dir in &candidates {
-            if let Some(text) = host.read_opt(&format!("{dir}/{MANIFEST}"))? {
-                let id = dir.rsplit('/').next().unwrap_or(dir).to_string();
-                return Journal::parse(&id, dir, &text);
-            }
-        }
-        Err(Failure::new(format!("backup {backup}: no {MANIFEST} found (looked in {})", candidates.join(", "))).into())
     }
 
     fn parse(id: &str, dir: &str, text: &str) -> Result<Journal> {
-        let manifest: Manifest = serde_json::from_str(text)
-            .map_err(|e| Failure::new(format!("{dir}/{MANIFEST}: not a valid journal: {e}")))?;
+        let manifest: Manifest = serde_json::from_str(text).map_err(|e| {
+            Failure::new(format!("{dir}/{MANIFEST}: not a valid journal: {}", cap_text(&e.to_string())))
+        })?;
         if manifest.version != MANIFEST_VERSION {
             return Err(Failure::new(format!(
                 "{dir}/{MANIFEST}: journal version {} is not supported (expected {MANIFEST_VERSION})",
                 manifest.version
             ))
             .into());
+        }
+        if manifest.entries.len() > MAX_ENTRIES {
+            return Err(Failure::new(format!("{dir}/{MANIFEST}: more than {MAX_ENTRIES} entries")).into());
+        }
+        for (n, e) in manifest.entries.iter().enumerate() {
+            e.validate().map_err(|m| Failure::new(format!("{dir}/{MANIFEST}: entry {n}: {m}; refused")))?;
         }
         Ok(Journal { id: id.to_string(), dir: dir.to_string(), manifest })
     }
@@ -230,20 +285,27 @@ impl Journal {
                 let previous = match prev {
                     None => None,
                     Some((bytes, meta)) => {
-                        let blob = format!(
-                            "files/{:03}-{}",
-                            self.manifest.entries.len(),
-                            path.trim_start_matches('/').replace('/', "_")
-                        );
-                        let private = FileMeta { mode: 0o600, uid: 0, gid: 0 };
-                        host.write_atomic_as(&format!("{}/{blob}", self.dir), bytes, private)
+                        let mut name = path.trim_start_matches('/').replace('/', "_");
+                        name.retain(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+                        name.truncate(200);
+                        let blob = format!("files/{:03}-{name}", self.manifest.entries.len());
+                        host.write_atomic_as(&format!("{}/{blob}", self.dir), bytes, &FileMeta::private())
                             .with_context(|| format!("saving {path} into backup {}", self.dir))?;
-                        Some(SavedFile { blob, mode: meta.mode, uid: meta.uid, gid: meta.gid })
+                        Some(SavedFile {
+                            blob,
+                            mode: meta.mode,
+                            uid: meta.uid,
+                            gid: meta.gid,
+                            xattrs: meta.xattrs.clone(),
+                        })
                     }
                 };
                 Entry::File { path: path.clone(), module: module.to_string(), boot, previous }
             }
-            (Item::Runtime(path), State::Runtime(value)) => {
+            (Item::Link(path), State::Link(to)) => {
+                Entry::Link { path: path.clone(), module: module.to_string(), boot, previous: to.clone() }
+            }
+            (Item::Kernel(path), State::Kernel(value)) => {
                 Entry::Runtime { path: path.clone(), module: module.to_string(), previous: value.clone() }
             }
             _ => anyhow::bail!("internal error: state of {} does not match its kind", item.path()),
@@ -255,230 +317,27 @@ impl Journal {
     fn save(&self, host: &Host) -> Result<()> {
         let mut text = serde_json::to_string_pretty(&self.manifest).context("serializing the journal")?;
         text.push('\n');
-        host.write_atomic_as(
-            &format!("{}/{MANIFEST}", self.dir),
-            text.as_bytes(),
-            FileMeta { mode: 0o600, uid: 0, gid: 0 },
-        )
-        .with_context(|| format!("writing backup journal {}/{MANIFEST}", self.dir))?;
+        host.write_atomic_as(&format!("{}/{MANIFEST}", self.dir), text.as_bytes(), &FileMeta::private())
+            .with_context(|| format!("writing backup journal {}/{MANIFEST}", self.dir))?;
         Ok(())
     }
 
     /// The saved previous contents of a file entry.
     pub fn blob(&self, host: &Host, saved: &SavedFile) -> Result<Vec<u8>> {
+        if !valid_blob(&saved.blob) {
+            anyhow::bail!("backup copy {:?} is not a file of the bundle", cap_text(&saved.blob));
+        }
         host.read_bytes(&format!("{}/{}", self.dir, saved.blob))
             .with_context(|| format!("reading backup copy {}", saved.blob))
     }
 }
 
-/// Reads the current state of an item.
-pub fn read_state(host: &Host, item: &Item) -> Result<State, HostError> {
-    match item {
-        Item::File(path) => match host.file_meta(path)? {
-            None => Ok(State::File(None)),
-            Some(meta) => Ok(State::File(Some((host.read_bytes(path)?, meta)))),
-        },
-        Item::Runtime(path) => Ok(State::Runtime(host.read(path)?)),
-    }
-}
-
-/// Kernel values compared the way `sysctl` users mean them: whitespace runs are one space
-/// (`net.ipv4.tcp_rmem` reads back tab-separated).
-pub fn normalize_value(v: &str) -> String {
-    v.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-/// One write a module performs. Planning produces these; `carry_out` performs them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
-    /// Replace a file atomically, keeping its mode and owner (a new file: 0644 root).
-    WriteFile {
-        path: String,
-        contents: Vec<u8>,
-    },
-    /// Put back a file exactly: bytes, mode and owner.
-    RestoreFile {
-        path: String,
-        contents: Vec<u8>,
-        meta: FileMeta,
-    },
-    RemoveFile {
-        path: String,
-    },
-    /// Write a value into a kernel file and read it back.
-    WriteKernel {
-        path: String,
-        value: String,
-    },
-    /// Run a command that rewrites `rewrites` (grub2-mkconfig -o <cfg>); only on a live host.
-    Run {
-        argv: Vec<String>,
-        rewrites: Vec<String>,
-    },
-}
-
-impl Action {
-    fn items(&self) -> Vec<Item> {
-        match self {
-            Action::WriteFile { path, .. } | Action::RestoreFile { path, .. } | Action::RemoveFile { path } => {
-                vec![Item::File(path.clone())]
-            }
-            Action::WriteKernel { path, .. } => vec![Item::Runtime(path.clone())],
-            Action::Run { rewrites, .. } => rewrites.iter().cloned().map(Item::File).collect(),
-        }
-    }
-
-    fn describe(&self) -> String {
-        match self {
-            Action::WriteFile { path, .. } | Action::RestoreFile { path, .. } => format!("writing {path}"),
-            Action::RemoveFile { path } => format!("removing {path}"),
-            Action::WriteKernel { path, value } => format!("writing {value:?} to {path}"),
-            Action::Run { argv, .. } => format!("running {}", argv.join(" ")),
-        }
-    }
-}
-
-/// Where `carry_out` records previous states; `None` for rollback itself.
-pub struct Record<'a> {
-    pub journal: &'a mut Journal,
-    pub module: &'a str,
-    /// The items are boot configuration.
-    pub boot: bool,
-}
-
-/// Performs `actions` in order: snapshot every item, journal the snapshots, act, verify.
-/// On a failure, restores every item this call touched (in reverse order) and fails with a
-/// message listing them; `changed` in the failure is true only if a restore failed too.
-pub fn carry_out(host: &Host, record: Option<Record<'_>>, actions: &[Action]) -> Result<()> {
-    let mut items: Vec<Item> = Vec::new();
-    for a in actions {
-        for i in a.items() {
-            if !items.contains(&i) {
-                items.push(i);
-            }
-        }
-    }
-    let mut snapshots = Vec::with_capacity(items.len());
-    for i in &items {
-        let s = read_state(host, i).with_context(|| format!("reading the current state of {}", i.path()))?;
-        snapshots.push(s);
-    }
-    if let Some(r) = record {
-        for (i, s) in items.iter().zip(&snapshots) {
-            r.journal.record(host, r.module, r.boot, i, s)?;
-        }
-    }
-    let mut touched: Vec<usize> = Vec::new();
-    for a in actions {
-        for i in a.items() {
-            if let Some(n) = items.iter().position(|x| *x == i) {
-                if !touched.contains(&n) {
-                    touched.push(n);
-                }
-            }
-        }
-        if let Err(e) = perform(host, a) {
-            let cause = format!("{}: {e:#}", a.describe());
-            return Err(revert(host, &items, &snapshots, &touched, cause));
-        }
-    }
-    Ok(())
-}
-
-fn perform(host: &Host, action: &Action) -> Result<()> {
-    match action {
-        Action::WriteFile { path, contents } => {
-            host.write_atomic(path, contents, None)?;
-            verify_file(host, path, contents)
-        }
-        Action::RestoreFile { path, contents, meta } => {
-            host.write_atomic_as(path, contents, *meta)?;
-            verify_file(host, path, contents)
-        }
-        Action::RemoveFile { path } => Ok(host.remove(path)?),
-        Action::WriteKernel { path, value } => {
-            // A trailing newline, as `echo` writes: the kernel accepts it and a fixture
-            // file keeps the shape the kernel would show.
-            let line = if value.ends_with('\n') { value.clone() } else { format!("{value}\n") };
-            host.write_kernel(path, &line)?;
-            let now = host.read(path)?;
-            if normalize_value(&now) != normalize_value(value) {
-                anyhow::bail!("the kernel kept {:?}", now.trim_end());
-            }
-            Ok(())
-        }
-        Action::Run { argv, .. } => {
-            let (prog, args) = argv.split_first().context("empty command")?;
-            let out =
-                std::process::Command::new(prog).args(args).output().with_context(|| format!("cannot run {prog}"))?;
-            if !out.status.success() {
-                let err = String::from_utf8_lossy(&out.stderr);
-                anyhow::bail!("{} ({})", out.status, err.trim());
-            }
-            Ok(())
-        }
-    }
-}
-
-fn verify_file(host: &Host, path: &str, contents: &[u8]) -> Result<()> {
-    if host.read_bytes(path)? != contents {
-        anyhow::bail!("{path} does not read back as written");
-    }
-    Ok(())
-}
-
-/// Puts back one item to a snapshot; `false` when it already was in that state.
-pub fn restore(host: &Host, item: &Item, state: &State) -> Result<bool> {
-    let now = read_state(host, item).ok();
-    let same = match (&now, state) {
-        (Some(State::Runtime(a)), State::Runtime(b)) => normalize_value(a) == normalize_value(b),
-        (Some(now), state) => now == state,
-        (None, _) => false,
-    };
-    if same {
-        return Ok(false);
-    }
-    match (item, state) {
-        (Item::File(path), State::File(None)) => host.remove(path)?,
-        (Item::File(path), State::File(Some((bytes, meta)))) => host.write_atomic_as(path, bytes, *meta)?,
-        (Item::Runtime(path), State::Runtime(v)) => host.write_kernel(path, v)?,
-        _ => anyhow::bail!("internal error: state of {} does not match its kind", item.path()),
-    }
-    Ok(true)
-}
-
-fn revert(host: &Host, items: &[Item], snapshots: &[State], touched: &[usize], cause: String) -> anyhow::Error {
-    let mut reverted = Vec::new();
-    let mut stuck = Vec::new();
-    for &n in touched.iter().rev() {
-        match restore(host, &items[n], &snapshots[n]) {
-            Ok(true) => reverted.push(items[n].path().to_string()),
-            Ok(false) => {}
-            Err(e) => stuck.push(format!("{} ({e:#})", items[n].path())),
-        }
-    }
-    let mut msg = cause;
-    if reverted.is_empty() && stuck.is_empty() {
-        msg.push_str("; nothing had been changed");
-    }
-    if !reverted.is_empty() {
-        msg.push_str(&format!("; reverted this run's changes to: {}", reverted.join(", ")));
-    }
-    if !stuck.is_empty() {
-        msg.push_str(&format!("; could NOT revert: {}", stuck.join(", ")));
-    }
-    let mut f = Failure::new(msg);
-    f.changed = !stuck.is_empty();
-    f.fields.insert("reverted".into(), serde_json::json!(reverted));
-    if !stuck.is_empty() {
-        f.fields.insert("not_reverted".into(), serde_json::json!(stuck));
-    }
-    f.into()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::state::{Action, normalize_value};
+    use crate::engine::{Record, carry_out};
+    use crate::protocol::Failure;
 
     fn host() -> (tempfile::TempDir, Host) {
         let dir = tempfile::tempdir().unwrap();
@@ -535,21 +394,30 @@ mod tests {
         let real = host.root().join("var/lib/lltune/backups/t1");
         assert_eq!(Journal::load(&host, &real.display().to_string()).unwrap().id, "t1");
         assert!(Journal::load(&host, "nope").is_err());
+        // Only ids and folders under the backups folder name a bundle.
+        for bad in
+            ["../x", "/etc", "/var/lib/lltune/backups/../../../etc", "/var/lib/lltune/backups/t1/files", "a/../t1"]
+        {
+            let e = format!("{:#}", Journal::load(&host, bad).unwrap_err());
+            assert!(
+                e.contains("neither a backup id nor a folder") || e.contains("not a valid backup id"),
+                "{bad}: {e}"
+            );
+        }
     }
 
     #[test]
     fn failure_midway_restores_this_runs_changes() {
         let (_d, host) = host();
         host.write_atomic("/etc/a.conf", b"a\n", None).unwrap();
-        host.write_atomic("/etc/blocker", b"a file where a folder is needed\n", None).unwrap();
         let err = carry_out(
             &host,
             None,
             &[
                 Action::WriteFile { path: "/etc/a.conf".into(), contents: b"changed\n".to_vec() },
                 Action::WriteFile { path: "/etc/b.conf".into(), contents: b"new\n".to_vec() },
-                // A file in place of a folder: the write fails.
-                Action::WriteFile { path: "/etc/blocker/x.conf".into(), contents: b"1".to_vec() },
+                // A command that fails after two writes.
+                Action::Run { argv: vec!["false".into()], rewrites: vec![] },
             ],
         )
         .unwrap_err();

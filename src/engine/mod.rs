@@ -1,3 +1,213 @@
-//! The one write path of every changing module.
+//! The one write path of every changing module: a module is its `Params` and a pure
+//! `plan()`; this runner does the rest, once for all of them:
+//!
+//! 1. validate the backup id, take the root's lock (`lock`), held to the last write;
+//! 2. `plan()` — reads the host, writes nothing; check mode stops after it;
+//! 3. resolve every path (links inside `root` written through, links leaving it refused),
+//!    snapshot every item, journal the snapshots (`journal`), then act and verify;
+//! 4. on a failure midway, put back every item this run touched, in reverse order, from its
+//!    in-memory snapshot (not the bundle, which may hold an older baseline of the play), and
+//!    fail with a message that lists what was reverted;
+//! 5. report `changed`, `diff`, `warnings`, `reboot_required` and `backup`.
 
 pub mod journal;
+pub mod lock;
+pub mod state;
+
+use anyhow::Result;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use crate::host::Host;
+use crate::protocol::{Diff, Failure, Meta, Outcome, cap_text};
+use journal::Journal;
+use state::{Action, Item, State};
+
+/// The most characters of one warning or message line a module returns.
+pub const MAX_WARNING_CHARS: usize = 1000;
+
+/// What a module would do: the writes, and what to report about them.
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub actions: Vec<Action>,
+    pub diff: Vec<Diff>,
+    /// Module-specific result fields (`changes`, `pending`, `restored`, ...).
+    pub fields: Map<String, Value>,
+    pub warnings: Vec<String>,
+    /// The effect waits for a reboot.
+    pub reboot_required: bool,
+    /// Items that could not be handled: the rest is carried out, then the task fails
+    /// naming them (a rollback with a missing copy).
+    pub unfinished: Vec<String>,
+}
+
+impl Plan {
+    pub fn field(&mut self, key: &str, value: impl serde::Serialize) {
+        let v = serde_json::to_value(value).unwrap_or_else(|e| Value::String(format!("unserializable: {e}")));
+        self.fields.insert(key.to_string(), v);
+    }
+}
+
+/// A changing module, as the runner sees it.
+pub trait Module {
+    /// `lltune_sysctl`: the journal's `module` and the messages' prefix.
+    const NAME: &'static str;
+    /// Whether runs are journaled (every module but rollback).
+    const JOURNALED: bool = true;
+    /// Whether the items are boot configuration (restoring them waits for a reboot too).
+    const BOOT: bool = false;
+    type Params: DeserializeOwned;
+
+    /// The `backup_id` option; `None` makes a timestamp id.
+    fn backup_id(params: &Self::Params) -> Option<&str>;
+
+    /// What the task would change. Pure: reads the host, writes nothing.
+    fn plan(host: &Host, params: &Self::Params) -> Result<Plan>;
+
+    /// After the writes (`applied`) or in check mode: adjust result fields that depend on it.
+    fn finish(_plan: &mut Plan, _applied: bool) {}
+}
+
+/// Runs a module: lock, plan, journal, write-verify-revert, report.
+pub fn run<M: Module>(host: &Host, meta: &Meta, params: M::Params) -> Result<Outcome> {
+    let backup_id = match M::backup_id(&params) {
+        Some(id) => {
+            journal::validate_backup_id(id).map_err(|e| Failure::new(format!("option backup_id: {e}")))?;
+            id.to_string()
+        }
+        None => journal::default_backup_id(),
+    };
+    let _lock = lock::acquire(host)?;
+    let mut plan = M::plan(host, &params)?;
+    let changed = !plan.actions.is_empty();
+    let mut backup = None;
+    if changed && !meta.check_mode {
+        if M::JOURNALED {
+            let mut j = Journal::open(host, &backup_id)?;
+            carry_out(host, Some(Record { journal: &mut j, module: M::NAME, boot: M::BOOT }), &plan.actions)?;
+            backup = Some(j.dir);
+        } else {
+            carry_out(host, None, &plan.actions)?;
+        }
+    }
+    M::finish(&mut plan, changed && !meta.check_mode);
+    if !plan.unfinished.is_empty() {
+        let mut f = Failure::new(format!(
+            "{}: could not handle {}{}",
+            M::NAME,
+            plan.unfinished.join("; "),
+            if changed { "; everything else was done" } else { "" }
+        ));
+        f.changed = changed && !meta.check_mode;
+        f.fields = plan.fields;
+        return Err(f.into());
+    }
+    let mut outcome = Outcome::new(changed);
+    outcome.fields = plan.fields;
+    outcome.fields.insert("reboot_required".into(), Value::Bool(plan.reboot_required));
+    if M::JOURNALED {
+        outcome.fields.insert("backup".into(), backup.map(Value::String).unwrap_or(Value::Null));
+    }
+    outcome.diff = if meta.no_log {
+        plan.diff
+            .into_iter()
+            .map(|d| Diff { before: "(hidden: no_log)\n".into(), after: "(hidden: no_log)\n".into(), ..d })
+            .collect()
+    } else {
+        plan.diff
+    };
+    outcome.warnings = plan.warnings.iter().map(|w| cap(w)).collect();
+    Ok(outcome)
+}
+
+fn cap(s: &str) -> String {
+    if s.chars().count() <= MAX_WARNING_CHARS {
+        s.to_string()
+    } else {
+        format!("{}...", s.chars().take(MAX_WARNING_CHARS).collect::<String>())
+    }
+}
+
+/// Where `carry_out` records previous states; `None` for rollback itself.
+pub struct Record<'a> {
+    pub journal: &'a mut Journal,
+    pub module: &'a str,
+    /// The items are boot configuration.
+    pub boot: bool,
+}
+
+/// Performs `actions` in order: resolve, snapshot every item, journal the snapshots, act,
+/// verify. On a failure, restores every item this call touched (in reverse order) and fails
+/// with a message listing them; `changed` in the failure is true only if a restore failed.
+/// The caller holds the root's lock.
+pub fn carry_out(host: &Host, record: Option<Record<'_>>, actions: &[Action]) -> Result<()> {
+    let actions: Vec<Action> = actions
+        .iter()
+        .map(|a| a.resolved(host).map_err(|e| Failure::new(format!("{}: {e}", a.describe()))))
+        .collect::<Result<_, _>>()?;
+    let mut items: Vec<Item> = Vec::new();
+    let mut index = std::collections::HashMap::new();
+    for a in &actions {
+        for i in a.items() {
+            index.entry(i.clone()).or_insert_with(|| {
+                items.push(i);
+                items.len() - 1
+            });
+        }
+    }
+    let mut snapshots = Vec::with_capacity(items.len());
+    for i in &items {
+        let s = state::read(host, i)
+            .map_err(|e| Failure::new(format!("reading the current state of {}: {e}", i.path())))?;
+        snapshots.push(s);
+    }
+    if let Some(r) = record {
+        for (i, s) in items.iter().zip(&snapshots) {
+            r.journal.record(host, r.module, r.boot, i, s)?;
+        }
+    }
+    let mut touched: Vec<usize> = Vec::new();
+    for a in &actions {
+        for i in a.items() {
+            if let Some(&n) = index.get(&i) {
+                if !touched.contains(&n) {
+                    touched.push(n);
+                }
+            }
+        }
+        if let Err(e) = a.perform(host) {
+            let cause = format!("{}: {e:#}", a.describe());
+            return Err(revert(host, &items, &snapshots, &touched, cause));
+        }
+    }
+    Ok(())
+}
+
+fn revert(host: &Host, items: &[Item], snapshots: &[State], touched: &[usize], cause: String) -> anyhow::Error {
+    let mut reverted = Vec::new();
+    let mut stuck = Vec::new();
+    for &n in touched.iter().rev() {
+        match state::put(host, &items[n], &snapshots[n]) {
+            Ok(true) => reverted.push(items[n].path().to_string()),
+            Ok(false) => {}
+            Err(e) => stuck.push(format!("{} ({})", items[n].path(), cap_text(&format!("{e:#}")))),
+        }
+    }
+    let mut msg = cause;
+    if reverted.is_empty() && stuck.is_empty() {
+        msg.push_str("; nothing had been changed");
+    }
+    if !reverted.is_empty() {
+        msg.push_str(&format!("; reverted this run's changes to: {}", reverted.join(", ")));
+    }
+    if !stuck.is_empty() {
+        msg.push_str(&format!("; could NOT revert: {}", stuck.join(", ")));
+    }
+    let mut f = Failure::new(msg);
+    f.changed = !stuck.is_empty();
+    f.fields.insert("reverted".into(), serde_json::json!(reverted));
+    if !stuck.is_empty() {
+        f.fields.insert("not_reverted".into(), serde_json::json!(stuck));
+    }
+    f.into()
+}

@@ -2,16 +2,34 @@
 //! and offline analysis. Every read and write of a target path goes through here, so that
 //! nothing outside `root` is touched and `lltune capture` can record exactly what a scan read.
 //!
-//! Paths are target paths written as the kernel documents them (`/proc/cmdline`); `Host`
-//! joins them under `root`. sysfs and procfs report a size of 0 for most files, so reads
-//! never trust metadata and always read to the end.
+//! Paths are target paths written as the kernel documents them (`/proc/cmdline`). Under a
+//! tree root each one is resolved by `resolve` (links followed as in a chroot at `root`,
+//! `..` and links that would leave `root` refused) and opened without following links, so
+//! a link swapped in after the walk fails the open instead of leading out. On `/` the kernel
+//! resolves reads itself; writes are always resolved, because a write goes *through* a link
+//! (the link stays a link, the file it names is replaced).
+//!
+//! Only regular files are read where a file is expected: FIFOs, devices and sockets are
+//! refused before any read (nothing blocks), and reads stop at `MAX_READ_BYTES`. sysfs and
+//! procfs report a size of 0 for most files, so reads never trust metadata and read to the end.
 
-use std::collections::BTreeSet;
+pub mod resolve;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ffi::CString;
 use std::fs;
-use std::io::{self, Write};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::io::{self, Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use resolve::ResolveError;
+
+/// The most bytes read from one file. The largest file a scan reads is /proc/interrupts,
+/// about 2 MB on a 256-CPU host with 4,000 IRQs.
+pub const MAX_READ_BYTES: u64 = 64 << 20;
 
 /// Why a target path could not be read or written. Every variant carries the target path.
 #[derive(Debug, thiserror::Error)]
@@ -20,6 +38,16 @@ pub enum HostError {
     NotFound { path: String },
     #[error("{path}: permission denied")]
     PermissionDenied { path: String },
+    #[error("{path}: resolves outside root (by `..` or a symbolic link); refused")]
+    Outside { path: String },
+    #[error("{path}: is a {what}, not a regular file; refused")]
+    NotRegular { path: String, what: &'static str },
+    #[error("{path}: larger than {limit} bytes; refused")]
+    TooLarge { path: String, limit: u64 },
+    #[error("{path}: too many levels of symbolic links")]
+    Loop { path: String },
+    #[error("{path}: {reason}")]
+    Invalid { path: String, reason: &'static str },
     // Not `source`: the message already holds the OS error, and a source would make
     // anyhow's `{:#}` print it twice.
     #[error("{path}: {err}")]
@@ -34,8 +62,21 @@ impl HostError {
             _ => match source.raw_os_error() {
                 // ENOTDIR: a path component is a file (or a dangling link in a capture).
                 Some(libc::ENOTDIR) => HostError::NotFound { path: path.to_string() },
+                // O_NOFOLLOW met a link that was swapped in after the walk.
+                Some(libc::ELOOP) => HostError::Loop { path: path.to_string() },
+                Some(libc::ENXIO) => HostError::NotRegular { path: path.to_string(), what: "FIFO or socket" },
                 _ => HostError::Io { path: path.to_string(), err: source },
             },
+        }
+    }
+
+    fn from_resolve(path: &str, e: ResolveError) -> HostError {
+        match e {
+            ResolveError::Outside(_) => HostError::Outside { path: path.to_string() },
+            ResolveError::Loop => HostError::Loop { path: path.to_string() },
+            ResolveError::NotDir => HostError::NotFound { path: path.to_string() },
+            ResolveError::Invalid(reason) => HostError::Invalid { path: path.to_string(), reason },
+            ResolveError::Io(err) => HostError::from_io(path, err),
         }
     }
 
@@ -55,15 +96,42 @@ pub struct Recording {
 /// The host under `root`.
 #[derive(Debug)]
 pub struct Host {
+    /// Canonical (no links), so that resolved paths joined to it contain no link either.
     root: PathBuf,
+    live: bool,
     recording: Option<Mutex<Recording>>,
+    /// Folders already resolved under a tree root: target folder → resolved folder.
+    dirs: Mutex<HashMap<String, String>>,
+}
+
+/// Distinguishes temp files of one process (with the pid and the clock, unique per host).
+static TEMP_SEQ: AtomicU64 = AtomicU64::new(0);
+
+fn kind_of(ft: fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if ft.is_dir() {
+        "directory"
+    } else if ft.is_fifo() {
+        "FIFO"
+    } else if ft.is_socket() {
+        "socket"
+    } else if ft.is_char_device() {
+        "character device"
+    } else if ft.is_block_device() {
+        "block device"
+    } else if ft.is_symlink() {
+        "symbolic link"
+    } else {
+        "special file"
+    }
 }
 
 impl Host {
     /// A host rooted at `root`, which must be a readable directory.
     pub fn new(root: impl Into<PathBuf>) -> Result<Host, HostError> {
-        let root: PathBuf = root.into();
-        let shown = root.display().to_string();
+        let given: PathBuf = root.into();
+        let shown = given.display().to_string();
+        let root = fs::canonicalize(&given).map_err(|e| HostError::from_io(&shown, e))?;
         match fs::metadata(&root) {
             Ok(m) if m.is_dir() => {}
             Ok(_) => {
@@ -74,7 +142,8 @@ impl Host {
         if let Err(e) = fs::read_dir(&root) {
             return Err(HostError::from_io(&shown, e));
         }
-        Ok(Host { root, recording: None })
+        let live = root == Path::new("/");
+        Ok(Host { root, live, recording: None, dirs: Mutex::new(HashMap::new()) })
     }
 
     /// Like `new`, but remembers every target path read, for `lltune capture`.
@@ -107,28 +176,88 @@ impl Host {
     /// True when `root` is `/`: the running kernel is the one described, so ioctls and
     /// commands that act on the live system are allowed.
     pub fn is_live(&self) -> bool {
-        self.root == Path::new("/")
+        self.live
     }
 
-    /// The real filesystem path of a target path.
-    pub fn path(&self, target: &str) -> PathBuf {
-        self.root.join(target.trim_start_matches('/'))
+    /// The canonical target path `target` names: links followed inside `root` (with
+    /// `follow_last`, the last component's too), `..` and links leaving `root` refused.
+    pub fn resolve(&self, target: &str, follow_last: bool) -> Result<String, HostError> {
+        resolve::resolve(&self.root, target, follow_last).map_err(|e| HostError::from_resolve(target, e))
     }
 
-    /// Reads a whole file as text (invalid UTF-8 replaced).
-    pub fn read(&self, target: &str) -> Result<String, HostError> {
-        self.note(|r| &mut r.files, target);
-        let bytes = fs::read(self.path(target)).map_err(|e| HostError::from_io(target, e))?;
-        Ok(match String::from_utf8(bytes) {
-            Ok(s) => s,
-            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
-        })
+    fn join(&self, resolved: &str) -> PathBuf {
+        self.root.join(resolved.trim_start_matches('/'))
+    }
+
+    /// The real path to open for reading `target`. On `/` the kernel resolves; under a tree,
+    /// the folder is resolved once (cached) and the last component must not be a link when
+    /// opened (`O_NOFOLLOW`): a link there is resolved by the full walk.
+    fn read_path(&self, target: &str) -> Result<(PathBuf, bool), HostError> {
+        if resolve::components(target).is_err() {
+            return Err(HostError::Invalid { path: target.to_string(), reason: "not an absolute path" });
+        }
+        if self.live {
+            return Ok((PathBuf::from(target), false));
+        }
+        let (dir, name) = target.rsplit_once('/').unwrap_or(("", target));
+        if name.is_empty() || name == "." || name == ".." {
+            return Ok((self.join(&self.resolve(target, true)?), true));
+        }
+        let cached = self.dirs.lock().ok().and_then(|m| m.get(dir).cloned());
+        let rdir = match cached {
+            Some(d) => d,
+            None => {
+                let d = self.resolve(if dir.is_empty() { "/" } else { dir }, true)?;
+                if fs::metadata(self.join(&d)).is_ok_and(|m| m.is_dir()) {
+                    if let Ok(mut m) = self.dirs.lock() {
+                        m.insert(dir.to_string(), d.clone());
+                    }
+                }
+                d
+            }
+        };
+        Ok((self.join(&format!("{}/{name}", rdir.trim_end_matches('/'))), true))
+    }
+
+    /// Opens a regular file for reading; anything else is refused before it can block.
+    fn open_regular(&self, target: &str) -> Result<fs::File, HostError> {
+        let (path, nofollow) = self.read_path(target)?;
+        let flags = libc::O_NONBLOCK | libc::O_CLOEXEC | if nofollow { libc::O_NOFOLLOW } else { 0 };
+        let file = match fs::OpenOptions::new().read(true).custom_flags(flags).open(&path) {
+            Err(e) if nofollow && e.raw_os_error() == Some(libc::ELOOP) => {
+                // The last component is a link: walk it.
+                let real = self.join(&self.resolve(target, true)?);
+                fs::OpenOptions::new().read(true).custom_flags(flags).open(real)
+            }
+            other => other,
+        }
+        .map_err(|e| HostError::from_io(target, e))?;
+        let meta = file.metadata().map_err(|e| HostError::from_io(target, e))?;
+        if !meta.file_type().is_file() {
+            return Err(HostError::NotRegular { path: target.to_string(), what: kind_of(meta.file_type()) });
+        }
+        Ok(file)
     }
 
     /// Reads a whole file as bytes, exactly as stored (the journal keeps files byte for byte).
     pub fn read_bytes(&self, target: &str) -> Result<Vec<u8>, HostError> {
         self.note(|r| &mut r.files, target);
-        fs::read(self.path(target)).map_err(|e| HostError::from_io(target, e))
+        let file = self.open_regular(target)?;
+        let mut out = Vec::new();
+        file.take(MAX_READ_BYTES + 1).read_to_end(&mut out).map_err(|e| HostError::from_io(target, e))?;
+        if out.len() as u64 > MAX_READ_BYTES {
+            return Err(HostError::TooLarge { path: target.to_string(), limit: MAX_READ_BYTES });
+        }
+        Ok(out)
+    }
+
+    /// Reads a whole file as text (invalid UTF-8 replaced).
+    pub fn read(&self, target: &str) -> Result<String, HostError> {
+        let bytes = self.read_bytes(target)?;
+        Ok(match String::from_utf8(bytes) {
+            Ok(s) => s,
+            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+        })
     }
 
     /// Reads a file; `None` when it does not exist.
@@ -151,22 +280,40 @@ impl Host {
         self.attr(target).and_then(|s| s.parse().ok())
     }
 
+    /// The path itself exists (a dangling link counts).
     pub fn exists(&self, target: &str) -> bool {
-        let exists = fs::symlink_metadata(self.path(target)).is_ok();
+        let exists = self.lstat(target).is_ok_and(|m| m.is_some());
         if exists {
             self.note(|r| &mut r.files, target);
         }
         exists
     }
 
+    /// `lstat` of the path itself (not what a last-component link names); `None` if absent.
+    fn lstat(&self, target: &str) -> Result<Option<fs::Metadata>, HostError> {
+        let real = if self.live { PathBuf::from(target) } else { self.join(&self.resolve(target, false)?) };
+        match fs::symlink_metadata(real) {
+            Ok(m) => Ok(Some(m)),
+            Err(e) => {
+                let e = HostError::from_io(target, e);
+                if e.is_not_found() { Ok(None) } else { Err(e) }
+            }
+        }
+    }
+
     /// True when the path exists and is (or resolves to) a directory.
     pub fn is_dir(&self, target: &str) -> bool {
-        fs::metadata(self.path(target)).map(|m| m.is_dir()).unwrap_or(false)
+        match self.read_path(target) {
+            Ok((p, _)) if self.live => fs::metadata(p).is_ok_and(|m| m.is_dir()),
+            Ok(_) => self.resolve(target, true).is_ok_and(|r| fs::metadata(self.join(&r)).is_ok_and(|m| m.is_dir())),
+            Err(_) => false,
+        }
     }
 
     /// Entry names of a directory, sorted; empty when it does not exist.
     pub fn list(&self, target: &str) -> Result<Vec<String>, HostError> {
-        let rd = match fs::read_dir(self.path(target)) {
+        let real = if self.live { PathBuf::from(target) } else { self.join(&self.resolve(target, true)?) };
+        let rd = match fs::read_dir(real) {
             Ok(rd) => rd,
             Err(e) => {
                 let e = HostError::from_io(target, e);
@@ -191,7 +338,8 @@ impl Host {
     /// Target of a symbolic link as written (`../../../bus/pci/drivers/ixgbe`); `None` when
     /// the path is not a link or does not exist.
     pub fn read_link(&self, target: &str) -> Option<String> {
-        let t = fs::read_link(self.path(target)).ok()?;
+        let real = if self.live { PathBuf::from(target) } else { self.join(&self.resolve(target, false).ok()?) };
+        let t = fs::read_link(real).ok()?;
         self.note(|r| &mut r.links, target);
         Some(t.to_string_lossy().into_owned())
     }
@@ -202,42 +350,103 @@ impl Host {
         t.trim_end_matches('/').rsplit('/').next().map(str::to_string).filter(|s| !s.is_empty())
     }
 
-    /// Mode bits and owner of an existing file.
+    /// Mode bits, owner and extended attributes of the file `target` names (through a link);
+    /// `None` when it does not exist. A non-regular file is refused.
     pub fn file_meta(&self, target: &str) -> Result<Option<FileMeta>, HostError> {
-        match fs::symlink_metadata(self.path(target)) {
-            Ok(m) => Ok(Some(FileMeta { mode: m.permissions().mode() & 0o7777, uid: m.uid(), gid: m.gid() })),
+        let real = self.join(&self.resolve(target, true)?);
+        let m = match fs::symlink_metadata(&real) {
+            Ok(m) => m,
             Err(e) => {
                 let e = HostError::from_io(target, e);
-                if e.is_not_found() { Ok(None) } else { Err(e) }
+                return if e.is_not_found() { Ok(None) } else { Err(e) };
+            }
+        };
+        if !m.file_type().is_file() {
+            return Err(HostError::NotRegular { path: target.to_string(), what: kind_of(m.file_type()) });
+        }
+        let f = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(&real)
+            .map_err(|e| HostError::from_io(target, e))?;
+        let xattrs = xattr::read_all(&f).map_err(|e| HostError::from_io(target, e))?;
+        Ok(Some(FileMeta { mode: m.mode() & 0o7777, uid: m.uid(), gid: m.gid(), xattrs }))
+    }
+
+    /// Creates the folders of a resolved target path that are missing (mode 0755).
+    fn make_dirs(&self, resolved_dir: &str) -> Result<(), HostError> {
+        let mut here = self.root.clone();
+        let mut shown = String::new();
+        for c in resolved_dir.split('/').filter(|c| !c.is_empty()) {
+            here.push(c);
+            shown.push('/');
+            shown.push_str(c);
+            match fs::symlink_metadata(&here) {
+                Ok(m) if m.is_dir() => continue,
+                Ok(m) => {
+                    return Err(HostError::NotRegular { path: shown, what: kind_of(m.file_type()) });
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(HostError::from_io(&shown, e)),
+            }
+            crate::host::fault::point();
+            match fs::create_dir(&here) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && here.is_dir() => {}
+                Err(e) => return Err(HostError::from_io(&shown, e)),
             }
         }
+        Ok(())
     }
 
     /// Replaces a file atomically: temp file in the same folder, fsync, rename, fsync of the
-    /// folder. An existing file keeps its mode and owner; a new one gets `meta` (or 0644 root).
-    /// A crash at any point leaves the old or the new contents, never a truncated file.
+    /// folder. An existing file keeps its mode, owner and extended attributes; a new one gets
+    /// `meta` (or 0644 root). A link is written through: the file it names is replaced and
+    /// the link stays. A crash at any point leaves the old or the new contents.
     pub fn write_atomic(&self, target: &str, contents: &[u8], meta: Option<FileMeta>) -> Result<(), HostError> {
-        let keep = self.file_meta(target)?.or(meta).unwrap_or(FileMeta { mode: 0o644, uid: 0, gid: 0 });
-        self.write_atomic_as(target, contents, keep)
+        let keep = self.file_meta(target)?.or(meta).unwrap_or_else(FileMeta::default_file);
+        self.write_atomic_as(target, contents, &keep)
     }
 
-    /// Like `write_atomic`, but the file ends up with exactly `keep` as mode and owner
-    /// (rollback restores a file's previous mode and owner with its bytes).
-    pub fn write_atomic_as(&self, target: &str, contents: &[u8], keep: FileMeta) -> Result<(), HostError> {
-        let dest = self.path(target);
-        let dir = dest.parent().map(Path::to_path_buf).unwrap_or_else(|| self.root.clone());
+    /// Like `write_atomic`, but the file ends up with exactly `keep` as mode, owner and
+    /// extended attributes (rollback restores a file's previous metadata with its bytes).
+    pub fn write_atomic_as(&self, target: &str, contents: &[u8], keep: &FileMeta) -> Result<(), HostError> {
+        let resolved = self.resolve(target, true)?;
         let io = |e| HostError::from_io(target, e);
-        fs::create_dir_all(&dir).map_err(io)?;
-        let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let tmp = dir.join(format!(".{name}.lltune-{}", std::process::id()));
+        if let Some(m) = fs::symlink_metadata(self.join(&resolved)).ok().filter(|m| !m.file_type().is_file()) {
+            return Err(HostError::NotRegular { path: target.to_string(), what: kind_of(m.file_type()) });
+        }
+        let (rdir, name) = resolved.rsplit_once('/').unwrap_or(("", &resolved));
+        if name.is_empty() {
+            return Err(HostError::Invalid { path: target.to_string(), reason: "not a file path" });
+        }
+        self.make_dirs(rdir)?;
+        let dir = self.join(if rdir.is_empty() { "/" } else { rdir });
+        let dest = dir.join(name);
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+        let seq = TEMP_SEQ.fetch_add(1, Ordering::Relaxed);
+        let tmp = dir.join(format!(".{name}.lltune-{}-{nanos:x}-{seq}", std::process::id()));
         let result = (|| -> io::Result<()> {
-            let mut f = fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+            fault::point();
+            let mut f = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                .open(&tmp)?;
+            fault::point();
             f.write_all(contents)?;
-            f.set_permissions(fs::Permissions::from_mode(keep.mode))?;
+            // Owner first: chown clears the setuid/setgid bits that the chmod then sets.
             // Ownership can only be given away by root; elsewhere keep ours.
             let _ = std::os::unix::fs::fchown(&f, Some(keep.uid), Some(keep.gid));
+            nix::sys::stat::fchmod(f.as_raw_fd(), nix::sys::stat::Mode::from_bits_truncate(keep.mode))?;
+            xattr::write_all(&f, &keep.xattrs)?;
+            fault::point();
             f.sync_all()?;
+            fault::point();
             fs::rename(&tmp, &dest)?;
+            fault::point();
             fs::File::open(&dir)?.sync_all()
         })();
         if result.is_err() {
@@ -247,38 +456,234 @@ impl Host {
     }
 
     /// Writes a value into an existing kernel file (`/proc/sys/...`, `/sys/...`) in one
-    /// write, as `echo value > file` does. Never creates the file. O_TRUNC as the shell's
-    /// `>` uses it: procfs and sysfs ignore it, and a fixture tree's plain file then holds
-    /// exactly the value written.
+    /// write, as `echo value > file` does. Never creates the file; refuses anything that
+    /// is not a regular file. O_TRUNC as the shell's `>` uses it: procfs and sysfs ignore
+    /// it, and a fixture tree's plain file then holds exactly the value written.
     pub fn write_kernel(&self, target: &str, value: &str) -> Result<(), HostError> {
+        let (path, nofollow) = self.read_path(target)?;
+        let path = if nofollow { self.join(&self.resolve(target, true)?) } else { path };
+        let flags = libc::O_NONBLOCK | libc::O_CLOEXEC | if nofollow { libc::O_NOFOLLOW } else { 0 };
         let mut f = fs::OpenOptions::new()
             .write(true)
             .truncate(true)
-            .open(self.path(target))
+            .custom_flags(flags)
+            .open(path)
             .map_err(|e| HostError::from_io(target, e))?;
+        let meta = f.metadata().map_err(|e| HostError::from_io(target, e))?;
+        if !meta.file_type().is_file() {
+            return Err(HostError::NotRegular { path: target.to_string(), what: kind_of(meta.file_type()) });
+        }
+        fault::point();
         f.write_all(value.as_bytes()).map_err(|e| HostError::from_io(target, e))
     }
 
-    /// Removes a file; absent is fine.
+    /// Removes a file or a link itself (never what a link names); absent is fine.
     pub fn remove(&self, target: &str) -> Result<(), HostError> {
-        match fs::remove_file(self.path(target)) {
+        let resolved = self.resolve(target, false)?;
+        let real = self.join(&resolved);
+        match fs::symlink_metadata(&real) {
+            Ok(m) if m.is_dir() => {
+                return Err(HostError::NotRegular { path: target.to_string(), what: "directory" });
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(HostError::from_io(target, e)),
+        }
+        fault::point();
+        match fs::remove_file(&real) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(HostError::from_io(target, e)),
         }
     }
 
+    /// Creates (or replaces) a symbolic link at `target` pointing to `to`, written as given.
+    pub fn symlink(&self, target: &str, to: &str) -> Result<(), HostError> {
+        let resolved = self.resolve(target, false)?;
+        let (rdir, name) = resolved.rsplit_once('/').unwrap_or(("", &resolved));
+        self.make_dirs(rdir)?;
+        let dir = self.join(if rdir.is_empty() { "/" } else { rdir });
+        let seq = TEMP_SEQ.fetch_add(1, Ordering::Relaxed);
+        let tmp = dir.join(format!(".{name}.lltune-{}-l{seq}", std::process::id()));
+        let io = |e| HostError::from_io(target, e);
+        fault::point();
+        std::os::unix::fs::symlink(to, &tmp).map_err(io)?;
+        fault::point();
+        if let Err(e) = fs::rename(&tmp, dir.join(name)) {
+            let _ = fs::remove_file(&tmp);
+            return Err(io(e));
+        }
+        Ok(())
+    }
+
     pub fn create_dir_all(&self, target: &str) -> Result<(), HostError> {
-        fs::create_dir_all(self.path(target)).map_err(|e| HostError::from_io(target, e))
+        let resolved = self.resolve(target, true)?;
+        self.make_dirs(&resolved)
+    }
+
+    /// The state of the path itself: a regular file (bytes and metadata), a link (its
+    /// target as written), absent, or something else (refused by the caller).
+    pub fn node(&self, target: &str) -> Result<Node, HostError> {
+        let resolved = self.resolve(target, false)?;
+        match fs::symlink_metadata(self.join(&resolved)) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Node::Absent),
+            Err(e) => Err(HostError::from_io(target, e)),
+            Ok(m) if m.file_type().is_symlink() => {
+                let t = fs::read_link(self.join(&resolved)).map_err(|e| HostError::from_io(target, e))?;
+                Ok(Node::Link(t.to_string_lossy().into_owned()))
+            }
+            Ok(m) if m.file_type().is_file() => {
+                let meta = self.file_meta(&resolved)?.ok_or_else(|| HostError::NotFound { path: target.into() })?;
+                Ok(Node::File(self.read_bytes(&resolved)?, meta))
+            }
+            Ok(m) => Err(HostError::NotRegular { path: target.to_string(), what: kind_of(m.file_type()) }),
+        }
     }
 }
 
-/// Permission bits and owner of a file, kept across rewrites and in the journal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// What is at a path, not following a last-component link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Node {
+    Absent,
+    File(Vec<u8>, FileMeta),
+    Link(String),
+}
+
+/// Permission bits (setuid/setgid/sticky included), owner and extended attributes of a
+/// file, kept across rewrites and in the journal.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct FileMeta {
     pub mode: u32,
     pub uid: u32,
     pub gid: u32,
+    /// Name → value (`security.selinux` → `system_u:object_r:etc_t:s0\0`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty", with = "xattr_hex")]
+    pub xattrs: BTreeMap<String, Vec<u8>>,
+}
+
+impl FileMeta {
+    /// A new configuration file: 0644, root.
+    pub fn default_file() -> FileMeta {
+        FileMeta { mode: 0o644, uid: 0, gid: 0, xattrs: BTreeMap::new() }
+    }
+
+    /// A private file of lltune's own (journal copies): 0600, root.
+    pub fn private() -> FileMeta {
+        FileMeta { mode: 0o600, uid: 0, gid: 0, xattrs: BTreeMap::new() }
+    }
+}
+
+/// Extended attributes through the file descriptor (flistxattr/fgetxattr/fsetxattr).
+mod xattr {
+    use super::*;
+
+    fn cstr(name: &str) -> io::Result<CString> {
+        CString::new(name).map_err(|_| io::Error::other("xattr name holds a NUL byte"))
+    }
+
+    /// Every attribute of an open file. A filesystem without xattrs has none.
+    pub fn read_all(f: &fs::File) -> io::Result<BTreeMap<String, Vec<u8>>> {
+        let fd = f.as_raw_fd();
+        let mut out = BTreeMap::new();
+        // SAFETY: a null buffer of size 0 asks for the size only.
+        let n = unsafe { libc::flistxattr(fd, std::ptr::null_mut(), 0) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            return match e.raw_os_error() {
+                Some(libc::ENOTSUP) => Ok(out),
+                _ => Err(e),
+            };
+        }
+        let mut names = vec![0u8; n as usize];
+        // SAFETY: `names` has room for `names.len()` bytes.
+        let n = unsafe { libc::flistxattr(fd, names.as_mut_ptr().cast(), names.len()) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        names.truncate(n as usize);
+        for raw in names.split(|b| *b == 0).filter(|s| !s.is_empty()) {
+            let name = String::from_utf8_lossy(raw).into_owned();
+            let c = cstr(&name)?;
+            // SAFETY: size query as above.
+            let len = unsafe { libc::fgetxattr(fd, c.as_ptr(), std::ptr::null_mut(), 0) };
+            if len < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let mut value = vec![0u8; len as usize];
+            // SAFETY: `value` has room for `value.len()` bytes.
+            let len = unsafe { libc::fgetxattr(fd, c.as_ptr(), value.as_mut_ptr().cast(), value.len()) };
+            if len < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            value.truncate(len as usize);
+            out.insert(name, value);
+        }
+        Ok(out)
+    }
+
+    /// Sets every attribute on an open file.
+    pub fn write_all(f: &fs::File, attrs: &BTreeMap<String, Vec<u8>>) -> io::Result<()> {
+        for (name, value) in attrs {
+            let c = cstr(name)?;
+            // SAFETY: pointer and length describe `value`.
+            let r = unsafe { libc::fsetxattr(f.as_raw_fd(), c.as_ptr(), value.as_ptr().cast(), value.len(), 0) };
+            if r < 0 {
+                let e = io::Error::last_os_error();
+                return Err(io::Error::new(e.kind(), format!("setting extended attribute {name}: {e}")));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The journal stores values as hex text (SELinux labels end in a NUL byte).
+pub mod xattr_hex {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::collections::BTreeMap;
+
+    pub fn serialize<S: Serializer>(m: &BTreeMap<String, Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+        let hex: BTreeMap<&String, String> =
+            m.iter().map(|(k, v)| (k, v.iter().map(|b| format!("{b:02x}")).collect())).collect();
+        serde::Serialize::serialize(&hex, s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Vec<u8>>, D::Error> {
+        let hex = BTreeMap::<String, String>::deserialize(d)?;
+        let mut out = BTreeMap::new();
+        for (k, v) in hex {
+            if v.len() % 2 != 0 || v.len() > 1 << 16 {
+                return Err(serde::de::Error::custom(format!("xattr {k}: not a hex value")));
+            }
+            let bytes: Result<Vec<u8>, _> =
+                (0..v.len()).step_by(2).map(|i| u8::from_str_radix(&v[i..i + 2], 16)).collect();
+            out.insert(k.clone(), bytes.map_err(|_| serde::de::Error::custom(format!("xattr {k}: not a hex value")))?);
+        }
+        Ok(out)
+    }
+}
+
+/// Fault injection for the kill test (debug builds only): with `LLTUNE_FAULT_KILL_AT=N`
+/// in the environment, the process kills itself with SIGKILL at its N-th mutation of the
+/// host (create, write, chmod, fsync, rename, remove), as a power cut or `kill -9` would.
+pub mod fault {
+    #[cfg(debug_assertions)]
+    pub fn point() {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static SEEN: AtomicU64 = AtomicU64::new(0);
+        let Some(at) = std::env::var("LLTUNE_FAULT_KILL_AT").ok().and_then(|v| v.parse::<u64>().ok()) else {
+            return;
+        };
+        if SEEN.fetch_add(1, Ordering::SeqCst) + 1 == at {
+            // SAFETY: plain syscalls on our own process.
+            unsafe {
+                libc::kill(libc::getpid(), libc::SIGKILL);
+            }
+        }
+    }
+
+    #[cfg(not(debug_assertions))]
+    #[inline(always)]
+    pub fn point() {}
 }
 
 #[cfg(test)]
@@ -307,7 +712,7 @@ mod tests {
     fn write_atomic_keeps_mode_and_leaves_no_temp_file() {
         let dir = tempfile::tempdir().unwrap();
         let host = Host::new(dir.path()).unwrap();
-        host.write_atomic("/etc/a.conf", b"one\n", Some(FileMeta { mode: 0o600, uid: 0, gid: 0 })).unwrap();
+        host.write_atomic("/etc/a.conf", b"one\n", Some(FileMeta::private())).unwrap();
         host.write_atomic("/etc/a.conf", b"two\n", None).unwrap();
         assert_eq!(host.read("/etc/a.conf").unwrap(), "two\n");
         assert_eq!(host.file_meta("/etc/a.conf").unwrap().unwrap().mode, 0o600);

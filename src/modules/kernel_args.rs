@@ -14,7 +14,9 @@ use anyhow::Result;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
-use crate::engine::journal::{self, Action, Journal, Record};
+use crate::engine::journal;
+use crate::engine::state::Action;
+use crate::engine::{self, Module};
 use crate::facts::kernel::{Cmdline, KernelArg, parse_cmdline};
 use crate::host::Host;
 use crate::modules::boot::{self, ArgEdit, Removal};
@@ -54,7 +56,10 @@ fn ordered_args<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Vec<(Str
             Value::Null => None,
             Value::String(s) if s.is_empty() => None,
             Value::String(s) => Some(s),
-            Value::Number(n) => Some(n.to_string()),
+            Value::Number(n) if !n.is_f64() => Some(n.to_string()),
+            Value::Number(n) => {
+                return Err(serde::de::Error::custom(format!("{k}: {n} is not an integer that fits in 64 bits")));
+            }
             Value::Bool(b) => {
                 // `mitigations: off` in YAML is a boolean: say so rather than guess.
                 return Err(serde::de::Error::custom(format!(
@@ -297,31 +302,49 @@ fn to_map(c: &Cmdline) -> BTreeMap<String, Vec<Option<String>>> {
     c.to_map()
 }
 
-pub fn run(host: &Host, meta: &Meta, params: Params) -> Result<Outcome> {
-    let mut plan = plan(host, &params)?;
-    let changed = !plan.actions.is_empty();
-    let mut backup = None;
-    if changed && !meta.check_mode {
-        let mut journal = Journal::open(host, &plan.backup_id)?;
-        journal::carry_out(host, Some(Record { journal: &mut journal, module: MODULE, boot: true }), &plan.actions)?;
-        backup = Some(journal.dir);
-        if let Some(g) = plan.grub_cfg.as_mut() {
-            g.regenerated = g.note.is_none();
-        }
-    } else if let Some(g) = plan.grub_cfg.as_mut().filter(|g| g.note.is_none()) {
-        g.note = Some("check mode: not run".into());
+/// The module, as the engine's runner sees it.
+pub struct KernelArgs;
+
+impl Module for KernelArgs {
+    const NAME: &'static str = MODULE;
+    const BOOT: bool = true;
+    type Params = Params;
+
+    fn backup_id(params: &Params) -> Option<&str> {
+        params.backup_id.as_deref()
     }
-    let mut outcome = Outcome::new(changed)
-        .field("bootloader", &plan.layout)
-        .field("running", plan.running.as_ref().map(to_map))
-        .field("configured", to_map(&plan.configured))
-        .field("pending", &plan.pending)
-        .field("reboot_required", !plan.pending.is_empty())
-        .field("grub_cfg", &plan.grub_cfg)
-        .field("backup", backup);
-    outcome.diff = plan.diff;
-    outcome.warnings = plan.warnings;
-    Ok(outcome)
+
+    fn plan(host: &Host, params: &Params) -> Result<engine::Plan> {
+        let p = plan(host, params)?;
+        let mut out = engine::Plan {
+            actions: p.actions,
+            diff: p.diff,
+            warnings: p.warnings,
+            reboot_required: !p.pending.is_empty(),
+            ..engine::Plan::default()
+        };
+        out.field("bootloader", &p.layout);
+        out.field("running", p.running.as_ref().map(to_map));
+        out.field("configured", to_map(&p.configured));
+        out.field("pending", &p.pending);
+        out.field("grub_cfg", &p.grub_cfg);
+        Ok(out)
+    }
+
+    fn finish(plan: &mut engine::Plan, applied: bool) {
+        if let Some(g) = plan.fields.get_mut("grub_cfg").filter(|g| g.is_object()) {
+            let ran = g["note"].is_null();
+            if applied {
+                g["regenerated"] = Value::Bool(ran);
+            } else if ran {
+                g["note"] = Value::String("check mode: not run".into());
+            }
+        }
+    }
+}
+
+pub fn run(host: &Host, meta: &Meta, params: Params) -> Result<Outcome> {
+    engine::run::<KernelArgs>(host, meta, params)
 }
 
 #[cfg(test)]

@@ -12,9 +12,11 @@
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-use crate::engine::journal::{self, Action, Entry, Journal, State, normalize_value, read_state};
+use crate::engine::journal::{Entry, Journal};
+use crate::engine::state::{self, Action, State, normalize_value};
+use crate::engine::{self, Module};
 use crate::host::Host;
-use crate::protocol::{Diff, Failure, Meta, Outcome};
+use crate::protocol::{Diff, Failure, Meta, Outcome, cap_text};
 
 pub const MODULE: &str = "lltune_rollback";
 
@@ -41,6 +43,8 @@ pub struct Plan {
     pub restored: Vec<Restored>,
     pub reboot_required: bool,
     pub warnings: Vec<String>,
+    /// Entries that cannot be restored (a missing copy); everything else still is.
+    pub not_restored: Vec<String>,
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -55,24 +59,35 @@ pub fn plan_entries(host: &Host, journal: &Journal, entries: &[Entry]) -> Result
         restored: Vec::new(),
         reboot_required: false,
         warnings: Vec::new(),
+        not_restored: Vec::new(),
     };
     let mut restored_grub_defaults = false;
     for entry in entries.iter().rev() {
         let item = entry.item();
-        let now = read_state(host, &item)
+        let now = state::read(host, &item)
             .map_err(|e| Failure::new(format!("reading the current state of {}: {e}", item.path())));
         match entry {
             Entry::File { path, module, boot, previous } => {
-                let now = match now? {
-                    State::File(f) => f,
-                    State::Runtime(_) => None,
+                let now = match now {
+                    Ok(State::File(f)) => f,
+                    Ok(_) => None,
+                    Err(e) => {
+                        plan.not_restored.push(format!("{path} ({e:#})"));
+                        continue;
+                    }
                 };
                 let before = now.as_ref().map(|(b, _)| text(b)).unwrap_or_default();
                 match previous {
                     Some(saved) => {
-                        let bytes = journal.blob(host, saved)?;
-                        let meta = crate::host::FileMeta { mode: saved.mode, uid: saved.uid, gid: saved.gid };
-                        if now.as_ref() == Some(&(bytes.clone(), meta)) {
+                        let bytes = match journal.blob(host, saved) {
+                            Ok(b) => b,
+                            Err(e) => {
+                                plan.not_restored.push(format!("{path} ({})", cap_text(&format!("{e:#}"))));
+                                continue;
+                            }
+                        };
+                        let meta = saved.meta();
+                        if now.as_ref().is_some_and(|(b, m)| *b == bytes && *m == meta) {
                             continue;
                         }
                         let after = text(&bytes);
@@ -89,7 +104,11 @@ pub fn plan_entries(host: &Host, journal: &Journal, entries: &[Entry]) -> Result
                             before,
                             after,
                         });
-                        plan.actions.push(Action::RestoreFile { path: path.clone(), contents: bytes, meta });
+                        plan.actions.push(Action::RestoreFile {
+                            path: path.clone(),
+                            contents: bytes,
+                            meta: meta.clone(),
+                        });
                         plan.restored.push(Restored {
                             path: path.clone(),
                             kind: "file".into(),
@@ -117,10 +136,40 @@ pub fn plan_entries(host: &Host, journal: &Journal, entries: &[Entry]) -> Result
                 plan.reboot_required |= *boot;
                 restored_grub_defaults |= path == "/etc/default/grub";
             }
+            Entry::Link { path, module, boot, previous } => {
+                let now = match now {
+                    Ok(State::Link(l)) => l,
+                    Ok(_) => continue,
+                    Err(e) => {
+                        plan.not_restored.push(format!("{path} ({e:#})"));
+                        continue;
+                    }
+                };
+                if now == *previous {
+                    continue;
+                }
+                let show = |l: &Option<String>| l.as_ref().map(|t| format!("{path} -> {t}\n")).unwrap_or_default();
+                plan.diff.push(Diff {
+                    before_header: format!("link {path}"),
+                    after_header: format!("link {path}"),
+                    before: show(&now),
+                    after: show(previous),
+                });
+                plan.actions.push(match previous {
+                    Some(to) => Action::SetLink { path: path.clone(), to: to.clone() },
+                    None => Action::RemoveFile { path: path.clone() },
+                });
+                plan.restored.push(Restored {
+                    path: path.clone(),
+                    kind: if previous.is_some() { "link".into() } else { "removed".into() },
+                    module: module.clone(),
+                });
+                plan.reboot_required |= *boot;
+            }
             Entry::Runtime { path, module, previous } => {
                 let now = match now {
-                    Ok(State::Runtime(v)) => v,
-                    Ok(State::File(_)) => continue,
+                    Ok(State::Kernel(v)) => v,
+                    Ok(_) => continue,
                     Err(e) => {
                         // A per-interface key of an interface that is gone, for instance.
                         plan.warnings.push(format!("{e:#}; not restored"));
@@ -163,18 +212,36 @@ pub fn plan_entries(host: &Host, journal: &Journal, entries: &[Entry]) -> Result
     Ok(plan)
 }
 
-pub fn run(host: &Host, meta: &Meta, params: Params) -> Result<Outcome> {
-    let journal = Journal::load(host, &params.backup)?;
-    let plan = plan_entries(host, &journal, journal.entries())?;
-    let changed = !plan.actions.is_empty();
-    if changed && !meta.check_mode {
-        journal::carry_out(host, None, &plan.actions)?;
+/// The module, as the engine's runner sees it: not journaled (it reads a journal).
+pub struct Rollback;
+
+impl Module for Rollback {
+    const NAME: &'static str = MODULE;
+    const JOURNALED: bool = false;
+    type Params = Params;
+
+    fn backup_id(_params: &Params) -> Option<&str> {
+        None
     }
-    let mut outcome = Outcome::new(changed)
-        .field("backup", &journal.dir)
-        .field("restored", &plan.restored)
-        .field("reboot_required", plan.reboot_required);
-    outcome.diff = plan.diff;
-    outcome.warnings = plan.warnings;
-    Ok(outcome)
+
+    fn plan(host: &Host, params: &Params) -> Result<engine::Plan> {
+        let journal = Journal::load(host, &params.backup)?;
+        let p = plan_entries(host, &journal, journal.entries())?;
+        let mut out = engine::Plan {
+            actions: p.actions,
+            diff: p.diff,
+            warnings: p.warnings,
+            reboot_required: p.reboot_required,
+            unfinished: p.not_restored.iter().map(|n| format!("not restored: {n}")).collect(),
+            ..engine::Plan::default()
+        };
+        out.field("backup", &journal.dir);
+        out.field("restored", &p.restored);
+        out.field("not_restored", &p.not_restored);
+        Ok(out)
+    }
+}
+
+pub fn run(host: &Host, meta: &Meta, params: Params) -> Result<Outcome> {
+    engine::run::<Rollback>(host, meta, params)
 }

@@ -13,7 +13,8 @@ use std::collections::BTreeMap;
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-use crate::engine::journal::{self, Action, Journal, Record, normalize_value};
+use crate::engine::state::{Action, normalize_value};
+use crate::engine::{self, Module};
 use crate::host::Host;
 use crate::protocol::{Diff, Failure, Meta, Outcome, lenient_bool, scalar_map};
 
@@ -66,6 +67,9 @@ pub struct Key {
     pub name: String,
     /// `/proc/sys/net/ipv4/conf/eth0.100/rp_filter`.
     pub path: String,
+    /// Written `-net.core.x` (systemd-sysctl's "ignore errors setting it"): the file line
+    /// keeps the `-`, and a key this kernel lacks is skipped at run time with a warning.
+    pub ignore_errors: bool,
 }
 
 /// Parses a sysctl name written dotted (`net.core.busy_poll`) or as a path
@@ -94,7 +98,7 @@ pub fn parse_key(raw: &str) -> Result<Key, String> {
     if rel.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
         return Err(bad());
     }
-    Ok(Key { name, path: format!("/proc/sys/{rel}") })
+    Ok(Key { name, path: format!("/proc/sys/{rel}"), ignore_errors: false })
 }
 
 /// The canonical dotted name of a key as found in a file (either spelling); `None` if odd.
@@ -151,7 +155,7 @@ pub fn edit_file(text: Option<&str>, wanted: &[(Key, String)], state: Presence) 
                 Some(a) if state == Presence::Present && !seen => {
                     seen = true;
                     if normalize_value(&a.value) != normalize_value(value) {
-                        let dash = if a.ignore_errors { "-" } else { "" };
+                        let dash = if a.ignore_errors || key.ignore_errors { "-" } else { "" };
                         lines[i].0 = format!("{dash}{} = {value}\n", key.name);
                     }
                     i += 1;
@@ -166,7 +170,8 @@ pub fn edit_file(text: Option<&str>, wanted: &[(Key, String)], state: Presence) 
             if let Some(last) = lines.last_mut().filter(|l| !l.0.ends_with('\n')) {
                 last.0.push('\n');
             }
-            lines.push((format!("{} = {value}\n", key.name), None));
+            let dash = if key.ignore_errors { "-" } else { "" };
+            lines.push((format!("{dash}{} = {value}\n", key.name), None));
         }
     }
     lines.into_iter().map(|(l, _)| l).collect()
@@ -339,7 +344,6 @@ pub struct Plan {
     pub conflicts: Vec<Conflict>,
     pub warnings: Vec<String>,
     pub reboot_required: bool,
-    pub backup_id: String,
 }
 
 /// Values sysctl.d and /proc/sys can hold: one line, no NUL.
@@ -364,13 +368,6 @@ fn file_value(text: Option<&str>, key: &Key) -> Option<String> {
 
 /// What the task would change. Pure: reads the host, writes nothing. Check mode stops here.
 pub fn plan(host: &Host, params: &Params) -> Result<Plan> {
-    let backup_id = match &params.backup_id {
-        Some(id) => {
-            journal::validate_backup_id(id).map_err(|e| Failure::new(format!("option backup_id: {e}")))?;
-            id.clone()
-        }
-        None => journal::default_backup_id(),
-    };
     if params.settings.is_empty() {
         return Err(Failure::new("option settings: give at least one setting").into());
     }
@@ -386,7 +383,12 @@ pub fn plan(host: &Host, params: &Params) -> Result<Plan> {
     }
     let mut wanted: Vec<(Key, String)> = Vec::new();
     for (raw, value) in &params.settings {
-        let key = parse_key(raw).map_err(|e| Failure::new(format!("option settings: {e}")))?;
+        let (ignore_errors, bare) = match raw.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, raw.as_str()),
+        };
+        let mut key = parse_key(bare).map_err(|e| Failure::new(format!("option settings: {e}")))?;
+        key.ignore_errors = ignore_errors;
         let value = match (params.state, value) {
             (Presence::Absent, v) => v.clone().unwrap_or_default(),
             (Presence::Present, None) => {
@@ -420,6 +422,13 @@ pub fn plan(host: &Host, params: &Params) -> Result<Plan> {
             continue;
         }
         let Some(now) = now else {
+            if key.ignore_errors {
+                warnings.push(format!(
+                    "{}: no such sysctl on this kernel ({} does not exist); skipped at run time (written with '-')",
+                    key.name, key.path
+                ));
+                continue;
+            }
             return Err(Failure::new(format!(
                 "{}: no such sysctl on this kernel ({} does not exist); use runtime: false to only persist it",
                 key.name, key.path
@@ -509,27 +518,38 @@ pub fn plan(host: &Host, params: &Params) -> Result<Plan> {
         && params.persist
         && params.state == Presence::Present
         && wanted.iter().any(|(k, v)| running.get(&k.name).is_some_and(|now| *now != normalize_value(v)));
-    Ok(Plan { changes, actions, diff, conflicts, warnings, reboot_required, backup_id })
+    Ok(Plan { changes, actions, diff, conflicts, warnings, reboot_required })
+}
+
+/// The module, as the engine's runner sees it.
+pub struct Sysctl;
+
+impl Module for Sysctl {
+    const NAME: &'static str = MODULE;
+    type Params = Params;
+
+    fn backup_id(params: &Params) -> Option<&str> {
+        params.backup_id.as_deref()
+    }
+
+    fn plan(host: &Host, params: &Params) -> Result<engine::Plan> {
+        let p = plan(host, params)?;
+        let mut out = engine::Plan {
+            actions: p.actions,
+            diff: p.diff,
+            warnings: p.warnings,
+            reboot_required: p.reboot_required,
+            ..engine::Plan::default()
+        };
+        out.field("changes", &p.changes);
+        out.field("conflicts", &p.conflicts);
+        out.field("file", &params.file);
+        Ok(out)
+    }
 }
 
 pub fn run(host: &Host, meta: &Meta, params: Params) -> Result<Outcome> {
-    let plan = plan(host, &params)?;
-    let changed = !plan.actions.is_empty();
-    let mut backup = None;
-    if changed && !meta.check_mode {
-        let mut journal = Journal::open(host, &plan.backup_id)?;
-        journal::carry_out(host, Some(Record { journal: &mut journal, module: MODULE, boot: false }), &plan.actions)?;
-        backup = Some(journal.dir);
-    }
-    let mut outcome = Outcome::new(changed)
-        .field("changes", &plan.changes)
-        .field("conflicts", &plan.conflicts)
-        .field("file", &params.file)
-        .field("reboot_required", plan.reboot_required)
-        .field("backup", backup);
-    outcome.diff = plan.diff;
-    outcome.warnings = plan.warnings;
-    Ok(outcome)
+    engine::run::<Sysctl>(host, meta, params)
 }
 
 #[cfg(test)]

@@ -1,0 +1,195 @@
+//! The kinds of host state a module changes, and the writes that change them.
+//!
+//! Every kind can be read (the snapshot the journal keeps), compared, and put back. A new
+//! kind (an ethtool setting, a unit's enablement) is one variant of `Item` and `State`, one
+//! arm in `read` and `put`, and an `Entry` variant in the journal.
+
+use anyhow::{Context, Result};
+
+use crate::host::{FileMeta, Host, HostError, Node};
+
+/// One thing on the host a module changes. Paths are canonical target paths: the engine
+/// resolves links before it snapshots, so the journal names the file a link leads to.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Item {
+    /// A regular file (contents, mode, owner, xattrs) or its absence, e.g. `/etc/default/grub`.
+    File(String),
+    /// A symbolic link itself (its target as written) or its absence: unit enablement.
+    Link(String),
+    /// A kernel value file, e.g. `/proc/sys/net/core/busy_poll`.
+    Kernel(String),
+}
+
+impl Item {
+    pub fn path(&self) -> &str {
+        match self {
+            Item::File(p) | Item::Link(p) | Item::Kernel(p) => p,
+        }
+    }
+}
+
+/// The state of an item at one moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum State {
+    /// A file's bytes and metadata; `None` when it does not exist.
+    File(Option<(Vec<u8>, FileMeta)>),
+    /// A link's target as written; `None` when there is no link.
+    Link(Option<String>),
+    /// A kernel value exactly as read (with its newline), so restoring a fixture tree's
+    /// plain file gives back the same bytes.
+    Kernel(String),
+}
+
+/// Kernel values compared the way `sysctl` users mean them: whitespace runs are one space
+/// (`net.ipv4.tcp_rmem` reads back tab-separated).
+pub fn normalize_value(v: &str) -> String {
+    v.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+impl State {
+    /// Equal as the host sees it (kernel values by their normalized text).
+    pub fn same(&self, other: &State) -> bool {
+        match (self, other) {
+            (State::Kernel(a), State::Kernel(b)) => normalize_value(a) == normalize_value(b),
+            (a, b) => a == b,
+        }
+    }
+}
+
+/// Reads the current state of an item. A file item that is a link, a FIFO or a device is
+/// refused: the engine resolved links already, so anything else there is not ours to touch.
+pub fn read(host: &Host, item: &Item) -> Result<State, HostError> {
+    match item {
+        Item::File(path) => match host.node(path)? {
+            Node::Absent => Ok(State::File(None)),
+            Node::File(bytes, meta) => Ok(State::File(Some((bytes, meta)))),
+            Node::Link(_) => Err(HostError::NotRegular { path: path.clone(), what: "symbolic link" }),
+        },
+        Item::Link(path) => match host.node(path)? {
+            Node::Absent => Ok(State::Link(None)),
+            Node::Link(to) => Ok(State::Link(Some(to))),
+            Node::File(..) => Err(HostError::NotRegular { path: path.clone(), what: "regular file (not a link)" }),
+        },
+        Item::Kernel(path) => Ok(State::Kernel(host.read(path)?)),
+    }
+}
+
+/// Puts an item back to a state; `false` when it already was in that state.
+pub fn put(host: &Host, item: &Item, state: &State) -> Result<bool> {
+    if read(host, item).ok().is_some_and(|now| now.same(state)) {
+        return Ok(false);
+    }
+    match (item, state) {
+        (Item::File(path), State::File(None)) | (Item::Link(path), State::Link(None)) => host.remove(path)?,
+        (Item::File(path), State::File(Some((bytes, meta)))) => host.write_atomic_as(path, bytes, meta)?,
+        (Item::Link(path), State::Link(Some(to))) => host.symlink(path, to)?,
+        (Item::Kernel(path), State::Kernel(v)) => host.write_kernel(path, v)?,
+        _ => anyhow::bail!("internal error: state of {} does not match its kind", item.path()),
+    }
+    Ok(true)
+}
+
+/// One write a module performs. Planning produces these; the runner carries them out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Replace a file atomically, keeping its mode, owner and xattrs (a new file: 0644 root).
+    WriteFile { path: String, contents: Vec<u8> },
+    /// Put back a file exactly: bytes and metadata.
+    RestoreFile { path: String, contents: Vec<u8>, meta: FileMeta },
+    /// Remove a file or a link itself.
+    RemoveFile { path: String },
+    /// Make `path` a link to `to` (as written), replacing a link that was there.
+    SetLink { path: String, to: String },
+    /// Write a value into a kernel file and read it back.
+    WriteKernel { path: String, value: String },
+    /// Run a command that rewrites `rewrites` (grub2-mkconfig -o <cfg>); only on a live host.
+    Run { argv: Vec<String>, rewrites: Vec<String> },
+}
+
+impl Action {
+    pub fn items(&self) -> Vec<Item> {
+        match self {
+            Action::WriteFile { path, .. } | Action::RestoreFile { path, .. } => vec![Item::File(path.clone())],
+            Action::RemoveFile { path } => vec![Item::File(path.clone())],
+            Action::SetLink { path, .. } => vec![Item::Link(path.clone())],
+            Action::WriteKernel { path, .. } => vec![Item::Kernel(path.clone())],
+            Action::Run { rewrites, .. } => rewrites.iter().cloned().map(Item::File).collect(),
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Action::WriteFile { path, .. } | Action::RestoreFile { path, .. } => format!("writing {path}"),
+            Action::RemoveFile { path } => format!("removing {path}"),
+            Action::SetLink { path, to } => format!("linking {path} -> {to}"),
+            Action::WriteKernel { path, value } => {
+                format!("writing {:?} to {path}", crate::protocol::cap_text(value))
+            }
+            Action::Run { argv, .. } => format!("running {}", argv.join(" ")),
+        }
+    }
+
+    /// The same action with its paths made canonical (links inside `root` resolved, so the
+    /// journal and the write name the real file). A link leaving `root` fails here.
+    pub fn resolved(&self, host: &Host) -> Result<Action, HostError> {
+        let r = |p: &String| host.resolve(p, true);
+        Ok(match self {
+            Action::WriteFile { path, contents } => Action::WriteFile { path: r(path)?, contents: contents.clone() },
+            Action::RestoreFile { path, contents, meta } => {
+                Action::RestoreFile { path: r(path)?, contents: contents.clone(), meta: meta.clone() }
+            }
+            Action::RemoveFile { path } => Action::RemoveFile { path: host.resolve(path, false)? },
+            Action::SetLink { path, to } => Action::SetLink { path: host.resolve(path, false)?, to: to.clone() },
+            Action::WriteKernel { path, value } => Action::WriteKernel { path: r(path)?, value: value.clone() },
+            Action::Run { argv, rewrites } => {
+                Action::Run { argv: argv.clone(), rewrites: rewrites.iter().map(r).collect::<Result<_, _>>()? }
+            }
+        })
+    }
+
+    /// Carries out the action and verifies what it can read back.
+    pub fn perform(&self, host: &Host) -> Result<()> {
+        match self {
+            Action::WriteFile { path, contents } => {
+                host.write_atomic(path, contents, None)?;
+                verify_file(host, path, contents)
+            }
+            Action::RestoreFile { path, contents, meta } => {
+                host.write_atomic_as(path, contents, meta)?;
+                verify_file(host, path, contents)
+            }
+            Action::RemoveFile { path } => Ok(host.remove(path)?),
+            Action::SetLink { path, to } => Ok(host.symlink(path, to)?),
+            Action::WriteKernel { path, value } => {
+                // A trailing newline, as `echo` writes: the kernel accepts it and a fixture
+                // file keeps the shape the kernel would show.
+                let line = if value.ends_with('\n') { value.clone() } else { format!("{value}\n") };
+                host.write_kernel(path, &line)?;
+                let now = host.read(path)?;
+                if normalize_value(&now) != normalize_value(value) {
+                    anyhow::bail!("the kernel kept {:?}", crate::protocol::cap_text(now.trim_end()));
+                }
+                Ok(())
+            }
+            Action::Run { argv, .. } => {
+                let (prog, args) = argv.split_first().context("empty command")?;
+                let out = std::process::Command::new(prog)
+                    .args(args)
+                    .output()
+                    .with_context(|| format!("cannot run {prog}"))?;
+                if !out.status.success() {
+                    let err = String::from_utf8_lossy(&out.stderr);
+                    anyhow::bail!("{} ({})", out.status, crate::protocol::cap_text(err.trim()));
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+fn verify_file(host: &Host, path: &str, contents: &[u8]) -> Result<()> {
+    if host.read_bytes(path)? != contents {
+        anyhow::bail!("{path} does not read back as written");
+    }
+    Ok(())
+}
