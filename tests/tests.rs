@@ -8,6 +8,7 @@ mod change_ansible; //    the change modules through ansible-doc and ansible-pla
 mod change_kernel_args; // lltune_kernel_args: BLS, classic GRUB2 (BIOS/UEFI), Debian; safety refusals
 mod change_rollback; //   lltune_rollback: every fixture back byte for byte after a play of both modules
 mod change_sysctl; //    lltune_sysctl: fixture trees, check mode, failures midway, a real kernel in a netns
+mod contract; //         the contract every changing module keeps (one harness), and the attacker cases
 mod ethtool_live; //   SIOCETHTOOL on a veth pair inside a network namespace
 mod facts_doc; //      every emitted field is documented in docs/facts.md
 mod facts_module; //   lltune_facts through its real binary: exact JSON results

@@ -389,7 +389,7 @@ impl Host {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => return Err(HostError::from_io(&shown, e)),
             }
-            crate::host::fault::point();
+            fault::point().map_err(|e| HostError::from_io(&shown, e))?;
             match fs::create_dir(&here) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists && here.is_dir() => {}
@@ -428,25 +428,25 @@ impl Host {
         let seq = TEMP_SEQ.fetch_add(1, Ordering::Relaxed);
         let tmp = dir.join(format!(".{name}.lltune-{}-{nanos:x}-{seq}", std::process::id()));
         let result = (|| -> io::Result<()> {
-            fault::point();
+            fault::point()?;
             let mut f = fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
                 .mode(0o600)
                 .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
                 .open(&tmp)?;
-            fault::point();
+            fault::point()?;
             f.write_all(contents)?;
             // Owner first: chown clears the setuid/setgid bits that the chmod then sets.
             // Ownership can only be given away by root; elsewhere keep ours.
             let _ = std::os::unix::fs::fchown(&f, Some(keep.uid), Some(keep.gid));
             nix::sys::stat::fchmod(f.as_raw_fd(), nix::sys::stat::Mode::from_bits_truncate(keep.mode))?;
             xattr::write_all(&f, &keep.xattrs)?;
-            fault::point();
+            fault::point()?;
             f.sync_all()?;
-            fault::point();
+            fault::point()?;
             fs::rename(&tmp, &dest)?;
-            fault::point();
+            fault::point()?;
             fs::File::open(&dir)?.sync_all()
         })();
         if result.is_err() {
@@ -460,6 +460,14 @@ impl Host {
     /// is not a regular file. O_TRUNC as the shell's `>` uses it: procfs and sysfs ignore
     /// it, and a fixture tree's plain file then holds exactly the value written.
     pub fn write_kernel(&self, target: &str, value: &str) -> Result<(), HostError> {
+        if !self.live {
+            // A captured tree's kernel files are plain files: replace them atomically, so a
+            // run killed midway leaves the old or the new value, as the kernel would.
+            if self.file_meta(target)?.is_none() {
+                return Err(HostError::NotFound { path: target.to_string() });
+            }
+            return self.write_atomic(target, value.as_bytes(), None);
+        }
         let (path, nofollow) = self.read_path(target)?;
         let path = if nofollow { self.join(&self.resolve(target, true)?) } else { path };
         let flags = libc::O_NONBLOCK | libc::O_CLOEXEC | if nofollow { libc::O_NOFOLLOW } else { 0 };
@@ -473,7 +481,7 @@ impl Host {
         if !meta.file_type().is_file() {
             return Err(HostError::NotRegular { path: target.to_string(), what: kind_of(meta.file_type()) });
         }
-        fault::point();
+        fault::point().map_err(|e| HostError::from_io(target, e))?;
         f.write_all(value.as_bytes()).map_err(|e| HostError::from_io(target, e))
     }
 
@@ -489,7 +497,7 @@ impl Host {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(HostError::from_io(target, e)),
         }
-        fault::point();
+        fault::point().map_err(|e| HostError::from_io(target, e))?;
         match fs::remove_file(&real) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
@@ -506,10 +514,9 @@ impl Host {
         let seq = TEMP_SEQ.fetch_add(1, Ordering::Relaxed);
         let tmp = dir.join(format!(".{name}.lltune-{}-l{seq}", std::process::id()));
         let io = |e| HostError::from_io(target, e);
-        fault::point();
+        fault::point().map_err(io)?;
         std::os::unix::fs::symlink(to, &tmp).map_err(io)?;
-        fault::point();
-        if let Err(e) = fs::rename(&tmp, dir.join(name)) {
+        if let Err(e) = fault::point().and_then(|()| fs::rename(&tmp, dir.join(name))) {
             let _ = fs::remove_file(&tmp);
             return Err(io(e));
         }
@@ -662,28 +669,41 @@ pub mod xattr_hex {
     }
 }
 
-/// Fault injection for the kill test (debug builds only): with `LLTUNE_FAULT_KILL_AT=N`
-/// in the environment, the process kills itself with SIGKILL at its N-th mutation of the
-/// host (create, write, chmod, fsync, rename, remove), as a power cut or `kill -9` would.
+/// Fault injection for the contract test (debug builds only). The process counts its
+/// mutations of the host (create, write, fsync, rename, remove, link). With
+/// `LLTUNE_FAULT_KILL_AT=N` it kills itself with SIGKILL at the N-th, as a power cut or
+/// `kill -9` would; with `LLTUNE_FAULT_FAIL_AT=N` the N-th fails with EIO, as a full disk
+/// would. Release builds compile this to nothing.
 pub mod fault {
+    use std::io;
+
     #[cfg(debug_assertions)]
-    pub fn point() {
+    pub fn point() -> io::Result<()> {
         use std::sync::atomic::{AtomicU64, Ordering};
         static SEEN: AtomicU64 = AtomicU64::new(0);
-        let Some(at) = std::env::var("LLTUNE_FAULT_KILL_AT").ok().and_then(|v| v.parse::<u64>().ok()) else {
-            return;
-        };
-        if SEEN.fetch_add(1, Ordering::SeqCst) + 1 == at {
+        let at = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
+        let (kill, fail) = (at("LLTUNE_FAULT_KILL_AT"), at("LLTUNE_FAULT_FAIL_AT"));
+        if kill.is_none() && fail.is_none() {
+            return Ok(());
+        }
+        let n = SEEN.fetch_add(1, Ordering::SeqCst) + 1;
+        if kill == Some(n) {
             // SAFETY: plain syscalls on our own process.
             unsafe {
                 libc::kill(libc::getpid(), libc::SIGKILL);
             }
         }
+        if fail == Some(n) {
+            return Err(io::Error::from_raw_os_error(libc::EIO));
+        }
+        Ok(())
     }
 
     #[cfg(not(debug_assertions))]
     #[inline(always)]
-    pub fn point() {}
+    pub fn point() -> io::Result<()> {
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,324 @@
+//! The contract every changing module keeps, checked by one harness (`contract`) that each
+//! module's case runs through its real binary on a copy of a fixture tree:
+//!
+//! - check mode writes nothing (whole-tree snapshot: bytes, modes, owners, xattrs, links,
+//!   folders) and predicts the real run's `changed` and `diff`;
+//! - apply → rerun `changed: false` → `lltune_rollback` gives back the tree byte for byte;
+//! - a failure at every mutation point (EIO injected, debug builds) reverts this run;
+//! - a SIGKILL at every mutation point leaves each file old or new, and rollback restores;
+//! - concurrent runs sharing a backup id lose no journal entry;
+//! - a file the module writes that is a link leading out of `root` is refused.
+//!
+//! Fault injection (`LLTUNE_FAULT_*`, see `host::fault`) is the one fake here: no real
+//! disk fills up or loses power on cue. Everything else is the real binary on real files.
+//! Below the harness: the attacker cases that once got through, as regression tests.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde_json::{Value, json};
+
+use crate::support::{bin, boot_fixture, run_module, run_module_stdin};
+
+/// What a byte-identical comparison looks at, for one path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Node {
+    File { bytes: Vec<u8>, mode: u32, uid: u32, gid: u32, xattrs: BTreeMap<String, Vec<u8>> },
+    Dir { mode: u32, uid: u32, gid: u32 },
+    Link(PathBuf),
+}
+
+fn xattrs(p: &Path) -> BTreeMap<String, Vec<u8>> {
+    let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+    let mut out = BTreeMap::new();
+    let mut names = vec![0u8; 65536];
+    // SAFETY: buffers are sized as passed.
+    let n = unsafe { libc::llistxattr(c.as_ptr(), names.as_mut_ptr().cast(), names.len()) };
+    assert!(n >= 0, "llistxattr {}", p.display());
+    names.truncate(n as usize);
+    for name in names.split(|b| *b == 0).filter(|s| !s.is_empty()) {
+        let cn = std::ffi::CString::new(name).unwrap();
+        let mut v = vec![0u8; 65536];
+        // SAFETY: as above.
+        let l = unsafe { libc::lgetxattr(c.as_ptr(), cn.as_ptr(), v.as_mut_ptr().cast(), v.len()) };
+        assert!(l >= 0);
+        v.truncate(l as usize);
+        out.insert(String::from_utf8_lossy(name).into_owned(), v);
+    }
+    out
+}
+
+fn set_xattr(p: &Path, name: &str, value: &[u8]) {
+    let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+    let n = std::ffi::CString::new(name).unwrap();
+    // SAFETY: pointers and lengths describe live buffers.
+    let r = unsafe { libc::setxattr(c.as_ptr(), n.as_ptr(), value.as_ptr().cast(), value.len(), 0) };
+    assert_eq!(r, 0, "setxattr {name} on {}: {}", p.display(), std::io::Error::last_os_error());
+}
+
+/// Every path under `root`. `backups`: include lltune's own `var/lib/lltune` (check mode
+/// must not create it); without, it is left out (the one thing a rollback leaves).
+/// Temp files of a killed run (`.<name>.lltune-*`) are listed apart: never loaded by
+/// anything (hidden, no `.conf` suffix), they are the trace a kill -9 may leave.
+fn snapshot(root: &Path, backups: bool) -> (BTreeMap<String, Node>, Vec<String>) {
+    fn walk(base: &Path, dir: &Path, backups: bool, out: &mut BTreeMap<String, Node>, temps: &mut Vec<String>) {
+        for entry in fs::read_dir(dir).unwrap() {
+            let p = entry.unwrap().path();
+            let rel = p.strip_prefix(base).unwrap().to_string_lossy().into_owned();
+            if !backups && rel == "var/lib/lltune" {
+                continue;
+            }
+            if p.file_name().unwrap().to_string_lossy().contains(".lltune-") {
+                temps.push(rel);
+                continue;
+            }
+            let m = fs::symlink_metadata(&p).unwrap();
+            let node = if m.file_type().is_symlink() {
+                Node::Link(fs::read_link(&p).unwrap())
+            } else if m.is_dir() {
+                walk(base, &p, backups, out, temps);
+                Node::Dir { mode: m.mode() & 0o7777, uid: m.uid(), gid: m.gid() }
+            } else {
+                Node::File {
+                    bytes: fs::read(&p).unwrap(),
+                    mode: m.mode() & 0o7777,
+                    uid: m.uid(),
+                    gid: m.gid(),
+                    xattrs: xattrs(&p),
+                }
+            };
+            out.insert(rel, node);
+        }
+    }
+    let (mut out, mut temps) = (BTreeMap::new(), Vec::new());
+    walk(root, root, backups, &mut out, &mut temps);
+    if !backups {
+        out = strip_backup_dirs(&out);
+    }
+    (out, temps)
+}
+
+fn differences(a: &BTreeMap<String, Node>, b: &BTreeMap<String, Node>) -> Vec<String> {
+    let mut d = Vec::new();
+    for (k, v) in a {
+        match b.get(k) {
+            None => d.push(format!("{k}: gone")),
+            Some(w) if w != v => d.push(format!("{k}: changed")),
+            _ => {}
+        }
+    }
+    d.extend(b.keys().filter(|k| !a.contains_key(*k)).map(|k| format!("{k}: new")));
+    d
+}
+
+fn assert_same(a: &BTreeMap<String, Node>, b: &BTreeMap<String, Node>, what: &str) {
+    let d = differences(a, b);
+    assert!(d.is_empty(), "{what}: {d:?}");
+}
+
+/// Runs a module binary with extra environment (fault injection); `None` when killed.
+fn run_env(module: &str, args: &Value, env: &[(&str, String)]) -> Option<(Value, i32)> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("args.json");
+    fs::write(&path, serde_json::to_vec(args).unwrap()).unwrap();
+    let mut cmd = Command::new(bin(module));
+    cmd.arg(&path);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    out.status.code()?;
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{module}: not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)));
+    Some((v, out.status.code().unwrap()))
+}
+
+fn with(args: &Value, root: &Path, extra: Value) -> Value {
+    let mut v = args.clone();
+    v["root"] = json!(root);
+    for (k, x) in extra.as_object().unwrap() {
+        v[k] = x.clone();
+    }
+    v
+}
+
+fn rollback(root: &Path, id: &str) -> Value {
+    let (v, code) = run_module("lltune_rollback", &json!({"root": root, "backup": id}));
+    assert_eq!(code, 0, "rollback: {v}");
+    v
+}
+
+/// One module's case: a fixture tree, the arguments of a run that changes something, and a
+/// second run's arguments that change other items (for the concurrency check).
+struct Case {
+    module: &'static str,
+    fixture: &'static str,
+    args: Value,
+    other: Value,
+}
+
+fn contract(case: &Case) {
+    let m = case.module;
+    // 1. Check mode: nothing written, the real run predicted.
+    let dir = boot_fixture(case.fixture);
+    let root = dir.path();
+    let (start, _) = snapshot(root, true);
+    let (check, code) = run_module(
+        m,
+        &with(&case.args, root, json!({"_ansible_check_mode": true, "_ansible_diff": true, "backup_id": "c1"})),
+    );
+    assert_eq!(code, 0, "{m} check mode: {check}");
+    assert_eq!(check["changed"], true, "{m}: the case must change something");
+    assert_same(&start, &snapshot(root, true).0, &format!("{m}: check mode wrote"));
+
+    // 2. Apply, rerun, rollback.
+    let (real, code) = run_module(m, &with(&case.args, root, json!({"_ansible_diff": true, "backup_id": "c1"})));
+    assert_eq!(code, 0, "{m}: {real}");
+    assert_eq!(real["changed"], true);
+    assert_eq!(real["diff"], check["diff"], "{m}: check mode's diff differs from the real run's");
+    assert_eq!(real["backup"], "/var/lib/lltune/backups/c1");
+    let (applied, _) = snapshot(root, false);
+    assert!(!differences(&snapshot(root, false).0, &start).is_empty());
+    let (again, _) = run_module(m, &with(&case.args, root, json!({"backup_id": "c2"})));
+    assert_eq!(again["changed"], false, "{m}: rerun changed: {again}");
+    assert!(!root.join("var/lib/lltune/backups/c2").exists(), "{m}: a rerun without change made a bundle");
+    let rb = rollback(root, "c1");
+    assert_eq!(rb["changed"], true);
+    let (after, temps) = snapshot(root, false);
+    assert_same(&strip_backup_dirs(&start), &after, &format!("{m}: after rollback"));
+    assert!(temps.is_empty(), "{m}: temp files left: {temps:?}");
+    let journal: Value =
+        serde_json::from_slice(&fs::read(root.join("var/lib/lltune/backups/c1/journal.json")).unwrap()).unwrap();
+    let first_file = journal["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "file")
+        .map(|e| e["path"].as_str().unwrap().to_string());
+
+    // 3. A failure at every mutation point reverts the run.
+    let mut points = 0;
+    for n in 1.. {
+        let dir = boot_fixture(case.fixture);
+        let root = dir.path();
+        let (v, code) =
+            run_env(m, &with(&case.args, root, json!({"backup_id": "f"})), &[("LLTUNE_FAULT_FAIL_AT", n.to_string())])
+                .expect("not killed");
+        if v["failed"] == false {
+            assert_eq!(code, 0);
+            break;
+        }
+        points += 1;
+        assert_eq!(code, 1);
+        assert!(v["msg"].as_str().unwrap().contains("Input/output error"), "{m} fail at {n}: {v}");
+        let (now, _) = snapshot(root, false);
+        assert_same(&strip_backup_dirs(&start), &now, &format!("{m}: after a failure at mutation {n}: {}", v["msg"]));
+        assert!(n < 1000, "{m}: no end to mutation points");
+    }
+    assert!(points >= 3, "{m}: only {points} mutation points");
+
+    // 4. A kill at every mutation point: each file old or new; rollback restores.
+    for n in 1.. {
+        let dir = boot_fixture(case.fixture);
+        let root = dir.path();
+        let killed =
+            run_env(m, &with(&case.args, root, json!({"backup_id": "k"})), &[("LLTUNE_FAULT_KILL_AT", n.to_string())]);
+        let (now, _) = snapshot(root, false);
+        for (path, node) in &now {
+            let old = start.get(path);
+            let new = applied.get(path);
+            assert!(
+                old == Some(node) || new == Some(node) || matches!(node, Node::Dir { .. }),
+                "{m}: killed at mutation {n}: {path} is neither old nor new"
+            );
+        }
+        if killed.is_some() {
+            break;
+        }
+        if root.join("var/lib/lltune/backups/k/journal.json").exists() {
+            rollback(root, "k");
+        }
+        assert_same(
+            &strip_backup_dirs(&start),
+            &snapshot(root, false).0,
+            &format!("{m}: rollback after a kill at mutation {n}"),
+        );
+        assert!(n < 1000);
+    }
+
+    // 5. Concurrent runs sharing a backup id: nothing lost, rollback restores everything.
+    for round in 0..6 {
+        let dir = boot_fixture(case.fixture);
+        let root = dir.path();
+        let spawn = |args: &Value| {
+            let d = tempfile::tempdir().unwrap();
+            let p = d.path().join("args.json");
+            fs::write(&p, serde_json::to_vec(&with(args, root, json!({"backup_id": "cc"}))).unwrap()).unwrap();
+            let child = Command::new(bin(m)).arg(&p).stdout(Stdio::piped()).spawn().unwrap();
+            (d, child)
+        };
+        let (_d1, a) = spawn(&case.args);
+        let (_d2, b) = spawn(&case.other);
+        for c in [a, b] {
+            let out = c.wait_with_output().unwrap();
+            let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(v["failed"], false, "{m} concurrent round {round}: {v}");
+        }
+        rollback(root, "cc");
+        assert_same(&strip_backup_dirs(&start), &snapshot(root, false).0, &format!("{m}: concurrent round {round}"));
+    }
+
+    // 6. The file it writes is a link leading out of root: refused, nothing written.
+    if let Some(p) = first_file {
+        let outside = tempfile::tempdir().unwrap();
+        fs::write(outside.path().join("target"), "outside\n").unwrap();
+        let dir = boot_fixture(case.fixture);
+        let root = dir.path();
+        let link = root.join(p.trim_start_matches('/'));
+        let depth = p.matches('/').count() - 1;
+        let _ = fs::remove_file(&link);
+        fs::create_dir_all(link.parent().unwrap()).unwrap();
+        let to = format!("{}../{}/target", "../".repeat(depth), outside.path().file_name().unwrap().to_string_lossy());
+        symlink(&to, &link).unwrap();
+        // The link really leads to the outside file, as the controller sees it.
+        assert_eq!(fs::read_to_string(&link).unwrap(), "outside\n");
+        let before = snapshot(root, true).0;
+        let (v, code) = run_module(m, &with(&case.args, root, json!({"backup_id": "o"})));
+        assert_eq!(code, 1, "{m}: a link out of root was followed: {v}");
+        assert!(v["msg"].as_str().unwrap().contains("outside root"), "{m}: {v}");
+        assert_eq!(fs::read_to_string(outside.path().join("target")).unwrap(), "outside\n");
+        assert_same(&before, &snapshot(root, true).0, &format!("{m}: link out of root"));
+    }
+}
+
+/// The start snapshot without lltune's folders that a run may add (`var/lib/lltune` is
+/// left out of later snapshots; `var`/`var/lib` may be created on the way to it).
+fn strip_backup_dirs(s: &BTreeMap<String, Node>) -> BTreeMap<String, Node> {
+    s.iter()
+        .filter(|(k, _)| !k.starts_with("var/lib/lltune") && *k != "var" && *k != "var/lib")
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+#[test]
+fn contract_lltune_sysctl() {
+    contract(&Case {
+        module: "lltune_sysctl",
+        fixture: "rhel9-bls",
+        args: json!({"settings": {"net.core.busy_poll": 50, "vm.swappiness": 10}}),
+        other: json!({"settings": {"net.ipv4.tcp_timestamps": 0}, "file": "/etc/sysctl.d/98-other.conf"}),
+    });
+}
+
+#[test]
+fn contract_lltune_kernel_args() {
+    contract(&Case {
+        module: "lltune_kernel_args",
+        fixture: "rhel9-bls",
+        args: json!({"args": {"nohz_full": "2-5", "isolcpus": "managed_irq,domain,2-5"}}),
+        other: json!({"args": {"skew_tick": "1"}}),
+    });
+}
