@@ -322,3 +322,240 @@ fn contract_lltune_kernel_args() {
         other: json!({"args": {"skew_tick": "1"}}),
     });
 }
+
+// ---- The attacker cases that once got through ----
+
+#[test]
+fn sysctl_writes_through_the_distribution_link_and_rollback_keeps_it() {
+    // Debian's /etc/sysctl.d/99-sysctl.conf -> ../sysctl.conf: once replaced by a 0777 file.
+    let dir = boot_fixture("debian12");
+    let root = dir.path();
+    let real = root.join("etc/sysctl.conf");
+    fs::set_permissions(&real, fs::Permissions::from_mode(0o640)).unwrap();
+    set_xattr(&real, "security.selinux", b"system_u:object_r:system_conf_t:s0\0");
+    set_xattr(&real, "user.lltune_test", b"kept");
+    let start = snapshot(root, false).0;
+    let args = json!({"root": root, "settings": {"vm.swappiness": 10}, "file": "/etc/sysctl.d/99-sysctl.conf", "backup_id": "l"});
+    let (v, code) = run_module("lltune_sysctl", &args);
+    assert_eq!(code, 0, "{v}");
+    let link = root.join("etc/sysctl.d/99-sysctl.conf");
+    assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "the link was replaced");
+    assert!(fs::read_to_string(&real).unwrap().contains("vm.swappiness = 10"));
+    let m = fs::metadata(&real).unwrap();
+    assert_eq!(m.mode() & 0o7777, 0o640);
+    let x = xattrs(&real);
+    assert_eq!(x["security.selinux"], b"system_u:object_r:system_conf_t:s0\0");
+    assert_eq!(x["user.lltune_test"], b"kept");
+    rollback(root, "l");
+    assert_same(&start, &snapshot(root, false).0, "after rollback");
+}
+
+#[test]
+fn setuid_setgid_bits_and_xattrs_survive_apply_and_rollback() {
+    let dir = boot_fixture("rhel9-bls");
+    let root = dir.path();
+    let f = root.join("etc/sysctl.d/99-latency-tuner.conf");
+    fs::create_dir_all(f.parent().unwrap()).unwrap();
+    fs::write(&f, "vm.swappiness = 60\n").unwrap();
+    fs::set_permissions(&f, fs::Permissions::from_mode(0o6640)).unwrap();
+    set_xattr(&f, "user.origin", b"package");
+    let start = snapshot(root, false).0;
+    let (v, code) = run_module(
+        "lltune_sysctl",
+        &json!({"root": root, "settings": {"vm.swappiness": 10}, "runtime": false, "backup_id": "s"}),
+    );
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(fs::metadata(&f).unwrap().mode() & 0o7777, 0o6640);
+    assert_eq!(xattrs(&f)["user.origin"], b"package");
+    // Rollback puts back the bytes with the same bits, even after someone changed them.
+    fs::set_permissions(&f, fs::Permissions::from_mode(0o644)).unwrap();
+    rollback(root, "s");
+    assert_same(&start, &snapshot(root, false).0, "after rollback");
+}
+
+#[test]
+fn links_inside_the_tree_never_lead_out_of_root() {
+    let outside = tempfile::tempdir().unwrap();
+    let dir = boot_fixture("rhel9-bls");
+    let root = dir.path();
+    // An absolute link resolves inside root, as in a chroot: /etc/sysctl.d -> /srv/sysctl.d.
+    fs::remove_dir_all(root.join("etc/sysctl.d")).ok();
+    symlink("/srv/sysctl.d", root.join("etc/sysctl.d")).unwrap();
+    let (v, code) = run_module(
+        "lltune_sysctl",
+        &json!({"root": root, "settings": {"vm.swappiness": 10}, "runtime": false, "backup_id": "a"}),
+    );
+    assert_eq!(code, 0, "{v}");
+    assert!(root.join("srv/sysctl.d/99-latency-tuner.conf").is_file());
+    // A relative link that climbs out of the tree: refused, for the backups folder too.
+    let up = format!("../../../../../../../../..{}", outside.path().display());
+    fs::remove_dir_all(root.join("var/lib/lltune")).unwrap();
+    symlink(&up, root.join("var/lib/lltune")).unwrap();
+    let (v, code) = run_module(
+        "lltune_sysctl",
+        &json!({"root": root, "settings": {"vm.swappiness": 20}, "runtime": false, "backup_id": "b"}),
+    );
+    assert_eq!(code, 1, "{v}");
+    assert!(v["msg"].as_str().unwrap().contains("outside root"), "{v}");
+    assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 0, "something was written outside root");
+    // A /proc/sys file that is a link out of the tree.
+    fs::remove_file(root.join("var/lib/lltune")).unwrap();
+    let target = root.join("proc/sys/vm/swappiness");
+    fs::write(outside.path().join("value"), "60\n").unwrap();
+    fs::remove_file(&target).unwrap();
+    symlink(format!("../../../../../../../../..{}/value", outside.path().display()), &target).unwrap();
+    let (v, code) = run_module("lltune_sysctl", &json!({"root": root, "settings": {"vm.swappiness": 30}}));
+    assert_eq!(code, 1, "{v}");
+    assert!(v["msg"].as_str().unwrap().contains("outside root"), "{v}");
+    assert_eq!(fs::read_to_string(outside.path().join("value")).unwrap(), "60\n");
+}
+
+#[test]
+fn an_edited_journal_cannot_reach_outside_root() {
+    let outside = tempfile::tempdir().unwrap();
+    fs::write(outside.path().join("victim"), "keep\n").unwrap();
+    let dir = boot_fixture("rhel9-bls");
+    let root = dir.path();
+    let bundle = root.join("var/lib/lltune/backups/evil");
+    fs::create_dir_all(bundle.join("files")).unwrap();
+    let victim = format!("/../../../../../../../..{}/victim", outside.path().display());
+    let cases = [
+        json!({"kind": "file", "path": victim, "module": "lltune_sysctl", "boot": false, "previous": null}),
+        json!({"kind": "file", "path": "/etc/hostname", "module": "lltune_sysctl", "boot": false,
+               "previous": {"blob": "files/../../../../../../../../../etc/hostname", "mode": 420, "uid": 0, "gid": 0}}),
+        json!({"kind": "runtime", "path": "/proc/sys/../../etc/x", "module": "lltune_sysctl", "previous": "1"}),
+        json!({"kind": "file", "path": "/etc/x", "module": "../evil", "boot": false, "previous": null}),
+    ];
+    for entry in cases {
+        let journal = json!({"version": 1, "backup_id": "evil", "created": "20261130T000000Z", "entries": [entry]});
+        fs::write(bundle.join("journal.json"), serde_json::to_vec(&journal).unwrap()).unwrap();
+        let before = snapshot(root, true).0;
+        let (v, code) = run_module("lltune_rollback", &json!({"root": root, "backup": "evil"}));
+        assert_eq!(code, 1, "{entry}: {v}");
+        assert!(v["msg"].as_str().unwrap().contains("refused"), "{v}");
+        assert_same(&before, &snapshot(root, true).0, "an edited journal");
+    }
+    assert_eq!(fs::read_to_string(outside.path().join("victim")).unwrap(), "keep\n");
+    for bad in ["../x", "/etc", "/var/lib/lltune/backups/../../../../etc"] {
+        let (v, code) = run_module("lltune_rollback", &json!({"root": root, "backup": bad}));
+        assert_eq!(code, 1, "{bad}: {v}");
+    }
+}
+
+#[test]
+fn a_rollback_with_a_missing_copy_restores_the_rest_and_names_it() {
+    let dir = boot_fixture("rhel9-bls");
+    let root = dir.path();
+    let start = snapshot(root, false).0;
+    let (v, code) =
+        run_module("lltune_sysctl", &json!({"root": root, "settings": {"vm.swappiness": 10}, "backup_id": "m"}));
+    assert_eq!(code, 0, "{v}");
+    let (v, code) =
+        run_module("lltune_kernel_args", &json!({"root": root, "args": {"nohz_full": "2-5"}, "backup_id": "m"}));
+    assert_eq!(code, 0, "{v}");
+    let files = root.join("var/lib/lltune/backups/m/files");
+    let copies: Vec<_> = fs::read_dir(&files).unwrap().map(|e| e.unwrap().path()).collect();
+    assert!(copies.len() >= 2);
+    fs::remove_file(&copies[0]).unwrap();
+    let (v, code) = run_module("lltune_rollback", &json!({"root": root, "backup": "m"}));
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(v["changed"], true);
+    assert_eq!(v["not_restored"].as_array().unwrap().len(), 1, "{v}");
+    let now = snapshot(root, false).0;
+    let left = differences(&start, &now);
+    assert_eq!(left.len(), 1, "only the file without a copy differs: {left:?}");
+}
+
+#[test]
+fn non_regular_files_fail_fast_and_inputs_are_bounded() {
+    let dir = boot_fixture("rhel9-bls");
+    let root = dir.path();
+    // A FIFO where a file is read: refused at once, check mode included (no hang).
+    let fifo = root.join("etc/sysctl.d/99-latency-tuner.conf");
+    fs::create_dir_all(fifo.parent().unwrap()).unwrap();
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+    for check in [true, false] {
+        let out = Command::new("timeout")
+            .arg("20")
+            .arg(bin("lltune_sysctl"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                use std::io::Write;
+                let a = json!({"root": root, "settings": {"vm.swappiness": 10}, "_ansible_check_mode": check});
+                c.stdin.take().unwrap().write_all(&serde_json::to_vec(&a).unwrap())?;
+                c.wait_with_output()
+            })
+            .unwrap();
+        assert_ne!(out.status.code(), Some(124), "the module hung on a FIFO");
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(v["msg"].as_str().unwrap().contains("FIFO"), "{v}");
+    }
+    // An args file that is a device: refused, not read.
+    let out = Command::new("timeout").arg("20").arg(bin("lltune_sysctl")).arg("/dev/zero").output().unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["msg"].as_str().unwrap().contains("not a regular file"), "{v}");
+    // More than 1 MiB of arguments.
+    let mut big = br#"{"settings": {"vm.swappiness": 10}, "x": ""#.to_vec();
+    big.extend(std::iter::repeat_n(b'a', 1 << 20));
+    big.extend(br#""}"#);
+    let (v, code) = run_module_stdin("lltune_sysctl", &big);
+    assert_eq!(code, 1);
+    assert!(v["msg"].as_str().unwrap().contains("larger than 1048576 bytes"), "{v}");
+    // Integers that do not fit 64 bits are refused, never rounded into floats.
+    let (v, code) = run_module_stdin(
+        "lltune_sysctl",
+        format!(r#"{{"root": "{}", "settings": {{"kernel.shmmax": 18446744073709551616}}}}"#, root.display())
+            .as_bytes(),
+    );
+    assert_eq!(code, 1);
+    assert!(v["msg"].as_str().unwrap().contains("settings.kernel.shmmax"), "{v}");
+    let (v, code) = run_module_stdin(
+        "lltune_kernel_args",
+        format!(r#"{{"root": "{}", "args": {{"hugepages": 1e40}}}}"#, root.display()).as_bytes(),
+    );
+    assert_eq!(code, 1);
+    assert!(v["msg"].as_str().unwrap().contains("args.hugepages"), "{v}");
+}
+
+#[test]
+fn a_leading_dash_is_systemd_sysctls_and_idempotent() {
+    let dir = boot_fixture("rhel9-bls");
+    let root = dir.path();
+    let args = json!({"root": root, "settings": {"-net.core.no_such_key": 1, "-vm.swappiness": 10}});
+    let (v, code) = run_module("lltune_sysctl", &args);
+    assert_eq!(code, 0, "{v}");
+    assert!(v["warnings"][0].as_str().unwrap().contains("net.core.no_such_key"), "{v}");
+    let text = fs::read_to_string(root.join("etc/sysctl.d/99-latency-tuner.conf")).unwrap();
+    assert!(text.contains("-net.core.no_such_key = 1\n") && text.contains("-vm.swappiness = 10\n"), "{text}");
+    assert_eq!(fs::read_to_string(root.join("proc/sys/vm/swappiness")).unwrap().trim(), "10");
+    for _ in 0..2 {
+        let (v, _) = run_module("lltune_sysctl", &args);
+        assert_eq!(v["changed"], false, "{v}");
+    }
+    assert_eq!(fs::read_to_string(root.join("etc/sysctl.d/99-latency-tuner.conf")).unwrap(), text);
+}
+
+#[test]
+fn a_second_run_waits_for_the_lock_then_fails_clearly() {
+    let dir = boot_fixture("rhel9-bls");
+    let root = dir.path();
+    // Hold the root's lock as another lltune run would.
+    let held = fs::File::open(root).unwrap();
+    nix::fcntl::Flock::lock(held, nix::fcntl::FlockArg::LockExclusiveNonblock)
+        .map(|guard| {
+            let before = snapshot(root, true).0;
+            let out = run_env(
+                "lltune_sysctl",
+                &json!({"root": root, "settings": {"vm.swappiness": 10}}),
+                &[("LLTUNE_LOCK_TIMEOUT_S", "0.3".into())],
+            )
+            .unwrap();
+            assert_eq!(out.1, 1);
+            assert!(out.0["msg"].as_str().unwrap().contains("another lltune run is changing root"), "{}", out.0);
+            assert_same(&before, &snapshot(root, true).0, "a run that waited for the lock");
+            drop(guard);
+        })
+        .unwrap();
+}
