@@ -54,16 +54,24 @@ fn gen_config_on_every_real_dump_audits_clean() {
             .flatten()
             .map(|s| lltune::cpulist::CpuList::parse(s).unwrap())
             .unwrap_or_default();
-        if !iso.is_empty() {
-            assert_eq!(iso.union(&hk), f.cpu.online, "{name}");
-            assert!(iso.is_disjoint(&hk), "{name}");
-            for node in &f.numa.nodes {
-                assert!(
-                    !node.cpus.is_disjoint(&hk) || node.cpus.is_disjoint(&f.cpu.online),
-                    "{name}: node {} has no housekeeping core",
-                    node.id
-                );
-            }
+        // Every dump has cores to isolate: the split below is always checked.
+        assert!(!iso.is_empty(), "{name}: gen-config isolated nothing\n{text}");
+        assert_eq!(iso.union(&hk), f.cpu.online, "{name}");
+        assert!(iso.is_disjoint(&hk), "{name}");
+        assert!(!f.cpu.thread_siblings.is_empty(), "{name}: no cores scanned");
+        for core in &f.cpu.thread_siblings {
+            let online = core.intersection(&f.cpu.online);
+            assert!(
+                online.is_subset(&iso) || online.is_subset(&hk),
+                "{name}: core {core} is split: iso {iso}, hk {hk}"
+            );
+        }
+        for node in &f.numa.nodes {
+            assert!(
+                !node.cpus.is_disjoint(&hk) || node.cpus.is_disjoint(&f.cpu.online),
+                "{name}: node {} has no housekeeping core",
+                node.id
+            );
         }
     }
 }
@@ -149,6 +157,7 @@ fn every_recommendation_uses_the_documented_words() {
     for name in DUMPS {
         let f = facts_of(name);
         let v = serde_json::to_value(&f.recommendations).unwrap();
+        assert!(!v.as_array().unwrap().is_empty(), "{name}: no recommendation to check");
         for r in v.as_array().unwrap() {
             assert!(analysis::CATEGORIES.contains(&r["category"].as_str().unwrap()), "{r}");
             assert!(["info", "warning", "error"].contains(&r["severity"].as_str().unwrap()), "{r}");
