@@ -338,3 +338,51 @@ fn shipped_facts_playbook_prints_a_summary() {
     assert!(r.stdout.contains(r#""schema_version": 1"#), "{}", r.show());
     assert!(!r.stderr.contains("ERROR"), "{}", r.show());
 }
+
+/// The JSON object a `debug` task printed for `host` (`ok: [host] => {...}`, default callback).
+fn debug_msg(stdout: &str, host: &str) -> Value {
+    let marker = format!("ok: [{host}] => ");
+    let at = stdout.find(&marker).unwrap_or_else(|| panic!("no debug output for {host} in:\n{stdout}"));
+    let mut values = serde_json::Deserializer::from_str(&stdout[at + marker.len()..]).into_iter::<Value>();
+    let v = values.next().unwrap_or_else(|| panic!("no JSON after {marker:?}")).unwrap();
+    v["msg"].clone()
+}
+
+/// The shipped facts playbook reads `lltune_root` per host: two hosts of one inventory, each
+/// with its own tree, each get the facts of their own tree (a play-level var used to override
+/// both with `/`); a host without `lltune_root` scans `/`.
+#[test]
+fn shipped_facts_playbook_honours_each_hosts_lltune_root() {
+    let sandbox = tempfile::tempdir().unwrap();
+    let vm = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hosts/debian12-vm");
+    let xeon = support::real_fixture("hwloc-32intel64-2p8co2t");
+    let inventory = sandbox.path().join("inventory.yml");
+    let inv = json!({"all": {"hosts": {
+        "vm": {"ansible_connection": "local", "lltune_root": vm},
+        "xeon": {"ansible_connection": "local", "lltune_root": xeon},
+        "live": {"ansible_connection": "local"},
+    }}});
+    fs::write(&inventory, serde_yaml::to_string(&inv).unwrap()).unwrap();
+    let play = Path::new(env!("CARGO_MANIFEST_DIR")).join("ansible/playbooks/facts.yml");
+    let r = playbook(sandbox.path(), &["-i", inventory.to_str().unwrap(), play.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.show());
+    for host in ["vm", "xeon", "live"] {
+        let recap = support::play_recap(&r.stdout, host);
+        assert_eq!((recap["ok"], recap["changed"], recap["failed"]), (2, 0, 0), "{host}: {}", r.show());
+    }
+    // Each host's summary names its own root and holds that tree's facts, as a scan of the
+    // tree gives them.
+    for (host, root) in [("vm", &vm), ("xeon", &xeon)] {
+        let msg = debug_msg(&r.stdout, host);
+        assert_eq!(msg["root"], root.to_str().unwrap(), "{host}: {msg}");
+        let (m, code) = support::run_module("lltune_facts", &json!({"root": root}));
+        assert_eq!(code, 0, "{m}");
+        let facts = &m["ansible_facts"]["lltune"];
+        assert_eq!(msg["cpu"]["online"], facts["cpu"]["online"], "{host}: {msg}");
+        assert_eq!(msg["cmdline"], facts["kernel"]["cmdline"], "{host}: {msg}");
+    }
+    let (vm_msg, xeon_msg) = (debug_msg(&r.stdout, "vm"), debug_msg(&r.stdout, "xeon"));
+    assert_eq!((vm_msg["cpu"]["online"].as_str(), vm_msg["kernel"].as_str()), (Some("0-1"), Some("6.18.44-fc-v669")));
+    assert_eq!((&xeon_msg["cpu"]["online"], &xeon_msg["cpu"]["sockets"]), (&json!("0-31"), &json!(2)));
+    assert_eq!(debug_msg(&r.stdout, "live")["root"], "/", "{}", r.show());
+}
