@@ -247,6 +247,48 @@ fn copy_tree(src: &Path, dest: &Path) {
     }
 }
 
+/// Every module documented by a sidecar `plugins/modules/<module>.yml` documents exactly the
+/// options its `Params` accepts (plus `root`): the module names them when given one it does
+/// not know. New sidecars are picked up from the folder.
+#[test]
+fn every_sidecar_documents_exactly_the_options_its_module_accepts() {
+    let modules = sidecars();
+    assert!(
+        modules.len() >= 6,
+        "only {} sidecars: {:?}",
+        modules.len(),
+        modules.iter().map(|m| &m.0).collect::<Vec<_>>()
+    );
+    let mut mismatches = Vec::new();
+    for (module, doc) in &modules {
+        let options = &doc["DOCUMENTATION"]["options"];
+        let documented: BTreeSet<String> = match options {
+            serde_yaml::Value::Mapping(m) => {
+                m.keys().map(|k| k.as_str().unwrap_or_else(|| panic!("{module}: option {k:?}")).to_string()).collect()
+            }
+            serde_yaml::Value::Null => BTreeSet::new(),
+            other => panic!("{module}: DOCUMENTATION.options is not a mapping: {other:?}"),
+        };
+        let (v, code) = support::run_module(module, &json!({"zz_not_an_option": 1}));
+        assert_eq!((code, &v["failed"]), (1, &json!(true)), "{module} accepted an unknown option: {v}");
+        let msg = v["msg"].as_str().unwrap_or_else(|| panic!("{module}: no msg in {v}"));
+        let list = msg
+            .strip_prefix("unsupported option zz_not_an_option; supported options: ")
+            .unwrap_or_else(|| panic!("{module}: unexpected message {msg:?}"));
+        assert!(!list.contains("..."), "{module}: the option list is cut: {msg:?}");
+        let supported: BTreeSet<String> = list.split(", ").map(str::to_string).collect();
+        assert!(supported.contains("root"), "{module}: {msg:?}");
+        if documented != supported {
+            mismatches.push(format!(
+                "{module}: documented but not accepted {:?}; accepted but not documented {:?}",
+                documented.difference(&supported).collect::<Vec<_>>(),
+                supported.difference(&documented).collect::<Vec<_>>()
+            ));
+        }
+    }
+    assert!(mismatches.is_empty(), "sidecar options differ from the modules' Params:\n{}", mismatches.join("\n"));
+}
+
 /// A play that gathers lltune facts from `lltune_root` and checks them against
 /// `lltune_expected` (the peer tool's values from the real dumps' MANIFEST).
 const CHECK_PLAY: &str = r#"---

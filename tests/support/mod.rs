@@ -18,7 +18,13 @@ pub fn bin(name: &str) -> PathBuf {
         "lltune_rollback" => env!("CARGO_BIN_EXE_lltune_rollback"),
         "lltune_config" => env!("CARGO_BIN_EXE_lltune_config"),
         "lltune_audit" => env!("CARGO_BIN_EXE_lltune_audit"),
-        other => panic!("unknown binary {other}: add it to tests/support/mod.rs"),
+        // Any other binary of this crate (a module added since): cargo puts every binary
+        // beside `lltune`.
+        other => {
+            let p = Path::new(env!("CARGO_BIN_EXE_lltune")).with_file_name(other);
+            assert!(p.is_file(), "cargo built no binary {other} ({})", p.display());
+            return p;
+        }
     };
     PathBuf::from(p)
 }
