@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use lltune::analysis::{self, Severity};
+use lltune::analysis::{self, Report, Severity};
 use lltune::facts::{Facts, ScanOptions};
 use lltune::host::Host;
 use serde_json::Value;
@@ -22,10 +22,15 @@ const DUMPS: &[&str] = &[
     "utillinux-epyc7451",
 ];
 
-fn facts_of(name: &str) -> Facts {
+/// What `lltune scan` reports for a dump: its facts and their recommendations.
+fn report_of(name: &str) -> Report {
     let root = support::real_fixture(name);
     let host = Host::new(&root).unwrap();
     analysis::analyse(&host, ScanOptions::default()).0
+}
+
+fn facts_of(name: &str) -> Facts {
+    report_of(name).facts
 }
 
 fn lltune(args: &[&str]) -> std::process::Output {
@@ -111,7 +116,7 @@ fn gen_config_core_plans_of_known_machines() {
 
 #[test]
 fn tuned_host_gets_little_noise() {
-    let f = facts_of("cnto-r640-rt-worker1");
+    let f = report_of("cnto-r640-rt-worker1");
     let items: Vec<String> = f.recommendations.iter().map(|r| format!("{}/{}", r.category, r.item)).collect();
     // It already has these on its command line: no advice about them.
     for done in [
@@ -138,15 +143,15 @@ fn tuned_host_gets_little_noise() {
 
 #[test]
 fn recommendations_of_the_other_dumps() {
-    let f = facts_of("cnto-gcp-e2e-worker");
+    let f = report_of("cnto-gcp-e2e-worker");
     // isolcpus=managed_irq,1 nohz_full=1 but no irqaffinity: the default IRQ mask covers CPU 1.
     let r = f.recommendations.iter().find(|r| r.item == "default_smp_affinity").expect("default_smp_affinity");
     assert_eq!((r.current.as_str(), r.target.as_str()), ("0-3 (includes isolated 1)", "0"));
-    let f = facts_of("utillinux-epyc7451");
+    let f = report_of("utillinux-epyc7451");
     let cstates = f.recommendations.iter().find(|r| r.item == "cstates").expect("cstates");
     assert!(cstates.current.contains("C2"), "{}", cstates.current);
     assert!(f.recommendations.iter().all(|r| r.item != "governor"), "performance everywhere: no governor advice");
-    let f = facts_of("hwloc-32intel64-2p8co2t");
+    let f = report_of("hwloc-32intel64-2p8co2t");
     let iso = f.recommendations.iter().find(|r| r.item == "isolcpus").expect("isolcpus");
     assert_eq!(iso.target, "managed_irq,domain,1-7,9-15,17-23,25-31");
 }
@@ -155,7 +160,7 @@ fn recommendations_of_the_other_dumps() {
 fn every_recommendation_uses_the_documented_words() {
     let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/recommendations.md")).unwrap();
     for name in DUMPS {
-        let f = facts_of(name);
+        let f = report_of(name);
         let v = serde_json::to_value(&f.recommendations).unwrap();
         assert!(!v.as_array().unwrap().is_empty(), "{name}: no recommendation to check");
         for r in v.as_array().unwrap() {
@@ -174,7 +179,7 @@ fn every_recommendation_uses_the_documented_words() {
 
 #[test]
 fn markdown_report_of_real_dumps_has_its_sections() {
-    let f = facts_of("utillinux-epyc7451");
+    let f = report_of("utillinux-epyc7451");
     let md = lltune::cli::report::render_markdown(&f);
     for want in [
         "## System summary",
@@ -189,7 +194,7 @@ fn markdown_report_of_real_dumps_has_its_sections() {
     ] {
         assert!(md.contains(want), "missing {want:?} in:\n{md}");
     }
-    let f = facts_of("cnto-r640-rt-worker1");
+    let f = report_of("cnto-r640-rt-worker1");
     let md = lltune::cli::report::render_markdown(&f);
     assert!(md.contains("| isolcpus (cmdline) | 5-10 (managed_irq) |"), "{md}");
     assert!(md.contains("| Machine | ? PowerEdge R640 |"), "{md}");
