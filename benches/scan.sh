@@ -6,7 +6,7 @@
 #
 # Targets:
 #   - the largest real dumps (utillinux-epyc7451, cnto-r640-rt-worker1), unpacked from
-#     ../shared/fixtures/real (or $LLTUNE_REAL_FIXTURES) into a temp folder; skipped when absent;
+#     tests/fixtures/real (or $LLTUNE_REAL_FIXTURES) into a temp folder;
 #   - the live host (root "/").
 # Baselines:
 #   (a) "read every file once": cat every regular file of the tree's sys/devices/system,
@@ -27,7 +27,7 @@ target_dir=${CARGO_TARGET_DIR:-target}
 facts_bin=${LLTUNE_FACTS:-$target_dir/release/lltune_facts}
 venv=${VENV:-.venv}
 collections=${COLLECTIONS:-build/collections}
-real=${LLTUNE_REAL_FIXTURES:-$here/../shared/fixtures/real}
+real=${LLTUNE_REAL_FIXTURES:-$here/tests/fixtures/real}
 out=build/bench
 runs=${BENCH_RUNS:-10}
 

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use lltune::analysis::{self, Severity};
+use lltune::analysis::{self, Report, Severity};
 use lltune::facts::{Facts, ScanOptions};
 use lltune::host::Host;
 use serde_json::Value;
@@ -22,10 +22,15 @@ const DUMPS: &[&str] = &[
     "utillinux-epyc7451",
 ];
 
-fn facts_of(name: &str) -> Option<Facts> {
-    let root = support::real_fixture(name)?;
+/// What `lltune scan` reports for a dump: its facts and their recommendations.
+fn report_of(name: &str) -> Report {
+    let root = support::real_fixture(name);
     let host = Host::new(&root).unwrap();
-    Some(analysis::analyse(&host, ScanOptions::default()).0)
+    analysis::analyse(&host, ScanOptions::default()).0
+}
+
+fn facts_of(name: &str) -> Facts {
+    report_of(name).facts
 }
 
 fn lltune(args: &[&str]) -> std::process::Output {
@@ -39,7 +44,7 @@ fn config_fixture(name: &str) -> PathBuf {
 #[test]
 fn gen_config_on_every_real_dump_audits_clean() {
     for name in DUMPS {
-        let Some(f) = facts_of(name) else { return };
+        let f = facts_of(name);
         let text = lltune::config::generate::generate(&f, &Default::default());
         let r = lltune::config::audit::audit_text(&text, Some(&f));
         assert!(r.errors.is_empty(), "{name}: {:#?}\n{text}", r.errors);
@@ -54,16 +59,24 @@ fn gen_config_on_every_real_dump_audits_clean() {
             .flatten()
             .map(|s| lltune::cpulist::CpuList::parse(s).unwrap())
             .unwrap_or_default();
-        if !iso.is_empty() {
-            assert_eq!(iso.union(&hk), f.cpu.online, "{name}");
-            assert!(iso.is_disjoint(&hk), "{name}");
-            for node in &f.numa.nodes {
-                assert!(
-                    !node.cpus.is_disjoint(&hk) || node.cpus.is_disjoint(&f.cpu.online),
-                    "{name}: node {} has no housekeeping core",
-                    node.id
-                );
-            }
+        // Every dump has cores to isolate: the split below is always checked.
+        assert!(!iso.is_empty(), "{name}: gen-config isolated nothing\n{text}");
+        assert_eq!(iso.union(&hk), f.cpu.online, "{name}");
+        assert!(iso.is_disjoint(&hk), "{name}");
+        assert!(!f.cpu.thread_siblings.is_empty(), "{name}: no cores scanned");
+        for core in &f.cpu.thread_siblings {
+            let online = core.intersection(&f.cpu.online);
+            assert!(
+                online.is_subset(&iso) || online.is_subset(&hk),
+                "{name}: core {core} is split: iso {iso}, hk {hk}"
+            );
+        }
+        for node in &f.numa.nodes {
+            assert!(
+                !node.cpus.is_disjoint(&hk) || node.cpus.is_disjoint(&f.cpu.online),
+                "{name}: node {} has no housekeeping core",
+                node.id
+            );
         }
     }
 }
@@ -71,17 +84,17 @@ fn gen_config_on_every_real_dump_audits_clean() {
 #[test]
 fn gen_config_core_plans_of_known_machines() {
     // EPYC 7451 NPS4: 8 nodes, one whole core each for housekeeping.
-    let Some(f) = facts_of("utillinux-epyc7451") else { return };
+    let f = facts_of("utillinux-epyc7451");
     let (c, _) = lltune::config::parse(&lltune::config::generate::generate(&f, &Default::default()));
     assert_eq!(c.kernel_arg("kthread_cpus"), Some(Some("0,6,12,18,24,30,36,42,48,54,60,66,72,78,84,90")));
     assert_eq!(c.kernel_arg("isolcpus").flatten().map(|s| s.starts_with("managed_irq,domain,1-5,7-11,")), Some(true));
     // The GCP VM: 2 online CPUs of 4, one core each: CPU 0 keeps the OS, CPU 1 is isolated.
-    let Some(f) = facts_of("cnto-gcp-e2e-worker") else { return };
+    let f = facts_of("cnto-gcp-e2e-worker");
     let (c, _) = lltune::config::parse(&lltune::config::generate::generate(&f, &Default::default()));
     assert_eq!(c.kernel_arg("nohz_full"), Some(Some("1")));
     assert_eq!(c.kernel_arg("irqaffinity"), Some(Some("0")));
     // Two housekeeping cores per node on request, and i40e NICs get roles by link speed.
-    let Some(f) = facts_of("hwloc-32intel64-2p8co2t") else { return };
+    let f = facts_of("hwloc-32intel64-2p8co2t");
     let opts = lltune::config::generate::GenOptions {
         plan: lltune::analysis::plan::PlanOptions {
             housekeeping_cores_per_node: 2,
@@ -103,7 +116,7 @@ fn gen_config_core_plans_of_known_machines() {
 
 #[test]
 fn tuned_host_gets_little_noise() {
-    let Some(f) = facts_of("cnto-r640-rt-worker1") else { return };
+    let f = report_of("cnto-r640-rt-worker1");
     let items: Vec<String> = f.recommendations.iter().map(|r| format!("{}/{}", r.category, r.item)).collect();
     // It already has these on its command line: no advice about them.
     for done in [
@@ -130,15 +143,15 @@ fn tuned_host_gets_little_noise() {
 
 #[test]
 fn recommendations_of_the_other_dumps() {
-    let Some(f) = facts_of("cnto-gcp-e2e-worker") else { return };
+    let f = report_of("cnto-gcp-e2e-worker");
     // isolcpus=managed_irq,1 nohz_full=1 but no irqaffinity: the default IRQ mask covers CPU 1.
     let r = f.recommendations.iter().find(|r| r.item == "default_smp_affinity").expect("default_smp_affinity");
     assert_eq!((r.current.as_str(), r.target.as_str()), ("0-3 (includes isolated 1)", "0"));
-    let Some(f) = facts_of("utillinux-epyc7451") else { return };
+    let f = report_of("utillinux-epyc7451");
     let cstates = f.recommendations.iter().find(|r| r.item == "cstates").expect("cstates");
     assert!(cstates.current.contains("C2"), "{}", cstates.current);
     assert!(f.recommendations.iter().all(|r| r.item != "governor"), "performance everywhere: no governor advice");
-    let Some(f) = facts_of("hwloc-32intel64-2p8co2t") else { return };
+    let f = report_of("hwloc-32intel64-2p8co2t");
     let iso = f.recommendations.iter().find(|r| r.item == "isolcpus").expect("isolcpus");
     assert_eq!(iso.target, "managed_irq,domain,1-7,9-15,17-23,25-31");
 }
@@ -147,8 +160,9 @@ fn recommendations_of_the_other_dumps() {
 fn every_recommendation_uses_the_documented_words() {
     let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/recommendations.md")).unwrap();
     for name in DUMPS {
-        let Some(f) = facts_of(name) else { return };
+        let f = report_of(name);
         let v = serde_json::to_value(&f.recommendations).unwrap();
+        assert!(!v.as_array().unwrap().is_empty(), "{name}: no recommendation to check");
         for r in v.as_array().unwrap() {
             assert!(analysis::CATEGORIES.contains(&r["category"].as_str().unwrap()), "{r}");
             assert!(["info", "warning", "error"].contains(&r["severity"].as_str().unwrap()), "{r}");
@@ -165,7 +179,7 @@ fn every_recommendation_uses_the_documented_words() {
 
 #[test]
 fn markdown_report_of_real_dumps_has_its_sections() {
-    let Some(f) = facts_of("utillinux-epyc7451") else { return };
+    let f = report_of("utillinux-epyc7451");
     let md = lltune::cli::report::render_markdown(&f);
     for want in [
         "## System summary",
@@ -180,7 +194,7 @@ fn markdown_report_of_real_dumps_has_its_sections() {
     ] {
         assert!(md.contains(want), "missing {want:?} in:\n{md}");
     }
-    let Some(f) = facts_of("cnto-r640-rt-worker1") else { return };
+    let f = report_of("cnto-r640-rt-worker1");
     let md = lltune::cli::report::render_markdown(&f);
     assert!(md.contains("| isolcpus (cmdline) | 5-10 (managed_irq) |"), "{md}");
     assert!(md.contains("| Machine | ? PowerEdge R640 |"), "{md}");
@@ -193,7 +207,7 @@ fn markdown_report_of_real_dumps_has_its_sections() {
 
 #[test]
 fn scan_md_report_and_text_summary_through_the_cli() {
-    let Some(root) = support::real_fixture("cnto-r740xd-worker2") else { return };
+    let root = support::real_fixture("cnto-r740xd-worker2");
     let dir = tempfile::tempdir().unwrap();
     let md = dir.path().join("report.md");
     let o = lltune(&["scan", "--root", root.to_str().unwrap(), "--md-report", md.to_str().unwrap()]);
@@ -215,7 +229,7 @@ fn scan_md_report_and_text_summary_through_the_cli() {
 
 #[test]
 fn gen_config_and_audit_through_the_cli() {
-    let Some(root) = support::real_fixture("hwloc-32intel64-2p8co2t") else { return };
+    let root = support::real_fixture("hwloc-32intel64-2p8co2t");
     let dir = tempfile::tempdir().unwrap();
     let (snap_yaml, snap_json, cfg, issues) = (
         dir.path().join("s.yaml"),
@@ -288,7 +302,7 @@ const BAD_CONFIGS: &[(&str, &str, &str)] = &[
 
 #[test]
 fn bad_configs_fail_at_their_field() {
-    let Some(f) = facts_of("hwloc-32intel64-2p8co2t") else { return };
+    let f = facts_of("hwloc-32intel64-2p8co2t");
     for (file, field, word) in BAD_CONFIGS {
         let text = std::fs::read_to_string(config_fixture(file)).unwrap();
         let r = lltune::config::audit::audit_text(&text, Some(&f));
@@ -306,7 +320,7 @@ fn bad_configs_fail_at_their_field() {
 
 #[test]
 fn sibling_split_is_reported_with_the_word_sibling() {
-    let Some(f) = facts_of("hwloc-32intel64-2p8co2t") else { return };
+    let f = facts_of("hwloc-32intel64-2p8co2t");
     let text = std::fs::read_to_string(config_fixture("sibling-split.yaml")).unwrap();
     let r = lltune::config::audit::audit_text(&text, Some(&f));
     let w = r.warnings.iter().find(|w| w.field == "cpu.isolate_cores").expect("a warning on cpu.isolate_cores");
@@ -315,7 +329,7 @@ fn sibling_split_is_reported_with_the_word_sibling() {
 
 #[test]
 fn lltune_config_module_returns_a_config_that_lltune_audit_accepts() {
-    let Some(root) = support::real_fixture("utillinux-epyc7451") else { return };
+    let root = support::real_fixture("utillinux-epyc7451");
     let (r, code) = support::run_module(
         "lltune_config",
         &serde_json::json!({"root": root, "housekeeping_cores_per_node": "2", "_ansible_check_mode": true}),
@@ -338,7 +352,7 @@ fn lltune_config_module_returns_a_config_that_lltune_audit_accepts() {
 
 #[test]
 fn lltune_config_module_refuses_bad_options() {
-    let Some(root) = support::real_fixture("utillinux-epyc7451") else { return };
+    let root = support::real_fixture("utillinux-epyc7451");
     for (args, msg) in [
         (serde_json::json!({"root": root, "trading_nics": "eth9"}), "trading_nics: no network interface eth9"),
         (serde_json::json!({"root": root, "housekeeping_cores_per_node": 0}), "housekeeping_cores_per_node"),
@@ -352,7 +366,7 @@ fn lltune_config_module_refuses_bad_options() {
 
 #[test]
 fn lltune_audit_module_fails_with_the_error_list() {
-    let Some(root) = support::real_fixture("hwloc-32intel64-2p8co2t") else { return };
+    let root = support::real_fixture("hwloc-32intel64-2p8co2t");
     // What a playbook's unquoted `mitigations: off` becomes (Ansible reads YAML 1.1): false.
     let config = serde_json::json!({"version": 1, "kernel": {"cmdline": {"mitigations": false}}, "cpu": {"isolate_cores": "0-31"}});
     let (r, code) = support::run_module("lltune_audit", &serde_json::json!({"root": root, "config": config}));

@@ -247,6 +247,48 @@ fn copy_tree(src: &Path, dest: &Path) {
     }
 }
 
+/// Every module documented by a sidecar `plugins/modules/<module>.yml` documents exactly the
+/// options its `Params` accepts (plus `root`): the module names them when given one it does
+/// not know. New sidecars are picked up from the folder.
+#[test]
+fn every_sidecar_documents_exactly_the_options_its_module_accepts() {
+    let modules = sidecars();
+    assert!(
+        modules.len() >= 6,
+        "only {} sidecars: {:?}",
+        modules.len(),
+        modules.iter().map(|m| &m.0).collect::<Vec<_>>()
+    );
+    let mut mismatches = Vec::new();
+    for (module, doc) in &modules {
+        let options = &doc["DOCUMENTATION"]["options"];
+        let documented: BTreeSet<String> = match options {
+            serde_yaml::Value::Mapping(m) => {
+                m.keys().map(|k| k.as_str().unwrap_or_else(|| panic!("{module}: option {k:?}")).to_string()).collect()
+            }
+            serde_yaml::Value::Null => BTreeSet::new(),
+            other => panic!("{module}: DOCUMENTATION.options is not a mapping: {other:?}"),
+        };
+        let (v, code) = support::run_module(module, &json!({"zz_not_an_option": 1}));
+        assert_eq!((code, &v["failed"]), (1, &json!(true)), "{module} accepted an unknown option: {v}");
+        let msg = v["msg"].as_str().unwrap_or_else(|| panic!("{module}: no msg in {v}"));
+        let list = msg
+            .strip_prefix("unsupported option zz_not_an_option; supported options: ")
+            .unwrap_or_else(|| panic!("{module}: unexpected message {msg:?}"));
+        assert!(!list.contains("..."), "{module}: the option list is cut: {msg:?}");
+        let supported: BTreeSet<String> = list.split(", ").map(str::to_string).collect();
+        assert!(supported.contains("root"), "{module}: {msg:?}");
+        if documented != supported {
+            mismatches.push(format!(
+                "{module}: documented but not accepted {:?}; accepted but not documented {:?}",
+                documented.difference(&supported).collect::<Vec<_>>(),
+                supported.difference(&documented).collect::<Vec<_>>()
+            ));
+        }
+    }
+    assert!(mismatches.is_empty(), "sidecar options differ from the modules' Params:\n{}", mismatches.join("\n"));
+}
+
 /// A play that gathers lltune facts from `lltune_root` and checks them against
 /// `lltune_expected` (the peer tool's values from the real dumps' MANIFEST).
 const CHECK_PLAY: &str = r#"---
@@ -285,10 +327,10 @@ const CHECK_PLAY: &str = r#"---
         label: "{{ item.key }}"
 "#;
 
-/// Runs CHECK_PLAY on one real dump; `None` when the dumps are absent.
-fn check_play_on_real_dump(name: &str, check_mode: bool) -> Option<Run> {
-    let root = support::real_fixture(name)?;
-    let manifest = support::real_manifest()?;
+/// Runs CHECK_PLAY on one real dump.
+fn check_play_on_real_dump(name: &str, check_mode: bool) -> Run {
+    let root = support::real_fixture(name);
+    let manifest = support::real_manifest();
     let expected = &manifest["fixtures"][name]["expected"];
     assert!(expected.is_object(), "MANIFEST has no expected facts for {name}");
     let sandbox = tempfile::tempdir().unwrap();
@@ -302,12 +344,12 @@ fn check_play_on_real_dump(name: &str, check_mode: bool) -> Option<Run> {
     if check_mode {
         args.push("--check");
     }
-    Some(playbook(sandbox.path(), &args))
+    playbook(sandbox.path(), &args)
 }
 
 #[test]
 fn playbook_gathers_facts_from_a_real_dump() {
-    let Some(r) = check_play_on_real_dump("hwloc-32intel64-2p8co2t", false) else { return };
+    let r = check_play_on_real_dump("hwloc-32intel64-2p8co2t", false);
     assert_eq!(r.code, 0, "{}", r.show());
     let recap = support::play_recap(&r.stdout, "localhost");
     assert_eq!((recap["failed"], recap["changed"], recap["unreachable"]), (0, 0, 0), "{}", r.show());
@@ -316,7 +358,7 @@ fn playbook_gathers_facts_from_a_real_dump() {
 
 #[test]
 fn playbook_check_mode_on_a_real_dump_reports_no_change() {
-    let Some(r) = check_play_on_real_dump("hwloc-32intel64-2p8co2t", true) else { return };
+    let r = check_play_on_real_dump("hwloc-32intel64-2p8co2t", true);
     assert_eq!(r.code, 0, "{}", r.show());
     let recap = support::play_recap(&r.stdout, "localhost");
     assert_eq!((recap["failed"], recap["changed"], recap["skipped"]), (0, 0, 0), "{}", r.show());
@@ -337,4 +379,52 @@ fn shipped_facts_playbook_prints_a_summary() {
     assert!(r.stdout.contains(r#""cmdline": "BOOT_IMAGE=/vmlinuz root=/dev/vda1 ro isolcpus=2-3""#), "{}", r.show());
     assert!(r.stdout.contains(r#""schema_version": 1"#), "{}", r.show());
     assert!(!r.stderr.contains("ERROR"), "{}", r.show());
+}
+
+/// The JSON object a `debug` task printed for `host` (`ok: [host] => {...}`, default callback).
+fn debug_msg(stdout: &str, host: &str) -> Value {
+    let marker = format!("ok: [{host}] => ");
+    let at = stdout.find(&marker).unwrap_or_else(|| panic!("no debug output for {host} in:\n{stdout}"));
+    let mut values = serde_json::Deserializer::from_str(&stdout[at + marker.len()..]).into_iter::<Value>();
+    let v = values.next().unwrap_or_else(|| panic!("no JSON after {marker:?}")).unwrap();
+    v["msg"].clone()
+}
+
+/// The shipped facts playbook reads `lltune_root` per host: two hosts of one inventory, each
+/// with its own tree, each get the facts of their own tree (a play-level var used to override
+/// both with `/`); a host without `lltune_root` scans `/`.
+#[test]
+fn shipped_facts_playbook_honours_each_hosts_lltune_root() {
+    let sandbox = tempfile::tempdir().unwrap();
+    let vm = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hosts/debian12-vm");
+    let xeon = support::real_fixture("hwloc-32intel64-2p8co2t");
+    let inventory = sandbox.path().join("inventory.yml");
+    let inv = json!({"all": {"hosts": {
+        "vm": {"ansible_connection": "local", "lltune_root": vm},
+        "xeon": {"ansible_connection": "local", "lltune_root": xeon},
+        "live": {"ansible_connection": "local"},
+    }}});
+    fs::write(&inventory, serde_yaml::to_string(&inv).unwrap()).unwrap();
+    let play = Path::new(env!("CARGO_MANIFEST_DIR")).join("ansible/playbooks/facts.yml");
+    let r = playbook(sandbox.path(), &["-i", inventory.to_str().unwrap(), play.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.show());
+    for host in ["vm", "xeon", "live"] {
+        let recap = support::play_recap(&r.stdout, host);
+        assert_eq!((recap["ok"], recap["changed"], recap["failed"]), (2, 0, 0), "{host}: {}", r.show());
+    }
+    // Each host's summary names its own root and holds that tree's facts, as a scan of the
+    // tree gives them.
+    for (host, root) in [("vm", &vm), ("xeon", &xeon)] {
+        let msg = debug_msg(&r.stdout, host);
+        assert_eq!(msg["root"], root.to_str().unwrap(), "{host}: {msg}");
+        let (m, code) = support::run_module("lltune_facts", &json!({"root": root}));
+        assert_eq!(code, 0, "{m}");
+        let facts = &m["ansible_facts"]["lltune"];
+        assert_eq!(msg["cpu"]["online"], facts["cpu"]["online"], "{host}: {msg}");
+        assert_eq!(msg["cmdline"], facts["kernel"]["cmdline"], "{host}: {msg}");
+    }
+    let (vm_msg, xeon_msg) = (debug_msg(&r.stdout, "vm"), debug_msg(&r.stdout, "xeon"));
+    assert_eq!((vm_msg["cpu"]["online"].as_str(), vm_msg["kernel"].as_str()), (Some("0-1"), Some("6.18.44-fc-v669")));
+    assert_eq!((&xeon_msg["cpu"]["online"], &xeon_msg["cpu"]["sockets"]), (&json!("0-31"), &json!(2)));
+    assert_eq!(debug_msg(&r.stdout, "live")["root"], "/", "{}", r.show());
 }

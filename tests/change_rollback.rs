@@ -230,7 +230,7 @@ fn cli_apply_honours_safety_flags_and_config_errors() {
 fn cli_apply_on_this_host_needs_root_privileges() {
     use std::os::unix::process::CommandExt;
     if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipping: needs to start as root to drop to an unprivileged user");
+        crate::support::skip_unless_ci("needs to start as root to drop to an unprivileged user");
         return;
     }
     let out = std::process::Command::new(crate::support::bin("lltune"))

@@ -7,25 +7,25 @@ use lltune::host::Host;
 
 use crate::support::{real_fixture, real_manifest};
 
-fn irqs_of(name: &str, detail: bool) -> Option<Irqs> {
-    let root = real_fixture(name)?;
+fn irqs_of(name: &str, detail: bool) -> Irqs {
+    let root = real_fixture(name);
     let host = Host::new(&root).unwrap();
     let mut scan = Scan::new(&host, ScanOptions { detail });
     let cpu = facts::cpu::read(&mut scan);
     let kernel = facts::kernel::read(&mut scan);
     let nics = facts::nic::read(&mut scan);
-    Some(facts::irq::read(&mut scan, &cpu, &kernel, &nics))
+    facts::irq::read(&mut scan, &cpu, &kernel, &nics)
 }
 
 fn expected(name: &str, key: &str) -> serde_json::Value {
-    let m = real_manifest().expect("manifest");
+    let m = real_manifest();
     m["fixtures"][name]["expected"][key].clone()
 }
 
 #[test]
 fn irq_dirs_match_the_manifest_and_every_row_has_a_dir() {
     for name in ["cnto-r740xd-worker2", "cnto-r640-rt-worker1"] {
-        let Some(irqs) = irqs_of(name, false) else { return };
+        let irqs = irqs_of(name, false);
         let want = expected(name, "irq_dirs").as_u64().unwrap() as usize;
         assert_eq!(irqs.dirs, want, "{name}: numbered dirs of /proc/irq");
         // default_smp_affinity sits among the numbered dirs and is not an IRQ.
@@ -38,7 +38,7 @@ fn irq_dirs_match_the_manifest_and_every_row_has_a_dir() {
 #[test]
 fn rt_worker_default_affinity_excludes_the_isolated_cpus() {
     let name = "cnto-r640-rt-worker1";
-    let Some(irqs) = irqs_of(name, false) else { return };
+    let irqs = irqs_of(name, false);
     let excluded = CpuList::parse(expected(name, "default_smp_affinity_excludes").as_str().unwrap()).unwrap();
     let default = irqs.default_affinity.expect("default_smp_affinity");
     assert!(default.is_disjoint(&excluded), "{default} should exclude {excluded}");
@@ -48,8 +48,8 @@ fn rt_worker_default_affinity_excludes_the_isolated_cpus() {
 #[test]
 fn gcp_worker_affinities_agree_with_the_peer() {
     let name = "cnto-gcp-e2e-worker";
-    let Some(irqs) = irqs_of(name, true) else { return };
-    let peer_path = crate::support::real_fixtures_dir().unwrap().join("peers/cnto-gcp-e2e-worker.irq_affinities.json");
+    let irqs = irqs_of(name, true);
+    let peer_path = crate::support::real_fixtures_dir().join("peers/cnto-gcp-e2e-worker.irq_affinities.json");
     let peer: serde_json::Value = serde_json::from_slice(&std::fs::read(peer_path).unwrap()).unwrap();
     let list = irqs.list.expect("detail list");
     assert_eq!(list.len(), 31);
@@ -78,7 +78,7 @@ fn gcp_worker_affinities_agree_with_the_peer() {
 fn r740xd_nic_irqs_follow_the_per_device_msix_chips() {
     // /proc/interrupts names the chip `IR-PCI-MSIX-0000:1a:00.0` for eno3 and its 8 queues.
     let name = "cnto-r740xd-worker2";
-    let Some(irqs) = irqs_of(name, false) else { return };
+    let irqs = irqs_of(name, false);
     let eno3 = irqs.nics.get("0000:1a:00.0").expect("1a:00.0 in irqs.nics");
     assert_eq!((eno3.count, eno3.numa_node), (9, Some(0)));
     assert_eq!(irqs.nics["0000:86:00.0"].count, 34);
@@ -87,7 +87,7 @@ fn r740xd_nic_irqs_follow_the_per_device_msix_chips() {
 #[test]
 fn hwloc_dump_rdma_device_matches_lstopo() {
     // lstopo places mlx4_0 (with ib0) on NUMA node 1, PCI 0000:82:00.0, as the manifest's ib0.
-    let Some(root) = real_fixture("hwloc-32em64t-2n8c") else { return };
+    let root = real_fixture("hwloc-32em64t-2n8c");
     let host = Host::new(&root).unwrap();
     let mut scan = Scan::new(&host, ScanOptions::default());
     let stacks = facts::user_stacks::read(&mut scan, &[]);

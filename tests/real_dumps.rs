@@ -1,4 +1,4 @@
-//! Every real dump in ../shared/fixtures/real gives exactly the facts its peer tool (lscpu,
+//! Every real dump in tests/fixtures/real gives exactly the facts its peer tool (lscpu,
 //! hwloc, cAdvisor, must-gather) reported: MANIFEST.json "expected". An expectation key this
 //! file does not know fails the test, so a new expectation can't pass unchecked.
 
@@ -11,11 +11,11 @@ use serde_json::Value;
 
 use crate::support;
 
-fn scan(name: &str) -> Option<(Value, Vec<String>)> {
-    let root = support::real_fixture(name)?;
+fn scan(name: &str) -> (Value, Vec<String>) {
+    let root = support::real_fixture(name);
     let host = Host::new(&root).expect("fixture root");
     let (facts, warnings) = facts::collect(&host, ScanOptions { detail: true });
-    Some((serde_json::to_value(&facts).unwrap(), warnings))
+    (serde_json::to_value(&facts).unwrap(), warnings)
 }
 
 fn nic<'a>(f: &'a Value, name: &str) -> &'a Value {
@@ -36,11 +36,10 @@ fn list(v: &Value) -> String {
     CpuList::parse(v.as_str().unwrap_or_else(|| panic!("not a cpulist: {v}"))).unwrap().to_string()
 }
 
-/// Checks one fixture's expectations; returns the keys checked.
-fn check(name: &str, expected: &Value) -> Vec<String> {
-    let Some((f, warnings)) = scan(name) else { return vec![] };
+/// Checks one fixture's expectations and its warnings.
+fn check(name: &str, expected: &Value) {
+    let (f, warnings) = scan(name);
     let cpu = &f["cpu"];
-    let mut checked = Vec::new();
     for (key, want) in expected.as_object().unwrap() {
         let ctx = format!("{name}: {key}");
         match key.as_str() {
@@ -133,30 +132,40 @@ fn check(name: &str, expected: &Value) -> Vec<String> {
             "cmdline_hugepages" => assert_eq!(f["kernel"]["args"]["hugepages"], serde_json::json!([want]), "{ctx}"),
             other => panic!("{name}: MANIFEST expectation {other:?} is not checked by tests/real_dumps.rs"),
         }
-        checked.push(key.clone());
     }
-    // A scan of a real dump never panics, and it says what it could not read rather than
-    // staying silent about a whole subsystem.
-    assert!(warnings.iter().all(|w| !w.is_empty()));
-    checked
+    check_warnings(name, &warnings);
+}
+
+/// A scan of a real dump says what it could not read rather than staying silent about a whole
+/// subsystem: each of the files a scan cannot do without is warned about exactly when the dump
+/// lacks it, and every "missing"/"absent" warning names a path the dump really lacks.
+fn check_warnings(name: &str, warnings: &[String]) {
+    let root = support::real_fixture(name);
+    for file in ["proc/cmdline", "proc/meminfo", "proc/interrupts"] {
+        let absent = !root.join(file).exists();
+        let warned = warnings.iter().any(|w| w.starts_with(&format!("/{file}:")));
+        assert_eq!(warned, absent, "{name}: /{file} absent={absent}, but warnings are {warnings:?}");
+    }
+    for w in warnings {
+        let (path, what) = w.split_once(": ").unwrap_or_else(|| panic!("{name}: warning names no path: {w:?}"));
+        assert!(path.starts_with('/'), "{name}: warning names no absolute path: {w:?}");
+        if what.contains("missing") || what.contains("absent") {
+            assert!(!root.join(&path[1..]).exists(), "{name}: {w:?}, but the dump has {path}");
+        }
+    }
 }
 
 fn check_fixture(name: &str) {
-    let Some(manifest) = support::real_manifest() else {
-        assert!(!support::in_ci(), "CI=true but the real dumps are missing");
-        eprintln!("skipping {name}: ../shared/fixtures/real is absent");
-        return;
-    };
+    let manifest = support::real_manifest();
     let expected = &manifest["fixtures"][name]["expected"];
     assert!(expected.is_object(), "{name} is not in MANIFEST.json");
-    let checked = check(name, expected);
-    assert_eq!(checked.len(), expected.as_object().unwrap().len());
+    assert!(!expected.as_object().unwrap().is_empty(), "{name}: MANIFEST.json expects nothing");
+    check(name, expected);
 }
 
 #[test]
 fn every_manifest_fixture_has_a_test() {
-    let Some(manifest) = support::real_manifest() else { return };
-    let names: Vec<&String> = manifest["fixtures"].as_object().unwrap().keys().collect();
+    let names = support::real_fixture_names();
     let tested = [
         "hwloc-32intel64-2p8co2t",
         "utillinux-epyc7451",
@@ -209,7 +218,7 @@ fn utillinux_dell_e4310_matches_lscpu() {
 /// The tuned R640: the running cmdline is parsed, not guessed.
 #[test]
 fn cnto_r640_cmdline_details() {
-    let Some((f, _)) = scan("cnto-r640-rt-worker1") else { return };
+    let (f, _) = scan("cnto-r640-rt-worker1");
     let k = &f["kernel"];
     assert_eq!(k["idle"], "poll");
     assert_eq!(k["args"]["intel_pstate"], serde_json::json!(["disable"]));
@@ -217,15 +226,19 @@ fn cnto_r640_cmdline_details() {
     assert_eq!(k["default_hugepagesz_kb"], 1048576);
     assert_eq!(k["hugepages"], serde_json::json!([{"size_kb": 2048, "pages": 128, "per_node": null}]));
     assert_eq!(k["args"]["tuned.non_isolcpus"], serde_json::json!(["0000ffff,ffffffff,fffff81f"]));
-    // tuned.non_isolcpus is the complement of isolcpus within the 80 CPUs.
-    let non_isol = CpuList::parse_mask("0000ffff,ffffffff,fffff81f").unwrap();
-    assert_eq!(non_isol.union(&CpuList::parse("5-10").unwrap()).to_string(), "0-79");
+    // tuned.non_isolcpus (as read) is the complement, within the online CPUs, of the isolcpus
+    // the scan parsed from the same line.
+    let non_isol = CpuList::parse_mask(k["args"]["tuned.non_isolcpus"][0].as_str().unwrap()).unwrap();
+    let isol = CpuList::parse(k["isolcpus"]["cpus"].as_str().expect("isolcpus parsed")).unwrap();
+    assert!(!isol.is_empty(), "isolcpus parsed as empty: {}", k["isolcpus"]);
+    assert!(non_isol.is_disjoint(&isol), "non_isolcpus {non_isol} overlaps isolcpus {isol}");
+    assert_eq!(non_isol.union(&isol).to_string(), list(&f["cpu"]["online"]));
 }
 
 /// Offline CPUs and a cmdline with a stray '+' token.
 #[test]
 fn cnto_gcp_offline_cpus_and_odd_cmdline() {
-    let Some((f, _)) = scan("cnto-gcp-e2e-worker") else { return };
+    let (f, _) = scan("cnto-gcp-e2e-worker");
     assert_eq!(f["cpu"]["offline"], "2-3");
     assert_eq!(f["kernel"]["args"]["+"], serde_json::json!([null]));
     assert_eq!(f["cpu"]["thread_siblings"], serde_json::json!(["0", "1"]));

@@ -1,5 +1,6 @@
 //! Analysis: from the facts of one host, what is wrong for low latency and why
-//! (`recommendations` in the facts), and the core plan that gen-config proposes.
+//! (`recommendations`, reported beside the facts in a `Report`), and the core plan that
+//! gen-config proposes. Analysis depends on discovery (`facts`), never the other way round.
 //!
 //! Everything here is pure: it reads a `Facts`, never the host. Each rule is a small function
 //! returning at most a few `Recommendation`s, so its thresholds can be tested at their
@@ -86,7 +87,7 @@ impl Risk {
     }
 }
 
-/// One finding: `recommendations[]` in the facts.
+/// One finding: `recommendations[]` of a `Report`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Recommendation {
     /// cpu, kernel, memory, network, nic, irq, services, limits, time, user_stacks.
@@ -199,12 +200,29 @@ pub fn recommend(facts: &Facts) -> Vec<Recommendation> {
     out
 }
 
+/// What `lltune scan` and `lltune_facts` report (`ansible_facts.lltune`): the facts of
+/// discovery, flattened, then the recommendations analysis derives from them. One JSON object;
+/// `recommendations` is its last key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    #[serde(flatten)]
+    pub facts: Facts,
+    pub recommendations: Vec<Recommendation>,
+}
+
+impl Report {
+    /// The facts with the recommendations computed from them.
+    pub fn of(facts: Facts) -> Report {
+        let recommendations = recommend(&facts);
+        Report { facts, recommendations }
+    }
+}
+
 /// Discovery plus recommendations: what `lltune scan` and `lltune_facts` report. Returns the
-/// facts and the scan's warnings. (`facts::collect` alone stays discovery-only.)
-pub fn analyse(host: &crate::host::Host, options: crate::facts::ScanOptions) -> (Facts, Vec<String>) {
-    let (mut facts, warnings) = crate::facts::collect(host, options);
-    facts.recommendations = recommend(&facts);
-    (facts, warnings)
+/// report and the scan's warnings. (`facts::collect` alone is discovery only.)
+pub fn analyse(host: &crate::host::Host, options: crate::facts::ScanOptions) -> (Report, Vec<String>) {
+    let (facts, warnings) = crate::facts::collect(host, options);
+    (Report::of(facts), warnings)
 }
 
 /// A sysctl's value as a number, when the facts have it.

@@ -216,18 +216,18 @@ fn write_output(path: Option<&Path>, text: &str) -> Result<()> {
 
 fn scan(a: ScanArgs) -> Result<ExitCode> {
     let (host, _guard) = open_root(&a.root)?;
-    let (facts, warnings) = crate::analysis::analyse(&host, ScanOptions { detail: a.detail });
+    let (report, warnings) = crate::analysis::analyse(&host, ScanOptions { detail: a.detail });
     for w in &warnings {
         eprintln!("lltune: warning: {w}");
     }
     let text = match a.format {
-        Format::Json => serde_json::to_string_pretty(&facts)? + "\n",
-        Format::Yaml => serde_yaml::to_string(&facts)?,
-        Format::Text => crate::cli::report::render_text(&facts),
+        Format::Json => serde_json::to_string_pretty(&report)? + "\n",
+        Format::Yaml => serde_yaml::to_string(&report)?,
+        Format::Text => crate::cli::report::render_text(&report),
     };
     write_output(a.output.as_deref(), &text)?;
     if let Some(p) = &a.md_report {
-        std::fs::write(p, crate::cli::report::render_markdown(&facts))
+        std::fs::write(p, crate::cli::report::render_markdown(&report))
             .with_context(|| format!("--md-report {}: cannot write", p.display()))?;
     }
     Ok(ExitCode::SUCCESS)
@@ -242,7 +242,7 @@ fn load_facts(snapshot: Option<&Path>, root: &Path) -> Result<(crate::facts::Fac
         return Ok((facts, p.display().to_string()));
     }
     let (host, _guard) = open_root(root)?;
-    let (facts, warnings) = crate::analysis::analyse(&host, ScanOptions::default());
+    let (facts, warnings) = crate::facts::collect(&host, ScanOptions::default());
     for w in &warnings {
         eprintln!("lltune: warning: {w}");
     }

@@ -1,11 +1,10 @@
-//! Reports for people, rendered from the facts (recommendations included): the one-screen
-//! text summary of `lltune scan` and the markdown report of `lltune scan --md-report FILE`.
-//! Pure functions of the facts; the CLI writes them.
+//! Reports for people, rendered from an `analysis::Report` (facts and recommendations): the
+//! one-screen text summary of `lltune scan` and the markdown report of
+//! `lltune scan --md-report FILE`. Pure functions of the report; the CLI writes them.
 
 use std::fmt::Display;
 
-use crate::analysis::{Recommendation, Severity};
-use crate::facts::Facts;
+use crate::analysis::{Recommendation, Report, Severity};
 use crate::facts::services::Service;
 
 /// Recommendation lines shown in the text summary (errors and warnings first).
@@ -64,7 +63,8 @@ fn nic_line(n: &crate::facts::nic::Nic) -> String {
 }
 
 /// A one-screen summary for a person.
-pub fn render_text(f: &Facts) -> String {
+pub fn render_text(report: &Report) -> String {
+    let f = &report.facts;
     let mut o = String::new();
     let h = &f.host;
     let c = &f.cpu;
@@ -136,7 +136,7 @@ pub fn render_text(f: &Facts) -> String {
         service_state(&s.chronyd),
         service_state(&s.ptp4l)
     );
-    let recs = &f.recommendations;
+    let recs = &report.recommendations;
     o += &format!("advice    {}\n", counts(recs));
     let sorted = by_severity(recs);
     for r in sorted.iter().take(TEXT_MAX_RECOMMENDATIONS) {
@@ -168,7 +168,8 @@ fn yes_no(b: Option<bool>) -> String {
 }
 
 /// The markdown report: system summary, NUMA, NICs, services, time, recommendations.
-pub fn render_markdown(f: &Facts) -> String {
+pub fn render_markdown(report: &Report) -> String {
+    let f = &report.facts;
     let h = &f.host;
     let c = &f.cpu;
     let mut o = String::new();
@@ -256,7 +257,7 @@ pub fn render_markdown(f: &Facts) -> String {
     o += &format!("\nClocksource: {}; PTP clocks: {}.\n", opt(&f.time.current_clocksource), or_none(ptp.join(", ")));
 
     o += "\n## Recommendations\n\n";
-    let recs = &f.recommendations;
+    let recs = &report.recommendations;
     if recs.is_empty() {
         o += "None: nothing the facts show calls for a change.\n";
     } else {
@@ -288,8 +289,8 @@ mod tests {
         let mut f = testing::two_nodes();
         f.cpu.governors.insert("powersave".into(), crate::cpulist::CpuList::parse("0-15").unwrap());
         f.kernel.cmdline = Some("a=b|c".into());
-        f.recommendations = analysis::recommend(&f);
-        let md = render_markdown(&f);
+        let report = Report::of(f);
+        let md = render_markdown(&report);
         assert!(md.contains("`a=b\\|c`"), "{md}");
         assert!(md.contains("| warning | cpu | governor | powersave (0-15) → performance | high | safe |"), "{md}");
         let rows = md
@@ -298,15 +299,15 @@ mod tests {
                 l.starts_with("| ") && l.chars().nth(2).is_some_and(|c| c.is_ascii_digit()) && l.contains(" → ")
             })
             .count();
-        assert_eq!(rows, f.recommendations.len());
+        assert_eq!(rows, report.recommendations.len());
     }
 
     #[test]
     fn text_summary_caps_the_recommendations() {
-        let mut f = testing::two_nodes();
-        f.recommendations = (0..TEXT_MAX_RECOMMENDATIONS + 3).map(|i| analysis::rec("cpu", format!("r{i}"))).collect();
-        f.recommendations.push(analysis::rec("kernel", "bad").sev(Severity::Error));
-        let t = render_text(&f);
+        let mut recommendations: Vec<Recommendation> =
+            (0..TEXT_MAX_RECOMMENDATIONS + 3).map(|i| analysis::rec("cpu", format!("r{i}"))).collect();
+        recommendations.push(analysis::rec("kernel", "bad").sev(Severity::Error));
+        let t = render_text(&Report { facts: testing::two_nodes(), recommendations });
         assert!(t.contains("advice    14 (1 errors, 0 warnings, 13 info)"), "{t}");
         let first = t.lines().find(|l| l.starts_with("  ")).unwrap();
         assert!(first.contains("error") && first.contains("kernel"), "errors first: {first}");

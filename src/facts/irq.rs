@@ -548,15 +548,12 @@ pub fn read(scan: &mut Scan, cpu: &Cpu, kernel: &Kernel, nics: &[Nic]) -> Irqs {
 mod tests {
     use super::*;
 
-    fn fixture(name: &str) -> Option<String> {
-        let p = format!("{}/../shared/fixtures/parsers/{name}", env!("CARGO_MANIFEST_DIR"));
-        match std::fs::read_to_string(&p) {
-            Ok(t) => Some(t),
-            Err(_) => {
-                eprintln!("skipping: {p} is absent");
-                None
-            }
-        }
+    /// A sample `/proc/interrupts` of `tests/fixtures/parsers/` (part of the build: a missing
+    /// one is a compile error, never a skipped test).
+    macro_rules! fixture {
+        ($name:literal) => {
+            include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/parsers/", $name))
+        };
     }
 
     fn row<'a>(i: &'a Interrupts, name: &str) -> &'a InterruptRow {
@@ -657,8 +654,7 @@ mod tests {
 
     #[test]
     fn node_exporter_x86_laptop_sample() {
-        let Some(text) = fixture("interrupts-x86-laptop.txt") else { return };
-        let i = parse_interrupts(&text).unwrap();
+        let i = parse_interrupts(fixture!("interrupts-x86-laptop.txt")).unwrap();
         assert!(i.bad_lines.is_empty(), "{:?}", i.bad_lines);
         assert_eq!(i.cpus, vec![0, 1, 2, 3]);
         assert_eq!(i.rows.iter().filter(|r| r.irq.is_some()).count(), 15);
@@ -672,8 +668,7 @@ mod tests {
 
     #[test]
     fn node_exporter_aarch64_gicv3_sample() {
-        let Some(text) = fixture("interrupts-aarch64-gicv3.txt") else { return };
-        let i = parse_interrupts(&text).unwrap();
+        let i = parse_interrupts(fixture!("interrupts-aarch64-gicv3.txt")).unwrap();
         assert!(i.bad_lines.is_empty(), "{:?}", i.bad_lines);
         assert_eq!(i.cpus.len(), 8);
         let r = row(&i, "57");

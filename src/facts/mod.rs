@@ -59,7 +59,8 @@ impl<'a> Scan<'a> {
     }
 }
 
-/// Everything discovered about one host: `ansible_facts.lltune`.
+/// Everything discovered about one host. What `lltune scan` and `lltune_facts` report is this
+/// object plus the `recommendations` derived from it, added one layer up.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Facts {
     pub schema_version: u32,
@@ -76,9 +77,6 @@ pub struct Facts {
     pub user_stacks: user_stacks::UserStacks,
     pub limits: limits::Limits,
     pub sysctl: sysctl::Sysctls,
-    /// Filled by the analysis engine; empty from `collect` alone.
-    #[serde(default)]
-    pub recommendations: Vec<crate::analysis::Recommendation>,
 }
 
 /// Reads every subsystem. Returns the facts and the scan's warnings.
@@ -112,7 +110,6 @@ pub fn collect(host: &Host, options: ScanOptions) -> (Facts, Vec<String>) {
         user_stacks,
         limits,
         sysctl,
-        recommendations: Vec::new(),
     };
     let warnings = scan.warnings;
     (facts, warnings)

@@ -38,7 +38,7 @@ pub fn run(host: &Host, _meta: &Meta, params: Params) -> Result<Outcome> {
         }
         (None, Some(path)) => host.read(path).map_err(|e| Failure::new(format!("config_file: {e}")))?,
     };
-    let (facts, warnings) = crate::analysis::analyse(host, ScanOptions::default());
+    let (facts, warnings) = crate::facts::collect(host, ScanOptions::default());
     let report = audit::audit_text(&text, Some(&facts));
     let errors = serde_json::to_value(&report.errors)?;
     let config_warnings = serde_json::to_value(&report.warnings)?;

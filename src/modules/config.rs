@@ -6,7 +6,7 @@ use anyhow::Result;
 use serde::{Deserialize, Deserializer};
 use serde_json::{Value, json};
 
-use crate::analysis::{self, plan};
+use crate::analysis::plan;
 use crate::config::generate::{self as gen_config, GenOptions};
 use crate::facts::ScanOptions;
 use crate::host::Host;
@@ -63,7 +63,7 @@ pub fn run(host: &Host, _meta: &Meta, params: Params) -> Result<Outcome> {
             Failure::new("housekeeping_cores_per_node: must be at least 1 (every NUMA node keeps a core)").into()
         );
     }
-    let (facts, warnings) = analysis::analyse(host, ScanOptions::default());
+    let (facts, warnings) = crate::facts::collect(host, ScanOptions::default());
     for t in &params.trading_nics {
         if !facts.nics.iter().any(|n| n.name.as_deref() == Some(t.as_str())) {
             return Err(Failure::new(format!("trading_nics: no network interface {t} on this host")).into());

@@ -18,7 +18,13 @@ pub fn bin(name: &str) -> PathBuf {
         "lltune_rollback" => env!("CARGO_BIN_EXE_lltune_rollback"),
         "lltune_config" => env!("CARGO_BIN_EXE_lltune_config"),
         "lltune_audit" => env!("CARGO_BIN_EXE_lltune_audit"),
-        other => panic!("unknown binary {other}: add it to tests/support/mod.rs"),
+        // Any other binary of this crate (a module added since): cargo puts every binary
+        // beside `lltune`.
+        other => {
+            let p = Path::new(env!("CARGO_BIN_EXE_lltune")).with_file_name(other);
+            assert!(p.is_file(), "cargo built no binary {other} ({})", p.display());
+            return p;
+        }
     };
     PathBuf::from(p)
 }
@@ -58,37 +64,46 @@ fn parse_module_output(out: &std::process::Output) -> (Value, i32) {
     (v, out.status.code().unwrap_or(-1))
 }
 
-/// The shared folder of real-machine dumps, when present.
-pub fn real_fixtures_dir() -> Option<PathBuf> {
-    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/real");
-    d.join("MANIFEST.json").exists().then_some(d)
+/// The folder of real-machine dumps (`tests/fixtures/real`, with `MANIFEST.json`). Panics when
+/// it is missing: the real dumps are part of the repository, and a test that needs them must fail
+/// rather than pass without having run.
+pub fn real_fixtures_dir() -> PathBuf {
+    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/real");
+    assert!(
+        d.join("MANIFEST.json").is_file(),
+        "the real-machine dumps are missing: no {} (they are committed under tests/fixtures/real)",
+        d.join("MANIFEST.json").display()
+    );
+    d
 }
 
-/// True under CI, where tests that need the real dumps must run rather than skip.
+/// True under CI (`CI=true` or `CI=1`), where a test that needs an ability of the machine
+/// (namespaces, chattr, root) must fail rather than skip when that ability is missing.
 pub fn in_ci() -> bool {
     std::env::var("CI").map(|v| v == "true" || v == "1").unwrap_or(false)
 }
 
-/// The unpacked root of one real dump (`../shared/fixtures/real/<name>.*`), unpacked once per
-/// build into the cargo target's temp folder. `None` (with a message) when the dumps are
-/// absent; under CI their absence is a failure.
-pub fn real_fixture(name: &str) -> Option<PathBuf> {
-    let Some(src) = real_fixtures_dir() else {
-        assert!(!in_ci(), "CI=true but ../shared/fixtures/real is missing");
-        eprintln!("skipping: ../shared/fixtures/real is absent (tests on real dumps need it)");
-        return None;
-    };
+/// Skips a test for want of an ability of the machine, with a message; under CI, fails instead.
+pub fn skip_unless_ci(why: &str) {
+    assert!(!in_ci(), "CI=true but this test cannot run here: {why}");
+    eprintln!("skipping: {why}");
+}
+
+/// The unpacked root of one real dump (`tests/fixtures/real/<name>.*`), unpacked once per build
+/// into the cargo target's temp folder. Panics when there is no such dump.
+pub fn real_fixture(name: &str) -> PathBuf {
+    let src = real_fixtures_dir();
     let base = Path::new(env!("CARGO_TARGET_TMPDIR")).join("real-fixtures");
     fs::create_dir_all(&base).unwrap();
     let dest = base.join(name);
     if dest.join(".unpacked").exists() {
-        return Some(dest);
+        return dest;
     }
     // Several test processes may ask at once: one unpacks, the others wait on the lock.
     let lock = fs::File::create(base.join(".lock")).unwrap();
     let _guard = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive).expect("lock real-fixtures");
     if dest.join(".unpacked").exists() {
-        return Some(dest);
+        return dest;
     }
     let staging = base.join(".staging");
     let _ = fs::remove_dir_all(&staging);
@@ -107,14 +122,23 @@ pub fn real_fixture(name: &str) -> Option<PathBuf> {
         fs::write(target.join(".unpacked"), "").unwrap();
     }
     let _ = fs::remove_dir_all(&staging);
-    assert!(dest.join(".unpacked").exists(), "no real dump named {name}");
-    Some(dest)
+    assert!(dest.join(".unpacked").exists(), "no real dump named {name} in {}", src.display());
+    dest
 }
 
-/// The real dumps' manifest.
-pub fn real_manifest() -> Option<Value> {
-    let d = real_fixtures_dir()?;
-    Some(serde_json::from_slice(&fs::read(d.join("MANIFEST.json")).unwrap()).unwrap())
+/// The real dumps' manifest (`tests/fixtures/real/MANIFEST.json`).
+pub fn real_manifest() -> Value {
+    let p = real_fixtures_dir().join("MANIFEST.json");
+    serde_json::from_slice(&fs::read(&p).unwrap()).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// The names of the real dumps the manifest lists.
+pub fn real_fixture_names() -> Vec<String> {
+    let m = real_manifest();
+    let names: Vec<String> =
+        m["fixtures"].as_object().expect("MANIFEST.json has no fixtures map").keys().cloned().collect();
+    assert!(!names.is_empty(), "MANIFEST.json lists no fixtures");
+    names
 }
 
 // ---- Ansible: a pinned ansible-core in a venv, and the collection assembled from ansible/ ----
