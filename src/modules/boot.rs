@@ -9,6 +9,8 @@
 //! never rebuilt from /proc/cmdline (the seed's bug: it froze the running line, BOOT_IMAGE
 //! and all, into the configuration).
 
+use std::collections::{HashMap, HashSet};
+
 use anyhow::Result;
 use serde::Serialize;
 
@@ -70,20 +72,6 @@ impl RawCmdline {
     fn init_split(&self) -> usize {
         self.tokens.iter().position(|(_, t)| t == "--").unwrap_or(self.tokens.len())
     }
-
-    fn arg(&self, i: usize) -> Option<KernelArg> {
-        parse_cmdline(&self.tokens[i].1).args.into_iter().next()
-    }
-
-    fn remove(&mut self, i: usize) {
-        let (sep, _) = self.tokens.remove(i);
-        // The first token's leading whitespace belongs to the line, not to the token.
-        if i == 0 {
-            if let Some(next) = self.tokens.first_mut() {
-                next.0 = sep;
-            }
-        }
-    }
 }
 
 /// What to remove: every occurrence of a key, or one `key=value`.
@@ -107,6 +95,7 @@ impl Removal {
         }
     }
 
+    #[cfg(test)]
     fn matches(&self, arg: &KernelArg) -> bool {
         match self {
             Removal::Key(k) => &arg.key == k,
@@ -125,67 +114,147 @@ pub struct ArgEdit {
 impl ArgEdit {
     /// The keys this edit decides about.
     pub fn keys(&self) -> Vec<String> {
-        let mut keys: Vec<String> = Vec::new();
-        for k in self.set.iter().map(|a| a.key.as_str()).chain(self.remove.iter().map(Removal::key)) {
-            if !keys.iter().any(|x| x == k) {
-                keys.push(k.to_string());
-            }
-        }
-        keys
+        let mut seen = HashSet::with_capacity(self.set.len() + self.remove.len());
+        self.set
+            .iter()
+            .map(|a| a.key.as_str())
+            .chain(self.remove.iter().map(Removal::key))
+            .filter(|k| seen.insert(*k))
+            .map(str::to_string)
+            .collect()
     }
 }
 
 /// Applies an edit to lines that together form one command line (GRUB_CMDLINE_LINUX then
 /// GRUB_CMDLINE_LINUX_DEFAULT). A key already present is changed where it is (its first
 /// occurrence; later ones are dropped, so no key is ever duplicated); a new key is appended
-/// to `lines[append_to]`, before any `--`.
+/// to `lines[append_to]`, before any `--`. Removals then drop every matching argument.
+/// Each line's arguments after its own `--` belong to init and are never touched.
+///
+/// Linear in the number of tokens and edits (one parse per token, hash lookups): the result
+/// is the one applying each `set` then each `remove` in turn would give, including for a key
+/// set twice (it ends up once, where the first would put it, with the last value).
 pub fn edit_lines(lines: &mut [RawCmdline], edit: &ArgEdit, append_to: usize) {
-    for want in &edit.set {
-        let mut found = false;
-        for line in lines.iter_mut() {
-            let mut i = 0;
-            while i < line.init_split() {
-                match line.arg(i) {
-                    Some(a) if a.key == want.key => {
-                        if found {
-                            line.remove(i);
-                            continue;
-                        }
-                        found = true;
-                        if a.value != want.value {
-                            line.tokens[i].1 = want.render();
-                        }
-                    }
-                    _ => {}
-                }
-                i += 1;
+    // Per key set: the index of its first `set` (when the one-at-a-time edit acts on it),
+    // the last value wanted, and whether every `set` of it wants the same value (only then
+    // is an argument already holding it left as written).
+    let mut wanted: HashMap<&str, (usize, &KernelArg, bool)> = HashMap::with_capacity(edit.set.len());
+    for (n, want) in edit.set.iter().enumerate() {
+        wanted
+            .entry(want.key.as_str())
+            .and_modify(|(_, last, same)| {
+                *same &= last.value == want.value;
+                *last = want;
+            })
+            .or_insert((n, want, true));
+    }
+    // One parse per token: change the first occurrence of each key in place, and note when
+    // each later occurrence is dropped (the index of its key's first `set`).
+    let mut seen: HashSet<&str> = HashSet::with_capacity(wanted.len());
+    let mut drops: Vec<Vec<Option<usize>>> = Vec::with_capacity(lines.len());
+    for line in lines.iter_mut() {
+        let split = line.init_split();
+        let mut d = vec![None; line.tokens.len()];
+        for (i, (_, tok)) in line.tokens.iter_mut().enumerate().take(split) {
+            let Some(a) = parse_token(tok) else { continue };
+            let Some(&(first, last, same)) = wanted.get(a.key.as_str()) else { continue };
+            if !seen.insert(last.key.as_str()) {
+                d[i] = Some(first);
+            } else if !(same && a.value == last.value) {
+                *tok = last.render();
             }
         }
-        if !found {
-            if let Some(line) = lines.get_mut(append_to) {
-                let at = line.init_split();
-                let sep = if line.tokens.is_empty() { String::new() } else { " ".to_string() };
-                if at == 0 && !line.tokens.is_empty() {
-                    // Only `-- init args`: the new argument goes first.
-                    let lead = std::mem::take(&mut line.tokens[0].0);
-                    line.tokens[0].0 = " ".into();
-                    line.tokens.insert(0, (lead, want.render()));
-                } else {
-                    line.tokens.insert(at, (sep, want.render()));
-                }
+        drops.push(d);
+    }
+    // New keys, in the order first set, go before the target line's `--`.
+    let mut new_args: Vec<(usize, String)> = Vec::new();
+    for (n, want) in edit.set.iter().enumerate() {
+        if seen.insert(want.key.as_str()) {
+            new_args.push((n, wanted[want.key.as_str()].1.render()));
+        }
+    }
+    for (n, (line, d)) in lines.iter_mut().zip(drops).enumerate() {
+        let Some(&(first_new, _)) = new_args.first().filter(|_| n == append_to) else {
+            drop_tokens(line, &d.iter().map(Option::is_some).collect::<Vec<_>>());
+            continue;
+        };
+        // Whitespace depends on what was gone when the first new argument came: drop the
+        // earlier ones, append, then drop the later ones.
+        let early: Vec<bool> = d.iter().map(|t| t.is_some_and(|t| t < first_new)).collect();
+        drop_tokens(line, &early);
+        let mut late: Vec<bool> = d.iter().zip(&early).filter(|(_, e)| !**e).map(|(t, _)| t.is_some()).collect();
+        let at = line.init_split();
+        let mut block: Vec<(String, String)> = Vec::with_capacity(new_args.len());
+        for (i, (_, arg)) in new_args.iter().enumerate() {
+            let sep = if i == 0 && line.tokens.is_empty() {
+                String::new()
+            } else if i == 0 && at == 0 {
+                // Only `-- init args`: the new arguments go first, taking the line's lead.
+                std::mem::replace(&mut line.tokens[0].0, " ".into())
+            } else {
+                " ".to_string()
+            };
+            block.push((sep, arg.clone()));
+        }
+        let added = block.len();
+        line.tokens.splice(at..at, block);
+        late.splice(at..at, std::iter::repeat_n(false, added));
+        drop_tokens(line, &late);
+    }
+    if edit.remove.is_empty() {
+        return;
+    }
+    let mut remove_keys: HashSet<&str> = HashSet::new();
+    let mut remove_values: HashSet<(&str, &str)> = HashSet::new();
+    for r in &edit.remove {
+        match r {
+            Removal::Key(k) => {
+                remove_keys.insert(k);
+            }
+            Removal::KeyValue(k, v) => {
+                remove_values.insert((k, v));
             }
         }
     }
-    for r in &edit.remove {
-        for line in lines.iter_mut() {
-            let mut i = 0;
-            while i < line.init_split() {
-                if line.arg(i).is_some_and(|a| r.matches(&a)) {
-                    line.remove(i);
-                } else {
-                    i += 1;
-                }
+    for line in lines.iter_mut() {
+        let split = line.init_split();
+        let gone: Vec<bool> = line
+            .tokens
+            .iter()
+            .enumerate()
+            .map(|(i, (_, tok))| {
+                i < split
+                    && parse_token(tok).is_some_and(|a| {
+                        remove_keys.contains(a.key.as_str())
+                            || a.value.as_deref().is_some_and(|v| remove_values.contains(&(a.key.as_str(), v)))
+                    })
+            })
+            .collect();
+        drop_tokens(line, &gone);
+    }
+}
+
+/// The argument one raw token holds, as the kernel reads it.
+fn parse_token(tok: &str) -> Option<KernelArg> {
+    parse_cmdline(tok).args.into_iter().next()
+}
+
+/// Drops the tokens marked in `gone` (one flag per token) in one pass. The whitespace before
+/// the line's first token belongs to the line: it moves to the first token kept (and goes
+/// when none is), as removing tokens one at a time from the front does.
+fn drop_tokens(line: &mut RawCmdline, gone: &[bool]) {
+    if !gone.contains(&true) {
+        return;
+    }
+    let old = std::mem::take(&mut line.tokens);
+    let mut lead: Option<String> = None;
+    for ((sep, tok), &g) in old.into_iter().zip(gone) {
+        if g {
+            if line.tokens.is_empty() && lead.is_none() {
+                lead = Some(sep);
             }
+        } else {
+            line.tokens.push((lead.take().unwrap_or(sep), tok));
         }
     }
 }
@@ -535,6 +604,176 @@ mod tests {
         // Removing the first token keeps the line's leading whitespace.
         let e3 = ArgEdit { set: vec![], remove: vec![Removal::Key("a".into())] };
         assert_eq!(edit_text(" a b", &e3), " b");
+    }
+
+    /// The edit as first written (one `set`, then one `remove`, at a time; quadratic): the
+    /// reference the indexed `edit_lines` must agree with.
+    fn edit_lines_reference(lines: &mut [RawCmdline], edit: &ArgEdit, append_to: usize) {
+        fn arg(l: &RawCmdline, i: usize) -> Option<KernelArg> {
+            parse_cmdline(&l.tokens[i].1).args.into_iter().next()
+        }
+        fn remove(l: &mut RawCmdline, i: usize) {
+            let (sep, _) = l.tokens.remove(i);
+            if i == 0 {
+                if let Some(next) = l.tokens.first_mut() {
+                    next.0 = sep;
+                }
+            }
+        }
+        for want in &edit.set {
+            let mut found = false;
+            for line in lines.iter_mut() {
+                let mut i = 0;
+                while i < line.init_split() {
+                    match arg(line, i) {
+                        Some(a) if a.key == want.key => {
+                            if found {
+                                remove(line, i);
+                                continue;
+                            }
+                            found = true;
+                            if a.value != want.value {
+                                line.tokens[i].1 = want.render();
+                            }
+                        }
+                        _ => {}
+                    }
+                    i += 1;
+                }
+            }
+            if !found {
+                if let Some(line) = lines.get_mut(append_to) {
+                    let at = line.init_split();
+                    let sep = if line.tokens.is_empty() { String::new() } else { " ".to_string() };
+                    if at == 0 && !line.tokens.is_empty() {
+                        let lead = std::mem::take(&mut line.tokens[0].0);
+                        line.tokens[0].0 = " ".into();
+                        line.tokens.insert(0, (lead, want.render()));
+                    } else {
+                        line.tokens.insert(at, (sep, want.render()));
+                    }
+                }
+            }
+        }
+        for r in &edit.remove {
+            for line in lines.iter_mut() {
+                let mut i = 0;
+                while i < line.init_split() {
+                    if arg(line, i).is_some_and(|a| r.matches(&a)) {
+                        remove(line, i);
+                    } else {
+                        i += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    /// A small deterministic generator (no dependency): xorshift.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self, n: usize) -> usize {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 % n as u64) as usize
+        }
+    }
+
+    #[test]
+    fn indexed_edit_agrees_with_the_one_at_a_time_reference() {
+        let keys = ["a", "b", "c", "d", "\"x", "$v"];
+        let vals = [None, Some(""), Some("1"), Some("2"), Some("x y")];
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let token = |rng: &mut Rng| -> String {
+            match rng.next(12) {
+                0 => "--".into(),
+                1 => "\"a=1 2\"".into(),
+                _ => KernelArg {
+                    key: keys[rng.next(keys.len())].into(),
+                    value: vals[rng.next(vals.len())].map(Into::into),
+                }
+                .render(),
+            }
+        };
+        let seps = ["", " ", "  ", "\t"];
+        for case in 0..3000 {
+            let mut lines: Vec<RawCmdline> = (0..1 + rng.next(2))
+                .map(|_| {
+                    let mut text = String::new();
+                    for _ in 0..rng.next(7) {
+                        text.push_str(seps[rng.next(seps.len())]);
+                        text.push_str(&token(&mut rng));
+                    }
+                    text.push_str(seps[rng.next(seps.len())]);
+                    RawCmdline::split(&text)
+                })
+                .collect();
+            let mut edit = ArgEdit::default();
+            for _ in 0..rng.next(4) {
+                let key = keys[rng.next(4)];
+                edit.set.push(set(key, vals[rng.next(vals.len())]));
+            }
+            for _ in 0..rng.next(3) {
+                let key = keys[rng.next(keys.len())].to_string();
+                edit.remove.push(match rng.next(2) {
+                    0 => Removal::Key(key),
+                    _ => Removal::KeyValue(key, ["", "1", "2"][rng.next(3)].into()),
+                });
+            }
+            let append_to = rng.next(lines.len() + 1);
+            let mut want = lines.clone();
+            edit_lines_reference(&mut want, &edit, append_to);
+            let before: Vec<String> = lines.iter().map(RawCmdline::render).collect();
+            edit_lines(&mut lines, &edit, append_to);
+            let got: Vec<String> = lines.iter().map(RawCmdline::render).collect();
+            let want: Vec<String> = want.iter().map(RawCmdline::render).collect();
+            assert_eq!(got, want, "case {case}: {before:?} with {edit:?} (append to {append_to})");
+        }
+    }
+
+    #[test]
+    fn four_thousand_args_each_once_in_order() {
+        // Half already on the lines (spread over both, some twice, `--` init args after),
+        // half new; every one set to a new value.
+        let n = 4000;
+        let key = |i: usize| format!("k{i}");
+        let mut linux = String::from("ro");
+        let mut default = String::from("quiet");
+        for i in (0..n).step_by(2) {
+            let line = if i % 4 == 0 { &mut linux } else { &mut default };
+            line.push_str(&format!(" {}=old", key(i)));
+        }
+        // Repeats of some existing keys in the other line: dropped.
+        for i in (0..n).step_by(10) {
+            linux.push_str(&format!(" {}=dup", key(i)));
+        }
+        default.push_str(" -- k1=init");
+        let mut lines = vec![RawCmdline::split(&linux), RawCmdline::split(&default)];
+        let edit = ArgEdit { set: (0..n).map(|i| set(&key(i), Some(&i.to_string()))).collect(), remove: vec![] };
+        edit_lines(&mut lines, &edit, 0);
+        let joined = format!("{} {}", lines[0].render(), lines[1].render());
+        let c = parse_cmdline(&joined);
+        assert_eq!(c.init_args, vec!["k1=init"], "init's arguments untouched");
+        let mut at = std::collections::HashMap::new();
+        for (pos, a) in c.args.iter().enumerate() {
+            assert!(at.insert(a.key.clone(), pos).is_none(), "{} twice", a.key);
+        }
+        for i in 0..n {
+            assert_eq!(c.values(&key(i)), vec![Some(i.to_string().as_str())], "{}", key(i));
+        }
+        // Existing ones stay where they were (line order), new ones follow in the order given.
+        let existing_linux: Vec<usize> = (0..n).step_by(4).map(|i| at[&key(i)]).collect();
+        assert!(existing_linux.windows(2).all(|w| w[0] < w[1]));
+        let new: Vec<usize> = (1..n).step_by(2).map(|i| at[&key(i)]).collect();
+        assert!(new.windows(2).all(|w| w[0] < w[1]));
+        assert!(new[0] > existing_linux[existing_linux.len() - 1], "appended after GRUB_CMDLINE_LINUX's own");
+        assert!(lines[1].render().starts_with("quiet k2=2 "));
+        // And back: removing them all leaves the lines as they were, minus the duplicates.
+        let remove = ArgEdit { set: vec![], remove: (0..n).map(|i| Removal::Key(key(i))).collect() };
+        edit_lines(&mut lines, &remove, 0);
+        assert_eq!(lines[0].render(), "ro");
+        assert_eq!(lines[1].render(), "quiet -- k1=init");
     }
 
     #[test]
