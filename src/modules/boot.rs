@@ -401,6 +401,148 @@ pub struct BootPlan {
     pub warnings: Vec<String>,
 }
 
+/// The kernel's command-line buffer, `COMMAND_LINE_SIZE` (its terminating NUL included), on
+/// the architecture this binary is built for: a module runs on the host it tunes, so that is
+/// the host's. Longer lines are cut off silently at boot. Values from the kernel sources:
+///
+/// | arch | value | where |
+/// |---|---|---|
+/// | x86, x86_64 | 2048 | arch/x86/include/asm/setup.h |
+/// | aarch64 | 2048 | arch/arm64/include/uapi/asm/setup.h (some trees have 4096: the smaller is kept) |
+/// | powerpc, powerpc64 | 2048 | arch/powerpc/include/uapi/asm/setup.h |
+/// | s390x | 4096 | arch/s390/include/uapi/asm/setup.h (a Kconfig option in later kernels; 4096 default) |
+/// | riscv64 | 1024 | arch/riscv/include/uapi/asm/setup.h |
+/// | anything else | 512 | include/uapi/asm-generic/setup.h, the generic default |
+pub const COMMAND_LINE_SIZE: usize = if cfg!(any(target_arch = "x86", target_arch = "x86_64")) {
+    2048
+} else if cfg!(any(target_arch = "aarch64", target_arch = "powerpc", target_arch = "powerpc64")) {
+    2048
+} else if cfg!(target_arch = "s390x") {
+    4096
+} else if cfg!(target_arch = "riscv64") {
+    1024
+} else {
+    512
+};
+
+/// The longest command line the kernel keeps whole, in bytes (the buffer less its NUL).
+pub const CMDLINE_MAX: usize = COMMAND_LINE_SIZE - 1;
+
+/// Longer than any /proc/cmdline a kernel writes: the largest `COMMAND_LINE_SIZE` above (4096)
+/// plus what bootconfig may add to it (its data is at most `XBC_DATA_MAX`, 32767 bytes).
+/// A longer /proc/cmdline is not a kernel's (a broken capture, or a crafted tree).
+pub const PROC_CMDLINE_MAX: usize = 4096 + 32768;
+
+/// The limit as messages state it.
+pub fn limit_text() -> String {
+    format!(
+        "{CMDLINE_MAX} bytes on {} (COMMAND_LINE_SIZE {COMMAND_LINE_SIZE}, its NUL included)",
+        std::env::consts::ARCH
+    )
+}
+
+/// What the boot loader puts before the configured arguments, as far as this host shows it.
+/// GRUB's `linux` line (grub2-mkconfig's 10_linux) is `BOOT_IMAGE=<kernel> root=<device> ro`
+/// then the configured arguments; a BLS entry gets `BOOT_IMAGE=<its linux path>`. The running
+/// line (/proc/cmdline) shows the BOOT_IMAGE and root GRUB used last; what the host does not
+/// show (the device prefix of a BLS entry's image, variables without a value in grubenv) is
+/// counted as written or not at all, and the message says what was counted.
+struct Prefixes {
+    /// `BOOT_IMAGE=... root=... ro ` from /proc/cmdline, when it shows them.
+    grub: String,
+    /// `BOOT_IMAGE=...` from /proc/cmdline, when shown.
+    boot_image: String,
+    /// grubenv's variables (`$tuned_params`, `$kernelopts`), expanded in BLS options.
+    grubenv: HashMap<String, String>,
+}
+
+impl Prefixes {
+    fn read(host: &Host) -> Prefixes {
+        let mut grub = String::new();
+        let mut boot_image = String::new();
+        if let Ok(Some(text)) = host.read_opt("/proc/cmdline") {
+            if text.len() <= PROC_CMDLINE_MAX {
+                let line = RawCmdline::split(text.trim_end_matches(['\n', '\0']));
+                for key in ["BOOT_IMAGE", "root"] {
+                    if let Some((_, tok)) =
+                        line.tokens.iter().find(|(_, t)| parse_token(t).is_some_and(|a| a.key == key))
+                    {
+                        if key == "BOOT_IMAGE" {
+                            boot_image = format!("{tok} ");
+                        }
+                        grub.push_str(tok);
+                        grub.push(' ');
+                    }
+                }
+                if !grub.is_empty() {
+                    grub.push_str("ro ");
+                }
+            }
+        }
+        let mut grubenv = HashMap::new();
+        for path in ["/boot/grub2/grubenv", "/boot/grub/grubenv"] {
+            if let Ok(Some(text)) = host.read_opt(path) {
+                for line in text.lines().filter(|l| !l.starts_with('#')) {
+                    if let Some((k, v)) = line.split_once('=') {
+                        grubenv.insert(k.to_string(), v.to_string());
+                    }
+                }
+                break;
+            }
+        }
+        Prefixes { grub, boot_image, grubenv }
+    }
+
+    /// A BLS `options` line as the kernel gets it: grubenv variables expanded where known.
+    fn expand(&self, options: &str) -> String {
+        let line = RawCmdline::split(options);
+        let mut out = String::with_capacity(options.len());
+        for (sep, tok) in &line.tokens {
+            out.push_str(sep);
+            let name = tok.strip_prefix("${").and_then(|t| t.strip_suffix('}')).or_else(|| tok.strip_prefix('$'));
+            match name.and_then(|n| self.grubenv.get(n)) {
+                Some(v) => out.push_str(v),
+                None => out.push_str(tok),
+            }
+        }
+        out
+    }
+}
+
+/// One file's resulting command line, measured.
+struct LineLength {
+    path: String,
+    before: usize,
+    after: usize,
+    /// What was counted besides the file's own arguments.
+    counted: String,
+}
+
+/// Refuses a plan that makes a command line longer than the kernel keeps; a line already over
+/// the limit that the plan leaves as long or shortens is only a warning (removing arguments
+/// from such a line must stay possible).
+fn check_lengths(lengths: &[LineLength], warnings: &mut Vec<String>) -> Result<()> {
+    let mut over = Vec::new();
+    for l in lengths.iter().filter(|l| l.after > CMDLINE_MAX) {
+        let text = format!(
+            "{}: the kernel command line it gives would be {} bytes ({}), over the limit of {}",
+            crate::protocol::cap_text(&l.path),
+            l.after,
+            l.counted,
+            limit_text()
+        );
+        if l.after > l.before {
+            over.push(text);
+        } else {
+            warnings.push(format!("{text}; the kernel cuts it off at boot"));
+        }
+    }
+    if !over.is_empty() {
+        anyhow::bail!("{}; the kernel would cut it off at boot: nothing changed", over.join("; "));
+    }
+    Ok(())
+}
+
 const GRUB_DEFAULTS: &str = "/etc/default/grub";
 const KERNEL_CMDLINE: &str = "/etc/kernel/cmdline";
 
@@ -417,6 +559,8 @@ pub fn plan(host: &Host, layout: &str, edit: &ArgEdit) -> Result<BootPlan> {
     let mut files = Vec::new();
     let mut configured: Option<(Cmdline, Cmdline)> = None;
     let mut regenerate = None;
+    let prefixes = Prefixes::read(host);
+    let mut lengths = Vec::new();
 
     // /etc/default/grub: edited on every GRUB layout, so kernels installed later (and
     // grub2-mkconfig runs) inherit the arguments.
@@ -428,7 +572,21 @@ pub fn plan(host: &Host, layout: &str, edit: &ArgEdit) -> Result<BootPlan> {
             let default = shell_var(&text, "GRUB_CMDLINE_LINUX_DEFAULT");
             let mut lines = vec![RawCmdline::split(&linux), RawCmdline::split(default.as_deref().unwrap_or(""))];
             let before = join_cmdlines(&lines);
+            let before_len = prefixes.grub.len() + spoken_len(&lines);
             edit_lines(&mut lines, edit, 0);
+            lengths.push(LineLength {
+                path: GRUB_DEFAULTS.into(),
+                before: before_len,
+                after: prefixes.grub.len() + spoken_len(&lines),
+                counted: if prefixes.grub.is_empty() {
+                    "GRUB_CMDLINE_LINUX and GRUB_CMDLINE_LINUX_DEFAULT; what GRUB adds before them (BOOT_IMAGE=, root=, ro) is not counted: /proc/cmdline does not show it".into()
+                } else {
+                    format!(
+                        "GRUB_CMDLINE_LINUX and GRUB_CMDLINE_LINUX_DEFAULT, and the {} bytes of BOOT_IMAGE=, root= and ro that GRUB adds, as /proc/cmdline shows them",
+                        prefixes.grub.len()
+                    )
+                },
+            });
             let after_linux = lines[0].render();
             let after_default = lines[1].render();
             let mut new_text = text.clone();
@@ -463,13 +621,20 @@ pub fn plan(host: &Host, layout: &str, edit: &ArgEdit) -> Result<BootPlan> {
         for entry in &boot.bls_entries {
             let text = host.read(&entry.path)?;
             let (after, before_opts, after_opts) = edit_bls_entry(&text, edit);
+            let image = bls_linux(&text).map(|l| format!("BOOT_IMAGE={l} ")).unwrap_or_default();
+            lengths.push(LineLength {
+                path: entry.path.clone(),
+                before: image.len() + spoken_len(&[RawCmdline::split(&prefixes.expand(&before_opts))]),
+                after: image.len() + spoken_len(&[RawCmdline::split(&prefixes.expand(&after_opts))]),
+                counted: "the options line with grubenv's variables expanded, and BOOT_IMAGE= with the entry's linux path that GRUB adds (not its device prefix)".into(),
+            });
             if Some(entry.path.as_str()) == current {
                 configured = Some((parse_cmdline(&before_opts), parse_cmdline(&after_opts)));
             }
             if before_opts.contains("$kernelopts") {
                 warnings.push(format!(
                     "{}: options use $kernelopts from /boot/grub2/grubenv; arguments set there are not edited (set them with this module, which adds them to the options line)",
-                    entry.path
+                    crate::protocol::cap_text(&entry.path)
                 ));
             }
             files.push(FileEdit { path: entry.path.clone(), before: text, after });
@@ -481,13 +646,46 @@ pub fn plan(host: &Host, layout: &str, edit: &ArgEdit) -> Result<BootPlan> {
         if layout == "kernel-cmdline" {
             configured = Some((parse_cmdline(&text), parse_cmdline(&after)));
         }
+        // On a GRUB layout the file seeds new kernels' entries, which GRUB gives a BOOT_IMAGE=.
+        let image = if layout == "kernel-cmdline" { "" } else { prefixes.boot_image.as_str() };
+        lengths.push(LineLength {
+            path: KERNEL_CMDLINE.into(),
+            before: image.len() + spoken_len(&[RawCmdline::split(&text)]),
+            after: image.len() + spoken_len(&[RawCmdline::split(&after)]),
+            counted: if image.is_empty() {
+                "the file's arguments".into()
+            } else {
+                format!(
+                    "the file's arguments and the {} bytes of BOOT_IMAGE= that GRUB adds, as /proc/cmdline shows it",
+                    image.len()
+                )
+            },
+        });
         files.push(FileEdit { path: KERNEL_CMDLINE.into(), before: text, after });
     } else if layout == "kernel-cmdline" {
         anyhow::bail!("bootloader kernel-cmdline: {KERNEL_CMDLINE} does not exist");
     }
 
+    check_lengths(&lengths, &mut warnings)?;
     let (configured_before, configured_after) = configured.unwrap_or_default();
     Ok(BootPlan { layout, files, configured_before, configured_after, regenerate, warnings })
+}
+
+/// The length in bytes of the arguments of `lines` as the kernel gets them: the tokens as
+/// written, one space between each (the boot loader splits and joins them so).
+fn spoken_len(lines: &[RawCmdline]) -> usize {
+    let (mut n, mut count) = (0usize, 0usize);
+    for (_, tok) in lines.iter().flat_map(|l| &l.tokens) {
+        n += tok.len();
+        count += 1;
+    }
+    n + count.saturating_sub(1)
+}
+
+/// The kernel image of a BLS entry (its `linux` line).
+fn bls_linux(text: &str) -> Option<&str> {
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix("linux").filter(|r| r.starts_with(char::is_whitespace)).map(str::trim))
 }
 
 fn join_cmdlines(lines: &[RawCmdline]) -> Cmdline {
