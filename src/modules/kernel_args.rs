@@ -246,7 +246,7 @@ fn check_limits(params: &Params) -> Result<(), String> {
         if r.len() > boot::CMDLINE_MAX {
             return Err(format!(
                 "option remove: {}: {} bytes, longer than the whole kernel command line may be ({})",
-                crate::protocol::cap_text(r),
+                crate::protocol::cap_text(&format!("{r:?}")),
                 r.len(),
                 boot::limit_text()
             ));
@@ -254,7 +254,7 @@ fn check_limits(params: &Params) -> Result<(), String> {
         if let Some(c) = r.chars().find(|c| c.is_control()) {
             return Err(format!(
                 "option remove: {}: contains the control character {c:?}",
-                crate::protocol::cap_text(r)
+                crate::protocol::cap_text(&format!("{r:?}"))
             ));
         }
     }
