@@ -250,3 +250,150 @@ fn kernel_args_remove_one_value_of_a_repeated_key() {
     assert_eq!(read(root, "/etc/kernel/cmdline"), "root=UUID=x ro console=ttyS0,115200 quiet\n");
     assert!(read(root, "/etc/default/grub").contains("GRUB_CMDLINE_LINUX=\"\"\n"), "grub is not this layout's");
 }
+
+/// The output's size in bytes, as the module printed it (compact JSON).
+fn out_len(v: &Value) -> usize {
+    serde_json::to_vec(v).unwrap().len()
+}
+
+#[test]
+fn kernel_args_absurd_proc_cmdline_is_not_echoed_and_running_is_null() {
+    let dir = boot_fixture("rhel9-bls");
+    let root = dir.path();
+    // 1 MB of arguments in /proc/cmdline: no kernel writes that.
+    let mut big = String::from("BOOT_IMAGE=/vmlinuz root=/dev/x ro");
+    while big.len() < 1 << 20 {
+        big.push_str(&format!(" junk{}=\"{}\"", big.len(), "x".repeat(40)));
+    }
+    reboot_with(root, &big);
+    let (v, code) = run_module("lltune_kernel_args", &args(root, json!({"_ansible_check_mode": true})));
+    assert_eq!(code, 0, "{}", &v.to_string()[..2000.min(v.to_string().len())]);
+    assert!(out_len(&v) < 64 * 1024, "{} bytes of output", out_len(&v));
+    assert_eq!(v["running"], Value::Null);
+    assert_eq!(v["pending"], json!([]));
+    assert_eq!(v["changed"], true, "the edit itself still planned");
+    let warnings: Vec<&str> = v["warnings"].as_array().unwrap().iter().map(|w| w.as_str().unwrap()).collect();
+    let w = warnings.iter().find(|w| w.starts_with("/proc/cmdline is ")).expect("a warning about /proc/cmdline");
+    assert!(w.contains("longer than any kernel command line"), "{w}");
+    assert!(w.len() < 1024, "{} bytes", w.len());
+    assert!(warnings.iter().all(|w| w.len() < 1024));
+    // A real-sized line is still read (the fixture's own, 238 bytes).
+    reboot_with(root, "BOOT_IMAGE=/vmlinuz root=/dev/x ro nohz_full=2-5");
+    let (v, _) = run_module("lltune_kernel_args", &args(root, json!({"_ansible_check_mode": true})));
+    assert_eq!(v["running"]["nohz_full"], json!(["2-5"]));
+}
+
+#[test]
+fn kernel_args_refuses_a_command_line_the_kernel_would_cut() {
+    let dir = boot_fixture("rhel9-bls");
+    let root = dir.path();
+    let before = tree_snapshot(root);
+    // One argument longer than any command line: refused by name, echo capped.
+    let (v, code) = run_module("lltune_kernel_args", &json!({"root": root, "args": {"dyndbg": "x".repeat(5000)}}));
+    assert_eq!(code, 1, "{v}");
+    let msg = v["msg"].as_str().unwrap();
+    assert!(
+        msg.starts_with(
+            "option args: dyndbg: the argument is 5007 bytes, longer than the whole kernel command line may be"
+        ),
+        "{msg}"
+    );
+    assert!(msg.len() < 400, "{msg}");
+    let long_key = "k".repeat(5000);
+    let (v, code) = run_module("lltune_kernel_args", &json!({"root": root, "args": {long_key.clone(): null}}));
+    assert_eq!(code, 1, "{v}");
+    let msg = v["msg"].as_str().unwrap();
+    assert!(
+        msg.starts_with(&format!("option args: {}... (5000 characters): the argument is 5000 bytes", &long_key[..200]))
+    );
+    assert!(msg.len() < 500, "{msg}");
+
+    // Arguments that fit one by one but not together: the file and both lengths named.
+    let many: serde_json::Map<String, Value> =
+        (0..200).map(|i| (format!("lltune_test_arg_{i}"), json!(format!("{i}")))).collect();
+    let (v, code) = run_module("lltune_kernel_args", &json!({"root": root, "args": many}));
+    assert_eq!(code, 1, "{v}");
+    let msg = v["msg"].as_str().unwrap();
+    // The x86 limit, when built for x86 (the check uses the build's arch).
+    if cfg!(target_arch = "x86_64") {
+        assert!(
+            msg.contains("over the limit of 2047 bytes on x86_64 (COMMAND_LINE_SIZE 2048, its NUL included)"),
+            "{msg}"
+        );
+    }
+    // GRUB defaults count GRUB's BOOT_IMAGE/root/ro from the running line: named with its length.
+    let re =
+        regex::Regex::new(r"^/etc/default/grub: the kernel command line it gives would be (\d+) bytes \(").unwrap();
+    let n: usize = re.captures(msg).unwrap_or_else(|| panic!("{msg}"))[1].parse().unwrap();
+    assert!(n > 2047, "{msg}");
+    for e in BLS_ENTRIES.iter().chain(&["/etc/kernel/cmdline"]) {
+        assert!(msg.contains(&format!("; {e}: the kernel command line it gives would be ")), "{e}: {msg}");
+    }
+    assert!(msg.ends_with("the kernel would cut it off at boot: nothing changed"), "{msg}");
+    assert_same_tree(&before, &tree_snapshot(root), "refused runs");
+    assert!(!root.join("var/lib/lltune").exists());
+
+    // A line already too long may still be shortened (a warning, not a refusal).
+    let extra: String = (0..200).map(|i| format!(" lltune_test_arg_{i}={i}")).collect();
+    let kc = root.join("etc/kernel/cmdline");
+    fs::write(&kc, format!("{}{extra}\n", read(root, "/etc/kernel/cmdline").trim_end())).unwrap();
+    let (v, code) = run_module("lltune_kernel_args", &json!({"root": root, "remove": ["lltune_test_arg_0"]}));
+    assert_eq!(code, 0, "{v}");
+    assert!(
+        v["warnings"].as_array().unwrap().iter().any(|w| w
+            .as_str()
+            .unwrap()
+            .starts_with("/etc/kernel/cmdline: the kernel command line it gives would be ")),
+        "{v}"
+    );
+    assert!(!read(root, "/etc/kernel/cmdline").contains("lltune_test_arg_0="));
+}
+
+#[test]
+fn kernel_args_refuses_control_characters_and_bad_keys_with_capped_echo() {
+    let dir = boot_fixture("rhel9-bls");
+    let root = dir.path();
+    let before = tree_snapshot(root);
+    let huge = format!("{}$", "v".repeat(1 << 20));
+    for (a, want) in [
+        (json!({"args": {"x": "a\tb"}}), "option args: x: the value contains the control character '\\t'"),
+        (json!({"args": {"x": "a\u{1b}[2Jb"}}), "option args: x: the value contains the control character '\\u{1b}'"),
+        (json!({"args": {"x": "a\u{7f}"}}), "option args: x: the value contains the control character '\\u{7f}'"),
+        (json!({"args": {"x": "a\u{85}"}}), "option args: x: the value contains the control character '\\u{85}'"),
+        (json!({"args": {"x": "a\nb"}}), "option args: x: value \"a\\nb\" contains '\\n'"),
+        (json!({"args": {"x": "a\rb"}}), "option args: x: value \"a\\rb\" contains '\\r'"),
+        (json!({"args": {"x": "a\u{0}b"}}), "option args: x: value \"a\\0b\" contains '\\0'"),
+        (json!({"remove": ["x=a\tb"]}), "option remove: \"x=a\\tb\": contains the control character '\\t'"),
+        (json!({"args": {"a=b": "1"}}), "option args: \"a=b\" is not a kernel parameter name"),
+        (json!({"args": {"": "1"}}), "option args: \"\" is not a kernel parameter name"),
+        (json!({"args": {"-x": "1"}}), "option args: \"-x\" is not a kernel parameter name"),
+        (json!({"args": {"ä": "1"}}), "option args: \"ä\" is not a kernel parameter name"),
+        (json!({"args": {"a\tb": "1"}}), "option args: \"a\\tb\" is not a kernel parameter name"),
+        (json!({"args": {"--": null}}), "option args: \"--\" is not a kernel parameter name"),
+        (json!({"remove": ["a b"]}), "option remove: \"a b\" is not a kernel parameter name"),
+        (json!({"args": {"x": huge}}), "option args: x: value \"vvvv"),
+        (json!({"args": {huge.clone(): "1"}}), "option args: \"vvvv"),
+        (json!({"bootloader": huge}), "option bootloader: \"vvvv"),
+    ] {
+        let mut a = a;
+        a["root"] = json!(root);
+        let (v, code) = run_module("lltune_kernel_args", &a);
+        assert_eq!(code, 1, "{}", cap(&v));
+        let msg = v["msg"].as_str().unwrap();
+        assert!(msg.starts_with(want), "{} !~ {want}", cap(&v));
+        assert!(msg.len() < 1024, "{} bytes: {}", msg.len(), cap(&v));
+        assert!(out_len(&v) < 4096, "{} bytes of output", out_len(&v));
+    }
+    assert_same_tree(&before, &tree_snapshot(root), "refused runs");
+    // Module parameters (dots), dashes and digits are parameter names.
+    let (v, code) = run_module(
+        "lltune_kernel_args",
+        &json!({"root": root, "args": {"rcu_nocb_poll": null, "kvm-intel.ple_gap": 0, "8250.nr_uarts": 4}, "_ansible_check_mode": true}),
+    );
+    assert_eq!(code, 0, "{v}");
+}
+
+fn cap(v: &Value) -> String {
+    let s = v.to_string();
+    s.chars().take(600).collect()
+}

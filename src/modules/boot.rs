@@ -9,6 +9,8 @@
 //! never rebuilt from /proc/cmdline (the seed's bug: it froze the running line, BOOT_IMAGE
 //! and all, into the configuration).
 
+use std::collections::{HashMap, HashSet};
+
 use anyhow::Result;
 use serde::Serialize;
 
@@ -70,20 +72,6 @@ impl RawCmdline {
     fn init_split(&self) -> usize {
         self.tokens.iter().position(|(_, t)| t == "--").unwrap_or(self.tokens.len())
     }
-
-    fn arg(&self, i: usize) -> Option<KernelArg> {
-        parse_cmdline(&self.tokens[i].1).args.into_iter().next()
-    }
-
-    fn remove(&mut self, i: usize) {
-        let (sep, _) = self.tokens.remove(i);
-        // The first token's leading whitespace belongs to the line, not to the token.
-        if i == 0 {
-            if let Some(next) = self.tokens.first_mut() {
-                next.0 = sep;
-            }
-        }
-    }
 }
 
 /// What to remove: every occurrence of a key, or one `key=value`.
@@ -107,6 +95,7 @@ impl Removal {
         }
     }
 
+    #[cfg(test)]
     fn matches(&self, arg: &KernelArg) -> bool {
         match self {
             Removal::Key(k) => &arg.key == k,
@@ -125,67 +114,147 @@ pub struct ArgEdit {
 impl ArgEdit {
     /// The keys this edit decides about.
     pub fn keys(&self) -> Vec<String> {
-        let mut keys: Vec<String> = Vec::new();
-        for k in self.set.iter().map(|a| a.key.as_str()).chain(self.remove.iter().map(Removal::key)) {
-            if !keys.iter().any(|x| x == k) {
-                keys.push(k.to_string());
-            }
-        }
-        keys
+        let mut seen = HashSet::with_capacity(self.set.len() + self.remove.len());
+        self.set
+            .iter()
+            .map(|a| a.key.as_str())
+            .chain(self.remove.iter().map(Removal::key))
+            .filter(|k| seen.insert(*k))
+            .map(str::to_string)
+            .collect()
     }
 }
 
 /// Applies an edit to lines that together form one command line (GRUB_CMDLINE_LINUX then
 /// GRUB_CMDLINE_LINUX_DEFAULT). A key already present is changed where it is (its first
 /// occurrence; later ones are dropped, so no key is ever duplicated); a new key is appended
-/// to `lines[append_to]`, before any `--`.
+/// to `lines[append_to]`, before any `--`. Removals then drop every matching argument.
+/// Each line's arguments after its own `--` belong to init and are never touched.
+///
+/// Linear in the number of tokens and edits (one parse per token, hash lookups): the result
+/// is the one applying each `set` then each `remove` in turn would give, including for a key
+/// set twice (it ends up once, where the first would put it, with the last value).
 pub fn edit_lines(lines: &mut [RawCmdline], edit: &ArgEdit, append_to: usize) {
-    for want in &edit.set {
-        let mut found = false;
-        for line in lines.iter_mut() {
-            let mut i = 0;
-            while i < line.init_split() {
-                match line.arg(i) {
-                    Some(a) if a.key == want.key => {
-                        if found {
-                            line.remove(i);
-                            continue;
-                        }
-                        found = true;
-                        if a.value != want.value {
-                            line.tokens[i].1 = want.render();
-                        }
-                    }
-                    _ => {}
-                }
-                i += 1;
+    // Per key set: the index of its first `set` (when the one-at-a-time edit acts on it),
+    // the last value wanted, and whether every `set` of it wants the same value (only then
+    // is an argument already holding it left as written).
+    let mut wanted: HashMap<&str, (usize, &KernelArg, bool)> = HashMap::with_capacity(edit.set.len());
+    for (n, want) in edit.set.iter().enumerate() {
+        wanted
+            .entry(want.key.as_str())
+            .and_modify(|(_, last, same)| {
+                *same &= last.value == want.value;
+                *last = want;
+            })
+            .or_insert((n, want, true));
+    }
+    // One parse per token: change the first occurrence of each key in place, and note when
+    // each later occurrence is dropped (the index of its key's first `set`).
+    let mut seen: HashSet<&str> = HashSet::with_capacity(wanted.len());
+    let mut drops: Vec<Vec<Option<usize>>> = Vec::with_capacity(lines.len());
+    for line in lines.iter_mut() {
+        let split = line.init_split();
+        let mut d = vec![None; line.tokens.len()];
+        for (i, (_, tok)) in line.tokens.iter_mut().enumerate().take(split) {
+            let Some(a) = parse_token(tok) else { continue };
+            let Some(&(first, last, same)) = wanted.get(a.key.as_str()) else { continue };
+            if !seen.insert(last.key.as_str()) {
+                d[i] = Some(first);
+            } else if !(same && a.value == last.value) {
+                *tok = last.render();
             }
         }
-        if !found {
-            if let Some(line) = lines.get_mut(append_to) {
-                let at = line.init_split();
-                let sep = if line.tokens.is_empty() { String::new() } else { " ".to_string() };
-                if at == 0 && !line.tokens.is_empty() {
-                    // Only `-- init args`: the new argument goes first.
-                    let lead = std::mem::take(&mut line.tokens[0].0);
-                    line.tokens[0].0 = " ".into();
-                    line.tokens.insert(0, (lead, want.render()));
-                } else {
-                    line.tokens.insert(at, (sep, want.render()));
-                }
+        drops.push(d);
+    }
+    // New keys, in the order first set, go before the target line's `--`.
+    let mut new_args: Vec<(usize, String)> = Vec::new();
+    for (n, want) in edit.set.iter().enumerate() {
+        if seen.insert(want.key.as_str()) {
+            new_args.push((n, wanted[want.key.as_str()].1.render()));
+        }
+    }
+    for (n, (line, d)) in lines.iter_mut().zip(drops).enumerate() {
+        let Some(&(first_new, _)) = new_args.first().filter(|_| n == append_to) else {
+            drop_tokens(line, &d.iter().map(Option::is_some).collect::<Vec<_>>());
+            continue;
+        };
+        // Whitespace depends on what was gone when the first new argument came: drop the
+        // earlier ones, append, then drop the later ones.
+        let early: Vec<bool> = d.iter().map(|t| t.is_some_and(|t| t < first_new)).collect();
+        drop_tokens(line, &early);
+        let mut late: Vec<bool> = d.iter().zip(&early).filter(|(_, e)| !**e).map(|(t, _)| t.is_some()).collect();
+        let at = line.init_split();
+        let mut block: Vec<(String, String)> = Vec::with_capacity(new_args.len());
+        for (i, (_, arg)) in new_args.iter().enumerate() {
+            let sep = if i == 0 && line.tokens.is_empty() {
+                String::new()
+            } else if i == 0 && at == 0 {
+                // Only `-- init args`: the new arguments go first, taking the line's lead.
+                std::mem::replace(&mut line.tokens[0].0, " ".into())
+            } else {
+                " ".to_string()
+            };
+            block.push((sep, arg.clone()));
+        }
+        let added = block.len();
+        line.tokens.splice(at..at, block);
+        late.splice(at..at, std::iter::repeat_n(false, added));
+        drop_tokens(line, &late);
+    }
+    if edit.remove.is_empty() {
+        return;
+    }
+    let mut remove_keys: HashSet<&str> = HashSet::new();
+    let mut remove_values: HashSet<(&str, &str)> = HashSet::new();
+    for r in &edit.remove {
+        match r {
+            Removal::Key(k) => {
+                remove_keys.insert(k);
+            }
+            Removal::KeyValue(k, v) => {
+                remove_values.insert((k, v));
             }
         }
     }
-    for r in &edit.remove {
-        for line in lines.iter_mut() {
-            let mut i = 0;
-            while i < line.init_split() {
-                if line.arg(i).is_some_and(|a| r.matches(&a)) {
-                    line.remove(i);
-                } else {
-                    i += 1;
-                }
+    for line in lines.iter_mut() {
+        let split = line.init_split();
+        let gone: Vec<bool> = line
+            .tokens
+            .iter()
+            .enumerate()
+            .map(|(i, (_, tok))| {
+                i < split
+                    && parse_token(tok).is_some_and(|a| {
+                        remove_keys.contains(a.key.as_str())
+                            || a.value.as_deref().is_some_and(|v| remove_values.contains(&(a.key.as_str(), v)))
+                    })
+            })
+            .collect();
+        drop_tokens(line, &gone);
+    }
+}
+
+/// The argument one raw token holds, as the kernel reads it.
+fn parse_token(tok: &str) -> Option<KernelArg> {
+    parse_cmdline(tok).args.into_iter().next()
+}
+
+/// Drops the tokens marked in `gone` (one flag per token) in one pass. The whitespace before
+/// the line's first token belongs to the line: it moves to the first token kept (and goes
+/// when none is), as removing tokens one at a time from the front does.
+fn drop_tokens(line: &mut RawCmdline, gone: &[bool]) {
+    if !gone.contains(&true) {
+        return;
+    }
+    let old = std::mem::take(&mut line.tokens);
+    let mut lead: Option<String> = None;
+    for ((sep, tok), &g) in old.into_iter().zip(gone) {
+        if g {
+            if line.tokens.is_empty() && lead.is_none() {
+                lead = Some(sep);
             }
+        } else {
+            line.tokens.push((lead.take().unwrap_or(sep), tok));
         }
     }
 }
@@ -332,6 +401,148 @@ pub struct BootPlan {
     pub warnings: Vec<String>,
 }
 
+/// The kernel's command-line buffer, `COMMAND_LINE_SIZE` (its terminating NUL included), on
+/// the architecture this binary is built for: a module runs on the host it tunes, so that is
+/// the host's. Longer lines are cut off silently at boot. Values from the kernel sources:
+///
+/// | arch | value | where |
+/// |---|---|---|
+/// | x86, x86_64 | 2048 | arch/x86/include/asm/setup.h |
+/// | aarch64 | 2048 | arch/arm64/include/uapi/asm/setup.h (some trees have 4096: the smaller is kept) |
+/// | powerpc, powerpc64 | 2048 | arch/powerpc/include/uapi/asm/setup.h |
+/// | s390x | 4096 | arch/s390/include/uapi/asm/setup.h (a Kconfig option in later kernels; 4096 default) |
+/// | riscv64 | 1024 | arch/riscv/include/uapi/asm/setup.h |
+/// | anything else | 512 | include/uapi/asm-generic/setup.h, the generic default |
+pub const COMMAND_LINE_SIZE: usize = if cfg!(any(target_arch = "x86", target_arch = "x86_64")) {
+    2048
+} else if cfg!(any(target_arch = "aarch64", target_arch = "powerpc", target_arch = "powerpc64")) {
+    2048
+} else if cfg!(target_arch = "s390x") {
+    4096
+} else if cfg!(target_arch = "riscv64") {
+    1024
+} else {
+    512
+};
+
+/// The longest command line the kernel keeps whole, in bytes (the buffer less its NUL).
+pub const CMDLINE_MAX: usize = COMMAND_LINE_SIZE - 1;
+
+/// Longer than any /proc/cmdline a kernel writes: the largest `COMMAND_LINE_SIZE` above (4096)
+/// plus what bootconfig may add to it (its data is at most `XBC_DATA_MAX`, 32767 bytes).
+/// A longer /proc/cmdline is not a kernel's (a broken capture, or a crafted tree).
+pub const PROC_CMDLINE_MAX: usize = 4096 + 32768;
+
+/// The limit as messages state it.
+pub fn limit_text() -> String {
+    format!(
+        "{CMDLINE_MAX} bytes on {} (COMMAND_LINE_SIZE {COMMAND_LINE_SIZE}, its NUL included)",
+        std::env::consts::ARCH
+    )
+}
+
+/// What the boot loader puts before the configured arguments, as far as this host shows it.
+/// GRUB's `linux` line (grub2-mkconfig's 10_linux) is `BOOT_IMAGE=<kernel> root=<device> ro`
+/// then the configured arguments; a BLS entry gets `BOOT_IMAGE=<its linux path>`. The running
+/// line (/proc/cmdline) shows the BOOT_IMAGE and root GRUB used last; what the host does not
+/// show (the device prefix of a BLS entry's image, variables without a value in grubenv) is
+/// counted as written or not at all, and the message says what was counted.
+struct Prefixes {
+    /// `BOOT_IMAGE=... root=... ro ` from /proc/cmdline, when it shows them.
+    grub: String,
+    /// `BOOT_IMAGE=...` from /proc/cmdline, when shown.
+    boot_image: String,
+    /// grubenv's variables (`$tuned_params`, `$kernelopts`), expanded in BLS options.
+    grubenv: HashMap<String, String>,
+}
+
+impl Prefixes {
+    fn read(host: &Host) -> Prefixes {
+        let mut grub = String::new();
+        let mut boot_image = String::new();
+        if let Ok(Some(text)) = host.read_opt("/proc/cmdline") {
+            if text.len() <= PROC_CMDLINE_MAX {
+                let line = RawCmdline::split(text.trim_end_matches(['\n', '\0']));
+                for key in ["BOOT_IMAGE", "root"] {
+                    if let Some((_, tok)) =
+                        line.tokens.iter().find(|(_, t)| parse_token(t).is_some_and(|a| a.key == key))
+                    {
+                        if key == "BOOT_IMAGE" {
+                            boot_image = format!("{tok} ");
+                        }
+                        grub.push_str(tok);
+                        grub.push(' ');
+                    }
+                }
+                if !grub.is_empty() {
+                    grub.push_str("ro ");
+                }
+            }
+        }
+        let mut grubenv = HashMap::new();
+        for path in ["/boot/grub2/grubenv", "/boot/grub/grubenv"] {
+            if let Ok(Some(text)) = host.read_opt(path) {
+                for line in text.lines().filter(|l| !l.starts_with('#')) {
+                    if let Some((k, v)) = line.split_once('=') {
+                        grubenv.insert(k.to_string(), v.to_string());
+                    }
+                }
+                break;
+            }
+        }
+        Prefixes { grub, boot_image, grubenv }
+    }
+
+    /// A BLS `options` line as the kernel gets it: grubenv variables expanded where known.
+    fn expand(&self, options: &str) -> String {
+        let line = RawCmdline::split(options);
+        let mut out = String::with_capacity(options.len());
+        for (sep, tok) in &line.tokens {
+            out.push_str(sep);
+            let name = tok.strip_prefix("${").and_then(|t| t.strip_suffix('}')).or_else(|| tok.strip_prefix('$'));
+            match name.and_then(|n| self.grubenv.get(n)) {
+                Some(v) => out.push_str(v),
+                None => out.push_str(tok),
+            }
+        }
+        out
+    }
+}
+
+/// One file's resulting command line, measured.
+struct LineLength {
+    path: String,
+    before: usize,
+    after: usize,
+    /// What was counted besides the file's own arguments.
+    counted: String,
+}
+
+/// Refuses a plan that makes a command line longer than the kernel keeps; a line already over
+/// the limit that the plan leaves as long or shortens is only a warning (removing arguments
+/// from such a line must stay possible).
+fn check_lengths(lengths: &[LineLength], warnings: &mut Vec<String>) -> Result<()> {
+    let mut over = Vec::new();
+    for l in lengths.iter().filter(|l| l.after > CMDLINE_MAX) {
+        let text = format!(
+            "{}: the kernel command line it gives would be {} bytes ({}), over the limit of {}",
+            crate::protocol::cap_text(&l.path),
+            l.after,
+            l.counted,
+            limit_text()
+        );
+        if l.after > l.before {
+            over.push(text);
+        } else {
+            warnings.push(format!("{text}; the kernel cuts it off at boot"));
+        }
+    }
+    if !over.is_empty() {
+        anyhow::bail!("{}; the kernel would cut it off at boot: nothing changed", over.join("; "));
+    }
+    Ok(())
+}
+
 const GRUB_DEFAULTS: &str = "/etc/default/grub";
 const KERNEL_CMDLINE: &str = "/etc/kernel/cmdline";
 
@@ -348,6 +559,8 @@ pub fn plan(host: &Host, layout: &str, edit: &ArgEdit) -> Result<BootPlan> {
     let mut files = Vec::new();
     let mut configured: Option<(Cmdline, Cmdline)> = None;
     let mut regenerate = None;
+    let prefixes = Prefixes::read(host);
+    let mut lengths = Vec::new();
 
     // /etc/default/grub: edited on every GRUB layout, so kernels installed later (and
     // grub2-mkconfig runs) inherit the arguments.
@@ -359,7 +572,21 @@ pub fn plan(host: &Host, layout: &str, edit: &ArgEdit) -> Result<BootPlan> {
             let default = shell_var(&text, "GRUB_CMDLINE_LINUX_DEFAULT");
             let mut lines = vec![RawCmdline::split(&linux), RawCmdline::split(default.as_deref().unwrap_or(""))];
             let before = join_cmdlines(&lines);
+            let before_len = prefixes.grub.len() + spoken_len(&lines);
             edit_lines(&mut lines, edit, 0);
+            lengths.push(LineLength {
+                path: GRUB_DEFAULTS.into(),
+                before: before_len,
+                after: prefixes.grub.len() + spoken_len(&lines),
+                counted: if prefixes.grub.is_empty() {
+                    "GRUB_CMDLINE_LINUX and GRUB_CMDLINE_LINUX_DEFAULT; what GRUB adds before them (BOOT_IMAGE=, root=, ro) is not counted: /proc/cmdline does not show it".into()
+                } else {
+                    format!(
+                        "GRUB_CMDLINE_LINUX and GRUB_CMDLINE_LINUX_DEFAULT, and the {} bytes of BOOT_IMAGE=, root= and ro that GRUB adds, as /proc/cmdline shows them",
+                        prefixes.grub.len()
+                    )
+                },
+            });
             let after_linux = lines[0].render();
             let after_default = lines[1].render();
             let mut new_text = text.clone();
@@ -394,13 +621,20 @@ pub fn plan(host: &Host, layout: &str, edit: &ArgEdit) -> Result<BootPlan> {
         for entry in &boot.bls_entries {
             let text = host.read(&entry.path)?;
             let (after, before_opts, after_opts) = edit_bls_entry(&text, edit);
+            let image = bls_linux(&text).map(|l| format!("BOOT_IMAGE={l} ")).unwrap_or_default();
+            lengths.push(LineLength {
+                path: entry.path.clone(),
+                before: image.len() + spoken_len(&[RawCmdline::split(&prefixes.expand(&before_opts))]),
+                after: image.len() + spoken_len(&[RawCmdline::split(&prefixes.expand(&after_opts))]),
+                counted: "the options line with grubenv's variables expanded, and BOOT_IMAGE= with the entry's linux path that GRUB adds (not its device prefix)".into(),
+            });
             if Some(entry.path.as_str()) == current {
                 configured = Some((parse_cmdline(&before_opts), parse_cmdline(&after_opts)));
             }
             if before_opts.contains("$kernelopts") {
                 warnings.push(format!(
                     "{}: options use $kernelopts from /boot/grub2/grubenv; arguments set there are not edited (set them with this module, which adds them to the options line)",
-                    entry.path
+                    crate::protocol::cap_text(&entry.path)
                 ));
             }
             files.push(FileEdit { path: entry.path.clone(), before: text, after });
@@ -412,13 +646,46 @@ pub fn plan(host: &Host, layout: &str, edit: &ArgEdit) -> Result<BootPlan> {
         if layout == "kernel-cmdline" {
             configured = Some((parse_cmdline(&text), parse_cmdline(&after)));
         }
+        // On a GRUB layout the file seeds new kernels' entries, which GRUB gives a BOOT_IMAGE=.
+        let image = if layout == "kernel-cmdline" { "" } else { prefixes.boot_image.as_str() };
+        lengths.push(LineLength {
+            path: KERNEL_CMDLINE.into(),
+            before: image.len() + spoken_len(&[RawCmdline::split(&text)]),
+            after: image.len() + spoken_len(&[RawCmdline::split(&after)]),
+            counted: if image.is_empty() {
+                "the file's arguments".into()
+            } else {
+                format!(
+                    "the file's arguments and the {} bytes of BOOT_IMAGE= that GRUB adds, as /proc/cmdline shows it",
+                    image.len()
+                )
+            },
+        });
         files.push(FileEdit { path: KERNEL_CMDLINE.into(), before: text, after });
     } else if layout == "kernel-cmdline" {
         anyhow::bail!("bootloader kernel-cmdline: {KERNEL_CMDLINE} does not exist");
     }
 
+    check_lengths(&lengths, &mut warnings)?;
     let (configured_before, configured_after) = configured.unwrap_or_default();
     Ok(BootPlan { layout, files, configured_before, configured_after, regenerate, warnings })
+}
+
+/// The length in bytes of the arguments of `lines` as the kernel gets them: the tokens as
+/// written, one space between each (the boot loader splits and joins them so).
+fn spoken_len(lines: &[RawCmdline]) -> usize {
+    let (mut n, mut count) = (0usize, 0usize);
+    for (_, tok) in lines.iter().flat_map(|l| &l.tokens) {
+        n += tok.len();
+        count += 1;
+    }
+    n + count.saturating_sub(1)
+}
+
+/// The kernel image of a BLS entry (its `linux` line).
+fn bls_linux(text: &str) -> Option<&str> {
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix("linux").filter(|r| r.starts_with(char::is_whitespace)).map(str::trim))
 }
 
 fn join_cmdlines(lines: &[RawCmdline]) -> Cmdline {
@@ -535,6 +802,176 @@ mod tests {
         // Removing the first token keeps the line's leading whitespace.
         let e3 = ArgEdit { set: vec![], remove: vec![Removal::Key("a".into())] };
         assert_eq!(edit_text(" a b", &e3), " b");
+    }
+
+    /// The edit as first written (one `set`, then one `remove`, at a time; quadratic): the
+    /// reference the indexed `edit_lines` must agree with.
+    fn edit_lines_reference(lines: &mut [RawCmdline], edit: &ArgEdit, append_to: usize) {
+        fn arg(l: &RawCmdline, i: usize) -> Option<KernelArg> {
+            parse_cmdline(&l.tokens[i].1).args.into_iter().next()
+        }
+        fn remove(l: &mut RawCmdline, i: usize) {
+            let (sep, _) = l.tokens.remove(i);
+            if i == 0 {
+                if let Some(next) = l.tokens.first_mut() {
+                    next.0 = sep;
+                }
+            }
+        }
+        for want in &edit.set {
+            let mut found = false;
+            for line in lines.iter_mut() {
+                let mut i = 0;
+                while i < line.init_split() {
+                    match arg(line, i) {
+                        Some(a) if a.key == want.key => {
+                            if found {
+                                remove(line, i);
+                                continue;
+                            }
+                            found = true;
+                            if a.value != want.value {
+                                line.tokens[i].1 = want.render();
+                            }
+                        }
+                        _ => {}
+                    }
+                    i += 1;
+                }
+            }
+            if !found {
+                if let Some(line) = lines.get_mut(append_to) {
+                    let at = line.init_split();
+                    let sep = if line.tokens.is_empty() { String::new() } else { " ".to_string() };
+                    if at == 0 && !line.tokens.is_empty() {
+                        let lead = std::mem::take(&mut line.tokens[0].0);
+                        line.tokens[0].0 = " ".into();
+                        line.tokens.insert(0, (lead, want.render()));
+                    } else {
+                        line.tokens.insert(at, (sep, want.render()));
+                    }
+                }
+            }
+        }
+        for r in &edit.remove {
+            for line in lines.iter_mut() {
+                let mut i = 0;
+                while i < line.init_split() {
+                    if arg(line, i).is_some_and(|a| r.matches(&a)) {
+                        remove(line, i);
+                    } else {
+                        i += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    /// A small deterministic generator (no dependency): xorshift.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self, n: usize) -> usize {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 % n as u64) as usize
+        }
+    }
+
+    #[test]
+    fn indexed_edit_agrees_with_the_one_at_a_time_reference() {
+        let keys = ["a", "b", "c", "d", "\"x", "$v"];
+        let vals = [None, Some(""), Some("1"), Some("2"), Some("x y")];
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let token = |rng: &mut Rng| -> String {
+            match rng.next(12) {
+                0 => "--".into(),
+                1 => "\"a=1 2\"".into(),
+                _ => KernelArg {
+                    key: keys[rng.next(keys.len())].into(),
+                    value: vals[rng.next(vals.len())].map(Into::into),
+                }
+                .render(),
+            }
+        };
+        let seps = ["", " ", "  ", "\t"];
+        for case in 0..3000 {
+            let mut lines: Vec<RawCmdline> = (0..1 + rng.next(2))
+                .map(|_| {
+                    let mut text = String::new();
+                    for _ in 0..rng.next(7) {
+                        text.push_str(seps[rng.next(seps.len())]);
+                        text.push_str(&token(&mut rng));
+                    }
+                    text.push_str(seps[rng.next(seps.len())]);
+                    RawCmdline::split(&text)
+                })
+                .collect();
+            let mut edit = ArgEdit::default();
+            for _ in 0..rng.next(4) {
+                let key = keys[rng.next(4)];
+                edit.set.push(set(key, vals[rng.next(vals.len())]));
+            }
+            for _ in 0..rng.next(3) {
+                let key = keys[rng.next(keys.len())].to_string();
+                edit.remove.push(match rng.next(2) {
+                    0 => Removal::Key(key),
+                    _ => Removal::KeyValue(key, ["", "1", "2"][rng.next(3)].into()),
+                });
+            }
+            let append_to = rng.next(lines.len() + 1);
+            let mut want = lines.clone();
+            edit_lines_reference(&mut want, &edit, append_to);
+            let before: Vec<String> = lines.iter().map(RawCmdline::render).collect();
+            edit_lines(&mut lines, &edit, append_to);
+            let got: Vec<String> = lines.iter().map(RawCmdline::render).collect();
+            let want: Vec<String> = want.iter().map(RawCmdline::render).collect();
+            assert_eq!(got, want, "case {case}: {before:?} with {edit:?} (append to {append_to})");
+        }
+    }
+
+    #[test]
+    fn four_thousand_args_each_once_in_order() {
+        // Half already on the lines (spread over both, some twice, `--` init args after),
+        // half new; every one set to a new value.
+        let n = 4000;
+        let key = |i: usize| format!("k{i}");
+        let mut linux = String::from("ro");
+        let mut default = String::from("quiet");
+        for i in (0..n).step_by(2) {
+            let line = if i % 4 == 0 { &mut linux } else { &mut default };
+            line.push_str(&format!(" {}=old", key(i)));
+        }
+        // Repeats of some existing keys in the other line: dropped.
+        for i in (0..n).step_by(10) {
+            linux.push_str(&format!(" {}=dup", key(i)));
+        }
+        default.push_str(" -- k1=init");
+        let mut lines = vec![RawCmdline::split(&linux), RawCmdline::split(&default)];
+        let edit = ArgEdit { set: (0..n).map(|i| set(&key(i), Some(&i.to_string()))).collect(), remove: vec![] };
+        edit_lines(&mut lines, &edit, 0);
+        let joined = format!("{} {}", lines[0].render(), lines[1].render());
+        let c = parse_cmdline(&joined);
+        assert_eq!(c.init_args, vec!["k1=init"], "init's arguments untouched");
+        let mut at = std::collections::HashMap::new();
+        for (pos, a) in c.args.iter().enumerate() {
+            assert!(at.insert(a.key.clone(), pos).is_none(), "{} twice", a.key);
+        }
+        for i in 0..n {
+            assert_eq!(c.values(&key(i)), vec![Some(i.to_string().as_str())], "{}", key(i));
+        }
+        // Existing ones stay where they were (line order), new ones follow in the order given.
+        let existing_linux: Vec<usize> = (0..n).step_by(4).map(|i| at[&key(i)]).collect();
+        assert!(existing_linux.windows(2).all(|w| w[0] < w[1]));
+        let new: Vec<usize> = (1..n).step_by(2).map(|i| at[&key(i)]).collect();
+        assert!(new.windows(2).all(|w| w[0] < w[1]));
+        assert!(new[0] > existing_linux[existing_linux.len() - 1], "appended after GRUB_CMDLINE_LINUX's own");
+        assert!(lines[1].render().starts_with("quiet k2=2 "));
+        // And back: removing them all leaves the lines as they were, minus the duplicates.
+        let remove = ArgEdit { set: vec![], remove: (0..n).map(|i| Removal::Key(key(i))).collect() };
+        edit_lines(&mut lines, &remove, 0);
+        assert_eq!(lines[0].render(), "ro");
+        assert_eq!(lines[1].render(), "quiet -- k1=init");
     }
 
     #[test]

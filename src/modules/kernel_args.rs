@@ -201,8 +201,109 @@ pub fn build_edit(params: &Params) -> Result<ArgEdit, String> {
     Ok(edit)
 }
 
-fn values(c: &Cmdline, key: &str) -> Vec<Option<String>> {
-    c.values(key).into_iter().map(|v| v.map(str::to_string)).collect()
+/// A message about the options with every long input it echoes cut to `cap_text`'s length
+/// (a key, value or name of a megabyte would otherwise come back whole).
+fn cap_echoes(msg: String, params: &Params) -> String {
+    if msg.len() <= 2 * crate::protocol::ECHO_MAX_CHARS {
+        return msg;
+    }
+    let texts = params
+        .args
+        .iter()
+        .flat_map(|(k, v)| std::iter::once(k).chain(v))
+        .chain(&params.remove)
+        .chain(std::iter::once(&params.bootloader))
+        .chain(&params.backup_id);
+    let mut msg = msg;
+    for t in texts.filter(|t| t.chars().count() > crate::protocol::ECHO_MAX_CHARS) {
+        if !msg.contains(t.as_str()) && !msg.contains(&format!("{t:?}")) {
+            continue;
+        }
+        let quoted = format!("{t:?}");
+        msg = msg
+            .replace(&quoted, &crate::protocol::cap_text(&quoted))
+            .replace(t.as_str(), &crate::protocol::cap_text(t));
+    }
+    msg
+}
+
+/// Limits `build_edit` leaves to the plan: no argument longer than the kernel's command line
+/// can hold, and no control character in anything written or matched (a tab or escape in a
+/// value would be written into the boot configuration as is).
+fn check_limits(params: &Params) -> Result<(), String> {
+    for (k, v) in &params.args {
+        let len = k.len() + v.as_ref().map_or(0, |v| v.len() + 1);
+        if len > boot::CMDLINE_MAX {
+            return Err(format!(
+                "option args: {}: the argument is {len} bytes, longer than the whole kernel command line may be ({})",
+                crate::protocol::cap_text(k),
+                boot::limit_text()
+            ));
+        }
+        if let Some(c) = v.as_deref().and_then(|v| v.chars().find(|c| c.is_control())) {
+            return Err(format!(
+                "option args: {}: the value contains the control character {c:?}",
+                crate::protocol::cap_text(k)
+            ));
+        }
+    }
+    for r in &params.remove {
+        if r.len() > boot::CMDLINE_MAX {
+            return Err(format!(
+                "option remove: {}: {} bytes, longer than the whole kernel command line may be ({})",
+                crate::protocol::cap_text(&format!("{r:?}")),
+                r.len(),
+                boot::limit_text()
+            ));
+        }
+        if let Some(c) = r.chars().find(|c| c.is_control()) {
+            return Err(format!(
+                "option remove: {}: contains the control character {c:?}",
+                crate::protocol::cap_text(&format!("{r:?}"))
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The running arguments, from /proc/cmdline; `None` (and a warning) when it is missing,
+/// unreadable, or longer than any kernel writes (`boot::PROC_CMDLINE_MAX`).
+fn running_cmdline(host: &Host, warnings: &mut Vec<String>) -> Option<Cmdline> {
+    match host.read_opt("/proc/cmdline") {
+        Ok(Some(t)) if t.len() > boot::PROC_CMDLINE_MAX => {
+            warnings.push(format!(
+                "/proc/cmdline is {} bytes, longer than any kernel command line ({} at most, bootconfig's included): not read as the running arguments, which are unknown; it begins {}",
+                t.len(),
+                boot::PROC_CMDLINE_MAX,
+                format!("{:?}", crate::protocol::cap_text(&t))
+            ));
+            None
+        }
+        Ok(Some(t)) => Some(parse_cmdline(&t)),
+        Ok(None) => {
+            warnings.push("/proc/cmdline is missing: the running arguments are unknown".into());
+            None
+        }
+        Err(e) => {
+            warnings.push(crate::protocol::cap_text(&format!("{e}")));
+            None
+        }
+    }
+}
+
+/// Managed keys whose running values differ from the configured ones, in the edit's order
+/// (one index of each line: linear in the arguments).
+fn pending_keys(edit: &ArgEdit, running: &Cmdline, configured: &Cmdline) -> Vec<Pending> {
+    let (run, conf) = (running.to_map(), configured.to_map());
+    let mut pending = Vec::new();
+    for key in edit.keys() {
+        let r = run.get(&key).cloned().unwrap_or_default();
+        let c = conf.get(&key).cloned().unwrap_or_default();
+        if r != c {
+            pending.push(Pending { key, running: r, configured: c });
+        }
+    }
+    pending
 }
 
 /// Whether `prog` is found on PATH.
@@ -214,43 +315,27 @@ fn on_path(prog: &str) -> bool {
 pub fn plan(host: &Host, params: &Params) -> Result<Plan> {
     let backup_id = match &params.backup_id {
         Some(id) => {
-            journal::validate_backup_id(id).map_err(|e| Failure::new(format!("option backup_id: {e}")))?;
+            journal::validate_backup_id(id)
+                .map_err(|e| Failure::new(cap_echoes(format!("option backup_id: {e}"), params)))?;
             id.clone()
         }
         None => journal::default_backup_id(),
     };
     if params.bootloader != "auto" && !boot::LAYOUTS.contains(&params.bootloader.as_str()) {
         return Err(Failure::new(format!(
-            "option bootloader: {:?} is not one of auto, {}",
-            params.bootloader,
+            "option bootloader: {} is not one of auto, {}",
+            crate::protocol::cap_text(&format!("{:?}", params.bootloader)),
             boot::LAYOUTS.join(", ")
         ))
         .into());
     }
-    let edit = build_edit(params).map_err(Failure::new)?;
+    let edit = build_edit(params).map_err(|e| Failure::new(cap_echoes(e, params)))?;
+    check_limits(params).map_err(Failure::new)?;
     let bp = boot::plan(host, &params.bootloader, &edit).map_err(|e| Failure::new(format!("{e:#}")))?;
     let mut warnings = bp.warnings.clone();
 
-    let running = match host.read_opt("/proc/cmdline") {
-        Ok(Some(t)) => Some(parse_cmdline(&t)),
-        Ok(None) => {
-            warnings.push("/proc/cmdline is missing: the running arguments are unknown".into());
-            None
-        }
-        Err(e) => {
-            warnings.push(format!("{e}"));
-            None
-        }
-    };
-    let mut pending = Vec::new();
-    if let Some(run) = &running {
-        for key in edit.keys() {
-            let (r, c) = (values(run, &key), values(&bp.configured_after, &key));
-            if r != c {
-                pending.push(Pending { key, running: r, configured: c });
-            }
-        }
-    }
+    let running = running_cmdline(host, &mut warnings);
+    let pending = running.as_ref().map(|run| pending_keys(&edit, run, &bp.configured_after)).unwrap_or_default();
 
     let mut actions = Vec::new();
     let mut diff = Vec::new();
@@ -273,7 +358,8 @@ pub fn plan(host: &Host, params: &Params) -> Result<Plan> {
         } else if !on_path(&r.argv[0]) {
             return Err(Failure::new(format!(
                 "{} is not installed: cannot regenerate {} after editing /etc/default/grub; nothing changed",
-                r.argv[0], r.cfg
+                r.argv[0],
+                crate::protocol::cap_text(&r.cfg)
             ))
             .into());
         } else {
@@ -281,7 +367,7 @@ pub fn plan(host: &Host, params: &Params) -> Result<Plan> {
             None
         };
         if let Some(n) = &note {
-            warnings.push(format!("{}: {n}", r.cfg));
+            warnings.push(format!("{}: {n}", crate::protocol::cap_text(&r.cfg)));
         }
         grub_cfg = Some(GrubCfg { path: r.cfg.clone(), command, regenerated: false, note });
     }
