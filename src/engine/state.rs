@@ -100,6 +100,8 @@ pub enum Action {
     RemoveFile { path: String },
     /// Make `path` a link to `to` (as written), replacing a link that was there.
     SetLink { path: String, to: String },
+    /// Remove the link at `path` (never what it names).
+    RemoveLink { path: String },
     /// Write a value into a kernel file and read it back.
     WriteKernel { path: String, value: String },
     /// Run a command that rewrites `rewrites` (grub2-mkconfig -o <cfg>); only on a live host.
@@ -111,7 +113,7 @@ impl Action {
         match self {
             Action::WriteFile { path, .. } | Action::RestoreFile { path, .. } => vec![Item::File(path.clone())],
             Action::RemoveFile { path } => vec![Item::File(path.clone())],
-            Action::SetLink { path, .. } => vec![Item::Link(path.clone())],
+            Action::SetLink { path, .. } | Action::RemoveLink { path } => vec![Item::Link(path.clone())],
             Action::WriteKernel { path, .. } => vec![Item::Kernel(path.clone())],
             Action::Run { rewrites, .. } => rewrites.iter().cloned().map(Item::File).collect(),
         }
@@ -122,6 +124,7 @@ impl Action {
             Action::WriteFile { path, .. } | Action::RestoreFile { path, .. } => format!("writing {path}"),
             Action::RemoveFile { path } => format!("removing {path}"),
             Action::SetLink { path, to } => format!("linking {path} -> {to}"),
+            Action::RemoveLink { path } => format!("removing link {path}"),
             Action::WriteKernel { path, value } => {
                 format!("writing {:?} to {path}", crate::protocol::cap_text(value))
             }
@@ -140,6 +143,7 @@ impl Action {
             }
             Action::RemoveFile { path } => Action::RemoveFile { path: host.resolve(path, false)? },
             Action::SetLink { path, to } => Action::SetLink { path: host.resolve(path, false)?, to: to.clone() },
+            Action::RemoveLink { path } => Action::RemoveLink { path: host.resolve(path, false)? },
             Action::WriteKernel { path, value } => Action::WriteKernel { path: r(path)?, value: value.clone() },
             Action::Run { argv, rewrites } => {
                 Action::Run { argv: argv.clone(), rewrites: rewrites.iter().map(r).collect::<Result<_, _>>()? }
@@ -160,6 +164,7 @@ impl Action {
             }
             Action::RemoveFile { path } => Ok(host.remove(path)?),
             Action::SetLink { path, to } => Ok(host.symlink(path, to)?),
+            Action::RemoveLink { path } => Ok(host.remove(path)?),
             Action::WriteKernel { path, value } => {
                 // A trailing newline, as `echo` writes: the kernel accepts it and a fixture
                 // file keeps the shape the kernel would show.
@@ -192,4 +197,49 @@ fn verify_file(host: &Host, path: &str, contents: &[u8]) -> Result<()> {
         anyhow::bail!("{path} does not read back as written");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::journal::Journal;
+    use crate::engine::{Record, carry_out};
+
+    #[test]
+    fn links_are_journaled_and_restored_as_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = Host::new(dir.path()).unwrap();
+        host.write_atomic("/usr/lib/systemd/system/irqbalance.service", b"[Unit]\n", None).unwrap();
+        let wants = "/etc/systemd/system/multi-user.target.wants/irqbalance.service";
+        host.symlink(wants, "/usr/lib/systemd/system/irqbalance.service").unwrap();
+        let masked = "/etc/systemd/system/tuned.service";
+        let mut j = Journal::open(&host, "u").unwrap();
+        // Disable one unit (remove its link) and mask another (a link to /dev/null).
+        carry_out(
+            &host,
+            Some(Record { journal: &mut j, module: "lltune_services", boot: false }),
+            &[
+                Action::RemoveLink { path: wants.into() },
+                Action::SetLink { path: masked.into(), to: "/dev/null".into() },
+            ],
+        )
+        .unwrap();
+        assert!(!host.exists(wants));
+        assert_eq!(host.read_link(masked).as_deref(), Some("/dev/null"));
+        let j = Journal::load(&host, "u").unwrap();
+        assert_eq!(j.entries().len(), 2);
+        // The removed link was recorded as a link (not the unit file it pointed to).
+        assert_eq!(j.entries()[0].item(), Item::Link(wants.into()));
+        // Put both back from the journal's states.
+        for e in j.entries().iter().rev() {
+            let state = match e {
+                crate::engine::journal::Entry::Link { previous, .. } => State::Link(previous.clone()),
+                crate::engine::journal::Entry::File { previous: None, .. } => State::File(None),
+                other => panic!("{other:?}"),
+            };
+            put(&host, &e.item(), &state).unwrap();
+        }
+        assert!(!host.exists(masked));
+        assert_eq!(host.read(wants).unwrap(), "[Unit]\n");
+    }
 }

@@ -157,7 +157,7 @@ pub fn plan_entries(host: &Host, journal: &Journal, entries: &[Entry]) -> Result
                 });
                 plan.actions.push(match previous {
                     Some(to) => Action::SetLink { path: path.clone(), to: to.clone() },
-                    None => Action::RemoveFile { path: path.clone() },
+                    None => Action::RemoveLink { path: path.clone() },
                 });
                 plan.restored.push(Restored {
                     path: path.clone(),
