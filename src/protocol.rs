@@ -250,7 +250,7 @@ pub fn parse_args<P: DeserializeOwned>(raw: &str) -> Result<(Meta, Host, P)> {
 pub fn parse_params<P: DeserializeOwned>(options: Map<String, Value>) -> Result<P> {
     let de = Value::Object(options);
     serde_path_to_error::deserialize::<_, P>(de).map_err(|e| {
-        let path = e.path().to_string();
+        let path = cap_text(&e.path().to_string());
         let inner = e.into_inner().to_string();
         let msg = if let Some(rest) = inner.strip_prefix("unknown field `") {
             let (name, expected) = rest.split_once('`').unwrap_or((rest, ""));
@@ -268,13 +268,13 @@ pub fn parse_params<P: DeserializeOwned>(options: Map<String, Value>) -> Result<
             } else {
                 format!(" in {}", path.rsplit_once('.').map(|p| p.0).unwrap_or(""))
             };
-            format!("unsupported option {name}{at}; supported options: {}", valid.join(", "))
+            format!("unsupported option {}{at}; supported options: {}", cap_text(name), valid.join(", "))
         } else if let Some(field) = inner.strip_prefix("missing field `") {
             format!("missing required option {}", field.trim_end_matches('`'))
         } else if path == "." {
-            format!("options: {inner}")
+            format!("options: {}", cap_text(&inner))
         } else {
-            format!("option {path}: {inner}")
+            format!("option {path}: {}", cap_text(&inner))
         };
         Failure::new(msg).into()
     })

@@ -559,3 +559,25 @@ fn a_second_run_waits_for_the_lock_then_fails_clearly() {
         })
         .unwrap();
 }
+
+#[test]
+fn every_echo_of_input_is_capped() {
+    let dir = boot_fixture("rhel9-bls");
+    let root = dir.path();
+    let long = "k".repeat(200_000);
+    for args in [
+        json!({"root": root, "settings": {"vm.swappiness": 1}, long.clone(): 1}),
+        json!({"root": root, "settings": {"vm.swappiness": 1}, "runtime": long.clone()}),
+        json!({"root": root, "settings": {long.clone(): 1}}),
+        json!({"root": root, "settings": {"vm.swappiness": 1}, "file": long.clone()}),
+        json!({"root": root, "settings": {"vm.swappiness": 1}, "backup_id": long.clone()}),
+        json!({"root": root, "settings": {"vm.swappiness": long.clone()}}),
+    ] {
+        let (v, code) = run_module("lltune_sysctl", &args);
+        assert_eq!(code, 1, "{}", &v.to_string()[..300]);
+        let out = v.to_string();
+        assert!(out.len() < 2048, "{} bytes: {}", out.len(), &out[..300]);
+    }
+    let (v, _) = run_module("lltune_rollback", &json!({"root": root, "backup": long}));
+    assert!(v.to_string().len() < 2048);
+}

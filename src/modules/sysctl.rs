@@ -76,7 +76,13 @@ pub struct Key {
 /// (`net/core/busy_poll`), as sysctl(8) does: whichever separator comes first wins, and
 /// the other character is swapped. Names that could inject text into a file are refused.
 pub fn parse_key(raw: &str) -> Result<Key, String> {
-    let bad = || format!("{raw:?} is not a sysctl name (letters, digits and _ - . / @ + : only)");
+    let bad = || {
+        format!("{:?} is not a sysctl name (letters, digits and _ - . / @ + : only)", crate::protocol::cap_text(raw))
+    };
+    // The kernel's longest names are under 100 characters.
+    if raw.len() > 512 {
+        return Err(bad());
+    }
     if raw.is_empty() || !raw.chars().all(|c| c.is_ascii_alphanumeric() || "_-./@+:".contains(c)) {
         return Err(bad());
     }
@@ -354,6 +360,10 @@ fn check_value(key: &str, v: &str) -> Result<(), String> {
     if v.contains(['\n', '\r', '\0']) {
         return Err(format!("settings.{key}: value must be one line"));
     }
+    // procfs takes at most a page per write.
+    if v.len() > 4096 {
+        return Err(format!("settings.{key}: value is {} bytes; a sysctl value is at most 4096", v.len()));
+    }
     Ok(())
 }
 
@@ -372,7 +382,11 @@ pub fn plan(host: &Host, params: &Params) -> Result<Plan> {
         return Err(Failure::new("option settings: give at least one setting").into());
     }
     if !params.file.starts_with('/') || params.file.split('/').any(|c| c == "..") || params.file.ends_with('/') {
-        return Err(Failure::new(format!("option file: {:?} must be an absolute file path", params.file)).into());
+        return Err(Failure::new(format!(
+            "option file: {:?} must be an absolute file path",
+            crate::protocol::cap_text(&params.file)
+        ))
+        .into());
     }
     let mut warnings = Vec::new();
     if params.file.rsplit_once('/').is_some_and(|(d, _)| SYSCTL_DIRS.contains(&d)) && !params.file.ends_with(".conf") {
