@@ -13,6 +13,7 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::io::Write;
 use std::path::{Component, Path, PathBuf};
+use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 
@@ -261,6 +262,32 @@ pub fn unpack(archive: &Path, dest: &Path) -> Result<PathBuf> {
     ar.set_preserve_permissions(false);
     ar.unpack(dest).with_context(|| format!("{}: cannot unpack into {}", archive.display(), dest.display()))?;
     Ok(dest.to_path_buf())
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CaptureArgs {
+    /// Host root to capture (`/` for this host).
+    #[arg(long, default_value = "/")]
+    pub root: PathBuf,
+    /// The .tar.gz to write.
+    #[arg(short = 'o', long = "output")]
+    pub output: PathBuf,
+}
+
+pub fn run(a: CaptureArgs) -> Result<ExitCode> {
+    let s = capture(&a.root, &a.output)?;
+    eprintln!(
+        "lltune: captured {} files, {} links, {} folders ({} bytes) into {}",
+        s.files,
+        s.links,
+        s.dirs,
+        s.bytes,
+        a.output.display()
+    );
+    for p in &s.skipped {
+        eprintln!("lltune: warning: left out {p}: may hold secrets");
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 #[cfg(test)]
