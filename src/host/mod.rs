@@ -182,16 +182,76 @@ impl Host {
     /// The canonical target path `target` names: links followed inside `root` (with
     /// `follow_last`, the last component's too), `..` and links leaving `root` refused.
     pub fn resolve(&self, target: &str, follow_last: bool) -> Result<String, HostError> {
-        resolve::resolve(&self.root, target, follow_last).map_err(|e| HostError::from_resolve(target, e))
+        self.resolve_fast(target, follow_last, resolve::MAX_LINKS)
+    }
+
+    /// `resolve`, using the folder cache: a canonical path costs one `lstat` of its last
+    /// component, and a link whose target is `../../x/y` (the shape of sysfs links) is
+    /// joined to its already-resolved folder. Anything else goes to the full walk, which
+    /// also reports links that leave `root`.
+    fn resolve_fast(&self, target: &str, follow_last: bool, budget: usize) -> Result<String, HostError> {
+        let walk = || resolve::resolve(&self.root, target, follow_last).map_err(|e| HostError::from_resolve(target, e));
+        if !resolve::is_normal(target) || target == "/" {
+            return walk();
+        }
+        let (dir, name) = target.rsplit_once('/').unwrap_or(("", target));
+        let rdir = self.resolved_dir(dir)?;
+        let candidate = format!("{}/{name}", rdir.trim_end_matches('/'));
+        if !follow_last {
+            return Ok(candidate);
+        }
+        let real = self.join(&candidate);
+        if !fs::symlink_metadata(&real).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Ok(candidate);
+        }
+        if budget == 0 {
+            return Err(HostError::Loop { path: target.to_string() });
+        }
+        let Some(to) = fs::read_link(&real).ok().and_then(|t| t.to_str().map(str::to_string)) else {
+            return walk();
+        };
+        let next = if to.starts_with('/') { Some(to) } else { join_leading_dotdot(&rdir, &to) };
+        match next.filter(|n| resolve::is_normal(n)) {
+            Some(n) => self.resolve_fast(&n, true, budget - 1),
+            None => walk(),
+        }
     }
 
     fn join(&self, resolved: &str) -> PathBuf {
         self.root.join(resolved.trim_start_matches('/'))
     }
 
-    /// The real path to open for reading `target`. On `/` the kernel resolves; under a tree,
-    /// the folder is resolved once (cached) and the last component must not be a link when
-    /// opened (`O_NOFOLLOW`): a link there is resolved by the full walk.
+    /// The resolved folder of a tree path: from the cache, or from its parent's (recursively)
+    /// and one `lstat`; a link is resolved by the full walk. Existing folders are cached:
+    /// folders are never replaced by links while lltune runs.
+    fn resolved_dir(&self, dir: &str) -> Result<String, HostError> {
+        if dir.is_empty() || dir == "/" {
+            return Ok("/".to_string());
+        }
+        if let Some(d) = self.dirs.lock().ok().and_then(|m| m.get(dir).cloned()) {
+            return Ok(d);
+        }
+        let (parent, name) = dir.rsplit_once('/').unwrap_or(("", dir));
+        if name.is_empty() || name == "." || name == ".." {
+            return resolve::resolve(&self.root, dir, true).map_err(|e| HostError::from_resolve(dir, e));
+        }
+        let rparent = self.resolved_dir(parent)?;
+        let candidate = format!("{}/{name}", rparent.trim_end_matches('/'));
+        let resolved = match fs::symlink_metadata(self.join(&candidate)) {
+            Ok(m) if m.is_dir() => candidate,
+            Ok(m) if m.file_type().is_symlink() => self.resolve(dir, true)?,
+            // Missing, or not a folder: the caller's open reports it.
+            _ => return Ok(candidate),
+        };
+        if let Ok(mut m) = self.dirs.lock() {
+            m.insert(dir.to_string(), resolved.clone());
+        }
+        Ok(resolved)
+    }
+
+    /// The real path of `target` with its folder resolved and its last component as written
+    /// (`true` in the pair: the last component may still be a link, so open it with
+    /// `O_NOFOLLOW` or look at it with `lstat`). On `/` the kernel resolves: the path as is.
     fn read_path(&self, target: &str) -> Result<(PathBuf, bool), HostError> {
         if resolve::components(target).is_err() {
             return Err(HostError::Invalid { path: target.to_string(), reason: "not an absolute path" });
@@ -201,22 +261,20 @@ impl Host {
         }
         let (dir, name) = target.rsplit_once('/').unwrap_or(("", target));
         if name.is_empty() || name == "." || name == ".." {
-            return Ok((self.join(&self.resolve(target, true)?), true));
+            return Ok((self.join(&self.resolve(target, true)?), false));
         }
-        let cached = self.dirs.lock().ok().and_then(|m| m.get(dir).cloned());
-        let rdir = match cached {
-            Some(d) => d,
-            None => {
-                let d = self.resolve(if dir.is_empty() { "/" } else { dir }, true)?;
-                if fs::metadata(self.join(&d)).is_ok_and(|m| m.is_dir()) {
-                    if let Ok(mut m) = self.dirs.lock() {
-                        m.insert(dir.to_string(), d.clone());
-                    }
-                }
-                d
-            }
-        };
+        let rdir = self.resolved_dir(dir)?;
         Ok((self.join(&format!("{}/{name}", rdir.trim_end_matches('/'))), true))
+    }
+
+    /// The real path of `target`, every link followed (the folder from the cache; a last
+    /// component that is a link by the full walk).
+    fn real_path(&self, target: &str) -> Result<PathBuf, HostError> {
+        let (p, maybe_link) = self.read_path(target)?;
+        if maybe_link && fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Ok(self.join(&self.resolve(target, true)?));
+        }
+        Ok(p)
     }
 
     /// Opens a regular file for reading; anything else is refused before it can block.
@@ -291,7 +349,7 @@ impl Host {
 
     /// `lstat` of the path itself (not what a last-component link names); `None` if absent.
     fn lstat(&self, target: &str) -> Result<Option<fs::Metadata>, HostError> {
-        let real = if self.live { PathBuf::from(target) } else { self.join(&self.resolve(target, false)?) };
+        let (real, _) = self.read_path(target)?;
         match fs::symlink_metadata(real) {
             Ok(m) => Ok(Some(m)),
             Err(e) => {
@@ -303,17 +361,12 @@ impl Host {
 
     /// True when the path exists and is (or resolves to) a directory.
     pub fn is_dir(&self, target: &str) -> bool {
-        match self.read_path(target) {
-            Ok((p, _)) if self.live => fs::metadata(p).is_ok_and(|m| m.is_dir()),
-            Ok(_) => self.resolve(target, true).is_ok_and(|r| fs::metadata(self.join(&r)).is_ok_and(|m| m.is_dir())),
-            Err(_) => false,
-        }
+        self.real_path(target).is_ok_and(|p| fs::metadata(p).is_ok_and(|m| m.is_dir()))
     }
 
     /// Entry names of a directory, sorted; empty when it does not exist.
     pub fn list(&self, target: &str) -> Result<Vec<String>, HostError> {
-        let real = if self.live { PathBuf::from(target) } else { self.join(&self.resolve(target, true)?) };
-        let rd = match fs::read_dir(real) {
+        let rd = match fs::read_dir(self.real_path(target)?) {
             Ok(rd) => rd,
             Err(e) => {
                 let e = HostError::from_io(target, e);
@@ -338,7 +391,7 @@ impl Host {
     /// Target of a symbolic link as written (`../../../bus/pci/drivers/ixgbe`); `None` when
     /// the path is not a link or does not exist.
     pub fn read_link(&self, target: &str) -> Option<String> {
-        let real = if self.live { PathBuf::from(target) } else { self.join(&self.resolve(target, false).ok()?) };
+        let (real, _) = self.read_path(target).ok()?;
         let t = fs::read_link(real).ok()?;
         self.note(|r| &mut r.links, target);
         Some(t.to_string_lossy().into_owned())
@@ -548,6 +601,23 @@ impl Host {
     }
 }
 
+/// `dir` (canonical) joined with a relative link target whose `..` all come first
+/// (`../../devices/x`); `None` for any other shape, or when `..` would climb above `/`.
+fn join_leading_dotdot(dir: &str, link: &str) -> Option<String> {
+    let mut base: Vec<&str> = dir.split('/').filter(|c| !c.is_empty()).collect();
+    let mut parts = link.split('/').filter(|c| !c.is_empty() && *c != ".").peekable();
+    while parts.peek() == Some(&"..") {
+        parts.next();
+        base.pop()?;
+    }
+    let rest: Vec<&str> = parts.collect();
+    if rest.contains(&"..") {
+        return None;
+    }
+    base.extend(rest);
+    Some(format!("/{}", base.join("/")))
+}
+
 /// What is at a path, not following a last-component link.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Node {
@@ -748,5 +818,48 @@ mod tests {
         host.attr("/missing");
         let r = host.recorded();
         assert!(r.files.contains("/x"));
+    }
+
+    #[test]
+    fn the_cached_resolver_agrees_with_the_walk_on_every_path_of_a_tree() {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        fs::create_dir_all(r.join("sys/devices/pci0000:00/0000:00:01.0/net/eth0")).unwrap();
+        fs::create_dir_all(r.join("sys/class/net")).unwrap();
+        fs::create_dir_all(r.join("sys/bus/pci/devices")).unwrap();
+        fs::write(r.join("sys/devices/pci0000:00/0000:00:01.0/net/eth0/mtu"), "1500\n").unwrap();
+        symlink("../../devices/pci0000:00/0000:00:01.0/net/eth0", r.join("sys/class/net/eth0")).unwrap();
+        symlink("../../../devices/pci0000:00/0000:00:01.0", r.join("sys/bus/pci/devices/0000:00:01.0")).unwrap();
+        symlink("/sys/class/net/eth0", r.join("abs")).unwrap();
+        symlink("sys/class/./net/../net/eth0", r.join("odd")).unwrap();
+        symlink("../../../../../..", r.join("sys/up")).unwrap();
+        symlink("loop", r.join("loop")).unwrap();
+        let host = Host::new(r).unwrap();
+        let root = fs::canonicalize(r).unwrap();
+        let targets = [
+            "/sys/class/net/eth0/mtu",
+            "/sys/class/net/eth0",
+            "/sys/bus/pci/devices/0000:00:01.0/net/eth0/mtu",
+            "/abs/mtu",
+            "/odd/mtu",
+            "/sys/up/x",
+            "/loop",
+            "/sys/class/net/missing/x",
+            "/sys/class/net/eth0/../eth0/mtu",
+        ];
+        for t in targets {
+            for follow in [true, false] {
+                let walk = resolve::resolve(&root, t, follow).map_err(|e| format!("{:?}", std::mem::discriminant(&e)));
+                let fast = host.resolve(t, follow);
+                match (&walk, &fast) {
+                    (Ok(a), Ok(b)) => assert_eq!(a, b, "{t} follow={follow}"),
+                    (Err(_), Err(_)) => {}
+                    _ => panic!("{t} follow={follow}: walk {walk:?} vs cached {fast:?}"),
+                }
+            }
+        }
+        assert_eq!(host.read("/sys/bus/pci/devices/0000:00:01.0/net/eth0/mtu").unwrap(), "1500\n");
+        assert!(matches!(host.resolve("/sys/up/x", true), Err(HostError::Outside { .. })));
     }
 }
