@@ -334,6 +334,24 @@ fn lltune_config_module_returns_a_config_that_lltune_audit_accepts() {
     assert_eq!(code, 0, "{a}");
     assert_eq!(a["errors"], serde_json::json!([]));
     assert_eq!(a["failed"], false);
+    // Both return the config as module arguments: sysctls, and no kernel_args while the
+    // generated config keeps safety.allow_grub_edit false.
+    for res in [&r, &a] {
+        let m = &res["module_args"];
+        assert_eq!(m["lltune_sysctl"]["settings"]["kernel.timer_migration"], "0", "{m}");
+        assert!(m.get("lltune_kernel_args").is_none(), "{m}");
+        assert!(res["not_implemented"].as_array().unwrap().iter().any(|p| p == "cpu"), "{res}");
+    }
+    assert_eq!(r["module_args"], a["module_args"]);
+    // With the flag on, lltune_audit hands lltune_kernel_args the boot arguments in file order.
+    let mut config = r["config"].clone();
+    config["safety"]["allow_grub_edit"] = serde_json::json!(true);
+    let (a, code) = support::run_module("lltune_audit", &serde_json::json!({"root": root, "config": config}));
+    assert_eq!(code, 0, "{a}");
+    let k = &a["module_args"]["lltune_kernel_args"];
+    assert_eq!(k["args"]["nohz_full"], r["plan"]["isolated"]);
+    assert_eq!(k["args"]["nosoftlockup"], "");
+    assert_eq!(k["allow_dangerous_mitigations"], false);
 }
 
 #[test]

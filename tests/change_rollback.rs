@@ -211,12 +211,29 @@ fn cli_apply_honours_safety_flags_and_config_errors() {
     assert_eq!(code, 0);
     assert!(out.contains("skipped: kernel.cmdline (3 arguments): safety.allow_grub_edit is false\n"), "{out}");
     assert!(!out.contains("lltune_kernel_args"), "{out}");
+    // A real apply with the flag off changes sysctls and leaves the boot configuration alone.
+    let before = tree_snapshot(root);
+    let (code, out, err) = lltune(&["apply", "-c", cfg_s, "--root", root_s, "--backup-id", "nogrub"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("lltune_sysctl: changes\n") && !out.contains("lltune_kernel_args"), "{out}");
+    let after = tree_snapshot(root);
+    let changed: Vec<&String> = after.keys().chain(before.keys()).filter(|k| before.get(*k) != after.get(*k)).collect();
+    assert!(!changed.is_empty());
+    for path in changed {
+        assert!(
+            ["proc/sys/", "etc/sysctl.d/", "var/lib/lltune"].iter().any(|p| path.starts_with(p)),
+            "apply with allow_grub_edit: false changed {path}"
+        );
+    }
+    let journal = fs::read_to_string(root.join("var/lib/lltune/backups/nogrub/journal.json")).unwrap();
+    assert!(!journal.contains("lltune_kernel_args") && !journal.contains("/etc/default/grub"), "{journal}");
 
     fs::write(&cfg, CONFIG.replace("nohz_full: \"2-5\"", "mitigations: \"off\"")).unwrap();
     let (code, _, err) = lltune(&["apply", "-c", cfg_s, "--plan", "--root", root_s]);
     assert_eq!(code, 1);
+    // The policy refuses it in the config reader, before any module runs.
     assert!(
-        err.contains("lltune_kernel_args: option args: mitigations=off disables CPU vulnerability mitigations"),
+        err.contains("kernel.cmdline.mitigations: mitigations=off switches off CPU vulnerability protection"),
         "{err}"
     );
 

@@ -44,45 +44,6 @@ impl AuditReport {
     }
 }
 
-/// Kernel arguments that switch off vulnerability mitigations: need
-/// `safety.allow_dangerous_mitigations` (kernel-parameters.txt, "mitigations=").
-pub const MITIGATION_ARGS: &[(&str, Option<&str>)] = &[
-    ("mitigations", Some("off")),
-    ("nopti", None),
-    ("pti", Some("off")),
-    ("nospectre_v1", None),
-    ("nospectre_v2", None),
-    ("spectre_v2", Some("off")),
-    ("spectre_v2_user", Some("off")),
-    ("spec_store_bypass_disable", Some("off")),
-    ("l1tf", Some("off")),
-    ("mds", Some("off")),
-    ("tsx_async_abort", Some("off")),
-    ("mmio_stale_data", Some("off")),
-    ("retbleed", Some("off")),
-    ("srbds", Some("off")),
-    ("gather_data_sampling", Some("off")),
-    ("spec_rstack_overflow", Some("off")),
-];
-
-/// Kernel arguments lltune refuses to set: they decide what boots, or turn off security.
-pub const REFUSED_ARGS: &[&str] = &[
-    "root",
-    "init",
-    "rdinit",
-    "initrd",
-    "BOOT_IMAGE",
-    "rd.break",
-    "single",
-    "emergency",
-    "rescue",
-    "systemd.unit",
-    "selinux",
-    "enforcing",
-    "module.sig_enforce",
-    "lockdown",
-];
-
 /// Governors the kernel's cpufreq core knows.
 pub const GOVERNORS: &[&str] = &["performance", "powersave", "schedutil", "ondemand", "conservative", "userspace"];
 
@@ -237,23 +198,9 @@ pub fn check(cfg: &Config, facts: Option<&Facts>, r: &mut AuditReport) {
     }
 
     // ---- Kernel arguments: safety ----
+    // The safety policy (crate::policy) runs in the config reader, `config::parse`, so that
+    // every reader of a config (audit, apply, lltune_audit) refuses the same arguments.
     let args = cfg.kernel_args();
-    for (key, value) in &args {
-        if REFUSED_ARGS.contains(&key.as_str()) {
-            r.error(
-                arg_field(cfg, key),
-                "refused: this argument decides what boots or turns off security; lltune never sets it",
-            );
-        }
-        let mitigation =
-            MITIGATION_ARGS.iter().any(|(k, v)| k == key && (v.is_none() || v.as_deref() == value.as_deref()));
-        if mitigation && !cfg.safety.allow_dangerous_mitigations {
-            r.error(
-                arg_field(cfg, key),
-                format!("{} turns off CPU vulnerability mitigations: set safety.allow_dangerous_mitigations: true to allow it", render_arg(key, value)),
-            );
-        }
-    }
     if cfg.kernel_arg("idle") == Some(Some("poll")) {
         r.warn(arg_field(cfg, "idle"), "idle=poll keeps every CPU at full power: heat, no turbo headroom");
     }
@@ -313,13 +260,6 @@ pub fn check(cfg: &Config, facts: Option<&Facts>, r: &mut AuditReport) {
                 }
             }
         }
-    }
-}
-
-fn render_arg(key: &str, value: &Option<String>) -> String {
-    match value {
-        Some(v) => format!("{key}={v}"),
-        None => key.to_string(),
     }
 }
 

@@ -12,6 +12,7 @@
 
 pub mod audit; //    a config checked alone and against a host
 pub mod generate; // gen-config: a commented config for one machine
+pub mod to_args; //  a config's sections as each module's arguments
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -246,11 +247,38 @@ struct CmdlineVisitor {
     strict: bool,
 }
 
-struct CmdValue(Option<String>);
+/// `kernel.cmdline` arguments that stand alone (`nosoftlockup`, `rcupdate.rcu_normal_after_boot`
+/// as a module boolean): null or `""` writes the bare word. Every other argument of
+/// `CMDLINE_KEYS` needs a value, and null there is an error: `idle: null` would otherwise write
+/// a bare `idle`, which means nothing to the kernel, where the person meant "no idle=".
+pub const CMDLINE_FLAGS: &[&str] = &[
+    "nosoftlockup",
+    "nowatchdog",
+    "nosmt",
+    "rcu_nocb_poll",
+    "rcu_nocbs",
+    "rcupdate.rcu_normal_after_boot",
+    "workqueue.power_efficient",
+];
 
-impl<'de> Deserialize<'de> for CmdValue {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<CmdValue, D::Error> {
-        Ok(CmdValue(d.deserialize_any(TextVisitor { null_ok: true })?.filter(|s| !s.is_empty())))
+/// One argument's value: text, or None for a bare flag (null or `""`).
+struct CmdValueSeed<'a> {
+    key: &'a str,
+    needs_value: bool,
+}
+
+impl<'de> de::DeserializeSeed<'de> for CmdValueSeed<'_> {
+    type Value = Option<String>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<String>, D::Error> {
+        let v = d.deserialize_any(TextVisitor { null_ok: true })?.filter(|s| !s.is_empty());
+        if v.is_none() && self.needs_value {
+            let k = self.key;
+            return Err(de::Error::custom(format!(
+                "`{k}` needs a value: null or \"\" would write a bare `{k}` to the boot line; write the value \
+                 (e.g. {k}: \"...\"), or delete the line to leave the host's `{k}` as it is"
+            )));
+        }
+        Ok(v)
     }
 }
 
@@ -273,8 +301,9 @@ impl<'de> Visitor<'de> for CmdlineVisitor {
                     )))
                     .map(Cmdline::from);
             }
-            let v: CmdValue = map.next_value()?;
-            out.push((k, v.0));
+            let needs_value = self.strict && !CMDLINE_FLAGS.contains(&k.as_str());
+            let v = map.next_value_seed(CmdValueSeed { key: &k, needs_value })?;
+            out.push((k, v));
         }
         Ok(Cmdline(out))
     }
@@ -898,7 +927,27 @@ pub fn parse(text: &str) -> (Config, Vec<Issue>) {
             ),
         ));
     }
+    policy_issues(&c, &mut issues);
     (c, issues)
+}
+
+/// The safety policy (`crate::policy`) on the config's kernel arguments: each refused
+/// argument is an issue at its field, with the policy's reason. `safety` may come after
+/// `kernel` in the file: this runs once the whole document is read.
+fn policy_issues(c: &Config, issues: &mut Vec<Issue>) {
+    let Some(k) = &c.kernel else { return };
+    for (part, args) in [("cmdline", &k.cmdline), ("extra_args", &k.extra_args)] {
+        for (key, value) in args.iter().flat_map(|a| a.0.iter()) {
+            let field = format!("kernel.{part}.{key}");
+            // A value already in doubt (a YAML 1.1 word) is reported once, as that.
+            if issues.iter().any(|i| i.field == field) {
+                continue;
+            }
+            if let Err(e) = crate::policy::check_arg(key, value.as_deref(), c.safety.allow_dangerous_mitigations) {
+                issues.push(Issue::new(field, e.to_string()));
+            }
+        }
+    }
 }
 
 /// A plain scalar that YAML 1.1 reads as a boolean and YAML 1.2 as a string.
@@ -1050,7 +1099,9 @@ mod tests {
         assert_eq!(issues.len(), 1, "{issues:?}");
         assert_eq!(issues[0].field, "kernel.cmdline.mitigations");
         assert!(issues[0].message.contains("YAML 1.1"), "{}", issues[0].message);
-        let (c, issues) = parse("version: 1\nkernel:\n  cmdline:\n    mitigations: \"off\"\n");
+        let (c, issues) = parse(
+            "version: 1\nkernel:\n  cmdline:\n    mitigations: \"off\"\nsafety:\n  allow_dangerous_mitigations: true\n",
+        );
         assert!(issues.is_empty(), "{issues:?}");
         assert_eq!(c.kernel_arg("mitigations"), Some(Some("off")));
     }
@@ -1146,5 +1197,44 @@ mod tests {
         assert!(!c.safety.allow_grub_edit && !c.safety.allow_dangerous_mitigations);
         assert_eq!(fields("version: 1\nsafety:\n  allow_grub_edit: \"yes\"\n"), ["safety.allow_grub_edit"]);
         assert_eq!(fields("version: 1\nsafety:\n  allow_grub_edit: yes\n"), ["safety.allow_grub_edit"]);
+    }
+
+    #[test]
+    fn null_is_a_bare_flag_only_for_flags() {
+        // `idle: null` used to write a bare `idle`: now it is an error naming the field.
+        for text in
+            ["version: 1\nkernel:\n  cmdline:\n    idle: null\n", "version: 1\nkernel:\n  cmdline:\n    idle: \"\"\n"]
+        {
+            let (_, issues) = parse(text);
+            assert_eq!(issues.len(), 1, "{issues:?}");
+            assert_eq!(issues[0].field, "kernel.cmdline.idle");
+            assert!(issues[0].message.contains("needs a value"), "{}", issues[0].message);
+        }
+        let (c, issues) =
+            parse("version: 1\nkernel:\n  cmdline:\n    idle: poll\n    nowatchdog: null\n    nosmt: \"\"\n");
+        assert!(issues.is_empty(), "{issues:?}");
+        assert_eq!(c.kernel_arg("idle"), Some(Some("poll")));
+        assert_eq!(c.kernel_arg("nowatchdog"), Some(None));
+        assert_eq!(c.kernel_arg("nosmt"), Some(None));
+        // extra_args are any argument: null stays a bare flag there.
+        let (c, issues) = parse("version: 1\nkernel:\n  extra_args:\n    my_flag: null\n");
+        assert!(issues.is_empty(), "{issues:?}");
+        assert_eq!(c.kernel_arg("my_flag"), Some(None));
+    }
+
+    #[test]
+    fn the_safety_policy_runs_in_the_reader() {
+        let (_, issues) = parse(
+            "version: 1\nkernel:\n  extra_args:\n    init: /bin/sh\n    rd.break:\n    tsa: \"off\"\nsafety:\n  allow_dangerous_mitigations: false\n",
+        );
+        let got: Vec<&str> = issues.iter().map(|i| i.field.as_str()).collect();
+        assert_eq!(got, ["kernel.extra_args.init", "kernel.extra_args.rd.break", "kernel.extra_args.tsa"]);
+        assert!(issues[0].message.contains("is refused"), "{}", issues[0].message);
+        // Consent (given after the kernel section) unlocks the mitigation, not init=.
+        let (_, issues) = parse(
+            "version: 1\nkernel:\n  extra_args:\n    init: /bin/sh\n    tsa: \"off\"\nsafety:\n  allow_dangerous_mitigations: true\n",
+        );
+        let got: Vec<&str> = issues.iter().map(|i| i.field.as_str()).collect();
+        assert_eq!(got, ["kernel.extra_args.init"]);
     }
 }
