@@ -279,7 +279,7 @@ const BAD_CONFIGS: &[(&str, &str, &str)] = &[
     ("every-cpu-isolated.yaml", "cpu.isolate_cores", "every online CPU"),
     ("cpus-not-online.yaml", "cpu.isolate_cores", "40-41"),
     ("hugepages-do-not-add-up.yaml", "memory.hugepages.per_node", "adds up to 2048"),
-    ("hugepages-exceed-node-memory.yaml", "memory.hugepages.per_node.node0", "exceeds"),
+    ("hugepages-exceed-node-memory.yaml", "memory.hugepages.total", "must leave the OS at least"),
     ("nic-missing.yaml", "network.interfaces[0].name", "ens9f9"),
     ("irq-pin-on-isolated.yaml", "irq.manual_affinity[0].cpus", "isolated CPUs 3"),
     ("refused-argument.yaml", "kernel.extra_args.init", "refused"),
