@@ -397,3 +397,22 @@ fn lltune_audit_module_fails_with_the_error_list() {
     let (r, code) = support::run_module("lltune_audit", &serde_json::json!({"root": dir.path()}));
     assert_eq!((code, r["msg"].as_str().unwrap()), (1, "config or config_file is required"));
 }
+
+/// gen-config never lowers a ceiling the host already has: the Debian VM fixture has
+/// fs.file-max 2,466,170 (above lltune's 2,097,152) and somaxconn 4096 (below 65,535).
+#[test]
+fn gen_config_keeps_higher_host_values() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hosts/debian12-vm");
+    assert_eq!(std::fs::read_to_string(root.join("proc/sys/fs/file-max")).unwrap().trim(), "2466170");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.yaml");
+    let o = lltune(&["gen-config", "--root", root.to_str().unwrap(), "-o", cfg.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let (c, issues) = lltune::config::parse(&text);
+    assert!(issues.is_empty(), "{issues:?}");
+    let s = c.sysctls();
+    assert_eq!(s["fs.file-max"].0, "2466170", "{text}");
+    assert_eq!(s["net.core.somaxconn"].0, "65535");
+    assert_eq!(s["vm.max_map_count"].0, "262144");
+}
