@@ -3,10 +3,13 @@
 //! with one backup bundle for the whole run. `--plan` is the modules' check mode: the same
 //! path, nothing written, not even a backup.
 //!
-//! The seed's short sysctl names (`network.sysctl.rmem_max`, `memory.swappiness`) map to
-//! real keys here; sections lltune does not apply yet are listed in the report, never
-//! skipped in silence. The config is read with strict types: `mitigations: off` (a YAML
-//! boolean) is an error naming `kernel.cmdline.mitigations`, not a guess.
+//! First the full audit (`config::audit`) against the facts of the host it changes, scanned
+//! under the same root: any error refuses the run before anything is written. Then the
+//! config becomes each module's arguments through `config::to_args` (the translation
+//! `lltune_config` and `lltune_audit` return as `module_args`): no `lltune_kernel_args` step
+//! without `safety.allow_grub_edit: true`. Sections lltune does not apply yet are listed in
+//! the report, never skipped in silence. The config is read with strict types:
+//! `mitigations: off` (a YAML boolean) is an error naming `kernel.cmdline.mitigations`.
 
 use std::path::Path;
 
