@@ -73,8 +73,12 @@ pub enum When {
     Always,
     /// A value kstrtobool reads as false, or `off` (`selinux=0`, `kpti=no`, `nobp=0`).
     False,
-    /// Exactly this value (case-insensitive), or a kstrtobool false when it is `off`.
+    /// Exactly this value (case-insensitive): the parameter compares strings (`mds=off`), so
+    /// another spelling is not `off` to the kernel — and `retbleed=nosmt` is a stronger
+    /// mitigation, not a false.
     Value(&'static str),
+    /// One of these values (case-insensitive).
+    OneOf(&'static [&'static str]),
     /// Any value that is not a kstrtobool false (`rd.shell=0` turns the shell off: allowed).
     NotFalse,
 }
@@ -91,7 +95,7 @@ const fn rule(key: &'static str, when: When, reason: &'static str) -> Rule {
     Rule { key, when, reason }
 }
 
-use When::{Always, False, NotFalse, Value};
+use When::{Always, False, NotFalse, OneOf, Value};
 
 /// Refused everywhere, always (kernel-parameters.txt; systemd's kernel-command-line(7) and
 /// dracut.cmdline(7) for the words the kernel hands on to init and the initramfs).
@@ -177,10 +181,10 @@ pub const MITIGATIONS: &[Rule] = &[
     rule("mitigations", Value("off"), "every optional mitigation"),
     rule("gather_data_sampling", Value("off"), "Gather Data Sampling (Downfall)"),
     rule("indirect_target_selection", Value("off"), "Indirect Target Selection"),
-    rule("kvm.nx_huge_pages", Value("off"), "iTLB multihit for KVM guests"),
+    rule("kvm.nx_huge_pages", False, "iTLB multihit for KVM guests (off, or any boolean false)"),
     rule("l1tf", Value("off"), "L1 Terminal Fault"),
     rule("l1d_flush", Value("off"), "L1D flush on context switch"),
-    rule("kvm_intel.vmentry_l1d_flush", Value("never"), "L1 Terminal Fault for KVM guests"),
+    rule("kvm_intel.vmentry_l1d_flush", False, "L1 Terminal Fault for KVM guests (never, or any boolean false)"),
     rule("mds", Value("off"), "Microarchitectural Data Sampling"),
     rule("mmio_stale_data", Value("off"), "Processor MMIO Stale Data"),
     rule("nopti", Always, "Meltdown (page table isolation)"),
@@ -213,7 +217,7 @@ pub const MITIGATIONS: &[Rule] = &[
     rule("nosmap", Always, "Supervisor Mode Access Prevention"),
     rule("nosmep", Always, "Supervisor Mode Execution Prevention"),
     rule("nokaslr", Always, "kernel address space layout randomisation"),
-    rule("rodata", Value("off"), "read-only kernel data"),
+    rule("rodata", OneOf(&["off", "0", "n", "no"]), "read-only kernel data"),
 ];
 
 /// kstrtobool's false: `n`/`N`/`0` first, or `of`/`off` (any case of the second letter).
@@ -224,6 +228,11 @@ pub fn kstrtobool_false(v: &str) -> bool {
         Some(b'o' | b'O') => matches!(b.get(1), Some(b'f' | b'F')),
         _ => false,
     }
+}
+
+/// False to the kernel's kstrtobool or to systemd/dracut's boolean parsers (`false`, `f`).
+fn falsy(v: &str) -> bool {
+    kstrtobool_false(v) || v.eq_ignore_ascii_case("false") || v.eq_ignore_ascii_case("f")
 }
 
 /// A parameter name as the kernel compares it: `-` and `_` are the same.
@@ -240,13 +249,10 @@ fn matches(rule: &Rule, key: &str, value: Option<&str>) -> bool {
     let v = value.unwrap_or("").trim();
     match rule.when {
         Always => true,
-        False => value.is_some() && kstrtobool_false(v),
-        NotFalse => !(value.is_some() && kstrtobool_false(v)),
-        Value(want) => {
-            v.eq_ignore_ascii_case(want)
-                || (want == "off" && value.is_some() && kstrtobool_false(v))
-                || (want == "never" && value.is_some() && kstrtobool_false(v))
-        }
+        False => value.is_some() && falsy(v),
+        NotFalse => !(value.is_some() && falsy(v)),
+        Value(want) => value.is_some() && v.eq_ignore_ascii_case(want),
+        OneOf(wants) => value.is_some() && wants.iter().any(|w| v.eq_ignore_ascii_case(w)),
     }
 }
 
@@ -351,6 +357,9 @@ mod tests {
         assert_eq!(refused("rd.shell=0", false), None);
         assert_eq!(refused("systemd.debug_shell=no", false), None);
         assert_eq!(refused("acpi=strict", false), None);
+        assert_eq!(refused("acpi=noirq", false), None);
+        assert_eq!(refused("systemd.debug_shell=false", false), None);
+        assert_eq!(refused("rd.shell=no", false), None);
     }
 
     #[test]
@@ -360,6 +369,7 @@ mod tests {
                 Always | NotFalse => None,
                 False => Some("0"),
                 Value(v) => Some(v),
+                OneOf(v) => Some(v[0]),
             };
             let e = check_arg(r.key, value, true).unwrap_err();
             assert_eq!(e.kind, Kind::BootBreaking, "{}", r.key);
@@ -375,6 +385,7 @@ mod tests {
                 Always | NotFalse => None,
                 False => Some("0"),
                 Value(v) => Some(v),
+                OneOf(v) => Some(v[0]),
             };
             let e = check_arg(r.key, value, false).unwrap_err();
             assert_eq!(e.kind, Kind::Mitigation, "{}", r.key);
@@ -432,6 +443,13 @@ mod tests {
             "nosoftlockup",
             "nohz_full=1-3",
             "init_on_alloc=0",
+            // Stronger or other settings whose words start like a boolean false.
+            "retbleed=nosmt",
+            "l1tf=flush,nosmt",
+            "mds=full,nosmt",
+            "rodata=noalias",
+            "spectre_v2=0",
+            "kvm-intel.vmentry_l1d_flush=cond",
         ] {
             assert_eq!(refused(arg, false), None, "{arg}");
         }
