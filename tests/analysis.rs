@@ -293,7 +293,7 @@ const BAD_CONFIGS: &[(&str, &str, &str)] = &[
     ("every-cpu-isolated.yaml", "cpu.isolate_cores", "every online CPU"),
     ("cpus-not-online.yaml", "cpu.isolate_cores", "40-41"),
     ("hugepages-do-not-add-up.yaml", "memory.hugepages.per_node", "adds up to 2048"),
-    ("hugepages-exceed-node-memory.yaml", "memory.hugepages.per_node.node0", "exceeds"),
+    ("hugepages-exceed-node-memory.yaml", "memory.hugepages.total", "must leave the OS at least"),
     ("nic-missing.yaml", "network.interfaces[0].name", "ens9f9"),
     ("irq-pin-on-isolated.yaml", "irq.manual_affinity[0].cpus", "isolated CPUs 3"),
     ("refused-argument.yaml", "kernel.extra_args.init", "refused"),
@@ -348,6 +348,24 @@ fn lltune_config_module_returns_a_config_that_lltune_audit_accepts() {
     assert_eq!(code, 0, "{a}");
     assert_eq!(a["errors"], serde_json::json!([]));
     assert_eq!(a["failed"], false);
+    // Both return the config as module arguments: sysctls, and no kernel_args while the
+    // generated config keeps safety.allow_grub_edit false.
+    for res in [&r, &a] {
+        let m = &res["module_args"];
+        assert_eq!(m["lltune_sysctl"]["settings"]["kernel.timer_migration"], "0", "{m}");
+        assert!(m.get("lltune_kernel_args").is_none(), "{m}");
+        assert!(res["not_implemented"].as_array().unwrap().iter().any(|p| p == "cpu"), "{res}");
+    }
+    assert_eq!(r["module_args"], a["module_args"]);
+    // With the flag on, lltune_audit hands lltune_kernel_args the boot arguments in file order.
+    let mut config = r["config"].clone();
+    config["safety"]["allow_grub_edit"] = serde_json::json!(true);
+    let (a, code) = support::run_module("lltune_audit", &serde_json::json!({"root": root, "config": config}));
+    assert_eq!(code, 0, "{a}");
+    let k = &a["module_args"]["lltune_kernel_args"];
+    assert_eq!(k["args"]["nohz_full"], r["plan"]["isolated"]);
+    assert_eq!(k["args"]["nosoftlockup"], "");
+    assert_eq!(k["allow_dangerous_mitigations"], false);
 }
 
 #[test]
@@ -392,4 +410,23 @@ fn lltune_audit_module_fails_with_the_error_list() {
     assert!(r["msg"].as_str().unwrap().starts_with("config_file: "), "{r}");
     let (r, code) = support::run_module("lltune_audit", &serde_json::json!({"root": dir.path()}));
     assert_eq!((code, r["msg"].as_str().unwrap()), (1, "config or config_file is required"));
+}
+
+/// gen-config never lowers a ceiling the host already has: the Debian VM fixture has
+/// fs.file-max 2,466,170 (above lltune's 2,097,152) and somaxconn 4096 (below 65,535).
+#[test]
+fn gen_config_keeps_higher_host_values() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hosts/debian12-vm");
+    assert_eq!(std::fs::read_to_string(root.join("proc/sys/fs/file-max")).unwrap().trim(), "2466170");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.yaml");
+    let o = lltune(&["gen-config", "--root", root.to_str().unwrap(), "-o", cfg.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let (c, issues) = lltune::config::parse(&text);
+    assert!(issues.is_empty(), "{issues:?}");
+    let s = c.sysctls();
+    assert_eq!(s["fs.file-max"].0, "2466170", "{text}");
+    assert_eq!(s["net.core.somaxconn"].0, "65535");
+    assert_eq!(s["vm.max_map_count"].0, "262144");
 }

@@ -211,12 +211,29 @@ fn cli_apply_honours_safety_flags_and_config_errors() {
     assert_eq!(code, 0);
     assert!(out.contains("skipped: kernel.cmdline (3 arguments): safety.allow_grub_edit is false\n"), "{out}");
     assert!(!out.contains("lltune_kernel_args"), "{out}");
+    // A real apply with the flag off changes sysctls and leaves the boot configuration alone.
+    let before = tree_snapshot(root);
+    let (code, out, err) = lltune(&["apply", "-c", cfg_s, "--root", root_s, "--backup-id", "nogrub"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("lltune_sysctl: changes\n") && !out.contains("lltune_kernel_args"), "{out}");
+    let after = tree_snapshot(root);
+    let changed: Vec<&String> = after.keys().chain(before.keys()).filter(|k| before.get(*k) != after.get(*k)).collect();
+    assert!(!changed.is_empty());
+    for path in changed {
+        assert!(
+            ["proc/sys/", "etc/sysctl.d/", "var/lib/lltune"].iter().any(|p| path.starts_with(p)),
+            "apply with allow_grub_edit: false changed {path}"
+        );
+    }
+    let journal = fs::read_to_string(root.join("var/lib/lltune/backups/nogrub/journal.json")).unwrap();
+    assert!(!journal.contains("lltune_kernel_args") && !journal.contains("/etc/default/grub"), "{journal}");
 
     fs::write(&cfg, CONFIG.replace("nohz_full: \"2-5\"", "mitigations: \"off\"")).unwrap();
     let (code, _, err) = lltune(&["apply", "-c", cfg_s, "--plan", "--root", root_s]);
     assert_eq!(code, 1);
+    // The policy refuses it in the config reader, before any module runs.
     assert!(
-        err.contains("lltune_kernel_args: option args: mitigations=off disables CPU vulnerability mitigations"),
+        err.contains("kernel.cmdline.mitigations: mitigations=off switches off CPU vulnerability protection"),
         "{err}"
     );
 
@@ -224,6 +241,38 @@ fn cli_apply_honours_safety_flags_and_config_errors() {
     let (code, _, err) = lltune(&["apply", "-c", cfg_s, "--plan", "--root", root_s]);
     assert_eq!(code, 1);
     assert!(err.contains("memory.swappiness: expected an integer, got a list"), "{err}");
+}
+
+/// The case: a config audit rejects against the tree (isolcpus over every CPU) was
+/// applied anyway. Now apply runs the full audit with the tree's facts first.
+#[test]
+fn cli_apply_runs_the_audit_with_host_facts_first() {
+    let dir = boot_fixture("rhel9-bls");
+    let root = dir.path();
+    fs::create_dir_all(root.join("sys/devices/system/cpu")).unwrap();
+    fs::write(root.join("sys/devices/system/cpu/online"), "0-3\n").unwrap();
+    let cfg_dir = tempfile::tempdir().unwrap();
+    let cfg = cfg_dir.path().join("config.yaml");
+    fs::write(&cfg, CONFIG.replace("cpu:\n", "cpu:\n  isolate_cores: \"0-3\"\n").replace("2-5", "0-3")).unwrap();
+    let (root_s, cfg_s) = (root.to_str().unwrap(), cfg.to_str().unwrap());
+    let start = tree_snapshot(root);
+    for args in [vec!["apply", "-c", cfg_s, "--root", root_s], vec!["apply", "-c", cfg_s, "--plan", "--root", root_s]] {
+        let (code, out, err) = lltune(&args);
+        assert_eq!(code, 1, "{out}{err}");
+        assert!(err.contains("config has 1 error(s) (lltune audit; nothing was applied)"), "{err}");
+        assert!(err.contains("cpu.isolate_cores: isolates every online CPU (0-3)"), "{err}");
+    }
+    assert_same_tree(&start, &tree_snapshot(root), "refused apply");
+    // CPUs the host lacks: refused too; within the host's CPUs it applies.
+    let (code, _, err) = {
+        fs::write(&cfg, CONFIG).unwrap();
+        lltune(&["apply", "-c", cfg_s, "--plan", "--root", root_s])
+    };
+    assert_eq!(code, 1);
+    assert!(err.contains("kernel.cmdline.isolcpus: CPUs 4-5 are not online on this host (online: 0-3)"), "{err}");
+    fs::write(&cfg, CONFIG.replace("2-5", "2-3")).unwrap();
+    let (code, out, err) = lltune(&["apply", "-c", cfg_s, "--plan", "--root", root_s]);
+    assert_eq!(code, 0, "{out}{err}");
 }
 
 #[test]

@@ -3,108 +3,43 @@
 //! with one backup bundle for the whole run. `--plan` is the modules' check mode: the same
 //! path, nothing written, not even a backup.
 //!
-//! The seed's short sysctl names (`network.sysctl.rmem_max`, `memory.swappiness`) map to
-//! real keys here; sections lltune does not apply yet are listed in the report, never
-//! skipped in silence. The config is read with strict types: `mitigations: off` (a YAML
-//! boolean) is an error naming `kernel.cmdline.mitigations`, not a guess.
+//! First the full audit (`config::audit`) against the facts of the host it changes, scanned
+//! under the same root: any error refuses the run before anything is written. Then the
+//! config becomes each module's arguments through `config::to_args` (the translation
+//! `lltune_config` and `lltune_audit` return as `module_args`): no `lltune_kernel_args` step
+//! without `safety.allow_grub_edit: true`. Sections lltune does not apply yet are listed in
+//! the report, never skipped in silence. The config is read with strict types:
+//! `mitigations: off` (a YAML boolean) is an error naming `kernel.cmdline.mitigations`.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use serde_json::{Map, Value};
-use serde_yaml::Value as Yaml;
 
+use crate::config::audit;
+use crate::config::to_args::{self, ModuleArgs};
 use crate::engine::journal::{self, Journal};
+use crate::facts::{Facts, ScanOptions};
 use crate::host::Host;
 use crate::modules::{kernel_args, rollback as rollback_module, sysctl};
 use crate::protocol::{Diff, Meta, Outcome};
 
-/// Sections that describe the host or advise; nothing to apply in them.
-const INFORMATIONAL: &[&str] = &["version", "metadata", "hardware", "recommendations"];
-
-/// What a config asks of the modules implemented so far.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Desired {
-    pub cmdline: Vec<(String, Option<String>)>,
-    /// Real sysctl key → value, with the config path it came from.
-    pub sysctl: BTreeMap<String, (String, String)>,
-    pub allow_grub_edit: bool,
-    pub allow_dangerous_mitigations: bool,
-    /// Config paths present that lltune does not apply yet.
-    pub not_implemented: Vec<String>,
-}
-
-fn is_empty(v: &Yaml) -> bool {
-    match v {
-        Yaml::Null => true,
-        Yaml::Mapping(m) => m.is_empty(),
-        Yaml::Sequence(s) => s.is_empty(),
-        _ => false,
+/// Reads a config for apply: the full audit (`config::audit`, the same checks as `lltune
+/// audit`, host cross-checks included when `facts` is given) must pass, then the config is
+/// translated into module arguments (`config::to_args`). Any audit error refuses the whole
+/// config, every error reported with its dotted path.
+pub fn read_config(text: &str, facts: Option<&Facts>) -> Result<(ModuleArgs, Vec<String>)> {
+    let report = audit::audit_text(text, facts);
+    if !report.ok() {
+        let lines: Vec<String> = report.errors.iter().map(|i| i.to_string()).collect();
+        bail!("config has {} error(s) (lltune audit; nothing was applied):\n  {}", lines.len(), lines.join("\n  "));
     }
-}
-
-/// Reads the parts of a config this version applies, through the one strict config reader
-/// (`config::parse`, the same as `lltune audit`): any issue refuses the whole config, every
-/// issue reported with its dotted path.
-pub fn parse_config(text: &str) -> Result<Desired> {
-    let (cfg, issues) = crate::config::parse(text);
-    if !issues.is_empty() {
-        let lines: Vec<String> = issues
-            .iter()
-            .map(|i| if i.field.is_empty() { i.message.clone() } else { format!("{}: {}", i.field, i.message) })
-            .collect();
-        bail!("config has {} error(s):\n  {}", lines.len(), lines.join("\n  "));
-    }
-    let mut d = Desired {
-        cmdline: cfg.kernel_args(),
-        sysctl: cfg.sysctls(),
-        allow_grub_edit: cfg.safety.allow_grub_edit,
-        allow_dangerous_mitigations: cfg.safety.allow_dangerous_mitigations,
-        not_implemented: Vec::new(),
-    };
-    // What the config asks that no module carries out yet: listed, never skipped in silence.
-    let doc: Yaml = serde_yaml::from_str(text).context("config is not valid YAML")?;
-    let applied: Vec<&str> = d.sysctl.values().map(|(_, path)| path.as_str()).collect();
-    // Parts of applied sections first, then whole sections, each in the file's order.
-    let mut whole: Vec<String> = Vec::new();
-    if let Yaml::Mapping(top) = &doc {
-        for (k, v) in top {
-            let Some(section) = k.as_str() else { continue };
-            if INFORMATIONAL.contains(&section) || section == "safety" || is_empty(v) {
-                continue;
-            }
-            match (section, v) {
-                ("kernel" | "network" | "memory", Yaml::Mapping(m)) => {
-                    for (sk, sv) in m {
-                        let Some(sk) = sk.as_str() else { continue };
-                        let path = format!("{section}.{sk}");
-                        let done = matches!(
-                            path.as_str(),
-                            "kernel.cmdline" | "kernel.extra_args" | "kernel.sysctl" | "network.sysctl"
-                        ) || applied.contains(&path.as_str());
-                        if done || is_empty(sv) {
-                            continue;
-                        }
-                        if let ("memory.mlock", Yaml::Mapping(ml)) = (path.as_str(), sv) {
-                            for (mk, mv) in ml {
-                                let mpath = format!("memory.mlock.{}", mk.as_str().unwrap_or(""));
-                                if !applied.contains(&mpath.as_str()) && !is_empty(mv) {
-                                    d.not_implemented.push(mpath);
-                                }
-                            }
-                            continue;
-                        }
-                        d.not_implemented.push(path);
-                    }
-                }
-                _ => whole.push(section.to_string()),
-            }
-        }
-    }
-    d.not_implemented.extend(whole);
-    Ok(d)
+    let args = to_args::from_text(text).map_err(|issues| {
+        let lines: Vec<String> = issues.iter().map(|i| i.to_string()).collect();
+        anyhow::anyhow!("config has {} error(s):\n  {}", lines.len(), lines.join("\n  "))
+    })?;
+    Ok((args, report.warnings.iter().map(|w| w.to_string()).collect()))
 }
 
 /// One module's part of a run.
@@ -143,6 +78,8 @@ pub struct ApplyReport {
     pub skipped: Vec<String>,
     /// Config sections present that lltune does not apply yet.
     pub not_implemented: Vec<String>,
+    /// The audit's warnings (its errors stop apply before anything runs).
+    pub audit_warnings: Vec<String>,
 }
 
 fn require_root(host: &Host, what: &str) -> Result<()> {
@@ -161,7 +98,9 @@ pub fn apply(root: &Path, config: &Path, plan: bool, backup_id: Option<String>) 
         require_root(&host, "lltune apply")?;
     }
     let text = std::fs::read_to_string(config).with_context(|| format!("reading config {}", config.display()))?;
-    let desired = parse_config(&text).with_context(|| format!("{}", config.display()))?;
+    // The full audit first, against this host's facts scanned from the same root.
+    let (facts, _) = crate::facts::collect(&host, ScanOptions::default());
+    let (args, audit_warnings) = read_config(&text, Some(&facts)).with_context(|| format!("{}", config.display()))?;
     let id = backup_id.unwrap_or_else(journal::default_backup_id);
     journal::validate_backup_id(&id).map_err(|e| anyhow::anyhow!("--backup-id: {e}"))?;
     let meta = Meta { check_mode: plan, diff: true, ..Meta::default() };
@@ -174,21 +113,26 @@ pub fn apply(root: &Path, config: &Path, plan: bool, backup_id: Option<String>) 
         reboot_required: false,
         backup: None,
         steps: Vec::new(),
-        skipped: Vec::new(),
-        not_implemented: desired.not_implemented.clone(),
+        skipped: args.skipped.clone(),
+        not_implemented: args.not_implemented.clone(),
+        audit_warnings,
     };
 
     let mut settings = Map::new();
-    for (key, (value, path)) in &desired.sysctl {
-        // A name the seed used that this kernel no longer has (tcp_low_latency went in 4.14).
-        match sysctl::parse_key(key) {
-            Ok(k) if !host.exists(&k.path) => {
-                report.skipped.push(format!("{path} ({key}): not present on this kernel ({} does not exist)", k.path))
+    if let Some(sysctl_args) = args.get(to_args::SYSCTL) {
+        let all = sysctl_args.get("settings").and_then(Value::as_object).cloned().unwrap_or_default();
+        for (key, value) in all {
+            let path = args.sysctl_paths.get(&key).and_then(Value::as_str).unwrap_or(&key).to_string();
+            // A name the seed used that this kernel no longer has (tcp_low_latency went in 4.14).
+            match sysctl::parse_key(&key) {
+                Ok(k) if !host.exists(&k.path) => report
+                    .skipped
+                    .push(format!("{path} ({key}): not present on this kernel ({} does not exist)", k.path)),
+                Ok(_) => {
+                    settings.insert(key, value);
+                }
+                Err(e) => bail!("{path}: {e}"),
             }
-            Ok(_) => {
-                settings.insert(key.clone(), Value::String(value.clone()));
-            }
-            Err(e) => bail!("{path}: {e}"),
         }
     }
     let run_step = |module: &str, result: Result<Outcome>, report: &mut ApplyReport| -> Result<()> {
@@ -208,22 +152,14 @@ pub fn apply(root: &Path, config: &Path, plan: bool, backup_id: Option<String>) 
         let r = sysctl::run(&host, &meta, params);
         run_step(sysctl::MODULE, r, &mut report)?;
     }
-    if !desired.cmdline.is_empty() {
-        if desired.allow_grub_edit {
-            let params = kernel_args::Params {
-                args: desired.cmdline.clone(),
-                remove: Vec::new(),
-                allow_dangerous_mitigations: desired.allow_dangerous_mitigations,
-                bootloader: "auto".into(),
-                backup_id: Some(id.clone()),
-            };
-            let r = kernel_args::run(&host, &meta, params);
-            run_step(kernel_args::MODULE, r, &mut report)?;
-        } else {
-            report
-                .skipped
-                .push(format!("kernel.cmdline ({} arguments): safety.allow_grub_edit is false", desired.cmdline.len()));
-        }
+    // Present only with safety.allow_grub_edit: true (config::to_args): without it, apply
+    // leaves the boot configuration alone.
+    if let Some(kargs) = args.get(to_args::KERNEL_ARGS) {
+        let mut m = kargs.clone();
+        m.insert("backup_id".into(), Value::String(id.clone()));
+        let params: kernel_args::Params = crate::protocol::parse_params(m)?;
+        let r = kernel_args::run(&host, &meta, params);
+        run_step(kernel_args::MODULE, r, &mut report)?;
     }
     report.changed = report.steps.iter().any(|s| s.changed);
     report.reboot_required = report.steps.iter().any(Step::reboot_required);
@@ -353,6 +289,9 @@ impl ApplyReport {
         for s in &self.not_implemented {
             out.push_str(&format!("not implemented yet: {s} (nothing applied)\n"));
         }
+        for w in &self.audit_warnings {
+            out.push_str(&format!("audit warning: {w}\n"));
+        }
         let verb = if self.plan { "would change" } else { "changed" };
         out.push_str(&format!("{}\n", if self.changed { verb.to_string() } else { "nothing to change".to_string() }));
         if self.reboot_required {
@@ -383,41 +322,13 @@ impl RollbackReport {
 mod tests {
     use super::*;
 
-    #[test]
-    fn seed_config_maps_to_real_keys_and_lists_the_rest() {
-        let d = parse_config(
-            "version: 1\nmetadata: {host: x}\ncpu:\n  governor: {target: performance}\nkernel:\n  cmdline:\n    isolcpus: managed_irq,domain,2-5\n    nosoftlockup: \"\"\n    skew_tick: 1\nmemory:\n  swappiness: 10\n  numa_balancing: false\n  thp_runtime: never\n  mlock: {enabled: true, max_map_count: 262144}\nnetwork:\n  defaults: {disable_gro: true}\n  sysctl:\n    rmem_max: 67108864\n    tcp_timestamps: false\n    tcp_rmem: \"4096 87380 67108864\"\n    file_max: 2097152\n    net.core.somaxconn: 4096\nirq: {}\nsafety:\n  allow_grub_edit: true\n",
-        )
-        .unwrap();
-        let keys: Vec<(&str, &str)> = d.sysctl.iter().map(|(k, (v, _))| (k.as_str(), v.as_str())).collect();
-        assert_eq!(
-            keys,
-            vec![
-                ("fs.file-max", "2097152"),
-                ("kernel.numa_balancing", "0"),
-                ("net.core.rmem_max", "67108864"),
-                ("net.core.somaxconn", "4096"),
-                ("net.ipv4.tcp_rmem", "4096 87380 67108864"),
-                ("net.ipv4.tcp_timestamps", "0"),
-                ("vm.max_map_count", "262144"),
-                ("vm.swappiness", "10"),
-            ]
-        );
-        assert_eq!(
-            d.cmdline,
-            vec![
-                ("isolcpus".into(), Some("managed_irq,domain,2-5".into())),
-                ("nosoftlockup".into(), None),
-                ("skew_tick".into(), Some("1".into()))
-            ]
-        );
-        assert!(d.allow_grub_edit && !d.allow_dangerous_mitigations);
-        assert_eq!(d.not_implemented, vec!["memory.thp_runtime", "memory.mlock.enabled", "network.defaults", "cpu"]);
+    fn read(text: &str) -> Result<ModuleArgs> {
+        read_config(text, None).map(|(a, _)| a)
     }
 
     #[test]
     fn config_errors_name_the_dotted_path() {
-        let e = format!("{:#}", parse_config("version: 2\nkernel:\n  cmdline:\n    mitigations: false\nnetwork:\n  sysctl:\n    bogus_name: 1\n    busy_poll: [1]\nsafety:\n  allow_grub_edit: \"yes\"\nextra: 1\n").unwrap_err());
+        let e = format!("{:#}", read("version: 2\nkernel:\n  cmdline:\n    mitigations: false\nnetwork:\n  sysctl:\n    bogus_name: 1\n    busy_poll: [1]\nsafety:\n  allow_grub_edit: \"yes\"\nextra: 1\n").unwrap_err());
         for want in [
             "extra: unknown section",
             "version: expected 1, found 2",
@@ -427,11 +338,84 @@ mod tests {
         ] {
             assert!(e.contains(want), "{want:?} not in {e}");
         }
-        assert!(parse_config("- 1").is_err());
+        assert!(read("- 1").is_err());
         // YAML 1.2 reads an unquoted `off` as a string; the seed's YAML 1.1 read a boolean.
         // Either way the person meant something the config can't say unquoted: refused.
-        let e = format!("{:#}", parse_config("version: 1\nkernel:\n  cmdline:\n    mitigations: off\nsafety:\n  allow_grub_edit: true\n  allow_dangerous_mitigations: true\n").unwrap_err());
+        let e = format!("{:#}", read("version: 1\nkernel:\n  cmdline:\n    mitigations: off\nsafety:\n  allow_grub_edit: true\n  allow_dangerous_mitigations: true\n").unwrap_err());
         assert!(e.contains("kernel.cmdline.mitigations"), "{e}");
+    }
+
+    #[test]
+    fn apply_refuses_what_audit_refuses_with_host_facts() {
+        // Consistent on its own, but it isolates every CPU of this host: audit's host
+        // cross-check is an error, so apply refuses before anything runs.
+        let f = crate::analysis::testing::two_nodes();
+        let text = "version: 1\ncpu:\n  isolate_cores: 0-15\nkernel:\n  cmdline:\n    isolcpus: managed_irq,domain,0-15\nsafety:\n  allow_grub_edit: true\n";
+        assert!(read_config(text, None).is_ok());
+        let e = format!("{:#}", read_config(text, Some(&f)).unwrap_err());
+        assert!(
+            e.contains("(lltune audit; nothing was applied)")
+                && e.contains("cpu.isolate_cores: isolates every online CPU"),
+            "{e}"
+        );
+    }
+
+    /// One policy: the config reader, audit, apply and lltune_kernel_args refuse the same
+    /// arguments, and accept the same ones.
+    #[test]
+    fn reader_audit_apply_and_module_agree() {
+        use crate::modules::kernel_args;
+        let cases: &[(&str, Option<&str>, bool)] = &[
+            ("init", Some("/bin/sh"), true),
+            ("rd.break", None, true),
+            ("single", None, true),
+            ("systemd.unit", Some("emergency.target"), true),
+            ("selinux", Some("0"), true),
+            ("noapic", None, true),
+            ("nosmp", None, true),
+            ("root", Some("/dev/sda1"), true),
+            ("tsa", Some("off"), false),
+            ("vmscape", Some("off"), false),
+            ("indirect_target_selection", Some("off"), false),
+            ("ssbd", Some("force-off"), false),
+            ("kpti", Some("no"), false),
+            ("kvm-intel.vmentry_l1d_flush", Some("never"), false),
+            ("mitigations", Some("off"), false),
+        ];
+        for &(key, value, always) in cases {
+            for consent in [false, true] {
+                let yaml_value = value.map(|v| format!("\"{v}\"")).unwrap_or_default();
+                let text = format!(
+                    "version: 1\nkernel:\n  extra_args:\n    {key}: {yaml_value}\nsafety:\n  allow_grub_edit: true\n  allow_dangerous_mitigations: {consent}\n"
+                );
+                let want_refused = always || !consent;
+                let field = format!("kernel.extra_args.{key}");
+                let (_, issues) = crate::config::parse(&text);
+                assert_eq!(issues.iter().any(|i| i.field == field), want_refused, "reader: {text}");
+                let audit = audit::audit_text(&text, None);
+                assert_eq!(audit.errors.iter().any(|i| i.field == field), want_refused, "audit: {text}");
+                assert_eq!(read(&text).is_err(), want_refused, "apply: {text}");
+                let params = kernel_args::Params {
+                    args: vec![(key.to_string(), value.map(String::from))],
+                    remove: Vec::new(),
+                    allow_dangerous_mitigations: consent,
+                    bootloader: "auto".into(),
+                    backup_id: None,
+                };
+                assert_eq!(
+                    kernel_args::build_edit(&params).is_err(),
+                    want_refused,
+                    "module: {key} {value:?} {consent}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn no_grub_edit_flag_means_no_kernel_args_step() {
+        let a = read("version: 1\nkernel:\n  cmdline:\n    skew_tick: 1\nmemory:\n  swappiness: 10\n").unwrap();
+        assert!(a.get(to_args::KERNEL_ARGS).is_none());
+        assert_eq!(a.skipped, ["kernel.cmdline (1 arguments): safety.allow_grub_edit is false"]);
     }
 
     #[test]

@@ -44,45 +44,6 @@ impl AuditReport {
     }
 }
 
-/// Kernel arguments that switch off vulnerability mitigations: need
-/// `safety.allow_dangerous_mitigations` (kernel-parameters.txt, "mitigations=").
-pub const MITIGATION_ARGS: &[(&str, Option<&str>)] = &[
-    ("mitigations", Some("off")),
-    ("nopti", None),
-    ("pti", Some("off")),
-    ("nospectre_v1", None),
-    ("nospectre_v2", None),
-    ("spectre_v2", Some("off")),
-    ("spectre_v2_user", Some("off")),
-    ("spec_store_bypass_disable", Some("off")),
-    ("l1tf", Some("off")),
-    ("mds", Some("off")),
-    ("tsx_async_abort", Some("off")),
-    ("mmio_stale_data", Some("off")),
-    ("retbleed", Some("off")),
-    ("srbds", Some("off")),
-    ("gather_data_sampling", Some("off")),
-    ("spec_rstack_overflow", Some("off")),
-];
-
-/// Kernel arguments lltune refuses to set: they decide what boots, or turn off security.
-pub const REFUSED_ARGS: &[&str] = &[
-    "root",
-    "init",
-    "rdinit",
-    "initrd",
-    "BOOT_IMAGE",
-    "rd.break",
-    "single",
-    "emergency",
-    "rescue",
-    "systemd.unit",
-    "selinux",
-    "enforcing",
-    "module.sig_enforce",
-    "lockdown",
-];
-
 /// Governors the kernel's cpufreq core knows.
 pub const GOVERNORS: &[&str] = &["performance", "powersave", "schedutil", "ondemand", "conservative", "userspace"];
 
@@ -237,23 +198,9 @@ pub fn check(cfg: &Config, facts: Option<&Facts>, r: &mut AuditReport) {
     }
 
     // ---- Kernel arguments: safety ----
+    // The safety policy (crate::policy) runs in the config reader, `config::parse`, so that
+    // every reader of a config (audit, apply, lltune_audit) refuses the same arguments.
     let args = cfg.kernel_args();
-    for (key, value) in &args {
-        if REFUSED_ARGS.contains(&key.as_str()) {
-            r.error(
-                arg_field(cfg, key),
-                "refused: this argument decides what boots or turns off security; lltune never sets it",
-            );
-        }
-        let mitigation =
-            MITIGATION_ARGS.iter().any(|(k, v)| k == key && (v.is_none() || v.as_deref() == value.as_deref()));
-        if mitigation && !cfg.safety.allow_dangerous_mitigations {
-            r.error(
-                arg_field(cfg, key),
-                format!("{} turns off CPU vulnerability mitigations: set safety.allow_dangerous_mitigations: true to allow it", render_arg(key, value)),
-            );
-        }
-    }
     if cfg.kernel_arg("idle") == Some(Some("poll")) {
         r.warn(arg_field(cfg, "idle"), "idle=poll keeps every CPU at full power: heat, no turbo headroom");
     }
@@ -278,6 +225,10 @@ pub fn check(cfg: &Config, facts: Option<&Facts>, r: &mut AuditReport) {
     }
     if let Some(hp) = cfg.memory.as_ref().and_then(|m| m.hugepages.as_ref()) {
         check_hugepages(hp, facts, r);
+    }
+    let boot = boot_hugepages(cfg, r);
+    if let Some(f) = facts {
+        check_hugepage_reserve(cfg, boot.as_ref(), f, r);
     }
     if let Some(n) = &cfg.network {
         let mut seen = std::collections::BTreeSet::new();
@@ -316,13 +267,6 @@ pub fn check(cfg: &Config, facts: Option<&Facts>, r: &mut AuditReport) {
     }
 }
 
-fn render_arg(key: &str, value: &Option<String>) -> String {
-    match value {
-        Some(v) => format!("{key}={v}"),
-        None => key.to_string(),
-    }
-}
-
 /// `node0` → 0.
 fn node_id(key: &str) -> Option<u32> {
     key.strip_prefix("node")?.parse().ok()
@@ -358,25 +302,185 @@ fn check_hugepages(hp: &config::HugepagesConfig, facts: Option<&Facts>, r: &mut 
             );
         }
     }
-    for (k, pages) in &hp.per_node {
+    for k in hp.per_node.keys() {
         let Some(id) = node_id(k) else { continue };
-        let field = format!("memory.hugepages.per_node.{k}");
-        match f.numa.nodes.iter().find(|n| n.id == id) {
-            None if !f.numa.nodes.is_empty() => r.error(field, format!("this host has no NUMA node {id}")),
-            None => {}
-            Some(n) => {
-                if let (Some(mem), Some(size)) = (n.memory_kb, size) {
-                    let want = pages.saturating_mul(size);
-                    if want > mem {
-                        r.error(field, format!("{pages} × {size} kB = {want} kB exceeds the node's memory ({mem} kB)"));
-                    }
+        if !f.numa.nodes.is_empty() && !f.numa.nodes.iter().any(|n| n.id == id) {
+            r.error(format!("memory.hugepages.per_node.{k}"), format!("this host has no NUMA node {id}"));
+        }
+    }
+}
+
+/// The share of memory huge pages must leave to the kernel and everything else: the larger of
+/// `OS_RESERVE_PERCENT` % of the host's memory and `OS_RESERVE_MIN_KB` host-wide, and
+/// `OS_RESERVE_PERCENT` % of each NUMA node's memory on that node. Pages reserved past it
+/// starve the page cache, slab and every process that does not use huge pages: the host
+/// swaps, OOM-kills or fails to boot (boot-time pages are taken before init runs).
+pub const OS_RESERVE_PERCENT: u64 = 10;
+/// The host-wide minimum of that reserve: 2 GiB.
+pub const OS_RESERVE_MIN_KB: u64 = 2 << 20;
+
+fn os_reserve_kb(mem_kb: u64) -> u64 {
+    (mem_kb / 100 * OS_RESERVE_PERCENT).max(OS_RESERVE_MIN_KB)
+}
+
+fn node_reserve_kb(mem_kb: u64) -> u64 {
+    mem_kb / 100 * OS_RESERVE_PERCENT
+}
+
+/// The kernel's memparse: a number of bytes with an optional K/M/G/T/P/E suffix, in kB.
+fn memparse_kb(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let shift = match unit.to_ascii_uppercase().as_str() {
+        "" => return Some(n / 1024),
+        "K" => 0,
+        "M" => 10,
+        "G" => 20,
+        "T" => 30,
+        "P" => 40,
+        "E" => 50,
+        _ => return None,
+    };
+    n.checked_mul(1u64 << shift)
+}
+
+/// Huge pages the config reserves at boot: `hugepagesz=` (else `default_hugepagesz=`, else the
+/// x86 default 2 MB) and `hugepages=` as a count or per node (`0:512,1:512`).
+pub struct BootHugepages {
+    pub size_kb: u64,
+    pub total: u64,
+    pub per_node: Vec<(u32, u64)>,
+    pub field: String,
+}
+
+fn boot_hugepages(cfg: &Config, r: &mut AuditReport) -> Option<BootHugepages> {
+    let count = cfg.kernel_arg("hugepages")?.unwrap_or("");
+    let field = arg_field(cfg, "hugepages");
+    let size_arg = cfg
+        .kernel_arg("hugepagesz")
+        .flatten()
+        .map(|v| ("hugepagesz", v))
+        .or_else(|| cfg.kernel_arg("default_hugepagesz").flatten().map(|v| ("default_hugepagesz", v)));
+    let size_kb = match size_arg {
+        None => 2048,
+        Some((key, v)) => match memparse_kb(v) {
+            Some(kb) if kb > 0 => kb,
+            _ => {
+                r.error(arg_field(cfg, key), format!("`{v}` is not a page size (e.g. 2M, 1G)"));
+                return None;
+            }
+        },
+    };
+    let mut per_node = Vec::new();
+    let total = if count.contains(':') {
+        for part in count.split(',') {
+            let parsed = part.split_once(':').and_then(|(n, c)| Some((n.trim().parse().ok()?, c.trim().parse().ok()?)));
+            match parsed {
+                Some(p) => per_node.push(p),
+                None => {
+                    r.error(&field, format!("`{count}` is not a page count or a list of node:count"));
+                    return None;
                 }
             }
         }
+        per_node.iter().map(|(_, c)| c).sum()
+    } else {
+        match count.trim().parse::<u64>() {
+            Ok(n) => n,
+            Err(_) => {
+                r.error(&field, format!("`{count}` is not a page count or a list of node:count"));
+                return None;
+            }
+        }
+    };
+    Some(BootHugepages { size_kb, total, per_node, field })
+}
+
+fn gib(kb: u64) -> String {
+    format!("{:.1} GiB", kb as f64 / (1u64 << 20) as f64)
+}
+
+/// Boot and runtime huge pages against the host's memory, keeping the OS reserve; per size
+/// the runtime count replaces the boot count, sizes add up.
+fn check_hugepage_reserve(cfg: &Config, boot: Option<&BootHugepages>, f: &Facts, r: &mut AuditReport) {
+    let node_mem: u64 = f.numa.nodes.iter().filter_map(|n| n.memory_kb).sum();
+    let Some(mem) = f.memory.total_kb.or((node_mem > 0).then_some(node_mem)) else { return };
+    let reserve = os_reserve_kb(mem);
+    let limit = mem.saturating_sub(reserve);
+    let explain = format!(
+        "the host has {mem} kB ({}); huge pages must leave the OS at least {reserve} kB ({}: the larger of {OS_RESERVE_PERCENT}% and 2 GiB), so at most {limit} kB",
+        gib(mem),
+        gib(reserve)
+    );
+    let runtime = cfg.memory.as_ref().and_then(|m| m.hugepages.as_ref()).and_then(|hp| {
+        let pages = hp.total.unwrap_or_else(|| hp.per_node.values().sum());
+        let size = match &hp.size_kb {
+            None => 2048,
+            Some(_) => hp.size_kb()?,
+        };
+        let field = if hp.total.is_some() { "memory.hugepages.total" } else { "memory.hugepages.per_node" };
+        (pages > 0).then_some((size, pages, field, hp))
+    });
+    let boot_kb = boot.map(|b| b.total.saturating_mul(b.size_kb));
+    if let (Some(b), Some(kb)) = (boot, boot_kb) {
+        if kb > limit {
+            r.error(&b.field, format!("{} × {} kB = {kb} kB at boot: {explain}", b.total, b.size_kb));
+        }
     }
-    if let (Some(total), Some(size), Some(mem)) = (hp.total, size, f.memory.total_kb) {
-        if hp.per_node.is_empty() && total.saturating_mul(size) > mem {
-            r.error("memory.hugepages.total", format!("{total} × {size} kB exceeds the host's memory ({mem} kB)"));
+    if let Some((size, pages, field, _)) = runtime {
+        let kb = pages.saturating_mul(size);
+        if kb > limit {
+            r.error(field, format!("{pages} × {size} kB = {kb} kB: {explain}"));
+        } else if let (Some(b), Some(bkb)) = (boot, boot_kb) {
+            // Another size comes on top of the boot pages; the same size replaces them.
+            if b.size_kb != size && bkb <= limit && kb.saturating_add(bkb) > limit {
+                r.error(
+                    field,
+                    format!(
+                        "{pages} × {size} kB = {kb} kB on top of {} × {} kB at boot ({}) = {} kB: {explain}",
+                        b.total,
+                        b.size_kb,
+                        b.field,
+                        kb.saturating_add(bkb)
+                    ),
+                );
+            }
+        }
+    }
+    // Per NUMA node: runtime counts, and boot counts given per node.
+    let mut per_node: Vec<(String, u32, u64, u64)> = Vec::new();
+    if let Some((size, _, _, hp)) = runtime {
+        for (k, pages) in &hp.per_node {
+            if let Some(id) = node_id(k) {
+                per_node.push((format!("memory.hugepages.per_node.{k}"), id, *pages, size));
+            }
+        }
+    }
+    if let Some(b) = boot {
+        for (id, pages) in &b.per_node {
+            per_node.push((b.field.clone(), *id, *pages, b.size_kb));
+        }
+    }
+    for (field, id, pages, size) in per_node {
+        let Some(node_mem) = f.numa.nodes.iter().find(|n| n.id == id).and_then(|n| n.memory_kb) else {
+            if !f.numa.nodes.is_empty() && field.starts_with("kernel.") {
+                r.error(field, format!("this host has no NUMA node {id}"));
+            }
+            continue;
+        };
+        let kb = pages.saturating_mul(size);
+        let reserve = node_reserve_kb(node_mem);
+        let node_limit = node_mem.saturating_sub(reserve);
+        if kb > node_limit {
+            r.error(
+                field,
+                format!(
+                    "{pages} × {size} kB = {kb} kB on node {id}: the node has {node_mem} kB ({}); huge pages must leave it at least {reserve} kB ({OS_RESERVE_PERCENT}%), so at most {node_limit} kB",
+                    gib(node_mem)
+                ),
+            );
         }
     }
 }
@@ -611,13 +715,95 @@ mod tests {
             "version: 1\nmemory:\n  hugepages:\n    size_kb: 1048576\n    total: 17\n    per_node:\n      node0: 17\n",
             Some(&f),
         );
-        assert!(e.iter().any(|(k, m)| k == "memory.hugepages.per_node.node0" && m.contains("exceeds")), "{e:?}");
+        assert!(e.iter().any(|(k, m)| k == "memory.hugepages.per_node.node0" && m.contains("on node 0")), "{e:?}");
         let e = errors(
             "version: 1\nmemory:\n  hugepages:\n    size_kb: 2048\n    total: 1\n    per_node:\n      node7: 1\n",
             Some(&f),
         );
         assert!(e.iter().any(|(k, _)| k == "memory.hugepages.per_node.node7"), "{e:?}");
-        assert!(errors("version: 1\nmemory:\n  hugepages:\n    size_kb: 1048576\n    total: 16\n    per_node:\n      node0: 16\n", Some(&f)).is_empty());
+        // 16 GiB on a 16 GiB node leaves it nothing; 14 GiB keeps its 10%.
+        let e = errors(
+            "version: 1\nmemory:\n  hugepages:\n    size_kb: 1048576\n    total: 16\n    per_node:\n      node0: 16\n",
+            Some(&f),
+        );
+        assert_eq!(e, [("memory.hugepages.per_node.node0".to_string(), "16 × 1048576 kB = 16777216 kB on node 0: the node has 16777216 kB (16.0 GiB); huge pages must leave it at least 1677720 kB (10%), so at most 15099496 kB".to_string())]);
+        assert!(errors("version: 1\nmemory:\n  hugepages:\n    size_kb: 1048576\n    total: 14\n    per_node:\n      node0: 14\n", Some(&f)).is_empty());
+    }
+
+    /// A one-node host of 32 GiB (MemTotal as a 32 GiB machine reports it).
+    fn host_32g() -> Facts {
+        let mut f = testing::two_nodes();
+        f.numa.nodes.truncate(1);
+        f.numa.nodes[0].memory_kb = Some(32_827_640);
+        f.memory.total_kb = Some(32_827_640);
+        f
+    }
+
+    #[test]
+    fn hugepages_leave_the_os_its_reserve_at_runtime() {
+        let f = host_32g();
+        // The case: 16,030 × 2 MiB fits in MemTotal but leaves the OS 767 MiB.
+        let e = errors("version: 1\nmemory:\n  hugepages:\n    size_kb: 2048\n    total: 16030\n", Some(&f));
+        assert_eq!(e[0].0, "memory.hugepages.total");
+        assert_eq!(
+            e[0].1,
+            "16030 × 2048 kB = 32829440 kB: the host has 32827640 kB (31.3 GiB); huge pages must leave the OS at least 3282760 kB (3.1 GiB: the larger of 10% and 2 GiB), so at most 29544880 kB"
+        );
+        assert!(
+            errors("version: 1\nmemory:\n  hugepages:\n    size_kb: 2048\n    total: 14000\n", Some(&f)).is_empty()
+        );
+        // Per node only (no total): named at per_node.
+        let e = errors("version: 1\nmemory:\n  hugepages:\n    per_node:\n      node0: 15000\n", Some(&f));
+        assert_eq!(
+            e.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+            ["memory.hugepages.per_node", "memory.hugepages.per_node.node0"]
+        );
+        // Without facts there is nothing to measure against.
+        assert!(errors("version: 1\nmemory:\n  hugepages:\n    size_kb: 2048\n    total: 16030\n", None).is_empty());
+    }
+
+    #[test]
+    fn hugepages_leave_the_os_its_reserve_at_boot() {
+        let f = host_32g();
+        let e = errors("version: 1\nkernel:\n  cmdline:\n    hugepagesz: 2M\n    hugepages: 16030\n", Some(&f));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(e[0].0, "kernel.cmdline.hugepages");
+        assert!(e[0].1.starts_with("16030 × 2048 kB = 32829440 kB at boot: the host has 32827640 kB"), "{}", e[0].1);
+        // 1 GiB pages through default_hugepagesz, and the per-node form.
+        let e = errors("version: 1\nkernel:\n  cmdline:\n    default_hugepagesz: 1G\n    hugepages: 30\n", Some(&f));
+        assert!(e[0].1.starts_with("30 × 1048576 kB = 31457280 kB at boot"), "{e:?}");
+        let e = errors("version: 1\nkernel:\n  cmdline:\n    hugepagesz: 1G\n    hugepages: \"0:30\"\n", Some(&f));
+        assert_eq!(
+            e.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+            ["kernel.cmdline.hugepages", "kernel.cmdline.hugepages"]
+        );
+        assert!(e[1].1.contains("on node 0"), "{e:?}");
+        assert!(
+            errors("version: 1\nkernel:\n  cmdline:\n    hugepagesz: 1G\n    hugepages: 16\n", Some(&f)).is_empty()
+        );
+        // Bad values name their field.
+        let e = errors("version: 1\nkernel:\n  cmdline:\n    hugepagesz: huge\n    hugepages: 1\n", None);
+        assert_eq!(e[0].0, "kernel.cmdline.hugepagesz");
+        let e = errors("version: 1\nkernel:\n  cmdline:\n    hugepages: many\n", None);
+        assert_eq!(e[0].0, "kernel.cmdline.hugepages");
+    }
+
+    #[test]
+    fn boot_and_runtime_hugepages_add_up_across_sizes() {
+        let f = host_32g();
+        // 16 GiB of 1 GiB pages at boot + 14 GiB of 2 MiB pages at run time: 30 GiB.
+        let text = "version: 1\nkernel:\n  cmdline:\n    hugepagesz: 1G\n    hugepages: 16\nmemory:\n  hugepages:\n    size_kb: 2048\n    total: 7168\n";
+        let e = errors(text, Some(&f));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(e[0].0, "memory.hugepages.total");
+        assert!(
+            e[0].1.contains("on top of 16 × 1048576 kB at boot (kernel.cmdline.hugepages) = 31457280 kB"),
+            "{}",
+            e[0].1
+        );
+        // The same size: the runtime count replaces the boot count.
+        let text = "version: 1\nkernel:\n  cmdline:\n    hugepagesz: 2M\n    hugepages: 7168\nmemory:\n  hugepages:\n    size_kb: 2048\n    total: 7168\n";
+        assert!(errors(text, Some(&f)).is_empty());
     }
 
     #[test]

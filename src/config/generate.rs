@@ -103,6 +103,39 @@ pub fn hugepages_plan(f: &Facts) -> Option<(u64, Vec<(u32, u64)>)> {
     per.iter().any(|(_, p)| *p > 0).then_some((size, per))
 }
 
+/// `network.sysctl` settings where more is never worse (buffer ceilings, queue and table
+/// sizes): gen-config proposes the larger of lltune's target and the host's current value.
+pub const AT_LEAST_NETWORK_SYSCTLS: &[(&str, &str, u64)] = &[
+    ("rmem_max", "net.core.rmem_max", 67_108_864),
+    ("wmem_max", "net.core.wmem_max", 67_108_864),
+    ("netdev_max_backlog", "net.core.netdev_max_backlog", 250_000),
+    ("somaxconn", "net.core.somaxconn", 65_535),
+    ("file_max", "fs.file-max", 2_097_152),
+];
+
+/// The larger of `target` and the host's current value of sysctl `real` (a YAML scalar), with a
+/// comment when the host's value wins: gen-config never proposes lowering a ceiling.
+fn at_least(f: &Facts, real: &str, target: u64) -> String {
+    let current = f.sysctl.get(real).and_then(|v| v.as_deref()).and_then(|v| v.trim().parse::<u64>().ok());
+    match current {
+        Some(c) if c > target => format!("{c}   # the host's current value, above lltune's {target}: kept"),
+        _ => target.to_string(),
+    }
+}
+
+/// The same for a limits.conf item: the larger of `target` and what domain `*` has now (soft or
+/// hard, whichever is larger; `unlimited` beats every number).
+fn limit_at_least(current: &crate::facts::limits::SoftHard, target: u64) -> String {
+    let values = [current.soft.as_deref(), current.hard.as_deref()];
+    if values.iter().flatten().any(|v| v.eq_ignore_ascii_case("unlimited") || v.eq_ignore_ascii_case("infinity")) {
+        return format!("\"unlimited\"   # the host's current value, above lltune's {target}: kept");
+    }
+    match values.iter().flatten().filter_map(|v| v.trim().parse::<u64>().ok()).max() {
+        Some(c) if c > target => format!("{c}   # the host's current value, above lltune's {target}: kept"),
+        _ => target.to_string(),
+    }
+}
+
 fn node_cpus(f: &Facts, node: Option<i64>) -> Option<CpuList> {
     let node = node?;
     f.numa.nodes.iter().find(|n| i64::from(n.id) == node).map(|n| n.cpus.clone())
@@ -276,8 +309,8 @@ pub fn generate(f: &Facts, opts: &GenOptions) -> String {
     let _ = writeln!(w, "  swap_disable: true");
     let _ = writeln!(w, "  numa_balancing: false");
     let _ = writeln!(w, "  ksm: false");
-    let _ = writeln!(w, "  stat_interval: 10");
-    let _ = writeln!(w, "  max_map_count: 262144");
+    let _ = writeln!(w, "  stat_interval: {}", at_least(f, "vm.stat_interval", 10));
+    let _ = writeln!(w, "  max_map_count: {}", at_least(f, "vm.max_map_count", 262_144));
     match hugepages_plan(f) {
         Some((size, per)) => {
             let total: u64 = per.iter().map(|(_, p)| p).sum();
@@ -300,7 +333,10 @@ pub fn generate(f: &Facts, opts: &GenOptions) -> String {
     }
     let _ =
         writeln!(w, "  mlock:\n    enabled: true\n    user: \"*\"\n    soft: \"unlimited\"\n    hard: \"unlimited\"");
-    let _ = writeln!(w, "  limits:\n    nofile: 1048576\n    nproc: 65536\n    rtprio: 99");
+    let _ = writeln!(w, "  limits:");
+    let _ = writeln!(w, "    nofile: {}", limit_at_least(&f.limits.default.nofile, 1_048_576));
+    let _ = writeln!(w, "    nproc: {}", limit_at_least(&f.limits.default.nproc, 65_536));
+    let _ = writeln!(w, "    rtprio: 99");
 
     // ---- network ----
     let _ = writeln!(w, "\nnetwork:");
@@ -309,16 +345,10 @@ pub fn generate(f: &Facts, opts: &GenOptions) -> String {
         "  defaults:\n    disable_gro: true\n    disable_lro: true\n    disable_tso: true\n    disable_gso: true"
     );
     let _ = writeln!(w, "  sysctl:");
-    for (k, v) in [
-        ("busy_poll", "50"),
-        ("busy_read", "50"),
-        ("rmem_max", "67108864"),
-        ("wmem_max", "67108864"),
-        ("netdev_max_backlog", "250000"),
-        ("somaxconn", "65535"),
-        ("file_max", "2097152"),
-    ] {
-        let _ = writeln!(w, "    {k}: {v}");
+    let _ = writeln!(w, "    busy_poll: 50");
+    let _ = writeln!(w, "    busy_read: 50");
+    for (k, real, target) in AT_LEAST_NETWORK_SYSCTLS {
+        let _ = writeln!(w, "    {k}: {}", at_least(f, real, *target));
     }
     let _ =
         writeln!(w, "    # tcp_timestamps: false  # saves a clock read per segment; loses PAWS: only on clean LANs");
@@ -496,5 +526,37 @@ mod tests {
     fn strings_are_quoted_and_escaped() {
         assert_eq!(q("a\"b\\c"), "\"a\\\"b\\\\c\"");
         assert_eq!(q("off"), "\"off\"");
+    }
+
+    #[test]
+    fn never_proposes_less_than_the_host_has() {
+        let mut f = testing::two_nodes();
+        // The issue's host: fs.file-max 2,466,170, above lltune's 2,097,152.
+        f.sysctl.insert("fs.file-max".into(), Some("2466170".into()));
+        f.sysctl.insert("net.core.somaxconn".into(), Some("4096".into()));
+        f.sysctl.insert("vm.max_map_count".into(), Some("1048576".into()));
+        f.sysctl.insert("net.core.rmem_max".into(), None);
+        f.limits.default.nofile =
+            crate::facts::limits::SoftHard { soft: Some("1024".into()), hard: Some("4194304".into()) };
+        f.limits.default.nproc = crate::facts::limits::SoftHard { soft: Some("unlimited".into()), hard: None };
+        let text = generate(&f, &GenOptions::default());
+        let (c, issues) = crate::config::parse(&text);
+        assert!(issues.is_empty(), "{issues:?}\n{text}");
+        let s = c.sysctls();
+        let get = |k: &str| s.get(k).map(|(v, _)| v.as_str());
+        assert_eq!(get("fs.file-max"), Some("2466170"));
+        assert_eq!(get("net.core.somaxconn"), Some("65535"));
+        assert_eq!(get("vm.max_map_count"), Some("1048576"));
+        assert_eq!(get("net.core.rmem_max"), Some("67108864"));
+        assert!(
+            text.contains("file_max: 2466170   # the host's current value, above lltune's 2097152: kept"),
+            "{text}"
+        );
+        let l = c.memory.unwrap().limits.unwrap();
+        assert_eq!(l.nofile.unwrap().0, "4194304");
+        assert_eq!(l.nproc.unwrap().0, "unlimited");
+        // Below the targets: the targets.
+        let text = generate(&testing::two_nodes(), &GenOptions::default());
+        assert!(text.contains("    file_max: 2097152\n") && text.contains("    nofile: 1048576\n"), "{text}");
     }
 }

@@ -7,13 +7,18 @@
 //! follows YAML 1.2, where `off`, `on`, `yes`, `no`, `y` and `n` are strings; the seed read
 //! its configs with PyYAML (YAML 1.1), where they are booleans. A config written for the seed
 //! that says `mitigations: off` meant the string, one that says `turbo: off` meant false: the
-//! same word, two meanings, so lltune accepts neither unquoted. `yaml11_booleans` finds those
-//! words (plain block-style scalars) and `parse` reports each one at its path.
+//! same word, two meanings, so lltune accepts neither unquoted. `yaml11::yaml11_booleans` finds
+//! those words (plain scalars, block or flow style, read by a YAML event parser) and `parse`
+//! reports each one at its path.
 
 pub mod audit; //    a config checked alone and against a host
 pub mod generate; // gen-config: a commented config for one machine
+pub mod to_args; //  a config's sections as each module's arguments
+pub mod yaml11; //   YAML 1.1 boolean words (off, on, yes, no) found by a YAML event parser
 
-use std::collections::{BTreeMap, HashMap};
+pub use yaml11::{Yaml11Bool, is_yaml11_bool_word, yaml11_booleans};
+
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -246,11 +251,38 @@ struct CmdlineVisitor {
     strict: bool,
 }
 
-struct CmdValue(Option<String>);
+/// `kernel.cmdline` arguments that stand alone (`nosoftlockup`, `rcupdate.rcu_normal_after_boot`
+/// as a module boolean): null or `""` writes the bare word. Every other argument of
+/// `CMDLINE_KEYS` needs a value, and null there is an error: `idle: null` would otherwise write
+/// a bare `idle`, which means nothing to the kernel, where the person meant "no idle=".
+pub const CMDLINE_FLAGS: &[&str] = &[
+    "nosoftlockup",
+    "nowatchdog",
+    "nosmt",
+    "rcu_nocb_poll",
+    "rcu_nocbs",
+    "rcupdate.rcu_normal_after_boot",
+    "workqueue.power_efficient",
+];
 
-impl<'de> Deserialize<'de> for CmdValue {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<CmdValue, D::Error> {
-        Ok(CmdValue(d.deserialize_any(TextVisitor { null_ok: true })?.filter(|s| !s.is_empty())))
+/// One argument's value: text, or None for a bare flag (null or `""`).
+struct CmdValueSeed<'a> {
+    key: &'a str,
+    needs_value: bool,
+}
+
+impl<'de> de::DeserializeSeed<'de> for CmdValueSeed<'_> {
+    type Value = Option<String>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<String>, D::Error> {
+        let v = d.deserialize_any(TextVisitor { null_ok: true })?.filter(|s| !s.is_empty());
+        if v.is_none() && self.needs_value {
+            let k = self.key;
+            return Err(de::Error::custom(format!(
+                "`{k}` needs a value: null or \"\" would write a bare `{k}` to the boot line; write the value \
+                 (e.g. {k}: \"...\"), or delete the line to leave the host's `{k}` as it is"
+            )));
+        }
+        Ok(v)
     }
 }
 
@@ -273,8 +305,9 @@ impl<'de> Visitor<'de> for CmdlineVisitor {
                     )))
                     .map(Cmdline::from);
             }
-            let v: CmdValue = map.next_value()?;
-            out.push((k, v.0));
+            let needs_value = self.strict && !CMDLINE_FLAGS.contains(&k.as_str());
+            let v = map.next_value_seed(CmdValueSeed { key: &k, needs_value })?;
+            out.push((k, v));
         }
         Ok(Cmdline(out))
     }
@@ -898,126 +931,26 @@ pub fn parse(text: &str) -> (Config, Vec<Issue>) {
             ),
         ));
     }
+    policy_issues(&c, &mut issues);
     (c, issues)
 }
 
-/// A plain scalar that YAML 1.1 reads as a boolean and YAML 1.2 as a string.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Yaml11Bool {
-    pub path: String,
-    pub word: String,
-    /// Line number, from 1.
-    pub line: usize,
-}
-
-/// YAML 1.1's boolean words that YAML 1.2 reads as strings (`true`/`false` are booleans in both).
-pub fn is_yaml11_bool_word(s: &str) -> bool {
-    matches!(
-        s,
-        "y" | "Y" | "yes" | "Yes" | "YES" | "n" | "N" | "no" | "No" | "NO" | "on" | "On" | "ON" | "off" | "Off" | "OFF"
-    )
-}
-
-/// Finds YAML-1.1 boolean words written as plain scalars in block-style mappings and lists,
-/// with their dotted paths. Flow style (`{a: off}`) is not looked into; quoted words are
-/// strings in both YAML versions and are fine.
-pub fn yaml11_booleans(text: &str) -> Vec<Yaml11Bool> {
-    struct Frame {
-        indent: usize,
-        path: String,
-        item: bool,
-    }
-    let mut stack: Vec<Frame> = Vec::new();
-    let mut counters: HashMap<String, usize> = HashMap::new();
-    let mut out = Vec::new();
-    let mut block_scalar: Option<usize> = None;
-    let join = |parent: &str, key: &str| if parent.is_empty() { key.to_string() } else { format!("{parent}.{key}") };
-    for (n, raw) in text.lines().enumerate() {
-        let trimmed = raw.trim_start();
-        let mut indent = raw.len() - trimmed.len();
-        if let Some(bi) = block_scalar {
-            if trimmed.is_empty() || indent > bi {
+/// The safety policy (`crate::policy`) on the config's kernel arguments: each refused
+/// argument is an issue at its field, with the policy's reason. `safety` may come after
+/// `kernel` in the file: this runs once the whole document is read.
+fn policy_issues(c: &Config, issues: &mut Vec<Issue>) {
+    let Some(k) = &c.kernel else { return };
+    for (part, args) in [("cmdline", &k.cmdline), ("extra_args", &k.extra_args)] {
+        for (key, value) in args.iter().flat_map(|a| a.0.iter()) {
+            let field = format!("kernel.{part}.{key}");
+            // A value already in doubt (a YAML 1.1 word) is reported once, as that.
+            if issues.iter().any(|i| i.field == field) {
                 continue;
             }
-            block_scalar = None;
-        }
-        if trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with("---") || trimmed.starts_with("...") {
-            continue;
-        }
-        let mut rest = trimmed;
-        // Sequence items, possibly nested on one line (`- - a`).
-        while rest == "-" || rest.starts_with("- ") {
-            while stack.last().is_some_and(|f| f.indent > indent || (f.indent == indent && f.item)) {
-                stack.pop();
-            }
-            let parent = stack.last().map(|f| f.path.clone()).unwrap_or_default();
-            let idx = counters.entry(parent.clone()).or_insert(0);
-            let path = format!("{parent}[{idx}]");
-            *idx += 1;
-            stack.push(Frame { indent, path, item: true });
-            let after = rest[1..].trim_start();
-            indent += rest.len() - after.len();
-            rest = after;
-        }
-        if rest.is_empty() {
-            continue;
-        }
-        let (key, value) = match split_key(rest) {
-            Some((k, v)) => (Some(k), v),
-            None => (None, rest),
-        };
-        let value = strip_comment(value).trim();
-        if let Some(key) = key {
-            while stack.last().is_some_and(|f| f.indent >= indent) {
-                stack.pop();
-            }
-            let parent = stack.last().map(|f| f.path.clone()).unwrap_or_default();
-            let path = join(&parent, key);
-            if value.is_empty() {
-                counters.remove(&path);
-                stack.push(Frame { indent, path, item: false });
-            } else if value.starts_with('|') || value.starts_with('>') {
-                block_scalar = Some(indent);
-            } else if is_yaml11_bool_word(value) {
-                out.push(Yaml11Bool { path, word: value.to_string(), line: n + 1 });
-            }
-        } else if is_yaml11_bool_word(value) {
-            // A scalar list item: its frame is on top.
-            if let Some(f) = stack.last().filter(|f| f.item) {
-                out.push(Yaml11Bool { path: f.path.clone(), word: value.to_string(), line: n + 1 });
+            if let Err(e) = crate::policy::check_arg(key, value.as_deref(), c.safety.allow_dangerous_mitigations) {
+                issues.push(Issue::new(field, e.to_string()));
             }
         }
-    }
-    out
-}
-
-/// `key: value` / `key:` of a block mapping line (key possibly quoted).
-fn split_key(line: &str) -> Option<(&str, &str)> {
-    if line.starts_with('{') || line.starts_with('[') {
-        return None;
-    }
-    let (key_end, after_key) = if let Some(q) = line.chars().next().filter(|c| *c == '"' || *c == '\'') {
-        let close = line[1..].find(q)? + 1;
-        (close + 1, &line[close + 1..])
-    } else {
-        let i = line.find(": ").or_else(|| line.ends_with(':').then(|| line.len() - 1))?;
-        (i, &line[i..])
-    };
-    let after = after_key.strip_prefix(':')?;
-    if !(after.is_empty() || after.starts_with(' ')) {
-        return None;
-    }
-    let key = line[..key_end].trim_matches(|c| c == '"' || c == '\'');
-    Some((key, after))
-}
-
-fn strip_comment(v: &str) -> &str {
-    if v.trim_start().starts_with('#') {
-        return "";
-    }
-    match v.find(" #") {
-        Some(i) => &v[..i],
-        None => v,
     }
 }
 
@@ -1030,27 +963,14 @@ mod tests {
     }
 
     #[test]
-    fn yaml11_words_are_found_with_their_paths() {
-        let text = "version: 1\nkernel:\n  cmdline:\n    mitigations: off   # dangerous\n    tsc: \"reliable\"\n    idle: 'on'\nnetwork:\n  interfaces:\n    - name: eth0\n      role: trading\n    - name: eth1\n      offloads:\n        gro: no\nlist:\n  - yes\n  - x\n  - N\ndoc: |\n  off\n";
-        let found: Vec<(String, String)> = yaml11_booleans(text).into_iter().map(|b| (b.path, b.word)).collect();
-        assert_eq!(
-            found,
-            [
-                ("kernel.cmdline.mitigations".to_string(), "off".to_string()),
-                ("network.interfaces[1].offloads.gro".into(), "no".into()),
-                ("list[0]".into(), "yes".into()),
-                ("list[2]".into(), "N".into()),
-            ]
-        );
-    }
-
-    #[test]
     fn mitigations_off_unquoted_is_an_error_naming_the_field() {
         let (_, issues) = parse("version: 1\nkernel:\n  cmdline:\n    mitigations: off\n");
         assert_eq!(issues.len(), 1, "{issues:?}");
         assert_eq!(issues[0].field, "kernel.cmdline.mitigations");
         assert!(issues[0].message.contains("YAML 1.1"), "{}", issues[0].message);
-        let (c, issues) = parse("version: 1\nkernel:\n  cmdline:\n    mitigations: \"off\"\n");
+        let (c, issues) = parse(
+            "version: 1\nkernel:\n  cmdline:\n    mitigations: \"off\"\nsafety:\n  allow_dangerous_mitigations: true\n",
+        );
         assert!(issues.is_empty(), "{issues:?}");
         assert_eq!(c.kernel_arg("mitigations"), Some(Some("off")));
     }
@@ -1146,5 +1066,56 @@ mod tests {
         assert!(!c.safety.allow_grub_edit && !c.safety.allow_dangerous_mitigations);
         assert_eq!(fields("version: 1\nsafety:\n  allow_grub_edit: \"yes\"\n"), ["safety.allow_grub_edit"]);
         assert_eq!(fields("version: 1\nsafety:\n  allow_grub_edit: yes\n"), ["safety.allow_grub_edit"]);
+    }
+
+    #[test]
+    fn null_is_a_bare_flag_only_for_flags() {
+        // `idle: null` used to write a bare `idle`: now it is an error naming the field.
+        for text in
+            ["version: 1\nkernel:\n  cmdline:\n    idle: null\n", "version: 1\nkernel:\n  cmdline:\n    idle: \"\"\n"]
+        {
+            let (_, issues) = parse(text);
+            assert_eq!(issues.len(), 1, "{issues:?}");
+            assert_eq!(issues[0].field, "kernel.cmdline.idle");
+            assert!(issues[0].message.contains("needs a value"), "{}", issues[0].message);
+        }
+        let (c, issues) =
+            parse("version: 1\nkernel:\n  cmdline:\n    idle: poll\n    nowatchdog: null\n    nosmt: \"\"\n");
+        assert!(issues.is_empty(), "{issues:?}");
+        assert_eq!(c.kernel_arg("idle"), Some(Some("poll")));
+        assert_eq!(c.kernel_arg("nowatchdog"), Some(None));
+        assert_eq!(c.kernel_arg("nosmt"), Some(None));
+        // extra_args are any argument: null stays a bare flag there.
+        let (c, issues) = parse("version: 1\nkernel:\n  extra_args:\n    my_flag: null\n");
+        assert!(issues.is_empty(), "{issues:?}");
+        assert_eq!(c.kernel_arg("my_flag"), Some(None));
+    }
+
+    #[test]
+    fn the_safety_policy_runs_in_the_reader() {
+        let (_, issues) = parse(
+            "version: 1\nkernel:\n  extra_args:\n    init: /bin/sh\n    rd.break:\n    tsa: \"off\"\nsafety:\n  allow_dangerous_mitigations: false\n",
+        );
+        let got: Vec<&str> = issues.iter().map(|i| i.field.as_str()).collect();
+        assert_eq!(got, ["kernel.extra_args.init", "kernel.extra_args.rd.break", "kernel.extra_args.tsa"]);
+        assert!(issues[0].message.contains("is refused"), "{}", issues[0].message);
+        // Consent (given after the kernel section) unlocks the mitigation, not init=.
+        let (_, issues) = parse(
+            "version: 1\nkernel:\n  extra_args:\n    init: /bin/sh\n    tsa: \"off\"\nsafety:\n  allow_dangerous_mitigations: true\n",
+        );
+        let got: Vec<&str> = issues.iter().map(|i| i.field.as_str()).collect();
+        assert_eq!(got, ["kernel.extra_args.init"]);
+    }
+
+    #[test]
+    fn flow_style_yaml11_words_are_errors_too() {
+        let (_, issues) = parse("version: 1\nkernel: {cmdline: {intel_pstate: off}}\n");
+        assert_eq!(issues.len(), 1, "{issues:?}");
+        assert_eq!(issues[0].field, "kernel.cmdline.intel_pstate");
+        assert!(issues[0].message.starts_with("`off` (line 2) is a boolean in YAML 1.1"), "{}", issues[0].message);
+        let (_, issues) =
+            parse("version: 1\ncpu: {turbo: off}\nnetwork: {interfaces: [{name: eth0, offloads: {gro: no}}]}\n");
+        let fields: Vec<&str> = issues.iter().map(|i| i.field.as_str()).collect();
+        assert_eq!(fields, ["cpu.turbo", "network.interfaces[0].offloads.gro"]);
     }
 }

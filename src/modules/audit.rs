@@ -1,5 +1,6 @@
 //! lltune_audit: checks a config against this host (the same checks as `lltune audit`), and
-//! fails with the error list when there is any. Changes nothing.
+//! fails with the error list when there is any. Changes nothing. A config that passes comes
+//! back as each module's arguments (`module_args`, from `config::to_args`).
 //!
 //! The config comes as `config` (a mapping, e.g. a play's variable) or `config_file` (a path
 //! on the target, read under `root`). A mapping arrives as JSON, so its types are exact: a
@@ -54,7 +55,14 @@ pub fn run(host: &Host, _meta: &Meta, params: Params) -> Result<Outcome> {
         }
         .into());
     }
+    // What `lltune apply` (or a play) would hand each module for this config.
+    let args = crate::config::to_args::from_text(&text).map_err(|issues| {
+        Failure::new(format!("config: {}", issues.iter().map(|i| i.to_string()).collect::<Vec<_>>().join("; ")))
+    })?;
     let mut outcome = Outcome::new(false).field("errors", errors).field("config_warnings", config_warnings);
+    for (k, v) in crate::config::to_args::result_fields(&args) {
+        outcome = outcome.field(k, v);
+    }
     outcome.warnings = warnings;
     outcome.warnings.extend(report.warnings.iter().map(|w| format!("config: {w}")));
     Ok(outcome)

@@ -1,5 +1,6 @@
 //! lltune_config: the config `lltune gen-config` would write for this host, as data (`config`)
-//! and as commented YAML (`yaml`), with the core plan behind it (`plan`). Changes nothing: a
+//! and as commented YAML (`yaml`), with the core plan behind it (`plan`) and each module's
+//! arguments for it (`module_args`, from `config::to_args`). Changes nothing: a
 //! play writes `yaml` where it wants (ansible.builtin.copy), so check mode runs the same path.
 
 use anyhow::Result;
@@ -80,6 +81,8 @@ pub fn run(host: &Host, _meta: &Meta, params: Params) -> Result<Outcome> {
     // The YAML we just wrote is ours: it parses (a test holds every real dump to it).
     let data: Value =
         serde_yaml::from_str(&text).map_err(|e| anyhow::anyhow!("generated config does not parse: {e}"))?;
+    let args = crate::config::to_args::from_text(&text)
+        .map_err(|e| anyhow::anyhow!("generated config does not read back: {}", e[0]))?;
     let mut outcome = Outcome::new(false).field("config", data).field("yaml", text).field(
         "plan",
         json!({
@@ -91,6 +94,9 @@ pub fn run(host: &Host, _meta: &Meta, params: Params) -> Result<Outcome> {
             "notes": core_plan.notes,
         }),
     );
+    for (k, v) in crate::config::to_args::result_fields(&args) {
+        outcome = outcome.field(k, v);
+    }
     outcome.warnings = warnings;
     Ok(outcome)
 }

@@ -73,45 +73,6 @@ fn ordered_args<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Vec<(Str
     Ok(out)
 }
 
-/// Arguments the boot loader owns: editing them breaks booting.
-const PROTECTED: &[&str] = &["root", "BOOT_IMAGE", "initrd"];
-
-/// Arguments that switch off CPU vulnerability mitigations
-/// (Documentation/admin-guide/kernel-parameters.txt, hw-vuln/).
-pub fn is_dangerous(arg: &KernelArg) -> bool {
-    let v = arg.value.as_deref().unwrap_or("");
-    match arg.key.as_str() {
-        "nospectre_v1"
-        | "nospectre_v2"
-        | "nospectre_bhb"
-        | "nopti"
-        | "nospec_store_bypass_disable"
-        | "nosmap"
-        | "nosmep" => true,
-        "mitigations"
-        | "pti"
-        | "spectre_v2"
-        | "spectre_v2_user"
-        | "spec_store_bypass_disable"
-        | "l1tf"
-        | "mds"
-        | "tsx_async_abort"
-        | "mmio_stale_data"
-        | "retbleed"
-        | "srbds"
-        | "gather_data_sampling"
-        | "reg_file_data_sampling"
-        | "spectre_bhi"
-        | "spec_rstack_overflow"
-        | "l1d_flush"
-        | "kvm.nx_huge_pages"
-        | "spectre_v1" => v == "off",
-        "kpti" => v == "0" || v == "off",
-        "tsx" => v == "on",
-        _ => false,
-    }
-}
-
 /// A kernel parameter name: letters, digits, `_`, `-`, `.` (module parameters).
 fn check_key(k: &str) -> Result<(), String> {
     if k.is_empty() || k.starts_with('-') || !k.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)) {
@@ -167,19 +128,10 @@ pub fn build_edit(params: &Params) -> Result<ArgEdit, String> {
         if let Some(v) = v {
             check_value(k, v).map_err(|e| format!("option args: {e}"))?;
         }
-        if PROTECTED.contains(&k.as_str()) {
-            return Err(format!(
-                "option args: {k} is managed by the boot loader and kernel packages; lltune does not change it"
-            ));
-        }
-        let arg = KernelArg { key: k.clone(), value: v.clone() };
-        if is_dangerous(&arg) && !params.allow_dangerous_mitigations {
-            return Err(format!(
-                "option args: {} disables CPU vulnerability mitigations; set allow_dangerous_mitigations: true if that is intended",
-                arg.render()
-            ));
-        }
-        edit.set.push(arg);
+        // The one safety policy (crate::policy), as the config reader and audit apply it.
+        crate::policy::check_arg(k, v.as_deref(), params.allow_dangerous_mitigations)
+            .map_err(|e| format!("option args: {e}"))?;
+        edit.set.push(KernelArg { key: k.clone(), value: v.clone() });
     }
     for r in &params.remove {
         let removal = Removal::parse(r);
@@ -187,12 +139,7 @@ pub fn build_edit(params: &Params) -> Result<ArgEdit, String> {
         if let Removal::KeyValue(k, v) = &removal {
             check_value(k, v).map_err(|e| format!("option remove: {e}"))?;
         }
-        if PROTECTED.contains(&removal.key()) {
-            return Err(format!(
-                "option remove: removing {} would leave the host unable to boot; refused",
-                removal.key()
-            ));
-        }
+        crate::policy::check_removal(removal.key()).map_err(|e| format!("option remove: {e}"))?;
         if edit.set.iter().any(|a| a.key == removal.key()) {
             return Err(format!("option remove: {} is also in args", removal.key()));
         }
@@ -467,12 +414,40 @@ mod tests {
         assert!(edit(serde_json::json!({"args": {"mitigations": "off"}, "allow_dangerous_mitigations": true})).is_ok());
         assert!(edit(serde_json::json!({"args": {"mitigations": "auto"}})).is_ok());
         assert!(edit(serde_json::json!({"args": {"nopti": null}})).is_err());
-        assert!(edit(serde_json::json!({"remove": ["root"]})).unwrap_err().contains("unable to boot"));
+        assert!(edit(serde_json::json!({"remove": ["root"]})).unwrap_err().contains("removing root is refused"));
+        assert!(edit(serde_json::json!({"remove": ["root=/dev/sda1"]})).is_err());
+        assert!(edit(serde_json::json!({"remove": ["ro"]})).is_err());
         assert!(edit(serde_json::json!({"remove": ["BOOT_IMAGE"]})).is_err());
         assert!(edit(serde_json::json!({"args": {"root": "/dev/sda1"}})).is_err());
         assert!(edit(serde_json::json!({"args": {"a b": "1"}})).unwrap_err().contains("not a kernel parameter name"));
         assert!(edit(serde_json::json!({"args": {"a;reboot": "1"}})).is_err());
         assert!(edit(serde_json::json!({"args": {"x": "$(reboot)"}})).is_err());
         assert!(edit(serde_json::json!({"args": {"dyndbg": "file a.c +p; func b +p"}})).is_ok());
+    }
+
+    #[test]
+    fn boot_breaking_arguments_are_refused_even_with_consent() {
+        let edit = |v| build_edit(&params(v).unwrap());
+        for (k, v) in [
+            ("init", serde_json::json!("/bin/sh")),
+            ("rd.break", serde_json::Value::Null),
+            ("single", serde_json::Value::Null),
+            ("systemd.unit", serde_json::json!("emergency.target")),
+            ("selinux", serde_json::json!(0)),
+            ("noapic", serde_json::json!("")),
+            ("nosmp", serde_json::Value::Null),
+        ] {
+            let e = edit(serde_json::json!({"args": {k: v}, "allow_dangerous_mitigations": true})).unwrap_err();
+            assert!(e.starts_with(&format!("option args: {k}")) && e.contains("is refused"), "{e}");
+        }
+        for arg in ["tsa", "vmscape", "indirect_target_selection"] {
+            assert!(
+                edit(serde_json::json!({"args": {arg: "off"}})).unwrap_err().contains("allow_dangerous_mitigations")
+            );
+        }
+        assert!(edit(serde_json::json!({"args": {"kpti": "no"}})).is_err());
+        assert!(edit(serde_json::json!({"args": {"kvm-intel.vmentry_l1d_flush": "never"}})).is_err());
+        // Removing init= brings back the default init: allowed.
+        assert!(edit(serde_json::json!({"remove": ["init"]})).is_ok());
     }
 }

@@ -1,0 +1,216 @@
+//! A config's sections as each module's arguments: the one translation that `lltune apply`,
+//! `lltune_config` and `lltune_audit` share (and the `tune` role through them).
+//!
+//! `lltune_sysctl` gets `{settings: {real.sysctl.name: "value"}}` from `network.sysctl` (the
+//! seed's short names mapped to real keys), the sysctl keys of `memory` and `kernel.sysctl`;
+//! `lltune_kernel_args` gets `{args: {key: "value" | ""}, allow_dangerous_mitigations}` from
+//! `kernel.cmdline` then `kernel.extra_args`, in file order — and is left out when
+//! `safety.allow_grub_edit` is false, so that no path through this translation touches the
+//! boot configuration without the flag. A module with nothing to do is left out. What the
+//! config asks that no module carries out yet is listed in `not_implemented`, never dropped
+//! in silence. Pure: no host is read (apply drops sysctls the host's kernel lacks itself).
+
+use serde_json::{Map, Value};
+use serde_yaml::Value as Yaml;
+
+use crate::config::{self, Config, Issue};
+
+/// Module names, as the collection and `lltune apply` call them.
+pub const SYSCTL: &str = "lltune_sysctl";
+pub const KERNEL_ARGS: &str = "lltune_kernel_args";
+
+/// Sections that describe the host or advise; nothing to apply in them.
+const INFORMATIONAL: &[&str] = &["version", "metadata", "hardware", "recommendations", "safety"];
+
+/// Sections some of whose keys a module carries out.
+const PARTLY_APPLIED: &[&str] = &["kernel", "network", "memory"];
+
+/// Keys carried out whole.
+const APPLIED: &[&str] = &["kernel.cmdline", "kernel.extra_args", "kernel.sysctl", "network.sysctl"];
+
+/// A config as module arguments.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ModuleArgs {
+    /// Module name → its arguments (a JSON object), in the order `lltune apply` runs them.
+    pub modules: Map<String, Value>,
+    /// Where each sysctl came from: real name → dotted config path (for messages).
+    pub sysctl_paths: Map<String, Value>,
+    /// Config items left out on purpose, with why (`safety.allow_grub_edit` false).
+    pub skipped: Vec<String>,
+    /// Config paths present that no module carries out yet.
+    pub not_implemented: Vec<String>,
+}
+
+impl ModuleArgs {
+    /// One module's arguments, when it has something to do.
+    pub fn get(&self, module: &str) -> Option<&Map<String, Value>> {
+        self.modules.get(module).and_then(Value::as_object)
+    }
+}
+
+/// Reads config text through the one strict reader and translates it; any issue refuses the
+/// whole config (every issue is returned, with its dotted path).
+pub fn from_text(text: &str) -> Result<ModuleArgs, Vec<Issue>> {
+    let (cfg, issues) = config::parse(text);
+    if !issues.is_empty() {
+        return Err(issues);
+    }
+    // parse() succeeded, so the text is a YAML mapping.
+    let doc: Yaml = serde_yaml::from_str(text).unwrap_or(Yaml::Null);
+    Ok(from_config(&cfg, &doc))
+}
+
+fn is_empty(v: &Yaml) -> bool {
+    match v {
+        Yaml::Null => true,
+        Yaml::Mapping(m) => m.is_empty(),
+        Yaml::Sequence(s) => s.is_empty(),
+        _ => false,
+    }
+}
+
+/// Translates a parsed config; `doc` is the same document as YAML, for the file order of what
+/// is not implemented.
+pub fn from_config(cfg: &Config, doc: &Yaml) -> ModuleArgs {
+    let mut out = ModuleArgs::default();
+
+    let sysctls = cfg.sysctls();
+    if !sysctls.is_empty() {
+        let mut settings = Map::new();
+        for (key, (value, path)) in &sysctls {
+            settings.insert(key.clone(), Value::String(value.clone()));
+            out.sysctl_paths.insert(key.clone(), Value::String(path.clone()));
+        }
+        out.modules.insert(SYSCTL.into(), serde_json::json!({ "settings": settings }));
+    }
+
+    let cmdline = cfg.kernel_args();
+    if !cmdline.is_empty() {
+        if cfg.safety.allow_grub_edit {
+            let mut args = Map::new();
+            for (k, v) in &cmdline {
+                args.insert(k.clone(), Value::String(v.clone().unwrap_or_default()));
+            }
+            out.modules.insert(
+                KERNEL_ARGS.into(),
+                serde_json::json!({
+                    "args": args,
+                    "allow_dangerous_mitigations": cfg.safety.allow_dangerous_mitigations,
+                }),
+            );
+        } else {
+            out.skipped.push(format!("kernel.cmdline ({} arguments): safety.allow_grub_edit is false", cmdline.len()));
+        }
+    }
+
+    // What the config asks that no module carries out yet: parts of partly applied sections
+    // first, then whole sections, each in the file's order.
+    let applied: Vec<&str> = sysctls.values().map(|(_, path)| path.as_str()).collect();
+    let mut whole: Vec<String> = Vec::new();
+    if let Yaml::Mapping(top) = doc {
+        for (k, v) in top {
+            let Some(section) = k.as_str() else { continue };
+            if INFORMATIONAL.contains(&section) || is_empty(v) {
+                continue;
+            }
+            let Some(m) = v.as_mapping().filter(|_| PARTLY_APPLIED.contains(&section)) else {
+                whole.push(section.to_string());
+                continue;
+            };
+            for (sk, sv) in m {
+                let Some(sk) = sk.as_str() else { continue };
+                let path = format!("{section}.{sk}");
+                if APPLIED.contains(&path.as_str()) || applied.contains(&path.as_str()) || is_empty(sv) {
+                    continue;
+                }
+                if let ("memory.mlock", Yaml::Mapping(ml)) = (path.as_str(), sv) {
+                    for (mk, mv) in ml {
+                        let mpath = format!("memory.mlock.{}", mk.as_str().unwrap_or(""));
+                        if !applied.contains(&mpath.as_str()) && !is_empty(mv) {
+                            out.not_implemented.push(mpath);
+                        }
+                    }
+                    continue;
+                }
+                out.not_implemented.push(path);
+            }
+        }
+    }
+    out.not_implemented.extend(whole);
+    out
+}
+
+/// The `lltune_config` / `lltune_audit` result fields: `module_args` (module name → its
+/// arguments) and `not_implemented` (config paths no module carries out yet).
+pub fn result_fields(a: &ModuleArgs) -> [(&'static str, Value); 2] {
+    [("module_args", Value::Object(a.modules.clone())), ("not_implemented", serde_json::json!(a.not_implemented))]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const SEED: &str = "version: 1\nmetadata: {host: x}\ncpu:\n  governor: {target: performance}\nkernel:\n  cmdline:\n    isolcpus: managed_irq,domain,2-5\n    nosoftlockup: \"\"\n    skew_tick: 1\nmemory:\n  swappiness: 10\n  numa_balancing: false\n  thp_runtime: never\n  mlock: {enabled: true, max_map_count: 262144}\nnetwork:\n  defaults: {disable_gro: true}\n  sysctl:\n    rmem_max: 67108864\n    tcp_timestamps: false\n    tcp_rmem: \"4096 87380 67108864\"\n    file_max: 2097152\n    net.core.somaxconn: 4096\nirq: {}\nsafety:\n  allow_grub_edit: true\n";
+
+    #[test]
+    fn seed_config_maps_to_module_arguments_and_lists_the_rest() {
+        let a = from_text(SEED).unwrap();
+        assert_eq!(
+            a.modules[SYSCTL],
+            json!({"settings": {
+                "fs.file-max": "2097152",
+                "kernel.numa_balancing": "0",
+                "net.core.rmem_max": "67108864",
+                "net.core.somaxconn": "4096",
+                "net.ipv4.tcp_rmem": "4096 87380 67108864",
+                "net.ipv4.tcp_timestamps": "0",
+                "vm.max_map_count": "262144",
+                "vm.swappiness": "10",
+            }})
+        );
+        assert_eq!(
+            a.modules[KERNEL_ARGS],
+            json!({"args": {"isolcpus": "managed_irq,domain,2-5", "nosoftlockup": "", "skew_tick": "1"},
+                   "allow_dangerous_mitigations": false})
+        );
+        // The order apply runs them in.
+        assert_eq!(a.modules.keys().collect::<Vec<_>>(), [SYSCTL, KERNEL_ARGS]);
+        assert_eq!(a.sysctl_paths["fs.file-max"], "network.sysctl.file_max");
+        assert!(a.skipped.is_empty());
+        assert_eq!(a.not_implemented, ["memory.thp_runtime", "memory.mlock.enabled", "network.defaults", "cpu"]);
+    }
+
+    #[test]
+    fn no_grub_edit_flag_no_kernel_args_module() {
+        let a = from_text(&SEED.replace("allow_grub_edit: true", "allow_grub_edit: false")).unwrap();
+        assert!(a.get(KERNEL_ARGS).is_none());
+        assert!(a.get(SYSCTL).is_some());
+        assert_eq!(a.skipped, ["kernel.cmdline (3 arguments): safety.allow_grub_edit is false"]);
+        let a = from_text("version: 1\nkernel:\n  cmdline:\n    skew_tick: 1\n").unwrap();
+        assert!(a.modules.is_empty(), "{a:?}");
+    }
+
+    #[test]
+    fn consent_is_carried_and_refusals_stop_the_translation() {
+        let a = from_text(
+            "version: 1\nkernel:\n  cmdline:\n    mitigations: \"off\"\nsafety:\n  allow_grub_edit: true\n  allow_dangerous_mitigations: true\n",
+        )
+        .unwrap();
+        assert_eq!(
+            a.modules[KERNEL_ARGS],
+            json!({"args": {"mitigations": "off"}, "allow_dangerous_mitigations": true})
+        );
+        let e = from_text("version: 1\nkernel:\n  extra_args:\n    init: /bin/sh\nsafety:\n  allow_grub_edit: true\n")
+            .unwrap_err();
+        assert_eq!(e[0].field, "kernel.extra_args.init");
+    }
+
+    #[test]
+    fn result_fields_shape() {
+        let [(k1, v1), (k2, v2)] = result_fields(&from_text(SEED).unwrap());
+        assert_eq!((k1, k2), ("module_args", "not_implemented"));
+        assert_eq!(v1[KERNEL_ARGS]["args"]["skew_tick"], "1");
+        assert_eq!(v2[3], "cpu");
+    }
+}
