@@ -97,7 +97,10 @@ pub fn apply(root: &Path, config: &Path, plan: bool, backup_id: Option<String>) 
     if !plan {
         require_root(&host, "lltune apply")?;
     }
-    let text = std::fs::read_to_string(config).with_context(|| format!("reading config {}", config.display()))?;
+    let text = super::read_input(config, "-c")?;
+    // One lock for the whole apply (planning, every module, reverting earlier steps): the
+    // modules take it again re-entrantly; another run waits for all of it.
+    let _lock = crate::engine::lock::acquire(&host)?;
     // The full audit first, against this host's facts scanned from the same root.
     let (facts, _) = crate::facts::collect(&host, ScanOptions::default());
     let (args, audit_warnings) = read_config(&text, Some(&facts)).with_context(|| format!("{}", config.display()))?;
