@@ -153,17 +153,18 @@ fn rollback(root: &Path, id: &str) -> Value {
 
 /// One module's case: a fixture tree, the arguments of a run that changes something, and a
 /// second run's arguments that change other items (for the concurrency check).
-struct Case {
-    module: &'static str,
-    fixture: &'static str,
-    args: Value,
-    other: Value,
+pub struct Case {
+    pub module: &'static str,
+    /// A fresh copy of the fixture tree the module runs on.
+    pub fixture: fn() -> tempfile::TempDir,
+    pub args: Value,
+    pub other: Value,
 }
 
-fn contract(case: &Case) {
+pub fn contract(case: &Case) {
     let m = case.module;
     // 1. Check mode: nothing written, the real run predicted.
-    let dir = boot_fixture(case.fixture);
+    let dir = (case.fixture)();
     let root = dir.path();
     let (start, _) = snapshot(root, true);
     let (check, code) = run_module(
@@ -202,7 +203,7 @@ fn contract(case: &Case) {
     // 3. A failure at every mutation point reverts the run.
     let mut points = 0;
     for n in 1.. {
-        let dir = boot_fixture(case.fixture);
+        let dir = (case.fixture)();
         let root = dir.path();
         let (v, code) =
             run_env(m, &with(&case.args, root, json!({"backup_id": "f"})), &[("LLTUNE_FAULT_FAIL_AT", n.to_string())])
@@ -222,7 +223,7 @@ fn contract(case: &Case) {
 
     // 4. A kill at every mutation point: each file old or new; rollback restores.
     for n in 1.. {
-        let dir = boot_fixture(case.fixture);
+        let dir = (case.fixture)();
         let root = dir.path();
         let killed =
             run_env(m, &with(&case.args, root, json!({"backup_id": "k"})), &[("LLTUNE_FAULT_KILL_AT", n.to_string())]);
@@ -251,7 +252,7 @@ fn contract(case: &Case) {
 
     // 5. Concurrent runs sharing a backup id: nothing lost, rollback restores everything.
     for round in 0..6 {
-        let dir = boot_fixture(case.fixture);
+        let dir = (case.fixture)();
         let root = dir.path();
         let spawn = |args: &Value| {
             let d = tempfile::tempdir().unwrap();
@@ -275,7 +276,7 @@ fn contract(case: &Case) {
     if let Some(p) = first_file {
         let outside = tempfile::tempdir().unwrap();
         fs::write(outside.path().join("target"), "outside\n").unwrap();
-        let dir = boot_fixture(case.fixture);
+        let dir = (case.fixture)();
         let root = dir.path();
         let link = root.join(p.trim_start_matches('/'));
         let depth = p.matches('/').count() - 1;
@@ -307,7 +308,7 @@ fn strip_backup_dirs(s: &BTreeMap<String, Node>) -> BTreeMap<String, Node> {
 fn contract_lltune_sysctl() {
     contract(&Case {
         module: "lltune_sysctl",
-        fixture: "rhel9-bls",
+        fixture: || boot_fixture("rhel9-bls"),
         args: json!({"settings": {"net.core.busy_poll": 50, "vm.swappiness": 10}}),
         other: json!({"settings": {"net.ipv4.tcp_timestamps": 0}, "file": "/etc/sysctl.d/98-other.conf"}),
     });
@@ -317,7 +318,7 @@ fn contract_lltune_sysctl() {
 fn contract_lltune_kernel_args() {
     contract(&Case {
         module: "lltune_kernel_args",
-        fixture: "rhel9-bls",
+        fixture: || boot_fixture("rhel9-bls"),
         args: json!({"args": {"nohz_full": "2-5", "isolcpus": "managed_irq,domain,2-5"}}),
         other: json!({"args": {"skew_tick": "1"}}),
     });
