@@ -5,6 +5,7 @@ pub mod apply; //      `lltune apply` / `lltune rollback`
 pub mod audit; //      `lltune audit`
 pub mod capture; //    `lltune capture`
 pub mod gen_config; // `lltune gen-config`
+pub mod reapply; //    `lltune reapply`: persisted run-time state again, at boot
 pub mod report; //     text summary and markdown report of `lltune scan`
 pub mod scan; //       `lltune scan`
 
@@ -36,6 +37,8 @@ pub enum Command {
     Apply(ApplyArgs),
     /// Restore what an apply changed, from its backup bundle.
     Rollback(RollbackArgs),
+    /// Re-apply the run-time state saved with `persist: true` (what lltune-restore.service runs at boot).
+    Reapply(reapply::ReapplyArgs),
     /// Write a commented config for one machine: its core plan, hugepages, NIC roles.
     GenConfig(gen_config::GenConfigArgs),
     /// Check a config (schema, CPU lists, safety) and cross-check it against a host; exit 1 on errors.
@@ -89,6 +92,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::GenConfig(a) => gen_config::run(a),
+        Command::Reapply(a) => reapply::run(a),
         Command::Audit(a) => audit::run(a),
         Command::Rollback(a) => {
             let report = crate::cli::apply::rollback(&a.root, &a.backup)?;

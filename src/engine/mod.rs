@@ -12,6 +12,7 @@
 
 pub mod journal;
 pub mod lock;
+pub mod persist;
 pub mod state;
 
 use anyhow::Result;
@@ -66,6 +67,12 @@ pub trait Module {
 
     /// After the writes (`applied`) or in check mode: adjust result fields that depend on it.
     fn finish(_plan: &mut Plan, _applied: bool) {}
+
+    /// With `persist: true`, the module's options to save for `lltune reapply` at boot
+    /// (`engine::persist`); `None` otherwise (the default: nothing to persist).
+    fn persist_state(_params: &Self::Params) -> Option<Map<String, Value>> {
+        None
+    }
 }
 
 /// Runs a module: lock, plan, journal, write-verify-revert, report.
@@ -79,6 +86,18 @@ pub fn run<M: Module>(host: &Host, meta: &Meta, params: M::Params) -> Result<Out
     };
     let _lock = lock::acquire(host)?;
     let mut plan = M::plan(host, &params)?;
+    if let Some(state) = M::persist_state(&params) {
+        let (actions, diff) = persist::actions(host, M::NAME, &state)?;
+        plan.actions.extend(actions);
+        plan.diff.extend(diff);
+        plan.field(
+            "persist",
+            serde_json::json!({
+                "state_file": format!("{}/{}.json", persist::STATE_DIR, M::NAME),
+                "unit": persist::UNIT_PATH,
+            }),
+        );
+    }
     let changed = !plan.actions.is_empty();
     let mut backup = None;
     if changed && !meta.check_mode {

@@ -7,3 +7,19 @@ pub mod facts;
 pub mod kernel_args;
 pub mod rollback;
 pub mod sysctl;
+
+use anyhow::Result;
+use serde_json::{Map, Value};
+
+use crate::host::Host;
+use crate::protocol::{Meta, Outcome, parse_params};
+
+/// Runs a changing module by its name with options as JSON (what `lltune reapply` and
+/// `lltune apply` do); `None` for a name that is not a changing module.
+pub fn run_by_name(name: &str, host: &Host, meta: &Meta, options: Map<String, Value>) -> Option<Result<Outcome>> {
+    Some(match name {
+        sysctl::MODULE => parse_params(options).and_then(|p| sysctl::run(host, meta, p)),
+        kernel_args::MODULE => parse_params(options).and_then(|p| kernel_args::run(host, meta, p)),
+        _ => return None,
+    })
+}

@@ -1,0 +1,65 @@
+//! `lltune reapply [--root DIR]`: what `lltune-restore.service` runs at boot. Every state
+//! file under /etc/lltune/state.d (written by a module run with `persist: true`) is applied
+//! again through its module, NIC before IRQ, in one backup bundle `reapply-<time>`. A state
+//! file that fails (a NIC that is gone, say) is reported and the others still run; the exit
+//! code is 1 when any failed, so `systemctl status` shows it.
+//!
+//! `--root TREE` simulates a boot on a captured tree: a test can show that the state after
+//! "reboot" equals the state after the apply.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use serde_json::Value;
+
+use crate::engine::persist;
+use crate::protocol::Meta;
+
+#[derive(Debug, clap::Args)]
+pub struct ReapplyArgs {
+    /// Host root: `/` for this host (as at boot), or a tree to simulate a boot on.
+    #[arg(long, default_value = "/")]
+    pub root: PathBuf,
+}
+
+pub fn run(a: ReapplyArgs) -> Result<ExitCode> {
+    let host = crate::host::Host::new(&a.root).map_err(|e| anyhow::anyhow!("--root: {e}"))?;
+    let id = format!("reapply-{}", crate::engine::journal::default_backup_id());
+    let meta = Meta::default();
+    let mut failed = 0;
+    let saved = persist::load_all(&host);
+    if saved.is_empty() {
+        println!("lltune reapply: nothing to re-apply ({} is empty)", persist::STATE_DIR);
+        return Ok(ExitCode::SUCCESS);
+    }
+    for s in saved {
+        let s = match s {
+            Ok(s) => s,
+            Err(e) => {
+                failed += 1;
+                println!("error: {e}");
+                continue;
+            }
+        };
+        let mut options = s.params.clone();
+        options.insert("backup_id".into(), Value::String(id.clone()));
+        match crate::modules::run_by_name(&s.module, &host, &meta, options) {
+            None => {
+                failed += 1;
+                println!("error: {}: no module {} in this lltune", s.path, s.module);
+            }
+            Some(Err(e)) => {
+                failed += 1;
+                println!("{}: failed: {e:#}", s.module);
+            }
+            Some(Ok(o)) => {
+                println!("{}: {}", s.module, if o.changed { "re-applied" } else { "already in place" });
+                for w in &o.warnings {
+                    println!("  warning: {w}");
+                }
+            }
+        }
+    }
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}

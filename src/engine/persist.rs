@@ -1,0 +1,168 @@
+//! Persistence of run-time state across reboots (`persist: true`).
+//!
+//! Run-time settings (ethtool, IRQ affinity, CPU and memory knobs) are lost at boot. A module
+//! run with `persist: true` writes its desired state — the module's own options, minus
+//! `root`, `backup_id` and `persist` — to `/etc/lltune/state.d/<module>.json`, and installs
+//! and enables one oneshot unit, `lltune-restore.service`, that runs `lltune reapply` at
+//! boot: every state file is applied again through the same module code. The state file,
+//! the unit and its enablement link are ordinary journaled items, so rollback removes them.
+//!
+//! The unit runs the CLI at `CLI_PATH` (`/usr/local/sbin/lltune`): `lltune apply` installs
+//! its own binary there when it persists; with Ansible, the collection's `tune` role copies
+//! it. A missing CLI makes the unit fail visibly at boot (`systemctl status`), never silently.
+
+use anyhow::Result;
+use serde_json::{Map, Value};
+
+use crate::engine::state::Action;
+use crate::host::Host;
+use crate::protocol::Diff;
+
+/// Folder of the state files, one per module.
+pub const STATE_DIR: &str = "/etc/lltune/state.d";
+/// The unit that re-applies them at boot.
+pub const UNIT_PATH: &str = "/etc/systemd/system/lltune-restore.service";
+/// Its enablement, as `systemctl enable` makes it (`WantedBy=multi-user.target`).
+pub const WANTS_LINK: &str = "/etc/systemd/system/multi-user.target.wants/lltune-restore.service";
+/// Where the unit expects the lltune CLI.
+pub const CLI_PATH: &str = "/usr/local/sbin/lltune";
+/// Options that are about one run, not about the state.
+const RUN_OPTIONS: &[&str] = &["root", "backup_id", "persist"];
+/// The order `reapply` runs modules in: NIC before IRQ (changing channels re-creates the
+/// queues' IRQs), everything else first. Unknown modules come last, by name.
+pub const ORDER: &[&str] =
+    &["lltune_sysctl", "lltune_cpu", "lltune_memory", "lltune_services", "lltune_limits", "lltune_nic", "lltune_irq"];
+
+/// The unit file's text.
+pub fn unit_text() -> String {
+    format!(
+        "# Managed by lltune: re-applies the run-time tuning in {STATE_DIR} at boot.\n\
+         [Unit]\n\
+         Description=Re-apply lltune run-time tuning (NICs, IRQs, CPUs, memory)\n\
+         DefaultDependencies=no\n\
+         After=systemd-udev-settle.service systemd-modules-load.service local-fs.target network-pre.target\n\
+         Wants=systemd-udev-settle.service\n\
+         Before=network.target network-online.target multi-user.target\n\
+         ConditionDirectoryNotEmpty={STATE_DIR}\n\
+         \n\
+         [Service]\n\
+         Type=oneshot\n\
+         RemainAfterExit=yes\n\
+         ExecStart={CLI_PATH} reapply\n\
+         \n\
+         [Install]\n\
+         WantedBy=multi-user.target\n"
+    )
+}
+
+/// The state file of `module` for the options `params` (as the module received them).
+pub fn state_text(module: &str, params: &Map<String, Value>) -> String {
+    let kept: Map<String, Value> = params
+        .iter()
+        .filter(|(k, _)| !RUN_OPTIONS.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let doc = serde_json::json!({"module": module, "params": kept});
+    let mut text = serde_json::to_string_pretty(&doc).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+/// The writes that make the state persist, with their diff: nothing when all is in place.
+pub fn actions(host: &Host, module: &str, params: &Map<String, Value>) -> Result<(Vec<Action>, Vec<Diff>)> {
+    let mut actions = Vec::new();
+    let mut diff = Vec::new();
+    let state_path = format!("{STATE_DIR}/{module}.json");
+    for (path, want) in [(state_path, state_text(module, params)), (UNIT_PATH.to_string(), unit_text())] {
+        let now = host.read_opt(&path)?;
+        if now.as_deref() != Some(want.as_str()) {
+            diff.push(Diff {
+                before_header: if now.is_some() { path.clone() } else { format!("{path} (absent)") },
+                after_header: path.clone(),
+                before: now.unwrap_or_default(),
+                after: want.clone(),
+            });
+            actions.push(Action::WriteFile { path, contents: want.into_bytes() });
+        }
+    }
+    if host.read_link(WANTS_LINK).as_deref() != Some(UNIT_PATH) {
+        diff.push(Diff {
+            before_header: format!("link {WANTS_LINK}"),
+            after_header: format!("link {WANTS_LINK}"),
+            before: host.read_link(WANTS_LINK).map(|t| format!("{WANTS_LINK} -> {t}\n")).unwrap_or_default(),
+            after: format!("{WANTS_LINK} -> {UNIT_PATH}\n"),
+        });
+        actions.push(Action::SetLink { path: WANTS_LINK.into(), to: UNIT_PATH.into() });
+    }
+    Ok((actions, diff))
+}
+
+/// One state file as `reapply` reads it.
+#[derive(Debug, Clone)]
+pub struct Saved {
+    pub path: String,
+    pub module: String,
+    pub params: Map<String, Value>,
+}
+
+/// Every state file under `root`, in `ORDER`. A file that is not a state file is an error
+/// naming it (reapply reports it and goes on with the others).
+pub fn load_all(host: &Host) -> Vec<Result<Saved, String>> {
+    let mut out: Vec<Result<Saved, String>> = Vec::new();
+    for name in host.list_or_empty(STATE_DIR) {
+        if !name.ends_with(".json") || name.starts_with('.') {
+            continue;
+        }
+        let path = format!("{STATE_DIR}/{name}");
+        let parsed = host.read(&path).map_err(|e| e.to_string()).and_then(|text| {
+            let v: Value = serde_json::from_str(&text).map_err(|e| format!("{path}: not JSON: {e}"))?;
+            let module = v.get("module").and_then(Value::as_str).ok_or(format!("{path}: no \"module\""))?;
+            let params = v.get("params").and_then(Value::as_object).ok_or(format!("{path}: no \"params\" mapping"))?;
+            if format!("{module}.json") != name {
+                return Err(format!("{path}: holds the state of {module}, not of {}", name.trim_end_matches(".json")));
+            }
+            Ok(Saved { path: path.clone(), module: module.to_string(), params: params.clone() })
+        });
+        out.push(parsed);
+    }
+    let rank = |r: &Result<Saved, String>| match r {
+        Ok(s) => (ORDER.iter().position(|m| *m == s.module).unwrap_or(ORDER.len()), s.module.clone()),
+        Err(_) => (ORDER.len() + 1, String::new()),
+    };
+    out.sort_by_key(rank);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_unit_and_link_then_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = Host::new(dir.path()).unwrap();
+        let params: Map<String, Value> = serde_json::from_str(
+            r#"{"rules": [{"match": {"all": true}, "cpus": "0-1"}], "root": "/x", "backup_id": "b", "persist": true}"#,
+        )
+        .unwrap();
+        let (actions, diff) = actions(&host, "lltune_irq", &params).unwrap();
+        assert_eq!(actions.len(), 3);
+        assert_eq!(diff.len(), 3);
+        crate::engine::carry_out(&host, None, &actions).unwrap();
+        let text = host.read("/etc/lltune/state.d/lltune_irq.json").unwrap();
+        assert!(
+            !text.contains("backup_id") && !text.contains("\"root\"") && text.contains("\"cpus\": \"0-1\""),
+            "{text}"
+        );
+        assert!(host.read(UNIT_PATH).unwrap().contains("ExecStart=/usr/local/sbin/lltune reapply"));
+        assert_eq!(host.read_link(WANTS_LINK).as_deref(), Some(UNIT_PATH));
+        assert!(actions_after(&host, &params).is_empty());
+        let all = load_all(&host);
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].as_ref().unwrap().module, "lltune_irq");
+    }
+
+    fn actions_after(host: &Host, params: &Map<String, Value>) -> Vec<Action> {
+        actions(host, "lltune_irq", params).unwrap().0
+    }
+}
