@@ -220,6 +220,7 @@ pub fn contract(case: &Case) {
         assert!(n < 1000, "{m}: no end to mutation points");
     }
     assert!(points >= 3, "{m}: only {points} mutation points");
+    eprintln!("{m}: {points} mutation points, each failed once and reverted");
 
     // 4. A kill at every mutation point: each file old or new; rollback restores.
     for n in 1.. {
@@ -237,6 +238,7 @@ pub fn contract(case: &Case) {
             );
         }
         if killed.is_some() {
+            eprintln!("{m}: killed at each of {} mutation points, each file old or new, rollback restored", n - 1);
             break;
         }
         if root.join("var/lib/lltune/backups/k/journal.json").exists() {
