@@ -22,7 +22,7 @@ use crate::config::to_args::{self, ModuleArgs};
 use crate::engine::journal::{self, Journal};
 use crate::facts::{Facts, ScanOptions};
 use crate::host::Host;
-use crate::modules::{kernel_args, rollback as rollback_module, sysctl};
+use crate::modules::{rollback as rollback_module, sysctl};
 use crate::protocol::{Diff, Meta, Outcome};
 
 /// Reads a config for apply: the full audit (`config::audit`, the same checks as `lltune
@@ -155,14 +155,18 @@ pub fn apply(root: &Path, config: &Path, plan: bool, backup_id: Option<String>) 
         let r = sysctl::run(&host, &meta, params);
         run_step(sysctl::MODULE, r, &mut report)?;
     }
-    // Present only with safety.allow_grub_edit: true (config::to_args): without it, apply
-    // leaves the boot configuration alone.
-    if let Some(kargs) = args.get(to_args::KERNEL_ARGS) {
-        let mut m = kargs.clone();
+    // Every other module the config asks for, in to_args' order (kernel arguments are
+    // present only with safety.allow_grub_edit: true: without it apply leaves the boot
+    // configuration alone).
+    for (module, module_args) in &args.modules {
+        if module == to_args::SYSCTL {
+            continue;
+        }
+        let mut m = module_args.as_object().cloned().unwrap_or_default();
         m.insert("backup_id".into(), Value::String(id.clone()));
-        let params: kernel_args::Params = crate::protocol::parse_params(m)?;
-        let r = kernel_args::run(&host, &meta, params);
-        run_step(kernel_args::MODULE, r, &mut report)?;
+        let r = crate::modules::run_by_name(module, &host, &meta, m)
+            .unwrap_or_else(|| Err(anyhow::anyhow!("internal error: no module {module}")));
+        run_step(module, r, &mut report)?;
     }
     report.changed = report.steps.iter().any(|s| s.changed);
     report.reboot_required = report.steps.iter().any(Step::reboot_required);
