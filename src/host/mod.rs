@@ -253,7 +253,7 @@ impl Host {
     /// (`true` in the pair: the last component may still be a link, so open it with
     /// `O_NOFOLLOW` or look at it with `lstat`). On `/` the kernel resolves: the path as is.
     fn read_path(&self, target: &str) -> Result<(PathBuf, bool), HostError> {
-        if resolve::components(target).is_err() {
+        if !target.starts_with('/') || target.contains('\0') {
             return Err(HostError::Invalid { path: target.to_string(), reason: "not an absolute path" });
         }
         if self.live {
@@ -263,8 +263,25 @@ impl Host {
         if name.is_empty() || name == "." || name == ".." {
             return Ok((self.join(&self.resolve(target, true)?), false));
         }
+        // The common case, a folder seen before: one lookup, one allocation.
+        if let Some(p) = self.dirs.lock().ok().and_then(|m| m.get(dir).map(|rdir| self.real_in(rdir, name))) {
+            return Ok((p, true));
+        }
         let rdir = self.resolved_dir(dir)?;
-        Ok((self.join(&format!("{}/{name}", rdir.trim_end_matches('/'))), true))
+        Ok((self.real_in(&rdir, name), true))
+    }
+
+    /// `<root><resolved folder>/<name>` as one allocation.
+    fn real_in(&self, rdir: &str, name: &str) -> PathBuf {
+        let root = self.root.as_os_str().as_encoded_bytes();
+        let mut p = Vec::with_capacity(root.len() + rdir.len() + name.len() + 1);
+        p.extend_from_slice(root);
+        if rdir != "/" {
+            p.extend_from_slice(rdir.as_bytes());
+        }
+        p.push(b'/');
+        p.extend_from_slice(name.as_bytes());
+        PathBuf::from(<std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(p))
     }
 
     /// The real path of `target`, every link followed (the folder from the cache; a last
@@ -278,7 +295,7 @@ impl Host {
     }
 
     /// Opens a regular file for reading; anything else is refused before it can block.
-    fn open_regular(&self, target: &str) -> Result<fs::File, HostError> {
+    fn open_regular(&self, target: &str) -> Result<(fs::File, u64), HostError> {
         let (path, nofollow) = self.read_path(target)?;
         let flags = libc::O_NONBLOCK | libc::O_CLOEXEC | if nofollow { libc::O_NOFOLLOW } else { 0 };
         let file = match fs::OpenOptions::new().read(true).custom_flags(flags).open(&path) {
@@ -294,14 +311,15 @@ impl Host {
         if !meta.file_type().is_file() {
             return Err(HostError::NotRegular { path: target.to_string(), what: kind_of(meta.file_type()) });
         }
-        Ok(file)
+        Ok((file, meta.len()))
     }
 
     /// Reads a whole file as bytes, exactly as stored (the journal keeps files byte for byte).
     pub fn read_bytes(&self, target: &str) -> Result<Vec<u8>, HostError> {
         self.note(|r| &mut r.files, target);
-        let file = self.open_regular(target)?;
-        let mut out = Vec::new();
+        let (file, size) = self.open_regular(target)?;
+        // sysfs says 4096 for every attribute and procfs 0: a hint, never trusted.
+        let mut out = Vec::with_capacity(if size == 0 { 512 } else { size.min(MAX_READ_BYTES) as usize + 1 });
         file.take(MAX_READ_BYTES + 1).read_to_end(&mut out).map_err(|e| HostError::from_io(target, e))?;
         if out.len() as u64 > MAX_READ_BYTES {
             return Err(HostError::TooLarge { path: target.to_string(), limit: MAX_READ_BYTES });
