@@ -5,5 +5,6 @@ pub mod boot;
 pub mod config;
 pub mod facts;
 pub mod kernel_args;
+pub mod nic;
 pub mod rollback;
 pub mod sysctl;
