@@ -21,7 +21,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
 
-use crate::support::{bin, boot_fixture, run_module, run_module_stdin};
+use crate::support::{bin, boot_fixture, host_fixture, run_module, run_module_stdin};
 
 /// What a byte-identical comparison looks at, for one path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -323,6 +323,24 @@ fn contract_lltune_kernel_args() {
         fixture: || boot_fixture("rhel9-bls"),
         args: json!({"args": {"nohz_full": "2-5", "isolcpus": "managed_irq,domain,2-5"}}),
         other: json!({"args": {"skew_tick": "1"}}),
+    });
+}
+
+#[test]
+fn contract_lltune_nic() {
+    contract(&Case {
+        module: "lltune_nic",
+        fixture: || host_fixture("nic-2port"),
+        args: json!({"interfaces": [{
+            "name": "ens1f0",
+            "features": {"gro": false, "tso": false},
+            "coalesce": {"adaptive-rx": false, "rx-usecs": 0},
+            "rings": {"rx": "max"},
+            "channels": {"combined": 8},
+            "rps_cpus": "2-5",
+            "xps_cpus": "0-1",
+        }]}),
+        other: json!({"interfaces": [{"pci": "0000:3b:00.1", "pause": {"rx": false, "tx": false}, "rps_flow_cnt": 4096}]}),
     });
 }
 

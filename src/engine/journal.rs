@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::engine::state::{Item, State};
 use crate::host::{FileMeta, Host, resolve};
 use crate::protocol::{Failure, cap_text};
+use crate::sys::ethtool_group::Group as EthtoolGroup;
 
 /// Where bundles live, under `root`.
 pub const BACKUPS_DIR: &str = "/var/lib/lltune/backups";
@@ -71,6 +72,9 @@ pub enum Entry {
     },
     /// A kernel value file.
     Runtime { path: String, module: String, previous: String },
+    /// One ethtool group of a live interface, as the kernel reported it
+    /// (`sys::ethtool_group`: uapi field names, or changeable feature names to booleans).
+    Ethtool { ifname: String, group: EthtoolGroup, module: String, previous: serde_json::Value },
 }
 
 impl Entry {
@@ -79,18 +83,24 @@ impl Entry {
             Entry::File { path, .. } => Item::File(path.clone()),
             Entry::Link { path, .. } => Item::Link(path.clone()),
             Entry::Runtime { path, .. } => Item::Kernel(path.clone()),
+            Entry::Ethtool { ifname, group, .. } => Item::Ethtool { ifname: ifname.clone(), group: *group },
         }
     }
 
+    /// The path of the item; an ethtool entry's interface name.
     pub fn path(&self) -> &str {
         match self {
             Entry::File { path, .. } | Entry::Link { path, .. } | Entry::Runtime { path, .. } => path,
+            Entry::Ethtool { ifname, .. } => ifname,
         }
     }
 
     pub fn module(&self) -> &str {
         match self {
-            Entry::File { module, .. } | Entry::Link { module, .. } | Entry::Runtime { module, .. } => module,
+            Entry::File { module, .. }
+            | Entry::Link { module, .. }
+            | Entry::Runtime { module, .. }
+            | Entry::Ethtool { module, .. } => module,
         }
     }
 
@@ -102,7 +112,15 @@ impl Entry {
     /// `files/`, a module name that is not one.
     fn validate(&self) -> Result<(), String> {
         let path = self.path();
-        if !resolve::is_normal(path) || path == "/" || path.len() > 4096 {
+        if let Entry::Ethtool { ifname, previous, .. } = self {
+            if !valid_ifname(ifname) {
+                return Err(format!("interface name {:?} is not valid", cap_text(ifname)));
+            }
+            let size = serde_json::to_string(previous).map_or(usize::MAX, |t| t.len());
+            if !previous.is_object() || size > 1 << 20 {
+                return Err(format!("{ifname}: previous ethtool state is not a mapping of at most 1 MiB"));
+            }
+        } else if !resolve::is_normal(path) || path == "/" || path.len() > 4096 {
             return Err(format!("path {:?} is not a canonical absolute path", cap_text(path)));
         }
         let m = self.module();
@@ -120,6 +138,16 @@ impl Entry {
             _ => Ok(()),
         }
     }
+}
+
+/// An interface name as the kernel's dev_valid_name takes it: 1 to 15 bytes, not `.` or `..`,
+/// no `/`, `:`, whitespace or control character.
+pub fn valid_ifname(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() < crate::sys::ethtool::IFNAMSIZ
+        && name != "."
+        && name != ".."
+        && name.chars().all(|c| c.is_ascii_graphic() && c != '/' && c != ':')
 }
 
 /// `files/` + a name of letters, digits, `.`, `_`, `-` that does not start with a dot.
@@ -308,6 +336,12 @@ impl Journal {
             (Item::Kernel(path), State::Kernel(value)) => {
                 Entry::Runtime { path: path.clone(), module: module.to_string(), previous: value.clone() }
             }
+            (Item::Ethtool { ifname, group }, State::Ethtool(value)) => Entry::Ethtool {
+                ifname: ifname.clone(),
+                group: *group,
+                module: module.to_string(),
+                previous: value.clone(),
+            },
             _ => anyhow::bail!("internal error: state of {} does not match its kind", item.path()),
         };
         self.manifest.entries.push(entry);

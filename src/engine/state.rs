@@ -7,6 +7,7 @@
 use anyhow::{Context, Result};
 
 use crate::host::{FileMeta, Host, HostError, Node};
+use crate::sys::ethtool_group::{self, Group as EthtoolGroup};
 
 /// One thing on the host a module changes. Paths are canonical target paths: the engine
 /// resolves links before it snapshots, so the journal names the file a link leads to.
@@ -18,12 +19,16 @@ pub enum Item {
     Link(String),
     /// A kernel value file, e.g. `/proc/sys/net/core/busy_poll`.
     Kernel(String),
+    /// One group of a live interface's ethtool settings (SIOCETHTOOL), e.g. `eth0` rings.
+    Ethtool { ifname: String, group: EthtoolGroup },
 }
 
 impl Item {
-    pub fn path(&self) -> &str {
+    /// The item as messages name it: its path, or `ethtool <ifname> <group>`.
+    pub fn path(&self) -> std::borrow::Cow<'_, str> {
         match self {
-            Item::File(p) | Item::Link(p) | Item::Kernel(p) => p,
+            Item::File(p) | Item::Link(p) | Item::Kernel(p) => p.into(),
+            Item::Ethtool { ifname, group } => format!("ethtool {ifname} {group}").into(),
         }
     }
 }
@@ -38,6 +43,8 @@ pub enum State {
     /// A kernel value exactly as read (with its newline), so restoring a fixture tree's
     /// plain file gives back the same bytes.
     Kernel(String),
+    /// An ethtool group as the kernel reports it (`sys::ethtool_group`).
+    Ethtool(serde_json::Value),
 }
 
 /// Kernel values compared the way `sysctl` users mean them: whitespace runs are one space
@@ -71,7 +78,19 @@ pub fn read(host: &Host, item: &Item) -> Result<State, HostError> {
             Node::File(..) => Err(HostError::NotRegular { path: path.clone(), what: "regular file (not a link)" }),
         },
         Item::Kernel(path) => Ok(State::Kernel(host.read(path)?)),
+        Item::Ethtool { ifname, group } => read_ethtool(host, ifname, *group),
     }
+}
+
+/// SIOCETHTOOL acts on the running kernel: only a live host (`root` `/`) has it.
+fn read_ethtool(host: &Host, ifname: &str, group: EthtoolGroup) -> Result<State, HostError> {
+    let path = format!("ethtool {ifname} {group}");
+    if !host.is_live() {
+        return Err(HostError::Invalid { path, reason: "ethtool state is only read on a live host (root /)" });
+    }
+    ethtool_group::read(ifname, group)
+        .map(State::Ethtool)
+        .map_err(|e| HostError::Io { path, err: std::io::Error::from_raw_os_error(e.errno as i32) })
 }
 
 /// Puts an item back to a state; `false` when it already was in that state.
@@ -84,6 +103,13 @@ pub fn put(host: &Host, item: &Item, state: &State) -> Result<bool> {
         (Item::File(path), State::File(Some((bytes, meta)))) => host.write_atomic_as(path, bytes, meta)?,
         (Item::Link(path), State::Link(Some(to))) => host.symlink(path, to)?,
         (Item::Kernel(path), State::Kernel(v)) => host.write_kernel(path, v)?,
+        (Item::Ethtool { ifname, group }, State::Ethtool(v)) => {
+            let now = match read(host, item)? {
+                State::Ethtool(now) => now,
+                _ => serde_json::Value::Null,
+            };
+            ethtool_group::write(ifname, *group, &ethtool_group::changes(*group, &now, v))?
+        }
         _ => anyhow::bail!("internal error: state of {} does not match its kind", item.path()),
     }
     Ok(true)
@@ -106,6 +132,9 @@ pub enum Action {
     WriteKernel { path: String, value: String },
     /// Run a command that rewrites `rewrites` (grub2-mkconfig -o <cfg>); only on a live host.
     Run { argv: Vec<String>, rewrites: Vec<String> },
+    /// Set fields of one ethtool group of a live interface (`changes`: uapi field or feature
+    /// names to values) and read them back; only on a live host.
+    SetEthtool { ifname: String, group: EthtoolGroup, changes: serde_json::Map<String, serde_json::Value> },
 }
 
 impl Action {
@@ -116,6 +145,7 @@ impl Action {
             Action::SetLink { path, .. } | Action::RemoveLink { path } => vec![Item::Link(path.clone())],
             Action::WriteKernel { path, .. } => vec![Item::Kernel(path.clone())],
             Action::Run { rewrites, .. } => rewrites.iter().cloned().map(Item::File).collect(),
+            Action::SetEthtool { ifname, group, .. } => vec![Item::Ethtool { ifname: ifname.clone(), group: *group }],
         }
     }
 
@@ -129,6 +159,10 @@ impl Action {
                 format!("writing {:?} to {path}", crate::protocol::cap_text(value))
             }
             Action::Run { argv, .. } => format!("running {}", argv.join(" ")),
+            Action::SetEthtool { ifname, group, changes } => {
+                let c: Vec<String> = changes.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                format!("setting ethtool {ifname} {group} ({})", crate::protocol::cap_text(&c.join(" ")))
+            }
         }
     }
 
@@ -147,6 +181,16 @@ impl Action {
             Action::WriteKernel { path, value } => Action::WriteKernel { path: r(path)?, value: value.clone() },
             Action::Run { argv, rewrites } => {
                 Action::Run { argv: argv.clone(), rewrites: rewrites.iter().map(r).collect::<Result<_, _>>()? }
+            }
+            Action::SetEthtool { ifname, group, .. } => {
+                if !host.is_live() {
+                    let path = format!("ethtool {ifname} {group}");
+                    return Err(HostError::Invalid {
+                        path,
+                        reason: "ethtool settings are only set on a live host (root /)",
+                    });
+                }
+                self.clone()
             }
         })
     }
@@ -188,6 +232,7 @@ impl Action {
                 }
                 Ok(())
             }
+            Action::SetEthtool { ifname, group, changes } => ethtool_group::write(ifname, *group, changes),
         }
     }
 }

@@ -5,6 +5,7 @@ pub mod boot;
 pub mod config;
 pub mod facts;
 pub mod kernel_args;
+pub mod nic;
 pub mod rollback;
 pub mod sysctl;
 

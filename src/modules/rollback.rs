@@ -17,6 +17,7 @@ use crate::engine::state::{self, Action, State, normalize_value};
 use crate::engine::{self, Module};
 use crate::host::Host;
 use crate::protocol::{Diff, Failure, Meta, Outcome, cap_text};
+use crate::sys::ethtool_group;
 
 pub const MODULE: &str = "lltune_rollback";
 
@@ -31,7 +32,7 @@ pub struct Params {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Restored {
     pub path: String,
-    /// `file`, `removed` (did not exist before) or `runtime`.
+    /// `file`, `removed` (did not exist before), `runtime` or `ethtool`.
     pub kind: String,
     pub module: String,
 }
@@ -187,6 +188,40 @@ pub fn plan_entries(host: &Host, journal: &Journal, entries: &[Entry]) -> Result
                 });
                 plan.actions.push(Action::WriteKernel { path: path.clone(), value: previous.clone() });
                 plan.restored.push(Restored { path: path.clone(), kind: "runtime".into(), module: module.clone() });
+            }
+            Entry::Ethtool { ifname, group, module, previous } => {
+                let now = match now {
+                    Ok(State::Ethtool(v)) => v,
+                    Ok(_) => continue,
+                    Err(e) => {
+                        // An interface that is gone, or a bundle of a live host rolled back on a tree.
+                        plan.warnings.push(format!("{e:#}; not restored"));
+                        continue;
+                    }
+                };
+                let changes = ethtool_group::changes(*group, &now, previous);
+                if changes.is_empty() {
+                    continue;
+                }
+                let header = format!("ethtool {} {ifname}", group.show_flag());
+                let lines = |from: &serde_json::Value| -> String {
+                    changes
+                        .keys()
+                        .map(|k| format!("{k}: {}\n", from.get(k).unwrap_or(&serde_json::Value::Null)))
+                        .collect()
+                };
+                plan.diff.push(Diff {
+                    before_header: header.clone(),
+                    after_header: header,
+                    before: lines(&now),
+                    after: lines(previous),
+                });
+                plan.actions.push(Action::SetEthtool { ifname: ifname.clone(), group: *group, changes });
+                plan.restored.push(Restored {
+                    path: item.path().into_owned(),
+                    kind: "ethtool".into(),
+                    module: module.clone(),
+                });
             }
         }
     }

@@ -1,0 +1,321 @@
+//! lltune_nic: a real kernel (a veth pair in a private network namespace), the refusals that
+//! must leave everything untouched, interface selection by PCI address and driver, and the
+//! journal's ethtool entries read back as untrusted input.
+//!
+//! The live test re-runs itself under `unshare --net --mount` (as `ethtool_live` does) and
+//! mounts a tmpfs on /var/lib there, so the journal of a run on `/` stays inside the test.
+
+use std::fs;
+use std::process::Command;
+
+use lltune::sys::ethtool;
+use serde_json::{Value, json};
+
+use crate::support::{self, assert_same_tree, host_fixture, run_module, tree_snapshot};
+
+const CHILD_ENV: &str = "LLTUNE_NIC_LIVE_CHILD";
+const CHILD_STARTED: &str = "lltune-nic-live-child-started";
+const QUEUES: u32 = 4;
+
+fn sh(cmd: &str, args: &[&str]) {
+    let out = Command::new(cmd).args(args).output().unwrap_or_else(|e| panic!("{cmd}: {e}"));
+    assert!(out.status.success(), "{cmd} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn lltune_nic_on_a_veth_pair_in_a_network_namespace() {
+    if std::env::var_os(CHILD_ENV).is_some() {
+        println!("{CHILD_STARTED}");
+        in_namespace();
+        return;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let spawned = Command::new("unshare")
+        .args(["--net", "--mount", "--"])
+        .arg(&exe)
+        .args([
+            "--exact",
+            "change_nic::lltune_nic_on_a_veth_pair_in_a_network_namespace",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ENV, "1")
+        .output();
+    let out = match spawned {
+        Ok(out) => out,
+        Err(e) => return skip(&format!("cannot run unshare: {e}")),
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !stdout.contains(CHILD_STARTED) {
+        return skip(&format!("unshare --net --mount failed: {}", stderr.trim()));
+    }
+    assert!(out.status.success(), "the test failed inside the namespace:\n{stdout}\n{stderr}");
+    assert!(stdout.contains("1 passed"), "{stdout}");
+}
+
+fn skip(why: &str) {
+    support::skip_unless_ci(&format!("change_nic: network namespaces are not allowed here ({why})"));
+}
+
+/// (rx-gro, tx-tcp-segmentation) active, and the (rx, tx) channel counts of veth0.
+fn kernel_state() -> ((bool, bool), (u32, u32)) {
+    let f = ethtool::get_features("veth0").unwrap();
+    let on = |n: &str| f.iter().find(|x| x.name == n).unwrap_or_else(|| panic!("no {n}")).active;
+    let c = ethtool::get_channels("veth0").unwrap();
+    ((on("rx-gro"), on("tx-tcp-segmentation")), (c.rx_count, c.tx_count))
+}
+
+fn rps0() -> String {
+    fs::read_to_string("/sys/class/net/veth0/queues/rx-0/rps_cpus").unwrap()
+}
+
+fn in_namespace() {
+    sh("mount", &["-t", "sysfs", "sysfs", "/sys"]);
+    // The journal of a run on `/` goes to /var/lib/lltune: keep it in this mount namespace.
+    sh("mount", &["-t", "tmpfs", "tmpfs", "/var/lib"]);
+    let q = QUEUES.to_string();
+    sh(
+        "ip",
+        &[
+            "link",
+            "add",
+            "veth0",
+            "numtxqueues",
+            &q,
+            "numrxqueues",
+            &q,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "veth1",
+            "numtxqueues",
+            &q,
+            "numrxqueues",
+            &q,
+        ],
+    );
+    sh("ip", &["link", "set", "veth0", "up"]);
+    sh("ip", &["link", "set", "veth1", "up"]);
+    // Start from GRO and TSO on, whatever this kernel's veth defaults are.
+    let gro = |on: bool| {
+        let f = ethtool::get_features("veth0").unwrap();
+        let idx: Vec<(usize, bool)> = f
+            .iter()
+            .filter(|x| ["rx-gro", "tx-tcp-segmentation"].contains(&x.name.as_str()))
+            .map(|x| (x.index, on))
+            .collect();
+        ethtool::set_features("veth0", &idx).unwrap();
+    };
+    gro(true);
+    let start = kernel_state();
+    assert_eq!(start, ((true, true), (QUEUES, QUEUES)));
+    let rps_start = rps0();
+
+    let args = json!({
+        "interfaces": [{"name": "veth0", "features": {"gro": false, "tso": "off"}, "channels": {"rx": 2, "tx": 2}, "rps_cpus": "0"}],
+        "backup_id": "live1",
+    });
+    let with = |extra: Value| {
+        let mut a = args.clone();
+        for (k, v) in extra.as_object().unwrap() {
+            a[k] = v.clone();
+        }
+        a
+    };
+
+    // Check mode: the real run predicted, nothing changed, no bundle.
+    let (check, code) = run_module("lltune_nic", &with(json!({"_ansible_check_mode": true, "_ansible_diff": true})));
+    assert_eq!(code, 0, "{check}");
+    assert_eq!(check["changed"], true, "{check}");
+    assert_eq!(check["simulated"], false, "{check}");
+    assert_eq!(kernel_state(), start);
+    assert_eq!(rps0(), rps_start);
+    assert!(!std::path::Path::new("/var/lib/lltune/backups/live1").exists());
+    let diff = check["diff"].to_string();
+    assert!(diff.contains("ethtool -k veth0") && diff.contains("rx-gro: off"), "{diff}");
+    assert!(diff.contains("ethtool -l veth0") && diff.contains("rx: 2"), "{diff}");
+
+    // For real: the kernel reports the new values.
+    let (real, code) = run_module("lltune_nic", &with(json!({"_ansible_diff": true})));
+    assert_eq!(code, 0, "{real}");
+    assert_eq!(real["changed"], true);
+    assert_eq!(real["diff"], check["diff"]);
+    assert_eq!(real["backup"], "/var/lib/lltune/backups/live1");
+    assert_eq!(kernel_state(), ((false, false), (2, 2)));
+    assert_eq!(rps0().trim_start_matches('0').trim(), "1", "rps_cpus of rx-0: {}", rps0());
+    let iface = &real["interfaces"][0];
+    assert_eq!(iface["queues_recreated"], true, "{iface}");
+    assert_eq!(iface["settings"]["features.rx-gro"], json!({"before": true, "after": false, "changed": true}));
+    assert_eq!(iface["settings"]["channels.rx"], json!({"before": QUEUES, "after": 2, "changed": true}));
+    assert!(real["warnings"][0].as_str().unwrap().contains("lltune_irq"), "{real}");
+    let journal: Value =
+        serde_json::from_slice(&fs::read("/var/lib/lltune/backups/live1/journal.json").unwrap()).unwrap();
+    let kinds: Vec<&str> = journal["entries"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert!(kinds.contains(&"ethtool") && kinds.contains(&"runtime"), "{journal}");
+
+    // Again: nothing to do.
+    let (again, code) = run_module("lltune_nic", &with(json!({"backup_id": "live2"})));
+    assert_eq!(code, 0, "{again}");
+    assert_eq!(again["changed"], false, "{again}");
+    assert!(!std::path::Path::new("/var/lib/lltune/backups/live2").exists());
+
+    // Rollback: features, channels and RPS as they were.
+    let (rb, code) = run_module("lltune_rollback", &json!({"backup": "live1"}));
+    assert_eq!(code, 0, "{rb}");
+    assert_eq!(rb["changed"], true);
+    assert_eq!(kernel_state(), start, "{rb}");
+    assert_eq!(rps0(), rps_start);
+    let kinds: Vec<&str> = rb["restored"].as_array().unwrap().iter().map(|r| r["kind"].as_str().unwrap()).collect();
+    assert!(kinds.contains(&"ethtool"), "{rb}");
+
+    // A fixed feature on the real device: refused, nothing changed.
+    let fixed = ethtool::get_features("veth0").unwrap().into_iter().find(|f| f.is_fixed()).unwrap();
+    let (v, code) = run_module(
+        "lltune_nic",
+        &json!({"interfaces": [{"name": "veth0", "features": {"gro": false, fixed.name.clone(): !fixed.active}}]}),
+    );
+    assert_eq!(code, 1, "{v}");
+    let msg = v["msg"].as_str().unwrap();
+    assert!(msg.contains("veth0") && msg.contains(&fixed.name) && msg.contains("fixed"), "{msg}");
+    assert_eq!(kernel_state(), start);
+    // Rings: veth has none.
+    let (v, code) = run_module("lltune_nic", &json!({"interfaces": [{"name": "veth0", "rings": {"rx": 512}}]}));
+    assert_eq!(code, 1, "{v}");
+    assert!(v["msg"].as_str().unwrap().contains("veth0: rings.rx: the device does not support"), "{v}");
+}
+
+// ---- Refusals: each names the interface and the setting, and writes nothing ----
+
+fn refused(args: Value, wants: &[&str]) {
+    let dir = host_fixture("nic-2port");
+    let root = dir.path();
+    let before = tree_snapshot(root);
+    let mut a = args.clone();
+    a["root"] = json!(root);
+    for check in [true, false] {
+        a["_ansible_check_mode"] = json!(check);
+        let (v, code) = run_module("lltune_nic", &a);
+        assert_eq!(code, 1, "{args}: {v}");
+        assert_eq!(v["failed"], true);
+        assert_eq!(v["changed"], false);
+        let msg = v["msg"].as_str().unwrap();
+        for w in wants {
+            assert!(msg.contains(w), "{args}: {w:?} not in {msg:?}");
+        }
+    }
+    assert_same_tree(&before, &tree_snapshot(root), &format!("refused {args}"));
+    assert!(!root.join("var/lib/lltune/backups").exists(), "a refused run made a bundle");
+}
+
+#[test]
+fn refusals_name_the_interface_and_the_setting_and_write_nothing() {
+    // A [fixed] feature, even beside settings that could be applied.
+    refused(
+        json!({"interfaces": [{"name": "ens1f0", "rings": {"rx": 4096}, "features": {"tx-checksum-ipv4": true}}]}),
+        &["ens1f0", "features.tx-checksum-ipv4", "fixed", "stays off"],
+    );
+    // A ring above the device's maximum.
+    refused(
+        json!({"interfaces": [{"name": "ens1f0", "features": {"gro": false}, "rings": {"rx": 9000}}]}),
+        &["ens1f0", "rings.rx", "9000", "maximum of 8192"],
+    );
+    // Channels above the maximum; a ring the device does not have.
+    refused(json!({"interfaces": [{"name": "ens1f1", "channels": {"combined": 9}}]}), &["ens1f1", "channels.combined"]);
+    refused(json!({"interfaces": [{"name": "ens1f1", "rings": {"rx-mini": 64}}]}), &["ens1f1", "rings.rx-mini"]);
+    // A feature name that is neither the kernel's nor an ethtool alias.
+    refused(
+        json!({"interfaces": [{"driver": "mlx5_core", "features": {"rx-grow": false}}]}),
+        &["ens1f0", "features.rx-grow", "unknown feature"],
+    );
+    // An interface that is not there, by name, PCI address and driver.
+    refused(json!({"interfaces": [{"name": "ens9f0", "features": {"gro": false}}]}), &["interfaces[0]", "ens9f0"]);
+    refused(json!({"interfaces": [{"pci": "0000:af:00.0", "rings": {"rx": 512}}]}), &["0000:af:00.0"]);
+    refused(json!({"interfaces": [{"driver": "ice", "rings": {"rx": 512}}]}), &["driver ice"]);
+    // Unknown options, at the top and inside an entry; persistence is not this module's yet.
+    refused(json!({"interfaces": [{"name": "ens1f0"}], "persist": true}), &["unsupported option persist"]);
+    refused(
+        json!({"interfaces": [{"name": "ens1f0", "coalesce": {"rx-usec": 0}}]}),
+        &["interfaces[0].coalesce", "rx-usec"],
+    );
+    refused(json!({"interfaces": [{"name": "ens1f0", "gro": false}]}), &["unsupported option gro"]);
+    refused(json!({"interfaces": [{"name": "ens1f0", "rps_cpus": "2-9"}]}), &["ens1f0", "rps_cpus", "8-9"]);
+    refused(json!({"interfaces": [{"name": "ens1f0", "driver": "mlx5_core"}]}), &["exactly one of name, pci, driver"]);
+    // No captured ethtool state for lo on this tree.
+    refused(json!({"interfaces": [{"name": "lo", "features": {"gro": false}}]}), &["lo", "no captured ethtool state"]);
+}
+
+#[test]
+fn selection_by_driver_and_pci_later_entries_win_and_rollback_restores() {
+    let dir = host_fixture("nic-2port");
+    let root = dir.path();
+    let before = tree_snapshot(root);
+    let args = json!({"root": root, "backup_id": "d", "interfaces": [
+        {"driver": "mlx5_core", "rings": {"rx": "max", "tx": 4096}, "pause": {"autoneg": false, "rx": "off", "tx": "off"}, "rps_flow_cnt": 1000},
+        {"pci": "0000:3b:00.1", "rings": {"tx": 2048}},
+    ]});
+    let (v, code) = run_module("lltune_nic", &args);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["simulated"], true);
+    let ifs = v["interfaces"].as_array().unwrap();
+    assert_eq!(ifs.len(), 2);
+    assert_eq!(ifs[0]["name"], "ens1f0");
+    assert_eq!(ifs[0]["settings"]["rings.tx"]["after"], 4096);
+    assert_eq!(ifs[1]["settings"]["rings.tx"]["after"], 2048, "the later entry wins");
+    assert_eq!(ifs[1]["settings"]["rings.rx"]["after"], 8192, "max is the device's maximum");
+    // The kernel rounds rps_flow_cnt up to a power of two; so does the plan.
+    assert_eq!(ifs[0]["settings"]["queues.rx-3.rps_flow_cnt"]["after"], 1024);
+    let cap: Value =
+        serde_json::from_slice(&fs::read(root.join("var/lib/lltune/capture/ethtool/ens1f1.json")).unwrap()).unwrap();
+    assert_eq!(cap["rings"]["tx_pending"], 2048);
+    assert_eq!(cap["pause"]["rx_pause"], false);
+    let flow = root.join("sys/class/net/ens1f1/queues/rx-2/rps_flow_cnt");
+    assert_eq!(fs::read_to_string(&flow).unwrap(), "1024\n");
+    // A scan of the tree sees what the module set.
+    let (facts, _) = run_module("lltune_facts", &json!({"root": root}));
+    let nic = facts["ansible_facts"]["lltune"]["nics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == "ens1f1")
+        .cloned()
+        .unwrap();
+    assert_eq!(nic["rings"]["rx_pending"], 8192, "{nic}");
+    let (again, _) = run_module("lltune_nic", &args);
+    assert_eq!(again["changed"], false, "{again}");
+    let (rb, code) = run_module("lltune_rollback", &json!({"root": root, "backup": "d"}));
+    assert_eq!(code, 0, "{rb}");
+    assert_same_tree(&before, &tree_snapshot(root), "after rollback");
+}
+
+#[test]
+fn an_edited_ethtool_journal_entry_is_refused() {
+    let dir = host_fixture("nic-2port");
+    let root = dir.path();
+    let bundle = root.join("var/lib/lltune/backups/evil");
+    fs::create_dir_all(&bundle).unwrap();
+    let entry = |ifname: &str, previous: Value| json!({"kind": "ethtool", "ifname": ifname, "group": "rings", "module": "lltune_nic", "previous": previous});
+    for e in [
+        entry("../../etc", json!({})),
+        entry("a-name-of-16-chr", json!({})),
+        entry("eth 0", json!({})),
+        entry("eth0", json!("not a mapping")),
+        json!({"kind": "ethtool", "ifname": "eth0", "group": "firmware", "module": "lltune_nic", "previous": {}}),
+    ] {
+        let journal = json!({"version": 1, "backup_id": "evil", "created": "20261130T000000Z", "entries": [e]});
+        fs::write(bundle.join("journal.json"), serde_json::to_vec(&journal).unwrap()).unwrap();
+        let (v, code) = run_module("lltune_rollback", &json!({"root": root, "backup": "evil"}));
+        assert_eq!(code, 1, "{e}: {v}");
+        let msg = v["msg"].as_str().unwrap();
+        assert!(msg.contains("refused") || msg.contains("not a valid journal"), "{e}: {msg}");
+    }
+    // A valid entry of a live host's bundle rolled back on a tree: no ioctl, a warning.
+    let journal = json!({"version": 1, "backup_id": "evil", "created": "20261130T000000Z",
+        "entries": [entry("ens1f0", json!({"rx_pending": 512}))]});
+    fs::write(bundle.join("journal.json"), serde_json::to_vec(&journal).unwrap()).unwrap();
+    let (v, code) = run_module("lltune_rollback", &json!({"root": root, "backup": "evil"}));
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["changed"], false);
+    assert!(v["warnings"][0].as_str().unwrap().contains("only read on a live host"), "{v}");
+}
