@@ -27,7 +27,7 @@ use serde_json::Value;
 use crate::cpulist::CpuList;
 use crate::engine::state::Action;
 use crate::engine::{self, Module};
-use crate::facts::irq::{NicKey, irq_pci_address, match_nic, parse_interrupts};
+use crate::facts::irq::{NicKey, match_nic, parse_interrupts};
 use crate::facts::kernel::{parse_cmdline, parse_isolcpus};
 use crate::host::Host;
 use crate::protocol::{Diff, Failure, Meta, Outcome, cap_text, kind, lenient_bool};
@@ -275,6 +275,48 @@ pub fn read_table(host: &Host) -> Result<IrqTable> {
         t.irqs.push(info);
     }
     Ok(t)
+}
+
+/// The first PCI address (`0000:3b:00.0`, lowercased) inside `s`. A hand-written scan, as
+/// `facts::irq::irq_pci_address` does with a regex: the regex engine would double the size of
+/// this binary, which Ansible copies to every host on every task.
+fn pci_address_in(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let hex = |c: u8| c.is_ascii_hexdigit();
+    (0..b.len().saturating_sub(11)).find_map(|i| {
+        let w = &b[i..i + 12];
+        let ok = w[..4].iter().all(|c| hex(*c))
+            && w[4] == b':'
+            && hex(w[5])
+            && hex(w[6])
+            && w[7] == b':'
+            && hex(w[8])
+            && hex(w[9])
+            && w[10] == b'.'
+            && (b'0'..=b'7').contains(&w[11]);
+        ok.then(|| String::from_utf8_lossy(w).to_ascii_lowercase())
+    })
+}
+
+/// The PCI function behind an IRQ, as `facts::irq::irq_pci_address` finds it: named in the
+/// chip (`IR-PCI-MSIX-0000:3b:00.0`), in a handler name (`mlx5_comp0@pci:0000:3b:00.0`), or
+/// encoded in the hwirq of the shared PCI-MSI domain of older kernels.
+fn irq_pci_address(chip: Option<&str>, hwirq: Option<u64>, actions: &[String]) -> Option<String> {
+    if let Some(a) = chip.and_then(pci_address_in).or_else(|| actions.iter().find_map(|a| pci_address_in(a))) {
+        return Some(a);
+    }
+    let chip = chip?;
+    if chip.ends_with("PCI-MSI") || chip == "ITS-MSI" {
+        let h = hwirq?;
+        return Some(format!(
+            "{:04x}:{:02x}:{:02x}.{:x}",
+            h >> 27,
+            (h >> 19) & 0xff,
+            (h >> 14) & 0x1f,
+            (h >> 11) & 0x7
+        ));
+    }
+    None
 }
 
 /// Why an IRQ cannot be moved, or `None` when it can.
@@ -1002,6 +1044,30 @@ mod tests {
         assert_eq!(mask_width("3f"), 8);
         let c = CpuList::parse("0-1,40-41").unwrap();
         assert_eq!(c.to_mask(80), "0000,00000300,00000003");
+    }
+
+    #[test]
+    fn pci_addresses_as_the_facts_find_them() {
+        let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        for (chip, hwirq, actions) in [
+            ("IR-PCI-MSI", 13107200, vec!["x"]),
+            ("PCI-MSI", 81921, vec!["virtio2-input"]),
+            ("IR-PCI-MSI", 1, vec!["mlx5_comp0@pci:0000:3B:00.1"]),
+            ("IR-PCI-MSI", 288768, vec!["ahci[0000:00:11.5]"]),
+            ("IR-PCI-MSIX-0000:1a:00.0", 1, vec!["eno3-TxRx-0"]),
+            ("IO-APIC", 2, vec!["timer"]),
+            ("DMAR-MSI", 6, vec!["dmar6"]),
+            ("IR-PCI-MSI", 5, vec!["i40e-0000:3b:00.9:misc"]),
+        ] {
+            let a = strings(&actions);
+            assert_eq!(
+                irq_pci_address(Some(chip), Some(hwirq), &a),
+                crate::facts::irq::irq_pci_address(Some(chip), Some(hwirq), &a),
+                "{chip} {hwirq} {actions:?}"
+            );
+        }
+        assert_eq!(pci_address_in("x0000:3b:00.0"), Some("0000:3b:00.0".into()));
+        assert_eq!(pci_address_in("0000:3b:00"), None);
     }
 
     #[test]
