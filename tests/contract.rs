@@ -602,3 +602,20 @@ fn every_echo_of_input_is_capped() {
     let (v, _) = run_module("lltune_rollback", &json!({"root": root, "backup": long}));
     assert!(v.to_string().len() < 2048);
 }
+
+#[test]
+fn contract_lltune_irq() {
+    contract(&Case {
+        module: "lltune_irq",
+        fixture: || crate::support::host_fixture("irq-small"),
+        args: json!({
+            "rules": [
+                {"match": {"all": true}, "cpus": "0-1"},
+                {"match": {"nic": "eth0"}, "cpus": "2-3", "spread": true},
+            ],
+            "default_affinity": "0-3",
+            "irqbalance_banned_cpus": "4-7",
+        }),
+        other: json!({"rules": [{"match": {"name": "nvme0q0"}, "cpus": "3"}], "default_affinity": "0-1"}),
+    });
+}

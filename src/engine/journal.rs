@@ -308,6 +308,36 @@ impl Journal {
         if self.has(item) {
             return Ok(());
         }
+        self.push(host, module, boot, item, previous)?;
+        self.save(host)
+    }
+
+    /// Records the previous states of many items (those the bundle lacks), then saves the
+    /// journal once: a run that changes thousands of kernel values (IRQ affinities) writes
+    /// it once, not once per item, and looks each item up in a set, not the whole list.
+    pub fn record_all<'a>(
+        &mut self,
+        host: &Host,
+        module: &str,
+        boot: bool,
+        items: impl IntoIterator<Item = (&'a Item, &'a State)>,
+    ) -> Result<()> {
+        let mut seen: std::collections::HashSet<Item> = self.manifest.entries.iter().map(Entry::item).collect();
+        let mut added = false;
+        for (item, previous) in items {
+            if seen.insert(item.clone()) {
+                self.push(host, module, boot, item, previous)?;
+                added = true;
+            }
+        }
+        if added {
+            self.save(host)?;
+        }
+        Ok(())
+    }
+
+    /// Adds an entry (and writes its file copy); the caller saves the manifest.
+    fn push(&mut self, host: &Host, module: &str, boot: bool, item: &Item, previous: &State) -> Result<()> {
         let entry = match (item, previous) {
             (Item::File(path), State::File(prev)) => {
                 let previous = match prev {
@@ -345,7 +375,7 @@ impl Journal {
             _ => anyhow::bail!("internal error: state of {} does not match its kind", item.path()),
         };
         self.manifest.entries.push(entry);
-        self.save(host)
+        Ok(())
     }
 
     fn save(&self, host: &Host) -> Result<()> {

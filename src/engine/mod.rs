@@ -181,15 +181,15 @@ pub fn carry_out(host: &Host, record: Option<Record<'_>>, actions: &[Action]) ->
         snapshots.push(s);
     }
     if let Some(r) = record {
-        for (i, s) in items.iter().zip(&snapshots) {
-            r.journal.record(host, r.module, r.boot, i, s)?;
-        }
+        r.journal.record_all(host, r.module, r.boot, items.iter().zip(&snapshots))?;
     }
     let mut touched: Vec<usize> = Vec::new();
+    let mut is_touched = vec![false; items.len()];
     for a in &actions {
         for i in a.items() {
             if let Some(&n) = index.get(&i) {
-                if !touched.contains(&n) {
+                if !is_touched[n] {
+                    is_touched[n] = true;
                     touched.push(n);
                 }
             }

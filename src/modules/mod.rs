@@ -4,6 +4,7 @@ pub mod audit;
 pub mod boot;
 pub mod config;
 pub mod facts;
+pub mod irq;
 pub mod kernel_args;
 pub mod nic;
 pub mod rollback;
@@ -21,6 +22,8 @@ pub fn run_by_name(name: &str, host: &Host, meta: &Meta, options: Map<String, Va
     Some(match name {
         sysctl::MODULE => parse_params(options).and_then(|p| sysctl::run(host, meta, p)),
         kernel_args::MODULE => parse_params(options).and_then(|p| kernel_args::run(host, meta, p)),
+        nic::MODULE => parse_params(options).and_then(|p| nic::run(host, meta, p)),
+        irq::MODULE => parse_params(options).and_then(|p| irq::run(host, meta, p)),
         _ => return None,
     })
 }

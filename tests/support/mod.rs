@@ -353,13 +353,18 @@ pub fn boot_fixture(name: &str) -> tempfile::TempDir {
     dir
 }
 
-/// A fresh copy of `tests/fixtures/hosts/<name>` (symlinks kept as links) in a temp folder.
-pub fn host_fixture(name: &str) -> tempfile::TempDir {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hosts").join(name);
+/// A fresh copy of any fixture tree (a real dump's unpacked root, `tests/fixtures/hosts/<name>`)
+/// in a temp folder, symlinks kept as links: tests change the copy, never the shared cache.
+pub fn copy_fixture(src: &Path) -> tempfile::TempDir {
     assert!(src.is_dir(), "no fixture tree {}", src.display());
     let dir = tempfile::tempdir().expect("tempdir");
-    copy_tree_with_links(&src, dir.path());
+    copy_tree_with_links(src, dir.path());
     dir
+}
+
+/// A fresh copy of `tests/fixtures/hosts/<name>`.
+pub fn host_fixture(name: &str) -> tempfile::TempDir {
+    copy_fixture(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hosts").join(name))
 }
 
 fn copy_tree_with_links(src: &Path, dest: &Path) {
