@@ -16,5 +16,6 @@ mod facts_doc; //      every emitted field is documented in docs/facts.md
 mod facts_module; //   lltune_facts through its real binary: exact JSON results
 mod irq_dumps; //      IRQ counts and affinities on the real dumps agree with their peers
 mod nic_dumps; //      NICs on the real dumps: drivers, NUMA nodes, virtual netdevs, PCI-only NICs
+mod persist; //        persist: true, a simulated reboot, lltune reapply, rollback of the persistence
 mod real_dumps; //     every real dump gives the facts its peer tool reported
 mod scan_cli; //       lltune scan / capture as a user runs them //       recommendations, reports, gen-config and audit on the real dumps and bad configs

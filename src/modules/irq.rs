@@ -51,23 +51,30 @@ const IRQ_FILES: &[&str] = &[
     "spurious",
 ];
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Params {
     /// In order; a later rule wins for the IRQs it matches.
     #[serde(default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub rules: Option<Vec<Rule>>,
     /// `/proc/irq/default_smp_affinity`, as a cpulist.
     #[serde(default, deserialize_with = "opt_cpulist_text")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub default_affinity: Option<String>,
     /// `IRQBALANCE_BANNED_CPULIST` in irqbalance's environment file; `""` bans none.
     #[serde(default, deserialize_with = "opt_cpulist_text")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub irqbalance_banned_cpus: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub backup_id: Option<String>,
+    /// Save the rules for `lltune reapply` at boot (`engine::persist`).
+    #[serde(default, deserialize_with = "lenient_bool", skip_serializing)]
+    pub persist: bool,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Rule {
     #[serde(rename = "match")]
@@ -80,16 +87,20 @@ pub struct Rule {
 }
 
 /// Which IRQs a rule takes: exactly one key.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Match {
     #[serde(default, deserialize_with = "opt_bool")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub all: Option<bool>,
     #[serde(default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub nic: Option<String>,
     #[serde(default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     #[serde(default, deserialize_with = "opt_irq_numbers")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub irq: Option<Vec<u32>>,
 }
 
@@ -927,6 +938,10 @@ impl Module for Irq {
 
     fn backup_id(params: &Params) -> Option<&str> {
         params.backup_id.as_deref()
+    }
+
+    fn persist_state(params: &Params) -> Option<serde_json::Map<String, Value>> {
+        params.persist.then(|| serde_json::to_value(params).ok()?.as_object().cloned()).flatten()
     }
 
     fn plan(host: &Host, params: &Params) -> Result<engine::Plan> {

@@ -36,42 +36,57 @@ use crate::sys::ethtool_group::{self, Group};
 
 pub const MODULE: &str = "lltune_nic";
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Params {
     /// Interfaces and their settings, in order: a later entry wins for the settings it repeats.
     pub interfaces: Vec<Spec>,
-    #[serde(default)]
+    #[serde(default, skip_serializing)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub backup_id: Option<String>,
+    /// Save the interfaces' settings for `lltune reapply` at boot (`engine::persist`).
+    #[serde(default, deserialize_with = "crate::protocol::lenient_bool", skip_serializing)]
+    pub persist: bool,
 }
 
 /// One entry of `interfaces`: which netdevs, and what to set on them.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Spec {
     #[serde(default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// PCI address of the port (`0000:3b:00.0`).
     #[serde(default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub pci: Option<String>,
     /// Every netdev bound to this driver (`mlx5_core`).
     #[serde(default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub driver: Option<String>,
     #[serde(default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub features: Option<Map<String, Value>>,
     #[serde(default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub coalesce: Option<Map<String, Value>>,
     #[serde(default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub rings: Option<Map<String, Value>>,
     #[serde(default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub channels: Option<Map<String, Value>>,
     #[serde(default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub pause: Option<Map<String, Value>>,
     #[serde(default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub rps_cpus: Option<Value>,
     #[serde(default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub rps_flow_cnt: Option<Value>,
     #[serde(default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub xps_cpus: Option<Value>,
 }
 
@@ -845,6 +860,10 @@ impl Module for NicModule {
 
     fn plan(host: &Host, params: &Params) -> Result<engine::Plan> {
         plan(host, params)
+    }
+
+    fn persist_state(params: &Params) -> Option<Map<String, Value>> {
+        params.persist.then(|| serde_json::to_value(params).ok()?.as_object().cloned()).flatten()
     }
 }
 

@@ -1,0 +1,127 @@
+//! `persist: true` and `lltune reapply`: the state a module applied comes back after a
+//! simulated reboot (the tree's run-time files reset to what they were before the apply),
+//! through the real `lltune reapply --root` binary; rollback removes the state file, the
+//! unit and its enablement link. On trees the run-time files are plain files (sysfs, procfs
+//! and the captured ethtool state): the one simulation here, since no reboot happens in a test.
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+use crate::support::{bin, host_fixture, run_module};
+
+const STATE_DIR: &str = "etc/lltune/state.d";
+const UNIT: &str = "etc/systemd/system/lltune-restore.service";
+const WANTS: &str = "etc/systemd/system/multi-user.target.wants/lltune-restore.service";
+
+/// Copies the run-time folders of `from` over `to`: what a reboot does to run-time state.
+fn reboot(fresh: &Path, tree: &Path) {
+    for d in ["proc", "sys", "var/lib/lltune/capture"] {
+        let (src, dst) = (fresh.join(d), tree.join(d));
+        if src.is_dir() {
+            fs::remove_dir_all(&dst).unwrap();
+            let st = Command::new("cp").arg("-a").arg(&src).arg(&dst).status().unwrap();
+            assert!(st.success());
+        }
+    }
+}
+
+fn reapply(tree: &Path) -> String {
+    let out = Command::new(bin("lltune")).args(["reapply", "--root"]).arg(tree).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "reapply failed: {text}{}", String::from_utf8_lossy(&out.stderr));
+    text
+}
+
+/// Every run-time file of the tree, for comparing "after apply" with "after reboot + reapply".
+fn runtime(tree: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for d in ["proc", "sys", "var/lib/lltune/capture"] {
+        let out_ref = &mut out;
+        fn walk(base: &Path, p: &Path, out: &mut Vec<(String, Vec<u8>)>) {
+            let Ok(rd) = fs::read_dir(p) else { return };
+            for e in rd {
+                let e = e.unwrap();
+                let t = e.file_type().unwrap();
+                if t.is_dir() {
+                    walk(base, &e.path(), out);
+                } else if t.is_file() {
+                    out.push((e.path().strip_prefix(base).unwrap().display().to_string(), fs::read(e.path()).unwrap()));
+                }
+            }
+        }
+        walk(tree, &tree.join(d), out_ref);
+    }
+    out.sort();
+    out
+}
+
+fn persist_case(module: &str, fixture: &str, args: Value) {
+    let fresh = host_fixture(fixture);
+    let dir = host_fixture(fixture);
+    let tree = dir.path();
+    let before = runtime(tree);
+    let mut a = args.clone();
+    a["root"] = json!(tree);
+    a["persist"] = json!(true);
+    a["backup_id"] = json!("p");
+    // Check mode shows the state file, the unit and the link, and writes none of them.
+    a["_ansible_check_mode"] = json!(true);
+    a["_ansible_diff"] = json!(true);
+    let (v, code) = run_module(module, &a);
+    assert_eq!(code, 0, "{v}");
+    let headers: Vec<&str> = v["diff"].as_array().unwrap().iter().filter_map(|d| d["after_header"].as_str()).collect();
+    assert!(headers.iter().any(|h| h.ends_with(&format!("{module}.json"))), "{headers:?}");
+    assert!(!tree.join(STATE_DIR).exists() && !tree.join(UNIT).exists());
+    a.as_object_mut().unwrap().remove("_ansible_check_mode");
+    let (v, code) = run_module(module, &a);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["persist"]["state_file"], format!("/etc/lltune/state.d/{module}.json"));
+    let state: Value =
+        serde_json::from_slice(&fs::read(tree.join(STATE_DIR).join(format!("{module}.json"))).unwrap()).unwrap();
+    assert_eq!(state["module"], module);
+    assert!(state["params"].get("persist").is_none() && state["params"].get("backup_id").is_none());
+    assert!(fs::read_to_string(tree.join(UNIT)).unwrap().contains("ExecStart=/usr/local/sbin/lltune reapply"));
+    assert_eq!(fs::read_link(tree.join(WANTS)).unwrap().to_str(), Some("/etc/systemd/system/lltune-restore.service"));
+    let applied = runtime(tree);
+    assert_ne!(applied, before, "{module}: the case must change run-time state");
+    // Rerun: nothing to do, persistence included.
+    let (v, _) = run_module(module, &a);
+    assert_eq!(v["changed"], false, "{v}");
+
+    // "Reboot": run-time state back to what it was; reapply brings the applied state back.
+    reboot(fresh.path(), tree);
+    assert_eq!(runtime(tree), before);
+    let said = reapply(tree);
+    assert!(said.contains(&format!("{module}: re-applied")), "{said}");
+    assert_eq!(runtime(tree), applied, "{module}: reapply after a reboot differs from the apply");
+    assert!(reapply(tree).contains(&format!("{module}: already in place")));
+
+    // Rollback of the apply's bundle removes the persistence with the rest.
+    let (v, code) = run_module("lltune_rollback", &json!({"root": tree, "backup": "p"}));
+    assert_eq!(code, 0, "{v}");
+    assert!(!tree.join(STATE_DIR).join(format!("{module}.json")).exists());
+    assert!(!tree.join(UNIT).exists() && fs::symlink_metadata(tree.join(WANTS)).is_err());
+}
+
+#[test]
+fn lltune_irq_persists_and_reapplies_after_a_reboot() {
+    persist_case(
+        "lltune_irq",
+        "irq-small",
+        json!({"rules": [{"match": {"all": true}, "cpus": "0-1"}, {"match": {"nic": "eth0"}, "cpus": "2-3", "spread": true}],
+               "default_affinity": "0-3"}),
+    );
+}
+
+#[test]
+fn lltune_nic_persists_and_reapplies_after_a_reboot() {
+    persist_case(
+        "lltune_nic",
+        "nic-2port",
+        json!({"interfaces": [{"name": "ens1f0", "features": {"gro": false}, "coalesce": {"rx-usecs": 0},
+                               "rps_cpus": "2-5"}]}),
+    );
+}
