@@ -18,6 +18,8 @@ use crate::config::{self, Config, Issue};
 /// Module names, as the collection and `lltune apply` call them.
 pub const SYSCTL: &str = "lltune_sysctl";
 pub const KERNEL_ARGS: &str = "lltune_kernel_args";
+pub const NIC: &str = "lltune_nic";
+pub const IRQ: &str = "lltune_irq";
 
 /// Sections that describe the host or advise; nothing to apply in them.
 const INFORMATIONAL: &[&str] = &["version", "metadata", "hardware", "recommendations", "safety"];
@@ -26,7 +28,17 @@ const INFORMATIONAL: &[&str] = &["version", "metadata", "hardware", "recommendat
 const PARTLY_APPLIED: &[&str] = &["kernel", "network", "memory"];
 
 /// Keys carried out whole.
-const APPLIED: &[&str] = &["kernel.cmdline", "kernel.extra_args", "kernel.sysctl", "network.sysctl"];
+const APPLIED: &[&str] = &[
+    "kernel.cmdline",
+    "kernel.extra_args",
+    "kernel.sysctl",
+    "network.sysctl",
+    "network.defaults",
+    "network.interfaces",
+];
+
+/// Whole sections carried out.
+const APPLIED_SECTIONS: &[&str] = &["irq"];
 
 /// A config as module arguments.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -103,6 +115,18 @@ pub fn from_config(cfg: &Config, doc: &Yaml) -> ModuleArgs {
         }
     }
 
+    if let Some(nic) = nic_args(cfg) {
+        out.modules.insert(NIC.into(), nic);
+    }
+    if let Some(net) = cfg.network.as_ref().filter(|n| n.interfaces.is_empty() && n.defaults.is_some()) {
+        if net.defaults.as_ref().is_some_and(|d| *d != Default::default()) {
+            out.skipped.push("network.defaults: no network.interfaces to apply it to".into());
+        }
+    }
+    if let Some(irq) = irq_args(cfg) {
+        out.modules.insert(IRQ.into(), irq);
+    }
+
     // What the config asks that no module carries out yet: parts of partly applied sections
     // first, then whole sections, each in the file's order.
     let applied: Vec<&str> = sysctls.values().map(|(_, path)| path.as_str()).collect();
@@ -110,7 +134,7 @@ pub fn from_config(cfg: &Config, doc: &Yaml) -> ModuleArgs {
     if let Yaml::Mapping(top) = doc {
         for (k, v) in top {
             let Some(section) = k.as_str() else { continue };
-            if INFORMATIONAL.contains(&section) || is_empty(v) {
+            if INFORMATIONAL.contains(&section) || APPLIED_SECTIONS.contains(&section) || is_empty(v) {
                 continue;
             }
             let Some(m) = v.as_mapping().filter(|_| PARTLY_APPLIED.contains(&section)) else {
@@ -138,6 +162,93 @@ pub fn from_config(cfg: &Config, doc: &Yaml) -> ModuleArgs {
     }
     out.not_implemented.extend(whole);
     out
+}
+
+/// `network.defaults` and `network.interfaces` (and `irq.disable_rps`/`disable_rfs`, which act
+/// on the interfaces' queues) as `lltune_nic`'s `interfaces`, with ethtool's names. An
+/// interface with nothing to set is left out; so is the module when none is left.
+fn nic_args(cfg: &Config) -> Option<Value> {
+    let net = cfg.network.as_ref()?;
+    let d = net.defaults.clone().unwrap_or_default();
+    let irq = cfg.irq.clone().unwrap_or_default();
+    let mut interfaces = Vec::new();
+    for i in &net.interfaces {
+        let mut e = Map::new();
+        let mut features = Map::new();
+        let o = i.offloads.clone().unwrap_or_default();
+        for (name, per_nic, disable) in [
+            ("gro", o.gro, d.disable_gro),
+            ("lro", o.lro, d.disable_lro),
+            ("tso", o.tso, d.disable_tso),
+            ("gso", o.gso, d.disable_gso),
+        ] {
+            if let Some(on) = per_nic.or(disable.map(|off| !off)) {
+                features.insert(name.into(), Value::Bool(on));
+            }
+        }
+        if !features.is_empty() {
+            e.insert("features".into(), Value::Object(features));
+        }
+        let mut group = |key: &str, pairs: Vec<(&str, Option<Value>)>| {
+            let m: Map<String, Value> = pairs.into_iter().filter_map(|(k, v)| v.map(|v| (k.to_string(), v))).collect();
+            if !m.is_empty() {
+                e.insert(key.into(), Value::Object(m));
+            }
+        };
+        let c = i.coalescing.clone().unwrap_or_default();
+        group(
+            "coalesce",
+            vec![
+                ("adaptive-rx", c.adaptive_rx.map(Value::Bool)),
+                ("adaptive-tx", c.adaptive_tx.map(Value::Bool)),
+                ("rx-usecs", c.rx_usecs.map(Value::from)),
+                ("tx-usecs", c.tx_usecs.map(Value::from)),
+            ],
+        );
+        let r = i.rings.clone().unwrap_or_default();
+        group("rings", vec![("rx", r.rx.map(Value::from)), ("tx", r.tx.map(Value::from))]);
+        let ch = i.channels.clone().unwrap_or_default();
+        group(
+            "channels",
+            vec![
+                ("combined", ch.combined.map(Value::from)),
+                ("rx", ch.rx.map(Value::from)),
+                ("tx", ch.tx.map(Value::from)),
+            ],
+        );
+        let fc = i.flow_control.clone().unwrap_or_default();
+        group("pause", vec![("rx", fc.rx.map(Value::Bool)), ("tx", fc.tx.map(Value::Bool))]);
+        if irq.disable_rps == Some(true) {
+            e.insert("rps_cpus".into(), Value::String(String::new()));
+        }
+        if irq.disable_rfs == Some(true) {
+            e.insert("rps_flow_cnt".into(), Value::from(0));
+        }
+        if !e.is_empty() {
+            e.insert("name".into(), Value::String(i.name.clone()));
+            interfaces.push(Value::Object(e));
+        }
+    }
+    (!interfaces.is_empty()).then(|| serde_json::json!({ "interfaces": interfaces }))
+}
+
+/// The `irq` section as `lltune_irq`'s `rules` (one per `manual_affinity` pin, in order) and
+/// `irqbalance_banned_cpus` (`avoid_cores_for_irqs`: irqbalance must not move IRQs there).
+fn irq_args(cfg: &Config) -> Option<Value> {
+    let irq = cfg.irq.as_ref()?;
+    let mut m = Map::new();
+    let rules: Vec<Value> = irq
+        .manual_affinity
+        .iter()
+        .map(|p| serde_json::json!({"match": {"name": p.pattern}, "cpus": p.cpus.0.to_string()}))
+        .collect();
+    if !rules.is_empty() {
+        m.insert("rules".into(), Value::Array(rules));
+    }
+    if let Some(avoid) = irq.avoid_cores_for_irqs.as_ref().filter(|a| !a.0.is_empty()) {
+        m.insert("irqbalance_banned_cpus".into(), Value::String(avoid.0.to_string()));
+    }
+    (!m.is_empty()).then_some(Value::Object(m))
 }
 
 /// The `lltune_config` / `lltune_audit` result fields: `module_args` (module name → its
@@ -177,8 +288,8 @@ mod tests {
         // The order apply runs them in.
         assert_eq!(a.modules.keys().collect::<Vec<_>>(), [SYSCTL, KERNEL_ARGS]);
         assert_eq!(a.sysctl_paths["fs.file-max"], "network.sysctl.file_max");
-        assert!(a.skipped.is_empty());
-        assert_eq!(a.not_implemented, ["memory.thp_runtime", "memory.mlock.enabled", "network.defaults", "cpu"]);
+        assert_eq!(a.skipped, ["network.defaults: no network.interfaces to apply it to"]);
+        assert_eq!(a.not_implemented, ["memory.thp_runtime", "memory.mlock.enabled", "cpu"]);
     }
 
     #[test]
@@ -186,7 +297,13 @@ mod tests {
         let a = from_text(&SEED.replace("allow_grub_edit: true", "allow_grub_edit: false")).unwrap();
         assert!(a.get(KERNEL_ARGS).is_none());
         assert!(a.get(SYSCTL).is_some());
-        assert_eq!(a.skipped, ["kernel.cmdline (3 arguments): safety.allow_grub_edit is false"]);
+        assert_eq!(
+            a.skipped,
+            [
+                "kernel.cmdline (3 arguments): safety.allow_grub_edit is false",
+                "network.defaults: no network.interfaces to apply it to"
+            ]
+        );
         let a = from_text("version: 1\nkernel:\n  cmdline:\n    skew_tick: 1\n").unwrap();
         assert!(a.modules.is_empty(), "{a:?}");
     }
@@ -207,10 +324,33 @@ mod tests {
     }
 
     #[test]
+    fn network_and_irq_sections_as_nic_and_irq_arguments() {
+        let a = from_text(
+            "version: 1\nnetwork:\n  defaults: {disable_gro: true, disable_lro: true}\n  interfaces:\n    - name: ens1f0\n      offloads: {gro: true}\n      coalescing: {rx_usecs: 0, adaptive_rx: false}\n      rings: {rx: 4096}\n      channels: {combined: 8}\n      flow_control: {rx: false, tx: false}\n    - name: eno1\n      role: management\nirq:\n  manual_affinity:\n    - match: \"ens1f0*\"\n      cpus: 2-5\n  avoid_cores_for_irqs: 2-39\n  disable_rps: true\n  disable_rfs: true\n",
+        )
+        .unwrap();
+        assert_eq!(
+            a.modules[NIC],
+            json!({"interfaces": [
+                {"features": {"gro": true, "lro": false},
+                 "coalesce": {"adaptive-rx": false, "rx-usecs": 0},
+                 "rings": {"rx": 4096}, "channels": {"combined": 8}, "pause": {"rx": false, "tx": false},
+                 "rps_cpus": "", "rps_flow_cnt": 0, "name": "ens1f0"},
+                {"features": {"gro": false, "lro": false}, "rps_cpus": "", "rps_flow_cnt": 0, "name": "eno1"},
+            ]})
+        );
+        assert_eq!(
+            a.modules[IRQ],
+            json!({"rules": [{"match": {"name": "ens1f0*"}, "cpus": "2-5"}], "irqbalance_banned_cpus": "2-39"})
+        );
+        assert!(a.not_implemented.is_empty(), "{:?}", a.not_implemented);
+    }
+
+    #[test]
     fn result_fields_shape() {
         let [(k1, v1), (k2, v2)] = result_fields(&from_text(SEED).unwrap());
         assert_eq!((k1, k2), ("module_args", "not_implemented"));
         assert_eq!(v1[KERNEL_ARGS]["args"]["skew_tick"], "1");
-        assert_eq!(v2[3], "cpu");
+        assert_eq!(v2[2], "cpu");
     }
 }
