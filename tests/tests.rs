@@ -4,6 +4,7 @@ mod support;
 
 mod analysis;
 mod ansible; //        real ansible-playbook runs and ansible-doc on the collection
+mod apply_sections; // lltune apply: network and irq sections through lltune_nic and lltune_irq
 mod change_ansible; //    the change modules through ansible-doc and ansible-playbook on a fixture root
 mod change_irq; //         lltune_irq: the R640 dump with the rules, managed IRQs, offline CPUs, refusals
 mod change_kernel_args; // lltune_kernel_args: BLS, classic GRUB2 (BIOS/UEFI), Debian; safety refusals
