@@ -160,3 +160,70 @@ fn playbook_applies_checks_and_rolls_back_a_fixture_root() {
     assert_eq!((recap["changed"], recap["failed"]), (1, 0), "{}", r.show());
     assert_same_tree(&start, &tree_snapshot(root), "after lltune_rollback");
 }
+
+/// One module's play on a fixture tree: `--check --diff` first (diff shown, nothing
+/// written), then for real, again under `--check --diff` (no change), then lltune_rollback.
+fn module_play(module: &str, fixture: &str, args: Value, want_in_diff: &[&str]) {
+    let sandbox = tempfile::tempdir().unwrap();
+    let dir = crate::support::host_fixture(fixture);
+    let root = dir.path();
+    let start = tree_snapshot(root);
+    let mut a = args;
+    a["root"] = json!("{{ lltune_root }}");
+    a["backup_id"] = json!("play1");
+    let tune = format!(
+        "---\n- name: Tune with {module}\n  hosts: all\n  gather_facts: false\n  tasks:\n    - name: Run {module}\n      lltune.tuning.{module}: {a}\n"
+    );
+    fs::write(sandbox.path().join("tune.yml"), tune).unwrap();
+    fs::write(sandbox.path().join("rollback.yml"), ROLLBACK.replace("- __lltune_rollback.reboot_required\n", ""))
+        .unwrap();
+    let play = |name: &str, flags: &[&str]| {
+        let vars = json!({"lltune_root": root}).to_string();
+        let mut args = vec!["-i", "localhost,", "-c", "local", "-e", vars.as_str()];
+        args.extend_from_slice(flags);
+        let path = sandbox.path().join(name);
+        args.push(path.to_str().unwrap());
+        let r = ansible(&support::ansible().playbook, sandbox.path(), &args);
+        assert_eq!(r.code, 0, "{}", r.show());
+        assert!(!r.stdout.contains("[WARNING]") && !r.stderr.contains("[WARNING]"), "{}", r.show());
+        let recap = play_recap(&r.stdout, "localhost");
+        (r, recap["changed"], recap["failed"])
+    };
+    let (r, changed, failed) = play("tune.yml", &["--check", "--diff"]);
+    assert_eq!((changed, failed), (1, 0), "{}", r.show());
+    for w in want_in_diff {
+        assert!(r.stdout.contains(w), "{w:?} not in the diff:\n{}", r.show());
+    }
+    assert_same_tree(&start, &tree_snapshot(root), "--check --diff");
+    let (r, changed, _) = play("tune.yml", &[]);
+    assert_eq!(changed, 1, "{}", r.show());
+    let applied = tree_snapshot(root);
+    let (r, changed, _) = play("tune.yml", &["--check", "--diff"]);
+    assert_eq!(changed, 0, "{}", r.show());
+    assert_same_tree(&applied, &tree_snapshot(root), "check run after the apply");
+    let (r, changed, _) = play("rollback.yml", &["--diff"]);
+    assert_eq!(changed, 1, "{}", r.show());
+    assert_same_tree(&start, &tree_snapshot(root), "after lltune_rollback");
+}
+
+#[test]
+fn playbook_runs_lltune_nic_on_a_fixture_root() {
+    module_play(
+        "lltune_nic",
+        "nic-2port",
+        json!({"interfaces": [{"name": "ens1f0", "features": {"gro": false}, "coalesce": {"rx-usecs": 0},
+                               "rps_cpus": "2-3"}]}),
+        &["-rx-gro: on", "+rx-gro: off"],
+    );
+}
+
+#[test]
+fn playbook_runs_lltune_irq_on_a_fixture_root() {
+    module_play(
+        "lltune_irq",
+        "irq-small",
+        json!({"rules": [{"match": {"all": true}, "cpus": "0-1"}, {"match": {"nic": "eth0"}, "cpus": "2-3", "spread": true}],
+               "irqbalance_banned_cpus": "4-7"}),
+        &["eth0-TxRx-0", "IRQBALANCE_BANNED_CPULIST"],
+    );
+}

@@ -78,7 +78,7 @@ fn r640_issue_rules_check_apply_rerun_rollback() {
     eprintln!("r640 check mode: {check_time:?} for {} changes", check["changes"].as_array().unwrap().len());
 
     // Every IRQ with a folder but the x86 timer and cascade IRQs is moved somewhere.
-    let skipped: Vec<(u64, &str)> = check["skipped"]
+    let skipped: Vec<(u64, &str)> = check["skipped_irqs"]
         .as_array()
         .unwrap()
         .iter()
@@ -181,7 +181,7 @@ fn r640_managed_irqs_are_skipped_and_offline_cpus_refused() {
     let args = json!({"root": root, "rules": [{"match": {"name": "nvme0q*"}, "cpus": "11-15"}], "backup_id": "m"});
     let (v, code) = run_module("lltune_irq", &args);
     assert_eq!(code, 0, "{v}");
-    let skipped = v["skipped"].as_array().unwrap();
+    let skipped = v["skipped_irqs"].as_array().unwrap();
     assert_eq!(skipped.len(), 80);
     assert!(skipped.iter().all(|s| s["reason"] == "managed"), "{skipped:?}");
     // Only the admin queue (not managed) moves.
@@ -308,7 +308,7 @@ fn small_tree_results_and_refusals() {
         .map(|c| (c["irq"].as_u64().unwrap(), c["after"].as_str().unwrap()))
         .collect();
     assert_eq!(after, vec![(8, "0-1"), (9, "0-1"), (24, "2"), (25, "3"), (26, "2"), (27, "3"), (28, "0-1")]);
-    let reasons: Vec<(u64, &str)> = v["skipped"]
+    let reasons: Vec<(u64, &str)> = v["skipped_irqs"]
         .as_array()
         .unwrap()
         .iter()

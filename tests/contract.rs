@@ -181,6 +181,10 @@ pub fn contract(case: &Case) {
     assert_eq!(real["changed"], true);
     assert_eq!(real["diff"], check["diff"], "{m}: check mode's diff differs from the real run's");
     assert_eq!(real["backup"], "/var/lib/lltune/backups/c1");
+    // Keys Ansible reads itself must mean what Ansible means by them.
+    for reserved in ["skipped", "rc", "invocation", "ansible_facts", "exception", "results"] {
+        assert!(real.get(reserved).is_none(), "{m} returns Ansible's reserved key {reserved}");
+    }
     let (applied, _) = snapshot(root, false);
     assert!(!differences(&snapshot(root, false).0, &start).is_empty());
     let (again, _) = run_module(m, &with(&case.args, root, json!({"backup_id": "c2"})));

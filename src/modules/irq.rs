@@ -949,7 +949,8 @@ impl Module for Irq {
         let mut out =
             engine::Plan { actions: p.actions, diff: p.diff, warnings: p.warnings, ..engine::Plan::default() };
         out.field("changes", &p.changes);
-        out.field("skipped", &p.skipped);
+        // Not `skipped`: Ansible reads a true `skipped` key as "the task was skipped".
+        out.field("skipped_irqs", &p.skipped);
         out.field("on_isolated_cpus", &p.on_isolated);
         out.field("isolated_cpus", p.isolated.to_string());
         out.field("rules", &p.rules);
