@@ -21,7 +21,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
 
-use crate::support::{bin, boot_fixture, run_module, run_module_stdin};
+use crate::support::{bin, boot_fixture, host_fixture, run_module, run_module_stdin};
 
 /// What a byte-identical comparison looks at, for one path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -323,6 +323,21 @@ fn contract_lltune_kernel_args() {
         fixture: || boot_fixture("rhel9-bls"),
         args: json!({"args": {"nohz_full": "2-5", "isolcpus": "managed_irq,domain,2-5"}}),
         other: json!({"args": {"skew_tick": "1"}}),
+    });
+}
+
+#[test]
+fn contract_lltune_limits() {
+    contract(&Case {
+        module: "lltune_limits",
+        fixture: || host_fixture("el9-trading"),
+        args: json!({"limits": [
+            {"domain": "@trading", "type": "-", "item": "memlock", "value": "unlimited"},
+            {"domain": "@trading", "type": "-", "item": "nofile", "value": 1048576},
+            {"domain": "@trading", "type": "-", "item": "rtprio", "value": 99},
+        ]}),
+        other: json!({"limits": [{"domain": "*", "type": "soft", "item": "core", "value": 0}],
+                      "file": "/etc/security/limits.d/98-other.conf"}),
     });
 }
 

@@ -71,6 +71,8 @@ pub enum Entry {
     },
     /// A kernel value file.
     Runtime { path: String, module: String, previous: String },
+    /// Whether a systemd unit was active (live root only); rollback starts or stops it.
+    Unit { unit: String, module: String, active: bool },
 }
 
 impl Entry {
@@ -79,18 +81,23 @@ impl Entry {
             Entry::File { path, .. } => Item::File(path.clone()),
             Entry::Link { path, .. } => Item::Link(path.clone()),
             Entry::Runtime { path, .. } => Item::Kernel(path.clone()),
+            Entry::Unit { unit, .. } => Item::Unit(unit.clone()),
         }
     }
 
     pub fn path(&self) -> &str {
         match self {
             Entry::File { path, .. } | Entry::Link { path, .. } | Entry::Runtime { path, .. } => path,
+            Entry::Unit { unit, .. } => unit,
         }
     }
 
     pub fn module(&self) -> &str {
         match self {
-            Entry::File { module, .. } | Entry::Link { module, .. } | Entry::Runtime { module, .. } => module,
+            Entry::File { module, .. }
+            | Entry::Link { module, .. }
+            | Entry::Runtime { module, .. }
+            | Entry::Unit { module, .. } => module,
         }
     }
 
@@ -102,7 +109,11 @@ impl Entry {
     /// `files/`, a module name that is not one.
     fn validate(&self) -> Result<(), String> {
         let path = self.path();
-        if !resolve::is_normal(path) || path == "/" || path.len() > 4096 {
+        if let Entry::Unit { unit, .. } = self {
+            if !crate::engine::state::valid_unit_name(unit) {
+                return Err(format!("unit {:?} is not a unit name", cap_text(unit)));
+            }
+        } else if !resolve::is_normal(path) || path == "/" || path.len() > 4096 {
             return Err(format!("path {:?} is not a canonical absolute path", cap_text(path)));
         }
         let m = self.module();
@@ -307,6 +318,9 @@ impl Journal {
             }
             (Item::Kernel(path), State::Kernel(value)) => {
                 Entry::Runtime { path: path.clone(), module: module.to_string(), previous: value.clone() }
+            }
+            (Item::Unit(unit), State::Unit { active }) => {
+                Entry::Unit { unit: unit.clone(), module: module.to_string(), active: *active }
             }
             _ => anyhow::bail!("internal error: state of {} does not match its kind", item.path()),
         };

@@ -18,12 +18,14 @@ pub enum Item {
     Link(String),
     /// A kernel value file, e.g. `/proc/sys/net/core/busy_poll`.
     Kernel(String),
+    /// Whether a systemd unit is active (`irqbalance.service`); live root only.
+    Unit(String),
 }
 
 impl Item {
     pub fn path(&self) -> &str {
         match self {
-            Item::File(p) | Item::Link(p) | Item::Kernel(p) => p,
+            Item::File(p) | Item::Link(p) | Item::Kernel(p) | Item::Unit(p) => p,
         }
     }
 }
@@ -38,6 +40,8 @@ pub enum State {
     /// A kernel value exactly as read (with its newline), so restoring a fixture tree's
     /// plain file gives back the same bytes.
     Kernel(String),
+    /// A unit's activity, as `systemctl is-active` tells it.
+    Unit { active: bool },
 }
 
 /// Kernel values compared the way `sysctl` users mean them: whitespace runs are one space
@@ -71,7 +75,52 @@ pub fn read(host: &Host, item: &Item) -> Result<State, HostError> {
             Node::File(..) => Err(HostError::NotRegular { path: path.clone(), what: "regular file (not a link)" }),
         },
         Item::Kernel(path) => Ok(State::Kernel(host.read(path)?)),
+        Item::Unit(unit) => unit_active(host, unit).map(|active| State::Unit { active }),
     }
+}
+
+/// A unit name systemctl can be given without it reading it as an option or a path.
+pub fn valid_unit_name(unit: &str) -> bool {
+    !unit.is_empty()
+        && unit.len() <= 255
+        && !unit.starts_with(['.', '-'])
+        && unit.contains('.')
+        && unit.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, ':' | '_' | '.' | '@' | '-' | '\\'))
+}
+
+/// `systemctl is-active <unit>`: `active`, `activating` and `reloading` count as active.
+/// Only on a live root: a captured tree has no running units to ask about.
+pub fn unit_active(host: &Host, unit: &str) -> Result<bool, HostError> {
+    let refuse = |why: &str| HostError::Io { path: unit.to_string(), err: std::io::Error::other(why.to_string()) };
+    if !host.is_live() {
+        return Err(refuse("run-time state of units is only read on a live root (/)"));
+    }
+    if !valid_unit_name(unit) {
+        return Err(refuse("not a unit name"));
+    }
+    let out = std::process::Command::new("systemctl")
+        .args(["is-active", "--", unit])
+        .output()
+        .map_err(|e| HostError::Io { path: unit.to_string(), err: e })?;
+    let word = String::from_utf8_lossy(&out.stdout);
+    Ok(matches!(word.trim(), "active" | "activating" | "reloading"))
+}
+
+/// `systemctl start|stop <unit>`.
+fn set_unit_active(unit: &str, active: bool) -> Result<()> {
+    if !valid_unit_name(unit) {
+        anyhow::bail!("{unit:?} is not a unit name");
+    }
+    let verb = if active { "start" } else { "stop" };
+    let out = std::process::Command::new("systemctl")
+        .args([verb, "--", unit])
+        .output()
+        .with_context(|| format!("cannot run systemctl {verb} {unit}"))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        anyhow::bail!("systemctl {verb} {unit}: {} ({})", out.status, crate::protocol::cap_text(err.trim()));
+    }
+    Ok(())
 }
 
 /// Puts an item back to a state; `false` when it already was in that state.
@@ -84,6 +133,7 @@ pub fn put(host: &Host, item: &Item, state: &State) -> Result<bool> {
         (Item::File(path), State::File(Some((bytes, meta)))) => host.write_atomic_as(path, bytes, meta)?,
         (Item::Link(path), State::Link(Some(to))) => host.symlink(path, to)?,
         (Item::Kernel(path), State::Kernel(v)) => host.write_kernel(path, v)?,
+        (Item::Unit(unit), State::Unit { active }) => set_unit_active(unit, *active)?,
         _ => anyhow::bail!("internal error: state of {} does not match its kind", item.path()),
     }
     Ok(true)
@@ -104,6 +154,8 @@ pub enum Action {
     RemoveLink { path: String },
     /// Write a value into a kernel file and read it back.
     WriteKernel { path: String, value: String },
+    /// Start or stop a systemd unit (`systemctl start|stop`); only on a live host.
+    SetUnit { unit: String, active: bool },
     /// Run a command that rewrites `rewrites` (grub2-mkconfig -o <cfg>); only on a live host.
     Run { argv: Vec<String>, rewrites: Vec<String> },
 }
@@ -115,6 +167,7 @@ impl Action {
             Action::RemoveFile { path } => vec![Item::File(path.clone())],
             Action::SetLink { path, .. } | Action::RemoveLink { path } => vec![Item::Link(path.clone())],
             Action::WriteKernel { path, .. } => vec![Item::Kernel(path.clone())],
+            Action::SetUnit { unit, .. } => vec![Item::Unit(unit.clone())],
             Action::Run { rewrites, .. } => rewrites.iter().cloned().map(Item::File).collect(),
         }
     }
@@ -128,6 +181,7 @@ impl Action {
             Action::WriteKernel { path, value } => {
                 format!("writing {:?} to {path}", crate::protocol::cap_text(value))
             }
+            Action::SetUnit { unit, active } => format!("{} {unit}", if *active { "starting" } else { "stopping" }),
             Action::Run { argv, .. } => format!("running {}", argv.join(" ")),
         }
     }
@@ -145,6 +199,7 @@ impl Action {
             Action::SetLink { path, to } => Action::SetLink { path: host.resolve(path, false)?, to: to.clone() },
             Action::RemoveLink { path } => Action::RemoveLink { path: host.resolve(path, false)? },
             Action::WriteKernel { path, value } => Action::WriteKernel { path: r(path)?, value: value.clone() },
+            Action::SetUnit { unit, active } => Action::SetUnit { unit: unit.clone(), active: *active },
             Action::Run { argv, rewrites } => {
                 Action::Run { argv: argv.clone(), rewrites: rewrites.iter().map(r).collect::<Result<_, _>>()? }
             }
@@ -176,6 +231,7 @@ impl Action {
                 }
                 Ok(())
             }
+            Action::SetUnit { unit, active } => set_unit_active(unit, *active),
             Action::Run { argv, .. } => {
                 let (prog, args) = argv.split_first().context("empty command")?;
                 let out = std::process::Command::new(prog)

@@ -5,7 +5,9 @@ pub mod boot;
 pub mod config;
 pub mod facts;
 pub mod kernel_args;
+pub mod limits;
 pub mod rollback;
+pub mod services;
 pub mod sysctl;
 
 use anyhow::Result;
@@ -20,6 +22,8 @@ pub fn run_by_name(name: &str, host: &Host, meta: &Meta, options: Map<String, Va
     Some(match name {
         sysctl::MODULE => parse_params(options).and_then(|p| sysctl::run(host, meta, p)),
         kernel_args::MODULE => parse_params(options).and_then(|p| kernel_args::run(host, meta, p)),
+        limits::MODULE => parse_params(options).and_then(|p| limits::run(host, meta, p)),
+        services::MODULE => parse_params(options).and_then(|p| services::run(host, meta, p)),
         _ => return None,
     })
 }
