@@ -341,6 +341,19 @@ fn contract_lltune_limits() {
     });
 }
 
+#[test]
+fn contract_lltune_services() {
+    contract(&Case {
+        module: "lltune_services",
+        fixture: || host_fixture("el9-trading"),
+        args: json!({"services": {
+            "irqbalance": {"state": "stopped", "enabled": false},
+            "tuned": {"state": "stopped", "enabled": false, "masked": true},
+        }}),
+        other: json!({"services": {"chronyd": {"enabled": false}}}),
+    });
+}
+
 // ---- The attacker cases that once got through ----
 
 #[test]
