@@ -348,6 +348,34 @@ fn contract_lltune_nic() {
     });
 }
 
+#[test]
+fn contract_lltune_limits() {
+    contract(&Case {
+        module: "lltune_limits",
+        fixture: || host_fixture("el9-trading"),
+        args: json!({"limits": [
+            {"domain": "@trading", "type": "-", "item": "memlock", "value": "unlimited"},
+            {"domain": "@trading", "type": "-", "item": "nofile", "value": 1048576},
+            {"domain": "@trading", "type": "-", "item": "rtprio", "value": 99},
+        ]}),
+        other: json!({"limits": [{"domain": "*", "type": "soft", "item": "core", "value": 0}],
+                      "file": "/etc/security/limits.d/98-other.conf"}),
+    });
+}
+
+#[test]
+fn contract_lltune_services() {
+    contract(&Case {
+        module: "lltune_services",
+        fixture: || host_fixture("el9-trading"),
+        args: json!({"services": {
+            "irqbalance": {"state": "stopped", "enabled": false},
+            "tuned": {"state": "stopped", "enabled": false, "masked": true},
+        }}),
+        other: json!({"services": {"chronyd": {"enabled": false}}}),
+    });
+}
+
 // ---- The attacker cases that once got through ----
 
 #[test]

@@ -8,8 +8,10 @@ mod apply_sections; // lltune apply: network and irq sections through lltune_nic
 mod change_ansible; //    the change modules through ansible-doc and ansible-playbook on a fixture root
 mod change_irq; //         lltune_irq: the R640 dump with the rules, managed IRQs, offline CPUs, refusals
 mod change_kernel_args; // lltune_kernel_args: BLS, classic GRUB2 (BIOS/UEFI), Debian; safety refusals
+mod change_limits; //     lltune_limits: pam_limits precedence in conflicts, refusals, rollback
 mod change_nic; //        lltune_nic: a veth pair in a network namespace, refusals, selection, journal entries
 mod change_rollback; //   lltune_rollback: every fixture back byte for byte after a play of both modules
+mod change_services; //   lltune_services: unit links as systemctl writes them, refusals, rollback
 mod change_sysctl; //    lltune_sysctl: fixture trees, check mode, failures midway, a real kernel in a netns
 mod contract; //         the contract every changing module keeps (one harness), and the attacker cases
 mod ethtool_live; //   SIOCETHTOOL on a veth pair inside a network namespace

@@ -75,6 +75,8 @@ pub enum Entry {
     /// One ethtool group of a live interface, as the kernel reported it
     /// (`sys::ethtool_group`: uapi field names, or changeable feature names to booleans).
     Ethtool { ifname: String, group: EthtoolGroup, module: String, previous: serde_json::Value },
+    /// Whether a systemd unit was active (live root only); rollback starts or stops it.
+    Unit { unit: String, module: String, active: bool },
 }
 
 impl Entry {
@@ -84,6 +86,7 @@ impl Entry {
             Entry::Link { path, .. } => Item::Link(path.clone()),
             Entry::Runtime { path, .. } => Item::Kernel(path.clone()),
             Entry::Ethtool { ifname, group, .. } => Item::Ethtool { ifname: ifname.clone(), group: *group },
+            Entry::Unit { unit, .. } => Item::Unit(unit.clone()),
         }
     }
 
@@ -92,6 +95,7 @@ impl Entry {
         match self {
             Entry::File { path, .. } | Entry::Link { path, .. } | Entry::Runtime { path, .. } => path,
             Entry::Ethtool { ifname, .. } => ifname,
+            Entry::Unit { unit, .. } => unit,
         }
     }
 
@@ -101,6 +105,7 @@ impl Entry {
             | Entry::Link { module, .. }
             | Entry::Runtime { module, .. }
             | Entry::Ethtool { module, .. } => module,
+            Entry::Unit { module, .. } => module,
         }
     }
 
@@ -119,6 +124,10 @@ impl Entry {
             let size = serde_json::to_string(previous).map_or(usize::MAX, |t| t.len());
             if !previous.is_object() || size > 1 << 20 {
                 return Err(format!("{ifname}: previous ethtool state is not a mapping of at most 1 MiB"));
+            }
+        } else if let Entry::Unit { unit, .. } = self {
+            if !crate::engine::state::valid_unit_name(unit) {
+                return Err(format!("unit {:?} is not a unit name", cap_text(unit)));
             }
         } else if !resolve::is_normal(path) || path == "/" || path.len() > 4096 {
             return Err(format!("path {:?} is not a canonical absolute path", cap_text(path)));
@@ -372,6 +381,9 @@ impl Journal {
                 module: module.to_string(),
                 previous: value.clone(),
             },
+            (Item::Unit(unit), State::Unit { active }) => {
+                Entry::Unit { unit: unit.clone(), module: module.to_string(), active: *active }
+            }
             _ => anyhow::bail!("internal error: state of {} does not match its kind", item.path()),
         };
         self.manifest.entries.push(entry);

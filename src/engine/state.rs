@@ -21,13 +21,15 @@ pub enum Item {
     Kernel(String),
     /// One group of a live interface's ethtool settings (SIOCETHTOOL), e.g. `eth0` rings.
     Ethtool { ifname: String, group: EthtoolGroup },
+    /// Whether a systemd unit is active (`irqbalance.service`); live root only.
+    Unit(String),
 }
 
 impl Item {
     /// The item as messages name it: its path, or `ethtool <ifname> <group>`.
     pub fn path(&self) -> std::borrow::Cow<'_, str> {
         match self {
-            Item::File(p) | Item::Link(p) | Item::Kernel(p) => p.into(),
+            Item::File(p) | Item::Link(p) | Item::Kernel(p) | Item::Unit(p) => p.into(),
             Item::Ethtool { ifname, group } => format!("ethtool {ifname} {group}").into(),
         }
     }
@@ -45,6 +47,8 @@ pub enum State {
     Kernel(String),
     /// An ethtool group as the kernel reports it (`sys::ethtool_group`).
     Ethtool(serde_json::Value),
+    /// A unit's activity, as `systemctl is-active` tells it.
+    Unit { active: bool },
 }
 
 /// Kernel values compared the way `sysctl` users mean them: whitespace runs are one space
@@ -79,6 +83,7 @@ pub fn read(host: &Host, item: &Item) -> Result<State, HostError> {
         },
         Item::Kernel(path) => Ok(State::Kernel(host.read(path)?)),
         Item::Ethtool { ifname, group } => read_ethtool(host, ifname, *group),
+        Item::Unit(unit) => unit_active(host, unit).map(|active| State::Unit { active }),
     }
 }
 
@@ -91,6 +96,50 @@ fn read_ethtool(host: &Host, ifname: &str, group: EthtoolGroup) -> Result<State,
     ethtool_group::read(ifname, group)
         .map(State::Ethtool)
         .map_err(|e| HostError::Io { path, err: std::io::Error::from_raw_os_error(e.errno as i32) })
+}
+
+/// A unit name systemctl can be given without it reading it as an option or a path.
+pub fn valid_unit_name(unit: &str) -> bool {
+    !unit.is_empty()
+        && unit.len() <= 255
+        && !unit.starts_with(['.', '-'])
+        && unit.contains('.')
+        && unit.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, ':' | '_' | '.' | '@' | '-' | '\\'))
+}
+
+/// `systemctl is-active <unit>`: `active`, `activating` and `reloading` count as active.
+/// Only on a live root: a captured tree has no running units to ask about.
+pub fn unit_active(host: &Host, unit: &str) -> Result<bool, HostError> {
+    let refuse = |why: &str| HostError::Io { path: unit.to_string(), err: std::io::Error::other(why.to_string()) };
+    if !host.is_live() {
+        return Err(refuse("run-time state of units is only read on a live root (/)"));
+    }
+    if !valid_unit_name(unit) {
+        return Err(refuse("not a unit name"));
+    }
+    let out = std::process::Command::new("systemctl")
+        .args(["is-active", "--", unit])
+        .output()
+        .map_err(|e| HostError::Io { path: unit.to_string(), err: e })?;
+    let word = String::from_utf8_lossy(&out.stdout);
+    Ok(matches!(word.trim(), "active" | "activating" | "reloading"))
+}
+
+/// `systemctl start|stop <unit>`.
+fn set_unit_active(unit: &str, active: bool) -> Result<()> {
+    if !valid_unit_name(unit) {
+        anyhow::bail!("{unit:?} is not a unit name");
+    }
+    let verb = if active { "start" } else { "stop" };
+    let out = std::process::Command::new("systemctl")
+        .args([verb, "--", unit])
+        .output()
+        .with_context(|| format!("cannot run systemctl {verb} {unit}"))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        anyhow::bail!("systemctl {verb} {unit}: {} ({})", out.status, crate::protocol::cap_text(err.trim()));
+    }
+    Ok(())
 }
 
 /// Puts an item back to a state; `false` when it already was in that state.
@@ -110,6 +159,7 @@ pub fn put(host: &Host, item: &Item, state: &State) -> Result<bool> {
             };
             ethtool_group::write(ifname, *group, &ethtool_group::changes(*group, &now, v))?
         }
+        (Item::Unit(unit), State::Unit { active }) => set_unit_active(unit, *active)?,
         _ => anyhow::bail!("internal error: state of {} does not match its kind", item.path()),
     }
     Ok(true)
@@ -130,6 +180,8 @@ pub enum Action {
     RemoveLink { path: String },
     /// Write a value into a kernel file and read it back.
     WriteKernel { path: String, value: String },
+    /// Start or stop a systemd unit (`systemctl start|stop`); only on a live host.
+    SetUnit { unit: String, active: bool },
     /// Run a command that rewrites `rewrites` (grub2-mkconfig -o <cfg>); only on a live host.
     Run { argv: Vec<String>, rewrites: Vec<String> },
     /// Set fields of one ethtool group of a live interface (`changes`: uapi field or feature
@@ -144,6 +196,7 @@ impl Action {
             Action::RemoveFile { path } => vec![Item::File(path.clone())],
             Action::SetLink { path, .. } | Action::RemoveLink { path } => vec![Item::Link(path.clone())],
             Action::WriteKernel { path, .. } => vec![Item::Kernel(path.clone())],
+            Action::SetUnit { unit, .. } => vec![Item::Unit(unit.clone())],
             Action::Run { rewrites, .. } => rewrites.iter().cloned().map(Item::File).collect(),
             Action::SetEthtool { ifname, group, .. } => vec![Item::Ethtool { ifname: ifname.clone(), group: *group }],
         }
@@ -158,6 +211,7 @@ impl Action {
             Action::WriteKernel { path, value } => {
                 format!("writing {:?} to {path}", crate::protocol::cap_text(value))
             }
+            Action::SetUnit { unit, active } => format!("{} {unit}", if *active { "starting" } else { "stopping" }),
             Action::Run { argv, .. } => format!("running {}", argv.join(" ")),
             Action::SetEthtool { ifname, group, changes } => {
                 let c: Vec<String> = changes.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -179,6 +233,7 @@ impl Action {
             Action::SetLink { path, to } => Action::SetLink { path: host.resolve(path, false)?, to: to.clone() },
             Action::RemoveLink { path } => Action::RemoveLink { path: host.resolve(path, false)? },
             Action::WriteKernel { path, value } => Action::WriteKernel { path: r(path)?, value: value.clone() },
+            Action::SetUnit { unit, active } => Action::SetUnit { unit: unit.clone(), active: *active },
             Action::Run { argv, rewrites } => {
                 Action::Run { argv: argv.clone(), rewrites: rewrites.iter().map(r).collect::<Result<_, _>>()? }
             }
@@ -220,6 +275,7 @@ impl Action {
                 }
                 Ok(())
             }
+            Action::SetUnit { unit, active } => set_unit_active(unit, *active),
             Action::Run { argv, .. } => {
                 let (prog, args) = argv.split_first().context("empty command")?;
                 let out = std::process::Command::new(prog)

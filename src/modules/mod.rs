@@ -6,8 +6,10 @@ pub mod config;
 pub mod facts;
 pub mod irq;
 pub mod kernel_args;
+pub mod limits;
 pub mod nic;
 pub mod rollback;
+pub mod services;
 pub mod sysctl;
 
 use anyhow::Result;
@@ -24,6 +26,8 @@ pub fn run_by_name(name: &str, host: &Host, meta: &Meta, options: Map<String, Va
         kernel_args::MODULE => parse_params(options).and_then(|p| kernel_args::run(host, meta, p)),
         nic::MODULE => parse_params(options).and_then(|p| nic::run(host, meta, p)),
         irq::MODULE => parse_params(options).and_then(|p| irq::run(host, meta, p)),
+        limits::MODULE => parse_params(options).and_then(|p| limits::run(host, meta, p)),
+        services::MODULE => parse_params(options).and_then(|p| services::run(host, meta, p)),
         _ => return None,
     })
 }

@@ -32,7 +32,8 @@ pub struct Params {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Restored {
     pub path: String,
-    /// `file`, `removed` (did not exist before), `runtime` or `ethtool`.
+    /// `file`, `link`, `removed` (did not exist before), `runtime`, `ethtool` or `unit`
+    /// (started or stopped).
     pub kind: String,
     pub module: String,
 }
@@ -63,7 +64,36 @@ pub fn plan_entries(host: &Host, journal: &Journal, entries: &[Entry]) -> Result
         not_restored: Vec::new(),
     };
     let mut restored_grub_defaults = false;
+    // Units are started or stopped last, after their links are back and systemd reloaded
+    // them (a unit cannot start while it is still masked).
+    let mut unit_actions = Vec::new();
+    let mut unit_links = false;
     for entry in entries.iter().rev() {
+        if let Entry::Unit { unit, module, active } = entry {
+            if !host.is_live() {
+                plan.warnings.push(format!(
+                    "{unit}: run-time state not restored (root is not /); it was {}",
+                    if *active { "active" } else { "inactive" }
+                ));
+                continue;
+            }
+            match state::read(host, &entry.item()) {
+                Ok(State::Unit { active: now }) if now == *active => {}
+                Ok(_) => {
+                    let word = |a: bool| if a { "active\n" } else { "inactive\n" };
+                    plan.diff.push(Diff {
+                        before_header: format!("unit {unit}"),
+                        after_header: format!("unit {unit}"),
+                        before: word(!*active).into(),
+                        after: word(*active).into(),
+                    });
+                    unit_actions.push(Action::SetUnit { unit: unit.clone(), active: *active });
+                    plan.restored.push(Restored { path: unit.clone(), kind: "unit".into(), module: module.clone() });
+                }
+                Err(e) => plan.not_restored.push(format!("{unit} ({e})")),
+            }
+            continue;
+        }
         let item = entry.item();
         let now = state::read(host, &item)
             .map_err(|e| Failure::new(format!("reading the current state of {}: {e}", item.path())));
@@ -138,6 +168,7 @@ pub fn plan_entries(host: &Host, journal: &Journal, entries: &[Entry]) -> Result
                 restored_grub_defaults |= path == "/etc/default/grub";
             }
             Entry::Link { path, module, boot, previous } => {
+                unit_links |= path.starts_with("/etc/systemd/") || path.starts_with("/run/systemd/");
                 let now = match now {
                     Ok(State::Link(l)) => l,
                     Ok(_) => continue,
@@ -223,8 +254,13 @@ pub fn plan_entries(host: &Host, journal: &Journal, entries: &[Entry]) -> Result
                     module: module.clone(),
                 });
             }
+            Entry::Unit { .. } => {}
         }
     }
+    if host.is_live() && (unit_links && !plan.actions.is_empty() || !unit_actions.is_empty()) {
+        plan.actions.push(Action::Run { argv: vec!["systemctl".into(), "daemon-reload".into()], rewrites: vec![] });
+    }
+    plan.actions.extend(unit_actions);
     // /etc/default/grub came back but the bundle holds no grub.cfg: regenerate it on a live
     // classic-GRUB2 host, as after any edit of the defaults.
     let has_cfg = entries.iter().any(|e| matches!(e, Entry::File { path, .. } if path.ends_with("/grub.cfg")));

@@ -1,0 +1,139 @@
+//! lltune_services on a fixture tree: unit links edited as `systemctl enable/disable/mask`
+//! writes them, run-time state reported as untouched, refusals before anything is written,
+//! idempotence and rollback.
+
+use std::fs;
+use std::path::Path;
+
+use serde_json::json;
+
+use crate::support::{host_fixture, run_module, tree_snapshot};
+
+fn link(root: &Path, p: &str) -> Option<String> {
+    fs::read_link(root.join(p.trim_start_matches('/'))).ok().map(|t| t.to_string_lossy().into_owned())
+}
+
+const WANTS: &str = "/etc/systemd/system/multi-user.target.wants";
+
+#[test]
+fn services_disable_and_mask_on_a_tree_then_roll_back() {
+    let dir = host_fixture("el9-trading");
+    let root = dir.path();
+    let start = tree_snapshot(root);
+    let args = json!({"root": root, "backup_id": "s1", "_ansible_diff": true, "services": {
+        "irqbalance": {"state": "stopped", "enabled": false},
+        "tuned": {"state": "stopped", "enabled": "no", "masked": true},
+    }});
+    let (v, code) = run_module("lltune_services", &args);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["changed"], true);
+    assert_eq!(link(root, &format!("{WANTS}/irqbalance.service")), None);
+    assert_eq!(link(root, &format!("{WANTS}/tuned.service")), None);
+    assert_eq!(link(root, "/etc/systemd/system/tuned.service").as_deref(), Some("/dev/null"));
+    // Untouched: chronyd and its alias, the timer.
+    assert!(link(root, &format!("{WANTS}/chronyd.service")).is_some());
+    assert!(link(root, "/etc/systemd/system/timers.target.wants/fstrim.timer").is_some());
+    // Run-time state is not touched on a tree, and the result says so.
+    assert_eq!(v["state_not_applied"], json!(["irqbalance.service", "tuned.service"]));
+    assert!(v["warnings"][0].as_str().unwrap().contains("run-time state (state:) was not touched"), "{v}");
+    let irq = &v["services"][0];
+    assert_eq!(irq["unit"], "irqbalance.service");
+    assert_eq!(irq["unit_file"], "/usr/lib/systemd/system/irqbalance.service");
+    assert_eq!(irq["enabled"], json!({"before": true, "after": false}));
+    assert_eq!(irq["active"], json!(null));
+    assert_eq!(v["services"][1]["masked"], json!({"before": false, "after": true}));
+    assert_eq!(v["diff"].as_array().unwrap().len(), 2, "{v}");
+    // The journal holds the links as links.
+    let journal: serde_json::Value =
+        serde_json::from_slice(&fs::read(root.join("var/lib/lltune/backups/s1/journal.json")).unwrap()).unwrap();
+    let kinds: Vec<&str> = journal["entries"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, vec!["link", "link", "link"]);
+
+    let (again, _) = run_module("lltune_services", &json!({"root": root, "services": args["services"]}));
+    assert_eq!(again["changed"], false, "{again}");
+    let (rb, code) = run_module("lltune_rollback", &json!({"root": root, "backup": "s1"}));
+    assert_eq!(code, 0, "{rb}");
+    assert_eq!(tree_snapshot(root), start);
+}
+
+#[test]
+fn services_enable_writes_wants_and_alias_links_like_systemctl() {
+    let dir = host_fixture("el9-trading");
+    let root = dir.path();
+    let start = tree_snapshot(root);
+    let (v, code) = run_module(
+        "lltune_services",
+        &json!({"root": root, "backup_id": "e1", "services": {"chronyd": {"enabled": false}}}),
+    );
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(link(root, &format!("{WANTS}/chronyd.service")), None);
+    assert_eq!(link(root, "/etc/systemd/system/chrony.service"), None, "the Alias= link goes too");
+    let (v, code) = run_module(
+        "lltune_services",
+        &json!({"root": root, "backup_id": "e2", "services": {"chronyd.service": {"enabled": true}}}),
+    );
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(tree_snapshot(root), start, "enable puts back exactly the links the package had");
+    assert_eq!(v["services"][0]["links_added"].as_array().unwrap().len(), 2, "{v}");
+    // The alias names the same unit.
+    let (v, _) = run_module(
+        "lltune_services",
+        &json!({"root": root, "backup_id": "e3", "services": {"chrony": {"enabled": true}}}),
+    );
+    assert_eq!(
+        (v["changed"].clone(), v["services"][0]["unit"].clone()),
+        (json!(false), json!("chronyd.service")),
+        "{v}"
+    );
+    // Unmask, then enable a unit that was masked.
+    let (v, code) = run_module(
+        "lltune_services",
+        &json!({"root": root, "backup_id": "e4", "services": {"tuned": {"masked": true, "enabled": false}}}),
+    );
+    assert_eq!(code, 0, "{v}");
+    let (v, code) = run_module(
+        "lltune_services",
+        &json!({"root": root, "backup_id": "e5", "services": {"tuned": {"masked": false, "enabled": true}}}),
+    );
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(tree_snapshot(root), start);
+    for id in ["e5", "e4", "e2", "e1"] {
+        let (v, code) = run_module("lltune_rollback", &json!({"root": root, "backup": id}));
+        assert_eq!(code, 0, "{v}");
+    }
+    assert_eq!(tree_snapshot(root), start);
+}
+
+#[test]
+fn services_refusals_name_the_unit_and_write_nothing() {
+    let dir = host_fixture("el9-trading");
+    let root = dir.path();
+    fs::write(root.join("usr/lib/systemd/system/static.service"), "[Unit]\nDescription=no install\n").unwrap();
+    fs::create_dir_all(root.join("etc/systemd/system")).unwrap();
+    std::os::unix::fs::symlink("/dev/null", root.join("etc/systemd/system/masked-one.service")).unwrap();
+    fs::write(root.join("usr/lib/systemd/system/masked-one.service"), "[Install]\nWantedBy=multi-user.target\n")
+        .unwrap();
+    let start = tree_snapshot(root);
+    for (services, expect) in [
+        (
+            json!({"irqbalance": {"enabled": false}, "no-such-daemon": {"state": "stopped"}}),
+            "services.no-such-daemon.service: no unit file no-such-daemon.service",
+        ),
+        (json!({"tuned": {"enabled": true, "masked": true}}), "services.tuned: a masked unit cannot be enabled"),
+        (json!({"tuned": {"state": "started", "masked": true}}), "services.tuned: a masked unit cannot be started"),
+        (json!({"masked-one": {"enabled": true}}), "add masked: false"),
+        (json!({"static": {"enabled": true}}), "no [Install] section"),
+        (json!({"tuned": {}}), "services.tuned: give state, enabled or masked"),
+        (json!({"tuned": {"state": "running"}}), "services.tuned.state"),
+        (json!({"tuned": {"enabled": "perhaps"}}), "services.tuned.enabled"),
+        (json!({"tuned": {"enable": true}}), "enable"),
+        (json!({"../../etc/passwd": {"enabled": false}}), "is not a systemd unit name"),
+        (json!({"chrony": {"enabled": false}, "chronyd": {"enabled": false}}), "given twice"),
+        (json!({}), "option services"),
+    ] {
+        let (v, code) = run_module("lltune_services", &json!({"root": root, "services": services}));
+        assert_eq!(code, 1, "{services}: {v}");
+        assert!(v["msg"].as_str().unwrap().contains(expect), "{services}: {v}");
+    }
+    assert_eq!(tree_snapshot(root), start);
+}
