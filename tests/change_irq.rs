@@ -268,8 +268,8 @@ fn small_tree_results_and_refusals() {
         (json!({"default_affinity": "9"}), "option default_affinity: CPUs 9 do not exist"),
         (json!({"irqbalance_banned_cpus": "2-"}), "option irqbalance_banned_cpus: invalid CPU list"),
         (
-            json!({"rules": [{"match": {"irq": [9]}, "cpus": "1"}], "persist": true}),
-            "unsupported option persist; supported options: backup_id, default_affinity, irqbalance_banned_cpus, root, rules",
+            json!({"rules": [{"match": {"irq": [9]}, "cpus": "1"}], "persistent": true}),
+            "unsupported option persistent; supported options: backup_id, default_affinity, irqbalance_banned_cpus, persist, root, rules",
         ),
     ];
     for (args, want) in refusals {

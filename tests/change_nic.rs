@@ -233,8 +233,8 @@ fn refusals_name_the_interface_and_the_setting_and_write_nothing() {
     refused(json!({"interfaces": [{"name": "ens9f0", "features": {"gro": false}}]}), &["interfaces[0]", "ens9f0"]);
     refused(json!({"interfaces": [{"pci": "0000:af:00.0", "rings": {"rx": 512}}]}), &["0000:af:00.0"]);
     refused(json!({"interfaces": [{"driver": "ice", "rings": {"rx": 512}}]}), &["driver ice"]);
-    // Unknown options, at the top and inside an entry; persistence is not this module's yet.
-    refused(json!({"interfaces": [{"name": "ens1f0"}], "persist": true}), &["unsupported option persist"]);
+    // Unknown options, at the top and inside an entry.
+    refused(json!({"interfaces": [{"name": "ens1f0"}], "persistent": true}), &["unsupported option persistent"]);
     refused(
         json!({"interfaces": [{"name": "ens1f0", "coalesce": {"rx-usec": 0}}]}),
         &["interfaces[0].coalesce", "rx-usec"],

@@ -178,7 +178,8 @@ fn cli_apply_plan_then_apply_then_rollback() {
         "lltune_kernel_args: changes\n",
         "skipped: network.sysctl.tcp_low_latency (net.ipv4.tcp_low_latency): not present on this kernel",
         "not implemented yet: memory.thp_runtime (nothing applied)\n",
-        "not implemented yet: cpu (nothing applied)\nnot implemented yet: irq (nothing applied)\n",
+        "not implemented yet: cpu (nothing applied)\n",
+        "lltune_irq: changes\n",
         "would change\nreboot required",
     ] {
         assert!(out.contains(want), "{want:?} not in:\n{out}");
@@ -221,7 +222,10 @@ fn cli_apply_honours_safety_flags_and_config_errors() {
     assert!(!changed.is_empty());
     for path in changed {
         assert!(
-            ["proc/sys/", "etc/sysctl.d/", "var/lib/lltune"].iter().any(|p| path.starts_with(p)),
+            // Sysctls, and the irq section's irqbalance setting (lltune_irq): never boot files.
+            ["proc/sys/", "etc/sysctl.d/", "var/lib/lltune", "etc/default/irqbalance", "etc/sysconfig/irqbalance"]
+                .iter()
+                .any(|p| path.starts_with(p)),
             "apply with allow_grub_edit: false changed {path}"
         );
     }

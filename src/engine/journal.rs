@@ -77,6 +77,8 @@ pub enum Entry {
     Ethtool { ifname: String, group: EthtoolGroup, module: String, previous: serde_json::Value },
     /// Whether a systemd unit was active (live root only); rollback starts or stops it.
     Unit { unit: String, module: String, active: bool },
+    /// A folder the run created (it did not exist): rollback removes it when it is empty.
+    Dir { path: String, module: String },
 }
 
 impl Entry {
@@ -87,13 +89,17 @@ impl Entry {
             Entry::Runtime { path, .. } => Item::Kernel(path.clone()),
             Entry::Ethtool { ifname, group, .. } => Item::Ethtool { ifname: ifname.clone(), group: *group },
             Entry::Unit { unit, .. } => Item::Unit(unit.clone()),
+            Entry::Dir { path, .. } => Item::Dir(path.clone()),
         }
     }
 
     /// The path of the item; an ethtool entry's interface name.
     pub fn path(&self) -> &str {
         match self {
-            Entry::File { path, .. } | Entry::Link { path, .. } | Entry::Runtime { path, .. } => path,
+            Entry::File { path, .. }
+            | Entry::Link { path, .. }
+            | Entry::Runtime { path, .. }
+            | Entry::Dir { path, .. } => path,
             Entry::Ethtool { ifname, .. } => ifname,
             Entry::Unit { unit, .. } => unit,
         }
@@ -105,7 +111,7 @@ impl Entry {
             | Entry::Link { module, .. }
             | Entry::Runtime { module, .. }
             | Entry::Ethtool { module, .. } => module,
-            Entry::Unit { module, .. } => module,
+            Entry::Unit { module, .. } | Entry::Dir { module, .. } => module,
         }
     }
 
@@ -347,6 +353,9 @@ impl Journal {
 
     /// Adds an entry (and writes its file copy); the caller saves the manifest.
     fn push(&mut self, host: &Host, module: &str, boot: bool, item: &Item, previous: &State) -> Result<()> {
+        if let (Item::Dir(_), State::Dir(true)) = (item, previous) {
+            return Ok(()); // a folder that was there stays: nothing to record
+        }
         let entry = match (item, previous) {
             (Item::File(path), State::File(prev)) => {
                 let previous = match prev {
@@ -384,6 +393,8 @@ impl Journal {
             (Item::Unit(unit), State::Unit { active }) => {
                 Entry::Unit { unit: unit.clone(), module: module.to_string(), active: *active }
             }
+            // Only folders that did not exist are recorded (the runner asks for no others).
+            (Item::Dir(path), State::Dir(false)) => Entry::Dir { path: path.clone(), module: module.to_string() },
             _ => anyhow::bail!("internal error: state of {} does not match its kind", item.path()),
         };
         self.manifest.entries.push(entry);

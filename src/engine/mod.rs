@@ -164,15 +164,27 @@ pub fn carry_out(host: &Host, record: Option<Record<'_>>, actions: &[Action]) ->
         .iter()
         .map(|a| a.resolved(host).map_err(|e| Failure::new(format!("{}: {e}", a.describe()))))
         .collect::<Result<_, _>>()?;
+    // Folders that a write creates are items too, before the files in them and outermost
+    // first: rollback (newest entry first) and revert remove them after their files, when
+    // they are empty again.
     let mut items: Vec<Item> = Vec::new();
     let mut index = std::collections::HashMap::new();
+    let mut per_action: Vec<Vec<Item>> = Vec::with_capacity(actions.len());
     for a in &actions {
+        let mut own = Vec::new();
         for i in a.items() {
+            if let Item::File(p) | Item::Link(p) = &i {
+                own.extend(state::missing_dirs(host, p).into_iter().map(Item::Dir));
+            }
+            own.push(i);
+        }
+        for i in &own {
             index.entry(i.clone()).or_insert_with(|| {
-                items.push(i);
+                items.push(i.clone());
                 items.len() - 1
             });
         }
+        per_action.push(own);
     }
     let mut snapshots = Vec::with_capacity(items.len());
     for i in &items {
@@ -185,9 +197,9 @@ pub fn carry_out(host: &Host, record: Option<Record<'_>>, actions: &[Action]) ->
     }
     let mut touched: Vec<usize> = Vec::new();
     let mut is_touched = vec![false; items.len()];
-    for a in &actions {
-        for i in a.items() {
-            if let Some(&n) = index.get(&i) {
+    for (a, own) in actions.iter().zip(&per_action) {
+        for i in own {
+            if let Some(&n) = index.get(i) {
                 if !is_touched[n] {
                     is_touched[n] = true;
                     touched.push(n);

@@ -23,13 +23,15 @@ pub enum Item {
     Ethtool { ifname: String, group: EthtoolGroup },
     /// Whether a systemd unit is active (`irqbalance.service`); live root only.
     Unit(String),
+    /// A folder that a write creates (so that rollback removes it again, when empty).
+    Dir(String),
 }
 
 impl Item {
     /// The item as messages name it: its path, or `ethtool <ifname> <group>`.
     pub fn path(&self) -> std::borrow::Cow<'_, str> {
         match self {
-            Item::File(p) | Item::Link(p) | Item::Kernel(p) | Item::Unit(p) => p.into(),
+            Item::File(p) | Item::Link(p) | Item::Kernel(p) | Item::Unit(p) | Item::Dir(p) => p.into(),
             Item::Ethtool { ifname, group } => format!("ethtool {ifname} {group}").into(),
         }
     }
@@ -49,6 +51,8 @@ pub enum State {
     Ethtool(serde_json::Value),
     /// A unit's activity, as `systemctl is-active` tells it.
     Unit { active: bool },
+    /// Whether a folder exists.
+    Dir(bool),
 }
 
 /// Kernel values compared the way `sysctl` users mean them: whitespace runs are one space
@@ -84,7 +88,21 @@ pub fn read(host: &Host, item: &Item) -> Result<State, HostError> {
         Item::Kernel(path) => Ok(State::Kernel(host.read(path)?)),
         Item::Ethtool { ifname, group } => read_ethtool(host, ifname, *group),
         Item::Unit(unit) => unit_active(host, unit).map(|active| State::Unit { active }),
+        Item::Dir(path) => Ok(State::Dir(host.is_dir(path))),
     }
+}
+
+/// The folders above `path` (canonical) that do not exist yet, outermost first: the ones a
+/// write of `path` creates.
+pub fn missing_dirs(host: &Host, path: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut dir = path.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
+    while !dir.is_empty() && !host.exists(dir) {
+        out.push(dir.to_string());
+        dir = dir.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
+    }
+    out.reverse();
+    out
 }
 
 /// SIOCETHTOOL acts on the running kernel: only a live host (`root` `/`) has it.
@@ -160,6 +178,8 @@ pub fn put(host: &Host, item: &Item, state: &State) -> Result<bool> {
             ethtool_group::write(ifname, *group, &ethtool_group::changes(*group, &now, v))?
         }
         (Item::Unit(unit), State::Unit { active }) => set_unit_active(unit, *active)?,
+        (Item::Dir(path), State::Dir(true)) => host.create_dir_all(path)?,
+        (Item::Dir(path), State::Dir(false)) => return Ok(host.remove_empty_dir(path)?),
         _ => anyhow::bail!("internal error: state of {} does not match its kind", item.path()),
     }
     Ok(true)
@@ -178,6 +198,8 @@ pub enum Action {
     SetLink { path: String, to: String },
     /// Remove the link at `path` (never what it names).
     RemoveLink { path: String },
+    /// Remove a folder lltune created, if it is empty again (rollback).
+    RemoveDir { path: String },
     /// Write a value into a kernel file and read it back.
     WriteKernel { path: String, value: String },
     /// Start or stop a systemd unit (`systemctl start|stop`); only on a live host.
@@ -197,6 +219,7 @@ impl Action {
             Action::SetLink { path, .. } | Action::RemoveLink { path } => vec![Item::Link(path.clone())],
             Action::WriteKernel { path, .. } => vec![Item::Kernel(path.clone())],
             Action::SetUnit { unit, .. } => vec![Item::Unit(unit.clone())],
+            Action::RemoveDir { path } => vec![Item::Dir(path.clone())],
             Action::Run { rewrites, .. } => rewrites.iter().cloned().map(Item::File).collect(),
             Action::SetEthtool { ifname, group, .. } => vec![Item::Ethtool { ifname: ifname.clone(), group: *group }],
         }
@@ -208,6 +231,7 @@ impl Action {
             Action::RemoveFile { path } => format!("removing {path}"),
             Action::SetLink { path, to } => format!("linking {path} -> {to}"),
             Action::RemoveLink { path } => format!("removing link {path}"),
+            Action::RemoveDir { path } => format!("removing folder {path} (if empty)"),
             Action::WriteKernel { path, value } => {
                 format!("writing {:?} to {path}", crate::protocol::cap_text(value))
             }
@@ -232,6 +256,7 @@ impl Action {
             Action::RemoveFile { path } => Action::RemoveFile { path: host.resolve(path, false)? },
             Action::SetLink { path, to } => Action::SetLink { path: host.resolve(path, false)?, to: to.clone() },
             Action::RemoveLink { path } => Action::RemoveLink { path: host.resolve(path, false)? },
+            Action::RemoveDir { path } => Action::RemoveDir { path: host.resolve(path, false)? },
             Action::WriteKernel { path, value } => Action::WriteKernel { path: r(path)?, value: value.clone() },
             Action::SetUnit { unit, active } => Action::SetUnit { unit: unit.clone(), active: *active },
             Action::Run { argv, rewrites } => {
@@ -264,6 +289,7 @@ impl Action {
             Action::RemoveFile { path } => Ok(host.remove(path)?),
             Action::SetLink { path, to } => Ok(host.symlink(path, to)?),
             Action::RemoveLink { path } => Ok(host.remove(path)?),
+            Action::RemoveDir { path } => host.remove_empty_dir(path).map(|_| ()).map_err(Into::into),
             Action::WriteKernel { path, value } => {
                 // A trailing newline, as `echo` writes: the kernel accepts it and a fixture
                 // file keeps the shape the kernel would show.

@@ -594,6 +594,24 @@ impl Host {
         Ok(())
     }
 
+    /// Removes a folder if it is empty (one lltune created); `false` when it holds something
+    /// (someone put a file there since: it stays) or is already gone.
+    pub fn remove_empty_dir(&self, target: &str) -> Result<bool, HostError> {
+        let real = self.join(&self.resolve(target, false)?);
+        match fs::symlink_metadata(&real) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(HostError::from_io(target, e)),
+            Ok(m) if !m.is_dir() => return Err(HostError::NotRegular { path: target.to_string(), what: "non-folder" }),
+            Ok(_) => {}
+        }
+        fault::point().map_err(|e| HostError::from_io(target, e))?;
+        match fs::remove_dir(&real) {
+            Ok(()) => Ok(true),
+            Err(e) if e.raw_os_error() == Some(libc::ENOTEMPTY) => Ok(false),
+            Err(e) => Err(HostError::from_io(target, e)),
+        }
+    }
+
     pub fn create_dir_all(&self, target: &str) -> Result<(), HostError> {
         let resolved = self.resolve(target, true)?;
         self.make_dirs(&resolved)

@@ -198,6 +198,14 @@ pub fn plan_entries(host: &Host, journal: &Journal, entries: &[Entry]) -> Result
                 });
                 plan.reboot_required |= *boot;
             }
+            Entry::Dir { path, module } => {
+                // Removed after the files in it (entries run newest first), if empty then.
+                if !matches!(now, Ok(State::Dir(true))) {
+                    continue;
+                }
+                plan.actions.push(Action::RemoveDir { path: path.clone() });
+                plan.restored.push(Restored { path: path.clone(), kind: "folder".into(), module: module.clone() });
+            }
             Entry::Runtime { path, module, previous } => {
                 let now = match now {
                     Ok(State::Kernel(v)) => v,
