@@ -21,7 +21,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
 
-use crate::support::{bin, boot_fixture, run_module, run_module_stdin};
+use crate::support::{bin, boot_fixture, host_fixture, run_module, run_module_stdin};
 
 /// What a byte-identical comparison looks at, for one path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -323,6 +323,36 @@ fn contract_lltune_kernel_args() {
         fixture: || boot_fixture("rhel9-bls"),
         args: json!({"args": {"nohz_full": "2-5", "isolcpus": "managed_irq,domain,2-5"}}),
         other: json!({"args": {"skew_tick": "1"}}),
+    });
+}
+
+#[test]
+fn contract_lltune_cpu() {
+    contract(&Case {
+        module: "lltune_cpu",
+        fixture: || host_fixture("intel-pstate-2node"),
+        args: json!({
+            "governor": "performance",
+            "cstates": {"max_latency_us": 10},
+            "workqueue_cpumask": "0,4",
+            "systemd_cpu_affinity": "0,4"
+        }),
+        other: json!({"turbo": false, "cpus": "1-2", "cstates": {"disable": ["C1"]}}),
+    });
+}
+
+#[test]
+fn contract_lltune_memory() {
+    contract(&Case {
+        module: "lltune_memory",
+        fixture: || host_fixture("intel-pstate-2node"),
+        args: json!({
+            "thp": {"enabled": "never"},
+            "hugepages": {"2048": {"0": 512, "1": 256}},
+            "swap": false,
+            "numa_balancing": false
+        }),
+        other: json!({"ksm": false, "thp": {"defrag": "never"}}),
     });
 }
 

@@ -5,7 +5,9 @@ mod support;
 mod analysis;
 mod ansible; //        real ansible-playbook runs and ansible-doc on the collection
 mod change_ansible; //    the change modules through ansible-doc and ansible-playbook on a fixture root
+mod change_cpu; //       lltune_cpu: intel_pstate and acpi-cpufreq trees, refusals, C-states, reapply
 mod change_kernel_args; // lltune_kernel_args: BLS, classic GRUB2 (BIOS/UEFI), Debian; safety refusals
+mod change_memory; //    lltune_memory: THP, huge pages per node and the OS reserve, KSM, swap, reapply
 mod change_rollback; //   lltune_rollback: every fixture back byte for byte after a play of both modules
 mod change_sysctl; //    lltune_sysctl: fixture trees, check mode, failures midway, a real kernel in a netns
 mod contract; //         the contract every changing module keeps (one harness), and the attacker cases

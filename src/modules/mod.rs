@@ -3,8 +3,10 @@
 pub mod audit;
 pub mod boot;
 pub mod config;
+pub mod cpu;
 pub mod facts;
 pub mod kernel_args;
+pub mod memory;
 pub mod rollback;
 pub mod sysctl;
 
@@ -20,6 +22,8 @@ pub fn run_by_name(name: &str, host: &Host, meta: &Meta, options: Map<String, Va
     Some(match name {
         sysctl::MODULE => parse_params(options).and_then(|p| sysctl::run(host, meta, p)),
         kernel_args::MODULE => parse_params(options).and_then(|p| kernel_args::run(host, meta, p)),
+        cpu::MODULE => parse_params(options).and_then(|p| cpu::run(host, meta, p)),
+        memory::MODULE => parse_params(options).and_then(|p| memory::run(host, meta, p)),
         _ => return None,
     })
 }

@@ -353,6 +353,15 @@ pub fn boot_fixture(name: &str) -> tempfile::TempDir {
     dir
 }
 
+/// A fresh temp copy of `tests/fixtures/hosts/<name>` (links kept as links).
+pub fn host_fixture(name: &str) -> tempfile::TempDir {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hosts").join(name);
+    assert!(src.is_dir(), "no fixture tree {}", src.display());
+    let dir = tempfile::tempdir().expect("tempdir");
+    copy_tree_with_links(&src, dir.path());
+    dir
+}
+
 fn copy_tree_with_links(src: &Path, dest: &Path) {
     fs::create_dir_all(dest).unwrap();
     for entry in fs::read_dir(src).unwrap() {
