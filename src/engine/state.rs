@@ -233,6 +233,24 @@ mod tests {
     use crate::engine::{Record, carry_out};
 
     #[test]
+    fn selection_files_are_verified_and_restored_by_their_bracketed_word() {
+        assert_eq!(selection("always [madvise] never\n").as_deref(), Some("madvise"));
+        assert_eq!(selection("never\n").as_deref(), Some("never"));
+        assert_eq!(selection("a [b").as_deref(), None);
+        assert!(reads_back_as("always madvise [never]\n", "never"));
+        assert!(reads_back_as("always [madvise] never\n", "always [madvise] never\n"));
+        assert!(!reads_back_as("always [madvise] never\n", "never"));
+        assert!(!reads_back_as("900\n", "1024"));
+        // A tree's plain file gets the snapshot back byte for byte; the live kernel only the word.
+        let dir = tempfile::tempdir().unwrap();
+        let tree = Host::new(dir.path()).unwrap();
+        assert_eq!(kernel_line(&tree, "always [madvise] never\n"), "always [madvise] never\n");
+        let live = Host::new("/").unwrap();
+        assert_eq!(kernel_line(&live, "always [madvise] never\n"), "madvise\n");
+        assert_eq!(kernel_line(&live, "1"), "1\n");
+    }
+
+    #[test]
     fn links_are_journaled_and_restored_as_links() {
         let dir = tempfile::tempdir().unwrap();
         let host = Host::new(dir.path()).unwrap();
