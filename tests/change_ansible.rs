@@ -227,3 +227,64 @@ fn playbook_runs_lltune_irq_on_a_fixture_root() {
         &["eth0-TxRx-0", "IRQBALANCE_BANNED_CPULIST"],
     );
 }
+
+const CPU_MEMORY: &str = r#"---
+- name: CPU and memory on a fixture root
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: CPU power and housekeeping
+      lltune.tuning.lltune_cpu:
+        root: "{{ lltune_root }}"
+        governor: performance
+        epp: performance
+        turbo: false
+        cstates: {max_latency_us: 0}
+        workqueue_cpumask: "0,4"
+        systemd_cpu_affinity: "0,4"
+        backup_id: cm1
+    - name: Memory
+      lltune.tuning.lltune_memory:
+        root: "{{ lltune_root }}"
+        thp: {enabled: never, defrag: never}
+        hugepages: {"2048": {"0": 256, "1": 256}}
+        ksm: false
+        swap: false
+        numa_balancing: false
+        backup_id: cm1
+    - name: Roll back
+      lltune.tuning.lltune_rollback:
+        root: "{{ lltune_root }}"
+        backup: cm1
+      when: lltune_rollback | bool
+"#;
+
+#[test]
+fn playbook_runs_cpu_and_memory_then_rolls_back() {
+    let sandbox = tempfile::tempdir().unwrap();
+    let dir = support::host_fixture("intel-pstate-2node");
+    let root = dir.path();
+    let start = tree_snapshot(root);
+    fs::write(sandbox.path().join("cm.yml"), CPU_MEMORY).unwrap();
+    let play = |rollback: bool, flags: &[&str]| {
+        let vars = json!({"lltune_root": root, "lltune_rollback": rollback}).to_string();
+        let mut args = vec!["-i", "localhost,", "-c", "local", "-e", vars.as_str()];
+        args.extend_from_slice(flags);
+        let path = sandbox.path().join("cm.yml");
+        args.push(path.to_str().unwrap());
+        let r = ansible(&support::ansible().playbook, sandbox.path(), &args);
+        assert_eq!(r.code, 0, "{}", r.show());
+        play_recap(&r.stdout, "localhost")
+    };
+    // --check --diff first: both predicted, nothing written.
+    let recap = play(false, &["--check", "--diff"]);
+    assert_eq!((recap["changed"], recap["failed"]), (2, 0));
+    assert_same_tree(&start, &tree_snapshot(root), "check run");
+    let recap = play(false, &[]);
+    assert_eq!((recap["changed"], recap["failed"]), (2, 0));
+    let recap = play(false, &["--check", "--diff"]);
+    assert_eq!((recap["changed"], recap["failed"]), (0, 0));
+    let recap = play(true, &[]);
+    assert_eq!((recap["changed"], recap["failed"]), (1, 0));
+    assert_same_tree(&start, &tree_snapshot(root), "after lltune_rollback");
+}

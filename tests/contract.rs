@@ -349,6 +349,21 @@ fn contract_lltune_nic() {
 }
 
 #[test]
+fn contract_lltune_cpu() {
+    contract(&Case {
+        module: "lltune_cpu",
+        fixture: || host_fixture("intel-pstate-2node"),
+        args: json!({
+            "governor": "performance",
+            "cstates": {"max_latency_us": 10},
+            "workqueue_cpumask": "0,4",
+            "systemd_cpu_affinity": "0,4"
+        }),
+        other: json!({"turbo": false, "cpus": "1-2", "cstates": {"disable": ["C1"]}}),
+    });
+}
+
+#[test]
 fn contract_lltune_limits() {
     contract(&Case {
         module: "lltune_limits",
@@ -373,6 +388,21 @@ fn contract_lltune_services() {
             "tuned": {"state": "stopped", "enabled": false, "masked": true},
         }}),
         other: json!({"services": {"chronyd": {"enabled": false}}}),
+    });
+}
+
+#[test]
+fn contract_lltune_memory() {
+    contract(&Case {
+        module: "lltune_memory",
+        fixture: || host_fixture("intel-pstate-2node"),
+        args: json!({
+            "thp": {"enabled": "never"},
+            "hugepages": {"2048": {"0": 512, "1": 256}},
+            "swap": false,
+            "numa_balancing": false
+        }),
+        other: json!({"ksm": false, "thp": {"defrag": "never"}}),
     });
 }
 

@@ -6,10 +6,12 @@ mod analysis;
 mod ansible; //        real ansible-playbook runs and ansible-doc on the collection
 mod apply_sections; // lltune apply: network and irq sections through lltune_nic and lltune_irq
 mod change_ansible; //    the change modules through ansible-doc and ansible-playbook on a fixture root
+mod change_cpu; //         lltune_cpu: intel_pstate and acpi-cpufreq trees, refusals, C-states, reapply
 mod change_irq; //         lltune_irq: the R640 dump with the rules, managed IRQs, offline CPUs, refusals
 mod change_kernel_args; // lltune_kernel_args: BLS, classic GRUB2 (BIOS/UEFI), Debian; safety refusals
-mod change_limits; //     lltune_limits: pam_limits precedence in conflicts, refusals, rollback
-mod change_nic; //        lltune_nic: a veth pair in a network namespace, refusals, selection, journal entries
+mod change_limits; //      lltune_limits: pam_limits precedence in conflicts, refusals, rollback
+mod change_memory; //      lltune_memory: THP, huge pages per node and the OS reserve, KSM, swap, reapply
+mod change_nic; //         lltune_nic: a veth pair in a network namespace, refusals, selection, journal entries
 mod change_rollback; //   lltune_rollback: every fixture back byte for byte after a play of both modules
 mod change_services; //   lltune_services: unit links as systemctl writes them, refusals, rollback
 mod change_sysctl; //    lltune_sysctl: fixture trees, check mode, failures midway, a real kernel in a netns

@@ -319,11 +319,11 @@ pub const OS_RESERVE_PERCENT: u64 = 10;
 /// The host-wide minimum of that reserve: 2 GiB.
 pub const OS_RESERVE_MIN_KB: u64 = 2 << 20;
 
-fn os_reserve_kb(mem_kb: u64) -> u64 {
+pub fn os_reserve_kb(mem_kb: u64) -> u64 {
     (mem_kb / 100 * OS_RESERVE_PERCENT).max(OS_RESERVE_MIN_KB)
 }
 
-fn node_reserve_kb(mem_kb: u64) -> u64 {
+pub fn node_reserve_kb(mem_kb: u64) -> u64 {
     mem_kb / 100 * OS_RESERVE_PERCENT
 }
 

@@ -169,7 +169,7 @@ pub fn put(host: &Host, item: &Item, state: &State) -> Result<bool> {
         (Item::File(path), State::File(None)) | (Item::Link(path), State::Link(None)) => host.remove(path)?,
         (Item::File(path), State::File(Some((bytes, meta)))) => host.write_atomic_as(path, bytes, meta)?,
         (Item::Link(path), State::Link(Some(to))) => host.symlink(path, to)?,
-        (Item::Kernel(path), State::Kernel(v)) => host.write_kernel(path, v)?,
+        (Item::Kernel(path), State::Kernel(v)) => host.write_kernel(path, &kernel_line(host, v))?,
         (Item::Ethtool { ifname, group }, State::Ethtool(v)) => {
             let now = match read(host, item)? {
                 State::Ethtool(now) => now,
@@ -291,12 +291,9 @@ impl Action {
             Action::RemoveLink { path } => Ok(host.remove(path)?),
             Action::RemoveDir { path } => host.remove_empty_dir(path).map(|_| ()).map_err(Into::into),
             Action::WriteKernel { path, value } => {
-                // A trailing newline, as `echo` writes: the kernel accepts it and a fixture
-                // file keeps the shape the kernel would show.
-                let line = if value.ends_with('\n') { value.clone() } else { format!("{value}\n") };
-                host.write_kernel(path, &line)?;
+                host.write_kernel(path, &kernel_line(host, value))?;
                 let now = host.read(path)?;
-                if normalize_value(&now) != normalize_value(value) {
+                if !reads_back_as(&now, value) {
                     anyhow::bail!("the kernel kept {:?}", crate::protocol::cap_text(now.trim_end()));
                 }
                 Ok(())
@@ -319,6 +316,36 @@ impl Action {
     }
 }
 
+/// The line written for a kernel value, with a trailing newline as `echo` writes it (the
+/// kernel accepts it, and a fixture file keeps the shape the kernel would show). On a live
+/// host a selection file's snapshot (`always [madvise] never`, THP) is written as its
+/// bracketed word, the only form the kernel accepts; a tree's plain file gets the text back.
+fn kernel_line(host: &Host, value: &str) -> String {
+    let v = match selection(value) {
+        Some(word) if host.is_live() && value.contains('[') => word,
+        _ => value.to_string(),
+    };
+    if v.ends_with('\n') { v } else { format!("{v}\n") }
+}
+
+/// The chosen word of a selection file: `always [madvise] never` → `madvise`; a text without
+/// brackets is returned trimmed. `None` for an empty text or an unclosed bracket.
+pub fn selection(text: &str) -> Option<String> {
+    let t = text.trim_matches(|c: char| c.is_whitespace() || c == '\0');
+    match t.find('[') {
+        None if t.is_empty() => None,
+        None => Some(t.to_string()),
+        Some(start) => t[start + 1..].find(']').map(|end| t[start + 1..start + 1 + end].to_string()),
+    }
+}
+
+/// A kernel value read back after writing `value`: the same text, or a selection file whose
+/// bracketed word is the word written (`never` reads back as `always madvise [never]`).
+pub fn reads_back_as(now: &str, value: &str) -> bool {
+    normalize_value(now) == normalize_value(value)
+        || (now.contains('[') && selection(now).is_some() && selection(now) == selection(value))
+}
+
 fn verify_file(host: &Host, path: &str, contents: &[u8]) -> Result<()> {
     if host.read_bytes(path)? != contents {
         anyhow::bail!("{path} does not read back as written");
@@ -331,6 +358,24 @@ mod tests {
     use super::*;
     use crate::engine::journal::Journal;
     use crate::engine::{Record, carry_out};
+
+    #[test]
+    fn selection_files_are_verified_and_restored_by_their_bracketed_word() {
+        assert_eq!(selection("always [madvise] never\n").as_deref(), Some("madvise"));
+        assert_eq!(selection("never\n").as_deref(), Some("never"));
+        assert_eq!(selection("a [b").as_deref(), None);
+        assert!(reads_back_as("always madvise [never]\n", "never"));
+        assert!(reads_back_as("always [madvise] never\n", "always [madvise] never\n"));
+        assert!(!reads_back_as("always [madvise] never\n", "never"));
+        assert!(!reads_back_as("900\n", "1024"));
+        // A tree's plain file gets the snapshot back byte for byte; the live kernel only the word.
+        let dir = tempfile::tempdir().unwrap();
+        let tree = Host::new(dir.path()).unwrap();
+        assert_eq!(kernel_line(&tree, "always [madvise] never\n"), "always [madvise] never\n");
+        let live = Host::new("/").unwrap();
+        assert_eq!(kernel_line(&live, "always [madvise] never\n"), "madvise\n");
+        assert_eq!(kernel_line(&live, "1"), "1\n");
+    }
 
     #[test]
     fn links_are_journaled_and_restored_as_links() {

@@ -3,10 +3,12 @@
 pub mod audit;
 pub mod boot;
 pub mod config;
+pub mod cpu;
 pub mod facts;
 pub mod irq;
 pub mod kernel_args;
 pub mod limits;
+pub mod memory;
 pub mod nic;
 pub mod rollback;
 pub mod services;
@@ -28,6 +30,8 @@ pub fn run_by_name(name: &str, host: &Host, meta: &Meta, options: Map<String, Va
         irq::MODULE => parse_params(options).and_then(|p| irq::run(host, meta, p)),
         limits::MODULE => parse_params(options).and_then(|p| limits::run(host, meta, p)),
         services::MODULE => parse_params(options).and_then(|p| services::run(host, meta, p)),
+        cpu::MODULE => parse_params(options).and_then(|p| cpu::run(host, meta, p)),
+        memory::MODULE => parse_params(options).and_then(|p| memory::run(host, meta, p)),
         _ => return None,
     })
 }

@@ -1,0 +1,464 @@
+//! lltune_cpu: CPU power and housekeeping at run time — cpufreq governor, energy-performance
+//! preference (EPP), turbo, cpuidle states — the unbound-workqueue cpumasks, and systemd's
+//! `CPUAffinity=` in a system.conf.d drop-in (effective at the next boot).
+//!
+//! Sources: Documentation/admin-guide/pm/cpufreq.rst, intel_pstate.rst, cpuidle.rst
+//! (`stateN/disable`), core-api/workqueue.rst (`cpumask`), systemd-system.conf(5).
+//!
+//! The surprising parts: several CPUs can share one cpufreq policy (`cpuN/cpufreq` links to
+//! `cpufreq/policyM`), so writes are made once per resolved file; intel_pstate in active
+//! mode pins EPP to `performance` under the `performance` governor and rejects any other
+//! EPP (EBUSY), so that combination is refused before anything is written; EPP `default`
+//! reads back as the driver's default preference, never as `default`, so it is refused.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use anyhow::Result;
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Value};
+
+use crate::cpulist::CpuList;
+use crate::engine::state::Action;
+use crate::engine::{self, Module};
+use crate::host::Host;
+use crate::protocol::{Diff, Failure, Meta, Outcome, cap_text, lenient_bool};
+
+pub const MODULE: &str = "lltune_cpu";
+pub const CPU: &str = "/sys/devices/system/cpu";
+/// The systemd drop-in that carries `systemd_cpu_affinity`.
+pub const AFFINITY_FILE: &str = "/etc/systemd/system.conf.d/50-lltune.conf";
+pub const WORKQUEUE_MASK: &str = "/sys/devices/virtual/workqueue/cpumask";
+pub const WRITEBACK_MASK: &str = "/sys/bus/workqueue/devices/writeback/cpumask";
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    /// CPUs the per-CPU settings apply to; default every online CPU.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<CpuList>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub governor: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epp: Option<String>,
+    #[serde(default, deserialize_with = "opt_bool", skip_serializing_if = "Option::is_none")]
+    pub turbo: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cstates: Option<Cstates>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workqueue_cpumask: Option<CpuList>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub systemd_cpu_affinity: Option<CpuList>,
+    #[serde(default, deserialize_with = "lenient_bool")]
+    pub persist: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_id: Option<String>,
+}
+
+/// `cstates`: one of the two forms.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cstates {
+    /// Disable every state whose exit latency is above this (µs), enable the others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_latency_us: Option<u64>,
+    /// Disable the states of these names (others untouched).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disable: Option<Vec<String>>,
+}
+
+/// An optional boolean written the Ansible way (`yes`, `"on"`, `1`).
+pub fn opt_bool<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<bool>, D::Error> {
+    lenient_bool(d).map(Some)
+}
+
+/// One setting that changes, on the CPUs listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Change {
+    pub setting: String,
+    /// `None` for host-wide settings (turbo, workqueue cpumasks).
+    pub cpus: Option<String>,
+    pub before: String,
+    pub after: String,
+}
+
+fn fail(msg: impl Into<String>) -> anyhow::Error {
+    Failure::new(msg).into()
+}
+
+/// A sysfs word (governor, EPP, state name) as given: one token of safe characters.
+fn check_word(option: &str, v: &str) -> Result<()> {
+    if v.is_empty() || v.len() > 64 || !v.chars().all(|c| c.is_ascii_alphanumeric() || "_-+.".contains(c)) {
+        return Err(fail(format!("option {option}: {:?} is not a valid value", cap_text(v))));
+    }
+    Ok(())
+}
+
+fn read_list(host: &Host, path: &str) -> Result<CpuList> {
+    let text = host.read(path).map_err(|e| fail(format!("cannot read {path}: {e}")))?;
+    CpuList::parse(&text).map_err(|e| fail(format!("{path}: {e}")))
+}
+
+/// A CPU list option: not empty, every CPU online.
+fn check_online(option: &str, list: &CpuList, online: &CpuList) -> Result<()> {
+    if list.is_empty() {
+        return Err(fail(format!("option {option}: the CPU list is empty")));
+    }
+    let off = list.difference(online);
+    if !off.is_empty() {
+        return Err(fail(format!("option {option}: CPUs {off} are not online (online: {online})")));
+    }
+    Ok(())
+}
+
+/// Collects the writes, one per resolved file, and groups what changes for the report.
+#[derive(Default)]
+struct Writes {
+    actions: Vec<Action>,
+    seen: BTreeSet<String>,
+    groups: BTreeMap<(String, String, String), CpuList>,
+}
+
+impl Writes {
+    /// `cpu` is `None` for host-wide settings.
+    fn set(&mut self, host: &Host, setting: &str, cpu: Option<u32>, path: &str, before: &str, after: &str) {
+        let key = (setting.to_string(), before.to_string(), after.to_string());
+        let group = self.groups.entry(key).or_default();
+        if let Some(c) = cpu {
+            group.insert(c);
+        }
+        let real = host.resolve(path, true).unwrap_or_else(|_| path.to_string());
+        if self.seen.insert(real) {
+            self.actions.push(Action::WriteKernel { path: path.to_string(), value: after.to_string() });
+        }
+    }
+}
+
+fn words(host: &Host, path: &str) -> Vec<String> {
+    host.read_opt(path).ok().flatten().map(|t| t.split_whitespace().map(str::to_string).collect()).unwrap_or_default()
+}
+
+/// What the task would change. Pure: reads the host, writes nothing.
+pub fn plan(host: &Host, p: &Params) -> Result<engine::Plan> {
+    if p.governor.is_none()
+        && p.epp.is_none()
+        && p.turbo.is_none()
+        && p.cstates.is_none()
+        && p.workqueue_cpumask.is_none()
+        && p.systemd_cpu_affinity.is_none()
+    {
+        return Err(fail(
+            "give at least one of governor, epp, turbo, cstates, workqueue_cpumask, systemd_cpu_affinity",
+        ));
+    }
+    let online = read_list(host, &format!("{CPU}/online"))?;
+    let cpus = p.cpus.clone().unwrap_or_else(|| online.clone());
+    check_online("cpus", &cpus, &online)?;
+    let mut out = engine::Plan::default();
+    let mut w = Writes::default();
+
+    if let Some(g) = &p.governor {
+        check_word("governor", g)?;
+        for n in cpus.iter() {
+            let dir = format!("{CPU}/cpu{n}/cpufreq");
+            let Some(now) = host.attr(&format!("{dir}/scaling_governor")) else {
+                return Err(fail(format!("governor: CPU {n} has no cpufreq ({dir}/scaling_governor does not exist)")));
+            };
+            let offered = words(host, &format!("{dir}/scaling_available_governors"));
+            if !offered.contains(g) {
+                return Err(fail(format!(
+                    "governor: CPU {n} does not offer {g:?} (scaling_available_governors: {})",
+                    offered.join(" ")
+                )));
+            }
+            if now != *g {
+                w.set(host, "governor", Some(n), &format!("{dir}/scaling_governor"), &now, g);
+            }
+        }
+    }
+
+    if let Some(e) = &p.epp {
+        check_word("epp", e)?;
+        if e == "default" {
+            return Err(fail(
+                "epp: \"default\" reads back as the driver's default preference, never as \"default\"; name the preference (e.g. performance, balance_performance)",
+            ));
+        }
+        let mut without = CpuList::new();
+        for n in cpus.iter() {
+            let dir = format!("{CPU}/cpu{n}/cpufreq");
+            let Some(now) = host.attr(&format!("{dir}/energy_performance_preference")) else {
+                without.insert(n);
+                continue;
+            };
+            let offered = words(host, &format!("{dir}/energy_performance_available_preferences"));
+            if !offered.contains(e) {
+                return Err(fail(format!(
+                    "epp: CPU {n} does not offer {e:?} (energy_performance_available_preferences: {})",
+                    offered.join(" ")
+                )));
+            }
+            let governor = p.governor.clone().or_else(|| host.attr(&format!("{dir}/scaling_governor")));
+            let active = host.attr(&format!("{CPU}/intel_pstate/status")).as_deref() == Some("active");
+            if active && governor.as_deref() == Some("performance") && e != "performance" {
+                return Err(fail(format!(
+                    "epp: CPU {n} runs intel_pstate (active) with the performance governor, which holds EPP at performance and refuses {e:?}"
+                )));
+            }
+            if now != *e {
+                w.set(host, "epp", Some(n), &format!("{dir}/energy_performance_preference"), &now, e);
+            }
+        }
+        if !without.is_empty() {
+            let driver = host.attr(&format!("{CPU}/cpu{}/cpufreq/scaling_driver", without.first().unwrap_or(0)));
+            out.warnings.push(format!(
+                "epp: CPUs {without} have no energy_performance_preference (driver {}); not set there",
+                driver.unwrap_or_else(|| "none".into())
+            ));
+        }
+    }
+
+    if let Some(on) = p.turbo {
+        let no_turbo = format!("{CPU}/intel_pstate/no_turbo");
+        let boost = format!("{CPU}/cpufreq/boost");
+        let (path, want) = if host.exists(&no_turbo) {
+            (no_turbo, if on { "0" } else { "1" })
+        } else if host.exists(&boost) {
+            (boost, if on { "1" } else { "0" })
+        } else {
+            return Err(fail(format!("turbo: this host has neither {no_turbo} nor {boost}")));
+        };
+        let now = host.attr(&path).unwrap_or_default();
+        if now != want {
+            let name = path.rsplit('/').next().unwrap_or("turbo").to_string();
+            w.set(host, &format!("turbo ({name})"), None, &path, &now, want);
+        }
+    }
+
+    if let Some(c) = &p.cstates {
+        cstates(host, c, &cpus, &mut w, &mut out.warnings)?;
+    }
+
+    if let Some(mask) = &p.workqueue_cpumask {
+        check_online("workqueue_cpumask", mask, &online)?;
+        let possible = host.attr(&format!("{CPU}/possible")).and_then(|t| CpuList::parse(&t).ok());
+        let nr = possible.as_ref().and_then(CpuList::last).or(online.last()).unwrap_or(0) + 1;
+        let text = mask.to_mask(nr);
+        for path in [WORKQUEUE_MASK, WRITEBACK_MASK] {
+            let Some(now) = host.attr(path) else {
+                if path == WORKQUEUE_MASK {
+                    return Err(fail(format!("workqueue_cpumask: {path} does not exist on this kernel")));
+                }
+                out.warnings.push(format!("workqueue_cpumask: {path} does not exist; only the unbound mask is set"));
+                continue;
+            };
+            let current = CpuList::parse_mask(&now).map_err(|e| fail(format!("{path}: {e}")))?;
+            if current != *mask {
+                let name = if path == WORKQUEUE_MASK { "workqueue cpumask" } else { "writeback cpumask" };
+                w.set(host, name, None, path, &now, &text);
+            }
+        }
+    }
+
+    let mut runtime = (String::new(), String::new());
+    for ((setting, before, after), on) in &w.groups {
+        let label = if on.is_empty() { setting.clone() } else { format!("{setting} (CPUs {on})") };
+        runtime.0.push_str(&format!("{label}: {before}\n"));
+        runtime.1.push_str(&format!("{label}: {after}\n"));
+        out.fields.entry("changes").or_insert_with(|| Value::Array(Vec::new()));
+        if let Some(Value::Array(a)) = out.fields.get_mut("changes") {
+            let cpus = (!on.is_empty()).then(|| on.to_string());
+            let c = Change { setting: setting.clone(), cpus, before: before.clone(), after: after.clone() };
+            a.push(serde_json::to_value(c).unwrap_or(Value::Null));
+        }
+    }
+    out.fields.entry("changes").or_insert_with(|| Value::Array(Vec::new()));
+    if !runtime.0.is_empty() {
+        out.diff.push(Diff {
+            before_header: format!("runtime ({CPU})"),
+            after_header: format!("runtime ({CPU})"),
+            before: runtime.0,
+            after: runtime.1,
+        });
+    }
+    out.actions = w.actions;
+
+    if let Some(aff) = &p.systemd_cpu_affinity {
+        check_online("systemd_cpu_affinity", aff, &online)?;
+        affinity(host, aff, &mut out)?;
+    }
+    out.field("cpus", cpus.to_string());
+    Ok(out)
+}
+
+/// One idle state of one CPU.
+struct IdleState {
+    dir: String,
+    index: u32,
+    name: String,
+    latency: u64,
+    disabled: bool,
+}
+
+fn idle_states(host: &Host, cpu: u32) -> Result<Vec<IdleState>> {
+    let base = format!("{CPU}/cpu{cpu}/cpuidle");
+    let mut out = Vec::new();
+    for d in host.list_or_empty(&base) {
+        let Some(index) = d.strip_prefix("state").and_then(|i| i.parse::<u32>().ok()) else { continue };
+        let dir = format!("{base}/{d}");
+        let name = host.attr(&format!("{dir}/name")).unwrap_or_else(|| d.clone());
+        let latency = host
+            .attr_parse::<u64>(&format!("{dir}/latency"))
+            .ok_or_else(|| fail(format!("cstates: CPU {cpu} {d} ({name}): no readable latency")))?;
+        let disabled = host.attr(&format!("{dir}/disable")).as_deref() == Some("1");
+        out.push(IdleState { dir, index, name, latency, disabled });
+    }
+    out.sort_by_key(|s| s.index);
+    Ok(out)
+}
+
+/// `cstates`: `max_latency_us` makes the enabled set exactly the states at or under it;
+/// `disable` disables the named states and leaves the others. State 0 / POLL never changes.
+fn cstates(host: &Host, c: &Cstates, cpus: &CpuList, w: &mut Writes, warnings: &mut Vec<String>) -> Result<()> {
+    let names = match (&c.max_latency_us, &c.disable) {
+        (Some(_), None) => None,
+        (None, Some(n)) if !n.is_empty() => Some(n),
+        _ => return Err(fail("option cstates: give exactly one of max_latency_us or disable (a non-empty list)")),
+    };
+    for n in names.into_iter().flatten() {
+        check_word("cstates.disable", n)?;
+        if n.eq_ignore_ascii_case("POLL") {
+            return Err(fail("cstates.disable: POLL (state0) is the CPU's busy loop and is never disabled"));
+        }
+    }
+    let mut found: BTreeSet<String> = BTreeSet::new();
+    let mut all_names: BTreeSet<String> = BTreeSet::new();
+    let mut none = CpuList::new();
+    for cpu in cpus.iter() {
+        let states = idle_states(host, cpu)?;
+        if states.is_empty() {
+            none.insert(cpu);
+        }
+        for s in states {
+            all_names.insert(s.name.clone());
+            let protected = s.index == 0 || s.name.eq_ignore_ascii_case("POLL");
+            let want = match (c.max_latency_us, names) {
+                (Some(max), _) => Some(!protected && s.latency > max),
+                (None, Some(list)) => {
+                    let hit = list.iter().find(|n| n.eq_ignore_ascii_case(&s.name));
+                    if let Some(h) = hit {
+                        found.insert(h.to_ascii_lowercase());
+                        if protected {
+                            return Err(fail(format!(
+                                "cstates.disable: {} is state0 of CPU {cpu}; never disabled",
+                                s.name
+                            )));
+                        }
+                    }
+                    hit.map(|_| true)
+                }
+                (None, None) => None,
+            };
+            if let Some(want) = want.filter(|w| *w != s.disabled) {
+                let word = |d: bool| if d { "disabled" } else { "enabled" };
+                let setting = format!("cstate {} ({} us)", s.name, s.latency);
+                let path = format!("{}/disable", s.dir);
+                let before = word(s.disabled);
+                // The report says enabled/disabled; the write is the file's 0/1.
+                let key = (setting.clone(), before.to_string(), word(want).to_string());
+                w.groups.entry(key).or_default().insert(cpu);
+                if w.seen.insert(path.clone()) {
+                    w.actions.push(Action::WriteKernel { path, value: if want { "1" } else { "0" }.into() });
+                }
+            }
+        }
+    }
+    for n in names.into_iter().flatten() {
+        if !found.contains(&n.to_ascii_lowercase()) {
+            let offered: Vec<String> = all_names.iter().cloned().collect();
+            return Err(fail(format!(
+                "cstates.disable: no idle state named {n:?} on CPUs {cpus} (states: {})",
+                if offered.is_empty() { "none".to_string() } else { offered.join(", ") }
+            )));
+        }
+    }
+    if !none.is_empty() {
+        let driver = host.attr(&format!("{CPU}/cpuidle/current_driver")).unwrap_or_else(|| "none".into());
+        warnings
+            .push(format!("cstates: CPUs {none} have no cpuidle states (driver {driver}); nothing to change there"));
+    }
+    Ok(())
+}
+
+/// The drop-in's text for `CPUAffinity=` (systemd takes ranges separated by spaces).
+pub fn affinity_text(cpus: &CpuList) -> String {
+    format!(
+        "# Managed by lltune (lltune_cpu): CPUs of PID 1 and of every service it starts.\n\
+         # Read by systemd at boot; a change waits for the next reboot.\n\
+         [Manager]\nCPUAffinity={}\n",
+        cpus.to_string().replace(',', " ")
+    )
+}
+
+fn affinity(host: &Host, cpus: &CpuList, out: &mut engine::Plan) -> Result<()> {
+    let want = affinity_text(cpus);
+    let now = host.read_opt(AFFINITY_FILE).map_err(|e| fail(format!("systemd_cpu_affinity: {e}")))?;
+    let changes = now.as_deref() != Some(want.as_str());
+    if changes {
+        out.diff.push(Diff {
+            before_header: if now.is_some() { AFFINITY_FILE.into() } else { format!("{AFFINITY_FILE} (absent)") },
+            after_header: AFFINITY_FILE.into(),
+            before: now.unwrap_or_default(),
+            after: want.clone(),
+        });
+        out.actions.push(Action::WriteFile { path: AFFINITY_FILE.into(), contents: want.into_bytes() });
+    }
+    // Later drop-ins (by file name) override ours.
+    let dir = AFFINITY_FILE.rsplit_once('/').map(|d| d.0).unwrap_or("");
+    let ours = AFFINITY_FILE.rsplit('/').next().unwrap_or("");
+    for name in host.list_or_empty(dir) {
+        if name.ends_with(".conf") && name.as_str() > ours {
+            let text = host.read_opt(&format!("{dir}/{name}")).ok().flatten().unwrap_or_default();
+            if text.lines().any(|l| l.trim_start().starts_with("CPUAffinity=")) {
+                out.warnings.push(format!(
+                    "systemd_cpu_affinity: {dir}/{name} sets CPUAffinity= and is read after {AFFINITY_FILE}, so it wins"
+                ));
+            }
+        }
+    }
+    // PID 1's current affinity, where there is a /proc to read it from.
+    let running = host.read_opt("/proc/1/status").ok().flatten().and_then(|s| {
+        s.lines().find_map(|l| l.strip_prefix("Cpus_allowed_list:").and_then(|v| CpuList::parse(v).ok()))
+    });
+    out.reboot_required = changes || running.is_some_and(|r| r != *cpus);
+    Ok(())
+}
+
+/// The module, as the engine's runner sees it.
+pub struct Cpu;
+
+impl Module for Cpu {
+    const NAME: &'static str = MODULE;
+    type Params = Params;
+
+    fn backup_id(params: &Params) -> Option<&str> {
+        params.backup_id.as_deref()
+    }
+
+    fn plan(host: &Host, params: &Params) -> Result<engine::Plan> {
+        plan(host, params)
+    }
+
+    fn persist_state(params: &Params) -> Option<Map<String, Value>> {
+        if !params.persist {
+            return None;
+        }
+        match serde_json::to_value(params) {
+            Ok(Value::Object(m)) => Some(m),
+            _ => None,
+        }
+    }
+}
+
+pub fn run(host: &Host, meta: &Meta, params: Params) -> Result<Outcome> {
+    engine::run::<Cpu>(host, meta, params)
+}
