@@ -129,6 +129,32 @@ fn max_latency_disables_above_and_enables_at_or_under_never_poll() {
 }
 
 #[test]
+fn max_cstate_goes_by_the_number_in_the_state_name() {
+    let dir = host_fixture("intel-pstate-2node");
+    let root = dir.path();
+    let state = |cpu: u32, s: u32| read(root, &format!("{CPU}/cpu{cpu}/cpuidle/state{s}/disable"));
+    // The seed's cstate_limit: 1 keeps POLL, C1 and C1E; C6 off.
+    let (v, code) = run_module("lltune_cpu", &with_root(root, json!({"cstates": {"max_cstate": 1}})));
+    assert_eq!(code, 0, "{v}");
+    for cpu in 0..8 {
+        assert_eq!(
+            (state(cpu, 0), state(cpu, 1), state(cpu, 2), state(cpu, 3)),
+            ("0".into(), "0".into(), "0".into(), "1".into())
+        );
+    }
+    let (v, _) = run_module("lltune_cpu", &with_root(root, json!({"cstates": {"max_cstate": 1}})));
+    assert_eq!(v["changed"], false, "{v}");
+    // 0: only POLL (no C-number) stays, as it always does.
+    let (v, code) = run_module("lltune_cpu", &with_root(root, json!({"cstates": {"max_cstate": 0}})));
+    assert_eq!(code, 0, "{v}");
+    assert_eq!((state(2, 0), state(2, 1), state(2, 2)), ("0".into(), "1".into(), "1".into()));
+    let (v, code) =
+        run_module("lltune_cpu", &with_root(root, json!({"cstates": {"max_cstate": 1, "max_latency_us": 5}})));
+    assert_eq!(code, 1);
+    assert!(v["msg"].as_str().unwrap().contains("exactly one of"), "{v}");
+}
+
+#[test]
 fn workqueue_masks_are_written_in_the_kernels_hex_form() {
     let dir = host_fixture("intel-pstate-2node");
     let root = dir.path();

@@ -64,6 +64,18 @@ pub struct Cstates {
     /// Disable the states of these names (others untouched).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disable: Option<Vec<String>>,
+    /// The deepest C-state allowed, by the number in the state's name (`C1E` is 1, `C6` is
+    /// 6): deeper ones are disabled, the others enabled (the config's `cpu.cstate_limit`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_cstate: Option<u32>,
+}
+
+/// The C-state number in an idle state's name: `C1E` → 1, `C6` → 6, `C3_ACPI` → 3;
+/// `None` for names without one (`POLL`, `WFI`).
+pub fn cstate_number(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix(['C', 'c'])?;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
 }
 
 /// An optional boolean written the Ansible way (`yes`, `"on"`, `1`).
@@ -319,10 +331,14 @@ fn idle_states(host: &Host, cpu: u32) -> Result<Vec<IdleState>> {
 /// `cstates`: `max_latency_us` makes the enabled set exactly the states at or under it;
 /// `disable` disables the named states and leaves the others. State 0 / POLL never changes.
 fn cstates(host: &Host, c: &Cstates, cpus: &CpuList, w: &mut Writes, warnings: &mut Vec<String>) -> Result<()> {
-    let names = match (&c.max_latency_us, &c.disable) {
-        (Some(_), None) => None,
-        (None, Some(n)) if !n.is_empty() => Some(n),
-        _ => return Err(fail("option cstates: give exactly one of max_latency_us or disable (a non-empty list)")),
+    let names = match (&c.max_latency_us, &c.disable, &c.max_cstate) {
+        (Some(_), None, None) | (None, None, Some(_)) => None,
+        (None, Some(n), None) if !n.is_empty() => Some(n),
+        _ => {
+            return Err(fail(
+                "option cstates: give exactly one of max_latency_us, max_cstate or disable (a non-empty list)",
+            ));
+        }
     };
     for n in names.into_iter().flatten() {
         check_word("cstates.disable", n)?;
@@ -343,6 +359,11 @@ fn cstates(host: &Host, c: &Cstates, cpus: &CpuList, w: &mut Writes, warnings: &
             let protected = s.index == 0 || s.name.eq_ignore_ascii_case("POLL");
             let want = match (c.max_latency_us, names) {
                 (Some(max), _) => Some(!protected && s.latency > max),
+                (None, None) if c.max_cstate.is_some() => match cstate_number(&s.name) {
+                    _ if protected => None,
+                    Some(k) => Some(k > c.max_cstate.unwrap_or(u32::MAX)),
+                    None => None,
+                },
                 (None, Some(list)) => {
                     let hit = list.iter().find(|n| n.eq_ignore_ascii_case(&s.name));
                     if let Some(h) = hit {
