@@ -125,8 +125,6 @@ fn rollback_of_a_missing_or_broken_bundle_fails_clearly() {
 const CONFIG: &str = r#"version: 1
 metadata:
   host: fixture
-cpu:
-  governor: {target: performance}
 kernel:
   cmdline:
     isolcpus: "managed_irq,domain,2-5"
@@ -135,7 +133,6 @@ kernel:
 memory:
   swappiness: 10
   numa_balancing: false
-  thp_runtime: never
 network:
   sysctl:
     busy_poll: 50
@@ -143,6 +140,8 @@ network:
     tcp_low_latency: true
 irq:
   avoid_cores_for_irqs: "2-5"
+time_sync:
+  ntp: true
 safety:
   allow_grub_edit: true
 "#;
@@ -177,8 +176,7 @@ fn cli_apply_plan_then_apply_then_rollback() {
         "  +kernel.numa_balancing = 0\n",
         "lltune_kernel_args: changes\n",
         "skipped: network.sysctl.tcp_low_latency (net.ipv4.tcp_low_latency): not present on this kernel",
-        "not implemented yet: memory.thp_runtime (nothing applied)\n",
-        "not implemented yet: cpu (nothing applied)\n",
+        "not implemented yet: time_sync (nothing applied)\n",
         "lltune_irq: changes\n",
         "would change\nreboot required",
     ] {
@@ -222,10 +220,19 @@ fn cli_apply_honours_safety_flags_and_config_errors() {
     assert!(!changed.is_empty());
     for path in changed {
         assert!(
-            // Sysctls, and the irq section's irqbalance setting (lltune_irq): never boot files.
-            ["proc/sys/", "etc/sysctl.d/", "var/lib/lltune", "etc/default/irqbalance", "etc/sysconfig/irqbalance"]
-                .iter()
-                .any(|p| path.starts_with(p)),
+            // Sysctls, the irq section's irqbalance setting (lltune_irq) and its persistence
+            // (state file, lltune-restore.service): never the kernel command line.
+            [
+                "proc/sys/",
+                "etc/sysctl.d/",
+                "var/lib/lltune",
+                "etc/default/irqbalance",
+                "etc/sysconfig",
+                "etc/lltune",
+                "etc/systemd",
+            ]
+            .iter()
+            .any(|p| path.starts_with(p)),
             "apply with allow_grub_edit: false changed {path}"
         );
     }
@@ -257,7 +264,8 @@ fn cli_apply_runs_the_audit_with_host_facts_first() {
     fs::write(root.join("sys/devices/system/cpu/online"), "0-3\n").unwrap();
     let cfg_dir = tempfile::tempdir().unwrap();
     let cfg = cfg_dir.path().join("config.yaml");
-    fs::write(&cfg, CONFIG.replace("cpu:\n", "cpu:\n  isolate_cores: \"0-3\"\n").replace("2-5", "0-3")).unwrap();
+    fs::write(&cfg, CONFIG.replace("kernel:\n", "cpu:\n  isolate_cores: \"0-3\"\nkernel:\n").replace("2-5", "0-3"))
+        .unwrap();
     let (root_s, cfg_s) = (root.to_str().unwrap(), cfg.to_str().unwrap());
     let start = tree_snapshot(root);
     for args in [vec!["apply", "-c", cfg_s, "--root", root_s], vec!["apply", "-c", cfg_s, "--plan", "--root", root_s]] {

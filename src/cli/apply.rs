@@ -168,12 +168,62 @@ pub fn apply(root: &Path, config: &Path, plan: bool, backup_id: Option<String>) 
             .unwrap_or_else(|| Err(anyhow::anyhow!("internal error: no module {module}")));
         run_step(module, r, &mut report)?;
     }
+    // lltune-restore.service runs the CLI at boot to re-apply what the modules persisted:
+    // on this host, install this very binary there (journaled with the rest).
+    let persists = args.modules.values().any(|m| m.get("persist") == Some(&Value::Bool(true)));
+    if persists {
+        let cli = crate::engine::persist::CLI_PATH;
+        if host.is_live() && !plan {
+            match install_cli(&host, &id) {
+                Ok(true) => report.steps.push(Step {
+                    module: "lltune_apply".into(),
+                    changed: true,
+                    result: Map::from_iter([("installed".to_string(), Value::String(cli.into()))]),
+                    diff: Vec::new(),
+                    warnings: Vec::new(),
+                }),
+                Ok(false) => {}
+                Err(e) => {
+                    return Err(revert_earlier_steps(
+                        &host,
+                        &id,
+                        entries_before,
+                        plan,
+                        e.context("installing the CLI"),
+                    ));
+                }
+            }
+        } else if !host.is_live() {
+            report.skipped.push(format!(
+                "{cli}: the CLI that lltune-restore.service runs at boot is installed only when root is / (install it on the host)"
+            ));
+        }
+    }
     report.changed = report.steps.iter().any(|s| s.changed);
     report.reboot_required = report.steps.iter().any(Step::reboot_required);
     if report.changed && !plan {
         report.backup = Some(format!("{}/{id}", journal::BACKUPS_DIR));
     }
     Ok(report)
+}
+
+/// Copies the running binary to `engine::persist::CLI_PATH` (0755 root), journaled; `false`
+/// when the same bytes are there already.
+fn install_cli(host: &Host, id: &str) -> Result<bool> {
+    let me = std::env::current_exe().context("finding this program's own path")?;
+    let bytes = std::fs::read(&me).with_context(|| format!("reading {}", me.display()))?;
+    let path = crate::engine::persist::CLI_PATH;
+    if host.read_bytes(path).ok().as_deref() == Some(bytes.as_slice()) {
+        return Ok(false);
+    }
+    let meta = crate::host::FileMeta { mode: 0o755, uid: 0, gid: 0, xattrs: Default::default() };
+    let mut journal = Journal::open(host, id)?;
+    crate::engine::carry_out(
+        host,
+        Some(crate::engine::Record { journal: &mut journal, module: "lltune_apply", boot: false }),
+        &[crate::engine::state::Action::RestoreFile { path: path.into(), contents: bytes, meta }],
+    )?;
+    Ok(true)
 }
 
 /// A later module failed (and reverted its own writes): put back what earlier modules of

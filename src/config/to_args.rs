@@ -20,12 +20,16 @@ pub const SYSCTL: &str = "lltune_sysctl";
 pub const KERNEL_ARGS: &str = "lltune_kernel_args";
 pub const NIC: &str = "lltune_nic";
 pub const IRQ: &str = "lltune_irq";
+pub const CPU: &str = "lltune_cpu";
+pub const MEMORY: &str = "lltune_memory";
+pub const SERVICES: &str = "lltune_services";
+pub const LIMITS: &str = "lltune_limits";
 
 /// Sections that describe the host or advise; nothing to apply in them.
 const INFORMATIONAL: &[&str] = &["version", "metadata", "hardware", "recommendations", "safety"];
 
 /// Sections some of whose keys a module carries out.
-const PARTLY_APPLIED: &[&str] = &["kernel", "network", "memory"];
+const PARTLY_APPLIED: &[&str] = &["kernel", "network", "memory", "services"];
 
 /// Keys carried out whole.
 const APPLIED: &[&str] = &[
@@ -35,10 +39,17 @@ const APPLIED: &[&str] = &[
     "network.sysctl",
     "network.defaults",
     "network.interfaces",
+    "memory.thp_runtime",
+    "memory.swap_disable",
+    "memory.ksm",
+    "memory.hugepages",
+    "memory.mlock",
+    "memory.limits",
+    "services.irqbalance",
 ];
 
 /// Whole sections carried out.
-const APPLIED_SECTIONS: &[&str] = &["irq"];
+const APPLIED_SECTIONS: &[&str] = &["irq", "cpu"];
 
 /// A config as module arguments.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -115,13 +126,26 @@ pub fn from_config(cfg: &Config, doc: &Yaml) -> ModuleArgs {
         }
     }
 
-    if let Some(nic) = nic_args(cfg) {
-        out.modules.insert(NIC.into(), nic);
-    }
     if let Some(net) = cfg.network.as_ref().filter(|n| n.interfaces.is_empty() && n.defaults.is_some()) {
         if net.defaults.as_ref().is_some_and(|d| *d != Default::default()) {
             out.skipped.push("network.defaults: no network.interfaces to apply it to".into());
         }
+    }
+    if let Some(cpu) = cpu_args(cfg) {
+        out.modules.insert(CPU.into(), cpu);
+    }
+    if let Some(memory) = memory_args(cfg, &mut out.skipped) {
+        out.modules.insert(MEMORY.into(), memory);
+    }
+    if let Some(services) = services_args(cfg, &mut out.skipped) {
+        out.modules.insert(SERVICES.into(), services);
+    }
+    if let Some(limits) = limits_args(cfg) {
+        out.modules.insert(LIMITS.into(), limits);
+    }
+    // NIC before IRQ: changing channels re-creates the queues' IRQs.
+    if let Some(nic) = nic_args(cfg) {
+        out.modules.insert(NIC.into(), nic);
     }
     if let Some(irq) = irq_args(cfg) {
         out.modules.insert(IRQ.into(), irq);
@@ -145,6 +169,9 @@ pub fn from_config(cfg: &Config, doc: &Yaml) -> ModuleArgs {
                 let Some(sk) = sk.as_str() else { continue };
                 let path = format!("{section}.{sk}");
                 if APPLIED.contains(&path.as_str()) || applied.contains(&path.as_str()) || is_empty(sv) {
+                    continue;
+                }
+                if path == "services.tuned" && cfg.services.as_ref().is_some_and(|s| tuned_off(s.tuned.as_deref())) {
                     continue;
                 }
                 if let ("memory.mlock", Yaml::Mapping(ml)) = (path.as_str(), sv) {
@@ -229,7 +256,7 @@ fn nic_args(cfg: &Config) -> Option<Value> {
             interfaces.push(Value::Object(e));
         }
     }
-    (!interfaces.is_empty()).then(|| serde_json::json!({ "interfaces": interfaces }))
+    (!interfaces.is_empty()).then(|| persistent(Map::from_iter([("interfaces".to_string(), Value::Array(interfaces))])))
 }
 
 /// The `irq` section as `lltune_irq`'s `rules` (one per `manual_affinity` pin, in order) and
@@ -248,7 +275,120 @@ fn irq_args(cfg: &Config) -> Option<Value> {
     if let Some(avoid) = irq.avoid_cores_for_irqs.as_ref().filter(|a| !a.0.is_empty()) {
         m.insert("irqbalance_banned_cpus".into(), Value::String(avoid.0.to_string()));
     }
-    (!m.is_empty()).then_some(Value::Object(m))
+    (!m.is_empty()).then(|| persistent(m))
+}
+
+/// Run-time state is lost at boot: the modules that set it persist it (`engine::persist`).
+fn persistent(mut m: Map<String, Value>) -> Value {
+    m.insert("persist".into(), Value::Bool(true));
+    Value::Object(m)
+}
+
+/// The housekeeping CPUs the config names: `kernel.cmdline.kthread_cpus`, else `irqaffinity`.
+fn housekeeping(cfg: &Config) -> Option<String> {
+    ["kthread_cpus", "irqaffinity"].iter().find_map(|k| cfg.kernel_arg(k).flatten().map(str::to_string))
+}
+
+/// `cpu` as `lltune_cpu`: governor, EPP, turbo, `cstate_limit` (as `cstates.max_cstate`), and
+/// the housekeeping CPUs of the command line as the workqueue cpumasks and systemd's
+/// CPUAffinity (`isolate_cores` itself is the command line's business: isolcpus and friends).
+fn cpu_args(cfg: &Config) -> Option<Value> {
+    let c = cfg.cpu.clone().unwrap_or_default();
+    let mut m = Map::new();
+    if let Some(g) = &c.governor {
+        m.insert("governor".into(), Value::String(g.target.clone()));
+    }
+    if let Some(e) = &c.epp {
+        m.insert("epp".into(), Value::String(e.clone()));
+    }
+    if let Some(t) = c.turbo {
+        m.insert("turbo".into(), Value::Bool(t));
+    }
+    if let Some(n) = c.cstate_limit {
+        m.insert("cstates".into(), serde_json::json!({ "max_cstate": n }));
+    }
+    if cfg.cpu.as_ref().is_some_and(|c| c.isolate_cores.is_some()) {
+        if let Some(hk) = housekeeping(cfg) {
+            m.insert("workqueue_cpumask".into(), Value::String(hk.clone()));
+            m.insert("systemd_cpu_affinity".into(), Value::String(hk));
+        }
+    }
+    (!m.is_empty()).then(|| persistent(m))
+}
+
+/// `memory` as `lltune_memory`: THP, swap, KSM and runtime huge pages per node
+/// (`numa_balancing` and the vm sysctls go to lltune_sysctl).
+fn memory_args(cfg: &Config, skipped: &mut Vec<String>) -> Option<Value> {
+    let mem = cfg.memory.as_ref()?;
+    let mut m = Map::new();
+    if let Some(t) = mem.thp_runtime {
+        let word = serde_json::to_value(t).unwrap_or(Value::Null);
+        m.insert("thp".into(), serde_json::json!({ "enabled": word }));
+    }
+    if mem.swap_disable == Some(true) {
+        m.insert("swap".into(), Value::Bool(false));
+    }
+    if let Some(k) = mem.ksm {
+        m.insert("ksm".into(), Value::Bool(k));
+    }
+    if let Some(h) = &mem.hugepages {
+        match (h.size_kb(), h.per_node.is_empty()) {
+            (Some(size), false) => {
+                let nodes: Map<String, Value> = h
+                    .per_node
+                    .iter()
+                    .map(|(k, v)| (k.trim_start_matches("node").to_string(), Value::from(*v)))
+                    .collect();
+                m.insert("hugepages".into(), serde_json::json!({ size.to_string(): nodes }));
+            }
+            _ => skipped
+                .push("memory.hugepages: run-time huge pages are set per NUMA node; give size_kb and per_node".into()),
+        }
+    }
+    (!m.is_empty()).then(|| persistent(m))
+}
+
+/// A `services.tuned` value that means "TuneD off" rather than a profile to run.
+fn tuned_off(v: Option<&str>) -> bool {
+    v.is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "off" | "disabled" | "none" | "stopped" | ""))
+}
+
+/// `services` as `lltune_services`: irqbalance on or off; TuneD off. A TuneD profile name
+/// is not something lltune sets (it is listed as not implemented).
+fn services_args(cfg: &Config, _skipped: &mut Vec<String>) -> Option<Value> {
+    let s = cfg.services.as_ref()?;
+    let mut m = Map::new();
+    let on_off = |on: bool| serde_json::json!({"state": if on { "started" } else { "stopped" }, "enabled": on});
+    if let Some(on) = s.irqbalance {
+        m.insert("irqbalance".into(), on_off(on));
+    }
+    if tuned_off(s.tuned.as_deref()) {
+        m.insert("tuned".into(), on_off(false));
+    }
+    (!m.is_empty()).then(|| serde_json::json!({ "services": m }))
+}
+
+/// `memory.mlock` (memlock for its `user`) and `memory.limits` (nofile, nproc, rtprio for the
+/// same domain, `*` by default) as `lltune_limits` lines.
+fn limits_args(cfg: &Config) -> Option<Value> {
+    let mem = cfg.memory.as_ref()?;
+    let mut lines = Vec::new();
+    let domain = mem.mlock.as_ref().and_then(|m| m.user.clone()).unwrap_or_else(|| "*".into());
+    if let Some(ml) = mem.mlock.as_ref().filter(|m| m.enabled != Some(false)) {
+        for (kind, v) in [("soft", &ml.soft), ("hard", &ml.hard)] {
+            if let Some(v) = v {
+                lines.push(serde_json::json!({"domain": domain, "type": kind, "item": "memlock", "value": v.0}));
+            }
+        }
+    }
+    if let Some(l) = &mem.limits {
+        for (item, v) in [("nofile", &l.nofile), ("nproc", &l.nproc), ("rtprio", &l.rtprio)] {
+            if let Some(v) = v {
+                lines.push(serde_json::json!({"domain": domain, "type": "-", "item": item, "value": v.0}));
+            }
+        }
+    }
+    (!lines.is_empty()).then(|| serde_json::json!({ "limits": lines }))
 }
 
 /// The `lltune_config` / `lltune_audit` result fields: `module_args` (module name → its
@@ -286,10 +426,12 @@ mod tests {
                    "allow_dangerous_mitigations": false})
         );
         // The order apply runs them in.
-        assert_eq!(a.modules.keys().collect::<Vec<_>>(), [SYSCTL, KERNEL_ARGS]);
+        assert_eq!(a.modules.keys().collect::<Vec<_>>(), [SYSCTL, KERNEL_ARGS, CPU, MEMORY]);
+        assert_eq!(a.modules[CPU], json!({"governor": "performance", "persist": true}));
+        assert_eq!(a.modules[MEMORY], json!({"thp": {"enabled": "never"}, "persist": true}));
         assert_eq!(a.sysctl_paths["fs.file-max"], "network.sysctl.file_max");
         assert_eq!(a.skipped, ["network.defaults: no network.interfaces to apply it to"]);
-        assert_eq!(a.not_implemented, ["memory.thp_runtime", "memory.mlock.enabled", "cpu"]);
+        assert!(a.not_implemented.is_empty(), "{:?}", a.not_implemented);
     }
 
     #[test]
@@ -337,11 +479,12 @@ mod tests {
                  "rings": {"rx": 4096}, "channels": {"combined": 8}, "pause": {"rx": false, "tx": false},
                  "rps_cpus": "", "rps_flow_cnt": 0, "name": "ens1f0"},
                 {"features": {"gro": false, "lro": false}, "rps_cpus": "", "rps_flow_cnt": 0, "name": "eno1"},
-            ]})
+            ], "persist": true})
         );
         assert_eq!(
             a.modules[IRQ],
-            json!({"rules": [{"match": {"name": "ens1f0*"}, "cpus": "2-5"}], "irqbalance_banned_cpus": "2-39"})
+            json!({"rules": [{"match": {"name": "ens1f0*"}, "cpus": "2-5"}], "irqbalance_banned_cpus": "2-39",
+                   "persist": true})
         );
         assert!(a.not_implemented.is_empty(), "{:?}", a.not_implemented);
     }
@@ -351,6 +494,45 @@ mod tests {
         let [(k1, v1), (k2, v2)] = result_fields(&from_text(SEED).unwrap());
         assert_eq!((k1, k2), ("module_args", "not_implemented"));
         assert_eq!(v1[KERNEL_ARGS]["args"]["skew_tick"], "1");
-        assert_eq!(v2[2], "cpu");
+        assert_eq!(v2, json!([]));
+    }
+
+    #[test]
+    fn host_sections_as_cpu_memory_services_and_limits_arguments() {
+        let a = from_text(
+            "version: 1\ncpu:\n  governor: {target: performance}\n  isolate_cores: 2-7\n  turbo: false\n  cstate_limit: 1\n  epp: performance\nkernel:\n  cmdline:\n    kthread_cpus: 0-1\nmemory:\n  thp_runtime: never\n  swap_disable: true\n  ksm: false\n  hugepages: {size_kb: \"2048\", total: 1536, per_node: {node0: 1024, \"1\": 512}}\n  mlock: {enabled: true, user: \"@trading\", soft: unlimited, hard: unlimited}\n  limits: {nofile: 1048576, rtprio: 99}\nservices:\n  irqbalance: false\n  tuned: \"off\"\ntime_sync:\n  ntp: true\nsafety:\n  allow_grub_edit: true\n",
+        )
+        .unwrap();
+        assert_eq!(
+            a.modules[CPU],
+            json!({"governor": "performance", "epp": "performance", "turbo": false, "cstates": {"max_cstate": 1},
+                   "workqueue_cpumask": "0-1", "systemd_cpu_affinity": "0-1", "persist": true})
+        );
+        assert_eq!(
+            a.modules[MEMORY],
+            json!({"thp": {"enabled": "never"}, "swap": false, "ksm": false,
+                   "hugepages": {"2048": {"0": 1024, "1": 512}}, "persist": true})
+        );
+        assert_eq!(
+            a.modules[SERVICES],
+            json!({"services": {"irqbalance": {"state": "stopped", "enabled": false},
+                                "tuned": {"state": "stopped", "enabled": false}}})
+        );
+        assert_eq!(
+            a.modules[LIMITS],
+            json!({"limits": [
+                {"domain": "@trading", "type": "soft", "item": "memlock", "value": "unlimited"},
+                {"domain": "@trading", "type": "hard", "item": "memlock", "value": "unlimited"},
+                {"domain": "@trading", "type": "-", "item": "nofile", "value": "1048576"},
+                {"domain": "@trading", "type": "-", "item": "rtprio", "value": "99"},
+            ]})
+        );
+        // The order apply runs them in: NIC and IRQ last.
+        assert_eq!(a.modules.keys().collect::<Vec<_>>(), [KERNEL_ARGS, CPU, MEMORY, SERVICES, LIMITS]);
+        assert_eq!(a.not_implemented, ["time_sync"]);
+        // A TuneD profile is not something lltune sets.
+        let a = from_text("version: 1\nservices:\n  tuned: latency-performance\n").unwrap();
+        assert!(a.get(SERVICES).is_none());
+        assert_eq!(a.not_implemented, ["services.tuned"]);
     }
 }
