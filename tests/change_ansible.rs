@@ -288,3 +288,24 @@ fn playbook_runs_cpu_and_memory_then_rolls_back() {
     assert_eq!((recap["changed"], recap["failed"]), (1, 0));
     assert_same_tree(&start, &tree_snapshot(root), "after lltune_rollback");
 }
+
+#[test]
+fn playbook_runs_lltune_services_on_a_fixture_root() {
+    module_play(
+        "lltune_services",
+        "el9-trading",
+        json!({"services": {"irqbalance": {"enabled": false}, "tuned": {"enabled": false, "masked": true}}}),
+        &["multi-user.target.wants/irqbalance.service", "tuned.service -> /dev/null"],
+    );
+}
+
+#[test]
+fn playbook_runs_lltune_limits_on_a_fixture_root() {
+    module_play(
+        "lltune_limits",
+        "el9-trading",
+        json!({"limits": [{"domain": "@trading", "type": "-", "item": "memlock", "value": "unlimited"}],
+               "file": "/etc/security/limits.d/99-lltune.conf"}),
+        &["+@trading\t-\tmemlock\tunlimited"],
+    );
+}
