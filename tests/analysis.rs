@@ -431,3 +431,26 @@ fn gen_config_keeps_higher_host_values() {
     assert_eq!(s["net.core.somaxconn"].0, "65535");
     assert_eq!(s["vm.max_map_count"].0, "262144");
 }
+
+#[test]
+fn gen_config_proposes_a_governor_only_where_the_host_has_cpufreq() {
+    // The R640 dump has no cpufreq folders: no governor to propose (lltune_cpu would refuse it).
+    let r640 = lltune::config::generate::generate(&report_of("cnto-r640-rt-worker1").facts, &Default::default());
+    assert!(r640.contains("  # governor: this host shows no cpufreq"), "{r640}");
+    let (c, issues) = lltune::config::parse(&r640);
+    assert!(issues.is_empty(), "{issues:?}");
+    assert!(c.cpu.unwrap().governor.is_none());
+    // A host with cpufreq gets one.
+    let vm = lltune::config::generate::generate(
+        &lltune::facts::collect(
+            &lltune::host::Host::new(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hosts/intel-pstate-2node"),
+            )
+            .unwrap(),
+            Default::default(),
+        )
+        .0,
+        &Default::default(),
+    );
+    assert!(vm.contains("  governor:\n    target: \"performance\""), "{vm}");
+}

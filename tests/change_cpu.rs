@@ -208,3 +208,16 @@ fn cpu_persist_then_reapply_after_a_simulated_reboot() {
     let out = Command::new(bin("lltune")).args(["reapply", "--root"]).arg(root).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("lltune_cpu: already in place"));
 }
+
+#[test]
+fn online_cpus_come_from_the_cpu_folders_when_the_online_file_is_missing() {
+    // Dumps (must-gather) and some old kernels have cpuN folders but no cpu/online.
+    let dir = host_fixture("intel-pstate-2node");
+    let root = dir.path();
+    fs::remove_file(root.join("sys/devices/system/cpu/online")).unwrap();
+    let (v, code) = run_module("lltune_cpu", &with_root(root, json!({"cpus": "6-7", "cstates": {"max_cstate": 1}})));
+    assert_eq!(code, 0, "{v}");
+    let (v, code) = run_module("lltune_cpu", &with_root(root, json!({"cpus": "8", "cstates": {"max_cstate": 1}})));
+    assert_eq!(code, 1);
+    assert!(v["msg"].as_str().unwrap().contains("option cpus: CPUs 8 are not online (online: 0-7)"), "{v}");
+}

@@ -245,7 +245,12 @@ pub fn generate(f: &Facts, opts: &GenOptions) -> String {
         let _ = writeln!(w, "#   note: {n}");
     }
     let _ = writeln!(w, "cpu:");
-    let _ = writeln!(w, "  governor:\n    target: \"performance\"");
+    // Only what this host can take: no cpufreq (a VM, a dump without it), no governor.
+    if f.cpu.governors.is_empty() {
+        let _ = writeln!(w, "  # governor: this host shows no cpufreq (scaling_governor): nothing to set");
+    } else {
+        let _ = writeln!(w, "  governor:\n    target: \"performance\"");
+    }
     if !iso.is_empty() {
         let _ = writeln!(w, "  isolate_cores: {}", q(&iso.to_string()));
     }

@@ -110,6 +110,25 @@ fn read_list(host: &Host, path: &str) -> Result<CpuList> {
     CpuList::parse(&text).map_err(|e| fail(format!("{path}: {e}")))
 }
 
+/// The online CPUs: `online`, or (dumps and old kernels without it) every `cpuN` folder not
+/// listed in `offline` and not `cpuN/online` 0, as the facts count them.
+fn online_cpus(host: &Host) -> Result<CpuList> {
+    if host.exists(&format!("{CPU}/online")) {
+        return read_list(host, &format!("{CPU}/online"));
+    }
+    let offline = host.read(&format!("{CPU}/offline")).ok().and_then(|t| CpuList::parse(&t).ok()).unwrap_or_default();
+    let cpus: CpuList = host
+        .list_or_empty(CPU)
+        .iter()
+        .filter_map(|n| n.strip_prefix("cpu").and_then(|d| d.parse::<u32>().ok()))
+        .filter(|c| !offline.contains(*c) && host.attr(&format!("{CPU}/cpu{c}/online")).as_deref() != Some("0"))
+        .collect();
+    if cpus.is_empty() {
+        return Err(fail(format!("cannot tell the online CPUs: no {CPU}/online and no cpuN folders")));
+    }
+    Ok(cpus)
+}
+
 /// A CPU list option: not empty, every CPU online.
 fn check_online(option: &str, list: &CpuList, online: &CpuList) -> Result<()> {
     if list.is_empty() {
@@ -162,7 +181,7 @@ pub fn plan(host: &Host, p: &Params) -> Result<engine::Plan> {
             "give at least one of governor, epp, turbo, cstates, workqueue_cpumask, systemd_cpu_affinity",
         ));
     }
-    let online = read_list(host, &format!("{CPU}/online"))?;
+    let online = online_cpus(host)?;
     let cpus = p.cpus.clone().unwrap_or_else(|| online.clone());
     check_online("cpus", &cpus, &online)?;
     let mut out = engine::Plan::default();
