@@ -140,8 +140,6 @@ network:
     tcp_low_latency: true
 irq:
   avoid_cores_for_irqs: "2-5"
-time_sync:
-  ntp: true
 safety:
   allow_grub_edit: true
 "#;
@@ -176,7 +174,6 @@ fn cli_apply_plan_then_apply_then_rollback() {
         "  +kernel.numa_balancing = 0\n",
         "lltune_kernel_args: changes\n",
         "skipped: network.sysctl.tcp_low_latency (net.ipv4.tcp_low_latency): not present on this kernel",
-        "not implemented yet: time_sync (nothing applied)\n",
         "lltune_irq: changes\n",
         "would change\nreboot required",
     ] {

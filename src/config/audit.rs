@@ -50,9 +50,33 @@ pub const GOVERNORS: &[&str] = &["performance", "powersave", "schedutil", "ondem
 /// Audits config text: parse issues are errors; then the checks run on what parsed.
 pub fn audit_text(text: &str, facts: Option<&Facts>) -> AuditReport {
     let (cfg, issues) = config::parse(text);
+    let parsed = issues.is_empty();
     let mut r = AuditReport { errors: issues, warnings: Vec::new() };
     check(&cfg, facts, &mut r);
+    if parsed {
+        no_effect(&cfg, text, &mut r);
+    }
     r
+}
+
+/// A config says what will be done: an item no module carries out is an error (it would be
+/// ignored), an item a module leaves out on purpose (a safety flag off, nothing to act on) is
+/// a warning naming why.
+fn no_effect(cfg: &Config, text: &str, r: &mut AuditReport) {
+    let doc: serde_yaml::Value = serde_yaml::from_str(text).unwrap_or(serde_yaml::Value::Null);
+    let args = crate::config::to_args::from_config(cfg, &doc);
+    for path in &args.not_implemented {
+        r.error(
+            path.clone(),
+            "lltune has no module that carries this out, so it would be ignored; remove it (or comment it out) so that the config says only what is done",
+        );
+    }
+    // (The boot arguments left out without safety.allow_grub_edit are warned about above.)
+    for s in args.skipped.iter().filter(|s| !s.contains("allow_grub_edit")) {
+        let (field, why) = s.split_once(": ").unwrap_or(("", s.as_str()));
+        let field = field.split_whitespace().next().unwrap_or(field);
+        r.warn(field.to_string(), format!("not applied: {why}"));
+    }
 }
 
 /// Where a kernel argument sits in the config, for messages.
@@ -815,7 +839,26 @@ mod tests {
             Some(&f),
         );
         let fields: Vec<&str> = e.iter().map(|(k, _)| k.as_str()).collect();
-        assert_eq!(fields, ["network.interfaces[1].name", "time_sync.ptp.interface", "rdma.devices[0].name"]);
+        // time_sync is checked against the host, and is an error on its own too: no module sets it.
+        assert_eq!(
+            fields,
+            ["network.interfaces[1].name", "time_sync.ptp.interface", "rdma.devices[0].name", "time_sync"]
+        );
+    }
+
+    #[test]
+    fn items_no_module_carries_out_fail_audit_and_left_out_items_warn() {
+        let r = audit_text(
+            "version: 1\nservices:\n  tuned: latency-performance\nonload:\n  generate_profile: true\nmemory:\n  hugepages: {size_kb: \"2048\", total: 64}\nnetwork:\n  defaults: {disable_gro: true}\n",
+            None,
+        );
+        let errors: Vec<&str> = r.errors.iter().map(|i| i.field.as_str()).collect();
+        assert_eq!(errors, ["services.tuned", "onload"], "{:?}", r.errors);
+        assert!(r.errors[0].message.contains("no module that carries this out"));
+        let warned: Vec<&str> = r.warnings.iter().map(|i| i.field.as_str()).collect();
+        assert!(warned.contains(&"memory.hugepages") && warned.contains(&"network.defaults"), "{:?}", r.warnings);
+        // What gen-config writes has none of them.
+        assert!(audit_text("version: 1\nservices:\n  irqbalance: false\n  tuned: \"off\"\n", None).errors.is_empty());
     }
 
     #[test]

@@ -345,10 +345,14 @@ pub fn generate(f: &Facts, opts: &GenOptions) -> String {
 
     // ---- network ----
     let _ = writeln!(w, "\nnetwork:");
-    let _ = writeln!(
-        w,
-        "  defaults:\n    disable_gro: true\n    disable_lro: true\n    disable_tso: true\n    disable_gso: true"
-    );
+    // Offloads off on the interfaces listed below; with none listed there is nothing to act on.
+    let defaults =
+        "  defaults:\n    disable_gro: true\n    disable_lro: true\n    disable_tso: true\n    disable_gso: true";
+    if named.is_empty() {
+        let _ = writeln!(w, "  # defaults (offloads off) apply to the interfaces listed; this host lists none.");
+    } else {
+        let _ = writeln!(w, "{defaults}");
+    }
     let _ = writeln!(w, "  sysctl:");
     let _ = writeln!(w, "    busy_poll: 50");
     let _ = writeln!(w, "    busy_read: 50");
@@ -425,25 +429,21 @@ pub fn generate(f: &Facts, opts: &GenOptions) -> String {
     let _ = writeln!(w, "  disable_rps: true\n  disable_rfs: true");
 
     // ---- time, services, safety ----
-    let _ = writeln!(w, "\ntime_sync:\n  ntp: true");
+    // lltune checks time synchronisation (facts, recommendations) but has no module that sets
+    // it: the section is written as a comment, so that the config says only what is done.
+    let _ = writeln!(w, "\n# time_sync: checked by lltune scan, not set by lltune (run chrony/ptp4l as you do today)");
     let ptp_nic = named
         .iter()
         .find(|n| n.phc_index.is_some() && plan::nic_role(n, &opts.plan.trading_nics) == Some(NicRole::Trading));
-    match ptp_nic {
-        Some(n) => {
-            let _ = writeln!(
-                w,
-                "  # {} has a PTP hardware clock: use it if the network has a grandmaster.",
-                n.name.as_deref().unwrap_or("")
-            );
-            let _ =
-                writeln!(w, "  # ptp:\n  #   interface: {}\n  #   phc2sys: true", q(n.name.as_deref().unwrap_or("")));
-        }
-        None => {
-            let _ = writeln!(w, "  # ptp: {{interface: \"<nic with a hardware clock>\", phc2sys: true}}");
-        }
+    if let Some(n) = ptp_nic {
+        let _ = writeln!(
+            w,
+            "#   {} has a PTP hardware clock: use it (ptp4l + phc2sys) if the network has a grandmaster.",
+            n.name.as_deref().unwrap_or("")
+        );
     }
-    let _ = writeln!(w, "\nservices:\n  irqbalance: false\n  tuned: \"latency-performance\"");
+    // TuneD's profiles re-tune what lltune sets (governor, C-states, sysctls): off.
+    let _ = writeln!(w, "\nservices:\n  irqbalance: false\n  tuned: \"disabled\"");
     let _ = writeln!(w, "\n# Opt-ins for changes with a real downside. Both stay false unless you mean it.");
     let _ = writeln!(w, "safety:\n  allow_grub_edit: false\n  allow_dangerous_mitigations: false");
 

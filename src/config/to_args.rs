@@ -26,7 +26,8 @@ pub const SERVICES: &str = "lltune_services";
 pub const LIMITS: &str = "lltune_limits";
 
 /// Sections that describe the host or advise; nothing to apply in them.
-const INFORMATIONAL: &[&str] = &["version", "metadata", "hardware", "recommendations", "safety"];
+/// `rdma` names devices for audit's NUMA cross-checks; it changes nothing itself.
+const INFORMATIONAL: &[&str] = &["version", "metadata", "hardware", "recommendations", "safety", "rdma"];
 
 /// Sections some of whose keys a module carries out.
 const PARTLY_APPLIED: &[&str] = &["kernel", "network", "memory", "services"];
