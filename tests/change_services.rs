@@ -116,7 +116,8 @@ fn services_refusals_name_the_unit_and_write_nothing() {
     let start = tree_snapshot(root);
     for (services, expect) in [
         (
-            json!({"irqbalance": {"enabled": false}, "no-such-daemon": {"state": "stopped"}}),
+            // Starting a unit that is not installed (stopping one holds already: see below).
+            json!({"irqbalance": {"enabled": false}, "no-such-daemon": {"state": "started"}}),
             "services.no-such-daemon.service: no unit file no-such-daemon.service",
         ),
         (json!({"tuned": {"enabled": true, "masked": true}}), "services.tuned: a masked unit cannot be enabled"),
@@ -136,4 +137,17 @@ fn services_refusals_name_the_unit_and_write_nothing() {
         assert!(v["msg"].as_str().unwrap().contains(expect), "{services}: {v}");
     }
     assert_eq!(tree_snapshot(root), start);
+}
+
+#[test]
+fn services_off_for_a_unit_that_is_not_installed_holds_already() {
+    let dir = host_fixture("el9-trading");
+    let root = dir.path();
+    let before = crate::support::tree_snapshot(root);
+    let args = json!({"root": root, "services": {"no-such-daemon": {"state": "stopped", "enabled": false}}});
+    let (v, code) = crate::support::run_module("lltune_services", &args);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["changed"], false, "{v}");
+    assert!(v["warnings"][0].as_str().unwrap().contains("not installed"), "{v}");
+    crate::support::assert_same_tree(&before, &crate::support::tree_snapshot(root), "an absent unit, off");
 }

@@ -202,6 +202,11 @@ fn is_mask(host: &Host, path: &str) -> bool {
 }
 
 /// Finds the unit file of `unit` (or of its template) and the links that enable or mask it.
+/// The request asks only for "off" (stopped, not enabled, not masked).
+fn wants_off(want: &ServiceParams) -> bool {
+    want.state != Some(RunState::Started) && want.enabled != Some(true) && want.masked != Some(true)
+}
+
 fn lookup(host: &Host, requested: &str) -> Result<UnitInfo, String> {
     let mut unit = requested.to_string();
     // A name that is an alias link in /etc/systemd/system (`chrony.service ->
@@ -359,6 +364,7 @@ pub fn plan(host: &Host, params: &Params) -> Result<engine::Plan> {
     }
     // Everything is validated and looked up before any action is planned.
     let mut units = Vec::new();
+    let mut absent: Vec<String> = Vec::new();
     for (name, want) in &params.services {
         let unit = unit_name(name).map_err(Failure::new)?;
         if want.state.is_none() && want.enabled.is_none() && want.masked.is_none() {
@@ -370,7 +376,15 @@ pub fn plan(host: &Host, params: &Params) -> Result<engine::Plan> {
         if want.masked == Some(true) && want.state == Some(RunState::Started) {
             return Err(Failure::new(format!("services.{name}: a masked unit cannot be started")).into());
         }
-        let info = lookup(host, &unit).map_err(Failure::new)?;
+        let info = match lookup(host, &unit) {
+            Ok(info) => info,
+            // Not installed: "stopped and disabled" already holds. Anything else needs the unit.
+            Err(e) if e.contains("(unknown unit)") && wants_off(want) => {
+                absent.push(format!("{unit}: not installed (no unit file), so already stopped and disabled"));
+                continue;
+            }
+            Err(e) => return Err(Failure::new(e).into()),
+        };
         if units.iter().any(|(_, _, i): &(String, ServiceParams, UnitInfo)| i.unit == info.unit) {
             return Err(Failure::new(format!("services.{name}: {} is given twice", info.unit)).into());
         }
@@ -378,6 +392,7 @@ pub fn plan(host: &Host, params: &Params) -> Result<engine::Plan> {
     }
 
     let mut out = engine::Plan::default();
+    out.warnings.extend(absent);
     let mut link_actions = Vec::new();
     let mut unit_actions = Vec::new();
     let mut changes = Vec::new();
