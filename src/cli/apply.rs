@@ -35,10 +35,13 @@ pub fn read_config(text: &str, facts: Option<&Facts>) -> Result<(ModuleArgs, Vec
         let lines: Vec<String> = report.errors.iter().map(|i| i.to_string()).collect();
         bail!("config has {} error(s) (lltune audit; nothing was applied):\n  {}", lines.len(), lines.join("\n  "));
     }
-    let args = to_args::from_text(text).map_err(|issues| {
+    let mut args = to_args::from_text(text).map_err(|issues| {
         let lines: Vec<String> = issues.iter().map(|i| i.to_string()).collect();
         anyhow::anyhow!("config has {} error(s):\n  {}", lines.len(), lines.join("\n  "))
     })?;
+    if let Some(f) = facts {
+        to_args::fit_to_host(&mut args, f);
+    }
     Ok((args, report.warnings.iter().map(|w| w.to_string()).collect()))
 }
 

@@ -392,6 +392,33 @@ fn limits_args(cfg: &Config) -> Option<Value> {
     (!lines.is_empty()).then(|| serde_json::json!({ "limits": lines }))
 }
 
+/// Leaves out what the config derives but this host cannot take (the files are not there:
+/// no workqueue cpumask, no cpuidle states, no EPP, no THP), each named in `skipped`. What
+/// the config asks for explicitly stays: the module then fails naming what is missing.
+pub fn fit_to_host(args: &mut ModuleArgs, facts: &crate::facts::Facts) {
+    let drop = |module: &str, key: &str, why: &str, args: &mut ModuleArgs| {
+        if let Some(m) = args.modules.get_mut(module).and_then(Value::as_object_mut) {
+            if m.remove(key).is_some() {
+                args.skipped.push(format!("{module}.{key}: {why}"));
+            }
+        }
+    };
+    if facts.kernel.cpumasks.workqueue.is_none() {
+        drop(CPU, "workqueue_cpumask", "this host has no /sys/devices/virtual/workqueue/cpumask", args);
+    }
+    if facts.cpu.cpuidle.states.is_empty() {
+        drop(CPU, "cstates", "this host shows no cpuidle states", args);
+    }
+    if facts.cpu.epp.is_empty() {
+        drop(CPU, "epp", "this host's cpufreq driver has no energy_performance_preference", args);
+    }
+    if facts.memory.thp.enabled.is_none() {
+        drop(MEMORY, "thp", "this host has no /sys/kernel/mm/transparent_hugepage", args);
+    }
+    // A module left with nothing but `persist` has nothing to do.
+    args.modules.retain(|_, m| m.as_object().is_none_or(|o| o.keys().any(|k| k != "persist")));
+}
+
 /// The `lltune_config` / `lltune_audit` result fields: `module_args` (module name → its
 /// arguments) and `not_implemented` (config paths no module carries out yet).
 pub fn result_fields(a: &ModuleArgs) -> [(&'static str, Value); 2] {

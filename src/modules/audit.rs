@@ -56,9 +56,10 @@ pub fn run(host: &Host, _meta: &Meta, params: Params) -> Result<Outcome> {
         .into());
     }
     // What `lltune apply` (or a play) would hand each module for this config.
-    let args = crate::config::to_args::from_text(&text).map_err(|issues| {
+    let mut args = crate::config::to_args::from_text(&text).map_err(|issues| {
         Failure::new(format!("config: {}", issues.iter().map(|i| i.to_string()).collect::<Vec<_>>().join("; ")))
     })?;
+    crate::config::to_args::fit_to_host(&mut args, &facts);
     let mut outcome = Outcome::new(false).field("errors", errors).field("config_warnings", config_warnings);
     for (k, v) in crate::config::to_args::result_fields(&args) {
         outcome = outcome.field(k, v);

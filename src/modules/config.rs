@@ -81,8 +81,9 @@ pub fn run(host: &Host, _meta: &Meta, params: Params) -> Result<Outcome> {
     // The YAML we just wrote is ours: it parses (a test holds every real dump to it).
     let data: Value =
         serde_yaml::from_str(&text).map_err(|e| anyhow::anyhow!("generated config does not parse: {e}"))?;
-    let args = crate::config::to_args::from_text(&text)
+    let mut args = crate::config::to_args::from_text(&text)
         .map_err(|e| anyhow::anyhow!("generated config does not read back: {}", e[0]))?;
+    crate::config::to_args::fit_to_host(&mut args, &facts);
     let mut outcome = Outcome::new(false).field("config", data).field("yaml", text).field(
         "plan",
         json!({
