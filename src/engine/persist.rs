@@ -55,6 +55,14 @@ pub fn unit_text() -> String {
     )
 }
 
+/// A module's `persist_state`: its options as a JSON map when `persist` is on.
+pub fn options_of<P: serde::Serialize>(params: &P, persist: bool) -> Option<Map<String, Value>> {
+    match serde_json::to_value(params) {
+        Ok(Value::Object(m)) if persist => Some(m),
+        _ => None,
+    }
+}
+
 /// The state file of `module` for the options `params` (as the module received them).
 pub fn state_text(module: &str, params: &Map<String, Value>) -> String {
     let kept: Map<String, Value> = params

@@ -489,13 +489,7 @@ impl Module for Cpu {
     }
 
     fn persist_state(params: &Params) -> Option<Map<String, Value>> {
-        if !params.persist {
-            return None;
-        }
-        match serde_json::to_value(params) {
-            Ok(Value::Object(m)) => Some(m),
-            _ => None,
-        }
+        engine::persist::options_of(params, params.persist)
     }
 }
 

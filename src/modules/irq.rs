@@ -941,7 +941,7 @@ impl Module for Irq {
     }
 
     fn persist_state(params: &Params) -> Option<serde_json::Map<String, Value>> {
-        params.persist.then(|| serde_json::to_value(params).ok()?.as_object().cloned()).flatten()
+        engine::persist::options_of(params, params.persist)
     }
 
     fn plan(host: &Host, params: &Params) -> Result<engine::Plan> {

@@ -376,10 +376,7 @@ impl Module for Memory {
     }
 
     fn persist_state(params: &Params) -> Option<Map<String, Value>> {
-        match serde_json::to_value(params) {
-            Ok(Value::Object(m)) if params.persist => Some(m),
-            _ => None,
-        }
+        engine::persist::options_of(params, params.persist)
     }
 }
 

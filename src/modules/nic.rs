@@ -863,7 +863,7 @@ impl Module for NicModule {
     }
 
     fn persist_state(params: &Params) -> Option<Map<String, Value>> {
-        params.persist.then(|| serde_json::to_value(params).ok()?.as_object().cloned()).flatten()
+        engine::persist::options_of(params, params.persist)
     }
 }
 
