@@ -102,6 +102,8 @@ pub struct Host {
     recording: Option<Mutex<Recording>>,
     /// Folders already resolved under a tree root: target folder → resolved folder.
     dirs: Mutex<HashMap<String, String>>,
+    /// The tree root, held open for `openat2` (`None` on `/`: nothing lies outside it).
+    root_fd: Option<std::os::fd::OwnedFd>,
 }
 
 /// Distinguishes temp files of one process (with the pid and the clock, unique per host).
@@ -143,7 +145,17 @@ impl Host {
             return Err(HostError::from_io(&shown, e));
         }
         let live = root == Path::new("/");
-        Ok(Host { root, live, recording: None, dirs: Mutex::new(HashMap::new()) })
+        let root_fd = if live {
+            None
+        } else {
+            let f = fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+                .open(&root)
+                .map_err(|e| HostError::from_io(&shown, e))?;
+            Some(std::os::fd::OwnedFd::from(f))
+        };
+        Ok(Host { root, live, recording: None, dirs: Mutex::new(HashMap::new()), root_fd })
     }
 
     /// Like `new`, but remembers every target path read, for `lltune capture`.
@@ -294,17 +306,52 @@ impl Host {
         Ok(p)
     }
 
+    /// Opens `real`, a path under a tree root whose folders are already resolved (so it holds
+    /// no link), with `openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)`: a link swapped in after
+    /// the walk, anywhere on the path, fails the open (ELOOP) instead of leading out of `root`.
+    /// On `/`, or a kernel without openat2 (before 5.6), a plain open with `O_NOFOLLOW` on the
+    /// last component.
+    fn open_beneath(&self, real: &Path, flags: i32, mode: u32) -> io::Result<fs::File> {
+        use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
+        use std::os::fd::FromRawFd;
+        let plain = || {
+            let mut o = fs::OpenOptions::new();
+            let acc = flags & libc::O_ACCMODE;
+            o.read(acc == libc::O_RDONLY || acc == libc::O_RDWR).write(acc != libc::O_RDONLY);
+            if flags & libc::O_CREAT != 0 {
+                o.create_new(true).mode(mode);
+            }
+            o.custom_flags((flags & !(libc::O_ACCMODE | libc::O_CREAT | libc::O_EXCL)) | libc::O_NOFOLLOW).open(real)
+        };
+        let (Some(fd), Ok(rel)) = (&self.root_fd, real.strip_prefix(&self.root)) else { return plain() };
+        let rel = if rel.as_os_str().is_empty() { Path::new(".") } else { rel };
+        let how = OpenHow::new()
+            .flags(OFlag::from_bits_truncate(flags | libc::O_CLOEXEC))
+            .mode(nix::sys::stat::Mode::from_bits_truncate(mode))
+            .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_SYMLINKS);
+        match nix::fcntl::openat2(fd.as_raw_fd(), rel, how) {
+            // SAFETY: openat2 returned a new descriptor that nothing else owns.
+            Ok(raw) => Ok(unsafe { fs::File::from_raw_fd(raw) }),
+            Err(nix::errno::Errno::ENOSYS) => plain(),
+            Err(e) => Err(io::Error::from_raw_os_error(e as i32)),
+        }
+    }
+
     /// Opens a regular file for reading; anything else is refused before it can block.
     fn open_regular(&self, target: &str) -> Result<(fs::File, u64), HostError> {
-        let (path, nofollow) = self.read_path(target)?;
-        let flags = libc::O_NONBLOCK | libc::O_CLOEXEC | if nofollow { libc::O_NOFOLLOW } else { 0 };
-        let file = match fs::OpenOptions::new().read(true).custom_flags(flags).open(&path) {
-            Err(e) if nofollow && e.raw_os_error() == Some(libc::ELOOP) => {
-                // The last component is a link: walk it.
-                let real = self.join(&self.resolve(target, true)?);
-                fs::OpenOptions::new().read(true).custom_flags(flags).open(real)
+        let (path, tree) = self.read_path(target)?;
+        let flags = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC;
+        let file = if tree {
+            match self.open_beneath(&path, flags, 0) {
+                Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                    // The last component is a link (or one was swapped in): walk it again.
+                    let real = self.join(&self.resolve(target, true)?);
+                    self.open_beneath(&real, flags, 0)
+                }
+                other => other,
             }
-            other => other,
+        } else {
+            fs::OpenOptions::new().read(true).custom_flags(flags).open(&path)
         }
         .map_err(|e| HostError::from_io(target, e))?;
         let meta = file.metadata().map_err(|e| HostError::from_io(target, e))?;
@@ -493,19 +540,26 @@ impl Host {
         }
         self.make_dirs(rdir)?;
         let dir = self.join(if rdir.is_empty() { "/" } else { rdir });
-        let dest = dir.join(name);
         let nanos =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
         let seq = TEMP_SEQ.fetch_add(1, Ordering::Relaxed);
-        let tmp = dir.join(format!(".{name}.lltune-{}-{nanos:x}-{seq}", std::process::id()));
+        let tmp_name = format!(".{name}.lltune-{}-{nanos:x}-{seq}", std::process::id());
+        // Everything below acts relative to the folder, held open: the temp file, the rename
+        // and the fsync all land in the folder that was resolved, even if a link is swapped
+        // in for a folder above it meanwhile.
+        let dirf = self.open_beneath(&dir, libc::O_RDONLY | libc::O_DIRECTORY, 0).map_err(io)?;
+        let dfd = dirf.as_raw_fd();
         let result = (|| -> io::Result<()> {
+            use nix::fcntl::{OFlag, openat, renameat};
             fault::point()?;
-            let mut f = fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-                .open(&tmp)?;
+            let raw = openat(
+                Some(dfd),
+                tmp_name.as_str(),
+                OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::from_bits_truncate(0o600),
+            )?;
+            // SAFETY: openat returned a new descriptor that nothing else owns.
+            let mut f = unsafe { <fs::File as std::os::fd::FromRawFd>::from_raw_fd(raw) };
             fault::point()?;
             f.write_all(contents)?;
             // Owner first: chown clears the setuid/setgid bits that the chmod then sets.
@@ -516,12 +570,12 @@ impl Host {
             fault::point()?;
             f.sync_all()?;
             fault::point()?;
-            fs::rename(&tmp, &dest)?;
+            renameat(Some(dfd), tmp_name.as_str(), Some(dfd), name)?;
             fault::point()?;
-            fs::File::open(&dir)?.sync_all()
+            dirf.sync_all()
         })();
         if result.is_err() {
-            let _ = fs::remove_file(&tmp);
+            let _ = nix::unistd::unlinkat(Some(dfd), tmp_name.as_str(), nix::unistd::UnlinkatFlags::NoRemoveDir);
         }
         result.map_err(io)
     }
@@ -897,5 +951,30 @@ mod tests {
         }
         assert_eq!(host.read("/sys/bus/pci/devices/0000:00:01.0/net/eth0/mtu").unwrap(), "1500\n");
         assert!(matches!(host.resolve("/sys/up/x", true), Err(HostError::Outside { .. })));
+    }
+
+    #[test]
+    fn a_folder_swapped_for_a_link_after_the_walk_does_not_lead_out() {
+        use std::os::unix::fs::symlink;
+        let outside = tempfile::tempdir().unwrap();
+        fs::write(outside.path().join("secret"), "outside\n").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("etc")).unwrap();
+        fs::write(dir.path().join("etc/secret"), "inside\n").unwrap();
+        let host = Host::new(dir.path()).unwrap();
+        // The walk resolved /etc; then someone replaces the folder with a link out of root.
+        let real = host.join(&host.resolve("/etc/secret", true).unwrap());
+        fs::rename(dir.path().join("etc"), dir.path().join("etc.old")).unwrap();
+        symlink(outside.path(), dir.path().join("etc")).unwrap();
+        let e = host.open_beneath(&real, libc::O_RDONLY, 0).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ELOOP), "{e}");
+        // The same through the public API: the cached folder is stale, the kernel refuses,
+        // the walk then sees the link and refuses it too (it leaves root).
+        let err = host.read("/etc/secret").unwrap_err();
+        assert!(matches!(err, HostError::Outside { .. } | HostError::Loop { .. }), "{err}");
+        // And a write: nothing lands outside.
+        assert!(host.write_atomic("/etc/new.conf", b"x\n", None).is_err());
+        assert!(!outside.path().join("new.conf").exists());
+        assert_eq!(fs::read_to_string(outside.path().join("secret")).unwrap(), "outside\n");
     }
 }
