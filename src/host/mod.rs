@@ -337,6 +337,20 @@ impl Host {
         }
     }
 
+    /// The folder of a resolved target path, held open (beneath `root`, no link on the way),
+    /// and the last component's name: removals and link edits act relative to it.
+    fn parent_of<'a>(&self, target: &str, resolved: &'a str) -> Result<(fs::File, &'a str), HostError> {
+        let (rdir, name) = resolved.rsplit_once('/').unwrap_or(("", resolved));
+        if name.is_empty() || name == "." || name == ".." {
+            return Err(HostError::Invalid { path: target.to_string(), reason: "not a file path" });
+        }
+        let dir = self.join(if rdir.is_empty() { "/" } else { rdir });
+        let f = self
+            .open_beneath(&dir, libc::O_RDONLY | libc::O_DIRECTORY, 0)
+            .map_err(|e| HostError::from_io(target, e))?;
+        Ok((f, name))
+    }
+
     /// Opens a regular file for reading; anything else is refused before it can block.
     fn open_regular(&self, target: &str) -> Result<(fs::File, u64), HostError> {
         let (path, tree) = self.read_path(target)?;
@@ -496,6 +510,7 @@ impl Host {
         let mut here = self.root.clone();
         let mut shown = String::new();
         for c in resolved_dir.split('/').filter(|c| !c.is_empty()) {
+            let parent = here.clone();
             here.push(c);
             shown.push('/');
             shown.push_str(c);
@@ -508,10 +523,13 @@ impl Host {
                 Err(e) => return Err(HostError::from_io(&shown, e)),
             }
             fault::point().map_err(|e| HostError::from_io(&shown, e))?;
-            match fs::create_dir(&here) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && here.is_dir() => {}
-                Err(e) => return Err(HostError::from_io(&shown, e)),
+            // mkdirat in the parent held open beneath root: never a folder somewhere else.
+            let pf = self
+                .open_beneath(&parent, libc::O_RDONLY | libc::O_DIRECTORY, 0)
+                .map_err(|e| HostError::from_io(&shown, e))?;
+            match nix::sys::stat::mkdirat(Some(pf.as_raw_fd()), c, nix::sys::stat::Mode::from_bits_truncate(0o755)) {
+                Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+                Err(e) => return Err(HostError::from_io(&shown, io::Error::from_raw_os_error(e as i32))),
             }
         }
         Ok(())
@@ -622,30 +640,33 @@ impl Host {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(HostError::from_io(target, e)),
         }
+        let (dir, name) = self.parent_of(target, &resolved)?;
         fault::point().map_err(|e| HostError::from_io(target, e))?;
-        match fs::remove_file(&real) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(HostError::from_io(target, e)),
+        match nix::unistd::unlinkat(Some(dir.as_raw_fd()), name, nix::unistd::UnlinkatFlags::NoRemoveDir) {
+            Ok(()) | Err(nix::errno::Errno::ENOENT) => Ok(()),
+            Err(e) => Err(HostError::from_io(target, io::Error::from_raw_os_error(e as i32))),
         }
     }
 
     /// Creates (or replaces) a symbolic link at `target` pointing to `to`, written as given.
     pub fn symlink(&self, target: &str, to: &str) -> Result<(), HostError> {
         let resolved = self.resolve(target, false)?;
-        let (rdir, name) = resolved.rsplit_once('/').unwrap_or(("", &resolved));
+        let (rdir, _) = resolved.rsplit_once('/').unwrap_or(("", &resolved));
         self.make_dirs(rdir)?;
-        let dir = self.join(if rdir.is_empty() { "/" } else { rdir });
+        let (dir, name) = self.parent_of(target, &resolved)?;
+        let dfd = dir.as_raw_fd();
         let seq = TEMP_SEQ.fetch_add(1, Ordering::Relaxed);
-        let tmp = dir.join(format!(".{name}.lltune-{}-l{seq}", std::process::id()));
-        let io = |e| HostError::from_io(target, e);
-        fault::point().map_err(io)?;
-        std::os::unix::fs::symlink(to, &tmp).map_err(io)?;
-        if let Err(e) = fault::point().and_then(|()| fs::rename(&tmp, dir.join(name))) {
-            let _ = fs::remove_file(&tmp);
-            return Err(io(e));
+        let tmp = format!(".{name}.lltune-{}-l{seq}", std::process::id());
+        let io = |e: nix::errno::Errno| HostError::from_io(target, io::Error::from_raw_os_error(e as i32));
+        fault::point().map_err(|e| HostError::from_io(target, e))?;
+        nix::unistd::symlinkat(to, Some(dfd), tmp.as_str()).map_err(io)?;
+        let renamed = fault::point()
+            .map_err(|e| HostError::from_io(target, e))
+            .and_then(|()| nix::fcntl::renameat(Some(dfd), tmp.as_str(), Some(dfd), name).map_err(io));
+        if renamed.is_err() {
+            let _ = nix::unistd::unlinkat(Some(dfd), tmp.as_str(), nix::unistd::UnlinkatFlags::NoRemoveDir);
         }
-        Ok(())
+        renamed
     }
 
     /// Removes a folder if it is empty (one lltune created); `false` when it holds something
@@ -658,11 +679,13 @@ impl Host {
             Ok(m) if !m.is_dir() => return Err(HostError::NotRegular { path: target.to_string(), what: "non-folder" }),
             Ok(_) => {}
         }
+        let resolved = self.resolve(target, false)?;
+        let (dir, name) = self.parent_of(target, &resolved)?;
         fault::point().map_err(|e| HostError::from_io(target, e))?;
-        match fs::remove_dir(&real) {
+        match nix::unistd::unlinkat(Some(dir.as_raw_fd()), name, nix::unistd::UnlinkatFlags::RemoveDir) {
             Ok(()) => Ok(true),
-            Err(e) if e.raw_os_error() == Some(libc::ENOTEMPTY) => Ok(false),
-            Err(e) => Err(HostError::from_io(target, e)),
+            Err(nix::errno::Errno::ENOTEMPTY) | Err(nix::errno::Errno::ENOENT) => Ok(false),
+            Err(e) => Err(HostError::from_io(target, io::Error::from_raw_os_error(e as i32))),
         }
     }
 
@@ -975,6 +998,11 @@ mod tests {
         // And a write: nothing lands outside.
         assert!(host.write_atomic("/etc/new.conf", b"x\n", None).is_err());
         assert!(!outside.path().join("new.conf").exists());
+        // Removals, links and folders: nothing outside changes either.
+        let _ = host.remove("/etc/secret");
+        let _ = host.symlink("/etc/link", "/x");
+        let _ = host.create_dir_all("/etc/sub/dir");
+        assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 1);
         assert_eq!(fs::read_to_string(outside.path().join("secret")).unwrap(), "outside\n");
     }
 }
