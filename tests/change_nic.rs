@@ -6,56 +6,17 @@
 //! mounts a tmpfs on /var/lib there, so the journal of a run on `/` stays inside the test.
 
 use std::fs;
-use std::process::Command;
 
 use lltune::sys::ethtool;
 use serde_json::{Value, json};
 
-use crate::support::{self, assert_same_tree, host_fixture, run_module, tree_snapshot};
+use crate::support::{self, assert_same_tree, host_fixture, run_module, sh, tree_snapshot};
 
-const CHILD_ENV: &str = "LLTUNE_NIC_LIVE_CHILD";
-const CHILD_STARTED: &str = "lltune-nic-live-child-started";
 const QUEUES: u32 = 4;
-
-fn sh(cmd: &str, args: &[&str]) {
-    let out = Command::new(cmd).args(args).output().unwrap_or_else(|e| panic!("{cmd}: {e}"));
-    assert!(out.status.success(), "{cmd} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
 
 #[test]
 fn lltune_nic_on_a_veth_pair_in_a_network_namespace() {
-    if std::env::var_os(CHILD_ENV).is_some() {
-        println!("{CHILD_STARTED}");
-        in_namespace();
-        return;
-    }
-    let exe = std::env::current_exe().unwrap();
-    let spawned = Command::new("unshare")
-        .args(["--net", "--mount", "--"])
-        .arg(&exe)
-        .args([
-            "--exact",
-            "change_nic::lltune_nic_on_a_veth_pair_in_a_network_namespace",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ENV, "1")
-        .output();
-    let out = match spawned {
-        Ok(out) => out,
-        Err(e) => return skip(&format!("cannot run unshare: {e}")),
-    };
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if !stdout.contains(CHILD_STARTED) {
-        return skip(&format!("unshare --net --mount failed: {}", stderr.trim()));
-    }
-    assert!(out.status.success(), "the test failed inside the namespace:\n{stdout}\n{stderr}");
-    assert!(stdout.contains("1 passed"), "{stdout}");
-}
-
-fn skip(why: &str) {
-    support::skip_unless_ci(&format!("change_nic: network namespaces are not allowed here ({why})"));
+    support::in_netns("change_nic::lltune_nic_on_a_veth_pair_in_a_network_namespace", in_namespace);
 }
 
 /// (rx-gro, tx-tcp-segmentation) active, and the (rx, tx) channel counts of veth0.
@@ -71,33 +32,9 @@ fn rps0() -> String {
 }
 
 fn in_namespace() {
-    sh("mount", &["-t", "sysfs", "sysfs", "/sys"]);
+    support::add_veth_pair(QUEUES);
     // The journal of a run on `/` goes to /var/lib/lltune: keep it in this mount namespace.
     sh("mount", &["-t", "tmpfs", "tmpfs", "/var/lib"]);
-    let q = QUEUES.to_string();
-    sh(
-        "ip",
-        &[
-            "link",
-            "add",
-            "veth0",
-            "numtxqueues",
-            &q,
-            "numrxqueues",
-            &q,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "veth1",
-            "numtxqueues",
-            &q,
-            "numrxqueues",
-            &q,
-        ],
-    );
-    sh("ip", &["link", "set", "veth0", "up"]);
-    sh("ip", &["link", "set", "veth1", "up"]);
     // Start from GRO and TSO on, whatever this kernel's veth defaults are.
     let gro = |on: bool| {
         let f = ethtool::get_features("veth0").unwrap();

@@ -8,87 +8,20 @@
 //! Recipe to do the same by hand:
 //! `unshare -n -m sh -c 'mount -t sysfs sysfs /sys; ip link add veth0 type veth peer name veth1; ethtool -i veth0'`
 
-use std::process::Command;
-
 use lltune::sys::ethtool;
 use serde_json::{Value, json};
 
 use crate::support;
 
-/// Set in the re-run child: it is inside the namespaces and does the real work.
-const CHILD_ENV: &str = "LLTUNE_ETHTOOL_LIVE_CHILD";
-/// Printed by the child first, so the parent can tell "unshare refused" from "test failed".
-const CHILD_STARTED: &str = "lltune-ethtool-live-child-started";
 const QUEUES: u32 = 4;
-
-fn run(cmd: &str, args: &[&str]) {
-    let out = Command::new(cmd).args(args).output().unwrap_or_else(|e| panic!("{cmd}: {e}"));
-    assert!(out.status.success(), "{cmd} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
 
 #[test]
 fn veth_pair_in_a_network_namespace() {
-    if std::env::var_os(CHILD_ENV).is_some() {
-        println!("{CHILD_STARTED}");
-        in_namespace();
-        return;
-    }
-    let exe = std::env::current_exe().unwrap();
-    let spawned = Command::new("unshare")
-        .args(["--net", "--mount", "--"])
-        .arg(&exe)
-        .args(["--exact", "ethtool_live::veth_pair_in_a_network_namespace", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, "1")
-        .output();
-    let out = match spawned {
-        Ok(out) => out,
-        Err(e) => return skip(&format!("cannot run unshare: {e}")),
-    };
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if !stdout.contains(CHILD_STARTED) {
-        return skip(&format!("unshare --net --mount failed: {}", stderr.trim()));
-    }
-    assert!(out.status.success(), "the test failed inside the namespace:\n{stdout}\n{stderr}");
-    // The child really ran its test (not zero tests by a wrong filter).
-    assert!(stdout.contains("1 passed"), "{stdout}");
-}
-
-fn skip(why: &str) {
-    support::skip_unless_ci(&format!("ethtool_live: network namespaces are not allowed here ({why})"));
-}
-
-fn in_namespace() {
-    // /sys shows the network devices of the namespace that mounted it: remount it here
-    // (private to this mount namespace, which unshare made non-propagating).
-    run("mount", &["-t", "sysfs", "sysfs", "/sys"]);
-    let q = QUEUES.to_string();
-    run(
-        "ip",
-        &[
-            "link",
-            "add",
-            "veth0",
-            "numtxqueues",
-            &q,
-            "numrxqueues",
-            &q,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "veth1",
-            "numtxqueues",
-            &q,
-            "numrxqueues",
-            &q,
-        ],
-    );
-    run("ip", &["link", "set", "veth0", "up"]);
-    run("ip", &["link", "set", "veth1", "up"]);
-
-    ioctl_layer_on_veth();
-    facts_module_reports_veth();
+    support::in_netns("ethtool_live::veth_pair_in_a_network_namespace", || {
+        support::add_veth_pair(QUEUES);
+        ioctl_layer_on_veth();
+        facts_module_reports_veth();
+    });
 }
 
 fn ioctl_layer_on_veth() {

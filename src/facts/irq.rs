@@ -352,7 +352,7 @@ pub fn match_nic<'a>(nics: &'a [NicKey], pci_address: Option<&str>, actions: &[S
 }
 
 /// Files of `/proc/irq/<n>/`; every other entry is a handler's directory.
-const IRQ_FILES: &[&str] = &[
+pub const IRQ_FILES: &[&str] = &[
     "smp_affinity",
     "smp_affinity_list",
     "effective_affinity",

@@ -40,16 +40,7 @@ pub const IRQBALANCE_DEBIAN: &str = "/etc/default/irqbalance";
 pub const BANNED_KEY: &str = "IRQBALANCE_BANNED_CPULIST";
 const DEBUGFS_IRQS: &str = "/sys/kernel/debug/irq/irqs";
 const CPU_DIR: &str = "/sys/devices/system/cpu";
-/// Files of `/proc/irq/<n>/`; every other entry is a handler's directory.
-const IRQ_FILES: &[&str] = &[
-    "smp_affinity",
-    "smp_affinity_list",
-    "effective_affinity",
-    "effective_affinity_list",
-    "affinity_hint",
-    "node",
-    "spurious",
-];
+use crate::facts::irq::IRQ_FILES;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]

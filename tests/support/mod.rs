@@ -479,3 +479,60 @@ pub fn run_ansible(tool: &Path, sandbox: &Path, args: &[&str], collections: Opti
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
+
+// ---- A private network namespace for tests on a real kernel ----
+
+/// Set in a re-run child to the test it runs: that child is inside the new namespaces.
+const NETNS_CHILD_ENV: &str = "LLTUNE_TEST_NETNS_CHILD";
+/// Printed by the child first, so the parent can tell "unshare refused" from "test failed".
+const NETNS_CHILD_STARTED: &str = "lltune-test-netns-child-started";
+
+/// Runs `body` inside new network and mount namespaces: the test (named by its full path,
+/// `module::test`) re-runs itself under `unshare --net --mount`, and `body` runs in that child.
+/// Where namespaces are not allowed it skips with a message, except under CI, where it fails.
+pub fn in_netns(test: &str, body: fn()) {
+    if std::env::var(NETNS_CHILD_ENV).as_deref() == Ok(test) {
+        println!("{NETNS_CHILD_STARTED}");
+        body();
+        return;
+    }
+    let skip = |why: String| skip_unless_ci(&format!("{test}: network namespaces are not allowed here ({why})"));
+    let exe = std::env::current_exe().unwrap();
+    let spawned = Command::new("unshare")
+        .args(["--net", "--mount", "--"])
+        .arg(&exe)
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(NETNS_CHILD_ENV, test)
+        .output();
+    let out = match spawned {
+        Ok(out) => out,
+        Err(e) => return skip(format!("cannot run unshare: {e}")),
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !stdout.contains(NETNS_CHILD_STARTED) {
+        return skip(format!("unshare --net --mount failed: {}", stderr.trim()));
+    }
+    assert!(out.status.success(), "the test failed inside the namespace:\n{stdout}\n{stderr}");
+    // The child really ran its test (not zero tests by a wrong filter).
+    assert!(stdout.contains("1 passed"), "{stdout}");
+}
+
+/// Runs a command that must succeed.
+pub fn sh(cmd: &str, args: &[&str]) {
+    let out = Command::new(cmd).args(args).output().unwrap_or_else(|e| panic!("{cmd}: {e}"));
+    assert!(out.status.success(), "{cmd} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Inside `in_netns`: remounts /sys (it shows the netdevs of the namespace that mounts it)
+/// and makes veth0/veth1 with `queues` rx and tx queues each, both up.
+pub fn add_veth_pair(queues: u32) {
+    sh("mount", &["-t", "sysfs", "sysfs", "/sys"]);
+    let q = queues.to_string();
+    let q = q.as_str();
+    #[rustfmt::skip]
+    sh("ip", &["link", "add", "veth0", "numtxqueues", q, "numrxqueues", q,
+               "type", "veth", "peer", "name", "veth1", "numtxqueues", q, "numrxqueues", q]);
+    sh("ip", &["link", "set", "veth0", "up"]);
+    sh("ip", &["link", "set", "veth1", "up"]);
+}
