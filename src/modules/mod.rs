@@ -5,6 +5,7 @@ pub mod boot;
 pub mod config;
 pub mod cpu;
 pub mod facts;
+pub mod health;
 pub mod irq;
 pub mod kernel_args;
 pub mod limits;
