@@ -188,7 +188,6 @@ pub fn skew_tick(f: &Facts) -> Option<Recommendation> {
         rec("kernel", "skew_tick")
             .now(arg(f, "skew_tick").map(|v| v.unwrap_or("").to_string()).unwrap_or_else(|| "unset".into()))
             .want("1")
-            .sev(Severity::Warning)
             .impact(Impact::Medium)
             .why("Without it every CPU's tick fires at the same instant and they contend for the same timer locks; skew_tick=1 offsets them."),
     )

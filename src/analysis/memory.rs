@@ -60,7 +60,6 @@ pub fn numa_balancing(f: &Facts) -> Option<Recommendation> {
         rec("memory", "numa_balancing")
             .now("on")
             .want("off")
-            .sev(Severity::Warning)
             .impact(Impact::Medium)
             .why("Automatic NUMA balancing unmaps pages to sample accesses (NUMA hinting faults) and migrates them: page faults on pinned, already-local memory."),
     )
