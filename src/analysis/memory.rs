@@ -73,7 +73,6 @@ pub fn ksm(f: &Facts) -> Option<Recommendation> {
         rec("memory", "ksm")
             .now("running")
             .want("stopped")
-            .sev(Severity::Warning)
             .impact(Impact::Low)
             .why("ksmd scans memory for identical pages and merges them copy-on-write: CPU time, and write faults on merged pages."),
     )
