@@ -708,3 +708,28 @@ fn seed_golden_host_matches_the_seed_or_says_why_not() {
         assert!(!report.recommendations.iter().any(|r| format!("{}/{}", r.category, r.item) == quiet), "{quiet}");
     }
 }
+
+/// Findings follow the seed's boundaries; gen-config still proposes lltune's targets. On the
+/// golden host, values the seed judged fine get no finding and are raised all the same.
+#[test]
+fn seed_golden_host_gen_config_proposes_the_targets() {
+    let (report, _) = golden_report();
+    let text = lltune::config::generate::generate(&report.facts, &Default::default());
+    let r = lltune::config::audit::audit_text(&text, Some(&report.facts));
+    assert!(r.errors.is_empty(), "{:#?}\n{text}", r.errors);
+    let (c, issues) = lltune::config::parse(&text);
+    assert!(issues.is_empty(), "{issues:?}");
+    let s = c.sysctls();
+    for (name, now, proposed) in [
+        ("net.core.rmem_max", "16777216", "67108864"),
+        ("net.core.somaxconn", "4096", "65535"),
+        ("fs.file-max", "1000000", "2097152"),
+    ] {
+        assert_eq!(report.facts.sysctl[name].as_deref(), Some(now), "{name}");
+        assert_eq!(s[name].0, proposed, "{name}\n{text}");
+        assert!(!report.recommendations.iter().any(|r| r.item == name), "{name}: no finding at the seed's boundary");
+    }
+    let limits = c.memory.and_then(|m| m.limits).expect("memory.limits");
+    assert_eq!(limits.nofile.map(|v| v.0), Some("1048576".to_string()));
+    assert!(!report.recommendations.iter().any(|r| r.item == "nofile"), "nofile 65536 is the seed's boundary");
+}
