@@ -24,6 +24,9 @@ pub struct LimitRule {
     pub target: &'static str,
     /// A limit below this fires; `unlimited` only for what must be unlimited.
     pub fires_below: &'static str,
+    /// Whether a limit the files leave unset (the distribution's default) fires too. The seed
+    /// judged an unset memlock ("default") but not an unset nofile.
+    pub unset_fires: bool,
     pub severity: Severity,
     pub impact: Impact,
 }
@@ -33,6 +36,7 @@ pub const LIMIT_RULES: &[LimitRule] = &[
         item: "memlock",
         target: "unlimited",
         fires_below: "unlimited",
+        unset_fires: true,
         severity: Severity::Warning,
         impact: Impact::High,
     },
@@ -40,11 +44,26 @@ pub const LIMIT_RULES: &[LimitRule] = &[
         item: "nofile",
         target: "1048576",
         fires_below: "65536",
+        unset_fires: false,
         severity: Severity::Info,
         impact: Impact::Low,
     },
-    LimitRule { item: "nproc", target: "65536", fires_below: "65536", severity: Severity::Info, impact: Impact::Low },
-    LimitRule { item: "rtprio", target: "99", fires_below: "99", severity: Severity::Info, impact: Impact::Low },
+    LimitRule {
+        item: "nproc",
+        target: "65536",
+        fires_below: "65536",
+        unset_fires: true,
+        severity: Severity::Info,
+        impact: Impact::Low,
+    },
+    LimitRule {
+        item: "rtprio",
+        target: "99",
+        fires_below: "99",
+        unset_fires: true,
+        severity: Severity::Info,
+        impact: Impact::Low,
+    },
 ];
 
 pub fn rules(cx: &Context, out: &mut Vec<Recommendation>) {
@@ -156,7 +175,8 @@ pub fn limits(f: &Facts) -> Vec<Recommendation> {
     }
     for l in LIMIT_RULES {
         let sh = soft_hard(&f.limits, l.item);
-        if limit_meets(sh.soft.as_deref(), l.fires_below) && limit_meets(sh.hard.as_deref(), l.fires_below) {
+        let fine = |v: Option<&str>| (v.is_none() && !l.unset_fires) || limit_meets(v, l.fires_below);
+        if fine(sh.soft.as_deref()) && fine(sh.hard.as_deref()) {
             continue;
         }
         let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "unset".into());
@@ -368,6 +388,9 @@ mod tests {
         assert!(limits(&f).is_empty(), "no limits files: unknown");
         f.limits.files.push("/etc/security/limits.conf".into());
         f.limits.default.rtprio = SoftHard { soft: Some("99".into()), hard: Some("99".into()) };
+        let items: Vec<String> = limits(&f).into_iter().map(|r| r.item).collect();
+        assert_eq!(items, ["memlock", "nproc"], "an unset nofile is not judged, as in the seed");
+        f.limits.default.nofile = SoftHard { soft: Some("1024".into()), hard: None };
         let items: Vec<String> = limits(&f).into_iter().map(|r| r.item).collect();
         assert_eq!(items, ["memlock", "nofile", "nproc"]);
     }
