@@ -131,9 +131,11 @@ pub fn tuned(f: &Facts) -> Option<Recommendation> {
 }
 
 /// tuned known not to run (or not installed): the seed proposes it as a baseline layer.
+/// Silent where lltune's own boot unit is enabled: lltune then is that layer, and its
+/// gen-config turns tuned off on purpose (a profile would re-tune what lltune sets).
 pub fn tuned_inactive(f: &Facts) -> Option<Recommendation> {
     let t = &f.services.tuned.service;
-    if running(t) != Some(false) {
+    if running(t) != Some(false) || f.services.lltune_restore.enabled == Some(true) {
         return None;
     }
     Some(
@@ -425,6 +427,10 @@ mod tests {
         f.services.tuned.service = Service { installed: Some(false), enabled: Some(false), active: None };
         assert_eq!(tuned_inactive(&f).unwrap().current, "not installed");
         f.services.tuned.service.active = Some(true);
+        assert!(tuned_inactive(&f).is_none());
+        // Tuned off by lltune, whose restore unit keeps the settings: no advice to turn it on.
+        f.services.tuned.service.active = Some(false);
+        f.services.lltune_restore = Service { installed: Some(true), enabled: Some(true), active: None };
         assert!(tuned_inactive(&f).is_none());
     }
 
