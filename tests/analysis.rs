@@ -1,6 +1,8 @@
 //! Analysis end to end: recommendations and reports on the real dumps, gen-config on every
 //! dump auditing clean, the bad configs of tests/fixtures/configs each failing at its field,
-//! and the seed's documented CLI behaviours (exit codes, --output, --md-report).
+//! the seed's documented CLI behaviours (exit codes, --output, --md-report), and the seed's
+//! golden host (tests/fixtures/hosts/seed-golden): its findings pinned, set against the seed's,
+//! and a config written the seed's way audited and applied on it.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -732,4 +734,74 @@ fn seed_golden_host_gen_config_proposes_the_targets() {
     let limits = c.memory.and_then(|m| m.limits).expect("memory.limits");
     assert_eq!(limits.nofile.map(|v| v.0), Some("1048576".to_string()));
     assert!(!report.recommendations.iter().any(|r| r.item == "nofile"), "nofile 65536 is the seed's boundary");
+}
+
+/// A config written the seed's way for its golden host: `per_node` keyed by bare node numbers
+/// (unquoted and quoted), `rdma.devices` as a list of names.
+const SEED_STYLE_CONFIG: &str = r#"version: 1
+cpu:
+  governor:
+    target: performance
+  isolate_cores: "2-7"
+kernel:
+  cmdline:
+    isolcpus: "managed_irq,domain,2-7"
+    nohz_full: "2-7"
+    rcu_nocbs: "2-7"
+    kthread_cpus: "0-1,8-15"
+    irqaffinity: "0-1,8-15"
+memory:
+  thp_runtime: never
+  hugepages:
+    size_kb: "2048"
+    total: 2048
+    per_node:
+      0: 1024
+      "1": 1024
+rdma:
+  devices:
+    - mlx5_0
+services:
+  irqbalance: false
+safety:
+  allow_grub_edit: false
+"#;
+
+#[test]
+fn seed_style_config_audits_and_applies_on_the_golden_host() {
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hosts/seed-golden");
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, issues) = (dir.path().join("seed.yaml"), dir.path().join("issues.json"));
+    let p = |x: &Path| x.to_str().unwrap().to_string();
+    std::fs::write(&cfg, SEED_STYLE_CONFIG).unwrap();
+    let o = lltune(&["audit", "-c", &p(&cfg), "--root", &p(&golden), "--output", &p(&issues)]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stdout));
+    let v: Value = serde_json::from_slice(&std::fs::read(&issues).unwrap()).unwrap();
+    assert_eq!(v["errors"], serde_json::json!([]));
+    // The one warning: the boot command line is left alone without safety.allow_grub_edit.
+    let warned: Vec<&str> = v["warnings"].as_array().unwrap().iter().map(|w| w["field"].as_str().unwrap()).collect();
+    assert_eq!(warned, ["safety.allow_grub_edit"], "{v}");
+
+    // Applied to a copy: huge pages land on both nodes, and the findings it addresses go away,
+    // the tuned one included (lltune's boot unit now keeps the settings).
+    let copy = support::host_fixture("seed-golden");
+    let o = lltune(&["apply", "-c", &p(&cfg), "--root", &p(copy.path())]);
+    assert!(o.status.success(), "{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    for node in [0, 1] {
+        let f = copy.path().join(format!("sys/devices/system/node/node{node}/hugepages/hugepages-2048kB/nr_hugepages"));
+        assert_eq!(std::fs::read_to_string(f).unwrap().trim(), "1024", "node {node}");
+    }
+    let after = analysis::analyse(&Host::new(copy.path()).unwrap(), ScanOptions::default()).0;
+    let items: Vec<String> = after.recommendations.iter().map(|r| format!("{}/{}", r.category, r.item)).collect();
+    for gone in ["cpu/governor", "memory/transparent_hugepage", "services/tuned"] {
+        assert!(!items.contains(&gone.to_string()), "{gone} in {items:?}");
+    }
+
+    // A node the host lacks, keyed the seed's way: an error at that key.
+    std::fs::write(&cfg, SEED_STYLE_CONFIG.replace("      \"1\": 1024", "      2: 1024")).unwrap();
+    let o = lltune(&["audit", "-c", &p(&cfg), "--root", &p(&golden), "--output", &p(&issues)]);
+    assert_eq!(o.status.code(), Some(1));
+    let v: Value = serde_json::from_slice(&std::fs::read(&issues).unwrap()).unwrap();
+    assert_eq!(v["errors"][0]["field"], "memory.hugepages.per_node.2", "{v}");
+    assert_eq!(v["errors"][0]["message"], "this host has no NUMA node 2", "{v}");
 }
