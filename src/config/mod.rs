@@ -442,6 +442,11 @@ fn per_node_map<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, u64>
                 let key = match &k {
                     Yaml::String(s) => s.clone(),
                     Yaml::Number(n) if n.as_u64().is_some() => n.to_string(),
+                    Yaml::Number(n) => {
+                        return Err(de::Error::custom(format!(
+                            "node keys are nodeN or N (node0, 0); found the number {n}"
+                        )));
+                    }
                     other => {
                         return Err(de::Error::custom(format!(
                             "node keys are nodeN or N (node0, 0); found {}",
@@ -1056,6 +1061,9 @@ mod tests {
         let (_, issues) = parse("version: 1\nmemory:\n  hugepages:\n    per_node: {[0]: 4}\n");
         assert_eq!(issues[0].field, "memory.hugepages.per_node", "{issues:?}");
         assert!(issues[0].message.contains("nodeN or N"), "{issues:?}");
+        let (_, issues) = parse("version: 1\nmemory:\n  hugepages:\n    per_node: {-1: 4}\n");
+        assert_eq!(issues[0].field, "memory.hugepages.per_node", "{issues:?}");
+        assert!(issues[0].message.ends_with("found the number -1"), "{issues:?}");
         let (_, issues) = parse("version: 1\nmemory:\n  hugepages:\n    per_node: {node0: many}\n");
         assert_eq!(issues[0].field, "memory.hugepages.per_node.node0", "{issues:?}");
         assert!(issues[0].message.contains("expected an integer"), "{issues:?}");
