@@ -2,7 +2,7 @@
 
 mod support;
 
-mod analysis;
+mod analysis; //       recommendations, reports, gen-config and audit on the real dumps, the seed's golden host and bad configs
 mod ansible; //        real ansible-playbook runs and ansible-doc on the collection
 mod apply_sections; // lltune apply: network and irq sections through lltune_nic and lltune_irq
 mod change_ansible; //    the change modules through ansible-doc and ansible-playbook on a fixture root
@@ -23,4 +23,4 @@ mod irq_dumps; //      IRQ counts and affinities on the real dumps agree with th
 mod nic_dumps; //      NICs on the real dumps: drivers, NUMA nodes, virtual netdevs, PCI-only NICs
 mod persist; //        persist: true, a simulated reboot, lltune reapply, rollback of the persistence
 mod real_dumps; //     every real dump gives the facts its peer tool reported
-mod scan_cli; //       lltune scan / capture as a user runs them //       recommendations, reports, gen-config and audit on the real dumps and bad configs
+mod scan_cli; //       lltune scan / capture as a user runs them

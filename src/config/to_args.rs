@@ -602,6 +602,13 @@ mod tests {
         // The order apply runs them in: NIC and IRQ last.
         assert_eq!(a.modules.keys().collect::<Vec<_>>(), [KERNEL_ARGS, CPU, MEMORY, SERVICES, LIMITS]);
         assert_eq!(a.not_implemented, ["time_sync"]);
+        // The seed's spellings: node keys as bare numbers, RDMA devices as a list of names.
+        let a = from_text(
+            "version: 1\nmemory:\n  hugepages:\n    size_kb: \"2048\"\n    total: 1536\n    per_node:\n      0: 1024\n      \"1\": 512\nrdma:\n  devices: [mlx5_0, mlx5_1]\n",
+        )
+        .unwrap();
+        assert_eq!(a.modules[MEMORY]["hugepages"], json!({"2048": {"0": 1024, "1": 512}}));
+        assert!(a.not_implemented.is_empty(), "{:?}", a.not_implemented);
         // A TuneD profile is not something lltune sets.
         let a = from_text("version: 1\nservices:\n  tuned: latency-performance\n").unwrap();
         assert!(a.get(SERVICES).is_none());
