@@ -504,6 +504,46 @@ pub fn host_name(file: &str, encoded_cache: bool) -> String {
     name.to_string()
 }
 
+/// Facts with every field unknown (null, empty): the base input facts are laid over, so that
+/// facts of an older lltune of the same `schema_version`, which lack fields added since, are
+/// read with those fields unknown instead of refused.
+fn skeleton() -> Value {
+    let f = Facts {
+        schema_version: crate::facts::SCHEMA_VERSION,
+        lltune_version: String::new(),
+        host: Default::default(),
+        cpu: Default::default(),
+        numa: Default::default(),
+        memory: Default::default(),
+        kernel: Default::default(),
+        nics: Vec::new(),
+        irqs: Default::default(),
+        services: Default::default(),
+        time: Default::default(),
+        user_stacks: Default::default(),
+        limits: Default::default(),
+        sysctl: Default::default(),
+    };
+    serde_json::to_value(f).unwrap_or(Value::Null)
+}
+
+/// Lays `over` onto `base`: objects key by key, anything else replaced.
+fn merge(base: &mut Value, over: Value) {
+    match (base, over) {
+        (Value::Object(b), Value::Object(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(slot) if slot.is_object() && v.is_object() => merge(slot, v),
+                    _ => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o,
+    }
+}
+
 /// Reads one host file.
 pub fn read_host(path: &Path, file: &str) -> Result<HostInput> {
     let shown = path.display();
@@ -512,7 +552,9 @@ pub fn read_host(path: &Path, file: &str) -> Result<HostInput> {
     let encoded = doc.get("__payload__").is_some_and(Value::is_string);
     let (shape, mut facts_obj, latency) = extract(doc).map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
     let recs = facts_obj.remove("recommendations");
-    let facts: Facts = serde_path_to_error::deserialize(Value::Object(facts_obj))
+    let mut merged = skeleton();
+    merge(&mut merged, Value::Object(facts_obj));
+    let facts: Facts = serde_path_to_error::deserialize(merged)
         .map_err(|e| anyhow::anyhow!("{shown}: lltune facts of another shape: {} at {}", e.inner(), e.path()))?;
     if facts.schema_version != crate::facts::SCHEMA_VERSION {
         bail!(
@@ -750,6 +792,27 @@ mod tests {
         let mut f = testing::blank();
         f.kernel.cmdline = Some("quiet".into());
         assert_eq!(boot_drift(&f).1, None);
+    }
+
+    #[test]
+    fn facts_missing_newer_fields_are_read_with_them_unknown() {
+        let mut v = serde_json::to_value(analysis::Report::of(testing::two_nodes())).unwrap();
+        let m = v.as_object_mut().unwrap();
+        m.remove("time");
+        m["cpu"].as_object_mut().unwrap().remove("flags");
+        m["kernel"].as_object_mut().unwrap().remove("bootloader");
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("old.json");
+        std::fs::write(&p, serde_json::to_vec(&v).unwrap()).unwrap();
+        let h = read_host(&p, "old.json").unwrap();
+        assert_eq!(h.facts.cpu.count, 16);
+        assert!(h.facts.cpu.flags.is_empty() && h.facts.time.current_clocksource.is_none());
+        assert_eq!(h.host, "old");
+        // A field of the wrong type is still refused, named.
+        v["cpu"]["count"] = Value::String("many".into());
+        std::fs::write(&p, serde_json::to_vec(&v).unwrap()).unwrap();
+        let e = format!("{:#}", read_host(&p, "old.json").unwrap_err());
+        assert!(e.contains("old.json") && e.contains("cpu.count"), "{e}");
     }
 
     #[test]
