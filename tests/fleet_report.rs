@@ -93,9 +93,12 @@ fn parse_csv(path: &Path) -> Vec<Vec<String>> {
     serde_json::from_value(v).unwrap()
 }
 
+/// One parsed sample: name, family type, family help, labels, value.
+type Sample = (String, String, String, serde_json::Map<String, Value>, f64);
+
 /// lltune.prom read by prometheus_client's text parser: `[name, type, help, labels, value]`
 /// per sample.
-fn parse_prom(path: &Path) -> Vec<(String, String, String, serde_json::Map<String, Value>, f64)> {
+fn parse_prom(path: &Path) -> Vec<Sample> {
     let v = py_json(
         "import json, sys\n\
          from prometheus_client.parser import text_string_to_metric_families\n\
@@ -121,11 +124,7 @@ fn parse_prom(path: &Path) -> Vec<(String, String, String, serde_json::Map<Strin
 }
 
 /// The value of one sample, by metric name and labels.
-fn sample(
-    prom: &[(String, String, String, serde_json::Map<String, Value>, f64)],
-    name: &str,
-    labels: &Value,
-) -> Option<f64> {
+fn sample(prom: &[Sample], name: &str, labels: &Value) -> Option<f64> {
     prom.iter().find(|s| s.0 == name && Value::Object(s.3.clone()) == *labels).map(|s| s.4)
 }
 
@@ -440,7 +439,7 @@ fn assert_one_line_error(o: &std::process::Output, needles: &[&str]) {
 
 #[test]
 fn fleet_report_bad_inputs_fail_naming_the_file_and_write_nothing() {
-    let facts = scan(&support::host_fixture("irq-small").path().to_path_buf());
+    let facts = scan(support::host_fixture("irq-small").path());
     let dir = tempfile::tempdir().unwrap();
     let out = tempfile::tempdir().unwrap();
     let out_dir = out.path().join("r");
@@ -509,6 +508,8 @@ fn fleet_report_bad_inputs_fail_naming_the_file_and_write_nothing() {
     fs::write(empty.path().join(".keep"), "").unwrap();
     assert_one_line_error(&run_report(empty.path(), &out_dir), &["--facts", "no host facts"]);
     assert_one_line_error(&run_report(fd, fd), &["--out", "the output folder is the facts folder"]);
+    assert_one_line_error(&run_report(fd, &fd.join("report")), &["--out", "inside the facts folder"]);
+    assert!(!fd.join("report").exists());
     let missing_opt = lltune(&["report", "--facts", fd.to_str().unwrap()]);
     assert_eq!(missing_opt.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&missing_opt.stderr).contains("--out"));
@@ -518,7 +519,7 @@ fn fleet_report_bad_inputs_fail_naming_the_file_and_write_nothing() {
 fn fleet_report_module_check_mode_and_idempotence() {
     let dir = tempfile::tempdir().unwrap();
     let a = scan(&support::real_fixture("hwloc-32em64t-2n8c"));
-    let b = scan(&support::host_fixture("irq-small").path().to_path_buf());
+    let b = scan(support::host_fixture("irq-small").path());
     write_json(&dir.path().join("a.json"), &a);
     write_json(&dir.path().join("b.json"), &b);
     let out = tempfile::tempdir().unwrap();

@@ -430,6 +430,9 @@ fn is_facts(m: &Map<String, Value>) -> bool {
     m.contains_key("schema_version") && m.contains_key("cpu") && m.contains_key("kernel")
 }
 
+/// What `extract` finds: the shape, the facts object, and a `latency` object beside them.
+pub type Extracted = (&'static str, Map<String, Value>, Option<Value>);
+
 /// Finds the lltune facts in a document: `(shape, facts, latency source)`.
 ///
 /// - `scan`: the facts object itself (`lltune scan --format json`);
@@ -437,7 +440,7 @@ fn is_facts(m: &Map<String, Value>) -> bool {
 /// - `fact_cache`: a host's facts dict, lltune's under `lltune` (or `ansible_lltune`), as
 ///   Ansible's jsonfile cache keeps it; ansible-core 2.19+ wraps it as `{"__payload__": "<JSON
 ///   text>"}` with tagged values, which are decoded.
-pub fn extract(doc: Value) -> Result<(&'static str, Map<String, Value>, Option<Value>), String> {
+pub fn extract(doc: Value) -> Result<Extracted, String> {
     let Value::Object(mut m) = doc else {
         return Err(format!("a JSON {} where an object was expected", crate::protocol::kind(&doc)));
     };
@@ -647,11 +650,31 @@ pub struct WriteResult {
     pub files: Vec<String>,
 }
 
-/// Refuses an output folder that is the input folder: the report would read itself next time.
+/// Refuses an output folder that is the facts folder or inside it: the next run would read
+/// the report (or its folder) as host facts.
 pub fn check_dirs(facts_dir: &Path, out_dir: &Path) -> Result<()> {
-    if let (Ok(a), Ok(b)) = (facts_dir.canonicalize(), out_dir.canonicalize()) {
-        if a == b {
+    let Ok(facts) = facts_dir.canonicalize() else { return Ok(()) };
+    // The output folder may not exist yet: resolve its nearest existing ancestor.
+    let mut rest = Vec::new();
+    let mut at = out_dir.to_path_buf();
+    let out = loop {
+        if let Ok(c) = at.canonicalize() {
+            break Some(rest.iter().rev().fold(c, |p: PathBuf, n: &std::ffi::OsString| p.join(n)));
+        }
+        match (at.file_name().map(|n| n.to_os_string()), at.parent()) {
+            (Some(n), Some(p)) => {
+                rest.push(n);
+                at = if p.as_os_str().is_empty() { PathBuf::from(".") } else { p.to_path_buf() };
+            }
+            _ => break None,
+        }
+    };
+    if let Some(out) = out {
+        if out == facts {
             bail!("{}: the output folder is the facts folder; choose another", out_dir.display());
+        }
+        if out.starts_with(&facts) {
+            bail!("{}: the output folder is inside the facts folder; choose another", out_dir.display());
         }
     }
     Ok(())
@@ -755,6 +778,19 @@ mod tests {
         assert_eq!(host_name("s1_web-1", false), "s1_web-1");
         assert_eq!(host_name("s_x", true), "s_x");
         assert_eq!(host_name("db.example.com", false), "db.example.com");
+    }
+
+    #[test]
+    fn the_output_folder_may_not_be_in_the_facts_folder() {
+        let d = tempfile::tempdir().unwrap();
+        let facts = d.path().join("facts");
+        std::fs::create_dir(&facts).unwrap();
+        let e = |out: &Path| check_dirs(&facts, out).map_err(|e| e.to_string());
+        assert!(e(&facts).unwrap_err().contains("is the facts folder"));
+        assert!(e(&facts.join("new/report")).unwrap_err().contains("inside the facts folder"));
+        assert!(e(&d.path().join("facts/../facts/x")).unwrap_err().contains("inside"));
+        assert_eq!(e(&d.path().join("report")), Ok(()));
+        assert_eq!(e(&d.path().join("facts-report/x")), Ok(()));
     }
 
     #[test]
