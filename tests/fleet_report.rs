@@ -409,6 +409,16 @@ fn fleet_report_quotes_and_escapes_odd_host_names() {
     // Latency results beside the facts.
     write_json(&dir.path().join("plain.latency.json"), &json!({"p99_us": 12, "max_us": 48.5}));
     let out = tempfile::tempdir().unwrap();
+    // --check: what would be written, and nothing is.
+    let new_dir = out.path().join("not-yet");
+    let o = lltune(&["report", "--check", "--facts", dir.path().to_str().unwrap(), "--out", new_dir.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.starts_with("2 hosts: ") && stdout.contains("would write fleet.json, fleet.csv, fleet.md, lltune.prom"),
+        "{stdout}"
+    );
+    assert!(!new_dir.exists());
     let o = run_report(dir.path(), out.path());
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let rows = parse_csv(&out.path().join("fleet.csv"));

@@ -4,7 +4,7 @@
 //! Check mode reads and renders the same way and writes nothing; a file whose content would
 //! not change is not written, so a rerun on the same facts reports `changed: false`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use serde::Deserialize;
@@ -21,11 +21,21 @@ pub struct Params {
     pub dest: PathBuf,
 }
 
-pub fn run(_host: &Host, meta: &Meta, params: Params) -> Result<Outcome> {
-    for (opt, p) in [("facts_dir", &params.facts_dir), ("dest", &params.dest)] {
+/// A `type: path` option as Ansible's own modules read it: a leading `~` is the home folder.
+fn expand_home(p: &Path) -> PathBuf {
+    let Ok(rest) = p.strip_prefix("~") else { return p.to_path_buf() };
+    match std::env::var_os("HOME") {
+        Some(home) if !home.is_empty() => PathBuf::from(home).join(rest),
+        _ => p.to_path_buf(),
+    }
+}
+
+pub fn run(_host: &Host, meta: &Meta, mut params: Params) -> Result<Outcome> {
+    for (opt, p) in [("facts_dir", &mut params.facts_dir), ("dest", &mut params.dest)] {
         if p.as_os_str().is_empty() {
             return Err(Failure::new(format!("option {opt}: must be a folder path, got an empty string")).into());
         }
+        *p = expand_home(p);
     }
     let cap = |e: anyhow::Error, opt: &str| Failure::new(crate::protocol::cap_text(&format!("option {opt}: {e:#}")));
     crate::fleet::check_dirs(&params.facts_dir, &params.dest).map_err(|e| cap(e, "dest"))?;
@@ -56,4 +66,20 @@ pub fn run(_host: &Host, meta: &Meta, params: Params) -> Result<Outcome> {
         .field("changed_files", &res.changed);
     out.diff = diff;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_leading_tilde_is_the_home_folder() {
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        if let Some(h) = home.filter(|h| !h.as_os_str().is_empty()) {
+            assert_eq!(expand_home(Path::new("~/facts")), h.join("facts"));
+            assert_eq!(expand_home(Path::new("~")), h);
+        }
+        assert_eq!(expand_home(Path::new("/srv/~x")), PathBuf::from("/srv/~x"));
+        assert_eq!(expand_home(Path::new("~other/x")), PathBuf::from("~other/x"));
+    }
 }
