@@ -177,6 +177,29 @@ pub fn markdown(fleet: &Fleet) -> String {
         ];
         let _ = writeln!(o, "| {} |", cells.join(" | "));
     }
+    let errors: Vec<(&HostEntry, &crate::analysis::Recommendation)> = fleet
+        .hosts
+        .iter()
+        .flat_map(|h| {
+            h.recommendations.iter().filter(|r| r.severity == crate::analysis::Severity::Error).map(move |r| (h, r))
+        })
+        .collect();
+    if !errors.is_empty() {
+        o.push_str(
+            "\n## Errors\n\nFindings of severity `error`: contradictory or broken state that defeats the tuning.\n\n",
+        );
+        o.push_str("| host | category | item | current → target |\n|---|---|---|---|\n");
+        for (h, r) in errors {
+            let _ = writeln!(
+                o,
+                "| {} | {} | {} | {} |",
+                cell(&h.host),
+                cell(&r.category),
+                cell(&r.item),
+                cell(format!("{} → {}", r.current, r.target))
+            );
+        }
+    }
     let drifted: Vec<&HostEntry> = fleet.hosts.iter().filter(|h| h.drift_args.is_some_and(|n| n > 0)).collect();
     if !drifted.is_empty() {
         o.push_str("\n## Boot drift\n\nArguments the boot configuration gives the next boot that differ from the running command line.\n");
@@ -351,6 +374,29 @@ pub fn prometheus(fleet: &Fleet) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analysis::{self, Severity, testing};
+    use crate::fleet::{HostInput, build};
+
+    #[test]
+    fn markdown_lists_errors_with_their_host() {
+        let facts = testing::two_nodes();
+        let recs = vec![
+            analysis::rec("kernel", "nohz_full").now("1-3").want("2-3 | x").sev(Severity::Error),
+            analysis::rec("cpu", "governor").sev(Severity::Warning),
+        ];
+        let input = HostInput {
+            host: "h1".into(),
+            source: "h1.json".into(),
+            shape: "scan",
+            facts,
+            recommendations: recs,
+            latency: None,
+        };
+        let md = markdown(&build(&[input]));
+        assert!(md.contains("## Errors"), "{md}");
+        assert!(md.contains("| h1 | kernel | nohz_full | 1-3 → 2-3 \\| x |"), "{md}");
+        assert!(!md.contains("| h1 | cpu | governor"), "warnings are in the counts only: {md}");
+    }
 
     #[test]
     fn csv_fields_are_quoted_per_rfc_4180() {
