@@ -182,6 +182,10 @@ pub fn boot_drift(f: &Facts) -> (Boot, Option<Vec<DriftArg>>) {
         }
         !var
     });
+    if conf.args.is_empty() && !boot.unresolved.is_empty() {
+        // Only variables (a RHEL 8 entry's `$kernelopts`): nothing to compare with.
+        return (boot, None);
+    }
     let run = parse_cmdline(run_text);
     (boot.clone(), Some(drift(&boot, &conf, &run)))
 }
@@ -828,6 +832,22 @@ mod tests {
         let mut f = testing::blank();
         f.kernel.cmdline = Some("quiet".into());
         assert_eq!(boot_drift(&f).1, None);
+        // A BLS entry whose options are only a variable of grubenv.
+        f.kernel.release = Some("4.18.0-553.el8_10.x86_64".into());
+        f.kernel.bootloader.layout = "bls".into();
+        f.kernel.bootloader.bls_entries = vec![crate::facts::kernel::BlsEntry {
+            path: "/boot/loader/entries/x-4.18.0-553.el8_10.x86_64.conf".into(),
+            version: Some("4.18.0-553.el8_10.x86_64".into()),
+            options: Some("$kernelopts".into()),
+            title: None,
+        }];
+        let (boot, d) = boot_drift(&f);
+        assert_eq!((boot.unresolved, d), (vec!["$kernelopts".to_string()], None));
+        // With arguments beside the variable, those are compared; running-only ones are not drift.
+        f.kernel.bootloader.bls_entries[0].options = Some("$kernelopts isolcpus=2-3".into());
+        f.kernel.cmdline = Some("BOOT_IMAGE=/vmlinuz root=/dev/sda1 quiet".into());
+        let d = boot_drift(&f).1.unwrap();
+        assert_eq!(d.iter().map(|a| (a.arg.as_str(), a.change)).collect::<Vec<_>>(), vec![("isolcpus", "added")]);
     }
 
     #[test]
