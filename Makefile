@@ -29,12 +29,16 @@ SAMPLE_ROOT := tests/fixtures/hosts/$(SAMPLE_HOST)
 ANSIBLE_ENV := LC_ALL=C.UTF-8 ANSIBLE_COLLECTIONS_PATH=$(abspath $(COLLECTIONS)) ANSIBLE_COLLECTIONS_SCAN_SYS_PATH=false
 PLAYBOOK := $(ANSIBLE_ENV) $(VENV)/bin/ansible-playbook -i localhost, -c local
 
-.PHONY: all collection venv scan test bench clean
+TOOLS_PIN := tests/ansible-tools.pin
+TOOLS_STAMP := $(VENV)/.tools-$(shell cat $(ANSIBLE_CORE_PIN) $(TOOLS_PIN) | sha256sum | cut -c1-12)
+
+.PHONY: all collection venv tools scan test molecule lint sanity bench clean
 
 all: collection
 
-## collection: release binaries beside their sidecar docs in build/collections/
-collection:
+## collection: release binaries beside their sidecar docs in build/collections/, and the
+## installable archive build/lltune-tuning-<version>.tar.gz (ansible-galaxy collection build)
+collection: venv
 	$(CARGO) build --release --bins
 	rm -rf $(COLLECTION)
 	mkdir -p $(COLLECTION)
@@ -43,6 +47,14 @@ collection:
 	  echo "install $(TARGET_DIR)/release/$$m -> $(COLLECTION)/plugins/modules/$$m"; \
 	  install -m 0755 $(TARGET_DIR)/release/$$m $(COLLECTION)/plugins/modules/$$m || exit 1; \
 	done
+	cd $(COLLECTION) && $(ANSIBLE_ENV) $(abspath $(VENV))/bin/ansible-galaxy collection build --force --output-path $(abspath build)
+
+## tools: molecule and ansible-lint in .venv, beside the pinned ansible-core
+tools: $(TOOLS_STAMP)
+
+$(TOOLS_STAMP): $(VENV_STAMP) $(TOOLS_PIN)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r $(ANSIBLE_CORE_PIN) -r $(TOOLS_PIN)
+	touch $@
 
 ## venv: .venv with the pinned ansible-core
 venv: $(VENV_STAMP)
@@ -67,6 +79,16 @@ scan: collection venv
 test:
 	@if $(CARGO) fmt --version >/dev/null 2>&1; then $(CARGO) fmt --all -- --check; else echo "rustfmt not installed: format check skipped"; fi
 	$(CARGO) test --all-targets
+
+## molecule: the top-level molecule scenario on a simulated rack (tune in check mode, for
+## real, again for idempotence, verify, rollback to the byte)
+molecule: collection tools
+	LLTUNE_BIN=$(abspath $(TARGET_DIR)/release/lltune) LLTUNE_COLLECTIONS=$(abspath $(COLLECTIONS)) \
+	  $(ANSIBLE_ENV) PATH=$(abspath $(VENV))/bin:$$PATH $(VENV)/bin/molecule test
+
+## lint: ansible-lint (production profile) on the collection's roles and playbooks
+lint: collection tools
+	cd $(COLLECTION) && $(ANSIBLE_ENV) PATH=$(abspath $(VENV))/bin:$$PATH $(abspath $(VENV))/bin/ansible-lint --profile production --offline roles playbooks
 
 ## bench: scan timings against read-every-file and Ansible's setup (numbers, no verdict)
 bench: collection venv
