@@ -93,6 +93,7 @@ lint: collection tools
 ## bench: scan timings against read-every-file and Ansible's setup (numbers, no verdict)
 bench: collection venv
 	CARGO_TARGET_DIR=$(TARGET_DIR) VENV=$(VENV) COLLECTIONS=$(COLLECTIONS) bash benches/scan.sh
+	CARGO_TARGET_DIR=$(TARGET_DIR) VENV=$(VENV) COLLECTIONS=$(COLLECTIONS) bash benches/rack.sh
 
 clean:
 	rm -rf build

@@ -111,6 +111,24 @@ fn tune_previews_applies_is_idempotent_and_rolls_back_across_the_rack() {
     assert_play(&r, Some(0));
     assert!(r.stdout.contains("lltune_kernel_args"), "{}", r.show());
 
+    // The fleet report on the controller: check mode writes nothing, then the four files,
+    // then a rerun changes nothing.
+    let report = rack.dir.path().join("report");
+    let dir_var = format!("lltune_report_dir={}", report.display());
+    assert_play(&rack.play("report", &["--check", "--diff", "-e", &dir_var]), None);
+    assert!(!report.exists(), "the report playbook wrote in check mode");
+    let r = rack.play("report", &["-e", &dir_var]);
+    assert_eq!(play_recap(&r.stdout, "host001")["changed"], 1, "{}", r.show());
+    assert_play(&r, None);
+    let fleet: Value = serde_json::from_str(&fs::read_to_string(report.join("fleet.json")).unwrap()).unwrap();
+    let names: Vec<&str> = fleet["hosts"].as_array().unwrap().iter().map(|h| h["host"].as_str().unwrap()).collect();
+    assert_eq!(names, HOSTS, "{fleet}");
+    for f in ["fleet.csv", "fleet.md", "lltune.prom"] {
+        assert!(fs::read_to_string(report.join(f)).unwrap().contains("host003"), "{f}");
+    }
+    assert_play(&rack.play("report", &["-e", &dir_var]), Some(0));
+    assert_same_rack(&start, &rack.snapshot(), "report");
+
     // Preview: every host shows its changes, no tree changes.
     let r = rack.play("tune", &["--check", "--diff"]);
     let recaps = assert_play(&r, None);
