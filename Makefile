@@ -90,6 +90,18 @@ molecule: collection tools
 lint: collection tools
 	cd $(COLLECTION) && $(ANSIBLE_ENV) PATH=$(abspath $(VENV))/bin:$$PATH $(abspath $(VENV))/bin/ansible-lint --profile production --offline roles playbooks
 
+## sanity: ansible-test sanity on a copy of the built collection (ansible-test wants the
+## collection at ansible_collections/<namespace>/<name>; it makes its own venvs, whose pip comes
+## from scripts/ansible-test-pip-bootstrap.sh)
+SANITY := build/sanity/ansible_collections/lltune/tuning
+sanity: collection
+	bash scripts/ansible-test-pip-bootstrap.sh $(VENV)/bin/python
+	rm -rf build/sanity
+	mkdir -p $(dir $(SANITY))
+	cp -R $(COLLECTION) $(SANITY)
+	cd $(SANITY) && $(ANSIBLE_ENV) PATH=$(abspath $(VENV))/bin:$$PATH ansible-test sanity --venv \
+	  --python $$($(VENV)/bin/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+
 ## bench: scan timings against read-every-file and Ansible's setup (numbers, no verdict)
 bench: collection venv
 	CARGO_TARGET_DIR=$(TARGET_DIR) VENV=$(VENV) COLLECTIONS=$(COLLECTIONS) bash benches/scan.sh
