@@ -775,6 +775,118 @@ mod tests {
         for p in ["/proc/cmdline", "/proc/1/comm", "/sys/class/net/eth0/mtu", "/etc/security/limits.conf"] {
             assert!(!is_secret(p), "{p}");
         }
+        // GRUB's password file and scripts, pam's old passwords.
+        for p in
+            ["/boot/grub2/user.cfg", "/boot/efi/EFI/redhat/user.cfg", "/etc/grub.d/40_custom", "/etc/security/opasswd"]
+        {
+            assert!(is_secret(p), "{p}");
+        }
+        // A unit named after passwords is a unit; a file so named elsewhere is refused.
+        assert!(!is_secret("/usr/lib/systemd/system/systemd-ask-password-wall.path"));
+        assert!(!is_secret("/etc/systemd/system/sysinit.target.wants/systemd-ask-password-console.path"));
+        assert!(is_secret("/etc/systemd/system/db.service.d/password.conf"));
+        assert!(is_secret("/etc/lltune/password.txt"));
+    }
+
+    #[test]
+    fn redact_blanks_grub_passwords_fstab_options_and_unit_environment() {
+        let grub = "set superusers=\"root\"\n  password_pbkdf2 root grub.pbkdf2.sha512.10000.ABC\nmenuentry x {\n";
+        let (out, n) = redact("/boot/grub2/grub.cfg", grub.as_bytes()).unwrap();
+        assert_eq!(n, 1);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            format!("set superusers=\"root\"\n  password_pbkdf2 root {REDACTED}\nmenuentry x {{\n")
+        );
+        let fstab = "# password=x in a comment stays\n//s/x /mnt cifs user=u,Password=p1,vers=3 0 0\n/dev/sda2 none swap sw 0 0";
+        let (out, n) = redact("/etc/fstab", fstab.as_bytes()).unwrap();
+        assert_eq!(n, 1);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            format!(
+                "# password=x in a comment stays\n//s/x /mnt cifs user=u,Password={REDACTED},vers=3 0 0\n/dev/sda2 none swap sw 0 0"
+            )
+        );
+        let unit = "[Service]\nEnvironment=TOKEN=abc\nExecStart=/bin/x\n";
+        let (out, _) = redact("/etc/systemd/system/x.service.d/override.conf", unit.as_bytes()).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), format!("[Service]\nEnvironment={REDACTED}\nExecStart=/bin/x\n"));
+        // Vendor units, files without secrets and other files: as they are.
+        assert!(redact("/usr/lib/systemd/system/x.service", unit.as_bytes()).is_none());
+        assert!(redact("/etc/fstab", b"/dev/sda2 none swap sw 0 0\n").is_none());
+        assert!(redact("/etc/default/grub", b"password_pbkdf2 root x\n").is_none());
+    }
+
+    #[test]
+    fn sizes_parse_with_units_and_refuse_nonsense() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("512K"), Ok(512 << 10));
+        assert_eq!(parse_size("16M"), Ok(16 << 20));
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        for bad in ["", "M", "1.5M", "-1", "12T", "0"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+        assert!(parse_size("99999999999999999999G").is_err());
+    }
+
+    #[test]
+    fn patterns_match_one_component_per_star() {
+        let p = apply_patterns();
+        for yes in [
+            "/etc/default/grub",
+            "/boot/loader/entries/a-5.14.conf",
+            "/boot/efi/EFI/redhat/grub.cfg",
+            "/etc/sysctl.d/99-sysctl.conf",
+            "/usr/lib/sysctl.d/50-default.conf",
+            "/etc/security/limits.d/20-nproc.conf",
+            "/etc/systemd/system/multi-user.target.wants/tuned.service",
+            "/usr/lib/systemd/system/tuned.service",
+            "/etc/lltune/state.d/lltune_irq.json",
+        ] {
+            assert!(matches_any(&p, yes), "{yes}");
+        }
+        for no in [
+            "/etc/shadow",
+            "/etc/passwd",
+            "/boot/grub2/user.cfg",
+            "/boot/vmlinuz-5.14",
+            "/boot/efi/EFI/redhat/shimx64.efi",
+            "/etc/sysctl.d/.99-x.conf.lltune-1",
+            "/etc/sysctl.d/README.sysctl",
+            "/var/lib/lltune/backups/x/journal.json",
+            "/usr/lib/systemd/system/a/b/c",
+        ] {
+            assert!(!matches_any(&p, no), "{no}");
+        }
+    }
+
+    /// A link in a unit folder is kept as a link; where it leads is read only when that is on
+    /// the list (a unit file), never /etc/shadow or any other file, and never outside root.
+    #[test]
+    fn config_links_stay_links_and_are_followed_only_onto_the_list() {
+        use std::os::unix::fs::symlink;
+        let d = tempfile::tempdir().unwrap();
+        let r = d.path();
+        fs::create_dir_all(r.join("etc/systemd/system/multi-user.target.wants")).unwrap();
+        fs::create_dir_all(r.join("usr/lib/systemd/system")).unwrap();
+        fs::write(r.join("usr/lib/systemd/system/a.service"), "[Unit]\n").unwrap();
+        fs::write(r.join("etc/shadow"), "root:$6$x\n").unwrap();
+        fs::write(r.join("etc/passwd"), "root:x:0:0\n").unwrap();
+        let sys = r.join("etc/systemd/system");
+        symlink("/usr/lib/systemd/system/a.service", sys.join("multi-user.target.wants/a.service")).unwrap();
+        symlink("../../../../etc/shadow", sys.join("up.service")).unwrap();
+        symlink("/etc/shadow", sys.join("abs.service")).unwrap();
+        symlink("/etc/passwd", sys.join("pw.service")).unwrap();
+        symlink("/dev/null", sys.join("masked.service")).unwrap();
+        let mut sel = Selection::default();
+        sel.add_patterns(r, &apply_patterns());
+        assert_eq!(sel.files.iter().collect::<Vec<_>>(), ["/usr/lib/systemd/system/a.service"]);
+        assert_eq!(sel.links["/etc/systemd/system/up.service"], "../../../../etc/shadow");
+        assert_eq!(sel.links["/etc/systemd/system/abs.service"], "/etc/shadow");
+        assert_eq!(sel.links["/etc/systemd/system/masked.service"], "/dev/null");
+        assert_eq!(sel.links.len(), 5);
+        // A file the scan read through such a link is refused where the link leads.
+        sel.add_recorded(r, "/etc/systemd/system/abs.service", Kind::File);
+        assert!(!sel.files.contains("/etc/shadow"));
+        assert!(sel.skipped.iter().any(|s| s.starts_with("/etc/shadow (reached from")), "{:?}", sel.skipped);
     }
 
     #[test]
