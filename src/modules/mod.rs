@@ -11,6 +11,7 @@ pub mod kernel_args;
 pub mod limits;
 pub mod memory;
 pub mod nic;
+pub mod report;
 pub mod rollback;
 pub mod services;
 pub mod sysctl;
