@@ -169,13 +169,37 @@ fn capture_of_the_live_host_scans_like_the_host() {
     let f = std::fs::File::open(&archive).unwrap();
     let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(f));
     let mut names = Vec::new();
+    let mut links = std::collections::BTreeMap::new();
     for e in ar.entries().unwrap() {
         let e = e.unwrap();
-        names.push(format!("/{}", e.path().unwrap().display()));
+        let name = format!("/{}", e.path().unwrap().display());
+        if let Some(to) = e.link_name().unwrap() {
+            links.insert(name.clone(), to.display().to_string());
+        }
+        names.push(name);
     }
     assert!(names.iter().any(|n| n == "/proc/cmdline"));
     assert!(names.iter().any(|n| n == lltune::cli::capture::MANIFEST_PATH));
     for n in &names {
         assert!(!lltune::cli::capture::is_secret(n), "secret captured: {n}");
+    }
+    // What apply needs came along: os-release, and the enablement links of systemd's
+    // configuration folder, each a link with the host's target (never followed).
+    let os = Path::new("/etc/os-release");
+    if let Ok(to) = std::fs::read_link(os) {
+        assert_eq!(links.get("/etc/os-release"), Some(&to.display().to_string()));
+    } else if os.is_file() {
+        assert!(names.iter().any(|n| n == "/etc/os-release"));
+    }
+    for wants in std::fs::read_dir("/etc/systemd/system").into_iter().flatten().flatten() {
+        if !wants.file_type().unwrap().is_dir() {
+            continue;
+        }
+        for e in std::fs::read_dir(wants.path()).unwrap().flatten() {
+            if let Ok(to) = std::fs::read_link(e.path()) {
+                let at = e.path().display().to_string();
+                assert_eq!(links.get(&at), Some(&to.display().to_string()), "{at}");
+            }
+        }
     }
 }

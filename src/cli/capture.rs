@@ -1,5 +1,6 @@
-//! `lltune capture`: a .tar.gz of exactly the files a scan reads, so a server can be analysed
-//! offline with `lltune scan --root DIR` (the idea of hwloc-gather-topology and sosreport).
+//! `lltune capture`: a .tar.gz of the files lltune reads, so a server can be analysed offline
+//! with `lltune scan --root DIR` (the idea of hwloc-gather-topology and sosreport), and tuned
+//! as a simulated host with `lltune apply --root DIR` or the modules' `root` option.
 //!
 //! The scan runs on a recording `Host`; every file it read, folder it listed and link it
 //! followed is copied with its sysfs structure: a path that goes through a symbolic link
@@ -7,21 +8,60 @@
 //! link's destination, so the captured tree resolves like the live one. procfs and sysfs
 //! report a size of 0, so each file is read to its end and stored with the size read.
 //! What the NIC ioctls answered is stored as JSON beside (see `facts::nic`).
-//! Secrets stay out: the scan never reads them, and `is_secret` refuses them regardless.
+//!
+//! Unless `--scan-only`, a capture also holds what a tune run reads and edits: the change
+//! modules plan lltune's proposed config for the host in check mode on the same recording
+//! host (the run-time files they read), and the configuration files of `apply_patterns`
+//! (boot configuration, sysctl and limits files, systemd units and their links, fstab,
+//! irqbalance, /etc/lltune) are taken whole. Links there are stored as links, never followed
+//! out of the tree; a link's destination is taken only when it is itself on that list.
+//!
+//! Secrets stay out: `is_secret` refuses a path however it was reached (a link to
+//! /etc/shadow is stored as a link, its destination is not read), and `redact` blanks the
+//! few secrets the configuration files taken may hold (GRUB password hashes in grub.cfg,
+//! `password=` mount options in fstab, `Environment=` values of local systemd units).
+//! Sizes are bounded: `--max-file-size` per file (a larger file is left out, with a
+//! warning) and `--max-total-size` in all (a capture over it is refused, nothing written).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::io::Write;
+use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
+use serde_json::{Map, Value};
 
-use crate::facts::{self, ScanOptions};
+use crate::facts::{self, Facts, ScanOptions};
 use crate::host::Host;
+use crate::modules::{irq, limits, memory, services, sysctl};
 
 /// Where a capture keeps what it knows about itself.
 pub const MANIFEST_PATH: &str = "/var/lib/lltune/capture/manifest.json";
+
+/// Default of `--max-file-size`: far above any configuration file, and above the largest file
+/// a scan reads (/proc/interrupts, about 2 MB on a 256-CPU host).
+pub const DEFAULT_MAX_FILE_SIZE: u64 = 16 << 20;
+/// Default of `--max-total-size`: the bytes of all files together, before compression.
+pub const DEFAULT_MAX_TOTAL_SIZE: u64 = 256 << 20;
+/// What replaces a secret `redact` blanks (one word: fstab fields are split on whitespace).
+pub const REDACTED: &str = "lltune-capture-redacted";
+
+/// What to capture.
+#[derive(Debug, Clone)]
+pub struct CaptureOptions {
+    /// Also what a tune run reads and edits (false: only what the scan reads).
+    pub for_apply: bool,
+    pub max_file_size: u64,
+    pub max_total_size: u64,
+}
+
+impl Default for CaptureOptions {
+    fn default() -> Self {
+        CaptureOptions { for_apply: true, max_file_size: DEFAULT_MAX_FILE_SIZE, max_total_size: DEFAULT_MAX_TOTAL_SIZE }
+    }
+}
 
 /// What a capture holds, for the summary line.
 #[derive(Debug, Default)]
@@ -30,7 +70,15 @@ pub struct CaptureSummary {
     pub links: usize,
     pub dirs: usize,
     pub bytes: u64,
+    /// Paths left out because they may hold secrets (however they were reached).
     pub skipped: Vec<String>,
+    /// Files left out for their size, with the size.
+    pub too_large: Vec<(String, u64)>,
+    /// Files stored with secrets blanked, with what was blanked.
+    pub redacted: Vec<(String, usize)>,
+    /// Change modules whose plan failed while recording what they read (the capture is
+    /// still written; a tune run on it may then miss a file, and says which).
+    pub plan_notes: Vec<String>,
 }
 
 /// Paths that must never leave the host, whatever asks for them.
@@ -44,6 +92,9 @@ pub fn is_secret(target: &str) -> bool {
         || t.starts_with("/home/")
         || t.starts_with("/etc/pki/")
         || t.starts_with("/etc/ssl/private")
+        || t.starts_with("/etc/grub.d/")
+        || t == "/etc/security/opasswd"
+        || (t.starts_with("/boot/") && name == "user.cfg")
         || t == "/proc/kcore"
         || (is_process_path(t)
             && matches!(
@@ -52,8 +103,16 @@ pub fn is_secret(target: &str) -> bool {
             ))
         || name.ends_with(".key")
         || name.ends_with(".pem")
-        || name.contains("secret")
-        || name.contains("password")
+        || ((name.contains("secret") || name.contains("password")) && !is_unit_name(t, name))
+}
+
+/// A systemd unit or link named after one in a unit folder (`systemd-ask-password-wall.path`):
+/// the name describes a service, not what the file holds (local units' `Environment=` values
+/// are blanked by `redact`).
+fn is_unit_name(t: &str, name: &str) -> bool {
+    let units = [".service", ".socket", ".path", ".timer", ".target", ".mount", ".swap", ".slice", ".scope"];
+    services::UNIT_DIRS.iter().any(|d| t.starts_with(&format!("{d}/")))
+        && units.iter().any(|u| name.ends_with(u) || name.ends_with(&format!("{u}.wants")))
 }
 
 /// `/proc/<pid>/...`, `/proc/self/...`, `/proc/<pid>/task/<tid>/...`.
@@ -114,60 +173,425 @@ fn resolve(root: &Path, target: &str) -> Option<Resolved> {
     Some(out)
 }
 
-/// Scans `host` with a recording host and writes the capture to `out`.
-pub fn capture(root: &Path, out: &Path) -> Result<CaptureSummary> {
-    let host = Host::recording(root).with_context(|| format!("--root {}", root.display()))?;
-    let (facts, _warnings) = facts::collect(&host, ScanOptions { detail: true });
-    let rec = host.recorded();
+/// What a tune run reads or edits besides what the scan reads, as patterns: a component `*`
+/// (or `*.conf`, one star) matches the names of one folder (not those starting with `.`).
+/// Every match that is a regular file is taken whole, every match that is a link is taken as
+/// a link; a link's destination is taken only when it matches a pattern too.
+pub fn apply_patterns() -> Vec<String> {
+    let mut p: Vec<String> = [
+        // The distribution (lltune_irq's irqbalance file, the kernel_args layout).
+        "/etc/os-release",
+        "/usr/lib/os-release",
+        // Boot configuration (lltune_kernel_args, src/modules/boot.rs).
+        "/etc/default/grub",
+        "/etc/kernel/cmdline",
+        "/boot/loader/entries/*.conf",
+        "/boot/grub2/grub.cfg",
+        "/boot/grub/grub.cfg",
+        "/boot/grub2/grubenv",
+        "/boot/grub/grubenv",
+        "/boot/efi/EFI/*/grub.cfg",
+        "/boot/efi/EFI/*/grubenv",
+        // lltune_sysctl.
+        "/etc/sysctl.conf",
+        // lltune_cpu's CPUAffinity drop-in and what it overrides.
+        "/etc/systemd/system.conf",
+        "/etc/systemd/system.conf.d/*.conf",
+        // lltune_memory's swap: fstab, zram.
+        memory::FSTAB,
+        "/etc/systemd/zram-generator.conf",
+        "/usr/lib/systemd/zram-generator.conf",
+        // lltune_irq.
+        irq::IRQBALANCE_RHEL,
+        irq::IRQBALANCE_DEBIAN,
+        // tuned (services facts).
+        "/etc/tuned/active_profile",
+        "/etc/tuned/profile_mode",
+        // lltune_limits.
+        limits::LIMITS_CONF,
+        limits::VENDOR_LIMITS_CONF,
+        // Persistence: state.d and lltune's own files (not /var/lib/lltune/backups).
+        "/etc/lltune/*",
+        "/etc/lltune/*/*",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    p.extend(sysctl::SYSCTL_DIRS.iter().map(|d| format!("{d}/*.conf")));
+    p.extend([limits::LIMITS_D, limits::VENDOR_LIMITS_D].iter().map(|d| format!("{d}/*.conf")));
+    // lltune_services (and lltune_memory's swap units): unit files, alias and mask links,
+    // `.wants/` `.requires/` links and `.d/` drop-ins, in every folder systemd reads.
+    for d in services::UNIT_DIRS {
+        p.push(format!("{d}/*"));
+        p.push(format!("{d}/*/*"));
+    }
+    p
+}
 
-    let mut summary = CaptureSummary::default();
-    let mut links: BTreeSet<(String, String)> = BTreeSet::new();
-    let mut files: BTreeSet<String> = BTreeSet::new();
-    let mut dirs: BTreeSet<String> = BTreeSet::new();
-    let paths = rec
-        .files
-        .iter()
-        .map(|p| (p, false))
-        .chain(rec.links.iter().map(|p| (p, true)))
-        .chain(rec.dirs.iter().map(|p| (p, false)));
-    for (target, is_link) in paths {
-        if is_secret(target) {
-            summary.skipped.push(target.clone());
-            continue;
+/// One pattern component against one name.
+fn component_matches(pat: &str, name: &str) -> bool {
+    match pat.split_once('*') {
+        None => pat == name,
+        Some((a, b)) => {
+            !name.starts_with('.') && name.len() >= a.len() + b.len() && name.starts_with(a) && name.ends_with(b)
         }
-        // A recorded link itself: resolve its parent, keep the link as is.
+    }
+}
+
+/// True when the canonical target path `path` matches one of `patterns`.
+fn matches_any(patterns: &[String], path: &str) -> bool {
+    let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
+    patterns.iter().any(|p| {
+        let pc: Vec<&str> = p.split('/').filter(|c| !c.is_empty()).collect();
+        pc.len() == comps.len() && pc.iter().zip(&comps).all(|(p, n)| component_matches(p, n))
+    })
+}
+
+/// Paths a capture never takes, though they hold no secret: the journals of earlier runs
+/// (copies of files as they were, which belong to the host), and the capture's own files,
+/// which are written afresh.
+fn is_excluded(t: &str) -> bool {
+    t.starts_with("/var/lib/lltune/backups/") || t.starts_with("/var/lib/lltune/capture/")
+}
+
+/// Blanks the secrets a configuration file taken for apply may hold; `None` when there is
+/// nothing to blank. GRUB's `password`/`password_pbkdf2` lines keep the command and the user,
+/// fstab keeps every mount option but the value of `password=`-like ones, and a local unit
+/// file keeps `Environment=` without its values (services put tokens there).
+pub fn redact(path: &str, data: &[u8]) -> Option<(Vec<u8>, usize)> {
+    let name = path.rsplit('/').next().unwrap_or("");
+    let kind = if path.starts_with("/boot/") && name == "grub.cfg" {
+        1
+    } else if path == memory::FSTAB {
+        2
+    } else if path.starts_with("/etc/systemd/system/") || path.starts_with("/run/systemd/system/") {
+        3
+    } else {
+        return None;
+    };
+    let text = std::str::from_utf8(data).ok()?;
+    let mut n = 0;
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let (body, nl) = line.strip_suffix('\n').map_or((line, ""), |b| (b, "\n"));
+        let trimmed = body.trim_start();
+        let indent = &body[..body.len() - trimmed.len()];
+        let mut words = trimmed.split_whitespace();
+        let new = match kind {
+            1 if matches!(words.next(), Some("password" | "password_pbkdf2")) => {
+                let cmd = trimmed.split_whitespace().next().unwrap_or("");
+                let user = words.next().unwrap_or("");
+                Some(format!("{indent}{cmd} {user} {REDACTED}"))
+            }
+            2 if !trimmed.starts_with('#') => {
+                let mut line = body.to_string();
+                let mut hit = false;
+                if let Some(opts) = trimmed.split_whitespace().nth(3) {
+                    for o in opts.split(',') {
+                        if let Some((k, v)) = o.split_once('=') {
+                            if k.to_ascii_lowercase().contains("pass") && v != REDACTED {
+                                line = line.replacen(o, &format!("{k}={REDACTED}"), 1);
+                                hit = true;
+                            }
+                        }
+                    }
+                }
+                hit.then_some(line)
+            }
+            3 if trimmed.starts_with("Environment=") && trimmed.len() > "Environment=".len() => {
+                Some(format!("{indent}Environment={REDACTED}"))
+            }
+            _ => None,
+        };
+        match new {
+            Some(l) => {
+                n += 1;
+                out.push_str(&l);
+            }
+            None => out.push_str(body),
+        }
+        out.push_str(nl);
+    }
+    (n > 0).then(|| (out.into_bytes(), n))
+}
+
+/// The entries a capture writes: canonical target paths (no link on the way).
+#[derive(Debug, Default)]
+struct Selection {
+    files: BTreeSet<String>,
+    dirs: BTreeSet<String>,
+    links: BTreeMap<String, String>,
+    skipped: BTreeSet<String>,
+}
+
+impl Selection {
+    /// A file, folder or link the recording host saw: resolved inside `root` with every link
+    /// met kept as a link. `kind`: the target was read as a file, listed as a folder, or
+    /// read as a link itself (its folder is resolved, the link kept as it is).
+    fn add_recorded(&mut self, root: &Path, target: &str, kind: Kind) {
+        if is_secret(target) {
+            self.skipped.insert(target.to_string());
+            return;
+        }
+        if is_excluded(target) {
+            return;
+        }
         let (parent, name) = target.rsplit_once('/').unwrap_or(("", target));
-        let Some(r) = resolve(root, if is_link { parent } else { target }) else { continue };
-        links.extend(r.links);
-        if is_link {
+        let Some(r) = resolve(root, if kind == Kind::Link { parent } else { target }) else { return };
+        self.links.extend(r.links);
+        if kind == Kind::Link {
             let at = format!("{}/{}", r.path.trim_end_matches('/'), name);
             if let Ok(t) = fs::read_link(root.join(at.trim_start_matches('/'))) {
-                links.insert((at, t.to_string_lossy().into_owned()));
+                self.links.insert(at, t.to_string_lossy().into_owned());
             }
-        } else if root.join(r.path.trim_start_matches('/')).is_dir() {
-            // A listed folder: keep its links and subfolders (empty unless read), so that
-            // the same listing on the capture finds the same names. Its plain files come
-            // along only when the scan read them.
-            if rec.dirs.contains(target) {
-                for e in fs::read_dir(root.join(r.path.trim_start_matches('/'))).into_iter().flatten().flatten() {
+            return;
+        }
+        // Checked again where the links led: a link named like a unit may lead to /etc/shadow.
+        if is_secret(&r.path) {
+            self.skipped.insert(format!("{} (reached from {target})", r.path));
+            return;
+        }
+        if is_excluded(&r.path) {
+            return;
+        }
+        let real = root.join(r.path.trim_start_matches('/'));
+        let Ok(meta) = fs::symlink_metadata(&real) else { return };
+        if meta.is_dir() {
+            // A listed folder: keep its links and subfolders (empty unless read), so that the
+            // same listing on the capture finds the same names. Its plain files come along
+            // only when read.
+            if kind == Kind::Dir {
+                for e in fs::read_dir(&real).into_iter().flatten().flatten() {
                     let at = format!("{}/{}", r.path.trim_end_matches('/'), e.file_name().to_string_lossy());
                     let Ok(ft) = e.file_type() else { continue };
-                    if is_secret(&at) {
+                    if is_secret(&at) || is_excluded(&at) {
                         continue;
                     }
                     if ft.is_symlink() {
                         if let Ok(t) = fs::read_link(e.path()) {
-                            links.insert((at, t.to_string_lossy().into_owned()));
+                            self.links.insert(at, t.to_string_lossy().into_owned());
                         }
                     } else if ft.is_dir() {
-                        dirs.insert(at);
+                        self.dirs.insert(at);
                     }
                 }
             }
-            dirs.insert(r.path);
-        } else {
-            files.insert(r.path);
+            self.dirs.insert(r.path);
+        } else if meta.is_file() {
+            self.files.insert(r.path);
         }
+        // Devices, FIFOs, sockets (a mask's /dev/null on `/`): never read.
+    }
+
+    /// Every match of the apply patterns: files whole, links as links.
+    fn add_patterns(&mut self, root: &Path, patterns: &[String]) {
+        for pattern in patterns {
+            for target in expand(root, pattern) {
+                self.add_config(root, &target, patterns);
+            }
+        }
+    }
+
+    /// One configuration path: a link is kept as a link, and its destination is taken only
+    /// when it matches a pattern as well (`multi-user.target.wants/x.service` → the unit
+    /// file; never /etc/shadow, never anything outside the list).
+    fn add_config(&mut self, root: &Path, target: &str, patterns: &[String]) {
+        if is_secret(target) {
+            self.skipped.insert(target.to_string());
+            return;
+        }
+        let (parent, name) = target.rsplit_once('/').unwrap_or(("", target));
+        let Some(r) = resolve(root, parent) else { return };
+        let at = format!("{}/{}", r.path.trim_end_matches('/'), name);
+        let real = root.join(at.trim_start_matches('/'));
+        let Ok(meta) = fs::symlink_metadata(&real) else { return };
+        self.links.extend(r.links);
+        if meta.file_type().is_symlink() {
+            let Ok(to) = fs::read_link(&real) else { return };
+            self.links.insert(at.clone(), to.to_string_lossy().into_owned());
+            if let Some(dest) = resolve(root, &at) {
+                if matches_any(patterns, &dest.path) {
+                    if is_secret(&dest.path) {
+                        self.skipped.insert(format!("{} (reached from {at})", dest.path));
+                    } else if fs::symlink_metadata(root.join(dest.path.trim_start_matches('/')))
+                        .is_ok_and(|m| m.is_file())
+                    {
+                        self.links.extend(dest.links);
+                        self.files.insert(dest.path);
+                    }
+                }
+            }
+        } else if meta.is_file() && matches_any(patterns, &at) {
+            self.files.insert(at);
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    File,
+    Dir,
+    Link,
+}
+
+/// The target paths under `root` that `pattern` names: literal components as written
+/// (links in them followed chroot-like), `*` components by listing the folder; a `*` that is
+/// not the last component descends only into real folders, never through a link.
+fn expand(root: &Path, pattern: &str) -> Vec<String> {
+    let comps: Vec<&str> = pattern.split('/').filter(|c| !c.is_empty()).collect();
+    let mut found = vec![String::new()];
+    for (i, comp) in comps.iter().enumerate() {
+        let last = i + 1 == comps.len();
+        let mut next = Vec::new();
+        for prefix in &found {
+            if !comp.contains('*') {
+                next.push(format!("{prefix}/{comp}"));
+                continue;
+            }
+            let Some(r) = resolve(root, if prefix.is_empty() { "/" } else { prefix }) else { continue };
+            let dir = root.join(r.path.trim_start_matches('/'));
+            let Ok(rd) = fs::read_dir(&dir) else { continue };
+            let mut names: Vec<(String, bool)> = rd
+                .flatten()
+                .filter_map(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
+                    component_matches(comp, &name).then_some((name, is_dir))
+                })
+                .collect();
+            names.sort();
+            for (name, is_dir) in names {
+                if last || is_dir {
+                    next.push(format!("{prefix}/{name}"));
+                }
+            }
+        }
+        found = next;
+    }
+    found
+}
+
+/// Reads a regular file under `root` (never through a link: the path is canonical), at most
+/// `cap` bytes; `Err(size)` when it holds more.
+fn read_capped(root: &Path, target: &str, cap: u64) -> Option<std::result::Result<Vec<u8>, u64>> {
+    let real = root.join(target.trim_start_matches('/'));
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(&real)
+        .ok()?;
+    let meta = f.metadata().ok()?;
+    if !meta.is_file() {
+        return None;
+    }
+    let mut data = Vec::new();
+    f.take(cap + 1).read_to_end(&mut data).ok()?;
+    if data.len() as u64 > cap {
+        return Some(Err(meta.len().max(data.len() as u64)));
+    }
+    Some(Ok(data))
+}
+
+/// Plans lltune's proposed config for this host with every change module, in check mode,
+/// on the recording `host`: what they read (run-time files such as the governors a CPU
+/// offers) is then recorded too. Nothing is written (check mode writes nothing); a module
+/// that cannot plan here is named in the result.
+fn record_apply_reads(host: &Host, facts: &Facts) -> Vec<String> {
+    use crate::config::to_args;
+    let opts = crate::config::generate::GenOptions {
+        plan: crate::analysis::plan::PlanOptions::default(),
+        source: "capture".into(),
+        generated_at: String::new(),
+    };
+    // With the boot configuration: kernel arguments are planned only with this flag.
+    let text =
+        crate::config::generate::generate(facts, &opts).replace("allow_grub_edit: false", "allow_grub_edit: true");
+    let mut args = match to_args::from_text(&text) {
+        Ok(a) => a,
+        Err(issues) => return vec![format!("proposed config: {} issue(s); no module planned", issues.len())],
+    };
+    to_args::fit_to_host(&mut args, facts, host);
+    let meta = crate::protocol::Meta { check_mode: true, diff: true, ..Default::default() };
+    let mut notes = Vec::new();
+    for (module, module_args) in &args.modules {
+        let mut m = module_args.as_object().cloned().unwrap_or_default();
+        if module == to_args::SYSCTL {
+            // As `lltune apply` runs it: the settings alone.
+            m = Map::from_iter(m.remove("settings").map(|s| ("settings".to_string(), s)));
+        }
+        m.insert("backup_id".into(), Value::String("lltune-capture".into()));
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            crate::modules::run_by_name(module, host, &meta, m)
+        }));
+        match r {
+            Ok(Some(Ok(_))) => {}
+            Ok(Some(Err(e))) => notes.push(format!("{module}: {e:#}")),
+            Ok(None) => notes.push(format!("{module}: unknown module")),
+            Err(_) => notes.push(format!("{module}: panicked")),
+        }
+    }
+    notes
+}
+
+/// Scans `root` with a recording host and writes the capture to `out`.
+pub fn capture(root: &Path, out: &Path, opts: &CaptureOptions) -> Result<CaptureSummary> {
+    let host = Host::recording(root).with_context(|| format!("--root {}", root.display()))?;
+    let root = host.root().to_path_buf();
+    let root = root.as_path();
+    let (facts, _warnings) = facts::collect(&host, ScanOptions { detail: true });
+    let mut summary = CaptureSummary::default();
+    if opts.for_apply {
+        summary.plan_notes = record_apply_reads(&host, &facts);
+    }
+    let rec = host.recorded();
+
+    let mut sel = Selection::default();
+    for f in &rec.files {
+        sel.add_recorded(root, f, Kind::File);
+    }
+    for l in &rec.links {
+        sel.add_recorded(root, l, Kind::Link);
+    }
+    for d in &rec.dirs {
+        sel.add_recorded(root, d, Kind::Dir);
+    }
+    if opts.for_apply {
+        sel.add_patterns(root, &apply_patterns());
+    }
+    summary.skipped = sel.skipped.iter().cloned().collect();
+
+    // Read everything first, so that a capture over the total size writes nothing at all.
+    let mut data: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut total: u64 = 0;
+    for f in &sel.files {
+        match read_capped(root, f, opts.max_file_size) {
+            None => {}
+            Some(Err(size)) => summary.too_large.push((f.clone(), size)),
+            Some(Ok(bytes)) => {
+                let bytes = match redact(f, &bytes) {
+                    Some((b, n)) => {
+                        summary.redacted.push((f.clone(), n));
+                        b
+                    }
+                    None => bytes,
+                };
+                total += bytes.len() as u64;
+                data.push((f.clone(), bytes));
+            }
+        }
+    }
+    // What the ioctls answered (nothing on a tree), and the capture's own manifest.
+    let mut extra: Vec<(String, Vec<u8>)> =
+        facts::nic::capture_files(&facts.nics).into_iter().map(|(p, c)| (p, c.into_bytes())).collect();
+    total += extra.iter().map(|(_, c)| c.len() as u64).sum::<u64>();
+    if total > opts.max_total_size {
+        data.sort_by_key(|(_, b)| std::cmp::Reverse(b.len()));
+        let largest: Vec<String> = data.iter().take(5).map(|(p, b)| format!("{p} ({} bytes)", b.len())).collect();
+        bail!(
+            "the capture would hold {total} bytes, over --max-total-size {} (largest files: {}); nothing written: raise --max-total-size or lower --max-file-size",
+            opts.max_total_size,
+            largest.join(", ")
+        );
     }
 
     let file = fs::File::create(out).with_context(|| format!("-o {}: cannot create", out.display()))?;
@@ -190,26 +614,30 @@ pub fn capture(root: &Path, out: &Path) -> Result<CaptureSummary> {
         }
         Ok(())
     };
-    for d in &dirs {
+    let add_file =
+        |tar: &mut tar::Builder<_>, path: &str, bytes: &[u8], written: &mut BTreeSet<String>| -> Result<()> {
+            if let Some((parent, _)) = path.rsplit_once('/') {
+                add_dir(tar, parent, written)?;
+            }
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Regular);
+            h.set_mode(0o644);
+            h.set_size(bytes.len() as u64);
+            h.set_mtime(0);
+            tar.append_data(&mut h, path.trim_start_matches('/'), bytes)?;
+            Ok(())
+        };
+    for d in &sel.dirs {
         add_dir(&mut tar, d, &mut written_dirs)?;
         summary.dirs += 1;
     }
-    for f in &files {
-        let Ok(data) = fs::read(root.join(f.trim_start_matches('/'))) else { continue };
-        if let Some((parent, _)) = f.rsplit_once('/') {
-            add_dir(&mut tar, parent, &mut written_dirs)?;
-        }
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(tar::EntryType::Regular);
-        h.set_mode(0o644);
-        h.set_size(data.len() as u64);
-        h.set_mtime(0);
-        tar.append_data(&mut h, f.trim_start_matches('/'), data.as_slice())?;
+    for (f, bytes) in &data {
+        add_file(&mut tar, f, bytes, &mut written_dirs)?;
         summary.files += 1;
-        summary.bytes += data.len() as u64;
+        summary.bytes += bytes.len() as u64;
     }
-    for (at, to) in &links {
-        if files.contains(at) || dirs.contains(at) {
+    for (at, to) in &sel.links {
+        if sel.files.contains(at) || sel.dirs.contains(at) {
             continue;
         }
         if let Some((parent, _)) = at.rsplit_once('/') {
@@ -223,28 +651,21 @@ pub fn capture(root: &Path, out: &Path) -> Result<CaptureSummary> {
         tar.append_link(&mut h, at.trim_start_matches('/'), to)?;
         summary.links += 1;
     }
-    // What the ioctls answered (nothing on a tree), and the capture's own manifest.
-    let mut extra: Vec<(String, String)> = facts::nic::capture_files(&facts.nics);
     let manifest = serde_json::json!({
         "lltune_version": env!("CARGO_PKG_VERSION"),
         "schema_version": facts::SCHEMA_VERSION,
         "hostname": facts.host.hostname,
         "kernel_release": facts.host.kernel_release,
         "captured_from_live_host": host.is_live(),
+        "for_apply": opts.for_apply,
         "files": summary.files,
         "links": summary.links,
+        "left_out": summary.skipped.len() + summary.too_large.len(),
+        "redacted": summary.redacted.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>(),
     });
-    extra.push((MANIFEST_PATH.to_string(), serde_json::to_string_pretty(&manifest)? + "\n"));
-    for (path, contents) in extra {
-        if let Some((parent, _)) = path.rsplit_once('/') {
-            add_dir(&mut tar, parent, &mut written_dirs)?;
-        }
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(tar::EntryType::Regular);
-        h.set_mode(0o644);
-        h.set_size(contents.len() as u64);
-        h.set_mtime(0);
-        tar.append_data(&mut h, path.trim_start_matches('/'), contents.as_bytes())?;
+    extra.push((MANIFEST_PATH.to_string(), (serde_json::to_string_pretty(&manifest)? + "\n").into_bytes()));
+    for (path, contents) in &extra {
+        add_file(&mut tar, path, contents, &mut written_dirs)?;
         summary.files += 1;
         summary.bytes += contents.len() as u64;
     }
@@ -272,20 +693,63 @@ pub struct CaptureArgs {
     /// The .tar.gz to write.
     #[arg(short = 'o', long = "output")]
     pub output: PathBuf,
+    /// Only the files a scan reads: enough for `lltune scan`, not for `lltune apply --root`.
+    #[arg(long = "scan-only")]
+    pub scan_only: bool,
+    /// Largest file taken (bytes, or with K, M, G): a larger one is left out, with a warning.
+    #[arg(long = "max-file-size", value_name = "SIZE", default_value = "16M", value_parser = parse_size)]
+    pub max_file_size: u64,
+    /// Most bytes taken in all, before compression: a capture over it is refused.
+    #[arg(long = "max-total-size", value_name = "SIZE", default_value = "256M", value_parser = parse_size)]
+    pub max_total_size: u64,
+}
+
+/// `4096`, `512K`, `16M`, `1G` (powers of 1024; `KiB`, `MB` and lowercase accepted).
+pub fn parse_size(text: &str) -> std::result::Result<u64, String> {
+    let t = text.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(digits);
+    let shift = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        _ => return Err(format!("expected a size such as 1048576, 512K, 16M or 1G, got {text:?}")),
+    };
+    let n: u64 = num.parse().map_err(|_| format!("expected a size such as 1048576, 512K, 16M or 1G, got {text:?}"))?;
+    match n.checked_mul(1u64 << shift) {
+        Some(0) => Err("must be more than 0".into()),
+        Some(v) => Ok(v),
+        None => Err(format!("{text:?} is too large")),
+    }
 }
 
 pub fn run(a: CaptureArgs) -> Result<ExitCode> {
-    let s = capture(&a.root, &a.output)?;
+    let opts =
+        CaptureOptions { for_apply: !a.scan_only, max_file_size: a.max_file_size, max_total_size: a.max_total_size };
+    let s = capture(&a.root, &a.output, &opts)?;
+    let size = fs::metadata(&a.output).map(|m| m.len()).unwrap_or(0);
     eprintln!(
-        "lltune: captured {} files, {} links, {} folders ({} bytes) into {}",
+        "lltune: captured {} files, {} links, {} folders ({} bytes, {} compressed) into {}{}",
         s.files,
         s.links,
         s.dirs,
         s.bytes,
-        a.output.display()
+        size,
+        a.output.display(),
+        if opts.for_apply { "" } else { " (scan only)" }
     );
     for p in &s.skipped {
         eprintln!("lltune: warning: left out {p}: may hold secrets");
+    }
+    for (p, size) in &s.too_large {
+        eprintln!("lltune: warning: left out {p}: {size} bytes or more, over --max-file-size {}", opts.max_file_size);
+    }
+    for (p, n) in &s.redacted {
+        eprintln!("lltune: note: {p}: {n} line(s) stored with their secret replaced by {REDACTED}");
+    }
+    for n in &s.plan_notes {
+        eprintln!("lltune: note: planning the proposed config to record what apply reads: {n}");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -311,6 +775,118 @@ mod tests {
         for p in ["/proc/cmdline", "/proc/1/comm", "/sys/class/net/eth0/mtu", "/etc/security/limits.conf"] {
             assert!(!is_secret(p), "{p}");
         }
+        // GRUB's password file and scripts, pam's old passwords.
+        for p in
+            ["/boot/grub2/user.cfg", "/boot/efi/EFI/redhat/user.cfg", "/etc/grub.d/40_custom", "/etc/security/opasswd"]
+        {
+            assert!(is_secret(p), "{p}");
+        }
+        // A unit named after passwords is a unit; a file so named elsewhere is refused.
+        assert!(!is_secret("/usr/lib/systemd/system/systemd-ask-password-wall.path"));
+        assert!(!is_secret("/etc/systemd/system/sysinit.target.wants/systemd-ask-password-console.path"));
+        assert!(is_secret("/etc/systemd/system/db.service.d/password.conf"));
+        assert!(is_secret("/etc/lltune/password.txt"));
+    }
+
+    #[test]
+    fn redact_blanks_grub_passwords_fstab_options_and_unit_environment() {
+        let grub = "set superusers=\"root\"\n  password_pbkdf2 root grub.pbkdf2.sha512.10000.ABC\nmenuentry x {\n";
+        let (out, n) = redact("/boot/grub2/grub.cfg", grub.as_bytes()).unwrap();
+        assert_eq!(n, 1);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            format!("set superusers=\"root\"\n  password_pbkdf2 root {REDACTED}\nmenuentry x {{\n")
+        );
+        let fstab = "# password=x in a comment stays\n//s/x /mnt cifs user=u,Password=p1,vers=3 0 0\n/dev/sda2 none swap sw 0 0";
+        let (out, n) = redact("/etc/fstab", fstab.as_bytes()).unwrap();
+        assert_eq!(n, 1);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            format!(
+                "# password=x in a comment stays\n//s/x /mnt cifs user=u,Password={REDACTED},vers=3 0 0\n/dev/sda2 none swap sw 0 0"
+            )
+        );
+        let unit = "[Service]\nEnvironment=TOKEN=abc\nExecStart=/bin/x\n";
+        let (out, _) = redact("/etc/systemd/system/x.service.d/override.conf", unit.as_bytes()).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), format!("[Service]\nEnvironment={REDACTED}\nExecStart=/bin/x\n"));
+        // Vendor units, files without secrets and other files: as they are.
+        assert!(redact("/usr/lib/systemd/system/x.service", unit.as_bytes()).is_none());
+        assert!(redact("/etc/fstab", b"/dev/sda2 none swap sw 0 0\n").is_none());
+        assert!(redact("/etc/default/grub", b"password_pbkdf2 root x\n").is_none());
+    }
+
+    #[test]
+    fn sizes_parse_with_units_and_refuse_nonsense() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("512K"), Ok(512 << 10));
+        assert_eq!(parse_size("16M"), Ok(16 << 20));
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        for bad in ["", "M", "1.5M", "-1", "12T", "0"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+        assert!(parse_size("99999999999999999999G").is_err());
+    }
+
+    #[test]
+    fn patterns_match_one_component_per_star() {
+        let p = apply_patterns();
+        for yes in [
+            "/etc/default/grub",
+            "/boot/loader/entries/a-5.14.conf",
+            "/boot/efi/EFI/redhat/grub.cfg",
+            "/etc/sysctl.d/99-sysctl.conf",
+            "/usr/lib/sysctl.d/50-default.conf",
+            "/etc/security/limits.d/20-nproc.conf",
+            "/etc/systemd/system/multi-user.target.wants/tuned.service",
+            "/usr/lib/systemd/system/tuned.service",
+            "/etc/lltune/state.d/lltune_irq.json",
+        ] {
+            assert!(matches_any(&p, yes), "{yes}");
+        }
+        for no in [
+            "/etc/shadow",
+            "/etc/passwd",
+            "/boot/grub2/user.cfg",
+            "/boot/vmlinuz-5.14",
+            "/boot/efi/EFI/redhat/shimx64.efi",
+            "/etc/sysctl.d/.99-x.conf.lltune-1",
+            "/etc/sysctl.d/README.sysctl",
+            "/var/lib/lltune/backups/x/journal.json",
+            "/usr/lib/systemd/system/a/b/c",
+        ] {
+            assert!(!matches_any(&p, no), "{no}");
+        }
+    }
+
+    /// A link in a unit folder is kept as a link; where it leads is read only when that is on
+    /// the list (a unit file), never /etc/shadow or any other file, and never outside root.
+    #[test]
+    fn config_links_stay_links_and_are_followed_only_onto_the_list() {
+        use std::os::unix::fs::symlink;
+        let d = tempfile::tempdir().unwrap();
+        let r = d.path();
+        fs::create_dir_all(r.join("etc/systemd/system/multi-user.target.wants")).unwrap();
+        fs::create_dir_all(r.join("usr/lib/systemd/system")).unwrap();
+        fs::write(r.join("usr/lib/systemd/system/a.service"), "[Unit]\n").unwrap();
+        fs::write(r.join("etc/shadow"), "root:$6$x\n").unwrap();
+        fs::write(r.join("etc/passwd"), "root:x:0:0\n").unwrap();
+        let sys = r.join("etc/systemd/system");
+        symlink("/usr/lib/systemd/system/a.service", sys.join("multi-user.target.wants/a.service")).unwrap();
+        symlink("../../../../etc/shadow", sys.join("up.service")).unwrap();
+        symlink("/etc/shadow", sys.join("abs.service")).unwrap();
+        symlink("/etc/passwd", sys.join("pw.service")).unwrap();
+        symlink("/dev/null", sys.join("masked.service")).unwrap();
+        let mut sel = Selection::default();
+        sel.add_patterns(r, &apply_patterns());
+        assert_eq!(sel.files.iter().collect::<Vec<_>>(), ["/usr/lib/systemd/system/a.service"]);
+        assert_eq!(sel.links["/etc/systemd/system/up.service"], "../../../../etc/shadow");
+        assert_eq!(sel.links["/etc/systemd/system/abs.service"], "/etc/shadow");
+        assert_eq!(sel.links["/etc/systemd/system/masked.service"], "/dev/null");
+        assert_eq!(sel.links.len(), 5);
+        // A file the scan read through such a link is refused where the link leads.
+        sel.add_recorded(r, "/etc/systemd/system/abs.service", Kind::File);
+        assert!(!sel.files.contains("/etc/shadow"));
+        assert!(sel.skipped.iter().any(|s| s.starts_with("/etc/shadow (reached from")), "{:?}", sel.skipped);
     }
 
     #[test]

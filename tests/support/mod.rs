@@ -367,7 +367,7 @@ pub fn host_fixture(name: &str) -> tempfile::TempDir {
     copy_fixture(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hosts").join(name))
 }
 
-fn copy_tree_with_links(src: &Path, dest: &Path) {
+pub fn copy_tree_with_links(src: &Path, dest: &Path) {
     fs::create_dir_all(dest).unwrap();
     for entry in fs::read_dir(src).unwrap() {
         let entry = entry.unwrap();
