@@ -7,6 +7,7 @@ pub mod cpu;
 pub mod facts;
 pub mod irq;
 pub mod kernel_args;
+pub mod latency;
 pub mod limits;
 pub mod memory;
 pub mod nic;
