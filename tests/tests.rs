@@ -20,6 +20,7 @@ mod ethtool_live; //   SIOCETHTOOL on a veth pair inside a network namespace
 mod facts_doc; //      every emitted field is documented in docs/facts.md
 mod facts_module; //   lltune_facts through its real binary: exact JSON results
 mod irq_dumps; //      IRQ counts and affinities on the real dumps agree with their peers
+mod latency; //       lltune validate and lltune_latency: cyclictest parsed, percentiles, compare table and SVG, Ansible
 mod nic_dumps; //      NICs on the real dumps: drivers, NUMA nodes, virtual netdevs, PCI-only NICs
 mod persist; //        persist: true, a simulated reboot, lltune reapply, rollback of the persistence
 mod real_dumps; //     every real dump gives the facts its peer tool reported

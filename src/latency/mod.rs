@@ -405,19 +405,23 @@ pub struct ParseError {
     pub reason: String,
 }
 
+/// The summary lines read, after their `#`.
+const SUMMARY_LABELS: [&str; 5] =
+    ["Total:", "Min Latencies:", "Avg Latencies:", "Max Latencies:", "Histogram Overflows:"];
+
 fn numbers(text: &str) -> Option<Vec<u64>> {
     text.split_whitespace().map(|w| w.parse::<u64>().ok()).collect()
 }
 
 /// Parses the histogram cyclictest writes with `-h` (on standard output, or in the file of
-/// `--histfile`): rows `BUCKET COUNT...` (one count per thread; a `-H` summary column is
-/// allowed and ignored), then `# Total:`, `# Min Latencies:`, `# Avg Latencies:`,
+/// `--histfile`): rows `BUCKET COUNT...` (one count per thread, buckets from 0 up), then `# Total:`, `# Min Latencies:`, `# Avg Latencies:`,
 /// `# Max Latencies:` and `# Histogram Overflows:` lines with one number per thread. Other
 /// comment lines, the `T:` and `policy:` lines of a non-quiet run and blank lines are
 /// skipped; anything else is an error naming the line.
 pub fn parse_histogram(text: &str) -> Result<Vec<ThreadHistogram>, ParseError> {
     let perr = |line: Option<usize>, reason: String| ParseError { line, reason };
     let mut rows: Vec<(usize, Vec<u64>)> = Vec::new();
+    // (label, line number, one number per thread)
     let mut summary: Vec<(&'static str, usize, Vec<u64>)> = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let n = i + 1;
@@ -427,18 +431,12 @@ pub fn parse_histogram(text: &str) -> Result<Vec<ThreadHistogram>, ParseError> {
         }
         if let Some(c) = line.strip_prefix('#') {
             let c = c.trim();
-            for (key, label) in [
-                ("total", "Total:"),
-                ("min", "Min Latencies:"),
-                ("avg", "Avg Latencies:"),
-                ("max", "Max Latencies:"),
-                ("overflows", "Histogram Overflows:"),
-            ] {
+            for label in SUMMARY_LABELS {
                 if let Some(rest) = c.strip_prefix(label) {
                     let v = numbers(rest).ok_or_else(|| {
                         perr(Some(n), format!("{label} is not followed by numbers only: {:?}", cap(raw)))
                     })?;
-                    summary.push((key, n, v));
+                    summary.push((label, n, v));
                 }
             }
             continue;
@@ -449,27 +447,27 @@ pub fn parse_histogram(text: &str) -> Result<Vec<ThreadHistogram>, ParseError> {
         }
         rows.push((n, v));
     }
-    // Threads: from the summary lines when there are any, else from the rows.
-    let threads = match summary.iter().find(|s| s.0 == "total").or(summary.first()) {
-        Some((_, _, v)) => v.len(),
-        None => rows.first().map(|r| r.1.len() - 1).unwrap_or(0),
+    // Threads: from the first row; every row and summary line must agree.
+    let Some(first) = rows.first() else {
+        return Err(perr(
+            None,
+            if summary.is_empty() {
+                "no histogram rows and no summary lines (was cyclictest run with -h?)".into()
+            } else {
+                "no histogram rows (was cyclictest run with -h?)".into()
+            },
+        ));
     };
-    if threads == 0 {
-        return Err(perr(None, "no histogram rows and no summary lines (was cyclictest run with -h?)".into()));
-    }
-    if rows.is_empty() {
-        return Err(perr(None, "no histogram rows (was cyclictest run with -h?)".into()));
-    }
+    let threads = first.1.len() - 1;
     for (key, n, v) in &summary {
         if v.len() != threads {
-            return Err(perr(Some(*n), format!("{key}: {} numbers for {threads} threads", v.len())));
+            return Err(perr(Some(*n), format!("{key} {} numbers for {threads} threads", v.len())));
         }
     }
     let mut out = vec![ThreadHistogram::default(); threads];
     let mut expect_bucket = 0u64;
     for (n, v) in &rows {
-        // `-H` adds a summary column after the threads' counts.
-        if v.len() != threads + 1 && v.len() != threads + 2 {
+        if v.len() != threads + 1 {
             return Err(perr(Some(*n), format!("{} counts in a histogram row, {threads} threads", v.len() - 1)));
         }
         if v[0] != expect_bucket {
@@ -480,14 +478,14 @@ pub fn parse_histogram(text: &str) -> Result<Vec<ThreadHistogram>, ParseError> {
             h.buckets.push(v[t + 1]);
         }
     }
-    for (key, _, v) in &summary {
+    for (label, _, v) in &summary {
         for (t, h) in out.iter_mut().enumerate() {
             let x = Some(v[t]);
-            match *key {
-                "total" => h.total = x,
-                "min" => h.min_us = x,
-                "avg" => h.avg_us = x,
-                "max" => h.max_us = x,
+            match *label {
+                "Total:" => h.total = x,
+                "Min Latencies:" => h.min_us = x,
+                "Avg Latencies:" => h.avg_us = x,
+                "Max Latencies:" => h.max_us = x,
                 _ => h.overflows = x,
             }
         }
@@ -944,7 +942,7 @@ mod tests {
         let e = parse_histogram("000000 1 2\n000002 1 2\n").unwrap_err();
         assert!(e.to_string().contains("bucket 2 where bucket 1 was due"), "{e}");
         let e = parse_histogram("000000 1 2\n# Total: 1\n").unwrap_err();
-        assert!(e.to_string().contains("3 counts in a histogram row, 1 threads") || e.line.is_some(), "{e}");
+        assert!(e.to_string().contains("at line 2: Total: 1 numbers for 2 threads"), "{e}");
         let e = parse_histogram("000000 1 2\n# Total: 000000001 000000003\n").unwrap_err();
         assert!(e.to_string().contains("add up to 2"), "{e}");
     }
