@@ -465,15 +465,13 @@ pub fn parse_histogram(text: &str) -> Result<Vec<ThreadHistogram>, ParseError> {
         }
     }
     let mut out = vec![ThreadHistogram::default(); threads];
-    let mut expect_bucket = 0u64;
-    for (n, v) in &rows {
+    for (expect_bucket, (n, v)) in rows.iter().enumerate() {
         if v.len() != threads + 1 {
             return Err(perr(Some(*n), format!("{} counts in a histogram row, {threads} threads", v.len() - 1)));
         }
-        if v[0] != expect_bucket {
+        if v[0] != expect_bucket as u64 {
             return Err(perr(Some(*n), format!("bucket {} where bucket {expect_bucket} was due", v[0])));
         }
-        expect_bucket += 1;
         for (t, h) in out.iter_mut().enumerate() {
             h.buckets.push(v[t + 1]);
         }
@@ -779,7 +777,8 @@ impl LatencyDoc {
 }
 
 /// Runs cyclictest on `doc.cpus.measured` and fills `doc`. `tool` comes from `probe`.
-pub fn measure(doc: &mut LatencyDoc, mut tool: Tool, roles: &CpuRoles) -> anyhow::Result<()> {
+/// Returns warnings about the run itself.
+pub fn measure(doc: &mut LatencyDoc, mut tool: Tool, roles: &CpuRoles) -> anyhow::Result<Vec<String>> {
     let main_cpus = roles.housekeeping();
     let args = cyclictest_args(&tool, &doc.settings, &doc.cpus.measured, &main_cpus);
     tool.args = args.clone();
@@ -818,7 +817,14 @@ pub fn measure(doc: &mut LatencyDoc, mut tool: Tool, roles: &CpuRoles) -> anyhow
         )
     })?;
     doc.fill(&threads, roles)?;
-    Ok(())
+    let mut warnings = Vec::new();
+    if out.timed_out {
+        warnings.push(format!(
+            "cyclictest did not stop by itself within {GRACE_S} s after the {} s duration and was interrupted; its results are kept",
+            doc.settings.duration_s
+        ));
+    }
+    Ok(warnings)
 }
 
 /// One request to measure (or, with `run: false`, to plan without measuring).
@@ -906,7 +912,7 @@ pub fn run_request(host: &crate::host::Host, req: &Request) -> Result<(LatencyDo
         doc.skipped_reason = Some(req.skip_reason.clone());
         return Ok((doc, warnings));
     }
-    measure(&mut doc, tool, &roles).map_err(|e| RunError::other(format!("{e:#}")))?;
+    warnings.extend(measure(&mut doc, tool, &roles).map_err(|e| RunError::other(format!("{e:#}")))?);
     warnings.extend(doc.warnings());
     Ok((doc, warnings))
 }
