@@ -276,7 +276,7 @@ fn xml(s: &str) -> String {
 /// Colours of the series, in order (colour-blind safe blue and orange, then more).
 const COLOURS: &[&str] = &["#0072b2", "#e69f00", "#009e73", "#cc79a7"];
 
-/// An SVG of the runs' histograms, summed over `plot_cpus`: latency in µs across (linear),
+/// An SVG of the runs' histograms, summed over `plot_cpus`: latency in µs across (logarithmic in latency + 1 µs),
 /// count of wake-ups up (log scale, one decade per grid line), one step line per run and the
 /// overflows as a bar at the right edge. Hand-written, standalone, no scripts.
 pub fn histogram_svg(runs: &[(&str, &LatencyDoc)]) -> String {
@@ -296,11 +296,9 @@ pub fn histogram_svg(runs: &[(&str, &LatencyDoc)]) -> String {
             (label.to_string(), dense, over, d.settings.histogram_us)
         })
         .collect();
-    // Across: up to the last non-empty bucket of any run, rounded up to a tidy step.
-    let last = series.iter().filter_map(|(_, d, _, _)| d.iter().rposition(|&c| c > 0)).max().unwrap_or(0) + 1;
-    let step = nice_step(last as u64);
-    let x_max = (last as u64).div_ceil(step).max(1) * step;
-    let x_max = x_max.min(hist_len as u64).max(1);
+    // Across: up to the end of the last non-empty bucket of any run, rounded up to a tick.
+    let last = series.iter().filter_map(|(_, d, _, _)| d.iter().rposition(|&c| c > 0)).max().unwrap_or(0) as u64 + 1;
+    let x_max = ticks(u64::MAX).into_iter().find(|&t| t >= last).unwrap_or(last).min(hist_len as u64).max(1);
     let any_over = series.iter().any(|s| s.2 > 0);
     let top =
         series.iter().flat_map(|(_, d, o, _)| d.iter().chain(std::iter::once(o))).copied().max().unwrap_or(1).max(1);
@@ -319,7 +317,9 @@ pub fn histogram_svg(runs: &[(&str, &LatencyDoc)]) -> String {
             top_m + ph - v * ph
         }
     };
-    let x_of = |us: f64| -> f64 { left + us / x_max as f64 * pw };
+    // Latency runs from a few µs to thousands: the axis is logarithmic in (latency + 1), so
+    // bucket 0 has a place and the body and the tail of a histogram both show.
+    let x_of = |us: f64| -> f64 { left + (us + 1.0).log10() / (x_max as f64 + 1.0).log10() * pw };
 
     let mut o = String::new();
     let _ = writeln!(
@@ -348,8 +348,7 @@ pub fn histogram_svg(runs: &[(&str, &LatencyDoc)]) -> String {
             10u64.pow(d)
         );
     }
-    let mut t = 0;
-    while t <= x_max {
+    for t in ticks(x_max) {
         let x = x_of(t as f64);
         let _ = writeln!(
             o,
@@ -358,7 +357,6 @@ pub fn histogram_svg(runs: &[(&str, &LatencyDoc)]) -> String {
             top_m + ph + 5.0
         );
         let _ = writeln!(o, r#"  <text x="{x:.1}" y="{:.1}" text-anchor="middle">{t}</text>"#, top_m + ph + 18.0);
-        t += step;
     }
     let _ = writeln!(
         o,
@@ -366,7 +364,7 @@ pub fn histogram_svg(runs: &[(&str, &LatencyDoc)]) -> String {
     );
     let _ = writeln!(
         o,
-        r#"  <text x="{:.1}" y="{:.1}" text-anchor="middle">latency (µs, 1 µs buckets)</text>"#,
+        r#"  <text x="{:.1}" y="{:.1}" text-anchor="middle">latency (µs, log scale; 1 µs buckets)</text>"#,
         left + pw / 2.0,
         h - 18.0
     );
@@ -441,21 +439,23 @@ pub fn histogram_svg(runs: &[(&str, &LatencyDoc)]) -> String {
     o
 }
 
-/// A tidy tick step for an axis of `span`: 1, 2 or 5 times a power of ten, about 10 ticks.
-fn nice_step(span: u64) -> u64 {
-    let raw = (span as f64 / 10.0).max(1.0);
-    let p = 10f64.powf(raw.log10().floor());
-    let m = raw / p;
-    let f = if m <= 1.0 {
-        1.0
-    } else if m <= 2.0 {
-        2.0
-    } else if m <= 5.0 {
-        5.0
-    } else {
-        10.0
-    };
-    (f * p) as u64
+/// Ticks of the latency axis up to `max`: 0, then 1, 2, 5 times each power of ten.
+fn ticks(max: u64) -> Vec<u64> {
+    let mut v = vec![0];
+    let mut p: u64 = 1;
+    'outer: loop {
+        for m in [1, 2, 5] {
+            match p.checked_mul(m) {
+                Some(t) if t <= max => v.push(t),
+                _ => break 'outer,
+            }
+        }
+        match p.checked_mul(10) {
+            Some(n) => p = n,
+            None => break,
+        }
+    }
+    v
 }
 
 #[cfg(test)]
@@ -464,10 +464,9 @@ mod tests {
 
     #[test]
     fn steps_and_changes() {
-        assert_eq!(nice_step(7), 1);
-        assert_eq!(nice_step(95), 10);
-        assert_eq!(nice_step(150), 20);
-        assert_eq!(nice_step(1000), 100);
+        assert_eq!(ticks(7), [0, 1, 2, 5]);
+        assert_eq!(ticks(1000), [0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]);
+        assert_eq!(*ticks(u64::MAX).last().unwrap(), 10_000_000_000_000_000_000);
         assert_eq!(change(Some(100), Some(50)), "-50%");
         assert_eq!(change(Some(100), Some(130)), "+30%");
         assert_eq!(change(Some(0), Some(3)), "—");
