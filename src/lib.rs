@@ -9,6 +9,7 @@ pub mod config; //    the config file (version 1): strict reader, audit, gen-con
 pub mod cpulist; //   CPU lists and masks in the kernel's text forms
 pub mod engine; //    the one write path: runner, journal, lock, state kinds
 pub mod facts; //     discovery of one host, subsystem by subsystem
+pub mod fleet; //     the fleet report: many hosts' facts (controller files) → fleet.json/.csv/.md, lltune.prom
 pub mod host; //      the target host under a `root` prefix, contained: the only user of std::fs for targets
 pub mod latency; //   cyclictest runs, their histograms and percentiles, before/after reports
 pub mod modules; //   one file per Ansible module: Params and a pure plan()

@@ -1,6 +1,8 @@
 //! Analysis end to end: recommendations and reports on the real dumps, gen-config on every
 //! dump auditing clean, the bad configs of tests/fixtures/configs each failing at its field,
-//! and the seed's documented CLI behaviours (exit codes, --output, --md-report).
+//! the seed's documented CLI behaviours (exit codes, --output, --md-report), and the seed's
+//! golden host (tests/fixtures/hosts/seed-golden): its findings pinned, set against the seed's,
+//! and a config written the seed's way audited and applied on it.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -124,7 +126,6 @@ fn tuned_host_gets_little_noise() {
         "kernel/nosoftlockup",
         "kernel/nmi_watchdog",
         "kernel/tsc",
-        "kernel/idle",
         "kernel/processor.max_cstate",
         "kernel/intel_pstate",
         "kernel/isolcpus",
@@ -133,7 +134,11 @@ fn tuned_host_gets_little_noise() {
     ] {
         assert!(!items.contains(&done.to_string()), "{done} in {items:?}");
     }
-    assert!(items.len() <= 8, "{items:?}");
+    // idle=poll is set: the one command-line finding a tuned host gets, an info (as the seed).
+    let idle = f.recommendations.iter().find(|r| r.item == "idle").expect("idle=poll info");
+    assert_eq!((idle.current.as_str(), idle.severity), ("poll", Severity::Info));
+    assert!(idle.target.starts_with("consider removing"), "{}", idle.target);
+    assert!(items.len() <= 9, "{items:?}");
     assert!(f.recommendations.iter().all(|r| r.severity != Severity::Error), "{items:?}");
     // What it lacks: nohz_full for its isolated CPUs, and whole cores (5-10 leave 45-50 out).
     assert!(items.contains(&"kernel/nohz_full".to_string()), "{items:?}");
@@ -159,8 +164,9 @@ fn recommendations_of_the_other_dumps() {
 #[test]
 fn every_recommendation_uses_the_documented_words() {
     let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/recommendations.md")).unwrap();
-    for name in DUMPS {
-        let f = report_of(name);
+    // The real dumps, and the seed's golden host.
+    let reports = DUMPS.iter().map(|n| (*n, report_of(n))).chain([("seed-golden", golden_report().0)]);
+    for (name, f) in reports {
         let v = serde_json::to_value(&f.recommendations).unwrap();
         assert!(!v.as_array().unwrap().is_empty(), "{name}: no recommendation to check");
         for r in v.as_array().unwrap() {
@@ -453,4 +459,350 @@ fn gen_config_proposes_a_governor_only_where_the_host_has_cpufreq() {
         &Default::default(),
     );
     assert!(vm.contains("  governor:\n    target: \"performance\""), "{vm}");
+}
+
+/// The seed's golden host (`tests/fixtures/hosts/seed-golden`, written by
+/// `tests/fixtures/gen-seed-golden-host.sh`): every finding, exactly, in order. A change to any
+/// rule that touches this host shows up here; update the list only with docs/recommendations.md.
+/// Columns: category, item, severity, impact, risk, current, target.
+const SEED_GOLDEN: &[(&str, &str, &str, &str, &str, &str, &str)] = &[
+    ("cpu", "governor", "warning", "high", "safe", "performance (0-7), powersave (8-15)", "performance"),
+    (
+        "cpu",
+        "energy_performance_preference",
+        "warning",
+        "medium",
+        "safe",
+        "balance_performance (8-15), performance (0-7)",
+        "performance",
+    ),
+    ("cpu", "turbo", "info", "medium", "potentially_disruptive", "on", "off"),
+    (
+        "cpu",
+        "cstates",
+        "warning",
+        "high",
+        "potentially_disruptive",
+        "enabled: C6 (170 us)",
+        "C1 at most (processor.max_cstate=1 intel_idle.max_cstate=1)",
+    ),
+    ("kernel", "nohz_full", "warning", "high", "potentially_disruptive", "unset", "2-7"),
+    ("kernel", "rcu_nocbs", "warning", "medium", "potentially_disruptive", "2-5", "2-7"),
+    ("kernel", "skew_tick", "info", "medium", "safe", "unset", "1"),
+    ("kernel", "tsc", "info", "low", "potentially_disruptive", "unset", "reliable"),
+    ("kernel", "nosoftlockup", "info", "low", "safe", "unset", "nosoftlockup"),
+    ("kernel", "nmi_watchdog", "warning", "medium", "safe", "1 (kernel.nmi_watchdog)", "0"),
+    ("kernel", "transparent_hugepage", "info", "medium", "potentially_disruptive", "unset", "never"),
+    ("kernel", "idle", "info", "medium", "high_risk", "halt", "poll (optional)"),
+    ("kernel", "intel_pstate", "info", "low", "potentially_disruptive", "unset", "disable"),
+    (
+        "kernel",
+        "mitigations",
+        "info",
+        "medium",
+        "high_risk",
+        "auto (active: spec_store_bypass, spectre_v1, spectre_v2)",
+        "off (only on hosts that run no untrusted code)",
+    ),
+    ("kernel", "workqueue cpumask", "warning", "medium", "safe", "0-15 (includes isolated 2-7)", "0-1,8-15"),
+    ("kernel", "writeback cpumask", "warning", "medium", "safe", "0-15 (includes isolated 2-7)", "0-1,8-15"),
+    ("kernel", "kernel.timer_migration", "info", "low", "safe", "1", "0"),
+    ("kernel", "vm.stat_interval", "info", "low", "safe", "1", "10"),
+    ("kernel", "kernel.hung_task_timeout_secs", "info", "low", "safe", "120", "600"),
+    ("memory", "transparent_hugepage", "warning", "high", "potentially_disruptive", "always", "never"),
+    ("memory", "numa_balancing", "info", "medium", "safe", "on", "off"),
+    (
+        "memory",
+        "hugepages",
+        "info",
+        "medium",
+        "safe",
+        "none reserved",
+        "per-node 2 MB (or 1 GB) pages for the application",
+    ),
+    ("memory", "vm.max_map_count", "info", "low", "safe", "65530", "262144"),
+    ("network", "net.core.busy_poll", "warning", "high", "potentially_disruptive", "0", "50"),
+    ("network", "net.core.busy_read", "warning", "high", "potentially_disruptive", "0", "50"),
+    ("network", "net.core.wmem_max", "info", "low", "safe", "212992", "67108864"),
+    ("network", "net.core.netdev_max_backlog", "info", "low", "safe", "1000", "250000"),
+    ("network", "net.ipv4.tcp_timestamps", "info", "low", "potentially_disruptive", "1", "0"),
+    ("network", "net.ipv4.tcp_sack", "info", "low", "potentially_disruptive", "1", "0"),
+    ("nic", "ens1f0: offloads", "warning", "medium", "potentially_disruptive", "gro, tso, gso on", "gro, tso, gso off"),
+    (
+        "nic",
+        "ens1f0: coalescing",
+        "warning",
+        "high",
+        "potentially_disruptive",
+        "rx-usecs 8, tx-usecs 16, adaptive-rx on",
+        "rx-usecs 0, tx-usecs 0, adaptive-rx off, adaptive-tx off",
+    ),
+    ("nic", "ens1f0: rings", "info", "low", "potentially_disruptive", "rx 1024, tx 1024", "rx 8192, tx 8192"),
+    ("nic", "ens5f0: offloads", "warning", "medium", "potentially_disruptive", "gro, tso, gso on", "gro, tso, gso off"),
+    (
+        "nic",
+        "ens5f0: coalescing",
+        "warning",
+        "high",
+        "potentially_disruptive",
+        "rx-usecs 60, tx-usecs 150, adaptive-rx on",
+        "rx-usecs 0, tx-usecs 0, adaptive-rx off, adaptive-tx off",
+    ),
+    ("nic", "ens5f0: rings", "info", "low", "potentially_disruptive", "rx 512, tx 512", "rx 4096, tx 2048"),
+    (
+        "irq",
+        "ens5f0: affinity",
+        "warning",
+        "medium",
+        "safe",
+        "8 IRQs on CPUs 0-7 (0-7 off node 1)",
+        "CPUs of node 1 (8-15)",
+    ),
+    (
+        "irq",
+        "irqs_on_isolated_cpus",
+        "warning",
+        "high",
+        "potentially_disruptive",
+        "12 IRQs (0 managed) may hit isolated CPUs 2-7: 103 (mlx5_comp2@pci:0000:3b:00.0), 104 (mlx5_comp3@pci:0000:3b:00.0), 105 (mlx5_comp4@pci:0000:3b:00.0), 106 (mlx5_comp5@pci:0000:3b:00.0), 107 (mlx5_comp6@pci:0000:3b:00.0), 108 (mlx5_comp7@pci:0000:3b:00.0), 122 (ens5f0-2), 123 (ens5f0-3), +4 more",
+        "housekeeping CPUs 0-1,8-15",
+    ),
+    ("irq", "default_smp_affinity", "warning", "medium", "safe", "0-15 (includes isolated 2-7)", "0-1,8-15"),
+    (
+        "services",
+        "irqbalance",
+        "warning",
+        "high",
+        "potentially_disruptive",
+        "running; bans none",
+        "stopped and disabled, or IRQBALANCE_BANNED_CPULIST=2-7",
+    ),
+    (
+        "services",
+        "tuned",
+        "info",
+        "medium",
+        "safe",
+        "not active",
+        "active with the latency-performance profile (or cpu-partitioning / realtime with isolated cores)",
+    ),
+    ("limits", "memlock", "warning", "high", "safe", "soft 65536, hard 65536", "unlimited"),
+    ("limits", "nproc", "info", "low", "safe", "soft 4096, hard unset", "65536"),
+    ("limits", "rtprio", "info", "low", "safe", "soft unset, hard unset", "99"),
+    (
+        "time",
+        "ptp",
+        "info",
+        "low",
+        "safe",
+        "PTP clocks ptp0 present, ptp4l not running",
+        "ptp4l on the timing NIC, phc2sys to the system clock",
+    ),
+];
+
+fn golden_report() -> (Report, Vec<String>) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hosts/seed-golden");
+    let host = Host::new(&root).unwrap();
+    analysis::analyse(&host, ScanOptions::default())
+}
+
+#[test]
+fn seed_golden_host_gives_exactly_these_findings() {
+    let (report, warnings) = golden_report();
+    assert!(warnings.is_empty(), "the fixture reads cleanly: {warnings:#?}");
+    let f = &report.facts;
+    // The host the seed describes: 2 nodes × 8 CPUs, mixed governors, its command line, 2 NICs.
+    assert_eq!((f.cpu.sockets, f.cpu.cores_per_socket, f.cpu.threads_per_core), (Some(2), Some(8), Some(1)));
+    assert_eq!(f.numa.nodes.iter().map(|n| n.cpus.to_string()).collect::<Vec<_>>(), ["0-7", "8-15"]);
+    assert_eq!(f.cpu.governors.keys().collect::<Vec<_>>(), ["performance", "powersave"]);
+    assert!(
+        f.kernel
+            .cmdline
+            .as_deref()
+            .unwrap()
+            .ends_with("isolcpus=managed_irq,domain,2-7 rcu_nocbs=2-5 mitigations=auto idle=halt")
+    );
+    let nics: Vec<(&str, &str, Option<i64>)> = f
+        .nics
+        .iter()
+        .filter(|n| !n.r#virtual)
+        .map(|n| (n.name.as_deref().unwrap(), n.driver.as_deref().unwrap(), n.numa_node))
+        .collect();
+    assert_eq!(nics, [("ens1f0", "mlx5_core", Some(0)), ("ens5f0", "sfc", Some(1))]);
+
+    let got: Vec<Value> = report.recommendations.iter().map(|r| serde_json::to_value(r).unwrap()).collect();
+    let got: Vec<[&str; 7]> = got
+        .iter()
+        .map(|v| {
+            let s = |k: &str| v[k].as_str().unwrap();
+            [s("category"), s("item"), s("severity"), s("impact"), s("risk"), s("current"), s("target")]
+        })
+        .collect();
+    let want: Vec<[&str; 7]> = SEED_GOLDEN.iter().map(|&(a, b, c, d, e, f, g)| [a, b, c, d, e, f, g]).collect();
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert_eq!(g, w, "finding {i} differs");
+    }
+    assert_eq!(got.len(), want.len(), "got {:#?}", &got[want.len().min(got.len())..]);
+}
+
+/// What the seed reports on its golden host (its rules read against the fixture), and the
+/// lltune finding it corresponds to: `same` = same finding and severity; `differs` = lltune
+/// deliberately rates or words it otherwise (docs/recommendations.md, "The seed's rules").
+/// Columns: seed category, seed item, seed severity, lltune `category/item`, lltune severity.
+const SEED_SAYS: &[(&str, &str, &str, &str, &str)] = &[
+    ("cpu", "governor", "warning", "cpu/governor", "warning"),
+    ("kernel", "isolcpus/nohz_full", "warning", "kernel/nohz_full", "warning"),
+    ("kernel", "skew_tick", "info", "kernel/skew_tick", "info"),
+    ("kernel", "tsc", "info", "kernel/tsc", "info"),
+    ("kernel", "nosoftlockup", "info", "kernel/nosoftlockup", "info"),
+    ("kernel", "nmi_watchdog", "info", "kernel/nmi_watchdog", "warning"),
+    ("kernel", "intel_pstate", "info", "kernel/intel_pstate", "info"),
+    ("kernel", "rcu_nocbs", "info", "kernel/rcu_nocbs", "warning"),
+    ("kernel", "idle=poll", "info", "kernel/idle", "info"),
+    ("cpu", "turbo", "info", "cpu/turbo", "info"),
+    ("memory", "numa_balancing", "info", "memory/numa_balancing", "info"),
+    ("services", "irqbalance", "warning", "services/irqbalance", "warning"),
+    ("nic", "ens1f0:offloads", "warning", "nic/ens1f0: offloads", "warning"),
+    ("nic", "ens1f0:coalescing", "warning", "nic/ens1f0: coalescing", "warning"),
+    ("nic", "ens1f0:ring_rx", "info", "nic/ens1f0: rings", "info"),
+    ("nic", "ens1f0:ring_tx", "info", "nic/ens1f0: rings", "info"),
+    ("nic", "ens5f0:offloads", "warning", "nic/ens5f0: offloads", "warning"),
+    ("nic", "ens5f0:coalescing", "warning", "nic/ens5f0: coalescing", "warning"),
+    ("nic", "ens5f0:ring_rx", "info", "nic/ens5f0: rings", "info"),
+    ("nic", "ens5f0:ring_tx", "info", "nic/ens5f0: rings", "info"),
+    ("irq", "120:ens5f0-0", "warning", "irq/ens5f0: affinity", "warning"),
+    ("services", "tuned", "info", "services/tuned", "info"),
+    ("time", "ptp", "info", "time/ptp", "info"),
+    ("kernel", "mitigations", "info", "kernel/mitigations", "info"),
+    ("kernel", "transparent_hugepage", "warning", "kernel/transparent_hugepage", "info"),
+    ("sysctl", "busy_poll", "warning", "network/net.core.busy_poll", "warning"),
+    ("sysctl", "busy_read", "warning", "network/net.core.busy_read", "warning"),
+    ("sysctl", "tcp_timestamps", "info", "network/net.ipv4.tcp_timestamps", "info"),
+    ("sysctl", "tcp_sack", "info", "network/net.ipv4.tcp_sack", "info"),
+    ("sysctl", "wmem_max", "info", "network/net.core.wmem_max", "info"),
+    ("sysctl", "netdev_max_backlog", "info", "network/net.core.netdev_max_backlog", "info"),
+    ("sysctl", "max_map_count", "info", "memory/vm.max_map_count", "info"),
+    ("limits", "memlock", "warning", "limits/memlock", "warning"),
+];
+
+#[test]
+fn seed_golden_host_matches_the_seed_or_says_why_not() {
+    let (report, _) = golden_report();
+    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/recommendations.md")).unwrap();
+    let seed_section = doc.split("## The seed's rules").nth(1).expect("docs/recommendations.md: The seed's rules");
+    for (cat, item, seed_sev, ours, our_sev) in SEED_SAYS {
+        let r = report
+            .recommendations
+            .iter()
+            .find(|r| format!("{}/{}", r.category, r.item) == *ours)
+            .unwrap_or_else(|| panic!("the seed's {cat}/{item} has no lltune finding {ours}"));
+        assert_eq!(r.severity.as_str(), *our_sev, "{ours}");
+        if seed_sev != our_sev {
+            // A deliberate difference: its row in the docs says why.
+            let row = seed_section
+                .lines()
+                .find(|l| l.starts_with(&format!("| `{cat}` `{item}`")))
+                .unwrap_or_else(|| panic!("no row for the seed's `{cat}` `{item}` in The seed's rules"));
+            assert!(row.contains("differs"), "{ours}: {row}");
+        }
+    }
+    // What the seed does not report here, lltune does not either: at its boundaries.
+    for quiet in ["network/net.core.rmem_max", "network/net.core.somaxconn", "network/fs.file-max", "limits/nofile"] {
+        assert!(!report.recommendations.iter().any(|r| format!("{}/{}", r.category, r.item) == quiet), "{quiet}");
+    }
+}
+
+/// Findings follow the seed's boundaries; gen-config still proposes lltune's targets. On the
+/// golden host, values the seed judged fine get no finding and are raised all the same.
+#[test]
+fn seed_golden_host_gen_config_proposes_the_targets() {
+    let (report, _) = golden_report();
+    let text = lltune::config::generate::generate(&report.facts, &Default::default());
+    let r = lltune::config::audit::audit_text(&text, Some(&report.facts));
+    assert!(r.errors.is_empty(), "{:#?}\n{text}", r.errors);
+    let (c, issues) = lltune::config::parse(&text);
+    assert!(issues.is_empty(), "{issues:?}");
+    let s = c.sysctls();
+    for (name, now, proposed) in [
+        ("net.core.rmem_max", "16777216", "67108864"),
+        ("net.core.somaxconn", "4096", "65535"),
+        ("fs.file-max", "1000000", "2097152"),
+    ] {
+        assert_eq!(report.facts.sysctl[name].as_deref(), Some(now), "{name}");
+        assert_eq!(s[name].0, proposed, "{name}\n{text}");
+        assert!(!report.recommendations.iter().any(|r| r.item == name), "{name}: no finding at the seed's boundary");
+    }
+    let limits = c.memory.and_then(|m| m.limits).expect("memory.limits");
+    assert_eq!(limits.nofile.map(|v| v.0), Some("1048576".to_string()));
+    assert!(!report.recommendations.iter().any(|r| r.item == "nofile"), "nofile 65536 is the seed's boundary");
+}
+
+/// A config written the seed's way for its golden host: `per_node` keyed by bare node numbers
+/// (unquoted and quoted), `rdma.devices` as a list of names.
+const SEED_STYLE_CONFIG: &str = r#"version: 1
+cpu:
+  governor:
+    target: performance
+  isolate_cores: "2-7"
+kernel:
+  cmdline:
+    isolcpus: "managed_irq,domain,2-7"
+    nohz_full: "2-7"
+    rcu_nocbs: "2-7"
+    kthread_cpus: "0-1,8-15"
+    irqaffinity: "0-1,8-15"
+memory:
+  thp_runtime: never
+  hugepages:
+    size_kb: "2048"
+    total: 2048
+    per_node:
+      0: 1024
+      "1": 1024
+rdma:
+  devices:
+    - mlx5_0
+services:
+  irqbalance: false
+safety:
+  allow_grub_edit: false
+"#;
+
+#[test]
+fn seed_style_config_audits_and_applies_on_the_golden_host() {
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hosts/seed-golden");
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, issues) = (dir.path().join("seed.yaml"), dir.path().join("issues.json"));
+    let p = |x: &Path| x.to_str().unwrap().to_string();
+    std::fs::write(&cfg, SEED_STYLE_CONFIG).unwrap();
+    let o = lltune(&["audit", "-c", &p(&cfg), "--root", &p(&golden), "--output", &p(&issues)]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stdout));
+    let v: Value = serde_json::from_slice(&std::fs::read(&issues).unwrap()).unwrap();
+    assert_eq!(v["errors"], serde_json::json!([]));
+    // The one warning: the boot command line is left alone without safety.allow_grub_edit.
+    let warned: Vec<&str> = v["warnings"].as_array().unwrap().iter().map(|w| w["field"].as_str().unwrap()).collect();
+    assert_eq!(warned, ["safety.allow_grub_edit"], "{v}");
+
+    // Applied to a copy: huge pages land on both nodes, and the findings it addresses go away,
+    // the tuned one included (lltune's boot unit now keeps the settings).
+    let copy = support::host_fixture("seed-golden");
+    let o = lltune(&["apply", "-c", &p(&cfg), "--root", &p(copy.path())]);
+    assert!(o.status.success(), "{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    for node in [0, 1] {
+        let f = copy.path().join(format!("sys/devices/system/node/node{node}/hugepages/hugepages-2048kB/nr_hugepages"));
+        assert_eq!(std::fs::read_to_string(f).unwrap().trim(), "1024", "node {node}");
+    }
+    let after = analysis::analyse(&Host::new(copy.path()).unwrap(), ScanOptions::default()).0;
+    let items: Vec<String> = after.recommendations.iter().map(|r| format!("{}/{}", r.category, r.item)).collect();
+    for gone in ["cpu/governor", "memory/transparent_hugepage", "services/tuned"] {
+        assert!(!items.contains(&gone.to_string()), "{gone} in {items:?}");
+    }
+
+    // A node the host lacks, keyed the seed's way: an error at that key.
+    std::fs::write(&cfg, SEED_STYLE_CONFIG.replace("      \"1\": 1024", "      2: 1024")).unwrap();
+    let o = lltune(&["audit", "-c", &p(&cfg), "--root", &p(&golden), "--output", &p(&issues)]);
+    assert_eq!(o.status.code(), Some(1));
+    let v: Value = serde_json::from_slice(&std::fs::read(&issues).unwrap()).unwrap();
+    assert_eq!(v["errors"][0]["field"], "memory.hugepages.per_node.2", "{v}");
+    assert_eq!(v["errors"][0]["message"], "this host has no NUMA node 2", "{v}");
 }

@@ -35,7 +35,7 @@ fn services_disable_and_mask_on_a_tree_then_roll_back() {
     assert!(link(root, "/etc/systemd/system/timers.target.wants/fstrim.timer").is_some());
     // Run-time state is not touched on a tree, and the result says so.
     assert_eq!(v["state_not_applied"], json!(["irqbalance.service", "tuned.service"]));
-    assert!(v["warnings"][0].as_str().unwrap().contains("run-time state (state:) was not touched"), "{v}");
+    assert!(v.get("warnings").is_none_or(|w| w.as_array().unwrap().is_empty()), "{v}");
     let irq = &v["services"][0];
     assert_eq!(irq["unit"], "irqbalance.service");
     assert_eq!(irq["unit_file"], "/usr/lib/systemd/system/irqbalance.service");

@@ -2,7 +2,7 @@
 
 mod support;
 
-mod analysis;
+mod analysis; //       recommendations, reports, gen-config and audit on the real dumps, the seed's golden host and bad configs
 mod ansible; //        real ansible-playbook runs and ansible-doc on the collection
 mod apply_sections; // lltune apply: network and irq sections through lltune_nic and lltune_irq
 mod change_ansible; //    the change modules through ansible-doc and ansible-playbook on a fixture root
@@ -19,9 +19,11 @@ mod contract; //         the contract every changing module keeps (one harness),
 mod ethtool_live; //   SIOCETHTOOL on a veth pair inside a network namespace
 mod facts_doc; //      every emitted field is documented in docs/facts.md
 mod facts_module; //   lltune_facts through its real binary: exact JSON results
+mod fleet_playbooks; // the collection's playbooks on a 3-host simulated rack: check, apply, idempotence, rollback, serial stop, health gate
+mod fleet_report; //   lltune report / lltune_report: many hosts' facts → fleet.json, .csv, .md, lltune.prom
 mod irq_dumps; //      IRQ counts and affinities on the real dumps agree with their peers
 mod latency; //       lltune validate and lltune_latency: cyclictest parsed, percentiles, compare table and SVG, Ansible
 mod nic_dumps; //      NICs on the real dumps: drivers, NUMA nodes, virtual netdevs, PCI-only NICs
 mod persist; //        persist: true, a simulated reboot, lltune reapply, rollback of the persistence
 mod real_dumps; //     every real dump gives the facts its peer tool reported
-mod scan_cli; //       lltune scan / capture as a user runs them //       recommendations, reports, gen-config and audit on the real dumps and bad configs
+mod scan_cli; //       lltune scan / capture as a user runs them

@@ -188,7 +188,6 @@ pub fn skew_tick(f: &Facts) -> Option<Recommendation> {
         rec("kernel", "skew_tick")
             .now(arg(f, "skew_tick").map(|v| v.unwrap_or("").to_string()).unwrap_or_else(|| "unset".into()))
             .want("1")
-            .sev(Severity::Warning)
             .impact(Impact::Medium)
             .why("Without it every CPU's tick fires at the same instant and they contend for the same timer locks; skew_tick=1 offsets them."),
     )
@@ -277,9 +276,21 @@ pub fn cstate_limit(f: &Facts) -> Option<Recommendation> {
     )
 }
 
-/// `idle=poll`: the lowest wake-up latency at the price of a busy-spinning idle loop.
+/// `idle=poll`: the lowest wake-up latency at the price of a busy-spinning idle loop. Not set
+/// on bare metal: offered as an option. Already set (bare metal or not): an info that it may
+/// be removed, as the seed reports, since it costs power and heat on every core.
 pub fn idle_poll(f: &Facts) -> Option<Recommendation> {
-    if arg(f, "idle") == Some(Some("poll")) || virtualised(f) {
+    if arg(f, "idle") == Some(Some("poll")) {
+        return Some(
+            rec("kernel", "idle")
+                .now("poll")
+                .want("consider removing if power or heat is a concern")
+                .impact(Impact::Medium)
+                .risk(Risk::PotentiallyDisruptive)
+                .why("idle=poll keeps every idle CPU spinning: wake-up is immediate, but all cores draw full power and heat, which can cost turbo headroom and throttle. Keep it only where wake-up latency matters more."),
+        );
+    }
+    if virtualised(f) {
         return None;
     }
     Some(
@@ -539,17 +550,15 @@ mod tests {
         let f = with_cmdline(
             "skew_tick=1 tsc=nowatchdog nosoftlockup nmi_watchdog=0 transparent_hugepage=never processor.max_cstate=1 idle=poll",
         );
-        for r in [
-            skew_tick(&f),
-            tsc(&f),
-            nosoftlockup(&f),
-            nmi_watchdog(&f),
-            transparent_hugepage(&f),
-            cstate_limit(&f),
-            idle_poll(&f),
-        ] {
+        for r in
+            [skew_tick(&f), tsc(&f), nosoftlockup(&f), nmi_watchdog(&f), transparent_hugepage(&f), cstate_limit(&f)]
+        {
             assert!(r.is_none(), "{r:?}");
         }
+        // idle=poll already set: the seed's "consider removing", an info.
+        let r = idle_poll(&f).unwrap();
+        assert_eq!((r.item.as_str(), r.current.as_str(), r.severity), ("idle", "poll", Severity::Info));
+        assert!(r.target.starts_with("consider removing"), "{}", r.target);
         let f = with_cmdline("skew_tick=0");
         assert_eq!(skew_tick(&f).unwrap().current, "0");
     }

@@ -60,7 +60,6 @@ pub fn numa_balancing(f: &Facts) -> Option<Recommendation> {
         rec("memory", "numa_balancing")
             .now("on")
             .want("off")
-            .sev(Severity::Warning)
             .impact(Impact::Medium)
             .why("Automatic NUMA balancing unmaps pages to sample accesses (NUMA hinting faults) and migrates them: page faults on pinned, already-local memory."),
     )
@@ -74,7 +73,6 @@ pub fn ksm(f: &Facts) -> Option<Recommendation> {
         rec("memory", "ksm")
             .now("running")
             .want("stopped")
-            .sev(Severity::Warning)
             .impact(Impact::Low)
             .why("ksmd scans memory for identical pages and merges them copy-on-write: CPU time, and write faults on merged pages."),
     )

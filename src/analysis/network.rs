@@ -1,6 +1,8 @@
 //! Network sysctl rules: busy polling, socket buffer limits, backlog, somaxconn, file-max,
 //! TCP timestamps and SACK, and the RFS flow table. Each rule fires when the running value
-//! is known and below its target (or, for switches, on). Targets are the seed's.
+//! is known and below the seed's boundary (or, for switches, on); the target it names is the
+//! value gen-config proposes, which is often higher than the boundary: a finding says what is
+//! wrong, the target what is best.
 
 use super::{Context, Impact, Recommendation, Risk, Severity, rec, sysctl_num};
 use crate::facts::Facts;
@@ -8,6 +10,9 @@ use crate::facts::Facts;
 /// A "raise to at least" sysctl rule.
 pub struct Minimum {
     pub name: &'static str,
+    /// Fires when the running value is below this (the seed's boundary).
+    pub fires_below: i64,
+    /// What the finding proposes (and gen-config writes).
     pub target: i64,
     pub severity: Severity,
     pub impact: Impact,
@@ -18,6 +23,7 @@ pub struct Minimum {
 pub const MINIMUMS: &[Minimum] = &[
     Minimum {
         name: "net.core.busy_poll",
+        fires_below: 1,
         target: 50,
         severity: Severity::Warning,
         impact: Impact::High,
@@ -26,6 +32,7 @@ pub const MINIMUMS: &[Minimum] = &[
     },
     Minimum {
         name: "net.core.busy_read",
+        fires_below: 1,
         target: 50,
         severity: Severity::Warning,
         impact: Impact::High,
@@ -34,6 +41,7 @@ pub const MINIMUMS: &[Minimum] = &[
     },
     Minimum {
         name: "net.core.rmem_max",
+        fires_below: 16_777_216,
         target: 67_108_864,
         severity: Severity::Info,
         impact: Impact::Low,
@@ -42,6 +50,7 @@ pub const MINIMUMS: &[Minimum] = &[
     },
     Minimum {
         name: "net.core.wmem_max",
+        fires_below: 16_777_216,
         target: 67_108_864,
         severity: Severity::Info,
         impact: Impact::Low,
@@ -50,6 +59,7 @@ pub const MINIMUMS: &[Minimum] = &[
     },
     Minimum {
         name: "net.core.netdev_max_backlog",
+        fires_below: 10_000,
         target: 250_000,
         severity: Severity::Info,
         impact: Impact::Low,
@@ -58,6 +68,7 @@ pub const MINIMUMS: &[Minimum] = &[
     },
     Minimum {
         name: "net.core.somaxconn",
+        fires_below: 4096,
         target: 65_535,
         severity: Severity::Info,
         impact: Impact::Low,
@@ -66,6 +77,7 @@ pub const MINIMUMS: &[Minimum] = &[
     },
     Minimum {
         name: "fs.file-max",
+        fires_below: 1_000_000,
         target: 2_097_152,
         severity: Severity::Info,
         impact: Impact::Low,
@@ -104,7 +116,7 @@ pub fn rules(cx: &Context, out: &mut Vec<Recommendation>) {
 
 pub fn minimum(f: &Facts, m: &Minimum) -> Option<Recommendation> {
     let v = sysctl_num(f, m.name)?;
-    if v >= m.target {
+    if v >= m.fires_below {
         return None;
     }
     Some(rec("network", m.name).now(v).want(m.target).sev(m.severity).impact(m.impact).risk(m.risk).why(m.rationale))
@@ -139,16 +151,43 @@ mod tests {
     use crate::analysis::testing;
 
     #[test]
-    fn every_minimum_fires_just_below_its_target_only() {
+    fn every_minimum_fires_just_below_its_boundary_only() {
         for m in MINIMUMS {
+            assert!(m.fires_below <= m.target, "{}", m.name);
             let mut f = testing::blank();
             assert!(minimum(&f, m).is_none(), "{}: unknown", m.name);
-            f.sysctl.insert(m.name.into(), Some(m.target.to_string()));
-            assert!(minimum(&f, m).is_none(), "{}: at target", m.name);
-            f.sysctl.insert(m.name.into(), Some((m.target - 1).to_string()));
+            f.sysctl.insert(m.name.into(), Some(m.fires_below.to_string()));
+            assert!(minimum(&f, m).is_none(), "{}: at the boundary", m.name);
+            f.sysctl.insert(m.name.into(), Some((m.fires_below - 1).to_string()));
             let r = minimum(&f, m).unwrap();
-            assert_eq!((r.current.clone(), r.target.clone()), ((m.target - 1).to_string(), m.target.to_string()));
+            assert_eq!((r.current.clone(), r.target.clone()), ((m.fires_below - 1).to_string(), m.target.to_string()));
         }
+    }
+
+    #[test]
+    fn the_seeds_boundaries_give_no_finding() {
+        // A host the seed judged fine: its values at the seed's boundaries, below the targets.
+        let mut f = testing::blank();
+        for (k, v) in [
+            ("net.core.busy_poll", 1),
+            ("net.core.busy_read", 1),
+            ("net.core.rmem_max", 16_777_216),
+            ("net.core.wmem_max", 16_777_216),
+            ("net.core.netdev_max_backlog", 10_000),
+            ("net.core.somaxconn", 4096),
+            ("fs.file-max", 1_000_000),
+        ] {
+            f.sysctl.insert(k.into(), Some(v.to_string()));
+        }
+        let mut out = Vec::new();
+        rules(&super::super::Context::new(&f), &mut out);
+        assert!(out.is_empty(), "{out:#?}");
+        // One below each boundary: the finding names gen-config's target.
+        f.sysctl.insert("net.core.somaxconn".into(), Some("4095".into()));
+        f.sysctl.insert("net.core.rmem_max".into(), Some("16777215".into()));
+        rules(&super::super::Context::new(&f), &mut out);
+        let got: Vec<(&str, &str)> = out.iter().map(|r| (r.item.as_str(), r.target.as_str())).collect();
+        assert_eq!(got, [("net.core.rmem_max", "67108864"), ("net.core.somaxconn", "65535")]);
     }
 
     #[test]

@@ -17,19 +17,66 @@ pub const LATENCY_PROFILES: &[&str] = &[
     "cpu-partitioning-powersave",
 ];
 
-/// Resource limits the seed sets for the trading user: (item, target).
-pub const LIMIT_TARGETS: &[(&str, &str)] =
-    &[("memlock", "unlimited"), ("nofile", "1048576"), ("nproc", "65536"), ("rtprio", "99")];
+/// A resource limit of the default domain: what the finding proposes (and gen-config
+/// writes) and the seed's boundary below which it fires.
+pub struct LimitRule {
+    pub item: &'static str,
+    pub target: &'static str,
+    /// A limit below this fires; `unlimited` only for what must be unlimited.
+    pub fires_below: &'static str,
+    /// Whether a limit the files leave unset (the distribution's default) fires too. The seed
+    /// judged an unset memlock ("default") but not an unset nofile.
+    pub unset_fires: bool,
+    pub severity: Severity,
+    pub impact: Impact,
+}
+
+pub const LIMIT_RULES: &[LimitRule] = &[
+    LimitRule {
+        item: "memlock",
+        target: "unlimited",
+        fires_below: "unlimited",
+        unset_fires: true,
+        severity: Severity::Warning,
+        impact: Impact::High,
+    },
+    LimitRule {
+        item: "nofile",
+        target: "1048576",
+        fires_below: "65536",
+        unset_fires: false,
+        severity: Severity::Info,
+        impact: Impact::Low,
+    },
+    LimitRule {
+        item: "nproc",
+        target: "65536",
+        fires_below: "65536",
+        unset_fires: true,
+        severity: Severity::Info,
+        impact: Impact::Low,
+    },
+    LimitRule {
+        item: "rtprio",
+        target: "99",
+        fires_below: "99",
+        unset_fires: true,
+        severity: Severity::Info,
+        impact: Impact::Low,
+    },
+];
 
 pub fn rules(cx: &Context, out: &mut Vec<Recommendation>) {
     let f = cx.facts;
     out.extend(irqbalance(cx));
     out.extend(tuned(f));
+    out.extend(tuned_inactive(f));
     out.extend(limits(f));
     out.extend(clocksource(f));
     out.extend(time_sync(f));
     out.extend(ptp(f));
     out.extend(rdma_alignment(cx));
+    out.extend(rdma_cross_numa(f));
     out.extend(kernel_bypass(f));
 }
 
@@ -83,6 +130,23 @@ pub fn tuned(f: &Facts) -> Option<Recommendation> {
     )
 }
 
+/// tuned known not to run (or not installed): the seed proposes it as a baseline layer.
+/// Silent where lltune's own boot unit is enabled: lltune then is that layer, and its
+/// gen-config turns tuned off on purpose (a profile would re-tune what lltune sets).
+pub fn tuned_inactive(f: &Facts) -> Option<Recommendation> {
+    let t = &f.services.tuned.service;
+    if running(t) != Some(false) || f.services.lltune_restore.enabled == Some(true) {
+        return None;
+    }
+    Some(
+        rec("services", "tuned")
+            .now(if t.installed == Some(false) { "not installed" } else { "not active" })
+            .want("active with the latency-performance profile (or cpu-partitioning / realtime with isolated cores)")
+            .impact(Impact::Medium)
+            .why("A latency profile keeps governors, C-state limits and sysctls where lltune puts them across reboots and package updates; without tuned nothing re-asserts them but lltune's own restore unit."),
+    )
+}
+
 fn soft_hard(l: &crate::facts::limits::Limits, item: &str) -> SoftHard {
     let d = &l.default;
     match item {
@@ -105,24 +169,26 @@ pub fn limit_meets(value: Option<&str>, target: &str) -> bool {
     }
 }
 
-/// Limits of the default domain (`*`) below the seed's targets; only when limits files exist.
+/// Limits of the default domain (`*`) below the seed's boundaries; only when limits files exist.
 pub fn limits(f: &Facts) -> Vec<Recommendation> {
     let mut out = Vec::new();
     if f.limits.files.is_empty() {
         return out;
     }
-    for (item, target) in LIMIT_TARGETS {
-        let sh = soft_hard(&f.limits, item);
-        if limit_meets(sh.soft.as_deref(), target) && limit_meets(sh.hard.as_deref(), target) {
+    for l in LIMIT_RULES {
+        let sh = soft_hard(&f.limits, l.item);
+        let fine = |v: Option<&str>| (v.is_none() && !l.unset_fires) || limit_meets(v, l.fires_below);
+        if fine(sh.soft.as_deref()) && fine(sh.hard.as_deref()) {
             continue;
         }
         let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "unset".into());
         out.push(
-            rec("limits", *item)
+            rec("limits", l.item)
                 .now(format!("soft {}, hard {}", show(&sh.soft), show(&sh.hard)))
-                .want(*target)
-                .impact(if *item == "memlock" { Impact::Medium } else { Impact::Low })
-                .why(match *item {
+                .want(l.target)
+                .sev(l.severity)
+                .impact(l.impact)
+                .why(match l.item {
                     "memlock" => "mlockall() and kernel-bypass stacks (RDMA, DPDK, Onload) need to lock memory; a low memlock limit makes them fail or fall back.",
                     "rtprio" => "Without an rtprio limit an unprivileged process cannot use SCHED_FIFO for its hot threads.",
                     "nofile" => "Sessions, market-data sockets and log files count against the open-file limit.",
@@ -221,6 +287,36 @@ pub fn rdma_alignment(cx: &Context) -> Vec<Recommendation> {
     out
 }
 
+/// An RDMA device whose network devices are on more than one NUMA node (the device's own
+/// node counts too): the seed's "cross-numa".
+pub fn rdma_cross_numa(f: &Facts) -> Vec<Recommendation> {
+    let mut out = Vec::new();
+    for d in &f.user_stacks.rdma {
+        let mut nodes = std::collections::BTreeMap::new();
+        if let Some(n) = d.numa_node {
+            nodes.entry(i64::from(n)).or_insert_with(Vec::new).push(d.name.clone());
+        }
+        for nd in &d.netdevs {
+            let node = f.nics.iter().find(|n| n.name.as_deref() == Some(nd.as_str())).and_then(|n| n.numa_node);
+            if let Some(n) = node {
+                nodes.entry(n).or_insert_with(Vec::new).push(nd.clone());
+            }
+        }
+        if nodes.len() < 2 {
+            continue;
+        }
+        let by_node: Vec<String> = nodes.iter().map(|(n, names)| format!("node {n}: {}", names.join(", "))).collect();
+        out.push(
+            rec("user_stacks", format!("{}: cross-numa", d.name))
+                .now(format!("cross-numa ({})", by_node.join("; ")))
+                .want("the device and its network devices on one NUMA node")
+                .impact(Impact::Medium)
+                .why("Verbs traffic of one device then crosses the socket interconnect for some of its ports; keep an RDMA device, its netdevs and the threads polling them on one node."),
+        );
+    }
+    out
+}
+
 /// Kernel-bypass stacks present: their latency profiles are worth setting.
 pub fn kernel_bypass(f: &Facts) -> Vec<Recommendation> {
     let u = &f.user_stacks;
@@ -295,7 +391,78 @@ mod tests {
         f.limits.files.push("/etc/security/limits.conf".into());
         f.limits.default.rtprio = SoftHard { soft: Some("99".into()), hard: Some("99".into()) };
         let items: Vec<String> = limits(&f).into_iter().map(|r| r.item).collect();
+        assert_eq!(items, ["memlock", "nproc"], "an unset nofile is not judged, as in the seed");
+        f.limits.default.nofile = SoftHard { soft: Some("1024".into()), hard: None };
+        let items: Vec<String> = limits(&f).into_iter().map(|r| r.item).collect();
         assert_eq!(items, ["memlock", "nofile", "nproc"]);
+    }
+
+    #[test]
+    fn limits_fire_below_the_seeds_boundaries_and_memlock_is_a_warning() {
+        let mut f = testing::blank();
+        f.limits.files.push("/etc/security/limits.conf".into());
+        let both = |v: &str| SoftHard { soft: Some(v.into()), hard: Some(v.into()) };
+        f.limits.default.nofile = both("65536");
+        f.limits.default.nproc = both("65536");
+        f.limits.default.rtprio = both("99");
+        f.limits.default.memlock = both("unlimited");
+        assert!(limits(&f).is_empty(), "{:#?}", limits(&f));
+        f.limits.default.nofile = SoftHard { soft: Some("65535".into()), hard: Some("65536".into()) };
+        let r = limits(&f);
+        assert_eq!((r[0].item.as_str(), r[0].target.as_str()), ("nofile", "1048576"));
+        f.limits.default.nofile = both("65536");
+        f.limits.default.memlock = SoftHard { soft: Some("unlimited".into()), hard: Some("1099511627776".into()) };
+        let r = limits(&f);
+        assert_eq!(r.len(), 1);
+        assert_eq!((r[0].item.as_str(), r[0].severity, r[0].impact), ("memlock", Severity::Warning, Impact::High));
+    }
+
+    #[test]
+    fn tuned_not_running_is_an_info_only_when_known() {
+        let mut f = testing::blank();
+        assert!(tuned_inactive(&f).is_none(), "unknown");
+        f.services.tuned.service = Service { installed: Some(true), enabled: Some(true), active: Some(false) };
+        let r = tuned_inactive(&f).unwrap();
+        assert_eq!((r.item.as_str(), r.current.as_str(), r.severity), ("tuned", "not active", Severity::Info));
+        f.services.tuned.service = Service { installed: Some(false), enabled: Some(false), active: None };
+        assert_eq!(tuned_inactive(&f).unwrap().current, "not installed");
+        f.services.tuned.service.active = Some(true);
+        assert!(tuned_inactive(&f).is_none());
+        // Tuned off by lltune, whose restore unit keeps the settings: no advice to turn it on.
+        f.services.tuned.service.active = Some(false);
+        f.services.lltune_restore = Service { installed: Some(true), enabled: Some(true), active: None };
+        assert!(tuned_inactive(&f).is_none());
+    }
+
+    #[test]
+    fn rdma_device_with_netdevs_on_two_nodes_is_cross_numa() {
+        let mut f = testing::two_nodes();
+        for (name, node) in [("ens1f0", 0), ("ens2f0", 1)] {
+            f.nics.push(crate::facts::nic::Nic {
+                name: Some(name.into()),
+                numa_node: Some(node),
+                ..Default::default()
+            });
+        }
+        let mut dev = crate::facts::user_stacks::RdmaDevice {
+            name: "mlx5_bond_0".into(),
+            numa_node: Some(0),
+            netdevs: vec!["ens1f0".into()],
+            ..Default::default()
+        };
+        f.user_stacks.rdma.push(dev.clone());
+        assert!(rdma_cross_numa(&f).is_empty(), "one node");
+        dev.netdevs.push("ens2f0".into());
+        f.user_stacks.rdma[0] = dev.clone();
+        let r = rdma_cross_numa(&f);
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].item, "mlx5_bond_0: cross-numa");
+        assert_eq!(r[0].current, "cross-numa (node 0: mlx5_bond_0, ens1f0; node 1: ens2f0)");
+        // A netdev whose node is unknown says nothing.
+        dev.numa_node = None;
+        dev.netdevs = vec!["ens1f0".into(), "eth9".into()];
+        f.user_stacks.rdma[0] = dev;
+        assert!(rdma_cross_numa(&f).is_empty());
     }
 
     #[test]

@@ -29,8 +29,8 @@ use crate::protocol::{Diff, Meta, Outcome};
 /// audit`, host cross-checks included when `facts` is given) must pass, then the config is
 /// translated into module arguments (`config::to_args`). Any audit error refuses the whole
 /// config, every error reported with its dotted path.
-pub fn read_config(text: &str, facts: Option<&Facts>) -> Result<(ModuleArgs, Vec<String>)> {
-    let report = audit::audit_text(text, facts);
+pub fn read_config(text: &str, on: Option<(&Facts, &Host)>) -> Result<(ModuleArgs, Vec<String>)> {
+    let report = audit::audit_text(text, on.map(|(f, _)| f));
     if !report.ok() {
         let lines: Vec<String> = report.errors.iter().map(|i| i.to_string()).collect();
         bail!("config has {} error(s) (lltune audit; nothing was applied):\n  {}", lines.len(), lines.join("\n  "));
@@ -39,8 +39,8 @@ pub fn read_config(text: &str, facts: Option<&Facts>) -> Result<(ModuleArgs, Vec
         let lines: Vec<String> = issues.iter().map(|i| i.to_string()).collect();
         anyhow::anyhow!("config has {} error(s):\n  {}", lines.len(), lines.join("\n  "))
     })?;
-    if let Some(f) = facts {
-        to_args::fit_to_host(&mut args, f);
+    if let Some((f, host)) = on {
+        to_args::fit_to_host(&mut args, f, host);
     }
     Ok((args, report.warnings.iter().map(|w| w.to_string()).collect()))
 }
@@ -106,7 +106,8 @@ pub fn apply(root: &Path, config: &Path, plan: bool, backup_id: Option<String>) 
     let _lock = crate::engine::lock::acquire(&host)?;
     // The full audit first, against this host's facts scanned from the same root.
     let (facts, _) = crate::facts::collect(&host, ScanOptions::default());
-    let (args, audit_warnings) = read_config(&text, Some(&facts)).with_context(|| format!("{}", config.display()))?;
+    let (args, audit_warnings) =
+        read_config(&text, Some((&facts, &host))).with_context(|| format!("{}", config.display()))?;
     let id = backup_id.unwrap_or_else(journal::default_backup_id);
     journal::validate_backup_id(&id).map_err(|e| anyhow::anyhow!("--backup-id: {e}"))?;
     let meta = Meta { check_mode: plan, diff: true, ..Meta::default() };
@@ -124,23 +125,13 @@ pub fn apply(root: &Path, config: &Path, plan: bool, backup_id: Option<String>) 
         audit_warnings,
     };
 
-    let mut settings = Map::new();
-    if let Some(sysctl_args) = args.get(to_args::SYSCTL) {
-        let all = sysctl_args.get("settings").and_then(Value::as_object).cloned().unwrap_or_default();
-        for (key, value) in all {
-            let path = args.sysctl_paths.get(&key).and_then(Value::as_str).unwrap_or(&key).to_string();
-            // A name the seed used that this kernel no longer has (tcp_low_latency went in 4.14).
-            match sysctl::parse_key(&key) {
-                Ok(k) if !host.exists(&k.path) => report
-                    .skipped
-                    .push(format!("{path} ({key}): not present on this kernel ({} does not exist)", k.path)),
-                Ok(_) => {
-                    settings.insert(key, value);
-                }
-                Err(e) => bail!("{path}: {e}"),
-            }
-        }
-    }
+    // Sysctls this kernel does not have were left out by fit_to_host (and named in `skipped`).
+    let settings: Map<String, Value> = args
+        .get(to_args::SYSCTL)
+        .and_then(|m| m.get("settings"))
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
     let run_step = |module: &str, result: Result<Outcome>, report: &mut ApplyReport| -> Result<()> {
         match result {
             Ok(o) => {
@@ -412,7 +403,9 @@ mod tests {
         let f = crate::analysis::testing::two_nodes();
         let text = "version: 1\ncpu:\n  isolate_cores: 0-15\nkernel:\n  cmdline:\n    isolcpus: managed_irq,domain,0-15\nsafety:\n  allow_grub_edit: true\n";
         assert!(read_config(text, None).is_ok());
-        let e = format!("{:#}", read_config(text, Some(&f)).unwrap_err());
+        let dir = tempfile::tempdir().unwrap();
+        let host = Host::new(dir.path()).unwrap();
+        let e = format!("{:#}", read_config(text, Some((&f, &host))).unwrap_err());
         assert!(
             e.contains("(lltune audit; nothing was applied)")
                 && e.contains("cpu.isolate_cores: isolates every online CPU"),

@@ -4,6 +4,7 @@
 pub mod apply; //      `lltune apply` / `lltune rollback`
 pub mod audit; //      `lltune audit`
 pub mod capture; //    `lltune capture`
+pub mod fleet; //      `lltune report`: the fleet report from many hosts' facts
 pub mod gen_config; // `lltune gen-config`
 pub mod reapply; //    `lltune reapply`: persisted run-time state again, at boot
 pub mod report; //     text summary and markdown report of `lltune scan`
@@ -46,6 +47,8 @@ pub enum Command {
     Audit(audit::AuditArgs),
     /// Measure wake-up latency with cyclictest (per CPU: percentiles, histogram); compare two runs.
     Validate(validate::ValidateArgs),
+    /// Fleet report from a folder of host facts: fleet.json, fleet.csv, fleet.md, lltune.prom.
+    Report(fleet::ReportArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -98,6 +101,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Reapply(a) => reapply::run(a),
         Command::Audit(a) => audit::run(a),
         Command::Validate(a) => validate::run(a),
+        Command::Report(a) => fleet::run(a),
         Command::Rollback(a) => {
             let report = crate::cli::apply::rollback(&a.root, &a.backup)?;
             print!("{}", report.render_text());

@@ -4,6 +4,8 @@
 //!
 //! Errors make the audit fail (exit 1); warnings do not. Every issue names its dotted field.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::config::{self, Config, Issue};
@@ -292,8 +294,13 @@ pub fn check(cfg: &Config, facts: Option<&Facts>, r: &mut AuditReport) {
 }
 
 /// `node0` → 0.
-fn node_id(key: &str) -> Option<u32> {
-    key.strip_prefix("node")?.parse().ok()
+/// The NUMA node of a `per_node` key: `node0`, or `0` as the seed also accepted.
+pub fn node_id(key: &str) -> Option<u32> {
+    let digits = key.strip_prefix("node").unwrap_or(key);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
 }
 
 fn check_hugepages(hp: &config::HugepagesConfig, facts: Option<&Facts>, r: &mut AuditReport) {
@@ -301,9 +308,21 @@ fn check_hugepages(hp: &config::HugepagesConfig, facts: Option<&Facts>, r: &mut 
     if hp.size_kb.is_some() && size.is_none() {
         r.error("memory.hugepages.size_kb", "expected a number of kB (2048 or 1048576)");
     }
+    let mut seen: BTreeMap<u32, &str> = BTreeMap::new();
     for k in hp.per_node.keys() {
-        if node_id(k).is_none() {
-            r.error(format!("memory.hugepages.per_node.{k}"), "expected a key named nodeN (node0, node1, ...)");
+        match node_id(k) {
+            None => r.error(
+                format!("memory.hugepages.per_node.{k}"),
+                "expected a NUMA node key: nodeN or N (node0, 0, node1, 1, ...)",
+            ),
+            Some(id) => {
+                if let Some(first) = seen.insert(id, k) {
+                    r.error(
+                        format!("memory.hugepages.per_node.{k}"),
+                        format!("node {id} is already given as `{first}`"),
+                    );
+                }
+            }
         }
     }
     let sum: u64 = hp.per_node.values().sum();
@@ -844,6 +863,51 @@ mod tests {
             fields,
             ["network.interfaces[1].name", "time_sync.ptp.interface", "rdma.devices[0].name", "time_sync"]
         );
+    }
+
+    #[test]
+    fn seed_configs_name_nodes_by_number_and_rdma_devices_by_name() {
+        let mut f = testing::two_nodes(); // 16 GiB per node
+        f.user_stacks.rdma.push(crate::facts::user_stacks::RdmaDevice {
+            name: "mlx5_0".into(),
+            numa_node: Some(0),
+            ..Default::default()
+        });
+        // `"0"`, unquoted `1` and `node0` all name nodes, as in the seed.
+        for per_node in ["{\"0\": 512, \"1\": 512}", "{0: 512, 1: 512}", "{node0: 512, \"1\": 512}"] {
+            let text = format!(
+                "version: 1\nmemory:\n  hugepages: {{size_kb: \"2048\", total: 1024, per_node: {per_node}}}\nrdma:\n  devices: [mlx5_0]\n"
+            );
+            let r = audit_text(&text, Some(&f));
+            assert!(r.errors.is_empty(), "{per_node}: {:#?}", r.errors);
+        }
+        // A node the host lacks, named either way, is an error at the key as written.
+        let e = errors(
+            "version: 1\nmemory:\n  hugepages: {size_kb: 2048, total: 2, per_node: {\"7\": 1, node1: 1}}\n",
+            Some(&f),
+        );
+        assert_eq!(e, [("memory.hugepages.per_node.7".to_string(), "this host has no NUMA node 7".to_string())]);
+        // The same node twice, and keys that name no node.
+        let e = errors(
+            "version: 1\nmemory:\n  hugepages: {size_kb: 2048, total: 2, per_node: {\"0\": 1, node0: 1}}\n",
+            None,
+        );
+        assert_eq!(e, [("memory.hugepages.per_node.node0".to_string(), "node 0 is already given as `0`".to_string())]);
+        for bad in ["n0", "node", "-1", "node0x"] {
+            let e = errors(&format!("version: 1\nmemory:\n  hugepages: {{per_node: {{\"{bad}\": 1}}}}\n"), None);
+            assert_eq!(e[0].0, format!("memory.hugepages.per_node.{bad}"), "{e:?}");
+            assert!(e[0].1.contains("nodeN or N"), "{e:?}");
+        }
+        // RDMA devices as names (the seed) and as mappings, mixed; a missing one is named.
+        let e = errors(
+            "version: 1\nrdma:\n  devices:\n    - mlx5_0\n    - name: mlx5_0\n      numa_node: 0\n    - mlx5_9\n",
+            Some(&f),
+        );
+        assert_eq!(e, [("rdma.devices[2].name".to_string(), "no RDMA device `mlx5_9` on this host".to_string())]);
+        // Neither a name nor a mapping: an error naming the list item.
+        let e = errors("version: 1\nrdma:\n  devices:\n    - [mlx5_0]\n", None);
+        assert_eq!(e[0].0, "rdma.devices[0]", "{e:?}");
+        assert!(e[0].1.contains("RDMA device name"), "{e:?}");
     }
 
     #[test]

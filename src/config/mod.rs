@@ -418,9 +418,51 @@ pub struct HugepagesConfig {
     /// Page size in kB: 2048 or 1048576 on x86 (the seed writes it as a string).
     pub size_kb: Option<Text>,
     pub total: Option<u64>,
-    /// `node0: 512`: pages per NUMA node; must add up to `total`.
-    #[serde(default)]
+    /// `node0: 512`: pages per NUMA node; must add up to `total`. The seed also read node
+    /// keys as bare numbers (`"0": 512`, or unquoted `0: 512`); they are kept as written, in
+    /// text (`0`), so that audit names the key the user wrote.
+    #[serde(default, deserialize_with = "per_node_map")]
     pub per_node: BTreeMap<String, u64>,
+}
+
+/// `per_node`: keys as text, whether YAML wrote them as strings (`node0`, `"0"`) or integers.
+fn per_node_map<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, u64>, D::Error> {
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = BTreeMap<String, u64>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a mapping of NUMA node (node0 or 0) to a page count")
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(BTreeMap::new())
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some(k) = m.next_key::<Yaml>()? {
+                let key = match &k {
+                    Yaml::String(s) => s.clone(),
+                    Yaml::Number(n) if n.as_u64().is_some() => n.to_string(),
+                    Yaml::Number(n) => {
+                        return Err(de::Error::custom(format!(
+                            "node keys are nodeN or N (node0, 0); found the number {n}"
+                        )));
+                    }
+                    other => {
+                        return Err(de::Error::custom(format!(
+                            "node keys are nodeN or N (node0, 0); found {}",
+                            kind(other)
+                        )));
+                    }
+                };
+                let pages: u64 = m.next_value()?;
+                if out.insert(key.clone(), pages).is_some() {
+                    return Err(de::Error::custom(format!("node key {key} is given twice")));
+                }
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_any(V)
 }
 
 impl HugepagesConfig {
@@ -691,11 +733,40 @@ pub struct StackProfile {
     pub tuning_level: Option<TuningLevel>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// One of `rdma.devices`: `{name, numa_node}`, or (as the seed wrote it) just the name.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct RdmaDeviceConfig {
     pub name: String,
     pub numa_node: Option<i64>,
+}
+
+impl<'de> Deserialize<'de> for RdmaDeviceConfig {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<RdmaDeviceConfig, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Full {
+            name: String,
+            numa_node: Option<i64>,
+        }
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RdmaDeviceConfig;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an RDMA device name (mlx5_0) or a mapping with name and numa_node")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RdmaDeviceConfig, E> {
+                if v.trim().is_empty() {
+                    return Err(E::custom("an RDMA device name must not be empty"));
+                }
+                Ok(RdmaDeviceConfig { name: v.to_string(), numa_node: None })
+            }
+            fn visit_map<A: MapAccess<'de>>(self, m: A) -> Result<RdmaDeviceConfig, A::Error> {
+                let f = Full::deserialize(de::value::MapAccessDeserializer::new(m))?;
+                Ok(RdmaDeviceConfig { name: f.name, numa_node: f.numa_node })
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -973,6 +1044,32 @@ mod tests {
         );
         assert!(issues.is_empty(), "{issues:?}");
         assert_eq!(c.kernel_arg("mitigations"), Some(Some("off")));
+    }
+
+    #[test]
+    fn seed_spellings_of_per_node_and_rdma_devices_are_read() {
+        let (c, issues) = parse(
+            "version: 1\nmemory:\n  hugepages:\n    per_node: {0: 4, \"1\": 4, node2: 4}\nrdma:\n  devices: [mlx5_0, {name: mlx5_1, numa_node: 1}]\n",
+        );
+        assert!(issues.is_empty(), "{issues:?}");
+        let hp = c.memory.unwrap().hugepages.unwrap();
+        assert_eq!(hp.per_node.keys().collect::<Vec<_>>(), ["0", "1", "node2"]);
+        let names: Vec<(String, Option<i64>)> =
+            c.rdma.unwrap().devices.into_iter().map(|d| (d.name, d.numa_node)).collect();
+        assert_eq!(names, [("mlx5_0".to_string(), None), ("mlx5_1".to_string(), Some(1))]);
+        // Bad shapes name their field.
+        let (_, issues) = parse("version: 1\nmemory:\n  hugepages:\n    per_node: {[0]: 4}\n");
+        assert_eq!(issues[0].field, "memory.hugepages.per_node", "{issues:?}");
+        assert!(issues[0].message.contains("nodeN or N"), "{issues:?}");
+        let (_, issues) = parse("version: 1\nmemory:\n  hugepages:\n    per_node: {-1: 4}\n");
+        assert_eq!(issues[0].field, "memory.hugepages.per_node", "{issues:?}");
+        assert!(issues[0].message.ends_with("found the number -1"), "{issues:?}");
+        let (_, issues) = parse("version: 1\nmemory:\n  hugepages:\n    per_node: {node0: many}\n");
+        assert_eq!(issues[0].field, "memory.hugepages.per_node.node0", "{issues:?}");
+        assert!(issues[0].message.contains("expected an integer"), "{issues:?}");
+        let (_, issues) = parse("version: 1\nrdma:\n  devices:\n    - {name: mlx5_0, port: 1}\n");
+        assert_eq!(issues[0].field, "rdma.devices[0].port", "{issues:?}");
+        assert!(issues[0].message.contains("unknown field"), "{issues:?}");
     }
 
     #[test]

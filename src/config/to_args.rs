@@ -395,7 +395,28 @@ fn limits_args(cfg: &Config) -> Option<Value> {
 /// Leaves out what the config derives but this host cannot take (the files are not there:
 /// no workqueue cpumask, no cpuidle states, no EPP, no THP), each named in `skipped`. What
 /// the config asks for explicitly stays: the module then fails naming what is missing.
-pub fn fit_to_host(args: &mut ModuleArgs, facts: &crate::facts::Facts) {
+pub fn fit_to_host(args: &mut ModuleArgs, facts: &crate::facts::Facts, host: &crate::host::Host) {
+    // A sysctl this kernel does not have (a name the seed used that went away, such as
+    // tcp_low_latency in 4.14, or a dump that did not capture it) is left out and named.
+    if let Some(settings) =
+        args.modules.get_mut(SYSCTL).and_then(|m| m.get_mut("settings")).and_then(Value::as_object_mut)
+    {
+        let mut gone = Vec::new();
+        settings.retain(|key, _| match crate::modules::sysctl::parse_key(key) {
+            Ok(k) if !host.exists(&k.path) => {
+                gone.push((key.clone(), k.path));
+                false
+            }
+            _ => true,
+        });
+        for (key, path) in gone {
+            let from = args.sysctl_paths.get(&key).and_then(Value::as_str).unwrap_or(&key).to_string();
+            args.skipped.push(format!("{from} ({key}): not present on this kernel ({path} does not exist)"));
+        }
+        if settings.is_empty() {
+            args.modules.remove(SYSCTL);
+        }
+    }
     let drop = |module: &str, key: &str, why: &str, args: &mut ModuleArgs| {
         if let Some(m) = args.modules.get_mut(module).and_then(Value::as_object_mut) {
             if m.remove(key).is_some() {
@@ -412,6 +433,23 @@ pub fn fit_to_host(args: &mut ModuleArgs, facts: &crate::facts::Facts) {
     if facts.cpu.epp.is_empty() {
         drop(CPU, "epp", "this host's cpufreq driver has no energy_performance_preference", args);
     }
+    if facts.memory.ksm.run.is_none() {
+        drop(MEMORY, "ksm", "this host has no /sys/kernel/mm/ksm/run", args);
+    }
+    let missing_size = args
+        .get(MEMORY)
+        .and_then(|m| m.get("hugepages"))
+        .and_then(Value::as_object)
+        .and_then(|sizes| sizes.keys().find(|size| !facts.memory.hugepages.contains_key(*size)).cloned());
+    if let Some(size) = missing_size {
+        let offered: Vec<&str> = facts.memory.hugepages.keys().map(String::as_str).collect();
+        let why = if offered.is_empty() {
+            format!("this host offers no {size} kB huge pages (no /sys/kernel/mm/hugepages)")
+        } else {
+            format!("this host offers no {size} kB huge pages (sizes: {})", offered.join(", "))
+        };
+        drop(MEMORY, "hugepages", &why, args);
+    }
     if facts.memory.thp.enabled.is_none() {
         drop(MEMORY, "thp", "this host has no /sys/kernel/mm/transparent_hugepage", args);
     }
@@ -420,9 +458,14 @@ pub fn fit_to_host(args: &mut ModuleArgs, facts: &crate::facts::Facts) {
 }
 
 /// The `lltune_config` / `lltune_audit` result fields: `module_args` (module name → its
-/// arguments) and `not_implemented` (config paths no module carries out yet).
-pub fn result_fields(a: &ModuleArgs) -> [(&'static str, Value); 2] {
-    [("module_args", Value::Object(a.modules.clone())), ("not_implemented", serde_json::json!(a.not_implemented))]
+/// arguments), `skipped` (config items this host cannot take, with why) and
+/// `not_implemented` (config paths no module carries out yet).
+pub fn result_fields(a: &ModuleArgs) -> [(&'static str, Value); 3] {
+    [
+        ("module_args", Value::Object(a.modules.clone())),
+        ("skipped", serde_json::json!(a.skipped)),
+        ("not_implemented", serde_json::json!(a.not_implemented)),
+    ]
 }
 
 #[cfg(test)]
@@ -519,10 +562,11 @@ mod tests {
 
     #[test]
     fn result_fields_shape() {
-        let [(k1, v1), (k2, v2)] = result_fields(&from_text(SEED).unwrap());
-        assert_eq!((k1, k2), ("module_args", "not_implemented"));
+        let [(k1, v1), (k2, v2), (k3, v3)] = result_fields(&from_text(SEED).unwrap());
+        assert_eq!((k1, k2, k3), ("module_args", "skipped", "not_implemented"));
         assert_eq!(v1[KERNEL_ARGS]["args"]["skew_tick"], "1");
-        assert_eq!(v2, json!([]));
+        assert_eq!(v2, json!(["network.defaults: no network.interfaces to apply it to"]));
+        assert_eq!(v3, json!([]));
     }
 
     #[test]
@@ -558,6 +602,13 @@ mod tests {
         // The order apply runs them in: NIC and IRQ last.
         assert_eq!(a.modules.keys().collect::<Vec<_>>(), [KERNEL_ARGS, CPU, MEMORY, SERVICES, LIMITS]);
         assert_eq!(a.not_implemented, ["time_sync"]);
+        // The seed's spellings: node keys as bare numbers, RDMA devices as a list of names.
+        let a = from_text(
+            "version: 1\nmemory:\n  hugepages:\n    size_kb: \"2048\"\n    total: 1536\n    per_node:\n      0: 1024\n      \"1\": 512\nrdma:\n  devices: [mlx5_0, mlx5_1]\n",
+        )
+        .unwrap();
+        assert_eq!(a.modules[MEMORY]["hugepages"], json!({"2048": {"0": 1024, "1": 512}}));
+        assert!(a.not_implemented.is_empty(), "{:?}", a.not_implemented);
         // A TuneD profile is not something lltune sets.
         let a = from_text("version: 1\nservices:\n  tuned: latency-performance\n").unwrap();
         assert!(a.get(SERVICES).is_none());

@@ -64,6 +64,10 @@ pub struct Services {
     pub ptp4l: Service,
     pub phc2sys: Service,
     pub systemd_timesyncd: Service,
+    /// lltune's own boot unit (`lltune-restore.service`, a oneshot that runs `lltune reapply`):
+    /// when enabled, lltune re-asserts its settings at boot. `active` is always null (a oneshot
+    /// leaves no process to see).
+    pub lltune_restore: Service,
 }
 
 /// Where systemd looks for unit files, most local first (systemd.unit(5)).
@@ -217,6 +221,7 @@ pub fn read(scan: &mut Scan) -> Services {
         phc2sys: svc(&["phc2sys.service", "phc2sys@.service"], "phc2sys"),
         // comm is cut to 15 bytes.
         systemd_timesyncd: svc(&["systemd-timesyncd.service"], "systemd-timesyn"),
+        lltune_restore: Service { active: None, ..systemd.service(&["lltune-restore.service"], "", None) },
     }
 }
 
@@ -316,10 +321,29 @@ mod tests {
         assert_eq!(state(&s.ntpd), (Some(false), Some(false), Some(false)));
         assert_eq!(state(&s.ptp4l), (Some(true), Some(true), Some(true)));
         assert_eq!(state(&s.systemd_timesyncd), (Some(true), Some(false), Some(true)));
+        assert_eq!(
+            state(&s.lltune_restore),
+            (Some(false), Some(false), None),
+            "not installed; a oneshot is never seen"
+        );
 
         let json = serde_json::to_value(&s).unwrap();
         assert_eq!(json["irqbalance"]["active"], true, "service fields sit beside the config: {json}");
         assert_eq!(json["irqbalance"]["banned_cpus"], "5-10");
+    }
+
+    #[test]
+    fn lltune_restore_unit_as_persistence_enables_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        write(r, crate::engine::persist::UNIT_PATH, "[Unit]\n");
+        link(r, crate::engine::persist::WANTS_LINK, crate::engine::persist::UNIT_PATH);
+        write(r, "/proc/1/comm", "systemd\n");
+        let host = Host::new(r).unwrap();
+        let mut scan = Scan::new(&host, ScanOptions::default());
+        let s = read(&mut scan);
+        let l = &s.lltune_restore;
+        assert_eq!((l.installed, l.enabled, l.active), (Some(true), Some(true), None));
     }
 
     #[test]

@@ -25,12 +25,41 @@ pub struct Params {
     /// A config file on the target (a path under `root`).
     #[serde(default)]
     pub config_file: Option<String>,
+    /// With neither `config` nor `config_file`: audit the config `lltune_config` proposes for
+    /// this host (what a play's `lltune_generate: true` means).
+    #[serde(default, deserialize_with = "crate::protocol::lenient_bool")]
+    pub generate: bool,
+    /// For `generate`: as `lltune_config`'s option of that name.
+    #[serde(default)]
+    pub housekeeping_cores_per_node: Option<Value>,
+    /// For `generate`: as `lltune_config`'s option of that name.
+    #[serde(default)]
+    pub trading_nics: Option<Value>,
 }
 
 pub fn run(host: &Host, _meta: &Meta, params: Params) -> Result<Outcome> {
+    if !params.generate && (params.housekeeping_cores_per_node.is_some() || params.trading_nics.is_some()) {
+        return Err(Failure::new("housekeeping_cores_per_node, trading_nics: only with generate: true").into());
+    }
+    let mut generated_config: Option<Value> = None;
     let text = match (&params.config, &params.config_file) {
         (Some(_), Some(_)) => return Err(Failure::new("config, config_file: give one of them, not both").into()),
-        (None, None) => return Err(Failure::new("config or config_file is required").into()),
+        (None, None) if params.generate => {
+            let mut options = Map::new();
+            for (k, v) in [
+                ("housekeeping_cores_per_node", &params.housekeeping_cores_per_node),
+                ("trading_nics", &params.trading_nics),
+            ] {
+                if let Some(v) = v {
+                    options.insert(k.into(), v.clone());
+                }
+            }
+            let p: crate::modules::config::Params = crate::protocol::parse_params(options)?;
+            let g = crate::modules::config::generate(host, p)?;
+            generated_config = Some(g.config);
+            g.yaml
+        }
+        (None, None) => return Err(Failure::new("config or config_file is required (or generate: true)").into()),
         (Some(Value::Object(m)), None) => serde_yaml::to_string(m)?,
         (Some(other), None) => {
             return Err(
@@ -59,8 +88,11 @@ pub fn run(host: &Host, _meta: &Meta, params: Params) -> Result<Outcome> {
     let mut args = crate::config::to_args::from_text(&text).map_err(|issues| {
         Failure::new(format!("config: {}", issues.iter().map(|i| i.to_string()).collect::<Vec<_>>().join("; ")))
     })?;
-    crate::config::to_args::fit_to_host(&mut args, &facts);
+    crate::config::to_args::fit_to_host(&mut args, &facts, host);
     let mut outcome = Outcome::new(false).field("errors", errors).field("config_warnings", config_warnings);
+    if let Some(config) = generated_config {
+        outcome = outcome.field("config", config);
+    }
     for (k, v) in crate::config::to_args::result_fields(&args) {
         outcome = outcome.field(k, v);
     }

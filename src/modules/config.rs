@@ -58,7 +58,17 @@ fn name_list<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Vec<String>
     }
 }
 
-pub fn run(host: &Host, _meta: &Meta, params: Params) -> Result<Outcome> {
+/// A config proposed for one host, as data and as the commented YAML gen-config writes.
+pub struct Generated {
+    pub config: Value,
+    pub yaml: String,
+    pub plan: Value,
+    pub warnings: Vec<String>,
+    pub facts: crate::facts::Facts,
+}
+
+/// The config `lltune gen-config` would write for this host.
+pub fn generate(host: &Host, params: Params) -> Result<Generated> {
     if params.housekeeping_cores_per_node == 0 {
         return Err(
             Failure::new("housekeeping_cores_per_node: must be at least 1 (every NUMA node keeps a core)").into()
@@ -81,23 +91,26 @@ pub fn run(host: &Host, _meta: &Meta, params: Params) -> Result<Outcome> {
     // The YAML we just wrote is ours: it parses (a test holds every real dump to it).
     let data: Value =
         serde_yaml::from_str(&text).map_err(|e| anyhow::anyhow!("generated config does not parse: {e}"))?;
-    let mut args = crate::config::to_args::from_text(&text)
+    let plan = json!({
+        "housekeeping": core_plan.housekeeping,
+        "isolated": core_plan.isolated,
+        "trading_cpus": core_plan.trading_cpus,
+        "trading_nodes": core_plan.trading_nodes,
+        "management_node": core_plan.management_node,
+        "notes": core_plan.notes,
+    });
+    Ok(Generated { config: data, yaml: text, plan, warnings, facts })
+}
+
+pub fn run(host: &Host, _meta: &Meta, params: Params) -> Result<Outcome> {
+    let g = generate(host, params)?;
+    let mut args = crate::config::to_args::from_text(&g.yaml)
         .map_err(|e| anyhow::anyhow!("generated config does not read back: {}", e[0]))?;
-    crate::config::to_args::fit_to_host(&mut args, &facts);
-    let mut outcome = Outcome::new(false).field("config", data).field("yaml", text).field(
-        "plan",
-        json!({
-            "housekeeping": core_plan.housekeeping,
-            "isolated": core_plan.isolated,
-            "trading_cpus": core_plan.trading_cpus,
-            "trading_nodes": core_plan.trading_nodes,
-            "management_node": core_plan.management_node,
-            "notes": core_plan.notes,
-        }),
-    );
+    crate::config::to_args::fit_to_host(&mut args, &g.facts, host);
+    let mut outcome = Outcome::new(false).field("config", g.config).field("yaml", g.yaml).field("plan", g.plan);
     for (k, v) in crate::config::to_args::result_fields(&args) {
         outcome = outcome.field(k, v);
     }
-    outcome.warnings = warnings;
+    outcome.warnings = g.warnings;
     Ok(outcome)
 }

@@ -522,12 +522,8 @@ pub fn plan(host: &Host, params: &Params) -> Result<engine::Plan> {
         out.actions.push(Action::Run { argv: vec!["systemctl".into(), "daemon-reload".into()], rewrites: vec![] });
     }
     out.actions.extend(unit_actions);
-    if !state_not_applied.is_empty() {
-        out.warnings.push(format!(
-            "root is not /: run-time state (state:) was not touched for {}; only unit links were edited",
-            state_not_applied.join(", ")
-        ));
-    }
+    // On a tree only unit links change: `state_not_applied` names the units whose run-time
+    // state (state:) was left alone. Not a warning: a tree has no running units to change.
     out.field("services", &changes);
     out.field("state_not_applied", &state_not_applied);
     Ok(out)

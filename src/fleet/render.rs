@@ -1,0 +1,420 @@
+//! The fleet report's four files, rendered from a `Fleet`. Pure; the same fleet gives the
+//! same bytes (hosts in name order, no clock time).
+
+use std::fmt::Write;
+
+use super::{Fleet, HostEntry};
+
+/// `fleet.json`: the `Fleet` object, pretty-printed.
+pub fn json(fleet: &Fleet) -> String {
+    // Our own types: maps have string keys, numbers are finite; this cannot fail.
+    serde_json::to_string_pretty(fleet).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}")) + "\n"
+}
+
+/// The CSV columns, in order (`docs/report.md`).
+pub const CSV_COLUMNS: &[&str] = &[
+    "host",
+    "hostname",
+    "os",
+    "kernel_release",
+    "cpu_model",
+    "sockets",
+    "cores_per_socket",
+    "threads_per_core",
+    "online_count",
+    "online_cpus",
+    "isolated_count",
+    "isolated_cpus",
+    "numa_nodes",
+    "memory_total_kb",
+    "hugepages",
+    "thp",
+    "nics",
+    "nics_physical",
+    "findings_error",
+    "findings_warning",
+    "findings_info",
+    "findings_total",
+    "score",
+    "reboot_pending",
+    "drift_args",
+    "drift",
+    "boot_layout",
+    "latency_p99_us",
+    "latency_max_us",
+];
+
+fn opt<T: ToString>(v: &Option<T>) -> String {
+    v.as_ref().map(|x| x.to_string()).unwrap_or_default()
+}
+
+fn hugepages_text(h: &HostEntry) -> String {
+    h.hugepages.iter().map(|(size, c)| format!("{size}kB={}", opt(&c.total))).collect::<Vec<_>>().join(" ")
+}
+
+fn drift_text(h: &HostEntry) -> String {
+    h.drift.as_ref().map(|d| d.iter().map(|a| a.arg.clone()).collect::<Vec<_>>().join(" ")).unwrap_or_default()
+}
+
+/// One host's CSV values, in `CSV_COLUMNS` order.
+pub fn csv_row(h: &HostEntry) -> Vec<String> {
+    vec![
+        h.host.clone(),
+        opt(&h.hostname),
+        opt(&h.os),
+        opt(&h.kernel_release),
+        opt(&h.cpu_model),
+        opt(&h.sockets),
+        opt(&h.cores_per_socket),
+        opt(&h.threads_per_core),
+        h.online_count.to_string(),
+        h.online_cpus.clone(),
+        h.isolated_count.to_string(),
+        h.isolated_cpus.clone(),
+        h.numa_nodes.to_string(),
+        opt(&h.memory_total_kb),
+        hugepages_text(h),
+        opt(&h.thp),
+        h.nics.to_string(),
+        h.nics_physical.to_string(),
+        h.findings.error.to_string(),
+        h.findings.warning.to_string(),
+        h.findings.info.to_string(),
+        h.findings.total.to_string(),
+        h.score.to_string(),
+        opt(&h.reboot_pending),
+        opt(&h.drift_args),
+        drift_text(h),
+        h.boot.layout.clone(),
+        opt(&h.latency.as_ref().and_then(|l| l.p99_us)),
+        opt(&h.latency.as_ref().and_then(|l| l.max_us)),
+    ]
+}
+
+/// A CSV field (RFC 4180): quoted when it holds a comma, a quote, CR or LF; quotes doubled.
+pub fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\r', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
+}
+
+fn csv_line(fields: &[String]) -> String {
+    let mut l = fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(",");
+    l.push_str("\r\n");
+    l
+}
+
+/// `fleet.csv`: a header, then one row per host; CRLF line ends (RFC 4180).
+pub fn csv(fleet: &Fleet) -> String {
+    let mut o = csv_line(&CSV_COLUMNS.iter().map(|c| c.to_string()).collect::<Vec<_>>());
+    for h in &fleet.hosts {
+        o.push_str(&csv_line(&csv_row(h)));
+    }
+    o
+}
+
+/// Text for one markdown table cell: one line, pipes escaped, `—` when empty.
+fn cell(s: impl ToString) -> String {
+    let s = s.to_string().replace('\\', "\\\\").replace('|', "\\|").replace(['\r', '\n'], " ");
+    if s.is_empty() { "—".into() } else { s }
+}
+
+fn yes_no(b: Option<bool>) -> &'static str {
+    match b {
+        Some(true) => "yes",
+        Some(false) => "no",
+        None => "?",
+    }
+}
+
+fn values_text(v: &[Option<String>]) -> String {
+    if v.is_empty() {
+        return "(absent)".into();
+    }
+    v.iter().map(|x| x.clone().unwrap_or_else(|| "(flag)".into())).collect::<Vec<_>>().join(", ")
+}
+
+/// `fleet.md`: the summary, one table row per host, then each host's boot drift.
+pub fn markdown(fleet: &Fleet) -> String {
+    let s = &fleet.summary;
+    let mut o = String::from("# lltune fleet report\n\n");
+    let _ = writeln!(
+        o,
+        "{} hosts; findings: {} errors, {} warnings, {} info; {} with errors; {} reboot pending; {} with boot drift; score min {} / mean {} / max {}.\n",
+        s.hosts,
+        s.findings.error,
+        s.findings.warning,
+        s.findings.info,
+        s.hosts_with_errors,
+        s.reboot_pending,
+        s.drifted,
+        s.score_min,
+        s.score_mean,
+        s.score_max
+    );
+    o.push_str("| host | kernel | CPU | topology | online | isolated | NUMA | NICs | errors | warnings | info | score | reboot pending | drift |\n");
+    o.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    for h in &fleet.hosts {
+        let q = |v: &Option<u32>| v.map(|x| x.to_string()).unwrap_or_else(|| "?".into());
+        let topo = format!("{}×{}×{}", q(&h.sockets), q(&h.cores_per_socket), q(&h.threads_per_core));
+        let cells = [
+            cell(&h.host),
+            cell(opt(&h.kernel_release)),
+            cell(opt(&h.cpu_model)),
+            cell(topo),
+            if h.online_cpus.is_empty() { "?".into() } else { cell(format!("{} ({})", h.online_cpus, h.online_count)) },
+            cell(if h.isolated_count == 0 {
+                "none".into()
+            } else {
+                format!("{} ({})", h.isolated_cpus, h.isolated_count)
+            }),
+            h.numa_nodes.to_string(),
+            format!("{} ({} physical)", h.nics, h.nics_physical),
+            h.findings.error.to_string(),
+            h.findings.warning.to_string(),
+            h.findings.info.to_string(),
+            h.score.to_string(),
+            yes_no(h.reboot_pending).to_string(),
+            h.drift_args.map(|n| n.to_string()).unwrap_or_else(|| "?".into()),
+        ];
+        let _ = writeln!(o, "| {} |", cells.join(" | "));
+    }
+    let errors: Vec<(&HostEntry, &crate::analysis::Recommendation)> = fleet
+        .hosts
+        .iter()
+        .flat_map(|h| {
+            h.recommendations.iter().filter(|r| r.severity == crate::analysis::Severity::Error).map(move |r| (h, r))
+        })
+        .collect();
+    if !errors.is_empty() {
+        o.push_str(
+            "\n## Errors\n\nFindings of severity `error`: contradictory or broken state that defeats the tuning.\n\n",
+        );
+        o.push_str("| host | category | item | current → target |\n|---|---|---|---|\n");
+        for (h, r) in errors {
+            let _ = writeln!(
+                o,
+                "| {} | {} | {} | {} |",
+                cell(&h.host),
+                cell(&r.category),
+                cell(&r.item),
+                cell(format!("{} → {}", r.current, r.target))
+            );
+        }
+    }
+    let drifted: Vec<&HostEntry> = fleet.hosts.iter().filter(|h| h.drift_args.is_some_and(|n| n > 0)).collect();
+    if !drifted.is_empty() {
+        o.push_str("\n## Boot drift\n\nArguments the boot configuration gives the next boot that differ from the running command line.\n");
+        for h in drifted {
+            let _ = writeln!(
+                o,
+                "\n### {}\n\nConfigured in {} ({} layout).\n",
+                cell(&h.host),
+                cell(opt(&h.boot.configured_source)),
+                cell(&h.boot.layout)
+            );
+            o.push_str("| argument | change | running | configured |\n|---|---|---|---|\n");
+            for a in h.drift.iter().flatten() {
+                let _ = writeln!(
+                    o,
+                    "| {} | {} | {} | {} |",
+                    cell(&a.arg),
+                    a.change,
+                    cell(values_text(&a.running)),
+                    cell(values_text(&a.configured))
+                );
+            }
+        }
+    }
+    let with_latency: Vec<&HostEntry> = fleet.hosts.iter().filter(|h| h.latency.is_some()).collect();
+    if !with_latency.is_empty() {
+        o.push_str("\n## Latency\n\n| host | p99 (µs) | max (µs) |\n|---|---|---|\n");
+        for h in with_latency {
+            let l = h.latency.as_ref().unwrap();
+            let _ = writeln!(o, "| {} | {} | {} |", cell(&h.host), cell(opt(&l.p99_us)), cell(opt(&l.max_us)));
+        }
+    }
+    o
+}
+
+/// A label value in the text exposition format: `\`, `"` and line feed escaped.
+pub fn label_value(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+/// A sample value: integers as written, other numbers in Rust's shortest round-trip form.
+fn num(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 { format!("{}", v as i64) } else { format!("{v}") }
+}
+
+struct Family {
+    name: &'static str,
+    help: &'static str,
+    samples: Vec<(Vec<(&'static str, String)>, f64)>,
+}
+
+impl Family {
+    fn new(name: &'static str, help: &'static str) -> Family {
+        Family { name, help, samples: Vec::new() }
+    }
+    fn add(&mut self, labels: Vec<(&'static str, String)>, v: f64) {
+        self.samples.push((labels, v));
+    }
+    fn render(&self, o: &mut String) {
+        if self.samples.is_empty() {
+            return;
+        }
+        let _ = writeln!(o, "# HELP {} {}", self.name, self.help.replace('\\', "\\\\").replace('\n', "\\n"));
+        let _ = writeln!(o, "# TYPE {} gauge", self.name);
+        for (labels, v) in &self.samples {
+            let l: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{}\"", label_value(v))).collect();
+            if l.is_empty() {
+                let _ = writeln!(o, "{} {}", self.name, num(*v));
+            } else {
+                let _ = writeln!(o, "{}{{{}}} {}", self.name, l.join(","), num(*v));
+            }
+        }
+    }
+}
+
+/// The metric names `lltune.prom` may hold, in order (`docs/report.md`).
+pub const METRICS: &[&str] = &[
+    "lltune_fleet_hosts",
+    "lltune_info",
+    "lltune_findings",
+    "lltune_score",
+    "lltune_reboot_pending",
+    "lltune_drift_args",
+    "lltune_online_cpus",
+    "lltune_isolated_cpus",
+    "lltune_numa_nodes",
+    "lltune_nics",
+    "lltune_memory_bytes",
+    "lltune_hugepages",
+    "lltune_latency_p99_seconds",
+    "lltune_latency_max_seconds",
+];
+
+/// `lltune.prom`: gauges in the Prometheus text exposition format (0.0.4), for
+/// node_exporter's textfile collector. Every sample has a `host` label but the fleet count.
+pub fn prometheus(fleet: &Fleet) -> String {
+    let host = |h: &HostEntry| vec![("host", h.host.clone())];
+    let mut fams = vec![
+        Family::new(METRICS[0], "Hosts in the lltune fleet report."),
+        Family::new(METRICS[1], "Host identity as lltune facts show it; the value is always 1."),
+        Family::new(METRICS[2], "lltune recommendations for the host, by severity."),
+        Family::new(
+            METRICS[3],
+            "lltune score: 100 less 15 per error, 5 per warning and 1 per info finding, at least 0.",
+        ),
+        Family::new(
+            METRICS[4],
+            "1 when the boot configuration's kernel arguments differ from the running ones (a reboot would change them).",
+        ),
+        Family::new(METRICS[5], "Kernel arguments whose configured values differ from the running command line."),
+        Family::new(METRICS[6], "Online CPUs."),
+        Family::new(METRICS[7], "CPUs isolated from the scheduler (isolcpus, nohz_full, at boot or run time)."),
+        Family::new(METRICS[8], "NUMA nodes."),
+        Family::new(METRICS[9], "Network devices (netdevs and PCI network functions)."),
+        Family::new(METRICS[10], "Memory of the host (MemTotal)."),
+        Family::new(METRICS[11], "Huge pages allocated, by page size in kB."),
+        Family::new(METRICS[12], "99th percentile latency of the host's last latency run."),
+        Family::new(METRICS[13], "Largest latency of the host's last latency run."),
+    ];
+    fams[0].add(vec![], fleet.hosts.len() as f64);
+    for h in &fleet.hosts {
+        fams[1].add(
+            vec![
+                ("host", h.host.clone()),
+                ("hostname", opt(&h.hostname)),
+                ("kernel", opt(&h.kernel_release)),
+                ("os", opt(&h.os)),
+                ("cpu_model", opt(&h.cpu_model)),
+                ("boot_layout", h.boot.layout.clone()),
+                ("lltune_version", h.facts_lltune_version.clone()),
+            ],
+            1.0,
+        );
+        for (sev, n) in [("error", h.findings.error), ("warning", h.findings.warning), ("info", h.findings.info)] {
+            fams[2].add(vec![("host", h.host.clone()), ("severity", sev.to_string())], n as f64);
+        }
+        fams[3].add(host(h), h.score as f64);
+        if let Some(r) = h.reboot_pending {
+            fams[4].add(host(h), if r { 1.0 } else { 0.0 });
+        }
+        if let Some(n) = h.drift_args {
+            fams[5].add(host(h), n as f64);
+        }
+        fams[6].add(host(h), h.online_count as f64);
+        fams[7].add(host(h), h.isolated_count as f64);
+        fams[8].add(host(h), h.numa_nodes as f64);
+        fams[9].add(host(h), h.nics as f64);
+        if let Some(kb) = h.memory_total_kb {
+            fams[10].add(host(h), kb as f64 * 1024.0);
+        }
+        for (size, c) in &h.hugepages {
+            if let Some(t) = c.total {
+                fams[11].add(vec![("host", h.host.clone()), ("size_kb", size.clone())], t as f64);
+            }
+        }
+        if let Some(l) = &h.latency {
+            if let Some(p) = l.p99_us {
+                fams[12].add(host(h), p / 1e6);
+            }
+            if let Some(m) = l.max_us {
+                fams[13].add(host(h), m / 1e6);
+            }
+        }
+    }
+    let mut o = String::new();
+    for f in &fams {
+        f.render(&mut o);
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::{self, Severity, testing};
+    use crate::fleet::{HostInput, build};
+
+    #[test]
+    fn markdown_lists_errors_with_their_host() {
+        let facts = testing::two_nodes();
+        let recs = vec![
+            analysis::rec("kernel", "nohz_full").now("1-3").want("2-3 | x").sev(Severity::Error),
+            analysis::rec("cpu", "governor").sev(Severity::Warning),
+        ];
+        let input = HostInput {
+            host: "h1".into(),
+            source: "h1.json".into(),
+            shape: "scan",
+            facts,
+            recommendations: recs,
+            latency: None,
+        };
+        let md = markdown(&build(&[input]));
+        assert!(md.contains("## Errors"), "{md}");
+        assert!(md.contains("| h1 | kernel | nohz_full | 1-3 → 2-3 \\| x |"), "{md}");
+        assert!(!md.contains("| h1 | cpu | governor"), "warnings are in the counts only: {md}");
+    }
+
+    #[test]
+    fn csv_fields_are_quoted_per_rfc_4180() {
+        assert_eq!(csv_field("plain"), "plain");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("two\nlines"), "\"two\nlines\"");
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(label_value("a\\b\"c\nd"), "a\\\\b\\\"c\\nd");
+    }
+
+    #[test]
+    fn numbers_are_written_as_prometheus_reads_them() {
+        assert_eq!(num(3.0), "3");
+        assert_eq!(num(0.000012), "0.000012");
+        assert_eq!(num(1.5e16), "15000000000000000");
+    }
+}

@@ -1,0 +1,85 @@
+//! lltune_report: the fleet report (`crate::fleet`) from a folder of host facts on the
+//! controller. `facts_dir` and `dest` are plain paths of the machine the module runs on (a
+//! play runs it with `delegate_to: localhost` and `run_once`), not paths under `root`.
+//! Check mode reads and renders the same way and writes nothing; a file whose content would
+//! not change is not written, so a rerun on the same facts reports `changed: false`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use serde::Deserialize;
+
+use crate::host::Host;
+use crate::protocol::{Diff, Failure, Meta, Outcome};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    /// Folder of host facts (one file per host).
+    pub facts_dir: PathBuf,
+    /// Folder the report is written into.
+    pub dest: PathBuf,
+}
+
+/// A `type: path` option as Ansible's own modules read it: a leading `~` is the home folder.
+fn expand_home(p: &Path) -> PathBuf {
+    let Ok(rest) = p.strip_prefix("~") else { return p.to_path_buf() };
+    match std::env::var_os("HOME") {
+        Some(home) if !home.is_empty() => PathBuf::from(home).join(rest),
+        _ => p.to_path_buf(),
+    }
+}
+
+pub fn run(_host: &Host, meta: &Meta, mut params: Params) -> Result<Outcome> {
+    for (opt, p) in [("facts_dir", &mut params.facts_dir), ("dest", &mut params.dest)] {
+        if p.as_os_str().is_empty() {
+            return Err(Failure::new(format!("option {opt}: must be a folder path, got an empty string")).into());
+        }
+        *p = expand_home(p);
+    }
+    let cap = |e: anyhow::Error, opt: &str| Failure::new(crate::protocol::cap_text(&format!("option {opt}: {e:#}")));
+    crate::fleet::check_dirs(&params.facts_dir, &params.dest).map_err(|e| cap(e, "dest"))?;
+    let inputs = crate::fleet::load_dir(&params.facts_dir).map_err(|e| cap(e, "facts_dir"))?;
+    let fleet = crate::fleet::build(&inputs);
+    let outputs = crate::fleet::render_all(&fleet);
+    // The diff needs the old text: read it before writing.
+    let mut diff = Vec::new();
+    if meta.diff && !meta.no_log {
+        for (name, text) in &outputs {
+            let path = params.dest.join(name);
+            let before = crate::fleet::read_file(&path).ok().map(|b| String::from_utf8_lossy(&b).into_owned());
+            if before.as_deref() != Some(text.as_str()) {
+                diff.push(Diff {
+                    before_header: path.display().to_string(),
+                    after_header: path.display().to_string(),
+                    before: before.unwrap_or_default(),
+                    after: text.clone(),
+                });
+            }
+        }
+    }
+    let res = crate::fleet::write_outputs(&params.dest, &outputs, meta.check_mode).map_err(|e| cap(e, "dest"))?;
+    let mut out = Outcome::new(!res.changed.is_empty())
+        .field("summary", &fleet.summary)
+        .field("hosts", fleet.hosts.iter().map(|h| h.host.as_str()).collect::<Vec<_>>())
+        .field("files", &res.files)
+        .field("changed_files", &res.changed);
+    out.diff = diff;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_leading_tilde_is_the_home_folder() {
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        if let Some(h) = home.filter(|h| !h.as_os_str().is_empty()) {
+            assert_eq!(expand_home(Path::new("~/facts")), h.join("facts"));
+            assert_eq!(expand_home(Path::new("~")), h);
+        }
+        assert_eq!(expand_home(Path::new("/srv/~x")), PathBuf::from("/srv/~x"));
+        assert_eq!(expand_home(Path::new("~other/x")), PathBuf::from("~other/x"));
+    }
+}

@@ -1,0 +1,238 @@
+//! The collection's playbooks (lltune.tuning.facts/audit/tune/rollback/report) run by a real
+//! ansible-playbook on a 3-host simulated rack: each host a copy of a real dump with boot and
+//! /etc files added (tests/fixtures/make-rack.sh), `ansible_connection: local`, its
+//! `lltune_root` the copy. The hosts are folders because this machine is one host; every
+//! module, role and playbook is the shipped one.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+use crate::support::{self, Node, Run, assert_same_tree, play_recap, run_ansible, tree_snapshot};
+
+const HOSTS: [&str; 3] = ["host001", "host002", "host003"];
+
+struct Rack {
+    dir: tempfile::TempDir,
+    sandbox: tempfile::TempDir,
+}
+
+impl Rack {
+    fn new(count: usize) -> Rack {
+        let dir = tempfile::tempdir().unwrap();
+        // The dumps unpacked once per test build (support::real_fixture), shared by the racks.
+        let dumps = support::real_fixture("cnto-r640-rt-worker1").parent().unwrap().to_path_buf();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/make-rack.sh");
+        let out = Command::new("bash")
+            .arg(&script)
+            .arg(dir.path())
+            .arg(count.to_string())
+            .arg(support::bin("lltune"))
+            .env("DUMPS", &dumps)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "make-rack.sh: {}", String::from_utf8_lossy(&out.stderr));
+        Rack { dir, sandbox: tempfile::tempdir().unwrap() }
+    }
+
+    fn root(&self, host: &str) -> PathBuf {
+        self.dir.path().join("hosts").join(host)
+    }
+
+    fn inventory(&self) -> PathBuf {
+        self.dir.path().join("inventory")
+    }
+
+    fn snapshot(&self) -> BTreeMap<String, BTreeMap<String, Node>> {
+        HOSTS.iter().map(|h| (h.to_string(), tree_snapshot(&self.root(h)))).collect()
+    }
+
+    /// `ansible-playbook -i <rack> lltune.tuning.<playbook> <flags>`.
+    fn play(&self, playbook: &str, flags: &[&str]) -> Run {
+        let inv = self.inventory();
+        let mut args = vec!["-i", inv.to_str().unwrap()];
+        args.extend_from_slice(flags);
+        let name = format!("lltune.tuning.{playbook}");
+        args.push(&name);
+        run_ansible(&support::ansible().playbook, self.sandbox.path(), &args, None)
+    }
+}
+
+fn assert_same_rack(
+    before: &BTreeMap<String, BTreeMap<String, Node>>,
+    after: &BTreeMap<String, BTreeMap<String, Node>>,
+    what: &str,
+) {
+    for (host, tree) in before {
+        assert_same_tree(tree, &after[host], &format!("{what}: {host}"));
+    }
+}
+
+/// The play succeeded on every host, printed no warning, and changed `changed` tasks on each.
+fn assert_play(r: &Run, changed: Option<u64>) -> BTreeMap<String, BTreeMap<String, u64>> {
+    assert_eq!(r.code, 0, "{}", r.show());
+    assert!(!r.stdout.contains("[WARNING]") && !r.stderr.contains("[WARNING]"), "{}", r.show());
+    let mut recaps = BTreeMap::new();
+    for h in HOSTS {
+        let recap = play_recap(&r.stdout, h);
+        assert_eq!(recap["failed"], 0, "{h}: {}", r.show());
+        if let Some(c) = changed {
+            assert_eq!(recap["changed"], c, "{h}: {}", r.show());
+        }
+        recaps.insert(h.to_string(), recap);
+    }
+    recaps
+}
+
+fn backups(root: &Path) -> Vec<String> {
+    let dir = root.join("var/lib/lltune/backups");
+    let mut v: Vec<String> = fs::read_dir(&dir)
+        .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+fn file(root: &Path, path: &str) -> String {
+    fs::read_to_string(root.join(path.trim_start_matches('/'))).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+#[test]
+fn tune_previews_applies_is_idempotent_and_rolls_back_across_the_rack() {
+    let rack = Rack::new(HOSTS.len());
+    let start = rack.snapshot();
+
+    // Scan and audit: nothing changes.
+    assert_play(&rack.play("facts", &[]), Some(0));
+    let r = rack.play("audit", &[]);
+    assert_play(&r, Some(0));
+    assert!(r.stdout.contains("lltune_kernel_args"), "{}", r.show());
+
+    // Preview: every host shows its changes, no tree changes.
+    let r = rack.play("tune", &["--check", "--diff"]);
+    let recaps = assert_play(&r, None);
+    for (h, recap) in &recaps {
+        assert!(recap["changed"] >= 4, "{h} shows too few changes in check mode: {}", r.show());
+    }
+    assert!(r.stdout.contains("+options root=/dev/mapper/rl-root"), "no boot entry diff:\n{}", r.show());
+    assert!(r.stdout.contains("isolcpus=managed_irq,domain,"), "{}", r.show());
+    assert_same_rack(&start, &rack.snapshot(), "tune --check --diff");
+
+    // Apply, with the default serial batches: one backup id on every host.
+    let r = rack.play("tune", &[]);
+    let applied_recaps = assert_play(&r, None);
+    for (h, recap) in &applied_recaps {
+        assert_eq!(recap["changed"], recaps[h]["changed"], "{h}: check mode predicted another count:\n{}", r.show());
+    }
+    let ids: Vec<Vec<String>> = HOSTS.iter().map(|h| backups(&rack.root(h))).collect();
+    assert_eq!(ids[0].len(), 1, "{ids:?}");
+    assert!(ids[0][0].starts_with("lltune-"), "{ids:?}");
+    assert!(ids.iter().all(|i| *i == ids[0]), "hosts got different backup ids: {ids:?}");
+    let id = ids[0][0].clone();
+    for h in HOSTS {
+        let root = rack.root(h);
+        let cmdline = file(&root, "/etc/kernel/cmdline");
+        assert!(cmdline.contains("nohz_full=") && cmdline.contains("skew_tick=1"), "{h}: {cmdline}");
+        let limits = file(&root, "/etc/security/limits.d/99-lltune.conf");
+        assert!(limits.contains("memlock") && limits.contains("unlimited"), "{h}: {limits}");
+        assert!(file(&root, "/etc/fstab").contains("# lltune: /dev/mapper/rl-swap"), "{h}: swap line still active");
+        // The gate passed; kernel arguments wait for a reboot that a tree never gets.
+        assert!(r.stdout.contains("kernel arguments waiting for a reboot: isolcpus="), "{}", r.show());
+    }
+    let applied = rack.snapshot();
+
+    // Again: nothing to change (idempotence), in check mode as well.
+    assert_play(&rack.play("tune", &[]), Some(0));
+    assert_play(&rack.play("tune", &["--check", "--diff"]), Some(0));
+    assert_same_rack(&applied, &rack.snapshot(), "tune rerun");
+    assert_eq!(backups(&rack.root("host001")), vec![id.clone()], "a rerun that changes nothing leaves no bundle");
+
+    // Rollback: preview writes nothing, then every host is back byte for byte.
+    let var = format!("lltune_backup_id={id}");
+    let r = rack.play("rollback", &["--check", "--diff", "-e", &var]);
+    assert_play(&r, Some(1));
+    assert_same_rack(&applied, &rack.snapshot(), "rollback --check");
+    assert_play(&rack.play("rollback", &["-e", &var]), Some(1));
+    assert_same_rack(&start, &rack.snapshot(), "after rollback");
+}
+
+#[test]
+fn a_host_that_fails_its_audit_stops_the_serial_rollout() {
+    let rack = Rack::new(HOSTS.len());
+    // host001's config isolates every CPU: its audit fails, so with one host per batch and
+    // max_fail_percentage 0 no later batch starts.
+    let vars = rack.inventory().join("host_vars/host001.yml");
+    let text = fs::read_to_string(&vars).unwrap();
+    let bad = text.replace("isolate_cores: \"2-39,42-79\"", "isolate_cores: \"0-79\"");
+    assert_ne!(text, bad, "the R640 config has no isolate_cores line to break");
+    fs::write(&vars, bad).unwrap();
+    let start = rack.snapshot();
+    let r = rack.play("tune", &["-e", "lltune_serial=1"]);
+    assert_ne!(r.code, 0, "{}", r.show());
+    assert!(r.stdout.contains("cpu.isolate_cores: isolates every online CPU"), "{}", r.show());
+    assert_eq!(play_recap(&r.stdout, "host001")["failed"], 1, "{}", r.show());
+    for h in ["host002", "host003"] {
+        assert!(!r.stdout.contains(&format!("{h} ")), "{h} ran although the first batch failed:\n{}", r.show());
+    }
+    assert_same_rack(&start, &rack.snapshot(), "failed rollout");
+}
+
+#[test]
+fn the_health_gate_fails_on_arguments_not_running_and_on_new_error_findings() {
+    // The live host (read only): an argument this kernel was not booted with is missing.
+    let (v, code) = support::run_module(
+        "lltune_health",
+        &json!({"kernel_args": {"lltune_test_never_booted": "1"}, "require_running": true}),
+    );
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(v["kernel_args_missing"], json!(["lltune_test_never_booted=1"]), "{v}");
+    assert!(v["msg"].as_str().unwrap().contains("not on the running command line"), "{v}");
+    // Without a reboot allowed, the same argument is pending and the gate passes.
+    let (v, code) = support::run_module(
+        "lltune_health",
+        &json!({"kernel_args": {"lltune_test_never_booted": "1", "nosoftlockup": ""}, "require_running": false}),
+    );
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["reboot_pending"], true, "{v}");
+    assert!(v["kernel_args_pending"].as_array().unwrap().contains(&json!("lltune_test_never_booted=1")), "{v}");
+
+    // A tree: arguments on its /proc/cmdline pass. Then the host is "booted" with every CPU
+    // isolated: an error finding the baseline did not have fails the gate.
+    let dir = support::host_fixture("debian12-vm");
+    let root = dir.path();
+    let (facts, code) = support::run_module("lltune_facts", &json!({"root": root}));
+    assert_eq!(code, 0, "{facts}");
+    let baseline = facts["ansible_facts"]["lltune"]["recommendations"].clone();
+    assert!(!baseline.as_array().unwrap().iter().any(|r| r["severity"] == "error"), "{baseline}");
+    let cmdline = fs::read_to_string(root.join("proc/cmdline")).unwrap();
+    let first = cmdline.split_whitespace().find(|a| a.contains('=')).unwrap().split_once('=').unwrap();
+    let (v, code) = support::run_module(
+        "lltune_health",
+        &json!({"root": root, "kernel_args": {first.0: first.1}, "baseline": baseline, "require_running": true}),
+    );
+    assert_eq!(code, 0, "{v}");
+    assert_eq!((v["new_errors"].clone(), v["errors_total"].clone()), (json!([]), json!(0)), "{v}");
+    let online = facts["ansible_facts"]["lltune"]["cpu"]["online"].as_str().unwrap().to_string();
+    fs::write(root.join("proc/cmdline"), format!("isolcpus={online} {}", cmdline)).unwrap();
+    let (v, code) = support::run_module(
+        "lltune_health",
+        &json!({"root": root, "kernel_args": {"isolcpus": online}, "baseline": baseline}),
+    );
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(v["kernel_args_missing"], json!([]), "{v}");
+    assert_eq!(v["new_errors"][0]["item"], "isolation_leaves_no_housekeeping", "{v}");
+    assert!(
+        v["msg"]
+            .as_str()
+            .unwrap()
+            .contains("new error findings since the baseline: kernel: isolation_leaves_no_housekeeping"),
+        "{v}"
+    );
+    // Bad input names the option.
+    let (v, code) = support::run_module("lltune_health", &json!({"root": root, "baseline": "none"}));
+    assert_eq!(code, 1, "{v}");
+    assert!(v["msg"].as_str().unwrap().contains("baseline"), "{v}");
+}
