@@ -464,6 +464,7 @@ fn bad_options_are_refused_naming_the_option() {
         (json!({"duration": -5}), "option duration: expected a whole number, got -5"),
         (json!({"interval": 10}), "option interval: 10 µs is out of range: 50 to 1000000"),
         (json!({"priority": 100}), "option priority: 100 is out of range: 1 to 99 (SCHED_FIFO)"),
+        (json!({"priority": 4294967296u64}), "option priority: 4294967296 is out of range: 1 to 99 (SCHED_FIFO)"),
         (json!({"histogram_us": 50000}), "option histogram_us: 50000 µs is out of range: 10 to 10000"),
         (
             json!({"cpus": "0-1x"}),

@@ -89,7 +89,14 @@ fn cpu_text<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<Strin
 }
 
 pub fn run(host: &Host, meta: &Meta, p: Params) -> Result<Outcome> {
-    let priority = u32::try_from(p.priority).unwrap_or(u32::MAX);
+    // A priority past u32 is out of range as it was written, not as a clamped number.
+    let priority = u32::try_from(p.priority).map_err(|_| {
+        Failure::new(format!(
+            "option priority: {} is out of range: 1 to {} (SCHED_FIFO)",
+            p.priority,
+            latency::MAX_PRIORITY
+        ))
+    })?;
     let settings = Settings { duration_s: p.duration, interval_us: p.interval, priority, histogram_us: p.histogram_us };
     let cpus = CpuSelection::parse(p.cpus.as_deref().unwrap_or("all"))
         .map_err(|e| Failure::new(format!("option cpus: {e}")))?;
