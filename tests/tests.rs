@@ -23,6 +23,7 @@ mod facts_module; //   lltune_facts through its real binary: exact JSON results
 mod fleet_playbooks; // the collection's playbooks on a 3-host simulated rack: check, apply, idempotence, rollback, serial stop, health gate
 mod fleet_report; //   lltune report / lltune_report: many hosts' facts → fleet.json, .csv, .md, lltune.prom
 mod irq_dumps; //      IRQ counts and affinities on the real dumps agree with their peers
+mod latency; //       lltune validate and lltune_latency: cyclictest parsed, percentiles, compare table and SVG, Ansible
 mod nic_dumps; //      NICs on the real dumps: drivers, NUMA nodes, virtual netdevs, PCI-only NICs
 mod persist; //        persist: true, a simulated reboot, lltune reapply, rollback of the persistence
 mod real_dumps; //     every real dump gives the facts its peer tool reported

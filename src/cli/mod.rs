@@ -9,6 +9,7 @@ pub mod gen_config; // `lltune gen-config`
 pub mod reapply; //    `lltune reapply`: persisted run-time state again, at boot
 pub mod report; //     text summary and markdown report of `lltune scan`
 pub mod scan; //       `lltune scan`
+pub mod validate; //   `lltune validate`: cyclictest latency, saved and compared
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -44,6 +45,8 @@ pub enum Command {
     GenConfig(gen_config::GenConfigArgs),
     /// Check a config (schema, CPU lists, safety) and cross-check it against a host; exit 1 on errors.
     Audit(audit::AuditArgs),
+    /// Measure wake-up latency with cyclictest (per CPU: percentiles, histogram); compare two runs.
+    Validate(validate::ValidateArgs),
     /// Fleet report from a folder of host facts: fleet.json, fleet.csv, fleet.md, lltune.prom.
     Report(fleet::ReportArgs),
 }
@@ -97,6 +100,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::GenConfig(a) => gen_config::run(a),
         Command::Reapply(a) => reapply::run(a),
         Command::Audit(a) => audit::run(a),
+        Command::Validate(a) => validate::run(a),
         Command::Report(a) => fleet::run(a),
         Command::Rollback(a) => {
             let report = crate::cli::apply::rollback(&a.root, &a.backup)?;

@@ -8,6 +8,7 @@ pub mod facts;
 pub mod health;
 pub mod irq;
 pub mod kernel_args;
+pub mod latency;
 pub mod limits;
 pub mod memory;
 pub mod nic;
