@@ -175,76 +175,32 @@ fn ansible_doc_lists_every_module() {
         .collect();
     let want = Value::Object(want);
 
-    // -F finds the module files themselves: each binary, beside its sidecar.
+    // -F names each module's documentation stub: the comment-only <module>.py beside the
+    // binary and its sidecar (ansible-doc cannot read an ELF file as text).
     let r = doc(sandbox.path(), &["-F", "lltune.tuning"]);
     assert_eq!(r.code, 0, "{}", r.show());
     assert_eq!(r.stderr.trim(), "", "{}", r.show());
+    let dir = support::collection_dir().join("ansible_collections/lltune/tuning/plugins/modules");
     for (m, _) in &modules {
         let line = r
             .stdout
             .lines()
             .find(|l| l.starts_with(&format!("lltune.tuning.{m} ")))
             .unwrap_or_else(|| panic!("{m}: {}", r.show()));
-        assert!(line.trim_end().ends_with(&format!("/plugins/modules/{m}")), "{line}");
+        assert!(line.trim_end().ends_with(&format!("/plugins/modules/{m}.py")), "{line}");
+        let stub = fs::read_to_string(dir.join(format!("{m}.py"))).unwrap_or_else(|e| panic!("{m}.py: {e}"));
+        assert!(stub.lines().all(|l| l.is_empty() || l.starts_with('#')), "{m}.py holds more than comments");
+        let bin = fs::read(dir.join(m)).unwrap();
+        assert_eq!(&bin[..4], b"\x7fELF", "{m}: the module file beside the stub is not the binary");
     }
 
-    // -l reads each module file as text before it falls back to the sidecar .yml. On an ELF
-    // binary that read fails, and ansible-core (2.19.14, and devel as of this writing) keeps
-    // that error after the sidecar was found: it warns and leaves the module out. Text
-    // modules without an extension were fixed in ansible/ansible#85279; binary ones were not.
-    // Accept exactly that known failure here, and prove below that the sidecars list cleanly.
-    let listing = |r: &Run| -> Value {
-        assert_eq!(r.code, 0, "{}", r.show());
-        serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("ansible-doc -l -j is not JSON ({e}): {}", r.show()))
-    };
+    // -l lists every module with the sidecar's short description and no warning.
     let r = doc(sandbox.path(), &["-l", "-j", "lltune.tuning"]);
-    let listed = listing(&r);
-    if !(listed == want && r.stderr.trim().is_empty()) {
-        let warned: BTreeSet<&str> = r
-            .stderr
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(|l| {
-                let known = l.contains(" has a documentation formatting error") && l.contains("codec can't decode");
-                assert!(known, "ansible-doc -l failed in a new way:\n{}", r.show());
-                l.trim_start_matches("[WARNING]: ").split(' ').next().unwrap()
-            })
-            .collect();
-        let all: BTreeSet<&str> = want.as_object().unwrap().keys().map(String::as_str).collect();
-        assert_eq!((warned, &listed), (all, &json!({})), "ansible-doc -l failed in a new way:\n{}", r.show());
-        eprintln!(
-            "note: ansible-core {} cannot list binary modules with -l (reads the ELF as text)",
-            support::ansible_core_version()
-        );
-    }
-
-    // The same collection with text stand-ins for the binaries: -l takes each short
-    // description from the sidecar, with no warning.
-    let alt = sandbox.path().join("docs-only");
-    let coll = alt.join("ansible_collections/lltune/tuning");
-    copy_tree(&support::collection_dir().join("ansible_collections/lltune/tuning"), &coll);
-    for (m, _) in &modules {
-        fs::write(
-            coll.join("plugins/modules").join(m),
-            "#!/bin/sh\n# stand-in for the binary: ansible-doc -l reads it as text\n",
-        )
-        .unwrap();
-    }
-    let r = support::run_ansible(&support::ansible().doc, sandbox.path(), &["-l", "-j", "lltune.tuning"], Some(&alt));
+    assert_eq!(r.code, 0, "{}", r.show());
     assert_eq!(r.stderr.trim(), "", "{}", r.show());
-    assert_eq!(listing(&r), want, "{}", r.show());
-}
-
-fn copy_tree(src: &Path, dest: &Path) {
-    fs::create_dir_all(dest).unwrap();
-    for e in fs::read_dir(src).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            copy_tree(&e.path(), &dest.join(e.file_name()));
-        } else {
-            fs::copy(e.path(), dest.join(e.file_name())).unwrap();
-        }
-    }
+    let listed: Value =
+        serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("ansible-doc -l -j is not JSON ({e}): {}", r.show()));
+    assert_eq!(listed, want, "{}", r.show());
 }
 
 /// Every module documented by a sidecar `plugins/modules/<module>.yml` documents exactly the
