@@ -475,9 +475,21 @@ pub fn extract(doc: Value) -> Result<Extracted, String> {
     Err("no lltune facts in it (looked for a facts object, ansible_facts.lltune, and a fact cache's lltune key)".into())
 }
 
-/// Latency numbers from `{"p99_us": .., "max_us": ..}` (at the top, or under `latency`).
+/// Latency numbers from `{"p99_us": .., "max_us": ..}` (at the top, or under `latency`), or
+/// from a run of `lltune_latency` / `lltune validate --save` (`kind: lltune.latency`): the
+/// worst isolated CPU's, or the worst housekeeping CPU's when no CPU is isolated.
 pub fn parse_latency(v: &Value) -> Result<Latency, String> {
-    let obj = v.get("latency").filter(|l| l.is_object()).unwrap_or(v);
+    let mut obj = v.get("latency").filter(|l| l.is_object()).unwrap_or(v);
+    if obj.get("kind").and_then(Value::as_str) == Some("lltune.latency") {
+        if obj.get("measured") == Some(&Value::Bool(false)) {
+            return Err("the latency run measured nothing (check mode, or a root other than /)".into());
+        }
+        let summary = obj.get("summary").ok_or("an lltune.latency run without summary")?;
+        obj = ["isolated", "housekeeping"]
+            .iter()
+            .find_map(|role| summary.get(*role).filter(|g| g.is_object()))
+            .ok_or("an lltune.latency run with neither an isolated nor a housekeeping summary")?;
+    }
     let num = |k: &str| -> Result<Option<f64>, String> {
         match obj.get(k) {
             None | Some(Value::Null) => Ok(None),
@@ -765,6 +777,25 @@ pub fn run(facts_dir: &Path, out_dir: &Path, dry_run: bool) -> Result<(Fleet, Wr
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn latency_comes_from_an_lltune_latency_run() {
+        let run = serde_json::json!({
+            "kind": "lltune.latency", "schema_version": 1, "measured": true,
+            "summary": {
+                "isolated": {"cpus": "2-7", "samples": 10, "max_us": 31, "p99_us": 12, "overflows": 0},
+                "housekeeping": {"cpus": "0-1", "samples": 10, "max_us": 900, "p99_us": 80, "overflows": 0}
+            }
+        });
+        assert_eq!(parse_latency(&run).unwrap(), Latency { p99_us: Some(12.0), max_us: Some(31.0) });
+        let mut only_hk = run.clone();
+        only_hk["summary"]["isolated"] = Value::Null;
+        assert_eq!(parse_latency(&only_hk).unwrap(), Latency { p99_us: Some(80.0), max_us: Some(900.0) });
+        let mut skipped = run.clone();
+        skipped["measured"] = Value::Bool(false);
+        assert!(parse_latency(&skipped).unwrap_err().contains("measured nothing"));
+    }
+
     use super::*;
     use crate::analysis::testing;
 
