@@ -79,9 +79,9 @@ pub fn run(host: &Host, _meta: &Meta, params: Params) -> Result<Outcome> {
     let text =
         gen_config::generate(&facts, &GenOptions { plan: plan_options, source, generated_at: gen_config::now_utc() });
     // The YAML we just wrote is ours: it parses (a test holds every real dump to it).
-    let data: Value =
-        serde_yaml::from_str(&text).map_err(|e| anyhow::anyhow!("generated config does not parse: {e}"))?;
-    let mut args = crate::config::to_args::from_text(&text)
+    let doc = crate::config::yaml::load(&text).map_err(|e| anyhow::anyhow!("generated config does not parse: {e}"))?;
+    let data = serde_json::to_value(&doc)?;
+    let mut args = crate::config::to_args::from_doc(&doc, Some(&text))
         .map_err(|e| anyhow::anyhow!("generated config does not read back: {}", e[0]))?;
     crate::config::to_args::fit_to_host(&mut args, &facts);
     let mut outcome = Outcome::new(false).field("config", data).field("yaml", text).field(
