@@ -29,20 +29,49 @@ SAMPLE_ROOT := tests/fixtures/hosts/$(SAMPLE_HOST)
 ANSIBLE_ENV := LC_ALL=C.UTF-8 ANSIBLE_COLLECTIONS_PATH=$(abspath $(COLLECTIONS)) ANSIBLE_COLLECTIONS_SCAN_SYS_PATH=false
 PLAYBOOK := $(ANSIBLE_ENV) $(VENV)/bin/ansible-playbook -i localhost, -c local
 
-.PHONY: all collection venv scan test bench clean
+# The shipped binaries (modules and CLI) load on glibc 2.17 and later (RHEL 7 on): they are
+# linked by zig against glibc 2.17 (cargo-zigbuild, target triple suffixed with the glibc
+# version). Both tools come from the package registry into $(TOOLS_VENV), pinned in
+# $(TOOLS_PIN). scripts/check_binaries.py then refuses a binary that needs a newer GLIBC_
+# symbol, or a module binary over 1 MiB (Ansible copies it to every host for every task).
+GLIBC := 2.17
+TRIPLE := $(shell uname -m)-unknown-linux-gnu
+TOOLS_PIN := scripts/zigbuild.pin
+TOOLS_VENV := .venv-tools
+TOOLS_STAMP := $(TOOLS_VENV)/.stamp-$(shell cksum < $(TOOLS_PIN) | cut -d' ' -f1)
+SHIPPED := $(TARGET_DIR)/$(TRIPLE)/release
+# zig and cargo-zigbuild from the tools venv (cargo-zigbuild runs `python3 -m ziglang`).
+ZIGBUILD := PATH="$(abspath $(TOOLS_VENV))/bin:$$PATH" cargo-zigbuild
+
+.PHONY: all collection tools check-binaries smoke venv scan test bench clean
 
 all: collection
 
-## collection: release binaries beside their sidecar docs in build/collections/
-collection:
-	$(CARGO) build --release --bins
+## collection: release binaries (glibc 2.17) beside their sidecar docs in build/collections/
+collection: tools
+	$(ZIGBUILD) zigbuild --release --bins --target $(TRIPLE).$(GLIBC)
 	rm -rf $(COLLECTION)
 	mkdir -p $(COLLECTION)
 	cp -R ansible/. $(COLLECTION)/
 	@for m in $(MODULES); do \
-	  echo "install $(TARGET_DIR)/release/$$m -> $(COLLECTION)/plugins/modules/$$m"; \
-	  install -m 0755 $(TARGET_DIR)/release/$$m $(COLLECTION)/plugins/modules/$$m || exit 1; \
+	  echo "install $(SHIPPED)/$$m -> $(COLLECTION)/plugins/modules/$$m"; \
+	  install -m 0755 $(SHIPPED)/$$m $(COLLECTION)/plugins/modules/$$m || exit 1; \
 	done
+	$(MAKE) --no-print-directory check-binaries
+
+## check-binaries: every shipped binary needs glibc <= 2.17; every module binary is <= 1 MiB
+check-binaries:
+	$(PYTHON) scripts/check_binaries.py --max-glibc $(GLIBC) --budgets scripts/size-budgets.txt $(COLLECTION)/plugins/modules
+	$(PYTHON) scripts/check_binaries.py --max-glibc $(GLIBC) --no-size $(SHIPPED)/lltune
+
+## tools: zig and cargo-zigbuild, pinned, in .venv-tools
+tools: $(TOOLS_STAMP)
+
+$(TOOLS_STAMP): $(TOOLS_PIN)
+	rm -rf $(TOOLS_VENV)
+	$(PYTHON) -m venv $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/pip install --quiet --disable-pip-version-check -r $(TOOLS_PIN)
+	touch $@
 
 ## venv: .venv with the pinned ansible-core
 venv: $(VENV_STAMP)
@@ -63,10 +92,17 @@ scan: collection venv
 	  echo "make scan: no sample tree at $(SAMPLE_ROOT); scanned this host only"; \
 	fi
 
-## test: every test (the Ansible tests make their own venv)
+## test: every test (the Ansible tests make their own venv), then the shipped build: the
+## collection (glibc 2.17, size budget) and its modules run on the sample tree
 test:
 	@if $(CARGO) fmt --version >/dev/null 2>&1; then $(CARGO) fmt --all -- --check; else echo "rustfmt not installed: format check skipped"; fi
 	$(CARGO) test --all-targets
+	$(MAKE) --no-print-directory collection smoke
+
+## smoke: the shipped lltune_facts, lltune_config and lltune_audit run as modules (arguments
+## on standard input) on the sample tree: facts, a generated config, and its audit
+smoke:
+	$(PYTHON) scripts/smoke_modules.py $(COLLECTION)/plugins/modules $(abspath $(SAMPLE_ROOT))
 
 ## bench: scan timings against read-every-file and Ansible's setup (numbers, no verdict)
 bench: collection venv

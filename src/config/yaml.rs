@@ -252,8 +252,9 @@ fn digits_but_not_number(s: &str) -> bool {
     s.len() > 1 && s.starts_with('0') && s[1..].bytes().all(|b| b.is_ascii_digit())
 }
 
-/// An integer: `[+-]` then `0x`/`0o`/`0b` digits or decimal digits (no leading zero).
-fn parse_int(s: &str) -> Option<Number> {
+/// An integer: `[+-]` then `0x`/`0o`/`0b` digits or decimal digits (no leading zero), read
+/// as 128 bits (as serde_yaml reads it).
+fn parse_int_wide(s: &str) -> Option<i128> {
     let (negative, rest) = match s.as_bytes().first() {
         Some(b'-') => (true, &s[1..]),
         Some(b'+') => (false, &s[1..]),
@@ -277,11 +278,30 @@ fn parse_int(s: &str) -> Option<Number> {
     if digits.starts_with(['+', '-']) {
         return None;
     }
-    if negative {
-        // i64::MIN included: parse the sign with the digits.
-        i64::from_str_radix(&format!("-{digits}"), radix).ok().map(Number::from)
+    // The sign goes with the digits, so that i128::MIN reads too.
+    i128::from_str_radix(&format!("{}{digits}", if negative { "-" } else { "" }), radix).ok()
+}
+
+/// An integer that a YAML value holds (u64 or i64); `Err` for one of 65 to 128 bits, which
+/// serde_yaml refuses; `Ok(None)` when it is not an integer (or a wider one: then a float).
+fn parse_int(s: &str) -> Result<Option<Number>, String> {
+    let Some(i) = parse_int_wide(s) else {
+        // Beyond i128 but within u128: serde_yaml still reads an integer, and refuses it.
+        return match s.strip_prefix('+').unwrap_or(s).parse::<u128>() {
+            Ok(_) if !digits_but_not_number(s) => {
+                Err(format!("invalid type: integer `{s}` as u128, expected any YAML value"))
+            }
+            _ => Ok(None),
+        };
+    };
+    if let Ok(u) = u64::try_from(i) {
+        Ok(Some(Number::from(u)))
+    } else if let Ok(n) = i64::try_from(i) {
+        Ok(Some(Number::from(n)))
+    } else if i > 0 {
+        Err(format!("invalid type: integer `{i}` as u128, expected any YAML value"))
     } else {
-        u64::from_str_radix(digits, radix).ok().map(Number::from)
+        Err(format!("invalid type: integer `{i}` as i128, expected any YAML value"))
     }
 }
 
@@ -304,32 +324,32 @@ fn parse_float(s: &str) -> Option<f64> {
 }
 
 /// A plain, untagged scalar under the core schema.
-fn resolve_plain(s: String) -> Yaml {
+fn resolve_plain(s: String) -> Result<Yaml, String> {
     if s.is_empty() || is_null(&s) {
-        return Yaml::Null;
+        return Ok(Yaml::Null);
     }
     if let Some(b) = parse_bool(&s) {
-        return Yaml::Bool(b);
+        return Ok(Yaml::Bool(b));
     }
-    if let Some(n) = parse_int(&s) {
-        return Yaml::Number(n);
+    if let Some(n) = parse_int(&s)? {
+        return Ok(Yaml::Number(n));
     }
     if !digits_but_not_number(&s) {
         if let Some(f) = parse_float(&s) {
-            return Yaml::Number(Number::from(f));
+            return Ok(Yaml::Number(Number::from(f)));
         }
     }
-    Yaml::String(s)
+    Ok(Yaml::String(s))
 }
 
 /// A scalar with its tag (already resolved by libyaml: `!!int` is `tag:yaml.org,2002:int`).
 fn resolve_scalar(value: String, tag: Option<&str>, plain: bool, style_plain: bool) -> Result<Yaml, String> {
     let invalid = |what: &str| format!("invalid value: string {value:?}, expected {what}");
     match tag {
-        None if plain => Ok(resolve_plain(value)),
+        None if plain => resolve_plain(value),
         None => Ok(Yaml::String(value)),
         Some(TAG_BOOL) => parse_bool(&value).map(Yaml::Bool).ok_or_else(|| invalid("a boolean")),
-        Some(TAG_INT) => parse_int(&value).map(Yaml::Number).ok_or_else(|| invalid("an integer")),
+        Some(TAG_INT) => parse_int(&value)?.map(Yaml::Number).ok_or_else(|| invalid("an integer")),
         Some(TAG_FLOAT) => parse_float(&value).map(|f| Yaml::Number(Number::from(f))).ok_or_else(|| invalid("a float")),
         Some(TAG_NULL) => {
             if is_null(&value) {
@@ -339,7 +359,7 @@ fn resolve_scalar(value: String, tag: Option<&str>, plain: bool, style_plain: bo
             }
         }
         // A local tag on a plain scalar: the tag's value resolves as if untagged.
-        Some(t) if t.starts_with('!') && style_plain => Ok(resolve_plain(value)),
+        Some(t) if t.starts_with('!') && style_plain => resolve_plain(value),
         Some(_) => Ok(Yaml::String(value)),
     }
 }
@@ -355,10 +375,11 @@ fn tagged(tag: Option<&str>, value: Yaml) -> Yaml {
     }
 }
 
-/// A collection being read.
+/// A collection being read; `nodes` counts every node in it, nested ones and aliased copies
+/// included (the size an alias to it copies).
 enum Open {
-    Seq { items: Vec<Yaml>, props: Props, path: String },
-    Map { map: Mapping, key: Option<Yaml>, props: Props, path: String, mark: Mark },
+    Seq { items: Vec<Yaml>, props: Props, path: String, nodes: usize },
+    Map { map: Mapping, key: Option<Yaml>, props: Props, path: String, mark: Mark, nodes: usize },
 }
 
 fn child_path(stack: &[Open]) -> String {
@@ -404,7 +425,7 @@ pub fn load(text: &str) -> Result<Yaml, Error> {
         };
         event_count += 1;
         // A finished node: (value, its node count, anchor, where it started).
-        let (value, nodes, anchor, at) = match event {
+        let (value, nodes, anchor, _at) = match event {
             Event::StreamStart | Event::DocumentEnd => continue,
             Event::DocumentStart => {
                 documents += 1;
@@ -436,7 +457,7 @@ pub fn load(text: &str) -> Result<Yaml, Error> {
                     return Err(Error(format!("recursion limit exceeded at {mark}")));
                 }
                 let path = child_path(&stack);
-                stack.push(Open::Seq { items: Vec::new(), props, path });
+                stack.push(Open::Seq { items: Vec::new(), props, path, nodes: 1 });
                 continue;
             }
             Event::MappingStart { props, mark } => {
@@ -444,17 +465,15 @@ pub fn load(text: &str) -> Result<Yaml, Error> {
                     return Err(Error(format!("recursion limit exceeded at {mark}")));
                 }
                 let path = child_path(&stack);
-                stack.push(Open::Map { map: Mapping::new(), key: None, props, path, mark });
+                stack.push(Open::Map { map: Mapping::new(), key: None, props, path, mark, nodes: 1 });
                 continue;
             }
             Event::SequenceEnd | Event::MappingEnd => match stack.pop() {
-                Some(Open::Seq { items, props, .. }) => {
-                    let n = 1 + items.len();
-                    (tagged(props.tag.as_deref(), Yaml::Sequence(items)), n, props.anchor, Mark::default())
+                Some(Open::Seq { items, props, nodes, .. }) => {
+                    (tagged(props.tag.as_deref(), Yaml::Sequence(items)), nodes, props.anchor, Mark::default())
                 }
-                Some(Open::Map { map, props, .. }) => {
-                    let n = 1 + 2 * map.len();
-                    (tagged(props.tag.as_deref(), Yaml::Mapping(map)), n, props.anchor, Mark::default())
+                Some(Open::Map { map, props, nodes, .. }) => {
+                    (tagged(props.tag.as_deref(), Yaml::Mapping(map)), nodes, props.anchor, Mark::default())
                 }
                 None => continue,
             },
@@ -464,19 +483,24 @@ pub fn load(text: &str) -> Result<Yaml, Error> {
         }
         match stack.last_mut() {
             None => doc = Some(value),
-            Some(Open::Seq { items, .. }) => items.push(value),
-            Some(Open::Map { map, key, path, mark, .. }) => match key.take() {
-                None => {
-                    if map.contains_key(&value) {
-                        let _ = at;
-                        return Err(Error(at_path(path, &duplicate(&value), *mark)));
+            Some(Open::Seq { items, nodes: count, .. }) => {
+                *count += nodes;
+                items.push(value);
+            }
+            Some(Open::Map { map, key, path, mark, nodes: count, .. }) => {
+                *count += nodes;
+                match key.take() {
+                    None => {
+                        if map.contains_key(&value) {
+                            return Err(Error(at_path(path, &duplicate(&value), *mark)));
+                        }
+                        *key = Some(value);
                     }
-                    *key = Some(value);
+                    Some(k) => {
+                        map.insert(k, value);
+                    }
                 }
-                Some(k) => {
-                    map.insert(k, value);
-                }
-            },
+            }
         }
     }
 }
@@ -505,7 +529,12 @@ mod tests {
             "a: ~\nb: null\nc: Null\nd: NULL\ne:\nf: ''\ng: \"\"\n",
             "a: true\nb: True\nc: TRUE\nd: false\ne: yes\nf: no\ng: on\nh: 'true'\n",
             "a: 1\nb: -1\nc: +1\nd: 0x1f\ne: 0o17\nf: 0b101\ng: 0123\nh: -0123\ni: 007\nj: 0\nk: -0\n",
-            "a: 18446744073709551615\nb: 18446744073709551616\nc: -9223372036854775808\nd: -9223372036854775809\n",
+            "a: 18446744073709551615\nc: -9223372036854775808\n",
+            "b: 18446744073709551616\n",
+            "d: -9223372036854775809\n",
+            "e: 0x1ffffffffffffffff\n",
+            "f: 999999999999999999999999999999999999999999\n",
+            "g: 340282366920938463463374607431768211455\n",
             "a: 1.5\nb: -1.5e3\nc: .inf\nd: -.Inf\ne: +.INF\nf: 1e400\ng: 1_000\nh: 0x\ni: +-1\nj: 1.\nk: .5\n",
             "a: !!str 1\nb: !!int \"2\"\nc: !!float \"3\"\nd: !!bool \"true\"\ne: !!null \"\"\nf: !!str off\n",
             "a: !foo bar\nb: !foo {x: 1}\nc: !foo [1]\nd: !foo 'q'\ne: ! x\n",
