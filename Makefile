@@ -42,6 +42,10 @@ TOOLS_STAMP := $(TOOLS_VENV)/.stamp-$(shell cksum < $(TOOLS_PIN) | cut -d' ' -f1
 SHIPPED := $(TARGET_DIR)/$(TRIPLE)/release
 # zig and cargo-zigbuild from the tools venv (cargo-zigbuild runs `python3 -m ziglang`).
 ZIGBUILD := PATH="$(abspath $(TOOLS_VENV))/bin:$$PATH" cargo-zigbuild
+# The binaries are panic=abort: lltune's own code needs no unwind tables (most of .eh_frame
+# comes with the standard library, so the gain is small). Only the target's crates get this
+# (cargo builds build scripts and proc macros without it when --target is given).
+SHIP_RUSTFLAGS := -C force-unwind-tables=no
 
 .PHONY: all collection tools check-binaries smoke venv scan test bench clean
 
@@ -49,7 +53,7 @@ all: collection
 
 ## collection: release binaries (glibc 2.17) beside their sidecar docs in build/collections/
 collection: tools
-	$(ZIGBUILD) zigbuild --release --bins --target $(TRIPLE).$(GLIBC)
+	RUSTFLAGS="$(SHIP_RUSTFLAGS)" $(ZIGBUILD) zigbuild --release --bins --target $(TRIPLE).$(GLIBC)
 	rm -rf $(COLLECTION)
 	mkdir -p $(COLLECTION)
 	cp -R ansible/. $(COLLECTION)/
