@@ -29,25 +29,62 @@ SAMPLE_ROOT := tests/fixtures/hosts/$(SAMPLE_HOST)
 ANSIBLE_ENV := LC_ALL=C.UTF-8 ANSIBLE_COLLECTIONS_PATH=$(abspath $(COLLECTIONS)) ANSIBLE_COLLECTIONS_SCAN_SYS_PATH=false
 PLAYBOOK := $(ANSIBLE_ENV) $(VENV)/bin/ansible-playbook -i localhost, -c local
 
+# The shipped binaries (modules and CLI) load on glibc 2.17 and later (RHEL 7 on): they are
+# linked by zig against glibc 2.17 (cargo-zigbuild, target triple suffixed with the glibc
+# version). Both tools come from the package registry into $(ZIG_VENV), pinned in
+# $(ZIG_PIN). scripts/check_binaries.py then refuses a binary that needs a newer GLIBC_
+# symbol, or a module binary over its size budget (Ansible copies it to every host for every task).
+GLIBC := 2.17
+TRIPLE := $(shell uname -m)-unknown-linux-gnu
+ZIG_PIN := scripts/zigbuild.pin
+ZIG_VENV := .venv-tools
+ZIG_STAMP := $(ZIG_VENV)/.stamp-$(shell cksum < $(ZIG_PIN) | cut -d' ' -f1)
+SHIPPED := $(TARGET_DIR)/$(TRIPLE)/release
+# zig and cargo-zigbuild from the tools venv (cargo-zigbuild runs `python3 -m ziglang`).
+ZIGBUILD := PATH="$(abspath $(ZIG_VENV))/bin:$$PATH" cargo-zigbuild
+# The binaries are panic=abort: lltune's own code needs no unwind tables (most of .eh_frame
+# comes with the standard library, so the gain is small). Only the target's crates get this
+# (cargo builds build scripts and proc macros without it when --target is given).
+SHIP_RUSTFLAGS := -C force-unwind-tables=no
+
+# molecule and ansible-lint, beside the pinned ansible-core in .venv.
 TOOLS_PIN := tests/ansible-tools.pin
 TOOLS_STAMP := $(VENV)/.tools-$(shell cat $(ANSIBLE_CORE_PIN) $(TOOLS_PIN) | sha256sum | cut -c1-12)
 
-.PHONY: all collection venv tools scan test molecule lint sanity bench clean
+.PHONY: all collection zig-tools tools check-binaries smoke venv scan test molecule lint sanity bench clean
 
 all: collection
 
-## collection: release binaries beside their sidecar docs in build/collections/, and the
-## installable archive build/lltune-tuning-<version>.tar.gz (ansible-galaxy collection build)
-collection: venv
-	$(CARGO) build --release --bins
+## collection: release binaries (glibc 2.17) in build/collections/.../bin, each linked from
+## plugins/modules/<module> beside its sidecar docs; then the installable archive
+## build/lltune-tuning-<version>.tar.gz (ansible-galaxy collection build)
+collection: zig-tools venv
+	RUSTFLAGS="$(SHIP_RUSTFLAGS)" $(ZIGBUILD) zigbuild --release --bins --target $(TRIPLE).$(GLIBC)
 	rm -rf $(COLLECTION)
 	mkdir -p $(COLLECTION)
 	cp -R ansible/. $(COLLECTION)/
+	mkdir -p $(COLLECTION)/bin
 	@for m in $(MODULES); do \
-	  echo "install $(TARGET_DIR)/release/$$m -> $(COLLECTION)/plugins/modules/$$m"; \
-	  install -m 0755 $(TARGET_DIR)/release/$$m $(COLLECTION)/plugins/modules/$$m || exit 1; \
+	  echo "install $(SHIPPED)/$$m -> $(COLLECTION)/bin/$$m <- plugins/modules/$$m"; \
+	  install -m 0755 $(SHIPPED)/$$m $(COLLECTION)/bin/$$m || exit 1; \
+	  ln -sfn ../../bin/$$m $(COLLECTION)/plugins/modules/$$m || exit 1; \
 	done
+	$(MAKE) --no-print-directory check-binaries
 	cd $(COLLECTION) && $(ANSIBLE_ENV) $(abspath $(VENV))/bin/ansible-galaxy collection build --force --output-path $(abspath build)
+
+## check-binaries: every shipped binary needs glibc <= 2.17; every module binary is within its budget
+check-binaries:
+	$(PYTHON) scripts/check_binaries.py --max-glibc $(GLIBC) --budgets scripts/size-budgets.txt $(COLLECTION)/bin
+	$(PYTHON) scripts/check_binaries.py --max-glibc $(GLIBC) --no-size $(SHIPPED)/lltune
+
+## zig-tools: zig and cargo-zigbuild, pinned, in .venv-tools
+zig-tools: $(ZIG_STAMP)
+
+$(ZIG_STAMP): $(ZIG_PIN)
+	rm -rf $(ZIG_VENV)
+	$(PYTHON) -m venv $(ZIG_VENV)
+	$(ZIG_VENV)/bin/pip install --quiet --disable-pip-version-check -r $(ZIG_PIN)
+	touch $@
 
 ## tools: molecule and ansible-lint in .venv, beside the pinned ansible-core
 tools: $(TOOLS_STAMP)
@@ -75,15 +112,22 @@ scan: collection venv
 	  echo "make scan: no sample tree at $(SAMPLE_ROOT); scanned this host only"; \
 	fi
 
-## test: every test (the Ansible tests make their own venv)
+## test: every test (the Ansible tests make their own venv), then the shipped build: the
+## collection (glibc 2.17, size budget) and its modules run on the sample tree
 test:
 	@if $(CARGO) fmt --version >/dev/null 2>&1; then $(CARGO) fmt --all -- --check; else echo "rustfmt not installed: format check skipped"; fi
 	$(CARGO) test --all-targets
+	$(MAKE) --no-print-directory collection smoke
+
+## smoke: the shipped lltune_facts, lltune_config and lltune_audit run as modules (arguments
+## on standard input) on the sample tree: facts, a generated config, and its audit
+smoke:
+	$(PYTHON) scripts/smoke_modules.py $(COLLECTION)/bin $(abspath $(SAMPLE_ROOT))
 
 ## molecule: the top-level molecule scenario on a simulated rack (tune in check mode, for
 ## real, again for idempotence, verify, rollback to the byte)
 molecule: collection tools
-	LLTUNE_BIN=$(abspath $(TARGET_DIR)/release/lltune) LLTUNE_COLLECTIONS=$(abspath $(COLLECTIONS)) \
+	LLTUNE_BIN=$(abspath $(SHIPPED)/lltune) LLTUNE_COLLECTIONS=$(abspath $(COLLECTIONS)) \
 	  $(ANSIBLE_ENV) PATH=$(abspath $(VENV))/bin:$$PATH $(VENV)/bin/molecule test
 
 ## lint: ansible-lint (production profile) on the collection's roles and playbooks

@@ -18,8 +18,10 @@ hosts=${RACK_HOSTS:-100}
 forks=${RACK_FORKS:-20}
 out=build/bench
 mkdir -p "$out"
-lltune=$(cd "$target_dir/release" && pwd)/lltune
-[[ -x $lltune ]] || { echo "rack.sh: no $lltune (run make collection first)" >&2; exit 1; }
+# The shipped CLI (make collection builds it for glibc 2.17 under target/<triple>/release).
+lltune=$(ls -d "$target_dir"/*-unknown-linux-gnu/release/lltune 2>/dev/null | head -1)
+[[ -n $lltune && -x $lltune ]] || { echo "rack.sh: no shipped lltune under $target_dir (run make collection first)" >&2; exit 1; }
+lltune=$(cd "$(dirname "$lltune")" && pwd)/lltune
 [[ -x $venv/bin/ansible-playbook ]] || { echo "rack.sh: no $venv/bin/ansible-playbook (run make venv first)" >&2; exit 1; }
 if [[ -n ${RACK_DIR:-} ]]; then
   rack=$RACK_DIR

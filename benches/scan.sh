@@ -24,7 +24,8 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 target_dir=${CARGO_TARGET_DIR:-target}
-facts_bin=${LLTUNE_FACTS:-$target_dir/release/lltune_facts}
+# The binary `make collection` ships (linked against glibc 2.17, beside its sidecar doc).
+facts_bin=${LLTUNE_FACTS:-${COLLECTIONS:-build/collections}/ansible_collections/lltune/tuning/plugins/modules/lltune_facts}
 venv=${VENV:-.venv}
 collections=${COLLECTIONS:-build/collections}
 real=${LLTUNE_REAL_FIXTURES:-$here/tests/fixtures/real}
@@ -114,8 +115,8 @@ peak_rss "ansible -m lltune.tuning.lltune_facts" "${ansible_env[@]}" "$venv/bin/
 peak_rss "ansible -m ansible.builtin.setup" "${ansible_env[@]}" "$venv/bin/ansible" localhost -i localhost, -c local -m ansible.builtin.setup
 
 echo
-echo "== release binaries"
-for b in "$target_dir"/release/lltune "$target_dir"/release/lltune_*; do
+echo "== shipped binaries (glibc 2.17; module budget 1 MiB, docs/binaries.md)"
+for b in "$target_dir"/*-unknown-linux-gnu/release/lltune "$target_dir"/*-unknown-linux-gnu/release/lltune_*; do
   [[ -f $b && -x $b ]] || continue
   printf '  %-24s %10s bytes\n' "$(basename "$b")" "$(stat -c %s "$b")"
 done

@@ -51,12 +51,27 @@ pub const GOVERNORS: &[&str] = &["performance", "powersave", "schedutil", "ondem
 
 /// Audits config text: parse issues are errors; then the checks run on what parsed.
 pub fn audit_text(text: &str, facts: Option<&Facts>) -> AuditReport {
-    let (cfg, issues) = config::parse(text);
+    match config::yaml::load(text) {
+        Ok(doc) => audit_doc(&doc, Some(text), facts),
+        Err(e) => {
+            let (cfg, issues) = config::parse(text);
+            debug_assert!(!issues.is_empty(), "{e}");
+            let mut r = AuditReport { errors: issues, warnings: Vec::new() };
+            check(&cfg, facts, &mut r);
+            r
+        }
+    }
+}
+
+/// Audits a config already parsed into a value (`text`: the YAML it came from, if any; a
+/// mapping given as JSON has none).
+pub fn audit_doc(doc: &serde_yaml::Value, text: Option<&str>, facts: Option<&Facts>) -> AuditReport {
+    let (cfg, issues) = config::parse_doc(doc, text);
     let parsed = issues.is_empty();
     let mut r = AuditReport { errors: issues, warnings: Vec::new() };
     check(&cfg, facts, &mut r);
     if parsed {
-        no_effect(&cfg, text, &mut r);
+        no_effect(&cfg, doc, &mut r);
     }
     r
 }
@@ -64,9 +79,8 @@ pub fn audit_text(text: &str, facts: Option<&Facts>) -> AuditReport {
 /// A config says what will be done: an item no module carries out is an error (it would be
 /// ignored), an item a module leaves out on purpose (a safety flag off, nothing to act on) is
 /// a warning naming why.
-fn no_effect(cfg: &Config, text: &str, r: &mut AuditReport) {
-    let doc: serde_yaml::Value = serde_yaml::from_str(text).unwrap_or(serde_yaml::Value::Null);
-    let args = crate::config::to_args::from_config(cfg, &doc);
+fn no_effect(cfg: &Config, doc: &serde_yaml::Value, r: &mut AuditReport) {
+    let args = crate::config::to_args::from_config(cfg, doc);
     for path in &args.not_implemented {
         r.error(
             path.clone(),

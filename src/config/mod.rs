@@ -14,6 +14,7 @@
 pub mod audit; //    a config checked alone and against a host
 pub mod generate; // gen-config: a commented config for one machine
 pub mod to_args; //  a config's sections as each module's arguments
+pub mod yaml; //     YAML text to a value, with libyaml's event parser
 pub mod yaml11; //   YAML 1.1 boolean words (off, on, yes, no) found by a YAML event parser
 
 pub use yaml11::{Yaml11Bool, is_yaml11_bool_word, yaml11_booleans};
@@ -901,6 +902,35 @@ fn kind(v: &Yaml) -> &'static str {
 }
 
 /// Reads one section into its type; an error names the dotted field.
+/// A value as a message shows it: a scalar as written, a collection by its kind.
+fn scalar_text(v: &Yaml) -> String {
+    match v {
+        Yaml::Null => "null".into(),
+        Yaml::Bool(b) => b.to_string(),
+        Yaml::Number(n) => n.to_string(),
+        Yaml::String(s) => format!("{s:?}"),
+        other => kind(other).into(),
+    }
+}
+
+/// A JSON value (a config mapping given to a module) as the YAML value the reader takes.
+pub fn yaml_from_json(v: &serde_json::Value) -> Yaml {
+    use serde_json::Value as J;
+    match v {
+        J::Null => Yaml::Null,
+        J::Bool(b) => Yaml::Bool(*b),
+        J::Number(n) => match (n.as_u64(), n.as_i64(), n.as_f64()) {
+            (Some(u), _, _) => Yaml::Number(u.into()),
+            (None, Some(i), _) => Yaml::Number(i.into()),
+            (None, None, Some(f)) => Yaml::Number(f.into()),
+            _ => Yaml::Null,
+        },
+        J::String(s) => Yaml::String(s.clone()),
+        J::Array(a) => Yaml::Sequence(a.iter().map(yaml_from_json).collect()),
+        J::Object(m) => Yaml::Mapping(m.iter().map(|(k, v)| (Yaml::String(k.clone()), yaml_from_json(v))).collect()),
+    }
+}
+
 fn section<T: DeserializeOwned>(name: &str, v: &Yaml, issues: &mut Vec<Issue>) -> Option<T> {
     match serde_path_to_error::deserialize::<_, T>(v.clone()) {
         Ok(t) => Some(t),
@@ -936,24 +966,28 @@ fn section<T: DeserializeOwned>(name: &str, v: &Yaml, issues: &mut Vec<Issue>) -
 /// Parses a config. Returns what could be read and every problem found; a config with
 /// problems is never half-trusted by callers (they check `issues` first).
 pub fn parse(text: &str) -> (Config, Vec<Issue>) {
+    match yaml::load(text) {
+        Ok(doc) => parse_doc(&doc, Some(text)),
+        Err(e) => (Config::default(), vec![Issue::new("", format!("not valid YAML: {e}"))]),
+    }
+}
+
+/// Reads a config already parsed into a value: from YAML text (`text`, for the YAML 1.1
+/// words, which only the text shows), or from a mapping that came as JSON (`None`: its
+/// types are exact).
+pub fn parse_doc(doc: &Yaml, text: Option<&str>) -> (Config, Vec<Issue>) {
     let mut issues = Vec::new();
     let mut c = Config::default();
-    let doc: Yaml = match serde_yaml::from_str(text) {
-        Ok(d) => d,
-        Err(e) => {
-            issues.push(Issue::new("", format!("not valid YAML: {e}")));
-            return (c, issues);
-        }
-    };
+    let empty = serde_yaml::Mapping::new();
     let top = match doc {
         Yaml::Mapping(m) => m,
-        Yaml::Null => serde_yaml::Mapping::new(),
+        Yaml::Null => &empty,
         other => {
-            issues.push(Issue::new("", format!("expected a mapping of sections at the top, found {}", kind(&other))));
+            issues.push(Issue::new("", format!("expected a mapping of sections at the top, found {}", kind(other))));
             return (c, issues);
         }
     };
-    for (k, v) in &top {
+    for (k, v) in top {
         let Some(name) = k.as_str() else {
             issues.push(Issue::new("", format!("section names are strings; found {}", kind(k))));
             continue;
@@ -961,10 +995,9 @@ pub fn parse(text: &str) -> (Config, Vec<Issue>) {
         match name {
             "version" => match v {
                 Yaml::Number(n) if n.as_u64() == Some(VERSION) => c.version = Some(VERSION),
-                other => issues.push(Issue::new(
-                    "version",
-                    format!("expected {VERSION}, found {}", serde_yaml::to_string(other).unwrap_or_default().trim()),
-                )),
+                other => {
+                    issues.push(Issue::new("version", format!("expected {VERSION}, found {}", scalar_text(other))))
+                }
             },
             "metadata" => c.metadata = section(name, v, &mut issues),
             "hardware" => c.hardware = section(name, v, &mut issues),
@@ -990,7 +1023,7 @@ pub fn parse(text: &str) -> (Config, Vec<Issue>) {
     if c.version.is_none() && !issues.iter().any(|i| i.field == "version") {
         issues.push(Issue::new("version", format!("missing (expected {VERSION})")));
     }
-    for b in yaml11_booleans(text) {
+    for b in text.map(yaml11_booleans).unwrap_or_default() {
         if b.path.starts_with("recommendations") || issues.iter().any(|i| i.field == b.path) {
             continue;
         }

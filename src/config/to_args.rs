@@ -75,13 +75,17 @@ impl ModuleArgs {
 /// Reads config text through the one strict reader and translates it; any issue refuses the
 /// whole config (every issue is returned, with its dotted path).
 pub fn from_text(text: &str) -> Result<ModuleArgs, Vec<Issue>> {
-    let (cfg, issues) = config::parse(text);
+    let doc = config::yaml::load(text).map_err(|e| vec![Issue::new("", format!("not valid YAML: {e}"))])?;
+    from_doc(&doc, Some(text))
+}
+
+/// The same, for a config already parsed into a value (`text`: the YAML it came from, if any).
+pub fn from_doc(doc: &Yaml, text: Option<&str>) -> Result<ModuleArgs, Vec<Issue>> {
+    let (cfg, issues) = config::parse_doc(doc, text);
     if !issues.is_empty() {
         return Err(issues);
     }
-    // parse() succeeded, so the text is a YAML mapping.
-    let doc: Yaml = serde_yaml::from_str(text).unwrap_or(Yaml::Null);
-    Ok(from_config(&cfg, &doc))
+    Ok(from_config(&cfg, doc))
 }
 
 fn is_empty(v: &Yaml) -> bool {

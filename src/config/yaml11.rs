@@ -4,14 +4,12 @@
 //!
 //! Read with a real YAML event parser, not a line scanner: flow mappings
 //! (`kernel: {cmdline: {intel_pstate: off}}`), flow lists, multi-line plain scalars, block
-//! scalars and comments are all the parser's business. The parser is libyaml's, the event
-//! layer under serde_yaml (unsafe-libyaml, already in every binary that reads YAML): no second
-//! YAML parser in the binaries. The path follows the config reader's form:
+//! scalars and comments are all the parser's business. The parser is libyaml's
+//! (unsafe-libyaml), the same event parser `yaml::load` builds values with: no second YAML
+//! parser in the binaries. The path follows the config reader's form:
 //! `kernel.cmdline.mitigations`, `network.interfaces[1].offloads.gro`, `list[0]`.
 
-use std::mem::MaybeUninit;
-
-use unsafe_libyaml as y;
+use super::yaml::{Event, Events};
 
 /// A plain scalar that YAML 1.1 reads as a boolean and YAML 1.2 as a string.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,88 +71,6 @@ fn advance(stack: &mut [Frame], key_text: Option<String>) {
     }
 }
 
-/// One parse event, copied out of libyaml.
-enum Event {
-    DocumentBoundary,
-    /// Value, plain and untagged, line from 1.
-    Scalar(String, bool, usize),
-    Alias,
-    MappingStart,
-    SequenceStart,
-    End,
-    Other,
-}
-
-/// libyaml's event parser over a string; ends at the stream's end or at the first error.
-struct Events<'a> {
-    parser: Box<MaybeUninit<y::yaml_parser_t>>,
-    done: bool,
-    _text: &'a str,
-}
-
-impl<'a> Events<'a> {
-    fn new(text: &'a str) -> Option<Events<'a>> {
-        let mut parser = Box::new(MaybeUninit::<y::yaml_parser_t>::uninit());
-        // SAFETY: libyaml initialises the parser in place; the input string outlives it
-        // (`_text` keeps the borrow for as long as `Events` lives).
-        unsafe {
-            let p = parser.as_mut_ptr();
-            if y::yaml_parser_initialize(p).fail {
-                return None;
-            }
-            y::yaml_parser_set_encoding(p, y::YAML_UTF8_ENCODING);
-            y::yaml_parser_set_input_string(p, text.as_ptr(), text.len() as u64);
-        }
-        Some(Events { parser, done: false, _text: text })
-    }
-}
-
-impl Iterator for Events<'_> {
-    type Item = Event;
-    fn next(&mut self) -> Option<Event> {
-        if self.done {
-            return None;
-        }
-        let mut ev = MaybeUninit::<y::yaml_event_t>::uninit();
-        // SAFETY: the parser was initialised in `new`; an event is read only when
-        // yaml_parser_parse succeeded, and deleted once copied out.
-        unsafe {
-            if y::yaml_parser_parse(self.parser.as_mut_ptr(), ev.as_mut_ptr()).fail {
-                self.done = true;
-                return None;
-            }
-            let e = ev.as_mut_ptr();
-            let out = match (*e).type_ {
-                y::YAML_STREAM_END_EVENT => {
-                    self.done = true;
-                    Event::Other
-                }
-                y::YAML_DOCUMENT_START_EVENT | y::YAML_DOCUMENT_END_EVENT => Event::DocumentBoundary,
-                y::YAML_SCALAR_EVENT => {
-                    let sc = (*e).data.scalar;
-                    let bytes = std::slice::from_raw_parts(sc.value, sc.length as usize);
-                    let plain = sc.style == y::YAML_PLAIN_SCALAR_STYLE && sc.plain_implicit;
-                    Event::Scalar(String::from_utf8_lossy(bytes).into_owned(), plain, (*e).start_mark.line as usize + 1)
-                }
-                y::YAML_ALIAS_EVENT => Event::Alias,
-                y::YAML_MAPPING_START_EVENT => Event::MappingStart,
-                y::YAML_SEQUENCE_START_EVENT => Event::SequenceStart,
-                y::YAML_MAPPING_END_EVENT | y::YAML_SEQUENCE_END_EVENT => Event::End,
-                _ => Event::Other,
-            };
-            y::yaml_event_delete(e);
-            Some(out)
-        }
-    }
-}
-
-impl Drop for Events<'_> {
-    fn drop(&mut self) {
-        // SAFETY: initialised in `new` (an `Events` exists only then).
-        unsafe { y::yaml_parser_delete(self.parser.as_mut_ptr()) }
-    }
-}
-
 /// Every YAML 1.1 boolean word written as a plain scalar, in document order. Quoted words are
 /// strings in both YAML versions, and so are tagged ones (`!!str off`); a document the parser
 /// rejects yields what came before the error (the config reader reports the error itself).
@@ -164,8 +80,9 @@ pub fn yaml11_booleans(text: &str) -> Vec<Yaml11Bool> {
     let Some(events) = Events::new(text) else { return out };
     for event in events {
         match event {
-            Event::DocumentBoundary => stack.clear(),
-            Event::Scalar(value, plain, line) => {
+            Event::DocumentStart | Event::DocumentEnd => stack.clear(),
+            Event::Scalar { value, plain, mark, .. } => {
+                let line = mark.line as usize + 1;
                 let (parent, is_key) = next_slot(&stack);
                 let path = if is_key { join(&parent, &value) } else { parent };
                 if plain && is_yaml11_bool_word(&value) {
@@ -173,21 +90,21 @@ pub fn yaml11_booleans(text: &str) -> Vec<Yaml11Bool> {
                 }
                 advance(&mut stack, Some(value));
             }
-            Event::Alias => advance(&mut stack, None),
-            Event::MappingStart | Event::SequenceStart => {
+            Event::Alias { .. } => advance(&mut stack, None),
+            Event::MappingStart { .. } | Event::SequenceStart { .. } => {
                 let (path, is_key) = next_slot(&stack);
                 let path = if is_key { join(&path, "?") } else { path };
-                stack.push(if matches!(event, Event::MappingStart) {
+                stack.push(if matches!(event, Event::MappingStart { .. }) {
                     Frame::Map { path, key: None }
                 } else {
                     Frame::Seq { path, index: 0 }
                 });
             }
-            Event::End => {
+            Event::MappingEnd | Event::SequenceEnd => {
                 stack.pop();
                 advance(&mut stack, None);
             }
-            Event::Other => {}
+            Event::StreamStart | Event::StreamEnd => {}
         }
     }
     out

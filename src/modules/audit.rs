@@ -11,7 +11,7 @@ use anyhow::Result;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::config::audit;
+use crate::config::{self, audit};
 use crate::facts::ScanOptions;
 use crate::host::Host;
 use crate::protocol::{Failure, Meta, Outcome};
@@ -42,7 +42,9 @@ pub fn run(host: &Host, _meta: &Meta, params: Params) -> Result<Outcome> {
         return Err(Failure::new("housekeeping_cores_per_node, trading_nics: only with generate: true").into());
     }
     let mut generated_config: Option<Value> = None;
-    let text = match (&params.config, &params.config_file) {
+    // A mapping comes as JSON (exact types: no YAML text, so no YAML 1.1 words to find); a
+    // file, or a generated config, is YAML text, parsed once.
+    let (doc, text) = match (&params.config, &params.config_file) {
         (Some(_), Some(_)) => return Err(Failure::new("config, config_file: give one of them, not both").into()),
         (None, None) if params.generate => {
             let mut options = Map::new();
@@ -57,19 +59,25 @@ pub fn run(host: &Host, _meta: &Meta, params: Params) -> Result<Outcome> {
             let p: crate::modules::config::Params = crate::protocol::parse_params(options)?;
             let g = crate::modules::config::generate(host, p)?;
             generated_config = Some(g.config);
-            g.yaml
+            (Ok(g.doc), Some(g.yaml))
         }
         (None, None) => return Err(Failure::new("config or config_file is required (or generate: true)").into()),
-        (Some(Value::Object(m)), None) => serde_yaml::to_string(m)?,
+        (Some(v @ Value::Object(_)), None) => (Ok(config::yaml_from_json(v)), None),
         (Some(other), None) => {
             return Err(
                 Failure::new(format!("config: expected a mapping, got {}", crate::protocol::kind(other))).into()
             );
         }
-        (None, Some(path)) => host.read(path).map_err(|e| Failure::new(format!("config_file: {e}")))?,
+        (None, Some(path)) => {
+            let text = host.read(path).map_err(|e| Failure::new(format!("config_file: {e}")))?;
+            (config::yaml::load(&text), Some(text))
+        }
     };
     let (facts, warnings) = crate::facts::collect(host, ScanOptions::default());
-    let report = audit::audit_text(&text, Some(&facts));
+    let report = match &doc {
+        Ok(doc) => audit::audit_doc(doc, text.as_deref(), Some(&facts)),
+        Err(_) => audit::audit_text(text.as_deref().unwrap_or_default(), Some(&facts)),
+    };
     let errors = serde_json::to_value(&report.errors)?;
     let config_warnings = serde_json::to_value(&report.warnings)?;
     if !report.ok() {
@@ -85,7 +93,9 @@ pub fn run(host: &Host, _meta: &Meta, params: Params) -> Result<Outcome> {
         .into());
     }
     // What `lltune apply` (or a play) would hand each module for this config.
-    let mut args = crate::config::to_args::from_text(&text).map_err(|issues| {
+    // (A config that does not parse has errors, reported above.)
+    let doc = doc.map_err(|e| Failure::new(format!("config: not valid YAML: {e}")))?;
+    let mut args = crate::config::to_args::from_doc(&doc, text.as_deref()).map_err(|issues| {
         Failure::new(format!("config: {}", issues.iter().map(|i| i.to_string()).collect::<Vec<_>>().join("; ")))
     })?;
     crate::config::to_args::fit_to_host(&mut args, &facts, host);

@@ -61,6 +61,8 @@ fn name_list<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Vec<String>
 /// A config proposed for one host, as data and as the commented YAML gen-config writes.
 pub struct Generated {
     pub config: Value,
+    /// The same config as the YAML value the config reader takes.
+    pub doc: serde_yaml::Value,
     pub yaml: String,
     pub plan: Value,
     pub warnings: Vec<String>,
@@ -89,8 +91,8 @@ pub fn generate(host: &Host, params: Params) -> Result<Generated> {
     let text =
         gen_config::generate(&facts, &GenOptions { plan: plan_options, source, generated_at: gen_config::now_utc() });
     // The YAML we just wrote is ours: it parses (a test holds every real dump to it).
-    let data: Value =
-        serde_yaml::from_str(&text).map_err(|e| anyhow::anyhow!("generated config does not parse: {e}"))?;
+    let doc = crate::config::yaml::load(&text).map_err(|e| anyhow::anyhow!("generated config does not parse: {e}"))?;
+    let data = serde_json::to_value(&doc)?;
     let plan = json!({
         "housekeeping": core_plan.housekeeping,
         "isolated": core_plan.isolated,
@@ -99,12 +101,12 @@ pub fn generate(host: &Host, params: Params) -> Result<Generated> {
         "management_node": core_plan.management_node,
         "notes": core_plan.notes,
     });
-    Ok(Generated { config: data, yaml: text, plan, warnings, facts })
+    Ok(Generated { config: data, doc, yaml: text, plan, warnings, facts })
 }
 
 pub fn run(host: &Host, _meta: &Meta, params: Params) -> Result<Outcome> {
     let g = generate(host, params)?;
-    let mut args = crate::config::to_args::from_text(&g.yaml)
+    let mut args = crate::config::to_args::from_doc(&g.doc, Some(&g.yaml))
         .map_err(|e| anyhow::anyhow!("generated config does not read back: {}", e[0]))?;
     crate::config::to_args::fit_to_host(&mut args, &g.facts, host);
     let mut outcome = Outcome::new(false).field("config", g.config).field("yaml", g.yaml).field("plan", g.plan);

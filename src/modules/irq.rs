@@ -272,53 +272,11 @@ pub fn read_table(host: &Host) -> Result<IrqTable> {
             info.flags = host.read_opt(&format!("{DEBUGFS_IRQS}/{n}")).ok().flatten().map(|s| parse_debugfs_flags(&s));
         }
         info.name = info.actions.join(", ");
-        info.pci_address = irq_pci_address(info.chip.as_deref(), info.hwirq, &info.actions);
+        info.pci_address = crate::facts::irq::irq_pci_address(info.chip.as_deref(), info.hwirq, &info.actions);
         t.index.insert(n, t.irqs.len());
         t.irqs.push(info);
     }
     Ok(t)
-}
-
-/// The first PCI address (`0000:3b:00.0`, lowercased) inside `s`. A hand-written scan, as
-/// `facts::irq::irq_pci_address` does with a regex: the regex engine would double the size of
-/// this binary, which Ansible copies to every host on every task.
-fn pci_address_in(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let hex = |c: u8| c.is_ascii_hexdigit();
-    (0..b.len().saturating_sub(11)).find_map(|i| {
-        let w = &b[i..i + 12];
-        let ok = w[..4].iter().all(|c| hex(*c))
-            && w[4] == b':'
-            && hex(w[5])
-            && hex(w[6])
-            && w[7] == b':'
-            && hex(w[8])
-            && hex(w[9])
-            && w[10] == b'.'
-            && (b'0'..=b'7').contains(&w[11]);
-        ok.then(|| String::from_utf8_lossy(w).to_ascii_lowercase())
-    })
-}
-
-/// The PCI function behind an IRQ, as `facts::irq::irq_pci_address` finds it: named in the
-/// chip (`IR-PCI-MSIX-0000:3b:00.0`), in a handler name (`mlx5_comp0@pci:0000:3b:00.0`), or
-/// encoded in the hwirq of the shared PCI-MSI domain of older kernels.
-fn irq_pci_address(chip: Option<&str>, hwirq: Option<u64>, actions: &[String]) -> Option<String> {
-    if let Some(a) = chip.and_then(pci_address_in).or_else(|| actions.iter().find_map(|a| pci_address_in(a))) {
-        return Some(a);
-    }
-    let chip = chip?;
-    if chip.ends_with("PCI-MSI") || chip == "ITS-MSI" {
-        let h = hwirq?;
-        return Some(format!(
-            "{:04x}:{:02x}:{:02x}.{:x}",
-            h >> 27,
-            (h >> 19) & 0xff,
-            (h >> 14) & 0x1f,
-            (h >> 11) & 0x7
-        ));
-    }
-    None
 }
 
 /// Why an IRQ cannot be moved, or `None` when it can.
@@ -1055,26 +1013,33 @@ mod tests {
 
     #[test]
     fn pci_addresses_as_the_facts_find_them() {
+        // The module and the facts share one finder (facts::irq::pci_address_in, no regex).
+        use crate::facts::irq::{irq_pci_address, pci_address_in};
         let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        for (chip, hwirq, actions) in [
-            ("IR-PCI-MSI", 13107200, vec!["x"]),
-            ("PCI-MSI", 81921, vec!["virtio2-input"]),
-            ("IR-PCI-MSI", 1, vec!["mlx5_comp0@pci:0000:3B:00.1"]),
-            ("IR-PCI-MSI", 288768, vec!["ahci[0000:00:11.5]"]),
-            ("IR-PCI-MSIX-0000:1a:00.0", 1, vec!["eno3-TxRx-0"]),
-            ("IO-APIC", 2, vec!["timer"]),
-            ("DMAR-MSI", 6, vec!["dmar6"]),
-            ("IR-PCI-MSI", 5, vec!["i40e-0000:3b:00.9:misc"]),
+        for (chip, hwirq, actions, want) in [
+            ("IR-PCI-MSI", 13107200, vec!["x"], Some("0000:19:00.0")),
+            ("PCI-MSI", 81921, vec!["virtio2-input"], Some("0000:00:05.0")),
+            ("IR-PCI-MSI", 1, vec!["mlx5_comp0@pci:0000:3B:00.1"], Some("0000:3b:00.1")),
+            ("IR-PCI-MSI", 288768, vec!["ahci[0000:00:11.5]"], Some("0000:00:11.5")),
+            ("IR-PCI-MSIX-0000:1a:00.0", 1, vec!["eno3-TxRx-0"], Some("0000:1a:00.0")),
+            ("IO-APIC", 2, vec!["timer"], None),
+            ("DMAR-MSI", 6, vec!["dmar6"], None),
+            // Function 9 is no PCI function: the shared domain's hwirq decides.
+            ("IR-PCI-MSI", 5, vec!["i40e-0000:3b:00.9:misc"], Some("0000:00:00.0")),
         ] {
             let a = strings(&actions);
-            assert_eq!(
-                irq_pci_address(Some(chip), Some(hwirq), &a),
-                crate::facts::irq::irq_pci_address(Some(chip), Some(hwirq), &a),
-                "{chip} {hwirq} {actions:?}"
-            );
+            assert_eq!(irq_pci_address(Some(chip), Some(hwirq), &a).as_deref(), want, "{chip} {hwirq} {actions:?}");
         }
         assert_eq!(pci_address_in("x0000:3b:00.0"), Some("0000:3b:00.0".into()));
+        // Leftmost match of exactly four domain digits, as the regex it replaces found.
+        assert_eq!(pci_address_in("10000:3b:00.0:x"), Some("0000:3b:00.0".into()));
+        assert_eq!(pci_address_in("0000:3B:0F.7"), Some("0000:3b:0f.7".into()));
+        assert_eq!(pci_address_in("é0000:3b:00.0é"), Some("0000:3b:00.0".into()));
         assert_eq!(pci_address_in("0000:3b:00"), None);
+        assert_eq!(pci_address_in("0000:3b:00.8"), None);
+        assert_eq!(pci_address_in("000:3b:00.0"), None);
+        assert_eq!(pci_address_in("0000:3g:00.0"), None);
+        assert_eq!(pci_address_in(""), None);
     }
 
     #[test]

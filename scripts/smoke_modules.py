@@ -1,0 +1,54 @@
+#!/usr/bin/env python3
+"""Runs the shipped module binaries as Ansible runs them (JSON arguments; here on standard
+input) on a captured tree: lltune_facts, then lltune_config, then lltune_audit on the config
+lltune_config proposed (as a mapping, and as a YAML file under the root).
+
+    scripts/smoke_modules.py MODULES_DIR ROOT
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+
+def run(modules, name, args):
+    p = subprocess.run(
+        [os.path.join(modules, name)], input=json.dumps(args).encode(), capture_output=True, timeout=120
+    )
+    try:
+        r = json.loads(p.stdout)
+    except ValueError:
+        sys.exit(f"FAIL {name}: not one JSON object (exit {p.returncode}): {p.stdout!r} {p.stderr!r}")
+    if r.get("failed") is not False or p.returncode != 0:
+        sys.exit(f"FAIL {name}: exit {p.returncode}: {json.dumps(r)[:2000]}")
+    return r
+
+
+def main(modules, root):
+    facts = run(modules, "lltune_facts", {"root": root})["ansible_facts"]["lltune"]
+    assert facts["schema_version"] >= 1 and facts["cpu"]["online"], facts["cpu"]
+    print(f"ok   lltune_facts: {len(facts['nics'])} NICs, CPUs {facts['cpu']['online']}")
+    cfg = run(modules, "lltune_config", {"root": root})
+    assert cfg["config"]["version"] == 1 and cfg["yaml"].startswith("#"), cfg["config"]
+    print(f"ok   lltune_config: {len(cfg['yaml'])} bytes of YAML")
+    audit = run(modules, "lltune_audit", {"root": root, "config": cfg["config"]})
+    assert audit["errors"] == [], audit["errors"]
+    # The same config as a file on the target (a copy of the tree, so the tree stays as shipped).
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = os.path.join(tmp, "root")
+        shutil.copytree(root, copy, symlinks=True)
+        os.makedirs(os.path.join(copy, "etc/lltune"), exist_ok=True)
+        with open(os.path.join(copy, "etc/lltune/config.yml"), "w") as f:
+            f.write(cfg["yaml"])
+        from_file = run(modules, "lltune_audit", {"root": copy, "config_file": "/etc/lltune/config.yml"})
+    assert from_file["module_args"] == audit["module_args"], (from_file["module_args"], audit["module_args"])
+    print(f"ok   lltune_audit: no errors, {len(audit['module_args'])} modules' arguments, mapping and file alike")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        sys.exit(__doc__)
+    main(sys.argv[1], sys.argv[2])
