@@ -55,7 +55,7 @@ TOOLS_STAMP := $(VENV)/.tools-$(shell cat $(ANSIBLE_CORE_PIN) $(TOOLS_PIN) | sha
 
 all: collection
 
-## collection: release binaries (glibc 2.17) in build/collections/.../bin, each linked from
+## collection: release binaries (glibc 2.17) in build/collections/.../binaries, each linked from
 ## plugins/modules/<module> beside its sidecar docs; then the installable archive
 ## build/lltune-tuning-<version>.tar.gz (ansible-galaxy collection build)
 collection: zig-tools venv
@@ -63,18 +63,18 @@ collection: zig-tools venv
 	rm -rf $(COLLECTION)
 	mkdir -p $(COLLECTION)
 	cp -R ansible/. $(COLLECTION)/
-	mkdir -p $(COLLECTION)/bin
+	mkdir -p $(COLLECTION)/binaries
 	@for m in $(MODULES); do \
-	  echo "install $(SHIPPED)/$$m -> $(COLLECTION)/bin/$$m <- plugins/modules/$$m"; \
-	  install -m 0755 $(SHIPPED)/$$m $(COLLECTION)/bin/$$m || exit 1; \
-	  ln -sfn ../../bin/$$m $(COLLECTION)/plugins/modules/$$m || exit 1; \
+	  echo "install $(SHIPPED)/$$m -> $(COLLECTION)/binaries/$$m <- plugins/modules/$$m"; \
+	  install -m 0755 $(SHIPPED)/$$m $(COLLECTION)/binaries/$$m || exit 1; \
+	  ln -sfn ../../binaries/$$m $(COLLECTION)/plugins/modules/$$m || exit 1; \
 	done
 	$(MAKE) --no-print-directory check-binaries
 	cd $(COLLECTION) && $(ANSIBLE_ENV) $(abspath $(VENV))/bin/ansible-galaxy collection build --force --output-path $(abspath build)
 
 ## check-binaries: every shipped binary needs glibc <= 2.17; every module binary is within its budget
 check-binaries:
-	$(PYTHON) scripts/check_binaries.py --max-glibc $(GLIBC) --budgets scripts/size-budgets.txt $(COLLECTION)/bin
+	$(PYTHON) scripts/check_binaries.py --max-glibc $(GLIBC) --budgets scripts/size-budgets.txt $(COLLECTION)/binaries
 	$(PYTHON) scripts/check_binaries.py --max-glibc $(GLIBC) --no-size $(SHIPPED)/lltune
 
 ## zig-tools: zig and cargo-zigbuild, pinned, in .venv-tools
@@ -122,7 +122,7 @@ test:
 ## smoke: the shipped lltune_facts, lltune_config and lltune_audit run as modules (arguments
 ## on standard input) on the sample tree: facts, a generated config, and its audit
 smoke:
-	$(PYTHON) scripts/smoke_modules.py $(COLLECTION)/bin $(abspath $(SAMPLE_ROOT))
+	$(PYTHON) scripts/smoke_modules.py $(COLLECTION)/binaries $(abspath $(SAMPLE_ROOT))
 
 ## molecule: the top-level molecule scenario on a simulated rack (tune in check mode, for
 ## real, again for idempotence, verify, rollback to the byte)

@@ -190,7 +190,7 @@ fn ansible_doc_lists_every_module() {
         assert!(line.trim_end().ends_with(&format!("/plugins/modules/{m}.py")), "{line}");
         let stub = fs::read_to_string(dir.join(format!("{m}.py"))).unwrap_or_else(|e| panic!("{m}.py: {e}"));
         assert!(stub.lines().all(|l| l.is_empty() || l.starts_with('#')), "{m}.py holds more than comments");
-        assert_eq!(fs::read_link(dir.join(m)).unwrap(), Path::new("../../bin").join(m), "{m}");
+        assert_eq!(fs::read_link(dir.join(m)).unwrap(), Path::new("../../binaries").join(m), "{m}");
         let bin = fs::read(dir.join(m)).unwrap();
         assert_eq!(&bin[..4], b"\x7fELF", "{m}: the module file beside the stub is not the binary");
     }

@@ -307,15 +307,15 @@ fn assemble_collection() -> PathBuf {
             "plugins/modules/{name} documents {stem}, but cargo built no binary {}",
             built.display()
         );
-        // As `make collection` lays it out: the binary in bin/, and plugins/modules/<module>
+        // As `make collection` lays it out: the binary in binaries/, and plugins/modules/<module>
         // a link to it beside the sidecar and the comment-only <module>.py (ansible-doc -l
         // skips links, so it reads the .py; Ansible runs the binary through the link).
-        fs::create_dir_all(coll.join("bin")).unwrap();
-        let dest = coll.join("bin").join(stem);
+        fs::create_dir_all(coll.join("binaries")).unwrap();
+        let dest = coll.join("binaries").join(stem);
         if fs::hard_link(&built, &dest).is_err() {
             fs::copy(&built, &dest).unwrap();
         }
-        std::os::unix::fs::symlink(Path::new("../../bin").join(stem), modules.join(stem)).unwrap();
+        std::os::unix::fs::symlink(Path::new("../../binaries").join(stem), modules.join(stem)).unwrap();
     }
     root
 }
