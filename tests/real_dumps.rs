@@ -243,3 +243,45 @@ fn cnto_gcp_offline_cpus_and_odd_cmdline() {
     assert_eq!(f["kernel"]["args"]["+"], serde_json::json!([null]));
     assert_eq!(f["cpu"]["thread_siblings"], serde_json::json!(["0", "1"]));
 }
+
+/// The facts (and warnings) of every real dump, compact and with detail, pinned in
+/// tests/fixtures/real/pins/: a change to discovery that changes what a real server reports
+/// shows up here as a reviewed diff of the pin. `LLTUNE_UPDATE_PINS=1` rewrites the pins.
+#[test]
+fn every_real_dump_gives_its_pinned_facts() {
+    let pins = support::real_fixtures_dir().join("pins");
+    let update = std::env::var_os("LLTUNE_UPDATE_PINS").is_some_and(|v| v == "1");
+    let mut failed = Vec::new();
+    for name in support::real_fixture_names() {
+        for detail in [false, true] {
+            let root = support::real_fixture(&name);
+            let host = Host::new(&root).expect("fixture root");
+            let (facts, warnings) = facts::collect(&host, ScanOptions { detail });
+            let mut facts = serde_json::to_value(&facts).unwrap();
+            // The crate's version is not a fact of the dump.
+            facts.as_object_mut().unwrap().remove("lltune_version");
+            let got = serde_json::to_string_pretty(&serde_json::json!({"facts": facts, "warnings": warnings})).unwrap()
+                + "\n";
+            let file = pins.join(format!("{name}{}.json", if detail { ".detail" } else { "" }));
+            if update {
+                std::fs::create_dir_all(&pins).unwrap();
+                std::fs::write(&file, &got).unwrap();
+                continue;
+            }
+            let want = std::fs::read_to_string(&file)
+                .unwrap_or_else(|e| panic!("{}: {e} (LLTUNE_UPDATE_PINS=1 writes it)", file.display()));
+            if got != want {
+                let first = got.lines().zip(want.lines()).position(|(a, b)| a != b).unwrap_or(0);
+                let show = |s: &str| s.lines().skip(first.saturating_sub(3)).take(7).collect::<Vec<_>>().join("\n");
+                failed.push(format!(
+                    "{}: differs at line {}:\n--- got\n{}\n--- pinned\n{}",
+                    file.display(),
+                    first + 1,
+                    show(&got),
+                    show(&want)
+                ));
+            }
+        }
+    }
+    assert!(failed.is_empty(), "{}", failed.join("\n\n"));
+}
