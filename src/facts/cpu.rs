@@ -323,14 +323,14 @@ fn read_cpuidle(scan: &mut Scan, online: &CpuList) -> CpuIdle {
 
 pub fn read(scan: &mut Scan) -> Cpu {
     let host = scan.host;
-    let info = match host.read_opt("/proc/cpuinfo") {
+    let info = match scan.cpuinfo() {
         Ok(Some(t)) => parse_cpuinfo(&t),
         Ok(None) => {
             scan.warn("/proc/cpuinfo: missing; CPU vendor and model unknown");
             CpuInfo::default()
         }
         Err(e) => {
-            scan.warn(e.to_string());
+            scan.warn(e);
             CpuInfo::default()
         }
     };

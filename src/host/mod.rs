@@ -15,7 +15,7 @@
 
 pub mod resolve;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ffi::CString;
 use std::fs;
 use std::io::{self, Read, Write};
@@ -28,8 +28,27 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use resolve::ResolveError;
 
 /// The most bytes read from one file. The largest file a scan reads is /proc/interrupts,
-/// about 2 MB on a 256-CPU host with 4,000 IRQs.
+/// about 12 MB on a 256-CPU host with 4,000 IRQs (11 characters per CPU column); the scan
+/// reads that one as a stream (`open_stream`).
 pub const MAX_READ_BYTES: u64 = 64 << 20;
+
+/// The first read of a file on a live host: two pages, more than any sysfs attribute
+/// (at most a page) holds, so one read returns a whole value.
+const ONE_VALUE_READ: usize = 8192;
+
+/// One `read` into the spare capacity of `out` (at most `want` bytes), retried on EINTR.
+fn read_some(file: &mut fs::File, out: &mut Vec<u8>, want: usize) -> io::Result<usize> {
+    let len = out.len();
+    out.resize(len + want, 0);
+    let r = loop {
+        match file.read(&mut out[len..]) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => break other,
+        }
+    };
+    out.truncate(len + *r.as_ref().unwrap_or(&0));
+    r
+}
 
 /// Why a target path could not be read or written. Every variant carries the target path.
 #[derive(Debug, thiserror::Error)]
@@ -102,6 +121,8 @@ pub struct Host {
     recording: Option<Mutex<Recording>>,
     /// Folders already resolved under a tree root: target folder → resolved folder.
     dirs: Mutex<HashMap<String, String>>,
+    /// Target paths `read_link` found not to be links (EINVAL); `symlink` forgets its target.
+    not_links: Mutex<HashSet<String>>,
     /// The tree root, held open for `openat2` (`None` on `/`: nothing lies outside it).
     root_fd: Option<std::os::fd::OwnedFd>,
 }
@@ -155,7 +176,14 @@ impl Host {
                 .map_err(|e| HostError::from_io(&shown, e))?;
             Some(std::os::fd::OwnedFd::from(f))
         };
-        Ok(Host { root, live, recording: None, dirs: Mutex::new(HashMap::new()), root_fd })
+        Ok(Host {
+            root,
+            live,
+            recording: None,
+            dirs: Mutex::new(HashMap::new()),
+            not_links: Mutex::new(HashSet::new()),
+            root_fd,
+        })
     }
 
     /// Like `new`, but remembers every target path read, for `lltune capture`.
@@ -375,16 +403,36 @@ impl Host {
         Ok((file, meta.len()))
     }
 
-    /// Reads a whole file as bytes, exactly as stored (the journal keeps files byte for byte).
-    pub fn read_bytes(&self, target: &str) -> Result<Vec<u8>, HostError> {
+    /// Reads a whole file into `out` (cleared first), in as few `read` calls as the file
+    /// allows. Under a tree root a file is a plain file whose size is exact: one read of
+    /// `size + 1` bytes that returns `size` is the end. With `one_value` (an attribute: a
+    /// sysfs file, `/proc/irq/<n>/*`, `/proc/sys/*`), the kernel hands the whole value to the
+    /// first read (kernfs and single_open seq_files produce it at once, at most a page), so a
+    /// read shorter than the buffer is the end. Anything else reads until `read` returns 0:
+    /// multi-record procfs files (`/proc/interrupts`) return a few records per read.
+    fn read_into(&self, target: &str, out: &mut Vec<u8>, one_value: bool) -> Result<(), HostError> {
         self.note(|r| &mut r.files, target);
-        let (file, size) = self.open_regular(target)?;
-        // sysfs says 4096 for every attribute and procfs 0: a hint, never trusted.
-        let mut out = Vec::with_capacity(if size == 0 { 512 } else { size.min(MAX_READ_BYTES) as usize + 1 });
-        file.take(MAX_READ_BYTES + 1).read_to_end(&mut out).map_err(|e| HostError::from_io(target, e))?;
+        let (mut file, size) = self.open_regular(target)?;
+        let io = |e| HostError::from_io(target, e);
+        out.clear();
+        // sysfs says 4096 for every attribute and procfs 0: a hint only on a live host.
+        let first = if !self.live { size.min(MAX_READ_BYTES) as usize + 1 } else { ONE_VALUE_READ };
+        out.reserve(first);
+        let n = read_some(&mut file, out, first).map_err(io)?;
+        let done = n == 0 || (!self.live && n as u64 == size) || (one_value && n < first);
+        if !done {
+            file.take(MAX_READ_BYTES + 1 - n as u64).read_to_end(out).map_err(io)?;
+        }
         if out.len() as u64 > MAX_READ_BYTES {
             return Err(HostError::TooLarge { path: target.to_string(), limit: MAX_READ_BYTES });
         }
+        Ok(())
+    }
+
+    /// Reads a whole file as bytes, exactly as stored (the journal keeps files byte for byte).
+    pub fn read_bytes(&self, target: &str) -> Result<Vec<u8>, HostError> {
+        let mut out = Vec::new();
+        self.read_into(target, &mut out, false)?;
         Ok(out)
     }
 
@@ -395,6 +443,15 @@ impl Host {
             Ok(s) => s,
             Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
         })
+    }
+
+    /// Opens a file to read it as a stream (a large procfs table read line by line instead of
+    /// held whole), refused like `read` when it is not a regular file; reads stop at
+    /// `MAX_READ_BYTES`.
+    pub fn open_stream(&self, target: &str) -> Result<io::Take<fs::File>, HostError> {
+        self.note(|r| &mut r.files, target);
+        let (file, _) = self.open_regular(target)?;
+        Ok(file.take(MAX_READ_BYTES))
     }
 
     /// Reads a file; `None` when it does not exist.
@@ -409,7 +466,18 @@ impl Host {
     /// Reads a one-value attribute file, trimmed of whitespace and NUL bytes; `None` when
     /// the file is absent or unreadable (sysfs answers EIO/EINVAL for unsupported values).
     pub fn attr(&self, target: &str) -> Option<String> {
-        self.read(target).ok().map(|s| s.trim_matches(|c: char| c.is_whitespace() || c == '\0').to_string())
+        // One buffer per thread for every attribute: a scan reads thousands of them.
+        thread_local!(static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) });
+        BUF.with(|b| {
+            let mut buf = b.borrow_mut();
+            self.read_into(target, &mut buf, true).ok()?;
+            let text = String::from_utf8_lossy(&buf);
+            let v = text.trim_matches(|c: char| c.is_whitespace() || c == '\0').to_string();
+            if buf.capacity() > 4 * ONE_VALUE_READ {
+                *buf = Vec::new();
+            }
+            Some(v)
+        })
     }
 
     /// Reads a one-value attribute and parses it; `None` when absent or not a number.
@@ -470,10 +538,28 @@ impl Host {
     /// Target of a symbolic link as written (`../../../bus/pci/drivers/ixgbe`); `None` when
     /// the path is not a link or does not exist.
     pub fn read_link(&self, target: &str) -> Option<String> {
+        // Paths already seen not to be links (folders walked through, readlink's EINVAL)
+        // cost no syscall: lexical resolvers (facts::nic) ask about every component of every
+        // device path, and the same folders come up hundreds of times.
+        let known = |m: &Mutex<HashSet<String>>| m.lock().is_ok_and(|s| s.contains(target));
+        if known(&self.not_links) || self.dirs.lock().is_ok_and(|m| m.get(target).is_some_and(|d| d == target)) {
+            return None;
+        }
         let (real, _) = self.read_path(target).ok()?;
-        let t = fs::read_link(real).ok()?;
-        self.note(|r| &mut r.links, target);
-        Some(t.to_string_lossy().into_owned())
+        match fs::read_link(real) {
+            Ok(t) => {
+                self.note(|r| &mut r.links, target);
+                Some(t.to_string_lossy().into_owned())
+            }
+            Err(e) => {
+                if e.raw_os_error() == Some(libc::EINVAL) {
+                    if let Ok(mut s) = self.not_links.lock() {
+                        s.insert(target.to_string());
+                    }
+                }
+                None
+            }
+        }
     }
 
     /// Last component of a link target: the driver name of `.../device/driver`.
@@ -650,6 +736,9 @@ impl Host {
 
     /// Creates (or replaces) a symbolic link at `target` pointing to `to`, written as given.
     pub fn symlink(&self, target: &str, to: &str) -> Result<(), HostError> {
+        if let Ok(mut s) = self.not_links.lock() {
+            s.remove(target);
+        }
         let resolved = self.resolve(target, false)?;
         let (rdir, _) = resolved.rsplit_once('/').unwrap_or(("", &resolved));
         self.make_dirs(rdir)?;
