@@ -575,7 +575,10 @@ pub fn read(scan: &mut Scan, cpu: &Cpu, kernel: &Kernel, nics: &[Nic]) -> Irqs {
     // The CPUs IRQs should stay off: runtime `isolated` and `nohz_full`, and what the
     // command line asks for (captures often lack the runtime files; the cmdline says the
     // intent either way).
-    let mut isolated = cpu.isolated.union(&cpu.nohz_full);
+    let mut isolated = CpuList::new();
+    for known in [&cpu.isolated, &cpu.nohz_full].into_iter().flatten() {
+        isolated = isolated.union(known);
+    }
     if let Some(i) = &kernel.isolcpus {
         isolated = isolated.union(&i.cpus);
     }
@@ -907,8 +910,7 @@ mod tests {
             },
             Nic { name: Some("ens4".into()), ..Nic::default() },
         ];
-        let cpu =
-            Cpu { isolated: CpuList::parse("2").unwrap(), nohz_full: CpuList::parse("3").unwrap(), ..Cpu::default() };
+        let cpu = Cpu { isolated: CpuList::parse("2").ok(), nohz_full: CpuList::parse("3").ok(), ..Cpu::default() };
         let irqs = read(&mut scan, &cpu, &Kernel::default(), &nics);
         assert!(scan.warnings().is_empty(), "{:?}", scan.warnings());
         assert_eq!((irqs.total, irqs.dirs, irqs.active), (6, 6, 5));
