@@ -265,7 +265,7 @@ pub fn render_markdown(report: &Report) -> String {
         ("Isolated (runtime)", runtime_cpus(&c.isolated, cmdline_known, iso.as_ref().map(|(l, a)| (l, *a)))),
         ("nohz_full (runtime)", runtime_cpus(&c.nohz_full, cmdline_known, nohz.as_ref().map(|(l, a)| (l, *a)))),
         ("isolcpus (cmdline)", isolcpus),
-        ("Governors", or_none(govs)),
+        ("Governors", or_unknown(govs.clone(), c.scaling_driver.is_some() || !govs.is_empty())),
         ("Scaling driver", opt(&c.scaling_driver)),
         ("Turbo", opt(&c.turbo)),
         ("Memory", format!("{} kB", opt(&f.memory.total_kb))),
@@ -415,7 +415,7 @@ mod tests {
         assert!(line(&f, "numa").ends_with("hugepages ?"), "{}", line(&f, "numa"));
         assert!(line(&f, "nics").starts_with("nics      ? "), "{}", line(&f, "nics"));
         let md = render_markdown(&Report::of(f.clone()));
-        assert!(md.contains("| Isolated (runtime) | ? |"), "{md}");
+        assert!(md.contains("| Isolated (runtime) | ? |") && md.contains("| Governors | ? |"), "{md}");
     }
 
     #[test]
