@@ -146,7 +146,8 @@ sanity: collection
 	cd $(SANITY) && $(ANSIBLE_ENV) PATH=$(abspath $(VENV))/bin:$$PATH ansible-test sanity --venv \
 	  --python $$($(VENV)/bin/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 
-## bench: scan timings against read-every-file and Ansible's setup (numbers, no verdict)
+## bench: scan timings against read-every-file and Ansible's setup, their ratio, peak RSS and syscall
+## counts, on the real dumps, a synthetic 256-CPU/4,000-IRQ tree (benches/gen-large-irqs.py) and this host
 bench: collection venv
 	CARGO_TARGET_DIR=$(TARGET_DIR) VENV=$(VENV) COLLECTIONS=$(COLLECTIONS) bash benches/scan.sh
 	CARGO_TARGET_DIR=$(TARGET_DIR) VENV=$(VENV) COLLECTIONS=$(COLLECTIONS) bash benches/rack.sh

@@ -7,7 +7,12 @@
 # Targets:
 #   - the largest real dumps (utillinux-epyc7451, cnto-r640-rt-worker1), unpacked from
 #     tests/fixtures/real (or $LLTUNE_REAL_FIXTURES) into a temp folder;
+#   - a synthetic tree the size of a large server, 256 CPUs and 4,000 IRQs
+#     (benches/gen-large-irqs.py, built from cnto-r640-rt-worker1): /proc/interrupts alone
+#     is 12 MB there; its peak RSS is the memory figure to watch;
 #   - the live host (root "/").
+# For each tree: the ratio of each scan's mean time to the read-every-file baseline's, peak
+# RSS, and (with strace) the scan's syscall counts.
 # Baselines:
 #   (a) "read every file once": cat every regular file of the tree's sys/devices/system,
 #       sys/bus/pci and proc. The floor for any tool that reads those files through the VFS.
@@ -72,12 +77,27 @@ bench_tree() { # name, root
   echo
   echo "== $name ($root): $(find "${dirs[@]}" -type f 2>/dev/null | wc -l) regular files under ${dirs[*]#"$root"/}"
   hyperfine --shell=bash --warmup 2 --min-runs "$runs" --export-markdown "$out/$name.md" \
+    --export-json "$work/$name.hyperfine.json" \
     -n "lltune_facts detail" "$facts_bin $work/$name.detail.json" \
     -n "lltune_facts compact" "$facts_bin $work/$name.json" \
     -n "read every file once" "find ${dirs[*]} -type f -readable -exec timeout 20 cat {} + >/dev/null 2>&1 || true"
+  # Mean time of each scan over the read-every-file baseline's (the goal is a small ratio).
+  python3 - "$work/$name.hyperfine.json" <<'PY' | tee -a "$out/$name.md"
+import json, sys
+r = {x["command"]: x["mean"] for x in json.load(open(sys.argv[1]))["results"]}
+base = r["read every file once"]
+for k in ("lltune_facts compact", "lltune_facts detail"):
+    print(f"ratio {k} / read every file once: {r[k] / base:.3f}")
+PY
   echo "peak RSS:"
   peak_rss "lltune_facts detail" "$facts_bin" "$work/$name.detail.json"
   peak_rss "lltune_facts compact" "$facts_bin" "$work/$name.json"
+  if need strace; then
+    echo "syscalls of lltune_facts compact (strace -c):"
+    strace -f -c -o "$work/$name.strace" "$facts_bin" "$work/$name.json" >/dev/null
+    awk 'NR > 2 && $NF ~ /^(read|openat2|openat|statx|newfstatat|readlink|close|getdents64)$/ {print "  " $NF, $4}
+         /total/ {print "  total", $4}' "$work/$name.strace"
+  fi
 }
 
 if [[ -f $real/unpack.sh ]]; then
@@ -89,6 +109,10 @@ if [[ -f $real/unpack.sh ]]; then
       echo "skipping $name: not in $real" >&2
     fi
   done
+  if [[ -d $work/real/cnto-r640-rt-worker1 ]]; then
+    python3 benches/gen-large-irqs.py "$work/real/cnto-r640-rt-worker1" "$work/synthetic-256cpu-4000irq" --cpus 256 --irqs 4000 >/dev/null
+    bench_tree synthetic-256cpu-4000irq "$work/synthetic-256cpu-4000irq"
+  fi
 else
   echo "skipping real dumps: $real/unpack.sh is absent" >&2
 fi

@@ -243,3 +243,177 @@ fn cnto_gcp_offline_cpus_and_odd_cmdline() {
     assert_eq!(f["kernel"]["args"]["+"], serde_json::json!([null]));
     assert_eq!(f["cpu"]["thread_siblings"], serde_json::json!(["0", "1"]));
 }
+
+/// The facts (and warnings) of every real dump, compact and with detail, pinned in
+/// tests/fixtures/real/pins/: a change to discovery that changes what a real server reports
+/// shows up here as a reviewed diff of the pin. `LLTUNE_UPDATE_PINS=1` rewrites the pins.
+#[test]
+fn every_real_dump_gives_its_pinned_facts() {
+    let pins = support::real_fixtures_dir().join("pins");
+    let update = std::env::var_os("LLTUNE_UPDATE_PINS").is_some_and(|v| v == "1");
+    let mut failed = Vec::new();
+    for name in support::real_fixture_names() {
+        for detail in [false, true] {
+            let root = support::real_fixture(&name);
+            let host = Host::new(&root).expect("fixture root");
+            let (facts, warnings) = facts::collect(&host, ScanOptions { detail });
+            let mut facts = serde_json::to_value(&facts).unwrap();
+            // The crate's version is not a fact of the dump.
+            facts.as_object_mut().unwrap().remove("lltune_version");
+            let got = serde_json::to_string_pretty(&serde_json::json!({"facts": facts, "warnings": warnings})).unwrap()
+                + "\n";
+            let file = pins.join(format!("{name}{}.json", if detail { ".detail" } else { "" }));
+            if update {
+                std::fs::create_dir_all(&pins).unwrap();
+                std::fs::write(&file, &got).unwrap();
+                continue;
+            }
+            let want = std::fs::read_to_string(&file)
+                .unwrap_or_else(|e| panic!("{}: {e} (LLTUNE_UPDATE_PINS=1 writes it)", file.display()));
+            if got != want {
+                let first = got.lines().zip(want.lines()).position(|(a, b)| a != b).unwrap_or(0);
+                let show = |s: &str| s.lines().skip(first.saturating_sub(3)).take(7).collect::<Vec<_>>().join("\n");
+                failed.push(format!(
+                    "{}: differs at line {}:\n--- got\n{}\n--- pinned\n{}",
+                    file.display(),
+                    first + 1,
+                    show(&got),
+                    show(&want)
+                ));
+            }
+        }
+    }
+    assert!(failed.is_empty(), "{}", failed.join("\n\n"));
+}
+
+/// A copy of a real dump in a temp folder without the files `drop` names (paths relative to
+/// the dump's root): the older kernels and partial captures of issue 11, built from real ones.
+fn dump_without(name: &str, drop: &dyn Fn(&str) -> bool) -> tempfile::TempDir {
+    fn copy(src: &std::path::Path, dst: &std::path::Path, rel: &str, drop: &dyn Fn(&str) -> bool) {
+        for entry in std::fs::read_dir(src).unwrap() {
+            let entry = entry.unwrap();
+            let name = entry.file_name().into_string().unwrap();
+            let rel = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
+            if drop(&rel) {
+                continue;
+            }
+            let (from, to) = (entry.path(), dst.join(&name));
+            let ft = entry.file_type().unwrap();
+            if ft.is_symlink() {
+                std::os::unix::fs::symlink(std::fs::read_link(&from).unwrap(), &to).unwrap();
+            } else if ft.is_dir() {
+                std::fs::create_dir(&to).unwrap();
+                copy(&from, &to, &rel, drop);
+            } else if ft.is_file() {
+                std::fs::copy(&from, &to).unwrap();
+            }
+        }
+    }
+    let d = tempfile::tempdir().unwrap();
+    copy(&support::real_fixture(name), d.path(), "", drop);
+    d
+}
+
+/// sockets, cores_per_socket, threads_per_core and thread_siblings of a root.
+fn topology(root: &std::path::Path) -> (Value, Vec<String>) {
+    let host = Host::new(root).expect("root");
+    let (facts, warnings) = facts::collect(&host, ScanOptions::default());
+    let c = serde_json::to_value(&facts.cpu).unwrap();
+    let t = serde_json::json!([c["sockets"], c["cores_per_socket"], c["threads_per_core"], c["thread_siblings"]]);
+    (t, warnings)
+}
+
+/// Outside what the topology and isolation are read from (`sys/devices/system/cpu`'s lists,
+/// each `cpuN/online` and `cpuN/topology/`, /proc/cpuinfo): left out of the copies, which
+/// then hold a few hundred files.
+fn not_cpu(rel: &str) -> bool {
+    if ["sys", "sys/devices", "sys/devices/system", "sys/devices/system/cpu", "proc", "proc/cpuinfo"].contains(&rel) {
+        return false;
+    }
+    let Some(rest) = rel.strip_prefix("sys/devices/system/cpu/") else { return true };
+    let mut parts = rest.splitn(3, '/');
+    match (parts.next(), parts.next()) {
+        (Some(first), None) => {
+            !(first.starts_with("cpu") && first[3..].chars().all(|c| c.is_ascii_digit()))
+                && !["online", "offline", "possible", "present", "isolated", "nohz_full"].contains(&first)
+        }
+        (Some(_), Some(second)) => second != "online" && second != "topology",
+        _ => true,
+    }
+}
+
+/// The per-CPU topology file of a dump: `sys/devices/system/cpu/cpuN/topology/<file>`.
+fn topology_file(rel: &str) -> Option<&str> {
+    let rest = rel.strip_prefix("sys/devices/system/cpu/cpu")?;
+    let (n, file) = rest.split_once("/topology/")?;
+    n.chars().all(|c| c.is_ascii_digit()).then_some(file)
+}
+
+// See: issue 11 (older kernels: only thread_siblings/core_siblings masks, no
+// physical_package_id/core_id).
+#[test]
+fn topology_from_sibling_masks_alone_equals_the_full_dump() {
+    for name in support::real_fixture_names() {
+        let (full, _) = topology(&support::real_fixture(&name));
+        assert!(full[0].is_u64() && full[1].is_u64(), "{name}: the full dump gives no topology: {full}");
+        let old = dump_without(&name, &|rel| {
+            not_cpu(rel) || topology_file(rel).is_some_and(|f| f != "thread_siblings" && f != "core_siblings")
+        });
+        // The copy really is the old kernel's shape.
+        let cpu0 = old.path().join("sys/devices/system/cpu/cpu0/topology");
+        let mut left: Vec<String> =
+            std::fs::read_dir(&cpu0).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        left.sort();
+        assert_eq!(left, ["core_siblings", "thread_siblings"], "{name}");
+        let (masks, warnings) = topology(old.path());
+        assert_eq!(masks, full, "{name}: masks only");
+        assert!(!warnings.iter().any(|w| w.contains("topology")), "{name}: {warnings:?}");
+    }
+}
+
+#[test]
+fn topology_from_proc_cpuinfo_alone_equals_the_full_dump() {
+    for name in support::real_fixture_names() {
+        let (full, _) = topology(&support::real_fixture(&name));
+        let bare = dump_without(&name, &|rel| not_cpu(rel) || topology_file(rel).is_some());
+        let (from_cpuinfo, warnings) = topology(bare.path());
+        assert_eq!(from_cpuinfo, full, "{name}: /proc/cpuinfo physical id and core id only");
+        assert!(!warnings.iter().any(|w| w.contains("topology")), "{name}: {warnings:?}");
+        // Without /proc/cpuinfo either, the topology is unknown (null), and the scan says so.
+        let none = dump_without(&name, &|rel| not_cpu(rel) || topology_file(rel).is_some() || rel == "proc/cpuinfo");
+        let (unknown, warnings) = topology(none.path());
+        assert_eq!(unknown, serde_json::json!([null, null, null, []]), "{name}");
+        assert!(warnings.iter().any(|w| w.contains("topology: missing")), "{name}: {warnings:?}");
+    }
+}
+
+/// The R640's capture has no /sys/devices/system/cpu/isolated or nohz_full: unknown (null),
+/// not none; the summary then says what the command line asks for, labelled as such.
+#[test]
+fn absent_isolation_files_are_unknown_not_none() {
+    let (f, _) = scan("cnto-r640-rt-worker1");
+    assert_eq!(f["cpu"]["isolated"], Value::Null);
+    assert_eq!(f["cpu"]["nohz_full"], Value::Null);
+    let host = Host::new(support::real_fixture("cnto-r640-rt-worker1")).unwrap();
+    let (report, _) = lltune::analysis::analyse(&host, ScanOptions::default());
+    let text = lltune::cli::report::render_text(&report);
+    // isolcpus=managed_irq,5-10 without `domain`: the kernel's isolated file would be empty.
+    assert!(
+        text.contains(
+            "isolated  none (from cmdline isolcpus without domain); nohz_full none (from cmdline); cmdline isolcpus managed_irq,5-10\n"
+        ),
+        "{text}"
+    );
+    // The capture has no cpufreq, cpuidle, NUMA meminfo or netdev files: unknown, not none.
+    assert!(text.contains("governors ?;") && text.contains("states ?\n") && text.contains("nics      ? "), "{text}");
+    // A dump that has the files (empty) still says "" (none).
+    let (f, _) = scan("utillinux-epyc7451");
+    assert_eq!((&f["cpu"]["isolated"], &f["cpu"]["nohz_full"]), (&Value::from(""), &Value::from("")));
+    // And a copy of it without them: null.
+    let d = dump_without("utillinux-epyc7451", &|rel| {
+        not_cpu(rel) || rel == "sys/devices/system/cpu/isolated" || rel == "sys/devices/system/cpu/nohz_full"
+    });
+    let host = Host::new(d.path()).unwrap();
+    let (facts, _) = facts::collect(&host, ScanOptions::default());
+    assert_eq!((facts.cpu.isolated, facts.cpu.nohz_full), (None, None));
+}

@@ -394,7 +394,7 @@ pub fn hugepages_vs_runtime(f: &Facts) -> Vec<Recommendation> {
 /// Runtime `nohz_full` against the command line (when the runtime file says something).
 pub fn nohz_full_vs_runtime(f: &Facts) -> Option<Recommendation> {
     let want = f.kernel.nohz_full.as_ref()?;
-    let have = &f.cpu.nohz_full;
+    let have = f.cpu.nohz_full.as_ref()?;
     if have.is_empty() || have == want {
         return None;
     }

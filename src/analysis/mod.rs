@@ -169,7 +169,11 @@ impl<'a> Context<'a> {
 
 /// Union of every source of isolation the facts show.
 pub fn isolated_cpus(f: &Facts) -> CpuList {
-    let mut s = f.cpu.isolated.union(&f.cpu.nohz_full);
+    // Runtime files the host lacks (null) add nothing; the command line below still counts.
+    let mut s = CpuList::new();
+    for known in [&f.cpu.isolated, &f.cpu.nohz_full].into_iter().flatten() {
+        s = s.union(known);
+    }
     if let Some(i) = &f.kernel.isolcpus {
         s = s.union(&i.cpus);
     }

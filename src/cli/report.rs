@@ -5,6 +5,7 @@
 use std::fmt::Display;
 
 use crate::analysis::{Recommendation, Report, Severity};
+use crate::cpulist::CpuList;
 use crate::facts::services::Service;
 
 /// Recommendation lines shown in the text summary (errors and warnings first).
@@ -16,6 +17,45 @@ fn opt<T: Display>(v: &Option<T>) -> String {
 
 fn or_none(s: String) -> String {
     if s.is_empty() { "none".into() } else { s }
+}
+
+/// An empty set or map where the source that would fill it was not found: `?`, not "none".
+fn or_unknown(s: String, known: bool) -> String {
+    if !known { "?".into() } else { or_none(s) }
+}
+
+/// The runtime CPU set of `/sys/devices/system/cpu/isolated` or `nohz_full`: the file's
+/// value when the host has it; else what the running command line gives (the kernel fills
+/// those files from it at boot), labelled as such; `?` when the command line is unknown too.
+/// `cmdline` is the set the command line gives and the argument that gave it.
+fn runtime_cpus(runtime: &Option<CpuList>, cmdline_known: bool, cmdline: Option<(&CpuList, &str)>) -> String {
+    match (runtime, cmdline) {
+        (Some(l), _) => or_none(l.to_string()),
+        (None, Some((l, arg))) => format!("{} (from cmdline {arg})", or_none(l.to_string())),
+        (None, None) if cmdline_known => "none (from cmdline)".into(),
+        (None, None) => "?".into(),
+    }
+}
+
+/// What the command line makes of `isolated` and `nohz_full` (kernel/sched/isolation.c):
+/// `isolcpus=` without flags, or with `domain`, fills `isolated`; with `nohz`, `nohz_full`
+/// too; `nohz_full=` fills `nohz_full`. `isolcpus=managed_irq,5-10` alone isolates no CPU
+/// from the scheduler: `isolated` stays empty.
+fn cmdline_isolation(
+    k: &crate::facts::kernel::Kernel,
+) -> (Option<(CpuList, &'static str)>, Option<(CpuList, &'static str)>) {
+    let flagged = |f: &str| {
+        k.isolcpus.as_ref().is_some_and(|i| i.flags.is_empty() && f == "domain" || i.flags.iter().any(|x| x == f))
+    };
+    let iso = k.isolcpus.as_ref().map(|i| {
+        if flagged("domain") { (i.cpus.clone(), "isolcpus") } else { (CpuList::new(), "isolcpus without domain") }
+    });
+    let nohz = match (&k.nohz_full, &k.isolcpus) {
+        (Some(n), _) => Some((n.clone(), "nohz_full")),
+        (None, Some(i)) if flagged("nohz") => Some((i.cpus.clone(), "isolcpus nohz")),
+        _ => None,
+    };
+    (iso, nohz)
 }
 
 fn service_state(s: &Service) -> &'static str {
@@ -76,27 +116,36 @@ pub fn render_text(report: &Report) -> String {
         opt(&h.architecture)
     );
     o += &format!("cpu       {} ({})\n", opt(&c.model_name), opt(&c.vendor));
+    // No online CPU at all means the CPU folders were not found, not a host without CPUs.
+    let online_known = !c.online.is_empty();
     o += &format!(
         "topology  {} sockets × {} cores × {} threads; online {} ({} CPUs); SMT {}\n",
         opt(&c.sockets),
         opt(&c.cores_per_socket),
         opt(&c.threads_per_core),
-        c.online,
-        c.count,
+        or_unknown(c.online.to_string(), online_known),
+        if online_known { c.count.to_string() } else { "?".into() },
         c.smt_control.clone().unwrap_or_else(|| "?".into())
     );
-    let isolcpus = f.kernel.isolcpus.as_ref().map(|i| i.cpus.to_string()).unwrap_or_default();
+    let cmdline_known = f.kernel.cmdline.is_some();
+    let (iso, nohz) = cmdline_isolation(&f.kernel);
+    let isolcpus = f.kernel.isolcpus.as_ref().map(|i| {
+        let flags = i.flags.iter().map(|f| format!("{f},")).collect::<String>();
+        format!("{flags}{}", i.cpus)
+    });
     o += &format!(
         "isolated  {}; nohz_full {}; cmdline isolcpus {}\n",
-        or_none(c.isolated.to_string()),
-        or_none(c.nohz_full.to_string()),
-        or_none(isolcpus)
+        runtime_cpus(&c.isolated, cmdline_known, iso.as_ref().map(|(l, a)| (l, *a))),
+        runtime_cpus(&c.nohz_full, cmdline_known, nohz.as_ref().map(|(l, a)| (l, *a))),
+        if cmdline_known { or_none(isolcpus.unwrap_or_default()) } else { "?".into() }
     );
+    // Without a scaling driver, no governor either: a host without cpufreq and a capture
+    // without its files look alike, so an empty list is unknown there.
     let govs: Vec<String> = c.governors.iter().map(|(g, l)| format!("{g} ({l})")).collect();
     o += &format!(
         "cpufreq   driver {}; governors {}; turbo {}\n",
         opt(&c.scaling_driver),
-        or_none(govs.join(", ")),
+        or_unknown(govs.join(", "), c.scaling_driver.is_some() || !govs.is_empty()),
         opt(&c.turbo)
     );
     let states: Vec<String> = c
@@ -105,7 +154,11 @@ pub fn render_text(report: &Report) -> String {
         .iter()
         .map(|s| format!("{}{}", opt(&s.name), if s.disabled_cpus.is_empty() { "" } else { "(disabled on some)" }))
         .collect();
-    o += &format!("cpuidle   driver {}; states {}\n", opt(&c.cpuidle.driver), or_none(states.join(" ")));
+    o += &format!(
+        "cpuidle   driver {}; states {}\n",
+        opt(&c.cpuidle.driver),
+        or_unknown(states.join(" "), c.cpuidle.driver.is_some() || !states.is_empty())
+    );
     for n in &f.numa.nodes {
         let hp: Vec<String> = n.hugepages.iter().map(|(s, h)| format!("{}×{}kB", opt(&h.total), s)).collect();
         o += &format!(
@@ -113,7 +166,8 @@ pub fn render_text(report: &Report) -> String {
             n.id,
             or_none(n.cpus.to_string()),
             opt(&n.memory_kb),
-            or_none(hp.join(", "))
+            // Every node of a kernel with huge pages has the folder: none found is unknown.
+            or_unknown(hp.join(", "), !hp.is_empty())
         );
     }
     o += &format!(
@@ -126,7 +180,12 @@ pub fn render_text(report: &Report) -> String {
     o += &format!("boot      {}\n", f.kernel.bootloader.layout);
     let phys: Vec<String> = f.nics.iter().filter(|n| !n.r#virtual).map(nic_line).collect();
     let virt = f.nics.iter().filter(|n| n.r#virtual).count();
-    o += &format!("nics      {} physical: {}; {} virtual\n", phys.len(), or_none(phys.join(", ")), virt);
+    if f.nics.is_empty() {
+        // Not even `lo`: /sys/class/net was not there to read, nor a PCI network function.
+        o += "nics      ? (none found in /sys/class/net or /sys/bus/pci)\n";
+    } else {
+        o += &format!("nics      {} physical: {}; {} virtual\n", phys.len(), or_none(phys.join(", ")), virt);
+    }
     let s = &f.services;
     o += &format!(
         "services  irqbalance {}; tuned {}{}; chronyd {}; ptp4l {}\n",
@@ -177,6 +236,8 @@ pub fn render_markdown(report: &Report) -> String {
     o += &format!("Facts schema {}, lltune {}.\n\n", f.schema_version, f.lltune_version);
 
     o += "## System summary\n\n| | |\n|---|---|\n";
+    let cmdline_known = f.kernel.cmdline.is_some();
+    let (iso, nohz) = cmdline_isolation(&f.kernel);
     let isolcpus = f
         .kernel
         .isolcpus
@@ -201,10 +262,10 @@ pub fn render_markdown(report: &Report) -> String {
             ),
         ),
         ("Online CPUs", format!("{} ({} CPUs; offline {})", c.online, c.count, or_none(c.offline.to_string()))),
-        ("Isolated (runtime)", or_none(c.isolated.to_string())),
-        ("nohz_full (runtime)", or_none(c.nohz_full.to_string())),
+        ("Isolated (runtime)", runtime_cpus(&c.isolated, cmdline_known, iso.as_ref().map(|(l, a)| (l, *a)))),
+        ("nohz_full (runtime)", runtime_cpus(&c.nohz_full, cmdline_known, nohz.as_ref().map(|(l, a)| (l, *a)))),
         ("isolcpus (cmdline)", isolcpus),
-        ("Governors", or_none(govs)),
+        ("Governors", or_unknown(govs.clone(), c.scaling_driver.is_some() || !govs.is_empty())),
         ("Scaling driver", opt(&c.scaling_driver)),
         ("Turbo", opt(&c.turbo)),
         ("Memory", format!("{} kB", opt(&f.memory.total_kb))),
@@ -300,6 +361,61 @@ mod tests {
             })
             .count();
         assert_eq!(rows, report.recommendations.len());
+    }
+
+    /// The RT worker's case: a dump without /sys/devices/system/cpu/isolated said
+    /// `isolated none` beside `cmdline isolcpus 5-10`.
+    #[test]
+    fn text_summary_says_unknown_where_a_source_is_absent_and_falls_back_to_the_cmdline() {
+        use crate::facts::kernel::{Isolcpus, Kernel};
+        let l = |s: &str| CpuList::parse(s).unwrap();
+        let line = |f: &crate::facts::Facts, start: &str| {
+            let t = render_text(&Report::of(f.clone()));
+            t.lines().find(|x| x.starts_with(start)).unwrap_or_else(|| panic!("no {start} line: {t}")).to_string()
+        };
+        let mut f = testing::two_nodes();
+        f.cpu.isolated = None;
+        f.cpu.nohz_full = None;
+        f.kernel.cmdline = Some("isolcpus=2-7 nohz_full=2-7".into());
+        f.kernel.isolcpus = Some(Isolcpus { flags: vec![], cpus: l("2-7") });
+        f.kernel.nohz_full = Some(l("2-7"));
+        assert_eq!(
+            line(&f, "isolated"),
+            "isolated  2-7 (from cmdline isolcpus); nohz_full 2-7 (from cmdline nohz_full); cmdline isolcpus 2-7"
+        );
+        // managed_irq alone isolates nothing from the scheduler: the runtime file would be empty.
+        f.kernel.cmdline = Some("isolcpus=managed_irq,5-10".into());
+        f.kernel.isolcpus = Some(Isolcpus { flags: vec!["managed_irq".into()], cpus: l("5-10") });
+        f.kernel.nohz_full = None;
+        assert_eq!(
+            line(&f, "isolated"),
+            "isolated  none (from cmdline isolcpus without domain); nohz_full none (from cmdline); cmdline isolcpus managed_irq,5-10"
+        );
+        // A runtime file that is there wins, and its empty value is none.
+        f.cpu.isolated = Some(CpuList::new());
+        f.cpu.nohz_full = Some(l("6"));
+        assert!(line(&f, "isolated").starts_with("isolated  none; nohz_full 6; "));
+        // Nothing known: neither the runtime files nor the command line.
+        f.cpu.isolated = None;
+        f.cpu.nohz_full = None;
+        f.kernel = Kernel::default();
+        assert_eq!(line(&f, "isolated"), "isolated  ?; nohz_full ?; cmdline isolcpus ?");
+        // No cpufreq, no cpuidle, no huge page folders, no CPUs, no NICs found: unknown.
+        f.cpu.governors.clear();
+        f.cpu.scaling_driver = None;
+        f.cpu.cpuidle = Default::default();
+        f.cpu.online = CpuList::new();
+        f.nics.clear();
+        for n in &mut f.numa.nodes {
+            n.hugepages.clear();
+        }
+        assert!(line(&f, "cpufreq").contains("governors ?;"), "{}", line(&f, "cpufreq"));
+        assert!(line(&f, "cpuidle").ends_with("states ?"), "{}", line(&f, "cpuidle"));
+        assert!(line(&f, "topology").contains("online ? (? CPUs)"), "{}", line(&f, "topology"));
+        assert!(line(&f, "numa").ends_with("hugepages ?"), "{}", line(&f, "numa"));
+        assert!(line(&f, "nics").starts_with("nics      ? "), "{}", line(&f, "nics"));
+        let md = render_markdown(&Report::of(f.clone()));
+        assert!(md.contains("| Isolated (runtime) | ? |") && md.contains("| Governors | ? |"), "{md}");
     }
 
     #[test]

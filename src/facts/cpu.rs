@@ -45,10 +45,12 @@ pub struct Cpu {
     pub smt_control: Option<String>,
     /// `smt/active`: true when sibling threads are running.
     pub smt_active: Option<bool>,
-    /// Runtime `isolated` (from `isolcpus=`): "" when none.
-    pub isolated: CpuList,
-    /// Runtime `nohz_full`: "" when none.
-    pub nohz_full: CpuList,
+    /// Runtime `isolated` (from `isolcpus=`): "" when none; null when the file is absent
+    /// (kernels before 4.2, or a capture without it): unknown, not none.
+    pub isolated: Option<CpuList>,
+    /// Runtime `nohz_full`: "" when none; null when the file is absent (a kernel without
+    /// CONFIG_NO_HZ_FULL, or a capture without it).
+    pub nohz_full: Option<CpuList>,
     /// `{governor: cpulist}` over online CPUs that have cpufreq.
     pub governors: BTreeMap<String, CpuList>,
     /// `scaling_driver` (intel_pstate, amd-pstate, acpi-cpufreq, ...).
@@ -248,6 +250,79 @@ fn siblings_of(scan: &mut Scan, cpu: u32) -> Option<CpuList> {
     None
 }
 
+/// Package sibling set of one CPU (`core_siblings_list`, `package_cpus_list`, or the masks):
+/// older kernels (and some captures) have these without `physical_package_id`.
+fn package_set_of(scan: &mut Scan, cpu: u32) -> Option<CpuList> {
+    let t = format!("{CPU}/cpu{cpu}/topology");
+    for (file, mask) in
+        [("core_siblings_list", false), ("package_cpus_list", false), ("core_siblings", true), ("package_cpus", true)]
+    {
+        let path = format!("{t}/{file}");
+        let Some(text) = scan.host.read_opt(&path).ok().flatten() else { continue };
+        let parsed = if mask { CpuList::parse_mask(&text) } else { CpuList::parse(&text) };
+        match parsed {
+            Ok(l) if !l.is_empty() => return Some(l),
+            Ok(_) => continue,
+            Err(e) => scan.warn(format!("{path}: {e}")),
+        }
+    }
+    None
+}
+
+/// (CPU, package key, thread siblings) for every online CPU that has them, as lscpu derives
+/// them: the package from `physical_package_id`; where some CPU lacks it, from the package
+/// sibling sets (`core_siblings`, keyed by their first CPU); else from /proc/cpuinfo
+/// `physical id`. Thread siblings from sysfs, else the CPUs /proc/cpuinfo gives the same
+/// `physical id` and `core id`. Without online CPUs (no sysfs CPU folders), every processor
+/// of /proc/cpuinfo.
+fn cpu_topology(scan: &mut Scan, online: &CpuList, info: &CpuInfo) -> Vec<(u32, Option<u32>, CpuList)> {
+    let host = scan.host;
+    // /proc/cpuinfo: processor -> (physical id, core id), and the processors of each core.
+    let mut by_core: BTreeMap<(Option<u32>, Option<u32>), CpuList> = BTreeMap::new();
+    let mut of_cpu: BTreeMap<u32, (Option<u32>, Option<u32>)> = BTreeMap::new();
+    for (p, pkg, core) in &info.topology {
+        by_core.entry((*pkg, *core)).or_default().insert(*p);
+        of_cpu.insert(*p, (*pkg, *core));
+    }
+    let cpuinfo_siblings = |c: u32| {
+        let (pkg, core) = of_cpu.get(&c)?;
+        // A block without `core id` says nothing about siblings.
+        core.and_then(|_| by_core.get(&(*pkg, *core)).cloned())
+    };
+    if online.is_empty() {
+        return info.topology.iter().map(|(p, pkg, core)| (*p, *pkg, by_core[&(*pkg, *core)].clone())).collect();
+    }
+    let ids: Vec<Option<u32>> = online
+        .iter()
+        .map(|c| {
+            host.attr_parse::<i64>(&format!("{CPU}/cpu{c}/topology/physical_package_id"))
+                .filter(|p| *p >= 0)
+                .map(|p| p as u32)
+        })
+        .collect();
+    let packages: Vec<Option<u32>> = if ids.iter().all(Option::is_some) {
+        ids
+    } else {
+        let sets: Vec<Option<u32>> = online.iter().map(|c| package_set_of(scan, c).and_then(|s| s.first())).collect();
+        let from_cpuinfo: Vec<Option<u32>> = online.iter().map(|c| of_cpu.get(&c).and_then(|(p, _)| *p)).collect();
+        if sets.iter().all(Option::is_some) {
+            sets
+        } else if from_cpuinfo.iter().all(Option::is_some) {
+            from_cpuinfo
+        } else {
+            // Partial knowledge: per CPU whatever there is (ids first).
+            ids.iter().zip(sets).map(|(i, s)| i.or(s)).collect()
+        }
+    };
+    let mut out = Vec::new();
+    for (c, pkg) in online.iter().zip(packages) {
+        if let Some(sibs) = siblings_of(scan, c).or_else(|| cpuinfo_siblings(c)) {
+            out.push((c, pkg, sibs.intersection(online)));
+        }
+    }
+    out
+}
+
 /// Topology counts from per-CPU (package, sibling set) pairs. Pure.
 pub fn count_topology(
     per_cpu: &[(u32, Option<u32>, CpuList)],
@@ -323,14 +398,14 @@ fn read_cpuidle(scan: &mut Scan, online: &CpuList) -> CpuIdle {
 
 pub fn read(scan: &mut Scan) -> Cpu {
     let host = scan.host;
-    let info = match host.read_opt("/proc/cpuinfo") {
+    let info = match scan.cpuinfo() {
         Ok(Some(t)) => parse_cpuinfo(&t),
         Ok(None) => {
             scan.warn("/proc/cpuinfo: missing; CPU vendor and model unknown");
             CpuInfo::default()
         }
         Err(e) => {
-            scan.warn(e.to_string());
+            scan.warn(e);
             CpuInfo::default()
         }
     };
@@ -347,32 +422,14 @@ pub fn read(scan: &mut Scan) -> Cpu {
         present: read_list(scan, &format!("{CPU}/present")),
         smt_control: host.attr(&format!("{CPU}/smt/control")),
         smt_active: host.attr(&format!("{CPU}/smt/active")).map(|v| v == "1"),
-        isolated: read_list(scan, &format!("{CPU}/isolated")).unwrap_or_default(),
-        nohz_full: read_list(scan, &format!("{CPU}/nohz_full")).unwrap_or_default(),
+        isolated: read_list(scan, &format!("{CPU}/isolated")),
+        nohz_full: read_list(scan, &format!("{CPU}/nohz_full")),
         flags: info.flags.clone(),
         ..Cpu::default()
     };
 
-    // Topology: sysfs first; /proc/cpuinfo "physical id"/"core id" only when sysfs has none.
-    let mut per_cpu = Vec::new();
-    for c in online.iter() {
-        let pkg = host
-            .attr_parse::<i64>(&format!("{CPU}/cpu{c}/topology/physical_package_id"))
-            .filter(|p| *p >= 0)
-            .map(|p| p as u32);
-        if let Some(sibs) = siblings_of(scan, c) {
-            per_cpu.push((c, pkg, sibs.intersection(&online)));
-        }
-    }
-    if per_cpu.is_empty() && !info.topology.is_empty() {
-        let mut by_core: BTreeMap<(Option<u32>, Option<u32>), CpuList> = BTreeMap::new();
-        for (p, pkg, core) in &info.topology {
-            by_core.entry((*pkg, *core)).or_default().insert(*p);
-        }
-        for (p, pkg, core) in &info.topology {
-            per_cpu.push((*p, *pkg, by_core[&(*pkg, *core)].clone()));
-        }
-    }
+    // Topology: sysfs first, /proc/cpuinfo where sysfs lacks a file (as lscpu does).
+    let per_cpu = cpu_topology(scan, &online, &info);
     if per_cpu.is_empty() && !online.is_empty() {
         scan.warn(format!("{CPU}/cpuN/topology: missing; sockets, cores and threads unknown"));
     }

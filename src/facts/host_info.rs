@@ -95,7 +95,7 @@ pub fn read(scan: &mut Scan) -> HostInfo {
         // "Linux version 5.14.0-... (mockbuild@...) ..."
         host.attr("/proc/version").and_then(|v| v.split_whitespace().nth(2).map(str::to_string))
     });
-    let cpuinfo = host.read_opt("/proc/cpuinfo").ok().flatten().unwrap_or_default();
+    let cpuinfo = scan.cpuinfo().ok().flatten().unwrap_or_default();
     let is_guest_flag =
         cpuinfo.lines().any(|l| l.starts_with("flags") && l.split_whitespace().any(|f| f == "hypervisor"));
     let architecture = if host.is_live() {

@@ -154,61 +154,176 @@ fn tokens(s: &str) -> Vec<(usize, &str)> {
     out
 }
 
-/// Parses `/proc/interrupts`. Fails only without a `CPUn` header; a line it cannot read is
-/// recorded in `bad_lines`.
-pub fn parse_interrupts(text: &str) -> Result<Interrupts, String> {
-    let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
-    let (_, header) = lines.next().ok_or("empty file")?;
+/// Parses the header of `/proc/interrupts`: the CPU number of each count column.
+pub fn parse_interrupts_header(header: &str) -> Result<Vec<u32>, String> {
     let mut cpus = Vec::new();
     for word in header.split_whitespace() {
         let n = word.strip_prefix("CPU").and_then(|n| n.parse::<u32>().ok());
         cpus.push(n.ok_or_else(|| format!("header word {word:?} is not CPUn"))?);
     }
-    let mut out = Interrupts { cpus, ..Interrupts::default() };
+    Ok(cpus)
+}
+
+/// One line of `/proc/interrupts` after the header, without its counts: those go to the
+/// caller's `count(column, value)` as they are read, so that a 256-column row is never held
+/// as a vector unless the caller keeps one.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct LineHead {
+    name: String,
+    irq: Option<u32>,
+    counts: usize,
+    chip: Option<String>,
+    hwirq: Option<u64>,
+    trigger: Option<String>,
+    actions: Vec<String>,
+    description: Option<String>,
+}
+
+/// Parses one non-empty line after the header (`columns`: count columns of the header).
+/// The error is the reason the line cannot be read.
+fn parse_interrupt_line(line: &str, columns: usize, mut count: impl FnMut(usize, u64)) -> Result<LineHead, String> {
+    let Some((name, rest)) = line.split_once(':') else {
+        return Err("no ':'".into());
+    };
+    let name = name.trim();
+    if name.is_empty() {
+        return Err("no IRQ name before ':'".into());
+    }
+    let mut counts = 0;
+    let mut tail_at = rest.len();
+    let mut words = rest.split_whitespace().peekable();
+    while let Some(t) = words.peek() {
+        if counts < columns {
+            if let Ok(n) = t.parse::<u64>() {
+                count(counts, n);
+                counts += 1;
+                words.next();
+                continue;
+            }
+        }
+        // Offset of the first word that is not a count: the tail starts there.
+        tail_at = t.as_ptr() as usize - rest.as_ptr() as usize;
+        break;
+    }
+    let tail = &rest[tail_at..];
+    let mut head = LineHead { name: name.to_string(), counts, ..LineHead::default() };
+    if let Ok(irq) = name.parse::<u32>() {
+        head.irq = Some(irq);
+        let d = parse_descriptor(tail);
+        (head.chip, head.hwirq, head.trigger, head.actions) = (d.chip, d.hwirq, d.trigger, d.actions);
+    } else {
+        let d = tail.trim();
+        head.description = (!d.is_empty()).then(|| d.to_string());
+    }
+    Ok(head)
+}
+
+/// The message for a numbered row whose count columns do not match the header.
+fn short_row(line_no: usize, head: &LineHead, columns: usize) -> Option<String> {
+    let irq = head.irq?;
+    (head.counts != columns).then(|| format!("line {line_no}: IRQ {irq} has {} counts for {columns} CPUs", head.counts))
+}
+
+/// Parses `/proc/interrupts`. Fails only without a `CPUn` header; a line it cannot read is
+/// recorded in `bad_lines`.
+pub fn parse_interrupts(text: &str) -> Result<Interrupts, String> {
+    let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
+    let (_, header) = lines.next().ok_or("empty file")?;
+    let mut out = Interrupts { cpus: parse_interrupts_header(header)?, ..Interrupts::default() };
+    let columns = out.cpus.len();
     for (i, line) in lines {
-        let Some((name, rest)) = line.split_once(':') else {
-            out.bad_lines.push(format!("line {}: no ':'", i + 1));
-            continue;
-        };
-        let name = name.trim();
-        if name.is_empty() {
-            out.bad_lines.push(format!("line {}: no IRQ name before ':'", i + 1));
-            continue;
-        }
-        let toks = tokens(rest);
         let mut counts = Vec::new();
-        let mut tail_at = rest.len();
-        for &(at, t) in &toks {
-            if counts.len() < out.cpus.len() {
-                if let Ok(n) = t.parse::<u64>() {
-                    counts.push(n);
-                    continue;
-                }
+        let head = match parse_interrupt_line(line, columns, |_, n| counts.push(n)) {
+            Ok(h) => h,
+            Err(e) => {
+                out.bad_lines.push(format!("line {}: {e}", i + 1));
+                continue;
             }
-            tail_at = at;
-            break;
+        };
+        if let Some(bad) = short_row(i + 1, &head, columns) {
+            out.bad_lines.push(bad);
         }
-        let tail = &rest[tail_at..];
-        let mut row = InterruptRow { name: name.to_string(), counts, ..InterruptRow::default() };
-        if let Ok(irq) = name.parse::<u32>() {
-            row.irq = Some(irq);
-            if row.counts.len() != out.cpus.len() {
-                out.bad_lines.push(format!(
-                    "line {}: IRQ {irq} has {} counts for {} CPUs",
-                    i + 1,
-                    row.counts.len(),
-                    out.cpus.len()
-                ));
-            }
-            let d = parse_descriptor(tail);
-            (row.chip, row.hwirq, row.trigger, row.actions) = (d.chip, d.hwirq, d.trigger, d.actions);
-        } else {
-            let d = tail.trim();
-            row.description = (!d.is_empty()).then(|| d.to_string());
-        }
-        out.rows.push(row);
+        out.rows.push(InterruptRow {
+            name: head.name,
+            irq: head.irq,
+            counts,
+            chip: head.chip,
+            hwirq: head.hwirq,
+            trigger: head.trigger,
+            actions: head.actions,
+            description: head.description,
+        });
     }
     Ok(out)
+}
+
+/// What the facts keep of one numbered row of `/proc/interrupts`.
+#[derive(Debug, Default)]
+struct RowFacts {
+    chip: Option<String>,
+    hwirq: Option<u64>,
+    trigger: Option<String>,
+    actions: Vec<String>,
+    total: u64,
+    /// CPU -> count, non-zero only; filled only for `detail`.
+    per_cpu: BTreeMap<u32, u64>,
+}
+
+/// The numbered rows of `/proc/interrupts`, read as a stream: one line in memory at a time,
+/// and per row only what the facts report (no per-CPU counts unless `per_cpu`). A 256-CPU,
+/// 4,000-IRQ table is 12 MB of text; held whole, with a count vector per row, it was most of
+/// a scan's memory. Returns the rows and the lines that could not be read.
+fn read_interrupt_rows(
+    input: impl std::io::Read,
+    per_cpu: bool,
+) -> Result<(BTreeMap<u32, RowFacts>, Vec<String>), String> {
+    use std::io::BufRead;
+    let mut reader = std::io::BufReader::with_capacity(64 << 10, input);
+    let mut raw = Vec::new();
+    let mut line_no = 0usize;
+    let mut cpus: Option<Vec<u32>> = None;
+    let mut rows = BTreeMap::new();
+    let mut bad = Vec::new();
+    loop {
+        raw.clear();
+        if reader.read_until(b'\n', &mut raw).map_err(|e| e.to_string())? == 0 {
+            break;
+        }
+        line_no += 1;
+        let text = String::from_utf8_lossy(&raw);
+        let line = text.trim_end_matches(['\n', '\r']);
+        if line.trim().is_empty() {
+            continue;
+        }
+        let Some(cpus) = &cpus else {
+            cpus = Some(parse_interrupts_header(line)?);
+            continue;
+        };
+        let mut row = RowFacts::default();
+        let head = parse_interrupt_line(line, cpus.len(), |col, n| {
+            row.total = row.total.wrapping_add(n);
+            if per_cpu && n > 0 {
+                row.per_cpu.insert(cpus[col], n);
+            }
+        });
+        let head = match head {
+            Ok(h) => h,
+            Err(e) => {
+                bad.push(format!("line {line_no}: {e}"));
+                continue;
+            }
+        };
+        if let Some(b) = short_row(line_no, &head, cpus.len()) {
+            bad.push(b);
+        }
+        let Some(irq) = head.irq else { continue };
+        (row.chip, row.hwirq, row.trigger, row.actions) = (head.chip, head.hwirq, head.trigger, head.actions);
+        rows.insert(irq, row);
+    }
+    if cpus.is_none() {
+        return Err("empty file".into());
+    }
+    Ok((rows, bad))
 }
 
 /// Flow handler names the kernel appends to a chip name (`irq_set_chip_and_handler_name`),
@@ -424,28 +539,35 @@ fn nic_keys(scan: &mut Scan, nics: &[Nic]) -> Vec<NicKey> {
 }
 
 /// Reads `/proc/interrupts` and `/proc/irq`.
+///
+/// What is read per IRQ depends on the mode. With `detail`, every file of `/proc/irq/<n>/`
+/// the list reports. Compact, only what the summary needs: nothing for an IRQ without a
+/// handler; for an active one its effective affinity, its affinity only when the effective
+/// one is empty or absent (or when the IRQ lands on an isolated CPU, whose entry shows
+/// both), and its debugfs state only for an IRQ on an isolated CPU. On a large server that
+/// is one small file per IRQ instead of three.
 pub fn read(scan: &mut Scan, cpu: &Cpu, kernel: &Kernel, nics: &[Nic]) -> Irqs {
-    let interrupts = match scan.host.read_opt("/proc/interrupts") {
-        Ok(Some(t)) => match parse_interrupts(&t) {
-            Ok(i) => i,
+    let detail = scan.options.detail;
+    let (mut rows, bad_lines) = match scan.host.open_stream("/proc/interrupts") {
+        Ok(f) => match read_interrupt_rows(f, detail) {
+            Ok(r) => r,
             Err(e) => {
                 scan.warn(format!("/proc/interrupts: {e}"));
-                Interrupts::default()
+                Default::default()
             }
         },
-        Ok(None) => {
+        Err(e) if e.is_not_found() => {
             scan.warn("/proc/interrupts: absent");
-            Interrupts::default()
+            Default::default()
         }
         Err(e) => {
             scan.warn(e.to_string());
-            Interrupts::default()
+            Default::default()
         }
     };
-    if let Some(first) = interrupts.bad_lines.first() {
-        scan.warn(format!("/proc/interrupts: {} unreadable line(s), first {first}", interrupts.bad_lines.len()));
+    if let Some(first) = bad_lines.first() {
+        scan.warn(format!("/proc/interrupts: {} unreadable line(s), first {first}", bad_lines.len()));
     }
-    let rows: BTreeMap<u32, &InterruptRow> = interrupts.rows.iter().filter_map(|r| Some((r.irq?, r))).collect();
     let dirs: BTreeSet<u32> = scan.host.list_or_empty("/proc/irq").iter().filter_map(|n| n.parse().ok()).collect();
     let numbers: BTreeSet<u32> = rows.keys().copied().chain(dirs.iter().copied()).collect();
 
@@ -458,11 +580,16 @@ pub fn read(scan: &mut Scan, cpu: &Cpu, kernel: &Kernel, nics: &[Nic]) -> Irqs {
             }
         });
     let debugfs = scan.host.is_dir("/sys/kernel/debug/irq/irqs");
-    let detail = scan.options.detail;
+    let managed = |scan: &mut Scan, n: u32| {
+        scan.host.read_opt(&format!("/sys/kernel/debug/irq/irqs/{n}")).ok().flatten().map(|t| parse_debugfs_managed(&t))
+    };
     // The CPUs IRQs should stay off: runtime `isolated` and `nohz_full`, and what the
     // command line asks for (captures often lack the runtime files; the cmdline says the
     // intent either way).
-    let mut isolated = cpu.isolated.union(&cpu.nohz_full);
+    let mut isolated = CpuList::new();
+    for known in [&cpu.isolated, &cpu.nohz_full].into_iter().flatten() {
+        isolated = isolated.union(known);
+    }
     if let Some(i) = &kernel.isolcpus {
         isolated = isolated.union(&i.cpus);
     }
@@ -474,49 +601,53 @@ pub fn read(scan: &mut Scan, cpu: &Cpu, kernel: &Kernel, nics: &[Nic]) -> Irqs {
     let mut out = Irqs { total: numbers.len(), dirs: dirs.len(), default_affinity, ..Irqs::default() };
     let mut list = Vec::new();
     for n in numbers {
-        let row = rows.get(&n).copied();
+        let row = rows.remove(&n);
+        let has_row = row.is_some();
         let mut irq = Irq { irq: n, ..Irq::default() };
         if let Some(r) = row {
-            irq.chip = r.chip.clone();
-            irq.hwirq = r.hwirq;
-            irq.trigger = r.trigger.clone();
-            irq.actions = r.actions.clone();
-            irq.count = Some(r.total());
-            irq.per_cpu =
-                interrupts.cpus.iter().zip(&r.counts).filter(|(_, c)| **c > 0).map(|(cpu, c)| (*cpu, *c)).collect();
+            (irq.chip, irq.hwirq, irq.trigger, irq.actions) = (r.chip, r.hwirq, r.trigger, r.actions);
+            irq.count = Some(r.total);
+            irq.per_cpu = r.per_cpu;
         }
-        if dirs.contains(&n) {
-            let d = format!("/proc/irq/{n}");
-            irq.affinity = read_cpus(scan, &format!("{d}/smp_affinity_list"), &format!("{d}/smp_affinity"));
-            irq.effective_affinity =
-                read_cpus(scan, &format!("{d}/effective_affinity_list"), &format!("{d}/effective_affinity"));
+        let d = format!("/proc/irq/{n}");
+        let has_dir = dirs.contains(&n);
+        let affinity =
+            |scan: &mut Scan| read_cpus(scan, &format!("{d}/smp_affinity_list"), &format!("{d}/smp_affinity"));
+        let effective = |scan: &mut Scan| {
+            read_cpus(scan, &format!("{d}/effective_affinity_list"), &format!("{d}/effective_affinity"))
+        };
+        let mut affinity_read = false;
+        if has_dir && detail {
+            irq.affinity = affinity(scan);
+            irq.effective_affinity = effective(scan);
+            affinity_read = true;
             irq.node = scan.host.attr_parse::<i32>(&format!("{d}/node")).filter(|&v| v >= 0);
-            if detail {
-                irq.affinity_hint =
-                    scan.host.attr(&format!("{d}/affinity_hint")).and_then(|t| CpuList::parse_mask(&t).ok());
-            }
-            if row.is_none() {
-                // No row: no handler, or a kernel that hides it; the subdirectories say.
-                for e in scan.host.list_or_empty(&d) {
-                    if !IRQ_FILES.contains(&e.as_str()) && scan.host.is_dir(&format!("{d}/{e}")) {
-                        irq.actions.push(e);
-                    }
+            irq.affinity_hint =
+                scan.host.attr(&format!("{d}/affinity_hint")).and_then(|t| CpuList::parse_mask(&t).ok());
+        }
+        if has_dir && !has_row {
+            // No row: no handler, or a kernel that hides it; the subdirectories say.
+            for e in scan.host.list_or_empty(&d) {
+                if !IRQ_FILES.contains(&e.as_str()) && scan.host.is_dir(&format!("{d}/{e}")) {
+                    irq.actions.push(e);
                 }
             }
         }
-        if debugfs {
-            irq.managed = scan
-                .host
-                .read_opt(&format!("/sys/kernel/debug/irq/irqs/{n}"))
-                .ok()
-                .flatten()
-                .map(|t| parse_debugfs_managed(&t));
+        if debugfs && detail {
+            irq.managed = managed(scan, n);
         }
         irq.pci_address = irq_pci_address(irq.chip.as_deref(), irq.hwirq, &irq.actions);
 
-        let active = row.is_some() || !irq.actions.is_empty();
+        let active = has_row || !irq.actions.is_empty();
         if active {
             out.active += 1;
+            if has_dir && !detail {
+                irq.effective_affinity = effective(scan);
+                if irq.effective_affinity.as_ref().is_none_or(|c| c.is_empty()) {
+                    irq.affinity = affinity(scan);
+                    affinity_read = true;
+                }
+            }
             let route = irq.effective_affinity.clone().filter(|c| !c.is_empty()).or_else(|| irq.affinity.clone());
             if let Some(route) = &route {
                 for c in route.iter() {
@@ -526,6 +657,12 @@ pub fn read(scan: &mut Scan, cpu: &Cpu, kernel: &Kernel, nics: &[Nic]) -> Irqs {
             // Where the IRQ is delivered: the effective affinity when the kernel reports
             // one (an affinity of 0-79 delivered to CPU 0 does not disturb CPU 5).
             if route.as_ref().is_some_and(|c| !c.is_disjoint(&isolated)) {
+                if has_dir && !affinity_read {
+                    irq.affinity = affinity(scan);
+                }
+                if debugfs && !detail {
+                    irq.managed = managed(scan, n);
+                }
                 out.on_isolated.push(IrqOnIsolated {
                     irq: n,
                     actions: irq.actions.clone(),
@@ -784,8 +921,7 @@ mod tests {
             },
             Nic { name: Some("ens4".into()), ..Nic::default() },
         ];
-        let cpu =
-            Cpu { isolated: CpuList::parse("2").unwrap(), nohz_full: CpuList::parse("3").unwrap(), ..Cpu::default() };
+        let cpu = Cpu { isolated: CpuList::parse("2").ok(), nohz_full: CpuList::parse("3").ok(), ..Cpu::default() };
         let irqs = read(&mut scan, &cpu, &Kernel::default(), &nics);
         assert!(scan.warnings().is_empty(), "{:?}", scan.warnings());
         assert_eq!((irqs.total, irqs.dirs, irqs.active), (6, 6, 5));

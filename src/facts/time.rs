@@ -70,7 +70,7 @@ pub fn read(scan: &mut Scan) -> Time {
         .attr(&format!("{CS}/available_clocksource"))
         .map(|s| s.split_whitespace().map(str::to_string).collect())
         .unwrap_or_default();
-    let tsc = scan.host.read_opt("/proc/cpuinfo").ok().flatten().and_then(|t| parse_tsc_flags(&t));
+    let tsc = scan.cpuinfo().ok().flatten().and_then(|t| parse_tsc_flags(&t));
     let mut ptp_clocks: Vec<PtpClock> = scan
         .host
         .list_or_empty("/sys/class/ptp")

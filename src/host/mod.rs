@@ -15,7 +15,7 @@
 
 pub mod resolve;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ffi::CString;
 use std::fs;
 use std::io::{self, Read, Write};
@@ -28,8 +28,27 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use resolve::ResolveError;
 
 /// The most bytes read from one file. The largest file a scan reads is /proc/interrupts,
-/// about 2 MB on a 256-CPU host with 4,000 IRQs.
+/// about 12 MB on a 256-CPU host with 4,000 IRQs (11 characters per CPU column); the scan
+/// reads that one as a stream (`open_stream`).
 pub const MAX_READ_BYTES: u64 = 64 << 20;
+
+/// The first read of a file on a live host: two pages, more than any sysfs attribute
+/// (at most a page) holds, so one read returns a whole value.
+const ONE_VALUE_READ: usize = 8192;
+
+/// One `read` into the spare capacity of `out` (at most `want` bytes), retried on EINTR.
+fn read_some(file: &mut fs::File, out: &mut Vec<u8>, want: usize) -> io::Result<usize> {
+    let len = out.len();
+    out.resize(len + want, 0);
+    let r = loop {
+        match file.read(&mut out[len..]) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => break other,
+        }
+    };
+    out.truncate(len + *r.as_ref().unwrap_or(&0));
+    r
+}
 
 /// Why a target path could not be read or written. Every variant carries the target path.
 #[derive(Debug, thiserror::Error)]
@@ -102,6 +121,12 @@ pub struct Host {
     recording: Option<Mutex<Recording>>,
     /// Folders already resolved under a tree root: target folder → resolved folder.
     dirs: Mutex<HashMap<String, String>>,
+    /// Target paths `read_link` found not to be links (EINVAL); `symlink` forgets its target.
+    not_links: Mutex<HashSet<String>>,
+    /// Target folders found absent under a tree root (`is_missing`).
+    missing: Mutex<HashSet<String>>,
+    /// The kernel answered ENOSYS to openat2 (before 5.6): no guessed paths (`guess_path`).
+    no_openat2: std::sync::atomic::AtomicBool,
     /// The tree root, held open for `openat2` (`None` on `/`: nothing lies outside it).
     root_fd: Option<std::os::fd::OwnedFd>,
 }
@@ -155,7 +180,16 @@ impl Host {
                 .map_err(|e| HostError::from_io(&shown, e))?;
             Some(std::os::fd::OwnedFd::from(f))
         };
-        Ok(Host { root, live, recording: None, dirs: Mutex::new(HashMap::new()), root_fd })
+        Ok(Host {
+            root,
+            live,
+            recording: None,
+            dirs: Mutex::new(HashMap::new()),
+            not_links: Mutex::new(HashSet::new()),
+            missing: Mutex::new(HashSet::new()),
+            no_openat2: std::sync::atomic::AtomicBool::new(false),
+            root_fd,
+        })
     }
 
     /// Like `new`, but remembers every target path read, for `lltune capture`.
@@ -249,16 +283,44 @@ impl Host {
         }
         let rparent = self.resolved_dir(parent)?;
         let candidate = format!("{}/{name}", rparent.trim_end_matches('/'));
+        if self.is_missing(parent) {
+            // Inside a folder known to be absent: absent too, no syscall.
+            self.note_missing(dir);
+            return Ok(candidate);
+        }
         let resolved = match fs::symlink_metadata(self.join(&candidate)) {
             Ok(m) if m.is_dir() => candidate,
             Ok(m) if m.file_type().is_symlink() => self.resolve(dir, true)?,
-            // Missing, or not a folder: the caller's open reports it.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.note_missing(dir);
+                return Ok(candidate);
+            }
+            // Not a folder: the caller's open reports it.
             _ => return Ok(candidate),
         };
         if let Ok(mut m) = self.dirs.lock() {
             m.insert(dir.to_string(), resolved.clone());
         }
         Ok(resolved)
+    }
+
+    /// True when `dir` (a target folder under a tree root) was found absent. Scans ask for
+    /// many files of folders a host lacks (`cpuN/cpufreq/*` without cpufreq): one `lstat`
+    /// of the folder answers for all of them. Forgotten when lltune creates a folder or link.
+    fn is_missing(&self, dir: &str) -> bool {
+        self.missing.lock().is_ok_and(|m| m.contains(dir))
+    }
+
+    fn note_missing(&self, dir: &str) {
+        if let Ok(mut m) = self.missing.lock() {
+            m.insert(dir.to_string());
+        }
+    }
+
+    fn forget_missing(&self) {
+        if let Ok(mut m) = self.missing.lock() {
+            m.clear();
+        }
     }
 
     /// The real path of `target` with its folder resolved and its last component as written
@@ -279,7 +341,13 @@ impl Host {
         if let Some(p) = self.dirs.lock().ok().and_then(|m| m.get(dir).map(|rdir| self.real_in(rdir, name))) {
             return Ok((p, true));
         }
+        if self.is_missing(dir) {
+            return Err(HostError::NotFound { path: target.to_string() });
+        }
         let rdir = self.resolved_dir(dir)?;
+        if self.is_missing(dir) {
+            return Err(HostError::NotFound { path: target.to_string() });
+        }
         Ok((self.real_in(&rdir, name), true))
     }
 
@@ -332,7 +400,10 @@ impl Host {
         match nix::fcntl::openat2(fd.as_raw_fd(), rel, how) {
             // SAFETY: openat2 returned a new descriptor that nothing else owns.
             Ok(raw) => Ok(unsafe { fs::File::from_raw_fd(raw) }),
-            Err(nix::errno::Errno::ENOSYS) => plain(),
+            Err(nix::errno::Errno::ENOSYS) => {
+                self.no_openat2.store(true, Ordering::Relaxed);
+                plain()
+            }
             Err(e) => Err(io::Error::from_raw_os_error(e as i32)),
         }
     }
@@ -351,16 +422,60 @@ impl Host {
         Ok((f, name))
     }
 
+    /// Under a tree root, for a file whose folder is not resolved yet but whose folder's
+    /// parent is: the real path as if the folder were no link (`/proc/irq/24/node` when
+    /// `/proc/irq` is known), with the folder's target path and resolved path to remember if
+    /// the open succeeds. `openat2(RESOLVE_NO_SYMLINKS)` then checks it: a link anywhere fails
+    /// the open with ELOOP and the full walk takes over, so the guess saves the folder's
+    /// `lstat` without trusting it. `None` where that check is not there (kernel without
+    /// openat2) or nothing is known.
+    fn guess_path(&self, target: &str) -> Option<(PathBuf, String, String)> {
+        if self.live || self.root_fd.is_none() || self.no_openat2.load(Ordering::Relaxed) || !resolve::is_normal(target)
+        {
+            return None;
+        }
+        let (dir, name) = target.rsplit_once('/')?;
+        let (pdir, dname) = dir.rsplit_once('/')?;
+        if dname.is_empty() || self.is_missing(dir) {
+            return None;
+        }
+        let dirs = self.dirs.lock().ok()?;
+        if dirs.contains_key(dir) {
+            return None;
+        }
+        let rpdir = if pdir.is_empty() { "/" } else { dirs.get(pdir)? };
+        let rdir = format!("{}/{dname}", rpdir.trim_end_matches('/'));
+        Some((self.real_in(&rdir, name), dir.to_string(), rdir))
+    }
+
     /// Opens a regular file for reading; anything else is refused before it can block.
     fn open_regular(&self, target: &str) -> Result<(fs::File, u64), HostError> {
-        let (path, tree) = self.read_path(target)?;
         let flags = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC;
+        let guess = self.guess_path(target);
+        let (path, tree) = match &guess {
+            Some((p, _, _)) => (p.clone(), true),
+            None => self.read_path(target)?,
+        };
         let file = if tree {
             match self.open_beneath(&path, flags, 0) {
                 Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
-                    // The last component is a link (or one was swapped in): walk it again.
+                    // A link on the way (or one swapped in): walk it again.
                     let real = self.join(&self.resolve(target, true)?);
                     self.open_beneath(&real, flags, 0)
+                }
+                Err(e) if guess.is_some() && matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)) => {
+                    // Absent: learn whether the folder is (so its other files cost nothing).
+                    let (_, dir, _) = guess.as_ref().expect("matched Some above");
+                    self.resolved_dir(dir)?;
+                    Err(e)
+                }
+                Ok(f) => {
+                    if let Some((_, dir, rdir)) = guess {
+                        if let Ok(mut m) = self.dirs.lock() {
+                            m.insert(dir, rdir);
+                        }
+                    }
+                    Ok(f)
                 }
                 other => other,
             }
@@ -375,16 +490,36 @@ impl Host {
         Ok((file, meta.len()))
     }
 
-    /// Reads a whole file as bytes, exactly as stored (the journal keeps files byte for byte).
-    pub fn read_bytes(&self, target: &str) -> Result<Vec<u8>, HostError> {
+    /// Reads a whole file into `out` (cleared first), in as few `read` calls as the file
+    /// allows. Under a tree root a file is a plain file whose size is exact: one read of
+    /// `size + 1` bytes that returns `size` is the end. With `one_value` (an attribute: a
+    /// sysfs file, `/proc/irq/<n>/*`, `/proc/sys/*`), the kernel hands the whole value to the
+    /// first read (kernfs and single_open seq_files produce it at once, at most a page), so a
+    /// read shorter than the buffer is the end. Anything else reads until `read` returns 0:
+    /// multi-record procfs files (`/proc/interrupts`) return a few records per read.
+    fn read_into(&self, target: &str, out: &mut Vec<u8>, one_value: bool) -> Result<(), HostError> {
         self.note(|r| &mut r.files, target);
-        let (file, size) = self.open_regular(target)?;
-        // sysfs says 4096 for every attribute and procfs 0: a hint, never trusted.
-        let mut out = Vec::with_capacity(if size == 0 { 512 } else { size.min(MAX_READ_BYTES) as usize + 1 });
-        file.take(MAX_READ_BYTES + 1).read_to_end(&mut out).map_err(|e| HostError::from_io(target, e))?;
+        let (mut file, size) = self.open_regular(target)?;
+        let io = |e| HostError::from_io(target, e);
+        out.clear();
+        // sysfs says 4096 for every attribute and procfs 0: a hint only on a live host.
+        let first = if !self.live { size.min(MAX_READ_BYTES) as usize + 1 } else { ONE_VALUE_READ };
+        out.reserve(first);
+        let n = read_some(&mut file, out, first).map_err(io)?;
+        let done = n == 0 || (!self.live && n as u64 == size) || (one_value && n < first);
+        if !done {
+            file.take(MAX_READ_BYTES + 1 - n as u64).read_to_end(out).map_err(io)?;
+        }
         if out.len() as u64 > MAX_READ_BYTES {
             return Err(HostError::TooLarge { path: target.to_string(), limit: MAX_READ_BYTES });
         }
+        Ok(())
+    }
+
+    /// Reads a whole file as bytes, exactly as stored (the journal keeps files byte for byte).
+    pub fn read_bytes(&self, target: &str) -> Result<Vec<u8>, HostError> {
+        let mut out = Vec::new();
+        self.read_into(target, &mut out, false)?;
         Ok(out)
     }
 
@@ -395,6 +530,15 @@ impl Host {
             Ok(s) => s,
             Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
         })
+    }
+
+    /// Opens a file to read it as a stream (a large procfs table read line by line instead of
+    /// held whole), refused like `read` when it is not a regular file; reads stop at
+    /// `MAX_READ_BYTES`.
+    pub fn open_stream(&self, target: &str) -> Result<io::Take<fs::File>, HostError> {
+        self.note(|r| &mut r.files, target);
+        let (file, _) = self.open_regular(target)?;
+        Ok(file.take(MAX_READ_BYTES))
     }
 
     /// Reads a file; `None` when it does not exist.
@@ -409,7 +553,18 @@ impl Host {
     /// Reads a one-value attribute file, trimmed of whitespace and NUL bytes; `None` when
     /// the file is absent or unreadable (sysfs answers EIO/EINVAL for unsupported values).
     pub fn attr(&self, target: &str) -> Option<String> {
-        self.read(target).ok().map(|s| s.trim_matches(|c: char| c.is_whitespace() || c == '\0').to_string())
+        // One buffer per thread for every attribute: a scan reads thousands of them.
+        thread_local!(static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) });
+        BUF.with(|b| {
+            let mut buf = b.borrow_mut();
+            self.read_into(target, &mut buf, true).ok()?;
+            let text = String::from_utf8_lossy(&buf);
+            let v = text.trim_matches(|c: char| c.is_whitespace() || c == '\0').to_string();
+            if buf.capacity() > 4 * ONE_VALUE_READ {
+                *buf = Vec::new();
+            }
+            Some(v)
+        })
     }
 
     /// Reads a one-value attribute and parses it; `None` when absent or not a number.
@@ -428,7 +583,10 @@ impl Host {
 
     /// `lstat` of the path itself (not what a last-component link names); `None` if absent.
     fn lstat(&self, target: &str) -> Result<Option<fs::Metadata>, HostError> {
-        let (real, _) = self.read_path(target)?;
+        let (real, _) = match self.read_path(target) {
+            Err(e) if e.is_not_found() => return Ok(None),
+            other => other?,
+        };
         match fs::symlink_metadata(real) {
             Ok(m) => Ok(Some(m)),
             Err(e) => {
@@ -440,12 +598,35 @@ impl Host {
 
     /// True when the path exists and is (or resolves to) a directory.
     pub fn is_dir(&self, target: &str) -> bool {
-        self.real_path(target).is_ok_and(|p| fs::metadata(p).is_ok_and(|m| m.is_dir()))
+        if self.live {
+            return self.real_path(target).is_ok_and(|p| fs::metadata(p).is_ok_and(|m| m.is_dir()));
+        }
+        // Under a tree root: one lstat, and an absent folder is remembered (`is_missing`).
+        if self.is_missing(target) {
+            return false;
+        }
+        let Ok((p, _)) = self.read_path(target) else { return false };
+        match fs::symlink_metadata(&p) {
+            Ok(m) if m.file_type().is_symlink() => {
+                self.resolve(target, true).is_ok_and(|r| fs::symlink_metadata(self.join(&r)).is_ok_and(|m| m.is_dir()))
+            }
+            Ok(m) => m.is_dir(),
+            Err(e) => {
+                if e.kind() == io::ErrorKind::NotFound && resolve::is_normal(target) {
+                    self.note_missing(target);
+                }
+                false
+            }
+        }
     }
 
     /// Entry names of a directory, sorted; empty when it does not exist.
     pub fn list(&self, target: &str) -> Result<Vec<String>, HostError> {
-        let rd = match fs::read_dir(self.real_path(target)?) {
+        let real = match self.real_path(target) {
+            Err(e) if e.is_not_found() => return Ok(Vec::new()),
+            other => other?,
+        };
+        let rd = match fs::read_dir(real) {
             Ok(rd) => rd,
             Err(e) => {
                 let e = HostError::from_io(target, e);
@@ -470,10 +651,28 @@ impl Host {
     /// Target of a symbolic link as written (`../../../bus/pci/drivers/ixgbe`); `None` when
     /// the path is not a link or does not exist.
     pub fn read_link(&self, target: &str) -> Option<String> {
+        // Paths already seen not to be links (folders walked through, readlink's EINVAL)
+        // cost no syscall: lexical resolvers (facts::nic) ask about every component of every
+        // device path, and the same folders come up hundreds of times.
+        let known = |m: &Mutex<HashSet<String>>| m.lock().is_ok_and(|s| s.contains(target));
+        if known(&self.not_links) || self.dirs.lock().is_ok_and(|m| m.get(target).is_some_and(|d| d == target)) {
+            return None;
+        }
         let (real, _) = self.read_path(target).ok()?;
-        let t = fs::read_link(real).ok()?;
-        self.note(|r| &mut r.links, target);
-        Some(t.to_string_lossy().into_owned())
+        match fs::read_link(real) {
+            Ok(t) => {
+                self.note(|r| &mut r.links, target);
+                Some(t.to_string_lossy().into_owned())
+            }
+            Err(e) => {
+                if e.raw_os_error() == Some(libc::EINVAL) {
+                    if let Ok(mut s) = self.not_links.lock() {
+                        s.insert(target.to_string());
+                    }
+                }
+                None
+            }
+        }
     }
 
     /// Last component of a link target: the driver name of `.../device/driver`.
@@ -523,6 +722,7 @@ impl Host {
                 Err(e) => return Err(HostError::from_io(&shown, e)),
             }
             fault::point().map_err(|e| HostError::from_io(&shown, e))?;
+            self.forget_missing();
             // mkdirat in the parent held open beneath root: never a folder somewhere else.
             let pf = self
                 .open_beneath(&parent, libc::O_RDONLY | libc::O_DIRECTORY, 0)
@@ -650,6 +850,10 @@ impl Host {
 
     /// Creates (or replaces) a symbolic link at `target` pointing to `to`, written as given.
     pub fn symlink(&self, target: &str, to: &str) -> Result<(), HostError> {
+        if let Ok(mut s) = self.not_links.lock() {
+            s.remove(target);
+        }
+        self.forget_missing();
         let resolved = self.resolve(target, false)?;
         let (rdir, _) = resolved.rsplit_once('/').unwrap_or(("", &resolved));
         self.make_dirs(rdir)?;
@@ -974,6 +1178,51 @@ mod tests {
         }
         assert_eq!(host.read("/sys/bus/pci/devices/0000:00:01.0/net/eth0/mtu").unwrap(), "1500\n");
         assert!(matches!(host.resolve("/sys/up/x", true), Err(HostError::Outside { .. })));
+    }
+
+    /// The caches a scan leans on (folders known absent, paths known not to be links,
+    /// folders guessed from their parent and checked by openat2) answer as the disk does,
+    /// also after lltune itself creates a folder or a link, and never lead out of root.
+    #[test]
+    fn read_caches_agree_with_the_disk_and_keep_links_contained() {
+        use std::os::unix::fs::symlink;
+        let outside = tempfile::tempdir().unwrap();
+        fs::write(outside.path().join("node"), "outside\n").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        fs::create_dir_all(r.join("proc/irq/1")).unwrap();
+        fs::create_dir_all(r.join("real/2")).unwrap();
+        fs::write(r.join("proc/irq/1/node"), "0\n").unwrap();
+        fs::write(r.join("real/2/node"), "1\n").unwrap();
+        fs::write(r.join("proc/irq/file"), "x\n").unwrap();
+        symlink("../../real/2", r.join("proc/irq/2")).unwrap();
+        // An absolute link names a path under root (chroot-like); `..` past root leads out.
+        symlink(outside.path(), r.join("proc/irq/5")).unwrap();
+        let up = "../".repeat(r.components().count() + 2) + outside.path().to_str().unwrap().trim_start_matches('/');
+        symlink(&up, r.join("proc/irq/3")).unwrap();
+        assert_eq!(fs::read_to_string(r.join("proc/irq/3/node")).unwrap(), "outside\n", "the link does lead out");
+        let host = Host::new(r).unwrap();
+        host.list("/proc/irq").unwrap();
+        assert_eq!(host.attr("/proc/irq/default_smp_affinity"), None);
+        // Guessed folders: a real one, a link inside root, a link out of it.
+        assert_eq!(host.attr("/proc/irq/1/node").as_deref(), Some("0"));
+        assert_eq!(host.attr("/proc/irq/2/node").as_deref(), Some("1"));
+        assert!(matches!(host.read("/proc/irq/3/node"), Err(HostError::Outside { .. })));
+        assert!(host.read("/proc/irq/5/node").unwrap_err().is_not_found());
+        assert_eq!(host.attr("/proc/irq/file/node"), None);
+        // A folder found absent, then created by lltune: its files are seen.
+        assert_eq!(host.attr("/proc/irq/4/node"), None);
+        assert!(!host.exists("/proc/irq/4/node") && host.list("/proc/irq/4").unwrap().is_empty());
+        assert!(!host.is_dir("/proc/irq/4") && !host.is_dir("/proc/irq/4/x"));
+        host.write_atomic("/proc/irq/4/node", b"2\n", None).unwrap();
+        assert_eq!(host.attr("/proc/irq/4/node").as_deref(), Some("2"));
+        assert!(host.is_dir("/proc/irq/4") && host.is_dir("/proc/irq/2") && host.is_dir("/proc/irq/1"));
+        assert!(!host.is_dir("/proc/irq/3") && !host.is_dir("/proc/irq/file"));
+        // A path found not to be a link, then made one by lltune: read_link sees the link.
+        assert_eq!(host.read_link("/proc/irq/file"), None);
+        host.symlink("/proc/irq/file", "1").unwrap();
+        assert_eq!(host.read_link("/proc/irq/file").as_deref(), Some("1"));
+        assert_eq!(host.read_link("/proc/irq/1"), None);
     }
 
     #[test]
