@@ -244,7 +244,7 @@ pub struct HostEntry {
     pub online_count: u32,
     pub isolated_cpus: String,
     pub isolated_count: usize,
-    pub nohz_full: String,
+    pub nohz_full: Option<String>,
     pub numa_nodes: usize,
     pub memory_total_kb: Option<u64>,
     pub hugepages: BTreeMap<String, HugepageCount>,
@@ -327,7 +327,7 @@ pub fn host_entry(input: &HostInput) -> HostEntry {
         online_count: f.cpu.count,
         isolated_cpus: isolated.to_string(),
         isolated_count: isolated.len(),
-        nohz_full: f.cpu.nohz_full.to_string(),
+        nohz_full: f.cpu.nohz_full.as_ref().map(|c| c.to_string()),
         numa_nodes: f.numa.nodes.len(),
         memory_total_kb: f.memory.total_kb,
         hugepages: f

@@ -873,7 +873,10 @@ pub fn run_request(host: &crate::host::Host, req: &Request) -> Result<(LatencyDo
             scan.warnings().join("; ")
         )));
     }
-    let roles = CpuRoles { isolated: cpu.isolated.intersection(&cpu.online), online: cpu.online };
+    // /sys/devices/system/cpu/isolated is on every kernel that runs cyclictest's -a; a host
+    // without it is taken as isolating nothing at run time.
+    let isolated = cpu.isolated.clone().unwrap_or_default();
+    let roles = CpuRoles { isolated: isolated.intersection(&cpu.online), online: cpu.online };
     let measured = roles.select(&req.cpus).map_err(|e| RunError::option("cpus", e))?;
     let sets = CpuSets { measured, isolated: roles.isolated.clone(), housekeeping: roles.housekeeping() };
     let mut doc = LatencyDoc::new(
