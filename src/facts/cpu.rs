@@ -234,32 +234,23 @@ fn online_cpus(scan: &mut Scan) -> CpuList {
 
 /// Sibling set of one CPU: `thread_siblings_list`, `core_cpus_list`, or the masks.
 fn siblings_of(scan: &mut Scan, cpu: u32) -> Option<CpuList> {
-    let t = format!("{CPU}/cpu{cpu}/topology");
-    for (file, mask) in
-        [("thread_siblings_list", false), ("core_cpus_list", false), ("thread_siblings", true), ("core_cpus", true)]
-    {
-        let path = format!("{t}/{file}");
-        let Some(text) = scan.host.read_opt(&path).ok().flatten() else { continue };
-        let parsed = if mask { CpuList::parse_mask(&text) } else { CpuList::parse(&text) };
-        match parsed {
-            Ok(l) if !l.is_empty() => return Some(l),
-            Ok(_) => continue,
-            Err(e) => scan.warn(format!("{path}: {e}")),
-        }
-    }
-    None
+    first_cpu_set(scan, cpu, ["thread_siblings_list", "core_cpus_list", "thread_siblings", "core_cpus"])
 }
 
 /// Package sibling set of one CPU (`core_siblings_list`, `package_cpus_list`, or the masks):
 /// older kernels (and some captures) have these without `physical_package_id`.
 fn package_set_of(scan: &mut Scan, cpu: u32) -> Option<CpuList> {
+    first_cpu_set(scan, cpu, ["core_siblings_list", "package_cpus_list", "core_siblings", "package_cpus"])
+}
+
+/// The first non-empty CPU set among a CPU's topology files, in order: `*_list` files hold a
+/// CPU list, the others a hex mask. A file that does not parse is a warning and is skipped.
+fn first_cpu_set(scan: &mut Scan, cpu: u32, files: [&str; 4]) -> Option<CpuList> {
     let t = format!("{CPU}/cpu{cpu}/topology");
-    for (file, mask) in
-        [("core_siblings_list", false), ("package_cpus_list", false), ("core_siblings", true), ("package_cpus", true)]
-    {
+    for file in files {
         let path = format!("{t}/{file}");
         let Some(text) = scan.host.read_opt(&path).ok().flatten() else { continue };
-        let parsed = if mask { CpuList::parse_mask(&text) } else { CpuList::parse(&text) };
+        let parsed = if file.ends_with("_list") { CpuList::parse(&text) } else { CpuList::parse_mask(&text) };
         match parsed {
             Ok(l) if !l.is_empty() => return Some(l),
             Ok(_) => continue,
