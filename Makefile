@@ -147,7 +147,7 @@ sanity: collection
 	@# with git: without a repository of its own the copy would have no files to test.
 	cd $(SANITY) && git init -q . && printf 'tests/output/\n' > .gitignore
 	cd $(SANITY) && $(ANSIBLE_ENV) PATH=$(abspath $(VENV))/bin:$$PATH ansible-test sanity --venv \
-	  --python $$($(VENV)/bin/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+	  --python $$($(abspath $(VENV))/bin/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 
 ## bench: scan timings against read-every-file and Ansible's setup, their ratio, peak RSS and syscall
 ## counts, on the real dumps, a synthetic 256-CPU/4,000-IRQ tree (benches/gen-large-irqs.py) and this host
