@@ -64,7 +64,7 @@ phase rollback "$playbook" -i "$inv" lltune.tuning.rollback -e lltune_backup_id=
 
 # What the phases produced.
 reported=$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["hosts"]))' "$rack/report/fleet.json")
-bundles=$(find "$rack/hosts" -mindepth 5 -maxdepth 5 -path '*/var/lib/lltune/backups/bench' | wc -l)
+bundles=$(find "$rack/hosts" -mindepth 6 -maxdepth 6 -path '*/var/lib/lltune/backups/bench' | wc -l)
 [[ $reported == "$hosts" ]] || { echo "rack.sh: fleet.json has $reported hosts, not $hosts" >&2; exit 1; }
 [[ $bundles == "$hosts" ]] || { echo "rack.sh: $bundles hosts have the tune run's bundle, not $hosts" >&2; exit 1; }
 [[ $(digest host001) == "$first_start" ]] || { echo "rack.sh: host001 differs from the start after rollback" >&2; exit 1; }
