@@ -42,6 +42,8 @@ pub fn run(host: &Host, _meta: &Meta, params: Params) -> Result<Outcome> {
         return Err(Failure::new("housekeeping_cores_per_node, trading_nics: only with generate: true").into());
     }
     let mut generated_config: Option<Value> = None;
+    // A generated config was made from a scan of this host: the audit reuses that scan.
+    let mut scanned = None;
     // A mapping comes as JSON (exact types: no YAML text, so no YAML 1.1 words to find); a
     // file, or a generated config, is YAML text, parsed once.
     let (doc, text) = match (&params.config, &params.config_file) {
@@ -59,6 +61,7 @@ pub fn run(host: &Host, _meta: &Meta, params: Params) -> Result<Outcome> {
             let p: crate::modules::config::Params = crate::protocol::parse_params(options)?;
             let g = crate::modules::config::generate(host, p)?;
             generated_config = Some(g.config);
+            scanned = Some((g.facts, g.warnings));
             (Ok(g.doc), Some(g.yaml))
         }
         (None, None) => return Err(Failure::new("config or config_file is required (or generate: true)").into()),
@@ -73,7 +76,10 @@ pub fn run(host: &Host, _meta: &Meta, params: Params) -> Result<Outcome> {
             (config::yaml::load(&text), Some(text))
         }
     };
-    let (facts, warnings) = crate::facts::collect(host, ScanOptions::default());
+    let (facts, warnings) = match scanned {
+        Some(s) => s,
+        None => crate::facts::collect(host, ScanOptions::default()),
+    };
     let report = match &doc {
         Ok(doc) => audit::audit_doc(doc, text.as_deref(), Some(&facts)),
         Err(_) => audit::audit_text(text.as_deref().unwrap_or_default(), Some(&facts)),
