@@ -13,6 +13,7 @@
 
 pub mod audit; //    a config checked alone and against a host
 pub mod generate; // gen-config: a commented config for one machine
+mod read; //        each section from its YAML value into its typed struct
 pub mod to_args; //  a config's sections as each module's arguments
 pub mod yaml; //     YAML text to a value, with libyaml's event parser
 pub mod yaml11; //   YAML 1.1 boolean words (off, on, yes, no) found by a YAML event parser
@@ -22,7 +23,6 @@ pub use yaml11::{Yaml11Bool, is_yaml11_bool_word, yaml11_booleans};
 use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::de::{self, DeserializeOwned, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_yaml::Value as Yaml;
 
@@ -70,77 +70,11 @@ impl Serialize for Cpus {
     }
 }
 
-impl<'de> Deserialize<'de> for Cpus {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Cpus, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Cpus;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a CPU list such as \"1-5,9\", a CPU number, or a list of CPU numbers")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Cpus, E> {
-                CpuList::parse(v).map(Cpus).map_err(E::custom)
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Cpus, E> {
-                u32::try_from(v)
-                    .map(|c| Cpus(CpuList::from_cpus([c])))
-                    .map_err(|_| E::custom(format!("CPU {v} is out of range")))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Cpus, A::Error> {
-                let mut l = CpuList::new();
-                while let Some(c) = seq.next_element::<u32>()? {
-                    l.insert(c);
-                }
-                Ok(Cpus(l))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
 /// A value written as text: a string or a number (`skew_tick: 1` and `skew_tick: "1"` are the
 /// same). A boolean is refused: in a config meant for YAML 1.1 it may have been `off`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
 pub struct Text(pub String);
-
-struct TextVisitor {
-    null_ok: bool,
-}
-
-impl<'de> Visitor<'de> for TextVisitor {
-    type Value = Option<String>;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a string or a number")
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(Some(v.to_string()))
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-        Ok(Some(v.to_string()))
-    }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-        Ok(Some(v.to_string()))
-    }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-        Ok(Some(v.to_string()))
-    }
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
-        Err(E::custom(format!(
-            "expected a string, found the boolean {v}; if you meant the word (off, on, yes, no), write it in quotes: \"{}\"",
-            if v { "on" } else { "off" }
-        )))
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        if self.null_ok { Ok(None) } else { Err(E::invalid_type(de::Unexpected::Unit, &self)) }
-    }
-}
-
-impl<'de> Deserialize<'de> for Text {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Text, D::Error> {
-        Ok(Text(d.deserialize_any(TextVisitor { null_ok: false })?.unwrap_or_default()))
-    }
-}
 
 impl fmt::Display for Text {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -152,31 +86,6 @@ impl fmt::Display for Text {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
 pub struct SysctlValue(pub String);
-
-impl<'de> Deserialize<'de> for SysctlValue {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<SysctlValue, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = SysctlValue;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a number, a string or a boolean")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<SysctlValue, E> {
-                Ok(SysctlValue(v.to_string()))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<SysctlValue, E> {
-                Ok(SysctlValue(v.to_string()))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<SysctlValue, E> {
-                Ok(SysctlValue(v.to_string()))
-            }
-            fn visit_bool<E: de::Error>(self, v: bool) -> Result<SysctlValue, E> {
-                Ok(SysctlValue(if v { "1" } else { "0" }.into()))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
 
 /// Kernel arguments in file order: `key: value`, `key: ""` or `key:` (null) for a bare flag.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -223,35 +132,6 @@ pub const CMDLINE_KEYS: &[&str] = &[
     "systemd.cpu_affinity",
 ];
 
-/// Fails while reading a map's value, so that the error's path ends with the map's key.
-struct Reject(String);
-
-impl<'de> de::DeserializeSeed<'de> for Reject {
-    type Value = Never;
-    fn deserialize<D: Deserializer<'de>>(self, _d: D) -> Result<Never, D::Error> {
-        Err(de::Error::custom(self.0))
-    }
-}
-
-/// The value `Reject` never produces.
-enum Never {}
-
-impl From<Never> for Cmdline {
-    fn from(n: Never) -> Cmdline {
-        match n {}
-    }
-}
-
-impl From<Never> for NetworkSysctl {
-    fn from(n: Never) -> NetworkSysctl {
-        match n {}
-    }
-}
-
-struct CmdlineVisitor {
-    strict: bool,
-}
-
 /// `kernel.cmdline` arguments that stand alone (`nosoftlockup`, `rcupdate.rcu_normal_after_boot`
 /// as a module boolean): null or `""` writes the bare word. Every other argument of
 /// `CMDLINE_KEYS` needs a value, and null there is an error: `idle: null` would otherwise write
@@ -266,62 +146,6 @@ pub const CMDLINE_FLAGS: &[&str] = &[
     "workqueue.power_efficient",
 ];
 
-/// One argument's value: text, or None for a bare flag (null or `""`).
-struct CmdValueSeed<'a> {
-    key: &'a str,
-    needs_value: bool,
-}
-
-impl<'de> de::DeserializeSeed<'de> for CmdValueSeed<'_> {
-    type Value = Option<String>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<String>, D::Error> {
-        let v = d.deserialize_any(TextVisitor { null_ok: true })?.filter(|s| !s.is_empty());
-        if v.is_none() && self.needs_value {
-            let k = self.key;
-            return Err(de::Error::custom(format!(
-                "`{k}` needs a value: null or \"\" would write a bare `{k}` to the boot line; write the value \
-                 (e.g. {k}: \"...\"), or delete the line to leave the host's `{k}` as it is"
-            )));
-        }
-        Ok(v)
-    }
-}
-
-impl<'de> Visitor<'de> for CmdlineVisitor {
-    type Value = Cmdline;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a mapping of kernel arguments to values")
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Cmdline, E> {
-        Ok(Cmdline::default())
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Cmdline, A::Error> {
-        let mut out = Vec::new();
-        while let Some(k) = map.next_key::<String>()? {
-            if self.strict && !CMDLINE_KEYS.contains(&k.as_str()) {
-                return map
-                    .next_value_seed(Reject(format!(
-                        "unknown kernel argument `{k}` (known: {}); put other arguments under kernel.extra_args",
-                        CMDLINE_KEYS.join(", ")
-                    )))
-                    .map(Cmdline::from);
-            }
-            let needs_value = self.strict && !CMDLINE_FLAGS.contains(&k.as_str());
-            let v = map.next_value_seed(CmdValueSeed { key: &k, needs_value })?;
-            out.push((k, v));
-        }
-        Ok(Cmdline(out))
-    }
-}
-
-fn strict_cmdline<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Cmdline>, D::Error> {
-    d.deserialize_any(CmdlineVisitor { strict: true }).map(Some)
-}
-
-fn any_cmdline<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Cmdline>, D::Error> {
-    d.deserialize_any(CmdlineVisitor { strict: false }).map(Some)
-}
-
 impl Cmdline {
     /// The value of `key`: `Some(None)` for a bare flag.
     pub fn get(&self, key: &str) -> Option<Option<&str>> {
@@ -331,8 +155,7 @@ impl Cmdline {
 
 // ---- Sections ----
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Metadata {
     pub generated_at: Option<String>,
     pub host: Option<String>,
@@ -342,8 +165,7 @@ pub struct Metadata {
     pub source: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct HardwareNic {
     pub name: String,
     pub driver: Option<String>,
@@ -353,8 +175,7 @@ pub struct HardwareNic {
 }
 
 /// What the machine is (read-only: written by gen-config for the person editing).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Hardware {
     pub cpu_model: Option<String>,
     pub vendor: Option<String>,
@@ -363,18 +184,15 @@ pub struct Hardware {
     pub threads_per_core: Option<u32>,
     pub online_cpus: Option<Cpus>,
     pub numa_nodes: Option<u32>,
-    #[serde(default)]
     pub nics: Vec<HardwareNic>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Governor {
     pub target: String,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct CpuSection {
     pub governor: Option<Governor>,
     /// CPUs isolated from the scheduler (must match isolcpus/nohz_full/rcu_nocbs).
@@ -385,8 +203,7 @@ pub struct CpuSection {
 }
 
 /// Runtime sysctls of the kernel that isolation cares about.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct KernelSysctl {
     pub timer_migration: Option<u32>,
     pub hung_task_timeout_secs: Option<u64>,
@@ -394,18 +211,17 @@ pub struct KernelSysctl {
     pub sched_rt_runtime_us: Option<i64>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct KernelSection {
-    #[serde(default, deserialize_with = "strict_cmdline", skip_serializing)]
+    #[serde(skip_serializing)]
     pub cmdline: Option<Cmdline>,
     /// Kernel arguments outside `CMDLINE_KEYS`, written as given.
-    #[serde(default, deserialize_with = "any_cmdline", skip_serializing)]
+    #[serde(skip_serializing)]
     pub extra_args: Option<Cmdline>,
     pub sysctl: Option<KernelSysctl>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ThpMode {
     Never,
@@ -413,8 +229,7 @@ pub enum ThpMode {
     Always,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct HugepagesConfig {
     /// Page size in kB: 2048 or 1048576 on x86 (the seed writes it as a string).
     pub size_kb: Option<Text>,
@@ -422,48 +237,7 @@ pub struct HugepagesConfig {
     /// `node0: 512`: pages per NUMA node; must add up to `total`. The seed also read node
     /// keys as bare numbers (`"0": 512`, or unquoted `0: 512`); they are kept as written, in
     /// text (`0`), so that audit names the key the user wrote.
-    #[serde(default, deserialize_with = "per_node_map")]
     pub per_node: BTreeMap<String, u64>,
-}
-
-/// `per_node`: keys as text, whether YAML wrote them as strings (`node0`, `"0"`) or integers.
-fn per_node_map<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, u64>, D::Error> {
-    struct V;
-    impl<'de> Visitor<'de> for V {
-        type Value = BTreeMap<String, u64>;
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("a mapping of NUMA node (node0 or 0) to a page count")
-        }
-        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(BTreeMap::new())
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
-            let mut out = BTreeMap::new();
-            while let Some(k) = m.next_key::<Yaml>()? {
-                let key = match &k {
-                    Yaml::String(s) => s.clone(),
-                    Yaml::Number(n) if n.as_u64().is_some() => n.to_string(),
-                    Yaml::Number(n) => {
-                        return Err(de::Error::custom(format!(
-                            "node keys are nodeN or N (node0, 0); found the number {n}"
-                        )));
-                    }
-                    other => {
-                        return Err(de::Error::custom(format!(
-                            "node keys are nodeN or N (node0, 0); found {}",
-                            kind(other)
-                        )));
-                    }
-                };
-                let pages: u64 = m.next_value()?;
-                if out.insert(key.clone(), pages).is_some() {
-                    return Err(de::Error::custom(format!("node key {key} is given twice")));
-                }
-            }
-            Ok(out)
-        }
-    }
-    d.deserialize_any(V)
 }
 
 impl HugepagesConfig {
@@ -472,8 +246,7 @@ impl HugepagesConfig {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Mlock {
     pub enabled: Option<bool>,
     pub user: Option<String>,
@@ -482,16 +255,14 @@ pub struct Mlock {
     pub max_map_count: Option<u64>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct LimitsConfig {
     pub nofile: Option<Text>,
     pub nproc: Option<Text>,
     pub rtprio: Option<Text>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct MemorySection {
     pub thp_runtime: Option<ThpMode>,
     pub swap_disable: Option<bool>,
@@ -561,39 +332,7 @@ pub fn network_sysctl_name(key: &str) -> Option<String> {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NetworkSysctl(pub Vec<(String, SysctlValue)>);
 
-impl<'de> Deserialize<'de> for NetworkSysctl {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<NetworkSysctl, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = NetworkSysctl;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a mapping of sysctl names to values")
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<NetworkSysctl, E> {
-                Ok(NetworkSysctl::default())
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<NetworkSysctl, A::Error> {
-                let mut out = Vec::new();
-                while let Some(k) = map.next_key::<String>()? {
-                    if network_sysctl_name(&k).is_none() {
-                        return map
-                            .next_value_seed(Reject(format!(
-                                "unknown sysctl `{k}`: write the full name (e.g. net.core.{k}) or a known short name"
-                            )))
-                            .map(NetworkSysctl::from);
-                    }
-                    let v: SysctlValue = map.next_value()?;
-                    out.push((k, v));
-                }
-                Ok(NetworkSysctl(out))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct NicDefaults {
     pub disable_gro: Option<bool>,
     pub disable_lro: Option<bool>,
@@ -601,8 +340,7 @@ pub struct NicDefaults {
     pub disable_gso: Option<bool>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Coalescing {
     pub rx_usecs: Option<u32>,
     pub tx_usecs: Option<u32>,
@@ -610,15 +348,13 @@ pub struct Coalescing {
     pub adaptive_tx: Option<bool>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Rings {
     pub rx: Option<u32>,
     pub tx: Option<u32>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Offloads {
     pub gro: Option<bool>,
     pub lro: Option<bool>,
@@ -626,23 +362,20 @@ pub struct Offloads {
     pub gso: Option<bool>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct FlowControl {
     pub rx: Option<bool>,
     pub tx: Option<bool>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ChannelsConfig {
     pub combined: Option<u32>,
     pub rx: Option<u32>,
     pub tx: Option<u32>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Interface {
     pub name: String,
     pub role: Option<NicRole>,
@@ -655,18 +388,14 @@ pub struct Interface {
     pub channels: Option<ChannelsConfig>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct NetworkSection {
     pub defaults: Option<NicDefaults>,
-    #[serde(default)]
     pub sysctl: NetworkSysctl,
-    #[serde(default)]
     pub interfaces: Vec<Interface>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct IrqPin {
     /// Glob over IRQ handler names (`ens3f*`, `mlx5_comp*`).
     #[serde(rename = "match")]
@@ -674,51 +403,43 @@ pub struct IrqPin {
     pub cpus: Cpus,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct IrqSection {
-    #[serde(default)]
     pub manual_affinity: Vec<IrqPin>,
     pub avoid_cores_for_irqs: Option<Cpus>,
     pub disable_rps: Option<bool>,
     pub disable_rfs: Option<bool>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Ptp {
     pub interface: Option<String>,
     pub phc2sys: Option<bool>,
     pub domain: Option<u32>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct TimeSync {
     pub ntp: Option<bool>,
     pub ptp: Option<Ptp>,
     pub clocksource: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ServicesSection {
     pub irqbalance: Option<bool>,
     pub tuned: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Safety {
     /// Must be true for apply to change the boot command line.
-    #[serde(default)]
     pub allow_grub_edit: bool,
     /// Must be true for `mitigations=off` (and the per-vulnerability off switches).
-    #[serde(default)]
     pub allow_dangerous_mitigations: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TuningLevel {
     UltraLowLatency,
@@ -727,8 +448,7 @@ pub enum TuningLevel {
 }
 
 /// `onload` / `vma`: environment profiles for kernel-bypass stacks.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct StackProfile {
     pub generate_profile: Option<bool>,
     pub tuning_level: Option<TuningLevel>,
@@ -741,39 +461,8 @@ pub struct RdmaDeviceConfig {
     pub numa_node: Option<i64>,
 }
 
-impl<'de> Deserialize<'de> for RdmaDeviceConfig {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<RdmaDeviceConfig, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct Full {
-            name: String,
-            numa_node: Option<i64>,
-        }
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = RdmaDeviceConfig;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an RDMA device name (mlx5_0) or a mapping with name and numa_node")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<RdmaDeviceConfig, E> {
-                if v.trim().is_empty() {
-                    return Err(E::custom("an RDMA device name must not be empty"));
-                }
-                Ok(RdmaDeviceConfig { name: v.to_string(), numa_node: None })
-            }
-            fn visit_map<A: MapAccess<'de>>(self, m: A) -> Result<RdmaDeviceConfig, A::Error> {
-                let f = Full::deserialize(de::value::MapAccessDeserializer::new(m))?;
-                Ok(RdmaDeviceConfig { name: f.name, numa_node: f.numa_node })
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct RdmaSection {
-    #[serde(default)]
     pub devices: Vec<RdmaDeviceConfig>,
 }
 
@@ -931,38 +620,6 @@ pub fn yaml_from_json(v: &serde_json::Value) -> Yaml {
     }
 }
 
-fn section<T: DeserializeOwned>(name: &str, v: &Yaml, issues: &mut Vec<Issue>) -> Option<T> {
-    match serde_path_to_error::deserialize::<_, T>(v.clone()) {
-        Ok(t) => Some(t),
-        Err(e) => {
-            let path = e.path().to_string();
-            let field = if path == "." { name.to_string() } else { format!("{name}.{path}") };
-            let msg = e.into_inner().to_string();
-            // serde's "invalid type: X, expected Y" reads better the other way round.
-            let msg = match msg.strip_prefix("invalid type: ").and_then(|r| r.split_once(", expected ")) {
-                Some((got, want)) => {
-                    // serde names Rust types ("u32", "sequence"); say it in YAML's words.
-                    let want = match want {
-                        "u8" | "u16" | "u32" | "u64" | "usize" | "i32" | "i64" => "an integer",
-                        "f64" => "a number",
-                        other => other,
-                    };
-                    let got = match got {
-                        "sequence" => "a list",
-                        "map" => "a mapping",
-                        "unit value" => "null",
-                        other => other,
-                    };
-                    format!("expected {want}, got {got}")
-                }
-                None => msg,
-            };
-            issues.push(Issue::new(field, msg));
-            None
-        }
-    }
-}
-
 /// Parses a config. Returns what could be read and every problem found; a config with
 /// problems is never half-trusted by callers (they check `issues` first).
 pub fn parse(text: &str) -> (Config, Vec<Issue>) {
@@ -999,19 +656,19 @@ pub fn parse_doc(doc: &Yaml, text: Option<&str>) -> (Config, Vec<Issue>) {
                     issues.push(Issue::new("version", format!("expected {VERSION}, found {}", scalar_text(other))))
                 }
             },
-            "metadata" => c.metadata = section(name, v, &mut issues),
-            "hardware" => c.hardware = section(name, v, &mut issues),
-            "cpu" => c.cpu = section(name, v, &mut issues),
-            "kernel" => c.kernel = section(name, v, &mut issues),
-            "memory" => c.memory = section(name, v, &mut issues),
-            "network" => c.network = section(name, v, &mut issues),
-            "irq" => c.irq = section(name, v, &mut issues),
-            "time_sync" => c.time_sync = section(name, v, &mut issues),
-            "services" => c.services = section(name, v, &mut issues),
-            "safety" => c.safety = section::<Option<Safety>>(name, v, &mut issues).flatten().unwrap_or_default(),
-            "onload" => c.onload = section(name, v, &mut issues),
-            "vma" => c.vma = section(name, v, &mut issues),
-            "rdma" => c.rdma = section(name, v, &mut issues),
+            "metadata" => c.metadata = read::section(name, v, &mut issues),
+            "hardware" => c.hardware = read::section(name, v, &mut issues),
+            "cpu" => c.cpu = read::section(name, v, &mut issues),
+            "kernel" => c.kernel = read::section(name, v, &mut issues),
+            "memory" => c.memory = read::section(name, v, &mut issues),
+            "network" => c.network = read::section(name, v, &mut issues),
+            "irq" => c.irq = read::section(name, v, &mut issues),
+            "time_sync" => c.time_sync = read::section(name, v, &mut issues),
+            "services" => c.services = read::section(name, v, &mut issues),
+            "safety" => c.safety = read::section(name, v, &mut issues).unwrap_or_default(),
+            "onload" => c.onload = read::section(name, v, &mut issues),
+            "vma" => c.vma = read::section(name, v, &mut issues),
+            "rdma" => c.rdma = read::section(name, v, &mut issues),
             "recommendations" => match v {
                 Yaml::Sequence(s) => c.recommendations = s.clone(),
                 Yaml::Null => {}
