@@ -15,4 +15,5 @@ pub mod latency; //   cyclictest runs, their histograms and percentiles, before/
 pub mod modules; //   one file per Ansible module: Params and a pure plan()
 pub mod policy; //    what is never written and what needs consent: boot-breaking and mitigation-weakening arguments
 pub mod protocol; //  Ansible's binary-module protocol: args in, one JSON object out
+pub mod sort; //      stable sorts with one copy of std's sort per binary (module binaries are copied per task)
 pub mod sys; //       system interfaces that are not files: the SIOCETHTOOL ioctl

@@ -200,7 +200,9 @@ pub fn recommend(facts: &Facts) -> Vec<Recommendation> {
     irq::rules(&cx, &mut out);
     system::rules(&cx, &mut out);
     // Stable: rules push in a fixed order; this only groups categories together.
-    out.sort_by_key(|r| CATEGORIES.iter().position(|c| *c == r.category).unwrap_or(CATEGORIES.len()));
+    crate::sort::sort_by_key(&mut out, |r| {
+        CATEGORIES.iter().position(|c| *c == r.category).unwrap_or(CATEGORIES.len())
+    });
     out
 }
 
@@ -303,7 +305,7 @@ mod tests {
         let recs = recommend(&f);
         let cats: Vec<&str> = recs.iter().map(|r| r.category.as_str()).collect();
         let mut sorted = cats.clone();
-        sorted.sort_by_key(|c| CATEGORIES.iter().position(|x| x == c));
+        crate::sort::sort_by_key(&mut sorted, |c| CATEGORIES.iter().position(|x| x == c));
         assert_eq!(cats, sorted);
         assert_eq!(recommend(&f), recs, "same facts, same list");
     }

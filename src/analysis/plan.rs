@@ -122,7 +122,7 @@ pub fn online_cores(f: &Facts) -> Vec<CpuList> {
     for cpu in online.difference(&seen).iter() {
         cores.push(CpuList::from_cpus([cpu]));
     }
-    cores.sort_by_key(|c| c.first());
+    crate::sort::sort_by_key(&mut cores, |c| c.first());
     cores
 }
 

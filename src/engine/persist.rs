@@ -137,7 +137,7 @@ pub fn load_all(host: &Host) -> Vec<Result<Saved, String>> {
         Ok(s) => (ORDER.iter().position(|m| *m == s.module).unwrap_or(ORDER.len()), s.module.clone()),
         Err(_) => (ORDER.len() + 1, String::new()),
     };
-    out.sort_by_key(rank);
+    crate::sort::sort_by_key(&mut out, rank);
     out
 }
 

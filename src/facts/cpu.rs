@@ -331,7 +331,7 @@ pub fn count_topology(
         }
     }
     let mut siblings: Vec<CpuList> = all_sets.into_iter().collect();
-    siblings.sort_by_key(|s| s.first());
+    crate::sort::sort_by_key(&mut siblings, |s| s.first());
     if per_cpu.is_empty() {
         return (None, None, None, siblings);
     }
@@ -366,7 +366,7 @@ fn read_cpuidle(scan: &mut Scan, online: &CpuList) -> CpuIdle {
         .into_iter()
         .filter(|n| n.starts_with("state"))
         .collect();
-    names.sort_by_key(|n| n.trim_start_matches("state").parse::<u32>().unwrap_or(u32::MAX));
+    crate::sort::sort_by_key(&mut names, |n| n.trim_start_matches("state").parse::<u32>().unwrap_or(u32::MAX));
     for state in names {
         let base = format!("{CPU}/cpu{first}/cpuidle/{state}");
         let mut s = IdleState {

@@ -426,8 +426,8 @@ fn read_queues(scan: &mut Scan, dir: &str) -> Option<Queues> {
             _ => {}
         }
     }
-    rx.sort_by_key(|q| q.queue);
-    tx.sort_by_key(|q| q.queue);
+    crate::sort::sort_by_key(&mut rx, |q| q.queue);
+    crate::sort::sort_by_key(&mut tx, |q| q.queue);
     let union = |lists: Vec<&CpuList>| -> Option<CpuList> {
         if lists.is_empty() { None } else { Some(lists.into_iter().fold(CpuList::new(), |acc, l| acc.union(l))) }
     };

@@ -82,7 +82,7 @@ pub fn read(scan: &mut Scan) -> Time {
         })
         .collect();
     // ptp10 after ptp9.
-    ptp_clocks.sort_by_key(|c| (c.name.len(), c.name.clone()));
+    crate::sort::sort_by(&mut ptp_clocks, |a, b| (a.name.len(), &a.name).cmp(&(b.name.len(), &b.name)));
     Time { current_clocksource, available_clocksource, tsc, ptp_clocks }
 }
 

@@ -169,7 +169,7 @@ fn read_rdma(scan: &mut Scan) -> Vec<RdmaDevice> {
                 }
             })
             .collect();
-        ports.sort_by_key(|p| p.port);
+        crate::sort::sort_by_key(&mut ports, |p| p.port);
         out.push(RdmaDevice { name, numa_node, pci_address, netdevs, node_type, fw_ver, ports });
     }
     out

@@ -740,7 +740,7 @@ fn pick_bls_entry<'a>(boot: &'a Bootloader, running: Option<&str>) -> Option<&'a
         }
     }
     let mut entries: Vec<_> = boot.bls_entries.iter().filter(|e| !e.path.contains("rescue")).collect();
-    entries.sort_by(|a, b| b.path.cmp(&a.path));
+    crate::sort::sort_by(&mut entries, |a, b| b.path.cmp(&a.path));
     entries.first().or(boot.bls_entries.first().as_ref()).map(|e| e.path.as_str())
 }
 

@@ -343,7 +343,7 @@ fn idle_states(host: &Host, cpu: u32) -> Result<Vec<IdleState>> {
         let disabled = host.attr(&format!("{dir}/disable")).as_deref() == Some("1");
         out.push(IdleState { dir, index, name, latency, disabled });
     }
-    out.sort_by_key(|s| s.index);
+    crate::sort::sort_by_key(&mut out, |s| s.index);
     Ok(out)
 }
 

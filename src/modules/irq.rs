@@ -734,7 +734,7 @@ pub fn plan(host: &Host, params: &Params) -> Result<IrqPlan> {
             }
         }
         if r.spread {
-            movable.sort_by(|a, b| queue_order(&table.irqs[*a], &table.irqs[*b]));
+            crate::sort::sort_by(&mut movable, |a, b| queue_order(&table.irqs[*a], &table.irqs[*b]));
             let list: Vec<u32> = wanted[n].iter().collect();
             for (pos, &k) in movable.iter().enumerate() {
                 assigned.insert(k, (CpuList::from_cpus([list[pos % list.len()]]), n));
@@ -980,7 +980,7 @@ mod tests {
     #[test]
     fn natural_order_of_queue_names() {
         let mut v = vec!["mlx5_comp10", "mlx5_comp2", "mlx5_async", "mlx5_comp0", "eth0-TxRx-1", "eth0-TxRx-01"];
-        v.sort_by(|a, b| natural_cmp(a, b));
+        crate::sort::sort_by(&mut v, |a, b| natural_cmp(a, b));
         assert_eq!(v, vec!["eth0-TxRx-1", "eth0-TxRx-01", "mlx5_async", "mlx5_comp0", "mlx5_comp2", "mlx5_comp10"]);
     }
 

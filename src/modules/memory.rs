@@ -169,7 +169,7 @@ fn hugepages(host: &Host, rt: &mut Runtime, req: &BTreeMap<String, BTreeMap<Stri
     reserve_check(host, &pools)?;
     // Give memory back before taking more.
     let mut order: Vec<&Pool> = pools.iter().filter(|p| p.requested != p.before).collect();
-    order.sort_by_key(|p| (p.requested > p.before, p.node, p.size_kb));
+    crate::sort::sort_by_key(&mut order, |p| (p.requested > p.before, p.node, p.size_kb));
     for p in order {
         let setting = format!("hugepages {} kB node {}", p.size_kb, p.node);
         rt.set(&setting, &pool_path(p.node, p.size_kb), &p.before.to_string(), &p.requested.to_string());
