@@ -257,23 +257,24 @@ pub fn parse_interrupts(text: &str) -> Result<Interrupts, String> {
     Ok(out)
 }
 
-/// What the facts keep of one numbered row of `/proc/interrupts`.
+/// What is kept of one numbered row of `/proc/interrupts` (by the facts, and by
+/// `lltune_irq`'s table).
 #[derive(Debug, Default)]
-struct RowFacts {
-    chip: Option<String>,
-    hwirq: Option<u64>,
-    trigger: Option<String>,
-    actions: Vec<String>,
-    total: u64,
-    /// CPU -> count, non-zero only; filled only for `detail`.
-    per_cpu: BTreeMap<u32, u64>,
+pub struct RowFacts {
+    pub chip: Option<String>,
+    pub hwirq: Option<u64>,
+    pub trigger: Option<String>,
+    pub actions: Vec<String>,
+    pub total: u64,
+    /// CPU -> count, non-zero only; filled only for `per_cpu`.
+    pub per_cpu: BTreeMap<u32, u64>,
 }
 
 /// The numbered rows of `/proc/interrupts`, read as a stream: one line in memory at a time,
 /// and per row only what the facts report (no per-CPU counts unless `per_cpu`). A 256-CPU,
 /// 4,000-IRQ table is 12 MB of text; held whole, with a count vector per row, it was most of
 /// a scan's memory. Returns the rows and the lines that could not be read.
-fn read_interrupt_rows(
+pub fn read_interrupt_rows(
     input: impl std::io::Read,
     per_cpu: bool,
 ) -> Result<(BTreeMap<u32, RowFacts>, Vec<String>), String> {

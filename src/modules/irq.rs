@@ -27,7 +27,7 @@ use serde_json::Value;
 use crate::cpulist::CpuList;
 use crate::engine::state::Action;
 use crate::engine::{self, Module};
-use crate::facts::irq::{NicKey, match_nic, parse_interrupts};
+use crate::facts::irq::{NicKey, match_nic, read_interrupt_rows};
 use crate::facts::kernel::{parse_cmdline, parse_isolcpus};
 use crate::host::Host;
 use crate::protocol::{Diff, Failure, Meta, Outcome, cap_text, kind, lenient_bool};
@@ -202,28 +202,23 @@ fn kernel_err(e: impl std::fmt::Display) -> anyhow::Error {
 /// Reads `/proc/interrupts`, `/proc/irq/N/` and, where mounted, debugfs. Linear in the IRQs.
 pub fn read_table(host: &Host) -> Result<IrqTable> {
     let mut t = IrqTable::default();
-    let interrupts = match host.read_opt("/proc/interrupts").map_err(kernel_err)? {
-        Some(text) => match parse_interrupts(&text) {
-            Ok(i) => Some(i),
+    // Streamed: one line in memory at a time, and no per-CPU counts (a 256-CPU, 4,000-IRQ
+    // table is 12 MB of text).
+    let rows = match host.open_stream("/proc/interrupts") {
+        Ok(f) => match read_interrupt_rows(f, false) {
+            Ok((rows, _bad_lines)) => rows,
             Err(e) => {
                 t.warnings.push(format!("/proc/interrupts: {e}; handler names unknown"));
-                None
+                BTreeMap::new()
             }
         },
-        None => {
+        Err(e) if e.is_not_found() => {
             t.warnings.push("/proc/interrupts: absent; handler names unknown".into());
-            None
+            BTreeMap::new()
         }
+        Err(e) => return Err(kernel_err(e)),
     };
-    let mut rows = BTreeMap::new();
-    if let Some(i) = &interrupts {
-        for r in &i.rows {
-            if let Some(n) = r.irq {
-                rows.insert(n, r);
-            }
-        }
-        t.x86 = i.rows.iter().any(|r| r.chip.as_deref().is_some_and(|c| c.contains("IO-APIC") || c.contains("XT-PIC")));
-    }
+    t.x86 = rows.values().any(|r| r.chip.as_deref().is_some_and(|c| c.contains("IO-APIC") || c.contains("XT-PIC")));
     if !t.x86 {
         if let Ok(Some(info)) = host.read_opt("/proc/cpuinfo") {
             t.x86 = info.lines().take(64).any(|l| {
