@@ -19,7 +19,7 @@ pub struct Params {
 pub fn run(host: &Host, _meta: &Meta, params: Params) -> Result<Outcome> {
     // Discovery and the analysis of it: `recommendations` come with the facts.
     let (report, warnings) = crate::analysis::analyse(host, ScanOptions { detail: params.detail });
-    let mut outcome = Outcome::new(false).field("ansible_facts", serde_json::json!({ "lltune": report }));
+    let mut outcome = Outcome::new(false).value("ansible_facts", serde_json::json!({ "lltune": report }));
     outcome.warnings = warnings;
     Ok(outcome)
 }
