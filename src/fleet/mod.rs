@@ -563,6 +563,91 @@ fn merge(base: &mut Value, over: Value) {
     }
 }
 
+/// Reads `v` as a `T`; an error names the field, as `<message> at <path>` (`cpu.count`,
+/// `nics[0].speed`; `.` is the whole value).
+///
+/// serde_json's messages name no field, and a path-tracking deserializer
+/// (serde_path_to_error) doubles the deserialization code of every type read. Instead `v` is
+/// written out one key or element a line and read back from that text: the line of an
+/// error is the line of its field (a missing field's is its object's closing line).
+fn typed<T: serde::de::DeserializeOwned>(v: &Value) -> Result<T, String> {
+    let mut w = Lines { text: String::new(), path: String::new(), line: 1, want: 0, found: None };
+    w.value(v);
+    serde_json::from_str(&w.text).map_err(|e| {
+        let mut at = Lines { text: String::new(), path: String::new(), line: 1, want: e.line(), found: None };
+        if e.line() == 1 {
+            at.found = Some(String::new());
+        }
+        at.value(v);
+        let full = e.to_string();
+        let msg = full.rsplit_once(" at line ").map_or(full.as_str(), |(m, _)| m);
+        match at.found {
+            Some(p) if !p.is_empty() => format!("{msg} at {p}"),
+            _ => format!("{msg} at ."),
+        }
+    })
+}
+
+/// JSON text of a value, one key or array element a line (see `typed`), and the path of the
+/// line `want` (1-based).
+struct Lines {
+    text: String,
+    path: String,
+    line: usize,
+    want: usize,
+    found: Option<String>,
+}
+
+impl Lines {
+    fn newline(&mut self) {
+        self.text.push('\n');
+        self.line += 1;
+        if self.line == self.want {
+            self.found = Some(self.path.clone());
+        }
+    }
+
+    fn value(&mut self, v: &Value) {
+        let len = self.path.len();
+        match v {
+            Value::Object(m) if !m.is_empty() => {
+                self.text.push('{');
+                for (i, (k, x)) in m.iter().enumerate() {
+                    if i > 0 {
+                        self.text.push(',');
+                    }
+                    if len > 0 {
+                        self.path.push('.');
+                    }
+                    self.path.push_str(k);
+                    self.newline();
+                    self.text.push_str(&Value::String(k.clone()).to_string());
+                    self.text.push(':');
+                    self.value(x);
+                    self.path.truncate(len);
+                }
+                self.newline();
+                self.text.push('}');
+            }
+            Value::Array(a) if !a.is_empty() => {
+                self.text.push('[');
+                for (i, x) in a.iter().enumerate() {
+                    if i > 0 {
+                        self.text.push(',');
+                    }
+                    self.path.push_str(&format!("[{i}]"));
+                    self.newline();
+                    self.value(x);
+                    self.path.truncate(len);
+                }
+                self.newline();
+                self.text.push(']');
+            }
+            other => self.text.push_str(&other.to_string()),
+        }
+    }
+}
+
 /// Reads one host file.
 pub fn read_host(path: &Path, file: &str) -> Result<HostInput> {
     let shown = path.display();
@@ -573,8 +658,7 @@ pub fn read_host(path: &Path, file: &str) -> Result<HostInput> {
     let recs = facts_obj.remove("recommendations");
     let mut merged = skeleton();
     merge(&mut merged, Value::Object(facts_obj));
-    let facts: Facts = serde_path_to_error::deserialize(merged)
-        .map_err(|e| anyhow::anyhow!("{shown}: lltune facts of another shape: {} at {}", e.inner(), e.path()))?;
+    let facts: Facts = typed(&merged).map_err(|e| anyhow::anyhow!("{shown}: lltune facts of another shape: {e}"))?;
     if facts.schema_version != crate::facts::SCHEMA_VERSION {
         bail!(
             "{shown}: facts schema_version {} (this lltune reads {})",
@@ -583,8 +667,7 @@ pub fn read_host(path: &Path, file: &str) -> Result<HostInput> {
         );
     }
     let recommendations = match recs {
-        Some(r) => serde_path_to_error::deserialize(r)
-            .map_err(|e| anyhow::anyhow!("{shown}: recommendations: {} at {}", e.inner(), e.path()))?,
+        Some(r) => typed(&r).map_err(|e| anyhow::anyhow!("{shown}: recommendations: {e}"))?,
         None => analysis::recommend(&facts),
     };
     let latency = latency
@@ -900,6 +983,64 @@ mod tests {
         std::fs::write(&p, serde_json::to_vec(&v).unwrap()).unwrap();
         let e = format!("{:#}", read_host(&p, "old.json").unwrap_err());
         assert!(e.contains("old.json") && e.contains("cpu.count"), "{e}");
+    }
+
+    #[test]
+    fn a_field_of_another_shape_is_named_by_its_path() {
+        // The messages serde_path_to_error gave, but for a map key it could not name (`?`).
+        let mut f = testing::two_nodes();
+        f.nics.push(crate::facts::nic::Nic { name: Some("eth0".into()), ..Default::default() });
+        let mut good = serde_json::to_value(analysis::Report::of(f)).unwrap();
+        let recs = good.as_object_mut().unwrap().remove("recommendations").unwrap();
+        let back: Facts = typed(&good).unwrap();
+        assert_eq!(serde_json::to_value(back).unwrap(), good);
+        type Edit = fn(&mut Value);
+        let cases: &[(Edit, &str)] = &[
+            (|v| v["cpu"]["count"] = "many".into(), "invalid type: string \"many\", expected u32 at cpu.count"),
+            (|v| v["nics"][0]["mtu"] = (-1).into(), "invalid value: integer `-1`, expected u32 at nics[0].mtu"),
+            (
+                |v| v["numa"]["nodes"][1]["cpus"] = "3-1".into(),
+                "invalid CPU list \"3-1\": range 3-1 runs backwards at numa.nodes[1].cpus",
+            ),
+            (
+                |v| {
+                    v["nics"][0].as_object_mut().unwrap().remove("virtual");
+                },
+                "missing field `virtual` at nics[0]",
+            ),
+            (
+                |v| v["kernel"]["bootloader"]["grub_defaults"] = serde_json::json!({}),
+                "missing field `path` at kernel.bootloader.grub_defaults",
+            ),
+            (
+                |v| v["irqs"]["by_cpu"] = serde_json::json!({"1": 2, "x": 3}),
+                "invalid value: expected key to be a number in quotes at irqs.by_cpu.x",
+            ),
+            // A flattened struct's field: named by the object it is flattened into.
+            (
+                |v| v["services"]["irqbalance"]["installed"] = "yes".into(),
+                "invalid type: string \"yes\", expected a boolean at services.irqbalance",
+            ),
+            (|v| *v = "x".into(), "invalid type: string \"x\", expected struct Facts at ."),
+        ];
+        for (edit, want) in cases {
+            let mut v = good.clone();
+            edit(&mut v);
+            assert_eq!(typed::<Facts>(&v).unwrap_err(), *want);
+        }
+        let mut r = recs.clone();
+        assert_eq!(typed::<Vec<Recommendation>>(&r).unwrap().len(), r.as_array().unwrap().len());
+        r[0]["severity"] = "fatal".into();
+        assert_eq!(
+            typed::<Vec<Recommendation>>(&r).unwrap_err(),
+            "unknown variant `fatal`, expected one of `info`, `warning`, `error` at [0].severity"
+        );
+        // A key or string holding the text serde_json appends is not cut.
+        let odd = serde_json::json!({"a at line 1": [true, "at line 2 column 3"]});
+        assert_eq!(
+            typed::<BTreeMap<String, Vec<bool>>>(&odd).unwrap_err(),
+            "invalid type: string \"at line 2 column 3\", expected a boolean at a at line 1[1]"
+        );
     }
 
     #[test]
