@@ -523,46 +523,6 @@ pub fn host_name(file: &str, encoded_cache: bool) -> String {
     name.to_string()
 }
 
-/// Facts with every field unknown (null, empty): the base input facts are laid over, so that
-/// facts of an older lltune of the same `schema_version`, which lack fields added since, are
-/// read with those fields unknown instead of refused.
-fn skeleton() -> Value {
-    let f = Facts {
-        schema_version: crate::facts::SCHEMA_VERSION,
-        lltune_version: String::new(),
-        host: Default::default(),
-        cpu: Default::default(),
-        numa: Default::default(),
-        memory: Default::default(),
-        kernel: Default::default(),
-        nics: Vec::new(),
-        irqs: Default::default(),
-        services: Default::default(),
-        time: Default::default(),
-        user_stacks: Default::default(),
-        limits: Default::default(),
-        sysctl: Default::default(),
-    };
-    serde_json::to_value(f).unwrap_or(Value::Null)
-}
-
-/// Lays `over` onto `base`: objects key by key, anything else replaced.
-fn merge(base: &mut Value, over: Value) {
-    match (base, over) {
-        (Value::Object(b), Value::Object(o)) => {
-            for (k, v) in o {
-                match b.get_mut(&k) {
-                    Some(slot) if slot.is_object() && v.is_object() => merge(slot, v),
-                    _ => {
-                        b.insert(k, v);
-                    }
-                }
-            }
-        }
-        (b, o) => *b = o,
-    }
-}
-
 /// Reads `v` as a `T`; an error names the field, as `<message> at <path>` (`cpu.count`,
 /// `nics[0].speed`; `.` is the whole value).
 ///
@@ -656,9 +616,9 @@ pub fn read_host(path: &Path, file: &str) -> Result<HostInput> {
     let encoded = doc.get("__payload__").is_some_and(Value::is_string);
     let (shape, mut facts_obj, latency) = extract(doc).map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
     let recs = facts_obj.remove("recommendations");
-    let mut merged = skeleton();
-    merge(&mut merged, Value::Object(facts_obj));
-    let facts: Facts = typed(&merged).map_err(|e| anyhow::anyhow!("{shown}: lltune facts of another shape: {e}"))?;
+    // A field missing from older facts is read as unknown (see `Facts`).
+    let facts: Facts =
+        typed(&Value::Object(facts_obj)).map_err(|e| anyhow::anyhow!("{shown}: lltune facts of another shape: {e}"))?;
     if facts.schema_version != crate::facts::SCHEMA_VERSION {
         bail!(
             "{shown}: facts schema_version {} (this lltune reads {})",
@@ -983,6 +943,76 @@ mod tests {
         std::fs::write(&p, serde_json::to_vec(&v).unwrap()).unwrap();
         let e = format!("{:#}", read_host(&p, "old.json").unwrap_err());
         assert!(e.contains("old.json") && e.contains("cpu.count"), "{e}");
+    }
+
+    #[test]
+    fn a_missing_field_reads_as_it_did_laid_over_blank_facts() {
+        // The report used to lay input facts over `Facts::default()` as JSON (objects key by
+        // key) before reading them; `#[serde(default)]` must read every input the same way.
+        fn merge(base: &mut Value, over: Value) {
+            match (base, over) {
+                (Value::Object(b), Value::Object(o)) => {
+                    for (k, v) in o {
+                        match b.get_mut(&k) {
+                            Some(slot) if slot.is_object() && v.is_object() => merge(slot, v),
+                            _ => {
+                                b.insert(k, v);
+                            }
+                        }
+                    }
+                }
+                (b, o) => *b = o,
+            }
+        }
+        fn object_paths(v: &Value, path: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+            if let Value::Object(m) = v {
+                for (k, x) in m {
+                    path.push(k.clone());
+                    out.push(path.clone());
+                    object_paths(x, path, out);
+                    path.pop();
+                }
+            }
+        }
+        let blank = serde_json::to_value(Facts::default()).unwrap();
+        let mut f = testing::two_nodes();
+        f.lltune_version = "0.1.0".into();
+        f.nics.push(crate::facts::nic::Nic { name: Some("eth0".into()), ..Default::default() });
+        f.services.irqbalance.service.installed = Some(true);
+        f.limits.root.nofile.soft = Some("1024".into());
+        f.kernel.bootloader.layout = "bls".into();
+        let full = serde_json::to_value(&f).unwrap();
+        let mut paths = Vec::new();
+        object_paths(&blank, &mut Vec::new(), &mut paths);
+        assert!(paths.len() > 100, "{}", paths.len());
+        let mut inputs = vec![serde_json::json!({}), full.clone()];
+        for p in &paths {
+            // Without the key, and with its object emptied.
+            for empty in [false, true] {
+                let mut v = full.clone();
+                let mut at = &mut v;
+                for k in &p[..p.len() - 1] {
+                    at = &mut at[k.as_str()];
+                }
+                let last = p.last().unwrap().as_str();
+                if empty {
+                    if !at[last].is_object() {
+                        continue;
+                    }
+                    at[last] = serde_json::json!({});
+                } else {
+                    at.as_object_mut().unwrap().remove(last);
+                }
+                inputs.push(v);
+            }
+        }
+        for v in inputs {
+            let mut laid = blank.clone();
+            merge(&mut laid, v.clone());
+            let before: Facts = serde_json::from_value(laid).unwrap();
+            let now: Facts = typed(&v).unwrap();
+            assert_eq!(serde_json::to_value(now).unwrap(), serde_json::to_value(before).unwrap(), "{v}");
+        }
     }
 
     #[test]
