@@ -1,7 +1,7 @@
 //! lltune: low-latency tuning of Linux trading servers, as Ansible binary modules and a CLI.
 //!
 //! Layers, bottom up (a module imports only from its own layer or below):
-//! host, sys, cpulist, policy → facts, protocol → analysis, engine, latency → config → modules → cli → bin.
+//! host, sys, cpulist, policy, sort → facts, protocol → analysis, engine, latency → config → modules → cli → bin.
 
 pub mod analysis; //  recommendations from facts, and the core plan gen-config proposes
 pub mod cli; //       `lltune` subcommands, one file each, clap in cli/mod.rs
@@ -15,4 +15,5 @@ pub mod latency; //   cyclictest runs, their histograms and percentiles, before/
 pub mod modules; //   one file per Ansible module: Params and a pure plan()
 pub mod policy; //    what is never written and what needs consent: boot-breaking and mitigation-weakening arguments
 pub mod protocol; //  Ansible's binary-module protocol: args in, one JSON object out
+pub mod sort; //      one shared stable sort (a `sort_by` per element type is a copy of the sort code)
 pub mod sys; //       system interfaces that are not files: the SIOCETHTOOL ioctl

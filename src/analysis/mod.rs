@@ -200,7 +200,8 @@ pub fn recommend(facts: &Facts) -> Vec<Recommendation> {
     irq::rules(&cx, &mut out);
     system::rules(&cx, &mut out);
     // Stable: rules push in a fixed order; this only groups categories together.
-    out.sort_by_key(|r| CATEGORIES.iter().position(|c| *c == r.category).unwrap_or(CATEGORIES.len()));
+    let rank = |r: &Recommendation| CATEGORIES.iter().position(|c| *c == r.category).unwrap_or(CATEGORIES.len());
+    crate::sort::sort_by(&mut out, |a, b| rank(a).cmp(&rank(b)));
     out
 }
 

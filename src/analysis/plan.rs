@@ -122,7 +122,7 @@ pub fn online_cores(f: &Facts) -> Vec<CpuList> {
     for cpu in online.difference(&seen).iter() {
         cores.push(CpuList::from_cpus([cpu]));
     }
-    cores.sort_by_key(|c| c.first());
+    crate::sort::sort_by(&mut cores, |a, b| a.first().cmp(&b.first()));
     cores
 }
 
@@ -165,7 +165,7 @@ pub fn core_plan(f: &Facts, opts: &PlanOptions) -> CorePlan {
             .filter_map(nic_node)
             .collect();
     }
-    trading.sort_unstable();
+    crate::sort::sort_by(&mut trading, |a, b| a.cmp(b));
     trading.dedup();
     plan.trading_nodes = trading;
 

@@ -150,9 +150,8 @@ pub fn configured_cmdline(f: &Facts) -> Option<(String, String)> {
                     .find(|e| e.version.as_deref() == Some(r) || e.path.ends_with(&format!("-{r}.conf")))
             });
             let entry = by_release.or_else(|| {
-                let mut v: Vec<_> = b.bls_entries.iter().filter(|e| !e.path.contains("rescue")).collect();
-                v.sort_by(|a, b| b.path.cmp(&a.path));
-                v.into_iter().next()
+                // The first of the greatest paths.
+                b.bls_entries.iter().filter(|e| !e.path.contains("rescue")).min_by(|a, b| b.path.cmp(&a.path))
             })?;
             Some((entry.path.clone(), entry.options.clone().unwrap_or_default()))
         }
@@ -193,7 +192,7 @@ pub fn boot_drift(f: &Facts) -> (Boot, Option<Vec<DriftArg>>) {
 fn drift(boot: &Boot, conf: &Cmdline, run: &Cmdline) -> Vec<DriftArg> {
     let (c, r) = (conf.to_map(), run.to_map());
     let mut keys: Vec<&String> = c.keys().chain(r.keys()).collect();
-    keys.sort();
+    crate::sort::sort_by(&mut keys, |a, b| a.cmp(b));
     keys.dedup();
     let mut out = Vec::new();
     for k in keys {
@@ -307,6 +306,11 @@ pub fn host_entry(input: &HostInput) -> HostEntry {
     let isolated = analysis::isolated_cpus(f);
     let findings = Counts::of(&input.recommendations);
     let (boot, drift) = boot_drift(f);
+    // Inserted one by one: `collect` into a map sorts, another copy of the sort code.
+    let mut hugepages = BTreeMap::new();
+    for (k, h) in &f.memory.hugepages {
+        hugepages.insert(k.clone(), HugepageCount { total: h.total, free: h.free });
+    }
     HostEntry {
         host: input.host.clone(),
         source: input.source.clone(),
@@ -330,12 +334,7 @@ pub fn host_entry(input: &HostInput) -> HostEntry {
         nohz_full: f.cpu.nohz_full.as_ref().map(|c| c.to_string()),
         numa_nodes: f.numa.nodes.len(),
         memory_total_kb: f.memory.total_kb,
-        hugepages: f
-            .memory
-            .hugepages
-            .iter()
-            .map(|(k, h)| (k.clone(), HugepageCount { total: h.total, free: h.free }))
-            .collect(),
+        hugepages,
         thp: f.memory.thp.enabled.clone(),
         nics: f.nics.len(),
         nics_physical: f.nics.iter().filter(|n| !n.r#virtual).count(),
@@ -353,7 +352,7 @@ pub fn host_entry(input: &HostInput) -> HostEntry {
 /// The report of a fleet (hosts in name order).
 pub fn build(inputs: &[HostInput]) -> Fleet {
     let mut hosts: Vec<HostEntry> = inputs.iter().map(host_entry).collect();
-    hosts.sort_by(|a, b| a.host.cmp(&b.host));
+    crate::sort::sort_by(&mut hosts, |a, b| a.host.cmp(&b.host));
     let mut findings = Counts::default();
     for h in &hosts {
         findings.add(&h.findings);
@@ -657,7 +656,7 @@ pub fn load_dir(dir: &Path) -> Result<Vec<HostInput>> {
             names.push(name);
         }
     }
-    names.sort();
+    crate::sort::sort_by(&mut names, |a, b| a.cmp(b));
     let mut hosts: Vec<HostInput> = Vec::new();
     let mut latency: BTreeMap<String, (String, Latency)> = BTreeMap::new();
     for name in &names {
