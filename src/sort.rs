@@ -28,7 +28,7 @@ mod tests {
     fn sorts_stably_as_sort_by_does() {
         let mut v: Vec<(u32, usize)> = [5, 3, 5, 1, 3, 3, 9, 0, 5].iter().enumerate().map(|(i, &k)| (k, i)).collect();
         let mut want = v.clone();
-        want.sort_by(|a, b| a.0.cmp(&b.0));
+        want.sort_by_key(|a| a.0);
         sort_by(&mut v, |a, b| a.0.cmp(&b.0));
         assert_eq!(v, want);
         let mut s = vec!["b".to_string(), "a".into(), "c".into()];
