@@ -530,20 +530,11 @@ pub fn host_name(file: &str, encoded_cache: bool) -> String {
 /// written out one key or element a line and read back from that text: the line of an
 /// error is the line of its field (a missing field's is its object's closing line).
 fn typed<T: serde::de::DeserializeOwned>(v: &Value) -> Result<T, String> {
-    let mut w = Lines { text: String::new(), path: String::new(), line: 1, want: 0, found: None };
-    w.value(v);
-    serde_json::from_str(&w.text).map_err(|e| {
-        let mut at = Lines { text: String::new(), path: String::new(), line: 1, want: e.line(), found: None };
-        if e.line() == 1 {
-            at.found = Some(String::new());
-        }
-        at.value(v);
+    serde_json::from_str(&Lines::of(v, 0).text).map_err(|e| {
+        let path = Lines::of(v, e.line()).found.filter(|p| !p.is_empty()).unwrap_or_else(|| ".".into());
         let full = e.to_string();
         let msg = full.rsplit_once(" at line ").map_or(full.as_str(), |(m, _)| m);
-        match at.found {
-            Some(p) if !p.is_empty() => format!("{msg} at {p}"),
-            _ => format!("{msg} at ."),
-        }
+        format!("{msg} at {path}")
     })
 }
 
@@ -558,6 +549,15 @@ struct Lines {
 }
 
 impl Lines {
+    fn of(v: &Value, want: usize) -> Lines {
+        let mut w = Lines { text: String::new(), path: String::new(), line: 1, want, found: None };
+        if want == 1 {
+            w.found = Some(String::new());
+        }
+        w.value(v);
+        w
+    }
+
     fn newline(&mut self) {
         self.text.push('\n');
         self.line += 1;
