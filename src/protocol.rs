@@ -261,15 +261,15 @@ pub fn parse_params<P: DeserializeOwned>(options: Map<String, Value>) -> Result<
         let inner = e.into_inner().to_string();
         let msg = if let Some(rest) = inner.strip_prefix("unknown field `") {
             let (name, expected) = rest.split_once('`').unwrap_or((rest, ""));
-            let valid: Vec<String> = expected
+            let mut valid: Vec<String> = expected
                 .split('`')
                 .skip(1)
                 .step_by(2)
                 .map(str::to_string)
                 .chain(std::iter::once("root".to_string()))
-                .collect::<std::collections::BTreeSet<_>>()
-                .into_iter()
                 .collect();
+            crate::sort::sort_by(&mut valid, |a, b| a.cmp(b));
+            valid.dedup();
             let at = if path == "." || !path.contains('.') {
                 String::new()
             } else {

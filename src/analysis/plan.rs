@@ -165,7 +165,7 @@ pub fn core_plan(f: &Facts, opts: &PlanOptions) -> CorePlan {
             .filter_map(nic_node)
             .collect();
     }
-    trading.sort_unstable();
+    crate::sort::sort_by(&mut trading, |a, b| a.cmp(b));
     trading.dedup();
     plan.trading_nodes = trading;
 

@@ -514,6 +514,26 @@ mod tests {
     }
 
     #[test]
+    fn a_snapshot_of_an_older_lltune_reads_fields_added_since_as_unknown() {
+        let mut v = serde_json::to_value(crate::analysis::Report::of(testing::two_nodes())).unwrap();
+        v["cpu"].as_object_mut().unwrap().remove("flags");
+        v["kernel"].as_object_mut().unwrap().remove("bootloader");
+        v.as_object_mut().unwrap().remove("time");
+        for text in [serde_json::to_string(&v).unwrap(), serde_yaml::to_string(&v).unwrap()] {
+            let f = read_snapshot(&text).unwrap();
+            assert_eq!(f.cpu.count, 16);
+            assert!(f.cpu.flags.is_empty() && f.kernel.bootloader.layout.is_empty());
+        }
+        v["cpu"]["count"] = "many".into();
+        assert!(read_snapshot(&serde_json::to_string(&v).unwrap()).unwrap_err().to_string().contains("expected u32"));
+        v["cpu"]["count"] = 16.into();
+        v["schema_version"] = 2.into();
+        assert!(
+            read_snapshot(&serde_json::to_string(&v).unwrap()).unwrap_err().to_string().contains("schema_version 2")
+        );
+    }
+
+    #[test]
     fn hugepages_keep_existing_counts_and_fit_small_nodes() {
         let mut f = testing::two_nodes();
         f.numa.nodes[1].memory_kb = Some(4096 * 1024); // 4 GiB: 1/8 = 256 pages of 2 MB

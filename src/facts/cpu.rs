@@ -19,6 +19,7 @@ const CPU: &str = "/sys/devices/system/cpu";
 
 /// `cpu` facts.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Cpu {
     /// `vendor_id` of /proc/cpuinfo (`GenuineIntel`, `AuthenticAMD`), or the ARM implementer.
     pub vendor: Option<String>,
@@ -76,6 +77,7 @@ pub struct Cpu {
 
 /// `cpuidle`: the driver and its states.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct CpuIdle {
     /// `cpuidle/current_driver` (intel_idle, acpi_idle, haltpoll, none).
     pub driver: Option<String>,

@@ -9,6 +9,7 @@ use crate::facts::cpu::parse_cpuinfo;
 
 /// `host` facts.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct HostInfo {
     pub hostname: Option<String>,
     /// `uname -r`.
@@ -27,6 +28,7 @@ pub struct HostInfo {
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Virtualization {
     /// `none` on bare metal, else kvm, vmware, hyperv, xen, gce, ec2, ... Null when unknown.
     #[serde(rename = "type")]
@@ -36,6 +38,7 @@ pub struct Virtualization {
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Dmi {
     pub sys_vendor: Option<String>,
     pub product_name: Option<String>,

@@ -26,6 +26,7 @@ use crate::cpulist::CpuList;
 
 /// The IRQ summary: `irqs` in the facts.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Irqs {
     /// Numbered IRQs the host describes: rows of `/proc/interrupts` and directories of
     /// `/proc/irq`, merged (every row has a directory, so on a whole tree this equals `dirs`).

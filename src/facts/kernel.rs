@@ -204,6 +204,7 @@ fn boot_hugepages(cmd: &Cmdline) -> Vec<BootHugepages> {
 
 /// How this host's boot loader gets its kernel arguments.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Bootloader {
     /// `bls` (Boot Loader Specification entries, RHEL 8+/Fedora), `grub2` (classic GRUB2
     /// with a generated grub.cfg), `kernel-cmdline` (/etc/kernel/cmdline only, e.g. UKI or
@@ -330,6 +331,7 @@ pub fn read_bootloader(scan: &mut Scan) -> Bootloader {
 
 /// `kernel` facts.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Kernel {
     /// `/proc/sys/kernel/osrelease`.
     pub release: Option<String>,

@@ -27,6 +27,7 @@ pub struct LimitEntry {
 
 /// The soft and hard value one domain ends up with.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SoftHard {
     pub soft: Option<String>,
     pub hard: Option<String>,
@@ -34,6 +35,7 @@ pub struct SoftHard {
 
 /// Something per item.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct PerItem<T> {
     pub memlock: T,
     pub nofile: T,
@@ -55,6 +57,7 @@ impl<T> PerItem<T> {
 
 /// Limits: `limits` in the facts.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Limits {
     /// The files read, in the order pam_limits reads them.
     pub files: Vec<String>,

@@ -16,6 +16,7 @@ const THP: &str = "/sys/kernel/mm/transparent_hugepage";
 
 /// `memory` facts.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Memory {
     pub total_kb: Option<u64>,
     pub free_kb: Option<u64>,
@@ -33,6 +34,7 @@ pub struct Memory {
 
 /// Transparent hugepage settings: the selected value of each file.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Thp {
     /// `enabled`: always, madvise, never.
     pub enabled: Option<String>,
@@ -67,6 +69,7 @@ pub struct Swap {
 
 /// Kernel samepage merging.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Ksm {
     /// `run`: 0 stopped, 1 running, 2 stopped and unmerged.
     pub run: Option<u32>,

@@ -77,7 +77,13 @@ impl<'a> Scan<'a> {
 
 /// Everything discovered about one host. What `lltune scan` and `lltune_facts` report is this
 /// object plus the `recommendations` derived from it, added one layer up.
+///
+/// Read back (the fleet report, `--snapshot`), a field missing from the input is unknown, as
+/// in `Facts::default()`: this struct and every struct under it that is not inside an
+/// `Option`, a list or a map are `#[serde(default)]`. So facts of an older lltune of the same
+/// `schema_version`, which lack fields added since, read with those fields unknown.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Facts {
     pub schema_version: u32,
     pub lltune_version: String,
@@ -93,6 +99,28 @@ pub struct Facts {
     pub user_stacks: user_stacks::UserStacks,
     pub limits: limits::Limits,
     pub sysctl: sysctl::Sysctls,
+}
+
+/// Every fact unknown (null, empty), of this `schema_version`.
+impl Default for Facts {
+    fn default() -> Facts {
+        Facts {
+            schema_version: SCHEMA_VERSION,
+            lltune_version: String::new(),
+            host: Default::default(),
+            cpu: Default::default(),
+            numa: Default::default(),
+            memory: Default::default(),
+            kernel: Default::default(),
+            nics: Vec::new(),
+            irqs: Default::default(),
+            services: Default::default(),
+            time: Default::default(),
+            user_stacks: Default::default(),
+            limits: Default::default(),
+            sysctl: Default::default(),
+        }
+    }
 }
 
 /// Reads every subsystem. Returns the facts and the scan's warnings.

@@ -16,6 +16,7 @@ const NODE: &str = "/sys/devices/system/node";
 
 /// `numa` facts.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Numa {
     pub nodes: Vec<Node>,
     /// `kernel.numa_balancing` (/proc/sys/kernel/numa_balancing) is not 0. Null when the

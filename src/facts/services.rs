@@ -18,6 +18,7 @@ use crate::cpulist::CpuList;
 
 /// State of one daemon.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Service {
     /// A unit file exists; null without any systemd unit directory.
     pub installed: Option<bool>,
@@ -30,6 +31,7 @@ pub struct Service {
 
 /// irqbalance and its environment file.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Irqbalance {
     #[serde(flatten)]
     pub service: Service,
@@ -45,6 +47,7 @@ pub struct Irqbalance {
 
 /// tuned and its active profile.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Tuned {
     #[serde(flatten)]
     pub service: Service,
@@ -56,6 +59,7 @@ pub struct Tuned {
 
 /// The daemons: `services` in the facts.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Services {
     pub irqbalance: Irqbalance,
     pub tuned: Tuned,

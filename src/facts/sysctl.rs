@@ -91,6 +91,7 @@ pub fn read(scan: &mut Scan) -> Sysctls {
 /// sysctls (Documentation/core-api/workqueue.rst, "unbound_cpumask"). Reported as
 /// `kernel.cpumasks`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct KernelCpumasks {
     /// `/sys/devices/virtual/workqueue/cpumask`: CPUs of unbound workqueues.
     pub workqueue: Option<CpuList>,

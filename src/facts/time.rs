@@ -36,6 +36,7 @@ pub struct PtpClock {
 
 /// Timekeeping: `time` in the facts.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Time {
     /// `current_clocksource`: `tsc`, `hpet`, `kvm-clock`, `arch_sys_counter`...
     pub current_clocksource: Option<String>,

@@ -13,6 +13,7 @@ use super::{Scan, nic::Nic};
 
 /// Onload: `user_stacks.onload`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Onload {
     /// The `onload` launcher or the kernel module is present; null when the tree has
     /// neither /usr/bin nor /sys/module to look in.
@@ -27,6 +28,7 @@ pub struct Onload {
 
 /// A preload library stack (VMA or XLIO): `user_stacks.vma`, `user_stacks.xlio`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct PreloadLib {
     /// A library file was found; null when none of the library folders exists.
     pub installed: Option<bool>,
@@ -68,6 +70,7 @@ pub struct RdmaDevice {
 
 /// Kernel-bypass stacks: `user_stacks` in the facts.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct UserStacks {
     pub onload: Onload,
     pub vma: PreloadLib,

@@ -150,9 +150,8 @@ pub fn configured_cmdline(f: &Facts) -> Option<(String, String)> {
                     .find(|e| e.version.as_deref() == Some(r) || e.path.ends_with(&format!("-{r}.conf")))
             });
             let entry = by_release.or_else(|| {
-                let mut v: Vec<_> = b.bls_entries.iter().filter(|e| !e.path.contains("rescue")).collect();
-                v.sort_by(|a, b| b.path.cmp(&a.path));
-                v.into_iter().next()
+                // The first of the greatest paths.
+                b.bls_entries.iter().filter(|e| !e.path.contains("rescue")).min_by(|a, b| b.path.cmp(&a.path))
             })?;
             Some((entry.path.clone(), entry.options.clone().unwrap_or_default()))
         }
@@ -193,7 +192,7 @@ pub fn boot_drift(f: &Facts) -> (Boot, Option<Vec<DriftArg>>) {
 fn drift(boot: &Boot, conf: &Cmdline, run: &Cmdline) -> Vec<DriftArg> {
     let (c, r) = (conf.to_map(), run.to_map());
     let mut keys: Vec<&String> = c.keys().chain(r.keys()).collect();
-    keys.sort();
+    crate::sort::sort_by(&mut keys, |a, b| a.cmp(b));
     keys.dedup();
     let mut out = Vec::new();
     for k in keys {
@@ -307,6 +306,11 @@ pub fn host_entry(input: &HostInput) -> HostEntry {
     let isolated = analysis::isolated_cpus(f);
     let findings = Counts::of(&input.recommendations);
     let (boot, drift) = boot_drift(f);
+    // Inserted one by one: `collect` into a map sorts, another copy of the sort code.
+    let mut hugepages = BTreeMap::new();
+    for (k, h) in &f.memory.hugepages {
+        hugepages.insert(k.clone(), HugepageCount { total: h.total, free: h.free });
+    }
     HostEntry {
         host: input.host.clone(),
         source: input.source.clone(),
@@ -330,12 +334,7 @@ pub fn host_entry(input: &HostInput) -> HostEntry {
         nohz_full: f.cpu.nohz_full.as_ref().map(|c| c.to_string()),
         numa_nodes: f.numa.nodes.len(),
         memory_total_kb: f.memory.total_kb,
-        hugepages: f
-            .memory
-            .hugepages
-            .iter()
-            .map(|(k, h)| (k.clone(), HugepageCount { total: h.total, free: h.free }))
-            .collect(),
+        hugepages,
         thp: f.memory.thp.enabled.clone(),
         nics: f.nics.len(),
         nics_physical: f.nics.iter().filter(|n| !n.r#virtual).count(),
@@ -353,7 +352,7 @@ pub fn host_entry(input: &HostInput) -> HostEntry {
 /// The report of a fleet (hosts in name order).
 pub fn build(inputs: &[HostInput]) -> Fleet {
     let mut hosts: Vec<HostEntry> = inputs.iter().map(host_entry).collect();
-    hosts.sort_by(|a, b| a.host.cmp(&b.host));
+    crate::sort::sort_by(&mut hosts, |a, b| a.host.cmp(&b.host));
     let mut findings = Counts::default();
     for h in &hosts {
         findings.add(&h.findings);
@@ -523,43 +522,88 @@ pub fn host_name(file: &str, encoded_cache: bool) -> String {
     name.to_string()
 }
 
-/// Facts with every field unknown (null, empty): the base input facts are laid over, so that
-/// facts of an older lltune of the same `schema_version`, which lack fields added since, are
-/// read with those fields unknown instead of refused.
-fn skeleton() -> Value {
-    let f = Facts {
-        schema_version: crate::facts::SCHEMA_VERSION,
-        lltune_version: String::new(),
-        host: Default::default(),
-        cpu: Default::default(),
-        numa: Default::default(),
-        memory: Default::default(),
-        kernel: Default::default(),
-        nics: Vec::new(),
-        irqs: Default::default(),
-        services: Default::default(),
-        time: Default::default(),
-        user_stacks: Default::default(),
-        limits: Default::default(),
-        sysctl: Default::default(),
-    };
-    serde_json::to_value(f).unwrap_or(Value::Null)
+/// Reads `v` as a `T`; an error names the field, as `<message> at <path>` (`cpu.count`,
+/// `nics[0].speed`; `.` is the whole value).
+///
+/// serde_json's messages name no field, and a path-tracking deserializer
+/// (serde_path_to_error) doubles the deserialization code of every type read. Instead `v` is
+/// written out one key or element a line and read back from that text: the line of an
+/// error is the line of its field (a missing field's is its object's closing line).
+fn typed<T: serde::de::DeserializeOwned>(v: &Value) -> Result<T, String> {
+    serde_json::from_str(&Lines::of(v, 0).text).map_err(|e| {
+        let path = Lines::of(v, e.line()).found.filter(|p| !p.is_empty()).unwrap_or_else(|| ".".into());
+        let full = e.to_string();
+        let msg = full.rsplit_once(" at line ").map_or(full.as_str(), |(m, _)| m);
+        format!("{msg} at {path}")
+    })
 }
 
-/// Lays `over` onto `base`: objects key by key, anything else replaced.
-fn merge(base: &mut Value, over: Value) {
-    match (base, over) {
-        (Value::Object(b), Value::Object(o)) => {
-            for (k, v) in o {
-                match b.get_mut(&k) {
-                    Some(slot) if slot.is_object() && v.is_object() => merge(slot, v),
-                    _ => {
-                        b.insert(k, v);
-                    }
-                }
-            }
+/// JSON text of a value, one key or array element a line (see `typed`), and the path of the
+/// line `want` (1-based).
+struct Lines {
+    text: String,
+    path: String,
+    line: usize,
+    want: usize,
+    found: Option<String>,
+}
+
+impl Lines {
+    fn of(v: &Value, want: usize) -> Lines {
+        let mut w = Lines { text: String::new(), path: String::new(), line: 1, want, found: None };
+        if want == 1 {
+            w.found = Some(String::new());
         }
-        (b, o) => *b = o,
+        w.value(v);
+        w
+    }
+
+    fn newline(&mut self) {
+        self.text.push('\n');
+        self.line += 1;
+        if self.line == self.want {
+            self.found = Some(self.path.clone());
+        }
+    }
+
+    fn value(&mut self, v: &Value) {
+        let len = self.path.len();
+        match v {
+            Value::Object(m) if !m.is_empty() => {
+                self.text.push('{');
+                for (i, (k, x)) in m.iter().enumerate() {
+                    if i > 0 {
+                        self.text.push(',');
+                    }
+                    if len > 0 {
+                        self.path.push('.');
+                    }
+                    self.path.push_str(k);
+                    self.newline();
+                    self.text.push_str(&Value::String(k.clone()).to_string());
+                    self.text.push(':');
+                    self.value(x);
+                    self.path.truncate(len);
+                }
+                self.newline();
+                self.text.push('}');
+            }
+            Value::Array(a) if !a.is_empty() => {
+                self.text.push('[');
+                for (i, x) in a.iter().enumerate() {
+                    if i > 0 {
+                        self.text.push(',');
+                    }
+                    self.path.push_str(&format!("[{i}]"));
+                    self.newline();
+                    self.value(x);
+                    self.path.truncate(len);
+                }
+                self.newline();
+                self.text.push(']');
+            }
+            other => self.text.push_str(&other.to_string()),
+        }
     }
 }
 
@@ -571,10 +615,9 @@ pub fn read_host(path: &Path, file: &str) -> Result<HostInput> {
     let encoded = doc.get("__payload__").is_some_and(Value::is_string);
     let (shape, mut facts_obj, latency) = extract(doc).map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
     let recs = facts_obj.remove("recommendations");
-    let mut merged = skeleton();
-    merge(&mut merged, Value::Object(facts_obj));
-    let facts: Facts = serde_path_to_error::deserialize(merged)
-        .map_err(|e| anyhow::anyhow!("{shown}: lltune facts of another shape: {} at {}", e.inner(), e.path()))?;
+    // A field missing from older facts is read as unknown (see `Facts`).
+    let facts: Facts =
+        typed(&Value::Object(facts_obj)).map_err(|e| anyhow::anyhow!("{shown}: lltune facts of another shape: {e}"))?;
     if facts.schema_version != crate::facts::SCHEMA_VERSION {
         bail!(
             "{shown}: facts schema_version {} (this lltune reads {})",
@@ -583,8 +626,7 @@ pub fn read_host(path: &Path, file: &str) -> Result<HostInput> {
         );
     }
     let recommendations = match recs {
-        Some(r) => serde_path_to_error::deserialize(r)
-            .map_err(|e| anyhow::anyhow!("{shown}: recommendations: {} at {}", e.inner(), e.path()))?,
+        Some(r) => typed(&r).map_err(|e| anyhow::anyhow!("{shown}: recommendations: {e}"))?,
         None => analysis::recommend(&facts),
     };
     let latency = latency
@@ -614,7 +656,7 @@ pub fn load_dir(dir: &Path) -> Result<Vec<HostInput>> {
             names.push(name);
         }
     }
-    names.sort();
+    crate::sort::sort_by(&mut names, |a, b| a.cmp(b));
     let mut hosts: Vec<HostInput> = Vec::new();
     let mut latency: BTreeMap<String, (String, Latency)> = BTreeMap::new();
     for name in &names {
@@ -900,6 +942,134 @@ mod tests {
         std::fs::write(&p, serde_json::to_vec(&v).unwrap()).unwrap();
         let e = format!("{:#}", read_host(&p, "old.json").unwrap_err());
         assert!(e.contains("old.json") && e.contains("cpu.count"), "{e}");
+    }
+
+    #[test]
+    fn a_missing_field_reads_as_it_did_laid_over_blank_facts() {
+        // The report used to lay input facts over `Facts::default()` as JSON (objects key by
+        // key) before reading them; `#[serde(default)]` must read every input the same way.
+        fn merge(base: &mut Value, over: Value) {
+            match (base, over) {
+                (Value::Object(b), Value::Object(o)) => {
+                    for (k, v) in o {
+                        match b.get_mut(&k) {
+                            Some(slot) if slot.is_object() && v.is_object() => merge(slot, v),
+                            _ => {
+                                b.insert(k, v);
+                            }
+                        }
+                    }
+                }
+                (b, o) => *b = o,
+            }
+        }
+        fn object_paths(v: &Value, path: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+            if let Value::Object(m) = v {
+                for (k, x) in m {
+                    path.push(k.clone());
+                    out.push(path.clone());
+                    object_paths(x, path, out);
+                    path.pop();
+                }
+            }
+        }
+        let blank = serde_json::to_value(Facts::default()).unwrap();
+        let mut f = testing::two_nodes();
+        f.lltune_version = "0.1.0".into();
+        f.nics.push(crate::facts::nic::Nic { name: Some("eth0".into()), ..Default::default() });
+        f.services.irqbalance.service.installed = Some(true);
+        f.limits.root.nofile.soft = Some("1024".into());
+        f.kernel.bootloader.layout = "bls".into();
+        let full = serde_json::to_value(&f).unwrap();
+        let mut paths = Vec::new();
+        object_paths(&blank, &mut Vec::new(), &mut paths);
+        assert!(paths.len() > 100, "{}", paths.len());
+        let mut inputs = vec![serde_json::json!({}), full.clone()];
+        for p in &paths {
+            // Without the key, and with its object emptied.
+            for empty in [false, true] {
+                let mut v = full.clone();
+                let mut at = &mut v;
+                for k in &p[..p.len() - 1] {
+                    at = &mut at[k.as_str()];
+                }
+                let last = p.last().unwrap().as_str();
+                if empty {
+                    if !at[last].is_object() {
+                        continue;
+                    }
+                    at[last] = serde_json::json!({});
+                } else {
+                    at.as_object_mut().unwrap().remove(last);
+                }
+                inputs.push(v);
+            }
+        }
+        for v in inputs {
+            let mut laid = blank.clone();
+            merge(&mut laid, v.clone());
+            let before: Facts = serde_json::from_value(laid).unwrap();
+            let now: Facts = typed(&v).unwrap();
+            assert_eq!(serde_json::to_value(now).unwrap(), serde_json::to_value(before).unwrap(), "{v}");
+        }
+    }
+
+    #[test]
+    fn a_field_of_another_shape_is_named_by_its_path() {
+        // The messages serde_path_to_error gave, but for a map key it could not name (`?`).
+        let mut f = testing::two_nodes();
+        f.nics.push(crate::facts::nic::Nic { name: Some("eth0".into()), ..Default::default() });
+        let mut good = serde_json::to_value(analysis::Report::of(f)).unwrap();
+        let recs = good.as_object_mut().unwrap().remove("recommendations").unwrap();
+        let back: Facts = typed(&good).unwrap();
+        assert_eq!(serde_json::to_value(back).unwrap(), good);
+        type Edit = fn(&mut Value);
+        let cases: &[(Edit, &str)] = &[
+            (|v| v["cpu"]["count"] = "many".into(), "invalid type: string \"many\", expected u32 at cpu.count"),
+            (|v| v["nics"][0]["mtu"] = (-1).into(), "invalid value: integer `-1`, expected u32 at nics[0].mtu"),
+            (
+                |v| v["numa"]["nodes"][1]["cpus"] = "3-1".into(),
+                "invalid CPU list \"3-1\": range 3-1 runs backwards at numa.nodes[1].cpus",
+            ),
+            (
+                |v| {
+                    v["nics"][0].as_object_mut().unwrap().remove("virtual");
+                },
+                "missing field `virtual` at nics[0]",
+            ),
+            (
+                |v| v["kernel"]["bootloader"]["grub_defaults"] = serde_json::json!({}),
+                "missing field `path` at kernel.bootloader.grub_defaults",
+            ),
+            (
+                |v| v["irqs"]["by_cpu"] = serde_json::json!({"1": 2, "x": 3}),
+                "invalid value: expected key to be a number in quotes at irqs.by_cpu.x",
+            ),
+            // A flattened struct's field: named by the object it is flattened into.
+            (
+                |v| v["services"]["irqbalance"]["installed"] = "yes".into(),
+                "invalid type: string \"yes\", expected a boolean at services.irqbalance",
+            ),
+            (|v| *v = "x".into(), "invalid type: string \"x\", expected struct Facts at ."),
+        ];
+        for (edit, want) in cases {
+            let mut v = good.clone();
+            edit(&mut v);
+            assert_eq!(typed::<Facts>(&v).unwrap_err(), *want);
+        }
+        let mut r = recs.clone();
+        assert_eq!(typed::<Vec<Recommendation>>(&r).unwrap().len(), r.as_array().unwrap().len());
+        r[0]["severity"] = "fatal".into();
+        assert_eq!(
+            typed::<Vec<Recommendation>>(&r).unwrap_err(),
+            "unknown variant `fatal`, expected one of `info`, `warning`, `error` at [0].severity"
+        );
+        // A key or string holding the text serde_json appends is not cut.
+        let odd = serde_json::json!({"a at line 1": [true, "at line 2 column 3"]});
+        assert_eq!(
+            typed::<BTreeMap<String, Vec<bool>>>(&odd).unwrap_err(),
+            "invalid type: string \"at line 2 column 3\", expected a boolean at a at line 1[1]"
+        );
     }
 
     #[test]
