@@ -264,7 +264,7 @@ const CHECK_PLAY: &str = r#"---
           - __lltune_facts is not changed
           - __lltune_facts is not failed
           - ansible_check_mode == (lltune_check_mode | bool)
-          - ansible_facts.lltune.schema_version == 1
+          - ansible_facts.lltune.schema_version == 2
           - ansible_facts.lltune.cpu.sockets == lltune_expected.sockets
           - ansible_facts.lltune.cpu.cores_per_socket == lltune_expected.cores_per_socket
           - ansible_facts.lltune.cpu.threads_per_core == lltune_expected.threads_per_core
@@ -334,7 +334,7 @@ fn shipped_facts_playbook_prints_a_summary() {
     let recap = support::play_recap(&r.stdout, "localhost");
     assert_eq!((recap["ok"], recap["changed"], recap["failed"]), (3, 0, 0), "{}", r.show()); // argument spec check, scan, summary
     assert!(r.stdout.contains(r#""cmdline": "BOOT_IMAGE=/vmlinuz root=/dev/vda1 ro isolcpus=2-3""#), "{}", r.show());
-    assert!(r.stdout.contains(r#""schema_version": 1"#), "{}", r.show());
+    assert!(r.stdout.contains(r#""schema_version": 2"#), "{}", r.show());
     assert!(!r.stderr.contains("ERROR"), "{}", r.show());
 }
 

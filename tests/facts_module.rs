@@ -86,7 +86,7 @@ fn facts_module_scans_a_tree_and_changes_nothing() {
     assert!(v.get("msg").is_none(), "{v}");
     assert_no_ansible_keys(&v);
     let facts = &v["ansible_facts"]["lltune"];
-    assert_eq!(facts["schema_version"], json!(1));
+    assert_eq!(facts["schema_version"], json!(2));
     assert_eq!(facts["lltune_version"], json!(env!("CARGO_PKG_VERSION")));
     assert_eq!(
         facts["kernel"]["cmdline"],
@@ -157,7 +157,7 @@ fn facts_module_accepts_every_ansible_key_known_or_not() {
     assert_eq!(code, 0, "{v}");
     assert_eq!(v["failed"], json!(false));
     assert_no_ansible_keys(&v);
-    assert_eq!(v["ansible_facts"]["lltune"]["schema_version"], json!(1));
+    assert_eq!(v["ansible_facts"]["lltune"]["schema_version"], json!(2));
 }
 
 #[test]

@@ -42,10 +42,11 @@ pub fn read_snapshot(text: &str) -> anyhow::Result<Facts> {
     } else {
         serde_yaml::from_str(text).map_err(|e| anyhow::anyhow!("not a lltune snapshot (YAML): {e}"))?
     };
-    if facts.schema_version != crate::facts::SCHEMA_VERSION {
+    if !crate::facts::reads_schema(facts.schema_version) {
         anyhow::bail!(
-            "snapshot schema_version {} (this lltune reads {})",
+            "snapshot schema_version {} (this lltune reads {} to {})",
             facts.schema_version,
+            crate::facts::OLDEST_SCHEMA_VERSION,
             crate::facts::SCHEMA_VERSION
         );
     }
@@ -527,9 +528,12 @@ mod tests {
         v["cpu"]["count"] = "many".into();
         assert!(read_snapshot(&serde_json::to_string(&v).unwrap()).unwrap_err().to_string().contains("expected u32"));
         v["cpu"]["count"] = 16.into();
-        v["schema_version"] = 2.into();
+        v["schema_version"] = 3.into();
         assert!(
-            read_snapshot(&serde_json::to_string(&v).unwrap()).unwrap_err().to_string().contains("schema_version 2")
+            read_snapshot(&serde_json::to_string(&v).unwrap())
+                .unwrap_err()
+                .to_string()
+                .contains("schema_version 3 (this lltune reads 1 to 2)")
         );
     }
 

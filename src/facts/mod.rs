@@ -27,7 +27,17 @@ use crate::host::Host;
 
 /// Version of the facts layout. Bump on any change a consumer could notice (renamed or
 /// retyped field); adding a field does not bump it.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// The oldest `schema_version` this lltune reads (snapshots, the fleet report). Version 2 only
+/// widened types (`cpu.isolated` and `cpu.nohz_full` may be null: unknown), so facts of
+/// version 1 are facts of version 2 as they are.
+pub const OLDEST_SCHEMA_VERSION: u32 = 1;
+
+/// Whether facts of `version` can be read by this lltune.
+pub fn reads_schema(version: u32) -> bool {
+    (OLDEST_SCHEMA_VERSION..=SCHEMA_VERSION).contains(&version)
+}
 
 /// Options of one scan.
 #[derive(Debug, Clone, Default)]

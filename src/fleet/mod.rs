@@ -618,10 +618,11 @@ pub fn read_host(path: &Path, file: &str) -> Result<HostInput> {
     // A field missing from older facts is read as unknown (see `Facts`).
     let facts: Facts =
         typed(&Value::Object(facts_obj)).map_err(|e| anyhow::anyhow!("{shown}: lltune facts of another shape: {e}"))?;
-    if facts.schema_version != crate::facts::SCHEMA_VERSION {
+    if !crate::facts::reads_schema(facts.schema_version) {
         bail!(
-            "{shown}: facts schema_version {} (this lltune reads {})",
+            "{shown}: facts schema_version {} (this lltune reads {} to {})",
             facts.schema_version,
+            crate::facts::OLDEST_SCHEMA_VERSION,
             crate::facts::SCHEMA_VERSION
         );
     }
@@ -942,6 +943,27 @@ mod tests {
         std::fs::write(&p, serde_json::to_vec(&v).unwrap()).unwrap();
         let e = format!("{:#}", read_host(&p, "old.json").unwrap_err());
         assert!(e.contains("old.json") && e.contains("cpu.count"), "{e}");
+    }
+
+    #[test]
+    fn facts_of_schema_1_are_read_and_a_newer_schema_is_refused() {
+        let mut v = serde_json::to_value(analysis::Report::of(testing::two_nodes())).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("h.json");
+        // Version 1 wrote "" where version 2 may write null.
+        v["schema_version"] = 1.into();
+        v["cpu"]["isolated"] = "".into();
+        std::fs::write(&p, serde_json::to_vec(&v).unwrap()).unwrap();
+        let h = read_host(&p, "h.json").unwrap();
+        assert_eq!(h.facts.schema_version, 1);
+        assert!(h.facts.cpu.isolated.as_ref().is_some_and(|c| c.is_empty()));
+        v["schema_version"] = (crate::facts::SCHEMA_VERSION + 1).into();
+        std::fs::write(&p, serde_json::to_vec(&v).unwrap()).unwrap();
+        let e = format!("{:#}", read_host(&p, "h.json").unwrap_err());
+        assert!(
+            e.contains(&format!("schema_version {} (this lltune reads 1 to 2)", crate::facts::SCHEMA_VERSION + 1)),
+            "{e}"
+        );
     }
 
     #[test]
