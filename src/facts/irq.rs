@@ -135,22 +135,22 @@ impl InterruptRow {
 }
 
 /// Whitespace-separated tokens with their byte offsets, so the tail of a line can be kept
-/// verbatim (handler names hold spaces).
+/// verbatim (handler names hold spaces). The kernel writes ASCII spaces; splitting on ASCII
+/// whitespace bytes only keeps every offset on a character boundary.
 fn tokens(s: &str) -> Vec<(usize, &str)> {
+    let b = s.as_bytes();
     let mut out = Vec::new();
-    let mut start = None;
-    for (i, c) in s.char_indices() {
-        match (c.is_whitespace(), start) {
-            (true, Some(st)) => {
-                out.push((st, &s[st..i]));
-                start = None;
-            }
-            (false, None) => start = Some(i),
-            _ => {}
+    let mut i = 0;
+    while i < b.len() {
+        if b[i].is_ascii_whitespace() {
+            i += 1;
+            continue;
         }
-    }
-    if let Some(st) = start {
-        out.push((st, &s[st..]));
+        let start = i;
+        while i < b.len() && !b[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        out.push((start, &s[start..i]));
     }
     out
 }
@@ -190,22 +190,33 @@ fn parse_interrupt_line(line: &str, columns: usize, mut count: impl FnMut(usize,
     if name.is_empty() {
         return Err("no IRQ name before ':'".into());
     }
+    // The counts, read as bytes: a 256-CPU row is 256 numbers, and every IRQ has a row.
+    let b = rest.as_bytes();
     let mut counts = 0;
-    let mut tail_at = rest.len();
-    let mut words = rest.split_whitespace().peekable();
-    while let Some(t) = words.peek() {
-        if counts < columns {
-            if let Ok(n) = t.parse::<u64>() {
+    let mut i = 0;
+    let tail_at = loop {
+        while i < b.len() && b[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i == b.len() || counts == columns {
+            break i;
+        }
+        let start = i;
+        let mut n: Option<u64> = Some(0);
+        while i < b.len() && !b[i].is_ascii_whitespace() {
+            let d = b[i].wrapping_sub(b'0');
+            n = n.filter(|_| d <= 9).and_then(|n| n.checked_mul(10)?.checked_add(u64::from(d)));
+            i += 1;
+        }
+        match n {
+            Some(n) => {
                 count(counts, n);
                 counts += 1;
-                words.next();
-                continue;
             }
+            // The first word that is not a count: the tail starts there.
+            None => break start,
         }
-        // Offset of the first word that is not a count: the tail starts there.
-        tail_at = t.as_ptr() as usize - rest.as_ptr() as usize;
-        break;
-    }
+    };
     let tail = &rest[tail_at..];
     let mut head = LineHead { name: name.to_string(), counts, ..LineHead::default() };
     if let Ok(irq) = name.parse::<u32>() {
