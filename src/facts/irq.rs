@@ -134,14 +134,14 @@ impl InterruptRow {
     }
 }
 
-/// Whitespace-separated tokens with their byte offsets, so the tail of a line can be kept
-/// verbatim (handler names hold spaces). The kernel writes ASCII spaces; splitting on ASCII
-/// whitespace bytes only keeps every offset on a character boundary.
-fn tokens(s: &str) -> Vec<(usize, &str)> {
+/// The first `max` whitespace-separated tokens with their byte offsets, so the tail of a line
+/// can be kept verbatim (handler names hold spaces). The kernel writes ASCII spaces; splitting
+/// on ASCII whitespace bytes only keeps every offset on a character boundary.
+fn tokens(s: &str, max: usize) -> Vec<(usize, &str)> {
     let b = s.as_bytes();
     let mut out = Vec::new();
     let mut i = 0;
-    while i < b.len() {
+    while i < b.len() && out.len() < max {
         if b[i].is_ascii_whitespace() {
             i += 1;
             continue;
@@ -282,6 +282,29 @@ pub struct RowFacts {
     pub per_cpu: BTreeMap<u32, u64>,
 }
 
+/// The longest line of `/proc/interrupts` read; a longer one is a bad line.
+const MAX_LINE: u64 = 1 << 20;
+
+/// Consumes the rest of the current line (through its newline, or to the end).
+fn skip_line(reader: &mut impl std::io::BufRead) -> std::io::Result<()> {
+    loop {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(());
+        }
+        match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => {
+                reader.consume(i + 1);
+                return Ok(());
+            }
+            None => {
+                let n = buf.len();
+                reader.consume(n);
+            }
+        }
+    }
+}
+
 /// The numbered rows of `/proc/interrupts`, read as a stream: one line in memory at a time,
 /// and per row only what the facts report (no per-CPU counts unless `per_cpu`). A 256-CPU,
 /// 4,000-IRQ table is 12 MB of text; held whole, with a count vector per row, it was most of
@@ -290,7 +313,7 @@ pub fn read_interrupt_rows(
     input: impl std::io::Read,
     per_cpu: bool,
 ) -> Result<(BTreeMap<u32, RowFacts>, Vec<String>), String> {
-    use std::io::BufRead;
+    use std::io::{BufRead, Read};
     let mut reader = std::io::BufReader::with_capacity(64 << 10, input);
     let mut raw = Vec::new();
     let mut line_no = 0usize;
@@ -299,10 +322,20 @@ pub fn read_interrupt_rows(
     let mut bad = Vec::new();
     loop {
         raw.clear();
-        if reader.read_until(b'\n', &mut raw).map_err(|e| e.to_string())? == 0 {
+        if (&mut reader).take(MAX_LINE).read_until(b'\n', &mut raw).map_err(|e| e.to_string())? == 0 {
             break;
         }
         line_no += 1;
+        if raw.len() as u64 == MAX_LINE && raw.last() != Some(&b'\n') {
+            // Not a table the kernel writes (8,192 CPUs make a row of about 100 KB): the rest
+            // of the line is skipped, never held.
+            skip_line(&mut reader).map_err(|e| e.to_string())?;
+            if cpus.is_none() {
+                return Err(format!("line {line_no}: header longer than {MAX_LINE} bytes"));
+            }
+            bad.push(format!("line {line_no}: longer than {MAX_LINE} bytes; not read"));
+            continue;
+        }
         let text = String::from_utf8_lossy(&raw);
         let line = text.trim_end_matches(['\n', '\r']);
         if line.trim().is_empty() {
@@ -353,7 +386,8 @@ struct Descriptor {
 
 /// The tail of a numbered row after the counts: chip, hwirq, trigger or handler, actions.
 fn parse_descriptor(tail: &str) -> Descriptor {
-    let toks = tokens(tail);
+    // Chip, hwirq, trigger, a flow handler, then the first action: at most five tokens.
+    let toks = tokens(tail, 5);
     let mut d = Descriptor::default();
     let Some(&(_, chip)) = toks.first() else {
         return d;
@@ -708,6 +742,25 @@ pub fn read(scan: &mut Scan, cpu: &Cpu, kernel: &Kernel, nics: &[Nic]) -> Irqs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A line no kernel writes (2 MiB of counts) is a bad line, skipped whole; the rows after
+    /// it are read, and a long tail keeps only what a row holds.
+    #[test]
+    fn an_overlong_line_is_skipped_and_the_rest_read() {
+        let mut text = String::from("           CPU0       CPU1\n  0: ");
+        text.push_str(&"1 ".repeat(1 << 20));
+        text.push_str("\n 24: 5 6 IR-PCI-MSI 1-edge eth0-rx-0\n 25: 1 2 PCI-MSI 2-edge ");
+        text.push_str(&"x ".repeat(100_000));
+        text.push('\n');
+        let (rows, bad) = read_interrupt_rows(text.as_bytes(), false).unwrap();
+        assert_eq!(bad, ["line 2: longer than 1048576 bytes; not read"]);
+        assert_eq!(rows.keys().copied().collect::<Vec<_>>(), [24, 25]);
+        assert_eq!(rows[&24].actions, ["eth0-rx-0"]);
+        assert_eq!(rows[&24].total, 11);
+        assert_eq!(rows[&25].chip.as_deref(), Some("PCI-MSI"));
+        let long_header = format!("{}\n", "CPU0 ".repeat(300_000));
+        assert!(read_interrupt_rows(long_header.as_bytes(), false).unwrap_err().contains("header longer than"));
+    }
 
     /// A sample `/proc/interrupts` of `tests/fixtures/parsers/` (part of the build: a missing
     /// one is a compile error, never a skipped test).
