@@ -269,6 +269,22 @@ fn render(key: &str, value: Option<&str>) -> String {
     }
 }
 
+/// A kernel parameter name: letters, digits, `_`, `-`, `.` (module parameters).
+pub fn check_name(k: &str) -> Result<(), String> {
+    if k.is_empty() || k.starts_with('-') || !k.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)) {
+        return Err(format!("{k:?} is not a kernel parameter name (letters, digits, '_', '-', '.' only)"));
+    }
+    Ok(())
+}
+
+/// Values go inside shell and GRUB quoting: refuse what would break out of it.
+pub fn check_value(k: &str, v: &str) -> Result<(), String> {
+    if let Some(c) = v.chars().find(|c| "\"'`$\\\n\r\0".contains(*c)) {
+        return Err(format!("{k}: value {v:?} contains {c:?}, which the boot configuration cannot carry safely"));
+    }
+    Ok(())
+}
+
 /// Whether `key[=value]` may be set. Boot-breaking and boot-loader-owned arguments are
 /// refused always; mitigation-weakening ones unless `allow_dangerous_mitigations`.
 pub fn check_arg(key: &str, value: Option<&str>, allow_dangerous_mitigations: bool) -> Result<(), Refusal> {

@@ -42,8 +42,16 @@ pub struct Issue {
 }
 
 impl Issue {
+    /// A key with a control character in it (a newline, from a quoted YAML key) is shown
+    /// escaped in the field (`b\\nc`), so that an issue stays one line.
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Issue {
-        Issue { field: field.into(), message: message.into() }
+        let field: String = field.into();
+        let field = if field.contains(char::is_control) {
+            field.chars().map(|c| if c.is_control() { c.escape_debug().to_string() } else { c.to_string() }).collect()
+        } else {
+            field
+        };
+        Issue { field, message: message.into() }
     }
 }
 
@@ -708,7 +716,14 @@ fn policy_issues(c: &Config, issues: &mut Vec<Issue>) {
             if issues.iter().any(|i| i.field == field) {
                 continue;
             }
-            if let Err(e) = crate::policy::check_arg(key, value.as_deref(), c.safety.allow_dangerous_mitigations) {
+            // What lltune_kernel_args refuses, the reader refuses: the name's characters, a value
+            // that would break out of the boot configuration's quoting, then the policy.
+            let syntax = crate::policy::check_name(key)
+                .and_then(|()| value.as_deref().map_or(Ok(()), |v| crate::policy::check_value(key, v)));
+            if let Err(e) = syntax {
+                issues.push(Issue::new(field, e));
+            } else if let Err(e) = crate::policy::check_arg(key, value.as_deref(), c.safety.allow_dangerous_mitigations)
+            {
                 issues.push(Issue::new(field, e.to_string()));
             }
         }
@@ -892,6 +907,20 @@ mod tests {
         );
         let got: Vec<&str> = issues.iter().map(|i| i.field.as_str()).collect();
         assert_eq!(got, ["kernel.extra_args.init"]);
+    }
+
+    #[test]
+    fn arguments_the_boot_configuration_cannot_carry_are_refused_by_the_reader() {
+        // What lltune_kernel_args would refuse at apply, the audit refuses first, one line each.
+        let (_, issues) = parse(
+            "version: 1\nkernel:\n  extra_args:\n    a: \"x\\ny\"\n    \"b\\nc\": 1\n    q: \"it's\"\n    ok.arg: 1\n",
+        );
+        let got: Vec<String> = issues.iter().map(|i| i.to_string()).collect();
+        assert_eq!(got.len(), 3, "{got:?}");
+        assert!(got[0].starts_with("kernel.extra_args.a: ") && got[0].contains("cannot carry safely"), "{got:?}");
+        assert!(got[1].starts_with("kernel.extra_args.b\\nc: ") && got[1].contains("not a kernel parameter name"));
+        assert!(got[2].starts_with("kernel.extra_args.q: ") && got[2].contains("'\\''"), "{got:?}");
+        assert!(got.iter().all(|l| !l.contains('\n')), "{got:?}");
     }
 
     #[test]

@@ -73,22 +73,6 @@ fn ordered_args<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Vec<(Str
     Ok(out)
 }
 
-/// A kernel parameter name: letters, digits, `_`, `-`, `.` (module parameters).
-fn check_key(k: &str) -> Result<(), String> {
-    if k.is_empty() || k.starts_with('-') || !k.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)) {
-        return Err(format!("{k:?} is not a kernel parameter name (letters, digits, '_', '-', '.' only)"));
-    }
-    Ok(())
-}
-
-/// Values go inside shell and GRUB quoting: refuse what would break out of it.
-fn check_value(k: &str, v: &str) -> Result<(), String> {
-    if let Some(c) = v.chars().find(|c| "\"'`$\\\n\r\0".contains(*c)) {
-        return Err(format!("{k}: value {v:?} contains {c:?}, which the boot configuration cannot carry safely"));
-    }
-    Ok(())
-}
-
 /// One managed key whose running values differ from the configured ones.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Pending {
@@ -124,9 +108,9 @@ pub struct Plan {
 pub fn build_edit(params: &Params) -> Result<ArgEdit, String> {
     let mut edit = ArgEdit::default();
     for (k, v) in &params.args {
-        check_key(k).map_err(|e| format!("option args: {e}"))?;
+        crate::policy::check_name(k).map_err(|e| format!("option args: {e}"))?;
         if let Some(v) = v {
-            check_value(k, v).map_err(|e| format!("option args: {e}"))?;
+            crate::policy::check_value(k, v).map_err(|e| format!("option args: {e}"))?;
         }
         // The one safety policy (crate::policy), as the config reader and audit apply it.
         crate::policy::check_arg(k, v.as_deref(), params.allow_dangerous_mitigations)
@@ -135,9 +119,9 @@ pub fn build_edit(params: &Params) -> Result<ArgEdit, String> {
     }
     for r in &params.remove {
         let removal = Removal::parse(r);
-        check_key(removal.key()).map_err(|e| format!("option remove: {e}"))?;
+        crate::policy::check_name(removal.key()).map_err(|e| format!("option remove: {e}"))?;
         if let Removal::KeyValue(k, v) = &removal {
-            check_value(k, v).map_err(|e| format!("option remove: {e}"))?;
+            crate::policy::check_value(k, v).map_err(|e| format!("option remove: {e}"))?;
         }
         crate::policy::check_removal(removal.key()).map_err(|e| format!("option remove: {e}"))?;
         if edit.set.iter().any(|a| a.key == removal.key()) {
