@@ -360,7 +360,7 @@ fn lltune_config_module_returns_a_config_that_lltune_audit_accepts() {
     for res in [&r, &a] {
         let m = &res["module_args"];
         assert!(m.get("lltune_sysctl").is_none(), "{m}");
-        let skipped: Vec<&str> = res["skipped"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+        let skipped: Vec<&str> = res["skipped_items"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
         assert!(
             skipped.iter().any(|s| s.contains("(kernel.timer_migration): not present on this kernel")),
             "{skipped:?}"
@@ -379,22 +379,18 @@ fn lltune_config_module_returns_a_config_that_lltune_audit_accepts() {
     assert_eq!(k["args"]["nohz_full"], r["plan"]["isolated"]);
     assert_eq!(k["args"]["nosoftlockup"], "");
     assert_eq!(k["allow_dangerous_mitigations"], false);
-    // generate: the config lltune_config proposes, audited and returned with its arguments.
-    let (g, code) = support::run_module(
-        "lltune_audit",
-        &serde_json::json!({"root": root, "generate": true, "housekeeping_cores_per_node": 2}),
-    );
-    assert_eq!(code, 0, "{g}");
-    assert_eq!(g["config"]["kernel"]["cmdline"]["nohz_full"], r["config"]["kernel"]["cmdline"]["nohz_full"], "{g}");
-    // The same arguments lltune_config gave for it (kernel arguments left out: generated
-    // configs keep safety.allow_grub_edit false).
-    assert_eq!(g["module_args"], r["module_args"], "{g}");
-    assert!(g["module_args"].get("lltune_kernel_args").is_none(), "{g}");
-    let (e, code) = support::run_module("lltune_audit", &serde_json::json!({"root": root, "trading_nics": "eth0"}));
-    assert_eq!(
-        (code, e["msg"].as_str().unwrap()),
-        (1, "housekeeping_cores_per_node, trading_nics: only with generate: true")
-    );
+    // lltune_audit audits; it proposes nothing: the options of lltune_config are not its own.
+    for option in ["generate", "housekeeping_cores_per_node", "trading_nics"] {
+        let (e, code) = support::run_module("lltune_audit", &serde_json::json!({"root": root, option: true}));
+        assert_eq!(code, 1, "{e}");
+        assert!(
+            e["msg"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("unsupported option {option}; supported options: config, config_file, root")),
+            "{e}"
+        );
+    }
 }
 
 #[test]
@@ -438,7 +434,13 @@ fn lltune_audit_module_fails_with_the_error_list() {
     assert_eq!(code, 1, "{r}");
     assert!(r["msg"].as_str().unwrap().starts_with("config_file: "), "{r}");
     let (r, code) = support::run_module("lltune_audit", &serde_json::json!({"root": dir.path()}));
-    assert_eq!((code, r["msg"].as_str().unwrap()), (1, "config or config_file is required (or generate: true)"));
+    assert_eq!(
+        (code, r["msg"].as_str().unwrap()),
+        (
+            1,
+            "config or config_file is required (for the config lltune proposes, run lltune_config and pass its `config`)"
+        )
+    );
 }
 
 /// gen-config never lowers a ceiling the host already has: the Debian VM fixture has

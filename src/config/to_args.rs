@@ -462,12 +462,14 @@ pub fn fit_to_host(args: &mut ModuleArgs, facts: &crate::facts::Facts, host: &cr
 }
 
 /// The `lltune_config` / `lltune_audit` result fields: `module_args` (module name → its
-/// arguments), `skipped` (config items this host cannot take, with why) and
-/// `not_implemented` (config paths no module carries out yet).
+/// arguments), `skipped_items` (config items left out: the host cannot take them, or the
+/// config's safety flags keep them out; each with why) and `not_implemented` (config paths no
+/// module carries out yet). Not `skipped`: Ansible reads a true `skipped` key as "the task was
+/// skipped", and shows the task so.
 pub fn result_fields(a: &ModuleArgs) -> [(&'static str, Value); 3] {
     [
         ("module_args", Value::Object(a.modules.clone())),
-        ("skipped", serde_json::json!(a.skipped)),
+        ("skipped_items", serde_json::json!(a.skipped)),
         ("not_implemented", serde_json::json!(a.not_implemented)),
     ]
 }
@@ -567,7 +569,7 @@ mod tests {
     #[test]
     fn result_fields_shape() {
         let [(k1, v1), (k2, v2), (k3, v3)] = result_fields(&from_text(SEED).unwrap());
-        assert_eq!((k1, k2, k3), ("module_args", "skipped", "not_implemented"));
+        assert_eq!((k1, k2, k3), ("module_args", "skipped_items", "not_implemented"));
         assert_eq!(v1[KERNEL_ARGS]["args"]["skew_tick"], "1");
         assert_eq!(v2, json!(["network.defaults: no network.interfaces to apply it to"]));
         assert_eq!(v3, json!([]));

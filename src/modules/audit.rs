@@ -6,6 +6,11 @@
 //! on the target, read under `root`). A mapping arrives as JSON, so its types are exact: a
 //! playbook's `mitigations: off` (a YAML 1.1 boolean to Ansible) reaches us as `false` and is
 //! reported at `kernel.cmdline.mitigations`.
+//!
+//! It audits a config; it does not propose one. `lltune_config` proposes the config for a
+//! host, and its `config` result is what to pass here (the tune role does that for
+//! `lltune_generate: true`). One module proposes, one audits: the audit binary carries no
+//! gen-config and no recommendations (docs/binaries.md).
 
 use anyhow::Result;
 use serde::Deserialize;
@@ -25,46 +30,17 @@ pub struct Params {
     /// A config file on the target (a path under `root`).
     #[serde(default)]
     pub config_file: Option<String>,
-    /// With neither `config` nor `config_file`: audit the config `lltune_config` proposes for
-    /// this host (what a play's `lltune_generate: true` means).
-    #[serde(default, deserialize_with = "crate::protocol::lenient_bool")]
-    pub generate: bool,
-    /// For `generate`: as `lltune_config`'s option of that name.
-    #[serde(default)]
-    pub housekeeping_cores_per_node: Option<Value>,
-    /// For `generate`: as `lltune_config`'s option of that name.
-    #[serde(default)]
-    pub trading_nics: Option<Value>,
 }
 
 pub fn run(host: &Host, _meta: &Meta, params: Params) -> Result<Outcome> {
-    if !params.generate && (params.housekeeping_cores_per_node.is_some() || params.trading_nics.is_some()) {
-        return Err(Failure::new("housekeeping_cores_per_node, trading_nics: only with generate: true").into());
-    }
-    let mut generated_config: Option<Value> = None;
-    // A generated config was made from a scan of this host: the audit reuses that scan.
-    let mut scanned = None;
     // A mapping comes as JSON (exact types: no YAML text, so no YAML 1.1 words to find); a
-    // file, or a generated config, is YAML text, parsed once.
+    // file is YAML text, parsed once.
     let (doc, text) = match (&params.config, &params.config_file) {
         (Some(_), Some(_)) => return Err(Failure::new("config, config_file: give one of them, not both").into()),
-        (None, None) if params.generate => {
-            let mut options = Map::new();
-            for (k, v) in [
-                ("housekeeping_cores_per_node", &params.housekeeping_cores_per_node),
-                ("trading_nics", &params.trading_nics),
-            ] {
-                if let Some(v) = v {
-                    options.insert(k.into(), v.clone());
-                }
-            }
-            let p: crate::modules::config::Params = crate::protocol::parse_params(options)?;
-            let g = crate::modules::config::generate(host, p)?;
-            generated_config = Some(g.config);
-            scanned = Some((g.facts, g.warnings));
-            (Ok(g.doc), Some(g.yaml))
-        }
-        (None, None) => return Err(Failure::new("config or config_file is required (or generate: true)").into()),
+        (None, None) => return Err(Failure::new(
+            "config or config_file is required (for the config lltune proposes, run lltune_config and pass its `config`)",
+        )
+        .into()),
         (Some(v @ Value::Object(_)), None) => (Ok(config::yaml_from_json(v)), None),
         (Some(other), None) => {
             return Err(
@@ -76,10 +52,7 @@ pub fn run(host: &Host, _meta: &Meta, params: Params) -> Result<Outcome> {
             (config::yaml::load(&text), Some(text))
         }
     };
-    let (facts, warnings) = match scanned {
-        Some(s) => s,
-        None => crate::facts::collect(host, ScanOptions::default()),
-    };
+    let (facts, warnings) = crate::facts::collect(host, ScanOptions::default());
     let report = match &doc {
         Ok(doc) => audit::audit_doc(doc, text.as_deref(), Some(&facts)),
         Err(_) => audit::audit_text(text.as_deref().unwrap_or_default(), Some(&facts)),
@@ -106,9 +79,6 @@ pub fn run(host: &Host, _meta: &Meta, params: Params) -> Result<Outcome> {
     })?;
     crate::config::to_args::fit_to_host(&mut args, &facts, host);
     let mut outcome = Outcome::new(false).field("errors", errors).field("config_warnings", config_warnings);
-    if let Some(config) = generated_config {
-        outcome = outcome.field("config", config);
-    }
     for (k, v) in crate::config::to_args::result_fields(&args) {
         outcome = outcome.field(k, v);
     }
