@@ -42,10 +42,11 @@ ZIG_STAMP := $(ZIG_VENV)/.stamp-$(shell cksum < $(ZIG_PIN) | cut -d' ' -f1)
 SHIPPED := $(TARGET_DIR)/$(TRIPLE)/release
 # zig and cargo-zigbuild from the tools venv (cargo-zigbuild runs `python3 -m ziglang`).
 ZIGBUILD := PATH="$(abspath $(ZIG_VENV))/bin:$$PATH" cargo-zigbuild
-# The binaries are panic=abort: lltune's own code needs no unwind tables (most of .eh_frame
-# comes with the standard library, so the gain is small). Only the target's crates get this
-# (cargo builds build scripts and proc macros without it when --target is given).
-SHIP_RUSTFLAGS := -C force-unwind-tables=no
+# The binaries are panic=abort: nothing reads unwind tables. lltune's own code is compiled
+# without them, and scripts/discard-unwind.ld drops the standard library's at the link (about
+# 130 KB of every binary; docs/binaries.md). Only the target's crates get these flags (cargo
+# builds build scripts and proc macros without them when --target is given).
+SHIP_RUSTFLAGS := -C force-unwind-tables=no -C link-arg=-Wl,-T,$(abspath scripts/discard-unwind.ld)
 
 # molecule and ansible-lint, beside the pinned ansible-core in .venv.
 TOOLS_PIN := tests/ansible-tools.pin
