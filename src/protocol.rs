@@ -129,14 +129,16 @@ where
     F: FnOnce(&Host, &Meta, P) -> Result<Outcome>,
 {
     install_panic_hook();
-    let (result, code) = execute(std::env::args().nth(1), run);
+    // The args file's path as the OS gives it: Ansible's temporary folder may have any bytes
+    // in its name (`std::env::args` would panic on one that is not UTF-8).
+    let (result, code) = execute(std::env::args_os().nth(1).map(std::path::PathBuf::from), run);
     emit(&result);
     code
 }
 
 /// Runs a module on the given args file (or stdin) and returns the JSON result and exit
 /// code. Separate from `main` so that tests can drive it in-process.
-pub fn execute<P, F>(args_path: Option<String>, run: F) -> (Value, ExitCode)
+pub fn execute<P, F>(args_path: Option<std::path::PathBuf>, run: F) -> (Value, ExitCode)
 where
     P: DeserializeOwned,
     F: FnOnce(&Host, &Meta, P) -> Result<Outcome>,
@@ -156,14 +158,15 @@ where
 /// The largest args file or standard input a module reads.
 pub const MAX_ARGS_BYTES: u64 = 1 << 20;
 
-fn read_args(path: Option<&str>) -> Result<String> {
+fn read_args(path: Option<&std::path::Path>) -> Result<String> {
     use std::os::unix::fs::OpenOptionsExt;
     let (what, reader): (String, Box<dyn Read>) = match path {
-        Some(p) => {
+        Some(path) => {
+            let p = path.display();
             let f = std::fs::OpenOptions::new()
                 .read(true)
                 .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-                .open(p)
+                .open(path)
                 .with_context(|| format!("cannot read module arguments from {p}"))?;
             let m = f.metadata().with_context(|| format!("cannot read module arguments from {p}"))?;
             if !m.file_type().is_file() {
@@ -459,6 +462,41 @@ mod tests {
         );
         assert!(parse("{").unwrap_err().starts_with("module arguments are not valid JSON"));
         assert_eq!(parse("[]").unwrap_err(), "module arguments must be a JSON object, got a list");
+    }
+
+    /// The child half of `a_panic_is_one_json_failure`: panics behind the hook when the parent
+    /// runs it (a plain test run passes it by doing nothing).
+    #[test]
+    fn panic_child() {
+        if std::env::var_os("LLTUNE_PANIC_CHILD").is_none() {
+            return;
+        }
+        install_panic_hook();
+        let v: Vec<u32> = Vec::new();
+        let i = std::hint::black_box(3);
+        println!("{}", v[i]);
+    }
+
+    /// A panic never escapes as a crash: the hook prints one JSON failure (naming the program,
+    /// the panic and where) and exits 1. Run in a child process, as the hook exits.
+    #[test]
+    fn a_panic_is_one_json_failure() {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "protocol::tests::panic_child", "--nocapture", "--test-threads=1"])
+            .env("LLTUNE_PANIC_CHILD", "1")
+            .env("RUST_BACKTRACE", "full")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        // The test harness prints `test … ... ` first; the hook's JSON ends the output.
+        let json = &text[text.find('{').unwrap_or_else(|| panic!("no JSON: {text}"))..];
+        let v: Value = serde_json::from_str(json.trim_end()).unwrap_or_else(|e| panic!("{e}: {text}"));
+        assert_eq!((&v["failed"], &v["changed"]), (&Value::Bool(true), &Value::Bool(false)), "{v}");
+        let msg = v["msg"].as_str().unwrap();
+        assert!(msg.starts_with("internal error in "), "{msg}");
+        assert!(msg.contains("index out of bounds: the len is 0 but the index is 3 at src/protocol.rs:"), "{msg}");
+        assert!(msg.ends_with("; please report this as a bug"), "{msg}");
     }
 
     #[test]

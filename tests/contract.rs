@@ -681,3 +681,25 @@ fn contract_lltune_irq() {
         other: json!({"rules": [{"match": {"name": "nvme0q0"}, "cpus": "3"}], "default_affinity": "0-1"}),
     });
 }
+
+/// Ansible passes the args file's path; a temporary folder may have any bytes in its name.
+/// A path that is not UTF-8 is read like any other (std's `args()` would have panicked on it).
+#[test]
+fn args_file_at_a_path_that_is_not_utf8() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join(std::ffi::OsStr::from_bytes(b"args-\xff\xfe.json"));
+    let root = host_fixture("debian12-vm");
+    fs::write(&p, serde_json::to_vec(&json!({"ANSIBLE_MODULE_ARGS": {"root": root.path()}})).unwrap()).unwrap();
+    let out = Command::new(bin("lltune_facts")).arg(&p).output().unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((out.status.code(), &v["failed"]), (Some(0), &json!(false)), "{v}");
+    assert_eq!(v["ansible_facts"]["lltune"]["host"]["hostname"], "vm", "{v}");
+    // A missing one is named, its bytes shown escaped.
+    let gone = dir.path().join(std::ffi::OsStr::from_bytes(b"gone-\xff.json"));
+    let out = Command::new(bin("lltune_facts")).arg(&gone).output().unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{v}");
+    assert!(v["msg"].as_str().unwrap().contains("cannot read module arguments from"), "{v}");
+    assert!(v["msg"].as_str().unwrap().contains("gone-"), "{v}");
+}
