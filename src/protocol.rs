@@ -114,11 +114,12 @@ impl Failure {
     }
 }
 
-/// The name this binary was started as, for messages.
+/// The name this binary was started as, for messages. From `args_os`: the panic hook calls
+/// this, and `args()` would panic again on a name that is not UTF-8.
 fn program_name() -> String {
-    std::env::args()
+    std::env::args_os()
         .next()
-        .and_then(|a| a.rsplit('/').next().map(str::to_string))
+        .and_then(|a| a.to_string_lossy().rsplit('/').next().map(str::to_string))
         .unwrap_or_else(|| "lltune module".to_string())
 }
 
@@ -481,6 +482,8 @@ mod tests {
     /// the panic and where) and exits 1. Run in a child process, as the hook exits.
     #[test]
     fn a_panic_is_one_json_failure() {
+        // (Not also under a name that is not UTF-8: the test harness itself reads its
+        // arguments with `args()` and panics on one.)
         let out = std::process::Command::new(std::env::current_exe().unwrap())
             .args(["--exact", "protocol::tests::panic_child", "--nocapture", "--test-threads=1"])
             .env("LLTUNE_PANIC_CHILD", "1")
@@ -488,7 +491,10 @@ mod tests {
             .output()
             .unwrap();
         assert_eq!(out.status.code(), Some(1), "{out:?}");
-        let text = String::from_utf8(out.stdout).unwrap();
+        one_json_failure(&String::from_utf8(out.stdout).unwrap());
+    }
+
+    fn one_json_failure(text: &str) {
         // The test harness prints `test … ... ` first; the hook's JSON ends the output.
         let json = &text[text.find('{').unwrap_or_else(|| panic!("no JSON: {text}"))..];
         let v: Value = serde_json::from_str(json.trim_end()).unwrap_or_else(|e| panic!("{e}: {text}"));
