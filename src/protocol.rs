@@ -17,6 +17,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::host::Host;
@@ -68,13 +69,15 @@ pub struct Diff {
     pub after: String,
 }
 
-/// What a module run produced. `fields` go into the JSON result beside `changed`/`failed`.
+/// What a module run produced. `fields` go into the JSON result beside `changed`/`failed`,
+/// then the `serialized` ones.
 #[derive(Debug, Default)]
 pub struct Outcome {
     pub changed: bool,
     pub fields: Map<String, Value>,
     pub warnings: Vec<String>,
     pub diff: Vec<Diff>,
+    serialized: Vec<(String, Box<RawValue>)>,
 }
 
 impl Outcome {
@@ -90,11 +93,54 @@ impl Outcome {
         self
     }
 
-    /// Adds a result field that is a JSON value already (moved in, not copied: a detail
-    /// scan's facts are megabytes of values).
-    pub fn value(mut self, key: &str, value: Value) -> Outcome {
-        self.fields.insert(key.to_string(), value);
+    /// Adds a result field written straight to JSON text, with no tree of values in between:
+    /// a detail scan's facts as values took several times the memory of their text. The
+    /// field is written after the module's other fields; no code can look into it.
+    pub fn serialized(mut self, key: &str, value: &impl Serialize) -> Outcome {
+        match serde_json::value::to_raw_value(value) {
+            Ok(raw) => self.serialized.push((key.to_string(), raw)),
+            Err(e) => {
+                self.fields.insert(key.to_string(), Value::String(format!("unserializable: {e}")));
+            }
+        }
         self
+    }
+}
+
+/// A module's JSON result: an object of values, then the fields written as JSON text
+/// (`Outcome::serialized`).
+#[derive(Debug)]
+pub struct Output {
+    pub value: Value,
+    serialized: Vec<(String, Box<RawValue>)>,
+}
+
+impl From<Value> for Output {
+    fn from(value: Value) -> Output {
+        Output { value, serialized: Vec::new() }
+    }
+}
+
+impl Serialize for Output {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let Value::Object(fields) = &self.value else { return self.value.serialize(s) };
+        let mut map = s.serialize_map(Some(fields.len() + self.serialized.len()))?;
+        // In the order `render` gives: the module's fields (these after the others), then
+        // `diff` and `warnings`.
+        let mut pending = Some(&self.serialized);
+        for (k, v) in fields {
+            if k == "diff" || k == "warnings" {
+                for (k, v) in pending.take().into_iter().flatten() {
+                    map.serialize_entry(k, v)?;
+                }
+            }
+            map.serialize_entry(k, v)?;
+        }
+        for (k, v) in pending.into_iter().flatten() {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
     }
 }
 
@@ -139,12 +185,12 @@ where
 
 /// Runs a module on the given args file (or stdin) and returns the JSON result and exit
 /// code. Separate from `main` so that tests can drive it in-process.
-pub fn execute<P, F>(args_path: Option<std::path::PathBuf>, run: F) -> (Value, ExitCode)
+pub fn execute<P, F>(args_path: Option<std::path::PathBuf>, run: F) -> (Output, ExitCode)
 where
     P: DeserializeOwned,
     F: FnOnce(&Host, &Meta, P) -> Result<Outcome>,
 {
-    let result = (|| -> Result<Value> {
+    let result = (|| -> Result<Output> {
         let raw = read_args(args_path.as_deref())?;
         let (meta, host, params) = parse_args::<P>(&raw)?;
         let outcome = run(&host, &meta, params)?;
@@ -152,7 +198,7 @@ where
     })();
     match result {
         Ok(v) => (v, ExitCode::SUCCESS),
-        Err(e) => (render_failure(&e), ExitCode::from(1)),
+        Err(e) => (render_failure(&e).into(), ExitCode::from(1)),
     }
 }
 
@@ -317,7 +363,7 @@ pub fn kind(v: &Value) -> &'static str {
     }
 }
 
-fn render(outcome: Outcome, with_diff: bool) -> Value {
+fn render(outcome: Outcome, with_diff: bool) -> Output {
     let mut out = Map::new();
     out.insert("changed".into(), Value::Bool(outcome.changed));
     out.insert("failed".into(), Value::Bool(false));
@@ -330,7 +376,7 @@ fn render(outcome: Outcome, with_diff: bool) -> Value {
         out.insert("diff".into(), serde_json::to_value(&outcome.diff).unwrap_or(Value::Null));
     }
     out.insert("warnings".into(), Value::Array(outcome.warnings.into_iter().map(Value::String).collect()));
-    Value::Object(out)
+    Output { value: Value::Object(out), serialized: outcome.serialized }
 }
 
 fn render_failure(e: &anyhow::Error) -> Value {
@@ -353,7 +399,7 @@ fn render_failure(e: &anyhow::Error) -> Value {
     Value::Object(out)
 }
 
-fn emit(v: &Value) {
+fn emit(v: &impl Serialize) {
     // One write of the whole object: nothing partial reaches Ansible.
     let mut text = serde_json::to_string(v)
         .unwrap_or_else(|_| r#"{"changed":false,"failed":true,"msg":"cannot serialize result"}"#.into());
@@ -505,9 +551,25 @@ mod tests {
         assert!(msg.ends_with("; please report this as a bug"), "{msg}");
     }
 
+    /// A serialized field is written as the same JSON a value would be, after the module's
+    /// other fields and before `warnings`.
+    #[test]
+    fn serialized_fields_are_written_as_text_after_the_values() {
+        let facts = BTreeMap::from([("lltune", serde_json::json!({"a": [1, "x\"y"], "b": null}))]);
+        let o = Outcome::new(true).field("f", 1).serialized("ansible_facts", &facts);
+        let text = serde_json::to_string(&render(o, false)).unwrap();
+        assert_eq!(
+            text,
+            r#"{"changed":true,"failed":false,"f":1,"ansible_facts":{"lltune":{"a":[1,"x\"y"],"b":null}},"warnings":[]}"#
+        );
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["ansible_facts"], serde_json::json!({"lltune": {"a": [1, "x\"y"], "b": null}}));
+    }
+
     #[test]
     fn failure_output_is_one_object_with_failed() {
         let (v, _) = execute::<P, _>(Some("/nonexistent/args.json".into()), |_, _, _| Ok(Outcome::new(false)));
+        let v = v.value;
         assert_eq!(v["failed"], Value::Bool(true));
         assert_eq!(v["changed"], Value::Bool(false));
         assert!(v["msg"].as_str().unwrap().contains("/nonexistent/args.json"));

@@ -19,7 +19,10 @@ pub struct Params {
 pub fn run(host: &Host, _meta: &Meta, params: Params) -> Result<Outcome> {
     // Discovery and the analysis of it: `recommendations` come with the facts.
     let (report, warnings) = crate::analysis::analyse(host, ScanOptions { detail: params.detail });
-    let mut outcome = Outcome::new(false).value("ansible_facts", serde_json::json!({ "lltune": report }));
+    // Written straight to JSON text: a detail scan's facts as a tree of values peaked at 17 MB
+    // on a 256-CPU, 4,000-IRQ tree.
+    let facts = std::collections::BTreeMap::from([("lltune", &report)]);
+    let mut outcome = Outcome::new(false).serialized("ansible_facts", &facts);
     outcome.warnings = warnings;
     Ok(outcome)
 }
