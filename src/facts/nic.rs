@@ -524,12 +524,12 @@ pub(crate) mod capture {
 
     type R<T> = Result<T, String>;
 
+    /// What was found: a scalar with its value (`-1`, `string "x"`), else its kind.
     fn kind(v: &Value) -> String {
         match v {
             Value::String(s) => format!("string {s:?}"),
-            Value::Array(_) => "a list".into(),
-            Value::Object(_) => "a mapping".into(),
-            other => other.to_string(),
+            Value::Array(_) | Value::Object(_) => crate::protocol::kind(v).into(),
+            scalar => scalar.to_string(),
         }
     }
 
