@@ -56,12 +56,8 @@ fn apply_carries_out_the_irq_section_through_lltune_irq() {
     );
 }
 
-/// Issue 9's end-to-end case: the config gen-config proposes for a real dump (boot files and
-/// os-release added: the dumps carry none) is carried out section by section, a rerun
-/// changes nothing, and rollback gives the tree back byte for byte.
-fn gen_config_cycle(dump: &str, want_modules: &[&str]) {
-    let dir = crate::support::copy_fixture(&crate::support::real_fixture(dump));
-    let root = dir.path();
+/// The boot files of tests/fixtures/boot/rhel9-bls, for trees that carry none.
+fn add_rhel9_boot_files(root: &Path) {
     let boot = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/boot/rhel9-bls");
     for part in ["etc/default", "etc/kernel", "etc/os-release", "boot"] {
         std::fs::create_dir_all(root.join(part).parent().unwrap()).unwrap();
@@ -69,6 +65,15 @@ fn gen_config_cycle(dump: &str, want_modules: &[&str]) {
         let st = Command::new("cp").arg("-a").arg(boot.join(part)).arg(root.join(part)).status().unwrap();
         assert!(st.success());
     }
+}
+
+/// Issue 9's end-to-end case: the config gen-config proposes for a real dump (boot files and
+/// os-release added: the dumps carry none) is carried out section by section, a rerun
+/// changes nothing, and rollback gives the tree back byte for byte.
+fn gen_config_cycle(dump: &str, want_modules: &[&str]) {
+    let dir = crate::support::copy_fixture(&crate::support::real_fixture(dump));
+    let root = dir.path();
+    add_rhel9_boot_files(root);
     let cfg_dir = tempfile::tempdir().unwrap();
     let cfg = cfg_dir.path().join("config.yaml");
     let (code, out) = lltune(&["gen-config", "-o", cfg.to_str().unwrap()], root);
@@ -102,4 +107,69 @@ fn gen_config_of_the_r640_dump_is_applied_rerun_and_rolled_back() {
 #[test]
 fn gen_config_of_the_epyc_dump_is_applied_rerun_and_rolled_back() {
     gen_config_cycle("utillinux-epyc7451", &["lltune_kernel_args", "lltune_limits"]);
+}
+
+/// See: issue 17. Every sysctl of the config is absent on this kernel, so `fit_to_host`
+/// drops the sysctl step; NIC still runs before IRQ (changing channels re-creates the
+/// queues' IRQs), in `--plan` and in a real run.
+#[test]
+fn apply_keeps_nic_before_irq_when_the_sysctl_step_is_dropped() {
+    let dir = host_fixture("seed-golden");
+    let root = dir.path();
+    let cfg = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        cfg.path(),
+        "version: 1\nnetwork:\n  sysctl:\n    tcp_low_latency: 1\n  interfaces:\n    - name: ens5f0\n      coalescing: {rx_usecs: 0}\nirq:\n  manual_affinity:\n    - match: \"ens5f0-*\"\n      cpus: 0-1\n",
+    )
+    .unwrap();
+    let c = cfg.path().to_str().unwrap();
+    for extra in [&["--plan"][..], &["--backup-id", "o1"][..]] {
+        let mut args = vec!["apply", "-c", c];
+        args.extend_from_slice(extra);
+        let (code, out) = lltune(&args, root);
+        assert_eq!(code, 0, "{out}");
+        assert!(out.contains("skipped: network.sysctl.tcp_low_latency"), "{out}");
+        let steps: Vec<&str> = out.lines().filter(|l| l.starts_with("lltune_")).collect();
+        assert_eq!(steps, ["lltune_nic: changes", "lltune_irq: changes"], "{extra:?}:\n{out}");
+    }
+}
+
+/// See: issue 17. The kernel arguments are skipped (no `safety.allow_grub_edit`) and the
+/// reboot comes from systemd's CPUAffinity= drop-in: the reason names that, not the kernel
+/// command line.
+#[test]
+fn apply_plan_names_the_real_reason_for_a_reboot() {
+    let dir = host_fixture("seed-golden");
+    let root = dir.path();
+    add_rhel9_boot_files(root);
+    let cfg = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        cfg.path(),
+        "version: 1\ncpu:\n  isolate_cores: 2-7\nkernel:\n  cmdline:\n    isolcpus: managed_irq,domain,2-7\n    kthread_cpus: 0-1\n",
+    )
+    .unwrap();
+    let (code, out) = lltune(&["apply", "-c", cfg.path().to_str().unwrap(), "--plan"], root);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("skipped: kernel.cmdline (2 arguments): safety.allow_grub_edit is false"), "{out}");
+    let reasons: Vec<&str> = out.lines().filter(|l| l.starts_with("reboot required:")).collect();
+    assert_eq!(
+        reasons,
+        [
+            "reboot required: lltune_cpu: systemd reads CPUAffinity= (/etc/systemd/system.conf.d/50-lltune.conf) only when it starts"
+        ],
+        "{out}"
+    );
+    // With the flag, the command line is a reason too, naming the keys that differ from the
+    // running line (isolcpus is running already).
+    std::fs::write(cfg.path(), std::fs::read_to_string(cfg.path()).unwrap() + "safety:\n  allow_grub_edit: true\n")
+        .unwrap();
+    let (code, out) = lltune(&["apply", "-c", cfg.path().to_str().unwrap(), "--plan"], root);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(
+            "reboot required: lltune_kernel_args: the kernel command line differs from the running one (kthread_cpus)\n"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("reboot required: lltune_cpu: systemd reads CPUAffinity="), "{out}");
 }

@@ -22,7 +22,7 @@ use crate::config::to_args::{self, ModuleArgs};
 use crate::engine::journal::{self, Journal};
 use crate::facts::{Facts, ScanOptions};
 use crate::host::Host;
-use crate::modules::{rollback as rollback_module, sysctl};
+use crate::modules::rollback as rollback_module;
 use crate::protocol::{Diff, Meta, Outcome};
 
 /// Reads a config for apply: the full audit (`config::audit`, the same checks as `lltune
@@ -65,6 +65,40 @@ impl Step {
     fn reboot_required(&self) -> bool {
         self.result.get("reboot_required").and_then(Value::as_bool).unwrap_or(false)
     }
+
+    /// Why this step waits for a reboot, naming what changes then; `None` when it does not.
+    fn reboot_reason(&self) -> Option<String> {
+        if !self.reboot_required() {
+            return None;
+        }
+        Some(match self.module.as_str() {
+            to_args::KERNEL_ARGS => {
+                let keys: Vec<&str> = self
+                    .result
+                    .get("pending")
+                    .and_then(Value::as_array)
+                    .map(|p| p.iter().filter_map(|e| e.get("key").and_then(Value::as_str)).collect())
+                    .unwrap_or_default();
+                if keys.is_empty() {
+                    "lltune_kernel_args: the kernel command line differs from the running one".to_string()
+                } else {
+                    format!(
+                        "lltune_kernel_args: the kernel command line differs from the running one ({})",
+                        keys.join(", ")
+                    )
+                }
+            }
+            to_args::CPU => format!(
+                "lltune_cpu: systemd reads CPUAffinity= ({}) only when it starts",
+                crate::modules::cpu::AFFINITY_FILE
+            ),
+            to_args::SYSCTL => {
+                "lltune_sysctl: values written to the sysctl.d file only, applied at the next boot".to_string()
+            }
+            rollback_module::MODULE => "lltune_rollback: boot configuration was restored".to_string(),
+            other => format!("{other}: its changes take effect at the next boot"),
+        })
+    }
 }
 
 /// What `lltune apply` did (or, with `--plan`, would do).
@@ -74,6 +108,8 @@ pub struct ApplyReport {
     pub root: String,
     pub changed: bool,
     pub reboot_required: bool,
+    /// Why, one line per step that waits for a reboot, naming what it changed.
+    pub reboot_reasons: Vec<String>,
     /// The bundle written (`null` with `--plan` or when nothing changed).
     pub backup: Option<String>,
     pub steps: Vec<Step>,
@@ -118,6 +154,7 @@ pub fn apply(root: &Path, config: &Path, plan: bool, backup_id: Option<String>) 
         root: root.display().to_string(),
         changed: false,
         reboot_required: false,
+        reboot_reasons: Vec::new(),
         backup: None,
         steps: Vec::new(),
         skipped: args.skipped.clone(),
@@ -125,13 +162,6 @@ pub fn apply(root: &Path, config: &Path, plan: bool, backup_id: Option<String>) 
         audit_warnings,
     };
 
-    // Sysctls this kernel does not have were left out by fit_to_host (and named in `skipped`).
-    let settings: Map<String, Value> = args
-        .get(to_args::SYSCTL)
-        .and_then(|m| m.get("settings"))
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
     let run_step = |module: &str, result: Result<Outcome>, report: &mut ApplyReport| -> Result<()> {
         match result {
             Ok(o) => {
@@ -141,22 +171,17 @@ pub fn apply(root: &Path, config: &Path, plan: bool, backup_id: Option<String>) 
             Err(e) => Err(revert_earlier_steps(&host, &id, entries_before, plan, e.context(module.to_string()))),
         }
     };
-    if !settings.is_empty() {
-        let params: sysctl::Params = crate::protocol::parse_params(Map::from_iter([
-            ("settings".to_string(), Value::Object(settings)),
-            ("backup_id".to_string(), Value::String(id.clone())),
-        ]))?;
-        let r = sysctl::run(&host, &meta, params);
-        run_step(sysctl::MODULE, r, &mut report)?;
-    }
-    // Every other module the config asks for, in to_args' order (kernel arguments are
-    // present only with safety.allow_grub_edit: true: without it apply leaves the boot
-    // configuration alone).
-    for (module, module_args) in &args.modules {
-        if module == to_args::SYSCTL {
-            continue;
-        }
+    // Every module the config asks for, in `to_args::ORDER` (sysctls this kernel lacks were
+    // left out by fit_to_host and named in `skipped`; kernel arguments are present only with
+    // safety.allow_grub_edit: true: without it apply leaves the boot configuration alone).
+    for (module, module_args) in args.in_order() {
         let mut m = module_args.as_object().cloned().unwrap_or_default();
+        if module == to_args::SYSCTL {
+            // The settings alone: the config's sysctls carry no other option.
+            let settings = m.remove("settings").filter(|s| s.as_object().is_some_and(|o| !o.is_empty()));
+            let Some(settings) = settings else { continue };
+            m = Map::from_iter([("settings".to_string(), settings)]);
+        }
         m.insert("backup_id".into(), Value::String(id.clone()));
         let r = crate::modules::run_by_name(module, &host, &meta, m)
             .unwrap_or_else(|| Err(anyhow::anyhow!("internal error: no module {module}")));
@@ -195,6 +220,7 @@ pub fn apply(root: &Path, config: &Path, plan: bool, backup_id: Option<String>) 
     }
     report.changed = report.steps.iter().any(|s| s.changed);
     report.reboot_required = report.steps.iter().any(Step::reboot_required);
+    report.reboot_reasons = report.steps.iter().filter_map(Step::reboot_reason).collect();
     if report.changed && !plan {
         report.backup = Some(format!("{}/{id}", journal::BACKUPS_DIR));
     }
@@ -345,8 +371,8 @@ impl ApplyReport {
         }
         let verb = if self.plan { "would change" } else { "changed" };
         out.push_str(&format!("{}\n", if self.changed { verb.to_string() } else { "nothing to change".to_string() }));
-        if self.reboot_required {
-            out.push_str("reboot required: the kernel command line differs from the running one\n");
+        for why in &self.reboot_reasons {
+            out.push_str(&format!("reboot required: {why}\n"));
         }
         if let Some(b) = &self.backup {
             out.push_str(&format!(

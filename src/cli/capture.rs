@@ -513,7 +513,7 @@ fn record_apply_reads(host: &Host, facts: &Facts) -> Vec<String> {
     to_args::fit_to_host(&mut args, facts, host);
     let meta = crate::protocol::Meta { check_mode: true, diff: true, ..Default::default() };
     let mut notes = Vec::new();
-    for (module, module_args) in &args.modules {
+    for (module, module_args) in args.in_order() {
         let mut m = module_args.as_object().cloned().unwrap_or_default();
         if module == to_args::SYSCTL {
             // As `lltune apply` runs it: the settings alone.

@@ -25,6 +25,11 @@ pub const MEMORY: &str = "lltune_memory";
 pub const SERVICES: &str = "lltune_services";
 pub const LIMITS: &str = "lltune_limits";
 
+/// The order `lltune apply` runs the modules in (docs/config.md): sysctls first, the boot
+/// configuration next, then the host's runtime state, NIC before IRQ because changing channels
+/// re-creates the queues' IRQs. A property of this list, never of a map's insertion order.
+pub const ORDER: &[&str] = &[SYSCTL, KERNEL_ARGS, CPU, MEMORY, SERVICES, LIMITS, NIC, IRQ];
+
 /// Sections that describe the host or advise; nothing to apply in them.
 /// `rdma` names devices for audit's NUMA cross-checks; it changes nothing itself.
 const INFORMATIONAL: &[&str] = &["version", "metadata", "hardware", "recommendations", "safety", "rdma"];
@@ -55,7 +60,8 @@ const APPLIED_SECTIONS: &[&str] = &["irq", "cpu"];
 /// A config as module arguments.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ModuleArgs {
-    /// Module name → its arguments (a JSON object), in the order `lltune apply` runs them.
+    /// Module name → its arguments (a JSON object). Run them with `in_order`: the map's own
+    /// order is not the run order once entries were removed.
     pub modules: Map<String, Value>,
     /// Where each sysctl came from: real name → dotted config path (for messages).
     pub sysctl_paths: Map<String, Value>,
@@ -69,6 +75,21 @@ impl ModuleArgs {
     /// One module's arguments, when it has something to do.
     pub fn get(&self, module: &str) -> Option<&Map<String, Value>> {
         self.modules.get(module).and_then(Value::as_object)
+    }
+
+    /// The modules to run with their arguments, in `ORDER`. A name outside `ORDER` (none is
+    /// ever inserted) comes last, so that nothing is dropped in silence.
+    pub fn in_order(&self) -> Vec<(&str, &Value)> {
+        let rank = |m: &str| ORDER.iter().position(|o| *o == m).unwrap_or(ORDER.len());
+        let mut out: Vec<(&str, &Value)> = self.modules.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        out.sort_by_key(|(k, _)| rank(k));
+        out
+    }
+
+    /// Puts `modules` back in `ORDER` (for the JSON a role or a person reads).
+    fn reorder(&mut self) {
+        let sorted: Map<String, Value> = self.in_order().into_iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+        self.modules = sorted;
     }
 }
 
@@ -193,6 +214,7 @@ pub fn from_config(cfg: &Config, doc: &Yaml) -> ModuleArgs {
         }
     }
     out.not_implemented.extend(whole);
+    out.reorder();
     out
 }
 
@@ -459,6 +481,8 @@ pub fn fit_to_host(args: &mut ModuleArgs, facts: &crate::facts::Facts, host: &cr
     }
     // A module left with nothing but `persist` has nothing to do.
     args.modules.retain(|_, m| m.as_object().is_none_or(|o| o.keys().any(|k| k != "persist")));
+    // Removing from the map moved its last entry into the hole: back to the run order.
+    args.reorder();
 }
 
 /// The `lltune_config` / `lltune_audit` result fields: `module_args` (module name → its
@@ -619,5 +643,69 @@ mod tests {
         let a = from_text("version: 1\nservices:\n  tuned: latency-performance\n").unwrap();
         assert!(a.get(SERVICES).is_none());
         assert_eq!(a.not_implemented, ["services.tuned"]);
+    }
+
+    /// See: issue 17. Every subset of the sections, each with its sysctls present or all
+    /// dropped by `fit_to_host` (a host whose kernel has none of them): the modules come out,
+    /// and run, in `ORDER`. Removing the sysctl entry from the map used to move IRQ to the
+    /// front, before NIC re-creates the queues.
+    #[test]
+    fn every_subset_of_sections_runs_in_the_documented_order() {
+        let parts: [(&str, &str); 8] = [
+            (SYSCTL, "network_sysctl"),
+            (KERNEL_ARGS, "kernel:\n  cmdline:\n    skew_tick: 1\n"),
+            (CPU, "cpu:\n  governor: {target: performance}\n"),
+            (MEMORY, "swap_disable: true"),
+            (SERVICES, "services:\n  irqbalance: false\n"),
+            (LIMITS, "limits: {nofile: 1048576}"),
+            (NIC, "interfaces"),
+            (IRQ, "irq:\n  manual_affinity:\n    - {match: \"eth0-*\", cpus: \"1\"}\n"),
+        ];
+        let facts = crate::analysis::testing::two_nodes();
+        let empty = tempfile::tempdir().unwrap();
+        let bare = crate::host::Host::new(empty.path()).unwrap();
+        let mut cases = 0;
+        for mask in 1u32..(1 << parts.len()) {
+            let on = |m: &str| parts.iter().position(|(n, _)| *n == m).is_some_and(|i| mask & (1 << i) != 0);
+            let mut text = String::from("version: 1\nsafety:\n  allow_grub_edit: true\n");
+            for (name, yaml) in parts {
+                if on(name) && !matches!(name, SYSCTL | MEMORY | LIMITS | NIC) {
+                    text.push_str(yaml);
+                }
+            }
+            let memory: Vec<&str> = [(MEMORY, "  swap_disable: true\n"), (LIMITS, "  limits: {nofile: 1048576}\n")]
+                .iter()
+                .filter(|(n, _)| on(n))
+                .map(|(_, y)| *y)
+                .collect();
+            if !memory.is_empty() {
+                text.push_str(&format!("memory:\n{}", memory.concat()));
+            }
+            if on(SYSCTL) || on(NIC) {
+                text.push_str("network:\n");
+                if on(SYSCTL) {
+                    text.push_str("  sysctl:\n    busy_poll: 50\n");
+                }
+                if on(NIC) {
+                    text.push_str("  interfaces:\n    - {name: eth0, coalescing: {rx_usecs: 0}}\n");
+                }
+            }
+            let wanted: Vec<&str> = ORDER.iter().copied().filter(|m| on(m)).collect();
+            let full = from_text(&text).unwrap_or_else(|e| panic!("{text}: {e:?}"));
+            assert_eq!(full.modules.keys().map(String::as_str).collect::<Vec<_>>(), wanted, "{text}");
+            let mut fitted = full.clone();
+            fit_to_host(&mut fitted, &facts, &bare);
+            let left: Vec<&str> = wanted.iter().copied().filter(|m| *m != SYSCTL).collect();
+            let run: Vec<&str> = fitted.in_order().into_iter().map(|(m, _)| m).collect();
+            assert_eq!(run, left, "{text}");
+            assert_eq!(fitted.modules.keys().map(String::as_str).collect::<Vec<_>>(), left, "{text}");
+            // However the map was filled, the run order is ORDER's.
+            let mut shuffled = full.clone();
+            shuffled.modules = full.modules.iter().rev().map(|(k, v)| (k.clone(), v.clone())).collect();
+            let run: Vec<&str> = shuffled.in_order().into_iter().map(|(m, _)| m).collect();
+            assert_eq!(run, wanted, "{text}");
+            cases += 1;
+        }
+        assert_eq!(cases, 255);
     }
 }
