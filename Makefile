@@ -11,8 +11,13 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 # One pin for the Makefile and the tests (tests/support/mod.rs reads the same file).
 ANSIBLE_CORE_PIN := tests/ansible-core.pin
 ANSIBLE_CORE_VERSION := $(shell sed -n 's/^ansible-core==//p' $(ANSIBLE_CORE_PIN))
+# Every pip install passes this constraints file: all packages, transitive ones included, at
+# one version (a registry's new release must not change what a clean clone runs).
+CONSTRAINTS := tests/python-constraints.txt
+PIP_INSTALL = bin/pip install --quiet --disable-pip-version-check -c $(CONSTRAINTS)
 VENV := .venv
-VENV_STAMP := $(VENV)/.ansible-core-$(ANSIBLE_CORE_VERSION)
+# The stamp names the pins it was installed from: a changed pin or constraint remakes the venv.
+VENV_STAMP := $(VENV)/.stamp-$(shell cat $(ANSIBLE_CORE_PIN) $(CONSTRAINTS) | sha256sum | cut -c1-12)
 
 COLLECTIONS := build/collections
 COLLECTION := $(COLLECTIONS)/ansible_collections/lltune/tuning
@@ -38,7 +43,7 @@ GLIBC := 2.17
 TRIPLE := $(shell uname -m)-unknown-linux-gnu
 ZIG_PIN := scripts/zigbuild.pin
 ZIG_VENV := .venv-tools
-ZIG_STAMP := $(ZIG_VENV)/.stamp-$(shell cksum < $(ZIG_PIN) | cut -d' ' -f1)
+ZIG_STAMP := $(ZIG_VENV)/.stamp-$(shell cat $(ZIG_PIN) $(CONSTRAINTS) | sha256sum | cut -c1-12)
 SHIPPED := $(TARGET_DIR)/$(TRIPLE)/release
 # zig and cargo-zigbuild from the tools venv (cargo-zigbuild runs `python3 -m ziglang`).
 ZIGBUILD := PATH="$(abspath $(ZIG_VENV))/bin:$$PATH" cargo-zigbuild
@@ -50,7 +55,7 @@ SHIP_RUSTFLAGS := -C force-unwind-tables=no -C link-arg=-Wl,-T,$(abspath scripts
 
 # molecule and ansible-lint, beside the pinned ansible-core in .venv.
 TOOLS_PIN := tests/ansible-tools.pin
-TOOLS_STAMP := $(VENV)/.tools-$(shell cat $(ANSIBLE_CORE_PIN) $(TOOLS_PIN) | sha256sum | cut -c1-12)
+TOOLS_STAMP := $(VENV)/.tools-$(shell cat $(ANSIBLE_CORE_PIN) $(TOOLS_PIN) $(CONSTRAINTS) | sha256sum | cut -c1-12)
 
 .PHONY: all collection zig-tools tools check-binaries smoke venv scan test molecule lint sanity bench clean
 
@@ -81,26 +86,26 @@ check-binaries:
 ## zig-tools: zig and cargo-zigbuild, pinned, in .venv-tools
 zig-tools: $(ZIG_STAMP)
 
-$(ZIG_STAMP): $(ZIG_PIN)
+$(ZIG_STAMP): $(ZIG_PIN) $(CONSTRAINTS)
 	rm -rf $(ZIG_VENV)
 	$(PYTHON) -m venv $(ZIG_VENV)
-	$(ZIG_VENV)/bin/pip install --quiet --disable-pip-version-check -r $(ZIG_PIN)
+	$(ZIG_VENV)/$(PIP_INSTALL) -r $(ZIG_PIN)
 	touch $@
 
 ## tools: molecule and ansible-lint in .venv, beside the pinned ansible-core
 tools: $(TOOLS_STAMP)
 
-$(TOOLS_STAMP): $(VENV_STAMP) $(TOOLS_PIN)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r $(ANSIBLE_CORE_PIN) -r $(TOOLS_PIN)
+$(TOOLS_STAMP): $(VENV_STAMP) $(TOOLS_PIN) $(CONSTRAINTS)
+	$(VENV)/$(PIP_INSTALL) -r $(ANSIBLE_CORE_PIN) -r $(TOOLS_PIN)
 	touch $@
 
 ## venv: .venv with the pinned ansible-core
 venv: $(VENV_STAMP)
 
-$(VENV_STAMP): $(ANSIBLE_CORE_PIN)
+$(VENV_STAMP): $(ANSIBLE_CORE_PIN) $(CONSTRAINTS)
 	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r $(ANSIBLE_CORE_PIN)
+	$(VENV)/$(PIP_INSTALL) -r $(ANSIBLE_CORE_PIN)
 	touch $@
 
 ## scan: lltune_facts on this host and on the sample tree, through ansible-playbook

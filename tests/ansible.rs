@@ -58,7 +58,7 @@ fn ansible_doc_renders_lltune_facts() {
     let sandbox = tempfile::tempdir().unwrap();
     let r = doc(sandbox.path(), &["lltune.tuning.lltune_facts"]);
     assert_eq!(r.code, 0, "{}", r.show());
-    assert_eq!(r.stderr.trim(), "", "ansible-doc warned: {}", r.show());
+    assert_eq!(support::ansible_stderr_problems(&r.stderr), Vec::<String>::new(), "ansible-doc warned: {}", r.show());
     for needle in ["lltune.tuning.lltune_facts", "OPTIONS", "ATTRIBUTES", "EXAMPLES", "RETURN VALUES", "detail", "root"]
     {
         assert!(r.stdout.contains(needle), "no {needle:?} in {}", r.show());
@@ -140,7 +140,12 @@ fn ansible_doc_renders_every_module() {
         let fqcn = format!("lltune.tuning.{module}");
         let r = doc(sandbox.path(), &[&fqcn]);
         assert_eq!(r.code, 0, "{fqcn}: {}", r.show());
-        assert_eq!(r.stderr.trim(), "", "{fqcn}: ansible-doc warned: {}", r.show());
+        assert_eq!(
+            support::ansible_stderr_problems(&r.stderr),
+            Vec::<String>::new(),
+            "{fqcn}: ansible-doc warned: {}",
+            r.show()
+        );
         assert!(r.stdout.contains(&fqcn), "{}", r.show());
         let options = sidecar["DOCUMENTATION"]["options"]
             .as_mapping()
@@ -179,7 +184,7 @@ fn ansible_doc_lists_every_module() {
     // binary and its sidecar (ansible-doc cannot read an ELF file as text).
     let r = doc(sandbox.path(), &["-F", "lltune.tuning"]);
     assert_eq!(r.code, 0, "{}", r.show());
-    assert_eq!(r.stderr.trim(), "", "{}", r.show());
+    assert_eq!(support::ansible_stderr_problems(&r.stderr), Vec::<String>::new(), "{}", r.show());
     let dir = support::collection_dir().join("ansible_collections/lltune/tuning/plugins/modules");
     for (m, _) in &modules {
         let line = r
@@ -198,7 +203,7 @@ fn ansible_doc_lists_every_module() {
     // -l lists every module with the sidecar's short description and no warning.
     let r = doc(sandbox.path(), &["-l", "-j", "lltune.tuning"]);
     assert_eq!(r.code, 0, "{}", r.show());
-    assert_eq!(r.stderr.trim(), "", "{}", r.show());
+    assert_eq!(support::ansible_stderr_problems(&r.stderr), Vec::<String>::new(), "{}", r.show());
     let listed: Value =
         serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("ansible-doc -l -j is not JSON ({e}): {}", r.show()));
     assert_eq!(listed, want, "{}", r.show());
@@ -384,4 +389,60 @@ fn shipped_facts_playbook_honours_each_hosts_lltune_root() {
     assert_eq!((vm_msg["cpu"]["online"].as_str(), vm_msg["kernel"].as_str()), (Some("0-1"), Some("6.18.44-fc-v669")));
     assert_eq!((&xeon_msg["cpu"]["online"], &xeon_msg["cpu"]["sockets"]), (&json!("0-31"), &json!(2)));
     assert_eq!(debug_msg(&r.stdout, "live")["root"], "/", "{}", r.show());
+}
+
+/// Every Python package of the test venv is at the version tests/python-constraints.txt
+/// fixes, so what the tests run cannot move with a registry's new release.
+#[test]
+fn python_venv_holds_only_constrained_packages() {
+    let venv = support::ansible().venv;
+    let installed = support::installed_versions(&venv);
+    assert!(installed.contains_key("ansible-core") && installed.contains_key("cryptography"), "{installed:?}");
+    assert_eq!(support::unconstrained_packages(&venv), Vec::<String>::new(), "{}", venv.display());
+}
+
+/// Each pin file's requirements are in the constraints file at the same version (a pin moved
+/// without its constraint would make pip refuse to resolve).
+#[test]
+fn pin_files_agree_with_the_constraints() {
+    let want = support::constrained_versions();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut seen = 0;
+    for pin in
+        ["tests/ansible-core.pin", "tests/ansible-tools.pin", "tests/prometheus-client.pin", "scripts/zigbuild.pin"]
+    {
+        let text = fs::read_to_string(root.join(pin)).unwrap_or_else(|e| panic!("{pin}: {e}"));
+        for line in text.lines().map(|l| l.split('#').next().unwrap().trim()).filter(|l| !l.is_empty()) {
+            let (name, version) =
+                line.split_once("==").unwrap_or_else(|| panic!("{pin}: {line:?} is not name==version"));
+            let name = support::normalize_dist_name(name);
+            assert_eq!(want.get(&name).map(String::as_str), Some(version.trim()), "{pin}: {name}");
+            seen += 1;
+        }
+    }
+    assert!(seen >= 6, "only {seen} pinned requirements read");
+}
+
+/// What the stderr check lets through: a third-party library's Python warning (with the
+/// source line Python prints under it); what it reports: Ansible's warnings, deprecations,
+/// errors and tracebacks, and any Python warning raised in this collection's files.
+#[test]
+fn ansible_stderr_problems_keeps_what_matters() {
+    let library = "/v/lib/python3.11/site-packages/ansible/_internal/_ssh/_ssh_agent.py:18: \
+                   CryptographyDeprecationWarning: DSA is deprecated and support will be removed.\n  \
+                   from cryptography.hazmat.primitives.asymmetric.dsa import (\n";
+    assert_eq!(support::ansible_stderr_problems(library), Vec::<String>::new());
+    for problem in [
+        "[WARNING]: Collection lltune.tuning does not support Ansible version 2.19.14",
+        "[DEPRECATION WARNING]: The 'ansible.module_utils.x' is deprecated.",
+        "ERROR! the role 'tune' was not found",
+        "Traceback (most recent call last):",
+        "UnicodeDecodeError: 'utf-8' codec can't decode byte 0xe9 in position 3",
+        "/c/ansible_collections/lltune/tuning/plugins/filter/f.py:3: DeprecationWarning: old",
+    ] {
+        let stderr = format!("{library}{problem}\n  indented detail\n");
+        let got = support::ansible_stderr_problems(&stderr);
+        assert_eq!(got.first().map(String::as_str), Some(problem), "{stderr}");
+        assert_eq!(got.len(), 2, "the indented line under a problem is kept too: {got:?}");
+    }
 }

@@ -61,13 +61,7 @@ fn python() -> PathBuf {
         let _guard = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive).expect("lock venv");
         if !has() {
             let pin = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/prometheus-client.pin");
-            let out = Command::new(venv.join("bin/pip"))
-                .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
-                .arg(&pin)
-                .stdin(Stdio::null())
-                .output()
-                .unwrap();
-            assert!(out.status.success(), "pip install prometheus-client: {}", String::from_utf8_lossy(&out.stderr));
+            support::pip_install(&venv, &["-r".as_ref(), pin.as_os_str()]);
             assert!(has(), "no prometheus-client {want} after pip install");
         }
         py.clone()

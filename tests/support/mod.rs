@@ -1,6 +1,7 @@
 //! Shared test helpers: the built binaries, module runs, the real-machine dumps.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -210,17 +211,101 @@ impl Ansible {
     }
 }
 
-/// True when `venv` has the pinned ansible-core and its tools.
+/// tests/python-constraints.txt: every Python package any venv of the project installs, at
+/// one version. Every `pip install` of the tests passes it (`pip_install`).
+pub fn python_constraints() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python-constraints.txt")
+}
+
+/// `{normalized name: version}` of the constraints file.
+pub fn constrained_versions() -> BTreeMap<String, String> {
+    let text = fs::read_to_string(python_constraints()).expect("tests/python-constraints.txt");
+    text.lines()
+        .map(|l| l.split('#').next().unwrap().trim())
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let (name, version) = l
+                .split_once("==")
+                .unwrap_or_else(|| panic!("tests/python-constraints.txt: {l:?} is not name==version"));
+            (normalize_dist_name(name), version.trim().to_string())
+        })
+        .collect()
+}
+
+/// A distribution name as pip compares them (PEP 503): lower case, runs of `-_.` as one `-`.
+pub fn normalize_dist_name(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.trim().chars() {
+        if matches!(c, '-' | '_' | '.') {
+            if !out.ends_with('-') {
+                out.push('-');
+            }
+        } else {
+            out.push(c.to_ascii_lowercase());
+        }
+    }
+    out
+}
+
+/// `{normalized name: version}` of what `venv` holds (pip and setuptools, which come with
+/// Python's own venv module rather than from a pin, left out).
+pub fn installed_versions(venv: &Path) -> BTreeMap<String, String> {
+    let out = Command::new(venv.join("bin/python"))
+        .args([
+            "-c",
+            "import importlib.metadata as m\nfor d in m.distributions(): print(d.metadata['Name'], d.version)",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", venv.display()));
+    assert!(out.status.success(), "{}: {}", venv.display(), String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(n, v)| (normalize_dist_name(n), v.trim().to_string()))
+        .filter(|(n, _)| n != "pip" && n != "setuptools")
+        .collect()
+}
+
+/// The packages of `venv` whose version is not the constrained one, or that the constraints
+/// file does not name, as `name version (constraint: ...)` lines.
+pub fn unconstrained_packages(venv: &Path) -> Vec<String> {
+    let want = constrained_versions();
+    installed_versions(venv)
+        .into_iter()
+        .filter(|(n, v)| want.get(n) != Some(v))
+        .map(|(n, v)| format!("{n} {v} (constraint: {})", want.get(&n).map_or("none", String::as_str)))
+        .collect()
+}
+
+/// `pip install --quiet -c tests/python-constraints.txt <args>` in `venv`, asserting success.
+pub fn pip_install(venv: &Path, args: &[&std::ffi::OsStr]) {
+    let out = Command::new(venv.join("bin/pip"))
+        .args(["install", "--quiet", "--disable-pip-version-check", "-c"])
+        .arg(python_constraints())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("pip install in {}: {e}", venv.display()));
+    assert!(
+        out.status.success(),
+        "pip install {args:?} in {} failed ({}):\nstdout: {}\nstderr: {}",
+        venv.display(),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// True when `venv` has the pinned ansible-core and its tools, and every package in it is at
+/// its constrained version (a venv made before a constraint moved is not reused).
 fn venv_has_pin(venv: &Path) -> bool {
     let a = Ansible::in_venv(venv);
-    if !(a.playbook.exists() && a.doc.exists()) {
+    if !(a.playbook.exists() && a.doc.exists() && venv.join("bin/python").exists()) {
         return false;
     }
-    Command::new(venv.join("bin/python"))
-        .args(["-c", "import importlib.metadata as m; print(m.version('ansible-core'))"])
-        .output()
-        .map(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).trim() == ansible_core_version())
-        .unwrap_or(false)
+    installed_versions(venv).get("ansible-core").map(String::as_str) == Some(ansible_core_version())
+        && unconstrained_packages(venv).is_empty()
 }
 
 /// A venv with the pinned ansible-core: the repository's `.venv` when `make venv` made one
@@ -231,6 +316,15 @@ pub fn ansible() -> Ansible {
     ANSIBLE.get_or_init(make_ansible_venv).clone()
 }
 
+/// A hash of the pin files a test venv is installed from (FNV-1a: stable across builds).
+fn pins_hash() -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in ANSIBLE_CORE_PIN_FILE.bytes().chain(fs::read(python_constraints()).expect("constraints")) {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
 fn make_ansible_venv() -> Ansible {
     let repo_venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv");
     if venv_has_pin(&repo_venv) {
@@ -238,7 +332,8 @@ fn make_ansible_venv() -> Ansible {
     }
     let base = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ansible-venv");
     fs::create_dir_all(&base).unwrap();
-    let venv = base.join(format!("ansible-core-{}", ansible_core_version()));
+    // Named by the pins: a moved pin or constraint gets a venv of its own.
+    let venv = base.join(format!("ansible-core-{}-{:016x}", ansible_core_version(), pins_hash()));
     let done = venv.join(".installed");
     if done.exists() {
         return Ansible::in_venv(&venv);
@@ -263,11 +358,14 @@ fn make_ansible_venv() -> Ansible {
     };
     run(Command::new("python3").arg("-m").arg("venv").arg(&venv), "python3 -m venv");
     let pin = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ansible-core.pin");
-    run(
-        Command::new(venv.join("bin/pip")).args(["install", "--quiet", "--disable-pip-version-check", "-r"]).arg(&pin),
-        "pip install ansible-core",
+    pip_install(&venv, &["-r".as_ref(), pin.as_os_str()]);
+    assert!(
+        venv_has_pin(&venv),
+        "{} has no ansible-core {} at the constrained versions after pip install: {:?}",
+        venv.display(),
+        ansible_core_version(),
+        unconstrained_packages(&venv)
     );
-    assert!(venv_has_pin(&venv), "{} has no ansible-core {} after pip install", venv.display(), ansible_core_version());
     fs::write(&done, "").unwrap();
     Ansible::in_venv(&venv)
 }
@@ -540,4 +638,38 @@ pub fn add_veth_pair(queues: u32) {
                "type", "veth", "peer", "name", "veth1", "numtxqueues", q, "numrxqueues", q]);
     sh("ip", &["link", "set", "veth0", "up"]);
     sh("ip", &["link", "set", "veth1", "up"]);
+}
+
+/// The lines of an Ansible tool's stderr that matter: everything but a Python `warnings`
+/// message raised inside a third-party package (`<file>:<line>: <Name>Warning: ...` and the
+/// indented source line Python prints under it, for a file outside this collection). So an
+/// Ansible `[WARNING]`, a deprecation Ansible prints, a traceback, a decode error or any
+/// warning raised in the collection's own files is returned; a library's notice about its own
+/// future is not (the packages are pinned; tests/python-constraints.txt).
+pub fn ansible_stderr_problems(stderr: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut in_library_warning = false;
+    for line in stderr.lines() {
+        if in_library_warning && line.starts_with([' ', '\t']) {
+            continue;
+        }
+        in_library_warning = is_library_python_warning(line);
+        if !in_library_warning && !line.trim().is_empty() {
+            out.push(line.to_string());
+        }
+    }
+    out
+}
+
+/// `/path/file.py:18: SomeWarning: text`, for a file not in `ansible_collections/lltune/`.
+fn is_library_python_warning(line: &str) -> bool {
+    let Some((head, _)) = line.split_once(": ") else { return false };
+    let Some((file, lineno)) = head.rsplit_once(':') else { return false };
+    let category = line[head.len() + 2..].split(':').next().unwrap_or("");
+    file.ends_with(".py")
+        && !file.contains("ansible_collections/lltune/")
+        && !lineno.is_empty()
+        && lineno.bytes().all(|b| b.is_ascii_digit())
+        && category.ends_with("Warning")
+        && category.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
 }
