@@ -125,3 +125,87 @@ fn lltune_nic_persists_and_reapplies_after_a_reboot() {
                                "rps_cpus": "2-5"}]}),
     );
 }
+
+// ---- Persistence that several modules share ----
+
+fn state_file(tree: &Path, module: &str) -> std::path::PathBuf {
+    tree.join(STATE_DIR).join(format!("{module}.json"))
+}
+
+fn unit_and_link(tree: &Path) -> (bool, bool) {
+    (tree.join(UNIT).is_file(), fs::symlink_metadata(tree.join(WANTS)).is_ok())
+}
+
+fn persist_run(tree: &Path, module: &str, args: Value, backup_id: &str) {
+    let mut a = args;
+    a["root"] = json!(tree);
+    a["persist"] = json!(true);
+    a["backup_id"] = json!(backup_id);
+    let (v, code) = run_module(module, &a);
+    assert_eq!((code, v["changed"].as_bool()), (0, Some(true)), "{module}: {v}");
+}
+
+fn rollback(tree: &Path, backup: &str) -> Value {
+    let (v, code) = run_module("lltune_rollback", &json!({"root": tree, "backup": backup}));
+    assert_eq!(code, 0, "{v}");
+    v
+}
+
+const CPU_ARGS: &str = r#"{"cstates": {"max_cstate": 1}}"#;
+const MEMORY_ARGS: &str = r#"{"thp": {"enabled": "never"}}"#;
+
+// See: issue 17 (rolling back one module's persisted run removed the restore unit while
+// another module's state file remained).
+#[test]
+fn restore_unit_stays_while_any_state_file_remains_in_either_rollback_order() {
+    for first in ["a", "b"] {
+        let dir = host_fixture("intel-pstate-2node");
+        let tree = dir.path();
+        persist_run(tree, "lltune_cpu", serde_json::from_str(CPU_ARGS).unwrap(), "a");
+        persist_run(tree, "lltune_memory", serde_json::from_str(MEMORY_ARGS).unwrap(), "b");
+        let (kept, gone) = if first == "a" { ("lltune_memory", "lltune_cpu") } else { ("lltune_cpu", "lltune_memory") };
+        let kept_text = fs::read(state_file(tree, kept)).unwrap();
+        let v = rollback(tree, first);
+        assert!(!state_file(tree, gone).exists(), "{first}: {v}");
+        assert_eq!(fs::read(state_file(tree, kept)).unwrap(), kept_text, "{first}: the other state file is intact");
+        assert_eq!(unit_and_link(tree), (true, true), "{first}: unit and link stay while {kept}.json remains: {v}");
+        assert_eq!(
+            fs::read_link(tree.join(WANTS)).unwrap().to_str(),
+            Some("/etc/systemd/system/lltune-restore.service")
+        );
+        if first == "a" {
+            // The bundle that installed the unit says why it kept it.
+            let w = v["warnings"].to_string();
+            assert!(w.contains("kept /etc/systemd/system/lltune-restore.service") && w.contains(kept), "{v}");
+        }
+        // The kept state is still re-applied at boot.
+        assert!(reapply(tree).contains(&format!("{kept}: already in place")));
+        let other = if first == "a" { "b" } else { "a" };
+        let v = rollback(tree, other);
+        assert!(!state_file(tree, kept).exists(), "{v}");
+        assert_eq!(unit_and_link(tree), (false, false), "{first}: the last state file takes the unit and link: {v}");
+        // Nothing lltune wrote for persistence is left, folders included.
+        assert!(!tree.join("etc/lltune").exists(), "{first}: {v}");
+        // A rollback run again changes nothing.
+        let v = rollback(tree, other);
+        assert_eq!(v["changed"], false, "{v}");
+    }
+}
+
+#[test]
+fn one_bundle_shared_by_two_persisting_modules_rolls_back_whole() {
+    let dir = host_fixture("intel-pstate-2node");
+    let tree = dir.path();
+    persist_run(tree, "lltune_cpu", serde_json::from_str(CPU_ARGS).unwrap(), "play");
+    persist_run(tree, "lltune_memory", serde_json::from_str(MEMORY_ARGS).unwrap(), "play");
+    // A later run changes one module's state again, in its own bundle.
+    persist_run(tree, "lltune_memory", serde_json::from_str(r#"{"thp": {"enabled": "madvise"}}"#).unwrap(), "later");
+    let v = rollback(tree, "later");
+    let memory: Value = serde_json::from_slice(&fs::read(state_file(tree, "lltune_memory")).unwrap()).unwrap();
+    assert_eq!(memory["params"]["thp"]["enabled"], "never", "{v}");
+    assert_eq!(unit_and_link(tree), (true, true), "{v}");
+    let v = rollback(tree, "play");
+    assert!(!state_file(tree, "lltune_cpu").exists() && !state_file(tree, "lltune_memory").exists(), "{v}");
+    assert_eq!(unit_and_link(tree), (false, false), "{v}");
+    assert!(!tree.join("etc/lltune").exists(), "{v}");
+}

@@ -73,6 +73,58 @@ pub trait Module {
     fn persist_state(_params: &Self::Params) -> Option<Map<String, Value>> {
         None
     }
+
+    /// Folders to clear of stale temp files (`Host::remove_stale_temps`) before planning,
+    /// besides those of the items the plan changes: rollback names its bundle's folders.
+    fn sweep_dirs(_host: &Host, _params: &Self::Params) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// Clears `dirs` of the temp files an interrupted lltune run left (each folder once), adding
+/// what was removed to `removed`. A folder that cannot be listed is left as it is: the
+/// sweep is housekeeping, never a reason to fail the run.
+pub fn sweep(host: &Host, dirs: impl IntoIterator<Item = String>, removed: &mut Vec<String>) {
+    let mut seen = std::collections::HashSet::new();
+    for d in dirs {
+        if d.is_empty() || !seen.insert(d.clone()) {
+            continue;
+        }
+        if let Ok(r) = host.remove_stale_temps(&d) {
+            removed.extend(r);
+        }
+    }
+}
+
+/// The folders whose stale temp files a run over `actions` clears: the folder of every file,
+/// link and (on a tree, where they are plain files) kernel value it writes, and every
+/// folder it removes.
+fn action_dirs(host: &Host, actions: &[Action]) -> Vec<String> {
+    let parent = |p: &str| p.rsplit_once('/').map(|(d, _)| if d.is_empty() { "/".to_string() } else { d.to_string() });
+    let mut out = Vec::new();
+    for a in actions {
+        for i in a.items() {
+            match &i {
+                Item::File(p) | Item::Link(p) => out.extend(parent(p)),
+                Item::Kernel(p) if !host.is_live() => out.extend(parent(p)),
+                Item::Dir(p) => out.push(p.clone()),
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+/// The warning that names the stale temp files a run removed.
+fn swept_warning(removed: &[String]) -> Option<String> {
+    if removed.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "removed {} temp file(s) that an interrupted lltune run left behind: {}",
+        removed.len(),
+        removed.join(", ")
+    ))
 }
 
 /// Runs a module: lock, plan, journal, write-verify-revert, report.
@@ -85,6 +137,18 @@ pub fn run<M: Module>(host: &Host, meta: &Meta, params: M::Params) -> Result<Out
         None => journal::default_backup_id(),
     };
     let _lock = lock::acquire(host)?;
+    let mut swept = Vec::new();
+    if !meta.check_mode {
+        let mut dirs = M::sweep_dirs(host, &params);
+        if M::persist_state(&params).is_some() {
+            dirs.extend(persist::DIRS.iter().map(|d| d.to_string()));
+        }
+        if M::JOURNALED {
+            let bundle = format!("{}/{backup_id}", journal::BACKUPS_DIR);
+            dirs.extend([format!("{bundle}/files"), bundle]);
+        }
+        sweep(host, dirs, &mut swept);
+    }
     let mut plan = M::plan(host, &params)?;
     if let Some(state) = M::persist_state(&params) {
         let (actions, diff) = persist::actions(host, M::NAME, &state)?;
@@ -99,6 +163,10 @@ pub fn run<M: Module>(host: &Host, meta: &Meta, params: M::Params) -> Result<Out
         );
     }
     let changed = !plan.actions.is_empty();
+    if !meta.check_mode {
+        sweep(host, action_dirs(host, &plan.actions), &mut swept);
+        plan.warnings.extend(swept_warning(&swept));
+    }
     let mut backup = None;
     if changed && !meta.check_mode {
         if M::JOURNALED {

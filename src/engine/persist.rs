@@ -24,6 +24,9 @@ pub const STATE_DIR: &str = "/etc/lltune/state.d";
 pub const UNIT_PATH: &str = "/etc/systemd/system/lltune-restore.service";
 /// Its enablement, as `systemctl enable` makes it (`WantedBy=multi-user.target`).
 pub const WANTS_LINK: &str = "/etc/systemd/system/multi-user.target.wants/lltune-restore.service";
+/// The folders persistence writes in (cleared of a killed run's temp files by every run
+/// that persists).
+pub const DIRS: &[&str] = &[STATE_DIR, "/etc/systemd/system", "/etc/systemd/system/multi-user.target.wants"];
 /// Where the unit expects the lltune CLI.
 pub const CLI_PATH: &str = "/usr/local/sbin/lltune";
 /// Options that are about one run, not about the state.
@@ -33,10 +36,18 @@ const RUN_OPTIONS: &[&str] = &["root", "backup_id", "persist"];
 pub const ORDER: &[&str] =
     &["lltune_sysctl", "lltune_cpu", "lltune_memory", "lltune_services", "lltune_limits", "lltune_nic", "lltune_irq"];
 
+/// How the unit's text begins: what tells lltune's unit from another one of the same name.
+pub const UNIT_MARK: &str = "# Managed by lltune: ";
+
+/// A state file's name in `STATE_DIR`: `<module>.json`, not hidden (temp files are).
+pub fn is_state_name(name: &str) -> bool {
+    name.ends_with(".json") && !name.starts_with('.')
+}
+
 /// The unit file's text.
 pub fn unit_text() -> String {
     format!(
-        "# Managed by lltune: re-applies the run-time tuning in {STATE_DIR} at boot.\n\
+        "{UNIT_MARK}re-applies the run-time tuning in {STATE_DIR} at boot.\n\
          [Unit]\n\
          Description=Re-apply lltune run-time tuning (NICs, IRQs, CPUs, memory)\n\
          DefaultDependencies=no\n\
@@ -118,7 +129,7 @@ pub struct Saved {
 pub fn load_all(host: &Host) -> Vec<Result<Saved, String>> {
     let mut out: Vec<Result<Saved, String>> = Vec::new();
     for name in host.list_or_empty(STATE_DIR) {
-        if !name.ends_with(".json") || name.starts_with('.') {
+        if !is_state_name(&name) {
             continue;
         }
         let path = format!("{STATE_DIR}/{name}");

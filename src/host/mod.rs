@@ -134,6 +134,36 @@ pub struct Host {
 /// Distinguishes temp files of one process (with the pid and the clock, unique per host).
 static TEMP_SEQ: AtomicU64 = AtomicU64::new(0);
 
+/// What names lltune's temp files: `.<name>.lltune-<pid>-<nanos hex>-<seq>` (a file being
+/// replaced) and `.<name>.lltune-<pid>-l<seq>` (a link being replaced). A run killed between
+/// creating one and its rename leaves it behind; `remove_stale_temps` recognises exactly
+/// these two shapes.
+const TEMP_MARK: &str = ".lltune-";
+
+/// The writer's pid when `name` is one of lltune's temp names (`TEMP_MARK`), else `None`.
+pub fn temp_owner(name: &str) -> Option<i32> {
+    let rest = name.strip_prefix('.')?;
+    let (target, tail) = rest.rsplit_once(TEMP_MARK)?;
+    if target.is_empty() {
+        return None;
+    }
+    let digits = |s: &str| !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit());
+    let (pid, what) = tail.split_once('-')?;
+    let ok = match what.strip_prefix('l') {
+        Some(seq) => digits(seq),
+        None => match what.split_once('-') {
+            Some((nanos, seq)) => {
+                !nanos.is_empty() && nanos.len() <= 8 && nanos.bytes().all(|b| b.is_ascii_hexdigit()) && digits(seq)
+            }
+            None => false,
+        },
+    };
+    if !ok || !digits(pid) {
+        return None;
+    }
+    pid.parse::<i32>().ok().filter(|p| *p > 0)
+}
+
 fn kind_of(ft: fs::FileType) -> &'static str {
     use std::os::unix::fs::FileTypeExt;
     if ft.is_dir() {
@@ -761,7 +791,7 @@ impl Host {
         let nanos =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
         let seq = TEMP_SEQ.fetch_add(1, Ordering::Relaxed);
-        let tmp_name = format!(".{name}.lltune-{}-{nanos:x}-{seq}", std::process::id());
+        let tmp_name = format!(".{name}{TEMP_MARK}{}-{nanos:x}-{seq}", std::process::id());
         // Everything below acts relative to the folder, held open: the temp file, the rename
         // and the fsync all land in the folder that was resolved, even if a link is swapped
         // in for a folder above it meanwhile.
@@ -860,7 +890,7 @@ impl Host {
         let (dir, name) = self.parent_of(target, &resolved)?;
         let dfd = dir.as_raw_fd();
         let seq = TEMP_SEQ.fetch_add(1, Ordering::Relaxed);
-        let tmp = format!(".{name}.lltune-{}-l{seq}", std::process::id());
+        let tmp = format!(".{name}{TEMP_MARK}{}-l{seq}", std::process::id());
         let io = |e: nix::errno::Errno| HostError::from_io(target, io::Error::from_raw_os_error(e as i32));
         fault::point().map_err(|e| HostError::from_io(target, e))?;
         nix::unistd::symlinkat(to, Some(dfd), tmp.as_str()).map_err(io)?;
@@ -891,6 +921,72 @@ impl Host {
             Err(nix::errno::Errno::ENOTEMPTY) | Err(nix::errno::Errno::ENOENT) => Ok(false),
             Err(e) => Err(HostError::from_io(target, io::Error::from_raw_os_error(e as i32))),
         }
+    }
+
+    /// Removes the temp files that an lltune run killed mid-write left in the folder `target`
+    /// (names of the shape `temp_owner` recognises, whose writer process is gone), and
+    /// returns their target paths. Anything else stays: another program's files, folders, a
+    /// name of that shape that is not a regular file or link, the temp of a process that is
+    /// still alive (whatever it is). The caller holds the root's lock, so no lltune run on
+    /// this root is writing; the pid check also spares runs on another root that shares the
+    /// folder. An absent folder has nothing to remove.
+    pub fn remove_stale_temps(&self, target: &str) -> Result<Vec<String>, HostError> {
+        use nix::sys::stat::{SFlag, fstatat};
+        let resolved = match self.resolve(target, true) {
+            Err(e) if e.is_not_found() => return Ok(Vec::new()),
+            other => other?,
+        };
+        let real = self.join(&resolved);
+        let dirf = match self.open_beneath(&real, libc::O_RDONLY | libc::O_DIRECTORY, 0) {
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)) => return Ok(Vec::new()),
+            other => other.map_err(|e| HostError::from_io(target, e))?,
+        };
+        let dfd = dirf.as_raw_fd();
+        // Listed through the folder held open: a link swapped in for it meanwhile is not followed.
+        let rd = fs::read_dir(format!("/proc/self/fd/{dfd}"))
+            .or_else(|_| fs::read_dir(&real))
+            .map_err(|e| HostError::from_io(target, e))?;
+        let me = std::process::id() as i32;
+        let mut removed = Vec::new();
+        for entry in rd {
+            let entry = entry.map_err(|e| HostError::from_io(target, e))?;
+            let Some(name) = entry.file_name().to_str().map(str::to_string) else { continue };
+            let Some(pid) = temp_owner(&name) else { continue };
+            if pid == me {
+                continue;
+            }
+            // kill(pid, 0): ESRCH is the only answer that says no such process.
+            // SAFETY: signal 0 sends nothing; kill(2) only checks that the process exists.
+            let alive =
+                unsafe { libc::kill(pid, 0) } == 0 || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH);
+            if alive {
+                continue;
+            }
+            let Ok(st) = fstatat(Some(dfd), name.as_str(), nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) else {
+                continue;
+            };
+            let fmt = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
+            if fmt != SFlag::S_IFREG && fmt != SFlag::S_IFLNK {
+                continue;
+            }
+            match nix::unistd::unlinkat(Some(dfd), name.as_str(), nix::unistd::UnlinkatFlags::NoRemoveDir) {
+                Ok(()) => removed.push(format!("{}/{name}", target.trim_end_matches('/'))),
+                Err(nix::errno::Errno::ENOENT) => {}
+                Err(e) => {
+                    return Err(HostError::from_io(
+                        &format!("{}/{name}", target.trim_end_matches('/')),
+                        io::Error::from_raw_os_error(e as i32),
+                    ));
+                }
+            }
+        }
+        removed.sort();
+        if !removed.is_empty() {
+            if let Ok(mut s) = self.not_links.lock() {
+                s.clear();
+            }
+        }
+        Ok(removed)
     }
 
     pub fn create_dir_all(&self, target: &str) -> Result<(), HostError> {
@@ -1096,6 +1192,53 @@ pub mod fault {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // See: issue 17 (a kill mid-write left hidden temp files that nothing removed).
+    #[test]
+    fn stale_temps_of_dead_lltune_writers_go_and_nothing_else() {
+        assert_eq!(temp_owner(".grub.lltune-4242-1a2b3c-7"), Some(4242));
+        assert_eq!(temp_owner(".lltune-restore.service.lltune-17-l3"), Some(17));
+        for not_ours in [
+            "grub.lltune-4242-1a2b3c-7", // not hidden
+            ".grub.lltune-4242-1a2b3c",  // no sequence
+            ".grub.lltune-42x-1a-7",     // pid not a number
+            ".grub.lltune-4242-zz-7",    // nanos not hex
+            "..lltune-4242-1a-7",        // no target name
+            ".grub.lltune-0-1a-7",       // pid 0
+            ".grub.lltune-4242-l",       // link temp without sequence
+            ".grub.swp",
+        ] {
+            assert_eq!(temp_owner(not_ours), None, "{not_ours}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let host = Host::new(dir.path()).unwrap();
+        let etc = dir.path().join("etc");
+        fs::create_dir_all(&etc).unwrap();
+        // A pid that cannot be running: above the kernel's pid_max limit (4194304).
+        let dead = 4_194_400;
+        let live = std::process::id();
+        fs::write(etc.join(format!(".a.conf.lltune-{dead}-ff-0")), "x").unwrap();
+        std::os::unix::fs::symlink("/x", etc.join(format!(".b.lltune-{dead}-l1"))).unwrap();
+        fs::write(etc.join(format!(".c.conf.lltune-{live}-ff-0")), "mine").unwrap(); // our own
+        fs::write(etc.join(".d.conf.lltune-1-ff-0"), "init is alive").unwrap();
+        fs::create_dir(etc.join(format!(".e.lltune-{dead}-ff-0"))).unwrap(); // a folder
+        fs::write(etc.join(".f.conf.swp"), "editor").unwrap();
+        let removed = host.remove_stale_temps("/etc").unwrap();
+        assert_eq!(removed, [format!("/etc/.a.conf.lltune-{dead}-ff-0"), format!("/etc/.b.lltune-{dead}-l1")]);
+        let mut left: Vec<String> =
+            fs::read_dir(&etc).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                format!(".c.conf.lltune-{live}-ff-0"),
+                ".d.conf.lltune-1-ff-0".to_string(),
+                format!(".e.lltune-{dead}-ff-0"),
+                ".f.conf.swp".to_string()
+            ]
+        );
+        assert!(host.remove_stale_temps("/nonexistent").unwrap().is_empty());
+    }
 
     #[test]
     fn reads_under_root_and_maps_missing_to_none() {

@@ -13,9 +13,10 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::journal::{Entry, Journal};
+use crate::engine::persist;
 use crate::engine::state::{self, Action, State, normalize_value};
 use crate::engine::{self, Module};
-use crate::host::Host;
+use crate::host::{Host, Node};
 use crate::protocol::{Diff, Failure, Meta, Outcome, cap_text};
 use crate::sys::ethtool_group;
 
@@ -53,6 +54,84 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// The persistence that modules share (`engine::persist`): one restore unit and its link
+/// serve every state file in /etc/lltune/state.d, whichever bundle installed them. Paths are
+/// canonical, as the journal names them.
+struct Shared {
+    unit: String,
+    link: String,
+    state_dir: String,
+    /// The state files left once this rollback is done.
+    remaining: std::collections::BTreeSet<String>,
+    /// A state file this rollback removes, and the module that wrote it.
+    removes: Option<(String, String)>,
+}
+
+impl Shared {
+    fn of(host: &Host, entries: &[Entry]) -> Shared {
+        let canon = |p: &str, follow: bool| host.resolve(p, follow).unwrap_or_else(|_| p.to_string());
+        let mut s = Shared {
+            unit: canon(persist::UNIT_PATH, true),
+            link: canon(persist::WANTS_LINK, false),
+            state_dir: canon(persist::STATE_DIR, true),
+            remaining: Default::default(),
+            removes: None,
+        };
+        let dir = s.state_dir.clone();
+        s.remaining = host
+            .list_or_empty(&dir)
+            .into_iter()
+            .filter(|n| persist::is_state_name(n))
+            .map(|n| format!("{dir}/{n}"))
+            .collect();
+        for e in entries {
+            if let Entry::File { path, previous, module, .. } = e {
+                if !s.is_state_file(path) {
+                    continue;
+                }
+                match previous {
+                    None => {
+                        if s.remaining.remove(path) {
+                            s.removes = Some((path.clone(), module.clone()));
+                        }
+                    }
+                    Some(_) => {
+                        s.remaining.insert(path.clone());
+                    }
+                }
+            }
+        }
+        s
+    }
+
+    fn is_state_file(&self, path: &str) -> bool {
+        path.strip_prefix(&self.state_dir)
+            .and_then(|r| r.strip_prefix('/'))
+            .is_some_and(|n| !n.contains('/') && persist::is_state_name(n))
+    }
+
+    /// True for the unit or its link while a state file remains: they stay.
+    fn keeps(&self, path: &str) -> bool {
+        !self.remaining.is_empty() && (path == self.unit || path == self.link)
+    }
+}
+
+/// True when the folder `dir` holds nothing once `actions` have run (or cannot be listed:
+/// removing a folder is "if empty" anyway).
+fn emptied(host: &Host, actions: &[Action], dir: &str) -> bool {
+    let Ok(names) = host.list(dir) else { return true };
+    let gone: std::collections::HashSet<&str> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::RemoveFile { path } | Action::RemoveLink { path } | Action::RemoveDir { path } => {
+                Some(path.as_str())
+            }
+            _ => None,
+        })
+        .collect();
+    names.iter().all(|n| gone.contains(format!("{dir}/{n}").as_str()))
+}
+
 /// What restoring `entries` (in reverse order) would do. Pure: reads, writes nothing.
 pub fn plan_entries(host: &Host, journal: &Journal, entries: &[Entry]) -> Result<Plan> {
     let mut plan = Plan {
@@ -68,7 +147,13 @@ pub fn plan_entries(host: &Host, journal: &Journal, entries: &[Entry]) -> Result
     // them (a unit cannot start while it is still masked).
     let mut unit_actions = Vec::new();
     let mut unit_links = false;
+    let shared = Shared::of(host, entries);
+    let mut kept_unit = false;
     for entry in entries.iter().rev() {
+        if matches!(entry, Entry::File { .. } | Entry::Link { .. }) && shared.keeps(entry.path()) {
+            kept_unit = true;
+            continue;
+        }
         if let Entry::Unit { unit, module, active } = entry {
             if !host.is_live() {
                 plan.warnings.push(format!(
@@ -199,8 +284,13 @@ pub fn plan_entries(host: &Host, journal: &Journal, entries: &[Entry]) -> Result
                 plan.reboot_required |= *boot;
             }
             Entry::Dir { path, module } => {
-                // Removed after the files in it (entries run newest first), if empty then.
+                // Removed after the files in it (entries run newest first), if empty then:
+                // a folder that keeps something (another module's state file, a file put
+                // there since) stays, and is not reported as restored.
                 if !matches!(now, Ok(State::Dir(true))) {
+                    continue;
+                }
+                if !emptied(host, &plan.actions, path) {
                     continue;
                 }
                 plan.actions.push(Action::RemoveDir { path: path.clone() });
@@ -265,6 +355,59 @@ pub fn plan_entries(host: &Host, journal: &Journal, entries: &[Entry]) -> Result
             Entry::Unit { .. } => {}
         }
     }
+    if kept_unit {
+        let names: Vec<&str> = shared.remaining.iter().map(String::as_str).collect();
+        plan.warnings.push(format!(
+            "kept {} and its enablement link: {} remain(s) and is re-applied at boot by it; the unit goes with the last state file",
+            persist::UNIT_PATH,
+            cap_text(&names.join(", "))
+        ));
+    }
+    // The last state file goes: the unit and its link go with it, even when an earlier
+    // bundle (another module's, or one already rolled back) installed them.
+    let unit_in_bundle = entries.iter().any(|e| e.path() == shared.unit || e.path() == shared.link);
+    if let (true, Some((state_file, module)), false) = (shared.remaining.is_empty(), &shared.removes, unit_in_bundle) {
+        let ours =
+            matches!(host.node(&shared.unit), Ok(Node::File(ref b, _)) if b.starts_with(persist::UNIT_MARK.as_bytes()));
+        if ours {
+            if host.read_link(&shared.link).as_deref() == Some(persist::UNIT_PATH) {
+                plan.diff.push(Diff {
+                    before_header: format!("link {}", shared.link),
+                    after_header: format!("link {}", shared.link),
+                    before: format!("{} -> {}\n", shared.link, persist::UNIT_PATH),
+                    after: String::new(),
+                });
+                plan.actions.push(Action::RemoveLink { path: shared.link.clone() });
+                plan.restored.push(Restored {
+                    path: shared.link.clone(),
+                    kind: "removed".into(),
+                    module: module.clone(),
+                });
+            }
+            plan.diff.push(Diff {
+                before_header: shared.unit.clone(),
+                after_header: format!("{} (absent)", shared.unit),
+                before: host.read(&shared.unit).unwrap_or_default(),
+                after: String::new(),
+            });
+            plan.actions.push(Action::RemoveFile { path: shared.unit.clone() });
+            plan.restored.push(Restored { path: shared.unit.clone(), kind: "removed".into(), module: module.clone() });
+            // lltune's own folders, when nothing else is in them.
+            let state_dir = shared.state_dir.clone();
+            let parent = state_dir.rsplit_once('/').map(|(d, _)| d.to_string()).unwrap_or_default();
+            for dir in [state_dir, parent] {
+                if host.is_dir(&dir) && emptied(host, &plan.actions, &dir) {
+                    plan.actions.push(Action::RemoveDir { path: dir.clone() });
+                    plan.restored.push(Restored { path: dir, kind: "folder".into(), module: module.clone() });
+                }
+            }
+            plan.warnings.push(format!(
+                "removed {} and its enablement link with the last state file ({state_file})",
+                persist::UNIT_PATH
+            ));
+            unit_links = true;
+        }
+    }
     if host.is_live() && (unit_links && !plan.actions.is_empty() || !unit_actions.is_empty()) {
         plan.actions.push(Action::Run { argv: vec!["systemctl".into(), "daemon-reload".into()], rewrites: vec![] });
     }
@@ -301,6 +444,25 @@ impl Module for Rollback {
 
     fn backup_id(_params: &Params) -> Option<&str> {
         None
+    }
+
+    /// The bundle's folders and the folder of every item it names: a run killed mid-write
+    /// left its temp file there, and a rollback takes it away with the rest.
+    fn sweep_dirs(host: &Host, params: &Params) -> Vec<String> {
+        let Ok(journal) = Journal::load(host, &params.backup) else { return Vec::new() };
+        let mut dirs = vec![format!("{}/files", journal.dir), journal.dir.clone()];
+        for e in journal.entries() {
+            match e {
+                Entry::Dir { path, .. } => dirs.push(path.clone()),
+                Entry::File { path, .. } | Entry::Link { path, .. } => dirs
+                    .extend(path.rsplit_once('/').map(|(d, _)| if d.is_empty() { "/".into() } else { d.to_string() })),
+                Entry::Runtime { path, .. } if !host.is_live() => {
+                    dirs.extend(path.rsplit_once('/').map(|(d, _)| d.to_string()))
+                }
+                _ => {}
+            }
+        }
+        dirs
     }
 
     fn plan(host: &Host, params: &Params) -> Result<engine::Plan> {
