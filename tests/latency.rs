@@ -575,3 +575,167 @@ fn playbook_measures_and_check_mode_skips_the_measurement() {
     assert!(text.contains("## Per CPU (µs)") && text.contains("| 1 | "), "{text}");
     check_svg(&sandbox.path().join("latency.svg"), 2);
 }
+
+// ---- A killed module leaves no cyclictest behind ----
+
+/// The children of `pid` that have not ended, with their command lines.
+fn children_of(pid: u32) -> Vec<(i32, String)> {
+    let mut out = Vec::new();
+    for e in fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(p) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(stat) = fs::read_to_string(format!("/proc/{p}/stat")) else { continue };
+        let Some((_, rest)) = stat.rsplit_once(')') else { continue };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        if f.len() > 2 && f[1] == pid.to_string() && !matches!(f[0], "Z" | "X") {
+            let cmd = fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
+            out.push((p, String::from_utf8_lossy(&cmd).replace('\0', " ")));
+        }
+    }
+    out
+}
+
+/// Whether `pid` is a process that has not ended (a zombie has ended).
+fn running(pid: i32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| !s.rsplit_once(')').is_some_and(|(_, r)| r.trim_start().starts_with(['Z', 'X'])))
+        .unwrap_or(false)
+}
+
+/// Starts `lltune_latency` with `args` (PATH `path` when given), waits until its measuring
+/// child (not the `--help` probe) runs, sends `signal` to the module and returns the
+/// child's pid once the module is gone.
+fn kill_module_mid_run(args: &Value, path: Option<&Path>, signal: i32) -> i32 {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("args.json");
+    fs::write(&f, args.to_string()).unwrap();
+    let mut cmd = Command::new(support::bin("lltune_latency"));
+    cmd.arg(&f).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+    if let Some(p) = path {
+        cmd.env("PATH", p);
+    }
+    let mut module = cmd.spawn().unwrap();
+    let t = std::time::Instant::now();
+    let child = loop {
+        if let Some((pid, _)) = children_of(module.id()).into_iter().find(|(_, c)| !c.contains("--help")) {
+            break pid;
+        }
+        assert!(t.elapsed() < std::time::Duration::from_secs(20), "no measuring child appeared");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // SAFETY: kill(2) on the module process this test started.
+    unsafe { libc::kill(module.id() as i32, signal) };
+    module.wait().unwrap();
+    child
+}
+
+fn assert_gone_soon(pid: i32, what: &str) {
+    let t = std::time::Instant::now();
+    while running(pid) {
+        if t.elapsed() > std::time::Duration::from_secs(3) {
+            // SAFETY: kill(2) on the leftover, so the failing test does not leave it running.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            panic!("{what}: child {pid} still runs 3 s after the module was killed");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+// See: issue 17 (an Ansible timeout killing the module left cyclictest at SCHED_FIFO for up to
+// its whole duration).
+#[test]
+fn killed_module_leaves_no_cyclictest_running() {
+    if !cyclictest_ready("killed_module_leaves_no_cyclictest_running") {
+        return;
+    }
+    for signal in [libc::SIGKILL, libc::SIGTERM] {
+        let child = kill_module_mid_run(&json!({"cpus": "0", "duration": 120}), None, signal);
+        assert_gone_soon(child, &format!("cyclictest, module killed by signal {signal}"));
+    }
+}
+
+/// A fake cyclictest (a shell script, not rt-tests): answers `--help` like cyclictest, then
+/// sleeps as one process, ignoring SIGINT, as a hung measurement would.
+fn fake_cyclictest(dir: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let p = dir.join("cyclictest");
+    fs::write(
+        &p,
+        "#!/bin/sh\n# A fake cyclictest for tests.\n\
+         if [ \"$1\" = --help ]; then echo 'cyclictest V 9.99 (fake) --mainaffinity --default-system'; exit 0; fi\n\
+         trap '' INT\nexec sleep 600\n",
+    )
+    .unwrap();
+    fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+    p
+}
+
+#[test]
+fn killed_module_takes_a_hung_fake_cyclictest_with_it() {
+    let bin = tempfile::tempdir().unwrap();
+    let fake = fake_cyclictest(bin.path());
+    let path = std::env::join_paths([bin.path(), Path::new("/usr/bin"), Path::new("/bin")]).unwrap();
+    for signal in [libc::SIGKILL, libc::SIGTERM] {
+        let child = kill_module_mid_run(
+            &json!({"cpus": "0", "duration": 600, "cyclictest": fake}),
+            Some(Path::new(&path)),
+            signal,
+        );
+        assert_gone_soon(child, &format!("fake cyclictest, module killed by signal {signal}"));
+    }
+}
+
+#[test]
+fn an_empty_cpu_selection_names_no_cpu_and_is_refused() {
+    for cpus in [json!(""), json!("  "), json!([])] {
+        let (v, code) = support::run_module("lltune_latency", &json!({"cpus": cpus, "_ansible_check_mode": true}));
+        assert_eq!(code, 1, "{cpus}: {v}");
+        assert!(v["msg"].as_str().unwrap().starts_with("option cpus: names no CPU"), "{cpus}: {v}");
+    }
+    let o = lltune(&["validate", "--cpus", ""]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("--cpus: names no CPU"), "{}", stderr(&o));
+}
+
+#[test]
+fn on_a_tree_the_cyclictest_path_is_checked_inside_the_tree() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = support::host_fixture("intel-pstate-2node");
+    let root = dir.path();
+    let run = |extra: Value| {
+        let mut a = json!({"root": root, "cpus": "0"});
+        a.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        support::run_module("lltune_latency", &a)
+    };
+    let (v, code) = run(json!({"cyclictest": "/usr/bin/cyclictest"}));
+    assert_eq!(code, 1, "{v}");
+    let msg = v["msg"].as_str().unwrap();
+    assert!(msg.starts_with("option cyclictest: /usr/bin/cyclictest does not exist under root"), "{msg}");
+    fs::create_dir_all(root.join("usr/bin")).unwrap();
+    fs::create_dir_all(root.join("usr/bin/cyclictest")).unwrap();
+    let (v, _) = run(json!({"cyclictest": "/usr/bin/cyclictest"}));
+    assert!(v["msg"].as_str().unwrap().contains("is a directory, not a regular file"), "{v}");
+    fs::remove_dir(root.join("usr/bin/cyclictest")).unwrap();
+    fs::write(root.join("usr/bin/cyclictest"), "").unwrap();
+    fs::set_permissions(root.join("usr/bin/cyclictest"), fs::Permissions::from_mode(0o644)).unwrap();
+    let (v, _) = run(json!({"cyclictest": "/usr/bin/cyclictest"}));
+    assert!(v["msg"].as_str().unwrap().ends_with("is not executable"), "{v}");
+    // A link leading out of the tree is not followed out.
+    fs::remove_file(root.join("usr/bin/cyclictest")).unwrap();
+    std::os::unix::fs::symlink("../../../../../../bin/sh", root.join("usr/bin/cyclictest")).unwrap();
+    let (v, code) = run(json!({"cyclictest": "/usr/bin/cyclictest"}));
+    assert_eq!(code, 1, "{v}");
+    fs::remove_file(root.join("usr/bin/cyclictest")).unwrap();
+    fs::write(root.join("usr/bin/cyclictest"), "").unwrap();
+    fs::set_permissions(root.join("usr/bin/cyclictest"), fs::Permissions::from_mode(0o755)).unwrap();
+    let (v, code) = run(json!({"cyclictest": "/usr/bin/cyclictest"}));
+    assert_eq!((code, v["measured"].as_bool()), (0, Some(false)), "{v}");
+    assert_eq!(v["warnings"], json!([]), "{v}");
+    // Without the option, the standard folders of the tree are searched; a miss is a warning.
+    let (v, code) = run(json!({}));
+    assert_eq!(code, 0, "{v}");
+    fs::remove_file(root.join("usr/bin/cyclictest")).unwrap();
+    let (v, code) = run(json!({}));
+    assert_eq!(code, 0, "{v}");
+    assert!(v["warnings"][0].as_str().unwrap().starts_with("cyclictest is not in /usr/local/sbin"), "{v}");
+}

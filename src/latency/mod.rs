@@ -20,7 +20,6 @@
 
 pub mod report;
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -131,7 +130,11 @@ impl CpuSelection {
     pub fn parse(text: &str) -> Result<CpuSelection, String> {
         let t = text.trim();
         match t {
-            "" | "all" => Ok(CpuSelection::All),
+            "" => {
+                Err("names no CPU: give a CPU list (like 0-3,8) or all, isolated or housekeeping (all is not implied)"
+                    .into())
+            }
+            "all" => Ok(CpuSelection::All),
             "isolated" => Ok(CpuSelection::Isolated),
             "housekeeping" => Ok(CpuSelection::Housekeeping),
             _ => {
@@ -326,59 +329,162 @@ pub struct Bounded {
     pub stderr: Vec<u8>,
     pub timed_out: bool,
     pub truncated: bool,
+    /// Output was still open when reading stopped (a process outside the child's group
+    /// kept it open after the child ended); what was read by then is kept.
+    pub output_cut: bool,
 }
 
+/// After `limit`, SIGINT to the child's group (cyclictest then prints what it has); this long
+/// after that, SIGKILL.
+pub const INTERRUPT_GRACE: Duration = Duration::from_secs(2);
+/// After the child ends (or is killed), how long its output is still read: enough for what
+/// is in the pipe, not for a process that keeps it open.
+pub const DRAIN: Duration = Duration::from_secs(1);
+
 /// Runs a command (no shell, standard input closed) for at most `limit`, reading at most
-/// `max_bytes` of each output; past the limit it gets SIGINT (cyclictest then prints what
-/// it has), then SIGKILL two seconds later.
+/// `max_bytes` of each output, and returns within `limit + INTERRUPT_GRACE + DRAIN` (plus a
+/// poll tick) whatever the child does:
+///
+/// - the child leads its own process group; past `limit` the group gets SIGINT, then
+///   SIGKILL `INTERRUPT_GRACE` later, so helpers it started die with it;
+/// - it gets SIGKILL when this process dies (`PR_SET_PDEATHSIG`, set before exec; the
+///   parent is checked after setting it, so a parent that died in between is seen too): a
+///   module killed by an Ansible timeout (SIGTERM or SIGKILL) leaves no cyclictest running at
+///   SCHED_FIFO. The signal follows the thread that spawned the child: call this from a
+///   thread that outlives the run (the modules and the CLI call it from their main thread);
+/// - output is read with `poll` against the deadlines, never a blocking read: when the child
+///   ends, the rest of its group is killed, and reading stops after `DRAIN` even if
+///   something outside the group (a `setsid` grandchild) holds the pipe open.
 pub fn run_bounded(cmd: &mut Command, limit: Duration, max_bytes: u64) -> std::io::Result<Bounded> {
-    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
-    let reader = |r: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let mut truncated = false;
-            if let Some(r) = r {
-                let mut r = r.take(max_bytes + 1);
-                let _ = r.read_to_end(&mut buf);
-                if buf.len() as u64 > max_bytes {
-                    buf.truncate(max_bytes as usize);
-                    truncated = true;
-                    // Drain the rest so the child never blocks on a full pipe.
-                    let _ = std::io::copy(&mut r.into_inner(), &mut std::io::sink());
-                }
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    // SAFETY: getpid has no preconditions.
+    let parent = unsafe { libc::getpid() };
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
+    // SAFETY: between fork and exec only async-signal-safe calls: prctl, getppid.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
             }
-            (buf, truncated)
-        })
+            // The parent may have died before the prctl: then nobody would send the signal.
+            if libc::getppid() != parent {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn()?;
+    let pid = child.id() as libc::pid_t;
+    let group = |sig: libc::c_int| {
+        // SAFETY: kill(2) on the child's process group; the child is not reaped before the
+        // last call (waitid WNOWAIT below), so its pid, the group's id, is not reused.
+        unsafe { libc::kill(-pid, sig) };
     };
-    let out = reader(child.stdout.take().map(|r| Box::new(r) as Box<dyn Read + Send>));
-    let err = reader(child.stderr.take().map(|r| Box::new(r) as Box<dyn Read + Send>));
+    let mut pipes: Vec<(Option<std::process::ChildStdout>, Option<std::process::ChildStderr>)> =
+        vec![(child.stdout.take(), child.stderr.take())];
+    let (out_fd, err_fd) = (
+        pipes[0].0.as_ref().map(|p| p.as_raw_fd()).unwrap_or(-1),
+        pipes[0].1.as_ref().map(|p| p.as_raw_fd()).unwrap_or(-1),
+    );
+    let mut bufs: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
+    let mut open = [out_fd >= 0, err_fd >= 0];
+    let mut truncated = false;
     let start = Instant::now();
     let mut timed_out = false;
     let mut interrupted_at: Option<Instant> = None;
-    let status = loop {
-        if let Some(st) = child.try_wait()? {
-            break Some(st);
+    let mut killed = false;
+    let mut ended_at: Option<Instant> = None;
+    let mut chunk = vec![0u8; 64 << 10];
+    loop {
+        // Has the child ended? Asked without reaping it (WNOWAIT): its pid stays its own.
+        if ended_at.is_none() {
+            // SAFETY: a zeroed siginfo_t is a valid out-parameter for waitid.
+            let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+            // SAFETY: waitid on our own child with a valid siginfo_t pointer.
+            let r = unsafe {
+                libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, libc::WEXITED | libc::WNOHANG | libc::WNOWAIT)
+            };
+            // SAFETY: si_pid is set by waitid (0 when no child changed state).
+            if r == 0 && unsafe { info.si_pid() } == pid {
+                ended_at = Some(Instant::now());
+                group(libc::SIGKILL); // helpers it left behind
+            }
         }
-        if start.elapsed() >= limit {
+        let now = Instant::now();
+        if ended_at.is_none() && now.duration_since(start) >= limit {
             timed_out = true;
             match interrupted_at {
                 None => {
-                    interrupted_at = Some(Instant::now());
-                    // SAFETY: kill(2) on our own child's pid; no memory is involved.
-                    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+                    interrupted_at = Some(now);
+                    group(libc::SIGINT);
                 }
-                Some(t) if t.elapsed() >= Duration::from_secs(2) => {
-                    let _ = child.kill();
-                    break child.wait().ok();
+                Some(t) if !killed && now.duration_since(t) >= INTERRUPT_GRACE => {
+                    killed = true;
+                    group(libc::SIGKILL);
                 }
                 Some(_) => {}
             }
         }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let (stdout, t1) = out.join().unwrap_or_default();
-    let (stderr, _) = err.join().unwrap_or_default();
-    Ok(Bounded { status, stdout, stderr, timed_out, truncated: t1 })
+        if !open[0] && !open[1] && ended_at.is_some() {
+            break;
+        }
+        if ended_at.is_some_and(|t| now.duration_since(t) >= DRAIN) {
+            break;
+        }
+        // Wait for output, at most one tick (the deadlines above are checked every tick).
+        let mut fds: Vec<libc::pollfd> = [out_fd, err_fd]
+            .iter()
+            .zip(open)
+            .filter(|(_, o)| *o)
+            .map(|(&fd, _)| libc::pollfd { fd, events: libc::POLLIN, revents: 0 })
+            .collect();
+        if fds.is_empty() {
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
+        }
+        // SAFETY: fds is a live array of fds.len() pollfd structs.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 50) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            group(libc::SIGKILL);
+            let _ = child.wait();
+            return Err(e);
+        }
+        for p in fds.iter().filter(|p| p.revents != 0) {
+            let i = if p.fd == out_fd { 0 } else { 1 };
+            // SAFETY: reads into a live buffer of chunk.len() bytes; poll said it won't block.
+            let got = unsafe { libc::read(p.fd, chunk.as_mut_ptr().cast(), chunk.len()) };
+            if got < 0 {
+                let e = std::io::Error::last_os_error();
+                if matches!(e.kind(), std::io::ErrorKind::Interrupted | std::io::ErrorKind::WouldBlock) {
+                    continue;
+                }
+                open[i] = false;
+            } else if got == 0 {
+                open[i] = false;
+            } else {
+                let room = (max_bytes as usize).saturating_sub(bufs[i].len());
+                let got = got as usize;
+                bufs[i].extend_from_slice(&chunk[..got.min(room)]);
+                if got > room {
+                    // Keep draining (and dropping) so the child never blocks on a full pipe.
+                    truncated |= i == 0;
+                }
+            }
+        }
+    }
+    let output_cut = open[0] || open[1];
+    drop(pipes.pop());
+    if ended_at.is_none() {
+        group(libc::SIGKILL);
+    }
+    let status = child.wait().ok();
+    let [stdout, stderr] = bufs;
+    Ok(Bounded { status, stdout, stderr, timed_out, truncated, output_cut })
 }
 
 // ---- Parsing cyclictest's histogram ----
@@ -818,6 +924,12 @@ pub fn measure(doc: &mut LatencyDoc, mut tool: Tool, roles: &CpuRoles) -> anyhow
     })?;
     doc.fill(&threads, roles)?;
     let mut warnings = Vec::new();
+    if out.output_cut {
+        warnings.push(format!(
+            "another process kept cyclictest's output open after it ended; reading stopped {} s later",
+            DRAIN.as_secs()
+        ));
+    }
     if out.timed_out {
         warnings.push(format!(
             "cyclictest did not stop by itself within {GRACE_S} s after the {} s duration and was interrupted; its results are kept",
@@ -858,6 +970,45 @@ impl RunError {
     }
 }
 
+/// The folders searched for cyclictest in a tree (no PATH of that host is known).
+const TREE_PATH: &[&str] = &["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"];
+
+/// On a tree root: the cyclictest that a run on that host would use must be there, inside
+/// the tree (nothing outside `root` is read): a regular file with an execute bit. An
+/// explicit `cyclictest` that is not is a failure naming the option; without one, the
+/// standard folders are searched and a miss is a warning (nothing is measured on a tree).
+fn check_tree_cyclictest(host: &crate::host::Host, explicit: Option<&str>) -> Result<Vec<String>, RunError> {
+    use crate::protocol::cap_text;
+    let root = host.root().display().to_string();
+    let Some(e) = explicit else {
+        let found = TREE_PATH
+            .iter()
+            .any(|d| matches!(host.file_meta(&format!("{d}/cyclictest")), Ok(Some(m)) if m.mode & 0o111 != 0));
+        return Ok(if found {
+            Vec::new()
+        } else {
+            vec![format!(
+                "cyclictest is not in {} under root {root}: a measurement on this host would fail; {INSTALL_HINT}",
+                TREE_PATH.join(", ")
+            )]
+        });
+    };
+    if !e.starts_with('/') {
+        return Err(RunError::option("cyclictest", format!("{:?} is not an absolute path", cap_text(e))));
+    }
+    match host.file_meta(e) {
+        Ok(Some(m)) if m.mode & 0o111 != 0 => Ok(Vec::new()),
+        Ok(Some(_)) => {
+            Err(RunError::option("cyclictest", format!("{} under root {root} is not executable", cap_text(e))))
+        }
+        Ok(None) => Err(RunError::option(
+            "cyclictest",
+            format!("{} does not exist under root {root}; {INSTALL_HINT}", cap_text(e)),
+        )),
+        Err(err) => Err(RunError::option("cyclictest", format!("{} under root {root}: {err}", cap_text(e)))),
+    }
+}
+
 /// Checks a request against the host (CPU roles from its facts), finds cyclictest and, when
 /// `run` is set and `host` is the live host, measures. A root other than `/` is never
 /// measured: cyclictest measures the running kernel, not a captured tree. Returns the
@@ -888,6 +1039,7 @@ pub fn run_request(host: &crate::host::Host, req: &Request) -> Result<(LatencyDo
     );
     let mut warnings = Vec::new();
     if !host.is_live() {
+        warnings.extend(check_tree_cyclictest(host, req.cyclictest.as_deref())?);
         doc.skipped_reason = Some(format!(
             "root is {}, not /: cyclictest measures the running kernel, not a captured tree",
             host.root().display()
@@ -923,6 +1075,72 @@ pub fn run_request(host: &crate::host::Host, req: &Request) -> Result<(LatencyDo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Whether `pid` is a process that has not ended (a zombie has ended).
+    fn running(pid: i32) -> bool {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Ok(stat) => !stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
+            Err(_) => false,
+        }
+    }
+
+    fn first_pid(out: &[u8]) -> i32 {
+        String::from_utf8_lossy(out).lines().next().and_then(|l| l.trim().parse().ok()).expect("a pid on stdout")
+    }
+
+    // See: issue 17 (a helper that kept stdout open made the run wait far past its bound).
+    // The children here are sh and sleep standing in for a misbehaving cyclictest.
+    #[test]
+    fn a_grandchild_holding_stdout_is_killed_with_the_group() {
+        let t = Instant::now();
+        let out = run_bounded(
+            Command::new("sh").args(["-c", "sleep 300 & echo $!; exit 0"]),
+            Duration::from_secs(20),
+            1 << 20,
+        )
+        .unwrap();
+        assert!(t.elapsed() < Duration::from_secs(3), "took {:?}", t.elapsed());
+        assert!(out.status.unwrap().success() && !out.timed_out);
+        let helper = first_pid(&out.stdout);
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(!running(helper), "the helper {helper} outlived the run");
+    }
+
+    #[test]
+    fn a_child_that_ignores_sigint_is_killed_at_the_hard_deadline() {
+        let t = Instant::now();
+        let out = run_bounded(
+            Command::new("sh").args(["-c", "trap '' INT; echo started; while :; do sleep 0.1; done"]),
+            Duration::from_secs(1),
+            1 << 20,
+        )
+        .unwrap();
+        let took = t.elapsed();
+        let bound = Duration::from_secs(1) + INTERRUPT_GRACE + DRAIN + Duration::from_millis(500);
+        assert!(took >= Duration::from_secs(1) + INTERRUPT_GRACE && took < bound, "took {took:?}");
+        assert!(out.timed_out);
+        assert_eq!(out.stdout, b"started\n");
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(out.status.unwrap().signal(), Some(libc::SIGKILL));
+    }
+
+    #[test]
+    fn output_held_open_outside_the_group_stops_the_reading_not_the_run() {
+        let t = Instant::now();
+        // setsid: the helper leaves the child's process group, so the group kill misses it.
+        let out = run_bounded(
+            Command::new("sh").args(["-c", "setsid sh -c 'echo $$; exec sleep 300' & sleep 0.5; exit 0"]),
+            Duration::from_secs(20),
+            1 << 20,
+        )
+        .unwrap();
+        let took = t.elapsed();
+        let helper = first_pid(&out.stdout);
+        // SAFETY: kill(2) on the helper this test started.
+        unsafe { libc::kill(helper, libc::SIGKILL) };
+        assert!(took < Duration::from_millis(500) + DRAIN + Duration::from_secs(1), "took {took:?}");
+        assert!(out.output_cut && out.status.unwrap().success(), "{out:?}");
+    }
 
     #[test]
     fn percentiles_by_hand() {
@@ -961,7 +1179,11 @@ mod tests {
         let roles = CpuRoles { online: CpuList::parse("0-3").unwrap(), isolated: CpuList::parse("2-3").unwrap() };
         assert_eq!(roles.select(&CpuSelection::parse("isolated").unwrap()).unwrap().to_string(), "2-3");
         assert_eq!(roles.select(&CpuSelection::parse("housekeeping").unwrap()).unwrap().to_string(), "0-1");
-        assert_eq!(roles.select(&CpuSelection::parse("").unwrap()).unwrap().to_string(), "0-3");
+        assert_eq!(roles.select(&CpuSelection::parse("all").unwrap()).unwrap().to_string(), "0-3");
+        // See: issue 17 (an empty selection meant every CPU, isolated ones included).
+        for empty in ["", " ", "\n"] {
+            assert!(CpuSelection::parse(empty).unwrap_err().starts_with("names no CPU"), "{empty:?}");
+        }
         assert_eq!(roles.select(&CpuSelection::parse("1,3").unwrap()).unwrap().to_string(), "1,3");
         assert!(roles.select(&CpuSelection::parse("4-5").unwrap()).unwrap_err().contains("CPU 4-5 is not online"));
         assert!(CpuSelection::parse("0-1; rm").is_err());
