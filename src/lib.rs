@@ -1,7 +1,7 @@
 //! lltune: low-latency tuning of Linux trading servers, as Ansible binary modules and a CLI.
 //!
 //! Layers, bottom up (a module imports only from its own layer or below):
-//! host, sys, cpulist, policy → facts, protocol → analysis, engine, latency → config → modules → cli → bin.
+//! host, sys, cpulist, policy, markdown → facts, protocol → analysis, engine, latency → config → modules → cli → bin.
 
 pub mod analysis; //  recommendations from facts, and the core plan gen-config proposes
 pub mod cli; //       `lltune` subcommands, one file each, clap in cli/mod.rs
@@ -12,6 +12,7 @@ pub mod facts; //     discovery of one host, subsystem by subsystem
 pub mod fleet; //     the fleet report: many hosts' facts (controller files) → fleet.json/.csv/.md, lltune.prom
 pub mod host; //      the target host under a `root` prefix, contained: the only user of std::fs for targets
 pub mod latency; //   cyclictest runs, their histograms and percentiles, before/after reports
+pub mod markdown; //   host text inside the Markdown lltune writes, escaped: no HTML, links or extra table cells
 pub mod modules; //   one file per Ansible module: Params and a pure plan()
 pub mod policy; //    what is never written and what needs consent: boot-breaking and mitigation-weakening arguments
 pub mod protocol; //  Ansible's binary-module protocol: args in, one JSON object out

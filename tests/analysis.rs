@@ -202,7 +202,7 @@ fn markdown_report_of_real_dumps_has_its_sections() {
     }
     let f = report_of("cnto-r640-rt-worker1");
     let md = lltune::cli::report::render_markdown(&f);
-    assert!(md.contains("| isolcpus (cmdline) | 5-10 (managed_irq) |"), "{md}");
+    assert!(md.contains("| isolcpus (cmdline) | 5-10 (managed\\_irq) |"), "{md}");
     assert!(md.contains("| Machine | ? PowerEdge R640 |"), "{md}");
     let rows = md
         .lines()

@@ -372,7 +372,7 @@ fn fleet_report_of_real_dumps_in_every_input_shape() {
     for (name, _) in &fleet.hosts {
         assert_eq!(md.lines().filter(|l| l.starts_with(&format!("| {name} |"))).count(), 1, "{name}: {md}");
     }
-    assert!(md.contains("| isolcpus | added | (absent) | managed_irq,domain,2-3 |"), "{md}");
+    assert!(md.contains("| isolcpus | added | (absent) | managed\\_irq,domain,2-3 |"), "{md}");
 
     // The same facts again: the same bytes (no clock time), and nothing rewritten.
     let before: Vec<(std::time::SystemTime, Vec<u8>)> = ["fleet.json", "fleet.csv", "fleet.md", "lltune.prom"]

@@ -207,11 +207,10 @@ pub fn render_text(report: &Report) -> String {
     o
 }
 
-/// Text for one markdown table cell: no line breaks, pipes escaped.
+/// Text for one markdown table cell: escaped (`crate::markdown`: no HTML, links or extra
+/// cells), `—` when empty.
 fn cell(s: impl Display) -> String {
-    let s = s.to_string();
-    let s = s.replace('|', "\\|").replace('\n', " ");
-    if s.is_empty() { "—".into() } else { s }
+    crate::markdown::cell(&s.to_string())
 }
 
 fn row(cells: &[String]) -> String {
@@ -232,8 +231,8 @@ pub fn render_markdown(report: &Report) -> String {
     let h = &f.host;
     let c = &f.cpu;
     let mut o = String::new();
-    o += &format!("# lltune report: {}\n\n", h.hostname.as_deref().unwrap_or("unknown host"));
-    o += &format!("Facts schema {}, lltune {}.\n\n", f.schema_version, f.lltune_version);
+    o += &format!("# lltune report: {}\n\n", crate::markdown::text(h.hostname.as_deref().unwrap_or("unknown host")));
+    o += &format!("Facts schema {}, lltune {}.\n\n", f.schema_version, crate::markdown::text(&f.lltune_version));
 
     o += "## System summary\n\n| | |\n|---|---|\n";
     let cmdline_known = f.kernel.cmdline.is_some();
@@ -272,7 +271,8 @@ pub fn render_markdown(report: &Report) -> String {
         ("THP", format!("{} (defrag {})", opt(&f.memory.thp.enabled), opt(&f.memory.thp.defrag))),
         ("Swap", format!("{} kB", opt(&f.memory.swap_total_kb))),
         ("Boot loader", f.kernel.bootloader.layout.clone()),
-        ("Command line", format!("`{}`", f.kernel.cmdline.as_deref().unwrap_or("?"))),
+        // Escaped text, not a code span: a backtick in the line would end a code span.
+        ("Command line", f.kernel.cmdline.clone().unwrap_or_else(|| "?".into())),
     ];
     for (k, v) in summary {
         o += &row(&[k.to_string(), cell(v)]);
@@ -315,7 +315,11 @@ pub fn render_markdown(report: &Report) -> String {
         o += &row(&[name.to_string(), yes_no(svc.installed), yes_no(svc.enabled), yes_no(svc.active), cell(notes)]);
     }
     let ptp: Vec<&str> = f.time.ptp_clocks.iter().map(|p| p.name.as_str()).collect();
-    o += &format!("\nClocksource: {}; PTP clocks: {}.\n", opt(&f.time.current_clocksource), or_none(ptp.join(", ")));
+    o += &format!(
+        "\nClocksource: {}; PTP clocks: {}.\n",
+        crate::markdown::text(&opt(&f.time.current_clocksource)),
+        crate::markdown::text(&or_none(ptp.join(", ")))
+    );
 
     o += "\n## Recommendations\n\n";
     let recs = &report.recommendations;
@@ -352,7 +356,7 @@ mod tests {
         f.kernel.cmdline = Some("a=b|c".into());
         let report = Report::of(f);
         let md = render_markdown(&report);
-        assert!(md.contains("`a=b\\|c`"), "{md}");
+        assert!(md.contains("| Command line | a=b\\|c |"), "{md}");
         assert!(md.contains("| warning | cpu | governor | powersave (0-15) → performance | high | safe |"), "{md}");
         let rows = md
             .lines()

@@ -91,9 +91,23 @@ pub fn csv_row(h: &HostEntry) -> Vec<String> {
     ]
 }
 
-/// A CSV field (RFC 4180): quoted when it holds a comma, a quote, CR or LF; quotes doubled.
+/// A CSV field (RFC 4180) that a spreadsheet shows as text: a value a spreadsheet would read
+/// as a formula gets a leading `'` (OWASP's CSV injection rule: `=`, `+`, `-`, `@`, tab, CR
+/// or LF first, after any spaces, and the full-width `＝＋－＠` some locales read the same
+/// way); then quoted when it holds a comma, a quote, CR or LF, quotes doubled.
 pub fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\r', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
+    let s = if is_formula(s) { format!("'{s}") } else { s.to_string() };
+    if s.contains([',', '"', '\r', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s }
+}
+
+/// True when a spreadsheet could evaluate `s` as a formula (or a DDE call) on import.
+pub fn is_formula(s: &str) -> bool {
+    let first_of = |t: &str| t.chars().next();
+    matches!(first_of(s), Some('\t' | '\r' | '\n'))
+        || matches!(
+            first_of(s.trim_start_matches(' ')),
+            Some('=' | '+' | '-' | '@' | '\t' | '\r' | '\n' | '\u{FF1D}' | '\u{FF0B}' | '\u{FF0D}' | '\u{FF20}')
+        )
 }
 
 fn csv_line(fields: &[String]) -> String {
@@ -111,10 +125,9 @@ pub fn csv(fleet: &Fleet) -> String {
     o
 }
 
-/// Text for one markdown table cell: one line, pipes escaped, `—` when empty.
+/// Text for one markdown table cell: escaped (`crate::markdown`), `—` when empty.
 fn cell(s: impl ToString) -> String {
-    let s = s.to_string().replace('\\', "\\\\").replace('|', "\\|").replace(['\r', '\n'], " ");
-    if s.is_empty() { "—".into() } else { s }
+    crate::markdown::cell(&s.to_string())
 }
 
 fn yes_no(b: Option<bool>) -> &'static str {
@@ -394,7 +407,7 @@ mod tests {
         };
         let md = markdown(&build(&[input]));
         assert!(md.contains("## Errors"), "{md}");
-        assert!(md.contains("| h1 | kernel | nohz_full | 1-3 → 2-3 \\| x |"), "{md}");
+        assert!(md.contains("| h1 | kernel | nohz\\_full | 1-3 → 2-3 \\| x |"), "{md}");
         assert!(!md.contains("| h1 | cpu | governor"), "warnings are in the counts only: {md}");
     }
 
@@ -404,6 +417,148 @@ mod tests {
         assert_eq!(csv_field("a,b"), "\"a,b\"");
         assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(csv_field("two\nlines"), "\"two\nlines\"");
+    }
+
+    /// A strict RFC 4180 reader: fields of each CRLF-ended record (quoted fields may hold
+    /// commas, CR, LF and doubled quotes). Panics on anything else.
+    fn read_csv(text: &str) -> Vec<Vec<String>> {
+        let mut rows = Vec::new();
+        let mut row = Vec::new();
+        let mut field = String::new();
+        let mut chars = text.chars().peekable();
+        let mut at_start = true;
+        while let Some(c) = chars.next() {
+            match c {
+                '"' if at_start && field.is_empty() => loop {
+                    match chars.next().expect("unterminated quoted field") {
+                        '"' if chars.peek() == Some(&'"') => {
+                            chars.next();
+                            field.push('"');
+                        }
+                        '"' => break,
+                        c => field.push(c),
+                    }
+                },
+                '"' => panic!("a quote inside an unquoted field: {field:?}"),
+                ',' => {
+                    row.push(std::mem::take(&mut field));
+                    at_start = true;
+                    continue;
+                }
+                '\r' => {
+                    assert_eq!(chars.next(), Some('\n'), "a bare CR outside quotes");
+                    row.push(std::mem::take(&mut field));
+                    rows.push(std::mem::take(&mut row));
+                    at_start = true;
+                    continue;
+                }
+                '\n' => panic!("a bare LF outside quotes"),
+                c => field.push(c),
+            }
+            at_start = false;
+        }
+        assert!(field.is_empty() && row.is_empty(), "the last record has no CRLF");
+        rows
+    }
+
+    /// See: issue 17 (fleet.csv wrote host names raw; fleet.md passed HTML through).
+    /// Generated host names, CPU models, OS names and boot file names from every ASCII
+    /// character: each CSV field reads back as the value, with a `'` before exactly those a
+    /// spreadsheet would evaluate; each markdown row keeps its cells and shows the values as
+    /// written, with no HTML or link.
+    #[test]
+    fn generated_hostile_values_are_neutralised_in_csv_and_escaped_in_markdown() {
+        use crate::markdown::tests::{Rng, shown, split_row};
+        let mut hostile: Vec<char> = (0u8..=127).map(char::from).collect();
+        hostile.extend(['\u{FF1D}', '\u{FF0B}', '\u{FF0D}', '\u{FF20}', 'é']);
+        let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+        let formula_starts = ['=', '+', '-', '@', '\t', '\r', '\n', '\u{FF1D}', '\u{FF0B}', '\u{FF0D}', '\u{FF20}'];
+        let mut neutralised = 0;
+        for round in 0..300 {
+            let mut inputs = Vec::new();
+            let mut want = Vec::new();
+            for i in 0..4 {
+                let mut facts = testing::two_nodes();
+                let pick = |rng: &mut Rng| {
+                    let mut s = rng.string(&hostile, 16);
+                    if rng.next() % 3 == 0 {
+                        // Lead with a formula character half of the time.
+                        s.insert(0, formula_starts[(rng.next() % formula_starts.len() as u64) as usize]);
+                    }
+                    s
+                };
+                let host = format!("{round}-{i}{}", pick(&mut rng));
+                let host = if i % 2 == 0 { pick(&mut rng) + &host } else { host };
+                facts.cpu.model_name = Some(pick(&mut rng));
+                facts.host.hostname = Some(pick(&mut rng));
+                facts.host.os_pretty_name = Some(pick(&mut rng));
+                facts.kernel.release = Some(pick(&mut rng));
+                want.push((
+                    host.clone(),
+                    facts.host.hostname.clone().unwrap(),
+                    facts.host.os_pretty_name.clone().unwrap(),
+                    facts.kernel.release.clone().unwrap(),
+                    facts.cpu.model_name.clone().unwrap(),
+                ));
+                inputs.push(HostInput {
+                    host,
+                    source: "x.json".into(),
+                    shape: "scan",
+                    facts,
+                    recommendations: vec![],
+                    latency: None,
+                });
+            }
+            let fleet = build(&inputs);
+            // CSV: every field back as written, neutralised where a spreadsheet evaluates.
+            let rows = read_csv(&csv(&fleet));
+            assert_eq!(rows.len(), 1 + fleet.hosts.len());
+            for (row, h) in rows[1..].iter().zip(&fleet.hosts) {
+                assert_eq!(row.len(), CSV_COLUMNS.len());
+                let w = want.iter().find(|w| w.0 == h.host).unwrap();
+                for (field, value) in row[..5].iter().zip([&w.0, &w.1, &w.2, &w.3, &w.4]) {
+                    let evaluates = value.trim_start_matches(' ').starts_with(formula_starts)
+                        || value.starts_with(['\t', '\r', '\n']);
+                    if evaluates {
+                        neutralised += 1;
+                        assert_eq!(field, &format!("'{value}"));
+                    } else {
+                        assert_eq!(field, value);
+                    }
+                }
+                for field in row {
+                    assert!(!field.trim_start_matches(' ').starts_with(formula_starts), "{field:?}");
+                }
+            }
+            // Markdown: the host table keeps 14 cells per row and shows the values.
+            let md = markdown(&fleet);
+            assert!(!md.contains('<') && !md.contains('>'), "raw HTML in {md}");
+            let table: Vec<&str> =
+                md.lines().skip_while(|l| !l.starts_with("|---")).skip(1).take(fleet.hosts.len()).collect();
+            for (line, h) in table.iter().zip(&fleet.hosts) {
+                let cells = split_row(line);
+                assert_eq!(cells.len(), 14, "{line:?}");
+                let shown: Vec<String> =
+                    cells[..3].iter().map(|c| shown(c).unwrap_or_else(|e| panic!("{e}"))).collect();
+                let w = want.iter().find(|w| w.0 == h.host).unwrap();
+                let as_text = |s: &str| {
+                    let t: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+                    if t.is_empty() { "—".to_string() } else { t.trim().to_string() }
+                };
+                assert_eq!(shown, [as_text(&w.0), as_text(&w.3), as_text(&w.4)], "{line:?}");
+            }
+        }
+        assert!(neutralised > 500, "the generator must lead with formula characters: {neutralised}");
+    }
+
+    #[test]
+    fn formula_cells_get_a_leading_quote() {
+        assert_eq!(csv_field("=HYPERLINK(\"http://e\",\"x\")"), "\"'=HYPERLINK(\"\"http://e\"\",\"\"x\"\")\"");
+        assert_eq!(csv_field("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(csv_field("  -2+3"), "'  -2+3");
+        assert_eq!(csv_field("\tx"), "'\tx");
+        assert_eq!(csv_field("0-5,48-53"), "\"0-5,48-53\"");
+        assert_eq!(csv_field("a=b"), "a=b");
     }
 
     #[test]

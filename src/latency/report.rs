@@ -35,9 +35,10 @@ fn change(a: Option<u64>, b: Option<u64>) -> String {
     }
 }
 
-/// Text in a markdown table cell: no pipes or line breaks.
+/// Text in markdown (a table cell, a heading, a list item): escaped (`crate::markdown`: no
+/// HTML, links or extra cells).
 fn cell(s: &str) -> String {
-    s.replace('|', "\\|").replace(['\n', '\r'], " ")
+    crate::markdown::text(s)
 }
 
 fn or_none(l: &CpuList) -> String {
