@@ -676,12 +676,10 @@ pub fn capture(root: &Path, out: &Path, opts: &CaptureOptions) -> Result<Capture
     Ok(summary)
 }
 
-/// Unpacks a capture into `dest` (for `--root` on a .tar.gz and for tests).
+/// Unpacks a capture into `dest`, an empty folder, within `archive::LIMITS` (for tests and
+/// tools; `--root X.tar.gz` goes through `cli::open_root`).
 pub fn unpack(archive: &Path, dest: &Path) -> Result<PathBuf> {
-    let f = fs::File::open(archive).with_context(|| format!("{}: cannot open", archive.display()))?;
-    let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(f));
-    ar.set_preserve_permissions(false);
-    ar.unpack(dest).with_context(|| format!("{}: cannot unpack into {}", archive.display(), dest.display()))?;
+    super::archive::unpack(archive, dest, &super::archive::LIMITS)?;
     Ok(dest.to_path_buf())
 }
 

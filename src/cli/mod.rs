@@ -2,6 +2,7 @@
 //! standard error and a non-zero exit.
 
 pub mod apply; //      `lltune apply` / `lltune rollback`
+pub mod archive; //    `--root X.tar.gz`: a capture unpacked with bounds into a temporary folder that never outlives the run
 pub mod audit; //      `lltune audit`
 pub mod capture; //    `lltune capture`
 pub mod fleet; //      `lltune report`: the fleet report from many hosts' facts
@@ -110,40 +111,18 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-/// A host from `--root`: a folder, or a capture archive unpacked into a temporary folder
-/// that lives as long as the returned guard.
-pub(crate) fn open_root(root: &Path) -> Result<(Host, Option<TempDir>)> {
+/// A host from `--root`: a folder, or a capture archive unpacked (with `archive::LIMITS`)
+/// into a temporary folder that lives as long as the returned guard.
+pub(crate) fn open_root(root: &Path) -> Result<(Host, Option<archive::TempRoot>)> {
     let name = root.to_string_lossy();
     if root.is_file() && (name.ends_with(".tar.gz") || name.ends_with(".tgz")) {
-        let tmp = TempDir::new()?;
-        crate::cli::capture::unpack(root, &tmp.0)?;
-        let host = Host::new(&tmp.0).with_context(|| format!("--root {name}"))?;
+        let tmp = archive::TempRoot::new()?;
+        archive::unpack(root, tmp.path(), &archive::LIMITS)?;
+        let host = Host::new(tmp.path()).with_context(|| format!("--root {name}"))?;
         return Ok((host, Some(tmp)));
     }
     let host = Host::new(root).map_err(|e| anyhow::anyhow!("--root: {e}"))?;
     Ok((host, None))
-}
-
-/// A temporary folder removed on drop (the CLI's only one; not worth a dependency).
-pub struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Result<TempDir> {
-        let base = std::env::temp_dir();
-        for i in 0..100u32 {
-            let p = base.join(format!("lltune-{}-{i}", std::process::id()));
-            if std::fs::create_dir(&p).is_ok() {
-                return Ok(TempDir(p));
-            }
-        }
-        bail!("cannot create a temporary folder in {}", base.display())
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 pub(crate) fn write_output(path: Option<&Path>, text: &str) -> Result<()> {
