@@ -204,6 +204,33 @@ pub fn contract(case: &Case) {
         .find(|e| e["kind"] == "file")
         .map(|e| e["path"].as_str().unwrap().to_string());
 
+    // 2b. The same run on a tree whose config files each begin with a line that is not UTF-8
+    // (bytes 0xe9 0xe0, a backslash escape look-alike, CR, NUL): the line keeps its bytes, the
+    // diff shows it escaped and never as U+FFFD, and rollback gives the tree back byte for byte.
+    {
+        let dir = (case.fixture)();
+        let root = dir.path();
+        let salted = salt(root);
+        let (start, _) = snapshot(root, false);
+        let (real, code) = run_module(m, &with(&case.args, root, json!({"_ansible_diff": true, "backup_id": "s"})));
+        assert_eq!(code, 0, "{m} on salted files: {real}");
+        assert!(!real.to_string().contains('\u{fffd}'), "{m}: U+FFFD in the result: {real}");
+        for rel in &salted {
+            let bytes = fs::read(root.join(rel)).unwrap();
+            assert!(bytes.starts_with(SALT), "{m}: {rel} lost its first line's bytes");
+        }
+        for d in real["diff"].as_array().unwrap() {
+            let path = d["after_header"].as_str().unwrap().split(' ').next().unwrap().trim_start_matches('/');
+            if salted.iter().any(|s| s == path) {
+                assert!(d["before"].as_str().unwrap().starts_with(SALT_SHOWN), "{m}: {path}: {d}");
+            }
+        }
+        let (again, _) = run_module(m, &with(&case.args, root, json!({"backup_id": "s2"})));
+        assert_eq!(again["changed"], false, "{m}: rerun on salted files changed: {again}");
+        rollback(root, "s");
+        assert_same(&strip_backup_dirs(&start), &snapshot(root, false).0, &format!("{m}: salted files after rollback"));
+    }
+
     // 3. A failure at every mutation point reverts the run.
     let mut points = 0;
     for n in 1.. {
@@ -304,6 +331,47 @@ pub fn contract(case: &Case) {
         assert_eq!(fs::read_to_string(outside.path().join("target")).unwrap(), "outside\n");
         assert_same(&before, &snapshot(root, true).0, &format!("{m}: link out of root"));
     }
+}
+
+/// The line `salt` puts first in config files: not UTF-8, with CR, NUL and a literal `\xe9`.
+const SALT: &[u8] = b"# lltune contract \xe9\xe0 \\xe9 \r\0\n";
+/// How an escaped diff shows it (`engine::text`).
+const SALT_SHOWN: &str = "# lltune contract \\xe9\\xe0 \\\\xe9 \\x0d\\x00\n";
+
+/// Puts `SALT` first in every config file of the tree that takes `#` comments and that a
+/// module edits or reads (fstab, GRUB defaults, BLS entries, sysctl.d, limits, irqbalance,
+/// systemd drop-ins); returns their relative paths.
+fn salt(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        for e in fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            let m = fs::symlink_metadata(&p).unwrap();
+            if m.is_dir() {
+                if rel == "etc" || rel.starts_with("etc/") || rel.starts_with("boot") {
+                    todo.push(p);
+                }
+                continue;
+            }
+            let config = rel == "etc/fstab"
+                || rel == "etc/default/grub"
+                || rel == "etc/sysconfig/irqbalance"
+                || rel == "etc/default/irqbalance"
+                || rel == "etc/security/limits.conf"
+                || (rel.starts_with("boot/loader/entries/") && rel.ends_with(".conf"))
+                || ((rel.starts_with("etc/sysctl.d/") || rel.starts_with("etc/security/limits.d/"))
+                    && rel.ends_with(".conf"))
+                || (rel.starts_with("etc/systemd/") && rel.ends_with(".conf"));
+            if config && m.file_type().is_file() {
+                let bytes = fs::read(&p).unwrap();
+                fs::write(&p, [SALT, &bytes].concat()).unwrap();
+                out.push(rel);
+            }
+        }
+    }
+    out
 }
 
 /// The start snapshot without lltune's folders that a run may add (`var/lib/lltune` is

@@ -7,6 +7,7 @@ mod ansible; //        real ansible-playbook runs and ansible-doc on the collect
 mod apply_sections; // lltune apply: network and irq sections through lltune_nic and lltune_irq
 mod archive; //        lltune scan --root X.tar.gz on hostile archives: bounds, containment, the temporary folder after kills
 mod binaries; //      scripts/check_binaries.py (glibc 2.17, 1 MiB per module) fails where it must
+mod bytes_exact; //      byte-exact edits, generated: untouched lines keep their bytes, diffs escape, rollback restores
 mod capture_apply; //    lltune capture of a host to tune: apply on the capture changes what it changes on the host
 mod change_ansible; //    the change modules through ansible-doc and ansible-playbook on a fixture root
 mod change_cpu; //         lltune_cpu: intel_pstate and acpi-cpufreq trees, refusals, C-states, reapply

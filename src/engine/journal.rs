@@ -63,15 +63,24 @@ pub enum Entry {
         previous: Option<SavedFile>,
     },
     /// A symbolic link itself; `previous` is its target as written, `null` when absent.
+    /// `escaped`: the target is not UTF-8 and `previous` is its `text::view` form.
     Link {
         path: String,
         module: String,
         #[serde(default)]
         boot: bool,
         previous: Option<String>,
+        #[serde(default, skip_serializing_if = "is_false")]
+        escaped: bool,
     },
-    /// A kernel value file.
-    Runtime { path: String, module: String, previous: String },
+    /// A kernel value file; `escaped` as for a link.
+    Runtime {
+        path: String,
+        module: String,
+        previous: String,
+        #[serde(default, skip_serializing_if = "is_false")]
+        escaped: bool,
+    },
     /// One ethtool group of a live interface, as the kernel reported it
     /// (`sys::ethtool_group`: uapi field names, or changeable feature names to booleans).
     Ethtool { ifname: String, group: EthtoolGroup, module: String, previous: serde_json::Value },
@@ -79,6 +88,25 @@ pub enum Entry {
     Unit { unit: String, module: String, active: bool },
     /// A folder the run created (it did not exist): rollback removes it when it is empty.
     Dir { path: String, module: String },
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// How bytes are kept in a text field of the journal: as they are when they are UTF-8,
+/// else in `text::view` form with `escaped: true` (so old bundles, which have no `escaped`,
+/// read as they always did).
+pub fn encode(bytes: &[u8]) -> (String, bool) {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => (s.to_string(), false),
+        Err(_) => (crate::engine::text::view(bytes).into_owned(), true),
+    }
+}
+
+/// The bytes `encode` kept; `None` for an escaped text that is not a `view` form.
+pub fn decode(text: &str, escaped: bool) -> Option<Vec<u8>> {
+    if escaped { crate::engine::text::unescape(text) } else { Some(text.as_bytes().to_vec()) }
 }
 
 impl Entry {
@@ -146,10 +174,17 @@ impl Entry {
             Entry::File { previous: Some(saved), .. } if !valid_blob(&saved.blob) => {
                 Err(format!("{path}: copy {:?} is not a file of the bundle", cap_text(&saved.blob)))
             }
-            Entry::Link { previous: Some(to), .. } if to.is_empty() || to.len() > 4096 || to.contains('\0') => {
+            Entry::Link { previous: Some(to), escaped, .. }
+                if to.len() > 4 * 4096
+                    || decode(to, *escaped).is_none_or(|b| b.is_empty() || b.len() > 4096 || b.contains(&0)) =>
+            {
                 Err(format!("{path}: link target {:?} is not valid", cap_text(to)))
             }
-            Entry::Runtime { previous, .. } if previous.len() > 1 << 20 => Err(format!("{path}: value too long")),
+            Entry::Runtime { previous, escaped, .. }
+                if previous.len() > 4 << 20 || decode(previous, *escaped).is_none_or(|b| b.len() > 1 << 20) =>
+            {
+                Err(format!("{path}: value too long, or not an escaped text"))
+            }
             _ => Ok(()),
         }
     }
@@ -379,10 +414,18 @@ impl Journal {
                 Entry::File { path: path.clone(), module: module.to_string(), boot, previous }
             }
             (Item::Link(path), State::Link(to)) => {
-                Entry::Link { path: path.clone(), module: module.to_string(), boot, previous: to.clone() }
+                let (previous, escaped) = match to {
+                    Some(t) => {
+                        let (t, e) = encode(t);
+                        (Some(t), e)
+                    }
+                    None => (None, false),
+                };
+                Entry::Link { path: path.clone(), module: module.to_string(), boot, previous, escaped }
             }
             (Item::Kernel(path), State::Kernel(value)) => {
-                Entry::Runtime { path: path.clone(), module: module.to_string(), previous: value.clone() }
+                let (previous, escaped) = encode(value);
+                Entry::Runtime { path: path.clone(), module: module.to_string(), previous, escaped }
             }
             (Item::Ethtool { ifname, group }, State::Ethtool(value)) => Entry::Ethtool {
                 ifname: ifname.clone(),

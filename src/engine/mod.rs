@@ -14,6 +14,7 @@ pub mod journal;
 pub mod lock;
 pub mod persist;
 pub mod state;
+pub mod text;
 
 use anyhow::Result;
 use serde::de::DeserializeOwned;

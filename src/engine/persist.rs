@@ -93,14 +93,9 @@ pub fn actions(host: &Host, module: &str, params: &Map<String, Value>) -> Result
     let mut diff = Vec::new();
     let state_path = format!("{STATE_DIR}/{module}.json");
     for (path, want) in [(state_path, state_text(module, params)), (UNIT_PATH.to_string(), unit_text())] {
-        let now = host.read_opt(&path)?;
-        if now.as_deref() != Some(want.as_str()) {
-            diff.push(Diff {
-                before_header: if now.is_some() { path.clone() } else { format!("{path} (absent)") },
-                after_header: path.clone(),
-                before: now.unwrap_or_default(),
-                after: want.clone(),
-            });
+        let now = host.read_bytes_opt(&path)?;
+        if now.as_deref() != Some(want.as_bytes()) {
+            diff.push(crate::engine::text::file_diff(&path, now.as_deref(), want.as_bytes()));
             actions.push(Action::WriteFile { path, contents: want.into_bytes() });
         }
     }

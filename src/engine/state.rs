@@ -6,6 +6,7 @@
 
 use anyhow::{Context, Result};
 
+use crate::engine::text;
 use crate::host::{FileMeta, Host, HostError, Node};
 use crate::sys::ethtool_group::{self, Group as EthtoolGroup};
 
@@ -42,11 +43,11 @@ impl Item {
 pub enum State {
     /// A file's bytes and metadata; `None` when it does not exist.
     File(Option<(Vec<u8>, FileMeta)>),
-    /// A link's target as written; `None` when there is no link.
-    Link(Option<String>),
-    /// A kernel value exactly as read (with its newline), so restoring a fixture tree's
-    /// plain file gives back the same bytes.
-    Kernel(String),
+    /// A link's target as written, byte for byte; `None` when there is no link.
+    Link(Option<Vec<u8>>),
+    /// A kernel value exactly as read, byte for byte (with its newline), so restoring a
+    /// fixture tree's plain file gives back the same bytes.
+    Kernel(Vec<u8>),
     /// An ethtool group as the kernel reports it (`sys::ethtool_group`).
     Ethtool(serde_json::Value),
     /// A unit's activity, as `systemctl is-active` tells it.
@@ -65,10 +66,15 @@ impl State {
     /// Equal as the host sees it (kernel values by their normalized text).
     pub fn same(&self, other: &State) -> bool {
         match (self, other) {
-            (State::Kernel(a), State::Kernel(b)) => normalize_value(a) == normalize_value(b),
+            (State::Kernel(a), State::Kernel(b)) => same_kernel_value(a, b),
             (a, b) => a == b,
         }
     }
+}
+
+/// Kernel values as bytes, compared as `same` does (whitespace runs are one space).
+pub fn same_kernel_value(a: &[u8], b: &[u8]) -> bool {
+    normalize_value(&text::view(a)) == normalize_value(&text::view(b))
 }
 
 /// Reads the current state of an item. A file item that is a link, a FIFO or a device is
@@ -85,7 +91,7 @@ pub fn read(host: &Host, item: &Item) -> Result<State, HostError> {
             Node::Link(to) => Ok(State::Link(Some(to))),
             Node::File(..) => Err(HostError::NotRegular { path: path.clone(), what: "regular file (not a link)" }),
         },
-        Item::Kernel(path) => Ok(State::Kernel(host.read(path)?)),
+        Item::Kernel(path) => Ok(State::Kernel(host.read_bytes(path)?)),
         Item::Ethtool { ifname, group } => read_ethtool(host, ifname, *group),
         Item::Unit(unit) => unit_active(host, unit).map(|active| State::Unit { active }),
         Item::Dir(path) => Ok(State::Dir(host.is_dir(path))),
@@ -196,12 +202,16 @@ pub enum Action {
     RemoveFile { path: String },
     /// Make `path` a link to `to` (as written), replacing a link that was there.
     SetLink { path: String, to: String },
+    /// Put back a link exactly: its target's bytes as the journal kept them (rollback).
+    RestoreLink { path: String, to: Vec<u8> },
     /// Remove the link at `path` (never what it names).
     RemoveLink { path: String },
     /// Remove a folder lltune created, if it is empty again (rollback).
     RemoveDir { path: String },
     /// Write a value into a kernel file and read it back.
     WriteKernel { path: String, value: String },
+    /// Put back a kernel value exactly: its bytes as the journal kept them (rollback).
+    RestoreKernel { path: String, value: Vec<u8> },
     /// Start or stop a systemd unit (`systemctl start|stop`); only on a live host.
     SetUnit { unit: String, active: bool },
     /// Run a command that rewrites `rewrites` (grub2-mkconfig -o <cfg>); only on a live host.
@@ -216,8 +226,10 @@ impl Action {
         match self {
             Action::WriteFile { path, .. } | Action::RestoreFile { path, .. } => vec![Item::File(path.clone())],
             Action::RemoveFile { path } => vec![Item::File(path.clone())],
-            Action::SetLink { path, .. } | Action::RemoveLink { path } => vec![Item::Link(path.clone())],
-            Action::WriteKernel { path, .. } => vec![Item::Kernel(path.clone())],
+            Action::SetLink { path, .. } | Action::RestoreLink { path, .. } | Action::RemoveLink { path } => {
+                vec![Item::Link(path.clone())]
+            }
+            Action::WriteKernel { path, .. } | Action::RestoreKernel { path, .. } => vec![Item::Kernel(path.clone())],
             Action::SetUnit { unit, .. } => vec![Item::Unit(unit.clone())],
             Action::RemoveDir { path } => vec![Item::Dir(path.clone())],
             Action::Run { rewrites, .. } => rewrites.iter().cloned().map(Item::File).collect(),
@@ -230,10 +242,14 @@ impl Action {
             Action::WriteFile { path, .. } | Action::RestoreFile { path, .. } => format!("writing {path}"),
             Action::RemoveFile { path } => format!("removing {path}"),
             Action::SetLink { path, to } => format!("linking {path} -> {to}"),
+            Action::RestoreLink { path, to } => format!("linking {path} -> {}", text::view(to)),
             Action::RemoveLink { path } => format!("removing link {path}"),
             Action::RemoveDir { path } => format!("removing folder {path} (if empty)"),
             Action::WriteKernel { path, value } => {
                 format!("writing {:?} to {path}", crate::protocol::cap_text(value))
+            }
+            Action::RestoreKernel { path, value } => {
+                format!("writing {:?} to {path}", crate::protocol::cap_text(&text::view(value)))
             }
             Action::SetUnit { unit, active } => format!("{} {unit}", if *active { "starting" } else { "stopping" }),
             Action::Run { argv, .. } => format!("running {}", argv.join(" ")),
@@ -255,9 +271,13 @@ impl Action {
             }
             Action::RemoveFile { path } => Action::RemoveFile { path: host.resolve(path, false)? },
             Action::SetLink { path, to } => Action::SetLink { path: host.resolve(path, false)?, to: to.clone() },
+            Action::RestoreLink { path, to } => {
+                Action::RestoreLink { path: host.resolve(path, false)?, to: to.clone() }
+            }
             Action::RemoveLink { path } => Action::RemoveLink { path: host.resolve(path, false)? },
             Action::RemoveDir { path } => Action::RemoveDir { path: host.resolve(path, false)? },
             Action::WriteKernel { path, value } => Action::WriteKernel { path: r(path)?, value: value.clone() },
+            Action::RestoreKernel { path, value } => Action::RestoreKernel { path: r(path)?, value: value.clone() },
             Action::SetUnit { unit, active } => Action::SetUnit { unit: unit.clone(), active: *active },
             Action::Run { argv, rewrites } => {
                 Action::Run { argv: argv.clone(), rewrites: rewrites.iter().map(r).collect::<Result<_, _>>()? }
@@ -288,16 +308,11 @@ impl Action {
             }
             Action::RemoveFile { path } => Ok(host.remove(path)?),
             Action::SetLink { path, to } => Ok(host.symlink(path, to)?),
+            Action::RestoreLink { path, to } => Ok(host.symlink(path, to)?),
             Action::RemoveLink { path } => Ok(host.remove(path)?),
             Action::RemoveDir { path } => host.remove_empty_dir(path).map(|_| ()).map_err(Into::into),
-            Action::WriteKernel { path, value } => {
-                host.write_kernel(path, &kernel_line(host, value))?;
-                let now = host.read(path)?;
-                if !reads_back_as(&now, value) {
-                    anyhow::bail!("the kernel kept {:?}", crate::protocol::cap_text(now.trim_end()));
-                }
-                Ok(())
-            }
+            Action::WriteKernel { path, value } => write_kernel(host, path, value.as_bytes()),
+            Action::RestoreKernel { path, value } => write_kernel(host, path, value),
             Action::SetUnit { unit, active } => set_unit_active(unit, *active),
             Action::Run { argv, .. } => {
                 let (prog, args) = argv.split_first().context("empty command")?;
@@ -316,16 +331,27 @@ impl Action {
     }
 }
 
+/// Writes a kernel value and reads it back (compared in `text::view` form: as bytes).
+fn write_kernel(host: &Host, path: &str, value: &[u8]) -> Result<()> {
+    host.write_kernel(path, kernel_line(host, value))?;
+    let now = text::view(&host.read_bytes(path)?).into_owned();
+    if !reads_back_as(&now, &text::view(value)) {
+        anyhow::bail!("the kernel kept {:?}", crate::protocol::cap_text(now.trim_end()));
+    }
+    Ok(())
+}
+
 /// The line written for a kernel value, with a trailing newline as `echo` writes it (the
 /// kernel accepts it, and a fixture file keeps the shape the kernel would show). On a live
 /// host a selection file's snapshot (`always [madvise] never`, THP) is written as its
 /// bracketed word, the only form the kernel accepts; a tree's plain file gets the text back.
-fn kernel_line(host: &Host, value: &str) -> String {
-    let v = match selection(value) {
-        Some(word) if host.is_live() && value.contains('[') => word,
-        _ => value.to_string(),
-    };
-    if v.ends_with('\n') { v } else { format!("{v}\n") }
+fn kernel_line(host: &Host, value: &[u8]) -> Vec<u8> {
+    let word = std::str::from_utf8(value).ok().filter(|v| host.is_live() && v.contains('[')).and_then(selection);
+    let mut v = word.map_or_else(|| value.to_vec(), String::into_bytes);
+    if !v.ends_with(b"\n") {
+        v.push(b'\n');
+    }
+    v
 }
 
 /// The chosen word of a selection file: `always [madvise] never` → `madvise`; a text without
@@ -371,10 +397,11 @@ mod tests {
         // A tree's plain file gets the snapshot back byte for byte; the live kernel only the word.
         let dir = tempfile::tempdir().unwrap();
         let tree = Host::new(dir.path()).unwrap();
-        assert_eq!(kernel_line(&tree, "always [madvise] never\n"), "always [madvise] never\n");
+        assert_eq!(kernel_line(&tree, b"always [madvise] never\n"), b"always [madvise] never\n");
         let live = Host::new("/").unwrap();
-        assert_eq!(kernel_line(&live, "always [madvise] never\n"), "madvise\n");
-        assert_eq!(kernel_line(&live, "1"), "1\n");
+        assert_eq!(kernel_line(&live, b"always [madvise] never\n"), b"madvise\n");
+        assert_eq!(kernel_line(&live, b"1"), b"1\n");
+        assert_eq!(kernel_line(&live, b"d\xe9"), b"d\xe9\n");
     }
 
     #[test]
@@ -405,7 +432,9 @@ mod tests {
         // Put both back from the journal's states.
         for e in j.entries().iter().rev() {
             let state = match e {
-                crate::engine::journal::Entry::Link { previous, .. } => State::Link(previous.clone()),
+                crate::engine::journal::Entry::Link { previous, escaped, .. } => {
+                    State::Link(previous.as_ref().map(|p| crate::engine::journal::decode(p, *escaped).unwrap()))
+                }
                 crate::engine::journal::Entry::File { previous: None, .. } => State::File(None),
                 other => panic!("{other:?}"),
             };

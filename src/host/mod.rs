@@ -553,7 +553,18 @@ impl Host {
         Ok(out)
     }
 
-    /// Reads a whole file as text (invalid UTF-8 replaced).
+    /// Reads a whole file as bytes; `None` when it does not exist. What every edit reads
+    /// (`engine::text`): a file lltune changes is never read through `read`.
+    pub fn read_bytes_opt(&self, target: &str) -> Result<Option<Vec<u8>>, HostError> {
+        match self.read_bytes(target) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Reads a whole file as text (invalid UTF-8 replaced): for reading facts, never for a
+    /// file that is edited (`read_bytes`).
     pub fn read(&self, target: &str) -> Result<String, HostError> {
         let bytes = self.read_bytes(target)?;
         Ok(match String::from_utf8(bytes) {
@@ -832,14 +843,15 @@ impl Host {
     /// write, as `echo value > file` does. Never creates the file; refuses anything that
     /// is not a regular file. O_TRUNC as the shell's `>` uses it: procfs and sysfs ignore
     /// it, and a fixture tree's plain file then holds exactly the value written.
-    pub fn write_kernel(&self, target: &str, value: &str) -> Result<(), HostError> {
+    pub fn write_kernel(&self, target: &str, value: impl AsRef<[u8]>) -> Result<(), HostError> {
+        let value = value.as_ref();
         if !self.live {
             // A captured tree's kernel files are plain files: replace them atomically, so a
             // run killed midway leaves the old or the new value, as the kernel would.
             if self.file_meta(target)?.is_none() {
                 return Err(HostError::NotFound { path: target.to_string() });
             }
-            return self.write_atomic(target, value.as_bytes(), None);
+            return self.write_atomic(target, value, None);
         }
         let (path, nofollow) = self.read_path(target)?;
         let path = if nofollow { self.join(&self.resolve(target, true)?) } else { path };
@@ -855,7 +867,7 @@ impl Host {
             return Err(HostError::NotRegular { path: target.to_string(), what: kind_of(meta.file_type()) });
         }
         fault::point().map_err(|e| HostError::from_io(target, e))?;
-        f.write_all(value.as_bytes()).map_err(|e| HostError::from_io(target, e))
+        f.write_all(value).map_err(|e| HostError::from_io(target, e))
     }
 
     /// Removes a file or a link itself (never what a link names); absent is fine.
@@ -879,7 +891,8 @@ impl Host {
     }
 
     /// Creates (or replaces) a symbolic link at `target` pointing to `to`, written as given.
-    pub fn symlink(&self, target: &str, to: &str) -> Result<(), HostError> {
+    pub fn symlink(&self, target: &str, to: impl AsRef<[u8]>) -> Result<(), HostError> {
+        let to = to.as_ref();
         if let Ok(mut s) = self.not_links.lock() {
             s.remove(target);
         }
@@ -1003,7 +1016,7 @@ impl Host {
             Err(e) => Err(HostError::from_io(target, e)),
             Ok(m) if m.file_type().is_symlink() => {
                 let t = fs::read_link(self.join(&resolved)).map_err(|e| HostError::from_io(target, e))?;
-                Ok(Node::Link(t.to_string_lossy().into_owned()))
+                Ok(Node::Link(std::os::unix::ffi::OsStringExt::into_vec(t.into_os_string())))
             }
             Ok(m) if m.file_type().is_file() => {
                 let meta = self.file_meta(&resolved)?.ok_or_else(|| HostError::NotFound { path: target.into() })?;
@@ -1036,7 +1049,8 @@ fn join_leading_dotdot(dir: &str, link: &str) -> Option<String> {
 pub enum Node {
     Absent,
     File(Vec<u8>, FileMeta),
-    Link(String),
+    /// The target as written, byte for byte.
+    Link(Vec<u8>),
 }
 
 /// Permission bits (setuid/setgid/sticky included), owner and extended attributes of a

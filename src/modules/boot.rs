@@ -14,6 +14,7 @@ use std::collections::{HashMap, HashSet};
 use anyhow::Result;
 use serde::Serialize;
 
+use crate::engine::text;
 use crate::facts::kernel::{Bootloader, Cmdline, KernelArg, parse_cmdline, read_bootloader};
 use crate::facts::{Scan, ScanOptions};
 use crate::host::Host;
@@ -279,14 +280,18 @@ struct ShellAssign {
     tail: String,
 }
 
+/// What follows `var=` on a line that assigns `var` (`  export VAR=...` too).
+fn assign_rest<'a>(line: &'a str, var: &str) -> Option<&'a str> {
+    let l = line.trim_start();
+    let body = l.strip_prefix("export ").unwrap_or(l);
+    body.strip_prefix(var).and_then(|r| r.strip_prefix('='))
+}
+
 /// The last assignment of `var` (the one that wins when the shell sources the file).
 fn find_assign(text: &str, var: &str) -> Option<ShellAssign> {
     let mut found = None;
     for (n, line) in text.split('\n').enumerate() {
-        let start = line.len() - line.trim_start().len();
-        let l = &line[start..];
-        let body = l.strip_prefix("export ").unwrap_or(l);
-        let Some(rest) = body.strip_prefix(var).and_then(|r| r.strip_prefix('=')) else { continue };
+        let Some(rest) = assign_rest(line, var) else { continue };
         let head = &line[..line.len() - rest.len()];
         let (quote, value, tail) = match rest.chars().next() {
             Some('"') => {
@@ -360,6 +365,31 @@ pub fn shell_var(text: &str, var: &str) -> Option<String> {
     find_assign(text, var).map(|a| a.value)
 }
 
+/// `shell_var` on a file's bytes: the assignment that wins must be a UTF-8 line (it is the
+/// one `set_shell_var_in` would edit), other lines may hold any bytes.
+pub fn shell_var_in(path: &str, bytes: &[u8], var: &str) -> Result<Option<String>, String> {
+    let Some(n) = text::find_line(bytes, true, |l| assign_rest(l, var).is_some()) else { return Ok(None) };
+    let line = text::lines(bytes).nth(n).unwrap_or_default();
+    Ok(shell_var(text::utf8_line(path, n + 1, text::body(line))?, var))
+}
+
+/// `set_shell_var` on a file's bytes: only the line of the assignment that wins is rewritten
+/// (and it must be UTF-8); every other byte is kept. A new assignment is appended.
+pub fn set_shell_var_in(path: &str, bytes: &[u8], var: &str, value: &str) -> Result<Vec<u8>, String> {
+    match text::find_line(bytes, true, |l| assign_rest(l, var).is_some()) {
+        Some(n) => {
+            let line = text::lines(bytes).nth(n).unwrap_or_default();
+            let new = set_shell_var(text::utf8_line(path, n + 1, text::body(line))?, var, value);
+            Ok(text::replace_line(bytes, n, new.as_bytes()))
+        }
+        None => {
+            let mut out = bytes.to_vec();
+            text::push_line(&mut out, set_shell_var("", var, value).as_bytes());
+            Ok(out)
+        }
+    }
+}
+
 /// Boot layouts lltune knows how to edit.
 pub const LAYOUTS: &[&str] = &["bls", "grub2", "kernel-cmdline"];
 
@@ -370,12 +400,12 @@ pub fn detect(host: &Host) -> (Bootloader, Vec<String>) {
     (b, scan.warnings().to_vec())
 }
 
-/// One file edit: its text before and after.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// One file edit: its bytes before and after.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileEdit {
     pub path: String,
-    pub before: String,
-    pub after: String,
+    pub before: Vec<u8>,
+    pub after: Vec<u8>,
 }
 
 /// How grub.cfg gets regenerated after /etc/default/grub changes (classic GRUB2 only).
@@ -564,12 +594,14 @@ pub fn plan(host: &Host, layout: &str, edit: &ArgEdit) -> Result<BootPlan> {
 
     // /etc/default/grub: edited on every GRUB layout, so kernels installed later (and
     // grub2-mkconfig runs) inherit the arguments.
-    if let Some(text) = host.read_opt(GRUB_DEFAULTS)? {
+    if let Some(bytes) = host.read_bytes_opt(GRUB_DEFAULTS)? {
         if layout == "kernel-cmdline" {
             // Not used for booting on this layout.
         } else {
-            let linux = shell_var(&text, "GRUB_CMDLINE_LINUX").unwrap_or_default();
-            let default = shell_var(&text, "GRUB_CMDLINE_LINUX_DEFAULT");
+            let linux = shell_var_in(GRUB_DEFAULTS, &bytes, "GRUB_CMDLINE_LINUX").map_err(anyhow::Error::msg)?;
+            let linux = linux.unwrap_or_default();
+            let default =
+                shell_var_in(GRUB_DEFAULTS, &bytes, "GRUB_CMDLINE_LINUX_DEFAULT").map_err(anyhow::Error::msg)?;
             let mut lines = vec![RawCmdline::split(&linux), RawCmdline::split(default.as_deref().unwrap_or(""))];
             let before = join_cmdlines(&lines);
             let before_len = prefixes.grub.len() + spoken_len(&lines);
@@ -589,16 +621,18 @@ pub fn plan(host: &Host, layout: &str, edit: &ArgEdit) -> Result<BootPlan> {
             });
             let after_linux = lines[0].render();
             let after_default = lines[1].render();
-            let mut new_text = text.clone();
+            let mut new_text = bytes.clone();
             if after_linux != linux {
-                new_text = set_shell_var(&new_text, "GRUB_CMDLINE_LINUX", &after_linux);
+                new_text = set_shell_var_in(GRUB_DEFAULTS, &new_text, "GRUB_CMDLINE_LINUX", &after_linux)
+                    .map_err(anyhow::Error::msg)?;
             }
             if default.is_some() && Some(&after_default) != default.as_ref() {
-                new_text = set_shell_var(&new_text, "GRUB_CMDLINE_LINUX_DEFAULT", &after_default);
+                new_text = set_shell_var_in(GRUB_DEFAULTS, &new_text, "GRUB_CMDLINE_LINUX_DEFAULT", &after_default)
+                    .map_err(anyhow::Error::msg)?;
             }
             if layout == "grub2" {
                 configured = Some((before, join_cmdlines(&lines)));
-                if new_text != text {
+                if new_text != bytes {
                     regenerate = regenerate_command(host, &boot);
                     if regenerate.is_none() {
                         warnings
@@ -606,7 +640,7 @@ pub fn plan(host: &Host, layout: &str, edit: &ArgEdit) -> Result<BootPlan> {
                     }
                 }
             }
-            files.push(FileEdit { path: GRUB_DEFAULTS.into(), before: text, after: new_text });
+            files.push(FileEdit { path: GRUB_DEFAULTS.into(), before: bytes, after: new_text });
         }
     } else if layout == "grub2" {
         anyhow::bail!("bootloader grub2: {GRUB_DEFAULTS} does not exist");
@@ -619,13 +653,15 @@ pub fn plan(host: &Host, layout: &str, edit: &ArgEdit) -> Result<BootPlan> {
         let running = host.attr("/proc/sys/kernel/osrelease");
         let current = pick_bls_entry(&boot, running.as_deref());
         for entry in &boot.bls_entries {
-            let text = host.read(&entry.path)?;
-            let (after, before_opts, after_opts) = edit_bls_entry(&text, edit);
-            let image = bls_linux(&text).map(|l| format!("BOOT_IMAGE={l} ")).unwrap_or_default();
+            let bytes = host.read_bytes(&entry.path)?;
+            let (after, before_opts, after_opts) =
+                edit_bls_entry_in(&entry.path, &bytes, edit).map_err(anyhow::Error::msg)?;
+            // `BOOT_IMAGE=<linux> `, in bytes.
+            let image = bls_linux(&bytes).map_or(0, |l| "BOOT_IMAGE= ".len() + l.len());
             lengths.push(LineLength {
                 path: entry.path.clone(),
-                before: image.len() + spoken_len(&[RawCmdline::split(&prefixes.expand(&before_opts))]),
-                after: image.len() + spoken_len(&[RawCmdline::split(&prefixes.expand(&after_opts))]),
+                before: image + spoken_len(&[RawCmdline::split(&prefixes.expand(&before_opts))]),
+                after: image + spoken_len(&[RawCmdline::split(&prefixes.expand(&after_opts))]),
                 counted: "the options line with grubenv's variables expanded, and BOOT_IMAGE= with the entry's linux path that GRUB adds (not its device prefix)".into(),
             });
             if Some(entry.path.as_str()) == current {
@@ -637,20 +673,22 @@ pub fn plan(host: &Host, layout: &str, edit: &ArgEdit) -> Result<BootPlan> {
                     crate::protocol::cap_text(&entry.path)
                 ));
             }
-            files.push(FileEdit { path: entry.path.clone(), before: text, after });
+            files.push(FileEdit { path: entry.path.clone(), before: bytes, after });
         }
     }
 
-    if let Some(text) = host.read_opt(KERNEL_CMDLINE)? {
-        let after = edit_text(&text, edit);
+    if let Some(bytes) = host.read_bytes_opt(KERNEL_CMDLINE)? {
+        // Every argument of this file is the edit's: the whole file must be UTF-8 text.
+        let text = text::utf8(KERNEL_CMDLINE, &bytes).map_err(anyhow::Error::msg)?;
+        let after = edit_text(text, edit);
         if layout == "kernel-cmdline" {
-            configured = Some((parse_cmdline(&text), parse_cmdline(&after)));
+            configured = Some((parse_cmdline(text), parse_cmdline(&after)));
         }
         // On a GRUB layout the file seeds new kernels' entries, which GRUB gives a BOOT_IMAGE=.
         let image = if layout == "kernel-cmdline" { "" } else { prefixes.boot_image.as_str() };
         lengths.push(LineLength {
             path: KERNEL_CMDLINE.into(),
-            before: image.len() + spoken_len(&[RawCmdline::split(&text)]),
+            before: image.len() + spoken_len(&[RawCmdline::split(text)]),
             after: image.len() + spoken_len(&[RawCmdline::split(&after)]),
             counted: if image.is_empty() {
                 "the file's arguments".into()
@@ -661,7 +699,7 @@ pub fn plan(host: &Host, layout: &str, edit: &ArgEdit) -> Result<BootPlan> {
                 )
             },
         });
-        files.push(FileEdit { path: KERNEL_CMDLINE.into(), before: text, after });
+        files.push(FileEdit { path: KERNEL_CMDLINE.into(), before: bytes.clone(), after: after.into_bytes() });
     } else if layout == "kernel-cmdline" {
         anyhow::bail!("bootloader kernel-cmdline: {KERNEL_CMDLINE} does not exist");
     }
@@ -682,10 +720,12 @@ fn spoken_len(lines: &[RawCmdline]) -> usize {
     n + count.saturating_sub(1)
 }
 
-/// The kernel image of a BLS entry (its `linux` line).
-fn bls_linux(text: &str) -> Option<&str> {
-    text.lines()
-        .find_map(|l| l.trim().strip_prefix("linux").filter(|r| r.starts_with(char::is_whitespace)).map(str::trim))
+/// The kernel image of a BLS entry (its `linux` line), as bytes.
+fn bls_linux(bytes: &[u8]) -> Option<&[u8]> {
+    text::lines(bytes).find_map(|l| {
+        let r = text::body(l).trim_ascii().strip_prefix(b"linux")?;
+        r.first().is_some_and(u8::is_ascii_whitespace).then(|| r.trim_ascii())
+    })
 }
 
 fn join_cmdlines(lines: &[RawCmdline]) -> Cmdline {
@@ -694,14 +734,37 @@ fn join_cmdlines(lines: &[RawCmdline]) -> Cmdline {
     parse_cmdline(&text.join(" "))
 }
 
+/// Whether a BLS line is its `options` line.
+fn is_options_line(l: &str) -> bool {
+    let t = l.trim_start();
+    t.strip_prefix("options").is_some_and(|r| r.starts_with(char::is_whitespace) || r.is_empty())
+}
+
+/// `edit_bls_entry` on an entry's bytes: only the `options` line is rewritten (and it must
+/// be UTF-8); every other byte is kept.
+pub fn edit_bls_entry_in(path: &str, bytes: &[u8], edit: &ArgEdit) -> Result<(Vec<u8>, String, String), String> {
+    match text::find_line(bytes, false, is_options_line) {
+        Some(n) => {
+            let line = text::lines(bytes).nth(n).unwrap_or_default();
+            let (new, before, after) = edit_bls_entry(text::utf8_line(path, n + 1, text::body(line))?, edit);
+            Ok((text::replace_line(bytes, n, new.as_bytes()), before, after))
+        }
+        None => {
+            let (line, before, after) = edit_bls_entry("", edit);
+            let mut out = bytes.to_vec();
+            if !line.is_empty() {
+                text::push_line(&mut out, line.as_bytes());
+            }
+            Ok((out, before, after))
+        }
+    }
+}
+
 /// Edits the `options` line of one BLS entry; returns (new text, options before, after).
 /// An entry without an `options` line gets one.
 pub fn edit_bls_entry(text: &str, edit: &ArgEdit) -> (String, String, String) {
     let mut lines: Vec<String> = text.split('\n').map(str::to_string).collect();
-    let idx = lines.iter().position(|l| {
-        let t = l.trim_start();
-        t.strip_prefix("options").is_some_and(|r| r.starts_with(char::is_whitespace) || r.is_empty())
-    });
+    let idx = lines.iter().position(|l| is_options_line(l));
     match idx {
         Some(i) => {
             let line = lines[i].clone();

@@ -441,15 +441,10 @@ pub fn affinity_text(cpus: &CpuList) -> String {
 
 fn affinity(host: &Host, cpus: &CpuList, out: &mut engine::Plan) -> Result<()> {
     let want = affinity_text(cpus);
-    let now = host.read_opt(AFFINITY_FILE).map_err(|e| fail(format!("systemd_cpu_affinity: {e}")))?;
-    let changes = now.as_deref() != Some(want.as_str());
+    let now = host.read_bytes_opt(AFFINITY_FILE).map_err(|e| fail(format!("systemd_cpu_affinity: {e}")))?;
+    let changes = now.as_deref() != Some(want.as_bytes());
     if changes {
-        out.diff.push(Diff {
-            before_header: if now.is_some() { AFFINITY_FILE.into() } else { format!("{AFFINITY_FILE} (absent)") },
-            after_header: AFFINITY_FILE.into(),
-            before: now.unwrap_or_default(),
-            after: want.clone(),
-        });
+        out.diff.push(engine::text::file_diff(AFFINITY_FILE, now.as_deref(), want.as_bytes()));
         out.actions.push(Action::WriteFile { path: AFFINITY_FILE.into(), contents: want.into_bytes() });
     }
     // Later drop-ins (by file name) override ours.
@@ -457,8 +452,8 @@ fn affinity(host: &Host, cpus: &CpuList, out: &mut engine::Plan) -> Result<()> {
     let ours = AFFINITY_FILE.rsplit('/').next().unwrap_or("");
     for name in host.list_or_empty(dir) {
         if name.ends_with(".conf") && name.as_str() > ours {
-            let text = host.read_opt(&format!("{dir}/{name}")).ok().flatten().unwrap_or_default();
-            if text.lines().any(|l| l.trim_start().starts_with("CPUAffinity=")) {
+            let bytes = host.read_bytes_opt(&format!("{dir}/{name}")).ok().flatten().unwrap_or_default();
+            if engine::text::lines(&bytes).any(|l| l.trim_ascii_start().starts_with(b"CPUAffinity=")) {
                 out.warnings.push(format!(
                     "systemd_cpu_affinity: {dir}/{name} sets CPUAffinity= and is read after {AFFINITY_FILE}, so it wins"
                 ));

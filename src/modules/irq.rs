@@ -26,7 +26,7 @@ use serde_json::Value;
 
 use crate::cpulist::CpuList;
 use crate::engine::state::Action;
-use crate::engine::{self, Module};
+use crate::engine::{self, Module, text};
 use crate::facts::irq::{NicKey, match_nic, read_interrupt_rows};
 use crate::facts::kernel::{parse_cmdline, parse_isolcpus};
 use crate::host::Host;
@@ -548,13 +548,13 @@ fn mask_width(text: &str) -> u32 {
 
 /// Which irqbalance environment file to edit: the one that exists (RHEL's first), else the
 /// distribution's by `/etc/os-release`.
-fn irqbalance_file(host: &Host) -> Result<(String, Option<String>)> {
+fn irqbalance_file(host: &Host) -> Result<(String, Option<Vec<u8>>)> {
     let opt = |e: crate::host::HostError| -> anyhow::Error {
         Failure::new(format!("option irqbalance_banned_cpus: {e}")).into()
     };
     for f in [IRQBALANCE_RHEL, IRQBALANCE_DEBIAN] {
-        if let Some(text) = host.read_opt(f).map_err(opt)? {
-            return Ok((f.to_string(), Some(text)));
+        if let Some(bytes) = host.read_bytes_opt(f).map_err(opt)? {
+            return Ok((f.to_string(), Some(bytes)));
         }
     }
     let os = host.read_opt("/etc/os-release").map_err(opt)?.unwrap_or_default();
@@ -593,40 +593,44 @@ fn env_value(line: &str, key: &str) -> Option<String> {
 /// Sets `KEY=value` in an environment file: the first active line is replaced, later active
 /// ones dropped (the last would win), every other line kept. When there is none, the line
 /// goes after the commented-out example (`#KEY=`) the distributions ship, else at the end.
-pub fn edit_env(text: Option<&str>, key: &str, value: &str) -> String {
-    let line = format!("{key}={value}");
-    let lines: Vec<&str> = text.unwrap_or("").lines().collect();
-    let active = lines.iter().any(|l| env_value(l, key).is_some());
+pub fn edit_env(bytes: Option<&[u8]>, key: &str, value: &str) -> Vec<u8> {
+    let line = format!("{key}={value}\n");
+    // Lines as bytes, read as `text::view` gives them: every line but the key's is kept
+    // byte for byte, and an active line that already holds the value is left alone.
+    let lines: Vec<&[u8]> = text::lines(bytes.unwrap_or_default()).collect();
+    let views: Vec<_> = lines.iter().map(|l| text::view(text::body(l))).collect();
+    let active = views.iter().any(|l| env_value(l, key).is_some());
     let example = if active {
         None
     } else {
-        lines.iter().rposition(|l| l.trim_start().strip_prefix('#').is_some_and(|c| env_value(c, key).is_some()))
+        views.iter().rposition(|l| l.trim_start().strip_prefix('#').is_some_and(|c| env_value(c, key).is_some()))
     };
-    let mut out = String::new();
+    let want = text::view(value.as_bytes());
+    let mut out = Vec::with_capacity(bytes.map_or(0, <[u8]>::len) + line.len() + 80);
     let mut done = false;
-    for (n, l) in lines.iter().enumerate() {
-        if env_value(l, key).is_some() {
+    for (n, (l, v)) in lines.iter().zip(&views).enumerate() {
+        if let Some(now) = env_value(v, key) {
             if !done {
-                out.push_str(&line);
-                out.push('\n');
+                if now == *want {
+                    out.extend_from_slice(l)
+                } else {
+                    text::push_line(&mut out, line.as_bytes())
+                }
                 done = true;
             }
             continue;
         }
-        out.push_str(l);
-        out.push('\n');
+        out.extend_from_slice(l);
         if example == Some(n) {
-            out.push_str(&line);
-            out.push('\n');
+            text::push_line(&mut out, line.as_bytes());
             done = true;
         }
     }
     if !done {
-        if text.is_none() {
-            out.push_str("# irqbalance environment; IRQBALANCE_BANNED_CPULIST set by lltune_irq\n");
+        if bytes.is_none() {
+            out.extend_from_slice(b"# irqbalance environment; IRQBALANCE_BANNED_CPULIST set by lltune_irq\n");
         }
-        out.push_str(&line);
-        out.push('\n');
+        text::push_line(&mut out, line.as_bytes());
     }
     out
 }
@@ -828,20 +832,17 @@ pub fn plan(host: &Host, params: &Params) -> Result<IrqPlan> {
         let (file, text) = irqbalance_file(host)?;
         let value = banned.to_string();
         let new_text = edit_env(text.as_deref(), BANNED_KEY, &value);
-        let before = text.as_deref().and_then(|t| t.lines().filter_map(|l| env_value(l, BANNED_KEY)).last());
-        if text.as_deref().is_some_and(|t| t.lines().any(|l| env_value(l, "IRQBALANCE_BANNED_CPUS").is_some())) {
+        let views: Vec<_> =
+            text::lines(text.as_deref().unwrap_or_default()).map(|l| text::view(text::body(l))).collect();
+        let before = views.iter().filter_map(|l| env_value(l, BANNED_KEY)).last();
+        if views.iter().any(|l| env_value(l, "IRQBALANCE_BANNED_CPUS").is_some()) {
             plan.warnings.push(format!(
                 "{file}: IRQBALANCE_BANNED_CPUS (the older mask form) is set too and left as it is; irqbalance 1.8 and later use {BANNED_KEY}"
             ));
         }
-        if text.as_deref() != Some(new_text.as_str()) {
-            plan.diff.push(Diff {
-                before_header: file.clone(),
-                after_header: file.clone(),
-                before: text.clone().unwrap_or_default(),
-                after: new_text.clone(),
-            });
-            plan.actions.push(Action::WriteFile { path: file.clone(), contents: new_text.into_bytes() });
+        if text.as_deref() != Some(new_text.as_slice()) {
+            plan.diff.push(text::file_diff(&file, text.as_deref(), &new_text));
+            plan.actions.push(Action::WriteFile { path: file.clone(), contents: new_text });
         }
         plan.irqbalance = Some(IrqbalanceChange { file, before, after: value });
     }
@@ -984,16 +985,25 @@ mod tests {
         let text = "# comment\nIRQBALANCE_ONESHOT=\n#IRQBALANCE_BANNED_CPULIST=1\nIRQBALANCE_BANNED_CPULIST=\"3\"\nX=1\nexport IRQBALANCE_BANNED_CPULIST=4\n";
         let shipped = "# doc\n#IRQBALANCE_BANNED_CPULIST=\n\nIRQBALANCE_ARGS=\n";
         assert_eq!(
-            edit_env(Some(shipped), BANNED_KEY, "4-7"),
-            "# doc\n#IRQBALANCE_BANNED_CPULIST=\nIRQBALANCE_BANNED_CPULIST=4-7\n\nIRQBALANCE_ARGS=\n"
+            edit_env(Some(shipped.as_bytes()), BANNED_KEY, "4-7"),
+            b"# doc\n#IRQBALANCE_BANNED_CPULIST=\nIRQBALANCE_BANNED_CPULIST=4-7\n\nIRQBALANCE_ARGS=\n"
         );
-        let out = edit_env(Some(text), BANNED_KEY, "2-5");
+        let out = edit_env(Some(text.as_bytes()), BANNED_KEY, "2-5");
         assert_eq!(
             out,
-            "# comment\nIRQBALANCE_ONESHOT=\n#IRQBALANCE_BANNED_CPULIST=1\nIRQBALANCE_BANNED_CPULIST=2-5\nX=1\n"
+            b"# comment\nIRQBALANCE_ONESHOT=\n#IRQBALANCE_BANNED_CPULIST=1\nIRQBALANCE_BANNED_CPULIST=2-5\nX=1\n"
         );
         assert_eq!(edit_env(Some(&out), BANNED_KEY, "2-5"), out);
-        assert!(edit_env(None, BANNED_KEY, "").ends_with("\nIRQBALANCE_BANNED_CPULIST=\n"));
+        assert!(edit_env(None, BANNED_KEY, "").ends_with(b"\nIRQBALANCE_BANNED_CPULIST=\n"));
+        // Bytes of any encoding, CR and a missing last newline are kept; a line that holds
+        // the value already (quoted) is not rewritten.
+        let odd = b"# caf\xe9\r\nIRQBALANCE_ARGS=\"--x=\xff\"\r\nIRQBALANCE_BANNED_CPULIST=\"2-5\"\r\n#\0";
+        assert_eq!(edit_env(Some(odd), BANNED_KEY, "2-5"), odd);
+        assert_eq!(
+            edit_env(Some(odd), BANNED_KEY, "4"),
+            b"# caf\xe9\r\nIRQBALANCE_ARGS=\"--x=\xff\"\r\nIRQBALANCE_BANNED_CPULIST=4\n#\0"
+        );
+        assert_eq!(edit_env(Some(b"#\xe9"), BANNED_KEY, "4"), b"#\xe9\nIRQBALANCE_BANNED_CPULIST=4\n");
         assert_eq!(env_value("IRQBALANCE_BANNED_CPULIST='1-3'", BANNED_KEY).as_deref(), Some("1-3"));
         assert_eq!(env_value("IRQBALANCE_BANNED_CPULISTX=1", BANNED_KEY), None);
     }

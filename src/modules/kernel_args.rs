@@ -200,8 +200,9 @@ fn check_limits(params: &Params) -> Result<(), String> {
 /// The running arguments, from /proc/cmdline; `None` (and a warning) when it is missing,
 /// unreadable, or longer than any kernel writes (`boot::PROC_CMDLINE_MAX`).
 fn running_cmdline(host: &Host, warnings: &mut Vec<String>) -> Option<Cmdline> {
-    match host.read_opt("/proc/cmdline") {
-        Ok(Some(t)) if t.len() > boot::PROC_CMDLINE_MAX => {
+    match host.read_bytes_opt("/proc/cmdline") {
+        Ok(Some(b)) if b.len() > boot::PROC_CMDLINE_MAX => {
+            let t = String::from_utf8_lossy(&b);
             warnings.push(format!(
                 "/proc/cmdline is {} bytes, longer than any kernel command line ({} at most, bootconfig's included): not read as the running arguments, which are unknown; it begins {}",
                 t.len(),
@@ -210,7 +211,16 @@ fn running_cmdline(host: &Host, warnings: &mut Vec<String>) -> Option<Cmdline> {
             ));
             None
         }
-        Ok(Some(t)) => Some(parse_cmdline(&t)),
+        Ok(Some(b)) => match std::str::from_utf8(&b) {
+            Ok(t) => Some(parse_cmdline(t)),
+            Err(_) => {
+                warnings.push(format!(
+                    "/proc/cmdline is not UTF-8 text ({}): not compared with the configured arguments, so the running arguments are unknown",
+                    crate::protocol::cap_text(&engine::text::show(&b))
+                ));
+                None
+            }
+        },
         Ok(None) => {
             warnings.push("/proc/cmdline is missing: the running arguments are unknown".into());
             None
@@ -273,13 +283,8 @@ pub fn plan(host: &Host, params: &Params) -> Result<Plan> {
     let mut grub_defaults_changed = false;
     for f in bp.files.iter().filter(|f| f.before != f.after) {
         grub_defaults_changed |= f.path == "/etc/default/grub";
-        diff.push(Diff {
-            before_header: f.path.clone(),
-            after_header: f.path.clone(),
-            before: f.before.clone(),
-            after: f.after.clone(),
-        });
-        actions.push(Action::WriteFile { path: f.path.clone(), contents: f.after.clone().into_bytes() });
+        diff.push(engine::text::diff(&f.path, &f.path, &f.before, &f.after));
+        actions.push(Action::WriteFile { path: f.path.clone(), contents: f.after.clone() });
     }
     let mut grub_cfg = None;
     if let (Some(r), true) = (&bp.regenerate, grub_defaults_changed) {

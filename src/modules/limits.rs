@@ -19,9 +19,9 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
 use crate::engine::state::Action;
-use crate::engine::{self, Module};
+use crate::engine::{self, Module, text};
 use crate::host::Host;
-use crate::protocol::{Diff, Failure, Meta, Outcome, cap_text, kind};
+use crate::protocol::{Failure, Meta, Outcome, cap_text, kind};
 
 pub const MODULE: &str = "lltune_limits";
 pub const DEFAULT_FILE: &str = "/etc/security/limits.d/99-lltune.conf";
@@ -357,13 +357,14 @@ fn same_value(item: &str, a: &str, b: &str) -> bool {
 const HEADER: &str =
     "# Resource limits managed by lltune (lltune_limits). Edits to the entries set here are overwritten.\n";
 
-/// Edits a limits file's text: each wanted key (domain, type, item) is set on its first
+/// Edits a limits file's bytes: each wanted key (domain, type, item) is set on its first
 /// line (later lines of the key removed), new keys appended. Other lines are kept byte for
-/// byte, and a line that already holds the value (in any spelling) is left alone.
-pub fn edit_file(text: Option<&str>, wanted: &[Limit]) -> String {
-    let src = text.unwrap_or(HEADER);
-    let mut lines: Vec<(String, Option<FileLine>)> =
-        src.split_inclusive('\n').map(|l| (l.to_string(), parse_line(l))).collect();
+/// byte whatever their encoding (lines are read as `text::view` gives them), and a line that
+/// already holds the value (in any spelling) is left alone.
+pub fn edit_file(bytes: Option<&[u8]>, wanted: &[Limit]) -> Vec<u8> {
+    let src = bytes.unwrap_or(HEADER.as_bytes());
+    let mut lines: Vec<(Vec<u8>, Option<FileLine>)> =
+        text::lines(src).map(|l| (l.to_vec(), parse_line(&text::view(l)))).collect();
     for w in wanted {
         let mut seen = false;
         let mut i = 0;
@@ -376,8 +377,8 @@ pub fn edit_file(text: Option<&str>, wanted: &[Limit]) -> String {
             match hit {
                 Some(f) if !seen => {
                     seen = true;
-                    if !same_value(&w.item, f.value.as_deref().unwrap_or(""), &w.value) {
-                        lines[i] = (w.line(), None);
+                    if !same_value(&w.item, f.value.as_deref().unwrap_or(""), &text::view(w.value.as_bytes())) {
+                        lines[i] = (w.line().into_bytes(), None);
                     }
                     i += 1;
                 }
@@ -388,20 +389,20 @@ pub fn edit_file(text: Option<&str>, wanted: &[Limit]) -> String {
             }
         }
         if !seen {
-            if let Some(last) = lines.last_mut().filter(|l| !l.0.ends_with('\n')) {
-                last.0.push('\n');
+            if let Some(last) = lines.last_mut().filter(|l| !l.0.ends_with(b"\n")) {
+                last.0.push(b'\n');
             }
-            lines.push((w.line(), None));
+            lines.push((w.line().into_bytes(), None));
         }
     }
-    lines.into_iter().map(|(l, _)| l).collect()
+    lines.into_iter().flat_map(|(l, _)| l).collect()
 }
 
 /// The files pam_limits reads, in order: limits.conf (the vendor one when /etc has none),
 /// then every `*.conf` of limits.d (and the vendor limits.d, an /etc file hiding a vendor
 /// file of the same name), sorted by file name in byte order. `ours` (path, text after the
 /// change) takes its place, or is added where pam_limits would find it.
-fn read_order(host: &Host, ours: (&str, &str)) -> Vec<(String, String)> {
+fn read_order(host: &Host, ours: (&str, &[u8])) -> Vec<(String, Vec<u8>)> {
     let main = if host.exists(LIMITS_CONF) || ours.0 == LIMITS_CONF || !host.exists(VENDOR_LIMITS_CONF) {
         LIMITS_CONF
     } else {
@@ -427,7 +428,7 @@ fn read_order(host: &Host, ours: (&str, &str)) -> Vec<(String, String)> {
     }
     let mut files = Vec::new();
     let read = |p: &str| {
-        if p == ours.0 { Some(ours.1.to_string()) } else { host.read_opt(p).ok().flatten() }
+        if p == ours.0 { Some(ours.1.to_vec()) } else { host.read_bytes_opt(p).ok().flatten() }
     };
     if let Some(t) = read(main) {
         files.push((main.to_string(), t));
@@ -478,12 +479,12 @@ pub struct NoLimits {
     pub domain: String,
 }
 
-fn conflicts(files: &[(String, String)], ours: &str, wanted: &[Limit]) -> (Vec<Conflict>, Vec<NoLimits>) {
+fn conflicts(files: &[(String, Vec<u8>)], ours: &str, wanted: &[Limit]) -> (Vec<Conflict>, Vec<NoLimits>) {
     let mut lines: Vec<(&str, usize, FileLine, Option<DomainClass>)> = Vec::new();
     let mut no_limits = Vec::new();
-    for (file, text) in files {
-        for (n, l) in text.lines().enumerate() {
-            let Some(f) = parse_line(l) else { continue };
+    for (file, bytes) in files {
+        for (n, l) in text::lines(bytes).enumerate() {
+            let Some(f) = parse_line(&text::view(l)) else { continue };
             if f.item.is_none() {
                 // pam_limits ignores `* -` (it only stops for users, groups and uid ranges).
                 if f.kind == "-" && f.domain != "*" && !f.domain.starts_with('%') {
@@ -576,9 +577,10 @@ pub fn plan(host: &Host, params: &Params) -> Result<engine::Plan> {
         warnings
             .push(format!("{}: pam_limits reads only *.conf files of {dir}; this file is not applied", params.file));
     }
-    let old = host.read_opt(&params.file).map_err(|e| Failure::new(format!("option file: {e}")))?;
+    let old = host.read_bytes_opt(&params.file).map_err(|e| Failure::new(format!("option file: {e}")))?;
     let new = edit_file(old.as_deref(), &wanted);
-    let old_lines: Vec<FileLine> = old.as_deref().unwrap_or("").lines().filter_map(parse_line).collect();
+    let old_lines: Vec<FileLine> =
+        text::lines(old.as_deref().unwrap_or_default()).filter_map(|l| parse_line(&text::view(l))).collect();
     let changes: Vec<Change> = wanted
         .iter()
         .map(|w| {
@@ -598,14 +600,9 @@ pub fn plan(host: &Host, params: &Params) -> Result<engine::Plan> {
         })
         .collect();
     let mut out = engine::Plan::default();
-    if old.as_deref() != Some(new.as_str()) {
-        out.diff.push(Diff {
-            before_header: if old.is_some() { params.file.clone() } else { format!("{} (absent)", params.file) },
-            after_header: params.file.clone(),
-            before: old.clone().unwrap_or_default(),
-            after: new.clone(),
-        });
-        out.actions.push(Action::WriteFile { path: params.file.clone(), contents: new.clone().into_bytes() });
+    if old.as_deref() != Some(new.as_slice()) {
+        out.diff.push(text::file_diff(&params.file, old.as_deref(), &new));
+        out.actions.push(Action::WriteFile { path: params.file.clone(), contents: new.clone() });
     }
     let files = read_order(host, (&params.file, &new));
     let (conflicts, no_limits) = conflicts(&files, &params.file, &wanted);
@@ -746,13 +743,20 @@ mod tests {
             lim("@trading", "-", "rtprio", "99"),
         ])
         .unwrap();
-        let out = edit_file(Some(text), &want);
+        let out = edit_file(Some(text.as_bytes()), &want);
         assert_eq!(
             out,
-            "# site\n@trading\t-\tmemlock\tunlimited\n*  soft  core  0\n@trading soft nofile infinity\n@trading\t-\trtprio\t99\n"
+            b"# site\n@trading\t-\tmemlock\tunlimited\n*  soft  core  0\n@trading soft nofile infinity\n@trading\t-\trtprio\t99\n"
         );
         assert_eq!(edit_file(Some(&out), &want), out);
-        assert!(edit_file(None, &want).starts_with(HEADER));
+        assert!(edit_file(None, &want).starts_with(HEADER.as_bytes()));
+        // Lines in any encoding are kept byte for byte; a value is read as bytes.
+        let odd = b"# gr\xfc\xdfe\r\n@trading - memlock \xff\n@b\xe9 hard core 0";
+        let want = validate(&[lim("@trading", "-", "memlock", "unlimited"), lim("@x", "-", "rtprio", "9")]).unwrap();
+        assert_eq!(
+            edit_file(Some(odd), &want),
+            b"# gr\xfc\xdfe\r\n@trading\t-\tmemlock\tunlimited\n@b\xe9 hard core 0\n@x\t-\trtprio\t9\n"
+        );
     }
 
     #[test]

@@ -20,7 +20,7 @@ use serde_json::{Map, Value, json};
 
 use crate::config::audit::{OS_RESERVE_PERCENT, node_reserve_kb, os_reserve_kb};
 use crate::engine::state::{Action, selection};
-use crate::engine::{self, Module};
+use crate::engine::{self, Module, text};
 use crate::facts::memory::{parse_meminfo, parse_swaps};
 use crate::facts::numa::{parse_hugepage_dir, parse_node_meminfo};
 use crate::host::Host;
@@ -230,34 +230,37 @@ fn reserve_check(host: &Host, pools: &[Pool]) -> Result<()> {
     Ok(())
 }
 
-/// Comments out (`swap: false`) or restores (`true`) the swap lines of fstab.
-pub fn edit_fstab(text: &str, on: bool) -> String {
-    let is_swap = |l: &str| {
-        let f: Vec<&str> = l.split_whitespace().collect();
+/// Comments out (`swap: false`) or restores (`true`) the swap lines of fstab. Every other
+/// byte stays as it was (`engine::text`): a line is recognised by its fields as
+/// `engine::text::view` reads them, and changed only by adding or removing `MARK`.
+pub fn edit_fstab(bytes: &[u8], on: bool) -> Vec<u8> {
+    let is_swap = |l: &[u8]| {
+        let v = text::view(l);
+        let f: Vec<&str> = v.split_whitespace().collect();
         f.len() >= 3 && !f[0].starts_with('#') && f[2] == "swap"
     };
-    text.split_inclusive('\n')
-        .map(|l| match l.strip_prefix(MARK) {
-            Some(rest) if on && is_swap(rest) => rest.to_string(),
-            None if !on && is_swap(l) => format!("{MARK}{l}"),
-            _ => l.to_string(),
-        })
-        .collect()
+    let mut out = Vec::with_capacity(bytes.len() + 64);
+    for l in text::lines(bytes) {
+        match l.strip_prefix(MARK.as_bytes()) {
+            Some(rest) if on && is_swap(rest) => out.extend_from_slice(rest),
+            None if !on && is_swap(l) => {
+                out.extend_from_slice(MARK.as_bytes());
+                out.extend_from_slice(l);
+            }
+            _ => out.extend_from_slice(l),
+        }
+    }
+    out
 }
 
 fn swap(host: &Host, out: &mut engine::Plan, rt: &mut Runtime, on: bool) -> Result<Option<Action>> {
     let mut run = None;
-    match host.read_opt(FSTAB).map_err(|e| fail(format!("swap: {e}")))? {
-        Some(text) => {
-            let new = edit_fstab(&text, on);
-            if new != text {
-                out.diff.push(Diff {
-                    before_header: FSTAB.into(),
-                    after_header: FSTAB.into(),
-                    before: text,
-                    after: new.clone(),
-                });
-                out.actions.push(Action::WriteFile { path: FSTAB.into(), contents: new.into_bytes() });
+    match host.read_bytes_opt(FSTAB).map_err(|e| fail(format!("swap: {e}")))? {
+        Some(old) => {
+            let new = edit_fstab(&old, on);
+            if new != old {
+                out.diff.push(text::diff(FSTAB, FSTAB, &old, &new));
+                out.actions.push(Action::WriteFile { path: FSTAB.into(), contents: new });
             }
         }
         None => out.warnings.push(format!("swap: there is no {FSTAB}")),

@@ -236,12 +236,12 @@ fn read_device(host: &Host, ifname: &str, want: &[Group]) -> Result<Device> {
         return Ok(d);
     }
     let path = format!("{ETHTOOL_CAPTURE_DIR}/{ifname}.json");
-    let text = host.read_opt(&path).map_err(|e| fail(format!("{ifname}: {e}")))?.ok_or_else(|| {
+    let bytes = host.read_bytes_opt(&path).map_err(|e| fail(format!("{ifname}: {e}")))?.ok_or_else(|| {
         fail(format!(
             "{ifname}: no captured ethtool state ({path} under root); on a captured tree the ethtool settings act on the state `lltune capture` stored"
         ))
     })?;
-    let doc: Value = serde_json::from_str(&text)
+    let doc: Value = serde_json::from_slice(&bytes)
         .map_err(|e| fail(format!("{path}: not a capture of ethtool state: {}", cap_text(&e.to_string()))))?;
     if !doc.is_object() {
         return Err(fail(format!("{path}: not a capture of ethtool state (not a mapping)")));

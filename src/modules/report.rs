@@ -10,7 +10,7 @@ use anyhow::Result;
 use serde::Deserialize;
 
 use crate::host::Host;
-use crate::protocol::{Diff, Failure, Meta, Outcome};
+use crate::protocol::{Failure, Meta, Outcome};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -47,14 +47,15 @@ pub fn run(_host: &Host, meta: &Meta, mut params: Params) -> Result<Outcome> {
     if meta.diff && !meta.no_log {
         for (name, text) in &outputs {
             let path = params.dest.join(name);
-            let before = crate::fleet::read_file(&path).ok().map(|b| String::from_utf8_lossy(&b).into_owned());
-            if before.as_deref() != Some(text.as_str()) {
-                diff.push(Diff {
-                    before_header: path.display().to_string(),
-                    after_header: path.display().to_string(),
-                    before: before.unwrap_or_default(),
-                    after: text.clone(),
-                });
+            let before = crate::fleet::read_file(&path).ok();
+            if before.as_deref() != Some(text.as_bytes()) {
+                let name = path.display().to_string();
+                diff.push(crate::engine::text::diff(
+                    &name,
+                    &name,
+                    before.as_deref().unwrap_or_default(),
+                    text.as_bytes(),
+                ));
             }
         }
     }

@@ -12,9 +12,9 @@
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-use crate::engine::journal::{Entry, Journal};
+use crate::engine::journal::{Entry, Journal, decode};
 use crate::engine::persist;
-use crate::engine::state::{self, Action, State, normalize_value};
+use crate::engine::state::{self, Action, State, same_kernel_value};
 use crate::engine::{self, Module};
 use crate::host::{Host, Node};
 use crate::protocol::{Diff, Failure, Meta, Outcome, cap_text};
@@ -50,8 +50,12 @@ pub struct Plan {
     pub not_restored: Vec<String>,
 }
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+/// A link entry's target as bytes: `Some(None)` for no link, `None` for a bad escape.
+fn decode_opt(text: Option<&str>, escaped: bool) -> Option<Option<Vec<u8>>> {
+    match text {
+        None => Some(None),
+        Some(t) => decode(t, escaped).map(Some),
+    }
 }
 
 /// The persistence that modules share (`engine::persist`): one restore unit and its link
@@ -192,7 +196,7 @@ pub fn plan_entries(host: &Host, journal: &Journal, entries: &[Entry]) -> Result
                         continue;
                     }
                 };
-                let before = now.as_ref().map(|(b, _)| text(b)).unwrap_or_default();
+
                 match previous {
                     Some(saved) => {
                         let bytes = match journal.blob(host, saved) {
@@ -206,7 +210,6 @@ pub fn plan_entries(host: &Host, journal: &Journal, entries: &[Entry]) -> Result
                         if now.as_ref().is_some_and(|(b, m)| *b == bytes && *m == meta) {
                             continue;
                         }
-                        let after = text(&bytes);
                         let mode_note = match &now {
                             Some((_, m)) if *m != meta => format!(
                                 " (mode {:04o} {}:{} -> {:04o} {}:{})",
@@ -214,12 +217,12 @@ pub fn plan_entries(host: &Host, journal: &Journal, entries: &[Entry]) -> Result
                             ),
                             _ => String::new(),
                         };
-                        plan.diff.push(Diff {
-                            before_header: if now.is_some() { path.clone() } else { format!("{path} (absent)") },
-                            after_header: format!("{path}{mode_note}"),
-                            before,
-                            after,
-                        });
+                        plan.diff.push(crate::engine::text::diff(
+                            if now.is_some() { path.clone() } else { format!("{path} (absent)") },
+                            format!("{path}{mode_note}"),
+                            now.as_ref().map(|(b, _)| b.as_slice()).unwrap_or_default(),
+                            &bytes,
+                        ));
                         plan.actions.push(Action::RestoreFile {
                             path: path.clone(),
                             contents: bytes,
@@ -235,12 +238,12 @@ pub fn plan_entries(host: &Host, journal: &Journal, entries: &[Entry]) -> Result
                         if now.is_none() {
                             continue;
                         }
-                        plan.diff.push(Diff {
-                            before_header: path.clone(),
-                            after_header: format!("{path} (absent)"),
-                            before,
-                            after: String::new(),
-                        });
+                        plan.diff.push(crate::engine::text::diff(
+                            path.clone(),
+                            format!("{path} (absent)"),
+                            now.as_ref().map(|(b, _)| b.as_slice()).unwrap_or_default(),
+                            b"",
+                        ));
                         plan.actions.push(Action::RemoveFile { path: path.clone() });
                         plan.restored.push(Restored {
                             path: path.clone(),
@@ -252,7 +255,11 @@ pub fn plan_entries(host: &Host, journal: &Journal, entries: &[Entry]) -> Result
                 plan.reboot_required |= *boot;
                 restored_grub_defaults |= path == "/etc/default/grub";
             }
-            Entry::Link { path, module, boot, previous } => {
+            Entry::Link { path, module, boot, previous, escaped } => {
+                let Some(previous) = decode_opt(previous.as_deref(), *escaped) else {
+                    plan.not_restored.push(format!("{path} (the bundle's link target is not an escaped text)"));
+                    continue;
+                };
                 unit_links |= path.starts_with("/etc/systemd/") || path.starts_with("/run/systemd/");
                 let now = match now {
                     Ok(State::Link(l)) => l,
@@ -262,18 +269,16 @@ pub fn plan_entries(host: &Host, journal: &Journal, entries: &[Entry]) -> Result
                         continue;
                     }
                 };
-                if now == *previous {
+                if now == previous {
                     continue;
                 }
-                let show = |l: &Option<String>| l.as_ref().map(|t| format!("{path} -> {t}\n")).unwrap_or_default();
-                plan.diff.push(Diff {
-                    before_header: format!("link {path}"),
-                    after_header: format!("link {path}"),
-                    before: show(&now),
-                    after: show(previous),
-                });
-                plan.actions.push(match previous {
-                    Some(to) => Action::SetLink { path: path.clone(), to: to.clone() },
+                let show = |l: &Option<Vec<u8>>| {
+                    l.as_ref().map(|t| [format!("{path} -> ").as_bytes(), t, b"\n"].concat()).unwrap_or_default()
+                };
+                let header = format!("link {path}");
+                plan.diff.push(crate::engine::text::diff(&header, &header, &show(&now), &show(&previous)));
+                plan.actions.push(match &previous {
+                    Some(to) => Action::RestoreLink { path: path.clone(), to: to.clone() },
                     None => Action::RemoveLink { path: path.clone() },
                 });
                 plan.restored.push(Restored {
@@ -296,7 +301,11 @@ pub fn plan_entries(host: &Host, journal: &Journal, entries: &[Entry]) -> Result
                 plan.actions.push(Action::RemoveDir { path: path.clone() });
                 plan.restored.push(Restored { path: path.clone(), kind: "folder".into(), module: module.clone() });
             }
-            Entry::Runtime { path, module, previous } => {
+            Entry::Runtime { path, module, previous, escaped } => {
+                let Some(previous) = decode(previous, *escaped) else {
+                    plan.not_restored.push(format!("{path} (the bundle's value is not an escaped text)"));
+                    continue;
+                };
                 let now = match now {
                     Ok(State::Kernel(v)) => v,
                     Ok(_) => continue,
@@ -306,16 +315,19 @@ pub fn plan_entries(host: &Host, journal: &Journal, entries: &[Entry]) -> Result
                         continue;
                     }
                 };
-                if normalize_value(&now) == normalize_value(previous) {
+                if same_kernel_value(&now, &previous) {
                     continue;
                 }
-                plan.diff.push(Diff {
-                    before_header: format!("runtime {path}"),
-                    after_header: format!("runtime {path}"),
-                    before: format!("{}\n", normalize_value(&now)),
-                    after: format!("{}\n", normalize_value(previous)),
-                });
-                plan.actions.push(Action::WriteKernel { path: path.clone(), value: previous.clone() });
+                // Whitespace runs shown as one space, as they are compared.
+                let words = |b: &[u8]| {
+                    let mut v =
+                        b.split(u8::is_ascii_whitespace).filter(|w| !w.is_empty()).collect::<Vec<_>>().join(&b' ');
+                    v.push(b'\n');
+                    v
+                };
+                let header = format!("runtime {path}");
+                plan.diff.push(crate::engine::text::diff(&header, &header, &words(&now), &words(&previous)));
+                plan.actions.push(Action::RestoreKernel { path: path.clone(), value: previous });
                 plan.restored.push(Restored { path: path.clone(), kind: "runtime".into(), module: module.clone() });
             }
             Entry::Ethtool { ifname, group, module, previous } => {

@@ -14,7 +14,7 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::state::{Action, normalize_value};
-use crate::engine::{self, Module};
+use crate::engine::{self, Module, text};
 use crate::host::Host;
 use crate::protocol::{Diff, Failure, Meta, Outcome, lenient_bool, scalar_map};
 
@@ -139,17 +139,17 @@ pub fn parse_line(line: &str) -> Option<Assignment> {
 
 const HEADER: &str = "# Kernel tunables managed by lltune (lltune_sysctl). Edits to keys set here are overwritten.\n";
 
-/// Edits a sysctl.d file's text: each wanted key is set on its first line (later lines for
+/// Edits a sysctl.d file's bytes: each wanted key is set on its first line (later lines for
 /// it removed), new keys appended; with `absent`, the keys' lines are removed. Other lines
-/// are kept byte for byte.
-pub fn edit_file(text: Option<&str>, wanted: &[(Key, String)], state: Presence) -> String {
-    let src = text.unwrap_or(if state == Presence::Present { HEADER } else { "" });
+/// are kept byte for byte, whatever their encoding; lines are read as `text::view` gives
+/// them, and a value is compared in that form (as bytes).
+pub fn edit_file(bytes: Option<&[u8]>, wanted: &[(Key, String)], state: Presence) -> Vec<u8> {
+    let src = bytes.unwrap_or(if state == Presence::Present { HEADER.as_bytes() } else { b"" });
     // Each line with its parsed assignment and canonical key, parsed once.
-    let mut lines: Vec<(String, Option<(Assignment, String)>)> = src
-        .split_inclusive('\n')
+    let mut lines: Vec<(Vec<u8>, Option<(Assignment, String)>)> = text::lines(src)
         .map(|l| {
-            let parsed = parse_line(l).and_then(|a| canonical(&a.key).map(|c| (a, c)));
-            (l.to_string(), parsed)
+            let parsed = parse_line(&text::view(l)).and_then(|a| canonical(&a.key).map(|c| (a, c)));
+            (l.to_vec(), parsed)
         })
         .collect();
     for (key, value) in wanted {
@@ -160,9 +160,9 @@ pub fn edit_file(text: Option<&str>, wanted: &[(Key, String)], state: Presence) 
             match hit {
                 Some(a) if state == Presence::Present && !seen => {
                     seen = true;
-                    if normalize_value(&a.value) != normalize_value(value) {
+                    if normalize_value(&a.value) != normalize_value(&text::view(value.as_bytes())) {
                         let dash = if a.ignore_errors || key.ignore_errors { "-" } else { "" };
-                        lines[i].0 = format!("{dash}{} = {value}\n", key.name);
+                        lines[i].0 = format!("{dash}{} = {value}\n", key.name).into_bytes();
                     }
                     i += 1;
                 }
@@ -173,14 +173,14 @@ pub fn edit_file(text: Option<&str>, wanted: &[(Key, String)], state: Presence) 
             }
         }
         if state == Presence::Present && !seen {
-            if let Some(last) = lines.last_mut().filter(|l| !l.0.ends_with('\n')) {
-                last.0.push('\n');
+            if let Some(last) = lines.last_mut().filter(|l| !l.0.ends_with(b"\n")) {
+                last.0.push(b'\n');
             }
             let dash = if key.ignore_errors { "-" } else { "" };
-            lines.push((format!("{dash}{} = {value}\n", key.name), None));
+            lines.push((format!("{dash}{} = {value}\n", key.name).into_bytes(), None));
         }
     }
-    lines.into_iter().map(|(l, _)| l).collect()
+    lines.into_iter().flat_map(|(l, _)| l).collect()
 }
 
 /// Folders systemd-sysctl reads, earlier ones hiding same-named files of later ones.
@@ -191,13 +191,13 @@ pub const SYSCTL_DIRS: &[&str] =
 #[derive(Debug, Clone)]
 struct BootFile {
     path: String,
-    text: String,
+    bytes: Vec<u8>,
 }
 
 /// The files applied at boot, in order, with `ours` (path, text after the change) in its
 /// place. /etc/sysctl.conf comes last, as `sysctl --system` reads it, unless a sysctl.d
 /// link (the usual `99-sysctl.conf -> ../sysctl.conf`) already brings it in.
-fn boot_files(host: &Host, ours: Option<(&str, &str)>) -> Vec<BootFile> {
+fn boot_files(host: &Host, ours: Option<(&str, &[u8])>) -> Vec<BootFile> {
     let mut by_name: BTreeMap<String, String> = BTreeMap::new();
     let ours_name = ours.and_then(|(p, _)| {
         let (dir, name) = p.rsplit_once('/')?;
@@ -216,8 +216,8 @@ fn boot_files(host: &Host, ours: Option<(&str, &str)>) -> Vec<BootFile> {
     let mut files = Vec::new();
     let mut saw_sysctl_conf = false;
     for (_, path) in by_name {
-        if let Some((p, text)) = ours.filter(|(p, _)| *p == path) {
-            files.push(BootFile { path: p.to_string(), text: text.to_string() });
+        if let Some((p, bytes)) = ours.filter(|(p, _)| *p == path) {
+            files.push(BootFile { path: p.to_string(), bytes: bytes.to_vec() });
             continue;
         }
         // Resolve one level of link inside root: `../sysctl.conf`, or `/dev/null` (masked).
@@ -234,15 +234,15 @@ fn boot_files(host: &Host, ours: Option<(&str, &str)>) -> Vec<BootFile> {
         if real == "/etc/sysctl.conf" {
             saw_sysctl_conf = true;
         }
-        if let Ok(text) = host.read(&real) {
-            files.push(BootFile { path: if shown == path { path } else { format!("{path} -> {shown}") }, text });
+        if let Ok(bytes) = host.read_bytes(&real) {
+            files.push(BootFile { path: if shown == path { path } else { format!("{path} -> {shown}") }, bytes });
         }
     }
     if !saw_sysctl_conf {
-        if let Some((p, text)) = ours.filter(|(p, _)| *p == "/etc/sysctl.conf") {
-            files.push(BootFile { path: p.to_string(), text: text.to_string() });
-        } else if let Ok(Some(text)) = host.read_opt("/etc/sysctl.conf") {
-            files.push(BootFile { path: "/etc/sysctl.conf".into(), text });
+        if let Some((p, bytes)) = ours.filter(|(p, _)| *p == "/etc/sysctl.conf") {
+            files.push(BootFile { path: p.to_string(), bytes: bytes.to_vec() });
+        } else if let Ok(Some(bytes)) = host.read_bytes_opt("/etc/sysctl.conf") {
+            files.push(BootFile { path: "/etc/sysctl.conf".into(), bytes });
         }
     }
     files
@@ -292,7 +292,7 @@ fn conflicts(files: &[BootFile], ours: &str, keys: &[Key]) -> Vec<Conflict> {
     // Every assignment once, in boot order, with its canonical key (globs kept as written).
     let mut assignments: Vec<(Option<String>, Assignment, &str)> = Vec::new();
     for f in files {
-        for a in f.text.lines().filter_map(parse_line) {
+        for a in text::lines(&f.bytes).filter_map(|l| parse_line(&text::view(l))) {
             let canon = if a.key.contains(['*', '?']) { None } else { canonical(&a.key) };
             assignments.push((canon, a, f.path.as_str()));
         }
@@ -367,11 +367,13 @@ fn check_value(key: &str, v: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn file_value(text: Option<&str>, key: &Key) -> Option<String> {
-    text?
-        .lines()
+/// The value the last line of `key` gives it, in `text::view` form.
+fn file_value(bytes: Option<&[u8]>, key: &Key) -> Option<String> {
+    let lines: Vec<&[u8]> = text::lines(bytes?).collect();
+    lines
+        .into_iter()
         .rev()
-        .filter_map(parse_line)
+        .filter_map(|l| parse_line(&text::view(l)))
         .find(|a| canonical(&a.key).as_deref() == Some(key.name.as_str()))
         .map(|a| a.value)
 }
@@ -425,8 +427,8 @@ pub fn plan(host: &Host, params: &Params) -> Result<Plan> {
     let (mut rt_before, mut rt_after) = (String::new(), String::new());
     let mut running: BTreeMap<String, String> = BTreeMap::new();
     for (key, value) in &wanted {
-        let now = match host.read_opt(&key.path) {
-            Ok(v) => v.map(|v| normalize_value(&v)),
+        let now = match host.read_bytes_opt(&key.path) {
+            Ok(v) => v.map(|v| normalize_value(&text::view(&v))),
             Err(e) => return Err(Failure::new(format!("{}: cannot read {}: {e}", key.name, key.path)).into()),
         };
         if let Some(n) = &now {
@@ -449,7 +451,7 @@ pub fn plan(host: &Host, params: &Params) -> Result<Plan> {
             ))
             .into());
         };
-        let after = normalize_value(value);
+        let after = normalize_value(&text::view(value.as_bytes()));
         if now != after {
             rt_before.push_str(&format!("{} = {now}\n", key.name));
             rt_after.push_str(&format!("{} = {after}\n", key.name));
@@ -473,14 +475,14 @@ pub fn plan(host: &Host, params: &Params) -> Result<Plan> {
         });
     }
 
-    let old_text = host.read_opt(&params.file).map_err(|e| Failure::new(format!("option file: {e}")))?;
+    let old_text = host.read_bytes_opt(&params.file).map_err(|e| Failure::new(format!("option file: {e}")))?;
     let new_text = if params.persist {
         edit_file(old_text.as_deref(), &wanted, params.state)
     } else {
         old_text.clone().unwrap_or_default()
     };
     let file_changes = params.persist
-        && old_text.as_deref() != Some(new_text.as_str())
+        && old_text.as_deref() != Some(new_text.as_slice())
         && !(old_text.is_none() && params.state == Presence::Absent);
     for (key, value) in &wanted {
         if !params.persist {
@@ -490,7 +492,8 @@ pub fn plan(host: &Host, params: &Params) -> Result<Plan> {
             continue;
         }
         let before = file_value(old_text.as_deref(), key);
-        let after = if params.state == Presence::Present { Some(normalize_value(value)) } else { None };
+        let after =
+            if params.state == Presence::Present { Some(normalize_value(&text::view(value.as_bytes()))) } else { None };
         let changed = before.as_deref().map(normalize_value) != after;
         let fc = BeforeAfter { before, after };
         match changes.iter_mut().find(|c| c.key == key.name) {
@@ -502,23 +505,21 @@ pub fn plan(host: &Host, params: &Params) -> Result<Plan> {
         }
     }
     if file_changes {
-        diff.push(Diff {
-            before_header: params.file.clone(),
-            after_header: params.file.clone(),
-            before: old_text.clone().unwrap_or_default(),
-            after: new_text.clone(),
-        });
-        actions.push(Action::WriteFile { path: params.file.clone(), contents: new_text.clone().into_bytes() });
+        diff.push(text::diff(&params.file, &params.file, old_text.as_deref().unwrap_or_default(), &new_text));
+        actions.push(Action::WriteFile { path: params.file.clone(), contents: new_text.clone() });
     }
 
     let keys: Vec<Key> = wanted.iter().map(|(k, _)| k.clone()).collect();
-    let ours_text = if params.persist { Some(new_text.as_str()) } else { old_text.as_deref() };
+    let ours_text = if params.persist { Some(new_text.as_slice()) } else { old_text.as_deref() };
     let files = boot_files(host, ours_text.map(|t| (params.file.as_str(), t)));
     let conflicts = conflicts(&files, &params.file, &keys);
     if params.state == Presence::Present {
         for c in &conflicts {
-            let want =
-                wanted.iter().find(|(k, _)| k.name == c.key).map(|(_, v)| normalize_value(v)).unwrap_or_default();
+            let want = wanted
+                .iter()
+                .find(|(k, _)| k.name == c.key)
+                .map(|(_, v)| normalize_value(&text::view(v.as_bytes())))
+                .unwrap_or_default();
             if c.wins_at_boot != params.file && normalize_value(&c.value_at_boot) != want {
                 warnings.push(format!(
                     "{}: {} sets {} and is applied after {} at boot, so the key will be {} after a reboot",
@@ -606,18 +607,41 @@ mod tests {
             (key("fs.file-max"), "9".to_string()),
             (key("net.ipv4.tcp_rmem"), "4096 87380 6291456".to_string()),
         ];
-        let out = edit_file(Some(text), &want, Presence::Present);
+        let edit = |t: &str, w: &[(Key, String)], st| String::from_utf8(edit_file(Some(t.as_bytes()), w, st)).unwrap();
+        let out = edit(text, &want, Presence::Present);
         assert_eq!(
             out,
             "# mine\nnet.core.busy_poll = 50\nvm.swappiness=10\n-fs.file-max = 9\nnet.ipv4.tcp_rmem = 4096 87380 6291456\n"
         );
-        assert_eq!(edit_file(Some(&out), &want, Presence::Present), out);
+        assert_eq!(edit(&out, &want, Presence::Present), out);
         // Same value spelled with other whitespace: unchanged.
         let same = "net.ipv4.tcp_rmem = 4096  87380\t6291456\n";
-        assert_eq!(edit_file(Some(same), &want[2..], Presence::Present), same);
-        let gone = edit_file(Some(&out), &want[..1], Presence::Absent);
+        assert_eq!(edit(same, &want[2..], Presence::Present), same);
+        let gone = edit(&out, &want[..1], Presence::Absent);
         assert_eq!(gone, "# mine\nvm.swappiness=10\n-fs.file-max = 9\nnet.ipv4.tcp_rmem = 4096 87380 6291456\n");
-        assert!(edit_file(None, &want[..1], Presence::Present).starts_with(HEADER));
+        assert!(edit_file(None, &want[..1], Presence::Present).starts_with(HEADER.as_bytes()));
+    }
+
+    #[test]
+    fn values_are_compared_as_bytes_and_other_lines_kept() {
+        // A byte that is not UTF-8 is not U+FFFD: a wanted "\u{fffd}" or "\\xe9" differs from it.
+        let file = b"# caf\xe9\r\nkernel.domainname = \xe9\nvm.a = 1\0\n";
+        for want in ["\u{fffd}", "\\xe9"] {
+            let w = vec![(key("kernel.domainname"), want.to_string())];
+            let out = edit_file(Some(file), &w, Presence::Present);
+            assert_eq!(
+                out,
+                [&b"# caf\xe9\r\n"[..], format!("kernel.domainname = {want}\n").as_bytes(), b"vm.a = 1\0\n"].concat()
+            );
+            assert_eq!(
+                file_value(Some(&out), &key("kernel.domainname")),
+                Some(text::view(want.as_bytes()).into_owned())
+            );
+        }
+        assert_eq!(file_value(Some(file), &key("kernel.domainname")).as_deref(), Some("\\xe9"));
+        // Already the value: the file is left as it is, byte for byte.
+        let w = vec![(key("vm.a"), "1\0".to_string())];
+        assert_eq!(edit_file(Some(file), &w, Presence::Present), file);
     }
 
     #[test]
@@ -630,7 +654,7 @@ mod tests {
         host.write_atomic("/etc/sysctl.d/99-zz.conf", b"net.core.busy_poll = 2\n", None).unwrap();
         host.write_atomic("/etc/sysctl.conf", b"net.ipv4.conf.*.rp_filter = 2\n", None).unwrap();
         let ours = "/etc/sysctl.d/99-latency-tuner.conf";
-        let files = boot_files(&host, Some((ours, "net.core.busy_poll = 50\nnet.ipv4.conf.eth0.rp_filter = 0\n")));
+        let files = boot_files(&host, Some((ours, b"net.core.busy_poll = 50\nnet.ipv4.conf.eth0.rp_filter = 0\n")));
         let names: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(
             names,
