@@ -256,3 +256,49 @@ fn an_edited_ethtool_journal_entry_is_refused() {
     assert_eq!(v["changed"], false);
     assert!(v["warnings"][0].as_str().unwrap().contains("only read on a live host"), "{v}");
 }
+
+// See: issue 17 (capture numbers beyond 64 bits were read and rewritten as floats; a ring
+// above its maximum was accepted).
+#[test]
+fn a_capture_with_an_impossible_number_is_refused_naming_interface_and_field() {
+    let capture = "var/lib/lltune/capture/ethtool/ens1f0.json";
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "\"rx_pending\": 1024",
+            "\"rx_pending\": 123456789012345678901234",
+            "rings.rx_pending: 123456789012345678901234 is not an integer that fits in 64 bits",
+        ),
+        (
+            "\"phc_index\": 0",
+            "\"phc_index\": 0, \"vendor_extra\": [1, 18446744073709551616]",
+            "vendor_extra[1]: 18446744073709551616 is not an integer that fits in 64 bits",
+        ),
+        ("\"rx_pending\": 1024", "\"rx_pending\": 9000", "rings.rx_pending 9000 is above rx_max_pending 8192"),
+        ("\"combined_count\": 4", "\"combined_count\": 9", "channels.combined_count 9 is above max_combined 8"),
+        ("\"rx_count\": 0", "\"rx_count\": 1", "channels.rx_count 1 is above max_rx 0"),
+    ];
+    for (from, to, want) in cases {
+        let dir = host_fixture("nic-2port");
+        let root = dir.path();
+        let text = fs::read_to_string(root.join(capture)).unwrap();
+        assert!(text.contains(from), "{from}");
+        fs::write(root.join(capture), text.replacen(from, to, 1)).unwrap();
+        let before = fs::read(root.join(capture)).unwrap();
+        let (v, code) = run_module(
+            "lltune_nic",
+            &json!({"root": root, "interfaces": [{"name": "ens1f0", "coalesce": {"rx-usecs": 0}}]}),
+        );
+        assert_eq!((code, v["changed"].as_bool()), (1, Some(false)), "{to}: {v}");
+        let msg = v["msg"].as_str().unwrap();
+        assert!(
+            msg.contains("ens1f0: /var/lib/lltune/capture/ethtool/ens1f0.json") && msg.contains(want),
+            "{to}: {msg}"
+        );
+        assert_eq!(fs::read(root.join(capture)).unwrap(), before, "{to}: the capture was rewritten");
+        // A scan of the tree names the file, the interface and the field, and goes on.
+        let (f, code) = run_module("lltune_facts", &json!({"root": root}));
+        assert_eq!(code, 0, "{f}");
+        let w = f["warnings"].to_string();
+        assert!(w.contains("ens1f0.json: interface ens1f0: ") && w.contains(want), "{to}: {w}");
+    }
+}

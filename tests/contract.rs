@@ -634,6 +634,75 @@ fn a_rollback_with_a_missing_copy_restores_the_rest_and_names_it() {
     assert_eq!(left.len(), 1, "only the file without a copy differs: {left:?}");
 }
 
+// See: issue 17 (a bundle copy that was a link was followed on rollback).
+#[test]
+fn links_inside_a_bundle_are_never_followed() {
+    let setup = || {
+        let dir = boot_fixture("rhel9-bls");
+        let root = dir.path();
+        fs::write(root.join("etc/secret"), "SECRET\n").unwrap();
+        let (v, code) =
+            run_module("lltune_sysctl", &json!({"root": root, "settings": {"vm.swappiness": 10}, "backup_id": "m"}));
+        assert_eq!(code, 0, "{v}");
+        let (v, code) =
+            run_module("lltune_kernel_args", &json!({"root": root, "args": {"nohz_full": "2-5"}, "backup_id": "m"}));
+        assert_eq!(code, 0, "{v}");
+        dir
+    };
+    let secret_spread = |root: &Path| {
+        snapshot(root, false)
+            .0
+            .iter()
+            .filter(|(p, n)| {
+                p.as_str() != "etc/secret"
+                    && matches!(n, Node::File { bytes, .. } if bytes.windows(6).any(|w| w == b"SECRET"))
+            })
+            .map(|(p, _)| p.clone())
+            .collect::<Vec<_>>()
+    };
+    // A copy that is a link (absolute, to a file inside the root): refused, the rest restored.
+    let dir = setup();
+    let root = dir.path();
+    let files = root.join("var/lib/lltune/backups/m/files");
+    let mut copies: Vec<_> = fs::read_dir(&files).unwrap().map(|e| e.unwrap().path()).collect();
+    copies.sort();
+    fs::remove_file(&copies[0]).unwrap();
+    symlink("/etc/secret", &copies[0]).unwrap();
+    let (v, code) = run_module("lltune_rollback", &json!({"root": root, "backup": "m"}));
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(v["not_restored"].as_array().unwrap().len(), 1, "{v}");
+    assert!(v["msg"].as_str().unwrap().contains("is a symbolic link; a bundle's files are never followed"), "{v}");
+    assert_eq!(secret_spread(root), Vec::<String>::new(), "{v}");
+
+    // The files/ folder is a link: no copy is read through it.
+    let dir = setup();
+    let root = dir.path();
+    let files = root.join("var/lib/lltune/backups/m/files");
+    fs::rename(&files, root.join("elsewhere")).unwrap();
+    symlink("/elsewhere", &files).unwrap();
+    let (v, code) = run_module("lltune_rollback", &json!({"root": root, "backup": "m"}));
+    assert_eq!(code, 1, "{v}");
+    assert!(v["not_restored"].as_array().unwrap().len() >= 2, "{v}");
+    assert!(v["msg"].as_str().unwrap().contains("/files is a symbolic link"), "{v}");
+    // ... and a run appending to that bundle refuses to write through it.
+    let (v, code) =
+        run_module("lltune_sysctl", &json!({"root": root, "settings": {"vm.swappiness": 20}, "backup_id": "m"}));
+    assert_eq!(code, 1, "{v}");
+    assert!(v["msg"].as_str().unwrap().contains("/files is a symbolic link"), "{v}");
+
+    // The journal itself is a link: the bundle is refused whole, nothing changes.
+    let dir = setup();
+    let root = dir.path();
+    let manifest = root.join("var/lib/lltune/backups/m/journal.json");
+    fs::rename(&manifest, root.join("journal-copy.json")).unwrap();
+    symlink("/journal-copy.json", &manifest).unwrap();
+    let before = snapshot(root, false).0;
+    let (v, code) = run_module("lltune_rollback", &json!({"root": root, "backup": "m"}));
+    assert_eq!((code, v["changed"].as_bool()), (1, Some(false)), "{v}");
+    assert!(v["msg"].as_str().unwrap().contains("journal.json is a symbolic link"), "{v}");
+    assert_same(&before, &snapshot(root, false).0, "a refused bundle");
+}
+
 #[test]
 fn non_regular_files_fail_fast_and_inputs_are_bounded() {
     let dir = boot_fixture("rhel9-bls");

@@ -17,7 +17,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::engine::state::{Item, State};
-use crate::host::{FileMeta, Host, resolve};
+use crate::host::{FileMeta, Host, Node, resolve};
 use crate::protocol::{Failure, cap_text};
 use crate::sys::ethtool_group::Group as EthtoolGroup;
 
@@ -270,12 +270,47 @@ pub fn validate_backup_id(id: &str) -> Result<(), String> {
     }
 }
 
+/// Reads `rel` (`journal.json`, `files/NNN-name`) of the bundle `dir` without following a
+/// link anywhere inside the bundle: the bundle folder, `files/` and the file itself must be
+/// what they are, not links to them (a copy that is a link would restore whatever it names).
+/// Links above the bundle (a `/var` that is a link) are the host's layout and are followed.
+/// `None` when the file does not exist.
+fn read_in_bundle(host: &Host, dir: &str, rel: &str) -> Result<Option<Vec<u8>>> {
+    let refuse = |p: &str| anyhow::anyhow!("{p} is a symbolic link; a bundle's files are never followed");
+    let mut at = dir.to_string();
+    if host.read_link(&at).is_some() {
+        return Err(refuse(&at));
+    }
+    for part in rel.split('/') {
+        at = format!("{at}/{part}");
+        if host.read_link(&at).is_some() {
+            return Err(refuse(&at));
+        }
+    }
+    match host.node(&at)? {
+        Node::Absent => Ok(None),
+        Node::File(bytes, _) => Ok(Some(bytes)),
+        Node::Link(_) => Err(refuse(&at)),
+    }
+}
+
 impl Journal {
     /// The bundle `id` under `root`, existing or not.
     pub fn open(host: &Host, id: &str) -> Result<Journal> {
         validate_backup_id(id).map_err(Failure::new)?;
         let dir = format!("{BACKUPS_DIR}/{id}");
-        match host.read_opt(&format!("{dir}/{MANIFEST}")).map_err(|e| Failure::new(format!("backup {id}: {e}")))? {
+        for d in [dir.clone(), format!("{dir}/files")] {
+            if host.read_link(&d).is_some() {
+                return Err(Failure::new(format!(
+                    "backup {id}: {d} is a symbolic link; a bundle's files are never followed"
+                ))
+                .into());
+            }
+        }
+        let manifest = read_in_bundle(host, &dir, MANIFEST)
+            .map_err(|e| Failure::new(format!("backup {id}: {e:#}")))?
+            .map(|b| String::from_utf8_lossy(&b).into_owned());
+        match manifest {
             Some(text) => Journal::parse(id, &dir, &text),
             None => Ok(Journal {
                 id: id.to_string(),
@@ -316,7 +351,10 @@ impl Journal {
         };
         validate_backup_id(&id).map_err(|e| Failure::new(format!("option backup: {e}")))?;
         let dir = format!("{BACKUPS_DIR}/{id}");
-        match host.read_opt(&format!("{dir}/{MANIFEST}")).map_err(|e| Failure::new(format!("backup {id}: {e}")))? {
+        let manifest = read_in_bundle(host, &dir, MANIFEST)
+            .map_err(|e| Failure::new(format!("backup {id}: {e:#}")))?
+            .map(|b| String::from_utf8_lossy(&b).into_owned());
+        match manifest {
             Some(text) => Journal::parse(&id, &dir, &text),
             None => Err(Failure::new(format!("backup {id}: no {dir}/{MANIFEST} under root")).into()),
         }
@@ -457,8 +495,11 @@ impl Journal {
         if !valid_blob(&saved.blob) {
             anyhow::bail!("backup copy {:?} is not a file of the bundle", cap_text(&saved.blob));
         }
-        host.read_bytes(&format!("{}/{}", self.dir, saved.blob))
-            .with_context(|| format!("reading backup copy {}", saved.blob))
+        read_in_bundle(host, &self.dir, &saved.blob)
+            .with_context(|| format!("reading backup copy {}", saved.blob))?
+            .ok_or_else(|| {
+                anyhow::anyhow!("reading backup copy {}: {}/{} does not exist", saved.blob, self.dir, saved.blob)
+            })
     }
 }
 

@@ -498,9 +498,7 @@ fn read_ethtool_capture(scan: &mut Scan, ifname: &str) -> Option<EthtoolState> {
             return None;
         }
     };
-    let parsed = serde_json::from_str::<serde_json::Value>(&text)
-        .map_err(|e| e.to_string())
-        .and_then(|v| capture::ethtool_state(&v));
+    let parsed = capture::parse_text(&text).map(|(_, st)| st).map_err(|e| format!("interface {ifname}: {e}"));
     parse_or_warn(scan, &path, parsed)
 }
 
@@ -657,10 +655,92 @@ pub(crate) mod capture {
             features: opt(m, "features", features)?,
             features_fixed: opt(m, "features_fixed", strings)?,
             coalesce: opt(m, "coalesce", |v, at| uapi(v, at, COALESCE))?,
-            rings: opt(m, "rings", |v, at| uapi(v, at, RINGS))?,
+            rings: opt(m, "rings", |v, at| {
+                uapi::<Ringparam>(v, at, RINGS).and_then(|r| r.check().map(|()| r).map_err(|e| format!("{at}.{e}")))
+            })?,
             pause: opt(m, "pause", |v, at| uapi(v, at, PAUSE))?,
-            channels: opt(m, "channels", |v, at| uapi(v, at, CHANNELS))?,
+            channels: opt(m, "channels", |v, at| {
+                uapi::<Channels>(v, at, CHANNELS).and_then(|c| c.check().map(|()| c).map_err(|e| format!("{at}.{e}")))
+            })?,
         })
+    }
+
+    /// One step of a path into a JSON document.
+    enum Step {
+        Key(String),
+        Index(usize),
+    }
+
+    /// The first number of `v` that JSON reading turned into a float although `text` wrote it
+    /// as an integer (one beyond 64 bits): its dotted path and its text as written.
+    fn wide_integer(v: &Value, text: &str) -> Option<(String, String)> {
+        fn walk(v: &Value, path: &mut Vec<Step>, text: &str) -> Option<(String, String)> {
+            match v {
+                Value::Number(n) if n.is_f64() => {
+                    let raw = raw_at(text, path)?;
+                    let t = raw.trim();
+                    let integer = !t.is_empty() && t.trim_start_matches('-').bytes().all(|b| b.is_ascii_digit());
+                    integer.then(|| {
+                        let shown: Vec<String> = path
+                            .iter()
+                            .map(|s| match s {
+                                Step::Key(k) => k.clone(),
+                                Step::Index(i) => format!("[{i}]"),
+                            })
+                            .collect();
+                        (shown.join(".").replace(".[", "["), crate::protocol::cap_text(t))
+                    })
+                }
+                Value::Array(a) => a.iter().enumerate().find_map(|(i, x)| {
+                    path.push(Step::Index(i));
+                    let r = walk(x, path, text);
+                    path.pop();
+                    r
+                }),
+                Value::Object(m) => m.iter().find_map(|(k, x)| {
+                    path.push(Step::Key(k.clone()));
+                    let r = walk(x, path, text);
+                    path.pop();
+                    r
+                }),
+                _ => None,
+            }
+        }
+        walk(v, &mut Vec::new(), text)
+    }
+
+    /// The text of the value at `path` in `text`, as written.
+    fn raw_at(text: &str, path: &[Step]) -> Option<String> {
+        use serde_json::value::RawValue;
+        let mut raw: Box<RawValue> = serde_json::from_str(text).ok()?;
+        for step in path {
+            raw = match step {
+                Step::Key(k) => {
+                    let mut m: std::collections::HashMap<String, Box<RawValue>> =
+                        serde_json::from_str(raw.get()).ok()?;
+                    m.remove(k)?
+                }
+                Step::Index(i) => {
+                    let mut a: Vec<Box<RawValue>> = serde_json::from_str(raw.get()).ok()?;
+                    (*i < a.len()).then(|| a.swap_remove(*i))?
+                }
+            };
+        }
+        Some(raw.get().to_string())
+    }
+
+    /// A capture file's text: its JSON (for a module that rewrites it) and the state it holds.
+    /// Refuses an integer that does not fit in 64 bits (JSON reading would round it to a float,
+    /// and a rewrite would write the float), naming its key and echoing it as written, and a
+    /// ring or channel count above its maximum.
+    pub fn parse_text(text: &str) -> R<(Value, EthtoolState)> {
+        let v: Value = serde_json::from_str(text)
+            .map_err(|e| format!("not JSON: {}", crate::protocol::cap_text(&e.to_string())))?;
+        if let Some((at, raw)) = wide_integer(&v, text) {
+            return Err(format!("{at}: {raw} is not an integer that fits in 64 bits; refused"));
+        }
+        let st = ethtool_state(&v)?;
+        Ok((v, st))
     }
 }
 
@@ -948,10 +1028,23 @@ mod tests {
             v["no_such_key"] = json!({"x": 1});
             docs.push(v);
         }
-        let (mut ok, mut refused) = (0, 0);
+        let (mut ok, mut refused, mut impossible) = (0, 0, 0);
         for doc in &docs {
             let by_serde = serde_json::from_value::<EthtoolState>(doc.clone());
             let by_hand = capture::ethtool_state(doc);
+            // Beyond serde: a ring or channel count above its maximum is refused.
+            if let Ok(st) = &by_serde {
+                let check = st
+                    .rings
+                    .as_ref()
+                    .map_or(Ok(()), |r| r.check().map_err(|e| format!("rings.{e}")))
+                    .and(st.channels.as_ref().map_or(Ok(()), |c| c.check().map_err(|e| format!("channels.{e}"))));
+                if let Err(e) = check {
+                    assert_eq!(by_hand.as_ref().unwrap_err(), &e, "{doc}");
+                    impossible += 1;
+                    continue;
+                }
+            }
             match (&by_serde, &by_hand) {
                 (Ok(a), Ok(b)) => {
                     assert_eq!(a, b, "{doc}");
@@ -965,8 +1058,8 @@ mod tests {
             }
         }
         // Both kinds of answer were met, many times.
-        eprintln!("{} documents: {ok} read alike, {refused} refused by both", docs.len());
-        assert!(ok > 200 && refused > 200, "{ok} read, {refused} refused");
+        eprintln!("{} documents: {ok} read alike, {refused} refused by both, {impossible} impossible", docs.len());
+        assert!(ok > 200 && refused > 200 && impossible > 10, "{ok} read, {refused} refused, {impossible} impossible");
         // A refusal names the key.
         let mut v = captures[0].clone();
         v["rings"] = json!({"rx_pending": -1});
@@ -974,6 +1067,22 @@ mod tests {
             capture::ethtool_state(&v).unwrap_err(),
             "rings.rx_pending: expected an integer from 0 to 4294967295, got -1"
         );
+    }
+
+    // See: issue 17 (capture integers beyond 64 bits were read, and rewritten, as floats).
+    #[test]
+    fn wide_integers_are_refused_as_written() {
+        let e = capture::parse_text(r#"{"rings": {"rx_pending": 18446744073709551616}}"#).unwrap_err();
+        assert_eq!(e, "rings.rx_pending: 18446744073709551616 is not an integer that fits in 64 bits; refused");
+        let e = capture::parse_text(r#"{"x": [0, {"y": -99999999999999999999999}]}"#).unwrap_err();
+        assert_eq!(e, "x[1].y: -99999999999999999999999 is not an integer that fits in 64 bits; refused");
+        // A fraction is no integer to begin with: the field's own check names it.
+        let e = capture::parse_text(r#"{"rings": {"rx_pending": 1.5}}"#).unwrap_err();
+        assert_eq!(e, "rings.rx_pending: expected an integer from 0 to 4294967295, got 1.5");
+        assert!(
+            capture::parse_text(r#"{"rings": {"rx_pending": 18446744073709551615, "rx_max_pending": 1}}"#).is_err()
+        );
+        assert!(capture::parse_text(r#"{"unknown": 18446744073709551615}"#).is_ok());
     }
 
     #[test]

@@ -241,8 +241,11 @@ fn read_device(host: &Host, ifname: &str, want: &[Group]) -> Result<Device> {
             "{ifname}: no captured ethtool state ({path} under root); on a captured tree the ethtool settings act on the state `lltune capture` stored"
         ))
     })?;
-    let doc: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| fail(format!("{path}: not a capture of ethtool state: {}", cap_text(&e.to_string()))))?;
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|e| fail(format!("{ifname}: {path}: not a capture of ethtool state: not UTF-8 JSON ({e})")))?;
+    let doc: Value = crate::facts::nic::capture::parse_text(text)
+        .map(|(v, _)| v)
+        .map_err(|e| fail(format!("{ifname}: {path}: not a capture of ethtool state: {e}")))?;
     if !doc.is_object() {
         return Err(fail(format!("{path}: not a capture of ethtool state (not a mapping)")));
     }

@@ -252,6 +252,43 @@ pub struct Ringparam {
     pub tx_pending: u32,
 }
 
+impl Ringparam {
+    /// Refuses what no driver reports: a ring above its maximum (the kernel refuses to set
+    /// one, `ethtool_set_ringparam` in net/ethtool/ioctl.c). Names the fields.
+    pub fn check(&self) -> Result<(), String> {
+        let pairs = [
+            ("rx_pending", self.rx_pending, "rx_max_pending", self.rx_max_pending),
+            ("rx_mini_pending", self.rx_mini_pending, "rx_mini_max_pending", self.rx_mini_max_pending),
+            ("rx_jumbo_pending", self.rx_jumbo_pending, "rx_jumbo_max_pending", self.rx_jumbo_max_pending),
+            ("tx_pending", self.tx_pending, "tx_max_pending", self.tx_max_pending),
+        ];
+        check_below_max(&pairs)
+    }
+}
+
+impl Channels {
+    /// Refuses what no driver reports: more channels of a kind than its maximum (the
+    /// kernel refuses to set them, `ethtool_set_channels`). Names the fields.
+    pub fn check(&self) -> Result<(), String> {
+        let pairs = [
+            ("rx_count", self.rx_count, "max_rx", self.max_rx),
+            ("tx_count", self.tx_count, "max_tx", self.max_tx),
+            ("other_count", self.other_count, "max_other", self.max_other),
+            ("combined_count", self.combined_count, "max_combined", self.max_combined),
+        ];
+        check_below_max(&pairs)
+    }
+}
+
+fn check_below_max(pairs: &[(&str, u32, &str, u32)]) -> Result<(), String> {
+    for &(name, value, max_name, max) in pairs {
+        if value > max {
+            return Err(format!("{name} {value} is above {max_name} {max}: no NIC reports that"));
+        }
+    }
+    Ok(())
+}
+
 /// `struct ethtool_coalesce` (92 bytes): interrupt coalescing (`ethtool -c`); `*_usecs` in
 /// microseconds, `*_frames` in packets, `pkt_rate_*` in packets per second,
 /// `rate_sample_interval` in seconds.
