@@ -452,3 +452,37 @@ fn kernel_values_and_link_targets_are_journaled_as_bytes() {
     assert_eq!(code, 1, "{r}");
     assert!(r["msg"].as_str().unwrap().contains("not an escaped text"), "{r}");
 }
+
+/// A config file whose name is not UTF-8 is read by systemd-sysctl, pam_limits and systemd,
+/// but lltune (whose paths are text) cannot name it: the result says so instead of checking
+/// the others as if it were not there.
+#[test]
+fn a_config_file_named_with_bytes_that_are_not_utf8_is_named_in_a_warning() {
+    use std::os::unix::ffi::OsStrExt;
+    let name = |b: &[u8]| std::ffi::OsStr::from_bytes(b).to_owned();
+    let dir = boot_fixture("rhel9-bls");
+    let root = dir.path();
+    fs::write(root.join("etc/sysctl.d").join(name(b"99-z\xe9.conf")), "net.core.busy_poll = 1\n").unwrap();
+    fs::write(root.join("etc/sysctl.d").join(name(b"98-\xff.txt")), "vm.swappiness = 1\n").unwrap();
+    let (v, code) = run_module(
+        "lltune_sysctl",
+        &json!({"root": root, "settings": {"net.core.busy_poll": 50}, "_ansible_check_mode": true}),
+    );
+    assert_eq!(code, 0, "{v}");
+    let w = v["warnings"].to_string();
+    assert!(
+        w.contains("/etc/sysctl.d/99-z\\\\xe9.conf: systemd-sysctl reads this file, but its name is not UTF-8"),
+        "{w}"
+    );
+    assert!(!w.contains("98-"), "only *.conf files are read: {w}");
+    let dir = host_fixture("el9-trading");
+    let root = dir.path();
+    fs::write(root.join("etc/security/limits.d").join(name(b"zz-\xe9.conf")), "@trading - memlock 1\n").unwrap();
+    let (v, code) = run_module(
+        "lltune_limits",
+        &json!({"root": root, "limits": [{"domain": "@trading", "type": "-", "item": "memlock", "value": "unlimited"}],
+                "_ansible_check_mode": true}),
+    );
+    assert_eq!(code, 0, "{v}");
+    assert!(v["warnings"].to_string().contains("limits.d/zz-\\\\xe9.conf: pam_limits reads this file"), "{v}");
+}

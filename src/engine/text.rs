@@ -204,6 +204,21 @@ pub fn utf8<'a>(path: &str, bytes: &'a [u8]) -> Result<&'a str, String> {
     })
 }
 
+/// Warnings for the files of `dirs` whose names are not UTF-8 (`Host::non_utf8_names`):
+/// `what` reads them at boot, lltune cannot name them, so their settings go unchecked.
+pub fn unread_files(host: &crate::host::Host, dirs: &[&str], suffix: &str, what: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for dir in dirs {
+        for name in host.non_utf8_names(dir, suffix) {
+            out.push(format!(
+                "{dir}/{}: {what} reads this file, but its name is not UTF-8 and lltune does not read it: its settings are not checked against these",
+                crate::protocol::cap_text(&view(&name))
+            ));
+        }
+    }
+    out
+}
+
 /// The line `n` (from 1) of `path` as UTF-8 text, for an edit inside the line (a command
 /// line's arguments): a line that is not UTF-8 is refused, naming it, so that no byte of it
 /// is ever rewritten through a lossy conversion.

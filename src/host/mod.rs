@@ -661,6 +661,21 @@ impl Host {
         }
     }
 
+    /// Entry names of a directory that are not UTF-8 and end with `suffix`, as raw bytes,
+    /// sorted: the files `list` cannot name (paths are UTF-8 text here). Empty on any error.
+    pub fn non_utf8_names(&self, target: &str, suffix: &str) -> Vec<Vec<u8>> {
+        use std::os::unix::ffi::OsStringExt;
+        let Ok(real) = self.real_path(target) else { return Vec::new() };
+        let Ok(rd) = fs::read_dir(real) else { return Vec::new() };
+        let mut out: Vec<Vec<u8>> = rd
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().into_vec())
+            .filter(|n| std::str::from_utf8(n).is_err() && n.ends_with(suffix.as_bytes()))
+            .collect();
+        out.sort();
+        out
+    }
+
     /// Entry names of a directory, sorted; empty when it does not exist.
     pub fn list(&self, target: &str) -> Result<Vec<String>, HostError> {
         let real = match self.real_path(target) {

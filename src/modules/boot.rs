@@ -490,7 +490,9 @@ impl Prefixes {
     fn read(host: &Host) -> Prefixes {
         let mut grub = String::new();
         let mut boot_image = String::new();
-        if let Ok(Some(text)) = host.read_opt("/proc/cmdline") {
+        // Counted in bytes: a /proc/cmdline that is not UTF-8 shows nothing countable.
+        let cmdline = host.read_bytes_opt("/proc/cmdline").ok().flatten().and_then(|b| String::from_utf8(b).ok());
+        if let Some(text) = cmdline {
             if text.len() <= PROC_CMDLINE_MAX {
                 let line = RawCmdline::split(text.trim_end_matches(['\n', '\0']));
                 for key in ["BOOT_IMAGE", "root"] {
@@ -511,9 +513,11 @@ impl Prefixes {
         }
         let mut grubenv = HashMap::new();
         for path in ["/boot/grub2/grubenv", "/boot/grub/grubenv"] {
-            if let Ok(Some(text)) = host.read_opt(path) {
-                for line in text.lines().filter(|l| !l.starts_with('#')) {
-                    if let Some((k, v)) = line.split_once('=') {
+            if let Ok(Some(bytes)) = host.read_bytes_opt(path) {
+                // A variable whose line is not UTF-8 is not expanded (its length is unknown).
+                for line in text::lines(&bytes).filter_map(|l| std::str::from_utf8(text::body(l)).ok()) {
+                    let line = line.strip_suffix('\r').unwrap_or(line);
+                    if let Some((k, v)) = line.split_once('=').filter(|_| !line.starts_with('#')) {
                         grubenv.insert(k.to_string(), v.to_string());
                     }
                 }

@@ -449,6 +449,7 @@ fn affinity(host: &Host, cpus: &CpuList, out: &mut engine::Plan) -> Result<()> {
     }
     // Later drop-ins (by file name) override ours.
     let dir = AFFINITY_FILE.rsplit_once('/').map(|d| d.0).unwrap_or("");
+    out.warnings.extend(engine::text::unread_files(host, &[dir], ".conf", "systemd"));
     let ours = AFFINITY_FILE.rsplit('/').next().unwrap_or("");
     for name in host.list_or_empty(dir) {
         if name.ends_with(".conf") && name.as_str() > ours {

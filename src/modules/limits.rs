@@ -629,6 +629,7 @@ pub fn plan(host: &Host, params: &Params) -> Result<engine::Plan> {
     if !files.iter().any(|(p, _)| *p == params.file) && warnings.is_empty() {
         warnings.push(format!("{}: pam_limits does not read this file", params.file));
     }
+    warnings.extend(text::unread_files(host, &[LIMITS_D, VENDOR_LIMITS_D], ".conf", "pam_limits"));
     out.warnings = warnings;
     out.field("changes", &changes);
     out.field("conflicts", &conflicts);

@@ -509,6 +509,7 @@ pub fn plan(host: &Host, params: &Params) -> Result<Plan> {
         actions.push(Action::WriteFile { path: params.file.clone(), contents: new_text.clone() });
     }
 
+    warnings.extend(text::unread_files(host, SYSCTL_DIRS, ".conf", "systemd-sysctl"));
     let keys: Vec<Key> = wanted.iter().map(|(k, _)| k.clone()).collect();
     let ours_text = if params.persist { Some(new_text.as_slice()) } else { old_text.as_deref() };
     let files = boot_files(host, ours_text.map(|t| (params.file.as_str(), t)));
