@@ -299,32 +299,41 @@ pub fn parse_args<P: DeserializeOwned>(raw: &str) -> Result<(Meta, Host, P)> {
         }
     };
     let host = Host::new(&root).map_err(|e| Failure::new(format!("option root: {e}")))?;
-    let params = parse_params::<P>(options)?;
+    let params = parse_params_with::<P>(options, &["root"])?;
     Ok((meta, host, params))
 }
 
-/// Deserializes options strictly; messages name the option, like AnsibleModule's.
+/// Deserializes options strictly; messages name the option, like AnsibleModule's. The
+/// options of a module run (`parse_args`) include `root`, taken out before this; where no
+/// `root` is taken (a state file `lltune reapply` reads, a step of `lltune apply`), it is
+/// not an option and is not listed as one.
 pub fn parse_params<P: DeserializeOwned>(options: Map<String, Value>) -> Result<P> {
+    parse_params_with(options, &[])
+}
+
+/// `parse_params`, listing `extra` among the supported options at the top level.
+fn parse_params_with<P: DeserializeOwned>(options: Map<String, Value>, extra: &[&str]) -> Result<P> {
     let de = Value::Object(options);
     serde_path_to_error::deserialize::<_, P>(de).map_err(|e| {
         let path = cap_text(&e.path().to_string());
         let inner = e.into_inner().to_string();
         let msg = if let Some(rest) = inner.strip_prefix("unknown field `") {
             let (name, expected) = rest.split_once('`').unwrap_or((rest, ""));
+            let top = path == "." || !path.contains('.');
+            // Options taken out before this (`root`) are options of the module itself only,
+            // never of a nested mapping (an interface, a rule).
+            let extra = if top { extra } else { &[] };
             let mut valid: Vec<String> = expected
                 .split('`')
                 .skip(1)
                 .step_by(2)
                 .map(str::to_string)
-                .chain(std::iter::once("root".to_string()))
+                .chain(extra.iter().map(|e| e.to_string()))
                 .collect();
             crate::sort::sort_by(&mut valid, |a, b| a.cmp(b));
             valid.dedup();
-            let at = if path == "." || !path.contains('.') {
-                String::new()
-            } else {
-                format!(" in {}", path.rsplit_once('.').map(|p| p.0).unwrap_or(""))
-            };
+            let at =
+                if top { String::new() } else { format!(" in {}", path.rsplit_once('.').map(|p| p.0).unwrap_or("")) };
             format!("unsupported option {}{at}; supported options: {}", cap_text(name), valid.join(", "))
         } else if let Some(field) = inner.strip_prefix("missing field `") {
             format!("missing required option {}", field.trim_end_matches('`'))
@@ -487,6 +496,49 @@ mod tests {
 
     fn parse(raw: &str) -> std::result::Result<P, String> {
         parse_args::<P>(raw).map(|(_, _, p)| p).map_err(|e| format!("{e:#}"))
+    }
+
+    // See: issue 17 ("unsupported option root; supported options: ... root ...").
+    #[test]
+    fn an_unsupported_option_is_never_listed_as_supported() {
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Item {
+            name: String,
+        }
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Nested {
+            items: Vec<Item>,
+        }
+        let nested = |raw: &str| parse_args::<Nested>(raw).map(|_| ()).map_err(|e| format!("{e:#}"));
+        assert_eq!(
+            nested(r#"{"items": [{"name": "a", "root": "/"}]}"#).unwrap_err(),
+            "unsupported option root in items[0]; supported options: name"
+        );
+        assert_eq!(nested(r#"{"itemz": []}"#).unwrap_err(), "unsupported option itemz; supported options: items, root");
+        // Where root is no option (a state file, a step of apply), it is not listed either.
+        let mut m = Map::new();
+        m.insert("root".into(), serde_json::json!("/"));
+        m.insert("items".into(), serde_json::json!([]));
+        assert_eq!(
+            format!("{:#}", parse_params::<Nested>(m).unwrap_err()),
+            "unsupported option root; supported options: items"
+        );
+        // Whatever the name, the message never calls it both unsupported and supported.
+        for name in ["root", "items", "name", "x", "_ansible", "Root", ""] {
+            for raw in
+                [serde_json::json!({name: 1, "items": []}), serde_json::json!({"items": [{"name": "a", name: 1}]})]
+            {
+                let Err(e) = nested(&raw.to_string()) else { continue };
+                if let Some((head, list)) = e.split_once("; supported options: ") {
+                    let rejected = head.trim_start_matches("unsupported option ").split(" in ").next().unwrap();
+                    assert!(!list.split(", ").any(|o| o == rejected), "{raw}: {e}");
+                }
+            }
+        }
     }
 
     #[test]

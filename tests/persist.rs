@@ -209,3 +209,33 @@ fn one_bundle_shared_by_two_persisting_modules_rolls_back_whole() {
     assert_eq!(unit_and_link(tree), (false, false), "{v}");
     assert!(!tree.join("etc/lltune").exists(), "{v}");
 }
+
+// See: issue 17 (reapply read a state file of any size; a state file's `root` key was called
+// unsupported while the list of supported options named root).
+#[test]
+fn reapply_bounds_state_files_and_names_what_it_refuses() {
+    let dir = host_fixture("intel-pstate-2node");
+    let tree = dir.path();
+    persist_run(tree, "lltune_memory", serde_json::from_str(MEMORY_ARGS).unwrap(), "a");
+    // A sparse 16 GiB state file: refused from its first MiB, not read whole.
+    let huge = fs::File::create(state_file(tree, "lltune_cpu")).unwrap();
+    huge.set_len(16 << 30).unwrap();
+    // A state file whose options name root (no option of a state file).
+    fs::write(state_file(tree, "lltune_irq"), r#"{"module": "lltune_irq", "params": {"root": "/", "rules": []}}"#)
+        .unwrap();
+    let t = std::time::Instant::now();
+    let out = Command::new(bin("lltune")).args(["reapply", "--root"]).arg(tree).output().unwrap();
+    assert!(t.elapsed() < std::time::Duration::from_secs(10), "{:?}", t.elapsed());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("/etc/lltune/state.d/lltune_cpu.json: larger than 1048576 bytes (1 MiB), more than any module's options; not re-applied"),
+        "{text}"
+    );
+    let irq = text.lines().find(|l| l.starts_with("lltune_irq: failed")).unwrap_or_else(|| panic!("{text}"));
+    assert!(irq.contains("unsupported option root; supported options: "), "{irq}");
+    let listed = irq.split("supported options: ").nth(1).unwrap();
+    assert!(!listed.split(", ").any(|o| o == "root"), "{irq}");
+    // The good state file is still re-applied.
+    assert!(text.contains("lltune_memory: already in place"), "{text}");
+}

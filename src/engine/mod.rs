@@ -38,8 +38,9 @@ pub struct Plan {
     pub warnings: Vec<String>,
     /// The effect waits for a reboot.
     pub reboot_required: bool,
-    /// Items that could not be handled: the rest is carried out, then the task fails
-    /// naming them (a rollback with a missing copy).
+    /// Items that could not be handled, each a whole phrase (`could not restore /etc/x
+    /// (why)`): the rest is carried out, then the task fails naming them (a rollback with a
+    /// missing copy).
     pub unfinished: Vec<String>,
 }
 
@@ -180,12 +181,12 @@ pub fn run<M: Module>(host: &Host, meta: &Meta, params: M::Params) -> Result<Out
     }
     M::finish(&mut plan, changed && !meta.check_mode);
     if !plan.unfinished.is_empty() {
-        let mut f = Failure::new(format!(
-            "{}: could not handle {}{}",
-            M::NAME,
-            plan.unfinished.join("; "),
-            if changed { "; everything else was done" } else { "" }
-        ));
+        let rest = match (changed, meta.check_mode) {
+            (false, _) => "",
+            (true, false) => "; everything else was done",
+            (true, true) => "; everything else would be done (check mode)",
+        };
+        let mut f = Failure::new(format!("{}: {}{rest}", M::NAME, plan.unfinished.join("; ")));
         f.changed = changed && !meta.check_mode;
         f.fields = plan.fields;
         return Err(f.into());

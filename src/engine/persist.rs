@@ -119,6 +119,28 @@ pub struct Saved {
     pub params: Map<String, Value>,
 }
 
+/// The most bytes of one state file: a module's options, which are at most as large as the
+/// module's arguments (`protocol::MAX_ARGS_BYTES`).
+pub const MAX_STATE_BYTES: u64 = crate::protocol::MAX_ARGS_BYTES;
+
+/// A state file's text, read no further than `MAX_STATE_BYTES` (a larger file is refused
+/// before more of it is read, whatever its size).
+fn read_bounded(host: &Host, path: &str) -> Result<String, String> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    host.open_stream(path)
+        .map_err(|e| e.to_string())?
+        .take(MAX_STATE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("{path}: {e}"))?;
+    if bytes.len() as u64 > MAX_STATE_BYTES {
+        return Err(format!(
+            "{path}: larger than {MAX_STATE_BYTES} bytes (1 MiB), more than any module's options; not re-applied"
+        ));
+    }
+    String::from_utf8(bytes).map_err(|_| format!("{path}: not UTF-8 text; not re-applied"))
+}
+
 /// Every state file under `root`, in `ORDER`. A file that is not a state file is an error
 /// naming it (reapply reports it and goes on with the others).
 pub fn load_all(host: &Host) -> Vec<Result<Saved, String>> {
@@ -128,7 +150,7 @@ pub fn load_all(host: &Host) -> Vec<Result<Saved, String>> {
             continue;
         }
         let path = format!("{STATE_DIR}/{name}");
-        let parsed = host.read(&path).map_err(|e| e.to_string()).and_then(|text| {
+        let parsed = read_bounded(host, &path).and_then(|text| {
             let v: Value = serde_json::from_str(&text).map_err(|e| format!("{path}: not JSON: {e}"))?;
             let module = v.get("module").and_then(Value::as_str).ok_or(format!("{path}: no \"module\""))?;
             let params = v.get("params").and_then(Value::as_object).ok_or(format!("{path}: no \"params\" mapping"))?;

@@ -485,7 +485,7 @@ impl Module for Rollback {
             diff: p.diff,
             warnings: p.warnings,
             reboot_required: p.reboot_required,
-            unfinished: p.not_restored.iter().map(|n| format!("not restored: {n}")).collect(),
+            unfinished: p.not_restored.iter().map(|n| format!("could not restore {n}")).collect(),
             ..engine::Plan::default()
         };
         out.field("backup", &journal.dir);
