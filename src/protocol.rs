@@ -360,6 +360,13 @@ pub fn cap_text(s: &str) -> String {
     format!("{head}... ({n} characters)")
 }
 
+/// Serializes host text (an IRQ name, a line's value) as `cap_text` shows it: a result field
+/// that echoes what a host file holds stays small whatever the file holds
+/// (`#[serde(serialize_with = "crate::protocol::capped")]`).
+pub fn capped<S: serde::Serializer>(s: &str, ser: S) -> std::result::Result<S::Ok, S::Error> {
+    ser.serialize_str(&cap_text(s))
+}
+
 /// How a JSON value is named in messages: "a list", "a mapping", ...
 pub fn kind(v: &Value) -> &'static str {
     match v {

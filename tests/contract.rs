@@ -857,3 +857,46 @@ fn args_file_at_a_path_that_is_not_utf8() {
     assert!(v["msg"].as_str().unwrap().contains("cannot read module arguments from"), "{v}");
     assert!(v["msg"].as_str().unwrap().contains("gone-"), "{v}");
 }
+
+// See: issue 17 (result fields echoed megabytes of host text: conflicts, IRQ names).
+#[test]
+fn result_fields_that_echo_host_text_are_capped() {
+    let long = "x".repeat(1 << 20);
+    // An IRQ whose /proc/interrupts name is half a MiB long (lines up to 1 MiB are read).
+    let half = "x".repeat(1 << 19);
+    let dir = host_fixture("irq-small");
+    let root = dir.path();
+    let table = fs::read_to_string(root.join("proc/interrupts")).unwrap();
+    fs::write(root.join("proc/interrupts"), table.replacen("eth0-TxRx-0", &format!("eth0-TxRx-0{half}"), 1)).unwrap();
+    let (v, code) =
+        run_module("lltune_irq", &json!({"root": root, "rules": [{"match": {"all": true}, "cpus": "0-1"}]}));
+    assert_eq!(code, 0, "{}", &v.to_string()[..300.min(v.to_string().len())]);
+    let out = v.to_string();
+    assert!(out.len() < 64 << 10, "{} bytes", out.len());
+    assert!(out.contains(&format!("eth0-TxRx-0{}... ({} characters)", "x".repeat(189), half.len() + 11)), "{out}");
+
+    // A limits.d line that overrides ours, with a 1 MiB domain and value.
+    let dir = host_fixture("el9-trading");
+    let root = dir.path();
+    fs::write(
+        root.join("etc/security/limits.d/99-zz-vendor.conf"),
+        format!("@trading hard nofile 65536{long}\n{long} hard nofile 1\n"),
+    )
+    .unwrap();
+    let (v, code) = run_module(
+        "lltune_limits",
+        &json!({"root": root, "limits": [{"domain": "@trading", "type": "-", "item": "nofile", "value": 1048576}]}),
+    );
+    let out = v.to_string();
+    assert!(out.len() < 64 << 10, "exit {code}, {} bytes: {}", out.len(), &out[..2000.min(out.len())]);
+    assert!(out.contains("characters)"), "{out}");
+
+    // A sysctl.d file after ours that sets the key to a 1 MiB value.
+    let dir = boot_fixture("rhel9-bls");
+    let root = dir.path();
+    fs::write(root.join("etc/sysctl.d/99-zz-late.conf"), format!("vm.swappiness = 1{long}\n")).unwrap();
+    let (v, _) = run_module("lltune_sysctl", &json!({"root": root, "settings": {"vm.swappiness": 10}}));
+    let out = v.to_string();
+    assert!(out.len() < 64 << 10, "{} bytes: {}", out.len(), &out[..2000.min(out.len())]);
+    assert!(out.contains("characters)"), "{out}");
+}

@@ -27,6 +27,41 @@ use state::{Action, Item, State};
 
 /// The most characters of one warning or message line a module returns.
 pub const MAX_WARNING_CHARS: usize = 1000;
+/// The most characters of one string in a result field: room for a path (PATH_MAX) or a
+/// cpulist of a large host; host text echoed whole is capped far below this where it is
+/// known (`protocol::capped`), this is the backstop for the rest.
+pub const MAX_FIELD_CHARS: usize = 4096;
+/// The most items of one list in a result field (one per IRQ of a large host fits).
+pub const MAX_FIELD_ITEMS: usize = 20_000;
+
+/// Caps every string and list of a result field (`MAX_FIELD_CHARS`, `MAX_FIELD_ITEMS`); a
+/// cut list ends with a string saying how many items were left out.
+pub fn cap_field(v: &mut Value) {
+    match v {
+        Value::String(s) if s.len() > MAX_FIELD_CHARS && s.chars().count() > MAX_FIELD_CHARS => {
+            let n = s.chars().count();
+            *s = format!("{}... ({n} characters)", s.chars().take(MAX_FIELD_CHARS).collect::<String>());
+        }
+        Value::Array(a) => {
+            if a.len() > MAX_FIELD_ITEMS {
+                let more = a.len() - MAX_FIELD_ITEMS;
+                a.truncate(MAX_FIELD_ITEMS);
+                a.push(Value::String(format!("... ({more} more left out)")));
+            }
+            a.iter_mut().for_each(cap_field);
+        }
+        Value::Object(m) => {
+            if m.len() > MAX_FIELD_ITEMS {
+                let more = m.len() - MAX_FIELD_ITEMS;
+                let kept: Map<String, Value> = std::mem::take(m).into_iter().take(MAX_FIELD_ITEMS).collect();
+                *m = kept;
+                m.insert("...".into(), Value::String(format!("({more} more left out)")));
+            }
+            m.values_mut().for_each(cap_field);
+        }
+        _ => {}
+    }
+}
 
 /// What a module would do: the writes, and what to report about them.
 #[derive(Debug, Default)]
@@ -180,6 +215,7 @@ pub fn run<M: Module>(host: &Host, meta: &Meta, params: M::Params) -> Result<Out
         }
     }
     M::finish(&mut plan, changed && !meta.check_mode);
+    plan.fields.values_mut().for_each(cap_field);
     if !plan.unfinished.is_empty() {
         let rest = match (changed, meta.check_mode) {
             (false, _) => "",

@@ -474,6 +474,7 @@ fn nic_irqs(host: &Host, t: &IrqTable, what: &str, ifname: &str) -> Result<Vec<u
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IrqChange {
     pub irq: u32,
+    #[serde(serialize_with = "crate::protocol::capped")]
     pub name: String,
     pub before: String,
     pub after: String,
@@ -485,6 +486,7 @@ pub struct IrqChange {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Skipped {
     pub irq: u32,
+    #[serde(serialize_with = "crate::protocol::capped")]
     pub name: String,
     pub reason: String,
 }
@@ -493,6 +495,7 @@ pub struct Skipped {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OnIsolated {
     pub irq: u32,
+    #[serde(serialize_with = "crate::protocol::capped")]
     pub name: String,
     /// Where it is delivered: the effective affinity where known, else the affinity.
     pub cpus: String,
@@ -910,6 +913,7 @@ impl Module for Irq {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EffectiveDiffers {
     pub irq: u32,
+    #[serde(serialize_with = "crate::protocol::capped")]
     pub name: String,
     pub affinity: String,
     pub effective: String,

@@ -447,15 +447,18 @@ fn read_order(host: &Host, ours: (&str, &[u8])) -> Vec<(String, Vec<u8>)> {
 pub struct Setter {
     pub file: String,
     pub line: usize,
+    #[serde(serialize_with = "crate::protocol::capped")]
     pub domain: String,
     #[serde(rename = "type")]
     pub kind: String,
+    #[serde(serialize_with = "crate::protocol::capped")]
     pub value: String,
 }
 
 /// One half (soft or hard) of a wanted limit that other lines set too.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Conflict {
+    #[serde(serialize_with = "crate::protocol::capped")]
     pub domain: String,
     /// `soft` or `hard`.
     #[serde(rename = "type")]
@@ -465,6 +468,7 @@ pub struct Conflict {
     pub set_by: Vec<Setter>,
     /// The file whose line applies to the domain (the last one read).
     pub wins: String,
+    #[serde(serialize_with = "crate::protocol::capped")]
     pub value_in_effect: String,
     /// Lines for more specific domains (users, uid ranges; for `*` also groups) that beat
     /// ours for the users they match, wherever they are.
@@ -476,6 +480,7 @@ pub struct Conflict {
 pub struct NoLimits {
     pub file: String,
     pub line: usize,
+    #[serde(serialize_with = "crate::protocol::capped")]
     pub domain: String,
 }
 

@@ -266,6 +266,7 @@ fn normalize_path(p: &str) -> String {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Setter {
     pub file: String,
+    #[serde(serialize_with = "crate::protocol::capped")]
     pub value: String,
 }
 
@@ -277,6 +278,7 @@ pub struct Conflict {
     pub set_by: Vec<Setter>,
     /// The file whose value the key has after boot (the last one applied).
     pub wins_at_boot: String,
+    #[serde(serialize_with = "crate::protocol::capped")]
     pub value_at_boot: String,
 }
 
