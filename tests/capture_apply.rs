@@ -9,6 +9,8 @@ use std::os::unix::fs::symlink;
 use std::path::Path;
 use std::process::Command;
 
+use lltune::cli::capture_keep::{KeepContext, keep};
+
 use crate::support::{self, Node, assert_same_tree, copy_fixture, copy_tree_with_links, tree_snapshot};
 
 fn lltune(args: &[&str]) -> (i32, String, String) {
@@ -34,7 +36,7 @@ const CIFS_PASSWORD: &str = "CAPTURE-TEST-CIFS-PASSWORD";
 /// procfs, captured ethtool state), the BLS boot files of tests/fixtures/boot/rhel9-bls, the
 /// pam_limits files and unit links of tests/fixtures/hosts/el9-trading, an fstab with swap,
 /// plus secrets and links that lead to them.
-fn trading_host() -> tempfile::TempDir {
+pub(crate) fn trading_host() -> tempfile::TempDir {
     let dir = copy_fixture(&fixture("hosts/seed-golden"));
     let root = dir.path();
     let boot = fixture("boot/rhel9-bls");
@@ -99,7 +101,7 @@ fn a_capture_is_a_host_apply_can_tune() {
     let archive = work.path().join("host.tar.gz");
     let (code, _, err) = lltune(&["capture", "--root", root.to_str().unwrap(), "-o", archive.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
-    assert!(err.contains("lltune: note: /etc/fstab: 1 line(s) stored with their secret replaced"), "{err}");
+    assert!(err.contains("configuration files stored with only the lines lltune reads"), "{err}");
     let tree = work.path().join("tree");
     fs::create_dir(&tree).unwrap();
     lltune::cli::capture::unpack(&archive, &tree).unwrap();
@@ -125,11 +127,18 @@ fn a_capture_is_a_host_apply_can_tune() {
     assert_eq!(got_links["etc/systemd/system/foo.service"], "../../../../etc/shadow");
     assert_eq!(got_links["etc/systemd/system/bar.service"], "/etc/shadow");
     assert_eq!(got_links["etc/systemd/system/kdump.service"], "/dev/null");
-    // What the links on the list lead to came along, byte for byte.
+    // What the links on the list lead to came along, with the lines lltune reads.
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&fs::read(tree.join("var/lib/lltune/capture/manifest.json")).unwrap()).unwrap();
+    let ctx = KeepContext::from_json(&manifest["kept"]);
+    assert!(ctx.sysctls.contains("net.core.busy_poll"), "{manifest}");
     for f in ["usr/lib/systemd/system/irqbalance.service", "usr/lib/systemd/system/chronyd.service", "etc/sysctl.conf"]
     {
-        assert_eq!(fs::read(tree.join(f)).unwrap(), fs::read(root.join(f)).unwrap(), "{f}");
+        let src = fs::read(root.join(f)).unwrap();
+        let want = keep(&format!("/{f}"), &src, &ctx).map(|(b, _)| b).unwrap_or(src);
+        assert_eq!(fs::read(tree.join(f)).unwrap(), want, "{f}");
     }
+    assert!(fs::read_to_string(tree.join("usr/lib/systemd/system/irqbalance.service")).unwrap().contains("WantedBy="));
 
     // (3) and (4): no secret file, and no secret's bytes anywhere in the archive, though links
     // to them are there; /etc/passwd (no secret, but not on the list) is not followed either.
@@ -140,8 +149,9 @@ fn a_capture_is_a_host_apply_can_tune() {
     for marker in ["CAPTURE-TEST-SHADOW-HASH", "CAPTURE-TEST-USER-CFG", "CAPTURE-TEST-PASSWD", CIFS_PASSWORD] {
         assert!(!raw.contains(marker), "{marker} is in the archive");
     }
+    // Of fstab, the swap line lltune_memory edits; the CIFS mount and its credentials are not taken.
     let fstab = fs::read_to_string(tree.join("etc/fstab")).unwrap();
-    assert!(fstab.contains("username=md,password=lltune-capture-redacted,vers=3.0"), "{fstab}");
+    assert_eq!(fstab, "\n/dev/mapper/rl-swap none swap defaults 0 0\n\n", "{fstab}");
 
     // The capture scans to the facts of the host.
     let scan = |r: &Path| {
@@ -152,7 +162,8 @@ fn a_capture_is_a_host_apply_can_tune() {
     assert_eq!(scan(&tree), scan(root), "facts of the capture differ from the host's");
 
     // (2) gen-config on the host, then apply on a copy of the host and on the capture: the
-    // same files change, the same way (fstab's redacted option aside), with the same report.
+    // same files change, the same way (each file on the capture is the host's with the
+    // capture's lines left out), with the same report.
     let cfg = work.path().join("config.yaml");
     let (code, out, err) = lltune(&["gen-config", "--root", root.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
@@ -186,8 +197,21 @@ fn a_capture_is_a_host_apply_can_tune() {
     ] {
         assert!(c1.contains(p), "apply did not change {p}: {c1:#?}");
     }
-    for p in c1.iter().filter(|p| *p != "etc/fstab") {
-        assert_eq!(a1.get(p), a2.get(p), "{p} differs after apply");
+    for p in c1.iter().filter(|p| !p.starts_with("var/lib/lltune/backups/")) {
+        match (a1.get(p), a2.get(p)) {
+            (Some(Node::File { bytes: h, .. }), Some(Node::File { bytes: c, .. })) => {
+                // A file lltune writes whole is the same on both; one it edits keeps the
+                // capture's lines only.
+                let kept = keep(&format!("/{p}"), h, &ctx).map(|(b, _)| b).unwrap_or_else(|| h.clone());
+                assert!(
+                    c == h || *c == kept,
+                    "{p}: the capture's file is neither the host's nor the host's with the capture's lines left out:\nhost:\n{}\ncapture:\n{}",
+                    String::from_utf8_lossy(h),
+                    String::from_utf8_lossy(c)
+                );
+            }
+            (h, c) => assert_eq!(h, c, "{p} differs after apply"),
+        }
     }
     assert_eq!(out1, out2, "apply reports differ");
 

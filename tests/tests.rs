@@ -9,6 +9,7 @@ mod archive; //        lltune scan --root X.tar.gz on hostile archives: bounds, 
 mod binaries; //      scripts/check_binaries.py (glibc 2.17, 1 MiB per module) fails where it must
 mod bytes_exact; //      byte-exact edits, generated: untouched lines keep their bytes, diffs escape, rollback restores
 mod capture_apply; //    lltune capture of a host to tune: apply on the capture changes what it changes on the host
+mod capture_secrets; //  lltune capture of a host whose files hold secrets in every syntax: none in the archive, same facts, same changes
 mod change_ansible; //    the change modules through ansible-doc and ansible-playbook on a fixture root
 mod change_cpu; //         lltune_cpu: intel_pstate and acpi-cpufreq trees, refusals, C-states, reapply
 mod change_irq; //         lltune_irq: the R640 dump with the rules, managed IRQs, offline CPUs, refusals

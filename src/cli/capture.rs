@@ -17,9 +17,10 @@
 //! out of the tree; a link's destination is taken only when it is itself on that list.
 //!
 //! Secrets stay out: `is_secret` refuses a path however it was reached (a link to
-//! /etc/shadow is stored as a link, its destination is not read), and `redact` blanks the
-//! few secrets the configuration files taken may hold (GRUB password hashes in grub.cfg,
-//! `password=` mount options in fstab, `Environment=` values of local systemd units).
+//! /etc/shadow is stored as a link, its destination is not read), and of every configuration
+//! file only the lines and keys lltune's readers use are kept (`capture_keep`): a unit file
+//! keeps its `[Install]` links, fstab its swap lines, /etc/default/grub the kernel command
+//! line, never an `Environment=`, a mount's credentials or a GRUB password hash.
 //! Sizes are bounded: `--max-file-size` per file (a larger file is left out, with a
 //! warning) and `--max-total-size` in all (a capture over it is refused, nothing written).
 
@@ -37,6 +38,8 @@ use crate::facts::{self, Facts, ScanOptions};
 use crate::host::Host;
 use crate::modules::{irq, limits, memory, services, sysctl};
 
+use super::capture_keep::{self, KeepContext};
+
 /// Where a capture keeps what it knows about itself.
 pub const MANIFEST_PATH: &str = "/var/lib/lltune/capture/manifest.json";
 
@@ -45,8 +48,6 @@ pub const MANIFEST_PATH: &str = "/var/lib/lltune/capture/manifest.json";
 pub const DEFAULT_MAX_FILE_SIZE: u64 = 16 << 20;
 /// Default of `--max-total-size`: the bytes of all files together, before compression.
 pub const DEFAULT_MAX_TOTAL_SIZE: u64 = 256 << 20;
-/// What replaces a secret `redact` blanks (one word: fstab fields are split on whitespace).
-pub const REDACTED: &str = "lltune-capture-redacted";
 
 /// What to capture.
 #[derive(Debug, Clone)]
@@ -74,8 +75,9 @@ pub struct CaptureSummary {
     pub skipped: Vec<String>,
     /// Files left out for their size, with the size.
     pub too_large: Vec<(String, u64)>,
-    /// Files stored with secrets blanked, with what was blanked.
-    pub redacted: Vec<(String, usize)>,
+    /// Configuration files stored with only the lines lltune reads, with how many other
+    /// lines were left out (`capture_keep`).
+    pub filtered: Vec<(String, usize)>,
     /// Change modules whose plan failed while recording what they read (the capture is
     /// still written; a tune run on it may then miss a file, and says which).
     pub plan_notes: Vec<String>,
@@ -107,8 +109,8 @@ pub fn is_secret(target: &str) -> bool {
 }
 
 /// A systemd unit or link named after one in a unit folder (`systemd-ask-password-wall.path`):
-/// the name describes a service, not what the file holds (local units' `Environment=` values
-/// are blanked by `redact`).
+/// the name describes a service, not what the file holds (of a unit file, only its
+/// `[Install]` section is kept: `capture_keep`).
 fn is_unit_name(t: &str, name: &str) -> bool {
     let units = [".service", ".socket", ".path", ".timer", ".target", ".mount", ".swap", ".slice", ".scope"];
     services::UNIT_DIRS.iter().any(|d| t.starts_with(&format!("{d}/")))
@@ -252,67 +254,6 @@ fn matches_any(patterns: &[String], path: &str) -> bool {
 /// which are written afresh.
 fn is_excluded(t: &str) -> bool {
     t.starts_with("/var/lib/lltune/backups/") || t.starts_with("/var/lib/lltune/capture/")
-}
-
-/// Blanks the secrets a configuration file taken for apply may hold; `None` when there is
-/// nothing to blank. GRUB's `password`/`password_pbkdf2` lines keep the command and the user,
-/// fstab keeps every mount option but the value of `password=`-like ones, and a local unit
-/// file keeps `Environment=` without its values (services put tokens there).
-pub fn redact(path: &str, data: &[u8]) -> Option<(Vec<u8>, usize)> {
-    let name = path.rsplit('/').next().unwrap_or("");
-    let kind = if path.starts_with("/boot/") && name == "grub.cfg" {
-        1
-    } else if path == memory::FSTAB {
-        2
-    } else if path.starts_with("/etc/systemd/system/") || path.starts_with("/run/systemd/system/") {
-        3
-    } else {
-        return None;
-    };
-    let text = std::str::from_utf8(data).ok()?;
-    let mut n = 0;
-    let mut out = String::with_capacity(text.len());
-    for line in text.split_inclusive('\n') {
-        let (body, nl) = line.strip_suffix('\n').map_or((line, ""), |b| (b, "\n"));
-        let trimmed = body.trim_start();
-        let indent = &body[..body.len() - trimmed.len()];
-        let mut words = trimmed.split_whitespace();
-        let new = match kind {
-            1 if matches!(words.next(), Some("password" | "password_pbkdf2")) => {
-                let cmd = trimmed.split_whitespace().next().unwrap_or("");
-                let user = words.next().unwrap_or("");
-                Some(format!("{indent}{cmd} {user} {REDACTED}"))
-            }
-            2 if !trimmed.starts_with('#') => {
-                let mut line = body.to_string();
-                let mut hit = false;
-                if let Some(opts) = trimmed.split_whitespace().nth(3) {
-                    for o in opts.split(',') {
-                        if let Some((k, v)) = o.split_once('=') {
-                            if k.to_ascii_lowercase().contains("pass") && v != REDACTED {
-                                line = line.replacen(o, &format!("{k}={REDACTED}"), 1);
-                                hit = true;
-                            }
-                        }
-                    }
-                }
-                hit.then_some(line)
-            }
-            3 if trimmed.starts_with("Environment=") && trimmed.len() > "Environment=".len() => {
-                Some(format!("{indent}Environment={REDACTED}"))
-            }
-            _ => None,
-        };
-        match new {
-            Some(l) => {
-                n += 1;
-                out.push_str(&l);
-            }
-            None => out.push_str(body),
-        }
-        out.push_str(nl);
-    }
-    (n > 0).then(|| (out.into_bytes(), n))
 }
 
 /// The entries a capture writes: canonical target paths (no link on the way).
@@ -496,7 +437,7 @@ fn read_capped(root: &Path, target: &str, cap: u64) -> Option<std::result::Resul
 /// on the recording `host`: what they read (run-time files such as the governors a CPU
 /// offers) is then recorded too. Nothing is written (check mode writes nothing); a module
 /// that cannot plan here is named in the result.
-fn record_apply_reads(host: &Host, facts: &Facts) -> Vec<String> {
+fn record_apply_reads(host: &Host, facts: &Facts) -> (Vec<String>, Vec<String>) {
     use crate::config::to_args;
     let opts = crate::config::generate::GenOptions {
         plan: crate::analysis::plan::PlanOptions::default(),
@@ -508,9 +449,17 @@ fn record_apply_reads(host: &Host, facts: &Facts) -> Vec<String> {
         crate::config::generate::generate(facts, &opts).replace("allow_grub_edit: false", "allow_grub_edit: true");
     let mut args = match to_args::from_text(&text) {
         Ok(a) => a,
-        Err(issues) => return vec![format!("proposed config: {} issue(s); no module planned", issues.len())],
+        Err(issues) => return (vec![format!("proposed config: {} issue(s); no module planned", issues.len())], vec![]),
     };
     to_args::fit_to_host(&mut args, facts, host);
+    // The sysctls the proposed config sets: lltune_sysctl reads their lines in every file.
+    let sysctls: Vec<String> = args
+        .modules
+        .get(to_args::SYSCTL)
+        .and_then(|m| m.get("settings"))
+        .and_then(Value::as_object)
+        .map(|s| s.keys().cloned().collect())
+        .unwrap_or_default();
     let meta = crate::protocol::Meta { check_mode: true, diff: true, ..Default::default() };
     let mut notes = Vec::new();
     for (module, module_args) in args.in_order() {
@@ -530,7 +479,7 @@ fn record_apply_reads(host: &Host, facts: &Facts) -> Vec<String> {
             Err(_) => notes.push(format!("{module}: panicked")),
         }
     }
-    notes
+    (notes, sysctls)
 }
 
 /// Scans `root` with a recording host and writes the capture to `out`.
@@ -540,8 +489,11 @@ pub fn capture(root: &Path, out: &Path, opts: &CaptureOptions) -> Result<Capture
     let root = root.as_path();
     let (facts, _warnings) = facts::collect(&host, ScanOptions { detail: true });
     let mut summary = CaptureSummary::default();
+    let mut sysctls: Vec<String> = facts::sysctl::KEYS.iter().map(|k| k.to_string()).collect();
     if opts.for_apply {
-        summary.plan_notes = record_apply_reads(&host, &facts);
+        let (notes, proposed) = record_apply_reads(&host, &facts);
+        summary.plan_notes = notes;
+        sysctls.extend(proposed);
     }
     let rec = host.recorded();
 
@@ -567,18 +519,17 @@ pub fn capture(root: &Path, out: &Path, opts: &CaptureOptions) -> Result<Capture
         match read_capped(root, f, opts.max_file_size) {
             None => {}
             Some(Err(size)) => summary.too_large.push((f.clone(), size)),
-            Some(Ok(bytes)) => {
-                let bytes = match redact(f, &bytes) {
-                    Some((b, n)) => {
-                        summary.redacted.push((f.clone(), n));
-                        b
-                    }
-                    None => bytes,
-                };
-                total += bytes.len() as u64;
-                data.push((f.clone(), bytes));
-            }
+            Some(Ok(bytes)) => data.push((f.clone(), bytes)),
         }
+    }
+    // Of each configuration file, only what lltune reads.
+    let ctx = KeepContext::of(data.iter().map(|(p, b)| (p.as_str(), b.as_slice())), &sysctls);
+    for (f, bytes) in &mut data {
+        if let Some((kept, dropped)) = capture_keep::keep(f, bytes, &ctx) {
+            *bytes = kept;
+            summary.filtered.push((f.clone(), dropped));
+        }
+        total += bytes.len() as u64;
     }
     // What the ioctls answered (nothing on a tree), and the capture's own manifest.
     let mut extra: Vec<(String, Vec<u8>)> =
@@ -661,7 +612,8 @@ pub fn capture(root: &Path, out: &Path, opts: &CaptureOptions) -> Result<Capture
         "files": summary.files,
         "links": summary.links,
         "left_out": summary.skipped.len() + summary.too_large.len(),
-        "redacted": summary.redacted.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>(),
+        "filtered": summary.filtered.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>(),
+        "kept": ctx.to_json(),
     });
     extra.push((MANIFEST_PATH.to_string(), (serde_json::to_string_pretty(&manifest)? + "\n").into_bytes()));
     for (path, contents) in &extra {
@@ -743,8 +695,12 @@ pub fn run(a: CaptureArgs) -> Result<ExitCode> {
     for (p, size) in &s.too_large {
         eprintln!("lltune: warning: left out {p}: {size} bytes or more, over --max-file-size {}", opts.max_file_size);
     }
-    for (p, n) in &s.redacted {
-        eprintln!("lltune: note: {p}: {n} line(s) stored with their secret replaced by {REDACTED}");
+    if !s.filtered.is_empty() {
+        let lines: usize = s.filtered.iter().map(|(_, n)| n).sum();
+        eprintln!(
+            "lltune: note: {} configuration files stored with only the lines lltune reads ({lines} other lines left out; {MANIFEST_PATH} lists the files)",
+            s.filtered.len()
+        );
     }
     for n in &s.plan_notes {
         eprintln!("lltune: note: planning the proposed config to record what apply reads: {n}");
@@ -784,33 +740,6 @@ mod tests {
         assert!(!is_secret("/etc/systemd/system/sysinit.target.wants/systemd-ask-password-console.path"));
         assert!(is_secret("/etc/systemd/system/db.service.d/password.conf"));
         assert!(is_secret("/etc/lltune/password.txt"));
-    }
-
-    #[test]
-    fn redact_blanks_grub_passwords_fstab_options_and_unit_environment() {
-        let grub = "set superusers=\"root\"\n  password_pbkdf2 root grub.pbkdf2.sha512.10000.ABC\nmenuentry x {\n";
-        let (out, n) = redact("/boot/grub2/grub.cfg", grub.as_bytes()).unwrap();
-        assert_eq!(n, 1);
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            format!("set superusers=\"root\"\n  password_pbkdf2 root {REDACTED}\nmenuentry x {{\n")
-        );
-        let fstab = "# password=x in a comment stays\n//s/x /mnt cifs user=u,Password=p1,vers=3 0 0\n/dev/sda2 none swap sw 0 0";
-        let (out, n) = redact("/etc/fstab", fstab.as_bytes()).unwrap();
-        assert_eq!(n, 1);
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            format!(
-                "# password=x in a comment stays\n//s/x /mnt cifs user=u,Password={REDACTED},vers=3 0 0\n/dev/sda2 none swap sw 0 0"
-            )
-        );
-        let unit = "[Service]\nEnvironment=TOKEN=abc\nExecStart=/bin/x\n";
-        let (out, _) = redact("/etc/systemd/system/x.service.d/override.conf", unit.as_bytes()).unwrap();
-        assert_eq!(String::from_utf8(out).unwrap(), format!("[Service]\nEnvironment={REDACTED}\nExecStart=/bin/x\n"));
-        // Vendor units, files without secrets and other files: as they are.
-        assert!(redact("/usr/lib/systemd/system/x.service", unit.as_bytes()).is_none());
-        assert!(redact("/etc/fstab", b"/dev/sda2 none swap sw 0 0\n").is_none());
-        assert!(redact("/etc/default/grub", b"password_pbkdf2 root x\n").is_none());
     }
 
     #[test]

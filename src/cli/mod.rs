@@ -5,6 +5,7 @@ pub mod apply; //      `lltune apply` / `lltune rollback`
 pub mod archive; //    `--root X.tar.gz`: a capture unpacked with bounds into a temporary folder that never outlives the run
 pub mod audit; //      `lltune audit`
 pub mod capture; //    `lltune capture`
+pub mod capture_keep; // what a capture keeps of each configuration file: the lines lltune reads
 pub mod fleet; //      `lltune report`: the fleet report from many hosts' facts
 pub mod gen_config; // `lltune gen-config`
 pub mod reapply; //    `lltune reapply`: persisted run-time state again, at boot
