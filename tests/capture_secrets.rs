@@ -265,3 +265,110 @@ fn capture_keeps_no_secret_in_any_syntax_and_stays_a_host() {
         }
     }
 }
+
+/// A small deterministic generator (no dependency): xorshift.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 11) as usize
+    }
+    fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
+        xs[self.next() % xs.len()]
+    }
+}
+
+/// The links `systemctl --root DIR enable db.service` makes: path → target.
+fn systemctl_enable(root: &Path) -> BTreeMap<String, String> {
+    let out =
+        Command::new("systemctl").arg(format!("--root={}", root.display())).args(["enable", "db.service"]).output();
+    let out = out.expect("run systemctl");
+    assert!(out.status.success(), "systemctl enable: {}", String::from_utf8_lossy(&out.stderr));
+    tree_snapshot(root)
+        .into_iter()
+        .filter_map(|(k, v)| match v {
+            Node::Link(to) => Some((k, to.to_string_lossy().into_owned())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Generated unit files, from every spelling systemd reads (blanks around `=`, continuations
+/// with comment lines inside them, `;` comments, keys of other sections, a section header
+/// swallowed by a continuation): `systemctl enable` (the real reader of `[Install]`) makes
+/// the same links from a unit and from what the capture keeps of it, lltune's own reader
+/// agrees, and no secret is kept.
+#[test]
+fn generated_units_enable_the_same_links_and_keep_no_secret() {
+    if Command::new("systemctl").arg("--version").output().is_err() {
+        support::skip_unless_ci("no systemctl to read [Install] sections");
+        return;
+    }
+    let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+    let targets = ["multi-user.target", "graphical.target", "timers.target", "sockets.target"];
+    let install_keys = ["WantedBy", "RequiredBy", "UpheldBy"];
+    let mut secret = 0;
+    let mut linked = 0;
+    for case in 0..60 {
+        let mut text = String::new();
+        let mut m = || {
+            secret += 1;
+            format!("LLTS-{secret}")
+        };
+        for _ in 0..2 + rng.next() % 5 {
+            let eq = rng.pick(&["=", " = ", "= ", " ="]);
+            let lead = rng.pick(&["", "  ", "\t"]);
+            let section = rng.pick(&["[Unit]", "[Service]", "[Install]", "[X-Vendor]"]);
+            text.push_str(section);
+            text.push('\n');
+            for _ in 0..1 + rng.next() % 4 {
+                let line = match rng.next() % 12 {
+                    0 => format!("{lead}Environment{eq}TOKEN={}", m()),
+                    1 => format!("{lead}Environment{eq}\"A=1\" \\\n  \"B={}\"", m()),
+                    2 => format!("{lead}Environment{eq}X=1 \\\n# {}\n; {}\n  Y={}", m(), m(), m()),
+                    3 => format!("{lead}ExecStart{eq}/opt/db --password={} -p {}", m(), m()),
+                    4 => format!("{lead}SetCredential{eq}db:{}", m()),
+                    5 => format!("{lead}LoadCredential{eq}k:/etc/{}", m()),
+                    6 => format!("# {}\n; {}", m(), m()),
+                    // A header swallowed by a continuation: the key after it stays in the
+                    // section before (which may be [Install]).
+                    7 => format!("Environment{eq}Z={} \\\n[Install]\nWantedBy=swallowed.target", m()),
+                    8 | 9 => format!(
+                        "{lead}{}{eq}{} \\\n# {}\n  {}",
+                        rng.pick(&install_keys),
+                        rng.pick(&targets),
+                        m(),
+                        rng.pick(&targets)
+                    ),
+                    10 => format!("{lead}{}{eq}{}", rng.pick(&install_keys), rng.pick(&targets)),
+                    _ => format!("{lead}Alias{eq}db-{case}.service"),
+                };
+                text.push_str(&line);
+                text.push('\n');
+            }
+        }
+        let ctx = KeepContext::default();
+        let kept = keep("/etc/systemd/system/db.service", text.as_bytes(), &ctx).map(|(b, _)| b).unwrap();
+        let kept = String::from_utf8(kept).unwrap();
+        assert!(!kept.contains(PREFIX), "a secret kept:\n{text}\n--- kept:\n{kept}");
+        let mut links = Vec::new();
+        for body in [&text, &kept] {
+            let d = tempfile::tempdir().unwrap();
+            fs::create_dir_all(d.path().join("etc/systemd/system")).unwrap();
+            fs::write(d.path().join("etc/systemd/system/db.service"), body).unwrap();
+            links.push(systemctl_enable(d.path()));
+        }
+        assert_eq!(links[0], links[1], "systemctl enables other links from the capture:\n{text}\n--- kept:\n{kept}");
+        linked += links[0].len();
+        // lltune_services reads the capture's [Install] as systemctl does.
+        let install = lltune::modules::services::parse_install(&kept);
+        let wants: BTreeSet<String> = links[0]
+            .keys()
+            .filter_map(|p| p.strip_suffix(".wants/db.service").and_then(|t| t.rsplit('/').next()).map(str::to_string))
+            .collect();
+        assert_eq!(install.wanted_by.iter().cloned().collect::<BTreeSet<_>>(), wants, "{kept}");
+    }
+    assert!(linked > 60, "the cases enable units: {linked} links");
+}

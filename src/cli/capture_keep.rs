@@ -9,11 +9,15 @@
 //! - systemd units, drop-ins and manager files (systemd.syntax(7)): a line ending in a
 //!   backslash continues on the next; comment lines inside a continuation are skipped;
 //!   whitespace around `=` is allowed; `#` and `;` start comments.
-//! - shell-style files (/etc/default/grub, the irqbalance environment file, os-release): a
-//!   statement ends at a newline or `;` outside quotes; `'...'` and `"..."` may span lines;
-//!   a backslash escapes the next character (a newline too); `#` at the start of a word
-//!   starts a comment. A statement is kept only when it is one assignment of a key lltune
-//!   reads, and then only its own text (not what shares its line).
+//! - sh files (/etc/default/grub, os-release): a statement ends at a newline or `;` outside
+//!   quotes; `'...'` and `"..."` may span lines; `$(...)` and backquotes nest; a backslash
+//!   escapes the next character (a newline too); `#` at the start of a word starts a
+//!   comment; here-documents belong to their statement. Of a statement made of assignments
+//!   only (one before a command word sets only that command's environment), the words
+//!   assigning a key lltune reads are kept, alone.
+//! - irqbalance's environment file, as systemd's `EnvironmentFile=` reads it: one
+//!   assignment per line (blanks allowed around `=`), quotes may span lines, `#` and `;`
+//!   comment lines.
 //! - fstab: the swap lines lltune_memory comments out or restores (its own test decides).
 //! - sysctl.d and limits.d: the assignment lines their module reads, with valid names and
 //!   values; comments and anything else go.
@@ -376,12 +380,14 @@ fn systemd(data: &[u8], keep: impl Fn(&str, &str) -> bool) -> (Vec<u8>, usize) {
     (out, dropped)
 }
 
-/// One statement of a shell-style file: its byte range, and whether it is a lone
-/// assignment (`[export ]NAME=...`) with its name.
+/// One statement of a shell-style file: where it starts, and the assignments it makes.
 struct Statement {
     start: usize,
-    end: usize,
-    assigns: Option<String>,
+    /// The assignments the statement makes in the shell: name and the byte range of its
+    /// word. None for a command: assignments before a command word only set its environment.
+    assigns: Vec<(String, usize, usize)>,
+    /// `export NAME=value ...`.
+    export: bool,
 }
 
 /// Splits shell text into statements as sh(1) reads them: a statement ends at a newline or
@@ -456,7 +462,8 @@ fn shell_statements(data: &[u8]) -> Vec<Statement> {
         while e > start && matches!(data[e - 1], b' ' | b'\t') {
             e -= 1;
         }
-        out.push(Statement { start, end: e, assigns: assignment_name(&data[start..e]) });
+        let (assigns, export) = assignments(data, start, e);
+        out.push(Statement { start, assigns, export });
         // Here-document bodies start on the next line and end at their delimiter lines.
         if !heredocs.is_empty() {
             while i < n && data[i] != b'\n' {
@@ -541,12 +548,13 @@ fn env_statements(data: &[u8]) -> Vec<Statement> {
         }
         let stmt = &data[start..e];
         let body = stmt.strip_prefix(b"export ").map(|r| r.trim_ascii_start()).unwrap_or(stmt);
-        let assigns = body.iter().position(|b| *b == b'=').and_then(|eq| {
+        let name = body.iter().position(|b| *b == b'=').and_then(|eq| {
             let k = body[..eq].trim_ascii();
             (!k.is_empty() && k.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_'))
                 .then(|| String::from_utf8_lossy(k).into_owned())
         });
-        out.push(Statement { start, end: e, assigns });
+        // One assignment per line: the whole statement is its word.
+        out.push(Statement { start, assigns: name.map(|n| (n, start, e)).into_iter().collect(), export: false });
     }
     out
 }
@@ -613,52 +621,74 @@ fn skip_word_part(data: &[u8], i: usize) -> usize {
     }
 }
 
-/// `NAME` when `stmt` is exactly one assignment `[export ]NAME=value` (one word: no
-/// unquoted blank after the value, so no second assignment or command rides along).
-fn assignment_name(stmt: &[u8]) -> Option<String> {
-    let s = stmt.strip_prefix(b"export ").map(|r| r.trim_ascii_start()).unwrap_or(stmt);
-    let eq = s.iter().position(|b| *b == b'=')?;
-    let name = &s[..eq];
-    if name.is_empty() || name[0].is_ascii_digit() || !name.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_') {
-        return None;
-    }
-    // The value must be one word: walk it as the lexer does and find no unquoted blank.
-    let v = &s[eq + 1..];
-    let mut i = 0;
-    while i < v.len() {
-        match v[i] {
-            b'\\' => i += 2,
-            b'\'' => {
-                i += 1;
-                while i < v.len() && v[i] != b'\'' {
-                    i += 1;
+/// The words of `data[start..end]` (blanks and backslash-newlines between them), then the
+/// assignments they make: every word `NAME=value` when all words are assignments, or
+/// `export` followed by assignments and names; none when a command word follows (then the
+/// assignments are only that command's environment).
+fn assignments(data: &[u8], start: usize, end: usize) -> (Vec<(String, usize, usize)>, bool) {
+    let mut words = Vec::new();
+    let mut i = start;
+    while i < end {
+        match data[i] {
+            b' ' | b'\t' => i += 1,
+            b'\\' if data.get(i + 1) == Some(&b'\n') => i += 2,
+            _ => {
+                let w = i;
+                while i < end
+                    && !matches!(data[i], b' ' | b'\t')
+                    && !(data[i] == b'\\' && data.get(i + 1) == Some(&b'\n'))
+                {
+                    i = skip_word_part(data, i);
                 }
-                i += 1;
+                words.push((w, i.min(end)));
             }
-            b'"' => {
-                i += 1;
-                while i < v.len() && v[i] != b'"' {
-                    i += if v[i] == b'\\' { 2 } else { 1 };
-                }
-                i += 1;
-            }
-            b' ' | b'\t' | b'`' | b'$' if v[i] != b'$' || v.get(i + 1) == Some(&b'(') => return None,
-            _ => i += 1,
         }
     }
-    Some(String::from_utf8_lossy(name).into_owned())
+    let export = words.first().is_some_and(|&(a, b)| &data[a..b] == b"export");
+    let mut out = Vec::new();
+    for &(a, b) in words.iter().skip(usize::from(export)) {
+        let w = &data[a..b];
+        let name_end = w.iter().position(|c| *c == b'=').unwrap_or(w.len());
+        let name = &w[..name_end];
+        let valid = !name.is_empty()
+            && !name[0].is_ascii_digit()
+            && name.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_');
+        if !valid {
+            return (Vec::new(), false);
+        }
+        if name_end < w.len() {
+            out.push((String::from_utf8_lossy(name).into_owned(), a, b));
+        } else if !export {
+            // A bare word: a command, and the assignments before it are its environment.
+            return (Vec::new(), false);
+        }
+    }
+    (out, export)
 }
 
-/// A shell-style file: the lone assignments of `keys`, each as its own text from where it
-/// starts to where it ends (what shares its lines is left out). With `env`, the file is an
+/// A shell-style file: the assignments of `keys`, as the words that make them (what shares
+/// their statement or line is left out). With `env`, the file is an
 /// environment file (`env_statements`) and a comment line `#KEY=...` of one of `keys` is
 /// kept as `#KEY=` (lltune_irq writes below it); else it is sh (`shell_statements`).
 fn shell(data: &[u8], keys: &[&str], env: bool) -> (Vec<u8>, usize) {
     let stmts = if env { env_statements(data) } else { shell_statements(data) };
-    let kept: Vec<(usize, usize)> = stmts
-        .into_iter()
-        .filter(|s| s.assigns.as_deref().is_some_and(|k| keys.contains(&k)))
-        .map(|s| (s.start, s.end))
+    // Each statement's assignments of `keys`: where they start and end, and their text (the
+    // words alone, after `export ` when the statement exports).
+    let kept: Vec<(usize, usize, Vec<u8>)> = stmts
+        .iter()
+        .filter_map(|s| {
+            let words: Vec<&(String, usize, usize)> =
+                s.assigns.iter().filter(|(k, _, _)| keys.contains(&k.as_str())).collect();
+            let (first, last) = (words.first()?, words.last()?);
+            let mut text = if s.export { b"export ".to_vec() } else { Vec::new() };
+            for (n, (_, a, b)) in words.iter().enumerate() {
+                if n > 0 {
+                    text.push(b' ');
+                }
+                text.extend_from_slice(&data[*a..*b]);
+            }
+            Some((if s.export { s.start } else { first.1 }, last.2, text))
+        })
         .collect();
     let mut out = Vec::with_capacity(data.len());
     let mut dropped = 0;
@@ -677,12 +707,12 @@ fn shell(data: &[u8], keys: &[&str], env: bool) -> (Vec<u8>, usize) {
         let covered = written_until > ls;
         let mut wrote = false;
         while k < kept.len() && kept[k].0 < pos {
-            let (s, e) = kept[k];
+            let (_, e, text) = &kept[k];
             if wrote || covered {
                 out.push(b'\n');
             }
-            out.extend_from_slice(&data[s..e]);
-            written_until = e;
+            out.extend_from_slice(text);
+            written_until = *e;
             wrote = true;
             k += 1;
         }
@@ -743,7 +773,7 @@ mod tests {
     }
 
     #[test]
-    fn shell_files_keep_lone_assignments_of_their_keys() {
+    fn shell_files_keep_the_assignments_of_their_keys() {
         let grub = "GRUB_TIMEOUT=5\nGRUB_CMDLINE_LINUX=\"quiet\" ; GRUB_PW=s1\nX=\"a\nGRUB_CMDLINE_LINUX_DEFAULT=s2\n\"\nexport GRUB_ENABLE_BLSCFG=true # s3\nGRUB_CMDLINE_LINUX_DEFAULT='a b\nc'\nGRUB_CMDLINE_LINUX=x echo s4\n";
         let out = kept("/etc/default/grub", grub);
         for s in ["s1", "s2", "s3", "s4"] {
@@ -755,6 +785,115 @@ mod tests {
         );
         let irqb = "# doc\n#IRQBALANCE_BANNED_CPULIST=s1\nIRQBALANCE_ONESHOT=--s2\nIRQBALANCE_BANNED_CPUS=00ff\n";
         assert_eq!(kept(irq::IRQBALANCE_RHEL, irqb), "\n#IRQBALANCE_BANNED_CPULIST=\n\nIRQBALANCE_BANNED_CPUS=00ff\n");
+    }
+
+    /// A small deterministic generator (no dependency): xorshift.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> usize {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 >> 11) as usize
+        }
+        fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
+            xs[self.next() % xs.len()]
+        }
+        fn word(&mut self, alphabet: &str) -> String {
+            let a: Vec<char> = alphabet.chars().collect();
+            (0..1 + self.next() % 8).map(|_| a[self.next() % a.len()]).collect()
+        }
+    }
+
+    /// What sh itself makes of `GRUB_CMDLINE_LINUX`, `GRUB_CMDLINE_LINUX_DEFAULT` and
+    /// `GRUB_ENABLE_BLSCFG` when it sources each file (as grub-mkconfig does), in one run.
+    fn sh_values(files: &[std::path::PathBuf]) -> Vec<String> {
+        let mut script = String::new();
+        for (i, f) in files.iter().enumerate() {
+            script.push_str(&format!(
+                "( unset GRUB_CMDLINE_LINUX GRUB_CMDLINE_LINUX_DEFAULT GRUB_ENABLE_BLSCFG; . '{}' >/dev/null 2>&1; printf '%s\\001%s\\001%s\\002' \"${{GRUB_CMDLINE_LINUX-unset}}\" \"${{GRUB_CMDLINE_LINUX_DEFAULT-unset}}\" \"${{GRUB_ENABLE_BLSCFG-unset}}\" ) # {i}\n",
+                f.display()
+            ));
+        }
+        let out = std::process::Command::new("sh").arg("-c").arg(&script).env_clear().output().expect("run sh");
+        assert!(out.status.success(), "sh: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).split('\u{2}').filter(|x| !x.is_empty()).map(str::to_string).collect()
+    }
+
+    /// Generated /etc/default/grub files from every statement form sh allows around the keys
+    /// lltune reads: sh (the real parser) gives the same three values for the file and for
+    /// what the capture keeps of it, and no secret is kept.
+    #[test]
+    fn generated_grub_defaults_keep_what_sh_reads_and_no_secret() {
+        let keys = ["GRUB_CMDLINE_LINUX", "GRUB_CMDLINE_LINUX_DEFAULT", "GRUB_ENABLE_BLSCFG"];
+        let others = ["GRUB_TIMEOUT", "GRUB_PASSWORD", "X1", "GRUB_X"];
+        let plain = "abcxyz019=,.-:/";
+        let spaced = "abc xyz019=,.-:/";
+        let dir = tempfile::tempdir().unwrap();
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        let mut files = Vec::new();
+        let mut kept_files = Vec::new();
+        let mut n_secret = 0;
+        for f in 0..300 {
+            let mut text = String::new();
+            for _ in 0..1 + rng.next() % 10 {
+                n_secret += 1;
+                let m = format!("SECRET{n_secret}X");
+                let (k, o) = (rng.pick(&keys), rng.pick(&others));
+                let (w, v, v2) = (rng.word(plain), rng.word(spaced), rng.word(spaced));
+                let stmt = match rng.next() % 24 {
+                    0 => format!("{k}=\"{v}\""),
+                    1 => format!("{k}='{v}'"),
+                    2 => format!("{k}={w}"),
+                    3 => format!("export {k}=\"{v}\""),
+                    4 => format!("{k}=\"{v}\"; {o}={m}"),
+                    5 => format!("{o}={m}; {k}={w}"),
+                    6 => format!("{o}=\"{v}\n{k}={m}\n\""),
+                    7 => format!("{k}=\"{v}\n{v2}\""),
+                    8 => format!("# {k}={m}"),
+                    9 => format!("{k}={w} # {m}"),
+                    10 => format!("cat >/dev/null <<EOF\n{k}={m}\nEOF"),
+                    11 => format!("cat >/dev/null <<'EOF'\n{k}=\"{m}\nEOF"),
+                    12 => format!("{o}=\"$(echo \"; {k}={m}; \")\""),
+                    13 => format!("{o}=`echo {m}`"),
+                    14 => format!("{k}={w} true {m}"),
+                    15 => format!("{o}={m} {k}={w}"),
+                    16 => format!("{o}={m} \\\n  {k}={w}"),
+                    17 => format!("password_pbkdf2 root grub.pbkdf2.sha512.10000.{m}"),
+                    18 => format!("echo x >/dev/null; password_pbkdf2 root {m}"),
+                    19 => format!("{k}=\"a\\\"b {v}\""),
+                    20 => format!("{k}=a\\ {w}"),
+                    21 => format!("{k}={w}; {o}=\"{m}\" {k}={w}"),
+                    22 => format!("export {o}={m} {k}=\"{v}\""),
+                    _ => format!("{o}='{m} {v}' ; {k}=\"{v}\"&& true {m}"),
+                };
+                text.push_str(&stmt);
+                text.push('\n');
+            }
+            let kept = match keep("/etc/default/grub", text.as_bytes(), &KeepContext::default()) {
+                Some((b, _)) => b,
+                None => text.clone().into_bytes(),
+            };
+            let kept_text = String::from_utf8(kept).unwrap();
+            assert!(!kept_text.contains("SECRET"), "a secret kept:\n{text}\n--- kept:\n{kept_text}");
+            let (a, b) = (dir.path().join(format!("{f}.orig")), dir.path().join(format!("{f}.kept")));
+            std::fs::write(&a, &text).unwrap();
+            std::fs::write(&b, &kept_text).unwrap();
+            files.push((a, text));
+            kept_files.push((b, kept_text));
+        }
+        let orig = sh_values(&files.iter().map(|f| f.0.clone()).collect::<Vec<_>>());
+        let kept = sh_values(&kept_files.iter().map(|f| f.0.clone()).collect::<Vec<_>>());
+        assert_eq!(orig.len(), files.len());
+        let set = orig.iter().flat_map(|v| v.split('\u{1}')).filter(|v| *v != "unset").count();
+        assert!(set > 300, "the files set the keys: {set} values");
+        for (i, (o, k)) in orig.iter().zip(&kept).enumerate() {
+            assert_eq!(
+                o, k,
+                "sh reads the file and its capture differently:\n{}\n--- kept:\n{}",
+                files[i].1, kept_files[i].1
+            );
+        }
     }
 
     #[test]
