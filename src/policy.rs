@@ -1,24 +1,42 @@
 //! The one safety policy for kernel command-line arguments, used by the config reader
 //! (`config::parse`), `lltune audit`, `lltune apply` and `lltune_kernel_args`: what is never
-//! written, and what needs consent.
+//! written, what needs consent, and the huge page reserve a boot line must leave.
 //!
 //! Three lists, each entry with the reason a person reads when it is refused:
 //!
 //! - `BOOT_BREAKING`: arguments that decide what boots (init, an emergency shell, a rescue
-//!   runlevel), switch off the security modules, or take CPUs, interrupt controllers or memory
-//!   away from the kernel. Refused everywhere, always; no flag unlocks them.
+//!   target), blacklist drivers, switch off the security modules, or take CPUs, interrupt
+//!   controllers, the console or memory away. Refused everywhere, always; no flag unlocks them.
 //! - `BOOT_LOADER_OWNED`: arguments the boot loader and the kernel packages write (`root=`,
-//!   `BOOT_IMAGE`, `initrd`, `ro`/`rw`, ...). Setting one is refused; removing one is refused
-//!   (the host would not find its root file system). Removing anything else (`init=` included)
-//!   is allowed: removal only brings back the kernel's default.
+//!   `BOOT_IMAGE`, `initrd`, `ro`/`rw`, the storage the initramfs assembles, ...). Setting one is
+//!   refused; removing one is refused. Removing anything else (`init=` included) is allowed:
+//!   removal only brings back the default.
 //! - `MITIGATIONS`: every argument that weakens a CPU vulnerability mitigation or kernel
-//!   hardening (the arguments `mitigations=off` stands for in kernel-parameters.txt, and the
-//!   per-vulnerability switches of Documentation/admin-guide/hw-vuln/). Refused unless
-//!   `allow_dangerous_mitigations: true`.
+//!   hardening. Refused unless `allow_dangerous_mitigations: true`.
 //!
-//! Matching follows the kernel: in a parameter name `-` and `_` are the same character
-//! (`kvm-intel.vmentry_l1d_flush` is `kvm_intel.vmentry_l1d_flush`), and a boolean value is
-//! read as kstrtobool reads it (`n`, `no`, `N`, `0`, `off`, `of` are all false).
+//! Each rule decides on the value as the programs that read it will: the kernel, systemd and
+//! the initramfs (dracut, initramfs-tools). Where they disagree, or a kernel version reads a
+//! value differently from another, the rule takes the reading that refuses:
+//!
+//! - Names: the kernel compares parameter names with `-` and `_` equal (kernel/params.c
+//!   `parameq`), systemd too (`proc_cmdline_key_streq`); a `__setup()` flag is compared as a
+//!   prefix of the whole argument (init/main.c `obsolete_checksetup` calls `parameqn` with the
+//!   flag's length), so `nosmp_anything` is `nosmp`.
+//! - Booleans: lib/kstrtox.c `kstrtobool` reads the first character (`y`/`Y`/`1`, `n`/`N`/`0`,
+//!   and `t`/`T`/`f`/`F` since 5.17) or, after `o`/`O`, the second (`on`, `of...`); `kstrtoul`
+//!   (selinux=, enforcing=, apparmor=) reads `0`, `00`, `0x0`, `+0` as zero; systemd's
+//!   `parse_boolean` takes `0 no n false f off` in any case; dracut's `getargbool` takes only
+//!   `0`, `no` (and `off` since 049): any other value, `false` included, is true to it.
+//! - Words and lists: most mitigation switches compare the whole value (`strcmp`), some loop
+//!   over comma-separated elements (`retbleed=`, `pci=`), `mitigations=` compares a prefix
+//!   (`strncmp`, since 6.16: `offanything` is off) and reads `no_*` attack vectors after it. A
+//!   rule here reads every comma element as a whole value, in any case.
+//! - Splitting: the kernel's `next_arg` (lib/cmdline.c) keeps a double-quoted value with
+//!   spaces as one argument, and so does systemd; dracut (`for _o in $CMDLINE`),
+//!   initramfs-tools and x86's early `cmdline_find_option` split at every space, quotes or
+//!   not. A value with whitespace or a quote in it is therefore refused, except for the few
+//!   arguments that take spaces (`dyndbg=`), and then every word of it must pass as an argument
+//!   of its own.
 
 use std::fmt;
 
@@ -66,55 +84,98 @@ impl fmt::Display for Refusal {
 
 impl std::error::Error for Refusal {}
 
+/// How a rule's name is compared with an argument's (after `-` → `_` on both).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Name {
+    /// The same name.
+    Is,
+    /// The argument starts with it: a kernel `__setup()` flag (`nosmp` takes `nosmpX` too).
+    Prefix,
+    /// The argument's name contains it, in any case (`blacklist`: `module_blacklist`,
+    /// `rd.driver.blacklist`, `modprobe.blacklist`, `rdblacklist`, ...).
+    Contains,
+}
+
 /// Which values of an argument a rule matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum When {
     /// Any value, and the bare flag.
     Always,
-    /// A value kstrtobool reads as false, or `off` (`selinux=0`, `kpti=no`, `nobp=0`).
-    False,
-    /// Exactly this value (case-insensitive): the parameter compares strings (`mds=off`), so
-    /// another spelling is not `off` to the kernel — and `retbleed=nosmt` is a stronger
-    /// mitigation, not a false.
-    Value(&'static str),
-    /// One of these values (case-insensitive).
-    OneOf(&'static [&'static str]),
-    /// Any value that is not a kstrtobool false (`rd.shell=0` turns the shell off: allowed).
+    /// A value some reader takes as false (`falsy`) or one of the first words, unless it is
+    /// one of the second: words the parameter compares before it reads a boolean
+    /// (`kvm.nx_huge_pages=force`, `rodata=full` are not false although they start with `f`).
+    False(&'static [&'static str], &'static [&'static str]),
+    /// Anything but a value every reader takes as false: only `0` and `no` (dracut's
+    /// `getargbool` reads `false`, `n`, `OFF` as true). The bare flag is true.
     NotFalse,
+    /// A comma element of the value is one of these words, in any case.
+    Element(&'static [&'static str]),
+    /// A comma element of the value starts with one of these, in any case.
+    Starts(&'static [&'static str]),
+    /// A console to nowhere: no value, or a device (before the first comma, its index
+    /// stripped) that is empty, `null` or `ttynull` (kernel/printk/printk.c `console_setup`).
+    Nowhere,
 }
 
-/// One rule: the argument name, the values it matches, and why.
+/// One rule: the argument name, how it is compared, the values it matches, and why.
 #[derive(Debug, Clone, Copy)]
 pub struct Rule {
     pub key: &'static str,
+    pub name: Name,
     pub when: When,
     pub reason: &'static str,
 }
 
 const fn rule(key: &'static str, when: When, reason: &'static str) -> Rule {
-    Rule { key, when, reason }
+    Rule { key, name: Name::Is, when, reason }
 }
 
-use When::{Always, False, NotFalse, OneOf, Value};
+/// A kernel `__setup()` flag: any argument that starts with it.
+const fn flag(key: &'static str, reason: &'static str) -> Rule {
+    Rule { key, name: Name::Prefix, when: When::Always, reason }
+}
 
-/// Refused everywhere, always (kernel-parameters.txt; systemd's kernel-command-line(7) and
-/// dracut.cmdline(7) for the words the kernel hands on to init and the initramfs).
+use When::{Always, Element, False, NotFalse, Nowhere, Starts};
+
+/// A boolean false, nothing else.
+const FALSE: When = False(&[], &[]);
+
+const OFF: When = Element(&["off"]);
+
+/// Refused everywhere, always (kernel-parameters.txt; systemd's kernel-command-line(7),
+/// dracut.cmdline(7) and initramfs-tools(7) for the words the kernel hands on).
 pub const BOOT_BREAKING: &[Rule] = &[
-    // What runs as PID 1 and which target it boots to.
+    // What runs as PID 1, which target it boots to, and what it runs first.
     rule("init", Always, "replaces the init program (init=/bin/sh boots to a root shell with no services)"),
     rule("rdinit", Always, "replaces the program the initramfs runs first"),
     rule("systemd.unit", Always, "boots systemd into another target (emergency.target, rescue.target)"),
     rule("rd.systemd.unit", Always, "boots the initramfs into another target"),
     rule("systemd.debug_shell", NotFalse, "opens a root shell without a password on tty9"),
     rule("rd.systemd.debug_shell", NotFalse, "opens a root shell without a password on tty9 in the initramfs"),
+    rule("systemd.crash_shell", NotFalse, "opens a root shell when systemd crashes"),
     rule("systemd.confirm_spawn", NotFalse, "makes boot wait for a console confirmation of every unit"),
     rule("systemd.mask", Always, "masks units at boot; a masked mount or network unit stops the host from coming up"),
     rule("rd.systemd.mask", Always, "masks initramfs units at boot"),
-    // Words without `=` that the kernel passes to init as its arguments.
+    rule("systemd.wants", Always, "pulls extra units into the boot (debug-shell.service, a rescue target)"),
+    rule("rd.systemd.wants", Always, "pulls extra units into the initramfs boot"),
+    rule("systemd.run", Always, "runs a command at boot and then powers off or reboots the host"),
+    rule("systemd.run_success_action", Always, "powers off or reboots the host after systemd.run="),
+    rule("systemd.run_failure_action", Always, "powers off or reboots the host after systemd.run="),
+    rule("systemd.setenv", Always, "sets environment variables (LD_PRELOAD included) for every service"),
+    rule("systemd.volatile", NotFalse, "mounts the root or /var on tmpfs: the host boots with its state gone"),
+    rule("rd.systemd.volatile", NotFalse, "mounts the root or /var on tmpfs: the host boots with its state gone"),
+    rule("fstab", FALSE, "stops systemd mounting the file systems of /etc/fstab"),
+    rule("rd.fstab", FALSE, "stops the initramfs mounting the file systems of /etc/fstab"),
+    // Words without `=` that the kernel passes to init as its arguments (systemd maps them to
+    // targets; SysV init to runlevels).
     rule("single", Always, "init argument: boots to single-user (rescue) mode"),
     rule("s", Always, "init argument: boots to single-user (rescue) mode"),
     rule("S", Always, "init argument: boots to single-user (rescue) mode"),
     rule("1", Always, "init argument: runlevel 1, single-user (rescue) mode"),
+    rule("2", Always, "init argument: boots to another runlevel (target)"),
+    rule("3", Always, "init argument: boots to another runlevel (target)"),
+    rule("4", Always, "init argument: boots to another runlevel (target)"),
+    rule("5", Always, "init argument: boots to another runlevel (target)"),
     rule("-s", Always, "init argument: boots to single-user (rescue) mode"),
     rule("0", Always, "init argument: runlevel 0 halts the host at boot (SysV init)"),
     rule("6", Always, "init argument: runlevel 6 reboots the host at boot (SysV init)"),
@@ -126,12 +187,18 @@ pub const BOOT_BREAKING: &[Rule] = &[
     rule("rd.shell", NotFalse, "drops to a root shell in the initramfs"),
     rule("rd.emergency", Always, "boots the initramfs to an emergency shell, or reboots/halts it on failure"),
     rule("rd.rescue", Always, "boots the initramfs to rescue mode"),
+    rule("rd.cmdline", Always, "makes the initramfs ask for more arguments on the console; boot waits"),
     rule("break", Always, "initramfs-tools: stops the boot at a root shell"),
-    rule("noinitrd", Always, "ignores the initramfs the host needs to find its root file system"),
+    flag("noinitrd", "ignores the initramfs the host needs to find its root file system"),
+    // Drivers and initcalls kept from loading: a storage or network driver blacklisted at boot
+    // leaves the host without its root disk or its NICs.
+    Rule { key: "blacklist", name: Name::Contains, when: Always, reason: "keeps drivers or initcalls from loading" },
+    Rule { key: "blocklist", name: Name::Contains, when: Always, reason: "keeps drivers or initcalls from loading" },
+    Rule { key: "denylist", name: Name::Contains, when: Always, reason: "keeps drivers or initcalls from loading" },
     // Security modules and module signing.
-    rule("selinux", False, "switches SELinux off"),
-    rule("enforcing", False, "puts SELinux in permissive mode"),
-    rule("apparmor", False, "switches AppArmor off"),
+    rule("selinux", FALSE, "switches SELinux off"),
+    rule("enforcing", FALSE, "puts SELinux in permissive mode"),
+    rule("apparmor", FALSE, "switches AppArmor off"),
     rule("security", Always, "chooses the security module; changing it disables the one the host uses"),
     rule("lsm", Always, "chooses the security modules; changing it disables those the host uses"),
     rule("lockdown", Always, "changes kernel lockdown; unsigned out-of-tree drivers (kernel-bypass NICs) stop loading"),
@@ -140,17 +207,23 @@ pub const BOOT_BREAKING: &[Rule] = &[
         Always,
         "changes module signature enforcement; unsigned out-of-tree drivers stop loading",
     ),
-    // CPUs, interrupt controllers, memory.
-    rule("noapic", Always, "disables the IO-APICs: interrupts fall back to the legacy PIC on one CPU"),
-    rule("nolapic", Always, "disables the local APICs: no SMP, no per-CPU timers"),
-    rule("disableapic", Always, "disables the local APICs (same as nolapic)"),
-    rule("noapictimer", Always, "disables the local APIC timer"),
-    rule("nosmp", Always, "boots on one CPU only"),
+    // CPUs, interrupt controllers, buses, the console, memory.
+    flag("noapictimer", "disables the local APIC timer"),
+    flag("noapic", "disables the IO-APICs: interrupts fall back to the legacy PIC on one CPU"),
+    flag("nolapic", "disables the local APICs: no SMP, no per-CPU timers"),
+    flag("disableapic", "disables the local APICs (same as nolapic)"),
+    flag("nox2apic", "disables x2APIC: CPUs with APIC ids above 255 are not brought up"),
+    flag("nosmp", "boots on one CPU only"),
     rule("maxcpus", Always, "brings up only this many CPUs at boot"),
     rule("nr_cpus", Always, "caps the number of CPUs the kernel supports"),
     rule("possible_cpus", Always, "caps the number of CPUs the kernel supports"),
-    rule("acpi", Value("off"), "disables ACPI: no CPU, NUMA or interrupt discovery on servers"),
+    rule("disable_cpu_apicid", Always, "keeps the CPU with this APIC id from being brought up (meant for kdump)"),
+    rule("intremap", Starts(&["off"]), "disables interrupt remapping: x2APIC and CPUs above APIC id 255 go with it"),
+    rule("acpi", OFF, "disables ACPI: no CPU, NUMA or interrupt discovery on servers"),
+    rule("pci", OFF, "disables PCI probing: no NICs, no storage controllers"),
+    rule("console", Nowhere, "sends the console to nowhere (ttynull): boot and emergency messages are lost"),
     rule("mem", Always, "caps the memory the kernel uses; with reserved huge pages the host can run out at boot"),
+    rule("memmap", Always, "removes or reserves memory ranges; a wrong map stops the host from booting"),
     rule(
         "panic",
         Always,
@@ -168,9 +241,21 @@ pub const BOOT_LOADER_OWNED: &[Rule] = &[
     rule("rootfstype", Always, "the root file system's type"),
     rule("rootflags", Always, "the root file system's mount options"),
     rule("rootwait", Always, "waits for a slow root device; without it the root may not be found"),
+    rule("mount.usr", Always, "the /usr file system systemd mounts in the initramfs"),
+    rule("mount.usrfstype", Always, "the /usr file system's type"),
+    rule("mount.usrflags", Always, "the /usr file system's mount options"),
+    rule("rd.lvm", Always, "whether the initramfs activates LVM to find the root"),
     rule("rd.lvm.lv", Always, "the LVM volumes the initramfs activates to find the root"),
-    rule("rd.luks.uuid", Always, "the encrypted volumes the initramfs opens to find the root"),
+    rule("rd.lvm.vg", Always, "the LVM volume groups the initramfs activates to find the root"),
+    rule("rd.md", Always, "whether the initramfs assembles RAID arrays to find the root"),
     rule("rd.md.uuid", Always, "the RAID arrays the initramfs assembles to find the root"),
+    rule("rd.dm", Always, "whether the initramfs assembles firmware RAID to find the root"),
+    rule("rd.luks", Always, "whether the initramfs opens encrypted volumes to find the root"),
+    rule("rd.luks.uuid", Always, "the encrypted volumes the initramfs opens to find the root"),
+    rule("rd.luks.name", Always, "the encrypted volumes the initramfs opens to find the root"),
+    rule("luks.uuid", Always, "the encrypted volumes systemd opens at boot"),
+    rule("luks.name", Always, "the encrypted volumes systemd opens at boot"),
+    rule("rd.multipath", Always, "whether the initramfs assembles multipath devices to find the root"),
     rule("resume", Always, "the swap device to resume from"),
 ];
 
@@ -178,88 +263,133 @@ pub const BOOT_LOADER_OWNED: &[Rule] = &[
 /// `mitigations=off` and what it stands for (kernel-parameters.txt, "mitigations="), then
 /// the other off switches of Documentation/admin-guide/hw-vuln/ and kernel hardening.
 pub const MITIGATIONS: &[Rule] = &[
-    rule("mitigations", Value("off"), "every optional mitigation"),
-    rule("gather_data_sampling", Value("off"), "Gather Data Sampling (Downfall)"),
-    rule("indirect_target_selection", Value("off"), "Indirect Target Selection"),
-    rule("kvm.nx_huge_pages", False, "iTLB multihit for KVM guests"),
-    rule("l1tf", Value("off"), "L1 Terminal Fault"),
-    rule("l1d_flush", Value("off"), "L1D flush on context switch"),
-    rule("kvm_intel.vmentry_l1d_flush", False, "L1 Terminal Fault for KVM guests"),
-    rule("mds", Value("off"), "Microarchitectural Data Sampling"),
-    rule("mmio_stale_data", Value("off"), "Processor MMIO Stale Data"),
-    rule("nopti", Always, "Meltdown (page table isolation)"),
-    rule("pti", Value("off"), "Meltdown (page table isolation)"),
-    rule("kpti", False, "Meltdown (arm64 kernel page table isolation)"),
-    rule("nospectre_v1", Always, "Spectre v1"),
-    rule("nospectre_v2", Always, "Spectre v2"),
-    rule("spectre_v2", Value("off"), "Spectre v2"),
-    rule("spectre_v2_user", Value("off"), "Spectre v2 between user processes"),
-    rule("nospectre_bhb", Always, "Spectre-BHB (arm64)"),
-    rule("spectre_bhi", Value("off"), "Branch History Injection"),
-    rule("nospec_store_bypass_disable", Always, "Speculative Store Bypass"),
-    rule("spec_store_bypass_disable", Value("off"), "Speculative Store Bypass"),
-    rule("ssbd", Value("force-off"), "Speculative Store Bypass (arm64)"),
-    rule("reg_file_data_sampling", Value("off"), "Register File Data Sampling"),
-    rule("retbleed", Value("off"), "Retbleed"),
-    rule("spec_rstack_overflow", Value("off"), "Speculative Return Stack Overflow (Inception)"),
-    rule("srbds", Value("off"), "Special Register Buffer Data Sampling"),
-    rule("tsa", Value("off"), "Transient Scheduler Attacks"),
-    rule("tsx_async_abort", Value("off"), "TSX Asynchronous Abort"),
-    rule("tsx", Value("on"), "TSX Asynchronous Abort (TSX switched on)"),
-    rule("vmscape", Value("off"), "VMSCAPE (guest-to-host Spectre-BTI)"),
-    rule("nobp", False, "branch prediction mitigation (s390)"),
-    rule("no_entry_flush", Always, "L1D flush on kernel entry (powerpc)"),
-    rule("no_uaccess_flush", Always, "L1D flush on user access (powerpc)"),
-    rule("no_rfi_flush", Always, "L1D flush on return from interrupt (powerpc)"),
-    rule("no_stf_barrier", Always, "store-forwarding barrier (powerpc)"),
-    rule("noibrs", Always, "Indirect Branch Restricted Speculation (older kernels)"),
-    rule("noibpb", Always, "Indirect Branch Prediction Barrier (older kernels)"),
-    rule("nosmap", Always, "Supervisor Mode Access Prevention"),
-    rule("nosmep", Always, "Supervisor Mode Execution Prevention"),
-    rule("nokaslr", Always, "kernel address space layout randomisation"),
-    rule("rodata", OneOf(&["off", "0", "n", "no"]), "read-only kernel data"),
+    // kernel/cpu.c: `off` compared as a prefix, then `no_*` attack vectors after a comma.
+    rule("mitigations", Starts(&["off", "no_"]), "every optional mitigation, or those of an attack vector"),
+    rule("gather_data_sampling", OFF, "Gather Data Sampling (Downfall)"),
+    rule("indirect_target_selection", OFF, "Indirect Target Selection"),
+    rule("kvm.nx_huge_pages", False(&["never"], &["force", "auto"]), "iTLB multihit for KVM guests"),
+    rule("l1tf", OFF, "L1 Terminal Fault"),
+    rule("l1d_flush", OFF, "L1D flush on context switch"),
+    rule(
+        "kvm_intel.vmentry_l1d_flush",
+        False(&["never"], &["auto", "cond", "always"]),
+        "L1 Terminal Fault for KVM guests",
+    ),
+    rule("mds", OFF, "Microarchitectural Data Sampling"),
+    rule("mmio_stale_data", OFF, "Processor MMIO Stale Data"),
+    flag("nopti", "Meltdown (page table isolation)"),
+    rule("pti", OFF, "Meltdown (page table isolation)"),
+    rule("kpti", FALSE, "Meltdown (arm64 kernel page table isolation)"),
+    flag("nospectre_v1", "Spectre v1"),
+    flag("nospectre_v2", "Spectre v2"),
+    rule("spectre_v2", OFF, "Spectre v2"),
+    rule("spectre_v2_user", OFF, "Spectre v2 between user processes"),
+    flag("nospectre_bhb", "Spectre-BHB (arm64)"),
+    rule("spectre_bhi", OFF, "Branch History Injection"),
+    flag("nospec_store_bypass_disable", "Speculative Store Bypass"),
+    rule("spec_store_bypass_disable", OFF, "Speculative Store Bypass"),
+    rule("ssbd", Element(&["force-off"]), "Speculative Store Bypass (arm64)"),
+    rule("reg_file_data_sampling", OFF, "Register File Data Sampling"),
+    rule("retbleed", OFF, "Retbleed"),
+    rule("spec_rstack_overflow", OFF, "Speculative Return Stack Overflow (Inception)"),
+    rule("srbds", OFF, "Special Register Buffer Data Sampling"),
+    rule("tsa", OFF, "Transient Scheduler Attacks"),
+    rule("tsx_async_abort", OFF, "TSX Asynchronous Abort"),
+    rule("tsx", Element(&["on"]), "TSX Asynchronous Abort (TSX switched on)"),
+    rule("vmscape", OFF, "VMSCAPE (guest-to-host Spectre-BTI)"),
+    rule("nobp", FALSE, "branch prediction mitigation (s390)"),
+    flag("no_entry_flush", "L1D flush on kernel entry (powerpc)"),
+    flag("no_uaccess_flush", "L1D flush on user access (powerpc)"),
+    flag("no_rfi_flush", "L1D flush on return from interrupt (powerpc)"),
+    flag("no_stf_barrier", "store-forwarding barrier (powerpc)"),
+    flag("noibrs", "Indirect Branch Restricted Speculation (older kernels)"),
+    flag("noibpb", "Indirect Branch Prediction Barrier (older kernels)"),
+    flag("dis_ucode_ldr", "microcode updates, which carry the mitigations"),
+    flag("nosmap", "Supervisor Mode Access Prevention"),
+    flag("nosmep", "Supervisor Mode Execution Prevention"),
+    flag("nokaslr", "kernel address space layout randomisation"),
+    rule("ibt", OFF, "Indirect Branch Tracking (kernel control-flow integrity)"),
+    rule("cfi", OFF, "kernel control-flow integrity"),
+    rule("rodata", False(&[], &["full", "noalias"]), "read-only kernel data"),
 ];
 
-/// kstrtobool's false: `n`/`N`/`0` first, or `of`/`off` (any case of the second letter).
+/// kstrtobool's false, in any kernel version: `n`/`N`/`0`/`f`/`F` first (`f` since 5.17),
+/// or `o`/`O` then `f`/`F` (`off`, `of`).
 pub fn kstrtobool_false(v: &str) -> bool {
     let b = v.as_bytes();
     match b.first() {
-        Some(b'n' | b'N' | b'0') => true,
+        Some(b'n' | b'N' | b'0' | b'f' | b'F') => true,
         Some(b'o' | b'O') => matches!(b.get(1), Some(b'f' | b'F')),
         _ => false,
     }
 }
 
-/// False to the kernel's kstrtobool or to systemd/dracut's boolean parsers (`false`, `f`).
-fn falsy(v: &str) -> bool {
-    kstrtobool_false(v) || v.eq_ignore_ascii_case("false") || v.eq_ignore_ascii_case("f")
+/// lib/kstrtox.c `kstrtoull`: an optional `+`, then base 0 (`0x` hex, a leading `0` octal,
+/// else decimal), every character a digit of that base, an optional final newline.
+pub fn kstrtoul(v: &str) -> Option<u64> {
+    let s = v.strip_prefix('+').unwrap_or(v);
+    let s = s.strip_suffix('\n').unwrap_or(s);
+    let b = s.as_bytes();
+    let (radix, digits) = if b.first() == Some(&b'0') {
+        if matches!(b.get(1), Some(b'x' | b'X')) && b.get(2).is_some_and(u8::is_ascii_hexdigit) {
+            (16, &s[2..])
+        } else {
+            (8, s)
+        }
+    } else {
+        (10, s)
+    };
+    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
+        return None;
+    }
+    u64::from_str_radix(digits, radix).ok()
 }
 
-/// A parameter name as the kernel compares it: `-` and `_` are the same.
+/// False to one of the readers: kstrtobool (any version), kstrtoul's zero, systemd's
+/// `parse_boolean` (`false`, `f`, `no`, `n`, `off`, `0`: each already a kstrtobool false).
+pub fn falsy(v: &str) -> bool {
+    kstrtobool_false(v) || kstrtoul(v) == Some(0)
+}
+
+/// A parameter name as the kernel and systemd compare it: `-` and `_` are the same.
 fn norm(key: &str) -> String {
     key.replace('-', "_")
 }
 
-fn matches(rule: &Rule, key: &str, value: Option<&str>) -> bool {
+fn name_matches(rule: &Rule, key: &str) -> bool {
     // Init's words (`-b`, `-s`) are not parameter names: compare them as written.
-    let same = if rule.key.starts_with('-') { rule.key == key } else { norm(rule.key) == norm(key) };
-    if !same {
-        return false;
+    if rule.key.starts_with('-') {
+        return rule.key == key;
     }
-    let v = value.unwrap_or("").trim();
-    match rule.when {
-        Always => true,
-        False => value.is_some() && falsy(v),
-        NotFalse => !(value.is_some() && falsy(v)),
-        Value(want) => value.is_some() && v.eq_ignore_ascii_case(want),
-        OneOf(wants) => value.is_some() && wants.iter().any(|w| v.eq_ignore_ascii_case(w)),
+    let (r, k) = (norm(rule.key), norm(key));
+    match rule.name {
+        Name::Is => r == k,
+        Name::Prefix => k.starts_with(&r),
+        Name::Contains => k.to_ascii_lowercase().contains(&r),
     }
 }
 
-/// `mitigations=` also takes attack-vector controls (`auto,no_user_kernel`): any `no_*`
-/// element switches mitigations off for that vector.
-fn weak_mitigations_vector(key: &str, value: Option<&str>) -> bool {
-    key == "mitigations" && value.is_some_and(|v| v.split([',', ';']).any(|p| p.trim().starts_with("no_")))
+fn value_matches(when: When, value: Option<&str>) -> bool {
+    let elements = || value.into_iter().flat_map(|v| v.split(','));
+    let is = |e: &str, words: &[&str]| words.iter().any(|w| e.eq_ignore_ascii_case(w));
+    match when {
+        Always => true,
+        False(words, before) => value.is_some_and(|v| !is(v, before) && (falsy(v) || is(v, words))),
+        NotFalse => !value.is_some_and(|v| v == "0" || v == "no"),
+        Element(words) => elements().any(|e| is(e, words)),
+        Starts(prefixes) => elements().any(|e| {
+            let e = e.to_ascii_lowercase();
+            prefixes.iter().any(|p| e.starts_with(p))
+        }),
+        Nowhere => value.is_none_or(|v| {
+            let device = v.split(',').next().unwrap_or("").trim_end_matches(|c: char| c.is_ascii_digit());
+            device.is_empty() || device.eq_ignore_ascii_case("null") || device.eq_ignore_ascii_case("ttynull")
+        }),
+    }
+}
+
+fn matches(rule: &Rule, key: &str, value: Option<&str>) -> bool {
+    name_matches(rule, key) && value_matches(rule.when, value)
 }
 
 fn render(key: &str, value: Option<&str>) -> String {
@@ -277,10 +407,57 @@ pub fn check_name(k: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Values go inside shell and GRUB quoting: refuse what would break out of it.
-pub fn check_value(k: &str, v: &str) -> Result<(), String> {
-    if let Some(c) = v.chars().find(|c| "\"'`$\\\n\r\0".contains(*c)) {
+/// Arguments whose value may hold spaces (written double-quoted): dynamic debug queries
+/// (`dyndbg="file a.c +p"`, `<module>.dyndbg=`) and `acpi_osi="Windows 2012"`.
+pub fn takes_whitespace(key: &str) -> bool {
+    let k = norm(key);
+    k == "dyndbg" || k.ends_with(".dyndbg") || k == "acpi_osi"
+}
+
+/// Characters GRUB's script reader (grub.cfg, where grub-mkconfig copies the arguments)
+/// takes as its own outside quotes: `;` ends the `linux` command and starts another.
+const GRUB_METACHARACTERS: &str = ";&|<>{}";
+
+/// Whether a value can be written as one argument that every reader sees whole: ASCII (the
+/// kernel's `isspace` takes byte 0xa0 for a space), no control character, no quote, `$`,
+/// backquote or backslash (shell and GRUB quoting), no whitespace unless the argument takes it,
+/// no GRUB metacharacter unless the value is written quoted. The words of a value with spaces
+/// must each pass `check_arg` as arguments: dracut and x86's early parser read them so.
+pub fn check_value(k: &str, v: &str, allow_dangerous_mitigations: bool) -> Result<(), String> {
+    if let Some(c) = v.chars().find(|c| !c.is_ascii()) {
+        return Err(format!(
+            "{k}: value {v:?} contains {c:?}, outside ASCII: the kernel's parser takes byte 0xa0 for a space, so such a value can split into other arguments"
+        ));
+    }
+    if let Some(c) = v.chars().find(char::is_ascii_control) {
+        return Err(format!("{k}: value {v:?} contains the control character {c:?}"));
+    }
+    if let Some(c) = v.chars().find(|c| "\"'`$\\".contains(*c)) {
         return Err(format!("{k}: value {v:?} contains {c:?}, which the boot configuration cannot carry safely"));
+    }
+    let spaced = v.contains(' ');
+    if spaced && !takes_whitespace(k) {
+        return Err(format!(
+            "{k}: value {v:?} contains whitespace: dracut, initramfs-tools and x86's early parser split the command line at every space, \
+             quotes or not, and would read the words after it as arguments of their own; {k} takes no spaces"
+        ));
+    }
+    let quoted = spaced && takes_whitespace(k);
+    if let Some(c) = v.chars().find(|c| GRUB_METACHARACTERS.contains(*c)).filter(|_| !quoted) {
+        return Err(format!(
+            "{k}: value {v:?} contains {c:?}, which GRUB's script reader takes as its own in an unquoted value"
+        ));
+    }
+    if spaced {
+        for word in v.split(' ').filter(|w| !w.is_empty()) {
+            let (wk, wv) = match word.split_once('=') {
+                Some((a, b)) => (a, Some(b)),
+                None => (word, None),
+            };
+            check_arg(wk, wv, allow_dangerous_mitigations).map_err(|e| {
+                format!("{k}: the word {word:?} of the value is read as an argument of its own by dracut and x86's early parser: {e}")
+            })?;
+        }
     }
     Ok(())
 }
@@ -301,10 +478,17 @@ pub fn check_arg(key: &str, value: Option<&str>, allow_dangerous_mitigations: bo
     if let Some(r) = MITIGATIONS.iter().find(|r| matches(r, key, value)) {
         return refuse(Kind::Mitigation, r.reason);
     }
-    if weak_mitigations_vector(key, value) {
-        return refuse(Kind::Mitigation, "mitigations for an attack vector");
-    }
     Ok(())
+}
+
+/// The whole decision on one argument to write: its name, its value's spelling, then the
+/// rules. The message names the argument.
+pub fn check(key: &str, value: Option<&str>, allow_dangerous_mitigations: bool) -> Result<(), String> {
+    check_name(key)?;
+    if let Some(v) = value {
+        check_value(key, v, allow_dangerous_mitigations)?;
+    }
+    check_arg(key, value, allow_dangerous_mitigations).map_err(|e| e.to_string())
 }
 
 /// Whether removing `key` (every value of it) may be done: refused for the arguments the boot
@@ -316,9 +500,176 @@ pub fn check_removal(key: &str) -> Result<(), Refusal> {
     }
 }
 
+// ---- The huge page reserve ----
+
+/// The share of memory huge pages must leave to the kernel and everything else: the larger of
+/// `OS_RESERVE_PERCENT` % of the host's memory and `OS_RESERVE_MIN_KB` host-wide, and
+/// `OS_RESERVE_PERCENT` % of each NUMA node's memory on that node. Pages reserved past it
+/// starve the page cache, slab and every process that does not use huge pages: the host
+/// swaps, OOM-kills or fails to boot (boot-time pages are taken before init runs).
+pub const OS_RESERVE_PERCENT: u64 = 10;
+/// The host-wide minimum of that reserve: 2 GiB.
+pub const OS_RESERVE_MIN_KB: u64 = 2 << 20;
+
+pub fn os_reserve_kb(mem_kb: u64) -> u64 {
+    (mem_kb / 100 * OS_RESERVE_PERCENT).max(OS_RESERVE_MIN_KB)
+}
+
+pub fn node_reserve_kb(mem_kb: u64) -> u64 {
+    mem_kb / 100 * OS_RESERVE_PERCENT
+}
+
+/// The kernel's memparse: a number of bytes with an optional K/M/G/T/P/E suffix, in kB.
+pub fn memparse_kb(s: &str) -> Option<u64> {
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let shift = match unit.to_ascii_uppercase().as_str() {
+        "" => return Some(n / 1024),
+        "K" => 0,
+        "M" => 10,
+        "G" => 20,
+        "T" => 30,
+        "P" => 40,
+        "E" => 50,
+        _ => return None,
+    };
+    n.checked_mul(1u64 << shift)
+}
+
+/// Huge pages one `hugepages=` reserves at boot: of `size_kb`, `total` pages, `per_node`
+/// when given as `node:count,...`; `key` is the argument that set the count.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootHugepages {
+    pub size_kb: u64,
+    pub total: u64,
+    pub per_node: Vec<(u32, u64)>,
+}
+
+/// A huge page argument that does not parse: its key and the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HugepageArgError {
+    pub key: &'static str,
+    pub message: String,
+}
+
+/// The huge pages a command line reserves at boot, read as mm/hugetlb.c does: each
+/// `hugepages=` counts pages of the size of the `hugepagesz=` before it, or of the default
+/// size (`default_hugepagesz=` anywhere on the line, else 2 MB) when none comes before; a
+/// count is a number or `node:count,...`. Every count is added, even one the kernel would
+/// ignore as a repeat: the estimate errs high.
+pub fn boot_hugepages<'a>(
+    args: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
+) -> Result<Vec<BootHugepages>, HugepageArgError> {
+    let args: Vec<(String, Option<&str>)> = args.into_iter().map(|(k, v)| (norm(k), v)).collect();
+    let size = |key: &'static str, v: Option<&str>| {
+        let v = v.unwrap_or("");
+        match memparse_kb(v) {
+            Some(kb) if kb > 0 => Ok(kb),
+            _ => Err(HugepageArgError { key, message: format!("`{v}` is not a page size (e.g. 2M, 1G)") }),
+        }
+    };
+    let mut default_kb = 2048;
+    for (k, v) in &args {
+        if k == "default_hugepagesz" {
+            default_kb = size("default_hugepagesz", *v)?;
+        }
+    }
+    let mut out = Vec::new();
+    let mut current: Option<u64> = None;
+    for (k, v) in &args {
+        match k.as_str() {
+            "hugepagesz" => current = Some(size("hugepagesz", *v)?),
+            "hugepages" => {
+                let count = v.unwrap_or("");
+                let bad = || HugepageArgError {
+                    key: "hugepages",
+                    message: format!("`{count}` is not a page count or a list of node:count"),
+                };
+                let mut per_node = Vec::new();
+                let total = if count.contains(':') {
+                    for part in count.split(',') {
+                        let (n, c) = part.split_once(':').ok_or_else(bad)?;
+                        per_node.push((n.parse().map_err(|_| bad())?, c.parse().map_err(|_| bad())?));
+                    }
+                    per_node.iter().fold(0u64, |a: u64, (_, c)| a.saturating_add(*c))
+                } else {
+                    count.parse::<u64>().map_err(|_| bad())?
+                };
+                out.push(BootHugepages { size_kb: current.unwrap_or(default_kb), total, per_node });
+                current = None;
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+fn gib(kb: u64) -> String {
+    format!("{:.1} GiB", kb as f64 / (1u64 << 20) as f64)
+}
+
+/// Why `kb` of huge pages is too much for a host of `mem_kb`, or `None` when it leaves the
+/// OS its reserve. `what` describes the pages (`16 × 1048576 kB = 16777216 kB at boot`).
+pub fn host_reserve_error(what: &str, kb: u64, mem_kb: u64) -> Option<String> {
+    let reserve = os_reserve_kb(mem_kb);
+    let limit = mem_kb.saturating_sub(reserve);
+    (kb > limit).then(|| {
+        format!(
+            "{what}: the host has {mem_kb} kB ({}); huge pages must leave the OS at least {reserve} kB ({}: the larger of {OS_RESERVE_PERCENT}% and 2 GiB), so at most {limit} kB",
+            gib(mem_kb),
+            gib(reserve)
+        )
+    })
+}
+
+/// The same for one NUMA node of `node_kb`.
+pub fn node_reserve_error(pages: u64, size_kb: u64, node: u32, node_kb: u64) -> Option<String> {
+    let kb = pages.saturating_mul(size_kb);
+    let reserve = node_reserve_kb(node_kb);
+    let limit = node_kb.saturating_sub(reserve);
+    (kb > limit).then(|| {
+        format!(
+            "{pages} × {size_kb} kB = {kb} kB on node {node}: the node has {node_kb} kB ({}); huge pages must leave it at least {reserve} kB ({OS_RESERVE_PERCENT}%), so at most {limit} kB",
+            gib(node_kb)
+        )
+    })
+}
+
+/// The boot reservations of a command line against the host's memory (`mem_kb`) and its
+/// NUMA nodes (`nodes`: id → kB): every message for what leaves the OS less than its reserve.
+/// The sizes add up host-wide (each size is its own pool).
+pub fn check_boot_hugepages(boot: &[BootHugepages], mem_kb: u64, nodes: &[(u32, u64)]) -> Vec<String> {
+    let mut errors = Vec::new();
+    let total_kb = boot.iter().fold(0u64, |a, b| a.saturating_add(b.total.saturating_mul(b.size_kb)));
+    let what = boot.iter().map(|b| format!("{} × {} kB", b.total, b.size_kb)).collect::<Vec<_>>().join(" + ");
+    if let Some(e) = host_reserve_error(&format!("{what} = {total_kb} kB at boot"), total_kb, mem_kb) {
+        errors.push(e);
+    }
+    for b in boot {
+        for (id, pages) in &b.per_node {
+            match nodes.iter().find(|(n, _)| n == id) {
+                Some((_, node_kb)) => errors.extend(node_reserve_error(*pages, b.size_kb, *id, *node_kb)),
+                None if !nodes.is_empty() => errors.push(format!("this host has no NUMA node {id}")),
+                None => {}
+            }
+        }
+    }
+    errors
+}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A value each kind of rule matches.
+    fn example(when: When) -> Option<&'static str> {
+        match when {
+            Always | NotFalse => None,
+            False(..) => Some("0"),
+            Element(w) | Starts(w) => Some(w[0]),
+            Nowhere => Some("null"),
+        }
+    }
 
     fn refused(arg: &str, allow: bool) -> Option<Kind> {
         let (k, v) = match arg.split_once('=') {
@@ -374,19 +725,17 @@ mod tests {
         assert_eq!(refused("systemd.debug_shell=no", false), None);
         assert_eq!(refused("acpi=strict", false), None);
         assert_eq!(refused("acpi=noirq", false), None);
-        assert_eq!(refused("systemd.debug_shell=false", false), None);
         assert_eq!(refused("rd.shell=no", false), None);
+        // dracut's getargbool reads every value but 0 and no (off since 049) as true.
+        assert_eq!(refused("rd.shell=false", false), Some(Kind::BootBreaking));
+        assert_eq!(refused("rd.shell=n", false), Some(Kind::BootBreaking));
+        assert_eq!(refused("systemd.debug_shell=tty3", false), Some(Kind::BootBreaking));
     }
 
     #[test]
     fn every_boot_breaking_rule_refuses_its_own_example() {
         for r in BOOT_BREAKING {
-            let value = match r.when {
-                Always | NotFalse => None,
-                False => Some("0"),
-                Value(v) => Some(v),
-                OneOf(v) => Some(v[0]),
-            };
+            let value = example(r.when);
             let e = check_arg(r.key, value, true).unwrap_err();
             assert_eq!(e.kind, Kind::BootBreaking, "{}", r.key);
             assert!(e.to_string().contains(r.key) && e.to_string().contains(r.reason), "{e}");
@@ -397,12 +746,7 @@ mod tests {
     #[test]
     fn every_mitigation_rule_needs_consent() {
         for r in MITIGATIONS {
-            let value = match r.when {
-                Always | NotFalse => None,
-                False => Some("0"),
-                Value(v) => Some(v),
-                OneOf(v) => Some(v[0]),
-            };
+            let value = example(r.when);
             let e = check_arg(r.key, value, false).unwrap_err();
             assert_eq!(e.kind, Kind::Mitigation, "{}", r.key);
             assert!(e.to_string().contains("allow_dangerous_mitigations"), "{e}");
@@ -489,7 +833,9 @@ mod tests {
         for v in ["n", "N", "no", "No", "0", "off", "Off", "of", "0x0"] {
             assert!(kstrtobool_false(v), "{v}");
         }
-        for v in ["y", "yes", "1", "on", "On", "", "auto", "force-off"] {
+        // `f...` is false since 5.17 (t/f added): `force-off` to kstrtobool is false.
+        assert!(kstrtobool_false("force-off") && kstrtobool_false("false"));
+        for v in ["y", "yes", "1", "on", "On", "", "auto", "true"] {
             assert!(!kstrtobool_false(v), "{v}");
         }
     }

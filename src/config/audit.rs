@@ -268,7 +268,7 @@ pub fn check(cfg: &Config, facts: Option<&Facts>, r: &mut AuditReport) {
     }
     let boot = boot_hugepages(cfg, r);
     if let Some(f) = facts {
-        check_hugepage_reserve(cfg, boot.as_ref(), f, r);
+        check_hugepage_reserve(cfg, &boot, f, r);
     }
     if let Some(n) = &cfg.network {
         let mut seen = std::collections::BTreeSet::new();
@@ -367,110 +367,48 @@ fn check_hugepages(hp: &config::HugepagesConfig, facts: Option<&Facts>, r: &mut 
     }
 }
 
-/// The share of memory huge pages must leave to the kernel and everything else: the larger of
-/// `OS_RESERVE_PERCENT` % of the host's memory and `OS_RESERVE_MIN_KB` host-wide, and
-/// `OS_RESERVE_PERCENT` % of each NUMA node's memory on that node. Pages reserved past it
-/// starve the page cache, slab and every process that does not use huge pages: the host
-/// swaps, OOM-kills or fails to boot (boot-time pages are taken before init runs).
-pub const OS_RESERVE_PERCENT: u64 = 10;
-/// The host-wide minimum of that reserve: 2 GiB.
-pub const OS_RESERVE_MIN_KB: u64 = 2 << 20;
+pub use crate::policy::{OS_RESERVE_MIN_KB, OS_RESERVE_PERCENT, node_reserve_kb, os_reserve_kb};
 
-pub fn os_reserve_kb(mem_kb: u64) -> u64 {
-    (mem_kb / 100 * OS_RESERVE_PERCENT).max(OS_RESERVE_MIN_KB)
-}
-
-pub fn node_reserve_kb(mem_kb: u64) -> u64 {
-    mem_kb / 100 * OS_RESERVE_PERCENT
-}
-
-/// The kernel's memparse: a number of bytes with an optional K/M/G/T/P/E suffix, in kB.
-fn memparse_kb(s: &str) -> Option<u64> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num.parse().ok()?;
-    let shift = match unit.to_ascii_uppercase().as_str() {
-        "" => return Some(n / 1024),
-        "K" => 0,
-        "M" => 10,
-        "G" => 20,
-        "T" => 30,
-        "P" => 40,
-        "E" => 50,
-        _ => return None,
-    };
-    n.checked_mul(1u64 << shift)
-}
-
-/// Huge pages the config reserves at boot: `hugepagesz=` (else `default_hugepagesz=`, else the
-/// x86 default 2 MB) and `hugepages=` as a count or per node (`0:512,1:512`).
-pub struct BootHugepages {
-    pub size_kb: u64,
-    pub total: u64,
-    pub per_node: Vec<(u32, u64)>,
-    pub field: String,
-}
-
-fn boot_hugepages(cfg: &Config, r: &mut AuditReport) -> Option<BootHugepages> {
-    let count = cfg.kernel_arg("hugepages")?.unwrap_or("");
-    let field = arg_field(cfg, "hugepages");
-    let size_arg = cfg
-        .kernel_arg("hugepagesz")
-        .flatten()
-        .map(|v| ("hugepagesz", v))
-        .or_else(|| cfg.kernel_arg("default_hugepagesz").flatten().map(|v| ("default_hugepagesz", v)));
-    let size_kb = match size_arg {
-        None => 2048,
-        Some((key, v)) => match memparse_kb(v) {
-            Some(kb) if kb > 0 => kb,
-            _ => {
-                r.error(arg_field(cfg, key), format!("`{v}` is not a page size (e.g. 2M, 1G)"));
-                return None;
-            }
-        },
-    };
-    let mut per_node = Vec::new();
-    let total = if count.contains(':') {
-        for part in count.split(',') {
-            let parsed = part.split_once(':').and_then(|(n, c)| Some((n.trim().parse().ok()?, c.trim().parse().ok()?)));
-            match parsed {
-                Some(p) => per_node.push(p),
-                None => {
-                    r.error(&field, format!("`{count}` is not a page count or a list of node:count"));
-                    return None;
-                }
-            }
+/// The config's effective kernel arguments in file order (`extra_args` overrides `cmdline`),
+/// each key once, as apply writes them.
+fn effective_args(cfg: &Config) -> Vec<(String, Option<String>)> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut out = Vec::new();
+    for (k, _) in cfg.kernel_args() {
+        if seen.insert(k.clone()) {
+            let v = cfg.kernel_arg(&k).flatten().map(str::to_string);
+            out.push((k, v));
         }
-        per_node.iter().map(|(_, c)| c).sum()
-    } else {
-        match count.trim().parse::<u64>() {
-            Ok(n) => n,
-            Err(_) => {
-                r.error(&field, format!("`{count}` is not a page count or a list of node:count"));
-                return None;
-            }
+    }
+    out
+}
+
+/// Huge pages the config reserves at boot, read by the policy as the kernel reads the line
+/// (`crate::policy::boot_hugepages`); a bad value is an error at its field.
+fn boot_hugepages(cfg: &Config, r: &mut AuditReport) -> Vec<crate::policy::BootHugepages> {
+    let args = effective_args(cfg);
+    match crate::policy::boot_hugepages(args.iter().map(|(k, v)| (k.as_str(), v.as_deref()))) {
+        Ok(b) => b,
+        Err(e) => {
+            r.error(arg_field(cfg, e.key), e.message);
+            Vec::new()
         }
-    };
-    Some(BootHugepages { size_kb, total, per_node, field })
+    }
 }
 
-fn gib(kb: u64) -> String {
-    format!("{:.1} GiB", kb as f64 / (1u64 << 20) as f64)
-}
-
-/// Boot and runtime huge pages against the host's memory, keeping the OS reserve; per size
-/// the runtime count replaces the boot count, sizes add up.
-fn check_hugepage_reserve(cfg: &Config, boot: Option<&BootHugepages>, f: &Facts, r: &mut AuditReport) {
+/// Boot and runtime huge pages against the host's memory, keeping the OS reserve
+/// (`crate::policy`, the check `lltune_kernel_args` makes too); per size the runtime count
+/// replaces the boot count, sizes add up.
+fn check_hugepage_reserve(cfg: &Config, boot: &[crate::policy::BootHugepages], f: &Facts, r: &mut AuditReport) {
     let node_mem: u64 = f.numa.nodes.iter().filter_map(|n| n.memory_kb).sum();
     let Some(mem) = f.memory.total_kb.or((node_mem > 0).then_some(node_mem)) else { return };
-    let reserve = os_reserve_kb(mem);
-    let limit = mem.saturating_sub(reserve);
-    let explain = format!(
-        "the host has {mem} kB ({}); huge pages must leave the OS at least {reserve} kB ({}: the larger of {OS_RESERVE_PERCENT}% and 2 GiB), so at most {limit} kB",
-        gib(mem),
-        gib(reserve)
-    );
+    let nodes: Vec<(u32, u64)> = f.numa.nodes.iter().filter_map(|n| Some((n.id, n.memory_kb?))).collect();
+    let boot_field = arg_field(cfg, "hugepages");
+    let boot_errors = crate::policy::check_boot_hugepages(boot, mem, &nodes);
+    let boot_ok = boot_errors.is_empty();
+    for e in boot_errors {
+        r.error(&boot_field, e);
+    }
     let runtime = cfg.memory.as_ref().and_then(|m| m.hugepages.as_ref()).and_then(|hp| {
         let pages = hp.total.unwrap_or_else(|| hp.per_node.values().sum());
         let size = match &hp.size_kb {
@@ -480,64 +418,27 @@ fn check_hugepage_reserve(cfg: &Config, boot: Option<&BootHugepages>, f: &Facts,
         let field = if hp.total.is_some() { "memory.hugepages.total" } else { "memory.hugepages.per_node" };
         (pages > 0).then_some((size, pages, field, hp))
     });
-    let boot_kb = boot.map(|b| b.total.saturating_mul(b.size_kb));
-    if let (Some(b), Some(kb)) = (boot, boot_kb) {
-        if kb > limit {
-            r.error(&b.field, format!("{} × {} kB = {kb} kB at boot: {explain}", b.total, b.size_kb));
+    let Some((size, pages, field, hp)) = runtime else { return };
+    let kb = pages.saturating_mul(size);
+    if let Some(e) = crate::policy::host_reserve_error(&format!("{pages} × {size} kB = {kb} kB"), kb, mem) {
+        r.error(field, e);
+    } else if boot_ok {
+        // Another size comes on top of the boot pages; the same size replaces them.
+        let others: Vec<_> = boot.iter().filter(|b| b.size_kb != size).collect();
+        let other_kb = others.iter().fold(0u64, |a, b| a.saturating_add(b.total.saturating_mul(b.size_kb)));
+        let what = others.iter().map(|b| format!("{} × {} kB", b.total, b.size_kb)).collect::<Vec<_>>().join(" + ");
+        let sum = kb.saturating_add(other_kb);
+        let text = format!("{pages} × {size} kB = {kb} kB on top of {what} at boot ({boot_field}) = {sum} kB");
+        if let Some(e) = crate::policy::host_reserve_error(&text, sum, mem).filter(|_| other_kb > 0) {
+            r.error(field, e);
         }
     }
-    if let Some((size, pages, field, _)) = runtime {
-        let kb = pages.saturating_mul(size);
-        if kb > limit {
-            r.error(field, format!("{pages} × {size} kB = {kb} kB: {explain}"));
-        } else if let (Some(b), Some(bkb)) = (boot, boot_kb) {
-            // Another size comes on top of the boot pages; the same size replaces them.
-            if b.size_kb != size && bkb <= limit && kb.saturating_add(bkb) > limit {
-                r.error(
-                    field,
-                    format!(
-                        "{pages} × {size} kB = {kb} kB on top of {} × {} kB at boot ({}) = {} kB: {explain}",
-                        b.total,
-                        b.size_kb,
-                        b.field,
-                        kb.saturating_add(bkb)
-                    ),
-                );
-            }
-        }
-    }
-    // Per NUMA node: runtime counts, and boot counts given per node.
-    let mut per_node: Vec<(String, u32, u64, u64)> = Vec::new();
-    if let Some((size, _, _, hp)) = runtime {
-        for (k, pages) in &hp.per_node {
-            if let Some(id) = node_id(k) {
-                per_node.push((format!("memory.hugepages.per_node.{k}"), id, *pages, size));
-            }
-        }
-    }
-    if let Some(b) = boot {
-        for (id, pages) in &b.per_node {
-            per_node.push((b.field.clone(), *id, *pages, b.size_kb));
-        }
-    }
-    for (field, id, pages, size) in per_node {
-        let Some(node_mem) = f.numa.nodes.iter().find(|n| n.id == id).and_then(|n| n.memory_kb) else {
-            if !f.numa.nodes.is_empty() && field.starts_with("kernel.") {
-                r.error(field, format!("this host has no NUMA node {id}"));
-            }
-            continue;
-        };
-        let kb = pages.saturating_mul(size);
-        let reserve = node_reserve_kb(node_mem);
-        let node_limit = node_mem.saturating_sub(reserve);
-        if kb > node_limit {
-            r.error(
-                field,
-                format!(
-                    "{pages} × {size} kB = {kb} kB on node {id}: the node has {node_mem} kB ({}); huge pages must leave it at least {reserve} kB ({OS_RESERVE_PERCENT}%), so at most {node_limit} kB",
-                    gib(node_mem)
-                ),
-            );
+    // Per NUMA node: runtime counts.
+    for (k, pages) in &hp.per_node {
+        let Some(id) = node_id(k) else { continue };
+        let Some(node_mem) = f.numa.nodes.iter().find(|n| n.id == id).and_then(|n| n.memory_kb) else { continue };
+        if let Some(e) = crate::policy::node_reserve_error(*pages, size, id, node_mem) {
+            r.error(format!("memory.hugepages.per_node.{k}"), e);
         }
     }
 }

@@ -108,12 +108,8 @@ pub struct Plan {
 pub fn build_edit(params: &Params) -> Result<ArgEdit, String> {
     let mut edit = ArgEdit::default();
     for (k, v) in &params.args {
-        crate::policy::check_name(k).map_err(|e| format!("option args: {e}"))?;
-        if let Some(v) = v {
-            crate::policy::check_value(k, v).map_err(|e| format!("option args: {e}"))?;
-        }
         // The one safety policy (crate::policy), as the config reader and audit apply it.
-        crate::policy::check_arg(k, v.as_deref(), params.allow_dangerous_mitigations)
+        crate::policy::check(k, v.as_deref(), params.allow_dangerous_mitigations)
             .map_err(|e| format!("option args: {e}"))?;
         edit.set.push(KernelArg { key: k.clone(), value: v.clone() });
     }
@@ -121,7 +117,7 @@ pub fn build_edit(params: &Params) -> Result<ArgEdit, String> {
         let removal = Removal::parse(r);
         crate::policy::check_name(removal.key()).map_err(|e| format!("option remove: {e}"))?;
         if let Removal::KeyValue(k, v) = &removal {
-            crate::policy::check_value(k, v).map_err(|e| format!("option remove: {e}"))?;
+            crate::policy::check_value(k, v, true).map_err(|e| format!("option remove: {e}"))?;
         }
         crate::policy::check_removal(removal.key()).map_err(|e| format!("option remove: {e}"))?;
         if edit.set.iter().any(|a| a.key == removal.key()) {
@@ -247,6 +243,60 @@ fn pending_keys(edit: &ArgEdit, running: &Cmdline, configured: &Cmdline) -> Vec<
     pending
 }
 
+/// The host's memory: MemTotal of /proc/meminfo, and each NUMA node's (id, MemTotal) from
+/// /sys/devices/system/node/node*/meminfo. `None` when /proc/meminfo has no MemTotal.
+fn host_memory(host: &Host) -> Option<(u64, Vec<(u32, u64)>)> {
+    let text = host.read_opt("/proc/meminfo").ok().flatten()?;
+    let total = *crate::facts::memory::parse_meminfo(&text).get("MemTotal")?;
+    let mut nodes = Vec::new();
+    for name in host.list_or_empty("/sys/devices/system/node") {
+        let Some(id) = name.strip_prefix("node").and_then(|n| n.parse::<u32>().ok()) else { continue };
+        let path = format!("/sys/devices/system/node/{name}/meminfo");
+        if let Some(kb) = host
+            .read_opt(&path)
+            .ok()
+            .flatten()
+            .and_then(|t| crate::facts::numa::parse_node_meminfo(&t).get("MemTotal").copied())
+        {
+            nodes.push((id, kb));
+        }
+    }
+    Some((total, nodes))
+}
+
+/// The huge page reserve `lltune audit` applies (`crate::policy::check_boot_hugepages`), on
+/// the command line the next boot gets, when the task sets a huge page argument: pages
+/// reserved at boot must leave the OS its share of the host's and each node's memory.
+fn check_hugepage_reserve(
+    host: &Host,
+    edit: &ArgEdit,
+    configured: &Cmdline,
+    warnings: &mut Vec<String>,
+) -> Result<(), String> {
+    let hugepage_key =
+        |k: &str| matches!(k.replace('-', "_").as_str(), "hugepages" | "hugepagesz" | "default_hugepagesz");
+    if !edit.set.iter().any(|a| hugepage_key(&a.key)) {
+        return Ok(());
+    }
+    let boot = crate::policy::boot_hugepages(configured.args.iter().map(|a| (a.key.as_str(), a.value.as_deref())))
+        .map_err(|e| format!("option args: {}: {}", e.key, crate::protocol::cap_text(&e.message)))?;
+    if boot.is_empty() {
+        return Ok(());
+    }
+    let Some((mem_kb, nodes)) = host_memory(host) else {
+        warnings.push(
+            "/proc/meminfo has no MemTotal: the huge pages reserved at boot were not checked against the host's memory"
+                .into(),
+        );
+        return Ok(());
+    };
+    let errors = crate::policy::check_boot_hugepages(&boot, mem_kb, &nodes);
+    if errors.is_empty() {
+        return Ok(());
+    }
+    Err(format!("option args: hugepages: {}; nothing changed", errors.join("; ")))
+}
+
 /// Whether `prog` is found on PATH.
 fn on_path(prog: &str) -> bool {
     std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(prog).is_file()))
@@ -274,6 +324,7 @@ pub fn plan(host: &Host, params: &Params) -> Result<Plan> {
     check_limits(params).map_err(Failure::new)?;
     let bp = boot::plan(host, &params.bootloader, &edit).map_err(|e| Failure::new(format!("{e:#}")))?;
     let mut warnings = bp.warnings.clone();
+    check_hugepage_reserve(host, &edit, &bp.configured_after, &mut warnings).map_err(Failure::new)?;
 
     let running = running_cmdline(host, &mut warnings);
     let pending = running.as_ref().map(|run| pending_keys(&edit, run, &bp.configured_after)).unwrap_or_default();

@@ -10,7 +10,7 @@
 //! read-back fails that write and reverts the run, and `run` turns its message into a
 //! requested-vs-allocated report; THP files show `always [madvise] never` and are compared by
 //! the bracketed word; pools are checked against the OS reserve the audit uses
-//! (`config::audit::os_reserve_kb`, `node_reserve_kb`) before anything is written.
+//! (`policy::os_reserve_kb`, `node_reserve_kb`) before anything is written.
 
 use std::collections::BTreeMap;
 
@@ -18,13 +18,13 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use crate::config::audit::{OS_RESERVE_PERCENT, node_reserve_kb, os_reserve_kb};
 use crate::engine::state::{Action, selection};
 use crate::engine::{self, Module, text};
 use crate::facts::memory::{parse_meminfo, parse_swaps};
 use crate::facts::numa::{parse_hugepage_dir, parse_node_meminfo};
 use crate::host::Host;
 use crate::modules::cpu::opt_bool;
+use crate::policy::{OS_RESERVE_PERCENT, node_reserve_kb, os_reserve_kb};
 use crate::protocol::{Diff, Failure, Meta, Outcome, cap_text, lenient_bool};
 
 pub const MODULE: &str = "lltune_memory";
