@@ -112,8 +112,8 @@ pub enum When {
     Element(&'static [&'static str]),
     /// A comma element of the value starts with one of these, in any case.
     Starts(&'static [&'static str]),
-    /// A console to nowhere: no value, or a device (before the first comma, its index
-    /// stripped) that is empty, `null` or `ttynull` (kernel/printk/printk.c `console_setup`).
+    /// A console to nowhere: no value, or a device (the name before the first digit or comma)
+    /// that is empty, `null` or `ttynull` (kernel/printk/printk.c `console_setup`).
     Nowhere,
 }
 
@@ -382,7 +382,8 @@ fn value_matches(when: When, value: Option<&str>) -> bool {
             prefixes.iter().any(|p| e.starts_with(p))
         }),
         Nowhere => value.is_none_or(|v| {
-            let device = v.split(',').next().unwrap_or("").trim_end_matches(|c: char| c.is_ascii_digit());
+            // console_setup cuts the name at the first digit or comma (`ttyS0,115200`).
+            let device = &v[..v.find(|c: char| c.is_ascii_digit() || c == ',').unwrap_or(v.len())];
             device.is_empty() || device.eq_ignore_ascii_case("null") || device.eq_ignore_ascii_case("ttynull")
         }),
     }

@@ -31,5 +31,6 @@ mod irq_dumps; //      IRQ counts and affinities on the real dumps agree with th
 mod latency; //       lltune validate and lltune_latency: cyclictest parsed, percentiles, compare table and SVG, Ansible
 mod nic_dumps; //      NICs on the real dumps: drivers, NUMA nodes, virtual netdevs, PCI-only NICs
 mod persist; //        persist: true, a simulated reboot, lltune reapply, rollback of the persistence
+mod policy_model; // the kernel-argument policy against a model of the kernel's, systemd's and dracut's parsers, generated spellings
 mod real_dumps; //     every real dump gives the facts its peer tool reported
 mod scan_cli; //       lltune scan / capture as a user runs them
