@@ -101,9 +101,10 @@ pub enum Name {
 pub enum When {
     /// Any value, and the bare flag.
     Always,
-    /// A value some reader takes as false (`falsy`) or one of the first words, unless it is
-    /// one of the second: words the parameter compares before it reads a boolean
-    /// (`kvm.nx_huge_pages=force`, `rodata=full` are not false although they start with `f`).
+    /// A value some reader takes as false (`falsy`) or one of the first words (any case),
+    /// unless it is exactly one of the second: words the parameter compares before it reads a
+    /// boolean (`kvm.nx_huge_pages=force`, `rodata=full` are not false although they start
+    /// with `f`; `Force` is, to kstrtobool).
     False(&'static [&'static str], &'static [&'static str]),
     /// Anything but a value every reader takes as false: only `0` and `no` (dracut's
     /// `getargbool` reads `false`, `n`, `OFF` as true). The bare flag is true.
@@ -374,7 +375,9 @@ fn value_matches(when: When, value: Option<&str>) -> bool {
     let is = |e: &str, words: &[&str]| words.iter().any(|w| e.eq_ignore_ascii_case(w));
     match when {
         Always => true,
-        False(words, before) => value.is_some_and(|v| !is(v, before) && (falsy(v) || is(v, words))),
+        // The words read before the boolean are compared as the kernel does (strcmp,
+        // sysfs_streq): `rodata=Full` is not `full`, and kstrtobool reads its `F` as false.
+        False(words, before) => value.is_some_and(|v| !before.contains(&v) && (falsy(v) || is(v, words))),
         NotFalse => !value.is_some_and(|v| v == "0" || v == "no"),
         Element(words) => elements().any(|e| is(e, words)),
         Starts(prefixes) => elements().any(|e| {
@@ -425,13 +428,13 @@ const GRUB_METACHARACTERS: &str = ";&|<>{}";
 /// no GRUB metacharacter unless the value is written quoted. The words of a value with spaces
 /// must each pass `check_arg` as arguments: dracut and x86's early parser read them so.
 pub fn check_value(k: &str, v: &str, allow_dangerous_mitigations: bool) -> Result<(), String> {
+    if let Some(c) = v.chars().find(|c| c.is_control()) {
+        return Err(format!("{k}: the value contains the control character {c:?}"));
+    }
     if let Some(c) = v.chars().find(|c| !c.is_ascii()) {
         return Err(format!(
             "{k}: value {v:?} contains {c:?}, outside ASCII: the kernel's parser takes byte 0xa0 for a space, so such a value can split into other arguments"
         ));
-    }
-    if let Some(c) = v.chars().find(char::is_ascii_control) {
-        return Err(format!("{k}: value {v:?} contains the control character {c:?}"));
     }
     if let Some(c) = v.chars().find(|c| "\"'`$\\".contains(*c)) {
         return Err(format!("{k}: value {v:?} contains {c:?}, which the boot configuration cannot carry safely"));

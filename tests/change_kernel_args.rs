@@ -179,7 +179,7 @@ fn kernel_args_refuses_dangerous_or_unbootable_edits_writing_nothing() {
     for (a, want) in [
         (
             json!({"args": {"mitigations": "off"}}),
-            "option args: mitigations=off switches off CPU vulnerability protection (every optional mitigation): allowed only with allow_dangerous_mitigations: true",
+            "option args: mitigations=off switches off CPU vulnerability protection (every optional mitigation, or those of an attack vector): allowed only with allow_dangerous_mitigations: true",
         ),
         (json!({"args": {"nospectre_v2": ""}}), "option args: nospectre_v2 switches off CPU vulnerability protection"),
         (json!({"args": {"tsa": "off"}}), "option args: tsa=off switches off CPU vulnerability protection"),
@@ -374,10 +374,10 @@ fn kernel_args_refuses_control_characters_and_bad_keys_with_capped_echo() {
         (json!({"args": {"x": "a\u{1b}[2Jb"}}), "option args: x: the value contains the control character '\\u{1b}'"),
         (json!({"args": {"x": "a\u{7f}"}}), "option args: x: the value contains the control character '\\u{7f}'"),
         (json!({"args": {"x": "a\u{85}"}}), "option args: x: the value contains the control character '\\u{85}'"),
-        (json!({"args": {"x": "a\nb"}}), "option args: x: value \"a\\nb\" contains '\\n'"),
-        (json!({"args": {"x": "a\rb"}}), "option args: x: value \"a\\rb\" contains '\\r'"),
-        (json!({"args": {"x": "a\u{0}b"}}), "option args: x: value \"a\\0b\" contains '\\0'"),
-        (json!({"remove": ["x=a\tb"]}), "option remove: \"x=a\\tb\": contains the control character '\\t'"),
+        (json!({"args": {"x": "a\nb"}}), "option args: x: the value contains the control character '\\n'"),
+        (json!({"args": {"x": "a\rb"}}), "option args: x: the value contains the control character '\\r'"),
+        (json!({"args": {"x": "a\u{0}b"}}), "option args: x: the value contains the control character '\\0'"),
+        (json!({"remove": ["x=a\tb"]}), "option remove: x: the value contains the control character '\\t'"),
         (json!({"args": {"a=b": "1"}}), "option args: \"a=b\" is not a kernel parameter name"),
         (json!({"args": {"": "1"}}), "option args: \"\" is not a kernel parameter name"),
         (json!({"args": {"-x": "1"}}), "option args: \"-x\" is not a kernel parameter name"),
@@ -410,4 +410,202 @@ fn kernel_args_refuses_control_characters_and_bad_keys_with_capped_echo() {
 fn cap(v: &Value) -> String {
     let s = v.to_string();
     s.chars().take(600).collect()
+}
+
+/// The value read as the kernel, systemd and dracut read it: spellings of "off", arguments
+/// riding inside another's value, and the boot-breaking classes the policy did not know.
+/// Each is refused by name, writing nothing. (The generated proof is tests/policy_model.rs.)
+// See: issue 17, "The boot-argument guard matches strings; the kernel parses values".
+#[test]
+fn kernel_args_refuses_values_by_what_the_kernel_parses_writing_nothing() {
+    let dir = boot_fixture("rhel9-bls");
+    let root = dir.path();
+    let before = tree_snapshot(root);
+    // Mitigations off to the kernel: a prefix, a comma element, a first letter.
+    for (k, v) in [
+        ("mitigations", "off,nosmt"),
+        ("mitigations", "offline"),
+        ("mitigations", "auto,no_user_kernel"),
+        ("retbleed", "auto,off"),
+        ("kpti", "N"),
+        ("kpti", "f"),
+        ("kvm.nx_huge_pages", "n"),
+        ("kvm.nx-huge-pages", "0"),
+        ("kvm_intel.vmentry_l1d_flush", "Never"),
+        ("rodata", "Full"),
+        ("nosmep_x", ""),
+    ] {
+        let (out, code) = run_module("lltune_kernel_args", &json!({"root": root, "args": {k: v}}));
+        assert_eq!(code, 1, "{k}={v}: {out}");
+        let msg = out["msg"].as_str().unwrap();
+        assert!(msg.starts_with(&format!("option args: {k}")), "{msg}");
+        assert!(msg.contains("allow_dangerous_mitigations: true"), "{msg}");
+    }
+    // Refused even with consent: a value with a space, a quote or a byte outside ASCII, an
+    // argument hidden in a dyndbg query, a GRUB command separator, the boot-breaking classes.
+    for (k, v, want) in [
+        ("skew_tick", "1 rd.break x", "contains whitespace"),
+        ("skew_tick", "1 init=/bin/sh", "contains whitespace"),
+        ("skew_tick", "1\u{a0}init=/bin/sh", "outside ASCII"),
+        ("idle", "poll\"", "contains '\"'"),
+        ("dyndbg", "file a.c +p rd.break", "the word \"rd.break\" of the value"),
+        ("skew_tick", "1;reboot", "GRUB's script reader"),
+        ("module_blacklist", "nvme,megaraid_sas", "keeps drivers or initcalls from loading"),
+        ("rd.driver.blacklist", "ahci", "keeps drivers or initcalls from loading"),
+        ("modprobe.blacklist", "mlx5_core", "keeps drivers or initcalls from loading"),
+        ("initcall_blacklist", "nvme_init", "keeps drivers or initcalls from loading"),
+        ("systemd.volatile", "state", "tmpfs"),
+        ("systemd.volatile", "", "tmpfs"),
+        ("console", "null", "console to nowhere"),
+        ("rd.shell", "false", "root shell"),
+        ("nosmp_now", "", "one CPU"),
+        ("maxcpus", "0", "this many CPUs"),
+        ("disable_cpu_apicid", "0", "APIC id"),
+        ("intremap", "off", "interrupt remapping"),
+        ("systemd.run", "/bin/true", "powers off"),
+    ] {
+        let a = json!({"root": root, "args": {k: v}, "allow_dangerous_mitigations": true});
+        let (out, code) = run_module("lltune_kernel_args", &a);
+        assert_eq!(code, 1, "{k}={v}: {out}");
+        let msg = out["msg"].as_str().unwrap();
+        assert!(msg.starts_with(&format!("option args: {k}")) && msg.contains(want), "{k}={v}: {msg}");
+    }
+    assert_same_tree(&before, &tree_snapshot(root), "refused runs");
+    assert!(!root.join("var/lib/lltune").exists());
+    // What the readers take as harmless passes: a query with spaces for dyndbg (written
+    // quoted), rd.shell=0, a real console.
+    let (out, code) = run_module(
+        "lltune_kernel_args",
+        &json!({"root": root, "args": {"dyndbg": "file a.c +p", "rd.shell": "0", "console": "ttyS0,115200n8"}}),
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        read(root, "/etc/kernel/cmdline")
+            .ends_with(" quiet dyndbg=\"file a.c +p\" rd.shell=0 console=ttyS0,115200n8\n")
+    );
+}
+
+/// A 376 GiB host (two 188 GiB nodes). The boot fixtures carry no memory files: these are
+/// the numbers of such a host's /proc/meminfo and node meminfo, written into the copy.
+fn host_376g(root: &Path) {
+    let gib = 1u64 << 20;
+    fs::write(
+        root.join("proc/meminfo"),
+        format!("MemTotal:       {} kB\nMemFree:        {} kB\n", 376 * gib, 300 * gib),
+    )
+    .unwrap();
+    for n in 0..2 {
+        let d = root.join(format!("sys/devices/system/node/node{n}"));
+        fs::create_dir_all(&d).unwrap();
+        fs::write(
+            d.join("meminfo"),
+            format!("Node {n} MemTotal:       {} kB\nNode {n} MemFree:        {} kB\n", 188 * gib, 150 * gib),
+        )
+        .unwrap();
+    }
+}
+
+/// The OS reserve `lltune audit` applies to huge pages reserved at boot holds in the module
+/// too, on the command line the next boot gets (the one check, crate::policy).
+// See: issue 17, "hugepagesz=1G hugepages=100000 on a 376 GiB host passes lltune_kernel_args".
+#[test]
+fn kernel_args_keeps_the_os_reserve_for_boot_huge_pages() {
+    let dir = boot_fixture("rhel9-bls");
+    let root = dir.path();
+    host_376g(root);
+    let before = tree_snapshot(root);
+    for (args, want) in [
+        (
+            json!({"hugepagesz": "1G", "hugepages": 100000}),
+            "option args: hugepages: 100000 × 1048576 kB = 104857600000 kB at boot: the host has 394264576 kB (376.0 GiB); huge pages must leave the OS at least 39426450 kB",
+        ),
+        // Within the host but past one node's share (188 GiB less 10%).
+        (json!({"hugepagesz": "1G", "hugepages": "0:180"}), "180 × 1048576 kB = 188743680 kB on node 0"),
+        (json!({"hugepagesz": "1G", "hugepages": "2:4"}), "this host has no NUMA node 2"),
+        (json!({"hugepagesz": "huge", "hugepages": 4}), "option args: hugepagesz: `huge` is not a page size"),
+        // 300 GiB leaves the OS more than its 37.6 GiB.
+        (json!({"hugepagesz": "1G", "hugepages": 300}), ""),
+    ] {
+        let a = json!({"root": root, "args": args, "_ansible_check_mode": true});
+        let (out, code) = run_module("lltune_kernel_args", &a);
+        if want.is_empty() {
+            assert_eq!(code, 0, "{out}");
+            assert_eq!(out["changed"], true, "{out}");
+            continue;
+        }
+        assert_eq!(code, 1, "{args}: {out}");
+        let msg = out["msg"].as_str().unwrap();
+        assert!(msg.contains(want), "{msg} !~ {want}");
+        assert!(msg.starts_with("option args: hugepages"), "{msg}");
+    }
+    assert_same_tree(&before, &tree_snapshot(root), "refused runs");
+    // The count is read with the size already on the line: hugepagesz=1G stays, and a later
+    // task that sets only hugepages=400 asks for 400 GiB.
+    let (out, code) = run_module(
+        "lltune_kernel_args",
+        &json!({"root": root, "args": {"hugepagesz": "1G", "hugepages": 4}, "backup_id": "hp"}),
+    );
+    assert_eq!(code, 0, "{out}");
+    let (out, code) = run_module("lltune_kernel_args", &json!({"root": root, "args": {"hugepages": 400}}));
+    assert_eq!(code, 1, "{out}");
+    assert!(out["msg"].as_str().unwrap().contains("400 × 1048576 kB = 419430400 kB at boot"), "{}", out["msg"]);
+    // Without /proc/meminfo the reserve cannot be checked: the run says so.
+    fs::remove_file(root.join("proc/meminfo")).unwrap();
+    let (out, code) = run_module(
+        "lltune_kernel_args",
+        &json!({"root": root, "args": {"hugepages": 400}, "_ansible_check_mode": true}),
+    );
+    assert_eq!(code, 0, "{out}");
+    let warnings = out["warnings"].to_string();
+    assert!(warnings.contains("huge pages reserved at boot were not checked"), "{warnings}");
+}
+
+/// The config path refuses the same: `lltune audit` errors at the field, `apply --plan`
+/// refuses before any module runs, for a value riding another's, a spelling of off, a
+/// blacklist, and boot huge pages past the reserve of a 376 GiB host.
+#[test]
+fn audit_and_apply_refuse_what_the_module_refuses() {
+    let dir = boot_fixture("rhel9-bls");
+    let root = dir.path();
+    host_376g(root);
+    let cfg_dir = tempfile::tempdir().unwrap();
+    let cfg = cfg_dir.path().join("config.yaml");
+    let (root_s, cfg_s) = (root.to_str().unwrap(), cfg.to_str().unwrap());
+    let lltune = |args: &[&str]| {
+        let out = std::process::Command::new(crate::support::bin("lltune")).args(args).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // kernel.cmdline takes the arguments lltune knows; kernel.extra_args any other.
+    for (part, args, key, want) in [
+        ("cmdline", "skew_tick: \"1 init=/bin/sh\"", "skew_tick", "contains whitespace"),
+        ("cmdline", "skew_tick: \"1 rd.break x\"", "skew_tick", "contains whitespace"),
+        ("cmdline", "mitigations: \"off,nosmt\"", "mitigations", "allow_dangerous_mitigations"),
+        ("extra_args", "kpti: \"N\"", "kpti", "allow_dangerous_mitigations"),
+        ("extra_args", "kvm.nx-huge-pages: \"no\"", "kvm.nx-huge-pages", "allow_dangerous_mitigations"),
+        ("extra_args", "module_blacklist: nvme", "module_blacklist", "keeps drivers or initcalls from loading"),
+        ("extra_args", "console: \"null\"", "console", "console to nowhere"),
+        (
+            "cmdline",
+            "hugepagesz: 1G\n    hugepages: 100000",
+            "hugepages",
+            "100000 × 1048576 kB = 104857600000 kB at boot",
+        ),
+    ] {
+        let field = format!("kernel.{part}.{key}");
+        let text = format!("version: 1\nkernel:\n  {part}:\n    {args}\nsafety:\n  allow_grub_edit: true\n");
+        fs::write(&cfg, &text).unwrap();
+        let (code, out, err) = lltune(&["audit", "-c", cfg_s, "--root", root_s]);
+        assert_eq!(code, Some(1), "audit {text}: {out}{err}");
+        let all = format!("{out}{err}");
+        assert!(all.contains(&format!("{field}: ")) && all.contains(want), "audit {text}: {all}");
+        let start = tree_snapshot(root);
+        let (code, out, err) = lltune(&["apply", "-c", cfg_s, "--plan", "--root", root_s]);
+        assert_eq!(code, Some(1), "apply --plan {text}: {out}{err}");
+        assert!(err.contains(&format!("{field}: ")) && err.contains(want), "apply --plan {text}: {err}");
+        assert_same_tree(&start, &tree_snapshot(root), "refused apply --plan");
+    }
 }

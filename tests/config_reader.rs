@@ -244,6 +244,13 @@ const EXTRA: &[&str] = &[
     "version: 1\nkernel: {cmdline: {mitigations: \"off\"}}",
     "version: 1\nkernel: {cmdline: {mitigations: \"off\"}}\nsafety: {allow_dangerous_mitigations: true}",
     "version: 1\nkernel: {extra_args: {init: /bin/sh}}",
+    // The policy reads values as the kernel, systemd and dracut do (issue 17).
+    "version: 1\nkernel: {cmdline: {skew_tick: \"1 init=/bin/sh\"}}",
+    "version: 1\nkernel: {extra_args: {dyndbg: \"file a.c +p\", acpi_osi: \"Windows 2012\"}}",
+    "version: 1\nkernel: {extra_args: {dyndbg: \"file a.c +p rd.break\"}}",
+    "version: 1\nkernel: {cmdline: {mitigations: \"off,nosmt\"}, extra_args: {kpti: \"N\", retbleed: \"auto,off\"}}",
+    "version: 1\nkernel: {extra_args: {module_blacklist: nvme, console: \"null\", systemd.volatile: state}}",
+    "version: 1\nkernel: {extra_args: {rd.shell: \"0\", rd.break: null}}",
     "version: 1\nkernel: {cmdline: {isolcpus: 1}, extra_args: {isolcpus: 2}}",
     "version: 1\nmemory: {thp_runtime: sometimes}",
     "version: 1\nmemory: {thp_runtime: Never}",

@@ -900,3 +900,28 @@ fn result_fields_that_echo_host_text_are_capped() {
     assert!(out.len() < 64 << 10, "{} bytes: {}", out.len(), &out[..2000.min(out.len())]);
     assert!(out.contains("characters)"), "{out}");
 }
+
+/// The attacker's case of issue 17: a refused argument riding inside another's value, in a
+/// check run and a real run, with and without consent. The module fails naming the argument,
+/// `changed: false`, and the tree (backups folder included) is as it was.
+#[test]
+fn an_argument_hidden_in_a_value_is_refused_in_every_mode() {
+    let dir = boot_fixture("rhel9-bls");
+    let root = dir.path();
+    let start = snapshot(root, true).0;
+    for (k, v) in
+        [("skew_tick", "1 rd.break x"), ("skew_tick", "1 init=/bin/sh"), ("dyndbg", "+p module_blacklist=nvme")]
+    {
+        for check in [true, false] {
+            for consent in [false, true] {
+                let args = json!({"root": root, "args": {k: v}, "_ansible_check_mode": check,
+                                  "allow_dangerous_mitigations": consent, "_ansible_diff": true});
+                let (out, code) = run_module("lltune_kernel_args", &args);
+                assert_eq!((code, &out["failed"], &out["changed"]), (1, &json!(true), &json!(false)), "{out}");
+                assert!(out["msg"].as_str().unwrap().starts_with(&format!("option args: {k}: ")), "{out}");
+                assert!(out.get("diff").is_none_or(|d| d.as_array().is_some_and(Vec::is_empty)), "{out}");
+            }
+        }
+    }
+    assert_same(&start, &snapshot(root, true).0, "refused runs");
+}

@@ -727,17 +727,43 @@ fn case_mix(s: String) -> impl Strategy<Value = String> {
         .prop_map(move |flips| s.chars().zip(flips).map(|(c, f)| if f { c.to_ascii_uppercase() } else { c }).collect())
 }
 
+/// Words each parameter's own parser knows: values are drawn from these as often as from
+/// the common pool, so that the spellings that matter to a parser come up.
+const KEY_WORDS: &[(&str, &[&str])] = &[
+    ("mitigations", &["off", "auto", "auto,nosmt", "no_user_kernel", "no_cross_thread", "no_guest_host", "nosmt"]),
+    ("retbleed", &["off", "auto", "unret", "ibpb", "nosmt", "force", "stuff"]),
+    ("intremap", &["off", "on", "nosid", "no_x2apic_optout", "nopost"]),
+    ("pci", &["off", "noacpi", "realloc", "nommconf"]),
+    ("acpi", &["off", "strict", "ht", "noirq"]),
+    ("console", &["null", "ttynull", "ttyS0", "tty0", "115200", "null0"]),
+    ("kvm.nx_huge_pages", &["off", "never", "force", "auto"]),
+    ("kvm_intel.vmentry_l1d_flush", &["never", "auto", "cond", "always"]),
+    ("rodata", &["full", "noalias", "on", "off"]),
+    ("ssbd", &["force-off", "force-on", "kernel"]),
+    ("tsx", &["on", "off", "auto"]),
+    ("systemd.volatile", &["state", "overlay", "yes", "no"]),
+    ("systemd.debug_shell", &["tty3", "/dev/tty9"]),
+];
+
 fn word() -> impl Strategy<Value = String> {
     proptest::sample::select(WORDS).prop_map(str::to_string)
 }
 
-fn value() -> impl Strategy<Value = Option<String>> {
+/// A word from the pool, or from the parameter's own words when it has some.
+fn word_for(key: &'static str) -> BoxedStrategy<String> {
+    match KEY_WORDS.iter().find(|(k, _)| *k == key) {
+        Some((_, own)) => prop_oneof![word(), proptest::sample::select(*own).prop_map(str::to_string)].boxed(),
+        None => word().boxed(),
+    }
+}
+
+fn value(key: &'static str) -> impl Strategy<Value = Option<String>> {
     let ws = prop_oneof![Just(" "), Just("  "), Just("\t"), Just("\u{a0}"), Just("\n")];
     let plain = prop_oneof![
-        4 => word(),
-        2 => word().prop_flat_map(case_mix),
-        2 => (word(), chars("abcdefghijklmnopqrstuvwxyz0123456789_", 1..4)).prop_map(|(w, j)| format!("{w}{j}")),
-        3 => proptest::collection::vec(word(), 1..4).prop_map(|v| v.join(",")),
+        4 => word_for(key),
+        2 => word_for(key).prop_flat_map(case_mix),
+        2 => (word_for(key), chars("abcdefghijklmnopqrstuvwxyz0123456789_,", 1..4)).prop_map(|(w, j)| format!("{w}{j}")),
+        3 => proptest::collection::vec(word_for(key), 1..4).prop_map(|v| v.join(",")),
         1 => chars("abcdefghijklmnopqrstuvwxyz0123456789.:/,=;_-", 0..9),
     ];
     let spaced = (word(), ws, proptest::sample::select(INNER), word())
@@ -758,15 +784,14 @@ fn value() -> impl Strategy<Value = Option<String>> {
 }
 
 fn argument() -> impl Strategy<Value = (String, Option<String>)> {
-    let name = prop_oneof![
-        3 => proptest::sample::select(DANGEROUS).prop_flat_map(spell_name),
-        1 => proptest::sample::select(HARMLESS).prop_flat_map(spell_name),
-    ];
-    (name, value())
+    let base = prop_oneof![3 => proptest::sample::select(DANGEROUS), 1 => proptest::sample::select(HARMLESS)];
+    base.prop_flat_map(|b| (spell_name(b), value(b)))
 }
 
+/// 6,000 cases per property (about 10 s on two cores); `PROPTEST_CASES` sets more.
 fn config() -> ProptestConfig {
-    ProptestConfig { cases: 4000, failure_persistence: None, ..ProptestConfig::default() }
+    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(6000);
+    ProptestConfig { cases, failure_persistence: None, ..ProptestConfig::default() }
 }
 
 proptest! {
