@@ -357,16 +357,28 @@ fn norm(key: &str) -> String {
     key.replace('-', "_")
 }
 
+/// One byte of a name as the kernel compares it: `-` is `_`.
+fn dash(b: u8) -> u8 {
+    if b == b'-' { b'_' } else { b }
+}
+
+/// `key` starts with `prefix`, `-` and `_` the same (no allocation: a value's every word is
+/// matched against every rule).
+fn starts_with_param(key: &[u8], prefix: &[u8]) -> bool {
+    key.len() >= prefix.len() && key.iter().zip(prefix).all(|(a, b)| dash(*a) == dash(*b))
+}
+
 fn name_matches(rule: &Rule, key: &str) -> bool {
     // Init's words (`-b`, `-s`) are not parameter names: compare them as written.
     if rule.key.starts_with('-') {
         return rule.key == key;
     }
-    let (r, k) = (norm(rule.key), norm(key));
+    let (r, k) = (rule.key.as_bytes(), key.as_bytes());
     match rule.name {
-        Name::Is => r == k,
-        Name::Prefix => k.starts_with(&r),
-        Name::Contains => k.to_ascii_lowercase().contains(&r),
+        Name::Is => k.len() == r.len() && starts_with_param(k, r),
+        Name::Prefix => starts_with_param(k, r),
+        Name::Contains => (0..k.len().saturating_sub(r.len()) + 1)
+            .any(|i| k.len() >= r.len() && k[i..].iter().zip(r).all(|(a, b)| dash(a.to_ascii_lowercase()) == dash(*b))),
     }
 }
 

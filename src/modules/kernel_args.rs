@@ -320,8 +320,10 @@ pub fn plan(host: &Host, params: &Params) -> Result<Plan> {
         ))
         .into());
     }
-    let edit = build_edit(params).map_err(|e| Failure::new(cap_echoes(e, params)))?;
+    // Lengths first: the policy reads every word of a value, and nothing longer than a
+    // command line needs reading.
     check_limits(params).map_err(Failure::new)?;
+    let edit = build_edit(params).map_err(|e| Failure::new(cap_echoes(e, params)))?;
     let bp = boot::plan(host, &params.bootloader, &edit).map_err(|e| Failure::new(format!("{e:#}")))?;
     let mut warnings = bp.warnings.clone();
     check_hugepage_reserve(host, &edit, &bp.configured_after, &mut warnings).map_err(Failure::new)?;
