@@ -396,12 +396,12 @@ pub fn plan_entries(host: &Host, journal: &Journal, entries: &[Entry]) -> Result
                     module: module.clone(),
                 });
             }
-            plan.diff.push(Diff {
-                before_header: shared.unit.clone(),
-                after_header: format!("{} (absent)", shared.unit),
-                before: host.read(&shared.unit).unwrap_or_default(),
-                after: String::new(),
-            });
+            plan.diff.push(crate::engine::text::diff(
+                shared.unit.clone(),
+                format!("{} (absent)", shared.unit),
+                &host.read_bytes(&shared.unit).unwrap_or_default(),
+                b"",
+            ));
             plan.actions.push(Action::RemoveFile { path: shared.unit.clone() });
             plan.restored.push(Restored { path: shared.unit.clone(), kind: "removed".into(), module: module.clone() });
             // lltune's own folders, when nothing else is in them.
