@@ -486,3 +486,15 @@ fn a_config_file_named_with_bytes_that_are_not_utf8_is_named_in_a_warning() {
     assert_eq!(code, 0, "{v}");
     assert!(v["warnings"].to_string().contains("limits.d/zz-\\\\xe9.conf: pam_limits reads this file"), "{v}");
 }
+
+/// lltune_audit reads a config file as `lltune audit` does: one that is not UTF-8 is refused
+/// by name and line, never read through a lossy conversion.
+#[test]
+fn lltune_audit_refuses_a_config_file_that_is_not_utf8() {
+    let dir = host_fixture("debian12-vm");
+    let root = dir.path();
+    fs::write(root.join("etc/lltune.yaml"), b"version: 1\nsysctl:\n  kernel.domainname: \"d\xe9\"\n").unwrap();
+    let (v, code) = run_module("lltune_audit", &json!({"root": root, "config_file": "/etc/lltune.yaml"}));
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(v["msg"], "config_file /etc/lltune.yaml: not UTF-8 text (line 3)");
+}

@@ -48,7 +48,14 @@ pub fn run(host: &Host, _meta: &Meta, params: Params) -> Result<Outcome> {
             );
         }
         (None, Some(path)) => {
-            let text = host.read(path).map_err(|e| Failure::new(format!("config_file: {e}")))?;
+            // As `lltune audit` reads it: a config that is not UTF-8 is refused, never read
+            // through a lossy conversion (a value would become another one).
+            let bytes = host.read_bytes(path).map_err(|e| Failure::new(format!("config_file: {e}")))?;
+            let text = String::from_utf8(bytes).map_err(|e| {
+                let at = e.utf8_error().valid_up_to();
+                let line = e.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() + 1;
+                Failure::new(format!("config_file {}: not UTF-8 text (line {line})", crate::protocol::cap_text(path)))
+            })?;
             (config::yaml::load(&text), Some(text))
         }
     };
