@@ -161,6 +161,11 @@ fn refusals_name_the_interface_and_the_setting_and_write_nothing() {
     // Channels above the maximum; a ring the device does not have.
     refused(json!({"interfaces": [{"name": "ens1f1", "channels": {"combined": 9}}]}), &["ens1f1", "channels.combined"]);
     refused(json!({"interfaces": [{"name": "ens1f1", "rings": {"rx-mini": 64}}]}), &["ens1f1", "rings.rx-mini"]);
+    // See: issue 17. No channel left for RX and TX: the kernel refuses it, so does the plan.
+    refused(
+        json!({"interfaces": [{"name": "ens1f0", "channels": {"combined": 0}}]}),
+        &["ens1f0: channels: combined 0 with rx 0 and tx 0 leaves no RX channel; the kernel refuses it"],
+    );
     // A feature name that is neither the kernel's nor an ethtool alias.
     refused(
         json!({"interfaces": [{"driver": "mlx5_core", "features": {"rx-grow": false}}]}),

@@ -381,12 +381,10 @@ pub fn run_bounded(cmd: &mut Command, limit: Duration, max_bytes: u64) -> std::i
         // last call (waitid WNOWAIT below), so its pid, the group's id, is not reused.
         unsafe { libc::kill(-pid, sig) };
     };
-    let mut pipes: Vec<(Option<std::process::ChildStdout>, Option<std::process::ChildStderr>)> =
-        vec![(child.stdout.take(), child.stderr.take())];
-    let (out_fd, err_fd) = (
-        pipes[0].0.as_ref().map(|p| p.as_raw_fd()).unwrap_or(-1),
-        pipes[0].1.as_ref().map(|p| p.as_raw_fd()).unwrap_or(-1),
-    );
+    // Owned here until the end: their descriptors are polled and read below.
+    let (stdout_pipe, stderr_pipe) = (child.stdout.take(), child.stderr.take());
+    let out_fd = stdout_pipe.as_ref().map(|p| p.as_raw_fd()).unwrap_or(-1);
+    let err_fd = stderr_pipe.as_ref().map(|p| p.as_raw_fd()).unwrap_or(-1);
     let mut bufs: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
     let mut open = [out_fd >= 0, err_fd >= 0];
     let mut truncated = false;
@@ -478,7 +476,7 @@ pub fn run_bounded(cmd: &mut Command, limit: Duration, max_bytes: u64) -> std::i
         }
     }
     let output_cut = open[0] || open[1];
-    drop(pipes.pop());
+    drop((stdout_pipe, stderr_pipe));
     if ended_at.is_none() {
         group(libc::SIGKILL);
     }

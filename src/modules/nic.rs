@@ -581,6 +581,20 @@ fn plan_interface(host: &Host, nic: &Nic, ifname: &str, w: &Wanted, cpus: &CpuIn
                 Group::Features => {}
             }
         }
+        if group == Group::Channels {
+            // The kernel refuses a set of channels without one for RX and one for TX
+            // (`ethtool_set_channels`, net/ethtool/ioctl.c; the netlink path checks the same).
+            let after = |field: &str| {
+                p.changes.get(&group).and_then(|c| c.get(field)).and_then(Value::as_u64).unwrap_or_else(|| num(field))
+            };
+            let (combined, rx, tx) = (after("combined_count"), after("rx_count"), after("tx_count"));
+            if p.changes.contains_key(&group) && combined == 0 && (rx == 0 || tx == 0) {
+                return Err(fail(format!(
+                    "{ifname}: channels: combined 0 with rx {rx} and tx {tx} leaves no {} channel; the kernel refuses it",
+                    if rx == 0 { "RX" } else { "TX" }
+                )));
+            }
+        }
     }
     p.report.queues_recreated = p.changes.contains_key(&Group::Channels);
     plan_queues(host, ifname, w, cpus, &mut p)?;
