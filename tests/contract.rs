@@ -858,6 +858,27 @@ fn args_file_at_a_path_that_is_not_utf8() {
     assert!(v["msg"].as_str().unwrap().contains("gone-"), "{v}");
 }
 
+// See: issue 17 (a run killed before its journal existed left temp files in its bundle).
+#[test]
+fn rollback_of_a_bundle_without_journal_clears_its_temp_files_and_says_so() {
+    let dir = boot_fixture("rhel9-bls");
+    let root = dir.path();
+    let bundle = root.join("var/lib/lltune/backups/k");
+    fs::create_dir_all(bundle.join("files")).unwrap();
+    // Pids above the kernel's pid_max limit (4194304) cannot be running.
+    fs::write(bundle.join(".journal.json.lltune-4194400-ff-0"), "{").unwrap();
+    fs::write(bundle.join("files/.000-etc_fstab.lltune-4194401-1a-1"), "x").unwrap();
+    fs::write(bundle.join("files/notes.txt"), "someone else's").unwrap();
+    let (v, code) = run_module("lltune_rollback", &json!({"root": root, "backup": "k"}));
+    assert_eq!(code, 1, "{v}");
+    let msg = v["msg"].as_str().unwrap();
+    assert!(msg.contains("no /var/lib/lltune/backups/k/journal.json"), "{msg}");
+    assert!(msg.contains("removed 2 temp file(s) that an interrupted lltune run left behind"), "{msg}");
+    let (_, temps) = snapshot(&bundle, true);
+    assert!(temps.is_empty(), "{temps:?}");
+    assert!(bundle.join("files/notes.txt").exists());
+}
+
 // See: issue 17 (result fields echoed megabytes of host text: conflicts, IRQ names).
 #[test]
 fn result_fields_that_echo_host_text_are_capped() {

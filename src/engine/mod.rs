@@ -186,7 +186,12 @@ pub fn run<M: Module>(host: &Host, meta: &Meta, params: M::Params) -> Result<Out
         }
         sweep(host, dirs, &mut swept);
     }
-    let mut plan = M::plan(host, &params)?;
+    let mut plan = M::plan(host, &params).map_err(|mut e| {
+        if let (Some(f), Some(w)) = (e.downcast_mut::<Failure>(), swept_warning(&swept)) {
+            f.msg.push_str(&format!("; {w}"));
+        }
+        e
+    })?;
     if let Some(state) = M::persist_state(&params) {
         let (actions, diff) = persist::actions(host, M::NAME, &state)?;
         plan.actions.extend(actions);

@@ -461,7 +461,17 @@ impl Module for Rollback {
     /// The bundle's folders and the folder of every item it names: a run killed mid-write
     /// left its temp file there, and a rollback takes it away with the rest.
     fn sweep_dirs(host: &Host, params: &Params) -> Vec<String> {
-        let Ok(journal) = Journal::load(host, &params.backup) else { return Vec::new() };
+        let Ok(journal) = Journal::load(host, &params.backup) else {
+            // No readable journal (a run killed before it wrote one): the bundle folder may
+            // still hold that run's temp files; the rollback then fails naming the journal.
+            let id = params.backup.trim_end_matches('/');
+            let id = id.strip_prefix(&format!("{}/", crate::engine::journal::BACKUPS_DIR)).unwrap_or(id);
+            if crate::engine::journal::validate_backup_id(id).is_err() {
+                return Vec::new();
+            }
+            let dir = format!("{}/{id}", crate::engine::journal::BACKUPS_DIR);
+            return vec![format!("{dir}/files"), dir];
+        };
         let mut dirs = vec![format!("{}/files", journal.dir), journal.dir.clone()];
         for e in journal.entries() {
             match e {
