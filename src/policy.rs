@@ -554,7 +554,7 @@ pub fn memparse_kb(s: &str) -> Option<u64> {
 }
 
 /// Huge pages one `hugepages=` reserves at boot: of `size_kb`, `total` pages, `per_node`
-/// when given as `node:count,...`; `key` is the argument that set the count.
+/// when given as `node:count,...` (mm/hugetlb.c `hugepages_setup`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BootHugepages {
     pub size_kb: u64,
