@@ -325,31 +325,22 @@ pub fn kstrtobool_false(v: &str) -> bool {
     }
 }
 
-/// lib/kstrtox.c `kstrtoull`: an optional `+`, then base 0 (`0x` hex, a leading `0` octal,
-/// else decimal), every character a digit of that base, an optional final newline.
-pub fn kstrtoul(v: &str) -> Option<u64> {
+/// Whether lib/kstrtox.c `kstrtoul(v, 0, ...)` reads zero: an optional `+`, then `0`s in
+/// decimal or octal, or `0x` and `0`s in hex (`0`, `00`, `+0`, `0x0`).
+pub fn kstrtoul_zero(v: &str) -> bool {
     let s = v.strip_prefix('+').unwrap_or(v);
     let s = s.strip_suffix('\n').unwrap_or(s);
-    let b = s.as_bytes();
-    let (radix, digits) = if b.first() == Some(&b'0') {
-        if matches!(b.get(1), Some(b'x' | b'X')) && b.get(2).is_some_and(u8::is_ascii_hexdigit) {
-            (16, &s[2..])
-        } else {
-            (8, s)
-        }
-    } else {
-        (10, s)
+    let digits = match s.get(..2) {
+        Some("0x" | "0X") if s.len() > 2 => &s[2..],
+        _ => s,
     };
-    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
-        return None;
-    }
-    u64::from_str_radix(digits, radix).ok()
+    !digits.is_empty() && digits.bytes().all(|b| b == b'0')
 }
 
 /// False to one of the readers: kstrtobool (any version), kstrtoul's zero, systemd's
 /// `parse_boolean` (`false`, `f`, `no`, `n`, `off`, `0`: each already a kstrtobool false).
 pub fn falsy(v: &str) -> bool {
-    kstrtobool_false(v) || kstrtoul(v) == Some(0)
+    kstrtobool_false(v) || kstrtoul_zero(v)
 }
 
 /// A parameter name as the kernel and systemd compare it: `-` and `_` are the same.
@@ -392,10 +383,9 @@ fn value_matches(when: When, value: Option<&str>) -> bool {
         False(words, before) => value.is_some_and(|v| !before.contains(&v) && (falsy(v) || is(v, words))),
         NotFalse => !value.is_some_and(|v| v == "0" || v == "no"),
         Element(words) => elements().any(|e| is(e, words)),
-        Starts(prefixes) => elements().any(|e| {
-            let e = e.to_ascii_lowercase();
-            prefixes.iter().any(|p| e.starts_with(p))
-        }),
+        Starts(prefixes) => {
+            elements().any(|e| prefixes.iter().any(|p| e.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p))))
+        }
         Nowhere => value.is_none_or(|v| {
             // console_setup cuts the name at the first digit or comma (`ttyS0,115200`).
             let device = &v[..v.find(|c: char| c.is_ascii_digit() || c == ',').unwrap_or(v.len())];
@@ -577,7 +567,8 @@ pub struct HugepageArgError {
 pub fn boot_hugepages<'a>(
     args: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
 ) -> Result<Vec<BootHugepages>, HugepageArgError> {
-    let args: Vec<(String, Option<&str>)> = args.into_iter().map(|(k, v)| (norm(k), v)).collect();
+    let args: Vec<(&str, Option<&str>)> = args.into_iter().collect();
+    let is = |k: &str, name: &str| k.len() == name.len() && starts_with_param(k.as_bytes(), name.as_bytes());
     let size = |key: &'static str, v: Option<&str>| {
         let v = v.unwrap_or("");
         match memparse_kb(v) {
@@ -587,35 +578,33 @@ pub fn boot_hugepages<'a>(
     };
     let mut default_kb = 2048;
     for (k, v) in &args {
-        if k == "default_hugepagesz" {
+        if is(k, "default_hugepagesz") {
             default_kb = size("default_hugepagesz", *v)?;
         }
     }
     let mut out = Vec::new();
     let mut current: Option<u64> = None;
     for (k, v) in &args {
-        match k.as_str() {
-            "hugepagesz" => current = Some(size("hugepagesz", *v)?),
-            "hugepages" => {
-                let count = v.unwrap_or("");
-                let bad = || HugepageArgError {
-                    key: "hugepages",
-                    message: format!("`{count}` is not a page count or a list of node:count"),
-                };
-                let mut per_node = Vec::new();
-                let total = if count.contains(':') {
-                    for part in count.split(',') {
-                        let (n, c) = part.split_once(':').ok_or_else(bad)?;
-                        per_node.push((n.parse().map_err(|_| bad())?, c.parse().map_err(|_| bad())?));
-                    }
-                    per_node.iter().fold(0u64, |a: u64, (_, c)| a.saturating_add(*c))
-                } else {
-                    count.parse::<u64>().map_err(|_| bad())?
-                };
-                out.push(BootHugepages { size_kb: current.unwrap_or(default_kb), total, per_node });
-                current = None;
-            }
-            _ => {}
+        if is(k, "hugepagesz") {
+            current = Some(size("hugepagesz", *v)?);
+        } else if is(k, "hugepages") {
+            let count = v.unwrap_or("");
+            let bad = || HugepageArgError {
+                key: "hugepages",
+                message: format!("`{count}` is not a page count or a list of node:count"),
+            };
+            let mut per_node = Vec::new();
+            let total = if count.contains(':') {
+                for part in count.split(',') {
+                    let (n, c) = part.split_once(':').ok_or_else(bad)?;
+                    per_node.push((n.parse().map_err(|_| bad())?, c.parse().map_err(|_| bad())?));
+                }
+                per_node.iter().fold(0u64, |a: u64, (_, c)| a.saturating_add(*c))
+            } else {
+                count.parse::<u64>().map_err(|_| bad())?
+            };
+            out.push(BootHugepages { size_kb: current.unwrap_or(default_kb), total, per_node });
+            current = None;
         }
     }
     Ok(out)
