@@ -74,6 +74,35 @@ fn rollback_restores_every_fixture_byte_for_byte() {
     }
 }
 
+/// See: issue 17. A wrong id names the bundles the host has: newest first, at most ten, with
+/// how many older ones there are; the same from the module and the CLI. Folders without a
+/// manifest and names that are not ids are not bundles.
+#[test]
+fn rollback_of_a_wrong_id_lists_the_bundles_that_exist() {
+    let dir = boot_fixture("rhel9-bls");
+    let root = dir.path();
+    for n in 1..=12u32 {
+        let (v, code) = run_module(
+            "lltune_sysctl",
+            &json!({"root": root, "backup_id": format!("run-{n:02}"), "settings": {"net.core.busy_poll": n}}),
+        );
+        assert_eq!(code, 0, "{v}");
+        assert!(v["backup"].is_string(), "{v}");
+    }
+    fs::create_dir_all(root.join("var/lib/lltune/backups/run-99")).unwrap();
+    fs::create_dir_all(root.join("var/lib/lltune/backups/.hidden")).unwrap();
+    let want = "backup run-13: no /var/lib/lltune/backups/run-13/journal.json under root; bundles on this host, newest first: run-12, run-11, run-10, run-09, run-08, run-07, run-06, run-05, run-04, run-03 (and 2 older)";
+    let (v, code) = run_module("lltune_rollback", &json!({"root": root, "backup": "run-13"}));
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(v["msg"], want);
+    let (code, out, err) = lltune(&["rollback", "--backup", "run-13", "--root", root.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(err.contains(want), "{err}");
+    // The listed ids work.
+    let (v, code) = run_module("lltune_rollback", &json!({"root": root, "backup": "run-03"}));
+    assert_eq!((code, &v["changed"]), (0, &json!(true)), "{v}");
+}
+
 #[test]
 fn rollback_removes_files_that_did_not_exist() {
     let dir = boot_fixture("debian12");
@@ -108,7 +137,10 @@ fn rollback_of_a_missing_or_broken_bundle_fails_clearly() {
     let root = dir.path();
     let (v, code) = run_module("lltune_rollback", &json!({"root": root, "backup": "nope"}));
     assert_eq!(code, 1);
-    assert_eq!(v["msg"], "backup nope: no /var/lib/lltune/backups/nope/journal.json under root");
+    assert_eq!(
+        v["msg"],
+        "backup nope: no /var/lib/lltune/backups/nope/journal.json under root; this host has no backup bundle (/var/lib/lltune/backups holds none)"
+    );
     fs::create_dir_all(root.join("var/lib/lltune/backups/bad")).unwrap();
     fs::write(root.join("var/lib/lltune/backups/bad/journal.json"), "{").unwrap();
     let (v, _) = run_module("lltune_rollback", &json!({"root": root, "backup": "bad"}));
@@ -167,6 +199,7 @@ fn cli_apply_plan_then_apply_then_rollback() {
     assert_eq!(code, 0, "{out}{err}");
     assert_same_tree(&start, &tree_snapshot(root), "apply --plan");
     assert!(!root.join("var/lib/lltune").exists(), "--plan wrote a backup");
+    assert!(!out.contains("backup:"), "--plan printed a backup id:\n{out}");
     for want in [
         "lltune apply --plan: nothing is written",
         "lltune_sysctl: changes\n",
@@ -188,6 +221,8 @@ fn cli_apply_plan_then_apply_then_rollback() {
     assert_eq!(code, 0);
     assert!(out.contains("lltune_sysctl: no change\n") && out.contains("lltune_kernel_args: no change\n"), "{out}");
     assert!(out.contains("nothing to change\n"), "{out}");
+    // Nothing written, so no bundle id to roll back (see: issue 17).
+    assert!(!out.contains("backup:"), "{out}");
 
     let (code, out, err) = lltune(&["rollback", "--backup", "/var/lib/lltune/backups/cli1", "--root", root_s]);
     assert_eq!(code, 0, "{out}{err}");

@@ -141,6 +141,8 @@ fn tune_previews_applies_is_idempotent_and_rolls_back_across_the_rack() {
     }
     assert!(r.stdout.contains("+options root=/dev/mapper/rl-root"), "no boot entry diff:\n{}", r.show());
     assert!(r.stdout.contains("isolcpus=managed_irq,domain,"), "{}", r.show());
+    // Check mode writes no bundle, so it prints no id to roll back (see: issue 17).
+    assert!(!r.stdout.contains("backup id: "), "check mode printed a backup id:\n{}", r.show());
     assert_same_rack(&start, &rack.snapshot(), "tune --check --diff");
 
     // Apply, with the default serial batches: one backup id on every host.
@@ -154,6 +156,7 @@ fn tune_previews_applies_is_idempotent_and_rolls_back_across_the_rack() {
     assert!(ids[0][0].starts_with("lltune-"), "{ids:?}");
     assert!(ids.iter().all(|i| *i == ids[0]), "hosts got different backup ids: {ids:?}");
     let id = ids[0][0].clone();
+    assert!(r.stdout.contains(&format!("\"msg\": \"backup id: {id}\"")), "{}", r.show());
     for h in HOSTS {
         let root = rack.root(h);
         let cmdline = file(&root, "/etc/kernel/cmdline");
@@ -168,10 +171,22 @@ fn tune_previews_applies_is_idempotent_and_rolls_back_across_the_rack() {
 
     // Again: nothing to change (idempotence), in check mode as well. Booleans given with -e
     // arrive as strings ("false"): the roles take them as Ansible does.
-    assert_play(&rack.play("tune", &["-e", "lltune_reboot=false"]), Some(0));
+    let r = rack.play("tune", &["-e", "lltune_reboot=false"]);
+    assert_play(&r, Some(0));
+    assert!(!r.stdout.contains("backup id: "), "a run that wrote nothing printed a backup id:\n{}", r.show());
     assert_play(&rack.play("tune", &["--check", "--diff"]), Some(0));
     assert_same_rack(&applied, &rack.snapshot(), "tune rerun");
     assert_eq!(backups(&rack.root("host001")), vec![id.clone()], "a rerun that changes nothing leaves no bundle");
+
+    // Rollback without an id: the role's argument spec refuses it before any module runs.
+    // With an id no host has: each host fails naming the bundles it does have.
+    let r = rack.play("rollback", &[]);
+    assert_ne!(r.code, 0, "{}", r.show());
+    assert!(r.stdout.contains("missing required arguments: lltune_backup_id"), "{}", r.show());
+    let r = rack.play("rollback", &["-e", "lltune_backup_id=lltune-19700101T000000Z"]);
+    assert_ne!(r.code, 0, "{}", r.show());
+    assert!(r.stdout.contains(&format!("bundles on this host, newest first: {id}")), "{}", r.show());
+    assert_same_rack(&applied, &rack.snapshot(), "rollback of a wrong id");
 
     // Rollback: preview writes nothing, then every host is back byte for byte.
     let var = format!("lltune_backup_id={id}");

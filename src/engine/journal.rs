@@ -294,6 +294,41 @@ fn read_in_bundle(host: &Host, dir: &str, rel: &str) -> Result<Option<Vec<u8>>> 
     }
 }
 
+/// The most bundle ids a message lists.
+pub const LISTED_BUNDLES: usize = 10;
+
+/// The bundles under `root` (ids with a manifest), newest first by name (the default ids are
+/// UTC timestamps), at most `LISTED_BUNDLES`, and how many there are in all.
+pub fn existing_bundles(host: &Host) -> (Vec<String>, usize) {
+    let mut ids: Vec<String> =
+        host.list_or_empty(BACKUPS_DIR).into_iter().filter(|n| validate_backup_id(n).is_ok()).collect();
+    ids.sort_unstable_by(|a, b| b.cmp(a));
+    let mut shown = Vec::new();
+    let mut total = 0;
+    for id in ids {
+        if host.exists(&format!("{BACKUPS_DIR}/{id}/{MANIFEST}")) {
+            total += 1;
+            if shown.len() < LISTED_BUNDLES {
+                shown.push(id);
+            }
+        }
+    }
+    (shown, total)
+}
+
+/// "bundles on this host: a, b (and 3 older)", or that there is none.
+pub fn describe_bundles((shown, total): &(Vec<String>, usize)) -> String {
+    if shown.is_empty() {
+        return format!("this host has no backup bundle ({BACKUPS_DIR} holds none)");
+    }
+    let more = total.saturating_sub(shown.len());
+    format!(
+        "bundles on this host, newest first: {}{}",
+        shown.join(", "),
+        if more > 0 { format!(" (and {more} older)") } else { String::new() }
+    )
+}
+
 impl Journal {
     /// The bundle `id` under `root`, existing or not.
     pub fn open(host: &Host, id: &str) -> Result<Journal> {
@@ -356,7 +391,11 @@ impl Journal {
             .map(|b| String::from_utf8_lossy(&b).into_owned());
         match manifest {
             Some(text) => Journal::parse(&id, &dir, &text),
-            None => Err(Failure::new(format!("backup {id}: no {dir}/{MANIFEST} under root")).into()),
+            None => Err(Failure::new(format!(
+                "backup {id}: no {dir}/{MANIFEST} under root; {}",
+                describe_bundles(&existing_bundles(host))
+            ))
+            .into()),
         }
     }
 
