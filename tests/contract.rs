@@ -443,7 +443,7 @@ fn contract_lltune_limits() {
         fixture: || host_fixture("el9-trading"),
         args: json!({"limits": [
             {"domain": "@trading", "type": "-", "item": "memlock", "value": "unlimited"},
-            {"domain": "@trading", "type": "-", "item": "nofile", "value": 1048576},
+            {"domain": "@trading", "type": "-", "item": "nproc", "value": 65536},
             {"domain": "@trading", "type": "-", "item": "rtprio", "value": 99},
         ]}),
         other: json!({"limits": [{"domain": "*", "type": "soft", "item": "core", "value": 0}],

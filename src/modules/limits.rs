@@ -10,7 +10,8 @@
 //! So `* - memlock 64` in a later file never undoes our `@trading - memlock unlimited`, but
 //! `bob hard memlock 64` anywhere does, for bob. A `<domain> -` line that matches a user
 //! ends pam_limits there: no limit at all is applied to that session. `conflicts` reports
-//! every other line that sets one of our keys and which file wins.
+//! every other line that sets one of our keys and which line wins; a wanted limit that would
+//! not be in effect at login (`simulate`) fails the task, naming the line, before any write.
 
 use std::collections::BTreeMap;
 
@@ -466,10 +467,19 @@ pub struct Conflict {
     pub item: String,
     /// Lines for the same domain, in the order pam_limits reads them.
     pub set_by: Vec<Setter>,
-    /// The file whose line applies to the domain (the last one read).
+    /// The file whose line sets the value a member of the domain gets at login (`""`: none).
     pub wins: String,
+    /// That line's number in `wins` (0: none).
+    pub wins_line: usize,
+    /// The value a member of the domain gets at login, as pam_limits reads the files.
     #[serde(serialize_with = "crate::protocol::capped")]
     pub value_in_effect: String,
+    /// Whether that is our value: false when a line read later (or, for the soft half, a
+    /// lower hard limit, which pam_limits caps the soft one at) keeps ours from taking effect.
+    pub in_effect: bool,
+    /// The soft value in effect is the hard limit: pam_limits lowers a soft limit above the
+    /// hard one to it.
+    pub capped_by_hard: bool,
     /// Lines for more specific domains (users, uid ranges; for `*` also groups) that beat
     /// ours for the users they match, wherever they are.
     pub overridden_for: Vec<Setter>,
@@ -484,8 +494,116 @@ pub struct NoLimits {
     pub domain: String,
 }
 
+/// A line of the files pam_limits reads, where it is.
+struct ReadLine<'a> {
+    file: &'a str,
+    line: usize,
+    f: FileLine,
+    class: Option<DomainClass>,
+}
+
+impl ReadLine<'_> {
+    fn setter(&self) -> Setter {
+        Setter {
+            file: self.file.to_string(),
+            line: self.line,
+            domain: self.f.domain.clone(),
+            kind: self.f.kind.clone(),
+            value: self.f.value.clone().unwrap_or_default(),
+        }
+    }
+}
+
+/// How pam_limits' `process_limit` stores an item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    /// An rlimit: a soft and a hard value, each replaced only by a line of a domain as
+    /// specific or more than the one that set it. A `-` line whose soft half loses stops
+    /// there: its hard half is not looked at either.
+    Rlimit,
+    /// `priority` and `nonewprivs`: one value, the last matching line wins whatever its domain.
+    Last,
+    /// `maxlogins` and `maxsyslogins`: one login count for both, the type ignored, replaced by
+    /// lines as specific or more.
+    Logins,
+}
+
+fn slot(item: &str) -> Slot {
+    match item {
+        "priority" | "nonewprivs" => Slot::Last,
+        "maxlogins" | "maxsyslogins" => Slot::Logins,
+        _ => Slot::Rlimit,
+    }
+}
+
+/// One stored value and the line that set it.
+#[derive(Clone, Copy)]
+struct Held<'a, 'b> {
+    class: DomainClass,
+    by: &'b ReadLine<'a>,
+}
+
+/// What a member of `w.domain` who matches no other user or group line gets for `w.item`:
+/// pam_limits run over the lines that apply to such a member (`w.domain` itself, `*`, and `%`
+/// for logins), in the order it reads them. Returns (soft, hard); for one-value items both
+/// are the same.
+fn simulate<'a, 'b>(lines: &'b [ReadLine<'a>], w: &Limit) -> (Option<Held<'a, 'b>>, Option<Held<'a, 'b>>) {
+    let sl = slot(&w.item);
+    let applies = |l: &ReadLine| {
+        let item = l.f.item.as_deref().unwrap_or("");
+        let same_item = match sl {
+            Slot::Logins => matches!(item, "maxlogins" | "maxsyslogins"),
+            _ => item == w.item,
+        };
+        same_item
+            && (l.f.domain == w.domain || l.f.domain == "*" || (sl == Slot::Logins && l.f.domain == "%"))
+            && l.class.is_some()
+            && parse_value(item, l.f.value.as_deref().unwrap_or("")).is_ok()
+    };
+    let (mut soft, mut hard): (Option<Held>, Option<Held>) = (None, None);
+    for l in lines.iter().filter(|l| applies(l)) {
+        let Some(class) = l.class else { continue };
+        let held = Held { class, by: l };
+        // Lower class: more specific. `None` stands for pam_limits' LIMITS_DEF_NONE.
+        let beaten = |h: &Option<Held>| h.is_some_and(|h| h.class < class);
+        match sl {
+            Slot::Last => {
+                soft = Some(held);
+                hard = Some(held);
+            }
+            Slot::Logins => {
+                if !beaten(&soft) {
+                    soft = Some(held);
+                    hard = Some(held);
+                }
+            }
+            Slot::Rlimit => {
+                let h = halves(&l.f.kind);
+                if h.contains(&"soft") {
+                    if beaten(&soft) {
+                        continue;
+                    }
+                    soft = Some(held);
+                }
+                if h.contains(&"hard") && !beaten(&hard) {
+                    hard = Some(held);
+                }
+            }
+        }
+    }
+    (soft, hard)
+}
+
+/// A value as a number for comparing limits (`unlimited` is the largest).
+fn magnitude(item: &str, v: &str) -> Option<u128> {
+    match parse_value(item, v).ok()?.as_str() {
+        "unlimited" => Some(u128::MAX),
+        n => n.parse::<u128>().ok(),
+    }
+}
+
 fn conflicts(files: &[(String, Vec<u8>)], ours: &str, wanted: &[Limit]) -> (Vec<Conflict>, Vec<NoLimits>) {
-    let mut lines: Vec<(&str, usize, FileLine, Option<DomainClass>)> = Vec::new();
+    let mut lines: Vec<ReadLine> = Vec::new();
     let mut no_limits = Vec::new();
     for (file, bytes) in files {
         for (n, l) in text::lines(bytes).enumerate() {
@@ -498,43 +616,57 @@ fn conflicts(files: &[(String, Vec<u8>)], ours: &str, wanted: &[Limit]) -> (Vec<
                 continue;
             }
             let class = parse_domain(&f.domain, f.item.as_deref().unwrap_or("")).ok();
-            lines.push((file.as_str(), n + 1, f, class));
+            lines.push(ReadLine { file: file.as_str(), line: n + 1, f, class });
         }
     }
     let mut out = Vec::new();
     for w in wanted {
-        for half in w.halves() {
-            let covers = |f: &FileLine| f.item.as_deref() == Some(w.item.as_str()) && halves(&f.kind).contains(half);
-            let setter = |file: &str, line: usize, f: &FileLine| Setter {
-                file: file.to_string(),
-                line,
-                domain: f.domain.clone(),
-                kind: f.kind.clone(),
-                value: f.value.clone().unwrap_or_default(),
+        let (soft, hard) = simulate(&lines, w);
+        let one_value = slot(&w.item) != Slot::Rlimit;
+        let wanted_halves: &[&str] = if one_value { &["soft"] } else { w.halves() };
+        for half in wanted_halves {
+            let covers = |f: &FileLine| {
+                f.item.as_deref() == Some(w.item.as_str()) && (one_value || halves(&f.kind).contains(half))
             };
-            let same: Vec<Setter> = lines
-                .iter()
-                .filter(|(_, _, f, _)| f.domain == w.domain && covers(f))
-                .map(|(file, n, f, _)| setter(file, *n, f))
-                .collect();
-            let others: Vec<Setter> = same.iter().filter(|s| !(s.file == ours && s.kind == w.kind)).cloned().collect();
+            let same: Vec<&ReadLine> = lines.iter().filter(|l| l.f.domain == w.domain && covers(&l.f)).collect();
+            let others: Vec<Setter> =
+                same.iter().filter(|l| !(l.file == ours && l.f.kind == w.kind)).map(|l| l.setter()).collect();
             let overridden_for: Vec<Setter> = lines
                 .iter()
-                .filter(|(_, _, f, c)| f.domain != w.domain && covers(f) && c.is_some_and(|c| c < w.class))
-                .filter(|(_, _, _, c)| matches!(c, Some(DomainClass::User) | Some(DomainClass::Group)))
-                .map(|(file, n, f, _)| setter(file, *n, f))
+                .filter(|l| l.f.domain != w.domain && covers(&l.f) && l.class.is_some_and(|c| c < w.class))
+                .filter(|l| matches!(l.class, Some(DomainClass::User) | Some(DomainClass::Group)))
+                .map(ReadLine::setter)
                 .collect();
-            if others.is_empty() && overridden_for.is_empty() {
+            let held = if *half == "hard" { hard } else { soft };
+            let mut value = held.map(|h| h.by.f.value.clone().unwrap_or_default()).unwrap_or_default();
+            let mut winner = held.map(|h| (h.by.file.to_string(), h.by.line));
+            let mut capped_by_hard = false;
+            // pam_limits' setup_limits: a soft limit above the hard one is lowered to it.
+            if *half == "soft" && !one_value {
+                if let (Some(s), Some(h)) = (soft, hard) {
+                    let (sv, hv) = (s.by.f.value.as_deref().unwrap_or(""), h.by.f.value.as_deref().unwrap_or(""));
+                    if magnitude(&w.item, sv).zip(magnitude(&w.item, hv)).is_some_and(|(a, b)| a > b) {
+                        value = hv.to_string();
+                        winner = Some((h.by.file.to_string(), h.by.line));
+                        capped_by_hard = true;
+                    }
+                }
+            }
+            let in_effect = held.is_some() && same_value(&w.item, &value, &w.value);
+            if others.is_empty() && overridden_for.is_empty() && in_effect {
                 continue;
             }
-            let last = same.last();
+            let (wins, wins_line) = winner.unwrap_or_default();
             out.push(Conflict {
                 domain: w.domain.clone(),
-                kind: half.to_string(),
+                kind: if one_value { w.kind.clone() } else { half.to_string() },
                 item: w.item.clone(),
                 set_by: others,
-                wins: last.map(|s| s.file.clone()).unwrap_or_default(),
-                value_in_effect: last.map(|s| s.value.clone()).unwrap_or_default(),
+                wins,
+                wins_line,
+                value_in_effect: value,
+                in_effect,
+                capped_by_hard,
                 overridden_for,
             });
         }
@@ -611,27 +743,58 @@ pub fn plan(host: &Host, params: &Params) -> Result<engine::Plan> {
     }
     let files = read_order(host, (&params.file, &new));
     let (conflicts, no_limits) = conflicts(&files, &params.file, &wanted);
-    for c in &conflicts {
-        let ours = wanted.iter().find(|w| w.domain == c.domain && w.item == c.item).map(|w| w.value.as_str());
-        if !c.wins.is_empty()
-            && c.wins != params.file
-            && !ours.is_some_and(|v| same_value(&c.item, v, &c.value_in_effect))
-        {
-            warnings.push(format!(
-                "{} {} {}: {} is read after {} and sets {}, so that is the {} limit at login",
-                c.domain, c.kind, c.item, c.wins, params.file, c.value_in_effect, c.kind
-            ));
-        }
+    // A limit that would not be in effect at login is a failure, not a warning: the run
+    // would otherwise report the limit set while sessions get another value.
+    let mut not_in_effect: Vec<String> = conflicts
+        .iter()
+        .filter(|c| !c.in_effect)
+        .map(|c| {
+            let ours = wanted.iter().find(|w| w.domain == c.domain && w.item == c.item).map(|w| w.value.as_str());
+            if c.wins.is_empty() {
+                format!("{} {} {}: no line of the files pam_limits reads sets it", c.domain, c.kind, c.item)
+            } else if c.capped_by_hard {
+                format!(
+                    "{} {} {}: the hard limit {} set at {}:{} caps it (pam_limits lowers a soft limit above the hard one), not {}",
+                    c.domain,
+                    c.kind,
+                    c.item,
+                    cap_text(&c.value_in_effect),
+                    c.wins,
+                    c.wins_line,
+                    ours.unwrap_or("")
+                )
+            } else {
+                format!(
+                    "{} {} {}: {}:{} makes it {}, not {}",
+                    c.domain,
+                    c.kind,
+                    c.item,
+                    c.wins,
+                    c.wins_line,
+                    cap_text(&c.value_in_effect),
+                    ours.unwrap_or("")
+                )
+            }
+        })
+        .collect();
+    for n in no_limits.iter().filter(|n| wanted.iter().any(|w| w.domain == n.domain)) {
+        not_in_effect.push(format!(
+            "{}:{}: '{} -' makes pam_limits apply no limit at all to {}",
+            n.file, n.line, n.domain, n.domain
+        ));
     }
-    for n in &no_limits {
-        if wanted.iter().any(|w| w.domain == n.domain) {
-            warnings.push(format!(
-                "{}:{}: '{} -' makes pam_limits apply no limit at all to {}, these included",
-                n.file, n.line, n.domain, n.domain
-            ));
-        }
+    let reads_ours = files.iter().any(|(p, _)| *p == params.file);
+    if !not_in_effect.is_empty() && reads_ours {
+        let mut f = Failure::new(format!(
+            "{} limit(s) would not take effect at login, so nothing was written: {} (pam_limits reads {LIMITS_CONF}, then {LIMITS_D}/*.conf by name; change or remove those lines, or give `file` a name read after them)",
+            not_in_effect.len(),
+            not_in_effect.join("; ")
+        ));
+        f.fields.insert("conflicts".into(), serde_json::to_value(&conflicts).unwrap_or_default());
+        f.fields.insert("no_limits".into(), serde_json::to_value(&no_limits).unwrap_or_default());
+        return Err(f.into());
     }
-    if !files.iter().any(|(p, _)| *p == params.file) && warnings.is_empty() {
+    if !reads_ours && warnings.is_empty() {
         warnings.push(format!("{}: pam_limits does not read this file", params.file));
     }
     warnings.extend(text::unread_files(host, &[LIMITS_D, VENDOR_LIMITS_D], ".conf", "pam_limits"));
@@ -787,12 +950,79 @@ mod tests {
         let (c, nl) = conflicts(&files, ours, &want);
         assert_eq!(nl.len(), 1);
         assert_eq!(c.len(), 2, "{c:?}");
-        assert_eq!((c[0].kind.as_str(), c[0].wins.as_str()), ("soft", ours));
+        // The vendor's later hard 256 wins the hard half, and pam_limits lowers our soft
+        // unlimited to that hard limit: neither half is ours at login.
+        assert_eq!(c[0].kind, "soft");
+        assert_eq!((c[0].wins.as_str(), c[0].wins_line), ("/etc/security/limits.d/zz-vendor.conf", 1));
+        assert_eq!((c[0].value_in_effect.as_str(), c[0].in_effect), ("256", false));
         assert_eq!(c[0].set_by.len(), 1);
         assert_eq!(c[1].kind, "hard");
         assert_eq!(c[1].wins, "/etc/security/limits.d/zz-vendor.conf");
-        assert_eq!(c[1].value_in_effect, "256");
+        assert_eq!((c[1].value_in_effect.as_str(), c[1].in_effect), ("256", false));
         assert_eq!(c[1].overridden_for.len(), 1);
         assert_eq!(c[1].overridden_for[0].domain, "bob");
+    }
+
+    /// pam_limits' `process_limit`, rule by rule, on one file read in order.
+    #[test]
+    fn effective_values_follow_process_limit() {
+        let ours = DEFAULT_FILE;
+        let effect = |text: &str, want: LimitParam| -> Vec<(String, String, bool)> {
+            let want = validate(&[want]).unwrap();
+            let files = vec![(ours.to_string(), text.as_bytes().to_vec())];
+            let (c, _) = conflicts(&files, ours, &want);
+            c.into_iter().map(|c| (c.kind, c.value_in_effect, c.in_effect)).collect()
+        };
+        let t = |k: &str, v: &str, e: bool| (k.to_string(), v.to_string(), e);
+        // A later line of the same file for the same domain wins (`-` covers soft and hard).
+        assert_eq!(
+            effect("@t soft memlock 64\n@t - memlock 128\n", lim("@t", "soft", "memlock", "64")),
+            [t("soft", "128", false)]
+        );
+        // A later line for a less specific domain never does; an earlier one is replaced.
+        assert!(effect("* - memlock 1\n@t - memlock 64\n* - memlock 2\n", lim("@t", "-", "memlock", "64")).is_empty());
+        // A later group line for a user domain does not win; a `*` one for `*` does.
+        assert!(effect("bob - nofile 10\n@t - nofile 20\n", lim("bob", "-", "nofile", "10")).is_empty());
+        assert_eq!(
+            effect("* hard nofile 10\n* hard nofile 20\n", lim("*", "hard", "nofile", "10")),
+            [t("hard", "20", false)]
+        );
+        // Soft above hard: pam_limits lowers soft to hard, wherever the hard line comes from.
+        assert_eq!(
+            effect("@t soft nofile 100\n* hard nofile 50\n", lim("@t", "soft", "nofile", "100")),
+            [t("soft", "50", false)]
+        );
+        assert!(effect("@t soft nofile 100\n* hard nofile 500\n", lim("@t", "soft", "nofile", "100")).is_empty());
+        // priority (and nonewprivs) keep the last matching line, whatever its domain.
+        assert_eq!(
+            effect("@t - priority -5\n* - priority 0\n", lim("@t", "-", "priority", "-5")),
+            [t("-", "0", false)]
+        );
+        // maxlogins ignores the type: a later `hard` line replaces a `soft` one.
+        assert_eq!(
+            effect("@t soft maxlogins 4\n@t hard maxlogins 2\n", lim("@t", "soft", "maxlogins", "4")),
+            [t("soft", "2", false)]
+        );
+        // A line pam_limits cannot read (a bad value) changes nothing.
+        assert!(
+            effect("@t soft nofile 100\n@t soft nofile lots\n", lim("@t", "soft", "nofile", "100")).iter().all(|c| c.2)
+        );
+        // A `-` line whose soft half loses (a user line set it) stops there: its hard half is
+        // not read either, so the hard limit stays unset by the files.
+        let files = vec![(ours.to_string(), "bob soft nofile 5\n* - nofile 9\n".to_string())];
+        let want = validate(&[lim("bob", "-", "nofile", "5")]).unwrap();
+        let lines: Vec<ReadLine> = files[0]
+            .1
+            .lines()
+            .enumerate()
+            .filter_map(|(n, l)| parse_line(l).map(|f| (n, f)))
+            .map(|(n, f)| {
+                let class = parse_domain(&f.domain, "nofile").ok();
+                ReadLine { file: ours, line: n + 1, f, class }
+            })
+            .collect();
+        let (soft, hard) = simulate(&lines, &want[0]);
+        assert_eq!(soft.map(|h| h.by.line), Some(1));
+        assert_eq!(hard.map(|h| h.by.line), None);
     }
 }
