@@ -257,9 +257,22 @@ fn gen_config_and_audit_through_the_cli() {
     let v: Value = serde_json::from_slice(&std::fs::read(&issues).unwrap()).unwrap();
     assert_eq!(v["errors"], serde_json::json!([]));
     assert!(v["warnings"].is_array());
-    // Against a root instead of a snapshot: the same verdict.
+    // Against a snapshot the module planning cannot run, and the audit says so.
+    assert!(
+        v["warnings"].as_array().unwrap().iter().any(|w| w["message"].as_str().unwrap().contains("only with --root")),
+        "{v}"
+    );
+    // Against the root itself the audit also runs each module's planning, as apply does: this
+    // dump has no captured ethtool state, so lltune_nic cannot act on its NICs, and the audit
+    // refuses what `lltune apply --plan` refuses, with the same words (see: issue 17).
     let o = lltune(&["audit", "-c", &p(&cfg), "--root", root.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(0));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    let why = "network.interfaces: lltune_nic would refuse this on the host: enp96s0f0: no captured ethtool state";
+    assert!(out.contains(why), "{out}");
+    let o = lltune(&["apply", "--plan", "-c", &p(&cfg), "--root", root.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains(why), "{}", String::from_utf8_lossy(&o.stderr));
     // A bad config: exit 1 and the error list in --output.
     let o = lltune(&[
         "audit",
@@ -370,10 +383,24 @@ fn lltune_config_module_returns_a_config_that_lltune_audit_accepts() {
         assert_eq!(m["lltune_cpu"]["governor"], "performance", "{m}");
     }
     assert_eq!(r["module_args"], a["module_args"]);
-    // With the flag on, lltune_audit hands lltune_kernel_args the boot arguments in file order.
+    // With the flag on, lltune_audit hands lltune_kernel_args the boot arguments in file order
+    // where there is a boot configuration to edit; this dump has none, and the audit says what
+    // lltune_kernel_args would say (see: issue 17).
     let mut config = r["config"].clone();
     config["safety"]["allow_grub_edit"] = serde_json::json!(true);
     let (a, code) = support::run_module("lltune_audit", &serde_json::json!({"root": root, "config": config}));
+    assert_eq!(code, 1, "{a}");
+    assert_eq!(a["errors"][0]["field"], "kernel.cmdline", "{a}");
+    assert!(a["errors"][0]["message"].as_str().unwrap().contains("no boot configuration found to edit"), "{a}");
+    let with_boot = support::copy_fixture(&root);
+    let boot = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/boot/rhel9-bls");
+    for part in ["etc/default", "etc/kernel", "boot"] {
+        std::fs::create_dir_all(with_boot.path().join(part).parent().unwrap()).unwrap();
+        let st = Command::new("cp").arg("-a").arg(boot.join(part)).arg(with_boot.path().join(part)).status().unwrap();
+        assert!(st.success());
+    }
+    let (a, code) =
+        support::run_module("lltune_audit", &serde_json::json!({"root": with_boot.path(), "config": config}));
     assert_eq!(code, 0, "{a}");
     let k = &a["module_args"]["lltune_kernel_args"];
     assert_eq!(k["args"]["nohz_full"], r["plan"]["isolated"]);
@@ -418,8 +445,13 @@ fn lltune_audit_module_fails_with_the_error_list() {
     let fields: Vec<&str> = r["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
     assert_eq!(fields, ["kernel.cmdline.mitigations", "cpu.isolate_cores"], "{r}");
     assert!(r["msg"].as_str().unwrap().starts_with("config has 2 error(s): kernel.cmdline.mitigations: "), "{r}");
-    // config_file is read under root.
+    // config_file is read under root (a host tree: it has a proc folder).
     let dir = tempfile::tempdir().unwrap();
+    let (r, code) =
+        support::run_module("lltune_audit", &serde_json::json!({"root": dir.path(), "config": {"version": 1}}));
+    assert_eq!(code, 1, "{r}");
+    assert!(r["msg"].as_str().unwrap().contains("not a host tree: it has neither a proc nor a sys folder"), "{r}");
+    std::fs::create_dir_all(dir.path().join("proc")).unwrap();
     std::fs::create_dir_all(dir.path().join("etc/lltune")).unwrap();
     std::fs::write(dir.path().join("etc/lltune/config.yaml"), "version: 1\nservices:\n  irqbalance: false\n").unwrap();
     let (r, code) = support::run_module(
@@ -829,4 +861,232 @@ fn seed_style_config_audits_and_applies_on_the_golden_host() {
     let v: Value = serde_json::from_slice(&std::fs::read(&issues).unwrap()).unwrap();
     assert_eq!(v["errors"][0]["field"], "memory.hugepages.per_node.2", "{v}");
     assert_eq!(v["errors"][0]["message"], "this host has no NUMA node 2", "{v}");
+}
+
+/// Every host tree of the project (fixture hosts with a proc or sys folder, the real dumps).
+fn host_trees() -> Vec<PathBuf> {
+    let hosts = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hosts");
+    let mut out: Vec<PathBuf> = std::fs::read_dir(&hosts)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.join("proc").is_dir() || p.join("sys").is_dir())
+        .collect();
+    out.sort();
+    out.extend(DUMPS.iter().map(|d| support::real_fixture(d)));
+    out
+}
+
+/// The same tree, tuned tighter than lltune's targets: C-states limited to C0 on the command
+/// line, more busy polling, larger buffers and tables, the hung-task detector off.
+fn tighten(root: &Path) {
+    let cmdline = std::fs::read_to_string(root.join("proc/cmdline")).unwrap_or_default();
+    let line = format!("{} processor.max_cstate=0 intel_idle.max_cstate=0\n", cmdline.trim_end());
+    std::fs::create_dir_all(root.join("proc")).unwrap();
+    std::fs::write(root.join("proc/cmdline"), line).unwrap();
+    for (path, value) in [
+        ("net/core/busy_poll", "100"),
+        ("net/core/busy_read", "100"),
+        ("net/core/rmem_max", "1073741824"),
+        ("net/core/wmem_max", "1073741824"),
+        ("net/core/somaxconn", "131072"),
+        ("net/core/netdev_max_backlog", "500000"),
+        ("fs/file-max", "9999999"),
+        ("vm/stat_interval", "120"),
+        ("vm/max_map_count", "1000000"),
+        ("kernel/hung_task_timeout_secs", "0"),
+    ] {
+        let p = root.join("proc/sys").join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, format!("{value}\n")).unwrap();
+    }
+}
+
+/// See: issue 17. gen-config on every host tree, as found and tuned tighter than lltune's
+/// targets: no generated value is looser than the host's where tighter is defined (C-state
+/// limits lower, polling, buffers, tables and intervals higher, the hung-task detector off),
+/// and the findings it embeds propose its own core plan (isolated and housekeeping CPUs), for
+/// the default plan and a wider one.
+#[test]
+fn gen_config_never_loosens_the_host_and_its_findings_follow_its_plan() {
+    let higher = [
+        "net.core.busy_poll",
+        "net.core.busy_read",
+        "net.core.rmem_max",
+        "net.core.wmem_max",
+        "net.core.somaxconn",
+        "net.core.netdev_max_backlog",
+        "fs.file-max",
+        "vm.stat_interval",
+        "vm.max_map_count",
+    ];
+    let mut checked = 0;
+    for tree in host_trees() {
+        for tight in [false, true] {
+            let dir = support::copy_fixture(&tree);
+            let root = dir.path();
+            if tight {
+                tighten(root);
+            }
+            let f = analysis::analyse(&Host::new(root).unwrap(), ScanOptions::default()).0.facts;
+            // A second, wider plan on the trees as found: the findings follow whichever plan.
+            for per_node in if tight { &["1"][..] } else { &["1", "2"][..] } {
+                let cfg = root.join("made.yaml");
+                let o = lltune(&[
+                    "gen-config",
+                    "--root",
+                    root.to_str().unwrap(),
+                    "--housekeeping-cores-per-node",
+                    *per_node,
+                    "-o",
+                    cfg.to_str().unwrap(),
+                ]);
+                let what = format!("{} (tight {tight}, {per_node} per node)", tree.display());
+                assert!(o.status.success(), "{what}: {}", String::from_utf8_lossy(&o.stderr));
+                let text = std::fs::read_to_string(&cfg).unwrap();
+                let (c, issues) = lltune::config::parse(&text);
+                assert!(issues.is_empty(), "{what}: {issues:?}");
+                let num = |v: Option<&str>| v.and_then(|v| v.trim().parse::<u64>().ok());
+                let host_sysctl = |k: &str| num(f.sysctl.get(k).and_then(|v| v.as_deref()));
+                let sysctls = c.sysctls();
+                for key in higher {
+                    if let (Some(now), Some((made, _))) = (host_sysctl(key), sysctls.get(key)) {
+                        let made = num(Some(made)).unwrap();
+                        assert!(made >= now, "{what}: {key} {now} on the host, generated {made}");
+                        checked += 1;
+                    }
+                }
+                if host_sysctl("kernel.hung_task_timeout_secs") == Some(0) {
+                    assert_eq!(sysctls["kernel.hung_task_timeout_secs"].0, "0", "{what}");
+                }
+                let host_arg = |k: &str| f.kernel.args.get(k).and_then(|v| v.last()).and_then(|v| num(v.as_deref()));
+                for key in ["processor.max_cstate", "intel_idle.max_cstate"] {
+                    if let (Some(now), Some(made)) = (host_arg(key), c.kernel_arg(key).flatten()) {
+                        let made = num(Some(made)).unwrap();
+                        assert!(made <= now, "{what}: {key}={now} running, generated {made}");
+                        checked += 1;
+                    }
+                }
+                let limit = c.cpu.as_ref().and_then(|c| c.cstate_limit).unwrap();
+                for now in ["processor.max_cstate", "intel_idle.max_cstate"].iter().filter_map(|k| host_arg(k)) {
+                    assert!(u64::from(limit) <= now, "{what}: cpu.cstate_limit {limit}, the host allows C{now}");
+                }
+
+                // The plan the config writes, and the findings it embeds.
+                let plan_line = |label: &str| {
+                    text.lines()
+                        .find_map(|l| l.strip_prefix(&format!("#   {label}:")))
+                        .map(|v| v.trim().to_string())
+                        .unwrap()
+                };
+                let (iso, hk) = (plan_line("isolated"), plan_line("housekeeping"));
+                let doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+                let recs = doc["recommendations"].as_sequence().cloned().unwrap_or_default();
+                for r in &recs {
+                    let (item, target) = (r["item"].as_str().unwrap(), r["target"].as_str().unwrap());
+                    match item {
+                        "nohz_full" | "rcu_nocbs" => assert_eq!(target, iso, "{what}: {item}"),
+                        "isolcpus" | "isolcpus.managed_irq" | "isolcpus.domain" => {
+                            assert!(target.ends_with(&format!(",{iso}")), "{what}: {item} -> {target}, plan {iso}")
+                        }
+                        "irqs_on_isolated_cpus" => assert_eq!(target, format!("housekeeping CPUs {hk}"), "{what}"),
+                        "default_smp_affinity" => assert_eq!(target, hk, "{what}"),
+                        "isolation_leaves_no_housekeeping" => assert_eq!(target, format!("housekeeping {hk}")),
+                        "irqbalance" if target.contains('=') => {
+                            assert!(target.ends_with(&format!("={iso}")), "{what}: {target}")
+                        }
+                        _ => continue,
+                    }
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked > 200, "only {checked} comparisons made");
+}
+
+/// See: issue 17. What the audit accepts on a host tree, `lltune apply --plan` carries out, and
+/// what apply refuses the audit refuses too: on every host tree of the project, for the config
+/// gen-config proposes (boot edits off and on) and a config of every section, exit codes agree.
+#[test]
+fn audit_and_apply_plan_agree_on_every_host_tree() {
+    let every_section = "version: 1\ncpu:\n  governor: {target: performance}\n  cstate_limit: 1\nkernel:\n  cmdline:\n    skew_tick: \"1\"\nmemory:\n  thp_runtime: never\n  swap_disable: true\n  limits: {nofile: 1048576}\nnetwork:\n  sysctl:\n    busy_poll: 50\nirq:\n  avoid_cores_for_irqs: \"1\"\nservices:\n  irqbalance: false\nsafety:\n  allow_grub_edit: true\n";
+    let mut seen = [0usize; 2];
+    for tree in host_trees() {
+        let dir = support::copy_fixture(&tree);
+        let root = dir.path();
+        let r = root.to_str().unwrap();
+        let o = lltune(&["gen-config", "--root", r]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let generated = String::from_utf8_lossy(&o.stdout).into_owned();
+        let cfgs = [
+            generated.clone(),
+            generated.replace("allow_grub_edit: false", "allow_grub_edit: true"),
+            every_section.into(),
+        ];
+        for (n, text) in cfgs.iter().enumerate() {
+            let cfg = tempfile::NamedTempFile::new().unwrap();
+            std::fs::write(cfg.path(), text).unwrap();
+            let c = cfg.path().to_str().unwrap();
+            let audit = lltune(&["audit", "-c", c, "--root", r]);
+            let plan = lltune(&["apply", "--plan", "-c", c, "--root", r]);
+            let (a, p) = (audit.status.code(), plan.status.code());
+            assert_eq!(
+                a,
+                p,
+                "{} config {n}: audit {a:?}, apply --plan {p:?}\naudit: {}\napply: {}{}",
+                tree.display(),
+                String::from_utf8_lossy(&audit.stdout),
+                String::from_utf8_lossy(&plan.stdout),
+                String::from_utf8_lossy(&plan.stderr)
+            );
+            seen[usize::from(a == Some(0))] += 1;
+        }
+    }
+    // Both verdicts occur, so the comparison is not of one constant.
+    assert!(seen[0] > 0 && seen[1] > 0, "refused/accepted: {seen:?}");
+}
+
+/// See: issue 17. A root that is not a host tree (an empty folder, one with neither proc nor
+/// sys) is refused by scan, gen-config, audit and apply, and by the facts, config and audit
+/// modules, naming the root; nothing scans "ok" with nothing found.
+#[test]
+fn a_root_without_proc_or_sys_is_refused_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("etc")).unwrap();
+    let r = dir.path().to_str().unwrap();
+    let cfg = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(cfg.path(), "version: 1\nservices:\n  irqbalance: false\n").unwrap();
+    let c = cfg.path().to_str().unwrap();
+    let want = format!("lltune: error: --root {r}: not a host tree: it has neither a proc nor a sys folder");
+    for args in [
+        vec!["scan", "--root", r],
+        vec!["gen-config", "--root", r],
+        vec!["audit", "-c", c, "--root", r],
+        vec!["apply", "--plan", "-c", c, "--root", r],
+        vec!["apply", "-c", c, "--root", r],
+    ] {
+        let o = lltune(&args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&o.stderr).starts_with(&want),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    for (module, extra) in [
+        ("lltune_facts", serde_json::json!({})),
+        ("lltune_config", serde_json::json!({})),
+        ("lltune_audit", serde_json::json!({"config": {"version": 1}})),
+    ] {
+        let mut args = extra;
+        args["root"] = serde_json::json!(r);
+        let (v, code) = support::run_module(module, &args);
+        assert_eq!(code, 1, "{module}: {v}");
+        assert!(v["msg"].as_str().unwrap().contains("not a host tree"), "{module}: {v}");
+    }
+    // A tree with either folder is one.
+    std::fs::create_dir_all(dir.path().join("sys")).unwrap();
+    assert!(lltune(&["scan", "--root", r]).status.success());
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2, "scan wrote into the root");
 }

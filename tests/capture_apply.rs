@@ -167,6 +167,20 @@ fn a_capture_is_a_host_apply_can_tune() {
     let cfg = work.path().join("config.yaml");
     let (code, out, err) = lltune(&["gen-config", "--root", root.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
+    // The proposed memlock for `*` would not take effect: the vendor's limits.d/99-zz-vendor.conf
+    // is read after 99-lltune.conf and sets `* - memlock 64`. Apply refuses it on the host and
+    // on the capture alike, before writing anything (see: issue 17); for a user instead, no
+    // line of the host is more specific.
+    fs::write(&cfg, out.replace("allow_grub_edit: false", "allow_grub_edit: true")).unwrap();
+    for r in [root, tree.as_path()] {
+        let (code, _, err) = lltune(&["apply", "-c", cfg.to_str().unwrap(), "--root", r.to_str().unwrap(), "--plan"]);
+        assert_eq!(code, 1, "{err}");
+        assert!(
+            err.contains("* hard memlock: /etc/security/limits.d/99-zz-vendor.conf:3 makes it 64, not unlimited"),
+            "{err}"
+        );
+    }
+    let out = out.replace("user: \"*\"", "user: \"trader\"");
     fs::write(&cfg, out.replace("allow_grub_edit: false", "allow_grub_edit: true")).unwrap();
     let original = copy_fixture(root);
     let mut runs = Vec::new();

@@ -60,7 +60,7 @@ pub fn on_isolated(cx: &Context) -> Option<Recommendation> {
     Some(
         rec("irq", "irqs_on_isolated_cpus")
             .now(format!("{} IRQs ({managed} managed) may hit isolated CPUs {}: {}{more}", list.len(), list_or_none(&hit), names.join(", ")))
-            .want(format!("housekeeping CPUs {}", list_or_none(&cx.housekeeping)))
+            .want(format!("housekeeping CPUs {}", list_or_none(&cx.target_housekeeping)))
             .sev(Severity::Warning)
             .impact(Impact::High)
             .risk(Risk::PotentiallyDisruptive)
@@ -78,7 +78,7 @@ pub fn default_affinity(cx: &Context) -> Option<Recommendation> {
     Some(
         rec("irq", "default_smp_affinity")
             .now(format!("{d} (includes isolated {on})"))
-            .want(list_or_none(&cx.housekeeping))
+            .want(list_or_none(&cx.target_housekeeping))
             .sev(Severity::Warning)
             .impact(Impact::Medium)
             .why("New IRQs (a NIC reset, a hot-plugged device) start with this mask and may land on isolated CPUs; irqaffinity= on the command line sets it at boot."),

@@ -16,9 +16,9 @@ pub fn rules(cx: &Context, out: &mut Vec<Recommendation>) {
     let f = cx.facts;
     if f.kernel.cmdline.is_some() {
         out.extend(isolation(cx));
-        out.extend(nohz_full(f));
-        out.extend(rcu_nocbs(f));
-        out.extend(isolcpus_flags(f));
+        out.extend(nohz_full(cx));
+        out.extend(rcu_nocbs(cx));
+        out.extend(isolcpus_flags(cx));
         out.extend(isolated_outside_online(f));
         out.extend(isolated_everything(cx));
         out.extend(skew_tick(f));
@@ -69,8 +69,11 @@ pub fn isolation(cx: &Context) -> Option<Recommendation> {
 }
 
 /// `nohz_full=` should cover exactly the isolated CPUs.
-pub fn nohz_full(f: &Facts) -> Option<Recommendation> {
+pub fn nohz_full(cx: &Context) -> Option<Recommendation> {
+    let f = cx.facts;
     let iso = f.kernel.isolcpus.as_ref().map(|i| &i.cpus).filter(|c| !c.is_empty())?;
+    // For a generated config: the CPUs its plan isolates (none: nothing to propose).
+    let iso = if cx.for_config { Some(&cx.target_isolated).filter(|c| !c.is_empty())? } else { iso };
     let r = rec("kernel", "nohz_full").want(iso).impact(Impact::High).risk(Risk::PotentiallyDisruptive);
     match &f.kernel.nohz_full {
         None => Some(r.now("unset").sev(Severity::Warning).why("Isolated CPUs without nohz_full still take the scheduler tick (250-1000 per second) while running one task.")),
@@ -84,10 +87,14 @@ pub fn nohz_full(f: &Facts) -> Option<Recommendation> {
 }
 
 /// `rcu_nocbs=` should cover the isolated CPUs, so RCU callbacks run elsewhere.
-pub fn rcu_nocbs(f: &Facts) -> Option<Recommendation> {
+pub fn rcu_nocbs(cx: &Context) -> Option<Recommendation> {
+    let f = cx.facts;
     let mut iso = f.kernel.isolcpus.as_ref().map(|i| i.cpus.clone()).unwrap_or_default();
     if let Some(n) = &f.kernel.nohz_full {
         iso = iso.union(n);
+    }
+    if cx.for_config && !iso.is_empty() {
+        iso = cx.target_isolated.clone();
     }
     if iso.is_empty() {
         return None;
@@ -113,15 +120,20 @@ pub fn rcu_nocbs(f: &Facts) -> Option<Recommendation> {
 
 /// `isolcpus=` flags: `managed_irq` keeps managed device IRQs off; without `domain` the
 /// CPUs stay in scheduler domains (fine only when cpusets keep tasks off, as on OpenShift).
-pub fn isolcpus_flags(f: &Facts) -> Vec<Recommendation> {
+pub fn isolcpus_flags(cx: &Context) -> Vec<Recommendation> {
+    let f = cx.facts;
     let Some(i) = f.kernel.isolcpus.as_ref().filter(|i| !i.cpus.is_empty()) else { return Vec::new() };
     let mut out = Vec::new();
     let flags = i.flags.join(",");
+    let cpus = if cx.for_config { &cx.target_isolated } else { &i.cpus };
+    if cpus.is_empty() {
+        return Vec::new();
+    }
     if !i.flags.iter().any(|x| x == "managed_irq") {
         out.push(
             rec("kernel", "isolcpus.managed_irq")
                 .now(if flags.is_empty() { "no flags".to_string() } else { flags.clone() })
-                .want(format!("managed_irq,domain,{}", i.cpus))
+                .want(format!("managed_irq,domain,{cpus}"))
                 .sev(Severity::Warning)
                 .impact(Impact::Medium)
                 .risk(Risk::PotentiallyDisruptive)
@@ -132,7 +144,7 @@ pub fn isolcpus_flags(f: &Facts) -> Vec<Recommendation> {
         out.push(
             rec("kernel", "isolcpus.domain")
                 .now(flags)
-                .want(format!("{},domain,{}", i.flags.join(","), i.cpus))
+                .want(format!("{},domain,{cpus}", i.flags.join(",")))
                 .impact(Impact::Medium)
                 .risk(Risk::PotentiallyDisruptive)
                 .why("Flags without `domain` leave the CPUs in the scheduler's load balancing: tasks can land on them unless cpusets (e.g. an OpenShift performance profile) keep them off."),
@@ -509,30 +521,36 @@ mod tests {
 
     #[test]
     fn nohz_full_missing_or_different_from_isolcpus() {
-        assert!(nohz_full(&with_cmdline("ro")).is_none(), "no isolation: nothing to cover");
-        let r = nohz_full(&with_cmdline("isolcpus=managed_irq,domain,2-3")).unwrap();
+        assert!(nohz_full(&Context::new(&with_cmdline("ro"))).is_none(), "no isolation: nothing to cover");
+        let r = nohz_full(&Context::new(&with_cmdline("isolcpus=managed_irq,domain,2-3"))).unwrap();
         assert_eq!((r.current.as_str(), r.target.as_str()), ("unset", "2-3"));
-        let r = nohz_full(&with_cmdline("isolcpus=2-3 nohz_full=2")).unwrap();
+        let r = nohz_full(&Context::new(&with_cmdline("isolcpus=2-3 nohz_full=2"))).unwrap();
         assert_eq!(r.current, "2");
-        assert!(nohz_full(&with_cmdline("isolcpus=2-3 nohz_full=2-3")).is_none());
+        assert!(nohz_full(&Context::new(&with_cmdline("isolcpus=2-3 nohz_full=2-3"))).is_none());
     }
 
     #[test]
     fn rcu_nocbs_is_info_when_nohz_full_implies_it() {
-        assert!(rcu_nocbs(&with_cmdline("isolcpus=2-3 nohz_full=2-3 rcu_nocbs=2-3")).is_none());
-        assert_eq!(rcu_nocbs(&with_cmdline("isolcpus=2-3 nohz_full=2-3")).unwrap().severity, Severity::Info);
-        assert_eq!(rcu_nocbs(&with_cmdline("isolcpus=2-3 rcu_nocbs=2")).unwrap().severity, Severity::Warning);
+        assert!(rcu_nocbs(&Context::new(&with_cmdline("isolcpus=2-3 nohz_full=2-3 rcu_nocbs=2-3"))).is_none());
+        assert_eq!(
+            rcu_nocbs(&Context::new(&with_cmdline("isolcpus=2-3 nohz_full=2-3"))).unwrap().severity,
+            Severity::Info
+        );
+        assert_eq!(
+            rcu_nocbs(&Context::new(&with_cmdline("isolcpus=2-3 rcu_nocbs=2"))).unwrap().severity,
+            Severity::Warning
+        );
     }
 
     #[test]
     fn isolcpus_without_managed_irq_or_domain() {
         let f = with_cmdline("isolcpus=2-3");
-        let items: Vec<String> = isolcpus_flags(&f).into_iter().map(|r| r.item).collect();
+        let items: Vec<String> = isolcpus_flags(&Context::new(&f)).into_iter().map(|r| r.item).collect();
         assert_eq!(items, ["isolcpus.managed_irq"], "no flags means domain to the kernel");
         let f = with_cmdline("isolcpus=managed_irq,2-3");
-        let items: Vec<String> = isolcpus_flags(&f).into_iter().map(|r| r.item).collect();
+        let items: Vec<String> = isolcpus_flags(&Context::new(&f)).into_iter().map(|r| r.item).collect();
         assert_eq!(items, ["isolcpus.domain"]);
-        assert!(isolcpus_flags(&with_cmdline("isolcpus=managed_irq,domain,2-3")).is_empty());
+        assert!(isolcpus_flags(&Context::new(&with_cmdline("isolcpus=managed_irq,domain,2-3"))).is_empty());
     }
 
     #[test]

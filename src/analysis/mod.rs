@@ -156,6 +156,13 @@ pub struct Context<'a> {
     pub housekeeping: CpuList,
     /// The split gen-config would propose (default options): targets of isolation rules.
     pub plan: plan::CorePlan,
+    /// The isolated CPUs the findings propose: the host's own (`isolated`) for a scan; the
+    /// plan's for the findings a generated config embeds, so that they agree with it.
+    pub target_isolated: CpuList,
+    /// The housekeeping CPUs the findings propose, likewise.
+    pub target_housekeeping: CpuList,
+    /// Findings for a generated config: targets follow `plan`.
+    pub for_config: bool,
 }
 
 impl<'a> Context<'a> {
@@ -163,7 +170,26 @@ impl<'a> Context<'a> {
         let isolated = isolated_cpus(facts);
         let housekeeping = if isolated.is_empty() { CpuList::new() } else { facts.cpu.online.difference(&isolated) };
         let plan = plan::core_plan(facts, &plan::PlanOptions::default());
-        Context { facts, isolated, housekeeping, plan }
+        Context {
+            facts,
+            target_isolated: isolated.clone(),
+            target_housekeeping: housekeeping.clone(),
+            isolated,
+            housekeeping,
+            plan,
+            for_config: false,
+        }
+    }
+
+    /// For the findings of a config generated with `opts`: the plan of those options is the
+    /// split every finding proposes (isolated, housekeeping, IRQ and irqbalance targets).
+    pub fn for_plan(facts: &'a Facts, opts: &plan::PlanOptions) -> Context<'a> {
+        let mut cx = Context::new(facts);
+        cx.plan = plan::core_plan(facts, opts);
+        cx.target_isolated = cx.plan.isolated.clone();
+        cx.target_housekeeping = cx.plan.housekeeping.clone();
+        cx.for_config = true;
+        cx
     }
 }
 
@@ -190,15 +216,24 @@ pub const CATEGORIES: &[&str] =
 /// Every recommendation for this host, in a stable order: by category (`CATEGORIES`), then
 /// in the order the rules run (NICs in facts order).
 pub fn recommend(facts: &Facts) -> Vec<Recommendation> {
-    let cx = Context::new(facts);
+    recommend_in(&Context::new(facts))
+}
+
+/// The findings a config generated with `opts` embeds: the same rules, with the plan of
+/// those options as their isolation targets (`Context::for_plan`).
+pub fn recommend_for_plan(facts: &Facts, opts: &plan::PlanOptions) -> Vec<Recommendation> {
+    recommend_in(&Context::for_plan(facts, opts))
+}
+
+fn recommend_in(cx: &Context) -> Vec<Recommendation> {
     let mut out = Vec::new();
-    cpu::rules(&cx, &mut out);
-    kernel::rules(&cx, &mut out);
-    memory::rules(&cx, &mut out);
-    network::rules(&cx, &mut out);
-    nic::rules(&cx, &mut out);
-    irq::rules(&cx, &mut out);
-    system::rules(&cx, &mut out);
+    cpu::rules(cx, &mut out);
+    kernel::rules(cx, &mut out);
+    memory::rules(cx, &mut out);
+    network::rules(cx, &mut out);
+    nic::rules(cx, &mut out);
+    irq::rules(cx, &mut out);
+    system::rules(cx, &mut out);
     // Stable: rules push in a fixed order; this only groups categories together.
     crate::sort::sort_by_key(&mut out, |r| {
         CATEGORIES.iter().position(|c| *c == r.category).unwrap_or(CATEGORIES.len())

@@ -18,7 +18,7 @@ pub fn rules(cx: &Context, out: &mut Vec<Recommendation>) {
         out.extend(rings(name, n));
         out.extend(rps(name, n));
         out.extend(rfs(name, n));
-        out.extend(channels(name, n, &cx.housekeeping));
+        out.extend(channels(name, n, &cx.target_housekeeping));
     }
 }
 

@@ -98,7 +98,7 @@ pub fn irqbalance(cx: &Context) -> Option<Recommendation> {
     Some(
         rec("services", "irqbalance")
             .now(format!("running; bans {}", list_or_none(&banned)))
-            .want(if cx.isolated.is_empty() { "stopped and disabled".to_string() } else { format!("stopped and disabled, or IRQBALANCE_BANNED_CPULIST={}", cx.isolated) })
+            .want(if cx.target_isolated.is_empty() { "stopped and disabled".to_string() } else { format!("stopped and disabled, or IRQBALANCE_BANNED_CPULIST={}", cx.target_isolated) })
             .sev(Severity::Warning)
             .impact(Impact::High)
             .risk(Risk::PotentiallyDisruptive)

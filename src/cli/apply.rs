@@ -41,6 +41,12 @@ pub fn read_config(text: &str, on: Option<(&Facts, &Host)>) -> Result<(ModuleArg
     })?;
     if let Some((f, host)) = on {
         to_args::fit_to_host(&mut args, f, host);
+        // What the audit checks on a host tree: each module's own planning.
+        let refused = audit::plan_issues(&args, host);
+        if !refused.is_empty() {
+            let lines: Vec<String> = refused.iter().map(|i| i.to_string()).collect();
+            bail!("config has {} error(s) (lltune audit; nothing was applied):\n  {}", lines.len(), lines.join("\n  "));
+        }
     }
     Ok((args, report.warnings.iter().map(|w| w.to_string()).collect()))
 }
@@ -133,6 +139,9 @@ fn require_root(host: &Host, what: &str) -> Result<()> {
 /// `lltune apply -c config.yaml [--plan] [--root DIR] [--backup-id ID]`.
 pub fn apply(root: &Path, config: &Path, plan: bool, backup_id: Option<String>) -> Result<ApplyReport> {
     let host = Host::new(root).map_err(|e| anyhow::anyhow!("--root: {e}"))?;
+    if let Some(problem) = crate::facts::not_a_host_tree(&host) {
+        bail!("--root {}: {problem}", root.display());
+    }
     if !plan {
         require_root(&host, "lltune apply")?;
     }

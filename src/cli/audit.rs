@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 
-use super::{load_facts, read_input};
+use super::{load_facts, open_host_tree, read_input};
 
 #[derive(Debug, clap::Args)]
 pub struct AuditArgs {
@@ -26,8 +26,27 @@ pub struct AuditArgs {
 pub fn run(a: AuditArgs) -> Result<ExitCode> {
     let text = read_input(&a.config, "-c")?;
     let root = a.root.clone().unwrap_or_else(|| PathBuf::from("/"));
-    let (facts, _) = load_facts(a.snapshot.as_deref(), &root)?;
-    let report = crate::config::audit::audit_text(&text, Some(&facts));
+    let report = match &a.snapshot {
+        // A snapshot is facts only: no host files to plan the modules on.
+        Some(_) => {
+            let (facts, _) = load_facts(a.snapshot.as_deref(), &root)?;
+            let mut r = crate::config::audit::audit_text(&text, Some(&facts));
+            r.warnings.push(crate::config::Issue::new(
+                "",
+                "audited against a snapshot: what each module would refuse on the host itself is checked only with --root (a host tree) or on the host",
+            ));
+            r
+        }
+        // A host tree: the modules' own planning too, so that what passes here `lltune apply` can do.
+        None => {
+            let (host, _guard) = open_host_tree(&root)?;
+            let (facts, warnings) = crate::facts::collect(&host, crate::facts::ScanOptions::default());
+            for w in &warnings {
+                eprintln!("lltune: warning: {w}");
+            }
+            crate::config::audit::audit_on_host(&text, &facts, &host)
+        }
+    };
     if let Some(p) = &a.output {
         std::fs::write(p, serde_json::to_string_pretty(&report)? + "\n")
             .with_context(|| format!("--output {}: cannot write", p.display()))?;

@@ -126,6 +126,17 @@ pub(crate) fn open_root(root: &Path) -> Result<(Host, Option<archive::TempRoot>)
     Ok((host, None))
 }
 
+/// `open_root`, refusing a folder that is not a host tree: one with neither `proc` nor `sys`
+/// (an empty folder, a mistyped path) would otherwise scan "ok" with nothing found and pass
+/// every audit. The live root `/` always has them.
+pub(crate) fn open_host_tree(root: &Path) -> Result<(Host, Option<archive::TempRoot>)> {
+    let (host, guard) = open_root(root)?;
+    if let Some(problem) = crate::facts::not_a_host_tree(&host) {
+        anyhow::bail!("--root {}: {problem}", root.display());
+    }
+    Ok((host, guard))
+}
+
 pub(crate) fn write_output(path: Option<&Path>, text: &str) -> Result<()> {
     match path {
         Some(p) => std::fs::write(p, text).with_context(|| format!("-o {}: cannot write", p.display())),
@@ -170,7 +181,7 @@ pub(crate) fn load_facts(snapshot: Option<&Path>, root: &Path) -> Result<(crate:
             crate::config::generate::read_snapshot(&text).with_context(|| format!("--snapshot {}", p.display()))?;
         return Ok((facts, p.display().to_string()));
     }
-    let (host, _guard) = open_root(root)?;
+    let (host, _guard) = open_host_tree(root)?;
     let (facts, warnings) = crate::facts::collect(&host, ScanOptions::default());
     for w in &warnings {
         eprintln!("lltune: warning: {w}");

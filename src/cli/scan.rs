@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::ValueEnum;
 
-use super::{open_root, write_output};
+use super::{open_host_tree, write_output};
 use crate::facts::ScanOptions;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -37,7 +37,7 @@ pub struct ScanArgs {
 }
 
 pub fn run(a: ScanArgs) -> Result<ExitCode> {
-    let (host, _guard) = open_root(&a.root)?;
+    let (host, _guard) = open_host_tree(&a.root)?;
     let (report, warnings) = crate::analysis::analyse(&host, ScanOptions { detail: a.detail });
     for w in &warnings {
         eprintln!("lltune: warning: {w}");

@@ -137,6 +137,73 @@ fn limit_at_least(current: &crate::facts::limits::SoftHard, target: u64) -> Stri
     }
 }
 
+/// A running kernel argument as a number (its last value, as the kernel keeps the last).
+fn running_arg(f: &Facts, key: &str) -> Option<u64> {
+    crate::analysis::kernel::arg(f, key).flatten().and_then(|v| v.trim().parse::<u64>().ok())
+}
+
+/// The smaller of `target` and the host's running value of kernel argument `key` (where a
+/// lower value is tighter: C-state limits), as a quoted YAML scalar: gen-config never proposes
+/// a deeper C-state than the host already allows.
+fn arg_at_most(f: &Facts, key: &str, target: u64) -> String {
+    match running_arg(f, key) {
+        Some(c) if c < target => {
+            format!("{}   # the host runs {key}={c}, tighter than lltune's {target}: kept", q(&c.to_string()))
+        }
+        _ => q(&target.to_string()),
+    }
+}
+
+/// The deepest C-state the host allows now: the runtime idle states enabled on some online
+/// CPU (`POLL` is 0), and the command line's limits. `None` when none of them is known.
+pub fn current_cstate_limit(f: &Facts) -> Option<u64> {
+    let runtime = (!f.cpu.cpuidle.states.is_empty())
+        .then(|| {
+            f.cpu
+                .cpuidle
+                .states
+                .iter()
+                .filter(|s| !f.cpu.online.is_subset(&s.disabled_cpus))
+                .filter_map(|s| {
+                    let name = s.name.as_deref().unwrap_or("");
+                    if name.eq_ignore_ascii_case("poll") {
+                        Some(0)
+                    } else {
+                        crate::modules::cpu::cstate_number(name).map(u64::from)
+                    }
+                })
+                .max()
+        })
+        .flatten();
+    [runtime, running_arg(f, "processor.max_cstate"), running_arg(f, "intel_idle.max_cstate")]
+        .into_iter()
+        .flatten()
+        .min()
+}
+
+/// `cpu.cstate_limit`: lltune's 1, or the host's current limit when it is tighter.
+fn cstate_limit_value(f: &Facts) -> String {
+    match current_cstate_limit(f) {
+        Some(c) if c < 1 => format!("{c}   # the host allows C{c} at most now, tighter than lltune's 1: kept"),
+        _ => "1".to_string(),
+    }
+}
+
+/// `kernel.hung_task_timeout_secs`: 0 (the detector off) is the host's tighter choice; a
+/// longer timeout than lltune's checks less often: kept too.
+fn hung_task_value(f: &Facts, target: u64) -> String {
+    let current = f
+        .sysctl
+        .get("kernel.hung_task_timeout_secs")
+        .and_then(|v| v.as_deref())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    match current {
+        Some(0) => "0   # the host has the hung-task detector off, quieter than lltune's 600: kept".to_string(),
+        Some(c) if c > target => format!("{c}   # the host's current value, above lltune's {target}: kept"),
+        _ => target.to_string(),
+    }
+}
+
 fn node_cpus(f: &Facts, node: Option<i64>) -> Option<CpuList> {
     let node = node?;
     f.numa.nodes.iter().find(|n| i64::from(n.id) == node).map(|n| n.cpus.clone())
@@ -255,7 +322,7 @@ pub fn generate(f: &Facts, opts: &GenOptions) -> String {
     if !iso.is_empty() {
         let _ = writeln!(w, "  isolate_cores: {}", q(&iso.to_string()));
     }
-    let _ = writeln!(w, "  cstate_limit: 1");
+    let _ = writeln!(w, "  cstate_limit: {}", cstate_limit_value(f));
     let _ = writeln!(w, "  # turbo: false          # steadier clock, lower peak: decide per workload");
     if !f.cpu.epp.is_empty() {
         let _ = writeln!(w, "  epp: \"performance\"");
@@ -279,9 +346,9 @@ pub fn generate(f: &Facts, opts: &GenOptions) -> String {
     let _ = writeln!(w, "    nosoftlockup: \"\"");
     let _ = writeln!(w, "    nmi_watchdog: \"0\"");
     let _ = writeln!(w, "    transparent_hugepage: \"never\"");
-    let _ = writeln!(w, "    processor.max_cstate: \"1\"");
+    let _ = writeln!(w, "    processor.max_cstate: {}", arg_at_most(f, "processor.max_cstate", 1));
     if intel {
-        let _ = writeln!(w, "    intel_idle.max_cstate: \"1\"");
+        let _ = writeln!(w, "    intel_idle.max_cstate: {}", arg_at_most(f, "intel_idle.max_cstate", 1));
     }
     if let Some((size, per)) = hugepages_plan(f) {
         let total: u64 = per.iter().map(|(_, p)| p).sum();
@@ -307,7 +374,7 @@ pub fn generate(f: &Facts, opts: &GenOptions) -> String {
     }
     let _ = writeln!(w, "  sysctl:");
     let _ = writeln!(w, "    timer_migration: 0");
-    let _ = writeln!(w, "    hung_task_timeout_secs: 600");
+    let _ = writeln!(w, "    hung_task_timeout_secs: {}", hung_task_value(f, 600));
 
     // ---- memory ----
     let _ = writeln!(w, "\nmemory:");
@@ -355,8 +422,9 @@ pub fn generate(f: &Facts, opts: &GenOptions) -> String {
         let _ = writeln!(w, "{defaults}");
     }
     let _ = writeln!(w, "  sysctl:");
-    let _ = writeln!(w, "    busy_poll: 50");
-    let _ = writeln!(w, "    busy_read: 50");
+    // More busy polling is lower latency (and more CPU): never proposed lower than the host's.
+    let _ = writeln!(w, "    busy_poll: {}", at_least(f, "net.core.busy_poll", 50));
+    let _ = writeln!(w, "    busy_read: {}", at_least(f, "net.core.busy_read", 50));
     for (k, real, target) in AT_LEAST_NETWORK_SYSCTLS {
         let _ = writeln!(w, "    {k}: {}", at_least(f, real, *target));
     }
@@ -449,7 +517,9 @@ pub fn generate(f: &Facts, opts: &GenOptions) -> String {
     let _ = writeln!(w, "safety:\n  allow_grub_edit: false\n  allow_dangerous_mitigations: false");
 
     // ---- recommendations ----
-    let recs = crate::analysis::recommend(f);
+    // The findings of this host as this config would change it: the same rules, with this
+    // config's core plan as their isolation and housekeeping targets.
+    let recs = crate::analysis::recommend_for_plan(f, &opts.plan);
     let _ = writeln!(w, "\n# What lltune found on this host (informational; `lltune scan --md-report` explains each).");
     if recs.is_empty() {
         let _ = writeln!(w, "recommendations: []");

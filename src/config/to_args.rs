@@ -479,6 +479,22 @@ pub fn fit_to_host(args: &mut ModuleArgs, facts: &crate::facts::Facts, host: &cr
     if facts.memory.thp.enabled.is_none() {
         drop(MEMORY, "thp", "this host has no /sys/kernel/mm/transparent_hugepage", args);
     }
+    // irqbalance's banned CPUs go to its environment file; a host with none and no
+    // distribution family to place one by (no irqbalance installed) cannot take them.
+    if args.get(IRQ).is_some_and(|m| m.contains_key("irqbalance_banned_cpus"))
+        && !crate::modules::irq::irqbalance_file_known(host)
+    {
+        drop(
+            IRQ,
+            "irqbalance_banned_cpus",
+            &format!(
+                "this host has neither {} nor {} and its /etc/os-release names no RHEL or Debian family (irqbalance is not installed)",
+                crate::modules::irq::IRQBALANCE_RHEL,
+                crate::modules::irq::IRQBALANCE_DEBIAN
+            ),
+            args,
+        );
+    }
     // A module left with nothing but `persist` has nothing to do.
     args.modules.retain(|_, m| m.as_object().is_none_or(|o| o.keys().any(|k| k != "persist")));
     // Removing from the map moved its last entry into the hole: back to the run order.

@@ -133,6 +133,18 @@ impl Default for Facts {
     }
 }
 
+/// Why `host` is not a host tree, if it is not: a root (other than `/`) with neither a `proc`
+/// nor a `sys` folder, where every scan would find nothing and report it as fine.
+pub fn not_a_host_tree(host: &Host) -> Option<String> {
+    if host.is_live() || host.is_dir("/proc") || host.is_dir("/sys") {
+        return None;
+    }
+    Some(
+        "not a host tree: it has neither a proc nor a sys folder (give the root of a host's files, such as a tree `lltune capture` wrote)"
+            .to_string(),
+    )
+}
+
 /// Reads every subsystem. Returns the facts and the scan's warnings.
 pub fn collect(host: &Host, options: ScanOptions) -> (Facts, Vec<String>) {
     let mut scan = Scan::new(host, options);

@@ -59,6 +59,9 @@ pub fn run(host: &Host, _meta: &Meta, params: Params) -> Result<Outcome> {
             (config::yaml::load(&text), Some(text))
         }
     };
+    if let Some(problem) = crate::facts::not_a_host_tree(host) {
+        return Err(crate::protocol::Failure::new(format!("root {}: {problem}", host.root().display())).into());
+    }
     let (facts, warnings) = crate::facts::collect(host, ScanOptions::default());
     let report = match &doc {
         Ok(doc) => audit::audit_doc(doc, text.as_deref(), Some(&facts)),
@@ -85,6 +88,21 @@ pub fn run(host: &Host, _meta: &Meta, params: Params) -> Result<Outcome> {
         Failure::new(format!("config: {}", issues.iter().map(|i| i.to_string()).collect::<Vec<_>>().join("; ")))
     })?;
     crate::config::to_args::fit_to_host(&mut args, &facts, host);
+    // What apply would refuse on this host (each module's own planning): errors as well, so
+    // that a config this task passes is one the modules carry out.
+    let refused = audit::plan_issues(&args, host);
+    if !refused.is_empty() {
+        let lines: Vec<String> = refused.iter().map(|i| i.to_string()).collect();
+        let mut fields = Map::new();
+        fields.insert("errors".into(), serde_json::to_value(&refused)?);
+        fields.insert("config_warnings".into(), config_warnings);
+        return Err(Failure {
+            msg: format!("config has {} error(s): {}", lines.len(), lines.join("; ")),
+            changed: false,
+            fields,
+        }
+        .into());
+    }
     let mut outcome = Outcome::new(false).field("errors", errors).field("config_warnings", config_warnings);
     for (k, v) in crate::config::to_args::result_fields(&args) {
         outcome = outcome.field(k, v);

@@ -76,6 +76,9 @@ pub fn generate(host: &Host, params: Params) -> Result<Generated> {
             Failure::new("housekeeping_cores_per_node: must be at least 1 (every NUMA node keeps a core)").into()
         );
     }
+    if let Some(problem) = crate::facts::not_a_host_tree(host) {
+        return Err(crate::protocol::Failure::new(format!("root {}: {problem}", host.root().display())).into());
+    }
     let (facts, warnings) = crate::facts::collect(host, ScanOptions::default());
     for t in &params.trading_nics {
         if !facts.nics.iter().any(|n| n.name.as_deref() == Some(t.as_str())) {

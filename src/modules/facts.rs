@@ -17,6 +17,9 @@ pub struct Params {
 }
 
 pub fn run(host: &Host, _meta: &Meta, params: Params) -> Result<Outcome> {
+    if let Some(problem) = crate::facts::not_a_host_tree(host) {
+        return Err(crate::protocol::Failure::new(format!("root {}: {problem}", host.root().display())).into());
+    }
     // Discovery and the analysis of it: `recommendations` come with the facts.
     let (report, warnings) = crate::analysis::analyse(host, ScanOptions { detail: params.detail });
     // Written straight to JSON text: a detail scan's facts as a tree of values peaked at 17 MB

@@ -549,6 +549,13 @@ fn mask_width(text: &str) -> u32 {
     lead * 4 + 32 * (words.len() as u32).saturating_sub(1)
 }
 
+/// Whether `irqbalance_banned_cpus` has a file to go to on this host (`irqbalance_file`):
+/// what `config::to_args::fit_to_host` asks before handing it over, so that a config the audit
+/// passes is not refused here.
+pub fn irqbalance_file_known(host: &Host) -> bool {
+    irqbalance_file(host).is_ok()
+}
+
 /// Which irqbalance environment file to edit: the one that exists (RHEL's first), else the
 /// distribution's by `/etc/os-release`.
 fn irqbalance_file(host: &Host) -> Result<(String, Option<Vec<u8>>)> {

@@ -38,3 +38,25 @@ pub fn run_by_name(name: &str, host: &Host, meta: &Meta, options: Map<String, Va
         _ => return None,
     })
 }
+
+/// Plans a changing module by its name with options as JSON, as its run would before any
+/// write (parse the options, then `plan`: reads the host, writes nothing, takes no lock).
+/// What `lltune audit` runs so that a config it accepts is one apply can carry out.
+pub fn plan_by_name(name: &str, host: &Host, options: Map<String, Value>) -> Option<Result<crate::engine::Plan>> {
+    use crate::engine::Module;
+    fn plan<M: Module>(host: &Host, options: Map<String, Value>) -> Result<crate::engine::Plan> {
+        let params: M::Params = parse_params(options)?;
+        M::plan(host, &params)
+    }
+    Some(match name {
+        sysctl::MODULE => plan::<sysctl::Sysctl>(host, options),
+        kernel_args::MODULE => plan::<kernel_args::KernelArgs>(host, options),
+        nic::MODULE => plan::<nic::NicModule>(host, options),
+        irq::MODULE => plan::<irq::Irq>(host, options),
+        limits::MODULE => plan::<limits::Limits>(host, options),
+        services::MODULE => plan::<services::Services>(host, options),
+        cpu::MODULE => plan::<cpu::Cpu>(host, options),
+        memory::MODULE => plan::<memory::Memory>(host, options),
+        _ => return None,
+    })
+}
