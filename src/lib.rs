@@ -18,3 +18,5 @@ pub mod policy; //    what is never written and what needs consent: boot-breakin
 pub mod protocol; //  Ansible's binary-module protocol: args in, one JSON object out
 pub mod sort; //      stable sorts with one copy of std's sort per binary (module binaries are copied per task)
 pub mod sys; //       system interfaces that are not files: the SIOCETHTOOL ioctl
+#[cfg(test)]
+mod test_rng; //    a deterministic generator for the generated unit tests

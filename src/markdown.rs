@@ -106,26 +106,7 @@ pub(crate) mod tests {
         Ok(o)
     }
 
-    /// A small deterministic generator (no dependency): xorshift.
-    pub(crate) struct Rng(pub u64);
-    impl Rng {
-        pub(crate) fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        /// A string of up to `max` characters drawn mostly from `hostile`.
-        pub(crate) fn string(&mut self, hostile: &[char], max: usize) -> String {
-            let n = (self.next() % (max as u64 + 1)) as usize;
-            (0..n)
-                .map(|_| match self.next() % 4 {
-                    0 => char::from(b'a' + (self.next() % 26) as u8),
-                    _ => hostile[(self.next() % hostile.len() as u64) as usize],
-                })
-                .collect()
-        }
-    }
+    pub(crate) use crate::test_rng::Rng;
 
     /// Every ASCII character and a few others: the escaped text shows as written (control
     /// characters as spaces), builds no markup, and stays one cell.

@@ -11,7 +11,7 @@ use std::process::Command;
 
 use lltune::cli::capture_keep::{KeepContext, keep};
 
-use crate::support::{self, Node, copy_fixture, tree_snapshot};
+use crate::support::{self, Node, Rng, copy_fixture, tree_snapshot};
 
 fn lltune(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(support::bin("lltune")).args(args).output().expect("run lltune");
@@ -269,20 +269,6 @@ fn capture_keeps_no_secret_in_any_syntax_and_stays_a_host() {
     }
 }
 
-/// A small deterministic generator (no dependency): xorshift.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> usize {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 11) as usize
-    }
-    fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
-        xs[self.next() % xs.len()]
-    }
-}
-
 /// The links `systemctl --root DIR enable db.service` makes: path → target.
 fn systemctl_enable(root: &Path) -> BTreeMap<String, String> {
     let out =
@@ -320,14 +306,14 @@ fn generated_units_enable_the_same_links_and_keep_no_secret() {
             secret += 1;
             format!("LLTS-{secret}")
         };
-        for _ in 0..2 + rng.next() % 5 {
+        for _ in 0..2 + rng.below(5) {
             let eq = rng.pick(&["=", " = ", "= ", " ="]);
             let lead = rng.pick(&["", "  ", "\t"]);
             let section = rng.pick(&["[Unit]", "[Service]", "[Install]", "[X-Vendor]"]);
             text.push_str(section);
             text.push('\n');
-            for _ in 0..1 + rng.next() % 4 {
-                let line = match rng.next() % 12 {
+            for _ in 0..1 + rng.below(4) {
+                let line = match rng.below(12) {
                     0 => format!("{lead}Environment{eq}TOKEN={}", m()),
                     1 => format!("{lead}Environment{eq}\"A=1\" \\\n  \"B={}\"", m()),
                     2 => format!("{lead}Environment{eq}X=1 \\\n# {}\n; {}\n  Y={}", m(), m(), m()),

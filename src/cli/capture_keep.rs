@@ -787,23 +787,7 @@ mod tests {
         assert_eq!(kept(irq::IRQBALANCE_RHEL, irqb), "\n#IRQBALANCE_BANNED_CPULIST=\n\nIRQBALANCE_BANNED_CPUS=00ff\n");
     }
 
-    /// A small deterministic generator (no dependency): xorshift.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> usize {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            (self.0 >> 11) as usize
-        }
-        fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
-            xs[self.next() % xs.len()]
-        }
-        fn word(&mut self, alphabet: &str) -> String {
-            let a: Vec<char> = alphabet.chars().collect();
-            (0..1 + self.next() % 8).map(|_| a[self.next() % a.len()]).collect()
-        }
-    }
+    use crate::test_rng::Rng;
 
     /// What sh itself makes of `GRUB_CMDLINE_LINUX`, `GRUB_CMDLINE_LINUX_DEFAULT` and
     /// `GRUB_ENABLE_BLSCFG` when it sources each file (as grub-mkconfig does), in one run.
@@ -836,12 +820,12 @@ mod tests {
         let mut n_secret = 0;
         for f in 0..300 {
             let mut text = String::new();
-            for _ in 0..1 + rng.next() % 10 {
+            for _ in 0..1 + rng.below(10) {
                 n_secret += 1;
                 let m = format!("SECRET{n_secret}X");
                 let (k, o) = (rng.pick(&keys), rng.pick(&others));
                 let (w, v, v2) = (rng.word(plain), rng.word(spaced), rng.word(spaced));
-                let stmt = match rng.next() % 24 {
+                let stmt = match rng.below(24) {
                     0 => format!("{k}=\"{v}\""),
                     1 => format!("{k}='{v}'"),
                     2 => format!("{k}={w}"),

@@ -934,16 +934,7 @@ mod tests {
         }
     }
 
-    /// A small deterministic generator (no dependency): xorshift.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self, n: usize) -> usize {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            (self.0 % n as u64) as usize
-        }
-    }
+    use crate::test_rng::Rng;
 
     #[test]
     fn indexed_edit_agrees_with_the_one_at_a_time_reference() {
@@ -951,42 +942,42 @@ mod tests {
         let vals = [None, Some(""), Some("1"), Some("2"), Some("x y")];
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
         let token = |rng: &mut Rng| -> String {
-            match rng.next(12) {
+            match rng.below(12) {
                 0 => "--".into(),
                 1 => "\"a=1 2\"".into(),
                 _ => KernelArg {
-                    key: keys[rng.next(keys.len())].into(),
-                    value: vals[rng.next(vals.len())].map(Into::into),
+                    key: keys[rng.below(keys.len())].into(),
+                    value: vals[rng.below(vals.len())].map(Into::into),
                 }
                 .render(),
             }
         };
         let seps = ["", " ", "  ", "\t"];
         for case in 0..3000 {
-            let mut lines: Vec<RawCmdline> = (0..1 + rng.next(2))
+            let mut lines: Vec<RawCmdline> = (0..1 + rng.below(2))
                 .map(|_| {
                     let mut text = String::new();
-                    for _ in 0..rng.next(7) {
-                        text.push_str(seps[rng.next(seps.len())]);
+                    for _ in 0..rng.below(7) {
+                        text.push_str(seps[rng.below(seps.len())]);
                         text.push_str(&token(&mut rng));
                     }
-                    text.push_str(seps[rng.next(seps.len())]);
+                    text.push_str(seps[rng.below(seps.len())]);
                     RawCmdline::split(&text)
                 })
                 .collect();
             let mut edit = ArgEdit::default();
-            for _ in 0..rng.next(4) {
-                let key = keys[rng.next(4)];
-                edit.set.push(set(key, vals[rng.next(vals.len())]));
+            for _ in 0..rng.below(4) {
+                let key = keys[rng.below(4)];
+                edit.set.push(set(key, vals[rng.below(vals.len())]));
             }
-            for _ in 0..rng.next(3) {
-                let key = keys[rng.next(keys.len())].to_string();
-                edit.remove.push(match rng.next(2) {
+            for _ in 0..rng.below(3) {
+                let key = keys[rng.below(keys.len())].to_string();
+                edit.remove.push(match rng.below(2) {
                     0 => Removal::Key(key),
-                    _ => Removal::KeyValue(key, ["", "1", "2"][rng.next(3)].into()),
+                    _ => Removal::KeyValue(key, ["", "1", "2"][rng.below(3)].into()),
                 });
             }
-            let append_to = rng.next(lines.len() + 1);
+            let append_to = rng.below(lines.len() + 1);
             let mut want = lines.clone();
             edit_lines_reference(&mut want, &edit, append_to);
             let before: Vec<String> = lines.iter().map(RawCmdline::render).collect();

@@ -673,3 +673,24 @@ fn is_library_python_warning(line: &str) -> bool {
         && category.ends_with("Warning")
         && category.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
 }
+
+/// A small deterministic generator for generated tests (no dependency): xorshift64.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A number in `0..n`.
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    pub fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
+        xs[self.below(xs.len())]
+    }
+}
