@@ -57,7 +57,7 @@ SHIP_RUSTFLAGS := -C force-unwind-tables=no -C link-arg=-Wl,-T,$(abspath scripts
 TOOLS_PIN := tests/ansible-tools.pin
 TOOLS_STAMP := $(VENV)/.tools-$(shell cat $(ANSIBLE_CORE_PIN) $(TOOLS_PIN) $(CONSTRAINTS) | sha256sum | cut -c1-12)
 
-.PHONY: all collection zig-tools tools check-binaries smoke venv scan test molecule lint sanity bench clean
+.PHONY: all collection zig-tools tools check-binaries smoke venv scan test molecule lint sanity bench clean vm-deps vm-test
 
 all: collection
 
@@ -75,6 +75,9 @@ collection: zig-tools venv
 	  install -m 0755 $(SHIPPED)/$$m $(COLLECTION)/binaries/$$m || exit 1; \
 	  ln -sfn ../../binaries/$$m $(COLLECTION)/plugins/modules/$$m || exit 1; \
 	done
+	@# The CLI lltune-restore.service runs at boot: the tune role installs it on the host.
+	mkdir -p $(COLLECTION)/roles/tune/files
+	install -m 0755 $(SHIPPED)/lltune $(COLLECTION)/roles/tune/files/lltune
 	$(MAKE) --no-print-directory check-binaries
 	cd $(COLLECTION) && $(ANSIBLE_ENV) $(abspath $(VENV))/bin/ansible-galaxy collection build --force --output-path $(abspath build)
 
@@ -154,6 +157,19 @@ sanity: collection
 	cd $(SANITY) && git init -q . && printf 'tests/output/\n' > .gitignore
 	cd $(SANITY) && $(ANSIBLE_ENV) PATH=$(abspath $(VENV))/bin:$$PATH ansible-test sanity --venv \
 	  --python $$($(abspath $(VENV))/bin/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+
+## vm-deps: the Debian packages the VM test bed needs (qemu, OVMF, systemd-boot, GRUB, mmdebstrap)
+vm-deps:
+	scripts/vm/deps.sh
+
+## vm-test: the real-host test bed (docs/vm.md): a Debian 12 guest per boot loader (systemd-boot
+## reading BLS entries; GRUB with update-grub), booted under qemu, tuned, rebooted, faulted and
+## rolled back through the collection's playbooks over ssh. VM_LOADERS="bls" runs one variant.
+VM_LOADERS ?= bls grub
+vm-test: collection venv vm-deps
+	@for l in $(VM_LOADERS); do \
+	  echo "== make vm-test: $$l"; VM_LOADER=$$l scripts/vm/scenario.sh || exit 1; \
+	done
 
 ## bench: scan timings against read-every-file and Ansible's setup, their ratio, peak RSS and syscall
 ## counts, on the real dumps, a synthetic 256-CPU/4,000-IRQ tree (benches/gen-large-irqs.py) and this host

@@ -525,22 +525,36 @@ pub fn node_reserve_kb(mem_kb: u64) -> u64 {
     mem_kb / 100 * OS_RESERVE_PERCENT
 }
 
-/// The kernel's memparse: a number of bytes with an optional K/M/G/T/P/E suffix, in kB.
+/// The kernel's memparse (lib/cmdline.c) in kB: the number as `simple_strtoull` reads it with
+/// base 0 (`0x` then a hex digit: hex; any other leading `0`: octal; else decimal), then one
+/// optional K/M/G/T/P/E suffix in either case. The kernel ignores text after that and wraps an
+/// overflow; here both are `None`, as is a size that is not a whole number of kB (no huge page
+/// size is), so a value reads the same to the kernel and to lltune or is refused.
 pub fn memparse_kb(s: &str) -> Option<u64> {
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num.parse().ok()?;
+    let b = s.as_bytes();
+    let (radix, digits) = match b {
+        [b'0', x, h, ..] if x.eq_ignore_ascii_case(&b'x') && h.is_ascii_hexdigit() => (16, &s[2..]),
+        [b'0', ..] => (8, s),
+        _ => (10, s),
+    };
+    let end = digits.find(|c: char| !c.is_digit(radix)).unwrap_or(digits.len());
+    let (num, unit) = digits.split_at(end);
+    if num.is_empty() {
+        return None;
+    }
+    let n = u64::from_str_radix(num, radix).ok()?;
     let shift = match unit.to_ascii_uppercase().as_str() {
-        "" => return Some(n / 1024),
-        "K" => 0,
-        "M" => 10,
-        "G" => 20,
-        "T" => 30,
-        "P" => 40,
-        "E" => 50,
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        "T" => 40,
+        "P" => 50,
+        "E" => 60,
         _ => return None,
     };
-    n.checked_mul(1u64 << shift)
+    let bytes = n.checked_mul(1u64 << shift)?;
+    (bytes % 1024 == 0).then_some(bytes / 1024)
 }
 
 /// Huge pages one `hugepages=` reserves at boot: of `size_kb`, `total` pages, `per_node`

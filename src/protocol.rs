@@ -33,8 +33,13 @@ pub struct Meta {
     pub verbosity: u64,
     /// `_ansible_module_name`, when Ansible sends it.
     pub module_name: Option<String>,
-    /// `_ansible_no_log`: no file contents or values in the result.
+    /// `_ansible_no_log`: no file contents or values in the result (or the audit trail).
     pub no_log: bool,
+    /// The module's options as Ansible passed them (JSON), for the audit trail;
+    /// `None` when no Ansible invocation ran the module (the CLI).
+    pub invocation: Option<String>,
+    /// `_ansible_syslog_facility` (`LOG_USER` when absent), for the audit trail.
+    pub syslog_facility: Option<String>,
 }
 
 impl Meta {
@@ -46,6 +51,8 @@ impl Meta {
             verbosity: keys.get("_ansible_verbosity").and_then(Value::as_u64).unwrap_or(0),
             module_name: keys.get("_ansible_module_name").and_then(Value::as_str).map(str::to_string),
             no_log: flag("_ansible_no_log"),
+            invocation: None,
+            syslog_facility: keys.get("_ansible_syslog_facility").and_then(Value::as_str).map(str::to_string),
         }
     }
 }
@@ -277,7 +284,8 @@ pub fn parse_args<P: DeserializeOwned>(raw: &str) -> Result<(Meta, Host, P)> {
         }
         (a, o)
     };
-    let meta = Meta::from_keys(&ansible);
+    let mut meta = Meta::from_keys(&ansible);
+    meta.invocation = Some(Value::Object(options.clone()).to_string());
     for (k, v) in &options {
         if let Some(at) = find_float(v, k) {
             return Err(Failure::new(format!(
@@ -346,38 +354,8 @@ fn parse_params_with<P: DeserializeOwned>(options: Map<String, Value>, extra: &[
     })
 }
 
-/// The most characters of input text echoed back in a message or warning.
-pub const ECHO_MAX_CHARS: usize = 200;
-
-/// Input text as echoed in messages: cut to `ECHO_MAX_CHARS` characters, with a note of how
-/// long it was. A 1 MB value never comes back as a 1 MB message.
-pub fn cap_text(s: &str) -> String {
-    let n = s.chars().count();
-    if n <= ECHO_MAX_CHARS {
-        return s.to_string();
-    }
-    let head: String = s.chars().take(ECHO_MAX_CHARS).collect();
-    format!("{head}... ({n} characters)")
-}
-
-/// Serializes host text (an IRQ name, a line's value) as `cap_text` shows it: a result field
-/// that echoes what a host file holds stays small whatever the file holds
-/// (`#[serde(serialize_with = "crate::protocol::capped")]`).
-pub fn capped<S: serde::Serializer>(s: &str, ser: S) -> std::result::Result<S::Ok, S::Error> {
-    ser.serialize_str(&cap_text(s))
-}
-
-/// How a JSON value is named in messages: "a list", "a mapping", ...
-pub fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "a mapping",
-    }
-}
+// How text and JSON values are shown in messages lives below every layer that shows them.
+pub use crate::echo::{ECHO_MAX_CHARS, cap_text, capped, kind};
 
 fn render(outcome: Outcome, with_diff: bool) -> Output {
     let mut out = Map::new();
@@ -552,7 +530,7 @@ mod tests {
     fn ansible_keys_are_lenient_options_strict() {
         let (meta, host, p) =
             parse_args::<P>(r#"{"detail": "yes", "_ansible_check_mode": true, "_ansible_new_key_2099": 1}"#).unwrap();
-        assert!(p.detail && meta.check_mode && !meta.diff && host.is_live());
+        assert!(p.detail && meta.check_mode && !meta.diff && host.root() == std::path::Path::new("/"));
         assert_eq!(
             parse(r#"{"detal": true}"#).unwrap_err(),
             "unsupported option detal; supported options: detail, root"

@@ -68,7 +68,7 @@ mod tests {
             sort_by_key(&mut v, |p| p.0);
             assert_eq!(v, want, "len {len}");
             // Descending, through sort_by.
-            want.sort_by(|a, b| b.0.cmp(&a.0));
+            want.sort_by_key(|b| std::cmp::Reverse(b.0));
             sort_by(&mut v, |a, b| b.0.cmp(&a.0));
             assert_eq!(v, want, "len {len}, descending");
         }

@@ -48,6 +48,14 @@ fn gen_config_on_every_real_dump_audits_clean() {
     for name in DUMPS {
         let f = facts_of(name);
         let text = lltune::config::generate::generate(&f, &Default::default());
+        // Issue 21: lltune_config returns (and translates) the value built beside the text,
+        // never the text read back: the two are the same config, key for key, in file order.
+        let opts = lltune::config::generate::GenOptions { source: name.to_string(), ..Default::default() };
+        let (with_source, value) = lltune::config::generate::generate_with_value(&f, &opts);
+        let read_back: Value = serde_yaml::from_str(&with_source).unwrap();
+        assert_eq!(value, read_back, "{name}: the generated value is not what its text says\n{with_source}");
+        let keys = |v: &Value| -> Vec<String> { v.as_object().unwrap().keys().cloned().collect() };
+        assert_eq!(keys(&value), keys(&read_back), "{name}: sections out of file order");
         let r = lltune::config::audit::audit_text(&text, Some(&f));
         assert!(r.errors.is_empty(), "{name}: {:#?}\n{text}", r.errors);
         // The only warning allowed is the safety flag gen-config leaves off on purpose.
@@ -414,7 +422,7 @@ fn lltune_config_module_returns_a_config_that_lltune_audit_accepts() {
             e["msg"]
                 .as_str()
                 .unwrap()
-                .starts_with(&format!("unsupported option {option}; supported options: config, config_file, root")),
+                .starts_with(&format!("unsupported option {option}; supported options: config, root")),
             "{e}"
         );
     }
@@ -445,34 +453,35 @@ fn lltune_audit_module_fails_with_the_error_list() {
     let fields: Vec<&str> = r["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
     assert_eq!(fields, ["kernel.cmdline.mitigations", "cpu.isolate_cores"], "{r}");
     assert!(r["msg"].as_str().unwrap().starts_with("config has 2 error(s): kernel.cmdline.mitigations: "), "{r}");
-    // config_file is read under root (a host tree: it has a proc folder).
+    // The root must be a host tree (it has a proc folder).
     let dir = tempfile::tempdir().unwrap();
     let (r, code) =
         support::run_module("lltune_audit", &serde_json::json!({"root": dir.path(), "config": {"version": 1}}));
     assert_eq!(code, 1, "{r}");
     assert!(r["msg"].as_str().unwrap().contains("not a host tree: it has neither a proc nor a sys folder"), "{r}");
     std::fs::create_dir_all(dir.path().join("proc")).unwrap();
+    let config = serde_json::json!({"version": 1, "services": {"irqbalance": false}});
+    let (r, code) = support::run_module("lltune_audit", &serde_json::json!({"root": dir.path(), "config": config}));
+    assert_eq!(code, 0, "{r}");
+    // Issue 21: no YAML in the module binaries. A file on the target is not read: the
+    // option is gone (the config comes as a mapping, as JSON), and a string is no mapping.
     std::fs::create_dir_all(dir.path().join("etc/lltune")).unwrap();
-    std::fs::write(dir.path().join("etc/lltune/config.yaml"), "version: 1\nservices:\n  irqbalance: false\n").unwrap();
+    std::fs::write(dir.path().join("etc/lltune/config.yaml"), "version: 1\n").unwrap();
     let (r, code) = support::run_module(
         "lltune_audit",
         &serde_json::json!({"root": dir.path(), "config_file": "/etc/lltune/config.yaml"}),
     );
-    assert_eq!(code, 0, "{r}");
-    let (r, code) = support::run_module(
-        "lltune_audit",
-        &serde_json::json!({"root": dir.path(), "config_file": "/etc/lltune/none.yaml"}),
-    );
     assert_eq!(code, 1, "{r}");
-    assert!(r["msg"].as_str().unwrap().starts_with("config_file: "), "{r}");
-    let (r, code) = support::run_module("lltune_audit", &serde_json::json!({"root": dir.path()}));
-    assert_eq!(
-        (code, r["msg"].as_str().unwrap()),
-        (
-            1,
-            "config or config_file is required (for the config lltune proposes, run lltune_config and pass its `config`)"
-        )
+    assert!(
+        r["msg"].as_str().unwrap().starts_with("unsupported option config_file; supported options: config, root"),
+        "{r}"
     );
+    let (r, code) =
+        support::run_module("lltune_audit", &serde_json::json!({"root": dir.path(), "config": "version: 1\n"}));
+    assert_eq!((code, r["msg"].as_str().unwrap()), (1, "config: expected a mapping, got a string"), "{r}");
+    let (r, code) = support::run_module("lltune_audit", &serde_json::json!({"root": dir.path()}));
+    assert_eq!(code, 1, "{r}");
+    assert!(r["msg"].as_str().unwrap().starts_with("config is required: the config as a mapping"), "{r}");
 }
 
 /// gen-config never lowers a ceiling the host already has: the Debian VM fixture has

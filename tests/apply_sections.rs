@@ -173,3 +173,100 @@ fn apply_plan_names_the_real_reason_for_a_reboot() {
     );
     assert!(out.contains("reboot required: lltune_cpu: systemd reads CPUAffinity="), "{out}");
 }
+
+/// `lltune apply` with `LLTUNE_FAULT_FAIL_AT=n` (the host layer's fault injection: the n-th
+/// mutation of the host fails with EIO): exit code and output.
+fn apply_failing_at(root: &Path, config: &str, n: u64) -> (i32, String) {
+    let out = Command::new(bin("lltune"))
+        .args(["apply", "-c", config, "--backup-id", "tx", "--root"])
+        .arg(root)
+        .env("LLTUNE_FAULT_FAIL_AT", n.to_string())
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// Issue 21: `lltune apply` is one engine transaction. A write that fails in a later step
+/// (injected: the host layer's EIO at the n-th mutation) reverts that step's own writes and
+/// every earlier step's, through the engine; the message names the earlier steps and what
+/// was put back; the tree (files, links, and the kernel values that are files on a tree) is
+/// back byte for byte, mode and owner included. Points spread over the whole run are tried,
+/// the last mutation (in the last step) among them.
+#[test]
+fn a_failure_in_a_later_step_of_apply_reverts_the_earlier_steps() {
+    let fixture = crate::support::real_fixture("cnto-r640-rt-worker1");
+    let cfg_dir = tempfile::tempdir().unwrap();
+    let cfg = cfg_dir.path().join("config.yaml");
+    let fresh = || {
+        let dir = crate::support::copy_fixture(&fixture);
+        add_rhel9_boot_files(dir.path());
+        dir
+    };
+    {
+        let dir = fresh();
+        let (code, out) = lltune(&["gen-config", "-o", cfg.to_str().unwrap()], dir.path());
+        assert_eq!(code, 0, "{out}");
+    }
+    let text = std::fs::read_to_string(&cfg).unwrap().replace("allow_grub_edit: false", "allow_grub_edit: true");
+    std::fs::write(&cfg, text).unwrap();
+    let c = cfg.to_str().unwrap();
+    // The steps that change something, in order, from a clean run.
+    let steps: Vec<String> = {
+        let dir = fresh();
+        let (code, out) = apply_failing_at(dir.path(), c, u64::MAX);
+        assert_eq!(code, 0, "{out}");
+        out.lines().filter_map(|l| l.strip_suffix(": changes")).map(str::to_string).collect()
+    };
+    assert!(steps.len() >= 4, "too few changing steps for the test: {steps:?}");
+    // How many mutations the whole apply makes: the largest n that still fails (a failure
+    // at any point up to it fails the run; past it no fault fires).
+    let fails = |n: u64| {
+        let dir = fresh();
+        apply_failing_at(dir.path(), c, n).0 != 0
+    };
+    let (mut lo, mut hi) = (1u64, 2u64);
+    assert!(fails(lo), "no mutation at all");
+    while fails(hi) {
+        (lo, hi) = (hi, hi * 2);
+    }
+    while hi - lo > 1 {
+        let mid = (lo + hi) / 2;
+        if fails(mid) { lo = mid } else { hi = mid }
+    }
+    let last = lo;
+    let mut points: Vec<u64> = (1..=8).map(|k| 1 + (last - 1) * k / 8).collect();
+    points.dedup();
+    let mut later_steps_seen = 0;
+    for n in points {
+        let dir = fresh();
+        let root = dir.path();
+        let start = tree_snapshot(root);
+        let (code, out) = apply_failing_at(root, c, n);
+        assert_eq!(code, 1, "fault at mutation {n} of {last}:\n{out}");
+        assert!(out.contains("Input/output error"), "fault at mutation {n}:\n{out}");
+        assert_same_tree(&start, &tree_snapshot(root), &format!("apply failing at mutation {n} of {last}: {out}"));
+        // The step that failed is the one the message starts with; every changing step
+        // before it is named as reverted.
+        assert!(steps.iter().any(|s| out.contains(&format!("{s}: "))), "fault at mutation {n}: no step named:\n{out}");
+        if let Some((_, rest)) = out.split_once("reverted the earlier steps of this run (") {
+            later_steps_seen += 1;
+            let (names, paths) = rest.split_once("): ").expect("a list of what was reverted");
+            let named: Vec<&str> = names.split(", ").collect();
+            assert!(named.iter().all(|m| steps.iter().any(|s| s == m)), "{named:?} vs {steps:?}");
+            assert!(!paths.trim().is_empty(), "{out}");
+        }
+        if n == last {
+            // The last mutation is in the last changing step: every earlier step was reverted.
+            let all: Vec<&str> = steps[..steps.len() - 1].iter().map(String::as_str).collect();
+            assert!(
+                out.contains(&format!("reverted the earlier steps of this run ({}): ", all.join(", "))),
+                "fault at the last mutation {n}:\n{out}"
+            );
+        }
+    }
+    assert!(later_steps_seen >= 3, "only {later_steps_seen} faults fell in a later step");
+    eprintln!(
+        "apply over {steps:?}: {last} mutations; {later_steps_seen} faults in a later step reverted the earlier ones"
+    );
+}

@@ -398,7 +398,7 @@ fn kernel_values_and_link_targets_are_journaled_as_bytes() {
     let start = tree_snapshot(root);
     let (v, code) = run_module(
         "lltune_sysctl",
-        &json!({"root": root, "settings": {"kernel.domainname": "lab"}, "persist": false, "backup_id": "k"}),
+        &json!({"root": root, "settings": {"kernel.domainname": "lab"}, "write_file": false, "backup_id": "k"}),
     );
     assert_eq!(code, 0, "{v}");
     assert_eq!(v["changes"][0]["runtime"]["before"], "d\\xe9\\\\x", "{v}");
@@ -440,7 +440,7 @@ fn kernel_values_and_link_targets_are_journaled_as_bytes() {
     let root = dir.path();
     let (v, code) = run_module(
         "lltune_sysctl",
-        &json!({"root": root, "settings": {"vm.swappiness": "5"}, "persist": false, "backup_id": "e"}),
+        &json!({"root": root, "settings": {"vm.swappiness": "5"}, "write_file": false, "backup_id": "e"}),
     );
     assert_eq!(code, 0, "{v}");
     let path = root.join("var/lib/lltune/backups/e/journal.json");
@@ -485,16 +485,4 @@ fn a_config_file_named_with_bytes_that_are_not_utf8_is_named_in_a_warning() {
     );
     assert_eq!(code, 0, "{v}");
     assert!(v["warnings"].to_string().contains("limits.d/zz-\\\\xe9.conf: pam_limits reads this file"), "{v}");
-}
-
-/// lltune_audit reads a config file as `lltune audit` does: one that is not UTF-8 is refused
-/// by name and line, never read through a lossy conversion.
-#[test]
-fn lltune_audit_refuses_a_config_file_that_is_not_utf8() {
-    let dir = host_fixture("debian12-vm");
-    let root = dir.path();
-    fs::write(root.join("etc/lltune.yaml"), b"version: 1\nsysctl:\n  kernel.domainname: \"d\xe9\"\n").unwrap();
-    let (v, code) = run_module("lltune_audit", &json!({"root": root, "config_file": "/etc/lltune.yaml"}));
-    assert_eq!(code, 1, "{v}");
-    assert_eq!(v["msg"], "config_file /etc/lltune.yaml: not UTF-8 text (line 3)");
 }

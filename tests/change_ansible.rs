@@ -20,7 +20,7 @@ fn ansible_doc_renders_the_change_modules() {
     for (module, options, returns) in [
         (
             "lltune_sysctl",
-            vec!["backup_id", "file", "persist", "root", "runtime", "settings", "state"],
+            vec!["backup_id", "file", "root", "runtime", "settings", "state", "write_file"],
             vec!["backup", "changes", "conflicts", "diff", "file", "reboot_required", "reverted"],
         ),
         (

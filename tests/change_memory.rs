@@ -163,16 +163,40 @@ fn memory_persist_then_reapply_after_a_simulated_reboot() {
 }
 
 /// The shortfall path: a real kernel that allocates fewer pages reads back a smaller
-/// `nr_hugepages`; the engine's read-back fails that write (and reverts the run). A captured
-/// tree always keeps what is written, so the message the engine produces is fed to the
-/// module's report here; the revert itself is the contract's (an injected failure at every
-/// mutation point, contract_lltune_memory).
+/// `nr_hugepages`; the engine's read-back fails that write (and reverts the run) with a typed
+/// `NotKept`, which it hands to the plan's failure step. A captured tree always keeps what
+/// is written, so the shortfall cannot happen there: the typed value the engine builds is
+/// handed to the step of the module's real plan here (no message is read); the revert itself
+/// is the contract's (an injected failure at every mutation point, contract_lltune_memory).
 #[test]
 fn a_short_allocation_is_reported_as_requested_vs_allocated() {
-    use lltune::engine::state::Action;
-    let path = format!("/{POOL1}");
-    let describe = Action::WriteKernel { path, value: "1024".into() }.describe();
-    let msg = format!("{describe}: the kernel kept \"900\"; reverted this run's changes to: /x");
-    assert_eq!(lltune::modules::memory::shortfall(&msg), Some((1, 2048, 1024, 900)));
-    assert_eq!(lltune::modules::memory::shortfall("writing \"1\" to /proc/sys/kernel/numa_balancing: x"), None);
+    use lltune::engine::state::NotKept;
+    use lltune::engine::{Module, WriteFailure};
+    use lltune::protocol::Failure;
+    let dir = host_fixture("intel-pstate-2node");
+    let host = lltune::host::Host::new(dir.path()).unwrap();
+    let params: lltune::modules::memory::Params =
+        serde_json::from_value(json!({"hugepages": {"2048": {"0": 8, "1": 512}}})).unwrap();
+    let explain = |why: WriteFailure| {
+        let mut plan = lltune::modules::memory::Memory::plan(&host, &params).unwrap();
+        let mut f = Failure::new("the engine's words");
+        plan.explain_failure(&why, &mut f);
+        f
+    };
+    let short = |path: &str, kept: &str| {
+        WriteFailure::NotKept(NotKept { path: path.into(), written: "512".into(), kept: kept.into() })
+    };
+    let f = explain(short(&format!("/{POOL1}"), "300"));
+    assert_eq!(f.fields["hugepages_short"], json!({"node": 1, "size_kb": 2048, "requested": 512, "allocated": 300}));
+    assert_eq!(
+        f.msg,
+        "hugepages: node 1 allocated 300 of the 512 2048 kB pages requested (memory fragmented or in use); the engine's words"
+    );
+    // Another kernel file the kernel did not keep, or a failure of another kind: the
+    // engine's words as they are, no pool named.
+    for why in [short("/proc/sys/kernel/numa_balancing", "1"), WriteFailure::Failed] {
+        let f = explain(why);
+        assert_eq!(f.msg, "the engine's words");
+        assert!(f.fields.is_empty(), "{:?}", f.fields);
+    }
 }

@@ -180,7 +180,7 @@ fn sysctl_unknown_key_fails_clearly_unless_only_persisted() {
     assert_eq!(v["changed"], false);
     assert_eq!(
         v["msg"],
-        "net.core.no_such_knob: no such sysctl on this kernel (/proc/sys/net/core/no_such_knob does not exist); use runtime: false to only persist it"
+        "net.core.no_such_knob: no such sysctl on this kernel (/proc/sys/net/core/no_such_knob does not exist); use runtime: false to only write it to the file"
     );
     assert_same_tree(&before, &tree_snapshot(dir.path()), "refused run");
     assert!(!dir.path().join("var/lib/lltune").exists());
@@ -355,9 +355,9 @@ fn sysctl_runtime_on_the_real_kernel_in_a_network_namespace() {
     let set = dir.path().join("set.json");
     let bad = dir.path().join("bad.json");
     let back = dir.path().join("back.json");
-    fs::write(&set, json!({"settings": {"net.ipv4.tcp_timestamps": 0, "net.core.somaxconn": 1234}, "persist": false, "backup_id": "netns"}).to_string()).unwrap();
+    fs::write(&set, json!({"settings": {"net.ipv4.tcp_timestamps": 0, "net.core.somaxconn": 1234}, "write_file": false, "backup_id": "netns"}).to_string()).unwrap();
     // tcp_timestamps is a number: the kernel answers EINVAL to "abc", after somaxconn changed.
-    fs::write(&bad, json!({"settings": {"net.core.somaxconn": 2345, "net.ipv4.tcp_timestamps": "abc"}, "persist": false, "backup_id": "netns2"}).to_string()).unwrap();
+    fs::write(&bad, json!({"settings": {"net.core.somaxconn": 2345, "net.ipv4.tcp_timestamps": "abc"}, "write_file": false, "backup_id": "netns2"}).to_string()).unwrap();
     fs::write(&back, json!({"backup": "netns"}).to_string()).unwrap();
     let (sysctl, rollback) = (support::bin("lltune_sysctl"), support::bin("lltune_rollback"));
     // The bundle goes to /var/lib/lltune: a tmpfs over /var/lib, private to this namespace.

@@ -11,7 +11,8 @@
 //!
 //! Fault injection (`LLTUNE_FAULT_*`, see `host::fault`) is the one fake here: no real
 //! disk fills up or loses power on cue. Everything else is the real binary on real files.
-//! Below the harness: the attacker cases that once got through, as regression tests.
+//! Below the harness: the attacker cases that once got through, as regression tests, and the
+//! read side of the contract for `lltune_health`, which changes nothing.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -167,29 +168,38 @@ pub fn contract(case: &Case) {
     let dir = (case.fixture)();
     let root = dir.path();
     let (start, _) = snapshot(root, true);
-    let (check, code) = run_module(
+    // The audit trail (tests/trail.rs): the lines each run sends to a syslog socket we own.
+    let log = crate::trail::Syslog::new();
+    let env = [("LLTUNE_SYSLOG_SOCKET", log.path().display().to_string())];
+    let (check, code) = run_env(
         m,
         &with(&case.args, root, json!({"_ansible_check_mode": true, "_ansible_diff": true, "backup_id": "c1"})),
-    );
+        &env,
+    )
+    .unwrap();
     assert_eq!(code, 0, "{m} check mode: {check}");
     assert_eq!(check["changed"], true, "{m}: the case must change something");
     assert_same(&start, &snapshot(root, true).0, &format!("{m}: check mode wrote"));
+    assert_eq!(log.lines(), Vec::<String>::new(), "{m}: check mode logged");
 
     // 2. Apply, rerun, rollback.
-    let (real, code) = run_module(m, &with(&case.args, root, json!({"_ansible_diff": true, "backup_id": "c1"})));
+    let (real, code) =
+        run_env(m, &with(&case.args, root, json!({"_ansible_diff": true, "backup_id": "c1"})), &env).unwrap();
     assert_eq!(code, 0, "{m}: {real}");
     assert_eq!(real["changed"], true);
     assert_eq!(real["diff"], check["diff"], "{m}: check mode's diff differs from the real run's");
     assert_eq!(real["backup"], "/var/lib/lltune/backups/c1");
+    crate::trail::assert_trail(m, &log.lines(), "c1", real["diff"].as_array().unwrap().len());
     // Keys Ansible reads itself must mean what Ansible means by them.
     for reserved in ["skipped", "rc", "invocation", "ansible_facts", "exception", "results"] {
         assert!(real.get(reserved).is_none(), "{m} returns Ansible's reserved key {reserved}");
     }
     let (applied, _) = snapshot(root, false);
     assert!(!differences(&snapshot(root, false).0, &start).is_empty());
-    let (again, _) = run_module(m, &with(&case.args, root, json!({"backup_id": "c2"})));
+    let (again, _) = run_env(m, &with(&case.args, root, json!({"backup_id": "c2"})), &env).unwrap();
     assert_eq!(again["changed"], false, "{m}: rerun changed: {again}");
     assert!(!root.join("var/lib/lltune/backups/c2").exists(), "{m}: a rerun without change made a bundle");
+    assert_eq!(log.lines(), Vec::<String>::new(), "{m}: a rerun that changed nothing logged");
     let rb = rollback(root, "c1");
     assert_eq!(rb["changed"], true);
     let (after, temps) = snapshot(root, false);
@@ -945,4 +955,83 @@ fn an_argument_hidden_in_a_value_is_refused_in_every_mode() {
         }
     }
     assert_same(&start, &snapshot(root, true).0, "refused runs");
+}
+
+/// lltune_health changes nothing, so its contract is the read side: check mode and a real run
+/// answer the same and write nothing (no journal, no lock file, no temp file); the kernel
+/// files it reads for arguments' effects resolve inside `root` (a link to a file outside,
+/// absolute or by `..`, is not read through); a FIFO where a kernel file is expected fails
+/// at once; an unknown option is refused by name.
+#[test]
+fn contract_lltune_health_reads_inside_root_and_writes_nothing() {
+    let dir = host_fixture("debian12-vm");
+    let root = dir.path();
+    let cmdline = fs::read_to_string(root.join("proc/cmdline")).unwrap();
+    fs::write(root.join("proc/cmdline"), format!("isolcpus=1 nowatchdog hugepagesz=1G hugepages=1 {cmdline}")).unwrap();
+    let isolated = root.join("sys/devices/system/cpu/isolated");
+    fs::write(&isolated, "1\n").unwrap();
+    fs::write(root.join("proc/sys/kernel/watchdog"), "0\n").unwrap();
+    fs::write(root.join("sys/kernel/mm/hugepages/hugepages-1048576kB/nr_hugepages"), "1\n").unwrap();
+    let args = json!({"root": root, "require_running": true,
+                      "kernel_args": {"isolcpus": "1", "nowatchdog": "", "hugepagesz": "1G", "hugepages": 1}});
+    let (start, _) = snapshot(root, true);
+    let (real, code) = run_module("lltune_health", &args);
+    assert_eq!(code, 0, "{real}");
+    assert_eq!((real["changed"].clone(), real["failed"].clone()), (json!(false), json!(false)), "{real}");
+    assert_eq!(real["effects_missing"], json!([]), "{real}");
+    let (check, _) =
+        run_module("lltune_health", &with(&args, root, json!({"_ansible_check_mode": true, "_ansible_diff": true})));
+    assert_eq!(check, real, "check mode answers otherwise");
+    for reserved in ["skipped", "rc", "invocation", "ansible_facts", "exception", "results"] {
+        assert!(real.get(reserved).is_none(), "lltune_health returns Ansible's reserved key {reserved}");
+    }
+    assert!(real.as_object().unwrap().keys().all(|k| !k.starts_with("_ansible")), "{real}");
+    assert_same(&start, &snapshot(root, true).0, "lltune_health wrote");
+
+    // A link out of root where `isolated` is, to a file that says what the gate wants.
+    let outside = tempfile::tempdir().unwrap();
+    fs::write(outside.path().join("isolated"), "1\n").unwrap();
+    let depth = root.join("sys/devices/system/cpu").components().count();
+    // An absolute link resolves as in a chroot (nothing there: no isolated CPUs); one that
+    // climbs out by `..` is refused.
+    let absolute = outside.path().join("isolated");
+    let climbing = PathBuf::from(format!("{}{}", "../".repeat(depth), absolute.display()));
+    for (to, says) in [
+        (absolute, "isolcpus=1 is on the command line but the kernel reports no isolated CPUs"),
+        (climbing, "isolcpus=1: /sys/devices/system/cpu/isolated: resolves outside root"),
+    ] {
+        fs::remove_file(&isolated).unwrap();
+        symlink(&to, &isolated).unwrap();
+        assert_eq!(fs::read_to_string(&isolated).unwrap(), "1\n", "the link reaches the outside file");
+        let (v, code) = run_module("lltune_health", &args);
+        assert_eq!(code, 1, "{} was read through: {v}", to.display());
+        let lines = v["effects_missing"].as_array().unwrap();
+        assert_eq!(lines.len(), 1, "{v}");
+        assert!(lines[0].as_str().unwrap().starts_with(says), "{}: {v}", to.display());
+    }
+
+    // A FIFO where a kernel file is read: an answer at once, naming it.
+    fs::remove_file(&isolated).unwrap();
+    nix::unistd::mkfifo(&isolated, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+    let out = Command::new("timeout")
+        .arg("20")
+        .arg(bin("lltune_health"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(&serde_json::to_vec(&args).unwrap())?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert_ne!(out.status.code(), Some(124), "lltune_health hung on a FIFO");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{v}");
+    let line = v["effects_missing"][0].as_str().unwrap();
+    assert!(line.starts_with("isolcpus=1: ") && line.contains("/sys/devices/system/cpu/isolated"), "{v}");
+
+    let (v, code) = run_module("lltune_health", &with(&args, root, json!({"kernel_argz": {}})));
+    assert_eq!(code, 1);
+    assert!(v["msg"].as_str().unwrap().contains("kernel_argz"), "{v}");
 }

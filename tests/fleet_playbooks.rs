@@ -153,7 +153,7 @@ fn tune_previews_applies_is_idempotent_and_rolls_back_across_the_rack() {
     }
     let ids: Vec<Vec<String>> = HOSTS.iter().map(|h| backups(&rack.root(h))).collect();
     assert_eq!(ids[0].len(), 1, "{ids:?}");
-    assert!(ids[0][0].starts_with("lltune-"), "{ids:?}");
+    assert_backup_id_format(&ids[0][0]);
     assert!(ids.iter().all(|i| *i == ids[0]), "hosts got different backup ids: {ids:?}");
     let id = ids[0][0].clone();
     assert!(r.stdout.contains(&format!("\"msg\": \"backup id: {id}\"")), "{}", r.show());
@@ -325,4 +325,82 @@ fn the_health_gate_fails_on_arguments_not_running_and_on_new_error_findings() {
     let (v, code) = support::run_module("lltune_health", &json!({"root": root, "baseline": "none"}));
     assert_eq!(code, 1, "{v}");
     assert!(v["msg"].as_str().unwrap().contains("baseline"), "{v}");
+}
+
+/// The default backup id's format, `YYYYMMDDTHHMMSSZ-<n>` (src/backup_id.rs), which the CLI
+/// and the tune role both make.
+fn assert_backup_id_format(id: &str) {
+    let re = regex::Regex::new(r"^[0-9]{8}T[0-9]{6}Z-[0-9]+$").unwrap();
+    assert!(re.is_match(id), "backup id {id:?} is not YYYYMMDDTHHMMSSZ-<n>");
+}
+
+/// Every file under `root` with the bundle folder's name replaced by `<id>`, for comparing
+/// two runs' trees whole: outside `var/lib/lltune` as `tree_snapshot` sees it; inside, every
+/// path and every byte too, except the journal's `created` stamp (the time the run started)
+/// and its `backup_id` (the folder's name again).
+fn tree_with_bundles(root: &Path) -> BTreeMap<String, Node> {
+    let mut all = tree_snapshot(root);
+    let ids = backups(root);
+    assert_eq!(ids.len(), 1, "{}: expected one bundle, found {ids:?}", root.display());
+    assert_backup_id_format(&ids[0]);
+    let bundle = root.join("var/lib/lltune/backups").join(&ids[0]);
+    for (rel, node) in tree_snapshot(&bundle) {
+        let node = match node {
+            Node::File { bytes, mode, uid, gid } if rel == "journal.json" => {
+                let mut j: Value = serde_json::from_slice(&bytes).unwrap();
+                assert!(j["created"].is_string(), "journal.json has no created stamp: {j}");
+                assert_eq!(j["backup_id"], ids[0].as_str(), "journal.json names another bundle");
+                j["created"] = Value::Null;
+                j["backup_id"] = Value::Null;
+                let text = serde_json::to_string_pretty(&j).unwrap();
+                assert!(!text.contains(&ids[0]), "journal.json names its own bundle: {text}");
+                Node::File { bytes: text.into_bytes(), mode, uid, gid }
+            }
+            other => other,
+        };
+        all.insert(format!("var/lib/lltune/backups/<id>/{rel}"), node);
+    }
+    all
+}
+
+/// The tune role and `lltune apply` carry out the same config the same way: on copies of the
+/// same simulated rack host, every file the two runs leave is byte-identical (the backup
+/// bundles too, but for their folder names and start stamps). A key `to_args` adds that the
+/// role does not pass on, or a step in another order, shows up here as a difference.
+#[test]
+fn tune_role_and_lltune_apply_leave_the_same_tree() {
+    let hosts = &HOSTS[..];
+    let rack = Rack::new(hosts.len());
+    let start: BTreeMap<&str, _> = hosts.iter().map(|h| (*h, tree_snapshot(&rack.root(h)))).collect();
+    let cli = tempfile::tempdir().unwrap();
+    for h in hosts {
+        support::copy_tree_with_links(&rack.root(h), &cli.path().join(h));
+    }
+    let r = rack.play("tune", &[]);
+    assert_eq!(r.code, 0, "{}", r.show());
+    for h in hosts {
+        assert_eq!(play_recap(&r.stdout, h)["failed"], 0, "{h}: {}", r.show());
+    }
+    for &h in hosts {
+        let copy = cli.path().join(h);
+        let config = rack.dir.path().join("configs").join(format!("{h}.yml"));
+        let out = Command::new(support::bin("lltune"))
+            .args(["apply", "--config"])
+            .arg(&config)
+            .arg("--root")
+            .arg(&copy)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{h}: lltune apply: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let by_role = tree_with_bundles(&rack.root(h));
+        let by_cli = tree_with_bundles(&copy);
+        // The comparison sees the changes: the role did change this host's files.
+        assert_ne!(tree_snapshot(&rack.root(h)), start[h], "{h}: the role changed nothing");
+        assert_same_tree(&by_role, &by_cli, &format!("{h}: tune role vs lltune apply"));
+    }
 }

@@ -239,3 +239,42 @@ fn reapply_bounds_state_files_and_names_what_it_refuses() {
     // The good state file is still re-applied.
     assert!(text.contains("lltune_memory: already in place"), "{text}");
 }
+
+/// The tune role's modules persist but cannot install the CLI the restore unit runs (they are
+/// other binaries): it runs `lltune install-cli`, which installs the binary that runs it as
+/// /usr/local/sbin/lltune in the run's bundle, so that rollback removes it with the rest.
+#[test]
+fn install_cli_installs_this_binary_journaled_and_rollback_removes_it() {
+    let fx = host_fixture("debian12-vm");
+    let tree = fx.path();
+    let cli = tree.join("usr/local/sbin/lltune");
+    assert!(!cli.exists());
+    // The test build's binary carries debug info past the 64 MiB a file write takes: a
+    // stripped copy of it is what installs itself here (the shipped CLI is about 3 MB).
+    let dir = tempfile::tempdir().unwrap();
+    let me = dir.path().join("lltune");
+    let st = Command::new("strip").arg("-o").arg(&me).arg(bin("lltune")).status().unwrap();
+    assert!(st.success(), "strip failed");
+    let install = |id: &str| {
+        let out = Command::new(&me).args(["install-cli", "--backup-id", id, "--root"]).arg(tree).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(install("cli-1").starts_with("installed /usr/local/sbin/lltune"));
+    assert_eq!(fs::read(&cli).unwrap(), fs::read(&me).unwrap());
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(fs::metadata(&cli).unwrap().permissions().mode() & 0o7777, 0o755);
+    }
+    // The same bytes again: nothing written, nothing journaled.
+    assert!(install("cli-2").contains("already this binary"));
+    assert!(!tree.join("var/lib/lltune/backups/cli-2").exists());
+    let v = rollback(tree, "cli-1");
+    assert_eq!(v["changed"], json!(true), "{v}");
+    assert!(!cli.exists(), "rollback left the CLI behind");
+    // A bad backup id names the option and writes nothing.
+    let out = Command::new(&me).args(["install-cli", "--backup-id", "../x", "--root"]).arg(tree).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--backup-id"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!cli.exists());
+}

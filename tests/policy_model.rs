@@ -189,7 +189,8 @@ fn parse_boolean(v: &str) -> Option<bool> {
 /// dracut's `getargbool` on a present argument: a bare flag is "1"; false only for `0`, `no`
 /// and, since 049, `off` (`new`).
 fn dracut_true(v: Option<&str>, new: bool) -> bool {
-    !matches!(v, Some("0") | Some("no")) && !(new && v == Some("off"))
+    let off = matches!(v, Some("0") | Some("no")) || (new && v == Some("off"));
+    !off
 }
 
 /// kernel/params.c `parameq`: names equal with `-` and `_` the same.
@@ -435,7 +436,7 @@ fn effect(key: &str, value: Option<&str>, mode: Mode) -> Effect {
         // arch/x86/kernel/cpu/bugs.c retbleed_parse_cmdline: strsep(","), the last mode wins.
         if is("retbleed") {
             let modes = ["off", "auto", "unret", "ibpb", "stuff"];
-            if v.split(',').filter(|x| modes.contains(x)).last() == Some("off") {
+            if v.split(',').rfind(|x| modes.contains(x)) == Some("off") {
                 e.weakens = true;
             }
         }
@@ -871,4 +872,123 @@ fn the_model_reads_the_issue_cases_as_the_parsers_do() {
     assert_eq!(word_reader(b"a=\"x rd.break\"")[1], ("rd.break\"".into(), None));
     assert_eq!(kstrtoul("0x0"), Some(0));
     assert_eq!(kstrtoul("08"), None);
+}
+
+// ---------------------------------------------------------------------------------------------
+// memparse: huge page sizes (`hugepagesz=`, `default_hugepagesz=`), read by `lltune_health`
+// and the audit through `policy::memparse_kb`.
+
+/// lib/cmdline.c `memparse` on lib/vsprintf.c `simple_strtoull(s, &end, 0)`: the radix as
+/// `_parse_integer_fixup_radix` picks it, digits while they last (wrapping on overflow), then
+/// one K/M/G/T/P/E in either case shifts by 10 per step from K; what follows is left unread.
+/// Returns the bytes and how many characters were read.
+fn kernel_memparse(s: &str) -> (u64, usize) {
+    let b = s.as_bytes();
+    let (radix, mut i) = if b.first() == Some(&b'0') {
+        if b.get(1).is_some_and(|x| x.eq_ignore_ascii_case(&b'x')) && b.get(2).is_some_and(u8::is_ascii_hexdigit) {
+            (16u64, 2)
+        } else {
+            (8, 0)
+        }
+    } else {
+        (10, 0)
+    };
+    let mut n: u64 = 0;
+    while let Some(d) = b.get(i).and_then(|c| (*c as char).to_digit(radix as u32)) {
+        n = n.wrapping_mul(radix).wrapping_add(d as u64);
+        i += 1;
+    }
+    let steps = match b.get(i).map(u8::to_ascii_uppercase) {
+        Some(b'K') => 1,
+        Some(b'M') => 2,
+        Some(b'G') => 3,
+        Some(b'T') => 4,
+        Some(b'P') => 5,
+        Some(b'E') => 6,
+        _ => 0,
+    };
+    if steps > 0 {
+        i += 1;
+    }
+    (n.wrapping_shl(10 * steps), i)
+}
+
+/// A size as people and the kernel's documentation spell one: a number in decimal, hex
+/// (`0x`/`0X`) or octal, one suffix in either case or none, sometimes followed by text.
+fn size_spelling() -> impl Strategy<Value = String> {
+    let number = prop_oneof![0u64..5000, Just(1u64 << 21), Just(1u64 << 30), any::<u64>()];
+    let form = proptest::sample::select(&["dec", "hex", "HEX", "oct"][..]);
+    let suffix = proptest::sample::select(&["", "k", "K", "m", "M", "g", "G", "t", "T", "p", "P", "e", "E"][..]);
+    let tail = proptest::sample::select(&["", "", "", "B", "iB", " ", "x", "8"][..]);
+    (number, form, suffix, tail).prop_map(|(n, form, suffix, tail)| {
+        let num = match form {
+            "dec" => n.to_string(),
+            "hex" => format!("0x{n:x}"),
+            "HEX" => format!("0X{n:X}"),
+            _ => format!("0{n:o}"),
+        };
+        format!("{num}{suffix}{tail}")
+    })
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// `memparse_kb` gives the size the kernel reads, or refuses the value: never another size.
+    /// It refuses exactly the values the kernel reads only in part (text left over), wraps
+    /// on, or reads as a size that is not whole kB.
+    #[test]
+    fn memparse_reads_sizes_as_the_kernel_does(s in size_spelling()) {
+        let (bytes, read) = kernel_memparse(&s);
+        let exact = read == s.len() && read > 0 && kernel_memparse_fits(&s);
+        let got = policy::memparse_kb(&s);
+        if exact && bytes % 1024 == 0 {
+            prop_assert_eq!(got, Some(bytes / 1024), "{}", s);
+        } else {
+            prop_assert_eq!(got, None, "{} (kernel: {} bytes, {} of {} characters read)", s, bytes, read, s.len());
+        }
+    }
+}
+
+/// True when the kernel's reading of `s` did not wrap (computed in 128 bits).
+fn kernel_memparse_fits(s: &str) -> bool {
+    let (_, read) = kernel_memparse(s);
+    let b = s.as_bytes();
+    let (radix, start) = if b.first() == Some(&b'0') {
+        if b.get(1).is_some_and(|x| x.eq_ignore_ascii_case(&b'x')) && b.get(2).is_some_and(u8::is_ascii_hexdigit) {
+            (16u128, 2)
+        } else {
+            (8, 0)
+        }
+    } else {
+        (10, 0)
+    };
+    let mut n: u128 = 0;
+    let mut i = start;
+    while let Some(d) = b.get(i).and_then(|c| (*c as char).to_digit(radix as u32)) {
+        n = n * radix + d as u128;
+        if n > u64::MAX as u128 {
+            return false;
+        }
+        i += 1;
+    }
+    let shift = if i < read { 10 * (1 + "KMGTPE".find((b[i] as char).to_ascii_uppercase()).unwrap()) } else { 0 };
+    n << shift <= u64::MAX as u128
+}
+
+#[test]
+fn memparse_model_edges() {
+    assert_eq!(kernel_memparse("1G"), (1 << 30, 2));
+    assert_eq!(kernel_memparse("1048576k"), (1 << 30, 8));
+    assert_eq!(kernel_memparse("2MB"), (2 << 20, 2));
+    assert_eq!(kernel_memparse("0x1E"), (30, 4)); // E is a hex digit there, not exa
+    assert_eq!(kernel_memparse("010M"), (8 << 20, 4));
+    assert_eq!(kernel_memparse("08M"), (0, 1));
+    assert_eq!(kernel_memparse("0xG"), (0, 1));
+    assert_eq!(policy::memparse_kb("1g"), Some(1 << 20));
+    assert_eq!(policy::memparse_kb("0x200000"), Some(2048));
+    assert_eq!(policy::memparse_kb("010M"), Some(8192));
+    assert_eq!(policy::memparse_kb("2MB"), None);
+    assert_eq!(policy::memparse_kb("2097153"), None);
+    assert_eq!(policy::memparse_kb(""), None);
 }

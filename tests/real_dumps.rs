@@ -334,8 +334,9 @@ fn not_cpu(rel: &str) -> bool {
     let mut parts = rest.splitn(3, '/');
     match (parts.next(), parts.next()) {
         (Some(first), None) => {
-            !(first.starts_with("cpu") && first[3..].chars().all(|c| c.is_ascii_digit()))
-                && !["online", "offline", "possible", "present", "isolated", "nohz_full"].contains(&first)
+            let per_cpu = first.starts_with("cpu") && first[3..].chars().all(|c| c.is_ascii_digit());
+            let listed = ["online", "offline", "possible", "present", "isolated", "nohz_full"].contains(&first);
+            !(per_cpu || listed)
         }
         (Some(_), Some(second)) => second != "online" && second != "topology",
         _ => true,

@@ -1,7 +1,8 @@
 //! `lltune apply` and `lltune rollback`: a version-1 config file (the seed's schema) carried
-//! out through the same modules Ansible runs, `lltune_sysctl` then `lltune_kernel_args`,
-//! with one backup bundle for the whole run. `--plan` is the modules' check mode: the same
-//! path, nothing written, not even a backup.
+//! out through the same modules Ansible runs, in `names::ORDER`, as one engine transaction
+//! (`engine::Transaction`): one lock, one backup bundle, and a failing step reverts the
+//! earlier ones. `--plan` is the modules' check mode: the same path, nothing written, not
+//! even a backup.
 //!
 //! First the full audit (`config::audit`) against the facts of the host it changes, scanned
 //! under the same root: any error refuses the run before anything is written. Then the
@@ -19,10 +20,12 @@ use serde_json::{Map, Value};
 
 use crate::config::audit;
 use crate::config::to_args::{self, ModuleArgs};
-use crate::engine::journal::{self, Journal};
+use crate::engine::Transaction;
+use crate::engine::journal::Journal;
 use crate::facts::{Facts, ScanOptions};
 use crate::host::Host;
 use crate::modules::rollback as rollback_module;
+use crate::names;
 use crate::protocol::{Diff, Meta, Outcome};
 
 /// Reads a config for apply: the full audit (`config::audit`, the same checks as `lltune
@@ -42,7 +45,7 @@ pub fn read_config(text: &str, on: Option<(&Facts, &Host)>) -> Result<(ModuleArg
     if let Some((f, host)) = on {
         to_args::fit_to_host(&mut args, f, host);
         // What the audit checks on a host tree: each module's own planning.
-        let refused = audit::plan_issues(&args, host);
+        let refused = crate::modules::audit::plan_issues(&args, host);
         if !refused.is_empty() {
             let lines: Vec<String> = refused.iter().map(|i| i.to_string()).collect();
             bail!("config has {} error(s) (lltune audit; nothing was applied):\n  {}", lines.len(), lines.join("\n  "));
@@ -78,7 +81,7 @@ impl Step {
             return None;
         }
         Some(match self.module.as_str() {
-            to_args::KERNEL_ARGS => {
+            names::KERNEL_ARGS => {
                 let keys: Vec<&str> = self
                     .result
                     .get("pending")
@@ -94,11 +97,11 @@ impl Step {
                     )
                 }
             }
-            to_args::CPU => format!(
+            names::CPU => format!(
                 "lltune_cpu: systemd reads CPUAffinity= ({}) only when it starts",
                 crate::modules::cpu::AFFINITY_FILE
             ),
-            to_args::SYSCTL => {
+            names::SYSCTL => {
                 "lltune_sysctl: values written to the sysctl.d file only, applied at the next boot".to_string()
             }
             rollback_module::MODULE => "lltune_rollback: boot configuration was restored".to_string(),
@@ -128,7 +131,7 @@ pub struct ApplyReport {
 }
 
 fn require_root(host: &Host, what: &str) -> Result<()> {
-    if host.is_live() && !nix::unistd::geteuid().is_root() {
+    if host.system().kernel() == crate::host::system::Kernel::Running && !nix::unistd::geteuid().is_root() {
         bail!(
             "{what} changes this host and needs root privileges: run it with sudo (or use --plan to preview, or --root DIR for a copied tree)"
         );
@@ -146,17 +149,18 @@ pub fn apply(root: &Path, config: &Path, plan: bool, backup_id: Option<String>) 
         require_root(&host, "lltune apply")?;
     }
     let text = super::read_input(config, "-c")?;
-    // One lock for the whole apply (planning, every module, reverting earlier steps): the
-    // modules take it again re-entrantly; another run waits for all of it.
-    let _lock = crate::engine::lock::acquire(&host)?;
+    if let Some(id) = &backup_id {
+        crate::backup_id::validate(id).map_err(|e| anyhow::anyhow!("--backup-id: {e}"))?;
+    }
+    let meta = Meta { check_mode: plan, diff: true, ..Meta::default() };
+    // One transaction for the whole apply: one lock from the audit to the last write (and to
+    // the revert), one backup bundle, and a failure in any step puts back every earlier
+    // step's writes (`engine::Transaction`).
+    let mut tx = Transaction::begin(&host, &meta, backup_id.as_deref())?;
     // The full audit first, against this host's facts scanned from the same root.
     let (facts, _) = crate::facts::collect(&host, ScanOptions::default());
     let (args, audit_warnings) =
         read_config(&text, Some((&facts, &host))).with_context(|| format!("{}", config.display()))?;
-    let id = backup_id.unwrap_or_else(journal::default_backup_id);
-    journal::validate_backup_id(&id).map_err(|e| anyhow::anyhow!("--backup-id: {e}"))?;
-    let meta = Meta { check_mode: plan, diff: true, ..Meta::default() };
-    let entries_before = Journal::open(&host, &id)?.entries().len();
 
     let mut report = ApplyReport {
         plan,
@@ -170,116 +174,62 @@ pub fn apply(root: &Path, config: &Path, plan: bool, backup_id: Option<String>) 
         not_implemented: args.not_implemented.clone(),
         audit_warnings,
     };
-
-    let run_step = |module: &str, result: Result<Outcome>, report: &mut ApplyReport| -> Result<()> {
-        match result {
-            Ok(o) => {
-                report.steps.push(Step::from_outcome(module, o));
-                Ok(())
-            }
-            Err(e) => Err(revert_earlier_steps(&host, &id, entries_before, plan, e.context(module.to_string()))),
-        }
-    };
-    // Every module the config asks for, in `to_args::ORDER` (sysctls this kernel lacks were
-    // left out by fit_to_host and named in `skipped`; kernel arguments are present only with
-    // safety.allow_grub_edit: true: without it apply leaves the boot configuration alone).
-    for (module, module_args) in args.in_order() {
-        let mut m = module_args.as_object().cloned().unwrap_or_default();
-        if module == to_args::SYSCTL {
-            // The settings alone: the config's sysctls carry no other option.
-            let settings = m.remove("settings").filter(|s| s.as_object().is_some_and(|o| !o.is_empty()));
-            let Some(settings) = settings else { continue };
-            m = Map::from_iter([("settings".to_string(), settings)]);
-        }
-        m.insert("backup_id".into(), Value::String(id.clone()));
-        let r = crate::modules::run_by_name(module, &host, &meta, m)
-            .unwrap_or_else(|| Err(anyhow::anyhow!("internal error: no module {module}")));
-        run_step(module, r, &mut report)?;
-    }
-    // lltune-restore.service runs the CLI at boot to re-apply what the modules persisted:
-    // on this host, install this very binary there (journaled with the rest).
+    // lltune-restore.service runs the CLI at boot to re-apply what the modules persisted: on
+    // this host, the first step that persists installs this very binary there (journaled
+    // and reverted with that step).
     let persists = args.modules.values().any(|m| m.get("persist") == Some(&Value::Bool(true)));
     if persists {
         let cli = crate::engine::persist::CLI_PATH;
-        if host.is_live() && !plan {
-            match install_cli(&host, &id) {
-                Ok(true) => report.steps.push(Step {
-                    module: "lltune_apply".into(),
-                    changed: true,
-                    result: Map::from_iter([("installed".to_string(), Value::String(cli.into()))]),
-                    diff: Vec::new(),
-                    warnings: Vec::new(),
-                }),
-                Ok(false) => {}
-                Err(e) => {
-                    return Err(revert_earlier_steps(
-                        &host,
-                        &id,
-                        entries_before,
-                        plan,
-                        e.context("installing the CLI"),
-                    ));
-                }
-            }
-        } else if !host.is_live() {
+        if host.system().kernel() == crate::host::system::Kernel::Running {
+            let me = std::env::current_exe().context("finding this program's own path")?;
+            let bytes = std::fs::read(&me).with_context(|| format!("reading {}", me.display()))?;
+            tx.install_boot_runner(bytes);
+        } else {
             report.skipped.push(format!(
                 "{cli}: the CLI that lltune-restore.service runs at boot is installed only when root is / (install it on the host)"
             ));
         }
     }
+    // Every module the config asks for, in `names::ORDER` (sysctls this kernel lacks were
+    // left out by fit_to_host and named in `skipped`; kernel arguments are present only with
+    // safety.allow_grub_edit: true: without it apply leaves the boot configuration alone).
+    for (module, module_args) in args.in_order() {
+        let options = module_args.as_object().cloned().unwrap_or_default();
+        let r = crate::modules::run_step(&mut tx, module, options)
+            .unwrap_or_else(|| Err(anyhow::anyhow!("internal error: no module {module}")));
+        match r {
+            Ok(o) => report.steps.push(Step::from_outcome(module, o)),
+            Err(e) => return Err(tx.abort(e.context(module.to_string()))),
+        }
+    }
     report.changed = report.steps.iter().any(|s| s.changed);
     report.reboot_required = report.steps.iter().any(Step::reboot_required);
     report.reboot_reasons = report.steps.iter().filter_map(Step::reboot_reason).collect();
-    if report.changed && !plan {
-        report.backup = Some(format!("{}/{id}", journal::BACKUPS_DIR));
+    if tx.changed() {
+        report.backup = Some(tx.backup_dir());
     }
     Ok(report)
 }
 
-/// Copies the running binary to `engine::persist::CLI_PATH` (0755 root), journaled; `false`
-/// when the same bytes are there already.
-fn install_cli(host: &Host, id: &str) -> Result<bool> {
+/// `lltune install-cli --backup-id ID [--root DIR]`: installs this binary where the restore
+/// unit runs it, on its own, under the root's lock, for the tune role (whose modules persist
+/// but cannot install the CLI: they are other binaries). `true` when it wrote the file.
+pub fn install_self(root: &Path, backup_id: &str) -> Result<bool> {
+    let host = Host::new(root).map_err(|e| anyhow::anyhow!("--root: {e}"))?;
+    require_root(&host, "lltune install-cli")?;
+    crate::backup_id::validate(backup_id).map_err(|e| anyhow::anyhow!("--backup-id: {e}"))?;
+    let _lock = crate::engine::lock::acquire(&host)?;
     let me = std::env::current_exe().context("finding this program's own path")?;
     let bytes = std::fs::read(&me).with_context(|| format!("reading {}", me.display()))?;
-    let path = crate::engine::persist::CLI_PATH;
-    if host.read_bytes(path).ok().as_deref() == Some(bytes.as_slice()) {
-        return Ok(false);
-    }
-    let meta = crate::host::FileMeta { mode: 0o755, uid: 0, gid: 0, xattrs: Default::default() };
-    let mut journal = Journal::open(host, id)?;
+    // The same write `lltune apply` makes with its first persisting step.
+    let Some((action, _)) = crate::engine::persist::runner_action(&host, &bytes) else { return Ok(false) };
+    let mut journal = Journal::open(&host, backup_id)?;
     crate::engine::carry_out(
-        host,
+        &host,
         Some(crate::engine::Record { journal: &mut journal, module: "lltune_apply", boot: false }),
-        &[crate::engine::state::Action::RestoreFile { path: path.into(), contents: bytes, meta }],
+        &[action],
     )?;
     Ok(true)
-}
-
-/// A later module failed (and reverted its own writes): put back what earlier modules of
-/// this run changed, from the entries this run added to the bundle.
-fn revert_earlier_steps(host: &Host, id: &str, entries_before: usize, plan: bool, err: anyhow::Error) -> anyhow::Error {
-    if plan {
-        return err;
-    }
-    let journal = match Journal::open(host, id) {
-        Ok(j) => j,
-        Err(e) => return err.context(format!("and the backup could not be read to revert earlier steps: {e:#}")),
-    };
-    let ours = journal.entries().get(entries_before..).unwrap_or(&[]);
-    if ours.is_empty() {
-        return err;
-    }
-    let result = rollback_module::plan_entries(host, &journal, ours).and_then(|p| {
-        let paths: Vec<String> = p.restored.iter().map(|r| r.path.clone()).collect();
-        crate::engine::carry_out(host, None, &p.actions).map(|()| paths)
-    });
-    match result {
-        Ok(paths) if paths.is_empty() => err,
-        Ok(paths) => anyhow::anyhow!("{err:#}; reverted the earlier steps of this apply: {}", paths.join(", ")),
-        Err(e) => anyhow::anyhow!(
-            "{err:#}; reverting the earlier steps failed too: {e:#} (restore with: lltune rollback --backup {id})"
-        ),
-    }
 }
 
 /// What `lltune rollback` did.
@@ -502,7 +452,7 @@ mod tests {
     #[test]
     fn no_grub_edit_flag_means_no_kernel_args_step() {
         let a = read("version: 1\nkernel:\n  cmdline:\n    skew_tick: 1\nmemory:\n  swappiness: 10\n").unwrap();
-        assert!(a.get(to_args::KERNEL_ARGS).is_none());
+        assert!(a.get(names::KERNEL_ARGS).is_none());
         assert_eq!(a.skipped, ["kernel.cmdline (1 arguments): safety.allow_grub_edit is false"]);
     }
 

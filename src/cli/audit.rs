@@ -44,7 +44,7 @@ pub fn run(a: AuditArgs) -> Result<ExitCode> {
             for w in &warnings {
                 eprintln!("lltune: warning: {w}");
             }
-            crate::config::audit::audit_on_host(&text, &facts, &host)
+            crate::modules::audit::audit_on_host(&text, &facts, &host)
         }
     };
     if let Some(p) = &a.output {

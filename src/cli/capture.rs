@@ -36,7 +36,8 @@ use serde_json::{Map, Value};
 
 use crate::facts::{self, Facts, ScanOptions};
 use crate::host::Host;
-use crate::modules::{irq, limits, memory, services, sysctl};
+use crate::modules::{limits, memory, services, sysctl};
+use crate::names;
 
 use super::capture_keep::{self, KeepContext};
 
@@ -204,8 +205,8 @@ pub fn apply_patterns() -> Vec<String> {
         "/etc/systemd/zram-generator.conf",
         "/usr/lib/systemd/zram-generator.conf",
         // lltune_irq.
-        irq::IRQBALANCE_RHEL,
-        irq::IRQBALANCE_DEBIAN,
+        crate::facts::services::IRQBALANCE_RHEL,
+        crate::facts::services::IRQBALANCE_DEBIAN,
         // tuned (services facts).
         "/etc/tuned/active_profile",
         "/etc/tuned/profile_mode",
@@ -455,7 +456,7 @@ fn record_apply_reads(host: &Host, facts: &Facts) -> (Vec<String>, Vec<String>) 
     // The sysctls the proposed config sets: lltune_sysctl reads their lines in every file.
     let sysctls: Vec<String> = args
         .modules
-        .get(to_args::SYSCTL)
+        .get(names::SYSCTL)
         .and_then(|m| m.get("settings"))
         .and_then(Value::as_object)
         .map(|s| s.keys().cloned().collect())
@@ -464,7 +465,7 @@ fn record_apply_reads(host: &Host, facts: &Facts) -> (Vec<String>, Vec<String>) 
     let mut notes = Vec::new();
     for (module, module_args) in args.in_order() {
         let mut m = module_args.as_object().cloned().unwrap_or_default();
-        if module == to_args::SYSCTL {
+        if module == names::SYSCTL {
             // As `lltune apply` runs it: the settings alone.
             m = Map::from_iter(m.remove("settings").map(|s| ("settings".to_string(), s)));
         }
@@ -607,7 +608,7 @@ pub fn capture(root: &Path, out: &Path, opts: &CaptureOptions) -> Result<Capture
         "schema_version": facts::SCHEMA_VERSION,
         "hostname": facts.host.hostname,
         "kernel_release": facts.host.kernel_release,
-        "captured_from_live_host": host.is_live(),
+        "captured_from_live_host": host.system().kernel() == crate::host::system::Kernel::Running,
         "for_apply": opts.for_apply,
         "files": summary.files,
         "links": summary.links,

@@ -48,7 +48,7 @@ impl KeepContext {
     /// The context of a capture from its files (path, bytes) and the sysctls lltune reads.
     pub fn of<'a>(files: impl IntoIterator<Item = (&'a str, &'a [u8])>, sysctls: &[String]) -> KeepContext {
         let mut c = KeepContext {
-            sysctls: sysctls.iter().filter_map(|k| sysctl::parse_key(k).ok()).map(|k| k.name).collect(),
+            sysctls: sysctls.iter().filter_map(|k| crate::facts::sysctl::parse_key(k).ok()).map(|k| k.name).collect(),
             ..KeepContext::default()
         };
         for (path, data) in files {
@@ -93,7 +93,7 @@ impl KeepContext {
         if key.contains(['*', '?', '[']) {
             glob::Pattern::new(key).is_ok_and(|p| self.sysctls.iter().any(|k| p.matches(k)))
         } else {
-            sysctl::parse_key(key).is_ok_and(|k| self.sysctls.contains(&k.name))
+            crate::facts::sysctl::parse_key(key).is_ok_and(|k| self.sysctls.contains(&k.name))
         }
     }
 }
@@ -163,7 +163,7 @@ pub fn format_of(path: &str) -> Format {
     if path == "/etc/default/grub" {
         return Format::GrubDefaults;
     }
-    if path == irq::IRQBALANCE_RHEL || path == irq::IRQBALANCE_DEBIAN {
+    if path == crate::facts::services::IRQBALANCE_RHEL || path == crate::facts::services::IRQBALANCE_DEBIAN {
         return Format::Irqbalance;
     }
     if path == "/etc/os-release" || path == "/usr/lib/os-release" {
@@ -784,7 +784,10 @@ mod tests {
             "\nGRUB_CMDLINE_LINUX=\"quiet\"\n\n\n\nexport GRUB_ENABLE_BLSCFG=true\nGRUB_CMDLINE_LINUX_DEFAULT='a b\nc'\n\n"
         );
         let irqb = "# doc\n#IRQBALANCE_BANNED_CPULIST=s1\nIRQBALANCE_ONESHOT=--s2\nIRQBALANCE_BANNED_CPUS=00ff\n";
-        assert_eq!(kept(irq::IRQBALANCE_RHEL, irqb), "\n#IRQBALANCE_BANNED_CPULIST=\n\nIRQBALANCE_BANNED_CPUS=00ff\n");
+        assert_eq!(
+            kept(crate::facts::services::IRQBALANCE_RHEL, irqb),
+            "\n#IRQBALANCE_BANNED_CPULIST=\n\nIRQBALANCE_BANNED_CPUS=00ff\n"
+        );
     }
 
     use crate::test_rng::Rng;

@@ -34,7 +34,7 @@ pub fn run(a: GenConfigArgs) -> Result<ExitCode> {
             trading_nics: a.trading_nics,
         },
         source,
-        generated_at: crate::config::generate::now_utc(),
+        generated_at: crate::backup_id::now_utc(),
     };
     for t in &opts.plan.trading_nics {
         if !facts.nics.iter().any(|n| n.name.as_deref() == Some(t.as_str())) {

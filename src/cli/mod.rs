@@ -27,6 +27,10 @@ use crate::host::Host;
 #[derive(Debug, Parser)]
 #[command(name = "lltune", version, about, propagate_version = true)]
 pub struct Cli {
+    /// Show on standard error what each change did, as the host's syslog gets it (the audit
+    /// trail: module, backup id, who ran it, each setting before -> after).
+    #[arg(short = 'v', long = "verbose", global = true)]
+    pub verbose: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -37,7 +41,7 @@ pub enum Command {
     Scan(scan::ScanArgs),
     /// Copy exactly the files a scan reads into a .tar.gz, for offline analysis.
     Capture(capture::CaptureArgs),
-    /// Apply a config's kernel arguments and sysctls (with --plan: show the diff, write nothing).
+    /// Apply a config through the modules (sysctl, kernel args, CPU, memory, services, limits, NIC, IRQ); --plan writes nothing.
     Apply(ApplyArgs),
     /// Restore what an apply changed, from its backup bundle.
     Rollback(RollbackArgs),
@@ -51,6 +55,19 @@ pub enum Command {
     Validate(validate::ValidateArgs),
     /// Fleet report from a folder of host facts: fleet.json, fleet.csv, fleet.md, lltune.prom.
     Report(fleet::ReportArgs),
+    /// Install this binary as /usr/local/sbin/lltune, the CLI lltune-restore.service runs at boot
+    /// (journaled: rollback removes it). The collection's tune role runs it; `apply` does it itself.
+    InstallCli(InstallCliArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct InstallCliArgs {
+    /// Backup bundle id of the run this belongs to (under /var/lib/lltune/backups).
+    #[arg(long = "backup-id")]
+    pub backup_id: String,
+    /// Host root: `/` for this host (needs root privileges), or a copied tree.
+    #[arg(long, default_value = "/")]
+    pub root: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]
@@ -81,6 +98,7 @@ pub struct RollbackArgs {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    crate::trail::install(cli.verbose);
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -104,6 +122,15 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Audit(a) => audit::run(a),
         Command::Validate(a) => validate::run(a),
         Command::Report(a) => fleet::run(a),
+        Command::InstallCli(a) => {
+            let installed = crate::cli::apply::install_self(&a.root, &a.backup_id)?;
+            let path = crate::engine::persist::CLI_PATH;
+            println!(
+                "{}",
+                if installed { format!("installed {path}") } else { format!("{path}: already this binary") }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Rollback(a) => {
             let report = crate::cli::apply::rollback(&a.root, &a.backup)?;
             print!("{}", report.render_text());
@@ -186,7 +213,8 @@ pub(crate) fn load_facts(snapshot: Option<&Path>, root: &Path) -> Result<(crate:
     for w in &warnings {
         eprintln!("lltune: warning: {w}");
     }
-    Ok((facts, if root == Path::new("/") { "live".into() } else { root.display().to_string() }))
+    let source = host.system().source(root);
+    Ok((facts, source))
 }
 
 #[cfg(test)]

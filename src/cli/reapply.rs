@@ -1,6 +1,7 @@
 //! `lltune reapply [--root DIR]`: what `lltune-restore.service` runs at boot. Every state
 //! file under /etc/lltune/state.d (written by a module run with `persist: true`) is applied
-//! again through its module, NIC before IRQ, in one backup bundle `reapply-<time>`. A state
+//! again through its module, NIC before IRQ, as the steps of one engine transaction (one
+//! lock, one backup bundle `reapply-<time>`). A state
 //! file that fails (a NIC that is gone, say) is reported and the others still run; the exit
 //! code is 1 when any failed, so `systemctl status` shows it.
 //!
@@ -11,9 +12,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use serde_json::Value;
 
-use crate::engine::persist;
+use crate::engine::{Transaction, persist};
 use crate::protocol::Meta;
 
 #[derive(Debug, clap::Args)]
@@ -25,8 +25,11 @@ pub struct ReapplyArgs {
 
 pub fn run(a: ReapplyArgs) -> Result<ExitCode> {
     let host = crate::host::Host::new(&a.root).map_err(|e| anyhow::anyhow!("--root: {e}"))?;
-    let id = format!("reapply-{}", crate::engine::journal::default_backup_id());
-    let meta = Meta::default();
+    let id = format!("reapply-{}", crate::backup_id::new_id());
+    // One transaction: one lock over every state file's step, one bundle. A failed step has
+    // put back its own writes; the others still run (at boot, a NIC that is gone must not
+    // undo the CPU settings), so no abort.
+    let mut tx = Transaction::begin(&host, &Meta::default(), Some(&id))?;
     let mut failed = 0;
     let saved = persist::load_all(&host);
     if saved.is_empty() {
@@ -42,9 +45,7 @@ pub fn run(a: ReapplyArgs) -> Result<ExitCode> {
                 continue;
             }
         };
-        let mut options = s.params.clone();
-        options.insert("backup_id".into(), Value::String(id.clone()));
-        match crate::modules::run_by_name(&s.module, &host, &meta, options) {
+        match crate::modules::run_step(&mut tx, &s.module, s.params.clone()) {
             None => {
                 failed += 1;
                 println!("error: {}: no module {} in this lltune", s.path, s.module);

@@ -37,13 +37,14 @@ fn runtime_cpus(runtime: &Option<CpuList>, cmdline_known: bool, cmdline: Option<
     }
 }
 
+/// A CPU list with the command-line argument it came from.
+type Source = (CpuList, &'static str);
+
 /// What the command line makes of `isolated` and `nohz_full` (kernel/sched/isolation.c):
 /// `isolcpus=` without flags, or with `domain`, fills `isolated`; with `nohz`, `nohz_full`
 /// too; `nohz_full=` fills `nohz_full`. `isolcpus=managed_irq,5-10` alone isolates no CPU
 /// from the scheduler: `isolated` stays empty.
-fn cmdline_isolation(
-    k: &crate::facts::kernel::Kernel,
-) -> (Option<(CpuList, &'static str)>, Option<(CpuList, &'static str)>) {
+fn cmdline_isolation(k: &crate::facts::kernel::Kernel) -> (Option<Source>, Option<Source>) {
     let flagged = |f: &str| {
         k.isolcpus.as_ref().is_some_and(|i| i.flags.is_empty() && f == "domain" || i.flags.iter().any(|x| x == f))
     };

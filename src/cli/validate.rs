@@ -99,9 +99,9 @@ pub fn run(a: ValidateArgs) -> Result<ExitCode> {
         cyclictest: a.cyclictest.clone(),
         run: true,
         skip_reason: String::new(),
-        measured_at: crate::config::generate::now_utc(),
+        measured_at: crate::backup_id::now_utc(),
     };
-    if host.is_live() {
+    if host.system().kernel() == crate::host::system::Kernel::Running {
         eprintln!("lltune: measuring for {} s with cyclictest...", settings.duration_s);
     }
     let (doc, warnings) = latency::run_request(&host, &req).map_err(|e| match e.option {

@@ -52,7 +52,7 @@ pub const GOVERNORS: &[&str] = &["performance", "powersave", "schedutil", "ondem
 /// Audits config text: parse issues are errors; then the checks run on what parsed.
 pub fn audit_text(text: &str, facts: Option<&Facts>) -> AuditReport {
     match config::yaml::load(text) {
-        Ok(doc) => audit_doc(&doc, Some(text), facts),
+        Ok(doc) => audit_doc(&doc, &config::yaml11_booleans(text), facts),
         Err(e) => {
             let (cfg, issues) = config::parse(text);
             debug_assert!(!issues.is_empty(), "{e}");
@@ -63,10 +63,10 @@ pub fn audit_text(text: &str, facts: Option<&Facts>) -> AuditReport {
     }
 }
 
-/// Audits a config already parsed into a value (`text`: the YAML it came from, if any; a
-/// mapping given as JSON has none).
-pub fn audit_doc(doc: &serde_yaml::Value, text: Option<&str>, facts: Option<&Facts>) -> AuditReport {
-    let (cfg, issues) = config::parse_doc(doc, text);
+/// Audits a config already parsed into a value (`words`: the YAML 1.1 words of the text it
+/// came from; a mapping given as JSON has none).
+pub fn audit_doc(doc: &serde_yaml::Value, words: &[config::Yaml11Bool], facts: Option<&Facts>) -> AuditReport {
+    let (cfg, issues) = config::parse_doc(doc, words);
     let parsed = issues.is_empty();
     let mut r = AuditReport { errors: issues, warnings: Vec::new() };
     check(&cfg, facts, &mut r);
@@ -587,59 +587,6 @@ fn check_against_host(cfg: &Config, f: &Facts, isolated: &CpuList, r: &mut Audit
             }
         }
     }
-}
-
-/// `audit_text` on a host tree: the config's own checks and the host cross-checks, then, when
-/// those pass, what each module's planning would refuse there (`plan_issues`).
-pub fn audit_on_host(text: &str, facts: &Facts, host: &crate::host::Host) -> AuditReport {
-    let mut report = audit_text(text, Some(facts));
-    if report.ok() {
-        if let Ok(mut args) = crate::config::to_args::from_text(text) {
-            crate::config::to_args::fit_to_host(&mut args, facts, host);
-            report.errors.extend(plan_issues(&args, host));
-        }
-    }
-    report
-}
-
-/// The config section each module's arguments come from, for the issues of `plan_issues`.
-fn section_of(module: &str) -> &'static str {
-    use crate::config::to_args as t;
-    match module {
-        t::SYSCTL => "network.sysctl",
-        t::KERNEL_ARGS => "kernel.cmdline",
-        t::CPU => "cpu",
-        t::MEMORY => "memory",
-        t::SERVICES => "services",
-        t::LIMITS => "memory.limits",
-        t::NIC => "network.interfaces",
-        t::IRQ => "irq",
-        _ => "",
-    }
-}
-
-/// What apply would refuse on this host: every module's own planning (`modules::plan_by_name`:
-/// reads the host, writes nothing) on the arguments apply would hand it (`args`, fitted to the
-/// host), one error per module that refuses, named by its config section. The audit runs
-/// these on a host tree so that a config it accepts is one `lltune apply --plan` carries out.
-pub fn plan_issues(args: &crate::config::to_args::ModuleArgs, host: &crate::host::Host) -> Vec<Issue> {
-    let mut out = Vec::new();
-    for (module, module_args) in args.in_order() {
-        let mut m = module_args.as_object().cloned().unwrap_or_default();
-        if module == crate::config::to_args::SYSCTL {
-            // As apply runs it: the settings alone.
-            m = serde_json::Map::from_iter(m.remove("settings").map(|s| ("settings".to_string(), s)));
-        }
-        let r =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| crate::modules::plan_by_name(module, host, m)));
-        let msg = match r {
-            Ok(Some(Ok(_))) | Ok(None) => continue,
-            Ok(Some(Err(e))) => format!("{e:#}"),
-            Err(_) => "its planning failed unexpectedly".to_string(),
-        };
-        out.push(Issue::new(section_of(module), format!("{module} would refuse this on the host: {msg}")));
-    }
-    out
 }
 
 #[cfg(test)]

@@ -9,6 +9,8 @@
 
 use std::fmt::Write as _;
 
+use serde_json::{Map, Value};
+
 use crate::analysis::plan::{self, CorePlan, NicRole, PlanOptions};
 use crate::cpulist::CpuList;
 use crate::facts::Facts;
@@ -26,13 +28,6 @@ pub struct GenOptions {
     pub source: String,
     /// `metadata.generated_at`; empty = omitted (tests want stable output).
     pub generated_at: String,
-}
-
-/// Now, as an ISO 8601 basic UTC stamp (`20261122T101500Z`), for `metadata.generated_at`.
-pub fn now_utc() -> String {
-    // The journal's backup ids start with exactly this stamp; one clock formatter.
-    let id = crate::engine::journal::default_backup_id();
-    id.split('-').next().unwrap_or_default().to_string()
 }
 
 /// Facts from a snapshot written by `lltune scan -o` (JSON or YAML; JSON is YAML too).
@@ -116,24 +111,27 @@ pub const AT_LEAST_NETWORK_SYSCTLS: &[(&str, &str, u64)] = &[
 
 /// The larger of `target` and the host's current value of sysctl `real` (a YAML scalar), with a
 /// comment when the host's value wins: gen-config never proposes lowering a ceiling.
-fn at_least(f: &Facts, real: &str, target: u64) -> String {
+fn at_least(f: &Facts, real: &str, target: u64) -> (Value, String) {
     let current = f.sysctl.get(real).and_then(|v| v.as_deref()).and_then(|v| v.trim().parse::<u64>().ok());
     match current {
-        Some(c) if c > target => format!("{c}   # the host's current value, above lltune's {target}: kept"),
-        _ => target.to_string(),
+        Some(c) if c > target => (c.into(), format!("{c}   # the host's current value, above lltune's {target}: kept")),
+        _ => (target.into(), target.to_string()),
     }
 }
 
 /// The same for a limits.conf item: the larger of `target` and what domain `*` has now (soft or
 /// hard, whichever is larger; `unlimited` beats every number).
-fn limit_at_least(current: &crate::facts::limits::SoftHard, target: u64) -> String {
+fn limit_at_least(current: &crate::facts::limits::SoftHard, target: u64) -> (Value, String) {
     let values = [current.soft.as_deref(), current.hard.as_deref()];
     if values.iter().flatten().any(|v| v.eq_ignore_ascii_case("unlimited") || v.eq_ignore_ascii_case("infinity")) {
-        return format!("\"unlimited\"   # the host's current value, above lltune's {target}: kept");
+        return (
+            "unlimited".into(),
+            format!("\"unlimited\"   # the host's current value, above lltune's {target}: kept"),
+        );
     }
     match values.iter().flatten().filter_map(|v| v.trim().parse::<u64>().ok()).max() {
-        Some(c) if c > target => format!("{c}   # the host's current value, above lltune's {target}: kept"),
-        _ => target.to_string(),
+        Some(c) if c > target => (c.into(), format!("{c}   # the host's current value, above lltune's {target}: kept")),
+        _ => (target.into(), target.to_string()),
     }
 }
 
@@ -145,12 +143,13 @@ fn running_arg(f: &Facts, key: &str) -> Option<u64> {
 /// The smaller of `target` and the host's running value of kernel argument `key` (where a
 /// lower value is tighter: C-state limits), as a quoted YAML scalar: gen-config never proposes
 /// a deeper C-state than the host already allows.
-fn arg_at_most(f: &Facts, key: &str, target: u64) -> String {
+fn arg_at_most(f: &Facts, key: &str, target: u64) -> (Value, String) {
     match running_arg(f, key) {
-        Some(c) if c < target => {
-            format!("{}   # the host runs {key}={c}, tighter than lltune's {target}: kept", q(&c.to_string()))
-        }
-        _ => q(&target.to_string()),
+        Some(c) if c < target => (
+            c.to_string().into(),
+            format!("{}   # the host runs {key}={c}, tighter than lltune's {target}: kept", q(&c.to_string())),
+        ),
+        _ => (target.to_string().into(), q(&target.to_string())),
     }
 }
 
@@ -169,7 +168,7 @@ pub fn current_cstate_limit(f: &Facts) -> Option<u64> {
                     if name.eq_ignore_ascii_case("poll") {
                         Some(0)
                     } else {
-                        crate::modules::cpu::cstate_number(name).map(u64::from)
+                        crate::facts::cpu::cstate_number(name).map(u64::from)
                     }
                 })
                 .max()
@@ -182,25 +181,29 @@ pub fn current_cstate_limit(f: &Facts) -> Option<u64> {
 }
 
 /// `cpu.cstate_limit`: lltune's 1, or the host's current limit when it is tighter.
-fn cstate_limit_value(f: &Facts) -> String {
+fn cstate_limit_value(f: &Facts) -> (Value, String) {
     match current_cstate_limit(f) {
-        Some(c) if c < 1 => format!("{c}   # the host allows C{c} at most now, tighter than lltune's 1: kept"),
-        _ => "1".to_string(),
+        Some(c) if c < 1 => {
+            (c.into(), format!("{c}   # the host allows C{c} at most now, tighter than lltune's 1: kept"))
+        }
+        _ => (1.into(), "1".to_string()),
     }
 }
 
 /// `kernel.hung_task_timeout_secs`: 0 (the detector off) is the host's tighter choice; a
 /// longer timeout than lltune's checks less often: kept too.
-fn hung_task_value(f: &Facts, target: u64) -> String {
+fn hung_task_value(f: &Facts, target: u64) -> (Value, String) {
     let current = f
         .sysctl
         .get("kernel.hung_task_timeout_secs")
         .and_then(|v| v.as_deref())
         .and_then(|v| v.trim().parse::<u64>().ok());
     match current {
-        Some(0) => "0   # the host has the hung-task detector off, quieter than lltune's 600: kept".to_string(),
-        Some(c) if c > target => format!("{c}   # the host's current value, above lltune's {target}: kept"),
-        _ => target.to_string(),
+        Some(0) => {
+            (0.into(), "0   # the host has the hung-task detector off, quieter than lltune's 600: kept".to_string())
+        }
+        Some(c) if c > target => (c.into(), format!("{c}   # the host's current value, above lltune's {target}: kept")),
+        _ => (target.into(), target.to_string()),
     }
 }
 
@@ -217,6 +220,48 @@ fn invariant_tsc_bare_metal(f: &Facts) -> bool {
 
 /// Writes the config.
 pub fn generate(f: &Facts, opts: &GenOptions) -> String {
+    generate_with_value(f, opts).0
+}
+
+/// The config as a value, built beside its text (the text carries the comments): what
+/// `lltune_config` returns and translates into module arguments without reading its own
+/// YAML back (no YAML parser in the module binaries). A test holds the two to each other
+/// on every real dump (the text, read as YAML, is the value).
+#[derive(Debug, Default)]
+struct Doc(Map<String, Value>);
+
+impl Doc {
+    /// The mapping at `path`, made where missing (a scalar there is replaced).
+    fn at(&mut self, path: &[&str]) -> &mut Map<String, Value> {
+        let mut m = &mut self.0;
+        for p in path {
+            let v = m.entry(p.to_string()).or_insert_with(|| Value::Object(Map::new()));
+            if !v.is_object() {
+                *v = Value::Object(Map::new());
+            }
+            m = v.as_object_mut().expect("made a mapping just above");
+        }
+        m
+    }
+
+    fn set(&mut self, path: &[&str], key: &str, v: impl Into<Value>) {
+        self.at(path).insert(key.to_string(), v.into());
+    }
+
+    /// Appends to the list at `path`.`key` (made where missing).
+    fn push(&mut self, path: &[&str], key: &str, v: Value) {
+        let list = self.at(path).entry(key.to_string()).or_insert_with(|| Value::Array(Vec::new()));
+        if let Value::Array(a) = list {
+            a.push(v);
+        } else {
+            *list = Value::Array(vec![v]);
+        }
+    }
+}
+
+/// The config's text and the same config as a value (`Doc`).
+pub fn generate_with_value(f: &Facts, opts: &GenOptions) -> (String, Value) {
+    let mut d = Doc::default();
     let plan: CorePlan = plan::core_plan(f, &opts.plan);
     let iso = &plan.isolated;
     let hk = &plan.housekeeping;
@@ -231,27 +276,36 @@ pub fn generate(f: &Facts, opts: &GenOptions) -> String {
     let _ =
         writeln!(w, "# Reference: docs/config.md. Strings are quoted on purpose: unquoted off/on/yes/no are refused.");
     let _ = writeln!(w, "version: 1\n");
+    d.set(&[], "version", 1);
     let _ = writeln!(w, "metadata:");
     if !opts.generated_at.is_empty() {
         let _ = writeln!(w, "  generated_at: {}", q(&opts.generated_at));
+        d.set(&["metadata"], "generated_at", opts.generated_at.as_str());
     }
     let _ = writeln!(w, "  host: {}", q(&host));
+    d.set(&["metadata"], "host", host.as_str());
     if let Some(k) = f.kernel.release.as_ref().or(f.host.kernel_release.as_ref()) {
         let _ = writeln!(w, "  kernel: {}", q(k));
+        d.set(&["metadata"], "kernel", k.as_str());
     }
     let _ = writeln!(w, "  tool_version: {}", q(env!("CARGO_PKG_VERSION")));
+    d.set(&["metadata"], "tool_version", env!("CARGO_PKG_VERSION"));
     if !opts.source.is_empty() {
         let _ = writeln!(w, "  source: {}", q(&opts.source));
+        d.set(&["metadata"], "source", opts.source.as_str());
     }
 
     // ---- hardware ----
     let _ = writeln!(w, "\n# What this machine is (read-only; audit warns when a host does not match).");
     let _ = writeln!(w, "hardware:");
+    d.at(&["hardware"]);
     if let Some(m) = &f.cpu.model_name {
         let _ = writeln!(w, "  cpu_model: {}", q(m));
+        d.set(&["hardware"], "cpu_model", m.as_str());
     }
     if let Some(v) = &f.cpu.vendor {
         let _ = writeln!(w, "  vendor: {}", q(v));
+        d.set(&["hardware"], "vendor", v.as_str());
     }
     for (k, v) in [
         ("sockets", f.cpu.sockets),
@@ -260,31 +314,42 @@ pub fn generate(f: &Facts, opts: &GenOptions) -> String {
     ] {
         if let Some(v) = v {
             let _ = writeln!(w, "  {k}: {v}");
+            d.set(&["hardware"], k, v);
         }
     }
     if !f.cpu.online.is_empty() {
         let _ = writeln!(w, "  online_cpus: {}", q(&f.cpu.online.to_string()));
+        d.set(&["hardware"], "online_cpus", f.cpu.online.to_string());
     }
     let _ = writeln!(w, "  numa_nodes: {}", f.numa.nodes.len().max(1));
+    d.set(&["hardware"], "numa_nodes", f.numa.nodes.len().max(1));
     let named: Vec<&crate::facts::nic::Nic> = f.nics.iter().filter(|n| !n.r#virtual && n.name.is_some()).collect();
     if named.is_empty() {
         let _ = writeln!(w, "  nics: []");
+        d.set(&["hardware"], "nics", Value::Array(Vec::new()));
     } else {
         let _ = writeln!(w, "  nics:");
         for n in &named {
+            let mut nic = Map::new();
             let _ = writeln!(w, "    - name: {}", q(n.name.as_deref().unwrap_or("")));
-            if let Some(d) = &n.driver {
-                let _ = writeln!(w, "      driver: {}", q(d));
+            nic.insert("name".into(), n.name.as_deref().unwrap_or("").into());
+            if let Some(dr) = &n.driver {
+                let _ = writeln!(w, "      driver: {}", q(dr));
+                nic.insert("driver".into(), dr.as_str().into());
             }
             if let Some(p) = &n.pci_address {
                 let _ = writeln!(w, "      pci_address: {}", q(p));
+                nic.insert("pci_address".into(), p.as_str().into());
             }
             if let Some(node) = n.numa_node {
                 let _ = writeln!(w, "      numa_node: {node}");
+                nic.insert("numa_node".into(), node.into());
             }
             if let Some(s) = n.speed_mbps {
                 let _ = writeln!(w, "      speed_mbps: {s}");
+                nic.insert("speed_mbps".into(), s.into());
             }
+            d.push(&["hardware"], "nics", Value::Object(nic));
         }
     }
 
@@ -313,47 +378,69 @@ pub fn generate(f: &Facts, opts: &GenOptions) -> String {
         let _ = writeln!(w, "#   note: {n}");
     }
     let _ = writeln!(w, "cpu:");
+    d.at(&["cpu"]);
     // Only what this host can take: no cpufreq (a VM, a dump without it), no governor.
     if f.cpu.governors.is_empty() {
         let _ = writeln!(w, "  # governor: this host shows no cpufreq (scaling_governor): nothing to set");
     } else {
         let _ = writeln!(w, "  governor:\n    target: \"performance\"");
+        d.set(&["cpu", "governor"], "target", "performance");
     }
     if !iso.is_empty() {
         let _ = writeln!(w, "  isolate_cores: {}", q(&iso.to_string()));
+        d.set(&["cpu"], "isolate_cores", iso.to_string());
     }
-    let _ = writeln!(w, "  cstate_limit: {}", cstate_limit_value(f));
+    let (v, text) = cstate_limit_value(f);
+    let _ = writeln!(w, "  cstate_limit: {text}");
+    d.set(&["cpu"], "cstate_limit", v);
     let _ = writeln!(w, "  # turbo: false          # steadier clock, lower peak: decide per workload");
     if !f.cpu.epp.is_empty() {
         let _ = writeln!(w, "  epp: \"performance\"");
+        d.set(&["cpu"], "epp", "performance");
     }
 
     // ---- kernel ----
     let _ =
         writeln!(w, "\n# Boot parameters: applied only with safety.allow_grub_edit: true, effective after a reboot.");
     let _ = writeln!(w, "kernel:\n  cmdline:");
+    d.at(&["kernel", "cmdline"]);
     if !iso.is_empty() {
-        let _ = writeln!(w, "    isolcpus: {}", q(&format!("managed_irq,domain,{iso}")));
-        let _ = writeln!(w, "    nohz_full: {}", q(&iso.to_string()));
-        let _ = writeln!(w, "    rcu_nocbs: {}", q(&iso.to_string()));
-        let _ = writeln!(w, "    kthread_cpus: {}", q(&hk.to_string()));
-        let _ = writeln!(w, "    irqaffinity: {}", q(&hk.to_string()));
+        for (k, v) in [
+            ("isolcpus", format!("managed_irq,domain,{iso}")),
+            ("nohz_full", iso.to_string()),
+            ("rcu_nocbs", iso.to_string()),
+            ("kthread_cpus", hk.to_string()),
+            ("irqaffinity", hk.to_string()),
+        ] {
+            let _ = writeln!(w, "    {k}: {}", q(&v));
+            d.set(&["kernel", "cmdline"], k, v);
+        }
     }
     let _ = writeln!(w, "    skew_tick: \"1\"");
+    d.set(&["kernel", "cmdline"], "skew_tick", "1");
     if invariant_tsc_bare_metal(f) {
         let _ = writeln!(w, "    tsc: \"reliable\"             # invariant TSC: skip the clocksource watchdog");
+        d.set(&["kernel", "cmdline"], "tsc", "reliable");
     }
-    let _ = writeln!(w, "    nosoftlockup: \"\"");
-    let _ = writeln!(w, "    nmi_watchdog: \"0\"");
-    let _ = writeln!(w, "    transparent_hugepage: \"never\"");
-    let _ = writeln!(w, "    processor.max_cstate: {}", arg_at_most(f, "processor.max_cstate", 1));
+    for (k, v) in [("nosoftlockup", ""), ("nmi_watchdog", "0"), ("transparent_hugepage", "never")] {
+        let _ = writeln!(w, "    {k}: {}", q(v));
+        d.set(&["kernel", "cmdline"], k, v);
+    }
+    let mut at_most = vec!["processor.max_cstate"];
     if intel {
-        let _ = writeln!(w, "    intel_idle.max_cstate: {}", arg_at_most(f, "intel_idle.max_cstate", 1));
+        at_most.push("intel_idle.max_cstate");
+    }
+    for k in at_most {
+        let (v, text) = arg_at_most(f, k, 1);
+        let _ = writeln!(w, "    {k}: {text}");
+        d.set(&["kernel", "cmdline"], k, v);
     }
     if let Some((size, per)) = hugepages_plan(f) {
         let total: u64 = per.iter().map(|(_, p)| p).sum();
-        let _ = writeln!(w, "    hugepagesz: {}", q(&format!("{}M", size / 1024)));
-        let _ = writeln!(w, "    hugepages: {}", q(&total.to_string()));
+        for (k, v) in [("hugepagesz", format!("{}M", size / 1024)), ("hugepages", total.to_string())] {
+            let _ = writeln!(w, "    {k}: {}", q(&v));
+            d.set(&["kernel", "cmdline"], k, v);
+        }
     }
     let _ = writeln!(w, "    # Left off on purpose:");
     let _ = writeln!(
@@ -374,7 +461,10 @@ pub fn generate(f: &Facts, opts: &GenOptions) -> String {
     }
     let _ = writeln!(w, "  sysctl:");
     let _ = writeln!(w, "    timer_migration: 0");
-    let _ = writeln!(w, "    hung_task_timeout_secs: {}", hung_task_value(f, 600));
+    d.set(&["kernel", "sysctl"], "timer_migration", 0);
+    let (v, text) = hung_task_value(f, 600);
+    let _ = writeln!(w, "    hung_task_timeout_secs: {text}");
+    d.set(&["kernel", "sysctl"], "hung_task_timeout_secs", v);
 
     // ---- memory ----
     let _ = writeln!(w, "\nmemory:");
@@ -382,8 +472,16 @@ pub fn generate(f: &Facts, opts: &GenOptions) -> String {
     let _ = writeln!(w, "  swap_disable: true");
     let _ = writeln!(w, "  numa_balancing: false");
     let _ = writeln!(w, "  ksm: false");
-    let _ = writeln!(w, "  stat_interval: {}", at_least(f, "vm.stat_interval", 10));
-    let _ = writeln!(w, "  max_map_count: {}", at_least(f, "vm.max_map_count", 262_144));
+    d.set(&["memory"], "thp_runtime", "never");
+    d.set(&["memory"], "swap_disable", true);
+    d.set(&["memory"], "numa_balancing", false);
+    d.set(&["memory"], "ksm", false);
+    for (k, real, target) in [("stat_interval", "vm.stat_interval", 10), ("max_map_count", "vm.max_map_count", 262_144)]
+    {
+        let (v, text) = at_least(f, real, target);
+        let _ = writeln!(w, "  {k}: {text}");
+        d.set(&["memory"], k, v);
+    }
     match hugepages_plan(f) {
         Some((size, per)) => {
             let total: u64 = per.iter().map(|(_, p)| p).sum();
@@ -393,8 +491,12 @@ pub fn generate(f: &Facts, opts: &GenOptions) -> String {
             );
             let _ =
                 writeln!(w, "  hugepages:\n    size_kb: {}\n    total: {total}\n    per_node:", q(&size.to_string()));
+            d.set(&["memory", "hugepages"], "size_kb", size.to_string());
+            d.set(&["memory", "hugepages"], "total", total);
+            d.at(&["memory", "hugepages", "per_node"]);
             for (node, pages) in per {
                 let _ = writeln!(w, "      node{node}: {pages}");
+                d.set(&["memory", "hugepages", "per_node"], &format!("node{node}"), pages);
             }
         }
         None => {
@@ -406,13 +508,24 @@ pub fn generate(f: &Facts, opts: &GenOptions) -> String {
     }
     let _ =
         writeln!(w, "  mlock:\n    enabled: true\n    user: \"*\"\n    soft: \"unlimited\"\n    hard: \"unlimited\"");
+    d.set(&["memory", "mlock"], "enabled", true);
+    for k in ["user", "soft", "hard"] {
+        d.set(&["memory", "mlock"], k, if k == "user" { "*" } else { "unlimited" });
+    }
     let _ = writeln!(w, "  limits:");
-    let _ = writeln!(w, "    nofile: {}", limit_at_least(&f.limits.default.nofile, 1_048_576));
-    let _ = writeln!(w, "    nproc: {}", limit_at_least(&f.limits.default.nproc, 65_536));
+    for (k, current, target) in
+        [("nofile", &f.limits.default.nofile, 1_048_576), ("nproc", &f.limits.default.nproc, 65_536)]
+    {
+        let (v, text) = limit_at_least(current, target);
+        let _ = writeln!(w, "    {k}: {text}");
+        d.set(&["memory", "limits"], k, v);
+    }
     let _ = writeln!(w, "    rtprio: 99");
+    d.set(&["memory", "limits"], "rtprio", 99);
 
     // ---- network ----
     let _ = writeln!(w, "\nnetwork:");
+    d.at(&["network"]);
     // Offloads off on the interfaces listed below; with none listed there is nothing to act on.
     let defaults =
         "  defaults:\n    disable_gro: true\n    disable_lro: true\n    disable_tso: true\n    disable_gso: true";
@@ -420,19 +533,25 @@ pub fn generate(f: &Facts, opts: &GenOptions) -> String {
         let _ = writeln!(w, "  # defaults (offloads off) apply to the interfaces listed; this host lists none.");
     } else {
         let _ = writeln!(w, "{defaults}");
+        for k in ["disable_gro", "disable_lro", "disable_tso", "disable_gso"] {
+            d.set(&["network", "defaults"], k, true);
+        }
     }
     let _ = writeln!(w, "  sysctl:");
     // More busy polling is lower latency (and more CPU): never proposed lower than the host's.
-    let _ = writeln!(w, "    busy_poll: {}", at_least(f, "net.core.busy_poll", 50));
-    let _ = writeln!(w, "    busy_read: {}", at_least(f, "net.core.busy_read", 50));
-    for (k, real, target) in AT_LEAST_NETWORK_SYSCTLS {
-        let _ = writeln!(w, "    {k}: {}", at_least(f, real, *target));
+    let polls: &[(&str, &str, u64)] =
+        &[("busy_poll", "net.core.busy_poll", 50), ("busy_read", "net.core.busy_read", 50)];
+    for (k, real, target) in polls.iter().chain(AT_LEAST_NETWORK_SYSCTLS) {
+        let (v, text) = at_least(f, real, *target);
+        let _ = writeln!(w, "    {k}: {text}");
+        d.set(&["network", "sysctl"], k, v);
     }
     let _ =
         writeln!(w, "    # tcp_timestamps: false  # saves a clock read per segment; loses PAWS: only on clean LANs");
     let _ = writeln!(w, "    # tcp_sack: false        # cheaper loss recovery on clean LANs, slower on lossy paths");
     if named.is_empty() {
         let _ = writeln!(w, "  interfaces: []");
+        d.set(&["network"], "interfaces", Value::Array(Vec::new()));
     } else {
         let _ = writeln!(
             w,
@@ -450,8 +569,12 @@ pub fn generate(f: &Facts, opts: &GenOptions) -> String {
             let _ =
                 writeln!(w, "    - name: {}   # {}, {link}", q(name), n.driver.as_deref().unwrap_or("driver unknown"));
             let _ = writeln!(w, "      role: {}", q(role.as_str()));
+            let mut nic = Map::new();
+            nic.insert("name".into(), name.into());
+            nic.insert("role".into(), role.as_str().into());
             if let Some(node) = n.numa_node {
                 let _ = writeln!(w, "      numa_node: {node}");
+                nic.insert("numa_node".into(), node.into());
             }
             if role == NicRole::Trading {
                 let _ = writeln!(
@@ -462,17 +585,28 @@ pub fn generate(f: &Facts, opts: &GenOptions) -> String {
                     w,
                     "      offloads:\n        gro: false\n        lro: false\n        tso: false\n        gso: false"
                 );
+                nic.insert(
+                    "coalescing".into(),
+                    serde_json::json!({"rx_usecs": 0, "tx_usecs": 0, "adaptive_rx": false, "adaptive_tx": false}),
+                );
+                nic.insert(
+                    "offloads".into(),
+                    serde_json::json!({"gro": false, "lro": false, "tso": false, "gso": false}),
+                );
                 if let Some(r) = n.rings.filter(|r| r.rx_max_pending > 0 && r.tx_max_pending > 0) {
                     let _ =
                         writeln!(w, "      rings:\n        rx: {}\n        tx: {}", r.rx_max_pending, r.tx_max_pending);
+                    nic.insert("rings".into(), serde_json::json!({"rx": r.rx_max_pending, "tx": r.tx_max_pending}));
                 }
             }
+            d.push(&["network"], "interfaces", Value::Object(nic));
         }
     }
 
     // ---- irq ----
     let _ = writeln!(w, "\n# NIC IRQs on housekeeping CPUs of the NIC's own NUMA node; never on isolated CPUs.");
     let _ = writeln!(w, "irq:");
+    d.at(&["irq"]);
     let pins: Vec<(String, CpuList)> = named
         .iter()
         .filter(|_| !hk.is_empty())
@@ -486,16 +620,21 @@ pub fn generate(f: &Facts, opts: &GenOptions) -> String {
         .collect();
     if pins.is_empty() {
         let _ = writeln!(w, "  manual_affinity: []");
+        d.set(&["irq"], "manual_affinity", Value::Array(Vec::new()));
     } else {
         let _ = writeln!(w, "  manual_affinity:");
         for (pat, cpus) in pins {
             let _ = writeln!(w, "    - match: {}\n      cpus: {}", q(&pat), q(&cpus.to_string()));
+            d.push(&["irq"], "manual_affinity", serde_json::json!({"match": pat, "cpus": cpus.to_string()}));
         }
     }
     if !iso.is_empty() {
         let _ = writeln!(w, "  avoid_cores_for_irqs: {}", q(&iso.to_string()));
+        d.set(&["irq"], "avoid_cores_for_irqs", iso.to_string());
     }
     let _ = writeln!(w, "  disable_rps: true\n  disable_rfs: true");
+    d.set(&["irq"], "disable_rps", true);
+    d.set(&["irq"], "disable_rfs", true);
 
     // ---- time, services, safety ----
     // lltune checks time synchronisation (facts, recommendations) but has no module that sets
@@ -513,8 +652,12 @@ pub fn generate(f: &Facts, opts: &GenOptions) -> String {
     }
     // TuneD's profiles re-tune what lltune sets (governor, C-states, sysctls): off.
     let _ = writeln!(w, "\nservices:\n  irqbalance: false\n  tuned: \"disabled\"");
+    d.set(&["services"], "irqbalance", false);
+    d.set(&["services"], "tuned", "disabled");
     let _ = writeln!(w, "\n# Opt-ins for changes with a real downside. Both stay false unless you mean it.");
     let _ = writeln!(w, "safety:\n  allow_grub_edit: false\n  allow_dangerous_mitigations: false");
+    d.set(&["safety"], "allow_grub_edit", false);
+    d.set(&["safety"], "allow_dangerous_mitigations", false);
 
     // ---- recommendations ----
     // The findings of this host as this config would change it: the same rules, with this
@@ -523,6 +666,7 @@ pub fn generate(f: &Facts, opts: &GenOptions) -> String {
     let _ = writeln!(w, "\n# What lltune found on this host (informational; `lltune scan --md-report` explains each).");
     if recs.is_empty() {
         let _ = writeln!(w, "recommendations: []");
+        d.set(&[], "recommendations", Value::Array(Vec::new()));
     } else {
         let _ = writeln!(w, "recommendations:");
         for r in recs {
@@ -541,9 +685,17 @@ pub fn generate(f: &Facts, opts: &GenOptions) -> String {
                 q(r.impact.as_str()),
                 q(r.risk.as_str())
             );
+            d.push(
+                &[],
+                "recommendations",
+                serde_json::json!({
+                    "category": r.category, "item": r.item, "current": r.current, "target": r.target,
+                    "severity": r.severity.as_str(), "impact": r.impact.as_str(), "risk": r.risk.as_str(),
+                }),
+            );
         }
     }
-    o
+    (o, Value::Object(d.0))
 }
 
 #[cfg(test)]

@@ -632,15 +632,16 @@ pub fn yaml_from_json(v: &serde_json::Value) -> Yaml {
 /// problems is never half-trusted by callers (they check `issues` first).
 pub fn parse(text: &str) -> (Config, Vec<Issue>) {
     match yaml::load(text) {
-        Ok(doc) => parse_doc(&doc, Some(text)),
+        Ok(doc) => parse_doc(&doc, &yaml11_booleans(text)),
         Err(e) => (Config::default(), vec![Issue::new("", format!("not valid YAML: {e}"))]),
     }
 }
 
-/// Reads a config already parsed into a value: from YAML text (`text`, for the YAML 1.1
-/// words, which only the text shows), or from a mapping that came as JSON (`None`: its
-/// types are exact).
-pub fn parse_doc(doc: &Yaml, text: Option<&str>) -> (Config, Vec<Issue>) {
+/// Reads a config already parsed into a value: from YAML text (`words`: the YAML 1.1 words
+/// `yaml11_booleans` found in it, which only the text shows), or from a mapping that came as
+/// JSON (no words: its types are exact). The modules take JSON only and pass none, so no
+/// YAML parser is linked into them.
+pub fn parse_doc(doc: &Yaml, words: &[Yaml11Bool]) -> (Config, Vec<Issue>) {
     let mut issues = Vec::new();
     let mut c = Config::default();
     let empty = serde_yaml::Mapping::new();
@@ -688,12 +689,12 @@ pub fn parse_doc(doc: &Yaml, text: Option<&str>) -> (Config, Vec<Issue>) {
     if c.version.is_none() && !issues.iter().any(|i| i.field == "version") {
         issues.push(Issue::new("version", format!("missing (expected {VERSION})")));
     }
-    for b in text.map(yaml11_booleans).unwrap_or_default() {
+    for b in words {
         if b.path.starts_with("recommendations") || issues.iter().any(|i| i.field == b.path) {
             continue;
         }
         issues.push(Issue::new(
-            b.path,
+            b.path.clone(),
             format!(
                 "`{}` (line {}) is a boolean in YAML 1.1 but a string in YAML 1.2; quote it (\"{}\") if you mean the word, or write true/false",
                 b.word, b.line, b.word

@@ -8,27 +8,14 @@
 //! `safety.allow_grub_edit` is false, so that no path through this translation touches the
 //! boot configuration without the flag. A module with nothing to do is left out. What the
 //! config asks that no module carries out yet is listed in `not_implemented`, never dropped
-//! in silence. Pure: no host is read (apply drops sysctls the host's kernel lacks itself).
+//! in silence. `from_config` reads no host; `fit_to_host` then reads the host the arguments
+//! are for and leaves out what it cannot take (sysctls its kernel lacks, absent sysfs files).
 
 use serde_json::{Map, Value};
 use serde_yaml::Value as Yaml;
 
 use crate::config::{self, Config, Issue};
-
-/// Module names, as the collection and `lltune apply` call them.
-pub const SYSCTL: &str = "lltune_sysctl";
-pub const KERNEL_ARGS: &str = "lltune_kernel_args";
-pub const NIC: &str = "lltune_nic";
-pub const IRQ: &str = "lltune_irq";
-pub const CPU: &str = "lltune_cpu";
-pub const MEMORY: &str = "lltune_memory";
-pub const SERVICES: &str = "lltune_services";
-pub const LIMITS: &str = "lltune_limits";
-
-/// The order `lltune apply` runs the modules in (docs/config.md): sysctls first, the boot
-/// configuration next, then the host's runtime state, NIC before IRQ because changing channels
-/// re-creates the queues' IRQs. A property of this list, never of a map's insertion order.
-pub const ORDER: &[&str] = &[SYSCTL, KERNEL_ARGS, CPU, MEMORY, SERVICES, LIMITS, NIC, IRQ];
+use crate::names::{CPU, IRQ, KERNEL_ARGS, LIMITS, MEMORY, NIC, ORDER, SERVICES, SYSCTL};
 
 /// Sections that describe the host or advise; nothing to apply in them.
 /// `rdma` names devices for audit's NUMA cross-checks; it changes nothing itself.
@@ -97,12 +84,13 @@ impl ModuleArgs {
 /// whole config (every issue is returned, with its dotted path).
 pub fn from_text(text: &str) -> Result<ModuleArgs, Vec<Issue>> {
     let doc = config::yaml::load(text).map_err(|e| vec![Issue::new("", format!("not valid YAML: {e}"))])?;
-    from_doc(&doc, Some(text))
+    from_doc(&doc, &config::yaml11_booleans(text))
 }
 
-/// The same, for a config already parsed into a value (`text`: the YAML it came from, if any).
-pub fn from_doc(doc: &Yaml, text: Option<&str>) -> Result<ModuleArgs, Vec<Issue>> {
-    let (cfg, issues) = config::parse_doc(doc, text);
+/// The same, for a config already parsed into a value (`words`: the YAML 1.1 words of the
+/// text it came from; none for JSON).
+pub fn from_doc(doc: &Yaml, words: &[config::Yaml11Bool]) -> Result<ModuleArgs, Vec<Issue>> {
+    let (cfg, issues) = config::parse_doc(doc, words);
     if !issues.is_empty() {
         return Err(issues);
     }
@@ -428,7 +416,7 @@ pub fn fit_to_host(args: &mut ModuleArgs, facts: &crate::facts::Facts, host: &cr
         args.modules.get_mut(SYSCTL).and_then(|m| m.get_mut("settings")).and_then(Value::as_object_mut)
     {
         let mut gone = Vec::new();
-        settings.retain(|key, _| match crate::modules::sysctl::parse_key(key) {
+        settings.retain(|key, _| match crate::facts::sysctl::parse_key(key) {
             Ok(k) if !host.exists(&k.path) => {
                 gone.push((key.clone(), k.path));
                 false
@@ -482,15 +470,15 @@ pub fn fit_to_host(args: &mut ModuleArgs, facts: &crate::facts::Facts, host: &cr
     // irqbalance's banned CPUs go to its environment file; a host with none and no
     // distribution family to place one by (no irqbalance installed) cannot take them.
     if args.get(IRQ).is_some_and(|m| m.contains_key("irqbalance_banned_cpus"))
-        && !crate::modules::irq::irqbalance_file_known(host)
+        && !crate::facts::services::irqbalance_file(host).is_ok_and(|f| f.is_some())
     {
         drop(
             IRQ,
             "irqbalance_banned_cpus",
             &format!(
                 "this host has neither {} nor {} and its /etc/os-release names no RHEL or Debian family (irqbalance is not installed)",
-                crate::modules::irq::IRQBALANCE_RHEL,
-                crate::modules::irq::IRQBALANCE_DEBIAN
+                crate::facts::services::IRQBALANCE_RHEL,
+                crate::facts::services::IRQBALANCE_DEBIAN
             ),
             args,
         );

@@ -17,6 +17,8 @@ use std::mem::MaybeUninit;
 
 use serde_yaml::value::{Tag, TaggedValue};
 use serde_yaml::{Mapping, Number, Value as Yaml};
+// Every call through `y::` already sits in an `unsafe` block; the short name keeps them readable.
+#[allow(clippy::unsafe_removed_from_name)]
 use unsafe_libyaml as y;
 
 const TAG_NULL: &str = "tag:yaml.org,2002:null";

@@ -11,11 +11,10 @@
 //! name must be one this code writes (`files/NNN-name`), so an edited journal cannot name
 //! anything outside the bundle or, through the host's resolver, outside `root`.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::backup_id;
 use crate::engine::state::{Item, State};
 use crate::host::{FileMeta, Host, Node, resolve};
 use crate::protocol::{Failure, cap_text};
@@ -232,44 +231,6 @@ pub struct Journal {
     pub manifest: Manifest,
 }
 
-/// `20261122T101500Z-<pid>`: sorts by time, unique per process.
-pub fn default_backup_id() -> String {
-    format!("{}-{}", utc_stamp(SystemTime::now()), std::process::id())
-}
-
-/// A UTC timestamp `YYYYMMDDTHHMMSSZ` without a date library (civil-from-days, H. Hinnant).
-fn utc_stamp(t: SystemTime) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
-}
-
-/// A backup id names a folder: letters, digits, `.`, `_`, `-`, not starting with a dot.
-pub fn validate_backup_id(id: &str) -> Result<(), String> {
-    let ok = !id.is_empty()
-        && id.len() <= 128
-        && !id.starts_with('.')
-        && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "{:?} is not a valid backup id (letters, digits, '.', '_', '-'; not starting with '.')",
-            cap_text(id)
-        ))
-    }
-}
-
 /// Reads `rel` (`journal.json`, `files/NNN-name`) of the bundle `dir` without following a
 /// link anywhere inside the bundle: the bundle folder, `files/` and the file itself must be
 /// what they are, not links to them (a copy that is a link would restore whatever it names).
@@ -301,7 +262,7 @@ pub const LISTED_BUNDLES: usize = 10;
 /// UTC timestamps), at most `LISTED_BUNDLES`, and how many there are in all.
 pub fn existing_bundles(host: &Host) -> (Vec<String>, usize) {
     let mut ids: Vec<String> =
-        host.list_or_empty(BACKUPS_DIR).into_iter().filter(|n| validate_backup_id(n).is_ok()).collect();
+        host.list_or_empty(BACKUPS_DIR).into_iter().filter(|n| backup_id::validate(n).is_ok()).collect();
     ids.sort_unstable_by(|a, b| b.cmp(a));
     let mut shown = Vec::new();
     let mut total = 0;
@@ -332,7 +293,7 @@ pub fn describe_bundles((shown, total): &(Vec<String>, usize)) -> String {
 impl Journal {
     /// The bundle `id` under `root`, existing or not.
     pub fn open(host: &Host, id: &str) -> Result<Journal> {
-        validate_backup_id(id).map_err(Failure::new)?;
+        backup_id::validate(id).map_err(Failure::new)?;
         let dir = format!("{BACKUPS_DIR}/{id}");
         for d in [dir.clone(), format!("{dir}/files")] {
             if host.read_link(&d).is_some() {
@@ -353,7 +314,7 @@ impl Journal {
                 manifest: Manifest {
                     version: MANIFEST_VERSION,
                     backup_id: id.to_string(),
-                    created: utc_stamp(SystemTime::now()),
+                    created: backup_id::now_utc(),
                     entries: Vec::new(),
                 },
             }),
@@ -373,10 +334,7 @@ impl Journal {
         let id = if !trimmed.contains('/') {
             trimmed.to_string()
         } else {
-            let target = match std::path::Path::new(trimmed).strip_prefix(host.root()) {
-                Ok(rel) if !host.is_live() => format!("/{}", rel.display()),
-                _ => trimmed.to_string(),
-            };
+            let target = host.target_of(trimmed);
             let normal = resolve::normalize(&target).filter(|n| n == &target).ok_or_else(bad)?;
             let id = normal.strip_prefix(BACKUPS_DIR).and_then(|r| r.strip_prefix('/')).ok_or_else(bad)?;
             if id.contains('/') {
@@ -384,7 +342,7 @@ impl Journal {
             }
             id.to_string()
         };
-        validate_backup_id(&id).map_err(|e| Failure::new(format!("option backup: {e}")))?;
+        backup_id::validate(&id).map_err(|e| Failure::new(format!("option backup: {e}")))?;
         let dir = format!("{BACKUPS_DIR}/{id}");
         let manifest = read_in_bundle(host, &dir, MANIFEST)
             .map_err(|e| Failure::new(format!("backup {id}: {e:#}")))?
@@ -556,22 +514,6 @@ mod tests {
     }
 
     #[test]
-    fn utc_stamp_is_civil_time() {
-        let t = UNIX_EPOCH + std::time::Duration::from_secs(1_795_774_500); // 2026-11-27T10:15:00Z
-        assert_eq!(utc_stamp(t), "20261127T101500Z");
-        assert_eq!(utc_stamp(UNIX_EPOCH), "19700101T000000Z");
-        assert!(default_backup_id().ends_with(&format!("-{}", std::process::id())));
-    }
-
-    #[test]
-    fn backup_ids_are_folder_names() {
-        assert!(validate_backup_id("20261122T101500Z-42").is_ok());
-        for bad in ["", "..", "a/b", ".hidden", "a b", "x;y"] {
-            assert!(validate_backup_id(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
     fn first_previous_state_wins_and_bundles_append() {
         let (_d, host) = host();
         host.write_atomic("/etc/a.conf", b"original\n", None).unwrap();
@@ -626,7 +568,7 @@ mod tests {
             &[
                 Action::WriteFile { path: "/etc/a.conf".into(), contents: b"changed\n".to_vec() },
                 Action::WriteFile { path: "/etc/b.conf".into(), contents: b"new\n".to_vec() },
-                // A command that fails after two writes.
+                // A command after two writes: a tree refuses to run it, so the run fails there.
                 Action::Run { argv: vec!["false".into()], rewrites: vec![] },
             ],
         )

@@ -23,8 +23,11 @@ use crate::protocol::Failure;
 /// How long a run waits for another to finish; `LLTUNE_LOCK_TIMEOUT_S` overrides it.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// A held root: how many guards hold it, and the lock file (none on a read-only root).
+type Held = (usize, Option<fs::File>);
+
 /// Roots this process holds, with how many guards hold each.
-static HELD: Mutex<Option<HashMap<PathBuf, (usize, Option<fs::File>)>>> = Mutex::new(None);
+static HELD: Mutex<Option<HashMap<PathBuf, Held>>> = Mutex::new(None);
 
 /// Held until dropped.
 #[derive(Debug)]

@@ -21,6 +21,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::host::Host;
+use crate::host::system::Kernel;
 use crate::protocol::{Diff, Failure, Meta, Outcome, cap_text};
 use journal::Journal;
 use state::{Action, Item, State};
@@ -64,7 +65,7 @@ pub fn cap_field(v: &mut Value) {
 }
 
 /// What a module would do: the writes, and what to report about them.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Plan {
     pub actions: Vec<Action>,
     pub diff: Vec<Diff>,
@@ -77,12 +78,90 @@ pub struct Plan {
     /// (why)`): the rest is carried out, then the task fails naming them (a rollback with a
     /// missing copy).
     pub unfinished: Vec<String>,
+    /// The after-apply and failure steps (set with `after_apply`, `on_failure`).
+    pub steps: PlanSteps,
+}
+
+/// A plan's steps around the writes (`Plan::after_apply`, `Plan::on_failure`).
+#[derive(Default)]
+pub struct PlanSteps {
+    after: Option<AfterApply>,
+    failed: Option<OnFailure>,
+}
+
+/// A plan's after-apply step: run by the engine after the writes (or after a check-mode or
+/// unchanged run: `Ran` says which), with the host, still under the root's lock.
+pub type AfterApply = Box<dyn FnOnce(&Host, &mut Plan, Ran)>;
+/// A plan's failure step: given the typed reason a write failed (after this run's writes
+/// were put back) and the failure the task returns, to add fields or words to it.
+pub type OnFailure = Box<dyn FnOnce(&WriteFailure, &mut Failure)>;
+
+/// How a run ended, as the after-apply step sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ran {
+    /// Check mode: nothing was written.
+    Check,
+    /// Nothing to change: nothing was written.
+    Unchanged,
+    /// The writes were carried out and verified.
+    Applied,
+}
+
+/// Why a write failed, typed (no message to read): what a plan's failure step matches on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteFailure {
+    /// A kernel value read back other than written (`state::NotKept`).
+    NotKept(state::NotKept),
+    /// Any other failure of the write; its words are in the message.
+    Failed,
+}
+
+impl std::fmt::Debug for Plan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plan")
+            .field("actions", &self.actions)
+            .field("diff", &self.diff)
+            .field("fields", &self.fields)
+            .field("warnings", &self.warnings)
+            .field("reboot_required", &self.reboot_required)
+            .field("unfinished", &self.unfinished)
+            .field("after_apply", &self.steps.after.is_some())
+            .field("on_failure", &self.steps.failed.is_some())
+            .finish()
+    }
 }
 
 impl Plan {
     pub fn field(&mut self, key: &str, value: impl serde::Serialize) {
         let v = serde_json::to_value(value).unwrap_or_else(|e| Value::String(format!("unserializable: {e}")));
         self.fields.insert(key.to_string(), v);
+    }
+
+    /// Sets the step the engine runs after the writes, with the host: result fields that
+    /// depend on what the kernel did (read back what a write became). The step keeps what
+    /// the planning knew, typed, so it has nothing to read back from the result fields.
+    pub fn after_apply(&mut self, step: impl FnOnce(&Host, &mut Plan, Ran) + 'static) {
+        self.steps.after = Some(Box::new(step));
+    }
+
+    /// Sets the step the engine runs when a write fails (`WriteFailure`), before the task
+    /// fails: a module explains the failure in its own terms.
+    pub fn on_failure(&mut self, step: impl FnOnce(&WriteFailure, &mut Failure) + 'static) {
+        self.steps.failed = Some(Box::new(step));
+    }
+
+    /// Runs the failure step (once) on `f`, the failure of a write for `why`.
+    pub fn explain_failure(&mut self, why: &WriteFailure, f: &mut Failure) {
+        if let Some(step) = self.steps.failed.take() {
+            step(why, f);
+        }
+    }
+
+    /// Runs the after-apply step (once).
+    pub fn finish(&mut self, host: &Host, ran: Ran) {
+        if let Some(step) = self.steps.after.take() {
+            step(host, self, ran);
+        }
     }
 }
 
@@ -99,11 +178,8 @@ pub trait Module {
     /// The `backup_id` option; `None` makes a timestamp id.
     fn backup_id(params: &Self::Params) -> Option<&str>;
 
-    /// What the task would change. Pure: reads the host, writes nothing.
+    /// What the task would change. Reads the host, writes nothing.
     fn plan(host: &Host, params: &Self::Params) -> Result<Plan>;
-
-    /// After the writes (`applied`) or in check mode: adjust result fields that depend on it.
-    fn finish(_plan: &mut Plan, _applied: bool) {}
 
     /// With `persist: true`, the module's options to save for `lltune reapply` at boot
     /// (`engine::persist`); `None` otherwise (the default: nothing to persist).
@@ -143,7 +219,7 @@ fn action_dirs(host: &Host, actions: &[Action]) -> Vec<String> {
         for i in a.items() {
             match &i {
                 Item::File(p) | Item::Link(p) => out.extend(parent(p)),
-                Item::Kernel(p) if !host.is_live() => out.extend(parent(p)),
+                Item::Kernel(p) if host.system().kernel() == Kernel::Captured => out.extend(parent(p)),
                 Item::Dir(p) => out.push(p.clone()),
                 _ => {}
             }
@@ -166,12 +242,27 @@ fn swept_warning(removed: &[String]) -> Option<String> {
 
 /// Runs a module: lock, plan, journal, write-verify-revert, report.
 pub fn run<M: Module>(host: &Host, meta: &Meta, params: M::Params) -> Result<Outcome> {
-    let backup_id = match M::backup_id(&params) {
-        Some(id) => {
-            journal::validate_backup_id(id).map_err(|e| Failure::new(format!("option backup_id: {e}")))?;
+    run_in::<M>(host, meta, params, None)
+}
+
+/// `run`, alone (`tx` `None`) or as one step of a transaction (`Transaction::run`): then the
+/// transaction's backup id and lock, and the step's writes kept for the transaction's revert.
+fn run_in<M: Module>(host: &Host, meta: &Meta, params: M::Params, mut tx: Option<&mut Steps>) -> Result<Outcome> {
+    let backup_id = match (M::backup_id(&params), tx.as_deref()) {
+        (Some(id), Some(t)) if id != t.backup_id => {
+            return Err(Failure::new(format!(
+                "option backup_id: {} is not this run's backup id {}",
+                cap_text(id),
+                t.backup_id
+            ))
+            .into());
+        }
+        (_, Some(t)) => t.backup_id.clone(),
+        (Some(id), None) => {
+            crate::backup_id::validate(id).map_err(|e| Failure::new(format!("option backup_id: {e}")))?;
             id.to_string()
         }
-        None => journal::default_backup_id(),
+        (None, None) => crate::backup_id::new_id(),
     };
     let _lock = lock::acquire(host)?;
     let mut swept = Vec::new();
@@ -192,17 +283,25 @@ pub fn run<M: Module>(host: &Host, meta: &Meta, params: M::Params) -> Result<Out
         }
         e
     })?;
+    let mut installs_runner = false;
     if let Some(state) = M::persist_state(&params) {
         let (actions, diff) = persist::actions(host, M::NAME, &state)?;
         plan.actions.extend(actions);
         plan.diff.extend(diff);
-        plan.field(
-            "persist",
-            serde_json::json!({
-                "state_file": format!("{}/{}.json", persist::STATE_DIR, M::NAME),
-                "unit": persist::UNIT_PATH,
-            }),
-        );
+        let mut about = serde_json::json!({
+            "state_file": format!("{}/{}.json", persist::STATE_DIR, M::NAME),
+            "unit": persist::UNIT_PATH,
+        });
+        // The CLI the unit runs at boot, when the transaction brings it (`lltune apply`).
+        if let Some(bytes) = tx.as_deref().and_then(|t| t.runner.as_ref()) {
+            if let Some((action, diff)) = persist::runner_action(host, bytes) {
+                plan.actions.push(action);
+                plan.diff.push(diff);
+                about["cli"] = Value::String(persist::CLI_PATH.into());
+            }
+            installs_runner = true;
+        }
+        plan.field("persist", about);
     }
     let changed = !plan.actions.is_empty();
     if !meta.check_mode {
@@ -211,15 +310,42 @@ pub fn run<M: Module>(host: &Host, meta: &Meta, params: M::Params) -> Result<Out
     }
     let mut backup = None;
     if changed && !meta.check_mode {
-        if M::JOURNALED {
+        let undo = tx.as_deref_mut().map(|t| &mut t.done);
+        let done = if M::JOURNALED {
             let mut j = Journal::open(host, &backup_id)?;
-            carry_out(host, Some(Record { journal: &mut j, module: M::NAME, boot: M::BOOT }), &plan.actions)?;
+            let r =
+                carry_out_typed(host, Some(Record { journal: &mut j, module: M::NAME, boot: M::BOOT }), &plan.actions);
             backup = Some(j.dir);
+            r
         } else {
-            carry_out(host, None, &plan.actions)?;
+            carry_out_typed(host, None, &plan.actions)
+        };
+        match done {
+            Ok(d) => {
+                if let Some(u) = undo {
+                    u.push(Done { module: M::NAME, ..d });
+                }
+            }
+            Err(Carried::Before(e)) => return Err(e),
+            Err(Carried::Midway(failed)) => {
+                let (mut f, why) = *failed;
+                plan.explain_failure(&why, &mut f);
+                return Err(f.into());
+            }
+        }
+        log_changes(host, meta, M::NAME, backup.as_ref().map(|_| backup_id.as_str()), &plan.diff);
+    }
+    if installs_runner {
+        if let Some(t) = tx {
+            t.runner = None;
         }
     }
-    M::finish(&mut plan, changed && !meta.check_mode);
+    let ran = match (changed, meta.check_mode) {
+        (_, true) => Ran::Check,
+        (false, false) => Ran::Unchanged,
+        (true, false) => Ran::Applied,
+    };
+    plan.finish(host, ran);
     plan.fields.values_mut().for_each(cap_field);
     if !plan.unfinished.is_empty() {
         let rest = match (changed, meta.check_mode) {
@@ -250,6 +376,201 @@ pub fn run<M: Module>(host: &Host, meta: &Meta, params: M::Params) -> Result<Out
     Ok(outcome)
 }
 
+/// What one transaction's finished steps did, for its revert.
+struct Steps {
+    backup_id: String,
+    /// Every step's writes, in order.
+    done: Vec<Done>,
+    /// The CLI to install at `persist::CLI_PATH` with the first step that persists.
+    runner: Option<Vec<u8>>,
+}
+
+/// One module's carried-out writes: the items, their snapshots from before, and the order
+/// it touched them in (what `revert` puts back).
+struct Done {
+    module: &'static str,
+    items: Vec<Item>,
+    snapshots: Vec<State>,
+    touched: Vec<usize>,
+}
+
+/// Several changing modules as one run (`lltune apply`, `lltune reapply`): one backup id,
+/// one lock of the root held from the first planning to the last write (and to the revert),
+/// the steps in the order given. A step that fails puts back its own writes (as any run
+/// does); `abort` then puts back every earlier step's, newest first, from the snapshots the
+/// engine took before writing (the bundle keeps its entries: a rollback of it finds the
+/// values already in place). `lltune apply` aborts on the first failure; `lltune reapply`
+/// reports a failed step and goes on with the others (at boot, one NIC that is gone must not
+/// undo the CPU settings), each step whole or not at all.
+pub struct Transaction<'h> {
+    host: &'h Host,
+    meta: Meta,
+    steps: Steps,
+    _lock: lock::Lock,
+}
+
+impl<'h> Transaction<'h> {
+    /// Validates the backup id (`None`: a timestamp id) and takes the root's lock.
+    pub fn begin(host: &'h Host, meta: &Meta, backup_id: Option<&str>) -> Result<Transaction<'h>> {
+        let id = match backup_id {
+            Some(id) => {
+                crate::backup_id::validate(id).map_err(|e| Failure::new(format!("backup id: {e}")))?;
+                id.to_string()
+            }
+            None => crate::backup_id::new_id(),
+        };
+        let lock = lock::acquire(host)?;
+        Ok(Transaction {
+            host,
+            meta: meta.clone(),
+            steps: Steps { backup_id: id, done: Vec::new(), runner: None },
+            _lock: lock,
+        })
+    }
+
+    pub fn backup_id(&self) -> &str {
+        &self.steps.backup_id
+    }
+
+    /// The bundle this transaction's steps journal into.
+    pub fn backup_dir(&self) -> String {
+        format!("{}/{}", journal::BACKUPS_DIR, self.steps.backup_id)
+    }
+
+    /// Whether a step has written anything yet.
+    pub fn changed(&self) -> bool {
+        !self.steps.done.is_empty()
+    }
+
+    /// Installs `bytes` (the running CLI) at `persist::CLI_PATH`, 0755 root, with the first
+    /// step that persists (`persist: true`): part of that step's plan, diff and journal, and
+    /// of its revert. `lltune-restore.service` runs it at boot.
+    pub fn install_boot_runner(&mut self, bytes: Vec<u8>) {
+        self.steps.runner = Some(bytes);
+    }
+
+    /// Runs one module as the next step (the transaction's backup id; `options` must not
+    /// name another).
+    pub fn run<M: Module>(&mut self, params: M::Params) -> Result<Outcome> {
+        run_in::<M>(self.host, &self.meta, params, Some(&mut self.steps))
+    }
+
+    /// Puts back what every finished step wrote, newest first, and returns `cause` with the
+    /// list of what was reverted (and of anything that could not be). Check mode wrote
+    /// nothing: `cause` is returned as it is.
+    pub fn abort(self, cause: anyhow::Error) -> anyhow::Error {
+        let mut reverted = Vec::new();
+        let mut stuck = Vec::new();
+        let mut modules = Vec::new();
+        for d in self.steps.done.iter().rev() {
+            let (r, s) = put_back(self.host, &d.items, &d.snapshots, &d.touched);
+            if !r.is_empty() || !s.is_empty() {
+                modules.push(d.module);
+            }
+            reverted.extend(r);
+            stuck.extend(s);
+        }
+        if reverted.is_empty() && stuck.is_empty() {
+            return cause;
+        }
+        let (cause_changed, mut fields) = match cause.downcast_ref::<Failure>() {
+            Some(f) => (f.changed, f.fields.clone()),
+            None => (false, Map::new()),
+        };
+        let mut msg = format!("{cause:#}");
+        modules.reverse();
+        if !reverted.is_empty() {
+            msg.push_str(&format!(
+                "; reverted the earlier steps of this run ({}): {}",
+                modules.join(", "),
+                reverted.join(", ")
+            ));
+        }
+        if !stuck.is_empty() {
+            msg.push_str(&format!(
+                "; could NOT revert: {} (restore with: lltune rollback --backup {})",
+                stuck.join(", "),
+                self.steps.backup_id
+            ));
+        }
+        let mut f = Failure::new(msg);
+        f.changed = cause_changed || !stuck.is_empty();
+        fields.insert("reverted_steps".into(), serde_json::json!(reverted));
+        if !stuck.is_empty() {
+            fields.insert("not_reverted_steps".into(), serde_json::json!(stuck));
+        }
+        f.fields = fields;
+        f.into()
+    }
+}
+
+/// The audit trail (`crate::trail` sends it): after a run changed the host, who ran it with
+/// what, then each file or setting the diff names with its lines before → after (only the
+/// lines that differ). Check mode never gets here; with `_ansible_no_log` no value is logged.
+fn log_changes(host: &Host, meta: &Meta, module: &str, backup: Option<&str>, diff: &[Diff]) {
+    const HIDDEN: &str = "(hidden: no_log)";
+    let root = host.root().to_string_lossy();
+    let env = |k: &str| std::env::var(k).unwrap_or_default();
+    let args = match (meta.no_log, &meta.invocation) {
+        (true, _) => HIDDEN.to_string(),
+        (false, Some(a)) => cap(a),
+        // Not through Ansible (the CLI runs the module): the command line.
+        (false, None) => cap(&std::env::args().collect::<Vec<_>>().join(" ")),
+    };
+    let user = if std::env::var_os("USER").is_some() { env("USER") } else { env("LOGNAME") };
+    let facility = meta.syslog_facility.as_deref().unwrap_or("");
+    let backup = backup.unwrap_or("");
+    // Here rather than in every binary's main: the modules that never change anything (facts,
+    // config, audit) carry no trail code. The CLI installs its own first (with -v's stderr).
+    crate::trail::install(false);
+    tracing::info!(
+        target: "lltune",
+        module,
+        root = &*root,
+        facility,
+        backup,
+        user = user.as_str(),
+        sudo_user = env("SUDO_USER").as_str(),
+        uid = nix::unistd::getuid().as_raw(),
+        args = args.as_str(),
+        "changed"
+    );
+    for d in diff {
+        let (before, after) = if meta.no_log { (HIDDEN.into(), HIDDEN.into()) } else { changed_lines(d) };
+        let item = if d.after_header.is_empty() { &d.before_header } else { &d.after_header };
+        tracing::info!(
+            target: "lltune",
+            module,
+            root = &*root,
+            facility,
+            backup,
+            item = item.as_str(),
+            before = before.as_str(),
+            after = after.as_str(),
+            "set"
+        );
+    }
+}
+
+/// A diff's lines that are not on the other side (each side's in its order), capped.
+fn changed_lines(d: &Diff) -> (String, String) {
+    let only = |a: &str, b: &str| {
+        let mut other: Vec<&str> = b.lines().collect();
+        let kept: Vec<&str> = a
+            .lines()
+            .filter(|l| match other.iter().position(|o| o == l) {
+                Some(i) => {
+                    other.swap_remove(i);
+                    false
+                }
+                None => true,
+            })
+            .collect();
+        cap(&kept.join("\n"))
+    };
+    (only(&d.before, &d.after), only(&d.after, &d.before))
+}
+
 fn cap(s: &str) -> String {
     if s.chars().count() <= MAX_WARNING_CHARS {
         s.to_string()
@@ -271,10 +592,28 @@ pub struct Record<'a> {
 /// with a message listing them; `changed` in the failure is true only if a restore failed.
 /// The caller holds the root's lock.
 pub fn carry_out(host: &Host, record: Option<Record<'_>>, actions: &[Action]) -> Result<()> {
+    match carry_out_typed(host, record, actions) {
+        Ok(_) => Ok(()),
+        Err(Carried::Before(e)) => Err(e),
+        Err(Carried::Midway(failed)) => Err(failed.0.into()),
+    }
+}
+
+/// How `carry_out` failed.
+enum Carried {
+    /// Before any write (resolving, snapshotting, journaling): nothing was changed.
+    Before(anyhow::Error),
+    /// A write failed; this call's writes were put back (the failure lists them).
+    Midway(Box<(Failure, WriteFailure)>),
+}
+
+fn carry_out_typed(host: &Host, record: Option<Record<'_>>, actions: &[Action]) -> Result<Done, Carried> {
+    let before = |e: anyhow::Error| Carried::Before(e);
     let actions: Vec<Action> = actions
         .iter()
         .map(|a| a.resolved(host).map_err(|e| Failure::new(format!("{}: {e}", a.describe()))))
-        .collect::<Result<_, _>>()?;
+        .collect::<Result<_, _>>()
+        .map_err(|f| before(f.into()))?;
     // Folders that a write creates are items too, before the files in them and outermost
     // first: rollback (newest entry first) and revert remove them after their files, when
     // they are empty again.
@@ -300,11 +639,11 @@ pub fn carry_out(host: &Host, record: Option<Record<'_>>, actions: &[Action]) ->
     let mut snapshots = Vec::with_capacity(items.len());
     for i in &items {
         let s = state::read(host, i)
-            .map_err(|e| Failure::new(format!("reading the current state of {}: {e}", i.path())))?;
+            .map_err(|e| before(Failure::new(format!("reading the current state of {}: {e}", i.path())).into()))?;
         snapshots.push(s);
     }
     if let Some(r) = record {
-        r.journal.record_all(host, r.module, r.boot, items.iter().zip(&snapshots))?;
+        r.journal.record_all(host, r.module, r.boot, items.iter().zip(&snapshots)).map_err(before)?;
     }
     let mut touched: Vec<usize> = Vec::new();
     let mut is_touched = vec![false; items.len()];
@@ -318,14 +657,20 @@ pub fn carry_out(host: &Host, record: Option<Record<'_>>, actions: &[Action]) ->
             }
         }
         if let Err(e) = a.perform(host) {
+            let why = match e.downcast_ref::<state::NotKept>() {
+                Some(k) => WriteFailure::NotKept(k.clone()),
+                None => WriteFailure::Failed,
+            };
             let cause = format!("{}: {e:#}", a.describe());
-            return Err(revert(host, &items, &snapshots, &touched, cause));
+            return Err(Carried::Midway(Box::new((revert(host, &items, &snapshots, &touched, cause), why))));
         }
     }
-    Ok(())
+    Ok(Done { module: "", items, snapshots, touched })
 }
 
-fn revert(host: &Host, items: &[Item], snapshots: &[State], touched: &[usize], cause: String) -> anyhow::Error {
+/// Puts `touched` items back to their snapshots, newest first: the paths put back, and those
+/// that could not be (with why).
+fn put_back(host: &Host, items: &[Item], snapshots: &[State], touched: &[usize]) -> (Vec<String>, Vec<String>) {
     let mut reverted = Vec::new();
     let mut stuck = Vec::new();
     for &n in touched.iter().rev() {
@@ -335,6 +680,11 @@ fn revert(host: &Host, items: &[Item], snapshots: &[State], touched: &[usize], c
             Err(e) => stuck.push(format!("{} ({})", items[n].path(), cap_text(&format!("{e:#}")))),
         }
     }
+    (reverted, stuck)
+}
+
+fn revert(host: &Host, items: &[Item], snapshots: &[State], touched: &[usize], cause: String) -> Failure {
+    let (reverted, stuck) = put_back(host, items, snapshots, touched);
     let mut msg = cause;
     if reverted.is_empty() && stuck.is_empty() {
         msg.push_str("; nothing had been changed");
@@ -351,5 +701,5 @@ fn revert(host: &Host, items: &[Item], snapshots: &[State], touched: &[usize], c
     if !stuck.is_empty() {
         f.fields.insert("not_reverted".into(), serde_json::json!(stuck));
     }
-    f.into()
+    f
 }

@@ -8,7 +8,8 @@
 //! the unit and its enablement link are ordinary journaled items, so rollback removes them.
 //!
 //! The unit runs the CLI at `CLI_PATH` (`/usr/local/sbin/lltune`): `lltune apply` installs
-//! its own binary there when it persists; with Ansible, the collection's `tune` role copies
+//! its own binary there when it persists (with the first persisting step of its
+//! transaction, `runner_action`); with Ansible, the collection's `tune` role copies
 //! it. A missing CLI makes the unit fail visibly at boot (`systemctl status`), never silently.
 
 use anyhow::Result;
@@ -31,10 +32,9 @@ pub const DIRS: &[&str] = &[STATE_DIR, "/etc/systemd/system", "/etc/systemd/syst
 pub const CLI_PATH: &str = "/usr/local/sbin/lltune";
 /// Options that are about one run, not about the state.
 const RUN_OPTIONS: &[&str] = &["root", "backup_id", "persist"];
-/// The order `reapply` runs modules in: NIC before IRQ (changing channels re-creates the
-/// queues' IRQs), everything else first. Unknown modules come last, by name.
-pub const ORDER: &[&str] =
-    &["lltune_sysctl", "lltune_cpu", "lltune_memory", "lltune_services", "lltune_limits", "lltune_nic", "lltune_irq"];
+/// The order `reapply` runs modules in: `names::ORDER`, the one `lltune apply` runs them in.
+/// Unknown modules come last, by name.
+use crate::names::ORDER;
 
 /// How the unit's text begins: what tells lltune's unit from another one of the same name.
 pub const UNIT_MARK: &str = "# Managed by lltune: ";
@@ -109,6 +109,24 @@ pub fn actions(host: &Host, module: &str, params: &Map<String, Value>) -> Result
         actions.push(Action::SetLink { path: WANTS_LINK.into(), to: UNIT_PATH.into() });
     }
     Ok((actions, diff))
+}
+
+/// The write that installs `bytes` (the running lltune CLI) at `CLI_PATH`, mode 0755 owned
+/// by root, and its diff (sizes, not the bytes); `None` when the same bytes are there.
+/// `engine::Transaction::install_boot_runner` adds it to the first step that persists.
+pub fn runner_action(host: &Host, bytes: &[u8]) -> Option<(Action, Diff)> {
+    let now = host.read_bytes_opt(CLI_PATH).ok().flatten();
+    if now.as_deref() == Some(bytes) {
+        return None;
+    }
+    let diff = Diff {
+        before_header: CLI_PATH.into(),
+        after_header: CLI_PATH.into(),
+        before: now.map(|b| format!("(another program, {} bytes)\n", b.len())).unwrap_or_default(),
+        after: format!("(this lltune, {} bytes, mode 0755)\n", bytes.len()),
+    };
+    let meta = crate::host::FileMeta { mode: 0o755, uid: 0, gid: 0, xattrs: Default::default() };
+    Some((Action::RestoreFile { path: CLI_PATH.into(), contents: bytes.to_vec(), meta }, diff))
 }
 
 /// One state file as `reapply` reads it.

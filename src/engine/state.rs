@@ -4,9 +4,10 @@
 //! kind (an ethtool setting, a unit's enablement) is one variant of `Item` and `State`, one
 //! arm in `read` and `put`, and an `Entry` variant in the journal.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use crate::engine::text;
+use crate::host::system::{EthtoolStore, Kernel};
 use crate::host::{FileMeta, Host, HostError, Node};
 use crate::sys::ethtool_group::{self, Group as EthtoolGroup};
 
@@ -114,56 +115,26 @@ pub fn missing_dirs(host: &Host, path: &str) -> Vec<String> {
 /// SIOCETHTOOL acts on the running kernel: only a live host (`root` `/`) has it.
 fn read_ethtool(host: &Host, ifname: &str, group: EthtoolGroup) -> Result<State, HostError> {
     let path = format!("ethtool {ifname} {group}");
-    if !host.is_live() {
+    if host.system().ethtool_store() != EthtoolStore::Kernel {
         return Err(HostError::Invalid { path, reason: "ethtool state is only read on a live host (root /)" });
     }
-    ethtool_group::read(ifname, group)
+    host.system()
+        .ethtool_read(ifname, group)
         .map(State::Ethtool)
         .map_err(|e| HostError::Io { path, err: std::io::Error::from_raw_os_error(e.errno as i32) })
 }
 
-/// A unit name systemctl can be given without it reading it as an option or a path.
-pub fn valid_unit_name(unit: &str) -> bool {
-    !unit.is_empty()
-        && unit.len() <= 255
-        && !unit.starts_with(['.', '-'])
-        && unit.contains('.')
-        && unit.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, ':' | '_' | '.' | '@' | '-' | '\\'))
-}
+pub use crate::host::system::valid_unit_name;
 
 /// `systemctl is-active <unit>`: `active`, `activating` and `reloading` count as active.
 /// Only on a live root: a captured tree has no running units to ask about.
 pub fn unit_active(host: &Host, unit: &str) -> Result<bool, HostError> {
-    let refuse = |why: &str| HostError::Io { path: unit.to_string(), err: std::io::Error::other(why.to_string()) };
-    if !host.is_live() {
-        return Err(refuse("run-time state of units is only read on a live root (/)"));
-    }
-    if !valid_unit_name(unit) {
-        return Err(refuse("not a unit name"));
-    }
-    let out = std::process::Command::new("systemctl")
-        .args(["is-active", "--", unit])
-        .output()
-        .map_err(|e| HostError::Io { path: unit.to_string(), err: e })?;
-    let word = String::from_utf8_lossy(&out.stdout);
-    Ok(matches!(word.trim(), "active" | "activating" | "reloading"))
-}
-
-/// `systemctl start|stop <unit>`.
-fn set_unit_active(unit: &str, active: bool) -> Result<()> {
-    if !valid_unit_name(unit) {
-        anyhow::bail!("{unit:?} is not a unit name");
-    }
-    let verb = if active { "start" } else { "stop" };
-    let out = std::process::Command::new("systemctl")
-        .args([verb, "--", unit])
-        .output()
-        .with_context(|| format!("cannot run systemctl {verb} {unit}"))?;
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        anyhow::bail!("systemctl {verb} {unit}: {} ({})", out.status, crate::protocol::cap_text(err.trim()));
-    }
-    Ok(())
+    host.system().unit_active(unit).unwrap_or_else(|_| {
+        Err(HostError::Io {
+            path: unit.to_string(),
+            err: std::io::Error::other("run-time state of units is only read on a live root (/)"),
+        })
+    })
 }
 
 /// Puts an item back to a state; `false` when it already was in that state.
@@ -175,15 +146,15 @@ pub fn put(host: &Host, item: &Item, state: &State) -> Result<bool> {
         (Item::File(path), State::File(None)) | (Item::Link(path), State::Link(None)) => host.remove(path)?,
         (Item::File(path), State::File(Some((bytes, meta)))) => host.write_atomic_as(path, bytes, meta)?,
         (Item::Link(path), State::Link(Some(to))) => host.symlink(path, to)?,
-        (Item::Kernel(path), State::Kernel(v)) => host.write_kernel(path, &kernel_line(host, v))?,
+        (Item::Kernel(path), State::Kernel(v)) => host.write_kernel(path, kernel_line(host, v))?,
         (Item::Ethtool { ifname, group }, State::Ethtool(v)) => {
             let now = match read(host, item)? {
                 State::Ethtool(now) => now,
                 _ => serde_json::Value::Null,
             };
-            ethtool_group::write(ifname, *group, &ethtool_group::changes(*group, &now, v))?
+            host.system().ethtool_write(ifname, *group, &ethtool_group::changes(*group, &now, v))?
         }
-        (Item::Unit(unit), State::Unit { active }) => set_unit_active(unit, *active)?,
+        (Item::Unit(unit), State::Unit { active }) => host.system().set_unit_active(unit, *active)?,
         (Item::Dir(path), State::Dir(true)) => host.create_dir_all(path)?,
         (Item::Dir(path), State::Dir(false)) => return Ok(host.remove_empty_dir(path)?),
         _ => anyhow::bail!("internal error: state of {} does not match its kind", item.path()),
@@ -283,7 +254,7 @@ impl Action {
                 Action::Run { argv: argv.clone(), rewrites: rewrites.iter().map(r).collect::<Result<_, _>>()? }
             }
             Action::SetEthtool { ifname, group, .. } => {
-                if !host.is_live() {
+                if host.system().ethtool_store() != EthtoolStore::Kernel {
                     let path = format!("ethtool {ifname} {group}");
                     return Err(HostError::Invalid {
                         path,
@@ -313,30 +284,41 @@ impl Action {
             Action::RemoveDir { path } => host.remove_empty_dir(path).map(|_| ()).map_err(Into::into),
             Action::WriteKernel { path, value } => write_kernel(host, path, value.as_bytes()),
             Action::RestoreKernel { path, value } => write_kernel(host, path, value),
-            Action::SetUnit { unit, active } => set_unit_active(unit, *active),
-            Action::Run { argv, .. } => {
-                let (prog, args) = argv.split_first().context("empty command")?;
-                let out = std::process::Command::new(prog)
-                    .args(args)
-                    .output()
-                    .with_context(|| format!("cannot run {prog}"))?;
-                if !out.status.success() {
-                    let err = String::from_utf8_lossy(&out.stderr);
-                    anyhow::bail!("{} ({})", out.status, crate::protocol::cap_text(err.trim()));
-                }
-                Ok(())
-            }
-            Action::SetEthtool { ifname, group, changes } => ethtool_group::write(ifname, *group, changes),
+            Action::SetUnit { unit, active } => host.system().set_unit_active(unit, *active),
+            Action::Run { argv, .. } => host.system().run(argv),
+            Action::SetEthtool { ifname, group, changes } => host.system().ethtool_write(ifname, *group, changes),
         }
     }
 }
 
-/// Writes a kernel value and reads it back (compared in `text::view` form: as bytes).
+/// A kernel value that read back other than written: the kernel accepted the write and kept
+/// something else (a huge page pool it could fill only in part). The engine's verify
+/// failure, typed: `carry_out` hands it to the plan's failure step (`Plan::on_failure`) as
+/// `WriteFailure::NotKept`, so a module reports it without reading the message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the kernel kept {:?}", crate::protocol::cap_text(.kept))]
+pub struct NotKept {
+    /// The kernel file (canonical path).
+    pub path: String,
+    /// The value written, as `text::view` shows it, without its trailing newline.
+    pub written: String,
+    /// What the file read back, the same way.
+    pub kept: String,
+}
+
+/// Writes a kernel value and reads it back (compared in `text::view` form: as bytes); a
+/// value the kernel did not keep is a `NotKept` error.
 fn write_kernel(host: &Host, path: &str, value: &[u8]) -> Result<()> {
     host.write_kernel(path, kernel_line(host, value))?;
     let now = text::view(&host.read_bytes(path)?).into_owned();
-    if !reads_back_as(&now, &text::view(value)) {
-        anyhow::bail!("the kernel kept {:?}", crate::protocol::cap_text(now.trim_end()));
+    let written = text::view(value);
+    if !reads_back_as(&now, &written) {
+        return Err(NotKept {
+            path: path.to_string(),
+            written: written.trim_end().to_string(),
+            kept: now.trim_end().to_string(),
+        }
+        .into());
     }
     Ok(())
 }
@@ -346,7 +328,10 @@ fn write_kernel(host: &Host, path: &str, value: &[u8]) -> Result<()> {
 /// host a selection file's snapshot (`always [madvise] never`, THP) is written as its
 /// bracketed word, the only form the kernel accepts; a tree's plain file gets the text back.
 fn kernel_line(host: &Host, value: &[u8]) -> Vec<u8> {
-    let word = std::str::from_utf8(value).ok().filter(|v| host.is_live() && v.contains('[')).and_then(selection);
+    let word = std::str::from_utf8(value)
+        .ok()
+        .filter(|v| host.system().kernel() == Kernel::Running && v.contains('['))
+        .and_then(selection);
     let mut v = word.map_or_else(|| value.to_vec(), String::into_bytes);
     if !v.ends_with(b"\n") {
         v.push(b'\n');

@@ -351,6 +351,14 @@ fn group_by(values: impl IntoIterator<Item = (u32, String)>) -> BTreeMap<String,
     m
 }
 
+/// The C-state number in an idle state's name: `C1E` → 1, `C6` → 6, `C3_ACPI` → 3;
+/// `None` for names without one (`POLL`, `WFI`).
+pub fn cstate_number(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix(['C', 'c'])?;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
 fn read_cpuidle(scan: &mut Scan, online: &CpuList) -> CpuIdle {
     let host = scan.host;
     let mut idle = CpuIdle {

@@ -58,6 +58,21 @@ pub fn parse_os_release(text: &str, key: &str) -> Option<String> {
     })
 }
 
+/// The text of os-release(5): `/etc/os-release`, else `/usr/lib/os-release`.
+pub fn os_release(host: &crate::host::Host) -> Result<Option<String>, crate::host::HostError> {
+    match host.read_opt("/etc/os-release")? {
+        Some(t) => Ok(Some(t)),
+        None => host.read_opt("/usr/lib/os-release"),
+    }
+}
+
+/// The distribution and those it is like (`ID` and `ID_LIKE`), lowercase.
+pub fn os_family(text: &str) -> Vec<String> {
+    let mut ids: Vec<String> = parse_os_release(text, "ID").map(|v| v.to_ascii_lowercase()).into_iter().collect();
+    ids.extend(parse_os_release(text, "ID_LIKE").unwrap_or_default().split_whitespace().map(str::to_ascii_lowercase));
+    ids
+}
+
 /// Names the hypervisor from SMBIOS strings (what systemd-detect-virt reads first).
 pub fn virt_from_dmi(vendor: &str, product: &str) -> Option<&'static str> {
     let s = format!("{vendor} {product}").to_ascii_lowercase();
@@ -92,8 +107,7 @@ fn arch_from_release(release: &str) -> Option<String> {
 
 pub fn read(scan: &mut Scan) -> HostInfo {
     let host = scan.host;
-    let os =
-        host.read_opt("/etc/os-release").ok().flatten().or_else(|| host.read_opt("/usr/lib/os-release").ok().flatten());
+    let os = os_release(host).ok().flatten();
     let kernel_release = host.attr("/proc/sys/kernel/osrelease").or_else(|| {
         // "Linux version 5.14.0-... (mockbuild@...) ..."
         host.attr("/proc/version").and_then(|v| v.split_whitespace().nth(2).map(str::to_string))
@@ -101,9 +115,8 @@ pub fn read(scan: &mut Scan) -> HostInfo {
     let cpuinfo = scan.cpuinfo().ok().flatten().unwrap_or_default();
     let is_guest_flag =
         cpuinfo.lines().any(|l| l.starts_with("flags") && l.split_whitespace().any(|f| f == "hypervisor"));
-    let architecture = if host.is_live() {
-        nix::sys::utsname::uname().ok().map(|u| u.machine().to_string_lossy().into_owned())
-    } else {
+    // The live host answers uname(2); a tree's architecture is inferred from its files.
+    let architecture = host.system().architecture().or_else(|| {
         kernel_release.as_deref().and_then(arch_from_release).or_else(|| {
             let info = parse_cpuinfo(&cpuinfo);
             match info.vendor.as_deref() {
@@ -112,7 +125,7 @@ pub fn read(scan: &mut Scan) -> HostInfo {
                 _ => None,
             }
         })
-    };
+    });
     let dmi = Dmi {
         sys_vendor: host.attr("/sys/class/dmi/id/sys_vendor"),
         product_name: host.attr("/sys/class/dmi/id/product_name"),

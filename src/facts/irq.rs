@@ -535,31 +535,115 @@ pub const IRQ_FILES: &[&str] = &[
     "spurious",
 ];
 
-/// Reads a CPU set from a list file, or else from its mask twin.
-fn read_cpus(scan: &mut Scan, list_path: &str, mask_path: &str) -> Option<CpuList> {
-    if let Some(t) = scan.host.attr(list_path) {
-        return match CpuList::parse(&t) {
-            Ok(c) => Some(c),
-            Err(e) => {
-                scan.warn(format!("{list_path}: {e}"));
-                None
-            }
-        };
+/// The CPU sets of `/proc/irq/<n>/`, by what they say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IrqCpus {
+    /// `smp_affinity_list` (mask twin `smp_affinity`): where the IRQ may be delivered.
+    Affinity,
+    /// `effective_affinity_list` (mask twin `effective_affinity`, Linux 4.15+): where it is.
+    Effective,
+}
+
+impl IrqCpus {
+    /// The list file's name (`smp_affinity_list`).
+    pub fn list_file(self) -> &'static str {
+        match self {
+            IrqCpus::Affinity => "smp_affinity_list",
+            IrqCpus::Effective => "effective_affinity_list",
+        }
     }
-    let t = scan.host.attr(mask_path)?;
-    match CpuList::parse_mask(&t) {
+
+    /// The mask twin's name (`smp_affinity`).
+    pub fn mask_file(self) -> &'static str {
+        match self {
+            IrqCpus::Affinity => "smp_affinity",
+            IrqCpus::Effective => "effective_affinity",
+        }
+    }
+}
+
+/// What one CPU-set file of an IRQ holds: the file read, and its CPUs or why they could not
+/// be parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IrqCpusFile {
+    pub path: String,
+    pub cpus: Result<CpuList, String>,
+}
+
+/// Reads one CPU set of IRQ `n`: the list file, else (with `twin`) its mask twin. `Ok(None)`
+/// when the file is absent; the host's error when it is there but cannot be read (not a
+/// regular file, outside root). The one reader of these files for discovery and `lltune_irq`.
+pub fn read_irq_cpus(
+    host: &crate::host::Host,
+    n: u32,
+    which: IrqCpus,
+    twin: bool,
+) -> Result<Option<IrqCpusFile>, crate::host::HostError> {
+    // Trimmed as every attribute is (`Host::attr`): the kernel ends the value with a newline.
+    let value = |t: String| t.trim_matches(|c: char| c.is_whitespace() || c == '\0').to_string();
+    let list = format!("/proc/irq/{n}/{}", which.list_file());
+    if let Some(t) = host.read_opt(&list)? {
+        return Ok(Some(IrqCpusFile { cpus: CpuList::parse(&value(t)).map_err(|e| e.to_string()), path: list }));
+    }
+    if !twin {
+        return Ok(None);
+    }
+    let mask = format!("/proc/irq/{n}/{}", which.mask_file());
+    Ok(host
+        .read_opt(&mask)?
+        .map(|t| IrqCpusFile { cpus: CpuList::parse_mask(&value(t)).map_err(|e| e.to_string()), path: mask }))
+}
+
+/// A CPU set of IRQ `n` for the facts: a file that does not parse is a warning naming it; one
+/// that cannot be read is unknown, as any unreadable attribute.
+fn read_cpus(scan: &mut Scan, n: u32, which: IrqCpus) -> Option<CpuList> {
+    let f = read_irq_cpus(scan.host, n, which, true).ok().flatten()?;
+    match f.cpus {
         Ok(c) => Some(c),
         Err(e) => {
-            scan.warn(format!("{mask_path}: {e}"));
+            scan.warn(format!("{}: {e}", f.path));
             None
         }
     }
 }
 
-/// True when debugfs state says the kernel manages this IRQ's affinity
-/// (kernel/irq/debugfs.c prints the `IRQD_*` bits of `dstate` one per line).
-pub fn parse_debugfs_managed(text: &str) -> bool {
-    text.lines().any(|l| l.trim() == "IRQD_AFFINITY_MANAGED")
+/// Where debugfs lists one state file per IRQ (CONFIG_GENERIC_IRQ_DEBUGFS).
+pub const DEBUGFS_IRQS: &str = "/sys/kernel/debug/irq/irqs";
+
+/// What debugfs says about an IRQ (kernel/irq/debugfs.c prints the `IRQD_*` bits of
+/// `dstate` one per line).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DebugFlags {
+    /// `IRQD_AFFINITY_MANAGED`: the kernel manages the affinity; writes fail with EIO.
+    pub managed: bool,
+    /// `IRQD_PER_CPU`.
+    pub per_cpu: bool,
+    /// `IRQD_NO_BALANCING`.
+    pub no_balancing: bool,
+}
+
+/// Parses a debugfs IRQ state file.
+pub fn parse_debugfs_flags(text: &str) -> DebugFlags {
+    let mut f = DebugFlags::default();
+    for l in text.lines().map(str::trim) {
+        match l {
+            "IRQD_AFFINITY_MANAGED" => f.managed = true,
+            "IRQD_PER_CPU" => f.per_cpu = true,
+            "IRQD_NO_BALANCING" => f.no_balancing = true,
+            _ => {}
+        }
+    }
+    f
+}
+
+/// Whether debugfs's IRQ folder is there (mounted, and the kernel built with it).
+pub fn debugfs_irqs(host: &crate::host::Host) -> bool {
+    host.is_dir(DEBUGFS_IRQS)
+}
+
+/// The debugfs flags of IRQ `n`; `None` when its state file is absent or unreadable.
+pub fn read_debugfs_flags(host: &crate::host::Host, n: u32) -> Option<DebugFlags> {
+    host.read_opt(&format!("{DEBUGFS_IRQS}/{n}")).ok().flatten().map(|t| parse_debugfs_flags(&t))
 }
 
 /// Matching keys of the physical NICs (virtual ones raise no IRQs of their own).
@@ -626,10 +710,8 @@ pub fn read(scan: &mut Scan, cpu: &Cpu, kernel: &Kernel, nics: &[Nic]) -> Irqs {
                 None
             }
         });
-    let debugfs = scan.host.is_dir("/sys/kernel/debug/irq/irqs");
-    let managed = |scan: &mut Scan, n: u32| {
-        scan.host.read_opt(&format!("/sys/kernel/debug/irq/irqs/{n}")).ok().flatten().map(|t| parse_debugfs_managed(&t))
-    };
+    let debugfs = debugfs_irqs(scan.host);
+    let managed = |scan: &mut Scan, n: u32| read_debugfs_flags(scan.host, n).map(|f| f.managed);
     // The CPUs IRQs should stay off: runtime `isolated` and `nohz_full`, and what the
     // command line asks for (captures often lack the runtime files; the cmdline says the
     // intent either way).
@@ -658,11 +740,8 @@ pub fn read(scan: &mut Scan, cpu: &Cpu, kernel: &Kernel, nics: &[Nic]) -> Irqs {
         }
         let d = format!("/proc/irq/{n}");
         let has_dir = dirs.contains(&n);
-        let affinity =
-            |scan: &mut Scan| read_cpus(scan, &format!("{d}/smp_affinity_list"), &format!("{d}/smp_affinity"));
-        let effective = |scan: &mut Scan| {
-            read_cpus(scan, &format!("{d}/effective_affinity_list"), &format!("{d}/effective_affinity"))
-        };
+        let affinity = |scan: &mut Scan| read_cpus(scan, n, IrqCpus::Affinity);
+        let effective = |scan: &mut Scan| read_cpus(scan, n, IrqCpus::Effective);
         let mut affinity_read = false;
         if has_dir && detail {
             irq.affinity = affinity(scan);
@@ -931,8 +1010,12 @@ mod tests {
     #[test]
     fn debugfs_state_names_managed_irqs() {
         let managed = "handler:  handle_edge_irq\ndstate:   0x3740a200\n            IRQ_TYPE_EDGE_RISING\n            IRQD_ACTIVATED\n            IRQD_AFFINITY_MANAGED\n";
-        assert!(parse_debugfs_managed(managed));
-        assert!(!parse_debugfs_managed("dstate:   0x00400200\n            IRQD_ACTIVATED\n"));
+        assert!(parse_debugfs_flags(managed).managed);
+        assert_eq!(parse_debugfs_flags("dstate:   0x00400200\n            IRQD_ACTIVATED\n"), DebugFlags::default());
+        let f = parse_debugfs_flags(
+            "handler:  handle_edge_irq\ndstate:   0x3740a200\n            IRQD_PER_CPU\n            IRQD_AFFINITY_MANAGED\n",
+        );
+        assert!(f.managed && f.per_cpu && !f.no_balancing);
     }
 
     fn write(root: &std::path::Path, path: &str, text: &str) {

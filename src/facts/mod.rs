@@ -24,6 +24,7 @@ use std::rc::Rc;
 use serde::{Deserialize, Serialize};
 
 use crate::host::Host;
+use crate::host::system::Kernel;
 
 /// Version of the facts layout. Bump on any change a consumer could notice (renamed or
 /// retyped field); adding a field does not bump it.
@@ -136,7 +137,7 @@ impl Default for Facts {
 /// Why `host` is not a host tree, if it is not: a root (other than `/`) with neither a `proc`
 /// nor a `sys` folder, where every scan would find nothing and report it as fine.
 pub fn not_a_host_tree(host: &Host) -> Option<String> {
-    if host.is_live() || host.is_dir("/proc") || host.is_dir("/sys") {
+    if host.system().kernel() == Kernel::Running || host.is_dir("/proc") || host.is_dir("/sys") {
         return None;
     }
     Some(

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use super::Scan;
 use crate::cpulist::CpuList;
 use crate::host::Host;
+use crate::host::system::EthtoolStore;
 use crate::sys::ethtool::{self, Channels, Coalesce, EthtoolError, Pauseparam, Ringparam};
 
 /// Where a captured tree keeps the ethtool state of each netdev (`<ifname>.json`).
@@ -253,10 +254,10 @@ fn read_netdev(scan: &mut Scan, ifname: &str, all: &[String]) -> Nic {
     nic.queues = read_queues(scan, &dir);
 
     // The capture file is named as `capture_files` names it: by the reported name.
-    let ethtool = match (host.is_live(), nic.name.clone()) {
-        (true, _) => Some(read_ethtool_live(scan, ifname)),
-        (false, Some(name)) => read_ethtool_capture(scan, &name),
-        (false, None) => None,
+    let ethtool = match (host.system().ethtool_store(), nic.name.clone()) {
+        (EthtoolStore::Kernel, _) => Some(read_ethtool_live(scan, ifname)),
+        (EthtoolStore::Capture, Some(name)) => read_ethtool_capture(scan, &name),
+        (EthtoolStore::Capture, None) => None,
     };
     let ethtool_driver = ethtool.as_ref().and_then(|e| e.driver.clone());
     if let Some(state) = ethtool {
@@ -488,18 +489,58 @@ fn read_ethtool_live(scan: &mut Scan, ifname: &str) -> EthtoolState {
     st
 }
 
-/// Reads the captured ethtool state of a netdev, when the capture has one.
-fn read_ethtool_capture(scan: &mut Scan, ifname: &str) -> Option<EthtoolState> {
+/// One netdev's captured ethtool state (`ETHTOOL_CAPTURE_DIR/<ifname>.json`): the file, its
+/// JSON as written (a module that changes the state rewrites it keeping every key) and the
+/// state it holds.
+#[derive(Debug, Clone)]
+pub struct EthtoolCapture {
+    pub path: String,
+    pub doc: serde_json::Value,
+    pub state: EthtoolState,
+}
+
+/// Why a capture file could not be taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CaptureError {
+    /// The file could not be read (a folder, a FIFO, a link out of root): the host's message.
+    Unreadable(String),
+    /// The file is there but is no capture of ethtool state; `reason` names the key.
+    Malformed { path: String, reason: String },
+}
+
+/// Reads the captured ethtool state of `ifname`: `Ok(None)` when the capture has none. The
+/// one rule for what is malformed, for discovery and `lltune_nic` alike: not UTF-8, not a JSON
+/// mapping, an integer beyond 64 bits, a key of the wrong type, a ring or channel count above
+/// its maximum (`capture::parse_text`). Unknown keys are kept in `doc` and ignored.
+pub fn read_capture(host: &Host, ifname: &str) -> Result<Option<EthtoolCapture>, CaptureError> {
     let path = format!("{ETHTOOL_CAPTURE_DIR}/{ifname}.json");
-    let text = match scan.host.read_opt(&path) {
-        Ok(t) => t?,
-        Err(e) => {
-            scan.warn(e.to_string());
-            return None;
-        }
+    let Some(bytes) = host.read_bytes_opt(&path).map_err(|e| CaptureError::Unreadable(e.to_string()))? else {
+        return Ok(None);
     };
-    let parsed = capture::parse_text(&text).map(|(_, st)| st).map_err(|e| format!("interface {ifname}: {e}"));
-    parse_or_warn(scan, &path, parsed)
+    let parsed = match std::str::from_utf8(&bytes) {
+        Ok(text) => capture::parse_text(text),
+        Err(e) => Err(format!("not UTF-8 JSON ({e})")),
+    };
+    match parsed {
+        Ok((doc, state)) => Ok(Some(EthtoolCapture { path, doc, state })),
+        Err(reason) => Err(CaptureError::Malformed { path, reason }),
+    }
+}
+
+/// Reads the captured ethtool state of a netdev, when the capture has one; a broken capture is
+/// a warning naming the file and the interface, and the scan goes on.
+fn read_ethtool_capture(scan: &mut Scan, ifname: &str) -> Option<EthtoolState> {
+    match read_capture(scan.host, ifname) {
+        Ok(c) => c.map(|c| c.state),
+        Err(CaptureError::Unreadable(e)) => {
+            scan.warn(e);
+            None
+        }
+        Err(CaptureError::Malformed { path, reason }) => {
+            scan.warn(format!("{path}: interface {ifname}: {reason}"));
+            None
+        }
+    }
 }
 
 /// A capture's ethtool state, read by hand from its JSON value.
@@ -526,7 +567,7 @@ pub(crate) mod capture {
     fn kind(v: &Value) -> String {
         match v {
             Value::String(s) => format!("string {s:?}"),
-            Value::Array(_) | Value::Object(_) => crate::protocol::kind(v).into(),
+            Value::Array(_) | Value::Object(_) => crate::echo::kind(v).into(),
             scalar => scalar.to_string(),
         }
     }
@@ -688,7 +729,7 @@ pub(crate) mod capture {
                                 Step::Index(i) => format!("[{i}]"),
                             })
                             .collect();
-                        (shown.join(".").replace(".[", "["), crate::protocol::cap_text(t))
+                        (shown.join(".").replace(".[", "["), crate::echo::cap_text(t))
                     })
                 }
                 Value::Array(a) => a.iter().enumerate().find_map(|(i, x)| {
@@ -734,8 +775,8 @@ pub(crate) mod capture {
     /// and a rewrite would write the float), naming its key and echoing it as written, and a
     /// ring or channel count above its maximum.
     pub fn parse_text(text: &str) -> R<(Value, EthtoolState)> {
-        let v: Value = serde_json::from_str(text)
-            .map_err(|e| format!("not JSON: {}", crate::protocol::cap_text(&e.to_string())))?;
+        let v: Value =
+            serde_json::from_str(text).map_err(|e| format!("not JSON: {}", crate::echo::cap_text(&e.to_string())))?;
         if let Some((at, raw)) = wide_integer(&v, text) {
             return Err(format!("{at}: {raw} is not an integer that fits in 64 bits; refused"));
         }

@@ -191,6 +191,33 @@ fn cpus_of(scan: &mut Scan, file: &str, key: &str, value: Option<&String>, mask:
     }
 }
 
+/// irqbalance's environment file on the RHEL family (irqbalance.service's `EnvironmentFile`).
+pub const IRQBALANCE_RHEL: &str = "/etc/sysconfig/irqbalance";
+/// irqbalance's environment file on Debian and Ubuntu.
+pub const IRQBALANCE_DEBIAN: &str = "/etc/default/irqbalance";
+
+/// Which irqbalance environment file this host uses: the one that exists (RHEL's first), else
+/// the one its os-release family places; `None` when neither exists and os-release names no
+/// RHEL or Debian family (irqbalance is not installed).
+pub fn irqbalance_file(host: &crate::host::Host) -> Result<Option<&'static str>, crate::host::HostError> {
+    for f in [IRQBALANCE_RHEL, IRQBALANCE_DEBIAN] {
+        if host.exists(f) {
+            return Ok(Some(f));
+        }
+    }
+    let os = super::host_info::os_release(host)?.unwrap_or_default();
+    let ids = super::host_info::os_family(&os);
+    let rhel = ["rhel", "fedora", "centos", "rocky", "almalinux", "ol", "rhcos", "suse", "sles", "opensuse", "amzn"];
+    let debian = ["debian", "ubuntu"];
+    Ok(if ids.iter().any(|i| rhel.contains(&i.as_str())) {
+        Some(IRQBALANCE_RHEL)
+    } else if ids.iter().any(|i| debian.contains(&i.as_str())) {
+        Some(IRQBALANCE_DEBIAN)
+    } else {
+        None
+    })
+}
+
 /// Reads the daemons' state.
 pub fn read(scan: &mut Scan) -> Services {
     let systemd = Systemd::read(scan);
@@ -199,7 +226,7 @@ pub fn read(scan: &mut Scan) -> Services {
     let svc = |units: &[&str], comm: &str| systemd.service(units, comm, procs);
 
     let mut irqbalance = Irqbalance { service: svc(&["irqbalance.service"], "irqbalance"), ..Irqbalance::default() };
-    for file in ["/etc/sysconfig/irqbalance", "/etc/default/irqbalance"] {
+    for file in [IRQBALANCE_RHEL, IRQBALANCE_DEBIAN] {
         let Some(text) = scan.host.read_opt(file).ok().flatten() else { continue };
         let env = parse_env_file(&text);
         irqbalance.config_file = Some(file.to_string());

@@ -1,10 +1,12 @@
 //! Runtime values of the sysctls the tuners look at, from /proc/sys.
 //!
-//! The surprising parts: the dotted name maps to a path by turning dots into slashes, but a
-//! name part may itself hold a dash (`fs.file-max`); multi-value sysctls use tabs
-//! (`net.ipv4.tcp_rmem` is `4096\t131072\t6291456`), normalised here to single spaces as
-//! `sysctl -n` users write them; several knobs left /proc/sys in newer kernels
-//! (`kernel.sched_min_granularity_ns` moved to debugfs in 5.13) and are simply null.
+//! The surprising parts: a name maps to a path by sysctl(8)'s rule (`parse_key`: the first
+//! separator decides the spelling, and a `/` in a dotted name stands for a dot inside one
+//! component, such as a VLAN interface `eth0.100`); a name part may hold a dash
+//! (`fs.file-max`); multi-value sysctls use tabs (`net.ipv4.tcp_rmem` is
+//! `4096\t131072\t6291456`), normalised here to single spaces as `sysctl -n` users write them;
+//! several knobs left /proc/sys in newer kernels (`kernel.sched_min_granularity_ns` moved to
+//! debugfs in 5.13) and are simply null.
 
 use std::collections::BTreeMap;
 
@@ -59,9 +61,51 @@ pub const KEYS: &[&str] = &[
     "kernel.randomize_va_space",
 ];
 
-/// `/proc/sys/...` path of a sysctl name (`net.core.busy_poll` -> `/proc/sys/net/core/busy_poll`).
-pub fn sysctl_path(name: &str) -> String {
-    format!("/proc/sys/{}", name.replace('.', "/"))
+/// A sysctl name in both spellings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Key {
+    /// Dotted, as sysctl.d files write it: `net.ipv4.conf.eth0/100.rp_filter` (a `/` stands
+    /// for a dot inside one component, e.g. a VLAN interface name).
+    pub name: String,
+    /// `/proc/sys/net/ipv4/conf/eth0.100/rp_filter`.
+    pub path: String,
+    /// Written `-net.core.x` (systemd-sysctl's "ignore errors setting it"): the file line
+    /// keeps the `-`, and a key this kernel lacks is skipped at run time with a warning.
+    pub ignore_errors: bool,
+}
+
+/// Parses a sysctl name written dotted (`net.core.busy_poll`) or as a path
+/// (`net/core/busy_poll`), as sysctl(8) does: whichever separator comes first wins, and
+/// the other character is swapped. Names that could inject text into a file are refused.
+pub fn parse_key(raw: &str) -> Result<Key, String> {
+    let bad =
+        || format!("{:?} is not a sysctl name (letters, digits and _ - . / @ + : only)", crate::echo::cap_text(raw));
+    // The kernel's longest names are under 100 characters.
+    if raw.len() > 512 {
+        return Err(bad());
+    }
+    if raw.is_empty() || !raw.chars().all(|c| c.is_ascii_alphanumeric() || "_-./@+:".contains(c)) {
+        return Err(bad());
+    }
+    let swap = |s: &str| {
+        s.chars()
+            .map(|c| {
+                if c == '.' {
+                    '/'
+                } else if c == '/' {
+                    '.'
+                } else {
+                    c
+                }
+            })
+            .collect::<String>()
+    };
+    let slash_form = raw.find(['.', '/']).is_some_and(|i| raw.as_bytes()[i] == b'/');
+    let (name, rel) = if slash_form { (swap(raw), raw.to_string()) } else { (raw.to_string(), swap(raw)) };
+    if rel.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
+        return Err(bad());
+    }
+    Ok(Key { name, path: format!("/proc/sys/{rel}"), ignore_errors: false })
 }
 
 /// A sysctl value with runs of whitespace made single spaces, trimmed.
@@ -73,7 +117,13 @@ pub fn normalise_value(text: &str) -> String {
 pub fn read(scan: &mut Scan) -> Sysctls {
     let mut out = Sysctls::new();
     for key in KEYS {
-        let path = sysctl_path(key);
+        let path = match parse_key(key) {
+            Ok(k) => k.path,
+            Err(e) => {
+                scan.warn(e);
+                continue;
+            }
+        };
         let value = match scan.host.read_opt(&path) {
             Ok(v) => v.map(|t| normalise_value(&t)),
             // Write-only or root-only files: say so, the value stays unknown.
@@ -124,10 +174,30 @@ mod tests {
     use crate::host::Host;
     use std::fs;
 
+    fn key(s: &str) -> Key {
+        parse_key(s).unwrap()
+    }
+
+    #[test]
+    fn keys_in_both_spellings_and_refusals() {
+        assert_eq!(key("net.core.busy_poll").path, "/proc/sys/net/core/busy_poll");
+        assert_eq!(key("net/core/busy_poll").name, "net.core.busy_poll");
+        let vlan = key("net.ipv4.conf.eth0/100.rp_filter");
+        assert_eq!(vlan.path, "/proc/sys/net/ipv4/conf/eth0.100/rp_filter");
+        assert_eq!(key("net/ipv4/conf/eth0.100/rp_filter").name, "net.ipv4.conf.eth0/100.rp_filter");
+        assert_eq!(key("fs.file-max").path, "/proc/sys/fs/file-max");
+        for bad in ["net.core.busy poll", "net.core;rm", "a..b", "net/../../etc", "", "a.b=1", "x\ny"] {
+            assert!(parse_key(bad).is_err(), "{bad:?}");
+        }
+    }
+
     #[test]
     fn names_map_to_paths_and_values_are_normalised() {
-        assert_eq!(sysctl_path("fs.file-max"), "/proc/sys/fs/file-max");
-        assert_eq!(sysctl_path("net.ipv4.tcp_rmem"), "/proc/sys/net/ipv4/tcp_rmem");
+        assert_eq!(parse_key("fs.file-max").unwrap().path, "/proc/sys/fs/file-max");
+        assert_eq!(parse_key("net.ipv4.tcp_rmem").unwrap().path, "/proc/sys/net/ipv4/tcp_rmem");
+        for k in KEYS {
+            assert_eq!(parse_key(k).unwrap().name, *k, "every reported name is already canonical");
+        }
         assert_eq!(normalise_value("4096\t131072\t6291456\n"), "4096 131072 6291456");
         assert_eq!(normalise_value("0\n"), "0");
         assert_eq!(normalise_value("\n"), "");

@@ -1036,7 +1036,8 @@ pub fn run_request(host: &crate::host::Host, req: &Request) -> Result<(LatencyDo
         sets,
     );
     let mut warnings = Vec::new();
-    if !host.is_live() {
+    // cyclictest measures the running kernel: a tree has none to measure.
+    if host.system().kernel() == crate::host::system::Kernel::Captured {
         warnings.extend(check_tree_cyclictest(host, req.cyclictest.as_deref())?);
         doc.skipped_reason = Some(format!(
             "root is {}, not /: cyclictest measures the running kernel, not a captured tree",

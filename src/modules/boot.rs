@@ -417,7 +417,7 @@ pub struct Regenerate {
     pub argv: Vec<String>,
 }
 
-/// What an edit does to a host's boot configuration. Pure: reads, writes nothing.
+/// What an edit does to a host's boot configuration. Reads, writes nothing.
 #[derive(Debug, Clone)]
 pub struct BootPlan {
     pub layout: String,
@@ -443,9 +443,13 @@ pub struct BootPlan {
 /// | s390x | 4096 | arch/s390/include/uapi/asm/setup.h (a Kconfig option in later kernels; 4096 default) |
 /// | riscv64 | 1024 | arch/riscv/include/uapi/asm/setup.h |
 /// | anything else | 512 | include/uapi/asm-generic/setup.h, the generic default |
-pub const COMMAND_LINE_SIZE: usize = if cfg!(any(target_arch = "x86", target_arch = "x86_64")) {
-    2048
-} else if cfg!(any(target_arch = "aarch64", target_arch = "powerpc", target_arch = "powerpc64")) {
+pub const COMMAND_LINE_SIZE: usize = if cfg!(any(
+    target_arch = "x86",
+    target_arch = "x86_64",
+    target_arch = "aarch64",
+    target_arch = "powerpc",
+    target_arch = "powerpc64"
+)) {
     2048
 } else if cfg!(target_arch = "s390x") {
     4096

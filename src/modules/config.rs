@@ -60,9 +60,8 @@ fn name_list<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Vec<String>
 
 /// A config proposed for one host, as data and as the commented YAML gen-config writes.
 pub struct Generated {
+    /// The config as data, built beside its text (`generate::generate_with_value`).
     pub config: Value,
-    /// The same config as the YAML value the config reader takes.
-    pub doc: serde_yaml::Value,
     pub yaml: String,
     pub plan: Value,
     pub warnings: Vec<String>,
@@ -90,12 +89,13 @@ pub fn generate(host: &Host, params: Params) -> Result<Generated> {
         trading_nics: params.trading_nics,
     };
     let core_plan = plan::core_plan(&facts, &plan_options);
-    let source = if host.is_live() { "live".to_string() } else { host.root().display().to_string() };
-    let text =
-        gen_config::generate(&facts, &GenOptions { plan: plan_options, source, generated_at: gen_config::now_utc() });
-    // The YAML we just wrote is ours: it parses (a test holds every real dump to it).
-    let doc = crate::config::yaml::load(&text).map_err(|e| anyhow::anyhow!("generated config does not parse: {e}"))?;
-    let data = serde_json::to_value(&doc)?;
+    let source = host.system().source(host.root());
+    // The config as data, built with its text: never read back from the YAML (no YAML
+    // parser in this binary). A test holds the two to each other on every real dump.
+    let (text, data) = gen_config::generate_with_value(
+        &facts,
+        &GenOptions { plan: plan_options, source, generated_at: crate::backup_id::now_utc() },
+    );
     let plan = json!({
         "housekeeping": core_plan.housekeeping,
         "isolated": core_plan.isolated,
@@ -104,12 +104,14 @@ pub fn generate(host: &Host, params: Params) -> Result<Generated> {
         "management_node": core_plan.management_node,
         "notes": core_plan.notes,
     });
-    Ok(Generated { config: data, doc, yaml: text, plan, warnings, facts })
+    Ok(Generated { config: data, yaml: text, plan, warnings, facts })
 }
 
 pub fn run(host: &Host, _meta: &Meta, params: Params) -> Result<Outcome> {
     let g = generate(host, params)?;
-    let mut args = crate::config::to_args::from_doc(&g.doc, Some(&g.yaml))
+    // JSON's types are exact: no YAML 1.1 words to look for.
+    let doc = crate::config::yaml_from_json(&g.config);
+    let mut args = crate::config::to_args::from_doc(&doc, &[])
         .map_err(|e| anyhow::anyhow!("generated config does not read back: {}", e[0]))?;
     crate::config::to_args::fit_to_host(&mut args, &g.facts, host);
     let mut outcome = Outcome::new(false).field("config", g.config).field("yaml", g.yaml).field("plan", g.plan);

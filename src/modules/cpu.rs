@@ -23,7 +23,7 @@ use crate::engine::{self, Module};
 use crate::host::Host;
 use crate::protocol::{Diff, Failure, Meta, Outcome, cap_text, lenient_bool};
 
-pub const MODULE: &str = "lltune_cpu";
+pub const MODULE: &str = crate::names::CPU;
 pub const CPU: &str = "/sys/devices/system/cpu";
 /// The systemd drop-in that carries `systemd_cpu_affinity`.
 pub const AFFINITY_FILE: &str = "/etc/systemd/system.conf.d/50-lltune.conf";
@@ -68,14 +68,6 @@ pub struct Cstates {
     /// 6): deeper ones are disabled, the others enabled (the config's `cpu.cstate_limit`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_cstate: Option<u32>,
-}
-
-/// The C-state number in an idle state's name: `C1E` → 1, `C6` → 6, `C3_ACPI` → 3;
-/// `None` for names without one (`POLL`, `WFI`).
-pub fn cstate_number(name: &str) -> Option<u32> {
-    let rest = name.strip_prefix(['C', 'c'])?;
-    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-    digits.parse().ok()
 }
 
 /// An optional boolean written the Ansible way (`yes`, `"on"`, `1`).
@@ -168,7 +160,7 @@ fn words(host: &Host, path: &str) -> Vec<String> {
     host.read_opt(path).ok().flatten().map(|t| t.split_whitespace().map(str::to_string).collect()).unwrap_or_default()
 }
 
-/// What the task would change. Pure: reads the host, writes nothing.
+/// What the task would change. Reads the host, writes nothing.
 pub fn plan(host: &Host, p: &Params) -> Result<engine::Plan> {
     if p.governor.is_none()
         && p.epp.is_none()
@@ -378,7 +370,7 @@ fn cstates(host: &Host, c: &Cstates, cpus: &CpuList, w: &mut Writes, warnings: &
             let protected = s.index == 0 || s.name.eq_ignore_ascii_case("POLL");
             let want = match (c.max_latency_us, names) {
                 (Some(max), _) => Some(!protected && s.latency > max),
-                (None, None) if c.max_cstate.is_some() => match cstate_number(&s.name) {
+                (None, None) if c.max_cstate.is_some() => match crate::facts::cpu::cstate_number(&s.name) {
                     _ if protected => None,
                     Some(k) => Some(k > c.max_cstate.unwrap_or(u32::MAX)),
                     None => None,

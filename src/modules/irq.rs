@@ -30,17 +30,18 @@ use crate::engine::{self, Module, text};
 use crate::facts::irq::{NicKey, match_nic, read_interrupt_rows};
 use crate::facts::kernel::{parse_cmdline, parse_isolcpus};
 use crate::host::Host;
+use crate::host::system::Kernel;
 use crate::protocol::{Diff, Failure, Meta, Outcome, cap_text, kind, lenient_bool};
 
-pub const MODULE: &str = "lltune_irq";
+pub const MODULE: &str = crate::names::IRQ;
 pub const DEFAULT_AFFINITY_FILE: &str = "/proc/irq/default_smp_affinity";
 /// irqbalance's environment file on RHEL and its relatives, and on Debian and Ubuntu.
-pub const IRQBALANCE_RHEL: &str = "/etc/sysconfig/irqbalance";
-pub const IRQBALANCE_DEBIAN: &str = "/etc/default/irqbalance";
 pub const BANNED_KEY: &str = "IRQBALANCE_BANNED_CPULIST";
-const DEBUGFS_IRQS: &str = "/sys/kernel/debug/irq/irqs";
 const CPU_DIR: &str = "/sys/devices/system/cpu";
-use crate::facts::irq::IRQ_FILES;
+use crate::facts::irq::{
+    DEBUGFS_IRQS, DebugFlags, IRQ_FILES, IrqCpus, debugfs_irqs, read_debugfs_flags, read_irq_cpus,
+};
+use crate::facts::services::{self, IRQBALANCE_DEBIAN, IRQBALANCE_RHEL};
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -130,27 +131,6 @@ fn opt_irq_numbers<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Optio
     }
 }
 
-/// What debugfs says about an IRQ (kernel/irq/debugfs.c prints `IRQD_*` bits one per line).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct DebugFlags {
-    pub managed: bool,
-    pub per_cpu: bool,
-    pub no_balancing: bool,
-}
-
-pub fn parse_debugfs_flags(text: &str) -> DebugFlags {
-    let mut f = DebugFlags::default();
-    for l in text.lines().map(str::trim) {
-        match l {
-            "IRQD_AFFINITY_MANAGED" => f.managed = true,
-            "IRQD_PER_CPU" => f.per_cpu = true,
-            "IRQD_NO_BALANCING" => f.no_balancing = true,
-            _ => {}
-        }
-    }
-    f
-}
-
 /// One IRQ as planning sees it.
 #[derive(Debug, Clone, Default)]
 pub struct IrqInfo {
@@ -228,7 +208,7 @@ pub fn read_table(host: &Host) -> Result<IrqTable> {
         }
     }
     let dirs: BTreeSet<u32> = host.list_or_empty("/proc/irq").iter().filter_map(|n| n.parse().ok()).collect();
-    t.debugfs = host.is_dir(DEBUGFS_IRQS);
+    t.debugfs = debugfs_irqs(host);
     let numbers: BTreeSet<u32> = rows.keys().copied().chain(dirs.iter().copied()).collect();
     for n in numbers {
         let mut info = IrqInfo { irq: n, ..IrqInfo::default() };
@@ -241,18 +221,14 @@ pub fn read_table(host: &Host) -> Result<IrqTable> {
         }
         if dirs.contains(&n) {
             let d = format!("/proc/irq/{n}");
-            match host.read_opt(&format!("{d}/smp_affinity_list")).map_err(kernel_err)? {
-                Some(text) => match CpuList::parse(&text) {
+            // The list file only: it is the file this module writes.
+            if let Some(f) = read_irq_cpus(host, n, IrqCpus::Affinity, false).map_err(kernel_err)? {
+                match f.cpus {
                     Ok(c) => info.affinity = Some(c),
                     Err(_) => info.affinity_unreadable = true,
-                },
-                None => {}
+                }
             }
-            info.effective = host
-                .read_opt(&format!("{d}/effective_affinity_list"))
-                .ok()
-                .flatten()
-                .and_then(|s| CpuList::parse(&s).ok());
+            info.effective = read_irq_cpus(host, n, IrqCpus::Effective, true).ok().flatten().and_then(|f| f.cpus.ok());
             if !info.active {
                 // No row: no handler, or a kernel that hides it; the subdirectories say.
                 for e in host.list_or_empty(&d) {
@@ -264,7 +240,7 @@ pub fn read_table(host: &Host) -> Result<IrqTable> {
             }
         }
         if t.debugfs {
-            info.flags = host.read_opt(&format!("{DEBUGFS_IRQS}/{n}")).ok().flatten().map(|s| parse_debugfs_flags(&s));
+            info.flags = read_debugfs_flags(host, n);
         }
         info.name = info.actions.join(", ");
         info.pci_address = crate::facts::irq::irq_pci_address(info.chip.as_deref(), info.hwirq, &info.actions);
@@ -549,44 +525,19 @@ fn mask_width(text: &str) -> u32 {
     lead * 4 + 32 * (words.len() as u32).saturating_sub(1)
 }
 
-/// Whether `irqbalance_banned_cpus` has a file to go to on this host (`irqbalance_file`):
-/// what `config::to_args::fit_to_host` asks before handing it over, so that a config the audit
-/// passes is not refused here.
-pub fn irqbalance_file_known(host: &Host) -> bool {
-    irqbalance_file(host).is_ok()
-}
-
-/// Which irqbalance environment file to edit: the one that exists (RHEL's first), else the
-/// distribution's by `/etc/os-release`.
+/// Which irqbalance environment file to edit (`facts::services::irqbalance_file`), with its
+/// bytes when it exists.
 fn irqbalance_file(host: &Host) -> Result<(String, Option<Vec<u8>>)> {
     let opt = |e: crate::host::HostError| -> anyhow::Error {
         Failure::new(format!("option irqbalance_banned_cpus: {e}")).into()
     };
-    for f in [IRQBALANCE_RHEL, IRQBALANCE_DEBIAN] {
-        if let Some(bytes) = host.read_bytes_opt(f).map_err(opt)? {
-            return Ok((f.to_string(), Some(bytes)));
-        }
-    }
-    let os = host.read_opt("/etc/os-release").map_err(opt)?.unwrap_or_default();
-    let mut ids = Vec::new();
-    for line in os.lines() {
-        if let Some(v) = line.strip_prefix("ID=").or_else(|| line.strip_prefix("ID_LIKE=")) {
-            ids.extend(v.trim_matches(['"', '\'']).split_whitespace().map(str::to_ascii_lowercase));
-        }
-    }
-    let rhel = ["rhel", "fedora", "centos", "rocky", "almalinux", "ol", "rhcos", "suse", "sles", "opensuse", "amzn"];
-    let debian = ["debian", "ubuntu"];
-    let f = if ids.iter().any(|i| rhel.contains(&i.as_str())) {
-        IRQBALANCE_RHEL
-    } else if ids.iter().any(|i| debian.contains(&i.as_str())) {
-        IRQBALANCE_DEBIAN
-    } else {
+    let Some(f) = services::irqbalance_file(host).map_err(opt)? else {
         return Err(Failure::new(format!(
             "option irqbalance_banned_cpus: neither {IRQBALANCE_RHEL} nor {IRQBALANCE_DEBIAN} exists, and /etc/os-release does not name a RHEL or Debian family; nothing was changed"
         ))
         .into());
     };
-    Ok((f.to_string(), None))
+    Ok((f.to_string(), host.read_bytes_opt(f).map_err(opt)?))
 }
 
 /// The value of an active `KEY=value` line (quotes removed).
@@ -645,7 +596,7 @@ pub fn edit_env(bytes: Option<&[u8]>, key: &str, value: &str) -> Vec<u8> {
     out
 }
 
-/// What the task would change. Pure: reads the host, writes nothing.
+/// What the task would change. Reads the host, writes nothing.
 pub fn plan(host: &Host, params: &Params) -> Result<IrqPlan> {
     let rules = params.rules.as_deref().unwrap_or(&[]);
     if rules.is_empty() && params.default_affinity.is_none() && params.irqbalance_banned_cpus.is_none() {
@@ -777,7 +728,7 @@ pub fn plan(host: &Host, params: &Params) -> Result<IrqPlan> {
     if matched_any && !table.debugfs {
         plan.warnings.push(format!(
             "{DEBUGFS_IRQS} is not there: managed IRQs (which the kernel refuses to move) cannot be recognised{}",
-            if host.is_live() {
+            if host.system().kernel() == Kernel::Running {
                 "; mount debugfs (CONFIG_GENERIC_IRQ_DEBUGFS) so that they are skipped, or a refused write fails the run and is reverted"
             } else {
                 " in this tree and are planned like any other"
@@ -844,7 +795,7 @@ pub fn plan(host: &Host, params: &Params) -> Result<IrqPlan> {
         let new_text = edit_env(text.as_deref(), BANNED_KEY, &value);
         let views: Vec<_> =
             text::lines(text.as_deref().unwrap_or_default()).map(|l| text::view(text::body(l))).collect();
-        let before = views.iter().filter_map(|l| env_value(l, BANNED_KEY)).last();
+        let before = views.iter().filter_map(|l| env_value(l, BANNED_KEY)).next_back();
         if views.iter().any(|l| env_value(l, "IRQBALANCE_BANNED_CPUS").is_some()) {
             plan.warnings.push(format!(
                 "{file}: IRQBALANCE_BANNED_CPUS (the older mask form) is set too and left as it is; irqbalance 1.8 and later use {BANNED_KEY}"
@@ -912,6 +863,12 @@ impl Module for Irq {
         out.field("default_affinity", &p.default_affinity);
         out.field("irqbalance", &p.irqbalance);
         out.field("effective_differs", Vec::<Value>::new());
+        let changes = p.changes;
+        out.after_apply(move |host, plan, ran| {
+            if ran == engine::Ran::Applied && host.system().kernel() == Kernel::Running {
+                after_live_run(host, plan, &changes);
+            }
+        });
         Ok(out)
     }
 }
@@ -927,21 +884,15 @@ pub struct EffectiveDiffers {
 }
 
 pub fn run(host: &Host, meta: &Meta, params: Params) -> Result<Outcome> {
-    let mut out = engine::run::<Irq>(host, meta, params)?;
-    if out.changed && !meta.check_mode && host.is_live() {
-        after_live_run(host, &mut out);
-    }
-    Ok(out)
+    engine::run::<Irq>(host, meta, params)
 }
 
-/// On the running kernel, after the writes: read back where each changed IRQ is delivered,
-/// and which IRQs are left on isolated CPUs.
-fn after_live_run(host: &Host, out: &mut Outcome) {
-    let changes: Vec<IrqChange> =
-        out.fields.get("changes").cloned().and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default();
+/// The after-apply step on the running kernel (`engine::Plan::after_apply`): read back where
+/// each changed IRQ is delivered, and which IRQs are left on isolated CPUs.
+fn after_live_run(host: &Host, out: &mut engine::Plan, changes: &[IrqChange]) {
     let Ok(table) = read_table(host) else { return };
     let mut differs = Vec::new();
-    for c in &changes {
+    for c in changes {
         let Some(i) = table.index.get(&c.irq).map(|&k| &table.irqs[k]) else { continue };
         let (Some(aff), Some(eff)) = (&i.affinity, &i.effective) else { continue };
         if !eff.is_empty() && !eff.is_subset(aff) {
@@ -1056,13 +1007,5 @@ mod tests {
         assert_eq!(pci_address_in("000:3b:00.0"), None);
         assert_eq!(pci_address_in("0000:3g:00.0"), None);
         assert_eq!(pci_address_in(""), None);
-    }
-
-    #[test]
-    fn debugfs_flags() {
-        let f = parse_debugfs_flags(
-            "handler:  handle_edge_irq\ndstate:   0x3740a200\n            IRQD_PER_CPU\n            IRQD_AFFINITY_MANAGED\n",
-        );
-        assert!(f.managed && f.per_cpu && !f.no_balancing);
     }
 }

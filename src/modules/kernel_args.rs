@@ -14,7 +14,6 @@ use anyhow::Result;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
-use crate::engine::journal;
 use crate::engine::state::Action;
 use crate::engine::{self, Module};
 use crate::facts::kernel::{Cmdline, KernelArg, parse_cmdline};
@@ -22,7 +21,7 @@ use crate::host::Host;
 use crate::modules::boot::{self, ArgEdit, Removal};
 use crate::protocol::{Diff, Failure, Meta, Outcome, lenient_bool};
 
-pub const MODULE: &str = "lltune_kernel_args";
+pub const MODULE: &str = crate::names::KERNEL_ARGS;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -200,10 +199,10 @@ fn running_cmdline(host: &Host, warnings: &mut Vec<String>) -> Option<Cmdline> {
         Ok(Some(b)) if b.len() > boot::PROC_CMDLINE_MAX => {
             let t = String::from_utf8_lossy(&b);
             warnings.push(format!(
-                "/proc/cmdline is {} bytes, longer than any kernel command line ({} at most, bootconfig's included): not read as the running arguments, which are unknown; it begins {}",
+                "/proc/cmdline is {} bytes, longer than any kernel command line ({} at most, bootconfig's included): not read as the running arguments, which are unknown; it begins {:?}",
                 t.len(),
                 boot::PROC_CMDLINE_MAX,
-                format!("{:?}", crate::protocol::cap_text(&t))
+                crate::protocol::cap_text(&t)
             ));
             None
         }
@@ -302,15 +301,15 @@ fn on_path(prog: &str) -> bool {
     std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(prog).is_file()))
 }
 
-/// What the task would change. Pure: reads the host, writes nothing.
+/// What the task would change. Reads the host, writes nothing.
 pub fn plan(host: &Host, params: &Params) -> Result<Plan> {
     let backup_id = match &params.backup_id {
         Some(id) => {
-            journal::validate_backup_id(id)
+            crate::backup_id::validate(id)
                 .map_err(|e| Failure::new(cap_echoes(format!("option backup_id: {e}"), params)))?;
             id.clone()
         }
-        None => journal::default_backup_id(),
+        None => crate::backup_id::new_id(),
     };
     if params.bootloader != "auto" && !boot::LAYOUTS.contains(&params.bootloader.as_str()) {
         return Err(Failure::new(format!(
@@ -342,18 +341,20 @@ pub fn plan(host: &Host, params: &Params) -> Result<Plan> {
     let mut grub_cfg = None;
     if let (Some(r), true) = (&bp.regenerate, grub_defaults_changed) {
         let command = r.argv.join(" ");
-        let note = if !host.is_live() {
-            Some(format!("skipped: root is not /; run `{command}` on the host before rebooting"))
-        } else if !on_path(&r.argv[0]) {
-            return Err(Failure::new(format!(
-                "{} is not installed: cannot regenerate {} after editing /etc/default/grub; nothing changed",
-                r.argv[0],
-                crate::protocol::cap_text(&r.cfg)
-            ))
-            .into());
-        } else {
-            actions.push(Action::Run { argv: r.argv.clone(), rewrites: vec![r.cfg.clone()] });
-            None
+        let note = match host.system().plan_command(r.argv.clone()) {
+            Err(why) => Some(format!("skipped: {why}; run `{command}` on the host before rebooting")),
+            Ok(argv) if !on_path(&argv[0]) => {
+                return Err(Failure::new(format!(
+                    "{} is not installed: cannot regenerate {} after editing /etc/default/grub; nothing changed",
+                    argv[0],
+                    crate::protocol::cap_text(&r.cfg)
+                ))
+                .into());
+            }
+            Ok(argv) => {
+                actions.push(Action::Run { argv, rewrites: vec![r.cfg.clone()] });
+                None
+            }
         };
         if let Some(n) = &note {
             warnings.push(format!("{}: {n}", crate::protocol::cap_text(&r.cfg)));
@@ -403,18 +404,17 @@ impl Module for KernelArgs {
         out.field("configured", to_map(&p.configured));
         out.field("pending", &p.pending);
         out.field("grub_cfg", &p.grub_cfg);
-        Ok(out)
-    }
-
-    fn finish(plan: &mut engine::Plan, applied: bool) {
-        if let Some(g) = plan.fields.get_mut("grub_cfg").filter(|g| g.is_object()) {
-            let ran = g["note"].is_null();
-            if applied {
-                g["regenerated"] = Value::Bool(ran);
-            } else if ran {
-                g["note"] = Value::String("check mode: not run".into());
+        out.after_apply(|_, plan, ran| {
+            if let Some(g) = plan.fields.get_mut("grub_cfg").filter(|g| g.is_object()) {
+                let runs = g["note"].is_null();
+                if ran == engine::Ran::Applied {
+                    g["regenerated"] = Value::Bool(runs);
+                } else if runs {
+                    g["note"] = Value::String("check mode: not run".into());
+                }
             }
-        }
+        });
+        Ok(out)
     }
 }
 

@@ -14,7 +14,7 @@ use crate::host::Host;
 use crate::latency::{self, CpuSelection, Request, Settings};
 use crate::protocol::{Failure, Meta, Outcome, kind, lenient_bool};
 
-pub const MODULE: &str = "lltune_latency";
+pub const MODULE: &str = crate::names::LATENCY;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -106,7 +106,7 @@ pub fn run(host: &Host, meta: &Meta, p: Params) -> Result<Outcome> {
         cyclictest: p.cyclictest,
         run: !meta.check_mode || p.run_in_check_mode,
         skip_reason: "check mode: nothing measured (set run_in_check_mode: true to measure in check mode too)".into(),
-        measured_at: crate::config::generate::now_utc(),
+        measured_at: crate::backup_id::now_utc(),
     };
     let (doc, warnings) = latency::run_request(host, &req).map_err(|e| match e.option {
         Some(o) => Failure::new(format!("option {o}: {}", e.msg)),

@@ -24,7 +24,7 @@ use crate::engine::{self, Module, text};
 use crate::host::Host;
 use crate::protocol::{Failure, Meta, Outcome, cap_text, kind};
 
-pub const MODULE: &str = "lltune_limits";
+pub const MODULE: &str = crate::names::LIMITS;
 pub const DEFAULT_FILE: &str = "/etc/security/limits.d/99-lltune.conf";
 /// pam_limits' main file and drop-in folders (vendor ones on openSUSE-style builds).
 pub const LIMITS_CONF: &str = "/etc/security/limits.conf";
@@ -699,7 +699,7 @@ fn check_file(file: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// What the task would change. Pure: reads the host, writes nothing.
+/// What the task would change. Reads the host, writes nothing.
 pub fn plan(host: &Host, params: &Params) -> Result<engine::Plan> {
     let wanted = validate(&params.limits).map_err(Failure::new)?;
     check_file(&params.file).map_err(Failure::new)?;
@@ -1009,7 +1009,7 @@ mod tests {
         );
         // A `-` line whose soft half loses (a user line set it) stops there: its hard half is
         // not read either, so the hard limit stays unset by the files.
-        let files = vec![(ours.to_string(), "bob soft nofile 5\n* - nofile 9\n".to_string())];
+        let files = [(ours.to_string(), "bob soft nofile 5\n* - nofile 9\n".to_string())];
         let want = validate(&[lim("bob", "-", "nofile", "5")]).unwrap();
         let lines: Vec<ReadLine> = files[0]
             .1

@@ -7,8 +7,8 @@
 //!
 //! The surprising parts: the kernel may allocate fewer huge pages than asked (fragmented or
 //! used memory) and says so only by reading back a smaller `nr_hugepages`: the engine's
-//! read-back fails that write and reverts the run, and `run` turns its message into a
-//! requested-vs-allocated report; THP files show `always [madvise] never` and are compared by
+//! read-back fails that write (`state::NotKept`) and reverts the run, and the plan's failure
+//! step turns that typed value into a requested-vs-allocated report; THP files show `always [madvise] never` and are compared by
 //! the bracketed word; pools are checked against the OS reserve the audit uses
 //! (`policy::os_reserve_kb`, `node_reserve_kb`) before anything is written.
 
@@ -27,7 +27,7 @@ use crate::modules::cpu::opt_bool;
 use crate::policy::{OS_RESERVE_PERCENT, node_reserve_kb, os_reserve_kb};
 use crate::protocol::{Diff, Failure, Meta, Outcome, cap_text, lenient_bool};
 
-pub const MODULE: &str = "lltune_memory";
+pub const MODULE: &str = crate::names::MEMORY;
 const THP: &str = "/sys/kernel/mm/transparent_hugepage";
 const NODE: &str = "/sys/devices/system/node";
 const KSM_RUN: &str = "/sys/kernel/mm/ksm/run";
@@ -269,18 +269,23 @@ fn swap(host: &Host, out: &mut engine::Plan, rt: &mut Runtime, on: bool) -> Resu
     let names: Vec<String> = active.iter().map(|s| s.filename.clone()).collect();
     let swapoff = if on || active.is_empty() {
         "not needed"
-    } else if host.is_live() {
-        rt.before.push_str(&format!("swap: on ({})\n", names.join(", ")));
-        rt.after.push_str("swap: off (swapoff -a)\n");
-        rt.changes.push(json!({"setting": "swap", "before": names.join(", "), "after": "off (swapoff -a)"}));
-        run = Some(Action::Run { argv: vec!["swapoff".into(), "-a".into()], rewrites: vec![] });
-        "run"
     } else {
-        out.warnings.push(format!(
-            "swap: {} active on the host this tree describes; swapoff -a skipped (root is not /)",
-            names.join(", ")
-        ));
-        "skipped (root is not /)"
+        match host.system().plan_command(vec!["swapoff".into(), "-a".into()]) {
+            Ok(argv) => {
+                rt.before.push_str(&format!("swap: on ({})\n", names.join(", ")));
+                rt.after.push_str("swap: off (swapoff -a)\n");
+                rt.changes.push(json!({"setting": "swap", "before": names.join(", "), "after": "off (swapoff -a)"}));
+                run = Some(Action::Run { argv, rewrites: vec![] });
+                "run"
+            }
+            Err(why) => {
+                out.warnings.push(format!(
+                    "swap: {} active on the host this tree describes; swapoff -a skipped ({why})",
+                    names.join(", ")
+                ));
+                "skipped (root is not /)"
+            }
+        }
     };
     out.field("swapoff", swapoff);
     if on {
@@ -320,7 +325,7 @@ fn swap(host: &Host, out: &mut engine::Plan, rt: &mut Runtime, on: bool) -> Resu
     Ok(run)
 }
 
-/// What the task would change. Pure: reads the host, writes nothing.
+/// What the task would change. Reads the host, writes nothing.
 pub fn plan(host: &Host, p: &Params) -> Result<engine::Plan> {
     if p.thp.is_none() && p.hugepages.is_none() && p.ksm.is_none() && p.swap.is_none() && p.numa_balancing.is_none() {
         return Err(fail("give at least one of thp, hugepages, ksm, swap, numa_balancing"));
@@ -360,7 +365,49 @@ pub fn plan(host: &Host, p: &Params) -> Result<engine::Plan> {
     }
     out.actions.extend(run);
     out.field("changes", &rt.changes);
+    report_pools(host, &mut out, &pools);
     Ok(out)
+}
+
+/// The pools' two reports: after the writes, each pool read back into `allocated`; when the
+/// kernel kept fewer pages than written (the engine's typed `NotKept` on a pool's file),
+/// `hugepages_short` and a message that says requested vs allocated.
+fn report_pools(host: &Host, out: &mut engine::Plan, pools: &[Pool]) {
+    if pools.is_empty() {
+        return;
+    }
+    // The engine names the file it wrote by its canonical path.
+    let files: Vec<(String, Pool)> = pools
+        .iter()
+        .map(|p| {
+            let path = pool_path(p.node, p.size_kb);
+            (host.resolve(&path, true).unwrap_or(path), p.clone())
+        })
+        .collect();
+    out.on_failure(move |why, f| {
+        let engine::WriteFailure::NotKept(k) = why else { return };
+        let Some((_, p)) = files.iter().find(|(path, _)| *path == k.path) else { return };
+        let allocated: Option<u64> = k.kept.trim().parse().ok();
+        f.fields.insert(
+            "hugepages_short".into(),
+            json!({"node": p.node, "size_kb": p.size_kb, "requested": p.requested, "allocated": allocated}),
+        );
+        let got = allocated.map_or_else(|| format!("{:?}", cap_text(&k.kept)), |a| a.to_string());
+        f.msg = format!(
+            "hugepages: node {} allocated {got} of the {} {} kB pages requested (memory fragmented or in use); {}",
+            p.node, p.requested, p.size_kb, f.msg
+        );
+    });
+    let mut read_back = pools.to_vec();
+    out.after_apply(move |host, plan, ran| {
+        if ran == engine::Ran::Check {
+            return;
+        }
+        for p in &mut read_back {
+            p.allocated = host.attr_parse::<u64>(&pool_path(p.node, p.size_kb));
+        }
+        plan.field("hugepages", &read_back);
+    });
 }
 
 /// The module, as the engine's runner sees it.
@@ -383,44 +430,6 @@ impl Module for Memory {
     }
 }
 
-/// A huge page write the kernel did not honour in full, from the engine's failure message:
-/// `writing "1024" to /sys/devices/system/node/node0/hugepages/hugepages-2048kB/nr_hugepages:
-/// the kernel kept "900"` → (node, size_kb, requested, allocated).
-pub fn shortfall(msg: &str) -> Option<(u32, u64, u64, u64)> {
-    let rest = msg.strip_prefix("writing \"")?;
-    let (requested, rest) = rest.split_once("\" to ")?;
-    let rest = rest.strip_prefix(&format!("{NODE}/node"))?;
-    let (node, rest) = rest.split_once("/hugepages/hugepages-")?;
-    let (size, rest) = rest.split_once("kB/nr_hugepages: the kernel kept \"")?;
-    let (allocated, _) = rest.split_once('"')?;
-    Some((node.parse().ok()?, size.parse().ok()?, requested.parse().ok()?, allocated.parse().ok()?))
-}
-
 pub fn run(host: &Host, meta: &Meta, params: Params) -> Result<Outcome> {
-    match engine::run::<Memory>(host, meta, params) {
-        Ok(mut o) => {
-            if let Some(Value::Array(pools)) = o.fields.get_mut("hugepages") {
-                for p in pools.iter_mut().filter(|_| !meta.check_mode) {
-                    let (node, size) = (p["node"].as_u64().unwrap_or(0) as u32, p["size_kb"].as_u64().unwrap_or(0));
-                    p["allocated"] = json!(host.attr_parse::<u64>(&pool_path(node, size)));
-                }
-            }
-            Ok(o)
-        }
-        Err(mut e) => {
-            if let Some(f) = e.downcast_mut::<Failure>() {
-                if let Some((node, size, requested, allocated)) = shortfall(&f.msg) {
-                    f.fields.insert(
-                        "hugepages_short".into(),
-                        json!({"node": node, "size_kb": size, "requested": requested, "allocated": allocated}),
-                    );
-                    f.msg = format!(
-                        "hugepages: node {node} allocated {allocated} of the {requested} {size} kB pages requested (memory fragmented or in use); {}",
-                        f.msg
-                    );
-                }
-            }
-            Err(e)
-        }
-    }
+    engine::run::<Memory>(host, meta, params)
 }

@@ -20,43 +20,69 @@ pub mod sysctl;
 use anyhow::Result;
 use serde_json::{Map, Value};
 
+use crate::engine::{Module, Plan, Transaction};
 use crate::host::Host;
 use crate::protocol::{Meta, Outcome, parse_params};
 
-/// Runs a changing module by its name with options as JSON (what `lltune reapply` and
-/// `lltune apply` do); `None` for a name that is not a changing module.
-pub fn run_by_name(name: &str, host: &Host, meta: &Meta, options: Map<String, Value>) -> Option<Result<Outcome>> {
+/// Something done with one changing module, chosen by name (`with_module`).
+pub trait WithModule {
+    type Out;
+    fn with<M: Module>(self) -> Self::Out;
+}
+
+/// Calls `w` with the changing module named `name`, as its `Module` type: the one table
+/// from a module's name to its code. `None` for a name that is not a changing module.
+pub fn with_module<W: WithModule>(name: &str, w: W) -> Option<W::Out> {
     Some(match name {
-        sysctl::MODULE => parse_params(options).and_then(|p| sysctl::run(host, meta, p)),
-        kernel_args::MODULE => parse_params(options).and_then(|p| kernel_args::run(host, meta, p)),
-        nic::MODULE => parse_params(options).and_then(|p| nic::run(host, meta, p)),
-        irq::MODULE => parse_params(options).and_then(|p| irq::run(host, meta, p)),
-        limits::MODULE => parse_params(options).and_then(|p| limits::run(host, meta, p)),
-        services::MODULE => parse_params(options).and_then(|p| services::run(host, meta, p)),
-        cpu::MODULE => parse_params(options).and_then(|p| cpu::run(host, meta, p)),
-        memory::MODULE => parse_params(options).and_then(|p| memory::run(host, meta, p)),
+        sysctl::MODULE => w.with::<sysctl::Sysctl>(),
+        kernel_args::MODULE => w.with::<kernel_args::KernelArgs>(),
+        nic::MODULE => w.with::<nic::NicModule>(),
+        irq::MODULE => w.with::<irq::Irq>(),
+        limits::MODULE => w.with::<limits::Limits>(),
+        services::MODULE => w.with::<services::Services>(),
+        cpu::MODULE => w.with::<cpu::Cpu>(),
+        memory::MODULE => w.with::<memory::Memory>(),
         _ => return None,
     })
+}
+
+/// Runs a changing module by its name with options as JSON, on its own; `None` for a name
+/// that is not a changing module.
+pub fn run_by_name(name: &str, host: &Host, meta: &Meta, options: Map<String, Value>) -> Option<Result<Outcome>> {
+    struct Run<'a>(&'a Host, &'a Meta, Map<String, Value>);
+    impl WithModule for Run<'_> {
+        type Out = Result<Outcome>;
+        fn with<M: Module>(self) -> Result<Outcome> {
+            crate::engine::run::<M>(self.0, self.1, parse_params(self.2)?)
+        }
+    }
+    with_module(name, Run(host, meta, options))
+}
+
+/// Runs a changing module by its name with options as JSON as the next step of `tx` (what
+/// `lltune apply` and `lltune reapply` do); `None` for a name that is not a changing module.
+pub fn run_step(tx: &mut Transaction<'_>, name: &str, options: Map<String, Value>) -> Option<Result<Outcome>> {
+    struct Step<'a, 'h>(&'a mut Transaction<'h>, Map<String, Value>);
+    impl WithModule for Step<'_, '_> {
+        type Out = Result<Outcome>;
+        fn with<M: Module>(self) -> Result<Outcome> {
+            self.0.run::<M>(parse_params(self.1)?)
+        }
+    }
+    with_module(name, Step(tx, options))
 }
 
 /// Plans a changing module by its name with options as JSON, as its run would before any
 /// write (parse the options, then `plan`: reads the host, writes nothing, takes no lock).
 /// What `lltune audit` runs so that a config it accepts is one apply can carry out.
-pub fn plan_by_name(name: &str, host: &Host, options: Map<String, Value>) -> Option<Result<crate::engine::Plan>> {
-    use crate::engine::Module;
-    fn plan<M: Module>(host: &Host, options: Map<String, Value>) -> Result<crate::engine::Plan> {
-        let params: M::Params = parse_params(options)?;
-        M::plan(host, &params)
+pub fn plan_by_name(name: &str, host: &Host, options: Map<String, Value>) -> Option<Result<Plan>> {
+    struct PlanIt<'a>(&'a Host, Map<String, Value>);
+    impl WithModule for PlanIt<'_> {
+        type Out = Result<Plan>;
+        fn with<M: Module>(self) -> Result<Plan> {
+            let params: M::Params = parse_params(self.1)?;
+            M::plan(self.0, &params)
+        }
     }
-    Some(match name {
-        sysctl::MODULE => plan::<sysctl::Sysctl>(host, options),
-        kernel_args::MODULE => plan::<kernel_args::KernelArgs>(host, options),
-        nic::MODULE => plan::<nic::NicModule>(host, options),
-        irq::MODULE => plan::<irq::Irq>(host, options),
-        limits::MODULE => plan::<limits::Limits>(host, options),
-        services::MODULE => plan::<services::Services>(host, options),
-        cpu::MODULE => plan::<cpu::Cpu>(host, options),
-        memory::MODULE => plan::<memory::Memory>(host, options),
-        _ => return None,
-    })
+    with_module(name, PlanIt(host, options))
 }

@@ -28,13 +28,14 @@ use crate::cpulist::CpuList;
 use crate::engine::journal::valid_ifname;
 use crate::engine::state::Action;
 use crate::engine::{self, Module};
-use crate::facts::nic::{ETHTOOL_CAPTURE_DIR, Nic};
+use crate::facts::nic::{CaptureError, ETHTOOL_CAPTURE_DIR, Nic};
 use crate::facts::{Scan, ScanOptions};
 use crate::host::Host;
+use crate::host::system::EthtoolStore;
 use crate::protocol::{Diff, Failure, Meta, Outcome, cap_text};
-use crate::sys::ethtool_group::{self, Group};
+use crate::sys::ethtool_group::Group;
 
-pub const MODULE: &str = "lltune_nic";
+pub const MODULE: &str = crate::names::NIC;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -213,10 +214,10 @@ fn read_device(host: &Host, ifname: &str, want: &[Group]) -> Result<Device> {
     if want.is_empty() {
         return Ok(d);
     }
-    if host.is_live() {
+    if host.system().ethtool_store() == EthtoolStore::Kernel {
         for &g in want {
             if g == Group::Features {
-                match crate::sys::ethtool::get_features(ifname) {
+                match host.system().ethtool_features(ifname) {
                     Ok(all) => {
                         d.features = Some(all.into_iter().map(|f| (f.name.clone(), f.active, f.is_fixed())).collect())
                     }
@@ -225,7 +226,7 @@ fn read_device(host: &Host, ifname: &str, want: &[Group]) -> Result<Device> {
                 }
                 continue;
             }
-            match ethtool_group::read(ifname, g) {
+            match host.system().ethtool_read(ifname, g) {
                 Ok(v) => {
                     d.groups.insert(g, v);
                 }
@@ -236,34 +237,37 @@ fn read_device(host: &Host, ifname: &str, want: &[Group]) -> Result<Device> {
         return Ok(d);
     }
     let path = format!("{ETHTOOL_CAPTURE_DIR}/{ifname}.json");
-    let bytes = host.read_bytes_opt(&path).map_err(|e| fail(format!("{ifname}: {e}")))?.ok_or_else(|| {
-        fail(format!(
-            "{ifname}: no captured ethtool state ({path} under root); on a captured tree the ethtool settings act on the state `lltune capture` stored"
-        ))
-    })?;
-    let text = std::str::from_utf8(&bytes)
-        .map_err(|e| fail(format!("{ifname}: {path}: not a capture of ethtool state: not UTF-8 JSON ({e})")))?;
-    let doc: Value = crate::facts::nic::capture::parse_text(text)
-        .map(|(v, _)| v)
-        .map_err(|e| fail(format!("{ifname}: {path}: not a capture of ethtool state: {e}")))?;
-    if !doc.is_object() {
-        return Err(fail(format!("{path}: not a capture of ethtool state (not a mapping)")));
+    let c = match crate::facts::nic::read_capture(host, ifname) {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            return Err(fail(format!(
+                "{ifname}: no captured ethtool state ({path} under root); on a captured tree the ethtool settings act on the state `lltune capture` stored"
+            )));
+        }
+        Err(CaptureError::Unreadable(e)) => return Err(fail(format!("{ifname}: {e}"))),
+        Err(CaptureError::Malformed { path, reason }) => {
+            return Err(fail(format!("{ifname}: {path}: not a capture of ethtool state: {reason}")));
+        }
+    };
+    // The typed state, as the live path reads it: flags are booleans, a field the capture
+    // leaves out is 0 (as the kernel's struct would hold it).
+    let st = &c.state;
+    if let Some(features) = &st.features {
+        let fixed = st.features_fixed.as_deref().unwrap_or_default();
+        d.features = Some(features.iter().map(|(k, on)| (k.clone(), *on, fixed.contains(k))).collect());
     }
-    if let Some(features) = doc.get("features").and_then(Value::as_object) {
-        let fixed: Vec<&str> = doc
-            .get("features_fixed")
-            .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
-        d.features = Some(
-            features.iter().map(|(k, v)| (k.clone(), v.as_bool() == Some(true), fixed.contains(&k.as_str()))).collect(),
-        );
-    }
-    for g in [Group::Coalesce, Group::Rings, Group::Channels, Group::Pause] {
-        if let Some(v) = doc.get(g.name()).filter(|v| v.is_object()) {
-            d.groups.insert(g, v.clone());
+    let groups = [
+        (Group::Coalesce, st.coalesce.as_ref().map(serde_json::to_value)),
+        (Group::Rings, st.rings.as_ref().map(serde_json::to_value)),
+        (Group::Channels, st.channels.as_ref().map(serde_json::to_value)),
+        (Group::Pause, st.pause.as_ref().map(serde_json::to_value)),
+    ];
+    for (g, v) in groups {
+        if let Some(v) = v {
+            d.groups.insert(g, v.map_err(|e| fail(format!("{ifname}: {path}: {e}")))?);
         }
     }
+    let (path, doc) = (c.path, c.doc);
     d.capture = Some((path, doc));
     Ok(d)
 }
@@ -431,12 +435,11 @@ fn cpus_of(v: &Value) -> Result<CpuList, String> {
     }
 }
 
+/// A device feature as ethtool's feature strings give it: name, active, changeable.
+type Feature = (String, bool, bool);
+
 /// The kernel feature names a `features` key stands for on this device, with their state.
-fn resolve_feature<'a>(
-    ifname: &str,
-    key: &str,
-    feats: &'a [(String, bool, bool)],
-) -> Result<(Vec<&'a (String, bool, bool)>, bool)> {
+fn resolve_feature<'a>(ifname: &str, key: &str, feats: &'a [Feature]) -> Result<(Vec<&'a Feature>, bool)> {
     let alias = FEATURE_ALIASES.iter().find(|(s, l, _)| *s == key || *l == key);
     if let Some((_, _, pattern)) = alias {
         let p = glob::Pattern::new(pattern).map_err(|e| fail(format!("internal error: {pattern}: {e}")))?;
@@ -656,7 +659,7 @@ fn plan_queues(host: &Host, ifname: &str, w: &Wanted, cpus: &CpuInfo, p: &mut If
         if mine.is_empty() {
             return Err(fail(format!("{ifname}: {file}: no {kind} queues under {qdir}")));
         }
-        let cpu_value = if file == "rps_flow_cnt" { None } else { Some(cpus_of(&v).map_err(|e| fail(e))?) };
+        let cpu_value = if file == "rps_flow_cnt" { None } else { Some(cpus_of(&v).map_err(fail)?) };
         if let (Some(want), Some(present)) = (&cpu_value, &cpus.present) {
             let missing = want.difference(present);
             if !missing.is_empty() {
@@ -753,7 +756,7 @@ fn select(params: &Params, nics: &[Nic]) -> Result<Vec<(String, Vec<usize>)>> {
     Ok(out)
 }
 
-/// What the task would change. Pure: reads the host, writes nothing.
+/// What the task would change. Reads the host, writes nothing.
 pub fn plan(host: &Host, params: &Params) -> Result<engine::Plan> {
     if params.interfaces.is_empty() {
         return Err(fail("option interfaces: give at least one interface"));
@@ -765,7 +768,8 @@ pub fn plan(host: &Host, params: &Params) -> Result<engine::Plan> {
     let nics = crate::facts::nic::read(&mut scan);
     let selected = select(params, &nics)?;
     let cpus = cpu_info(host);
-    let live = host.is_live();
+    // SIOCETHTOOL on the running kernel, or an edit of the tree's capture file.
+    let by_ioctl = host.system().ethtool_store() == EthtoolStore::Kernel;
 
     let mut plans = Vec::new();
     for (ifname, idx) in &selected {
@@ -781,7 +785,7 @@ pub fn plan(host: &Host, params: &Params) -> Result<engine::Plan> {
     // Coalescing first (the one refusal the ioctl cannot predict), channels last (they
     // re-create the queues whose RPS/XPS are written before).
     let order = [Group::Coalesce, Group::Pause, Group::Rings, Group::Features];
-    if live {
+    if by_ioctl {
         for g in order {
             for (p, _) in &plans {
                 if let Some(c) = p.changes.get(&g) {
@@ -818,7 +822,7 @@ pub fn plan(host: &Host, params: &Params) -> Result<engine::Plan> {
             out.actions.push(Action::WriteKernel { path: path.clone(), value: value.clone() });
         }
     }
-    if live {
+    if by_ioctl {
         for (p, _) in &plans {
             if let Some(c) = p.changes.get(&Group::Channels) {
                 out.actions.push(Action::SetEthtool {
@@ -855,12 +859,12 @@ pub fn plan(host: &Host, params: &Params) -> Result<engine::Plan> {
         if p.report.queues_recreated {
             out.warnings.push(format!(
                 "{name}: channels change: the driver re-creates the queues and their IRQs{}; run the IRQ affinity rules (lltune_irq) after this task, and run this task again if it sets RPS/XPS on queues that are new",
-                if live { "" } else { " (simulated: the captured tree's queue folders stay as they are)" }
+                if by_ioctl { "" } else { " (simulated: the captured tree's queue folders stay as they are)" }
             ));
         }
     }
     out.field("interfaces", plans.iter().map(|(p, _)| &p.report).collect::<Vec<_>>());
-    out.field("simulated", !live);
+    out.field("simulated", !by_ioctl);
     Ok(out)
 }
 

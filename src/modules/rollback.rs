@@ -16,11 +16,12 @@ use crate::engine::journal::{Entry, Journal, decode};
 use crate::engine::persist;
 use crate::engine::state::{self, Action, State, same_kernel_value};
 use crate::engine::{self, Module};
+use crate::host::system::Kernel;
 use crate::host::{Host, Node};
 use crate::protocol::{Diff, Failure, Meta, Outcome, cap_text};
 use crate::sys::ethtool_group;
 
-pub const MODULE: &str = "lltune_rollback";
+pub const MODULE: &str = crate::names::ROLLBACK;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -136,7 +137,7 @@ fn emptied(host: &Host, actions: &[Action], dir: &str) -> bool {
     names.iter().all(|n| gone.contains(format!("{dir}/{n}").as_str()))
 }
 
-/// What restoring `entries` (in reverse order) would do. Pure: reads, writes nothing.
+/// What restoring `entries` (in reverse order) would do. Reads, writes nothing.
 pub fn plan_entries(host: &Host, journal: &Journal, entries: &[Entry]) -> Result<Plan> {
     let mut plan = Plan {
         actions: Vec::new(),
@@ -159,15 +160,18 @@ pub fn plan_entries(host: &Host, journal: &Journal, entries: &[Entry]) -> Result
             continue;
         }
         if let Entry::Unit { unit, module, active } = entry {
-            if !host.is_live() {
-                plan.warnings.push(format!(
-                    "{unit}: run-time state not restored (root is not /); it was {}",
-                    if *active { "active" } else { "inactive" }
-                ));
-                continue;
-            }
-            match state::read(host, &entry.item()) {
-                Ok(State::Unit { active: now }) if now == *active => {}
+            let asked = match host.system().unit_active(unit) {
+                Ok(asked) => asked,
+                Err(why) => {
+                    plan.warnings.push(format!(
+                        "{unit}: run-time state not restored ({why}); it was {}",
+                        if *active { "active" } else { "inactive" }
+                    ));
+                    continue;
+                }
+            };
+            match asked {
+                Ok(now) if now == *active => {}
                 Ok(_) => {
                     let word = |a: bool| if a { "active\n" } else { "inactive\n" };
                     plan.diff.push(Diff {
@@ -420,8 +424,11 @@ pub fn plan_entries(host: &Host, journal: &Journal, entries: &[Entry]) -> Result
             unit_links = true;
         }
     }
-    if host.is_live() && (unit_links && !plan.actions.is_empty() || !unit_actions.is_empty()) {
-        plan.actions.push(Action::Run { argv: vec!["systemctl".into(), "daemon-reload".into()], rewrites: vec![] });
+    if unit_links && !plan.actions.is_empty() || !unit_actions.is_empty() {
+        // On a tree systemd is not running: the links alone are the change.
+        if let Ok(argv) = host.system().plan_command(vec!["systemctl".into(), "daemon-reload".into()]) {
+            plan.actions.push(Action::Run { argv, rewrites: vec![] });
+        }
     }
     plan.actions.extend(unit_actions);
     // /etc/default/grub came back but the bundle holds no grub.cfg: regenerate it on a live
@@ -431,14 +438,13 @@ pub fn plan_entries(host: &Host, journal: &Journal, entries: &[Entry]) -> Result
         let (boot, _) = crate::modules::boot::detect(host);
         if boot.layout == "grub2" {
             if let Some(r) = crate::modules::boot::regenerate_command(host, &boot) {
-                if host.is_live() {
-                    plan.actions.push(Action::Run { argv: r.argv.clone(), rewrites: vec![r.cfg.clone()] });
-                } else {
-                    plan.warnings.push(format!(
-                        "{}: skipped regeneration (root is not /); run `{}` on the host",
+                match host.system().plan_command(r.argv.clone()) {
+                    Ok(argv) => plan.actions.push(Action::Run { argv, rewrites: vec![r.cfg.clone()] }),
+                    Err(why) => plan.warnings.push(format!(
+                        "{}: skipped regeneration ({why}); run `{}` on the host",
                         r.cfg,
                         r.argv.join(" ")
-                    ));
+                    )),
                 }
             }
         }
@@ -466,7 +472,7 @@ impl Module for Rollback {
             // still hold that run's temp files; the rollback then fails naming the journal.
             let id = params.backup.trim_end_matches('/');
             let id = id.strip_prefix(&format!("{}/", crate::engine::journal::BACKUPS_DIR)).unwrap_or(id);
-            if crate::engine::journal::validate_backup_id(id).is_err() {
+            if crate::backup_id::validate(id).is_err() {
                 return Vec::new();
             }
             let dir = format!("{}/{id}", crate::engine::journal::BACKUPS_DIR);
@@ -478,7 +484,8 @@ impl Module for Rollback {
                 Entry::Dir { path, .. } => dirs.push(path.clone()),
                 Entry::File { path, .. } | Entry::Link { path, .. } => dirs
                     .extend(path.rsplit_once('/').map(|(d, _)| if d.is_empty() { "/".into() } else { d.to_string() })),
-                Entry::Runtime { path, .. } if !host.is_live() => {
+                // On a tree a kernel value is a plain file, replaced with a temp file beside it.
+                Entry::Runtime { path, .. } if host.system().kernel() == Kernel::Captured => {
                     dirs.extend(path.rsplit_once('/').map(|(d, _)| d.to_string()))
                 }
                 _ => {}

@@ -20,12 +20,12 @@ use anyhow::Result;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
-use crate::engine::state::{Action, unit_active, valid_unit_name};
+use crate::engine::state::{Action, valid_unit_name};
 use crate::engine::{self, Module};
 use crate::host::Host;
 use crate::protocol::{Diff, Failure, Meta, Outcome, cap_text, lenient_bool};
 
-pub const MODULE: &str = "lltune_services";
+pub const MODULE: &str = crate::names::SERVICES;
 /// Where systemd looks for unit files, most local first (systemd.unit(5)).
 pub const UNIT_DIRS: &[&str] =
     &["/etc/systemd/system", "/run/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system"];
@@ -356,7 +356,7 @@ fn show(links: &[(String, String)], masks: &[String]) -> String {
     s
 }
 
-/// What the task would change. Pure: reads the host (and `systemctl is-active` on a live
+/// What the task would change. Reads the host (and `systemctl is-active` on a live
 /// root), writes nothing.
 pub fn plan(host: &Host, params: &Params) -> Result<engine::Plan> {
     if params.services.is_empty() {
@@ -485,8 +485,8 @@ pub fn plan(host: &Host, params: &Params) -> Result<engine::Plan> {
         let mut active = None;
         if let Some(state) = want.state {
             let after = state == RunState::Started;
-            if host.is_live() {
-                let before = unit_active(host, &info.unit)
+            if let Ok(asked) = host.system().unit_active(&info.unit) {
+                let before = asked
                     .map_err(|e| Failure::new(format!("services.{name}: systemctl is-active {}: {e}", info.unit)))?;
                 if before != after {
                     let word = |a: bool| if a { "active\n" } else { "inactive\n" };
@@ -518,8 +518,11 @@ pub fn plan(host: &Host, params: &Params) -> Result<engine::Plan> {
     }
     let links_change = !link_actions.is_empty();
     out.actions.extend(link_actions);
-    if host.is_live() && links_change {
-        out.actions.push(Action::Run { argv: vec!["systemctl".into(), "daemon-reload".into()], rewrites: vec![] });
+    if links_change {
+        // On a tree systemd is not running: the links alone are the change.
+        if let Ok(argv) = host.system().plan_command(vec!["systemctl".into(), "daemon-reload".into()]) {
+            out.actions.push(Action::Run { argv, rewrites: vec![] });
+        }
     }
     out.actions.extend(unit_actions);
     // On a tree only unit links change: `state_not_applied` names the units whose run-time

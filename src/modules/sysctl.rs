@@ -1,4 +1,4 @@
-//! lltune_sysctl: kernel tunables, at run time under /proc/sys and persisted in one
+//! lltune_sysctl: kernel tunables, at run time under /proc/sys and written to one
 //! sysctl.d file (default /etc/sysctl.d/99-latency-tuner.conf, the seed's file).
 //!
 //! The surprising part is boot order: systemd-sysctl reads every `*.conf` of /etc/sysctl.d,
@@ -15,10 +15,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::state::{Action, normalize_value};
 use crate::engine::{self, Module, text};
+use crate::facts::sysctl::{Key, parse_key};
 use crate::host::Host;
 use crate::protocol::{Diff, Failure, Meta, Outcome, lenient_bool, scalar_map};
 
-pub const MODULE: &str = "lltune_sysctl";
+pub const MODULE: &str = crate::names::SYSCTL;
 /// The seed's file, kept so that hosts tuned by the seed converge without a second file.
 pub const DEFAULT_FILE: &str = "/etc/sysctl.d/99-latency-tuner.conf";
 
@@ -42,9 +43,10 @@ pub struct Params {
     /// Write /proc/sys now.
     #[serde(default = "yes", deserialize_with = "lenient_bool")]
     pub runtime: bool,
-    /// Write `file`, for the next boot.
+    /// Write the values into `file`, which systemd-sysctl reads at boot. Not `persist`: that
+    /// option means "re-apply at boot through lltune-restore.service" in the other modules.
     #[serde(default = "yes", deserialize_with = "lenient_bool")]
-    pub persist: bool,
+    pub write_file: bool,
     #[serde(default)]
     pub state: Presence,
     #[serde(default)]
@@ -57,54 +59,6 @@ fn default_file() -> String {
 
 fn yes() -> bool {
     true
-}
-
-/// A sysctl name in both spellings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Key {
-    /// Dotted, as sysctl.d files write it: `net.ipv4.conf.eth0/100.rp_filter` (a `/` stands
-    /// for a dot inside one component, e.g. a VLAN interface name).
-    pub name: String,
-    /// `/proc/sys/net/ipv4/conf/eth0.100/rp_filter`.
-    pub path: String,
-    /// Written `-net.core.x` (systemd-sysctl's "ignore errors setting it"): the file line
-    /// keeps the `-`, and a key this kernel lacks is skipped at run time with a warning.
-    pub ignore_errors: bool,
-}
-
-/// Parses a sysctl name written dotted (`net.core.busy_poll`) or as a path
-/// (`net/core/busy_poll`), as sysctl(8) does: whichever separator comes first wins, and
-/// the other character is swapped. Names that could inject text into a file are refused.
-pub fn parse_key(raw: &str) -> Result<Key, String> {
-    let bad = || {
-        format!("{:?} is not a sysctl name (letters, digits and _ - . / @ + : only)", crate::protocol::cap_text(raw))
-    };
-    // The kernel's longest names are under 100 characters.
-    if raw.len() > 512 {
-        return Err(bad());
-    }
-    if raw.is_empty() || !raw.chars().all(|c| c.is_ascii_alphanumeric() || "_-./@+:".contains(c)) {
-        return Err(bad());
-    }
-    let swap = |s: &str| {
-        s.chars()
-            .map(|c| {
-                if c == '.' {
-                    '/'
-                } else if c == '/' {
-                    '.'
-                } else {
-                    c
-                }
-            })
-            .collect::<String>()
-    };
-    let slash_form = raw.find(['.', '/']).is_some_and(|i| raw.as_bytes()[i] == b'/');
-    let (name, rel) = if slash_form { (swap(raw), raw.to_string()) } else { (raw.to_string(), swap(raw)) };
-    if rel.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
-        return Err(bad());
-    }
-    Ok(Key { name, path: format!("/proc/sys/{rel}"), ignore_errors: false })
 }
 
 /// The canonical dotted name of a key as found in a file (either spelling); `None` if odd.
@@ -139,6 +93,9 @@ pub fn parse_line(line: &str) -> Option<Assignment> {
 
 const HEADER: &str = "# Kernel tunables managed by lltune (lltune_sysctl). Edits to keys set here are overwritten.\n";
 
+/// A sysctl.d line's assignment with its key in canonical form.
+type Parsed = (Assignment, String);
+
 /// Edits a sysctl.d file's bytes: each wanted key is set on its first line (later lines for
 /// it removed), new keys appended; with `absent`, the keys' lines are removed. Other lines
 /// are kept byte for byte, whatever their encoding; lines are read as `text::view` gives
@@ -146,7 +103,7 @@ const HEADER: &str = "# Kernel tunables managed by lltune (lltune_sysctl). Edits
 pub fn edit_file(bytes: Option<&[u8]>, wanted: &[(Key, String)], state: Presence) -> Vec<u8> {
     let src = bytes.unwrap_or(if state == Presence::Present { HEADER.as_bytes() } else { b"" });
     // Each line with its parsed assignment and canonical key, parsed once.
-    let mut lines: Vec<(Vec<u8>, Option<(Assignment, String)>)> = text::lines(src)
+    let mut lines: Vec<(Vec<u8>, Option<Parsed>)> = text::lines(src)
         .map(|l| {
             let parsed = parse_line(&text::view(l)).and_then(|a| canonical(&a.key).map(|c| (a, c)));
             (l.to_vec(), parsed)
@@ -339,7 +296,7 @@ pub struct KeyChange {
     pub changed: bool,
     /// `null` with `runtime: false` or `state: absent`.
     pub runtime: Option<BeforeAfter>,
-    /// `null` with `persist: false`.
+    /// `null` with `write_file: false`.
     pub file: Option<BeforeAfter>,
 }
 
@@ -380,7 +337,7 @@ fn file_value(bytes: Option<&[u8]>, key: &Key) -> Option<String> {
         .map(|a| a.value)
 }
 
-/// What the task would change. Pure: reads the host, writes nothing. Check mode stops here.
+/// What the task would change. Reads the host, writes nothing. Check mode stops here.
 pub fn plan(host: &Host, params: &Params) -> Result<Plan> {
     if params.settings.is_empty() {
         return Err(Failure::new("option settings: give at least one setting").into());
@@ -448,7 +405,7 @@ pub fn plan(host: &Host, params: &Params) -> Result<Plan> {
                 continue;
             }
             return Err(Failure::new(format!(
-                "{}: no such sysctl on this kernel ({} does not exist); use runtime: false to only persist it",
+                "{}: no such sysctl on this kernel ({} does not exist); use runtime: false to only write it to the file",
                 key.name, key.path
             ))
             .into());
@@ -478,16 +435,16 @@ pub fn plan(host: &Host, params: &Params) -> Result<Plan> {
     }
 
     let old_text = host.read_bytes_opt(&params.file).map_err(|e| Failure::new(format!("option file: {e}")))?;
-    let new_text = if params.persist {
+    let new_text = if params.write_file {
         edit_file(old_text.as_deref(), &wanted, params.state)
     } else {
         old_text.clone().unwrap_or_default()
     };
-    let file_changes = params.persist
+    let file_changes = params.write_file
         && old_text.as_deref() != Some(new_text.as_slice())
         && !(old_text.is_none() && params.state == Presence::Absent);
     for (key, value) in &wanted {
-        if !params.persist {
+        if !params.write_file {
             if !runtime_on {
                 changes.push(KeyChange { key: key.name.clone(), changed: false, runtime: None, file: None });
             }
@@ -513,7 +470,7 @@ pub fn plan(host: &Host, params: &Params) -> Result<Plan> {
 
     warnings.extend(text::unread_files(host, SYSCTL_DIRS, ".conf", "systemd-sysctl"));
     let keys: Vec<Key> = wanted.iter().map(|(k, _)| k.clone()).collect();
-    let ours_text = if params.persist { Some(new_text.as_slice()) } else { old_text.as_deref() };
+    let ours_text = if params.write_file { Some(new_text.as_slice()) } else { old_text.as_deref() };
     let files = boot_files(host, ours_text.map(|t| (params.file.as_str(), t)));
     let conflicts = conflicts(&files, &params.file, &keys);
     if params.state == Presence::Present {
@@ -533,7 +490,7 @@ pub fn plan(host: &Host, params: &Params) -> Result<Plan> {
     }
     // Without a runtime write the new value waits for a reboot (or `sysctl --system`).
     let reboot_required = !runtime_on
-        && params.persist
+        && params.write_file
         && params.state == Presence::Present
         && wanted.iter().any(|(k, v)| running.get(&k.name).is_some_and(|now| *now != normalize_value(v)));
     Ok(Plan { changes, actions, diff, conflicts, warnings, reboot_required })
@@ -576,19 +533,6 @@ mod tests {
 
     fn key(s: &str) -> Key {
         parse_key(s).unwrap()
-    }
-
-    #[test]
-    fn keys_in_both_spellings_and_refusals() {
-        assert_eq!(key("net.core.busy_poll").path, "/proc/sys/net/core/busy_poll");
-        assert_eq!(key("net/core/busy_poll").name, "net.core.busy_poll");
-        let vlan = key("net.ipv4.conf.eth0/100.rp_filter");
-        assert_eq!(vlan.path, "/proc/sys/net/ipv4/conf/eth0.100/rp_filter");
-        assert_eq!(key("net/ipv4/conf/eth0.100/rp_filter").name, "net.ipv4.conf.eth0/100.rp_filter");
-        assert_eq!(key("fs.file-max").path, "/proc/sys/fs/file-max");
-        for bad in ["net.core.busy poll", "net.core;rm", "a..b", "net/../../etc", "", "a.b=1", "x\ny"] {
-            assert!(parse_key(bad).is_err(), "{bad:?}");
-        }
     }
 
     #[test]
