@@ -216,6 +216,19 @@ fn a_host_that_fails_its_audit_stops_the_serial_rollout() {
         assert!(!r.stdout.contains(&format!("{h} ")), "{h} ran although the first batch failed:\n{}", r.show());
     }
     assert_same_rack(&start, &rack.snapshot(), "failed rollout");
+
+    // A preview covers the rack: in check mode every host is previewed, whatever the batch
+    // size, and the hosts whose preview failed are listed at the end.
+    let r = rack.play("tune", &["--check", "--diff", "-e", "lltune_serial=1"]);
+    assert_ne!(r.code, 0, "{}", r.show());
+    assert_eq!(play_recap(&r.stdout, "host001")["failed"], 1, "{}", r.show());
+    for h in ["host002", "host003"] {
+        let recap = play_recap(&r.stdout, h);
+        assert_eq!(recap["failed"], 0, "{h}: {}", r.show());
+        assert!(recap["changed"] > 0, "{h} was not previewed: {}", r.show());
+    }
+    assert!(r.stdout.contains("preview failed on 1 of 3 hosts: host001"), "{}", r.show());
+    assert_same_rack(&start, &rack.snapshot(), "failed preview");
 }
 
 /// `lltune_generate: true` with no `lltune_config`: the tune role has lltune_config (the
@@ -403,4 +416,32 @@ fn tune_role_and_lltune_apply_leave_the_same_tree() {
         assert_ne!(tree_snapshot(&rack.root(h)), start[h], "{h}: the role changed nothing");
         assert_same_tree(&by_role, &by_cli, &format!("{h}: tune role vs lltune apply"));
     }
+}
+
+/// A role fails in the terms of the variables the user set (`lltune_root`,
+/// `lltune_backup_id`), not of the module options the role passes them to.
+#[test]
+fn role_failures_name_the_role_variables() {
+    let rack = Rack::new(1);
+    let missing = rack.dir.path().join("no-such-host");
+    let root = format!("lltune_root={}", missing.display());
+    let expected = format!("lltune_root: {}: no such file or directory", missing.display());
+    for (playbook, flags) in [
+        ("facts", vec![]),
+        ("report", vec![]),
+        ("audit", vec![]),
+        ("tune", vec!["--check"]),
+        ("rollback", vec!["-e", "lltune_backup_id=20261207T000000Z-1"]),
+    ] {
+        let mut args = flags.clone();
+        args.extend(["-e", root.as_str()]);
+        let r = rack.play(playbook, &args);
+        assert_ne!(r.code, 0, "{playbook}: {}", r.show());
+        assert!(r.stdout.contains(&expected), "{playbook}: {}", r.show());
+        assert!(!r.stdout.contains("option root"), "{playbook}: {}", r.show());
+    }
+    let r = rack.play("rollback", &["-e", "lltune_backup_id=../elsewhere"]);
+    assert_ne!(r.code, 0, "{}", r.show());
+    assert!(r.stdout.contains("lltune_backup_id: \"../elsewhere\" is neither a backup id"), "{}", r.show());
+    assert!(!r.stdout.contains("option backup"), "{}", r.show());
 }
