@@ -62,13 +62,18 @@ TOOLS_STAMP := $(VENV)/.tools-$(shell cat $(ANSIBLE_CORE_PIN) $(TOOLS_PIN) $(CON
 all: collection
 
 ## collection: release binaries (glibc 2.17) in build/collections/.../binaries, each linked from
-## plugins/modules/<module> beside its sidecar docs; then the installable archive
-## build/lltune-tuning-<version>.tar.gz (ansible-galaxy collection build)
+## plugins/modules/<module> beside its sidecar docs; docs/ copied into the collection's docs/;
+## then the installable archive build/lltune-tuning-<version>.tar.gz (ansible-galaxy collection build)
 collection: zig-tools venv
 	RUSTFLAGS="$(SHIP_RUSTFLAGS)" $(ZIGBUILD) zigbuild --release --bins --target $(TRIPLE).$(GLIBC)
 	rm -rf $(COLLECTION)
 	mkdir -p $(COLLECTION)
 	cp -R ansible/. $(COLLECTION)/
+	@# The documentation ships with the collection (ansible-galaxy packs docs/, and installs it
+	@# with the rest): docs/ of the sources, whole, so that the pages' links to each other hold.
+	@# One source of truth: the source tree has no copy under ansible/.
+	mkdir -p $(COLLECTION)/docs
+	cp -R docs/. $(COLLECTION)/docs/
 	mkdir -p $(COLLECTION)/binaries
 	@for m in $(MODULES); do \
 	  echo "install $(SHIPPED)/$$m -> $(COLLECTION)/binaries/$$m <- plugins/modules/$$m"; \
