@@ -695,15 +695,38 @@ fn fleet_report_from_a_real_jsonfile_fact_cache() {
     assert_eq!(sample(&prom, "lltune_reboot_pending", &json!({"host": "grub-drift"})), Some(1.0));
     assert_eq!(sample(&prom, "lltune_online_cpus", &json!({"host": "hwloc-2p8co2t"})), Some(32.0));
 
-    // Again: the facts are the same, so the report task changes nothing; check mode neither.
-    let before = fs::read(out.join("lltune.prom")).unwrap();
-    for extra in [&[][..], &["--check"][..]] {
+    // Again: the play scans every host anew into the cache, so the facts are newer and the
+    // report changes, in the facts' times only; check mode says so and writes nothing.
+    let before = fs::read_to_string(out.join("lltune.prom")).unwrap();
+    let untimed = |text: &str| -> String {
+        text.lines().filter(|l| !l.contains("_timestamp_seconds")).collect::<Vec<_>>().join("\n")
+    };
+    for extra in [&["--check"][..], &[][..]] {
         let r = play(extra);
         assert_eq!(r.code, 0, "{}", r.show());
         let changed: u64 = roots.iter().map(|(n, _)| support::play_recap(&r.stdout, n)["changed"]).sum();
-        assert_eq!(changed, 0, "{extra:?}: {}", r.show());
+        assert_eq!(changed, 1, "{extra:?}: {}", r.show());
+        let now = fs::read_to_string(out.join("lltune.prom")).unwrap();
+        if extra.is_empty() {
+            assert_ne!(now, before, "the report of newer facts kept the old times");
+            assert_eq!(untimed(&now), untimed(&before));
+        } else {
+            assert_eq!(now, before, "check mode wrote the report");
+        }
     }
-    assert_eq!(fs::read(out.join("lltune.prom")).unwrap(), before);
+    // The freshness of each host is its cache file's mtime.
+    let prom = parse_prom(&out.join("lltune.prom"));
+    for (name, _) in &roots {
+        let t = sample(&prom, "lltune_facts_timestamp_seconds", &json!({"host": name})).unwrap();
+        let mtime = fs::metadata(cache.join(format!("s1_{name}")))
+            .unwrap()
+            .modified()
+            .unwrap()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        assert!((t - mtime).abs() < 0.002, "{name}: {t} vs the cache file's {mtime}");
+    }
 }
 
 /// Every field path of a JSON value: `a.b`, `list[]`, map keys that depend on the host as `*`.
@@ -764,7 +787,7 @@ fn fleet_report_doc_documents_every_field_column_and_metric() {
     assert!(missing.is_empty(), "CSV columns not in docs/report.md: {missing:?}");
     let prom = parse_prom(&out.path().join("lltune.prom"));
     let names: std::collections::BTreeSet<&str> = prom.iter().map(|s| s.0.as_str()).collect();
-    assert_eq!(names.len(), 14, "every metric has a sample here: {names:?}");
+    assert_eq!(names.len(), 16, "every metric has a sample here: {names:?}");
     let missing: Vec<&&str> = names.iter().filter(|n| !doc.contains(&format!("| `{n}` |"))).collect();
     assert!(missing.is_empty(), "metrics not in docs/report.md: {missing:?}");
 }

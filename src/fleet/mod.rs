@@ -54,6 +54,9 @@ pub struct HostInput {
     /// `recommendations` as the host reported them; computed here when the input has none.
     pub recommendations: Vec<Recommendation>,
     pub latency: Option<Latency>,
+    /// When the facts file was last written (its mtime, seconds since the epoch): the time of
+    /// the host's scan for the report role's files and Ansible's fact cache alike.
+    pub facts_time: Option<f64>,
 }
 
 /// Per-host latency results, when the folder has them.
@@ -257,6 +260,8 @@ pub struct HostEntry {
     pub drift: Option<Vec<DriftArg>>,
     pub boot: Boot,
     pub latency: Option<Latency>,
+    /// `HostInput::facts_time`: how fresh the host's facts are.
+    pub facts_timestamp: Option<f64>,
     pub recommendations: Vec<Recommendation>,
 }
 
@@ -278,6 +283,9 @@ pub struct Summary {
     pub score_max: u32,
     /// Mean score, rounded down.
     pub score_mean: u32,
+    /// The newest host's `facts_timestamp`: the time the report's data is from. A report
+    /// rebuilt from the same files keeps it (and is the same report, byte for byte).
+    pub facts_newest_timestamp: Option<f64>,
 }
 
 /// `fleet.json`.
@@ -345,6 +353,7 @@ pub fn host_entry(input: &HostInput) -> HostEntry {
         drift,
         boot,
         latency: input.latency.clone(),
+        facts_timestamp: input.facts_time,
         recommendations: input.recommendations.clone(),
     }
 }
@@ -371,6 +380,7 @@ pub fn build(inputs: &[HostInput]) -> Fleet {
         } else {
             (scores.iter().map(|&s| s as u64).sum::<u64>() / scores.len() as u64) as u32
         },
+        facts_newest_timestamp: hosts.iter().filter_map(|h| h.facts_timestamp).reduce(f64::max),
     };
     Fleet {
         schema_version: FLEET_SCHEMA_VERSION,
@@ -611,6 +621,11 @@ impl Lines {
 pub fn read_host(path: &Path, file: &str) -> Result<HostInput> {
     let shown = path.display();
     let bytes = read_file(path)?;
+    let facts_time = std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs() as f64 + f64::from(d.subsec_millis()) / 1000.0);
     let doc: Value = serde_json::from_slice(&bytes).map_err(|e| anyhow::anyhow!("{shown}: not JSON ({e}); refused"))?;
     let encoded = doc.get("__payload__").is_some_and(Value::is_string);
     let (shape, mut facts_obj, latency) = extract(doc).map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
@@ -634,7 +649,15 @@ pub fn read_host(path: &Path, file: &str) -> Result<HostInput> {
         .filter(|l| !l.is_null())
         .map(|l| parse_latency(&l).map_err(|e| anyhow::anyhow!("{shown}: latency: {e}")))
         .transpose()?;
-    Ok(HostInput { host: host_name(file, encoded), source: file.to_string(), shape, facts, recommendations, latency })
+    Ok(HostInput {
+        host: host_name(file, encoded),
+        source: file.to_string(),
+        shape,
+        facts,
+        recommendations,
+        latency,
+        facts_time,
+    })
 }
 
 /// Reads every host of a folder. Hidden files are skipped; `<host>.latency.json` files are

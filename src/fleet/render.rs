@@ -304,6 +304,8 @@ pub const METRICS: &[&str] = &[
     "lltune_hugepages",
     "lltune_latency_p99_seconds",
     "lltune_latency_max_seconds",
+    "lltune_facts_timestamp_seconds",
+    "lltune_report_facts_timestamp_seconds",
 ];
 
 /// `lltune.prom`: gauges in the Prometheus text exposition format (0.0.4), for
@@ -331,8 +333,19 @@ pub fn prometheus(fleet: &Fleet) -> String {
         Family::new(METRICS[11], "Huge pages allocated, by page size in kB."),
         Family::new(METRICS[12], "99th percentile latency of the host's last latency run."),
         Family::new(METRICS[13], "Largest latency of the host's last latency run."),
+        Family::new(
+            METRICS[14],
+            "When the host's facts were written (their file's mtime), in seconds since the epoch: the time of its scan.",
+        ),
+        Family::new(
+            METRICS[15],
+            "When the newest facts of the report were written, in seconds since the epoch: the time the report's data is from.",
+        ),
     ];
     fams[0].add(vec![], fleet.hosts.len() as f64);
+    if let Some(t) = fleet.summary.facts_newest_timestamp {
+        fams[15].add(vec![], t);
+    }
     for h in &fleet.hosts {
         fams[1].add(
             vec![
@@ -376,6 +389,9 @@ pub fn prometheus(fleet: &Fleet) -> String {
                 fams[13].add(host(h), m / 1e6);
             }
         }
+        if let Some(t) = h.facts_timestamp {
+            fams[14].add(host(h), t);
+        }
     }
     let mut o = String::new();
     for f in &fams {
@@ -404,6 +420,7 @@ mod tests {
             facts,
             recommendations: recs,
             latency: None,
+            facts_time: None,
         };
         let md = markdown(&build(&[input]));
         assert!(md.contains("## Errors"), "{md}");
@@ -507,6 +524,7 @@ mod tests {
                     facts,
                     recommendations: vec![],
                     latency: None,
+                    facts_time: None,
                 });
             }
             let fleet = build(&inputs);
