@@ -57,7 +57,7 @@ SHIP_RUSTFLAGS := -C force-unwind-tables=no -C link-arg=-Wl,-T,$(abspath scripts
 TOOLS_PIN := tests/ansible-tools.pin
 TOOLS_STAMP := $(VENV)/.tools-$(shell cat $(ANSIBLE_CORE_PIN) $(TOOLS_PIN) $(CONSTRAINTS) | sha256sum | cut -c1-12)
 
-.PHONY: all collection zig-tools tools check-binaries smoke venv scan test molecule lint sanity bench clean vm-deps vm-test
+.PHONY: all collection zig-tools tools check-binaries smoke venv scan test molecule lint sanity bench clean vm-deps vm-test monitoring
 
 all: collection
 
@@ -162,6 +162,12 @@ sanity: collection
 	cd $(SANITY) && git init -q . && printf 'tests/output/\n' > .gitignore
 	cd $(SANITY) && $(ANSIBLE_ENV) PATH=$(abspath $(VENV))/bin:$$PATH ansible-test sanity --venv \
 	  --python $$($(abspath $(VENV))/bin/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+
+## monitoring: the shipped Grafana dashboard and Prometheus alerting rules (ansible/monitoring/)
+## against Debian's Prometheus and node_exporter over the simulated rack's report: promtool
+## check metrics/rules, the rules' unit tests, every panel's query answered (scripts/monitoring.sh)
+monitoring: collection venv
+	scripts/monitoring.sh
 
 ## vm-deps: the Debian packages the VM test bed needs (qemu, OVMF, systemd-boot, GRUB, mmdebstrap)
 vm-deps:
