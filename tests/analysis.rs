@@ -228,7 +228,7 @@ fn scan_md_report_and_text_summary_through_the_cli() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let text = String::from_utf8(o.stdout).unwrap();
     assert!(text.lines().count() < 40, "{text}");
-    assert!(text.contains("advice    "), "{text}");
+    assert!(text.contains("findings  "), "{text}");
     let report = std::fs::read_to_string(&md).unwrap();
     assert!(report.starts_with("# lltune report: "), "{report}");
     assert!(report.contains("| Topology | 2 sockets × 16 cores × 1 threads |"), "{report}");

@@ -398,10 +398,12 @@ fn absent_isolation_files_are_unknown_not_none() {
     let host = Host::new(support::real_fixture("cnto-r640-rt-worker1")).unwrap();
     let (report, _) = lltune::analysis::analyse(&host, ScanOptions::default());
     let text = lltune::cli::report::render_text(&report);
-    // isolcpus=managed_irq,5-10 without `domain`: the kernel's isolated file would be empty.
+    // isolcpus=managed_irq,5-10 without `domain`: the kernel's isolated file would be empty;
+    // fleet reports count 5-10 (any source), and the line says which number is which.
     assert!(
         text.contains(
-            "isolated  none (from cmdline isolcpus without domain); nohz_full none (from cmdline); cmdline isolcpus managed_irq,5-10\n"
+            "isolated  none (from cmdline isolcpus without domain); nohz_full none (from cmdline); \
+             cmdline isolcpus managed_irq,5-10; any source 5-10 (what fleet reports count)\n"
         ),
         "{text}"
     );

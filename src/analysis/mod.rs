@@ -120,6 +120,11 @@ pub(crate) fn rec(category: &str, item: impl Into<String>) -> Recommendation {
 }
 
 impl Recommendation {
+    /// The finding's name in every listing: `<category>.<item>` (`kernel.nohz_full`).
+    pub fn id(&self) -> String {
+        format!("{}.{}", self.category, self.item)
+    }
+
     pub(crate) fn now(mut self, current: impl Display) -> Self {
         self.current = current.to_string();
         self

@@ -134,11 +134,16 @@ pub fn render_text(report: &Report) -> String {
         let flags = i.flags.iter().map(|f| format!("{f},")).collect::<String>();
         format!("{flags}{}", i.cpus)
     });
+    // Each source apart, then their union: what fleet reports count as isolated.
     o += &format!(
-        "isolated  {}; nohz_full {}; cmdline isolcpus {}\n",
+        "isolated  {}; nohz_full {}; cmdline isolcpus {}; any source {} (what fleet reports count)\n",
         runtime_cpus(&c.isolated, cmdline_known, iso.as_ref().map(|(l, a)| (l, *a))),
         runtime_cpus(&c.nohz_full, cmdline_known, nohz.as_ref().map(|(l, a)| (l, *a))),
-        if cmdline_known { or_none(isolcpus.unwrap_or_default()) } else { "?".into() }
+        if cmdline_known { or_none(isolcpus.unwrap_or_default()) } else { "?".into() },
+        or_unknown(
+            crate::analysis::isolated_cpus(f).to_string(),
+            cmdline_known || c.isolated.is_some() || c.nohz_full.is_some()
+        )
     );
     // Without a scaling driver, no governor either: a host without cpufreq and a capture
     // without its files look alike, so an empty list is unknown there.
@@ -197,10 +202,10 @@ pub fn render_text(report: &Report) -> String {
         service_state(&s.ptp4l)
     );
     let recs = &report.recommendations;
-    o += &format!("advice    {}\n", counts(recs));
+    o += &format!("findings  {}\n", counts(recs));
     let sorted = by_severity(recs);
     for r in sorted.iter().take(TEXT_MAX_RECOMMENDATIONS) {
-        o += &format!("  {:<7} {:<8} {}: {} → {}\n", r.severity.as_str(), r.category, r.item, r.current, r.target);
+        o += &format!("  {:<7} {}: {} → {}\n", r.severity.as_str(), r.id(), r.current, r.target);
     }
     if recs.len() > TEXT_MAX_RECOMMENDATIONS {
         o += &format!("  … {} more: lltune scan --md-report FILE\n", recs.len() - TEXT_MAX_RECOMMENDATIONS);
@@ -386,15 +391,18 @@ mod tests {
         f.kernel.nohz_full = Some(l("2-7"));
         assert_eq!(
             line(&f, "isolated"),
-            "isolated  2-7 (from cmdline isolcpus); nohz_full 2-7 (from cmdline nohz_full); cmdline isolcpus 2-7"
+            "isolated  2-7 (from cmdline isolcpus); nohz_full 2-7 (from cmdline nohz_full); cmdline isolcpus 2-7; \
+             any source 2-7 (what fleet reports count)"
         );
-        // managed_irq alone isolates nothing from the scheduler: the runtime file would be empty.
+        // managed_irq alone isolates nothing from the scheduler: the runtime file would be empty,
+        // while fleet reports count the isolcpus CPUs: the line says both, and which is which.
         f.kernel.cmdline = Some("isolcpus=managed_irq,5-10".into());
         f.kernel.isolcpus = Some(Isolcpus { flags: vec!["managed_irq".into()], cpus: l("5-10") });
         f.kernel.nohz_full = None;
         assert_eq!(
             line(&f, "isolated"),
-            "isolated  none (from cmdline isolcpus without domain); nohz_full none (from cmdline); cmdline isolcpus managed_irq,5-10"
+            "isolated  none (from cmdline isolcpus without domain); nohz_full none (from cmdline); \
+             cmdline isolcpus managed_irq,5-10; any source 5-10 (what fleet reports count)"
         );
         // A runtime file that is there wins, and its empty value is none.
         f.cpu.isolated = Some(CpuList::new());
@@ -404,7 +412,10 @@ mod tests {
         f.cpu.isolated = None;
         f.cpu.nohz_full = None;
         f.kernel = Kernel::default();
-        assert_eq!(line(&f, "isolated"), "isolated  ?; nohz_full ?; cmdline isolcpus ?");
+        assert_eq!(
+            line(&f, "isolated"),
+            "isolated  ?; nohz_full ?; cmdline isolcpus ?; any source ? (what fleet reports count)"
+        );
         // No cpufreq, no cpuidle, no huge page folders, no CPUs, no NICs found: unknown.
         f.cpu.governors.clear();
         f.cpu.scaling_driver = None;
@@ -429,9 +440,10 @@ mod tests {
             (0..TEXT_MAX_RECOMMENDATIONS + 3).map(|i| analysis::rec("cpu", format!("r{i}"))).collect();
         recommendations.push(analysis::rec("kernel", "bad").sev(Severity::Error));
         let t = render_text(&Report { facts: testing::two_nodes(), recommendations });
-        assert!(t.contains("advice    14 (1 errors, 0 warnings, 13 info)"), "{t}");
+        assert!(t.contains("findings  14 (1 errors, 0 warnings, 13 info)"), "{t}");
         let first = t.lines().find(|l| l.starts_with("  ")).unwrap();
-        assert!(first.contains("error") && first.contains("kernel"), "errors first: {first}");
+        // Errors first, each finding by its id (category.item).
+        assert!(first.starts_with("  error   kernel.bad: "), "errors first: {first}");
         assert!(t.contains("… 4 more"), "{t}");
     }
 }

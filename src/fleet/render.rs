@@ -1,6 +1,7 @@
 //! The fleet report's four files, rendered from a `Fleet`. Pure; the same fleet gives the
 //! same bytes (hosts in name order, no clock time).
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use super::{Fleet, HostEntry};
@@ -189,6 +190,25 @@ pub fn markdown(fleet: &Fleet) -> String {
             h.drift_args.map(|n| n.to_string()).unwrap_or_else(|| "?".into()),
         ];
         let _ = writeln!(o, "| {} |", cells.join(" | "));
+    }
+    o.push_str(
+        "\n`isolated`: CPUs isolated by any source, their union: `/sys/devices/system/cpu/isolated`, \
+         `nohz_full`, and `isolcpus` (with or without `domain`) and `nohz_full` of the running command \
+         line. `lltune scan` on a host shows each source apart.\n",
+    );
+    // Every finding by its id, most severe first: which hosts have it.
+    let mut by_id: BTreeMap<(std::cmp::Reverse<crate::analysis::Severity>, String), Vec<&str>> = BTreeMap::new();
+    for h in &fleet.hosts {
+        for r in &h.recommendations {
+            by_id.entry((std::cmp::Reverse(r.severity), r.id())).or_default().push(&h.host);
+        }
+    }
+    if !by_id.is_empty() {
+        o.push_str("\n## Findings\n\nEach finding by its id (`category.item`), most severe first, with the hosts that have it.\n\n");
+        o.push_str("| finding | severity | hosts | which |\n|---|---|---|---|\n");
+        for ((sev, id), hosts) in &by_id {
+            let _ = writeln!(o, "| {} | {} | {} | {} |", cell(id), sev.0.as_str(), hosts.len(), cell(hosts.join(", ")));
+        }
     }
     let errors: Vec<(&HostEntry, &crate::analysis::Recommendation)> = fleet
         .hosts
@@ -426,6 +446,11 @@ mod tests {
         assert!(md.contains("## Errors"), "{md}");
         assert!(md.contains("| h1 | kernel | nohz\\_full | 1-3 → 2-3 \\| x |"), "{md}");
         assert!(!md.contains("| h1 | cpu | governor"), "warnings are in the counts only: {md}");
+        // The findings table names every finding by id, errors first, with its hosts.
+        let findings = md.split("## Findings").nth(1).expect("no Findings section");
+        let e = findings.find("| kernel.nohz\\_full | error | 1 | h1 |").expect(&md);
+        let w = findings.find("| cpu.governor | warning | 1 | h1 |").expect(&md);
+        assert!(e < w, "{md}");
     }
 
     #[test]
