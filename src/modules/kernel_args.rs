@@ -80,6 +80,83 @@ pub struct Pending {
     pub configured: Vec<Option<String>>,
 }
 
+/// What an edit does to the arguments of the next boot, key by key: `added` and `removed`
+/// as `key` or `key=value` words, `changed` with the values before and after (a key given
+/// twice, `rd.lvm.lv=a rd.lvm.lv=b`, is one key with two values).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ArgChanges {
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    pub changed: Vec<ArgChange>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ArgChange {
+    pub key: String,
+    pub before: Vec<String>,
+    pub after: Vec<String>,
+}
+
+/// `key` for a flag, `key=value` otherwise: as the command line spells it.
+fn words(key: &str, values: &[Option<String>]) -> Vec<String> {
+    values.iter().map(|v| v.as_ref().map_or_else(|| key.to_string(), |v| format!("{key}={v}"))).collect()
+}
+
+fn arg_changes(before: &Cmdline, after: &Cmdline) -> ArgChanges {
+    let (b, a) = (before.to_map(), after.to_map());
+    let mut out = ArgChanges::default();
+    for (k, av) in &a {
+        match b.get(k) {
+            None => out.added.extend(words(k, av)),
+            Some(bv) if bv != av => {
+                out.changed.push(ArgChange { key: k.clone(), before: words(k, bv), after: words(k, av) })
+            }
+            Some(_) => {}
+        }
+    }
+    for (k, bv) in &b {
+        if !a.contains_key(k) {
+            out.removed.extend(words(k, bv));
+        }
+    }
+    out
+}
+
+impl ArgChanges {
+    /// The change as a diff of argument words, one per line (keys in order): `+` added,
+    /// `-` removed, a `-`/`+` pair changed. The file diffs that follow show where.
+    fn diff(&self) -> Diff {
+        let mut before = String::new();
+        let mut after = String::new();
+        for w in &self.removed {
+            before.push_str(w);
+            before.push('\n');
+        }
+        for c in &self.changed {
+            for w in &c.before {
+                before.push_str(w);
+                before.push('\n');
+            }
+            for w in &c.after {
+                after.push_str(w);
+                after.push('\n');
+            }
+        }
+        for w in &self.added {
+            after.push_str(w);
+            after.push('\n');
+        }
+        let n = |v: usize, what: &str| format!("{v} {what}");
+        let header = format!(
+            "kernel arguments of the next boot: {}, {}, {}",
+            n(self.added.len(), "added"),
+            n(self.removed.len(), "removed"),
+            n(self.changed.len(), "changed")
+        );
+        engine::text::diff(header.clone(), header, before.as_bytes(), after.as_bytes())
+    }
+}
+
 /// What happens to grub.cfg.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct GrubCfg {
@@ -95,6 +172,8 @@ pub struct Plan {
     pub layout: String,
     pub actions: Vec<Action>,
     pub diff: Vec<Diff>,
+    /// The arguments of the next boot this edit adds, removes and changes.
+    pub changes: ArgChanges,
     pub running: Option<Cmdline>,
     pub configured: Cmdline,
     pub pending: Vec<Pending>,
@@ -331,7 +410,12 @@ pub fn plan(host: &Host, params: &Params) -> Result<Plan> {
     let pending = running.as_ref().map(|run| pending_keys(&edit, run, &bp.configured_after)).unwrap_or_default();
 
     let mut actions = Vec::new();
+    let changes = arg_changes(&bp.configured_before, &bp.configured_after);
+    // First the arguments themselves, one per line, for a reviewer; then each file's diff.
     let mut diff = Vec::new();
+    if bp.files.iter().any(|f| f.before != f.after) {
+        diff.push(changes.diff());
+    }
     let mut grub_defaults_changed = false;
     for f in bp.files.iter().filter(|f| f.before != f.after) {
         grub_defaults_changed |= f.path == "/etc/default/grub";
@@ -365,6 +449,7 @@ pub fn plan(host: &Host, params: &Params) -> Result<Plan> {
         layout: bp.layout,
         actions,
         diff,
+        changes,
         running,
         configured: bp.configured_after,
         pending,
@@ -403,6 +488,7 @@ impl Module for KernelArgs {
         out.field("running", p.running.as_ref().map(to_map));
         out.field("configured", to_map(&p.configured));
         out.field("pending", &p.pending);
+        out.field("changes", &p.changes);
         out.field("grub_cfg", &p.grub_cfg);
         out.after_apply(|_, plan, ran| {
             if let Some(g) = plan.fields.get_mut("grub_cfg").filter(|g| g.is_object()) {
