@@ -116,7 +116,7 @@ fn tune_previews_applies_is_idempotent_and_rolls_back_across_the_rack() {
     assert_play(&r, Some(0));
     assert!(r.stdout.contains("lltune_kernel_args"), "{}", r.show());
 
-    // The fleet report on the controller: check mode writes nothing, then the four files,
+    // The fleet report on the controller: check mode writes nothing, then the five files,
     // then a rerun writes a new report (new scans: each host's facts time moved).
     let report = rack.dir.path().join("report");
     let dir_var = format!("lltune_report_dir={}", report.display());
@@ -128,7 +128,7 @@ fn tune_previews_applies_is_idempotent_and_rolls_back_across_the_rack() {
     let fleet: Value = serde_json::from_str(&fs::read_to_string(report.join("fleet.json")).unwrap()).unwrap();
     let names: Vec<&str> = fleet["hosts"].as_array().unwrap().iter().map(|h| h["host"].as_str().unwrap()).collect();
     assert_eq!(names, HOSTS, "{fleet}");
-    for f in ["fleet.csv", "fleet.md", "lltune.prom"] {
+    for f in ["fleet.csv", "fleet.md", "lltune.prom", "fleet.html"] {
         assert!(fs::read_to_string(report.join(f)).unwrap().contains("host003"), "{f}");
     }
     let first = fs::read_to_string(report.join("lltune.prom")).unwrap();

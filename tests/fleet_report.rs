@@ -213,7 +213,7 @@ fn fleet_report_of_real_dumps_in_every_input_shape() {
     let mut names: Vec<String> =
         fs::read_dir(&out_dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     names.sort();
-    assert_eq!(names, ["fleet.csv", "fleet.json", "fleet.md", "lltune.prom"], "no temp file is left");
+    assert_eq!(names, ["fleet.csv", "fleet.html", "fleet.json", "fleet.md", "lltune.prom"], "no temp file is left");
 
     // fleet.json, against the facts each host reported.
     let report = read_json(&out_dir.join("fleet.json"));
@@ -375,7 +375,7 @@ fn fleet_report_of_real_dumps_in_every_input_shape() {
     assert!(md.contains("| isolcpus | added | (absent) | managed\\_irq,domain,2-3 |"), "{md}");
 
     // The same facts again: the same bytes (no clock time), and nothing rewritten.
-    let before: Vec<(std::time::SystemTime, Vec<u8>)> = ["fleet.json", "fleet.csv", "fleet.md", "lltune.prom"]
+    let before: Vec<(std::time::SystemTime, Vec<u8>)> = ["fleet.json", "fleet.csv", "fleet.md", "lltune.prom", "fleet.html"]
         .iter()
         .map(|f| {
             let p = out_dir.join(f);
@@ -385,7 +385,7 @@ fn fleet_report_of_real_dumps_in_every_input_shape() {
     let o = run_report(fleet.facts_dir.path(), &out_dir);
     assert!(o.status.success());
     assert!(String::from_utf8_lossy(&o.stdout).contains("up to date"), "{}", String::from_utf8_lossy(&o.stdout));
-    for (f, b) in ["fleet.json", "fleet.csv", "fleet.md", "lltune.prom"].iter().zip(&before) {
+    for (f, b) in ["fleet.json", "fleet.csv", "fleet.md", "lltune.prom", "fleet.html"].iter().zip(&before) {
         let p = out_dir.join(f);
         assert_eq!((fs::metadata(&p).unwrap().modified().unwrap(), fs::read(&p).unwrap()), b.clone(), "{f}");
     }
@@ -409,7 +409,7 @@ fn fleet_report_quotes_and_escapes_odd_host_names() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(
-        stdout.starts_with("2 hosts: ") && stdout.contains("would write fleet.json, fleet.csv, fleet.md, lltune.prom"),
+        stdout.starts_with("2 hosts: ") && stdout.contains("would write fleet.json, fleet.csv, fleet.md, lltune.prom, fleet.html"),
         "{stdout}"
     );
     assert!(!new_dir.exists());
@@ -536,8 +536,8 @@ fn fleet_report_module_check_mode_and_idempotence() {
     assert!(!dest.exists(), "check mode made {}", dest.display());
     assert_eq!(r["hosts"], json!(["a", "b"]));
     assert_eq!(r["summary"]["hosts"], 2);
-    assert_eq!(r["changed_files"], json!(["fleet.json", "fleet.csv", "fleet.md", "lltune.prom"]));
-    assert_eq!(r["diff"].as_array().unwrap().len(), 4);
+    assert_eq!(r["changed_files"], json!(["fleet.json", "fleet.csv", "fleet.md", "lltune.prom", "fleet.html"]));
+    assert_eq!(r["diff"].as_array().unwrap().len(), 5);
     let (ea, wa, ia) = severity_counts(&a);
     let (eb, wb, ib) = severity_counts(&b);
     assert_eq!(
@@ -790,4 +790,81 @@ fn fleet_report_doc_documents_every_field_column_and_metric() {
     assert_eq!(names.len(), 16, "every metric has a sample here: {names:?}");
     let missing: Vec<&&str> = names.iter().filter(|n| !doc.contains(&format!("| `{n}` |"))).collect();
     assert!(missing.is_empty(), "metrics not in docs/report.md: {missing:?}");
+}
+
+/// Runs headless Chromium (Debian's `chromium`) on a local file with a profile of its own.
+fn chromium(args: &[&str], page: &Path, profile: &Path) -> std::process::Output {
+    Command::new("chromium")
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run"])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(args)
+        .arg(format!("file://{}", page.display()))
+        .env("HOME", profile)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run chromium")
+}
+
+/// `(width, height)` of a PNG, from its IHDR chunk.
+fn png_size(bytes: &[u8]) -> (u32, u32) {
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "not a PNG");
+    assert_eq!(&bytes[12..16], b"IHDR");
+    let be = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+    (be(&bytes[16..20]), be(&bytes[20..24]))
+}
+
+/// fleet.html looked at as a person does, in a real browser: headless Chromium draws it (a
+/// screenshot with the charts in it, far more than a blank page's) and reads it (the text it
+/// must show: the summary, every host, every chart), with nothing fetched.
+#[test]
+fn fleet_html_in_headless_chromium() {
+    if Command::new("chromium").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_err() {
+        return support::skip_unless_ci("fleet.html: no chromium here (apt-get install chromium)");
+    }
+    let fleet = build_fleet();
+    let out = tempfile::tempdir().unwrap();
+    let o = run_report(fleet.facts_dir.path(), out.path());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let page = out.path().join("fleet.html");
+    let profile = tempfile::tempdir().unwrap();
+
+    // The DOM as the browser built it: every host in each chart and in the table.
+    let dom = chromium(&["--dump-dom"], &page, profile.path());
+    assert!(dom.status.success(), "{}", String::from_utf8_lossy(&dom.stderr));
+    let dom = String::from_utf8(dom.stdout).unwrap();
+    let report: Value = serde_json::from_str(&fs::read_to_string(out.path().join("fleet.json")).unwrap()).unwrap();
+    let s = &report["summary"];
+    assert!(
+        dom.contains(&format!(
+            "{} hosts; findings: {} errors, {} warnings, {} info;",
+            s["hosts"], s["findings"]["error"], s["findings"]["warning"], s["findings"]["info"]
+        )),
+        "{dom}"
+    );
+    for title in ["Score per host", "Findings by severity", "Boot drift", "Hosts", "Findings"] {
+        assert!(dom.contains(&format!("<h2>{title}</h2>")), "{title}: {dom}");
+    }
+    assert_eq!(dom.matches("<svg").count(), 3, "{dom}");
+    for (name, _) in &fleet.hosts {
+        // A bar label per chart (drift: where known), and a table row.
+        assert!(dom.matches(&format!(">{name}</text>")).count() >= 2, "{name}: {dom}");
+        assert!(dom.contains(&format!("<tr><td>{name}</td>")), "{name}: {dom}");
+    }
+
+    // Drawn: a screenshot of the page against one of a blank page of the same size.
+    let shot = out.path().join("fleet.png");
+    let blank_page = out.path().join("blank.html");
+    fs::write(&blank_page, "<!DOCTYPE html><html><body></body></html>").unwrap();
+    let blank_shot = out.path().join("blank.png");
+    for (p, png) in [(&page, &shot), (&blank_page, &blank_shot)] {
+        let arg = format!("--screenshot={}", png.display());
+        let r = chromium(&["--window-size=1280,1600", &arg], p, profile.path());
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    }
+    let (shot, blank) = (fs::read(&shot).unwrap(), fs::read(&blank_shot).unwrap());
+    assert_eq!(png_size(&shot), (1280, 1600));
+    assert!(shot.len() > 10 * blank.len(), "the page drew little: {} bytes against a blank page's {}", shot.len(), blank.len());
+    // Keep the picture where a person can look at it after the test.
+    let keep = Path::new(env!("CARGO_TARGET_TMPDIR")).join("fleet-html.png");
+    fs::write(&keep, &shot).unwrap();
 }

@@ -136,7 +136,7 @@ fn the_readme_rack_example_runs_as_written() {
     let first = |h: &str| tune.find(&format!("[{h}]")).unwrap_or_else(|| panic!("tune never names {h}"));
     assert!(first("host001") < first("host002") && first("host001") < first("host003"), "{tune}");
     assert!(tune.matches("PLAY [").count() >= 2, "tune ran in one batch:\n{tune}");
-    for f in ["fleet.json", "fleet.csv", "fleet.md", "lltune.prom"] {
+    for f in ["fleet.json", "fleet.csv", "fleet.md", "lltune.prom", "fleet.html"] {
         assert!(rack.join("lltune-report").join(f).is_file(), "the report wrote no {f}");
     }
     // Rollback brought every host back, byte for byte, to what make-hosts.sh made.

@@ -1,5 +1,5 @@
 //! `lltune report --facts DIR --out DIR`: the fleet report (`crate::fleet`) from a folder of
-//! host facts: fleet.json, fleet.csv, fleet.md and lltune.prom, each replaced atomically.
+//! host facts: fleet.json, fleet.csv, fleet.md, lltune.prom and fleet.html, each replaced atomically.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,7 +12,7 @@ pub struct ReportArgs {
     /// registered lltune_facts result, or Ansible's jsonfile fact cache).
     #[arg(long = "facts", value_name = "DIR")]
     pub facts: PathBuf,
-    /// Folder to write fleet.json, fleet.csv, fleet.md and lltune.prom into (made when missing).
+    /// Folder to write fleet.json, fleet.csv, fleet.md, lltune.prom and fleet.html into (made when missing).
     #[arg(long = "out", value_name = "DIR")]
     pub out: PathBuf,
     /// Show what would change; write nothing.

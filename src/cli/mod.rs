@@ -53,7 +53,7 @@ pub enum Command {
     Audit(audit::AuditArgs),
     /// Measure wake-up latency with cyclictest (per CPU: percentiles, histogram); compare two runs.
     Validate(validate::ValidateArgs),
-    /// Fleet report from a folder of host facts: fleet.json, fleet.csv, fleet.md, lltune.prom.
+    /// Fleet report from a folder of host facts: fleet.json, fleet.csv, fleet.md, lltune.prom, fleet.html.
     Report(fleet::ReportArgs),
     /// Install this binary as /usr/local/sbin/lltune, the CLI lltune-restore.service runs at boot
     /// (journaled: rollback removes it). The collection's tune role runs it; `apply` does it itself.

@@ -9,6 +9,7 @@
 //! and `write_outputs` (writes); the outputs carry no clock time, so the same facts always give
 //! the same bytes and a rerun changes nothing. `docs/report.md` documents every field.
 
+pub mod html;
 pub mod render;
 
 use std::collections::BTreeMap;
@@ -31,7 +32,7 @@ pub const FLEET_SCHEMA_VERSION: u32 = 1;
 pub const MAX_FILE_BYTES: u64 = 64 << 20;
 
 /// The files the report writes, in this order.
-pub const OUTPUT_FILES: [&str; 4] = ["fleet.json", "fleet.csv", "fleet.md", "lltune.prom"];
+pub const OUTPUT_FILES: [&str; 5] = ["fleet.json", "fleet.csv", "fleet.md", "lltune.prom", "fleet.html"];
 
 /// Points a finding takes off the score, by severity (see `score`).
 pub const SCORE_PENALTY_ERROR: u32 = 15;
@@ -713,13 +714,14 @@ pub fn load_dir(dir: &Path) -> Result<Vec<HostInput>> {
     Ok(hosts)
 }
 
-/// The four outputs, by file name (`OUTPUT_FILES` order).
+/// The outputs, by file name (`OUTPUT_FILES` order).
 pub fn render_all(fleet: &Fleet) -> Vec<(&'static str, String)> {
     vec![
         (OUTPUT_FILES[0], render::json(fleet)),
         (OUTPUT_FILES[1], render::csv(fleet)),
         (OUTPUT_FILES[2], render::markdown(fleet)),
         (OUTPUT_FILES[3], render::prometheus(fleet)),
+        (OUTPUT_FILES[4], html::html(fleet)),
     ]
 }
 

@@ -1,4 +1,4 @@
-//! The fleet report's four files, rendered from a `Fleet`. Pure; the same fleet gives the
+//! The fleet report's files (fleet.html: `super::html`), rendered from a `Fleet`. Pure; the same fleet gives the
 //! same bytes (hosts in name order, no clock time).
 
 use std::collections::BTreeMap;
