@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Scan;
 use crate::cpulist::CpuList;
+use crate::policy::memparse_kb;
 
 /// One argument of a kernel command line: `key` or `key=value`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -160,26 +161,12 @@ pub struct BootHugepages {
     pub per_node: Option<BTreeMap<String, u64>>,
 }
 
-/// Parses sizes the kernel's `memparse` accepts: `2M`, `1G`, `1048576k`, bytes.
-pub fn parse_size_kb(text: &str) -> Option<u64> {
-    let t = text.trim();
-    let (num, mult_bytes) = match t.chars().last()? {
-        'k' | 'K' => (&t[..t.len() - 1], 1u64 << 10),
-        'm' | 'M' => (&t[..t.len() - 1], 1 << 20),
-        'g' | 'G' => (&t[..t.len() - 1], 1 << 30),
-        't' | 'T' => (&t[..t.len() - 1], 1 << 40),
-        _ => (t, 1),
-    };
-    let n: u64 = num.parse().ok()?;
-    Some(n.checked_mul(mult_bytes)? / 1024)
-}
-
 fn boot_hugepages(cmd: &Cmdline) -> Vec<BootHugepages> {
     let mut out = Vec::new();
     let mut size: Option<u64> = None;
     for a in &cmd.args {
         match (a.key.as_str(), a.value.as_deref()) {
-            ("hugepagesz", Some(v)) => size = parse_size_kb(v),
+            ("hugepagesz", Some(v)) => size = memparse_kb(v),
             ("hugepages", Some(v)) => {
                 let (pages, per_node) = if v.contains(':') {
                     let mut m = BTreeMap::new();
@@ -401,7 +388,7 @@ pub fn read(scan: &mut Scan) -> Kernel {
             k.kthread_cpus = cpulist_arg(scan, &cmd, "kthread_cpus");
             k.mitigations = cmd.last("mitigations").map(|v| v.unwrap_or("").to_string());
             k.idle = cmd.last("idle").map(|v| v.unwrap_or("").to_string());
-            k.default_hugepagesz_kb = cmd.last("default_hugepagesz").flatten().and_then(parse_size_kb);
+            k.default_hugepagesz_kb = cmd.last("default_hugepagesz").flatten().and_then(memparse_kb);
             k.hugepages = boot_hugepages(&cmd);
             k.cmdline = Some(raw);
         }
@@ -462,8 +449,9 @@ mod tests {
         assert_eq!(h[0], BootHugepages { size_kb: Some(2048), pages: Some(128), per_node: None });
         assert_eq!(h[1].size_kb, Some(1048576));
         assert_eq!(h[1].pages, Some(4));
-        assert_eq!(parse_size_kb("1G"), Some(1048576));
-        assert_eq!(parse_size_kb("bogus"), None);
+        // Sizes read as the kernel's memparse reads them (`policy::memparse_kb`).
+        let h = boot_hugepages(&parse_cmdline("hugepagesz=0x200000 hugepages=1 hugepagesz=2MB hugepages=2"));
+        assert_eq!((h[0].size_kb, h[1].size_kb), (Some(2048), None));
     }
 
     #[test]
