@@ -36,7 +36,7 @@ use serde_json::{Map, Value};
 
 use crate::facts::{self, Facts, ScanOptions};
 use crate::host::Host;
-use crate::modules::{limits, memory, services, sysctl};
+use crate::modules::{limits, memory, services};
 use crate::names;
 
 use super::capture_keep::{self, KeepContext};
@@ -220,7 +220,7 @@ pub fn apply_patterns() -> Vec<String> {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    p.extend(sysctl::SYSCTL_DIRS.iter().map(|d| format!("{d}/*.conf")));
+    p.extend(facts::sysctl::SYSCTL_DIRS.iter().map(|d| format!("{d}/*.conf")));
     p.extend([limits::LIMITS_D, limits::VENDOR_LIMITS_D].iter().map(|d| format!("{d}/*.conf")));
     // lltune_services (and lltune_memory's swap units): unit files, alias and mask links,
     // `.wants/` `.requires/` links and `.d/` drop-ins, in every folder systemd reads.

@@ -32,7 +32,8 @@
 use std::collections::BTreeSet;
 
 use crate::engine::persist;
-use crate::modules::{cpu, irq, limits, memory, services, sysctl};
+use crate::facts::sysctl;
+use crate::modules::{cpu, irq, limits, memory, services};
 
 /// What the filters need from the rest of the capture.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -48,7 +49,7 @@ impl KeepContext {
     /// The context of a capture from its files (path, bytes) and the sysctls lltune reads.
     pub fn of<'a>(files: impl IntoIterator<Item = (&'a str, &'a [u8])>, sysctls: &[String]) -> KeepContext {
         let mut c = KeepContext {
-            sysctls: sysctls.iter().filter_map(|k| crate::facts::sysctl::parse_key(k).ok()).map(|k| k.name).collect(),
+            sysctls: sysctls.iter().filter_map(|k| sysctl::parse_key(k).ok()).map(|k| k.name).collect(),
             ..KeepContext::default()
         };
         for (path, data) in files {
@@ -93,7 +94,7 @@ impl KeepContext {
         if key.contains(['*', '?', '[']) {
             glob::Pattern::new(key).is_ok_and(|p| self.sysctls.iter().any(|k| p.matches(k)))
         } else {
-            crate::facts::sysctl::parse_key(key).is_ok_and(|k| self.sysctls.contains(&k.name))
+            sysctl::parse_key(key).is_ok_and(|k| self.sysctls.contains(&k.name))
         }
     }
 }

@@ -7,6 +7,9 @@
 //! `4096\t131072\t6291456`), normalised here to single spaces as `sysctl -n` users write them;
 //! several knobs left /proc/sys in newer kernels (`kernel.sched_min_granularity_ns` moved to
 //! debugfs in 5.13) and are simply null.
+//!
+//! The boot-time files systemd-sysctl applies (sysctl.d(5)) are read here too, a line at a
+//! time (`parse_line`), for `lltune_sysctl` and for what `lltune capture` keeps of them.
 
 use std::collections::BTreeMap;
 
@@ -108,6 +111,35 @@ pub fn parse_key(raw: &str) -> Result<Key, String> {
     Ok(Key { name, path: format!("/proc/sys/{rel}"), ignore_errors: false })
 }
 
+/// Folders systemd-sysctl reads, earlier ones hiding same-named files of later ones.
+pub const SYSCTL_DIRS: &[&str] =
+    &["/etc/sysctl.d", "/run/sysctl.d", "/usr/local/lib/sysctl.d", "/usr/lib/sysctl.d", "/lib/sysctl.d"];
+
+/// One assignment line of a sysctl.d file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assignment {
+    /// Dotted key as written (may be a glob such as `net.ipv4.conf.*.rp_filter`).
+    pub key: String,
+    pub value: String,
+    /// A leading `-`: errors setting it are ignored by systemd-sysctl.
+    pub ignore_errors: bool,
+}
+
+/// Parses one sysctl.d line (sysctl.d(5)): `#` and `;` start comments, `key = value`.
+pub fn parse_line(line: &str) -> Option<Assignment> {
+    let l = line.trim();
+    if l.is_empty() || l.starts_with('#') || l.starts_with(';') {
+        return None;
+    }
+    let (k, v) = l.split_once('=')?;
+    let k = k.trim();
+    let (ignore_errors, k) = match k.strip_prefix('-') {
+        Some(rest) => (true, rest.trim()),
+        None => (false, k),
+    };
+    Some(Assignment { key: k.to_string(), value: v.trim().to_string(), ignore_errors })
+}
+
 /// A sysctl value with runs of whitespace made single spaces, trimmed.
 pub fn normalise_value(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
@@ -189,6 +221,17 @@ mod tests {
         for bad in ["net.core.busy poll", "net.core;rm", "a..b", "net/../../etc", "", "a.b=1", "x\ny"] {
             assert!(parse_key(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn sysctl_d_lines() {
+        assert_eq!(
+            parse_line(" -net.core.x = 1 2 "),
+            Some(Assignment { key: "net.core.x".into(), value: "1 2".into(), ignore_errors: true })
+        );
+        assert_eq!(parse_line("; c"), None);
+        assert_eq!(parse_line("# c = d"), None);
+        assert_eq!(parse_line("kernel.a=b=c").unwrap().value, "b=c");
     }
 
     #[test]

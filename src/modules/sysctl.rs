@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::state::{Action, normalize_value};
 use crate::engine::{self, Module, text};
-use crate::facts::sysctl::{Key, parse_key};
+use crate::facts::sysctl::{Assignment, Key, SYSCTL_DIRS, parse_key, parse_line};
 use crate::host::Host;
 use crate::protocol::{Diff, Failure, Meta, Outcome, lenient_bool, scalar_map};
 
@@ -66,31 +66,6 @@ fn canonical(raw: &str) -> Option<String> {
     parse_key(raw).ok().map(|k| k.name)
 }
 
-/// One assignment line of a sysctl.d file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Assignment {
-    /// Dotted key as written (may be a glob such as `net.ipv4.conf.*.rp_filter`).
-    pub key: String,
-    pub value: String,
-    /// A leading `-`: errors setting it are ignored by systemd-sysctl.
-    pub ignore_errors: bool,
-}
-
-/// Parses one sysctl.d line (sysctl.d(5)): `#` and `;` start comments, `key = value`.
-pub fn parse_line(line: &str) -> Option<Assignment> {
-    let l = line.trim();
-    if l.is_empty() || l.starts_with('#') || l.starts_with(';') {
-        return None;
-    }
-    let (k, v) = l.split_once('=')?;
-    let k = k.trim();
-    let (ignore_errors, k) = match k.strip_prefix('-') {
-        Some(rest) => (true, rest.trim()),
-        None => (false, k),
-    };
-    Some(Assignment { key: k.to_string(), value: v.trim().to_string(), ignore_errors })
-}
-
 const HEADER: &str = "# Kernel tunables managed by lltune (lltune_sysctl). Edits to keys set here are overwritten.\n";
 
 /// A sysctl.d line's assignment with its key in canonical form.
@@ -139,10 +114,6 @@ pub fn edit_file(bytes: Option<&[u8]>, wanted: &[(Key, String)], state: Presence
     }
     lines.into_iter().flat_map(|(l, _)| l).collect()
 }
-
-/// Folders systemd-sysctl reads, earlier ones hiding same-named files of later ones.
-pub const SYSCTL_DIRS: &[&str] =
-    &["/etc/sysctl.d", "/run/sysctl.d", "/usr/local/lib/sysctl.d", "/usr/lib/sysctl.d", "/lib/sysctl.d"];
 
 /// One file of the boot-time configuration, in the order it is applied.
 #[derive(Debug, Clone)]
@@ -533,17 +504,6 @@ mod tests {
 
     fn key(s: &str) -> Key {
         parse_key(s).unwrap()
-    }
-
-    #[test]
-    fn sysctl_d_lines() {
-        assert_eq!(
-            parse_line(" -net.core.x = 1 2 "),
-            Some(Assignment { key: "net.core.x".into(), value: "1 2".into(), ignore_errors: true })
-        );
-        assert_eq!(parse_line("; c"), None);
-        assert_eq!(parse_line("# c = d"), None);
-        assert_eq!(parse_line("kernel.a=b=c").unwrap().value, "b=c");
     }
 
     #[test]
