@@ -13,9 +13,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::Scan;
-use crate::cpulist::CpuList;
+use crate::cpulist::{CpuList, CpuListError};
+use crate::host::{Host, HostError};
 
-const CPU: &str = "/sys/devices/system/cpu";
+/// Where the kernel describes its CPUs.
+pub const CPU_DIR: &str = "/sys/devices/system/cpu";
+const CPU: &str = CPU_DIR;
 
 /// `cpu` facts.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -199,39 +202,53 @@ fn arm_implementer(code: &str) -> String {
     }
 }
 
-/// Reads a cpulist file; `None` when absent, a warning when malformed.
-fn read_list(scan: &mut Scan, path: &str) -> Option<CpuList> {
-    let text = scan.host.read_opt(path).ok().flatten()?;
-    match CpuList::parse(&text) {
-        Ok(l) => Some(l),
+/// Why one of the kernel's CPU lists was not read.
+#[derive(Debug, thiserror::Error)]
+pub enum CpuListFileError {
+    #[error(transparent)]
+    Unreadable(#[from] HostError),
+    #[error("{path}: {err}")]
+    Malformed { path: String, err: CpuListError },
+}
+
+/// One of the kernel's CPU lists in `CPU_DIR` (`online`, `possible`, `present`, `offline`,
+/// `isolated`, `nohz_full`): the one reader of them, for the scan and the modules alike.
+/// `Ok(None)` when the kernel has no such file.
+pub fn read_cpu_list(host: &Host, name: &str) -> Result<Option<CpuList>, CpuListFileError> {
+    let path = format!("{CPU_DIR}/{name}");
+    let Some(text) = host.read_opt(&path)? else { return Ok(None) };
+    CpuList::parse(&text).map(Some).map_err(|err| CpuListFileError::Malformed { path, err })
+}
+
+/// The online CPUs as the `cpuN` folders show them, where `online` is missing (captures,
+/// old kernels): every folder not in `offline` and whose `cpuN/online` is not 0.
+pub fn online_by_folders(host: &Host, offline: &CpuList) -> CpuList {
+    host.list_or_empty(CPU_DIR)
+        .iter()
+        .filter_map(|n| n.strip_prefix("cpu").and_then(|d| d.parse::<u32>().ok()))
+        .filter(|c| !offline.contains(*c) && host.attr(&format!("{CPU_DIR}/cpu{c}/online")).as_deref() != Some("0"))
+        .collect()
+}
+
+/// Reads a CPU list of `CPU_DIR`; `None` when absent or unreadable, a warning when malformed.
+fn read_list(scan: &mut Scan, name: &str) -> Option<CpuList> {
+    match read_cpu_list(scan.host, name) {
+        Ok(l) => l,
+        Err(CpuListFileError::Unreadable(_)) => None,
         Err(e) => {
-            scan.warn(format!("{path}: {e}"));
+            scan.warn(e.to_string());
             None
         }
     }
 }
 
-/// The CPUs with a `cpuN` folder.
-fn cpu_dirs(scan: &Scan) -> CpuList {
-    scan.host
-        .list_or_empty(CPU)
-        .iter()
-        .filter_map(|n| n.strip_prefix("cpu").and_then(|d| d.parse::<u32>().ok()))
-        .collect()
-}
-
-/// Online CPUs: the `online` file, else the `cpuN` folders whose `online` is not 0, minus
-/// the `offline` list.
+/// Online CPUs: the `online` file, else `online_by_folders` minus the `offline` list.
 fn online_cpus(scan: &mut Scan) -> CpuList {
-    if let Some(l) = read_list(scan, &format!("{CPU}/online")) {
+    if let Some(l) = read_list(scan, "online") {
         return l;
     }
-    let offline = read_list(scan, &format!("{CPU}/offline")).unwrap_or_default();
-    let dirs = cpu_dirs(scan);
-    dirs.iter()
-        .filter(|c| !offline.contains(*c))
-        .filter(|c| scan.host.attr(&format!("{CPU}/cpu{c}/online")).as_deref() != Some("0"))
-        .collect()
+    let offline = read_list(scan, "offline").unwrap_or_default();
+    online_by_folders(scan.host, &offline)
 }
 
 /// Sibling set of one CPU: `thread_siblings_list`, `core_cpus_list`, or the masks.
@@ -418,13 +435,13 @@ pub fn read(scan: &mut Scan) -> Cpu {
         model: info.model,
         stepping: info.stepping,
         count: online.len() as u32,
-        offline: read_list(scan, &format!("{CPU}/offline")).unwrap_or_default(),
-        possible: read_list(scan, &format!("{CPU}/possible")),
-        present: read_list(scan, &format!("{CPU}/present")),
+        offline: read_list(scan, "offline").unwrap_or_default(),
+        possible: read_list(scan, "possible"),
+        present: read_list(scan, "present"),
         smt_control: host.attr(&format!("{CPU}/smt/control")),
         smt_active: host.attr(&format!("{CPU}/smt/active")).map(|v| v == "1"),
-        isolated: read_list(scan, &format!("{CPU}/isolated")),
-        nohz_full: read_list(scan, &format!("{CPU}/nohz_full")),
+        isolated: read_list(scan, "isolated"),
+        nohz_full: read_list(scan, "nohz_full"),
         flags: info.flags.clone(),
         ..Cpu::default()
     };

@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::{Scan, cpu::Cpu, kernel::Kernel, nic::Nic};
-use crate::cpulist::CpuList;
+use crate::cpulist::{CpuList, CpuListError};
 
 /// The IRQ summary: `irqs` in the facts.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -607,6 +607,43 @@ fn read_cpus(scan: &mut Scan, n: u32, which: IrqCpus) -> Option<CpuList> {
     }
 }
 
+/// The affinity new IRQs start with, a hex mask.
+pub const DEFAULT_AFFINITY_FILE: &str = "/proc/irq/default_smp_affinity";
+
+/// `DEFAULT_AFFINITY_FILE` as the kernel prints it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DefaultAffinity {
+    /// The mask, trimmed (`ffff,ffffffff`).
+    pub text: String,
+    /// The CPUs it names, or why it is not a mask.
+    pub cpus: Result<CpuList, CpuListError>,
+}
+
+impl DefaultAffinity {
+    /// Bits the kernel prints in the mask (`ffff,ffffffff` is 48): the width of its masks.
+    pub fn width(&self) -> u32 {
+        mask_width(&self.text)
+    }
+}
+
+/// Bits of a mask as the kernel prints it (`ffff,ffffffff` is 48).
+pub fn mask_width(text: &str) -> u32 {
+    let t = text.trim_matches(|c: char| c.is_whitespace() || c == '\0');
+    let words: Vec<&str> = t.split(',').collect();
+    let lead = words.first().map_or(0, |w| w.len() as u32);
+    lead * 4 + 32 * (words.len() as u32).saturating_sub(1)
+}
+
+/// Reads `DEFAULT_AFFINITY_FILE`, for the scan and `lltune_irq` alike; `Ok(None)` when the
+/// host has none.
+pub fn read_default_affinity(host: &crate::host::Host) -> Result<Option<DefaultAffinity>, crate::host::HostError> {
+    Ok(host.read_opt(DEFAULT_AFFINITY_FILE)?.map(|t| {
+        let text = t.trim_matches(|c: char| c.is_whitespace() || c == '\0').to_string();
+        let cpus = CpuList::parse_mask(&text);
+        DefaultAffinity { text, cpus }
+    }))
+}
+
 /// Where debugfs lists one state file per IRQ (CONFIG_GENERIC_IRQ_DEBUGFS).
 pub const DEBUGFS_IRQS: &str = "/sys/kernel/debug/irq/irqs";
 
@@ -702,14 +739,13 @@ pub fn read(scan: &mut Scan, cpu: &Cpu, kernel: &Kernel, nics: &[Nic]) -> Irqs {
     let dirs: BTreeSet<u32> = scan.host.list_or_empty("/proc/irq").iter().filter_map(|n| n.parse().ok()).collect();
     let numbers: BTreeSet<u32> = rows.keys().copied().chain(dirs.iter().copied()).collect();
 
-    let default_affinity =
-        scan.host.attr("/proc/irq/default_smp_affinity").and_then(|t| match CpuList::parse_mask(&t) {
-            Ok(c) => Some(c),
-            Err(e) => {
-                scan.warn(format!("/proc/irq/default_smp_affinity: {e}"));
-                None
-            }
-        });
+    let default_affinity = read_default_affinity(scan.host).ok().flatten().and_then(|d| match d.cpus {
+        Ok(c) => Some(c),
+        Err(e) => {
+            scan.warn(format!("{DEFAULT_AFFINITY_FILE}: {e}"));
+            None
+        }
+    });
     let debugfs = debugfs_irqs(scan.host);
     let managed = |scan: &mut Scan, n: u32| read_debugfs_flags(scan.host, n).map(|f| f.managed);
     // The CPUs IRQs should stay off: runtime `isolated` and `nohz_full`, and what the

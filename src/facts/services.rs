@@ -78,32 +78,36 @@ pub struct Services {
 const UNIT_DIRS: &[&str] =
     &["/etc/systemd/system", "/run/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system"];
 
-/// Parses a shell-style environment file (`KEY=value`, `KEY="value"`, `# comment`,
-/// `export KEY=...`); a later assignment wins, as when the shell sources it.
-pub fn parse_env_file(text: &str) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    for line in text.lines() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let line = line.strip_prefix("export ").unwrap_or(line).trim_start();
-        let Some((k, v)) = line.split_once('=') else { continue };
-        let k = k.trim();
-        if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            continue;
-        }
-        let v = v.trim();
-        let v = if v.len() >= 2 && (v.starts_with('"') && v.ends_with('"') || v.starts_with('\'') && v.ends_with('\''))
-        {
-            &v[1..v.len() - 1]
-        } else {
-            // Unquoted: a ` #` starts a comment.
-            v.split(" #").next().unwrap_or(v).trim_end()
-        };
-        out.insert(k.to_string(), v.to_string());
+/// One line of a shell-style environment file (`KEY=value`, `KEY="value"`, `KEY='value'`,
+/// `export KEY=...`, an unquoted value ending at ` #`): its key and value, quotes removed;
+/// `None` for a comment, a blank line or anything else. The one reader of these lines, for
+/// the scan and for `lltune_irq`, which edits irqbalance's file.
+pub fn env_line(line: &str) -> Option<(&str, &str)> {
+    let line = line.trim();
+    if line.is_empty() || line.starts_with('#') {
+        return None;
     }
-    out
+    let line = line.strip_prefix("export ").unwrap_or(line).trim_start();
+    let (k, v) = line.split_once('=')?;
+    let k = k.trim();
+    if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return None;
+    }
+    let v = v.trim();
+    let v = if v.len() >= 2 && (v.starts_with('"') && v.ends_with('"') || v.starts_with('\'') && v.ends_with('\''))
+    {
+        &v[1..v.len() - 1]
+    } else {
+        // Unquoted: a ` #` starts a comment.
+        v.split(" #").next().unwrap_or(v).trim_end()
+    };
+    Some((k, v))
+}
+
+/// Parses a shell-style environment file (`env_line`); a later assignment wins, as when the
+/// shell sources it.
+pub fn parse_env_file(text: &str) -> BTreeMap<String, String> {
+    text.lines().filter_map(env_line).map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
 /// True when the unit named by a link in a `.wants/` folder is one of `units`;

@@ -20,11 +20,12 @@ use serde_json::{Map, Value};
 use crate::cpulist::CpuList;
 use crate::engine::state::Action;
 use crate::engine::{self, Module};
+use crate::facts::cpu::{CPU_DIR, CpuListFileError, online_by_folders, read_cpu_list};
 use crate::host::Host;
 use crate::protocol::{Diff, Failure, Meta, Outcome, cap_text, lenient_bool};
 
 pub const MODULE: &str = crate::names::CPU;
-pub const CPU: &str = "/sys/devices/system/cpu";
+pub const CPU: &str = CPU_DIR;
 /// The systemd drop-in that carries `systemd_cpu_affinity`.
 pub const AFFINITY_FILE: &str = "/etc/systemd/system.conf.d/50-lltune.conf";
 pub const WORKQUEUE_MASK: &str = "/sys/devices/virtual/workqueue/cpumask";
@@ -97,24 +98,17 @@ fn check_word(option: &str, v: &str) -> Result<()> {
     Ok(())
 }
 
-fn read_list(host: &Host, path: &str) -> Result<CpuList> {
-    let text = host.read(path).map_err(|e| fail(format!("cannot read {path}: {e}")))?;
-    CpuList::parse(&text).map_err(|e| fail(format!("{path}: {e}")))
-}
-
-/// The online CPUs: `online`, or (dumps and old kernels without it) every `cpuN` folder not
-/// listed in `offline` and not `cpuN/online` 0, as the facts count them.
+/// The online CPUs: `online`, or (dumps and old kernels without it) the `cpuN` folders, as
+/// the facts count them (`facts::cpu`).
 fn online_cpus(host: &Host) -> Result<CpuList> {
-    if host.exists(&format!("{CPU}/online")) {
-        return read_list(host, &format!("{CPU}/online"));
+    match read_cpu_list(host, "online") {
+        Ok(Some(online)) => return Ok(online),
+        Ok(None) => {}
+        Err(CpuListFileError::Unreadable(e)) => return Err(fail(format!("cannot read {CPU}/online: {e}"))),
+        Err(e) => return Err(fail(e.to_string())),
     }
-    let offline = host.read(&format!("{CPU}/offline")).ok().and_then(|t| CpuList::parse(&t).ok()).unwrap_or_default();
-    let cpus: CpuList = host
-        .list_or_empty(CPU)
-        .iter()
-        .filter_map(|n| n.strip_prefix("cpu").and_then(|d| d.parse::<u32>().ok()))
-        .filter(|c| !offline.contains(*c) && host.attr(&format!("{CPU}/cpu{c}/online")).as_deref() != Some("0"))
-        .collect();
+    let offline = read_cpu_list(host, "offline").ok().flatten().unwrap_or_default();
+    let cpus = online_by_folders(host, &offline);
     if cpus.is_empty() {
         return Err(fail(format!("cannot tell the online CPUs: no {CPU}/online and no cpuN folders")));
     }

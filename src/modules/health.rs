@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 
 use crate::analysis::{Recommendation, Severity};
 use crate::facts::ScanOptions;
+use crate::facts::cpu::{CPU_DIR as CPU, read_cpu_list};
 use crate::host::Host;
 use crate::host::system::Kernel;
 use crate::protocol::{Failure, Meta, Outcome, lenient_bool};
@@ -201,7 +202,6 @@ pub fn run(host: &Host, _meta: &Meta, params: Params) -> Result<Outcome> {
     Ok(outcome)
 }
 
-const CPU: &str = "/sys/devices/system/cpu";
 const HUGEPAGES: &str = "/sys/kernel/mm/hugepages";
 const NODES: &str = "/sys/devices/system/node";
 
@@ -268,10 +268,7 @@ fn effects(
     unchecked: &mut Vec<String>,
 ) -> Vec<String> {
     let mut out = Vec::new();
-    let last_cpu = host
-        .attr(&format!("{CPU}/possible"))
-        .and_then(|p| crate::cpulist::CpuList::parse(&p).ok())
-        .and_then(|l| l.iter().last());
+    let last_cpu = read_cpu_list(host, "possible").ok().flatten().and_then(|l| l.iter().last());
     for (k, v) in running {
         let arg = shown(k, v);
         match (param(k).as_str(), v.as_deref()) {

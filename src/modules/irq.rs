@@ -27,19 +27,19 @@ use serde_json::Value;
 use crate::cpulist::CpuList;
 use crate::engine::state::Action;
 use crate::engine::{self, Module, text};
-use crate::facts::irq::{NicKey, match_nic, read_interrupt_rows};
+use crate::facts::cpu::read_cpu_list;
+use crate::facts::irq::{NicKey, match_nic, parse_interrupts_header, read_interrupt_rows};
 use crate::facts::kernel::{parse_cmdline, parse_isolcpus};
 use crate::host::Host;
 use crate::host::system::Kernel;
 use crate::protocol::{Diff, Failure, Meta, Outcome, cap_text, kind, lenient_bool};
 
 pub const MODULE: &str = crate::names::IRQ;
-pub const DEFAULT_AFFINITY_FILE: &str = "/proc/irq/default_smp_affinity";
 /// irqbalance's environment file on RHEL and its relatives, and on Debian and Ubuntu.
 pub const BANNED_KEY: &str = "IRQBALANCE_BANNED_CPULIST";
-const CPU_DIR: &str = "/sys/devices/system/cpu";
 use crate::facts::irq::{
-    DEBUGFS_IRQS, DebugFlags, IRQ_FILES, IrqCpus, debugfs_irqs, read_debugfs_flags, read_irq_cpus,
+    DEBUGFS_IRQS, DEFAULT_AFFINITY_FILE, DebugFlags, IRQ_FILES, IrqCpus, debugfs_irqs, read_debugfs_flags,
+    read_default_affinity, read_irq_cpus,
 };
 use crate::facts::services::{self, IRQBALANCE_DEBIAN, IRQBALANCE_RHEL};
 
@@ -326,25 +326,20 @@ pub struct Cpus {
     pub isolated: CpuList,
 }
 
-fn read_list(host: &Host, path: &str) -> Option<CpuList> {
-    host.read_opt(path).ok().flatten().and_then(|s| CpuList::parse(&s).ok())
+fn read_list(host: &Host, name: &str) -> Option<CpuList> {
+    read_cpu_list(host, name).ok().flatten()
 }
 
 pub fn read_cpus(host: &Host) -> Cpus {
-    let mut c = Cpus { possible: read_list(host, &format!("{CPU_DIR}/possible")), ..Cpus::default() };
-    c.online = read_list(host, &format!("{CPU_DIR}/online")).or_else(|| {
+    let mut c = Cpus { possible: read_list(host, "possible"), ..Cpus::default() };
+    c.online = read_list(host, "online").or_else(|| {
         // A capture without sysfs CPUs: /proc/interrupts has one column per online CPU.
         let text = host.read_opt("/proc/interrupts").ok().flatten()?;
         let header = text.lines().find(|l| !l.trim().is_empty())?;
-        header
-            .split_whitespace()
-            .map(|w| w.strip_prefix("CPU")?.parse::<u32>().ok())
-            .collect::<Option<Vec<u32>>>()
-            .filter(|v| !v.is_empty())
-            .map(CpuList::from_cpus)
+        parse_interrupts_header(header).ok().filter(|v| !v.is_empty()).map(CpuList::from_cpus)
     });
-    let mut iso = read_list(host, &format!("{CPU_DIR}/isolated")).unwrap_or_default();
-    iso = iso.union(&read_list(host, &format!("{CPU_DIR}/nohz_full")).unwrap_or_default());
+    let mut iso = read_list(host, "isolated").unwrap_or_default();
+    iso = iso.union(&read_list(host, "nohz_full").unwrap_or_default());
     if let Some(cmd) = host.read_opt("/proc/cmdline").ok().flatten() {
         let cmd = parse_cmdline(&cmd);
         let last = c.possible.as_ref().or(c.online.as_ref()).and_then(CpuList::last);
@@ -517,14 +512,6 @@ pub struct IrqPlan {
     pub warnings: Vec<String>,
 }
 
-/// Bits the kernel prints in a mask file: the width of `text` (`ffff,ffffffff` is 48).
-fn mask_width(text: &str) -> u32 {
-    let t = text.trim_matches(|c: char| c.is_whitespace() || c == '\0');
-    let words: Vec<&str> = t.split(',').collect();
-    let lead = words.first().map_or(0, |w| w.len() as u32);
-    lead * 4 + 32 * (words.len() as u32).saturating_sub(1)
-}
-
 /// Which irqbalance environment file to edit (`facts::services::irqbalance_file`), with its
 /// bytes when it exists.
 fn irqbalance_file(host: &Host) -> Result<(String, Option<Vec<u8>>)> {
@@ -540,15 +527,9 @@ fn irqbalance_file(host: &Host) -> Result<(String, Option<Vec<u8>>)> {
     Ok((f.to_string(), host.read_bytes_opt(f).map_err(opt)?))
 }
 
-/// The value of an active `KEY=value` line (quotes removed).
+/// The value of an active `KEY=value` line (`services::env_line`, quotes removed).
 fn env_value(line: &str, key: &str) -> Option<String> {
-    let l = line.trim_start();
-    let l = l.strip_prefix("export ").map(str::trim_start).unwrap_or(l);
-    let v = l.strip_prefix(key)?.strip_prefix('=')?;
-    let v = v.trim();
-    let v = v.strip_prefix('"').and_then(|x| x.strip_suffix('"')).unwrap_or(v);
-    let v = v.strip_prefix('\'').and_then(|x| x.strip_suffix('\'')).unwrap_or(v);
-    Some(v.to_string())
+    services::env_line(line).filter(|(k, _)| *k == key).map(|(_, v)| v.to_string())
 }
 
 /// Sets `KEY=value` in an environment file: the first active line is replaced, later active
@@ -766,14 +747,13 @@ pub fn plan(host: &Host, params: &Params) -> Result<IrqPlan> {
     }
 
     if let Some(want) = default_affinity {
-        let text = host
-            .read_opt(DEFAULT_AFFINITY_FILE)
+        let current = read_default_affinity(host)
             .map_err(|e| Failure::new(format!("option default_affinity: {e}")))?
             .ok_or_else(|| {
                 Failure::new(format!("option default_affinity: {DEFAULT_AFFINITY_FILE} does not exist on this host"))
             })?;
-        let now = CpuList::parse_mask(&text).ok();
-        let width = mask_width(&text).max(cpus.possible.as_ref().and_then(CpuList::last).map_or(0, |l| l + 1));
+        let now = current.cpus.clone().ok();
+        let width = current.width().max(cpus.possible.as_ref().and_then(CpuList::last).map_or(0, |l| l + 1));
         let mask = want.to_mask(width);
         if now.as_ref() != Some(&want) {
             let show =
@@ -781,7 +761,7 @@ pub fn plan(host: &Host, params: &Params) -> Result<IrqPlan> {
             plan.diff.push(Diff {
                 before_header: DEFAULT_AFFINITY_FILE.into(),
                 after_header: DEFAULT_AFFINITY_FILE.into(),
-                before: format!("{} ({})\n", text.trim(), show(&now)),
+                before: format!("{} ({})\n", current.text, show(&now)),
                 after: format!("{mask} ({want})\n"),
             });
             plan.actions.push(Action::WriteKernel { path: DEFAULT_AFFINITY_FILE.into(), value: mask });
@@ -972,6 +952,7 @@ mod tests {
 
     #[test]
     fn mask_width_follows_the_kernel() {
+        use crate::facts::irq::mask_width;
         assert_eq!(mask_width("ffff,ffffffff,fffff81f\n"), 80);
         assert_eq!(mask_width("3f"), 8);
         let c = CpuList::parse("0-1,40-41").unwrap();

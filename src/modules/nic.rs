@@ -28,6 +28,7 @@ use crate::cpulist::CpuList;
 use crate::engine::journal::valid_ifname;
 use crate::engine::state::Action;
 use crate::engine::{self, Module};
+use crate::facts::cpu::read_cpu_list;
 use crate::facts::nic::{CaptureError, ETHTOOL_CAPTURE_DIR, Nic};
 use crate::facts::{Scan, ScanOptions};
 use crate::host::Host;
@@ -614,9 +615,9 @@ struct CpuInfo {
 }
 
 fn cpu_info(host: &Host) -> CpuInfo {
-    let list = |p: &str| host.attr(p).and_then(|t| CpuList::parse(&t).ok()).filter(|l| !l.is_empty());
-    let possible = list("/sys/devices/system/cpu/possible");
-    let online = list("/sys/devices/system/cpu/online");
+    let list = |name: &str| read_cpu_list(host, name).ok().flatten().filter(|l| !l.is_empty());
+    let possible = list("possible");
+    let online = list("online");
     CpuInfo {
         nr_cpu_ids: possible.as_ref().or(online.as_ref()).and_then(|l| l.last()).map(|l| l + 1),
         present: online.or(possible),
