@@ -131,7 +131,7 @@ pub struct ApplyReport {
 }
 
 fn require_root(host: &Host, what: &str) -> Result<()> {
-    if host.system().kernel() == crate::host::system::Kernel::Running && !nix::unistd::geteuid().is_root() {
+    if host.system().can_act().is_ok() && !nix::unistd::geteuid().is_root() {
         bail!(
             "{what} changes this host and needs root privileges: run it with sudo (or use --plan to preview, or --root DIR for a copied tree)"
         );
@@ -180,7 +180,7 @@ pub fn apply(root: &Path, config: &Path, plan: bool, backup_id: Option<String>) 
     let persists = args.modules.values().any(|m| m.get("persist") == Some(&Value::Bool(true)));
     if persists {
         let cli = crate::engine::persist::CLI_PATH;
-        if host.system().kernel() == crate::host::system::Kernel::Running {
+        if host.system().can_act().is_ok() {
             let me = std::env::current_exe().context("finding this program's own path")?;
             let bytes = std::fs::read(&me).with_context(|| format!("reading {}", me.display()))?;
             tx.install_boot_runner(bytes);

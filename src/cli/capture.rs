@@ -608,6 +608,8 @@ pub fn capture(root: &Path, out: &Path, opts: &CaptureOptions) -> Result<Capture
         "schema_version": facts::SCHEMA_VERSION,
         "hostname": facts.host.hostname,
         "kernel_release": facts.host.kernel_release,
+        // What the captured files are (the running kernel's, or a tree's copied again):
+        // a fact about the data, so `kernel()`, not `can_act()`.
         "captured_from_live_host": host.system().kernel() == crate::host::system::Kernel::Running,
         "for_apply": opts.for_apply,
         "files": summary.files,

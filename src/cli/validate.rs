@@ -101,7 +101,7 @@ pub fn run(a: ValidateArgs) -> Result<ExitCode> {
         skip_reason: String::new(),
         measured_at: crate::backup_id::now_utc(),
     };
-    if host.system().kernel() == crate::host::system::Kernel::Running {
+    if host.system().can_act().is_ok() {
         eprintln!("lltune: measuring for {} s with cyclictest...", settings.duration_s);
     }
     let (doc, warnings) = latency::run_request(&host, &req).map_err(|e| match e.option {

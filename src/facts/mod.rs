@@ -137,6 +137,7 @@ impl Default for Facts {
 /// Why `host` is not a host tree, if it is not: a root (other than `/`) with neither a `proc`
 /// nor a `sys` folder, where every scan would find nothing and report it as fine.
 pub fn not_a_host_tree(host: &Host) -> Option<String> {
+    // The running kernel's files are a host by definition: a question about the data.
     if host.system().kernel() == Kernel::Running || host.is_dir("/proc") || host.is_dir("/sys") {
         return None;
     }

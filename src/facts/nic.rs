@@ -22,7 +22,7 @@ use super::Scan;
 use crate::cpulist::CpuList;
 use crate::host::Host;
 use crate::host::system::EthtoolStore;
-use crate::sys::ethtool::{self, Channels, Coalesce, EthtoolError, Pauseparam, Ringparam};
+use crate::sys::ethtool::{Channels, Coalesce, EthtoolError, Pauseparam, Ringparam};
 
 /// Where a captured tree keeps the ethtool state of each netdev (`<ifname>.json`).
 pub const ETHTOOL_CAPTURE_DIR: &str = "/var/lib/lltune/capture/ethtool";
@@ -458,17 +458,18 @@ fn supported<T>(scan: &mut Scan, r: Result<T, EthtoolError>) -> Option<T> {
     }
 }
 
-/// Asks the running kernel (live host only).
+/// Asks the running kernel, through the host's seam (`System::ethtool_snapshot`).
 fn read_ethtool_live(scan: &mut Scan, ifname: &str) -> EthtoolState {
+    let got = scan.host.system().ethtool_snapshot(ifname);
     let mut st = EthtoolState::default();
     let nonempty = |s: String| (!s.is_empty()).then_some(s);
-    if let Some(info) = supported(scan, ethtool::get_drvinfo(ifname)) {
+    if let Some(info) = supported(scan, got.drvinfo) {
         st.driver = nonempty(info.driver);
         st.driver_version = nonempty(info.version);
         st.firmware = nonempty(info.fw_version);
     }
-    st.autoneg = supported(scan, ethtool::get_link_settings(ifname)).map(|l| l.autoneg != 0);
-    if let Some(ts) = supported(scan, ethtool::get_ts_info(ifname)) {
+    st.autoneg = supported(scan, got.link_settings).map(|l| l.autoneg != 0);
+    if let Some(ts) = supported(scan, got.ts_info) {
         st.phc_index = ts.phc();
         st.timestamping = Some(Timestamping {
             so_timestamping: ts.so_timestamping_names(),
@@ -476,16 +477,16 @@ fn read_ethtool_live(scan: &mut Scan, ifname: &str) -> EthtoolState {
             rx_filters: ts.rx_filter_names(),
         });
     }
-    if let Some(features) = supported(scan, ethtool::get_features(ifname)) {
+    if let Some(features) = supported(scan, got.features) {
         st.features = Some(features.iter().map(|f| (f.name.clone(), f.active)).collect());
         let mut fixed: Vec<String> = features.iter().filter(|f| f.is_fixed()).map(|f| f.name.clone()).collect();
         fixed.sort();
         st.features_fixed = Some(fixed);
     }
-    st.coalesce = supported(scan, ethtool::get_coalesce(ifname));
-    st.rings = supported(scan, ethtool::get_ringparam(ifname));
-    st.pause = supported(scan, ethtool::get_pauseparam(ifname));
-    st.channels = supported(scan, ethtool::get_channels(ifname));
+    st.coalesce = supported(scan, got.coalesce);
+    st.rings = supported(scan, got.rings);
+    st.pause = supported(scan, got.pause);
+    st.channels = supported(scan, got.channels);
     st
 }
 

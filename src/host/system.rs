@@ -5,6 +5,13 @@
 //! `Host::new` chooses one, once; every module acts through `Host::system()` and never asks
 //! which one it got.
 //!
+//! Two questions are answered here and nowhere else. `kernel()` says what the files under
+//! `/proc` and `/sys` are (the running kernel's, or a capture's snapshot): code that reads or
+//! writes them asks it about the kind of data it holds. `can_act()` says whether this host
+//! is the running system that can be acted on beyond its files (programs run on it and
+//! measure it, lltune installs itself on it, changing it takes root): code that would do so
+//! asks it, or acts through the methods below, which a tree refuses.
+//!
 //! The tree implementation never touches the running system: it plans no command, starts
 //! no unit and sets no ethtool state, and refuses if asked to (an action planned on one
 //! host and carried out on another still cannot act on the controller). Process and thread
@@ -17,7 +24,7 @@ use anyhow::{Context, Result};
 use serde_json::{Map, Value};
 
 use super::HostError;
-use crate::sys::ethtool::{self, EthtoolError, Feature};
+use crate::sys::ethtool::{self, EthtoolError, Feature, Snapshot};
 use crate::sys::ethtool_group::{self, Group};
 
 /// Whose kernel the files under `/proc` and `/sys` of a root are.
@@ -59,6 +66,11 @@ pub trait System: fmt::Debug + Send + Sync {
     /// Whose kernel `/proc` and `/sys` describe.
     fn kernel(&self) -> Kernel;
 
+    /// `Ok` when this host is the running system, which can be acted on beyond its files
+    /// (a program run, lltune installed, root needed to change it); `Err(NotRunning)` on a
+    /// tree, with the words a skip note gives.
+    fn can_act(&self) -> Result<(), NotRunning>;
+
     /// How generated text names where the facts came from: `live`, or the tree's root.
     fn source(&self, root: &std::path::Path) -> String;
 
@@ -74,6 +86,10 @@ pub trait System: fmt::Debug + Send + Sync {
 
     /// Every feature of an interface, with its state (ETHTOOL_GFEATURES).
     fn ethtool_features(&self, ifname: &str) -> Result<Vec<Feature>, EthtoolError>;
+
+    /// Every get discovery sends about an interface (driver, link, timestamping, features,
+    /// coalescing, rings, pause, channels).
+    fn ethtool_snapshot(&self, ifname: &str) -> Snapshot;
 
     /// Sets fields of one ethtool group and reads them back.
     fn ethtool_write(&self, ifname: &str, group: Group, changes: &Map<String, Value>) -> Result<()>;
@@ -116,6 +132,10 @@ impl System for Live {
         Kernel::Running
     }
 
+    fn can_act(&self) -> Result<(), NotRunning> {
+        Ok(())
+    }
+
     fn source(&self, _root: &std::path::Path) -> String {
         "live".to_string()
     }
@@ -134,6 +154,10 @@ impl System for Live {
 
     fn ethtool_features(&self, ifname: &str) -> Result<Vec<Feature>, EthtoolError> {
         ethtool::get_features(ifname)
+    }
+
+    fn ethtool_snapshot(&self, ifname: &str) -> Snapshot {
+        Snapshot::read(ifname)
     }
 
     fn ethtool_write(&self, ifname: &str, group: Group, changes: &Map<String, Value>) -> Result<()> {
@@ -164,7 +188,7 @@ impl System for Live {
             .with_context(|| format!("cannot run systemctl {verb} {unit}"))?;
         if !out.status.success() {
             let err = String::from_utf8_lossy(&out.stderr);
-            anyhow::bail!("systemctl {verb} {unit}: {} ({})", out.status, crate::protocol::cap_text(err.trim()));
+            anyhow::bail!("systemctl {verb} {unit}: {} ({})", out.status, crate::echo::cap_text(err.trim()));
         }
         Ok(())
     }
@@ -178,7 +202,7 @@ impl System for Live {
         let out = std::process::Command::new(prog).args(args).output().with_context(|| format!("cannot run {prog}"))?;
         if !out.status.success() {
             let err = String::from_utf8_lossy(&out.stderr);
-            anyhow::bail!("{} ({})", out.status, crate::protocol::cap_text(err.trim()));
+            anyhow::bail!("{} ({})", out.status, crate::echo::cap_text(err.trim()));
         }
         Ok(())
     }
@@ -192,6 +216,10 @@ fn not_sent(ifname: &str) -> EthtoolError {
 impl System for Tree {
     fn kernel(&self) -> Kernel {
         Kernel::Captured
+    }
+
+    fn can_act(&self) -> Result<(), NotRunning> {
+        Err(NotRunning)
     }
 
     fn source(&self, root: &std::path::Path) -> String {
@@ -212,6 +240,10 @@ impl System for Tree {
 
     fn ethtool_features(&self, ifname: &str) -> Result<Vec<Feature>, EthtoolError> {
         Err(not_sent(ifname))
+    }
+
+    fn ethtool_snapshot(&self, ifname: &str) -> Snapshot {
+        Snapshot::failed(&not_sent(ifname))
     }
 
     fn ethtool_write(&self, ifname: &str, group: Group, _changes: &Map<String, Value>) -> Result<()> {

@@ -217,8 +217,12 @@ fn the_seam_is_chosen_by_the_root_and_a_tree_never_acts_on_the_running_system() 
     let live = Host::new("/").unwrap();
     assert_eq!((live.system().kernel(), live.system().ethtool_store()), (Kernel::Running, EthtoolStore::Kernel));
     assert_eq!((tree.system().kernel(), tree.system().ethtool_store()), (Kernel::Captured, EthtoolStore::Capture));
+    assert_eq!((live.system().can_act(), tree.system().can_act()), (Ok(()), Err(NotRunning)));
     assert_eq!(live.system().source(live.root()), "live");
     assert_eq!(tree.system().source(tree.root()), tree.root().display().to_string());
+
+    let snap = tree.system().ethtool_snapshot("eth0");
+    assert!(snap.drvinfo.is_err() && snap.features.is_err() && snap.channels.is_err());
 
     let witness = dir.path().join("ran");
     let argv: Vec<String> = vec!["touch".into(), witness.display().to_string()];

@@ -1037,7 +1037,7 @@ pub fn run_request(host: &crate::host::Host, req: &Request) -> Result<(LatencyDo
     );
     let mut warnings = Vec::new();
     // cyclictest measures the running kernel: a tree has none to measure.
-    if host.system().kernel() == crate::host::system::Kernel::Captured {
+    if host.system().can_act().is_err() {
         warnings.extend(check_tree_cyclictest(host, req.cyclictest.as_deref())?);
         doc.skipped_reason = Some(format!(
             "root is {}, not /: cyclictest measures the running kernel, not a captured tree",

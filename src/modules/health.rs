@@ -118,7 +118,8 @@ pub fn run(host: &Host, _meta: &Meta, params: Params) -> Result<Outcome> {
     let mut problems = Vec::new();
     let mut missing = Vec::new();
     let mut pending = Vec::new();
-    // A tree cannot boot: there, an argument waits for a reboot that never comes.
+    // A tree cannot boot: there, an argument waits for a reboot that never comes. Whether
+    // /proc/cmdline is this boot's is a question about the data, so `kernel()`.
     let require_running = params.require_running && host.system().kernel() == Kernel::Running;
     match report.facts.kernel.cmdline {
         None if !params.kernel_args.is_empty() && require_running => {

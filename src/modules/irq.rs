@@ -709,7 +709,7 @@ pub fn plan(host: &Host, params: &Params) -> Result<IrqPlan> {
     if matched_any && !table.debugfs {
         plan.warnings.push(format!(
             "{DEBUGFS_IRQS} is not there: managed IRQs (which the kernel refuses to move) cannot be recognised{}",
-            if host.system().kernel() == Kernel::Running {
+            if host.system().can_act().is_ok() {
                 "; mount debugfs (CONFIG_GENERIC_IRQ_DEBUGFS) so that they are skipped, or a refused write fails the run and is reverted"
             } else {
                 " in this tree and are planned like any other"
@@ -845,6 +845,8 @@ impl Module for Irq {
         out.field("effective_differs", Vec::<Value>::new());
         let changes = p.changes;
         out.after_apply(move |host, plan, ran| {
+            // The effective affinity is the running kernel's answer to the write; a tree's
+            // file is a stale snapshot (a question about the data, so `kernel()`).
             if ran == engine::Ran::Applied && host.system().kernel() == Kernel::Running {
                 after_live_run(host, plan, &changes);
             }

@@ -700,6 +700,49 @@ pub fn get_features(ifname: &str) -> Result<Vec<Feature>, EthtoolError> {
     Ok(features)
 }
 
+/// Every get discovery sends about one interface, each with its answer or its error.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub drvinfo: Result<DriverInfo, EthtoolError>,
+    pub link_settings: Result<LinkSettings, EthtoolError>,
+    pub ts_info: Result<TsInfo, EthtoolError>,
+    pub features: Result<Vec<Feature>, EthtoolError>,
+    pub coalesce: Result<Coalesce, EthtoolError>,
+    pub rings: Result<Ringparam, EthtoolError>,
+    pub pause: Result<Pauseparam, EthtoolError>,
+    pub channels: Result<Channels, EthtoolError>,
+}
+
+impl Snapshot {
+    /// Asks the running kernel, one get after the other.
+    pub fn read(ifname: &str) -> Snapshot {
+        Snapshot {
+            drvinfo: get_drvinfo(ifname),
+            link_settings: get_link_settings(ifname),
+            ts_info: get_ts_info(ifname),
+            features: get_features(ifname),
+            coalesce: get_coalesce(ifname),
+            rings: get_ringparam(ifname),
+            pause: get_pauseparam(ifname),
+            channels: get_channels(ifname),
+        }
+    }
+
+    /// Every get answered by `e` (a host that sends none).
+    pub fn failed(e: &EthtoolError) -> Snapshot {
+        Snapshot {
+            drvinfo: Err(e.clone()),
+            link_settings: Err(e.clone()),
+            ts_info: Err(e.clone()),
+            features: Err(e.clone()),
+            coalesce: Err(e.clone()),
+            rings: Err(e.clone()),
+            pause: Err(e.clone()),
+            channels: Err(e.clone()),
+        }
+    }
+}
+
 /// Encodes an SFEATURES request: `(bit index, wanted)` pairs into (valid, requested) blocks.
 fn encode_sfeatures(words: usize, changes: &[(usize, bool)]) -> Vec<u32> {
     let mut buf = vec![0u32; 2 + 2 * words];
