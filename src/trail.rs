@@ -2,8 +2,9 @@
 //! the host to the host's syslog, as Ansible's own modules log their invocation, and (for
 //! `lltune -v`) the same line to standard error.
 //!
-//! The engine emits the events (`engine::log_changes`); this file only formats and sends
-//! them. One line per event: the message, then its fields as `name="value"` (Rust string
+//! The engine emits the events (`engine::log_changes` for what a run changed, and for
+//! `lltune install-cli`; `engine::log_revert` for what a failed run or transaction put back);
+//! this file only formats and sends them. One line per event: the message, then its fields as `name="value"` (Rust string
 //! escapes, so no value can start a second line). Three fields steer and are not printed:
 //! `module` becomes the syslog identifier, `root` decides where the line goes (the host's
 //! `/dev/log` only when it is `/`: a captured tree's run is not this machine's business) and

@@ -36,4 +36,4 @@ mod readme_rack; //    the README's rack example (examples/rack) run as written:
 mod readers; //        the shared facts readers on the real dumps and on generated input (sysctl names, ...)
 mod real_dumps; //     every real dump gives the facts its peer tool reported
 mod scan_cli; //       lltune scan / capture as a user runs them
-mod trail; //          the audit trail: each change to syslog (a socket the test owns), check mode and no_log, lltune -v
+mod trail; //          the audit trail: each change and each revert to syslog (a socket the test owns), install-cli, check mode and no_log, lltune -v

@@ -1,8 +1,8 @@
-//! The audit trail: every run that changes a host sends what it changed to syslog. The module
-//! binaries and the CLI run for real on fixture trees; the one fake is the syslog daemon: a
-//! unix datagram socket this test binds and names in `LLTUNE_SYSLOG_SOCKET` (this machine has
-//! no journald; on a host, the same datagrams go to /dev/log, where journald or rsyslog reads
-//! them).
+//! The audit trail: every run that changes a host sends what it changed to syslog, and a run
+//! that fails what it put back. The module binaries and the CLI run for real on fixture trees;
+//! the one fake is the syslog daemon: a unix datagram socket this test binds and names in
+//! `LLTUNE_SYSLOG_SOCKET` (this machine has no journald; on a host, the same datagrams go to
+//! /dev/log, where journald or rsyslog reads them).
 
 use std::fs;
 use std::os::unix::net::UnixDatagram;
@@ -190,5 +190,117 @@ fn lltune_verbose_shows_the_syslog_lines_on_stderr() {
     let out = apply(false);
     assert!(out.status.success(), "{out:?}");
     assert!(!String::from_utf8_lossy(&out.stderr).contains("lltune_sysctl: "), "{out:?}");
+    assert_eq!(log.lines(), Vec::<String>::new());
+}
+
+/// Each datagram as (identifier, message), checked as `message` checks it (LOG_USER, info).
+fn sent(lines: &[String]) -> Vec<(String, String)> {
+    lines
+        .iter()
+        .map(|d| {
+            let head = d.split_once("]: ").unwrap_or_else(|| panic!("no identifier: {d:?}")).0;
+            let ident = head.rsplit(' ').next().unwrap().split('[').next().unwrap();
+            (ident.to_string(), message(d, 14, ident).to_string())
+        })
+        .collect()
+}
+
+/// A failed `lltune apply` puts back what it wrote (the failing step its own writes, the
+/// transaction every earlier step's), and the trail says so: a `reverted` line for each step
+/// put back, from that step's module, with the backup id, the paths and the cause. The fault
+/// (the host layer's EIO at the n-th mutation) is tried at every mutation of the run.
+#[test]
+fn a_failed_apply_logs_what_it_reverted() {
+    let id = "20261207T042001Z-4242";
+    let backup = format!("backup=\"{id}\"");
+    let (mut own, mut earlier, mut n) = (0, 0, 0);
+    loop {
+        n += 1;
+        assert!(n < 200, "the apply never succeeded");
+        let dir = boot_fixture("rhel9-bls");
+        let root = dir.path();
+        let config = root.join("config.yml");
+        fs::write(&config, "version: 1\nmemory:\n  swappiness: 9\n  limits:\n    nofile: \"1048576\"\n").unwrap();
+        let log = Syslog::new();
+        let out = Command::new(support::bin("lltune"))
+            .args(["apply", "--backup-id", id, "--config"])
+            .arg(&config)
+            .arg("--root")
+            .arg(root)
+            .env("LLTUNE_SYSLOG_SOCKET", log.path())
+            .env("LLTUNE_FAULT_FAIL_AT", n.to_string())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        let lines = sent(&log.lines());
+        let reverted: Vec<&(String, String)> = lines.iter().filter(|(_, m)| m.starts_with("reverted ")).collect();
+        if out.status.success() {
+            assert!(reverted.is_empty(), "{lines:#?}");
+            break;
+        }
+        for (module, m) in &reverted {
+            assert!(m.contains(&backup) && m.contains(" items=\"/"), "{module}: {m}");
+            assert!(m.contains(" cause=\"") && m.contains("Input/output error"), "{module}: {m}");
+        }
+        // The failing step's own writes put back (every run, so `lltune reapply` too).
+        if let Some((step, _)) = err.split_once(": writing").filter(|_| err.contains("reverted this run's changes to")) {
+            let step = step.rsplit(' ').next().unwrap();
+            assert!(reverted.iter().any(|(m, _)| m == step), "fault at {n}: {err}\n{lines:#?}");
+            own += 1;
+        }
+        // The earlier step, put back by the transaction, after its own `changed` line.
+        if err.contains("reverted the earlier steps of this run (lltune_sysctl)") {
+            let last = reverted.last().expect("a reverted line");
+            assert_eq!(last.0, "lltune_sysctl", "fault at {n}: {lines:#?}");
+            for path in ["/etc/sysctl.d/99-latency-tuner.conf", "/proc/sys/vm/swappiness"] {
+                assert!(last.1.contains(path), "fault at {n}: {}", last.1);
+            }
+            assert!(last.1.contains("cause=\"lltune_limits: "), "fault at {n}: {}", last.1);
+            assert!(lines.iter().any(|(m, l)| m == "lltune_sysctl" && l.starts_with("changed ")), "{lines:#?}");
+            earlier += 1;
+        }
+        // Nothing put back (the journal failed before any write): nothing logged as reverted.
+        if !err.contains("reverted") {
+            assert!(reverted.is_empty(), "fault at {n}: {err}\n{lines:#?}");
+        }
+    }
+    assert!(own >= 2 && earlier >= 2, "own reverts {own}, earlier-step reverts {earlier}, over {n} faults");
+}
+
+/// `lltune install-cli` writes one file, as a module would: a `changed` line (from `lltune`,
+/// the CLI) and a `set` line for the file, with the backup id. Installed already: nothing.
+#[test]
+fn install_cli_is_logged() {
+    let dir = boot_fixture("rhel9-bls");
+    let root = dir.path();
+    let log = Syslog::new();
+    // A stripped copy of the test build (its debug info is past the 64 MiB a write takes), as
+    // tests/persist.rs installs it.
+    let bin = tempfile::tempdir().unwrap();
+    let me = bin.path().join("lltune");
+    assert!(Command::new("strip").arg("-o").arg(&me).arg(support::bin("lltune")).status().unwrap().success());
+    let install = || {
+        let out = Command::new(&me)
+            .args(["install-cli", "--backup-id", "20261207T042001Z-4242", "--root"])
+            .arg(root)
+            .env("LLTUNE_SYSLOG_SOCKET", log.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert!(install().starts_with("installed "));
+    let lines = sent(&log.lines());
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    let backup = "backup=\"20261207T042001Z-4242\"";
+    assert!(lines.iter().all(|(m, _)| m == "lltune"), "{lines:#?}");
+    assert!(lines[0].1.starts_with("changed ") && lines[0].1.contains(backup), "{}", lines[0].1);
+    assert!(lines[0].1.contains(" install-cli --backup-id "), "no invocation: {}", lines[0].1);
+    let set = &lines[1].1;
+    let item = format!("item=\"{}\"", lltune::engine::persist::CLI_PATH);
+    assert!(set.starts_with("set ") && set.contains(backup) && set.contains(&item), "{set}");
+    assert!(set.contains("after=\"(this lltune, "), "{set}");
+
+    assert!(install().contains("already this binary"));
     assert_eq!(log.lines(), Vec::<String>::new());
 }

@@ -222,13 +222,15 @@ pub fn install_self(root: &Path, backup_id: &str) -> Result<bool> {
     let me = std::env::current_exe().context("finding this program's own path")?;
     let bytes = std::fs::read(&me).with_context(|| format!("reading {}", me.display()))?;
     // The same write `lltune apply` makes with its first persisting step.
-    let Some((action, _)) = crate::engine::persist::runner_action(&host, &bytes) else { return Ok(false) };
+    let Some((action, diff)) = crate::engine::persist::runner_action(&host, &bytes) else { return Ok(false) };
     let mut journal = Journal::open(&host, backup_id)?;
     crate::engine::carry_out(
         &host,
         Some(crate::engine::Record { journal: &mut journal, module: "lltune_apply", boot: false }),
         &[action],
     )?;
+    // The audit trail, as a module's change is logged (the CLI is no module: `lltune`).
+    crate::engine::log_changes(&host, &Meta::default(), "lltune", Some(backup_id), &[diff]);
     Ok(true)
 }
 

@@ -328,7 +328,8 @@ fn run_in<M: Module>(host: &Host, meta: &Meta, params: M::Params, mut tx: Option
             }
             Err(Carried::Before(e)) => return Err(e),
             Err(Carried::Midway(failed)) => {
-                let (mut f, why) = *failed;
+                let (mut f, why, undone) = *failed;
+                log_revert(host, meta, M::NAME, M::JOURNALED.then_some(backup_id.as_str()), &undone);
                 plan.explain_failure(&why, &mut f);
                 return Err(f.into());
             }
@@ -462,13 +463,16 @@ impl<'h> Transaction<'h> {
         let mut reverted = Vec::new();
         let mut stuck = Vec::new();
         let mut modules = Vec::new();
+        let why = cap(&format!("{cause:#}"));
         for d in self.steps.done.iter().rev() {
             let (r, s) = put_back(self.host, &d.items, &d.snapshots, &d.touched);
             if !r.is_empty() || !s.is_empty() {
                 modules.push(d.module);
+                let undone = Undone { cause: why.clone(), reverted: r, stuck: s };
+                log_revert(self.host, &self.meta, d.module, Some(&self.steps.backup_id), &undone);
+                reverted.extend(undone.reverted);
+                stuck.extend(undone.stuck);
             }
-            reverted.extend(r);
-            stuck.extend(s);
         }
         if reverted.is_empty() && stuck.is_empty() {
             return cause;
@@ -507,7 +511,8 @@ impl<'h> Transaction<'h> {
 /// The audit trail (`crate::trail` sends it): after a run changed the host, who ran it with
 /// what, then each file or setting the diff names with its lines before → after (only the
 /// lines that differ). Check mode never gets here; with `_ansible_no_log` no value is logged.
-fn log_changes(host: &Host, meta: &Meta, module: &str, backup: Option<&str>, diff: &[Diff]) {
+/// `lltune install-cli`, whose one write is no module's, logs through it too.
+pub fn log_changes(host: &Host, meta: &Meta, module: &str, backup: Option<&str>, diff: &[Diff]) {
     const HIDDEN: &str = "(hidden: no_log)";
     let root = host.root().to_string_lossy();
     let env = |k: &str| std::env::var(k).unwrap_or_default();
@@ -550,6 +555,29 @@ fn log_changes(host: &Host, meta: &Meta, module: &str, backup: Option<&str>, dif
             "set"
         );
     }
+}
+
+/// The audit trail of a revert: a step's writes put back, because a later write of its own
+/// failed (every run) or a later step of its transaction did (`Transaction::abort`). One
+/// `reverted` line: what was put back, what could not be, and why. With `_ansible_no_log`
+/// the cause (which may quote a value) is hidden; paths are logged as `set` lines log them.
+fn log_revert(host: &Host, meta: &Meta, module: &str, backup: Option<&str>, undone: &Undone) {
+    if undone.reverted.is_empty() && undone.stuck.is_empty() {
+        return;
+    }
+    let cause = if meta.no_log { "(hidden: no_log)".to_string() } else { cap(&undone.cause) };
+    crate::trail::install(false);
+    tracing::info!(
+        target: "lltune",
+        module,
+        root = &*host.root().to_string_lossy(),
+        facility = meta.syslog_facility.as_deref().unwrap_or(""),
+        backup = backup.unwrap_or(""),
+        items = undone.reverted.join(", ").as_str(),
+        not_reverted = undone.stuck.join(", ").as_str(),
+        cause = cause.as_str(),
+        "reverted"
+    );
 }
 
 /// A diff's lines that are not on the other side (each side's in its order), capped.
@@ -603,8 +631,9 @@ pub fn carry_out(host: &Host, record: Option<Record<'_>>, actions: &[Action]) ->
 enum Carried {
     /// Before any write (resolving, snapshotting, journaling): nothing was changed.
     Before(anyhow::Error),
-    /// A write failed; this call's writes were put back (the failure lists them).
-    Midway(Box<(Failure, WriteFailure)>),
+    /// A write failed; this call's writes were put back (the failure lists them, `Undone`
+    /// names them for the audit trail).
+    Midway(Box<(Failure, WriteFailure, Undone)>),
 }
 
 fn carry_out_typed(host: &Host, record: Option<Record<'_>>, actions: &[Action]) -> Result<Done, Carried> {
@@ -662,10 +691,18 @@ fn carry_out_typed(host: &Host, record: Option<Record<'_>>, actions: &[Action]) 
                 None => WriteFailure::Failed,
             };
             let cause = format!("{}: {e:#}", a.describe());
-            return Err(Carried::Midway(Box::new((revert(host, &items, &snapshots, &touched, cause), why))));
+            let (failure, undone) = revert(host, &items, &snapshots, &touched, cause);
+            return Err(Carried::Midway(Box::new((failure, why, undone))));
         }
     }
     Ok(Done { module: "", items, snapshots, touched })
+}
+
+/// What a revert put back (paths) and what it could not (paths with why), after `cause`.
+struct Undone {
+    cause: String,
+    reverted: Vec<String>,
+    stuck: Vec<String>,
 }
 
 /// Puts `touched` items back to their snapshots, newest first: the paths put back, and those
@@ -683,9 +720,9 @@ fn put_back(host: &Host, items: &[Item], snapshots: &[State], touched: &[usize])
     (reverted, stuck)
 }
 
-fn revert(host: &Host, items: &[Item], snapshots: &[State], touched: &[usize], cause: String) -> Failure {
+fn revert(host: &Host, items: &[Item], snapshots: &[State], touched: &[usize], cause: String) -> (Failure, Undone) {
     let (reverted, stuck) = put_back(host, items, snapshots, touched);
-    let mut msg = cause;
+    let mut msg = cause.clone();
     if reverted.is_empty() && stuck.is_empty() {
         msg.push_str("; nothing had been changed");
     }
@@ -701,5 +738,5 @@ fn revert(host: &Host, items: &[Item], snapshots: &[State], touched: &[usize], c
     if !stuck.is_empty() {
         f.fields.insert("not_reverted".into(), serde_json::json!(stuck));
     }
-    f
+    (f, Undone { cause, reverted, stuck })
 }
