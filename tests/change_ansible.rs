@@ -29,6 +29,7 @@ fn ansible_doc_renders_the_change_modules() {
             vec![
                 "backup",
                 "bootloader",
+                "changes",
                 "configured",
                 "diff",
                 "grub_cfg",
