@@ -77,9 +77,10 @@ fn kernel_args_rhel9_bls_edits_every_entry_grub_defaults_and_kernel_cmdline() {
         json!({"added": ["isolcpus=managed_irq,domain,2-5", "nohz_full=2-5", "nosoftlockup", "skew_tick=1"],
                "removed": ["rhgb"], "changed": []})
     );
-    assert_eq!((diff[0]["before"].as_str(), diff[0]["after"].as_str()), (Some("rhgb\n"), Some(
-        "isolcpus=managed_irq,domain,2-5\nnohz_full=2-5\nnosoftlockup\nskew_tick=1\n"
-    )));
+    assert_eq!(
+        (diff[0]["before"].as_str(), diff[0]["after"].as_str()),
+        (Some("rhgb\n"), Some("isolcpus=managed_irq,domain,2-5\nnohz_full=2-5\nnosoftlockup\nskew_tick=1\n"))
+    );
     assert_eq!(v["configured"]["nohz_full"], json!(["2-5"]));
     assert_eq!(v["configured"]["tuned_params"], Value::Null);
     assert_eq!(v["configured"]["$tuned_params"], json!([null]));
@@ -126,7 +127,8 @@ fn kernel_args_classic_grub2_edits_defaults_in_place_and_names_the_cfg_to_regene
         assert_eq!(read(root, cfg), cfg_before, "grub.cfg is never edited by hand");
         assert!(v["warnings"].as_array().unwrap().iter().any(|w| w.as_str().unwrap().contains(command)));
         // The arguments, then the one file.
-        let headers: Vec<&str> = v["diff"].as_array().unwrap().iter().map(|d| d["after_header"].as_str().unwrap()).collect();
+        let headers: Vec<&str> =
+            v["diff"].as_array().unwrap().iter().map(|d| d["after_header"].as_str().unwrap()).collect();
         assert_eq!(headers, ["kernel arguments of the next boot: 3 added, 1 removed, 1 changed", "/etc/default/grub"]);
         assert_eq!(
             v["changes"]["changed"],

@@ -375,13 +375,14 @@ fn fleet_report_of_real_dumps_in_every_input_shape() {
     assert!(md.contains("| isolcpus | added | (absent) | managed\\_irq,domain,2-3 |"), "{md}");
 
     // The same facts again: the same bytes (no clock time), and nothing rewritten.
-    let before: Vec<(std::time::SystemTime, Vec<u8>)> = ["fleet.json", "fleet.csv", "fleet.md", "lltune.prom", "fleet.html"]
-        .iter()
-        .map(|f| {
-            let p = out_dir.join(f);
-            (fs::metadata(&p).unwrap().modified().unwrap(), fs::read(&p).unwrap())
-        })
-        .collect();
+    let before: Vec<(std::time::SystemTime, Vec<u8>)> =
+        ["fleet.json", "fleet.csv", "fleet.md", "lltune.prom", "fleet.html"]
+            .iter()
+            .map(|f| {
+                let p = out_dir.join(f);
+                (fs::metadata(&p).unwrap().modified().unwrap(), fs::read(&p).unwrap())
+            })
+            .collect();
     let o = run_report(fleet.facts_dir.path(), &out_dir);
     assert!(o.status.success());
     assert!(String::from_utf8_lossy(&o.stdout).contains("up to date"), "{}", String::from_utf8_lossy(&o.stdout));
@@ -409,7 +410,8 @@ fn fleet_report_quotes_and_escapes_odd_host_names() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(
-        stdout.starts_with("2 hosts: ") && stdout.contains("would write fleet.json, fleet.csv, fleet.md, lltune.prom, fleet.html"),
+        stdout.starts_with("2 hosts: ")
+            && stdout.contains("would write fleet.json, fleet.csv, fleet.md, lltune.prom, fleet.html"),
         "{stdout}"
     );
     assert!(!new_dir.exists());
@@ -863,7 +865,12 @@ fn fleet_html_in_headless_chromium() {
     }
     let (shot, blank) = (fs::read(&shot).unwrap(), fs::read(&blank_shot).unwrap());
     assert_eq!(png_size(&shot), (1280, 1600));
-    assert!(shot.len() > 10 * blank.len(), "the page drew little: {} bytes against a blank page's {}", shot.len(), blank.len());
+    assert!(
+        shot.len() > 10 * blank.len(),
+        "the page drew little: {} bytes against a blank page's {}",
+        shot.len(),
+        blank.len()
+    );
     // Keep the picture where a person can look at it after the test.
     let keep = Path::new(env!("CARGO_TARGET_TMPDIR")).join("fleet-html.png");
     fs::write(&keep, &shot).unwrap();

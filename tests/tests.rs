@@ -32,8 +32,8 @@ mod latency; //       lltune validate and lltune_latency: cyclictest parsed, per
 mod nic_dumps; //      NICs on the real dumps: drivers, NUMA nodes, virtual netdevs, PCI-only NICs
 mod persist; //        persist: true, a simulated reboot, lltune reapply, rollback of the persistence
 mod policy_model; // the kernel-argument policy against a model of the kernel's, systemd's and dracut's parsers, generated spellings
-mod readme_rack; //    the README's rack example (examples/rack) run as written: facts, report, audit, preview, canary tune, rollback
 mod readers; //        the shared facts readers on the real dumps and on generated input (sysctl names, ...)
+mod readme_rack; //    the README's rack example (examples/rack) run as written: facts, report, audit, preview, canary tune, rollback
 mod real_dumps; //     every real dump gives the facts its peer tool reported
 mod scan_cli; //       lltune scan / capture as a user runs them
 mod trail; //          the audit trail: each change and each revert to syslog (a socket the test owns), install-cli, check mode and no_log, lltune -v

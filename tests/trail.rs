@@ -243,7 +243,8 @@ fn a_failed_apply_logs_what_it_reverted() {
             assert!(m.contains(" cause=\"") && m.contains("Input/output error"), "{module}: {m}");
         }
         // The failing step's own writes put back (every run, so `lltune reapply` too).
-        if let Some((step, _)) = err.split_once(": writing").filter(|_| err.contains("reverted this run's changes to")) {
+        if let Some((step, _)) = err.split_once(": writing").filter(|_| err.contains("reverted this run's changes to"))
+        {
             let step = step.rsplit(' ').next().unwrap();
             assert!(reverted.iter().any(|(m, _)| m == step), "fault at {n}: {err}\n{lines:#?}");
             own += 1;

@@ -94,8 +94,7 @@ pub fn env_line(line: &str) -> Option<(&str, &str)> {
         return None;
     }
     let v = v.trim();
-    let v = if v.len() >= 2 && (v.starts_with('"') && v.ends_with('"') || v.starts_with('\'') && v.ends_with('\''))
-    {
+    let v = if v.len() >= 2 && (v.starts_with('"') && v.ends_with('"') || v.starts_with('\'') && v.ends_with('\'')) {
         &v[1..v.len() - 1]
     } else {
         // Unquoted: a ` #` starts a comment.

@@ -40,8 +40,11 @@ fn score_colour(score: u32) -> &'static str {
     }
 }
 
-const SEVERITIES: [(Severity, &str, &str); 3] =
-    [(Severity::Error, "error", "#c62828"), (Severity::Warning, "warning", "#ef6c00"), (Severity::Info, "info", "#90a4ae")];
+const SEVERITIES: [(Severity, &str, &str); 3] = [
+    (Severity::Error, "error", "#c62828"),
+    (Severity::Warning, "warning", "#ef6c00"),
+    (Severity::Info, "info", "#90a4ae"),
+];
 
 /// A horizontal bar chart: one row per (label, segments), each segment (value, colour), bars
 /// scaled to `max`; the row's total is written after its bar.
@@ -60,7 +63,8 @@ fn bars(o: &mut String, title: &str, rows: &[(String, Vec<(u64, &str)>)], max: u
         let mut total = 0;
         for (v, colour) in segments {
             let w = if max == 0 { 0.0 } else { *v as f64 / max as f64 * f64::from(BAR) };
-            let _ = write!(o, "<rect x=\"{x:.1}\" y=\"{y}\" width=\"{w:.1}\" height=\"{}\" fill=\"{colour}\"/>", ROW - 6);
+            let _ =
+                write!(o, "<rect x=\"{x:.1}\" y=\"{y}\" width=\"{w:.1}\" height=\"{}\" fill=\"{colour}\"/>", ROW - 6);
             x += w;
             total += v;
         }
@@ -112,7 +116,14 @@ pub fn html(fleet: &Fleet) -> String {
         .iter()
         .map(|h| {
             let c = &h.findings;
-            (h.host.clone(), vec![(c.error as u64, SEVERITIES[0].2), (c.warning as u64, SEVERITIES[1].2), (c.info as u64, SEVERITIES[2].2)])
+            (
+                h.host.clone(),
+                vec![
+                    (c.error as u64, SEVERITIES[0].2),
+                    (c.warning as u64, SEVERITIES[1].2),
+                    (c.info as u64, SEVERITIES[2].2),
+                ],
+            )
         })
         .collect();
     let max = fleet.hosts.iter().map(|h| h.findings.total as u64).max().unwrap_or(0);
@@ -169,7 +180,9 @@ pub fn html(fleet: &Fleet) -> String {
         }
     }
     if !by_id.is_empty() {
-        o.push_str("<h2>Findings</h2>\n<table><tr><th>finding</th><th>severity</th><th>hosts</th><th>which</th></tr>\n");
+        o.push_str(
+            "<h2>Findings</h2>\n<table><tr><th>finding</th><th>severity</th><th>hosts</th><th>which</th></tr>\n",
+        );
         for ((sev, id), hosts) in &by_id {
             let _ = writeln!(
                 o,
@@ -182,7 +195,12 @@ pub fn html(fleet: &Fleet) -> String {
         }
         o.push_str("</table>\n");
     }
-    let _ = writeln!(o, "<p>lltune {}, fleet report schema {}.</p>\n</body></html>", esc(&fleet.lltune_version), fleet.schema_version);
+    let _ = writeln!(
+        o,
+        "<p>lltune {}, fleet report schema {}.</p>\n</body></html>",
+        esc(&fleet.lltune_version),
+        fleet.schema_version
+    );
     o
 }
 

@@ -750,8 +750,8 @@ pub fn plan(host: &Host, params: &Params) -> Result<IrqPlan> {
         let current = read_default_affinity(host)
             .map_err(|e| Failure::new(format!("option default_affinity: {e}")))?
             .ok_or_else(|| {
-                Failure::new(format!("option default_affinity: {DEFAULT_AFFINITY_FILE} does not exist on this host"))
-            })?;
+            Failure::new(format!("option default_affinity: {DEFAULT_AFFINITY_FILE} does not exist on this host"))
+        })?;
         let now = current.cpus.clone().ok();
         let width = current.width().max(cpus.possible.as_ref().and_then(CpuList::last).map_or(0, |l| l + 1));
         let mask = want.to_mask(width);
