@@ -249,11 +249,11 @@ fn small_tree_results_and_refusals() {
         (json!({}), "option rules: give at least one rule"),
         (
             json!({"rules": [{"match": {}, "cpus": "0"}]}),
-            "option rules[0].match: give exactly one of all, nic, name, irq (got 0)",
+            "option rules[0].match: give exactly one of all, nic, pci, name, irq (got 0)",
         ),
         (
             json!({"rules": [{"match": {"all": true, "irq": [9]}, "cpus": "0"}]}),
-            "option rules[0].match: give exactly one of all, nic, name, irq (got 2)",
+            "option rules[0].match: give exactly one of all, nic, pci, name, irq (got 2)",
         ),
         (json!({"rules": [{"match": {"all": false}, "cpus": "0"}]}), "option rules[0].match.all: must be true"),
         (json!({"rules": [{"match": {"irq": [9, 999]}, "cpus": "0"}]}), "option rules[0].match.irq: no IRQ 999"),

@@ -88,6 +88,11 @@ pub struct Match {
     #[serde(default)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nic: Option<String>,
+    /// A PCI device (`0000:3b:00.0`): for a NIC with no netdev (bound to a kernel-bypass
+    /// driver) or whatever its netdev is called.
+    #[serde(default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pci: Option<String>,
     #[serde(default)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -441,6 +446,44 @@ fn nic_irqs(host: &Host, t: &IrqTable, what: &str, ifname: &str) -> Result<Vec<u
     Ok(out.into_iter().collect())
 }
 
+/// The IRQs of a PCI device: its `msi_irqs`, then IRQs whose /proc/interrupts names name
+/// the device (`mlx5_comp0@pci:0000:3b:00.0`).
+fn pci_irqs(host: &Host, t: &IrqTable, what: &str, addr: &str) -> Result<Vec<usize>> {
+    if !crate::facts::nic::is_pci_address(addr) {
+        return Err(Failure::new(format!(
+            "{what}: {:?} is not a PCI address (domain:bus:device.function, e.g. 0000:3b:00.0); nothing was changed",
+            cap_text(addr)
+        ))
+        .into());
+    }
+    let addr = addr.to_ascii_lowercase();
+    let dev = format!("/sys/bus/pci/devices/{addr}");
+    if host.read_link(&dev).is_none() && !host.is_dir(&dev) {
+        return Err(
+            Failure::new(format!("{what}: no PCI device {addr} on this host (no {dev}); nothing was changed")).into()
+        );
+    }
+    let keys = [NicKey { key: addr.clone(), pci_address: Some(addr.clone()), ..NicKey::default() }];
+    let mut out: BTreeSet<usize> = BTreeSet::new();
+    for n in host.list_or_empty(&format!("{dev}/msi_irqs")) {
+        if let Some(&i) = n.parse::<u32>().ok().and_then(|n| t.index.get(&n)) {
+            out.insert(i);
+        }
+    }
+    for (i, irq) in t.irqs.iter().enumerate() {
+        if !irq.actions.is_empty() && match_nic(&keys, irq.pci_address.as_deref(), &irq.actions).is_some() {
+            out.insert(i);
+        }
+    }
+    if out.is_empty() {
+        return Err(Failure::new(format!(
+            "{what}: {addr} has no IRQs (no msi_irqs and no /proc/interrupts name of it); nothing was changed"
+        ))
+        .into());
+    }
+    Ok(out.into_iter().collect())
+}
+
 /// One IRQ whose affinity changes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IrqChange {
@@ -591,10 +634,13 @@ pub fn plan(host: &Host, params: &Params) -> Result<IrqPlan> {
     let mut wanted = Vec::with_capacity(rules.len());
     for (n, r) in rules.iter().enumerate() {
         let m = &r.matcher;
-        let keys = [m.all.is_some(), m.nic.is_some(), m.name.is_some(), m.irq.is_some()].iter().filter(|b| **b).count();
+        let keys = [m.all.is_some(), m.nic.is_some(), m.pci.is_some(), m.name.is_some(), m.irq.is_some()]
+            .iter()
+            .filter(|b| **b)
+            .count();
         if keys != 1 {
             return Err(Failure::new(format!(
-                "option rules[{n}].match: give exactly one of all, nic, name, irq (got {keys}); nothing was changed"
+                "option rules[{n}].match: give exactly one of all, nic, pci, name, irq (got {keys}); nothing was changed"
             ))
             .into());
         }
@@ -629,6 +675,8 @@ pub fn plan(host: &Host, params: &Params) -> Result<IrqPlan> {
             (0..table.irqs.len()).collect()
         } else if let Some(nic) = &m.nic {
             nic_irqs(host, &table, &format!("{what}.nic"), nic)?
+        } else if let Some(pci) = &m.pci {
+            pci_irqs(host, &table, &format!("{what}.pci"), pci)?
         } else if let Some(g) = &m.name {
             let pat = glob::Pattern::new(g)
                 .map_err(|e| Failure::new(format!("{what}.name: {:?} is not a glob: {e}", cap_text(g))))?;
