@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{self, Config, Issue};
+use crate::config::{self, Config, IrqTarget, Issue};
 use crate::cpulist::CpuList;
 use crate::facts::Facts;
 
@@ -213,21 +213,23 @@ pub fn check(cfg: &Config, facts: Option<&Facts>, r: &mut AuditReport) {
             let field = format!("irq.manual_affinity[{i}].cpus");
             let both = pin.cpus.0.intersection(&isolated);
             if !both.is_empty() {
-                r.error(&field, format!("pins `{}` to isolated CPUs {both}", pin.pattern));
+                r.error(&field, format!("pins `{}` to isolated CPUs {both}", pin.target));
             } else if let Some(a) = &avoid {
                 let both = pin.cpus.0.intersection(a);
                 if !both.is_empty() {
                     r.error(
                         &field,
-                        format!("pins `{}` to CPUs {both} that irq.avoid_cores_for_irqs excludes", pin.pattern),
+                        format!("pins `{}` to CPUs {both} that irq.avoid_cores_for_irqs excludes", pin.target),
                     );
                 }
             }
             if pin.cpus.0.is_empty() {
                 r.error(&field, "empty CPU list");
             }
-            if let Err(e) = glob::Pattern::new(&pin.pattern) {
-                r.error(format!("irq.manual_affinity[{i}].match"), format!("bad pattern: {e}"));
+            if let IrqTarget::Match(p) = &pin.target {
+                if let Err(e) = glob::Pattern::new(p) {
+                    r.error(format!("irq.manual_affinity[{i}].match"), format!("bad pattern: {e}"));
+                }
             }
         }
         if let Some(a) = &avoid {
@@ -546,11 +548,37 @@ fn check_against_host(cfg: &Config, f: &Facts, isolated: &CpuList, r: &mut Audit
             }
         }
     }
-    // IRQ pins stay on the NUMA node of the NICs their pattern matches.
+    // IRQ pins name NICs that are there, and stay on the NUMA node of the NICs they take.
     if let Some(irq) = &cfg.irq {
         for (i, pin) in irq.manual_affinity.iter().enumerate() {
-            let Ok(pat) = glob::Pattern::new(&pin.pattern) else { continue };
-            for n in f.nics.iter().filter(|n| n.name.as_deref().is_some_and(|x| pat.matches(x))) {
+            let field = format!("irq.manual_affinity[{i}].{}", pin.target.key());
+            let nics: Vec<&crate::facts::nic::Nic> = match &pin.target {
+                IrqTarget::Match(p) => {
+                    let Ok(pat) = glob::Pattern::new(p) else { continue };
+                    f.nics.iter().filter(|n| n.name.as_deref().is_some_and(|x| pat.matches(x))).collect()
+                }
+                IrqTarget::Nic(name) => {
+                    let found: Vec<_> = f.nics.iter().filter(|n| n.name.as_deref() == Some(name.as_str())).collect();
+                    if found.is_empty() {
+                        r.error(&field, format!("no network interface `{name}` on this host"));
+                    }
+                    found
+                }
+                IrqTarget::Pci(addr) => {
+                    let found: Vec<_> = f
+                        .nics
+                        .iter()
+                        .filter(|n| n.pci_address.as_deref().is_some_and(|a| a.eq_ignore_ascii_case(addr)))
+                        .collect();
+                    // A NIC known only by the PCI address its IRQs name is there too.
+                    if found.is_empty() && !f.irqs.nics.contains_key(addr) {
+                        r.error(&field, format!("no network device at PCI address `{addr}` on this host"));
+                    }
+                    // A PF with netdevs on several ports is one device: its node once.
+                    found.into_iter().take(1).collect()
+                }
+            };
+            for n in nics {
                 let Some(node) = n.numa_node else { continue };
                 let Some(local) = f.numa.nodes.iter().find(|x| i64::from(x.id) == node).map(|x| &x.cpus) else {
                     continue;
@@ -561,7 +589,7 @@ fn check_against_host(cfg: &Config, f: &Facts, isolated: &CpuList, r: &mut Audit
                         format!("irq.manual_affinity[{i}].cpus"),
                         format!(
                             "CPUs {remote} are not on node {node} of {} (node CPUs {local})",
-                            n.name.as_deref().unwrap_or("?")
+                            n.name.as_deref().or(n.pci_address.as_deref()).unwrap_or("?")
                         ),
                     );
                 }

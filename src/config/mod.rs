@@ -403,11 +403,58 @@ pub struct NetworkSection {
     pub interfaces: Vec<Interface>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct IrqPin {
+/// Which IRQs a pin takes: exactly one of `match`, `nic`, `pci` in the file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum IrqTarget {
     /// Glob over IRQ handler names (`ens3f*`, `mlx5_comp*`).
     #[serde(rename = "match")]
-    pub pattern: String,
+    Match(String),
+    /// A network interface: the IRQs of its device, whatever the driver names them.
+    #[serde(rename = "nic")]
+    Nic(String),
+    /// A PCI device (`0000:3b:00.0`): a NIC with no netdev, or named by its slot.
+    #[serde(rename = "pci")]
+    Pci(String),
+}
+
+impl Default for IrqTarget {
+    fn default() -> Self {
+        IrqTarget::Match(String::new())
+    }
+}
+
+impl IrqTarget {
+    /// The config key (`match`, `nic`, `pci`).
+    pub fn key(&self) -> &'static str {
+        match self {
+            IrqTarget::Match(_) => "match",
+            IrqTarget::Nic(_) => "nic",
+            IrqTarget::Pci(_) => "pci",
+        }
+    }
+
+    pub fn value(&self) -> &str {
+        match self {
+            IrqTarget::Match(s) | IrqTarget::Nic(s) | IrqTarget::Pci(s) => s,
+        }
+    }
+}
+
+impl std::fmt::Display for IrqTarget {
+    /// As a message names it: `ens3f*`, `nic ens1f0`, `pci 0000:3b:00.0`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IrqTarget::Match(s) => write!(f, "{s}"),
+            IrqTarget::Nic(s) => write!(f, "nic {s}"),
+            IrqTarget::Pci(s) => write!(f, "pci {s}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct IrqPin {
+    #[serde(flatten)]
+    pub target: IrqTarget,
     pub cpus: Cpus,
 }
 

@@ -465,7 +465,6 @@ read_mapping!(Interface, required ["name"], {
     "rings" => rings, "offloads" => offloads, "flow_control" => flow_control, "channels" => channels,
 });
 read_mapping!(NetworkSection, required [], { "defaults" => defaults, "sysctl" => sysctl, "interfaces" => interfaces });
-read_mapping!(IrqPin, required ["match", "cpus"], { "match" => pattern, "cpus" => cpus });
 read_mapping!(IrqSection, required [], {
     "manual_affinity" => manual_affinity, "avoid_cores_for_irqs" => avoid_cores_for_irqs,
     "disable_rps" => disable_rps, "disable_rfs" => disable_rfs,
@@ -478,6 +477,69 @@ read_mapping!(Safety, required [], {
 });
 read_mapping!(StackProfile, required [], { "generate_profile" => generate_profile, "tuning_level" => tuning_level });
 read_mapping!(RdmaSection, required [], { "devices" => devices });
+
+/// A netdev name as the kernel allows it (no `/`, not `.` or `..`, at most 15 bytes).
+fn valid_ifname(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 15
+        && s != "."
+        && s != ".."
+        && !s.contains(['/', '\0', ':'])
+        && !s.contains(char::is_whitespace)
+}
+
+impl Read for IrqPin {
+    fn read(v: &Yaml, at: &str) -> R<IrqPin> {
+        let mut out = IrqPin::default();
+        let mut targets: Vec<IrqTarget> = Vec::new();
+        fields(v, at, &["match", "nic", "pci", "cpus"], &["cpus"], |k, v, here| {
+            match k {
+                "cpus" => out.cpus = Read::read(v, here)?,
+                "match" => targets.push(IrqTarget::Match(Read::read(v, here)?)),
+                "nic" => {
+                    let name: String = Read::read(v, here)?;
+                    if !valid_ifname(&name) {
+                        return Err(Issue::new(
+                            here,
+                            format!(
+                                "{name:?} is not a network interface name (1 to 15 characters, no `/`, `:` or space)"
+                            ),
+                        ));
+                    }
+                    targets.push(IrqTarget::Nic(name));
+                }
+                _ => {
+                    let addr: String = Read::read(v, here)?;
+                    if !crate::facts::nic::is_pci_address(&addr) {
+                        return Err(Issue::new(
+                            here,
+                            format!("{addr:?} is not a PCI address (domain:bus:device.function, e.g. 0000:3b:00.0)"),
+                        ));
+                    }
+                    targets.push(IrqTarget::Pci(addr.to_ascii_lowercase()));
+                }
+            }
+            Ok(())
+        })?;
+        match targets.len() {
+            1 => out.target = targets.remove(0),
+            0 => {
+                return Err(Issue::new(
+                    at,
+                    "give one of `match` (IRQ name glob), `nic` (interface) or `pci` (PCI address)",
+                ));
+            }
+            _ => {
+                let keys: Vec<String> = targets.iter().map(|t| format!("`{}`", t.key())).collect();
+                return Err(Issue::new(
+                    at,
+                    format!("give only one of `match`, `nic` or `pci`, not {}", keys.join(" and ")),
+                ));
+            }
+        }
+        Ok(out)
+    }
+}
 
 impl Read for HugepagesConfig {
     fn read(v: &Yaml, at: &str) -> R<HugepagesConfig> {

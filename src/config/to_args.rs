@@ -14,7 +14,7 @@
 use serde_json::{Map, Value};
 use serde_yaml::Value as Yaml;
 
-use crate::config::{self, Config, Issue};
+use crate::config::{self, Config, IrqTarget, Issue};
 use crate::names::{CPU, IRQ, KERNEL_ARGS, LIMITS, MEMORY, NIC, ORDER, SERVICES, SYSCTL};
 
 /// Sections that describe the host or advise; nothing to apply in them.
@@ -274,7 +274,8 @@ fn nic_args(cfg: &Config) -> Option<Value> {
     (!interfaces.is_empty()).then(|| persistent(Map::from_iter([("interfaces".to_string(), Value::Array(interfaces))])))
 }
 
-/// The `irq` section as `lltune_irq`'s `rules` (one per `manual_affinity` pin, in order) and
+/// The `irq` section as `lltune_irq`'s `rules` (one per `manual_affinity` pin, in order: a
+/// `match` glob as `{name}`, a `nic` as `{nic}`, a `pci` address as `{pci}`) and
 /// `irqbalance_banned_cpus` (`avoid_cores_for_irqs`: irqbalance must not move IRQs there).
 fn irq_args(cfg: &Config) -> Option<Value> {
     let irq = cfg.irq.as_ref()?;
@@ -282,7 +283,14 @@ fn irq_args(cfg: &Config) -> Option<Value> {
     let rules: Vec<Value> = irq
         .manual_affinity
         .iter()
-        .map(|p| serde_json::json!({"match": {"name": p.pattern}, "cpus": p.cpus.0.to_string()}))
+        .map(|p| {
+            let matcher = match &p.target {
+                IrqTarget::Match(g) => serde_json::json!({"name": g}),
+                IrqTarget::Nic(n) => serde_json::json!({"nic": n}),
+                IrqTarget::Pci(a) => serde_json::json!({"pci": a}),
+            };
+            serde_json::json!({"match": matcher, "cpus": p.cpus.0.to_string()})
+        })
         .collect();
     if !rules.is_empty() {
         m.insert("rules".into(), Value::Array(rules));
