@@ -7,6 +7,7 @@
 //! why. The output is hand-written YAML (for the comments) with every string quoted, and a
 //! test checks that it audits clean against the facts it came from.
 
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 use serde_json::{Map, Value};
@@ -607,25 +608,50 @@ pub fn generate_with_value(f: &Facts, opts: &GenOptions) -> (String, Value) {
     let _ = writeln!(w, "\n# NIC IRQs on housekeeping CPUs of the NIC's own NUMA node; never on isolated CPUs.");
     let _ = writeln!(w, "irq:");
     d.at(&["irq"]);
-    let pins: Vec<(String, CpuList)> = named
-        .iter()
-        .filter(|_| !hk.is_empty())
-        .map(|n| {
-            let local = node_cpus(f, n.numa_node)
+    // By device, not by IRQ name (drivers name them `mlx5_comp0@pci:...`, `i40e-<if>-TxRx-0`,
+    // `<if>-0`): `nic` where the NIC has a netdev, else `pci` (a NIC without one, or a dump
+    // without /sys/class/net). Physical NICs only; a PCI device once.
+    let mut seen_pci: BTreeSet<&str> = BTreeSet::new();
+    let mut pins: Vec<(&'static str, String, CpuList)> = Vec::new();
+    for n in f.nics.iter().filter(|n| !n.r#virtual && !hk.is_empty()) {
+        let target = match (n.name.as_deref(), n.pci_address.as_deref()) {
+            (Some(name), _) => ("nic", name.to_string()),
+            (None, Some(addr)) if !seen_pci.contains(addr) => ("pci", addr.to_string()),
+            _ => continue,
+        };
+        if let Some(a) = n.pci_address.as_deref() {
+            seen_pci.insert(a);
+        }
+        let local = node_cpus(f, n.numa_node)
+            .map(|c| c.intersection(hk))
+            .filter(|c| !c.is_empty())
+            .unwrap_or_else(|| hk.clone());
+        pins.push((target.0, target.1, local));
+    }
+    // NICs known only by the PCI address their driver names their IRQs with (a capture
+    // without the device's sysfs folder).
+    for (key, irqs) in f.irqs.nics.iter().filter(|_| !hk.is_empty()) {
+        if crate::facts::nic::is_pci_address(key) && !seen_pci.contains(key.as_str()) {
+            seen_pci.insert(key);
+            let local = node_cpus(f, irqs.numa_node)
                 .map(|c| c.intersection(hk))
                 .filter(|c| !c.is_empty())
                 .unwrap_or_else(|| hk.clone());
-            (format!("{}*", n.name.as_deref().unwrap_or("")), local)
-        })
-        .collect();
+            pins.push(("pci", key.clone(), local));
+        }
+    }
+    // A PCI device that also has a netdev is pinned by its name.
+    pins.retain(|(k, v, _)| {
+        *k != "pci" || !f.nics.iter().any(|n| n.name.is_some() && n.pci_address.as_deref() == Some(v.as_str()))
+    });
     if pins.is_empty() {
         let _ = writeln!(w, "  manual_affinity: []");
         d.set(&["irq"], "manual_affinity", Value::Array(Vec::new()));
     } else {
         let _ = writeln!(w, "  manual_affinity:");
-        for (pat, cpus) in pins {
-            let _ = writeln!(w, "    - match: {}\n      cpus: {}", q(&pat), q(&cpus.to_string()));
-            d.push(&["irq"], "manual_affinity", serde_json::json!({"match": pat, "cpus": cpus.to_string()}));
+        for (key, target, cpus) in pins {
+            let _ = writeln!(w, "    - {key}: {}\n      cpus: {}", q(&target), q(&cpus.to_string()));
+            d.push(&["irq"], "manual_affinity", serde_json::json!({key: target, "cpus": cpus.to_string()}));
         }
     }
     if !iso.is_empty() {

@@ -40,7 +40,9 @@ pub struct Irqs {
     /// Active IRQs delivered to an isolated or nohz_full CPU (runtime or command line): by
     /// effective affinity when the kernel reports it, else by affinity.
     pub on_isolated: Vec<IrqOnIsolated>,
-    /// Per network device (netdev name, or PCI address when it has none): its IRQs.
+    /// Per network device (netdev name, or PCI address when it has none): its IRQs. A NIC
+    /// the scan did not find (no PCI folder in a capture) is here by the PCI address its
+    /// driver names its IRQs with (mlx4, mlx5, i40e, ice).
     pub nics: BTreeMap<String, NicIrqs>,
     /// CPU number -> how many active IRQs may be delivered there (effective affinity, or
     /// affinity where the kernel has no effective affinity).
@@ -683,6 +685,15 @@ pub fn read_debugfs_flags(host: &crate::host::Host, n: u32) -> Option<DebugFlags
     host.read_opt(&format!("{DEBUGFS_IRQS}/{n}")).ok().flatten().map(|t| parse_debugfs_flags(&t))
 }
 
+/// NIC drivers that name IRQs with their device's PCI address (`mlx5_comp0@pci:0000:3b:00.0`,
+/// `mlx4-comp-0@pci:...`, `i40e-0000:3b:00.0:misc`, `ice-0000:3b:00.0:misc`).
+const NIC_IRQ_PREFIXES: &[&str] = &["mlx5_", "mlx4-", "i40e-", "ice-"];
+
+/// The PCI address a NIC driver's IRQ names, or `None` for any other IRQ.
+pub fn nic_named_irq(actions: &[String]) -> Option<String> {
+    actions.iter().filter(|a| NIC_IRQ_PREFIXES.iter().any(|p| a.starts_with(p))).find_map(|a| pci_address_in(a))
+}
+
 /// Matching keys of the physical NICs (virtual ones raise no IRQs of their own).
 fn nic_keys(scan: &mut Scan, nics: &[Nic]) -> Vec<NicKey> {
     let mut out = Vec::new();
@@ -833,11 +844,18 @@ pub fn read(scan: &mut Scan, cpu: &Cpu, kernel: &Kernel, nics: &[Nic]) -> Irqs {
                     managed: irq.managed,
                 });
             }
-            if let Some(nic) = match_nic(&nic_keys, irq.pci_address.as_deref(), &irq.actions) {
-                let e = out
-                    .nics
-                    .entry(nic.key.clone())
-                    .or_insert_with(|| NicIrqs { numa_node: nic.numa_node, ..NicIrqs::default() });
+            let nic = match match_nic(&nic_keys, irq.pci_address.as_deref(), &irq.actions) {
+                Some(nic) => Some((nic.key.clone(), nic.numa_node)),
+                // A NIC the scan did not find (a capture whose PCI folders are missing):
+                // its driver names its IRQs with its PCI address.
+                None => nic_named_irq(&irq.actions).map(|a| {
+                    let node =
+                        scan.host.attr_parse::<i64>(&format!("/sys/bus/pci/devices/{a}/numa_node")).filter(|&n| n >= 0);
+                    (a, node)
+                }),
+            };
+            if let Some((key, numa_node)) = nic {
+                let e = out.nics.entry(key).or_insert_with(|| NicIrqs { numa_node, ..NicIrqs::default() });
                 e.count += 1;
                 if let Some(route) = &route {
                     e.cpus = e.cpus.union(route);
