@@ -531,9 +531,10 @@ impl Read for IrqPin {
             }
             _ => {
                 let keys: Vec<String> = targets.iter().map(|t| format!("`{}`", t.key())).collect();
+                let (last, rest) = keys.split_last().unwrap_or((&keys[0], &[]));
                 return Err(Issue::new(
                     at,
-                    format!("give only one of `match`, `nic` or `pci`, not {}", keys.join(" and ")),
+                    format!("give only one of `match`, `nic` or `pci`, not {} and {last}", rest.join(", ")),
                 ));
             }
         }
