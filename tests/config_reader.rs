@@ -313,6 +313,19 @@ const EXTRA: &[&str] = &[
     "version: 1\nhardware: {nics: [{name: a, numa_node: -1, speed_mbps: 25000}]}",
     "version: 1\ncpu: &a {turbo: true}\nmemory: *a",
     "version: 1\ncpu: !custom {turbo: true}",
+    // An IRQ pin by NIC or PCI device (issue 19).
+    "version: 1\nirq: {manual_affinity: [{nic: ens1f0, cpus: 1}, {pci: \"0000:3B:00.0\", cpus: 2}]}",
+    "version: 1\nirq: {manual_affinity: [{nic: ens1f0, match: \"x*\", cpus: 1}]}",
+    "version: 1\nirq: {manual_affinity: [{nic: ens1f0, pci: \"0000:3b:00.0\", match: x, cpus: 1}]}",
+    "version: 1\nirq: {manual_affinity: [{nic: \"a/b\", cpus: 1}]}",
+    "version: 1\nirq: {manual_affinity: [{nic: \"\", cpus: 1}]}",
+    "version: 1\nirq: {manual_affinity: [{nic: sixteen_chars_ab, cpus: 1}]}",
+    "version: 1\nirq: {manual_affinity: [{nic: \"eth0:1\", cpus: 1}]}",
+    "version: 1\nirq: {manual_affinity: [{nic: 5, cpus: 1}]}",
+    "version: 1\nirq: {manual_affinity: [{pci: \"3b:00.0\", cpus: 1}]}",
+    "version: 1\nirq: {manual_affinity: [{pci: \"0000:3b:00.8\", cpus: 1}]}",
+    "version: 1\nirq: {manual_affinity: [{pci: ens1f0, cpus: 1}]}",
+    "version: 1\nirq: {manual_affinity: [{pci: \"0000:3b:00.0\"}]}",
 ];
 
 /// One line per document: the document (escaped) and each issue, or `ok`.
@@ -380,4 +393,38 @@ fn documents_put_the_value_where_the_path_says() {
     let (c, issues) = config::parse(&doc("irq.manual_affinity[0].cpus", "\"1-3\""));
     assert!(issues.is_empty(), "{issues:?}");
     assert_eq!(c.irq.unwrap().manual_affinity[0].cpus.0.to_string(), "1-3");
+}
+
+#[test]
+fn irq_pins_take_one_of_match_nic_or_pci() {
+    use lltune::config::IrqTarget;
+    let pins = |body: &str| config::parse(&format!("version: 1\nirq:\n  manual_affinity:\n{body}"));
+    let (c, issues) = pins(
+        "    - {match: \"mlx5_comp*\", cpus: 1}\n    - {nic: ens1f0, cpus: 2}\n    - {pci: \"0000:3B:00.0\", cpus: 3}\n",
+    );
+    assert!(issues.is_empty(), "{issues:?}");
+    let targets: Vec<IrqTarget> = c.irq.unwrap().manual_affinity.into_iter().map(|p| p.target).collect();
+    assert_eq!(
+        targets,
+        [
+            IrqTarget::Match("mlx5_comp*".into()),
+            IrqTarget::Nic("ens1f0".into()),
+            // As sysfs spells it.
+            IrqTarget::Pci("0000:3b:00.0".into()),
+        ]
+    );
+    for (body, field, says) in [
+        ("    - {match: x}\n    - {cpus: 1}\n", "irq.manual_affinity[0]", "missing field `cpus`"),
+        ("    - {match: x, cpus: 1}\n    - {cpus: 1}\n", "irq.manual_affinity[1]", "give one of `match`"),
+        ("    - {nic: eth0, pci: \"0000:3b:00.0\", cpus: 1}\n", "irq.manual_affinity[0]", "not `nic` and `pci`"),
+        ("    - {nic: \"a b\", cpus: 1}\n", "irq.manual_affinity[0].nic", "not a network interface name"),
+        ("    - {nic: a_very_long_name0, cpus: 1}\n", "irq.manual_affinity[0].nic", "not a network interface name"),
+        ("    - {pci: \"3b:00.0\", cpus: 1}\n", "irq.manual_affinity[0].pci", "not a PCI address"),
+        ("    - {pci: \"0000:3b:0.0\", cpus: 1}\n", "irq.manual_affinity[0].pci", "not a PCI address"),
+    ] {
+        let (_, issues) = pins(body);
+        assert_eq!(issues.len(), 1, "{body}: {issues:?}");
+        assert_eq!(issues[0].field, field, "{body}: {issues:?}");
+        assert!(issues[0].message.contains(says), "{body}: {issues:?}");
+    }
 }

@@ -880,4 +880,50 @@ mod tests {
             "{r:#?}"
         );
     }
+
+    #[test]
+    fn irq_pins_by_nic_or_pci_name_a_device_of_the_host() {
+        let mut f = testing::two_nodes();
+        f.nics.push(crate::facts::nic::Nic {
+            name: Some("ens3f0".into()),
+            pci_address: Some("0000:3b:00.0".into()),
+            numa_node: Some(0),
+            ..Default::default()
+        });
+        f.nics.push(crate::facts::nic::Nic { pci_address: Some("0000:5e:00.0".into()), ..Default::default() });
+        // Known only by the PCI address its IRQs name (a capture without its sysfs folder).
+        f.irqs.nics.insert("0000:af:00.1".into(), crate::facts::irq::NicIrqs::default());
+        let text = "version: 1
+irq:
+  manual_affinity:
+    - nic: ens3f0
+      cpus: [0, 4]
+    - pci: \"0000:3B:00.0\"\n      cpus: 5
+    - pci: \"0000:5e:00.0\"\n      cpus: 0
+    - pci: \"0000:af:00.1\"\n      cpus: 0
+    - nic: ens9
+      cpus: 0
+    - pci: \"0000:d8:00.0\"\n      cpus: 0
+";
+        let r = audit_text(text, Some(&f));
+        let errors: Vec<(&str, &str)> = r.errors.iter().map(|i| (i.field.as_str(), i.message.as_str())).collect();
+        assert_eq!(
+            errors,
+            [
+                ("irq.manual_affinity[4].nic", "no network interface `ens9` on this host"),
+                ("irq.manual_affinity[5].pci", "no network device at PCI address `0000:d8:00.0` on this host"),
+            ]
+        );
+        // The NIC's node is checked as for a glob.
+        assert!(
+            r.warnings.iter().any(|w| w.field == "irq.manual_affinity[0].cpus" && w.message.contains("not on node 0")),
+            "{r:#?}"
+        );
+        assert!(
+            r.warnings.iter().any(|w| w.field == "irq.manual_affinity[1].cpus" && w.message.contains("ens3f0")),
+            "{r:#?}"
+        );
+        // Without a host, only the form is checked.
+        assert!(audit_text(text, None).errors.is_empty());
+    }
 }

@@ -603,6 +603,22 @@ mod tests {
     }
 
     #[test]
+    fn irq_pins_by_nic_and_pci_as_device_rules() {
+        let a = from_text(
+            "version: 1\nirq:\n  manual_affinity:\n    - {match: \"nvme*\", cpus: 1}\n    - {nic: ens1f0, cpus: 0-1}\n    - {pci: \"0000:3b:00.0\", cpus: \"0\"}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            a.modules[IRQ]["rules"],
+            json!([
+                {"match": {"name": "nvme*"}, "cpus": "1"},
+                {"match": {"nic": "ens1f0"}, "cpus": "0-1"},
+                {"match": {"pci": "0000:3b:00.0"}, "cpus": "0"},
+            ])
+        );
+    }
+
+    #[test]
     fn result_fields_shape() {
         let [(k1, v1), (k2, v2), (k3, v3)] = result_fields(&from_text(SEED).unwrap());
         assert_eq!((k1, k2, k3), ("module_args", "skipped_items", "not_implemented"));
