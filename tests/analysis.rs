@@ -1099,3 +1099,54 @@ fn a_root_without_proc_or_sys_is_refused_everywhere() {
     assert!(lltune(&["scan", "--root", r]).status.success());
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2, "scan wrote into the root");
 }
+
+/// Issue 19 item 2: the R640 dump has no netdevs, so `<ifname>*` globs pinned nothing. gen-config
+/// now pins the ConnectX functions by the PCI address their IRQs name, and apply moves every
+/// one of their IRQs to the housekeeping CPUs, with no pin left matching nothing.
+#[test]
+fn gen_config_pins_the_r640_nic_irqs_by_pci_and_apply_moves_them() {
+    use lltune::config::IrqTarget;
+    let root = support::real_fixture("cnto-r640-rt-worker1");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("r640.yaml");
+    let p = |x: &Path| x.to_str().unwrap().to_string();
+    let o = lltune(&["gen-config", "--root", &p(&root), "-o", &p(&cfg)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let (c, issues) = lltune::config::parse(&text);
+    assert!(issues.is_empty(), "{issues:?}");
+    let irq = c.irq.unwrap();
+    // The two PFs and sixteen VFs of the ConnectX at 0000:19:00.0, on the housekeeping CPUs.
+    let pcis: Vec<String> = irq
+        .manual_affinity
+        .iter()
+        .map(|p| match &p.target {
+            IrqTarget::Pci(a) => a.clone(),
+            other => panic!("not a pci pin: {other:?}\n{text}"),
+        })
+        .collect();
+    assert_eq!(pcis.len(), 18, "{pcis:?}");
+    assert_eq!(&pcis[..2], ["0000:19:00.0", "0000:19:00.1"]);
+    assert!(irq.manual_affinity.iter().all(|p| p.cpus.0.to_string() == "0-1,40-41"), "{text}");
+    assert!(text.contains("    - pci: \"0000:19:00.0\"\n      cpus: \"0-1,40-41\"\n"), "{text}");
+
+    let copy = support::copy_fixture(&root);
+    let o = lltune(&["apply", "-c", &p(&cfg), "--root", &p(copy.path())]);
+    let out = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(o.status.success(), "{out}");
+    assert!(!out.contains("no IRQ name matches") && !out.contains("unmatched"), "{out}");
+    let interrupts = std::fs::read_to_string(root.join("proc/interrupts")).unwrap();
+    let mlx5: Vec<u32> = interrupts
+        .lines()
+        .filter(|l| l.contains("mlx5_"))
+        .map(|l| l.split(':').next().unwrap().trim().parse().unwrap())
+        .collect();
+    assert_eq!(mlx5.len(), 320);
+    let list = |r: &Path, n: u32| std::fs::read_to_string(r.join(format!("proc/irq/{n}/smp_affinity_list"))).unwrap();
+    let mut moved = 0;
+    for n in mlx5 {
+        assert_eq!(list(copy.path(), n), "0-1,40-41\n", "irq {n}");
+        moved += usize::from(list(&root, n) != "0-1,40-41\n");
+    }
+    assert!(moved > 300, "{moved}");
+}

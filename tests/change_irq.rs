@@ -235,6 +235,18 @@ fn small_tree_results_and_refusals() {
             json!({"rules": [{"match": {"nic": "../x"}, "cpus": "0-1"}]}),
             "option rules[0].match.nic: \"../x\" is not a network interface name",
         ),
+        (
+            json!({"rules": [{"match": {"all": true}, "cpus": "0-1"}, {"match": {"pci": "0000:3b:00.0"}, "cpus": "0-1"}]}),
+            "option rules[1].match.pci: no PCI device 0000:3b:00.0 on this host (no /sys/bus/pci/devices/0000:3b:00.0)",
+        ),
+        (
+            json!({"rules": [{"match": {"pci": "3b:00.0"}, "cpus": "0-1"}]}),
+            "option rules[0].match.pci: \"3b:00.0\" is not a PCI address",
+        ),
+        (
+            json!({"rules": [{"match": {"pci": "0000:03:00.0", "nic": "eth0"}, "cpus": "0-1"}]}),
+            "option rules[0].match: give exactly one of all, nic, pci, name, irq (got 2)",
+        ),
         (json!({"rules": [{"match": {"all": true}, "cpus": "0-x"}]}), "option rules[0].cpus: invalid CPU list"),
         (
             json!({"rules": [{"match": {"all": true}, "cpus": "3-1"}]}),
@@ -375,4 +387,55 @@ fn planning_thousands_of_irqs_is_fast() {
     assert_eq!(v["changes"].as_array().unwrap().len(), 4096);
     eprintln!("4096 IRQs planned in {took:?}");
     assert!(took.as_secs_f64() < 10.0, "planning 4096 IRQs took {took:?}");
+}
+
+/// A rule by PCI address: the device's msi_irqs on a small tree, and on the R640 dump (no
+/// netdevs, no device folders) the IRQs whose names carry the address.
+#[test]
+fn pci_rules_take_the_irqs_of_the_device() {
+    let dir = host_fixture("irq-small");
+    let root = dir.path();
+    fs::create_dir_all(root.join("sys/bus/pci/devices")).unwrap();
+    symlink("../../../devices/pci0000:00/0000:00:02.0/0000:03:00.0", root.join("sys/bus/pci/devices/0000:03:00.0"))
+        .unwrap();
+    let (v, code) = run_module(
+        "lltune_irq",
+        &json!({"root": root, "rules": [{"match": {"pci": "0000:03:00.0"}, "cpus": "2-3", "spread": true}], "_ansible_check_mode": true}),
+    );
+    assert_eq!(code, 0, "{v}");
+    let after: Vec<(u64, &str)> = v["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["irq"].as_u64().unwrap(), c["after"].as_str().unwrap()))
+        .collect();
+    // msi_irqs names 26 and 27; the MSI hwirqs of 24 and 25 encode the device too.
+    assert_eq!(after, vec![(24, "2"), (25, "3"), (26, "2"), (27, "3")], "{v}");
+
+    let dir = r640();
+    let root = dir.path();
+    let start = tree_snapshot(root);
+    // 0000:19:00.1 is the ConnectX's second PF, which has no netdev in the dump.
+    let args =
+        json!({"root": root, "rules": [{"match": {"pci": "0000:19:00.1"}, "cpus": "0-1,40-41"}], "backup_id": "p1"});
+    let (v, code) = run_module("lltune_irq", &with(args.clone(), json!({"_ansible_check_mode": true})));
+    assert_eq!(code, 0, "{v}");
+    assert_same_tree(&start, &tree_snapshot(root), "check mode");
+    assert_eq!(v["rules"][0]["matched"], 64, "{v}");
+    let (v, code) = run_module("lltune_irq", &args);
+    assert_eq!(code, 0, "{v}");
+    assert!(v["warnings"].as_array().is_none_or(|w| w.iter().all(|w| !w.to_string().contains("no IRQ"))), "{v}");
+    let interrupts = read(root, "/proc/interrupts");
+    let mut n = 0;
+    for line in interrupts.lines().filter(|l| l.contains("@pci:0000:19:00.1")) {
+        let irq = line.split(':').next().unwrap().trim();
+        assert_eq!(read(root, &format!("/proc/irq/{irq}/smp_affinity_list")), "0-1,40-41\n", "irq {irq}");
+        n += 1;
+    }
+    assert_eq!(n, 64);
+    // 19:00.0 is not taken: comp0 stays where it was.
+    assert_eq!(read(root, "/proc/irq/273/smp_affinity_list"), "20\n");
+    let (rb, code) = run_module("lltune_rollback", &json!({"root": root, "backup": "p1"}));
+    assert_eq!(code, 0, "{rb}");
+    assert_same_tree(&start, &tree_snapshot(root), "after rollback");
 }

@@ -71,10 +71,21 @@ fn assert_same_rack(
     }
 }
 
-/// The play succeeded on every host, printed no warning, and changed `changed` tasks on each.
+/// lltune_irq's notice on a host tree without debugfs, which the rack's dumps lack: its NIC IRQ
+/// pins (by PCI address on the R640 and R740xd dumps) are planned without knowing which IRQs are
+/// managed.
+const NO_DEBUGFS: &str = "/sys/kernel/debug/irq/irqs is not there: managed IRQs (which the kernel refuses to move) cannot be recognised in this tree";
+
+/// The play's warnings but the debugfs notice of the rack's trees.
+fn warnings(text: &str) -> Vec<&str> {
+    text.lines().filter(|l| l.contains("[WARNING]") && !l.contains(NO_DEBUGFS)).collect()
+}
+
+/// The play succeeded on every host, printed no warning (but the debugfs notice of the rack's
+/// trees), and changed `changed` tasks on each.
 fn assert_play(r: &Run, changed: Option<u64>) -> BTreeMap<String, BTreeMap<String, u64>> {
     assert_eq!(r.code, 0, "{}", r.show());
-    assert!(!r.stdout.contains("[WARNING]") && !r.stderr.contains("[WARNING]"), "{}", r.show());
+    assert!(warnings(&r.stdout).is_empty() && warnings(&r.stderr).is_empty(), "{}", r.show());
     let mut recaps = BTreeMap::new();
     for h in HOSTS {
         let recap = play_recap(&r.stdout, h);
@@ -263,9 +274,9 @@ fn tune_with_lltune_generate_audits_and_previews_the_proposed_config() {
     }
     // The one warning per host is the audit's on the proposed config: generated configs keep
     // safety.allow_grub_edit false, so their kernel arguments are left alone.
-    let warnings: Vec<&str> = r.stderr.lines().filter(|l| l.starts_with("[WARNING]")).collect();
-    assert_eq!(warnings.len(), HOSTS.len(), "{}", r.show());
-    for w in warnings {
+    let warned: Vec<&str> = warnings(&r.stderr).into_iter().filter(|l| l.starts_with("[WARNING]")).collect();
+    assert_eq!(warned.len(), HOSTS.len(), "{}", r.show());
+    for w in warned {
         assert!(
             w.contains("config: safety.allow_grub_edit: false: apply will not change the boot command line"),
             "{w}"
