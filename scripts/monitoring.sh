@@ -18,8 +18,7 @@ lltune=${LLTUNE:-$top/target/x86_64-unknown-linux-gnu/release/lltune}
 [[ -x .venv/bin/ansible-playbook ]] || { echo "monitoring.sh: no .venv/bin/ansible-playbook: run make venv" >&2; exit 2; }
 
 need=()
-command -v prometheus >/dev/null || need+=(prometheus)
-command -v promtool >/dev/null || need+=(prometheus)
+{ command -v prometheus && command -v promtool; } >/dev/null || need+=(prometheus)
 command -v prometheus-node-exporter >/dev/null || need+=(prometheus-node-exporter)
 if [ ${#need[@]} -gt 0 ]; then
     sudo=(); [ "$(id -u)" -eq 0 ] || sudo=(sudo)
