@@ -31,7 +31,9 @@ ANSIBLE_BIN=${ANSIBLE_BIN:-$VM_SRC/.venv/bin}
     || { echo "scenario: no built collection under build/collections: run make collection" >&2; exit 1; }
 [ -x "$ANSIBLE_BIN/ansible-playbook" ] || { echo "scenario: no ansible-playbook in $ANSIBLE_BIN: run make venv" >&2; exit 1; }
 export LC_ALL=C.UTF-8 ANSIBLE_COLLECTIONS_PATH="$COLLECTIONS" ANSIBLE_COLLECTIONS_SCAN_SYS_PATH=false
-export ANSIBLE_HOST_KEY_CHECKING=False ANSIBLE_TIMEOUT=60 ANSIBLE_RETRY_FILES_ENABLED=false
+# A guest under emulation on a busy machine can take over a minute to answer a new connection:
+# ssh is retried (Ansible retries only when ssh itself fails, exit 255).
+export ANSIBLE_HOST_KEY_CHECKING=False ANSIBLE_TIMEOUT=60 ANSIBLE_SSH_RETRIES=3 ANSIBLE_RETRY_FILES_ENABLED=false
 export ANSIBLE_SSH_ARGS="-o ControlMaster=auto -o ControlPersist=900s -o ServerAliveInterval=10 -o ServerAliveCountMax=12"
 export ANSIBLE_SSH_CONTROL_PATH_DIR="$VM_RUN/cp" ANSIBLE_LOCAL_TEMP="$VM_RUN/tmp"
 PLAYBOOKS="$COLLECTIONS/ansible_collections/lltune/tuning/playbooks"
