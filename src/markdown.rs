@@ -1,11 +1,30 @@
 //! Text that comes from a host (names, CPU models, file names, command-line values) inside the
 //! Markdown lltune writes (`fleet.md`, `scan --md-report`, latency reports): escaped so that a
 //! renderer shows it as written and builds nothing from it: no HTML, no link or image, no
-//! emphasis or code span, and no extra table cell.
+//! emphasis or code span, and no extra table cell. `xml` does the same for the HTML and SVG
+//! lltune writes (`fleet.html`, latency charts).
 //!
 //! The rules are CommonMark's (spec 0.31, "Backslash escapes": any ASCII punctuation may be
 //! escaped) and GitHub's table extension (a cell ends at a `|` that no backslash escapes; a
 //! row is one line).
+
+/// `s` as character data or an attribute value of HTML or XML: `&`, `<`, `>`, `"` and `'` as
+/// character references, control characters (line breaks too) as spaces.
+pub fn xml(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&apos;"),
+            c if c.is_control() => o.push(' '),
+            c => o.push(c),
+        }
+    }
+    o
+}
 
 /// `s` as literal inline text: `&`, `<` and `>` as character references (so no raw HTML and
 /// no autolink), the punctuation that opens inline markup or ends a cell backslash-escaped,

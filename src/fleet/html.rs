@@ -4,28 +4,11 @@
 //! browser). Every text that comes from a host is escaped as HTML. Pure, like the other
 //! renderers: the same fleet gives the same bytes.
 
-use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use super::Fleet;
 use crate::analysis::Severity;
-
-/// Text as HTML: `&`, `<`, `>`, `"` and `'` as entities, control characters as spaces.
-fn esc(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&#39;"),
-            c if c.is_control() => o.push(' '),
-            c => o.push(c),
-        }
-    }
-    o
-}
+use crate::markdown::xml as esc;
 
 const ROW: u32 = 22;
 const LABEL: u32 = 220;
@@ -75,7 +58,6 @@ fn bars(o: &mut String, title: &str, rows: &[(String, Vec<(u64, &str)>)], max: u
 
 /// `fleet.html`.
 pub fn html(fleet: &Fleet) -> String {
-    let s = &fleet.summary;
     let mut o = String::from(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n\
          <meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">\n\
@@ -85,21 +67,7 @@ pub fn html(fleet: &Fleet) -> String {
          th{background:#eceff1}svg text{font-size:12px;fill:#212121}.legend span{display:inline-block;width:.9em;height:.9em;margin:0 .3em 0 1em}\n\
          </style></head><body>\n<h1>lltune fleet report</h1>\n",
     );
-    let _ = writeln!(
-        o,
-        "<p id=\"summary\">{} hosts; findings: {} errors, {} warnings, {} info; {} with errors; {} reboot pending; \
-         {} with boot drift; score min {} / mean {} / max {}.</p>",
-        s.hosts,
-        s.findings.error,
-        s.findings.warning,
-        s.findings.info,
-        s.hosts_with_errors,
-        s.reboot_pending,
-        s.drifted,
-        s.score_min,
-        s.score_mean,
-        s.score_max
-    );
+    let _ = writeln!(o, "<p id=\"summary\">{}</p>", esc(&super::render::summary_sentence(&fleet.summary)));
 
     o.push_str("<h2>Score per host</h2>\n<p>100 less 15 per error, 5 per warning and 1 per info finding.</p>\n");
     let rows: Vec<_> =
@@ -173,12 +141,7 @@ pub fn html(fleet: &Fleet) -> String {
     }
     o.push_str("</table>\n");
 
-    let mut by_id: BTreeMap<(std::cmp::Reverse<Severity>, String), Vec<&str>> = BTreeMap::new();
-    for h in &fleet.hosts {
-        for r in &h.recommendations {
-            by_id.entry((std::cmp::Reverse(r.severity), r.id())).or_default().push(&h.host);
-        }
-    }
+    let by_id = super::render::findings_by_id(fleet);
     if !by_id.is_empty() {
         o.push_str(
             "<h2>Findings</h2>\n<table><tr><th>finding</th><th>severity</th><th>hosts</th><th>which</th></tr>\n",
@@ -210,7 +173,7 @@ mod tests {
 
     #[test]
     fn host_text_is_escaped_and_nothing_is_fetched() {
-        assert_eq!(esc("<script>a&b\"c'd\u{7}"), "&lt;script&gt;a&amp;b&quot;c&#39;d ");
+        assert_eq!(esc("<script>a&b\"c'd\u{7}\n"), "&lt;script&gt;a&amp;b&quot;c&apos;d  ");
         let facts = crate::analysis::testing::two_nodes();
         let input = super::super::HostInput {
             host: "<img src=x onerror=alert(1)>".into(),

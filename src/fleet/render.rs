@@ -1,10 +1,12 @@
 //! The fleet report's files (fleet.html: `super::html`), rendered from a `Fleet`. Pure; the same fleet gives the
 //! same bytes (hosts in name order, no clock time).
 
+use std::cmp::Reverse;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use super::{Fleet, HostEntry};
+use crate::analysis::Severity;
 
 /// `fleet.json`: the `Fleet` object, pretty-printed.
 pub fn json(fleet: &Fleet) -> String {
@@ -147,12 +149,10 @@ fn values_text(v: &[Option<String>]) -> String {
 }
 
 /// `fleet.md`: the summary, one table row per host, then each host's boot drift.
-pub fn markdown(fleet: &Fleet) -> String {
-    let s = &fleet.summary;
-    let mut o = String::from("# lltune fleet report\n\n");
-    let _ = writeln!(
-        o,
-        "{} hosts; findings: {} errors, {} warnings, {} info; {} with errors; {} reboot pending; {} with boot drift; score min {} / mean {} / max {}.\n",
+/// The fleet in one sentence (fleet.md and fleet.html open with it).
+pub(super) fn summary_sentence(s: &super::Summary) -> String {
+    format!(
+        "{} hosts; findings: {} errors, {} warnings, {} info; {} with errors; {} reboot pending; {} with boot drift; score min {} / mean {} / max {}.",
         s.hosts,
         s.findings.error,
         s.findings.warning,
@@ -163,7 +163,23 @@ pub fn markdown(fleet: &Fleet) -> String {
         s.score_min,
         s.score_mean,
         s.score_max
-    );
+    )
+}
+
+/// Every finding of the fleet by its id, most severe first, with the hosts that have it.
+pub(super) fn findings_by_id(fleet: &Fleet) -> BTreeMap<(Reverse<Severity>, String), Vec<&str>> {
+    let mut by_id: BTreeMap<(Reverse<Severity>, String), Vec<&str>> = BTreeMap::new();
+    for h in &fleet.hosts {
+        for r in &h.recommendations {
+            by_id.entry((Reverse(r.severity), r.id())).or_default().push(&h.host);
+        }
+    }
+    by_id
+}
+
+pub fn markdown(fleet: &Fleet) -> String {
+    let mut o = String::from("# lltune fleet report\n\n");
+    let _ = writeln!(o, "{}\n", summary_sentence(&fleet.summary));
     o.push_str("| host | kernel | CPU | topology | online | isolated | NUMA | NICs | errors | warnings | info | score | reboot pending | drift |\n");
     o.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for h in &fleet.hosts {
@@ -196,13 +212,7 @@ pub fn markdown(fleet: &Fleet) -> String {
          `nohz_full`, and `isolcpus` (with or without `domain`) and `nohz_full` of the running command \
          line. `lltune scan` on a host shows each source apart.\n",
     );
-    // Every finding by its id, most severe first: which hosts have it.
-    let mut by_id: BTreeMap<(std::cmp::Reverse<crate::analysis::Severity>, String), Vec<&str>> = BTreeMap::new();
-    for h in &fleet.hosts {
-        for r in &h.recommendations {
-            by_id.entry((std::cmp::Reverse(r.severity), r.id())).or_default().push(&h.host);
-        }
-    }
+    let by_id = findings_by_id(fleet);
     if !by_id.is_empty() {
         o.push_str("\n## Findings\n\nEach finding by its id (`category.item`), most severe first, with the hosts that have it.\n\n");
         o.push_str("| finding | severity | hosts | which |\n|---|---|---|---|\n");

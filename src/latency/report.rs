@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use super::{CpuStats, LatencyDoc, Role};
 use crate::cpulist::CpuList;
+use crate::markdown::xml;
 
 /// A value in µs as a table cell: `—` when unknown, `≥N` when it is a lower bound.
 fn us(v: Option<u64>, lower_bound: bool) -> String {
@@ -256,22 +257,6 @@ pub fn plot_cpus(runs: &[(&str, &LatencyDoc)]) -> CpuList {
         .collect::<CpuList>()
         .intersection(&common);
     if iso.is_empty() { common } else { iso }
-}
-
-fn xml(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&apos;"),
-            c if (c as u32) < 0x20 && c != '\n' && c != '\t' => o.push(' '),
-            c => o.push(c),
-        }
-    }
-    o
 }
 
 /// Colours of the series, in order (colour-blind safe blue and orange, then more).
