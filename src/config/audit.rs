@@ -237,6 +237,28 @@ pub fn check(cfg: &Config, facts: Option<&Facts>, r: &mut AuditReport) {
                 r.warn("irq.avoid_cores_for_irqs", format!("{a} does not cover the isolated CPUs {isolated}"));
             }
         }
+        if let Some(d) = &irq.default_affinity {
+            if d.0.is_empty() {
+                r.error("irq.default_affinity", "empty: new IRQs need at least one CPU");
+            }
+            let both = d.0.intersection(&isolated);
+            if !both.is_empty() {
+                r.error("irq.default_affinity", format!("new IRQs would start on isolated CPUs {both}"));
+            }
+        }
+    }
+    if let Some(q) = cfg.cpu.as_ref().and_then(|c| c.pm_qos_resume_latency_us.as_ref()) {
+        if q.cpus.as_ref().is_some_and(|c| c.0.is_empty()) {
+            r.error("cpu.pm_qos_resume_latency_us.cpus", "empty CPU list");
+        }
+    }
+    if let Some(u) = cfg.cpu.as_ref().and_then(|c| c.uncore.as_ref()) {
+        let khz = |v: &Option<config::Text>| v.as_ref().and_then(|t| t.0.parse::<u64>().ok());
+        if let (Some(lo), Some(hi)) = (khz(&u.min_freq_khz), khz(&u.max_freq_khz)) {
+            if lo > hi {
+                r.error("cpu.uncore.min_freq_khz", format!("{lo} is above max_freq_khz {hi}"));
+            }
+        }
     }
 
     // ---- Kernel arguments: safety ----
@@ -294,6 +316,14 @@ pub fn check(cfg: &Config, facts: Option<&Facts>, r: &mut AuditReport) {
             (arg_field(cfg, "kthread_cpus"), kthread_cpus.as_ref()),
             (arg_field(cfg, "irqaffinity"), irqaffinity.as_ref()),
             ("irq.avoid_cores_for_irqs".to_string(), avoid.as_ref()),
+            (
+                "irq.default_affinity".to_string(),
+                cfg.irq.as_ref().and_then(|i| i.default_affinity.as_ref()).map(|c| &c.0),
+            ),
+            (
+                "cpu.pm_qos_resume_latency_us.cpus".to_string(),
+                cfg.cpu.as_ref().and_then(|c| c.pm_qos_resume_latency_us.as_ref()?.cpus.as_ref()).map(|c| &c.0),
+            ),
         ]
         .into_iter()
         .filter_map(|(k, v)| v.map(|v| (k, v)))

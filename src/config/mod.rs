@@ -208,6 +208,49 @@ pub struct CpuSection {
     pub turbo: Option<bool>,
     pub cstate_limit: Option<u32>,
     pub epp: Option<String>,
+    /// `cpuN/power/pm_qos_resume_latency_us` on `cpus` (default the isolated cores).
+    pub pm_qos_resume_latency_us: Option<PmQos>,
+    /// `cpuN/power/energy_perf_bias`: 0-15 or one of `EPB_NAMES`, as the number.
+    pub energy_perf_bias: Option<u8>,
+    /// `intel_uncore_frequency/*/{min,max}_freq_khz`.
+    pub uncore: Option<Uncore>,
+    /// `machinecheck/machinecheckN/ignore_ce`.
+    pub mce_ignore_ce: Option<bool>,
+}
+
+/// `cpu.pm_qos_resume_latency_us`: `value` is µs, `0` (no constraint, the kernel's default)
+/// or `n/a` (no resume latency accepted: the CPU only polls when idle).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct PmQos {
+    pub cpus: Option<Cpus>,
+    pub value: Text,
+}
+
+/// `cpu.uncore`: kHz, or `min`/`max` for each die's `initial_min_freq_khz`/`initial_max_freq_khz`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Uncore {
+    pub min_freq_khz: Option<Text>,
+    pub max_freq_khz: Option<Text>,
+}
+
+/// The names the kernel takes for `energy_perf_bias` (arch/x86/kernel/cpu/intel_epb.c) and
+/// the values it stores for them.
+pub const EPB_NAMES: &[(&str, u8)] =
+    &[("performance", 0), ("balance-performance", 4), ("normal", 6), ("balance-power", 8), ("power", 15)];
+
+/// An `energy_perf_bias` value as the number the kernel stores.
+pub fn epb_value(v: &str) -> Option<u8> {
+    EPB_NAMES.iter().find(|(n, _)| *n == v).map(|(_, b)| *b).or_else(|| v.parse().ok().filter(|b| *b <= 15))
+}
+
+/// A PM QoS resume latency as the kernel takes it: `n/a`, or µs from 0 to 2^31-2.
+pub fn pm_qos_value(v: &str) -> bool {
+    v == "n/a" || (v.len() <= 10 && v.parse::<u32>().is_ok_and(|n| n < i32::MAX as u32))
+}
+
+/// An uncore limit: kHz in 100 MHz steps, or `min`/`max`.
+pub fn uncore_value(v: &str) -> bool {
+    matches!(v, "min" | "max") || v.parse::<u32>().is_ok_and(|n| n > 0 && n % 100_000 == 0)
 }
 
 /// Runtime sysctls of the kernel that isolation cares about.
@@ -464,6 +507,8 @@ pub struct IrqSection {
     pub avoid_cores_for_irqs: Option<Cpus>,
     pub disable_rps: Option<bool>,
     pub disable_rfs: Option<bool>,
+    /// `/proc/irq/default_smp_affinity`: where new IRQs start.
+    pub default_affinity: Option<Cpus>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -613,6 +658,23 @@ impl Config {
             if let Some(v) = m.mlock.as_ref().and_then(|l| l.max_map_count) {
                 put("vm.max_map_count".into(), v.to_string(), "memory.mlock.max_map_count".into());
             }
+            // Swap off, and should a swap device come back, reclaim page cache before anything
+            // is swapped out (an explicit `swappiness` above wins).
+            if m.swap_disable == Some(true) {
+                put("vm.swappiness".into(), "0".into(), "memory.swap_disable".into());
+            }
+        }
+        // Isolated cores: the lockup detectors run on the housekeeping CPUs only (TuneD's
+        // cpu-partitioning does the same).
+        if self.cpu.as_ref().is_some_and(|c| c.isolate_cores.is_some()) {
+            let hk = ["kthread_cpus", "irqaffinity"].iter().find_map(|k| self.kernel_arg(k).flatten());
+            if let Some(hk) = hk.and_then(|h| CpuList::parse(h).ok()).filter(|h| !h.is_empty()) {
+                put("kernel.watchdog_cpumask".into(), hk.to_string(), "cpu.isolate_cores".into());
+            }
+        }
+        // RFS off: the global flow table too (an explicit `network.sysctl` value wins).
+        if self.irq.as_ref().and_then(|i| i.disable_rfs) == Some(true) {
+            put("net.core.rps_sock_flow_entries".into(), "0".into(), "irq.disable_rfs".into());
         }
         if let Some(s) = self.kernel.as_ref().and_then(|k| k.sysctl.as_ref()) {
             let items: [(&str, Option<String>); 4] = [

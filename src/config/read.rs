@@ -428,10 +428,85 @@ read_mapping!(Hardware, required [], {
     "nics" => nics,
 });
 read_mapping!(Governor, required ["target"], { "target" => target });
-read_mapping!(CpuSection, required [], {
-    "governor" => governor, "isolate_cores" => isolate_cores, "turbo" => turbo, "cstate_limit" => cstate_limit,
-    "epp" => epp,
-});
+impl Read for CpuSection {
+    fn read(v: &Yaml, at: &str) -> R<CpuSection> {
+        let mut o = CpuSection::default();
+        let known = [
+            "governor",
+            "isolate_cores",
+            "turbo",
+            "cstate_limit",
+            "epp",
+            "pm_qos_resume_latency_us",
+            "energy_perf_bias",
+            "uncore",
+            "mce_ignore_ce",
+        ];
+        fields(v, at, &known, &[], |k, v, at| {
+            match k {
+                "governor" => o.governor = Read::read(v, at)?,
+                "isolate_cores" => o.isolate_cores = Read::read(v, at)?,
+                "turbo" => o.turbo = Read::read(v, at)?,
+                "cstate_limit" => o.cstate_limit = Read::read(v, at)?,
+                "epp" => o.epp = Read::read(v, at)?,
+                "pm_qos_resume_latency_us" => o.pm_qos_resume_latency_us = Read::read(v, at)?,
+                "uncore" => o.uncore = Read::read(v, at)?,
+                "mce_ignore_ce" => o.mce_ignore_ce = Read::read(v, at)?,
+                _ => {
+                    let t: Option<Text> = Read::read(v, at)?;
+                    o.energy_perf_bias = match t {
+                        None => None,
+                        Some(t) => Some(epb_value(&t.0).ok_or_else(|| {
+                            let names: Vec<&str> = EPB_NAMES.iter().map(|n| n.0).collect();
+                            Issue::new(at, format!("expected 0 to 15 or one of {}, got {:?}", names.join(", "), t.0))
+                        })?),
+                    };
+                }
+            }
+            Ok(())
+        })?;
+        Ok(o)
+    }
+}
+
+/// A `Text` that `ok` accepts, else an issue saying what is expected.
+fn checked_text(v: &Yaml, at: &str, ok: fn(&str) -> bool, want: &str) -> R<Text> {
+    let t: Text = Read::read(v, at)?;
+    if ok(&t.0) { Ok(t) } else { Err(Issue::new(at, format!("expected {want}, got {:?}", t.0))) }
+}
+
+impl Read for PmQos {
+    fn read(v: &Yaml, at: &str) -> R<PmQos> {
+        let mut out = PmQos::default();
+        fields(v, at, &["cpus", "value"], &["value"], |k, v, at| {
+            match k {
+                "cpus" => out.cpus = Read::read(v, at)?,
+                _ => {
+                    let want = "microseconds (0 = no constraint, up to 2147483646) or \"n/a\" (no latency accepted)";
+                    out.value = checked_text(v, at, pm_qos_value, want)?;
+                }
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+}
+
+impl Read for Uncore {
+    fn read(v: &Yaml, at: &str) -> R<Uncore> {
+        let mut out = Uncore::default();
+        fields(v, at, &["min_freq_khz", "max_freq_khz"], &[], |k, v, at| {
+            let t = Some(checked_text(v, at, uncore_value, "kHz in 100 MHz steps (2400000) or min or max")?);
+            if k == "min_freq_khz" {
+                out.min_freq_khz = t
+            } else {
+                out.max_freq_khz = t
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+}
 read_mapping!(KernelSysctl, required [], {
     "timer_migration" => timer_migration, "hung_task_timeout_secs" => hung_task_timeout_secs,
     "nmi_watchdog" => nmi_watchdog, "sched_rt_runtime_us" => sched_rt_runtime_us,
@@ -467,7 +542,7 @@ read_mapping!(Interface, required ["name"], {
 read_mapping!(NetworkSection, required [], { "defaults" => defaults, "sysctl" => sysctl, "interfaces" => interfaces });
 read_mapping!(IrqSection, required [], {
     "manual_affinity" => manual_affinity, "avoid_cores_for_irqs" => avoid_cores_for_irqs,
-    "disable_rps" => disable_rps, "disable_rfs" => disable_rfs,
+    "disable_rps" => disable_rps, "disable_rfs" => disable_rfs, "default_affinity" => default_affinity,
 });
 read_mapping!(Ptp, required [], { "interface" => interface, "phc2sys" => phc2sys, "domain" => domain });
 read_mapping!(TimeSync, required [], { "ntp" => ntp, "ptp" => ptp, "clocksource" => clocksource });

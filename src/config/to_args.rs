@@ -207,13 +207,25 @@ pub fn from_config(cfg: &Config, doc: &Yaml) -> ModuleArgs {
 }
 
 /// `network.defaults` and `network.interfaces` (and `irq.disable_rps`/`disable_rfs`, which act
-/// on the interfaces' queues) as `lltune_nic`'s `interfaces`, with ethtool's names. An
-/// interface with nothing to set is left out; so is the module when none is left.
+/// on the interfaces' queues, or on every netdev but loopback when none is listed) as
+/// `lltune_nic`'s `interfaces`, with ethtool's names. An interface with nothing to set is left
+/// out; so is the module when none is left.
 fn nic_args(cfg: &Config) -> Option<Value> {
-    let net = cfg.network.as_ref()?;
+    let net = cfg.network.clone().unwrap_or_default();
     let d = net.defaults.clone().unwrap_or_default();
     let irq = cfg.irq.clone().unwrap_or_default();
     let mut interfaces = Vec::new();
+    if net.interfaces.is_empty() && (irq.disable_rps == Some(true) || irq.disable_rfs == Some(true)) {
+        // No interface named: RPS/RFS off on every netdev but loopback (lltune_nic's `all`).
+        let mut e = Map::from_iter([("all".to_string(), Value::Bool(true))]);
+        if irq.disable_rps == Some(true) {
+            e.insert("rps_cpus".into(), Value::String(String::new()));
+        }
+        if irq.disable_rfs == Some(true) {
+            e.insert("rps_flow_cnt".into(), Value::from(0));
+        }
+        interfaces.push(Value::Object(e));
+    }
     for i in &net.interfaces {
         let mut e = Map::new();
         let mut features = Map::new();
@@ -276,7 +288,8 @@ fn nic_args(cfg: &Config) -> Option<Value> {
 
 /// The `irq` section as `lltune_irq`'s `rules` (one per `manual_affinity` pin, in order: a
 /// `match` glob as `{name}`, a `nic` as `{nic}`, a `pci` address as `{pci}`) and
-/// `irqbalance_banned_cpus` (`avoid_cores_for_irqs`: irqbalance must not move IRQs there).
+/// `irqbalance_banned_cpus` (`avoid_cores_for_irqs`: irqbalance must not move IRQs there) and
+/// `default_affinity`.
 fn irq_args(cfg: &Config) -> Option<Value> {
     let irq = cfg.irq.as_ref()?;
     let mut m = Map::new();
@@ -298,6 +311,9 @@ fn irq_args(cfg: &Config) -> Option<Value> {
     if let Some(avoid) = irq.avoid_cores_for_irqs.as_ref().filter(|a| !a.0.is_empty()) {
         m.insert("irqbalance_banned_cpus".into(), Value::String(avoid.0.to_string()));
     }
+    if let Some(d) = &irq.default_affinity {
+        m.insert("default_affinity".into(), Value::String(d.0.to_string()));
+    }
     (!m.is_empty()).then(|| persistent(m))
 }
 
@@ -312,8 +328,9 @@ fn housekeeping(cfg: &Config) -> Option<String> {
     ["kthread_cpus", "irqaffinity"].iter().find_map(|k| cfg.kernel_arg(k).flatten().map(str::to_string))
 }
 
-/// `cpu` as `lltune_cpu`: governor, EPP, turbo, `cstate_limit` (as `cstates.max_cstate`), and
-/// the housekeeping CPUs of the command line as the workqueue cpumasks and systemd's
+/// `cpu` as `lltune_cpu`: governor, EPP, turbo, `cstate_limit` (as `cstates.max_cstate`), PM
+/// QoS resume latency (on the isolated cores unless `cpus` says), energy/performance bias,
+/// uncore limits, `mce_ignore_ce`, and the housekeeping CPUs of the command line as the workqueue cpumasks and systemd's
 /// CPUAffinity (`isolate_cores` itself is the command line's business: isolcpus and friends).
 fn cpu_args(cfg: &Config) -> Option<Value> {
     let c = cfg.cpu.clone().unwrap_or_default();
@@ -329,6 +346,28 @@ fn cpu_args(cfg: &Config) -> Option<Value> {
     }
     if let Some(n) = c.cstate_limit {
         m.insert("cstates".into(), serde_json::json!({ "max_cstate": n }));
+    }
+    if let Some(q) = &c.pm_qos_resume_latency_us {
+        let mut e = Map::from_iter([("value".to_string(), Value::String(q.value.0.clone()))]);
+        if let Some(cpus) = q.cpus.as_ref().or(c.isolate_cores.as_ref()) {
+            e.insert("cpus".into(), Value::String(cpus.0.to_string()));
+        }
+        m.insert("pm_qos_resume_latency_us".into(), Value::Object(e));
+    }
+    if let Some(b) = c.energy_perf_bias {
+        m.insert("energy_perf_bias".into(), Value::from(b));
+    }
+    if let Some(u) = &c.uncore {
+        let e: Map<String, Value> = [("min_freq_khz", &u.min_freq_khz), ("max_freq_khz", &u.max_freq_khz)]
+            .into_iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| (k.to_string(), Value::String(v.0.clone()))))
+            .collect();
+        if !e.is_empty() {
+            m.insert("uncore".into(), Value::Object(e));
+        }
+    }
+    if let Some(b) = c.mce_ignore_ce {
+        m.insert("mce_ignore_ce".into(), Value::Bool(b));
     }
     if cfg.cpu.as_ref().is_some_and(|c| c.isolate_cores.is_some()) {
         if let Some(hk) = housekeeping(cfg) {
@@ -619,6 +658,77 @@ mod tests {
     }
 
     #[test]
+    fn rps_rfs_on_every_nic_default_affinity_and_explicit_values_win() {
+        // No interface listed: every netdev but loopback, and the global flow table.
+        let a =
+            from_text("version: 1\nirq:\n  disable_rps: true\n  disable_rfs: true\n  default_affinity: 0-1\n").unwrap();
+        assert_eq!(
+            a.modules[NIC],
+            json!({"interfaces": [{"all": true, "rps_cpus": "", "rps_flow_cnt": 0}], "persist": true})
+        );
+        assert_eq!(a.modules[SYSCTL], json!({"settings": {"net.core.rps_sock_flow_entries": "0"}}));
+        assert_eq!(a.sysctl_paths["net.core.rps_sock_flow_entries"], "irq.disable_rfs");
+        assert_eq!(a.modules[IRQ], json!({"default_affinity": "0-1", "persist": true}));
+        // RPS only: no flow table, no rps_flow_cnt.
+        let a = from_text("version: 1\nirq:\n  disable_rps: true\n").unwrap();
+        assert_eq!(a.modules[NIC]["interfaces"], json!([{"all": true, "rps_cpus": ""}]));
+        assert!(a.get(SYSCTL).is_none());
+        // Interfaces listed: those only, as before.
+        let a = from_text(
+            "version: 1\nnetwork:\n  interfaces:\n    - {name: eth0, rings: {rx: 512}}\nirq:\n  disable_rfs: true\n",
+        )
+        .unwrap();
+        assert_eq!(a.modules[NIC]["interfaces"], json!([{"name": "eth0", "rings": {"rx": 512}, "rps_flow_cnt": 0}]));
+        // An explicit value beats the derived one.
+        let a = from_text(
+            "version: 1\nnetwork:\n  sysctl:\n    rps_sock_flow_entries: 4096\n    vm.swappiness: 1\nirq:\n  disable_rfs: true\nmemory:\n  swap_disable: true\n",
+        )
+        .unwrap();
+        assert_eq!(
+            a.modules[SYSCTL]["settings"],
+            json!({"net.core.rps_sock_flow_entries": "4096", "vm.swappiness": "1"})
+        );
+        let a = from_text("version: 1\nmemory:\n  swap_disable: true\n  swappiness: 10\n").unwrap();
+        assert_eq!(a.modules[SYSCTL]["settings"], json!({"vm.swappiness": "10"}));
+    }
+
+    #[test]
+    fn cpu_power_keys_as_lltune_cpu_options() {
+        let a = from_text(
+            "version: 1\ncpu:\n  isolate_cores: 2-3\n  pm_qos_resume_latency_us: {value: n/a}\n  energy_perf_bias: balance-performance\n  uncore: {min_freq_khz: max, max_freq_khz: 2400000}\n  mce_ignore_ce: true\n",
+        )
+        .unwrap();
+        assert_eq!(
+            a.modules[CPU],
+            json!({"pm_qos_resume_latency_us": {"value": "n/a", "cpus": "2-3"}, "energy_perf_bias": 4,
+                   "uncore": {"min_freq_khz": "max", "max_freq_khz": "2400000"}, "mce_ignore_ce": true,
+                   "persist": true})
+        );
+        // No housekeeping CPUs named: no watchdog_cpumask.
+        assert!(a.get(SYSCTL).is_none());
+        let a = from_text("version: 1\ncpu:\n  pm_qos_resume_latency_us: {cpus: 5, value: 20}\n").unwrap();
+        assert_eq!(a.modules[CPU]["pm_qos_resume_latency_us"], json!({"value": "20", "cpus": "5"}));
+        let a = from_text("version: 1\ncpu:\n  pm_qos_resume_latency_us: {value: 0}\n").unwrap();
+        assert_eq!(a.modules[CPU]["pm_qos_resume_latency_us"], json!({"value": "0"}));
+        // Bad values name the key.
+        for (text, want) in [
+            ("pm_qos_resume_latency_us: {value: none}", "cpu.pm_qos_resume_latency_us.value: expected microseconds"),
+            ("pm_qos_resume_latency_us: {value: 2147483647}", "cpu.pm_qos_resume_latency_us.value"),
+            ("pm_qos_resume_latency_us: {cpus: 2}", "cpu.pm_qos_resume_latency_us: missing field `value`"),
+            ("energy_perf_bias: 16", "cpu.energy_perf_bias: expected 0 to 15 or one of performance"),
+            ("energy_perf_bias: fast", "cpu.energy_perf_bias"),
+            ("uncore: {min_freq_khz: 2450000}", "cpu.uncore.min_freq_khz: expected kHz in 100 MHz steps"),
+            ("uncore: {max: 1}", "cpu.uncore.max: unknown field `max`"),
+            ("mce_ignore_ce: 1", "cpu.mce_ignore_ce: expected a boolean"),
+        ] {
+            let e = from_text(&format!("version: 1\ncpu:\n  {text}\n")).unwrap_err();
+            assert!(e[0].to_string().contains(want), "{text}: {e:?}");
+        }
+        let e = from_text("version: 1\nirq:\n  default_affinity: x\n").unwrap_err();
+        assert!(e[0].to_string().starts_with("irq.default_affinity: "), "{e:?}");
+    }
+
+    #[test]
     fn result_fields_shape() {
         let [(k1, v1), (k2, v2), (k3, v3)] = result_fields(&from_text(SEED).unwrap());
         assert_eq!((k1, k2, k3), ("module_args", "skipped_items", "not_implemented"));
@@ -657,8 +767,13 @@ mod tests {
                 {"domain": "@trading", "type": "-", "item": "rtprio", "value": "99"},
             ]})
         );
+        // swap_disable sets vm.swappiness too; isolated cores keep the lockup detectors on the
+        // housekeeping CPUs.
+        assert_eq!(a.modules[SYSCTL], json!({"settings": {"kernel.watchdog_cpumask": "0-1", "vm.swappiness": "0"}}));
+        assert_eq!(a.sysctl_paths["vm.swappiness"], "memory.swap_disable");
+        assert_eq!(a.sysctl_paths["kernel.watchdog_cpumask"], "cpu.isolate_cores");
         // The order apply runs them in: NIC and IRQ last.
-        assert_eq!(a.modules.keys().collect::<Vec<_>>(), [KERNEL_ARGS, CPU, MEMORY, SERVICES, LIMITS]);
+        assert_eq!(a.modules.keys().collect::<Vec<_>>(), [SYSCTL, KERNEL_ARGS, CPU, MEMORY, SERVICES, LIMITS]);
         assert_eq!(a.not_implemented, ["time_sync"]);
         // The seed's spellings: node keys as bare numbers, RDMA devices as a list of names.
         let a = from_text(
@@ -718,7 +833,8 @@ mod tests {
                     text.push_str("  interfaces:\n    - {name: eth0, coalescing: {rx_usecs: 0}}\n");
                 }
             }
-            let wanted: Vec<&str> = ORDER.iter().copied().filter(|m| on(m)).collect();
+            // swap_disable brings vm.swappiness (lltune_sysctl).
+            let wanted: Vec<&str> = ORDER.iter().copied().filter(|m| on(m) || (*m == SYSCTL && on(MEMORY))).collect();
             let full = from_text(&text).unwrap_or_else(|e| panic!("{text}: {e:?}"));
             assert_eq!(full.modules.keys().map(String::as_str).collect::<Vec<_>>(), wanted, "{text}");
             let mut fitted = full.clone();

@@ -1,9 +1,13 @@
 //! lltune_cpu: CPU power and housekeeping at run time — cpufreq governor, energy-performance
-//! preference (EPP), turbo, cpuidle states — the unbound-workqueue cpumasks, and systemd's
-//! `CPUAffinity=` in a system.conf.d drop-in (effective at the next boot).
+//! preference (EPP), turbo, cpuidle states, per-CPU PM QoS resume latency, energy/performance
+//! bias, uncore frequency limits, machine-check `ignore_ce` — the unbound-workqueue cpumasks,
+//! and systemd's `CPUAffinity=` in a system.conf.d drop-in (effective at the next boot).
 //!
 //! Sources: Documentation/admin-guide/pm/cpufreq.rst, intel_pstate.rst, cpuidle.rst
-//! (`stateN/disable`), core-api/workqueue.rst (`cpumask`), systemd-system.conf(5).
+//! (`stateN/disable`), core-api/workqueue.rst (`cpumask`), systemd-system.conf(5),
+//! ABI/testing/sysfs-devices-power (`pm_qos_resume_latency_us`: `0` no constraint, `n/a` no
+//! latency accepted), sysfs-devices-system-cpu (`energy_perf_bias`),
+//! admin-guide/pm/intel_uncore_frequency_scaling.rst, x86/x86_64/machinecheck.rst.
 //!
 //! The surprising parts: several CPUs can share one cpufreq policy (`cpuN/cpufreq` links to
 //! `cpufreq/policyM`), so writes are made once per resolved file; intel_pstate in active
@@ -49,6 +53,15 @@ pub struct Params {
     pub workqueue_cpumask: Option<CpuList>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub systemd_cpu_affinity: Option<CpuList>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pm_qos_resume_latency_us: Option<PmQos>,
+    /// 0-15 or a name of `config::EPB_NAMES`, on `cpus`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub energy_perf_bias: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uncore: Option<Uncore>,
+    #[serde(default, deserialize_with = "opt_bool", skip_serializing_if = "Option::is_none")]
+    pub mce_ignore_ce: Option<bool>,
     #[serde(default, deserialize_with = "lenient_bool")]
     pub persist: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -69,6 +82,38 @@ pub struct Cstates {
     /// 6): deeper ones are disabled, the others enabled (the config's `cpu.cstate_limit`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_cstate: Option<u32>,
+}
+
+/// `pm_qos_resume_latency_us`: `value` on `cpus` (default every online CPU).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PmQos {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<CpuList>,
+    /// µs (`0`: no constraint) or `"n/a"` (no latency accepted).
+    pub value: Value,
+}
+
+/// `uncore`: kHz (100 MHz steps) or `"min"`/`"max"` (each die's initial limits).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Uncore {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_freq_khz: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_freq_khz: Option<Value>,
+}
+
+pub const UNCORE_DIR: &str = "/sys/devices/system/cpu/intel_uncore_frequency";
+pub const MCE_DIR: &str = "/sys/devices/system/machinecheck";
+
+/// A number or a string option value as text (`0`, `"n/a"`).
+fn value_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => n.as_u64().map(|n| n.to_string()),
+        _ => None,
+    }
 }
 
 /// An optional boolean written the Ansible way (`yes`, `"on"`, `1`).
@@ -162,9 +207,13 @@ pub fn plan(host: &Host, p: &Params) -> Result<engine::Plan> {
         && p.cstates.is_none()
         && p.workqueue_cpumask.is_none()
         && p.systemd_cpu_affinity.is_none()
+        && p.pm_qos_resume_latency_us.is_none()
+        && p.energy_perf_bias.is_none()
+        && p.uncore.is_none()
+        && p.mce_ignore_ce.is_none()
     {
         return Err(fail(
-            "give at least one of governor, epp, turbo, cstates, workqueue_cpumask, systemd_cpu_affinity",
+            "give at least one of governor, epp, turbo, cstates, workqueue_cpumask, systemd_cpu_affinity, pm_qos_resume_latency_us, energy_perf_bias, uncore, mce_ignore_ce",
         ));
     }
     let online = online_cpus(host)?;
@@ -276,6 +325,8 @@ pub fn plan(host: &Host, p: &Params) -> Result<engine::Plan> {
         }
     }
 
+    power(host, p, &cpus, &online, &mut w, &mut out.warnings)?;
+
     let mut runtime = (String::new(), String::new());
     for ((setting, before, after), on) in &w.groups {
         let label = if on.is_empty() { setting.clone() } else { format!("{setting} (CPUs {on})") };
@@ -305,6 +356,162 @@ pub fn plan(host: &Host, p: &Params) -> Result<engine::Plan> {
     }
     out.field("cpus", cpus.to_string());
     Ok(out)
+}
+
+/// PM QoS resume latency, energy/performance bias, uncore limits and `ignore_ce`. A file the
+/// host lacks is named in a warning and skipped: these exist only on some CPUs and kernels.
+fn power(
+    host: &Host,
+    p: &Params,
+    cpus: &CpuList,
+    online: &CpuList,
+    w: &mut Writes,
+    warnings: &mut Vec<String>,
+) -> Result<()> {
+    let mut missing = |what: &str, without: &CpuList, file: &str| {
+        if !without.is_empty() {
+            warnings.push(format!("{what}: CPUs {without} have no {CPU}/cpuN/power/{file}; skipped there"));
+        }
+    };
+    if let Some(q) = &p.pm_qos_resume_latency_us {
+        let want = value_text(&q.value).filter(|v| crate::config::pm_qos_value(v)).ok_or_else(|| {
+            fail(format!(
+                "option pm_qos_resume_latency_us.value: {} is not microseconds (0 = no constraint, up to 2147483646) or \"n/a\"",
+                cap_text(&q.value.to_string())
+            ))
+        })?;
+        let on = q.cpus.clone().unwrap_or_else(|| cpus.clone());
+        check_online("pm_qos_resume_latency_us.cpus", &on, online)?;
+        let mut without = CpuList::new();
+        for n in on.iter() {
+            let path = format!("{CPU}/cpu{n}/power/pm_qos_resume_latency_us");
+            match host.attr(&path) {
+                None => without.insert(n),
+                Some(now) if now != want => w.set(host, "pm_qos_resume_latency_us", Some(n), &path, &now, &want),
+                Some(_) => {}
+            }
+        }
+        missing("pm_qos_resume_latency_us", &without, "pm_qos_resume_latency_us");
+    }
+    if let Some(v) = &p.energy_perf_bias {
+        let want = value_text(v).and_then(|t| crate::config::epb_value(&t)).ok_or_else(|| {
+            let names: Vec<&str> = crate::config::EPB_NAMES.iter().map(|n| n.0).collect();
+            fail(format!(
+                "option energy_perf_bias: {} is not 0 to 15 or one of {}",
+                cap_text(&v.to_string()),
+                names.join(", ")
+            ))
+        })?;
+        let mut without = CpuList::new();
+        for n in cpus.iter() {
+            let path = format!("{CPU}/cpu{n}/power/energy_perf_bias");
+            match host.attr(&path) {
+                None => without.insert(n),
+                Some(now) if now != want.to_string() => {
+                    w.set(host, "energy_perf_bias", Some(n), &path, &now, &want.to_string())
+                }
+                Some(_) => {}
+            }
+        }
+        missing("energy_perf_bias", &without, "energy_perf_bias");
+    }
+    if let Some(u) = &p.uncore {
+        uncore(host, u, w, warnings)?;
+    }
+    if let Some(on) = p.mce_ignore_ce {
+        let want = if on { "1" } else { "0" };
+        let banks: Vec<String> = host
+            .list_or_empty(MCE_DIR)
+            .into_iter()
+            .filter(|d| d.strip_prefix("machinecheck").is_some_and(|n| n.parse::<u32>().is_ok()))
+            .map(|d| format!("{MCE_DIR}/{d}/ignore_ce"))
+            .filter(|f| host.exists(f))
+            .collect();
+        if banks.is_empty() {
+            warnings.push(format!("mce_ignore_ce: this host has no {MCE_DIR}/machinecheckN/ignore_ce; skipped"));
+        }
+        // One kernel-wide switch shown in every machinecheckN: each file that differs is
+        // written (the kernel ignores a write of the value it holds).
+        for path in banks {
+            let now = host.attr(&path).unwrap_or_default();
+            if now != want {
+                w.set(host, "mce ignore_ce", None, &path, &now, want);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `uncore`: each die's `{min,max}_freq_khz`, within its `initial_{min,max}_freq_khz`.
+fn uncore(host: &Host, u: &Uncore, w: &mut Writes, warnings: &mut Vec<String>) -> Result<()> {
+    if u.min_freq_khz.is_none() && u.max_freq_khz.is_none() {
+        return Err(fail("option uncore: give min_freq_khz, max_freq_khz or both"));
+    }
+    let mut wanted = Vec::new();
+    for (key, v) in [("min_freq_khz", &u.min_freq_khz), ("max_freq_khz", &u.max_freq_khz)] {
+        let Some(v) = v else { continue };
+        let t = value_text(v).filter(|t| crate::config::uncore_value(t)).ok_or_else(|| {
+            fail(format!(
+                "option uncore.{key}: {} is not kHz in 100 MHz steps (2400000) or min or max",
+                cap_text(&v.to_string())
+            ))
+        })?;
+        wanted.push((key, t));
+    }
+    let dies: Vec<String> = host
+        .list_or_empty(UNCORE_DIR)
+        .into_iter()
+        .filter(|d| host.exists(&format!("{UNCORE_DIR}/{d}/max_freq_khz")))
+        .collect();
+    if dies.is_empty() {
+        warnings.push(format!(
+            "uncore: this host has no {UNCORE_DIR}/*/max_freq_khz (driver intel_uncore_frequency not loaded, or not an Intel server CPU); skipped"
+        ));
+        return Ok(());
+    }
+    for d in dies {
+        let dir = format!("{UNCORE_DIR}/{d}");
+        let num = |f: &str| {
+            host.attr_parse::<u64>(&format!("{dir}/{f}"))
+                .ok_or_else(|| fail(format!("uncore: {dir}/{f} is missing or not a number")))
+        };
+        let (lo, hi) = (num("initial_min_freq_khz")?, num("initial_max_freq_khz")?);
+        let mut after = [num("min_freq_khz")?, num("max_freq_khz")?];
+        let before = after;
+        for (key, t) in &wanted {
+            let k = match t.as_str() {
+                "min" => lo,
+                "max" => hi,
+                n => n.parse().unwrap_or(0),
+            };
+            if k < lo || k > hi {
+                return Err(fail(format!("uncore.{key}: {k} kHz is outside {dir}'s initial limits {lo}-{hi} kHz")));
+            }
+            after[usize::from(*key == "max_freq_khz")] = k;
+        }
+        if after[0] > after[1] {
+            return Err(fail(format!(
+                "uncore: {d}: min_freq_khz {} would be above max_freq_khz {}",
+                after[0], after[1]
+            )));
+        }
+        // Raising the floor above the old ceiling: the ceiling first.
+        let order = if after[0] > before[1] { [1, 0] } else { [0, 1] };
+        for i in order {
+            if after[i] != before[i] {
+                let f = ["min_freq_khz", "max_freq_khz"][i];
+                w.set(
+                    host,
+                    &format!("uncore {d} {f}"),
+                    None,
+                    &format!("{dir}/{f}"),
+                    &before[i].to_string(),
+                    &after[i].to_string(),
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// One idle state of one CPU.

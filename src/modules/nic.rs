@@ -55,6 +55,11 @@ pub struct Params {
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Spec {
+    /// Every netdev but loopback, physical and virtual alike; queue settings only (`rps_cpus`,
+    /// `rps_flow_cnt`, `xps_cpus`), and a netdev without such queues is named and skipped.
+    #[serde(default, deserialize_with = "crate::protocol::lenient_bool")]
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub all: bool,
     #[serde(default)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -301,6 +306,8 @@ struct Wanted {
     rps_cpus: Option<Value>,
     rps_flow_cnt: Option<Value>,
     xps_cpus: Option<Value>,
+    /// Selected by `all` only: queues that are not there are skipped, not refused.
+    lenient: bool,
 }
 
 impl Wanted {
@@ -328,9 +335,15 @@ impl Wanted {
 /// Checks the names and value types of one entry, before any device is looked at.
 fn validate_spec(i: usize, s: &Spec) -> Result<()> {
     let at = format!("interfaces[{i}]");
-    let selectors = [s.name.is_some(), s.pci.is_some(), s.driver.is_some()].iter().filter(|b| **b).count();
+    let selectors = [s.all, s.name.is_some(), s.pci.is_some(), s.driver.is_some()].iter().filter(|b| **b).count();
     if selectors != 1 {
-        return Err(fail(format!("{at}: give exactly one of name, pci, driver")));
+        return Err(fail(format!("{at}: give exactly one of name, pci, driver, all")));
+    }
+    let ethtool = [&s.features, &s.coalesce, &s.rings, &s.channels, &s.pause];
+    if s.all && ethtool.iter().any(|g| g.is_some()) {
+        return Err(fail(format!(
+            "{at}: all takes only the queue settings rps_cpus, rps_flow_cnt and xps_cpus; name the interfaces for features, coalesce, rings, channels and pause"
+        )));
     }
     if let Some(n) = &s.name {
         if !valid_ifname(n) {
@@ -470,6 +483,8 @@ struct IfacePlan {
     /// Sysfs queue writes: (path, value), and their diff lines.
     queue_writes: Vec<(String, String)>,
     queue_lines: (String, String),
+    /// What `all` could not set on this netdev (no queues, no such file), named in a warning.
+    skipped: Vec<String>,
 }
 
 fn plan_interface(host: &Host, nic: &Nic, ifname: &str, w: &Wanted, cpus: &CpuInfo) -> Result<(IfacePlan, Device)> {
@@ -488,6 +503,7 @@ fn plan_interface(host: &Host, nic: &Nic, ifname: &str, w: &Wanted, cpus: &CpuIn
         lines: BTreeMap::new(),
         queue_writes: Vec::new(),
         queue_lines: (String::new(), String::new()),
+        skipped: Vec::new(),
     };
     let record = |p: &mut IfacePlan, group: Group, label: String, field: &str, before: Value, after: Value| {
         let changed = before != after;
@@ -637,7 +653,14 @@ fn plan_queues(host: &Host, ifname: &str, w: &Wanted, cpus: &CpuInfo, p: &mut If
     }
     let qdir = format!("/sys/class/net/{ifname}/queues");
     let mut queues: Vec<(&str, u32)> = Vec::new();
-    let entries = host.list(&qdir).map_err(|e| fail(format!("{ifname}: {e}")))?;
+    let entries = match host.list(&qdir) {
+        Ok(e) => e,
+        Err(e) if w.lenient => {
+            p.skipped.push(format!("{ifname}: {e}"));
+            return Ok(());
+        }
+        Err(e) => return Err(fail(format!("{ifname}: {e}"))),
+    };
     for e in &entries {
         if let Some(q) = queue_name(e) {
             queues.push(q);
@@ -658,6 +681,10 @@ fn plan_queues(host: &Host, ifname: &str, w: &Wanted, cpus: &CpuInfo, p: &mut If
     for (kind, file, v) in wanted {
         let mine: Vec<u32> = queues.iter().filter(|q| q.0 == kind).map(|q| q.1).collect();
         if mine.is_empty() {
+            if w.lenient {
+                p.skipped.push(format!("{ifname}: {file}: no {kind} queues under {qdir}"));
+                continue;
+            }
             return Err(fail(format!("{ifname}: {file}: no {kind} queues under {qdir}")));
         }
         let cpu_value = if file == "rps_flow_cnt" { None } else { Some(cpus_of(&v).map_err(fail)?) };
@@ -671,7 +698,14 @@ fn plan_queues(host: &Host, ifname: &str, w: &Wanted, cpus: &CpuInfo, p: &mut If
         }
         for n in mine {
             let path = format!("{qdir}/{kind}-{n}/{file}");
-            let text = host.read(&path).map_err(|e| fail(format!("{ifname}: {file}: {e}")))?;
+            let text = match host.read(&path) {
+                Ok(t) => t,
+                Err(e) if w.lenient && e.is_not_found() => {
+                    p.skipped.push(format!("{ifname}: {path} does not exist"));
+                    continue;
+                }
+                Err(e) => return Err(fail(format!("{ifname}: {file}: {e}"))),
+            };
             let label = format!("queues.{kind}-{n}.{file}");
             match &cpu_value {
                 Some(want) => {
@@ -716,18 +750,27 @@ fn plan_queues(host: &Host, ifname: &str, w: &Wanted, cpus: &CpuInfo, p: &mut If
     Ok(())
 }
 
+/// The loopback device (`type` 772, ARPHRD_LOOPBACK; `lo` where the file says nothing).
+fn is_loopback(host: &Host, ifname: &str) -> bool {
+    match host.attr(&format!("/sys/class/net/{ifname}/type")) {
+        Some(t) => t == "772",
+        None => ifname == "lo",
+    }
+}
+
 fn cpus_text(l: &CpuList) -> String {
     if l.is_empty() { "none".into() } else { l.to_string() }
 }
 
 /// The interfaces each entry selects, in order of first selection.
-fn select(params: &Params, nics: &[Nic]) -> Result<Vec<(String, Vec<usize>)>> {
+fn select(host: &Host, params: &Params, nics: &[Nic]) -> Result<Vec<(String, Vec<usize>)>> {
     let mut out: Vec<(String, Vec<usize>)> = Vec::new();
     for (i, s) in params.interfaces.iter().enumerate() {
         let at = format!("interfaces[{i}]");
         let hits: Vec<&String> = nics
             .iter()
             .filter(|n| match (&s.name, &s.pci, &s.driver) {
+                _ if s.all => n.name.as_deref().is_some_and(|name| !is_loopback(host, name)),
                 (Some(name), _, _) => n.name.as_ref() == Some(name),
                 (_, Some(pci), _) => n.pci_address.as_deref().is_some_and(|a| a.eq_ignore_ascii_case(pci)),
                 (_, _, Some(d)) => n.driver.as_ref() == Some(d),
@@ -735,7 +778,7 @@ fn select(params: &Params, nics: &[Nic]) -> Result<Vec<(String, Vec<usize>)>> {
             })
             .filter_map(|n| n.name.as_ref())
             .collect();
-        if hits.is_empty() {
+        if hits.is_empty() && !s.all {
             let what = match (&s.name, &s.pci, &s.driver) {
                 (Some(n), _, _) => format!("no interface named {n} under /sys/class/net"),
                 (_, Some(p), _) => format!("no interface on PCI device {p}"),
@@ -767,14 +810,14 @@ pub fn plan(host: &Host, params: &Params) -> Result<engine::Plan> {
     }
     let mut scan = Scan::new(host, ScanOptions::default());
     let nics = crate::facts::nic::read(&mut scan);
-    let selected = select(params, &nics)?;
+    let selected = select(host, params, &nics)?;
     let cpus = cpu_info(host);
     // SIOCETHTOOL on the running kernel, or an edit of the tree's capture file.
     let by_ioctl = host.system().ethtool_store() == EthtoolStore::Kernel;
 
     let mut plans = Vec::new();
     for (ifname, idx) in &selected {
-        let mut w = Wanted::default();
+        let mut w = Wanted { lenient: idx.iter().all(|&i| params.interfaces[i].all), ..Wanted::default() };
         for &i in idx {
             w.add(&params.interfaces[i]);
         }
@@ -856,6 +899,9 @@ pub fn plan(host: &Host, params: &Params) -> Result<engine::Plan> {
                 before: p.queue_lines.0.clone(),
                 after: p.queue_lines.1.clone(),
             });
+        }
+        if !p.skipped.is_empty() {
+            out.warnings.push(format!("all: skipped {}", p.skipped.join("; ")));
         }
         if p.report.queues_recreated {
             out.warnings.push(format!(
