@@ -221,3 +221,108 @@ fn online_cpus_come_from_the_cpu_folders_when_the_online_file_is_missing() {
     assert_eq!(code, 1);
     assert!(v["msg"].as_str().unwrap().contains("option cpus: CPUs 8 are not online (online: 0-7)"), "{v}");
 }
+
+/// PM QoS resume latency, energy/performance bias, uncore limits and `ignore_ce`: each
+/// changed on the intel_pstate tree, check mode writes nothing, a rerun changes nothing,
+/// rollback gives the tree back byte for byte; the acpi-cpufreq tree has none of the files:
+/// each is named in a warning and skipped, nothing fails.
+#[test]
+fn cpu_power_beyond_cstates_check_apply_rerun_rollback_and_hosts_without_the_files() {
+    let dir = host_fixture("intel-pstate-2node");
+    let root = dir.path();
+    let start = tree_snapshot(root);
+    let args = json!({
+        "pm_qos_resume_latency_us": {"cpus": "2-3,6-7", "value": "n/a"},
+        "energy_perf_bias": "performance",
+        "uncore": {"min_freq_khz": "max", "max_freq_khz": 2400000},
+        "mce_ignore_ce": true,
+        "backup_id": "pw",
+    });
+    let mut check = with_root(root, args.clone());
+    check["_ansible_check_mode"] = json!(true);
+    check["_ansible_diff"] = json!(true);
+    let (c, code) = run_module("lltune_cpu", &check);
+    assert_eq!(code, 0, "{c}");
+    assert_eq!(c["changed"], true, "{c}");
+    assert_eq!(tree_snapshot(root), start, "check mode wrote something");
+    let mut real = with_root(root, args.clone());
+    real["_ansible_diff"] = json!(true);
+    let (v, code) = run_module("lltune_cpu", &real);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["diff"], c["diff"]);
+    assert_eq!(v["changes"], c["changes"]);
+    let diff = v["diff"][0]["after"].as_str().unwrap();
+    assert!(diff.contains("pm_qos_resume_latency_us (CPUs 2-3,6-7): n/a"), "{diff}");
+    assert!(diff.contains("energy_perf_bias (CPUs 0-7): 0"), "{diff}");
+    assert!(diff.contains("uncore package_01_die_00 min_freq_khz: 2400000"), "{diff}");
+    assert!(diff.contains("mce ignore_ce: 1"), "{diff}");
+    for n in 0..8 {
+        let qos = read(root, &format!("{CPU}/cpu{n}/power/pm_qos_resume_latency_us"));
+        assert_eq!(qos, if [2, 3, 6, 7].contains(&n) { "n/a" } else { "0" }, "cpu{n}");
+        assert_eq!(read(root, &format!("{CPU}/cpu{n}/power/energy_perf_bias")), "0");
+        assert_eq!(read(root, &format!("sys/devices/system/machinecheck/machinecheck{n}/ignore_ce")), "1");
+    }
+    for pk in ["00", "01"] {
+        let u = format!("{CPU}/intel_uncore_frequency/package_{pk}_die_00");
+        assert_eq!(
+            (read(root, &format!("{u}/min_freq_khz")), read(root, &format!("{u}/max_freq_khz"))),
+            ("2400000".into(), "2400000".into())
+        );
+    }
+    assert!(v["warnings"].as_array().is_none_or(|w| w.is_empty()), "{v}");
+    let mut rerun = with_root(root, args.clone());
+    rerun["backup_id"] = json!("pw2");
+    let (again, _) = run_module("lltune_cpu", &rerun);
+    assert_eq!(again["changed"], false, "{again}");
+    let (rb, code) = run_module("lltune_rollback", &json!({"root": root, "backup": "pw"}));
+    assert_eq!(code, 0, "{rb}");
+    let mut after = tree_snapshot(root);
+    after.retain(|k, _| !k.starts_with("var/lib/lltune"));
+    assert_eq!(after, start, "rollback left a difference");
+
+    // Bad values name the option; nothing written.
+    for (bad, want) in [
+        (json!({"pm_qos_resume_latency_us": {"value": -1}}), "option pm_qos_resume_latency_us.value"),
+        (json!({"pm_qos_resume_latency_us": {"value": "none"}}), "option pm_qos_resume_latency_us.value"),
+        (
+            json!({"pm_qos_resume_latency_us": {"cpus": "9", "value": 0}}),
+            "pm_qos_resume_latency_us.cpus: CPUs 9 are not online",
+        ),
+        (json!({"energy_perf_bias": 16}), "option energy_perf_bias: 16 is not 0 to 15"),
+        (json!({"uncore": {"min_freq_khz": 700000}}), "700000 kHz is outside"),
+        (json!({"uncore": {"min_freq_khz": 2450000}}), "option uncore.min_freq_khz"),
+        (json!({"uncore": {"min_freq_khz": "max", "max_freq_khz": "min"}}), "would be above max_freq_khz"),
+        (json!({"uncore": {}}), "option uncore: give min_freq_khz"),
+        (json!({"mce_ignore_ce": "perhaps"}), "option mce_ignore_ce"),
+    ] {
+        let snap = tree_snapshot(root);
+        let (v, code) = run_module("lltune_cpu", &with_root(root, bad.clone()));
+        assert_eq!(code, 1, "{bad}: {v}");
+        assert!(v["msg"].as_str().unwrap().contains(want), "{bad}: {v}");
+        assert_eq!(tree_snapshot(root), snap, "{bad} wrote something");
+    }
+
+    // A host without the files: each named and skipped, the run does not fail.
+    let dir = host_fixture("acpi-cpufreq-1node");
+    let root = dir.path();
+    let start = tree_snapshot(root);
+    let (v, code) = run_module(
+        "lltune_cpu",
+        &with_root(
+            root,
+            json!({"pm_qos_resume_latency_us": {"value": 0}, "energy_perf_bias": 6, "uncore": {"max_freq_khz": "max"}, "mce_ignore_ce": true}),
+        ),
+    );
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["changed"], false, "{v}");
+    let warnings = v["warnings"].to_string();
+    for want in [
+        "pm_qos_resume_latency_us: CPUs 0-3 have no /sys/devices/system/cpu/cpuN/power/pm_qos_resume_latency_us",
+        "energy_perf_bias: CPUs 0-3 have no /sys/devices/system/cpu/cpuN/power/energy_perf_bias",
+        "uncore: this host has no /sys/devices/system/cpu/intel_uncore_frequency/*/max_freq_khz",
+        "mce_ignore_ce: this host has no /sys/devices/system/machinecheck/machinecheckN/ignore_ce",
+    ] {
+        assert!(warnings.contains(want), "{want:?} not in {warnings}");
+    }
+    assert_eq!(tree_snapshot(root), start);
+}

@@ -183,7 +183,10 @@ fn refusals_name_the_interface_and_the_setting_and_write_nothing() {
     );
     refused(json!({"interfaces": [{"name": "ens1f0", "gro": false}]}), &["unsupported option gro"]);
     refused(json!({"interfaces": [{"name": "ens1f0", "rps_cpus": "2-9"}]}), &["ens1f0", "rps_cpus", "8-9"]);
-    refused(json!({"interfaces": [{"name": "ens1f0", "driver": "mlx5_core"}]}), &["exactly one of name, pci, driver"]);
+    refused(
+        json!({"interfaces": [{"name": "ens1f0", "driver": "mlx5_core"}]}),
+        &["exactly one of name, pci, driver, all"],
+    );
     // No captured ethtool state for lo on this tree.
     refused(json!({"interfaces": [{"name": "lo", "features": {"gro": false}}]}), &["lo", "no captured ethtool state"]);
 }
@@ -306,4 +309,117 @@ fn a_capture_with_an_impossible_number_is_refused_naming_interface_and_field() {
         let w = f["warnings"].to_string();
         assert!(w.contains("ens1f0.json: interface ens1f0: ") && w.contains(want), "{to}: {w}");
     }
+}
+
+/// `all`: RPS and RFS off on every netdev but loopback, physical and virtual alike, on a tree;
+/// a netdev without queues is named and skipped; check mode, rerun and rollback as always.
+#[test]
+fn all_turns_rps_and_rfs_off_on_every_netdev_but_loopback() {
+    let dir = host_fixture("nic-2port");
+    let root = dir.path();
+    let q = |ifname: &str, rel: &str| root.join(format!("sys/class/net/{ifname}/queues/{rel}"));
+    for n in 0..4 {
+        fs::write(q("ens1f0", &format!("rx-{n}/rps_cpus")), "0f\n").unwrap();
+        fs::write(q("ens1f1", &format!("rx-{n}/rps_flow_cnt")), "256\n").unwrap();
+    }
+    fs::write(q("lo", "rx-0/rps_cpus"), "01\n").unwrap();
+    // A bridge (virtual, with one RX queue) and a netdev without queues.
+    for (name, queues) in [("br0", true), ("dummy0", false)] {
+        let dev = root.join(format!("sys/devices/virtual/net/{name}"));
+        fs::create_dir_all(&dev).unwrap();
+        fs::write(dev.join("type"), "1\n").unwrap();
+        if queues {
+            fs::create_dir_all(dev.join("queues/rx-0")).unwrap();
+            fs::write(dev.join("queues/rx-0/rps_cpus"), "ff\n").unwrap();
+            fs::write(dev.join("queues/rx-0/rps_flow_cnt"), "128\n").unwrap();
+        }
+        std::os::unix::fs::symlink(
+            format!("../../devices/virtual/net/{name}"),
+            root.join(format!("sys/class/net/{name}")),
+        )
+        .unwrap();
+    }
+    let start = tree_snapshot(root);
+    let args =
+        json!({"root": root, "backup_id": "all", "interfaces": [{"all": true, "rps_cpus": "", "rps_flow_cnt": 0}]});
+    let mut check = args.clone();
+    check["_ansible_check_mode"] = json!(true);
+    let (c, code) = run_module("lltune_nic", &check);
+    assert_eq!(code, 0, "{c}");
+    assert_eq!(c["changed"], true);
+    assert_same_tree(&start, &tree_snapshot(root), "check mode");
+    let (v, code) = run_module("lltune_nic", &args);
+    assert_eq!(code, 0, "{v}");
+    let names: Vec<&str> = v["interfaces"].as_array().unwrap().iter().map(|i| i["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["br0", "dummy0", "ens1f0", "ens1f1"], "{v}");
+    for (ifname, rel) in [("ens1f0", "rx-3/rps_cpus"), ("br0", "rx-0/rps_cpus")] {
+        assert_eq!(fs::read_to_string(q(ifname, rel)).unwrap().trim_start_matches('0').trim(), "", "{ifname} {rel}");
+    }
+    for (ifname, rel) in [("ens1f1", "rx-2/rps_flow_cnt"), ("br0", "rx-0/rps_flow_cnt")] {
+        assert_eq!(fs::read_to_string(q(ifname, rel)).unwrap(), "0\n", "{ifname} {rel}");
+    }
+    assert_eq!(fs::read_to_string(q("lo", "rx-0/rps_cpus")).unwrap(), "01\n", "loopback is left alone");
+    let w = v["warnings"].to_string();
+    assert!(w.contains("all: skipped dummy0: ") && w.contains("dummy0/queues"), "{w}");
+    let mut again = args.clone();
+    again["backup_id"] = json!("all2");
+    let (again, _) = run_module("lltune_nic", &again);
+    assert_eq!(again["changed"], false, "{again}");
+    let (rb, code) = run_module("lltune_rollback", &json!({"root": root, "backup": "all"}));
+    assert_eq!(code, 0, "{rb}");
+    assert_same_tree(&start, &tree_snapshot(root), "after rollback");
+    // `all` takes only queue settings.
+    refused(
+        json!({"interfaces": [{"all": true, "features": {"gro": false}}]}),
+        &["interfaces[0]: all takes only the queue settings"],
+    );
+    refused(
+        json!({"interfaces": [{"all": true, "name": "ens1f0", "rps_cpus": ""}]}),
+        &["exactly one of name, pci, driver, all"],
+    );
+}
+
+#[test]
+fn all_on_every_netdev_of_a_network_namespace() {
+    support::in_netns("change_nic::all_on_every_netdev_of_a_network_namespace", all_in_namespace);
+}
+
+/// `all` on a real kernel: the veth pair's queues, not loopback's; rollback restores them.
+fn all_in_namespace() {
+    support::add_veth_pair(2);
+    sh("mount", &["-t", "tmpfs", "tmpfs", "/var/lib"]);
+    let file = |ifname: &str, rel: &str| format!("/sys/class/net/{ifname}/queues/{rel}");
+    let get = |ifname: &str, rel: &str| fs::read_to_string(file(ifname, rel)).unwrap();
+    let set = |ifname: &str, rel: &str, v: &str| fs::write(file(ifname, rel), v).unwrap();
+    set("veth0", "rx-0/rps_cpus", "1");
+    set("veth1", "rx-1/rps_cpus", "1");
+    set("veth1", "rx-1/rps_flow_cnt", "64");
+    set("lo", "rx-0/rps_cpus", "1");
+    let mask = |t: String| t.trim().trim_start_matches(['0', ',']).to_string();
+    let before = (get("veth0", "rx-0/rps_cpus"), get("veth1", "rx-1/rps_flow_cnt"));
+    assert_eq!((mask(before.0.clone()), before.1.trim()), ("1".to_string(), "64"));
+
+    let args = json!({"interfaces": [{"all": true, "rps_cpus": "", "rps_flow_cnt": 0}], "backup_id": "all1"});
+    let mut check = args.clone();
+    check["_ansible_check_mode"] = json!(true);
+    let (c, code) = run_module("lltune_nic", &check);
+    assert_eq!(code, 0, "{c}");
+    assert_eq!(c["changed"], true, "{c}");
+    assert_eq!(mask(get("veth0", "rx-0/rps_cpus")), "1", "check mode wrote");
+    let (v, code) = run_module("lltune_nic", &args);
+    assert_eq!(code, 0, "{v}");
+    let names: Vec<&str> = v["interfaces"].as_array().unwrap().iter().map(|i| i["name"].as_str().unwrap()).collect();
+    assert!(names.contains(&"veth0") && names.contains(&"veth1") && !names.contains(&"lo"), "{names:?}");
+    for (ifname, q) in [("veth0", 0), ("veth0", 1), ("veth1", 0), ("veth1", 1)] {
+        assert_eq!(mask(get(ifname, &format!("rx-{q}/rps_cpus"))), "", "{ifname} rx-{q}");
+        assert_eq!(get(ifname, &format!("rx-{q}/rps_flow_cnt")).trim(), "0", "{ifname} rx-{q}");
+    }
+    assert_eq!(mask(get("lo", "rx-0/rps_cpus")), "1", "loopback is left alone");
+    let mut again = args.clone();
+    again["backup_id"] = json!("all2");
+    let (again, _) = run_module("lltune_nic", &again);
+    assert_eq!(again["changed"], false, "{again}");
+    let (rb, code) = run_module("lltune_rollback", &json!({"backup": "all1"}));
+    assert_eq!(code, 0, "{rb}");
+    assert_eq!((get("veth0", "rx-0/rps_cpus"), get("veth1", "rx-1/rps_flow_cnt")), before);
 }
