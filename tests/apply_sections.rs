@@ -270,3 +270,50 @@ fn a_failure_in_a_later_step_of_apply_reverts_the_earlier_steps() {
         "apply over {steps:?}: {last} mutations; {later_steps_seen} faults in a later step reverted the earlier ones"
     );
 }
+
+/// `lltune apply` with the CPU power keys, swap_disable (vm.swappiness), isolated cores
+/// (kernel.watchdog_cpumask on the housekeeping CPUs), RPS/RFS off with no interface listed
+/// (the global flow table zeroed) and irq.default_affinity: plan, apply, rerun, rollback.
+#[test]
+fn apply_carries_out_cpu_power_swappiness_watchdog_and_rfs_keys() {
+    let dir = host_fixture("intel-pstate-2node");
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("proc/irq")).unwrap();
+    std::fs::write(root.join("proc/irq/default_smp_affinity"), "ff\n").unwrap();
+    let config = "version: 1\ncpu:\n  isolate_cores: 2-3,6-7\n  pm_qos_resume_latency_us: {value: n/a}\n  energy_perf_bias: performance\n  uncore: {min_freq_khz: max}\n  mce_ignore_ce: true\nkernel:\n  cmdline:\n    kthread_cpus: 0-1,4-5\nmemory:\n  swap_disable: true\nirq:\n  disable_rps: true\n  disable_rfs: true\n  default_affinity: 0-1,4-5\n";
+    let cfg = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(cfg.path(), config).unwrap();
+    let c = cfg.path().to_str().unwrap();
+    let start = tree_snapshot(root);
+    let (code, plan) = lltune(&["apply", "-c", c, "--plan"], root);
+    assert_eq!(code, 0, "{plan}");
+    assert!(!plan.contains("not implemented"), "{plan}");
+    for w in [
+        "+vm.swappiness = 0",
+        "+kernel.watchdog_cpumask = 0-1,4-5",
+        "+net.core.rps_sock_flow_entries = 0",
+        "pm_qos_resume_latency_us (CPUs 2-3,6-7): n/a",
+        "energy_perf_bias (CPUs 0-7): 0",
+        "uncore package_00_die_00 min_freq_khz: 2400000",
+        "mce ignore_ce: 1",
+        "/proc/irq/default_smp_affinity",
+    ] {
+        assert!(plan.contains(w), "{w:?} not in the plan:\n{plan}");
+    }
+    assert_same_tree(&start, &tree_snapshot(root), "apply --plan");
+    let (code, out) = lltune(&["apply", "-c", c, "--backup-id", "p1"], root);
+    assert_eq!(code, 0, "{out}");
+    let read = |rel: &str| std::fs::read_to_string(root.join(rel)).unwrap().trim().to_string();
+    assert_eq!(read("proc/sys/vm/swappiness"), "0");
+    assert_eq!(read("proc/sys/kernel/watchdog_cpumask"), "0-1,4-5");
+    assert_eq!(read("proc/sys/net/core/rps_sock_flow_entries"), "0");
+    assert_eq!(read("sys/devices/system/cpu/cpu6/power/pm_qos_resume_latency_us"), "n/a");
+    assert_eq!(read("sys/devices/system/cpu/cpu5/power/pm_qos_resume_latency_us"), "0");
+    assert_eq!(read("proc/irq/default_smp_affinity"), "33");
+    let (code, out) = lltune(&["apply", "-c", c, "--backup-id", "p2"], root);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("nothing to change"), "{out}");
+    let (code, out) = lltune(&["rollback", "--backup", "p1"], root);
+    assert_eq!(code, 0, "{out}");
+    assert_same_tree(&start, &tree_snapshot(root), "after rollback");
+}
