@@ -658,7 +658,7 @@ pub fn generate_with_value(f: &Facts, opts: &GenOptions) -> (String, Value) {
         let _ = writeln!(w, "  avoid_cores_for_irqs: {}", q(&iso.to_string()));
         d.set(&["irq"], "avoid_cores_for_irqs", iso.to_string());
     }
-    if !iso.is_empty() && !hk.is_empty() {
+    if !iso.is_empty() && !hk.is_empty() && f.irqs.default_affinity.is_some() {
         // New IRQs (a NIC that comes back, a hot-plugged device) start on housekeeping CPUs.
         let _ = writeln!(w, "  default_affinity: {}", q(&hk.to_string()));
         d.set(&["irq"], "default_affinity", hk.to_string());

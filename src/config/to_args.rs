@@ -530,6 +530,9 @@ pub fn fit_to_host(args: &mut ModuleArgs, facts: &crate::facts::Facts, host: &cr
             args,
         );
     }
+    if !host.exists(crate::facts::irq::DEFAULT_AFFINITY_FILE) {
+        drop(IRQ, "default_affinity", "this host has no /proc/irq/default_smp_affinity", args);
+    }
     // A module left with nothing but `persist` has nothing to do.
     args.modules.retain(|_, m| m.as_object().is_none_or(|o| o.keys().any(|k| k != "persist")));
     // Removing from the map moved its last entry into the hole: back to the run order.
