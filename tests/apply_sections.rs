@@ -82,9 +82,18 @@ fn gen_config_cycle(dump: &str, want_modules: &[&str]) {
     std::fs::write(&cfg, text).unwrap();
     let c = cfg.to_str().unwrap();
     let start = tree_snapshot(root);
+    // New IRQs start on the housekeeping CPUs, where the dump has the file to say so.
+    let default_file = root.join("proc/irq/default_smp_affinity");
+    let config = std::fs::read_to_string(&cfg).unwrap();
+    let proposed = config.lines().find_map(|l| l.strip_prefix("  default_affinity: ")).map(|v| v.trim_matches('"'));
+    assert_eq!(proposed.is_some(), default_file.exists(), "{dump}: default_affinity proposed: {proposed:?}");
     let (code, out) = lltune(&["apply", "-c", c, "--backup-id", "g1"], root);
     assert_eq!(code, 0, "{out}");
     assert!(!out.contains("not implemented"), "{out}");
+    if let Some(want) = proposed {
+        let now = lltune::cpulist::CpuList::parse_mask(&std::fs::read_to_string(&default_file).unwrap()).unwrap();
+        assert_eq!(now, lltune::cpulist::CpuList::parse(want).unwrap(), "{dump}: default_smp_affinity");
+    }
     for m in want_modules {
         assert!(out.contains(&format!("\n{m}: changes\n")), "{m} did not change anything:\n{out}");
     }
