@@ -3,7 +3,7 @@
 default) from a real dump, for `make bench` (benches/scan.sh) to measure scan cost and peak RSS
 at that size.
 
-    gen-large-irqs.py SRC DEST [--cpus 256] [--irqs 4000]
+    gen-large-irqs.py SRC DEST [--cpus 256] [--irqs 4000] [--hot 2]
 
 SRC is a real dump with /proc/interrupts and /proc/irq (tests/fixtures/real's
 cnto-r640-rt-worker1, unpacked). DEST is replaced. It holds:
@@ -11,7 +11,8 @@ cnto-r640-rt-worker1, unpacked). DEST is replaced. It holds:
   - /sys/devices/system/cpu/cpuN/topology for CPUS CPUs: 2 packages, SMT 2 (thread siblings
     N and N + CPUS/2, as Intel numbers them), and `online`;
   - /proc/interrupts with one count column per CPU: IRQS numbered rows whose tails (chip,
-    hwirq, handler names) cycle through SRC's rows, with counts spread over a few CPUs, then
+    hwirq, handler names) cycle through SRC's rows, with counts on HOT CPUs per row (2 by
+    default; an IRQ that irqbalance moved around has counts on many), then
     SRC's named rows (NMI, LOC, ...) widened to CPUS columns;
   - /proc/irq/<n>/{smp_affinity_list,effective_affinity_list,node} for every IRQ, and
     default_smp_affinity.
@@ -79,10 +80,13 @@ def main():
     ap.add_argument("dest")
     ap.add_argument("--cpus", type=int, default=256)
     ap.add_argument("--irqs", type=int, default=4000)
+    ap.add_argument("--hot", type=int, default=2, help="CPUs with a non-zero count in each numbered row")
     a = ap.parse_args()
     ncpu, nirq = a.cpus, a.irqs
     if ncpu < 4 or ncpu % 2:
         ap.error("--cpus must be even and at least 4")
+    if not 2 <= a.hot <= ncpu:
+        ap.error("--hot must be between 2 and --cpus")
     shutil.rmtree(a.dest, ignore_errors=True)
     proc = os.path.join(a.dest, "proc")
     cpu_dir = os.path.join(a.dest, "sys/devices/system/cpu")
@@ -128,6 +132,8 @@ def main():
         _, _, tail = numbered[i % len(numbered)]
         # A handful of CPUs with counts, the rest 0: the shape of a real server's rows.
         hot = {(i * 7) % ncpu: 1000 + i, (i * 13 + 5) % ncpu: 17 * i}
+        for k in range(2, a.hot):
+            hot.setdefault((i * 7 + k) % ncpu, 3 * k + i + 1)
         cells = "".join(str(hot[c]).rjust(width) if c in hot else zero for c in range(ncpu))
         lines.append(f"{i:>4}:{cells}{tail}")
     for name, counts, tail in named:
