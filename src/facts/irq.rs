@@ -90,7 +90,7 @@ pub struct Irq {
     /// Sum of the per-CPU counts; null when `/proc/interrupts` has no row for it.
     pub count: Option<u64>,
     /// CPU number -> count, non-zero entries only.
-    pub per_cpu: BTreeMap<u32, u64>,
+    pub per_cpu: PerCpu,
     /// `smp_affinity_list` (or `smp_affinity`).
     pub affinity: Option<CpuList>,
     /// `effective_affinity_list` (or `effective_affinity`), since Linux 4.15.
@@ -300,6 +300,127 @@ pub fn parse_interrupts(text: &str) -> Result<Interrupts, String> {
     Ok(out)
 }
 
+/// An IRQ's counts per CPU (CPU number -> count, non-zero only), as `irqs.list[].per_cpu`
+/// shows them: a map, in CPU order. Held packed, each entry as two LEB128 numbers (the CPU's
+/// distance from the previous entry's, then the count), some 3-6 bytes an entry: an IRQ that
+/// irqbalance moved around has a count on most CPUs, and 8,000 such IRQs on 512 CPUs are 4
+/// million entries, about 100 MB as a tree map per IRQ.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PerCpu(Box<[u8]>);
+
+/// Builds a `PerCpu` in one pass; entries in any CPU order (a later count for the same CPU
+/// replaces the earlier, as a map's insert does).
+#[derive(Debug, Default)]
+struct PerCpuWriter {
+    bytes: Vec<u8>,
+    last: Option<u32>,
+    /// Entries that came out of CPU order: sorted at `finish` (no kernel writes a header
+    /// out of order, but a capture can hold anything).
+    unordered: Option<BTreeMap<u32, u64>>,
+}
+
+fn push_leb128(out: &mut Vec<u8>, mut v: u64) {
+    loop {
+        let b = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            out.push(b);
+            return;
+        }
+        out.push(b | 0x80);
+    }
+}
+
+/// The LEB128 number at the start of `b`, and the bytes after it.
+fn read_leb128(b: &[u8]) -> Option<(u64, &[u8])> {
+    let mut v = 0u64;
+    for (i, &byte) in b.iter().enumerate().take(10) {
+        v |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Some((v, &b[i + 1..]));
+        }
+    }
+    None
+}
+
+impl PerCpuWriter {
+    fn push(&mut self, cpu: u32, count: u64) {
+        if let Some(m) = &mut self.unordered {
+            m.insert(cpu, count);
+            return;
+        }
+        match self.last {
+            Some(last) if cpu <= last => {
+                let mut m: BTreeMap<u32, u64> = PerCpu(std::mem::take(&mut self.bytes).into()).iter().collect();
+                m.insert(cpu, count);
+                self.unordered = Some(m);
+            }
+            _ => {
+                push_leb128(&mut self.bytes, u64::from(cpu - self.last.map_or(0, |l| l + 1)));
+                push_leb128(&mut self.bytes, count);
+                self.last = Some(cpu);
+            }
+        }
+    }
+
+    fn finish(self) -> PerCpu {
+        match self.unordered {
+            Some(m) => m.into_iter().collect(),
+            None => PerCpu(self.bytes.into_boxed_slice()),
+        }
+    }
+}
+
+impl PerCpu {
+    /// (CPU, count) in CPU order.
+    pub fn iter(&self) -> impl Iterator<Item = (u32, u64)> + '_ {
+        let mut rest = &self.0[..];
+        let mut next_cpu = 0u64;
+        std::iter::from_fn(move || {
+            let (gap, r) = read_leb128(rest)?;
+            let (count, r) = read_leb128(r)?;
+            rest = r;
+            let cpu = u32::try_from(next_cpu + gap).ok()?;
+            next_cpu = u64::from(cpu) + 1;
+            Some((cpu, count))
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.iter().count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn get(&self, cpu: u32) -> Option<u64> {
+        self.iter().find(|&(c, _)| c == cpu).map(|(_, n)| n)
+    }
+}
+
+impl FromIterator<(u32, u64)> for PerCpu {
+    fn from_iter<I: IntoIterator<Item = (u32, u64)>>(it: I) -> PerCpu {
+        let mut w = PerCpuWriter::default();
+        for (cpu, count) in it {
+            w.push(cpu, count);
+        }
+        w.finish()
+    }
+}
+
+impl Serialize for PerCpu {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for PerCpu {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<PerCpu, D::Error> {
+        Ok(BTreeMap::<u32, u64>::deserialize(d)?.into_iter().collect())
+    }
+}
+
 /// What is kept of one numbered row of `/proc/interrupts` (by the facts, and by
 /// `lltune_irq`'s table).
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -310,7 +431,7 @@ pub struct RowFacts {
     pub actions: Vec<String>,
     pub total: u64,
     /// CPU -> count, non-zero only; filled only for `per_cpu`.
-    pub per_cpu: BTreeMap<u32, u64>,
+    pub per_cpu: PerCpu,
 }
 
 /// The longest line of `/proc/interrupts` read; a longer one is a bad line.
@@ -332,6 +453,35 @@ fn skip_line(reader: &mut impl std::io::BufRead) -> std::io::Result<()> {
                 let n = buf.len();
                 reader.consume(n);
             }
+        }
+    }
+}
+
+/// A line without the newline (and carriage returns) it ends with.
+fn without_newline(mut line: &[u8]) -> &[u8] {
+    while let [rest @ .., b'\n' | b'\r'] = line {
+        line = rest;
+    }
+    line
+}
+
+/// The CPU of each count column of `/proc/interrupts`, from its header alone (the first line
+/// that is not blank): the rest of the table, tens of MB on a large server, is not read.
+pub fn read_interrupts_header(input: impl std::io::Read) -> Result<Vec<u32>, String> {
+    use std::io::{BufRead, Read};
+    let mut reader = std::io::BufReader::new(input);
+    let mut raw = Vec::new();
+    loop {
+        raw.clear();
+        if (&mut reader).take(MAX_LINE).read_until(b'\n', &mut raw).map_err(|e| e.to_string())? == 0 {
+            return Err("empty file".into());
+        }
+        if raw.len() as u64 == MAX_LINE && raw.last() != Some(&b'\n') {
+            return Err(format!("header longer than {MAX_LINE} bytes"));
+        }
+        let line = without_newline(&raw);
+        if !is_blank(line) {
+            return parse_interrupts_header(&String::from_utf8_lossy(line));
         }
     }
 }
@@ -367,10 +517,7 @@ pub fn read_interrupt_rows(
             bad.push(format!("line {line_no}: longer than {MAX_LINE} bytes; not read"));
             continue;
         }
-        let mut line = &raw[..];
-        while let [rest @ .., b'\n' | b'\r'] = line {
-            line = rest;
-        }
+        let line = without_newline(&raw);
         if is_blank(line) {
             continue;
         }
@@ -379,12 +526,14 @@ pub fn read_interrupt_rows(
             continue;
         };
         let mut row = RowFacts::default();
+        let mut counts = PerCpuWriter::default();
         let head = parse_interrupt_line(line, cpus.len(), |col, n| {
             row.total = row.total.wrapping_add(n);
             if per_cpu && n > 0 {
-                row.per_cpu.insert(cpus[col], n);
+                counts.push(cpus[col], n);
             }
         });
+        row.per_cpu = counts.finish();
         let head = match head {
             Ok(h) => h,
             Err(e) => {
@@ -1040,12 +1189,15 @@ mod tests {
                     continue;
                 };
                 let mut row = RowFacts::default();
+                // The counts as the map they were, then held as today's type.
+                let mut per_cpu_map = BTreeMap::new();
                 let head = parse_interrupt_line(line, cpus.len(), |col, n| {
                     row.total = row.total.wrapping_add(n);
                     if per_cpu && n > 0 {
-                        row.per_cpu.insert(cpus[col], n);
+                        per_cpu_map.insert(cpus[col], n);
                     }
                 });
+                row.per_cpu = per_cpu_map.into_iter().collect();
                 let head = match head {
                     Ok(h) => h,
                     Err(e) => {
@@ -1265,6 +1417,87 @@ mod tests {
             rows > 3000 && bad > 1000 && lossy_actions > 100 && errors > 50 && per_cpu_rows > 500,
             "rows {rows}, bad lines {bad}, lossy actions {lossy_actions}, header errors {errors}, multi-CPU rows {per_cpu_rows}"
         );
+    }
+
+    /// `PerCpu` is a map of CPU -> count in all but its memory: the same entries (in any
+    /// insertion order, a repeated CPU keeping its last count), the same JSON and YAML, and
+    /// read back from either.
+    #[test]
+    fn per_cpu_counts_hold_and_write_what_a_map_would() {
+        let mut rng = crate::test_rng::Rng(0x5eed_0f_c0_u64);
+        for case in 0..2000 {
+            let mut map = BTreeMap::new();
+            let mut pairs = Vec::new();
+            let ordered = rng.below(2) == 0;
+            let mut cpu = 0u32;
+            for _ in 0..rng.below(40) {
+                cpu = match rng.below(20) {
+                    0 => u32::MAX - rng.below(3) as u32,
+                    1 if !ordered => rng.below(8) as u32,
+                    _ => {
+                        let spread = if rng.below(4) == 0 { 100_000 } else { 3 };
+                        cpu.saturating_add(1 + rng.below(spread) as u32)
+                    }
+                };
+                let count = match rng.below(6) {
+                    0 => u64::MAX - rng.below(2) as u64,
+                    1 => 1 << (7 * (1 + rng.below(9))),
+                    _ => rng.below(1 << 20) as u64 + 1,
+                };
+                pairs.push((cpu, count));
+                map.insert(cpu, count);
+            }
+            let packed: PerCpu = pairs.iter().copied().collect();
+            let what = format!("case {case}: {pairs:?}");
+            assert_eq!(
+                packed.iter().collect::<Vec<_>>(),
+                map.iter().map(|(&c, &n)| (c, n)).collect::<Vec<_>>(),
+                "{what}"
+            );
+            assert_eq!((packed.len(), packed.is_empty()), (map.len(), map.is_empty()), "{what}");
+            if let Some((&c, &n)) = map.iter().next() {
+                assert_eq!(packed.get(c), Some(n), "{what}");
+            }
+            let json = serde_json::to_string(&packed).unwrap();
+            assert_eq!(json, serde_json::to_string(&map).unwrap(), "{what}");
+            let yaml = serde_yaml::to_string(&packed).unwrap();
+            assert_eq!(yaml, serde_yaml::to_string(&map).unwrap(), "{what}");
+            assert_eq!(serde_json::from_str::<PerCpu>(&json).unwrap(), packed, "{what}");
+            assert_eq!(serde_yaml::from_str::<PerCpu>(&yaml).unwrap(), packed, "{what}");
+        }
+        assert!(serde_json::from_str::<PerCpu>(r#"{"x": 1}"#).is_err());
+        assert!(serde_json::from_str::<PerCpu>(r#"{"1": -1}"#).is_err());
+    }
+
+    /// The header alone is read for the CPU columns: the same columns as a whole parse, and
+    /// nothing after the header's line is read (a reader that fails past it is never asked).
+    #[test]
+    fn the_header_is_read_without_the_table() {
+        struct FailsAfter<'a>(&'a [u8]);
+        impl std::io::Read for FailsAfter<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                if self.0.is_empty() {
+                    return Err(std::io::Error::other("read past the header"));
+                }
+                let n = buf.len().min(self.0.len());
+                buf[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let tables = fixture_tables();
+        assert!(!tables.is_empty());
+        for (name, bytes) in &tables {
+            let text = String::from_utf8_lossy(bytes);
+            let want = parse_interrupts(&text).unwrap().cpus;
+            let header_end = bytes.iter().position(|&b| b == b'\n').unwrap() + 1;
+            assert_eq!(read_interrupts_header(FailsAfter(&bytes[..header_end])), Ok(want), "{name}");
+        }
+        assert_eq!(read_interrupts_header(&b"\n  \r\n   CPU0   CPU3\r\n  0: x"[..]), Ok(vec![0, 3]));
+        assert_eq!(read_interrupts_header(&b"\n \n"[..]), Err("empty file".to_string()));
+        assert!(read_interrupts_header(&b"CPU0 CPUx\n"[..]).unwrap_err().contains("CPUx"));
+        let long = format!("{}\n", "CPU0 ".repeat(300_000));
+        assert!(read_interrupts_header(long.as_bytes()).unwrap_err().contains("header longer than"));
     }
 
     /// A line no kernel writes (2 MiB of counts) is a bad line, skipped whole; the rows after
@@ -1532,7 +1765,7 @@ mod tests {
         assert_eq!(list.len(), 6);
         let i25 = &list[2];
         assert_eq!(i25.count, Some(4));
-        assert_eq!(i25.per_cpu, BTreeMap::from([(3, 4)]));
+        assert_eq!(i25.per_cpu.iter().collect::<Vec<_>>(), [(3, 4)]);
         assert_eq!(i25.pci_address.as_deref(), Some("0000:19:00.0"));
         assert_eq!(i25.node, None);
         assert_eq!(i25.managed, None);

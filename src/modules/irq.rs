@@ -28,7 +28,7 @@ use crate::cpulist::CpuList;
 use crate::engine::state::Action;
 use crate::engine::{self, Module, text};
 use crate::facts::cpu::read_cpu_list;
-use crate::facts::irq::{NicKey, match_nic, parse_interrupts_header, read_interrupt_rows};
+use crate::facts::irq::{NicKey, match_nic, read_interrupt_rows, read_interrupts_header};
 use crate::facts::kernel::{parse_cmdline, parse_isolcpus};
 use crate::host::Host;
 use crate::host::system::Kernel;
@@ -338,10 +338,10 @@ fn read_list(host: &Host, name: &str) -> Option<CpuList> {
 pub fn read_cpus(host: &Host) -> Cpus {
     let mut c = Cpus { possible: read_list(host, "possible"), ..Cpus::default() };
     c.online = read_list(host, "online").or_else(|| {
-        // A capture without sysfs CPUs: /proc/interrupts has one column per online CPU.
-        let text = host.read_opt("/proc/interrupts").ok().flatten()?;
-        let header = text.lines().find(|l| !l.trim().is_empty())?;
-        parse_interrupts_header(header).ok().filter(|v| !v.is_empty()).map(CpuList::from_cpus)
+        // A capture without sysfs CPUs: /proc/interrupts has one column per online CPU. Its
+        // header line alone is read.
+        let f = host.open_stream("/proc/interrupts").ok()?;
+        read_interrupts_header(f).ok().filter(|v| !v.is_empty()).map(CpuList::from_cpus)
     });
     let mut iso = read_list(host, "isolated").unwrap_or_default();
     iso = iso.union(&read_list(host, "nohz_full").unwrap_or_default());
