@@ -84,7 +84,38 @@ pub struct Outcome {
     pub fields: Map<String, Value>,
     pub warnings: Vec<String>,
     pub diff: Vec<Diff>,
-    serialized: Vec<(String, Box<RawValue>)>,
+    serialized: Vec<(String, Deferred)>,
+}
+
+/// A value a module returns as it is, written as JSON text only when the result is printed
+/// (`Outcome::serialized`).
+pub trait WriteJson {
+    fn write_json(&self, w: &mut dyn Write) -> serde_json::Result<()>;
+}
+
+impl<T: Serialize> WriteJson for T {
+    fn write_json(&self, w: &mut dyn Write) -> serde_json::Result<()> {
+        serde_json::to_writer(w, self)
+    }
+}
+
+/// A result field held as its value until it is written (`Outcome::serialized`).
+pub struct Deferred(Box<dyn WriteJson>);
+
+impl std::fmt::Debug for Deferred {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Deferred(..)")
+    }
+}
+
+impl Deferred {
+    /// The value as JSON text (for a serializer other than the result's own writer).
+    fn raw(&self) -> serde_json::Result<Box<RawValue>> {
+        let mut text = Vec::new();
+        self.0.write_json(&mut text)?;
+        let text = String::from_utf8(text).map_err(serde::ser::Error::custom)?;
+        RawValue::from_string(text)
+    }
 }
 
 impl Outcome {
@@ -100,16 +131,13 @@ impl Outcome {
         self
     }
 
-    /// Adds a result field written straight to JSON text, with no tree of values in between:
-    /// a detail scan's facts as values took several times the memory of their text. The
-    /// field is written after the module's other fields; no code can look into it.
-    pub fn serialized(mut self, key: &str, value: &impl Serialize) -> Outcome {
-        match serde_json::value::to_raw_value(value) {
-            Ok(raw) => self.serialized.push((key.to_string(), raw)),
-            Err(e) => {
-                self.fields.insert(key.to_string(), Value::String(format!("unserializable: {e}")));
-            }
-        }
+    /// Adds a result field kept as the value it is and written as JSON text straight to the
+    /// output when the result is printed: no tree of values (a detail scan's facts as values
+    /// took several times the memory of their text) and no copy of its text (tens of MB for
+    /// a detail scan at 512 CPUs). The field is written after the module's other fields; no
+    /// code can look into it.
+    pub fn serialized(mut self, key: &str, value: impl Serialize + 'static) -> Outcome {
+        self.serialized.push((key.to_string(), Deferred(Box::new(value))));
         self
     }
 }
@@ -119,7 +147,7 @@ impl Outcome {
 #[derive(Debug)]
 pub struct Output {
     pub value: Value,
-    serialized: Vec<(String, Box<RawValue>)>,
+    serialized: Vec<(String, Deferred)>,
 }
 
 impl From<Value> for Output {
@@ -128,24 +156,60 @@ impl From<Value> for Output {
     }
 }
 
-impl Serialize for Output {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let Value::Object(fields) = &self.value else { return self.value.serialize(s) };
-        let mut map = s.serialize_map(Some(fields.len() + self.serialized.len()))?;
-        // In the order `render` gives: the module's fields (these after the others), then
-        // `diff` and `warnings`.
+/// One field of an `Output`, in the order it is written.
+enum Field<'a> {
+    Value(&'a Value),
+    Deferred(&'a Deferred),
+}
+
+impl Output {
+    /// The fields in the order `render` gives: the module's fields (the serialized ones after
+    /// the others), then `diff` and `warnings`. `None` when the value is not an object.
+    fn fields(&self) -> Option<Vec<(&str, Field<'_>)>> {
+        let Value::Object(fields) = &self.value else { return None };
+        let mut out = Vec::with_capacity(fields.len() + self.serialized.len());
         let mut pending = Some(&self.serialized);
         for (k, v) in fields {
             if k == "diff" || k == "warnings" {
-                for (k, v) in pending.take().into_iter().flatten() {
-                    map.serialize_entry(k, v)?;
-                }
+                out.extend(pending.take().into_iter().flatten().map(|(k, v)| (k.as_str(), Field::Deferred(v))));
             }
-            map.serialize_entry(k, v)?;
+            out.push((k.as_str(), Field::Value(v)));
         }
-        for (k, v) in pending.into_iter().flatten() {
-            map.serialize_entry(k, v)?;
+        out.extend(pending.into_iter().flatten().map(|(k, v)| (k.as_str(), Field::Deferred(v))));
+        Some(out)
+    }
+
+    /// Writes the result as one line of JSON: the same text as serializing it, with each
+    /// serialized field written straight from its value.
+    pub fn write_json(&self, w: &mut dyn Write) -> serde_json::Result<()> {
+        let Some(fields) = self.fields() else { return serde_json::to_writer(w, &self.value) };
+        let io = serde_json::Error::io;
+        w.write_all(b"{").map_err(io)?;
+        for (i, (k, v)) in fields.into_iter().enumerate() {
+            if i > 0 {
+                w.write_all(b",").map_err(io)?;
+            }
+            serde_json::to_writer(&mut *w, k)?;
+            w.write_all(b":").map_err(io)?;
+            match v {
+                Field::Value(v) => serde_json::to_writer(&mut *w, v)?,
+                Field::Deferred(d) => d.0.write_json(w)?,
+            }
+        }
+        w.write_all(b"}").map_err(io)
+    }
+}
+
+impl Serialize for Output {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let Some(fields) = self.fields() else { return self.value.serialize(s) };
+        let mut map = s.serialize_map(Some(fields.len()))?;
+        for (k, v) in fields {
+            match v {
+                Field::Value(v) => map.serialize_entry(k, v)?,
+                Field::Deferred(d) => map.serialize_entry(k, &d.raw().map_err(serde::ser::Error::custom)?)?,
+            }
         }
         map.end()
     }
@@ -186,7 +250,7 @@ where
     // The args file's path as the OS gives it: Ansible's temporary folder may have any bytes
     // in its name (`std::env::args` would panic on one that is not UTF-8).
     let (result, code) = execute(std::env::args_os().nth(1).map(std::path::PathBuf::from), run);
-    emit(&result);
+    emit_output(&result);
     code
 }
 
@@ -393,6 +457,21 @@ fn render_failure(e: &anyhow::Error) -> Value {
     Value::Object(out)
 }
 
+/// Prints a module's result. Everything in it was computed before the first byte is written
+/// (a serialized field is a value whose writing cannot fail: no map with keys that are not
+/// text or numbers), so nothing partial reaches Ansible; written through a buffer rather than
+/// as one text, so a detail scan's facts are never held as text beside their values.
+fn emit_output(v: &Output) {
+    let mut out = std::io::BufWriter::with_capacity(64 << 10, std::io::stdout().lock());
+    let written = v.write_json(&mut out).and_then(|()| out.write_all(b"\n").map_err(serde_json::Error::io));
+    // A write error (Ansible gone) leaves nothing to mend; a value that cannot be written,
+    // which no result holds, gets the failure object.
+    if written.is_err_and(|e| !e.is_io()) {
+        let _ = out.write_all(b"\n{\"changed\":false,\"failed\":true,\"msg\":\"cannot serialize result\"}\n");
+    }
+    let _ = out.flush();
+}
+
 fn emit(v: &impl Serialize) {
     // One write of the whole object: nothing partial reaches Ansible.
     let mut text = serde_json::to_string(v)
@@ -593,14 +672,30 @@ mod tests {
     #[test]
     fn serialized_fields_are_written_as_text_after_the_values() {
         let facts = BTreeMap::from([("lltune", serde_json::json!({"a": [1, "x\"y"], "b": null}))]);
-        let o = Outcome::new(true).field("f", 1).serialized("ansible_facts", &facts);
-        let text = serde_json::to_string(&render(o, false)).unwrap();
+        let mut o = Outcome::new(true).field("f", 1).serialized("ansible_facts", facts);
+        o.diff.push(Diff {
+            before_header: "a".into(),
+            after_header: "b".into(),
+            before: "1".into(),
+            after: "2".into(),
+        });
+        o.warnings.push("w".into());
+        let output = render(o, true);
+        let text = serde_json::to_string(&output).unwrap();
         assert_eq!(
             text,
-            r#"{"changed":true,"failed":false,"f":1,"ansible_facts":{"lltune":{"a":[1,"x\"y"],"b":null}},"warnings":[]}"#
+            r#"{"changed":true,"failed":false,"f":1,"ansible_facts":{"lltune":{"a":[1,"x\"y"],"b":null}},"diff":[{"before_header":"a","after_header":"b","before":"1","after":"2"}],"warnings":["w"]}"#
         );
+        // What the module prints: the same text, the field written straight from its value.
+        let mut printed = Vec::new();
+        output.write_json(&mut printed).unwrap();
+        assert_eq!(String::from_utf8(printed).unwrap(), text);
         let v: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(v["ansible_facts"], serde_json::json!({"lltune": {"a": [1, "x\"y"], "b": null}}));
+        let failure = Output::from(serde_json::json!({"failed": true, "msg": "m"}));
+        let mut printed = Vec::new();
+        failure.write_json(&mut printed).unwrap();
+        assert_eq!(String::from_utf8(printed).unwrap(), serde_json::to_string(&failure).unwrap());
     }
 
     #[test]
