@@ -10,6 +10,10 @@
 #   - a synthetic tree the size of a large server, 256 CPUs and 4,000 IRQs
 #     (benches/gen-large-irqs.py, built from cnto-r640-rt-worker1): /proc/interrupts alone
 #     is 12 MB there; its peak RSS is the memory figure to watch;
+#   - two synthetic trees of 512 CPUs and 8,000 IRQs (a 44 MB /proc/interrupts): one whose
+#     IRQs have counts on 2 CPUs each, and one whose IRQs have counts on every CPU (`--hot 512`,
+#     as after irqbalance moved them around), where the detail scan's per-CPU counts are 4
+#     million entries and its output 46 MB;
 #   - the live host (root "/").
 # For each tree: the ratio of each scan's mean time to the read-every-file baseline's, peak
 # RSS, and (with strace) the scan's syscall counts.
@@ -112,6 +116,13 @@ if [[ -f $real/unpack.sh ]]; then
   if [[ -d $work/real/cnto-r640-rt-worker1 ]]; then
     python3 benches/gen-large-irqs.py "$work/real/cnto-r640-rt-worker1" "$work/synthetic-256cpu-4000irq" --cpus 256 --irqs 4000 >/dev/null
     bench_tree synthetic-256cpu-4000irq "$work/synthetic-256cpu-4000irq"
+    rm -rf "$work/synthetic-256cpu-4000irq"
+    python3 benches/gen-large-irqs.py "$work/real/cnto-r640-rt-worker1" "$work/synthetic-512cpu-8000irq" --cpus 512 --irqs 8000 >/dev/null
+    bench_tree synthetic-512cpu-8000irq "$work/synthetic-512cpu-8000irq"
+    rm -rf "$work/synthetic-512cpu-8000irq"
+    python3 benches/gen-large-irqs.py "$work/real/cnto-r640-rt-worker1" "$work/synthetic-512cpu-8000irq-hot" --cpus 512 --irqs 8000 --hot 512 >/dev/null
+    bench_tree synthetic-512cpu-8000irq-hot "$work/synthetic-512cpu-8000irq-hot"
+    rm -rf "$work/synthetic-512cpu-8000irq-hot"
   fi
 else
   echo "skipping real dumps: $real/unpack.sh is absent" >&2
