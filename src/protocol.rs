@@ -181,7 +181,7 @@ impl Output {
 
     /// Writes the result as one line of JSON: the same text as serializing it, with each
     /// serialized field written straight from its value.
-    pub fn write_json(&self, w: &mut dyn Write) -> serde_json::Result<()> {
+    pub fn write_json<W: Write>(&self, w: &mut W) -> serde_json::Result<()> {
         let Some(fields) = self.fields() else { return serde_json::to_writer(w, &self.value) };
         let io = serde_json::Error::io;
         w.write_all(b"{").map_err(io)?;
@@ -472,16 +472,6 @@ fn emit_output(v: &Output) {
     let _ = out.flush();
 }
 
-fn emit(v: &impl Serialize) {
-    // One write of the whole object: nothing partial reaches Ansible.
-    let mut text = serde_json::to_string(v)
-        .unwrap_or_else(|_| r#"{"changed":false,"failed":true,"msg":"cannot serialize result"}"#.into());
-    text.push('\n');
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(text.as_bytes());
-    let _ = out.flush();
-}
-
 /// Release builds abort on panic; the hook runs before the abort and turns the panic into a
 /// JSON failure with exit code 1, so Ansible shows a message instead of "MODULE FAILURE".
 fn install_panic_hook() {
@@ -499,7 +489,8 @@ fn install_panic_hook() {
             "failed": true,
             "msg": format!("internal error in {name}: {payload}{at}; please report this as a bug"),
         });
-        emit(&v);
+        // The one writer of results (one copy of its code in every binary).
+        emit_output(&Output::from(v));
         std::process::exit(1);
     }));
 }

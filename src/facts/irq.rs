@@ -1424,7 +1424,7 @@ mod tests {
     /// read back from either.
     #[test]
     fn per_cpu_counts_hold_and_write_what_a_map_would() {
-        let mut rng = crate::test_rng::Rng(0x5eed_0f_c0_u64);
+        let mut rng = crate::test_rng::Rng(0x5eed_f0c0);
         for case in 0..2000 {
             let mut map = BTreeMap::new();
             let mut pairs = Vec::new();
