@@ -302,6 +302,13 @@ fn cpu_power_beyond_cstates_check_apply_rerun_rollback_and_hosts_without_the_fil
         assert_eq!(tree_snapshot(root), snap, "{bad} wrote something");
     }
 
+    // A value written with leading zeros is the number the kernel reads back: idempotent.
+    let (v, code) = run_module("lltune_cpu", &with_root(root, json!({"pm_qos_resume_latency_us": {"value": "0020"}})));
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(read(root, &format!("{CPU}/cpu0/power/pm_qos_resume_latency_us")), "20");
+    let (v, _) = run_module("lltune_cpu", &with_root(root, json!({"pm_qos_resume_latency_us": {"value": "0020"}})));
+    assert_eq!(v["changed"], false, "{v}");
+
     // A host without the files: each named and skipped, the run does not fail.
     let dir = host_fixture("acpi-cpufreq-1node");
     let root = dir.path();

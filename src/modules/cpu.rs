@@ -374,7 +374,12 @@ fn power(
         }
     };
     if let Some(q) = &p.pm_qos_resume_latency_us {
-        let want = value_text(&q.value).filter(|v| crate::config::pm_qos_value(v)).ok_or_else(|| {
+        // As the kernel reads it back: `n/a`, or the number without leading zeros or sign.
+        let want = value_text(&q.value).filter(|v| crate::config::pm_qos_value(v)).map(|v| match v.parse::<u32>() {
+            Ok(n) => n.to_string(),
+            Err(_) => v,
+        });
+        let want = want.ok_or_else(|| {
             fail(format!(
                 "option pm_qos_resume_latency_us.value: {} is not microseconds (0 = no constraint, up to 2147483646) or \"n/a\"",
                 cap_text(&q.value.to_string())
