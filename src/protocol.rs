@@ -40,6 +40,14 @@ pub struct Meta {
     pub invocation: Option<String>,
     /// `_ansible_syslog_facility` (`LOG_USER` when absent), for the audit trail.
     pub syslog_facility: Option<String>,
+    /// Option `reasons` of a changing module: why each of its options is asked for (option or
+    /// setting name → the config key path, and the finding behind it), as `lltune_audit`
+    /// returns them; shown before the module's diff (`engine::why_diff`).
+    pub reasons: Option<Map<String, Value>>,
+    /// Option `persist_planned` (check mode only): an earlier step of this run already shows
+    /// `lltune-restore.service` and its enablement link being installed; this step leaves
+    /// them out of its diff (one diff per file per run).
+    pub persist_planned: bool,
 }
 
 impl Meta {
@@ -53,6 +61,8 @@ impl Meta {
             no_log: flag("_ansible_no_log"),
             invocation: None,
             syslog_facility: keys.get("_ansible_syslog_facility").and_then(Value::as_str).map(str::to_string),
+            reasons: None,
+            persist_planned: false,
         }
     }
 }
@@ -371,8 +381,66 @@ pub fn parse_args<P: DeserializeOwned>(raw: &str) -> Result<(Meta, Host, P)> {
         }
     };
     let host = Host::new(&root).map_err(|e| Failure::new(format!("option root: {e}")))?;
-    let params = parse_params_with::<P>(options, &["root"])?;
+    // The run options every changing module takes, read by the engine (not the module).
+    meta.reasons = match options.remove("reasons") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(m)) => Some(reasons_checked(m)?),
+        Some(other) => {
+            return Err(Failure::new(format!(
+                "option reasons: expected a mapping of option names to text, got {}",
+                kind(&other)
+            ))
+            .into());
+        }
+    };
+    meta.persist_planned = match options.remove("persist_planned") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => b,
+        Some(Value::String(s)) if ["true", "yes", "on", "1"].contains(&s.to_ascii_lowercase().as_str()) => true,
+        Some(Value::String(s)) if ["false", "no", "off", "0"].contains(&s.to_ascii_lowercase().as_str()) => false,
+        Some(other) => {
+            return Err(Failure::new(format!(
+                "option persist_planned: expected a boolean, got {}",
+                cap_text(&other.to_string())
+            ))
+            .into());
+        }
+    };
+    let params = parse_params_with::<P>(options, &["root", "reasons", "persist_planned"])?;
     Ok((meta, host, params))
+}
+
+/// The most reasons one module run takes, and the longest text of one: a reviewer's note,
+/// not a payload.
+pub const MAX_REASONS: usize = 4096;
+pub const MAX_REASON_BYTES: usize = 1024;
+
+/// `reasons` as given: every value text, within the limits above.
+fn reasons_checked(m: Map<String, Value>) -> Result<Map<String, Value>> {
+    if m.len() > MAX_REASONS {
+        return Err(Failure::new(format!("option reasons: {} entries, more than {MAX_REASONS}", m.len())).into());
+    }
+    for (k, v) in &m {
+        match v {
+            Value::String(s) if s.len() <= MAX_REASON_BYTES && k.len() <= MAX_REASON_BYTES => {}
+            Value::String(_) => {
+                return Err(Failure::new(format!(
+                    "option reasons.{}: longer than {MAX_REASON_BYTES} bytes",
+                    cap_text(k)
+                ))
+                .into());
+            }
+            other => {
+                return Err(Failure::new(format!(
+                    "option reasons.{}: expected text, got {}",
+                    cap_text(k),
+                    kind(other)
+                ))
+                .into());
+            }
+        }
+    }
+    Ok(m)
 }
 
 /// Deserializes options strictly; messages name the option, like AnsibleModule's. The
@@ -551,6 +619,30 @@ mod tests {
 
     fn parse(raw: &str) -> std::result::Result<P, String> {
         parse_args::<P>(raw).map(|(_, _, p)| p).map_err(|e| format!("{e:#}"))
+    }
+
+    #[test]
+    fn reasons_and_persist_planned_are_run_options_of_the_engine() {
+        let (meta, _, p) =
+            parse_args::<P>(r#"{"detail": true, "reasons": {"governor": "cpu.governor"}, "persist_planned": "yes"}"#)
+                .unwrap();
+        assert!(p.detail && meta.persist_planned);
+        assert_eq!(meta.reasons.unwrap()["governor"], "cpu.governor");
+        let (meta, _, _) = parse_args::<P>(r#"{"reasons": null}"#).unwrap();
+        assert!(meta.reasons.is_none() && !meta.persist_planned);
+        for (raw, want) in [
+            (r#"{"reasons": ["x"]}"#, "option reasons: expected a mapping of option names to text, got a list"),
+            (r#"{"reasons": {"governor": 1}}"#, "option reasons.governor: expected text, got a number"),
+            (r#"{"persist_planned": "maybe"}"#, "option persist_planned: expected a boolean, got \"maybe\""),
+        ] {
+            let e = parse(raw).unwrap_err();
+            assert!(e.contains(want), "{raw}: {e}");
+        }
+        let long = format!(r#"{{"reasons": {{"k": "{}"}}}}"#, "x".repeat(MAX_REASON_BYTES + 1));
+        assert!(parse(&long).unwrap_err().contains("option reasons.k: longer than 1024 bytes"));
+        // Listed among the supported options when an unknown one is given.
+        let e = parse(r#"{"bogus": 1}"#).unwrap_err();
+        assert!(e.contains("reasons") && e.contains("persist_planned"), "{e}");
     }
 
     // See: issue 17 ("unsupported option root; supported options: ... root ...").

@@ -70,7 +70,7 @@ fn add_rhel9_boot_files(root: &Path) {
 /// Issue 9's end-to-end case: the config gen-config proposes for a real dump (boot files and
 /// os-release added: the dumps carry none) is carried out section by section, a rerun
 /// changes nothing, and rollback gives the tree back byte for byte.
-fn gen_config_cycle(dump: &str, want_modules: &[&str]) {
+fn gen_config_cycle(dump: &str, want_modules: &[&str], why: &str) {
     let dir = crate::support::copy_fixture(&crate::support::real_fixture(dump));
     let root = dir.path();
     add_rhel9_boot_files(root);
@@ -87,6 +87,17 @@ fn gen_config_cycle(dump: &str, want_modules: &[&str]) {
     let config = std::fs::read_to_string(&cfg).unwrap();
     let proposed = config.lines().find_map(|l| l.strip_prefix("  default_affinity: ")).map(|v| v.trim_matches('"'));
     assert_eq!(proposed.is_some(), default_file.exists(), "{dump}: default_affinity proposed: {proposed:?}");
+    // The preview: several steps persist, but the restore unit and its link are shown once
+    // (one diff per file per run); each step's changes start with why, naming the config key
+    // and the finding gen-config embedded for it.
+    let (code, plan) = lltune(&["apply", "-c", c, "--plan"], root);
+    assert_eq!(code, 0, "{plan}");
+    assert_eq!(plan.matches("+++ /etc/systemd/system/lltune-restore.service").count(), 1, "{plan}");
+    assert_eq!(plan.matches("+++ link /etc/systemd/system/multi-user.target.wants/").count(), 1, "{plan}");
+    let steps = plan.lines().filter(|l| l.ends_with(": changes")).count();
+    assert_eq!(plan.matches("+++ why (the config keys and findings behind these changes)").count(), steps, "{plan}");
+    assert!(plan.contains(why), "{why:?} not in the plan:\n{plan}");
+    assert_same_tree(&start, &tree_snapshot(root), &format!("{dump}: apply --plan"));
     let (code, out) = lltune(&["apply", "-c", c, "--backup-id", "g1"], root);
     assert_eq!(code, 0, "{out}");
     assert!(!out.contains("not implemented"), "{out}");
@@ -110,12 +121,17 @@ fn gen_config_of_the_r640_dump_is_applied_rerun_and_rolled_back() {
     gen_config_cycle(
         "cnto-r640-rt-worker1",
         &["lltune_kernel_args", "lltune_cpu", "lltune_memory", "lltune_limits", "lltune_irq"],
+        "+nohz_full: kernel.cmdline.nohz_full; finding kernel.nohz_full (warning): unset → ",
     );
 }
 
 #[test]
 fn gen_config_of_the_epyc_dump_is_applied_rerun_and_rolled_back() {
-    gen_config_cycle("utillinux-epyc7451", &["lltune_kernel_args", "lltune_limits"]);
+    gen_config_cycle(
+        "utillinux-epyc7451",
+        &["lltune_kernel_args", "lltune_limits"],
+        "+memlock: memory.mlock\n",
+    );
 }
 
 /// See: issue 17. Every sysctl of the config is absent on this kernel, so `fit_to_host`

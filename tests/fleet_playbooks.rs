@@ -167,6 +167,16 @@ fn tune_previews_applies_is_idempotent_and_rolls_back_across_the_rack() {
     }
     assert!(r.stdout.contains("+options root=/dev/mapper/rl-root"), "no boot entry diff:\n{}", r.show());
     assert!(r.stdout.contains("isolcpus=managed_irq,domain,"), "{}", r.show());
+    // One diff per file per run: the restore unit and its link, which several persisting
+    // modules would each install, show once per host; each module's changes start with why.
+    for shown in
+        ["+++ after: /etc/systemd/system/lltune-restore.service", "multi-user.target.wants/lltune-restore.service ->"]
+    {
+        let n = r.stdout.matches(shown).count();
+        assert_eq!(n, HOSTS.len(), "{shown:?} shown {n} times for {} hosts:\n{}", HOSTS.len(), r.show());
+    }
+    assert!(r.stdout.contains("+++ after: why (the config keys and findings behind these changes)"), "{}", r.show());
+    assert!(r.stdout.contains("+nohz_full: kernel.cmdline.nohz_full"), "{}", r.show());
     // Check mode writes no bundle, so it prints no id to roll back (see: issue 17).
     assert!(!r.stdout.contains("backup id: "), "check mode printed a backup id:\n{}", r.show());
     assert_same_rack(&start, &rack.snapshot(), "tune --check --diff");

@@ -195,6 +195,7 @@ pub fn apply(root: &Path, config: &Path, plan: bool, backup_id: Option<String>) 
     // safety.allow_grub_edit: true: without it apply leaves the boot configuration alone).
     for (module, module_args) in args.in_order() {
         let options = module_args.as_object().cloned().unwrap_or_default();
+        tx.set_reasons(args.reasons.get(module).and_then(Value::as_object).cloned());
         let r = crate::modules::run_step(&mut tx, module, options)
             .unwrap_or_else(|| Err(anyhow::anyhow!("internal error: no module {module}")));
         match r {

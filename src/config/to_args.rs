@@ -56,6 +56,8 @@ pub struct ModuleArgs {
     pub skipped: Vec<String>,
     /// Config paths present that no module carries out yet.
     pub not_implemented: Vec<String>,
+    /// Module → {option or setting name → config key path and finding} (`config::reasons`).
+    pub reasons: Map<String, Value>,
 }
 
 impl ModuleArgs {
@@ -203,6 +205,7 @@ pub fn from_config(cfg: &Config, doc: &Yaml) -> ModuleArgs {
     }
     out.not_implemented.extend(whole);
     out.reorder();
+    out.reasons = super::reasons::of(cfg, &out);
     out
 }
 
@@ -542,13 +545,21 @@ pub fn fit_to_host(args: &mut ModuleArgs, facts: &crate::facts::Facts, host: &cr
 /// The `lltune_config` / `lltune_audit` result fields: `module_args` (module name → its
 /// arguments), `skipped_items` (config items left out: the host cannot take them, or the
 /// config's safety flags keep them out; each with why) and `not_implemented` (config paths no
-/// module carries out yet). Not `skipped`: Ansible reads a true `skipped` key as "the task was
-/// skipped", and shows the task so.
-pub fn result_fields(a: &ModuleArgs) -> [(&'static str, Value); 3] {
+/// module carries out yet), `reasons` (for each module in `module_args`, why each of its
+/// arguments is there: `config::reasons`). Not `skipped`: Ansible reads a true `skipped` key as
+/// "the task was skipped", and shows the task so.
+pub fn result_fields(a: &ModuleArgs) -> [(&'static str, Value); 4] {
+    let reasons: Map<String, Value> = a
+        .reasons
+        .iter()
+        .filter(|(m, _)| a.modules.contains_key(m.as_str()))
+        .map(|(m, r)| (m.clone(), r.clone()))
+        .collect();
     [
         ("module_args", Value::Object(a.modules.clone())),
         ("skipped_items", serde_json::json!(a.skipped)),
         ("not_implemented", serde_json::json!(a.not_implemented)),
+        ("reasons", Value::Object(reasons)),
     ]
 }
 
@@ -733,8 +744,9 @@ mod tests {
 
     #[test]
     fn result_fields_shape() {
-        let [(k1, v1), (k2, v2), (k3, v3)] = result_fields(&from_text(SEED).unwrap());
-        assert_eq!((k1, k2, k3), ("module_args", "skipped_items", "not_implemented"));
+        let [(k1, v1), (k2, v2), (k3, v3), (k4, v4)] = result_fields(&from_text(SEED).unwrap());
+        assert_eq!((k1, k2, k3, k4), ("module_args", "skipped_items", "not_implemented", "reasons"));
+        assert_eq!(v4[KERNEL_ARGS]["skew_tick"], "kernel.cmdline.skew_tick");
         assert_eq!(v1[KERNEL_ARGS]["args"]["skew_tick"], "1");
         assert_eq!(v2, json!(["network.defaults: no network.interfaces to apply it to"]));
         assert_eq!(v3, json!([]));

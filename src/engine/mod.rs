@@ -336,6 +336,31 @@ fn run_in<M: Module>(host: &Host, meta: &Meta, params: M::Params, mut tx: Option
         }
         log_changes(host, meta, M::NAME, backup.as_ref().map(|_| backup_id.as_str()), &plan.diff);
     }
+    // One diff per file per run: in check mode nothing is written, so a later step sees a
+    // file an earlier step plans (lltune-restore.service, its link) as still absent and
+    // would show it again. Within a transaction the earlier steps' diffs are known; a module
+    // run alone is told by `persist_planned` (the tune role passes it).
+    if meta.check_mode {
+        let shown_before = |d: &Diff| {
+            (meta.persist_planned
+                && (d.after_header == persist::UNIT_PATH || d.after_header == format!("link {}", persist::WANTS_LINK)))
+                || tx.as_deref().is_some_and(|t| t.shown.iter().any(|(h, a)| *h == d.after_header && *a == d.after))
+        };
+        let (earlier, own): (Vec<Diff>, Vec<Diff>) = plan.diff.drain(..).partition(|d| shown_before(d));
+        plan.diff = own;
+        if !earlier.is_empty() {
+            let names: Vec<&str> = earlier.iter().map(|d| d.after_header.as_str()).collect();
+            plan.field("diff_shown_earlier", names);
+        }
+        if let Some(t) = tx.as_deref_mut() {
+            t.shown.extend(plan.diff.iter().map(|d| (d.after_header.clone(), d.after.clone())));
+        }
+    }
+    if let (Some(reasons), false) = (&meta.reasons, plan.diff.is_empty()) {
+        if let Some(why) = why_diff(reasons, &plan.diff) {
+            plan.diff.insert(0, why);
+        }
+    }
     if installs_runner {
         if let Some(t) = tx {
             t.runner = None;
@@ -384,6 +409,40 @@ struct Steps {
     done: Vec<Done>,
     /// The CLI to install at `persist::CLI_PATH` with the first step that persists.
     runner: Option<Vec<u8>>,
+    /// Check mode: each diff the earlier steps showed (header, text after), so that a file
+    /// several steps would write is shown once.
+    shown: Vec<(String, String)>,
+}
+
+/// The first entry of a module's diff when its run was given `reasons`: why these changes,
+/// one line per option or setting the diff touches (`name: reason`); every reason when the
+/// diff names none of them (a reason is never hidden for want of a match). `None` when
+/// there are no reasons.
+pub fn why_diff(reasons: &Map<String, Value>, diff: &[Diff]) -> Option<Diff> {
+    if reasons.is_empty() {
+        return None;
+    }
+    // The lines that differ, and every header: where an option's name shows when it changed.
+    let mut touched = String::new();
+    for d in diff {
+        touched.push_str(&d.after_header);
+        touched.push('\n');
+        let before: std::collections::BTreeSet<&str> = d.before.lines().collect();
+        let after: std::collections::BTreeSet<&str> = d.after.lines().collect();
+        for l in before.symmetric_difference(&after) {
+            touched.push_str(l);
+            touched.push('\n');
+        }
+    }
+    let line = |(k, v): (&String, &Value)| format!("{k}: {}\n", v.as_str().unwrap_or_default());
+    let named: String = reasons.iter().filter(|(k, _)| touched.contains(k.as_str())).map(line).collect();
+    let after = if named.is_empty() { reasons.iter().map(line).collect() } else { named };
+    Some(Diff {
+        before_header: "why".into(),
+        after_header: "why (the config keys and findings behind these changes)".into(),
+        before: String::new(),
+        after,
+    })
 }
 
 /// One module's carried-out writes: the items, their snapshots from before, and the order
@@ -424,7 +483,7 @@ impl<'h> Transaction<'h> {
         Ok(Transaction {
             host,
             meta: meta.clone(),
-            steps: Steps { backup_id: id, done: Vec::new(), runner: None },
+            steps: Steps { backup_id: id, done: Vec::new(), runner: None, shown: Vec::new() },
             _lock: lock,
         })
     }
@@ -448,6 +507,11 @@ impl<'h> Transaction<'h> {
     /// of its revert. `lltune-restore.service` runs it at boot.
     pub fn install_boot_runner(&mut self, bytes: Vec<u8>) {
         self.steps.runner = Some(bytes);
+    }
+
+    /// The reasons the next steps show before their diffs (`why_diff`); `None` for none.
+    pub fn set_reasons(&mut self, reasons: Option<Map<String, Value>>) {
+        self.meta.reasons = reasons;
     }
 
     /// Runs one module as the next step (the transaction's backup id; `options` must not
@@ -739,4 +803,47 @@ fn revert(host: &Host, items: &[Item], snapshots: &[State], touched: &[usize], c
         f.fields.insert("not_reverted".into(), serde_json::json!(stuck));
     }
     (f, Undone { cause, reverted, stuck })
+}
+
+#[cfg(test)]
+mod why_tests {
+    use super::*;
+
+    fn diff(header: &str, before: &str, after: &str) -> Diff {
+        Diff { before_header: header.into(), after_header: header.into(), before: before.into(), after: after.into() }
+    }
+
+    fn reasons(pairs: &[(&str, &str)]) -> Map<String, Value> {
+        pairs.iter().map(|(k, v)| (k.to_string(), Value::String(v.to_string()))).collect()
+    }
+
+    #[test]
+    fn why_names_the_settings_the_diff_changes() {
+        let r = reasons(&[("vm.swappiness", "memory.swappiness"), ("net.core.busy_poll", "network.sysctl.busy_poll")]);
+        // busy_poll is in both texts, unchanged: its reason is not shown.
+        let d = [diff(
+            "runtime",
+            "vm.swappiness = 60\nnet.core.busy_poll = 50\n",
+            "vm.swappiness = 0\nnet.core.busy_poll = 50\n",
+        )];
+        let why = why_diff(&r, &d).unwrap();
+        assert_eq!(why.after, "vm.swappiness: memory.swappiness\n");
+        assert_eq!(why.before, "");
+    }
+
+    #[test]
+    fn why_shows_every_reason_when_the_diff_names_none() {
+        let r = reasons(&[("rules[0]", "irq.manual_affinity[0]"), ("rules[1]", "irq.manual_affinity[1]")]);
+        let d = [diff("/proc/irq/24/smp_affinity_list", "0-3\n", "0\n")];
+        let why = why_diff(&r, &d).unwrap();
+        assert_eq!(why.after, "rules[0]: irq.manual_affinity[0]\nrules[1]: irq.manual_affinity[1]\n");
+        assert!(why_diff(&Map::new(), &d).is_none());
+    }
+
+    #[test]
+    fn a_header_names_a_setting() {
+        let r = reasons(&[("governor", "cpu.governor"), ("epp", "cpu.epp")]);
+        let d = [diff("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor", "powersave\n", "performance\n")];
+        assert_eq!(why_diff(&r, &d).unwrap().after, "governor: cpu.governor\n");
+    }
 }
