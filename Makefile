@@ -57,7 +57,7 @@ SHIP_RUSTFLAGS := -C force-unwind-tables=no -C link-arg=-Wl,-T,$(abspath scripts
 TOOLS_PIN := tests/ansible-tools.pin
 TOOLS_STAMP := $(VENV)/.tools-$(shell cat $(ANSIBLE_CORE_PIN) $(TOOLS_PIN) $(CONSTRAINTS) | sha256sum | cut -c1-12)
 
-.PHONY: all collection zig-tools tools check-binaries smoke venv scan test molecule lint sanity bench clean vm-deps vm-test monitoring
+.PHONY: all collection zig-tools tools check-binaries smoke venv scan test molecule lint sanity ee bench clean vm-deps vm-test monitoring
 
 all: collection
 
@@ -147,6 +147,12 @@ molecule: collection tools
 ## lint: ansible-lint (production profile) on the collection's roles and playbooks
 lint: collection tools
 	cd $(COLLECTION) && $(ANSIBLE_ENV) PATH=$(abspath $(VENV))/bin:$$PATH $(abspath $(VENV))/bin/ansible-lint --profile production --offline roles playbooks
+
+## ee: the execution environment (ee/execution-environment.yml): ansible-builder writes its build
+## context in build/ee, and scripts/ee.sh checks it (its galaxy stage replayed here, the collection's
+## dependencies introspected); no container engine needed (docs/execution-environment.md)
+ee: collection tools
+	VENV=$(VENV) $(ANSIBLE_ENV) bash scripts/ee.sh
 
 ## sanity: ansible-test sanity on a copy of the built collection (ansible-test wants the
 ## collection at ansible_collections/<namespace>/<name>; it makes its own venvs, whose pip comes
