@@ -256,24 +256,43 @@ where
     P: DeserializeOwned,
     F: FnOnce(&Host, &Meta, P) -> Result<Outcome>,
 {
+    main_with(run, false)
+}
+
+/// Entry point of a changing module's binary (one that runs on the engine): `main`, and the
+/// engine's run options (`reasons`, `persist_planned`) are options of it too.
+pub fn main_changing<P, F>(run: F) -> ExitCode
+where
+    P: DeserializeOwned,
+    F: FnOnce(&Host, &Meta, P) -> Result<Outcome>,
+{
+    main_with(run, true)
+}
+
+fn main_with<P, F>(run: F, engine: bool) -> ExitCode
+where
+    P: DeserializeOwned,
+    F: FnOnce(&Host, &Meta, P) -> Result<Outcome>,
+{
     install_panic_hook();
     // The args file's path as the OS gives it: Ansible's temporary folder may have any bytes
     // in its name (`std::env::args` would panic on one that is not UTF-8).
-    let (result, code) = execute(std::env::args_os().nth(1).map(std::path::PathBuf::from), run);
+    let (result, code) = execute(std::env::args_os().nth(1).map(std::path::PathBuf::from), run, engine);
     emit_output(&result);
     code
 }
 
 /// Runs a module on the given args file (or stdin) and returns the JSON result and exit
-/// code. Separate from `main` so that tests can drive it in-process.
-pub fn execute<P, F>(args_path: Option<std::path::PathBuf>, run: F) -> (Output, ExitCode)
+/// code (`engine`: a changing module, which takes the engine's run options). Separate from
+/// `main` so that tests can drive it in-process.
+pub fn execute<P, F>(args_path: Option<std::path::PathBuf>, run: F, engine: bool) -> (Output, ExitCode)
 where
     P: DeserializeOwned,
     F: FnOnce(&Host, &Meta, P) -> Result<Outcome>,
 {
     let result = (|| -> Result<Output> {
         let raw = read_args(args_path.as_deref())?;
-        let (meta, host, params) = parse_args::<P>(&raw)?;
+        let (meta, host, params) = parse_args_for::<P>(&raw, engine)?;
         let outcome = run(&host, &meta, params)?;
         Ok(render(outcome, meta.diff))
     })();
@@ -332,6 +351,12 @@ fn find_float(v: &Value, path: &str) -> Option<String> {
 
 /// Splits the args JSON into `Meta`, the `root` host and the module's strict `Params`.
 pub fn parse_args<P: DeserializeOwned>(raw: &str) -> Result<(Meta, Host, P)> {
+    parse_args_for::<P>(raw, false)
+}
+
+/// `parse_args`; with `engine`, the engine's run options of a changing module (`reasons`,
+/// `persist_planned`) are taken into `Meta` too. Other modules do not have them.
+pub fn parse_args_for<P: DeserializeOwned>(raw: &str, engine: bool) -> Result<(Meta, Host, P)> {
     let value: Value =
         serde_json::from_str(raw).map_err(|e| Failure::new(format!("module arguments are not valid JSON: {e}")))?;
     let mut obj = match value {
@@ -381,6 +406,10 @@ pub fn parse_args<P: DeserializeOwned>(raw: &str) -> Result<(Meta, Host, P)> {
         }
     };
     let host = Host::new(&root).map_err(|e| Failure::new(format!("option root: {e}")))?;
+    if !engine {
+        let params = parse_params_with::<P>(options, &["root"])?;
+        return Ok((meta, host, params));
+    }
     // The run options every changing module takes, read by the engine (not the module).
     meta.reasons = match options.remove("reasons") {
         None | Some(Value::Null) => None,
@@ -623,26 +652,31 @@ mod tests {
 
     #[test]
     fn reasons_and_persist_planned_are_run_options_of_the_engine() {
+        let engine = |raw: &str| parse_args_for::<P>(raw, true);
         let (meta, _, p) =
-            parse_args::<P>(r#"{"detail": true, "reasons": {"governor": "cpu.governor"}, "persist_planned": "yes"}"#)
-                .unwrap();
+            engine(r#"{"detail": true, "reasons": {"governor": "cpu.governor"}, "persist_planned": "yes"}"#).unwrap();
         assert!(p.detail && meta.persist_planned);
         assert_eq!(meta.reasons.unwrap()["governor"], "cpu.governor");
-        let (meta, _, _) = parse_args::<P>(r#"{"reasons": null}"#).unwrap();
+        let (meta, _, _) = engine(r#"{"reasons": null}"#).unwrap();
         assert!(meta.reasons.is_none() && !meta.persist_planned);
         for (raw, want) in [
             (r#"{"reasons": ["x"]}"#, "option reasons: expected a mapping of option names to text, got a list"),
             (r#"{"reasons": {"governor": 1}}"#, "option reasons.governor: expected text, got a number"),
             (r#"{"persist_planned": "maybe"}"#, "option persist_planned: expected a boolean, got \"maybe\""),
         ] {
-            let e = parse(raw).unwrap_err();
+            let e = format!("{:#}", engine(raw).unwrap_err());
             assert!(e.contains(want), "{raw}: {e}");
         }
         let long = format!(r#"{{"reasons": {{"k": "{}"}}}}"#, "x".repeat(MAX_REASON_BYTES + 1));
-        assert!(parse(&long).unwrap_err().contains("option reasons.k: longer than 1024 bytes"));
+        assert!(format!("{:#}", engine(&long).unwrap_err()).contains("option reasons.k: longer than 1024 bytes"));
         // Listed among the supported options when an unknown one is given.
-        let e = parse(r#"{"bogus": 1}"#).unwrap_err();
+        let e = format!("{:#}", engine(r#"{"bogus": 1}"#).unwrap_err());
         assert!(e.contains("reasons") && e.contains("persist_planned"), "{e}");
+        // A module that is not a changing one does not take them.
+        assert_eq!(
+            parse(r#"{"reasons": {}}"#).unwrap_err(),
+            "unsupported option reasons; supported options: detail, root"
+        );
     }
 
     // See: issue 17 ("unsupported option root; supported options: ... root ...").
@@ -783,7 +817,7 @@ mod tests {
 
     #[test]
     fn failure_output_is_one_object_with_failed() {
-        let (v, _) = execute::<P, _>(Some("/nonexistent/args.json".into()), |_, _, _| Ok(Outcome::new(false)));
+        let (v, _) = execute::<P, _>(Some("/nonexistent/args.json".into()), |_, _, _| Ok(Outcome::new(false)), false);
         let v = v.value;
         assert_eq!(v["failed"], Value::Bool(true));
         assert_eq!(v["changed"], Value::Bool(false));

@@ -127,11 +127,7 @@ fn gen_config_of_the_r640_dump_is_applied_rerun_and_rolled_back() {
 
 #[test]
 fn gen_config_of_the_epyc_dump_is_applied_rerun_and_rolled_back() {
-    gen_config_cycle(
-        "utillinux-epyc7451",
-        &["lltune_kernel_args", "lltune_limits"],
-        "+memlock: memory.mlock\n",
-    );
+    gen_config_cycle("utillinux-epyc7451", &["lltune_kernel_args", "lltune_limits"], "+memlock: memory.mlock\n");
 }
 
 /// See: issue 17. Every sysctl of the config is absent on this kernel, so `fit_to_host`
