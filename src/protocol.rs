@@ -256,20 +256,30 @@ where
     P: DeserializeOwned,
     F: FnOnce(&Host, &Meta, P) -> Result<Outcome>,
 {
-    main_with(run, false)
+    main_with(run, Kind::PLAIN)
 }
 
-/// Entry point of a changing module's binary (one that runs on the engine): `main`, and the
-/// engine's run options (`reasons`, `persist_planned`) are options of it too.
-pub fn main_changing<P, F>(run: F) -> ExitCode
-where
-    P: DeserializeOwned,
-    F: FnOnce(&Host, &Meta, P) -> Result<Outcome>,
-{
-    main_with(run, true)
+/// What the protocol takes for one module binary beyond its own options.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Kind {
+    /// A changing module: the engine's run option `reasons` is an option.
+    pub engine: bool,
+    /// A module that persists (`persist: true`): the engine's `persist_planned` is an option.
+    pub persists: bool,
+    /// The largest arguments it reads.
+    pub max_args: u64,
 }
 
-fn main_with<P, F>(run: F, engine: bool) -> ExitCode
+impl Kind {
+    pub const PLAIN: Kind = Kind { engine: false, persists: false, max_args: MAX_ARGS_BYTES };
+    pub const CHANGING: Kind = Kind { engine: true, persists: false, max_args: MAX_ARGS_BYTES };
+    pub const PERSISTING: Kind = Kind { engine: true, persists: true, max_args: MAX_ARGS_BYTES };
+    /// `lltune_report`, whose `facts` option carries every host's facts at once.
+    pub const REPORT: Kind = Kind { engine: false, persists: false, max_args: MAX_REPORT_ARGS_BYTES };
+}
+
+/// Entry point of a module binary of the given kind (`Kind`; `main` is `Kind::PLAIN`).
+pub fn main_with<P, F>(run: F, kind: Kind) -> ExitCode
 where
     P: DeserializeOwned,
     F: FnOnce(&Host, &Meta, P) -> Result<Outcome>,
@@ -277,22 +287,22 @@ where
     install_panic_hook();
     // The args file's path as the OS gives it: Ansible's temporary folder may have any bytes
     // in its name (`std::env::args` would panic on one that is not UTF-8).
-    let (result, code) = execute(std::env::args_os().nth(1).map(std::path::PathBuf::from), run, engine);
+    let (result, code) = execute(std::env::args_os().nth(1).map(std::path::PathBuf::from), run, kind);
     emit_output(&result);
     code
 }
 
 /// Runs a module on the given args file (or stdin) and returns the JSON result and exit
-/// code (`engine`: a changing module, which takes the engine's run options). Separate from
-/// `main` so that tests can drive it in-process.
-pub fn execute<P, F>(args_path: Option<std::path::PathBuf>, run: F, engine: bool) -> (Output, ExitCode)
+/// code, for a module of the given kind. Separate from `main` so that tests can drive it
+/// in-process.
+pub fn execute<P, F>(args_path: Option<std::path::PathBuf>, run: F, kind: Kind) -> (Output, ExitCode)
 where
     P: DeserializeOwned,
     F: FnOnce(&Host, &Meta, P) -> Result<Outcome>,
 {
     let result = (|| -> Result<Output> {
-        let raw = read_args(args_path.as_deref())?;
-        let (meta, host, params) = parse_args_for::<P>(&raw, engine)?;
+        let raw = read_args(args_path.as_deref(), kind.max_args)?;
+        let (meta, host, params) = parse_args_for::<P>(&raw, kind)?;
         let outcome = run(&host, &meta, params)?;
         Ok(render(outcome, meta.diff))
     })();
@@ -304,8 +314,10 @@ where
 
 /// The largest args file or standard input a module reads.
 pub const MAX_ARGS_BYTES: u64 = 1 << 20;
+/// The largest `lltune_report` reads: the compact facts of about 2,000 hosts (40 KB each).
+pub const MAX_REPORT_ARGS_BYTES: u64 = 96 << 20;
 
-fn read_args(path: Option<&std::path::Path>) -> Result<String> {
+fn read_args(path: Option<&std::path::Path>, max: u64) -> Result<String> {
     use std::os::unix::fs::OpenOptionsExt;
     let (what, reader): (String, Box<dyn Read>) = match path {
         Some(path) => {
@@ -325,12 +337,13 @@ fn read_args(path: Option<&std::path::Path>) -> Result<String> {
     };
     let mut bytes = Vec::new();
     reader
-        .take(MAX_ARGS_BYTES + 1)
+        .take(max + 1)
         .read_to_end(&mut bytes)
         .with_context(|| format!("cannot read module arguments from {what}"))?;
-    if bytes.len() as u64 > MAX_ARGS_BYTES {
+    if bytes.len() as u64 > max {
         return Err(Failure::new(format!(
-            "module arguments from {what} are larger than {MAX_ARGS_BYTES} bytes (1 MiB); refused"
+            "module arguments from {what} are larger than {max} bytes ({} MiB); refused",
+            max >> 20
         ))
         .into());
     }
@@ -351,12 +364,13 @@ fn find_float(v: &Value, path: &str) -> Option<String> {
 
 /// Splits the args JSON into `Meta`, the `root` host and the module's strict `Params`.
 pub fn parse_args<P: DeserializeOwned>(raw: &str) -> Result<(Meta, Host, P)> {
-    parse_args_for::<P>(raw, false)
+    parse_args_for::<P>(raw, Kind::PLAIN)
 }
 
-/// `parse_args`; with `engine`, the engine's run options of a changing module (`reasons`,
-/// `persist_planned`) are taken into `Meta` too. Other modules do not have them.
-pub fn parse_args_for<P: DeserializeOwned>(raw: &str, engine: bool) -> Result<(Meta, Host, P)> {
+/// `parse_args` for a module of `kind`: the engine's run options of a changing module
+/// (`reasons`; `persist_planned` where it persists) are taken into `Meta` too. Other modules
+/// do not have them.
+pub fn parse_args_for<P: DeserializeOwned>(raw: &str, module: Kind) -> Result<(Meta, Host, P)> {
     let value: Value =
         serde_json::from_str(raw).map_err(|e| Failure::new(format!("module arguments are not valid JSON: {e}")))?;
     let mut obj = match value {
@@ -406,7 +420,7 @@ pub fn parse_args_for<P: DeserializeOwned>(raw: &str, engine: bool) -> Result<(M
         }
     };
     let host = Host::new(&root).map_err(|e| Failure::new(format!("option root: {e}")))?;
-    if !engine {
+    if !module.engine {
         let params = parse_params_with::<P>(options, &["root"])?;
         return Ok((meta, host, params));
     }
@@ -422,7 +436,8 @@ pub fn parse_args_for<P: DeserializeOwned>(raw: &str, engine: bool) -> Result<(M
             .into());
         }
     };
-    meta.persist_planned = match options.remove("persist_planned") {
+    let planned = if module.persists { options.remove("persist_planned") } else { None };
+    meta.persist_planned = match planned {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => b,
         Some(Value::String(s)) if ["true", "yes", "on", "1"].contains(&s.to_ascii_lowercase().as_str()) => true,
@@ -435,7 +450,8 @@ pub fn parse_args_for<P: DeserializeOwned>(raw: &str, engine: bool) -> Result<(M
             .into());
         }
     };
-    let params = parse_params_with::<P>(options, &["root", "reasons", "persist_planned"])?;
+    let extra: &[&str] = if module.persists { &["root", "reasons", "persist_planned"] } else { &["root", "reasons"] };
+    let params = parse_params_with::<P>(options, extra)?;
     Ok((meta, host, params))
 }
 
@@ -652,7 +668,7 @@ mod tests {
 
     #[test]
     fn reasons_and_persist_planned_are_run_options_of_the_engine() {
-        let engine = |raw: &str| parse_args_for::<P>(raw, true);
+        let engine = |raw: &str| parse_args_for::<P>(raw, Kind::PERSISTING);
         let (meta, _, p) =
             engine(r#"{"detail": true, "reasons": {"governor": "cpu.governor"}, "persist_planned": "yes"}"#).unwrap();
         assert!(p.detail && meta.persist_planned);
@@ -672,7 +688,10 @@ mod tests {
         // Listed among the supported options when an unknown one is given.
         let e = format!("{:#}", engine(r#"{"bogus": 1}"#).unwrap_err());
         assert!(e.contains("reasons") && e.contains("persist_planned"), "{e}");
-        // A module that is not a changing one does not take them.
+        // A changing module that does not persist takes no persist_planned; a module that is
+        // not a changing one takes neither.
+        let e = format!("{:#}", parse_args_for::<P>(r#"{"persist_planned": true}"#, Kind::CHANGING).unwrap_err());
+        assert_eq!(e, "unsupported option persist_planned; supported options: detail, reasons, root");
         assert_eq!(
             parse(r#"{"reasons": {}}"#).unwrap_err(),
             "unsupported option reasons; supported options: detail, root"
@@ -817,7 +836,8 @@ mod tests {
 
     #[test]
     fn failure_output_is_one_object_with_failed() {
-        let (v, _) = execute::<P, _>(Some("/nonexistent/args.json".into()), |_, _, _| Ok(Outcome::new(false)), false);
+        let (v, _) =
+            execute::<P, _>(Some("/nonexistent/args.json".into()), |_, _, _| Ok(Outcome::new(false)), Kind::PLAIN);
         let v = v.value;
         assert_eq!(v["failed"], Value::Bool(true));
         assert_eq!(v["changed"], Value::Bool(false));

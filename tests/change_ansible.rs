@@ -20,12 +20,12 @@ fn ansible_doc_renders_the_change_modules() {
     for (module, options, returns) in [
         (
             "lltune_sysctl",
-            vec!["backup_id", "file", "root", "runtime", "settings", "state", "write_file"],
+            vec!["backup_id", "file", "reasons", "root", "runtime", "settings", "state", "write_file"],
             vec!["backup", "changes", "conflicts", "diff", "file", "reboot_required", "reverted"],
         ),
         (
             "lltune_kernel_args",
-            vec!["allow_dangerous_mitigations", "args", "backup_id", "bootloader", "remove", "root"],
+            vec!["allow_dangerous_mitigations", "args", "backup_id", "bootloader", "reasons", "remove", "root"],
             vec![
                 "backup",
                 "bootloader",

@@ -592,6 +592,64 @@ fn fleet_report_module_check_mode_and_idempotence() {
     assert_eq!((code, r["msg"].as_str()), (1, Some("missing required option dest")), "{r}");
 }
 
+/// `facts` (host name to facts, as a play holds them): the same report as from a folder of
+/// the same facts, apart from the facts times (the run's time, not the files' mtimes); the
+/// options in conflict or a bad host fail naming them, and nothing is written.
+#[test]
+fn fleet_report_module_from_the_plays_facts() {
+    let a = scan(&support::real_fixture("hwloc-32em64t-2n8c"));
+    let b = scan(support::host_fixture("irq-small").path());
+    let dir = tempfile::tempdir().unwrap();
+    write_json(&dir.path().join("a.json"), &a);
+    // The other shape a play may hold: a registered module result.
+    write_json(&dir.path().join("b.json"), &json!({"changed": false, "ansible_facts": {"lltune": b.clone()}}));
+    let out = tempfile::tempdir().unwrap();
+    let (from_dir, from_play) = (out.path().join("dir"), out.path().join("play"));
+    let (r, code) = support::run_module("lltune_report", &json!({"facts_dir": dir.path(), "dest": from_dir}));
+    assert_eq!(code, 0, "{r}");
+    let before = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    let facts = json!({"b": {"changed": false, "ansible_facts": {"lltune": b}}, "a": a});
+    let (r, code) = support::run_module("lltune_report", &json!({"facts": facts, "dest": from_play}));
+    assert_eq!((code, &r["hosts"]), (0, &json!(["a", "b"])), "{r}");
+    let untimed = |p: &Path| -> String {
+        // From a folder a host's source is its file; from the play, its name.
+        let text = fs::read_to_string(p).unwrap().replace(r#""source": "a.json""#, r#""source": "a""#);
+        let text = text.replace(r#""source": "b.json""#, r#""source": "b""#);
+        text.lines().filter(|l| !l.contains("timestamp")).collect::<Vec<_>>().join("\n")
+    };
+    for f in ["fleet.json", "fleet.csv", "fleet.md", "lltune.prom", "fleet.html"] {
+        assert_eq!(untimed(&from_dir.join(f)), untimed(&from_play.join(f)), "{f} differs");
+    }
+    // Every host's facts time is the run's.
+    let j = read_json(&from_play.join("fleet.json"));
+    for h in j["hosts"].as_array().unwrap() {
+        let t = h["facts_timestamp"].as_f64().unwrap();
+        assert!(t >= before.floor() && t < before + 120.0, "{t} vs {before}");
+    }
+    // Refusals, each naming the option or the host; nothing is written.
+    let empty = out.path().join("none");
+    for (args, want) in [
+        (
+            json!({"facts": {"a": {}}, "facts_dir": dir.path(), "dest": empty}),
+            "options facts_dir and facts: give one of them, not both",
+        ),
+        (json!({"dest": empty}), "give option facts_dir (a folder of host facts) or facts (host name to facts)"),
+        (json!({"facts": {}, "dest": empty}), "option facts: no hosts in it"),
+        (json!({"facts": {"web-1": {"cpu": 1}}, "dest": empty}), "option facts: host web-1: no lltune facts in it"),
+        (
+            json!({"facts": {"web-1": [1]}, "dest": empty}),
+            "option facts: host web-1: a list where an object was expected",
+        ),
+        (json!({"facts": ["a"], "dest": empty}), "option facts"),
+    ] {
+        let (r, code) = support::run_module("lltune_report", &args);
+        assert_eq!(code, 1, "{args}: {r}");
+        let msg = r["msg"].as_str().unwrap();
+        assert!(msg.contains(want), "{args}: {msg}");
+    }
+    assert!(!empty.exists());
+}
+
 /// A real play: lltune_facts on three fixture roots with Ansible's jsonfile fact cache, then
 /// lltune_report on the controller reads the cache the play left.
 #[test]

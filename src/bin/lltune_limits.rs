@@ -1,5 +1,5 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    lltune::protocol::main_changing(lltune::modules::limits::run)
+    lltune::protocol::main_with(lltune::modules::limits::run, lltune::protocol::Kind::CHANGING)
 }

@@ -1,5 +1,5 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    lltune::protocol::main_changing(lltune::modules::nic::run)
+    lltune::protocol::main_with(lltune::modules::nic::run, lltune::protocol::Kind::PERSISTING)
 }

@@ -1,5 +1,5 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    lltune::protocol::main_changing(lltune::modules::sysctl::run)
+    lltune::protocol::main_with(lltune::modules::sysctl::run, lltune::protocol::Kind::CHANGING)
 }

@@ -456,7 +456,7 @@ pub type Extracted = (&'static str, Map<String, Value>, Option<Value>);
 ///   text>"}` with tagged values, which are decoded.
 pub fn extract(doc: Value) -> Result<Extracted, String> {
     let Value::Object(mut m) = doc else {
-        return Err(format!("a JSON {} where an object was expected", crate::protocol::kind(&doc)));
+        return Err(format!("{} where an object was expected", crate::protocol::kind(&doc)));
     };
     if let Some(Value::String(payload)) = m.get("__payload__") {
         let inner: Value =
@@ -629,6 +629,11 @@ pub fn read_host(path: &Path, file: &str) -> Result<HostInput> {
         .map(|d| d.as_secs() as f64 + f64::from(d.subsec_millis()) / 1000.0);
     let doc: Value = serde_json::from_slice(&bytes).map_err(|e| anyhow::anyhow!("{shown}: not JSON ({e}); refused"))?;
     let encoded = doc.get("__payload__").is_some_and(Value::is_string);
+    host_input(doc, host_name(file, encoded), file, &shown.to_string(), facts_time)
+}
+
+/// One host's input from its document (any shape `extract` knows); `shown` names it in errors.
+fn host_input(doc: Value, host: String, source: &str, shown: &str, facts_time: Option<f64>) -> Result<HostInput> {
     let (shape, mut facts_obj, latency) = extract(doc).map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
     let recs = facts_obj.remove("recommendations");
     // A field missing from older facts is read as unknown (see `Facts`).
@@ -650,15 +655,7 @@ pub fn read_host(path: &Path, file: &str) -> Result<HostInput> {
         .filter(|l| !l.is_null())
         .map(|l| parse_latency(&l).map_err(|e| anyhow::anyhow!("{shown}: latency: {e}")))
         .transpose()?;
-    Ok(HostInput {
-        host: host_name(file, encoded),
-        source: file.to_string(),
-        shape,
-        facts,
-        recommendations,
-        latency,
-        facts_time,
-    })
+    Ok(HostInput { host, source: source.to_string(), shape, facts, recommendations, latency, facts_time })
 }
 
 /// Reads every host of a folder. Hidden files are skipped; `<host>.latency.json` files are
@@ -711,6 +708,25 @@ pub fn load_dir(dir: &Path) -> Result<Vec<HostInput>> {
         };
         h.latency = Some(l);
     }
+    Ok(hosts)
+}
+
+/// Reads every host of a mapping of host name to facts (`lltune_report`'s `facts`: the facts
+/// a play gathered, in any shape `extract` knows); `facts_time` is every host's scan time
+/// (the module's run: the play scanned just before). Errors name the host.
+pub fn load_values(facts: serde_json::Map<String, Value>, facts_time: Option<f64>) -> Result<Vec<HostInput>> {
+    if facts.is_empty() {
+        bail!("no hosts in it");
+    }
+    let mut hosts = Vec::with_capacity(facts.len());
+    for (host, doc) in facts {
+        if host.is_empty() {
+            bail!("a host with an empty name");
+        }
+        let shown = format!("host {}", crate::protocol::cap_text(&host));
+        hosts.push(host_input(doc, host.clone(), &host, &shown, facts_time)?);
+    }
+    crate::sort::sort_by(&mut hosts, |a, b| a.host.cmp(&b.host));
     Ok(hosts)
 }
 

@@ -16,7 +16,12 @@ use crate::protocol::{Failure, Meta, Outcome};
 #[serde(deny_unknown_fields)]
 pub struct Params {
     /// Folder of host facts (one file per host).
-    pub facts_dir: PathBuf,
+    #[serde(default)]
+    pub facts_dir: Option<PathBuf>,
+    /// Host name → facts, as a play holds them (`hostvars[host].ansible_facts.lltune`): one
+    /// task for the whole play, no per-host copy to the controller.
+    #[serde(default)]
+    pub facts: Option<serde_json::Map<String, serde_json::Value>>,
     /// Folder the report is written into.
     pub dest: PathBuf,
 }
@@ -30,16 +35,39 @@ fn expand_home(p: &Path) -> PathBuf {
     }
 }
 
+/// Now, in seconds since the epoch (millisecond precision, as a file's mtime is read).
+fn now() -> Option<f64> {
+    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?;
+    Some(d.as_secs() as f64 + f64::from(d.subsec_millis()) / 1000.0)
+}
+
 pub fn run(_host: &Host, meta: &Meta, mut params: Params) -> Result<Outcome> {
-    for (opt, p) in [("facts_dir", &mut params.facts_dir), ("dest", &mut params.dest)] {
+    let cap = |e: anyhow::Error, opt: &str| Failure::new(crate::protocol::cap_text(&format!("option {opt}: {e:#}")));
+    let mut paths = vec![("dest", &mut params.dest)];
+    if let Some(d) = params.facts_dir.as_mut() {
+        paths.push(("facts_dir", d));
+    }
+    for (opt, p) in paths {
         if p.as_os_str().is_empty() {
             return Err(Failure::new(format!("option {opt}: must be a folder path, got an empty string")).into());
         }
         *p = expand_home(p);
     }
-    let cap = |e: anyhow::Error, opt: &str| Failure::new(crate::protocol::cap_text(&format!("option {opt}: {e:#}")));
-    crate::fleet::check_dirs(&params.facts_dir, &params.dest).map_err(|e| cap(e, "dest"))?;
-    let inputs = crate::fleet::load_dir(&params.facts_dir).map_err(|e| cap(e, "facts_dir"))?;
+    let inputs = match (params.facts_dir.as_ref(), params.facts.take()) {
+        (Some(dir), None) => {
+            crate::fleet::check_dirs(dir, &params.dest).map_err(|e| cap(e, "dest"))?;
+            crate::fleet::load_dir(dir).map_err(|e| cap(e, "facts_dir"))?
+        }
+        (None, Some(facts)) => crate::fleet::load_values(facts, now()).map_err(|e| cap(e, "facts"))?,
+        (Some(_), Some(_)) => {
+            return Err(Failure::new("options facts_dir and facts: give one of them, not both").into());
+        }
+        (None, None) => {
+            return Err(
+                Failure::new("give option facts_dir (a folder of host facts) or facts (host name to facts)").into()
+            );
+        }
+    };
     let fleet = crate::fleet::build(&inputs);
     let outputs = crate::fleet::render_all(&fleet);
     // The diff needs the old text: read it before writing.
