@@ -446,3 +446,89 @@ fn ansible_stderr_problems_keeps_what_matters() {
         assert_eq!(got.len(), 2, "the indented line under a problem is kept too: {got:?}");
     }
 }
+
+/// A config that asks for every argument `config::to_args` can give each module.
+const EVERY_ARGUMENT: &str = r#"version: 1
+cpu:
+  isolate_cores: "2-3"
+  governor: {target: "performance"}
+  epp: "performance"
+  turbo: true
+  cstate_limit: 1
+  pm_qos_resume_latency_us: {value: 0}
+  energy_perf_bias: 0
+  uncore: {min_freq_khz: "max", max_freq_khz: "max"}
+  mce_ignore_ce: true
+kernel:
+  cmdline:
+    isolcpus: "managed_irq,domain,2-3"
+    kthread_cpus: "0-1"
+  sysctl:
+    timer_migration: 0
+memory:
+  thp_runtime: "never"
+  swap_disable: true
+  ksm: false
+  hugepages: {size_kb: 2048, per_node: {node0: 16}}
+  mlock: {enabled: true, user: "trader", soft: "unlimited", hard: "unlimited"}
+  limits: {nofile: 1048576}
+network:
+  interfaces:
+    - name: "eth0"
+      offloads: {gro: false}
+      coalescing: {rx_usecs: 0}
+      rings: {rx: 4096}
+      channels: {combined: 2}
+      flow_control: {rx: false}
+irq:
+  manual_affinity:
+    - nic: "eth0"
+      cpus: "0-1"
+  avoid_cores_for_irqs: "2-3"
+  default_affinity: "0-1"
+  disable_rps: true
+services:
+  irqbalance: false
+  tuned: "off"
+safety:
+  allow_grub_edit: true
+"#;
+
+/// The tune role passes each module every argument the config translation can give it (the
+/// role names options one by one: one it leaves out is silently not carried out by a play,
+/// while `lltune apply` does carry it out).
+#[test]
+fn the_tune_role_passes_every_argument_the_translation_gives() {
+    let args = lltune::config::to_args::from_text(EVERY_ARGUMENT)
+        .unwrap_or_else(|issues| panic!("{}", issues.iter().map(|i| i.to_string()).collect::<Vec<_>>().join("\n")));
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("ansible/roles/tune/tasks/main.yml");
+    let tasks: serde_yaml::Value = serde_yaml::from_str(&fs::read_to_string(path).unwrap()).unwrap();
+    let mut passed: std::collections::BTreeMap<String, BTreeSet<String>> = Default::default();
+    for task in tasks.as_sequence().unwrap() {
+        for (k, v) in task.as_mapping().unwrap() {
+            if let (Some(module), Some(opts)) =
+                (k.as_str().and_then(|k| k.strip_prefix("lltune.tuning.")), v.as_mapping())
+            {
+                passed.insert(module.to_string(), opts.keys().filter_map(|o| o.as_str().map(str::to_string)).collect());
+            }
+        }
+    }
+    let mut missing = Vec::new();
+    for (module, a) in &args.modules {
+        let Some(opts) = passed.get(module) else {
+            missing.push(format!("{module}: no task"));
+            continue;
+        };
+        for key in a.as_object().unwrap().keys() {
+            if !opts.contains(key) {
+                missing.push(format!("{module}: {key}"));
+            }
+        }
+        // And why, for the reviewer.
+        if !opts.contains("reasons") {
+            missing.push(format!("{module}: reasons"));
+        }
+    }
+    assert!(args.modules.len() >= 8, "the config reaches too few modules: {:?}", args.modules.keys());
+    assert!(missing.is_empty(), "the tune role does not pass: {missing:?}");
+}

@@ -58,10 +58,12 @@ pub fn of(cfg: &Config, args: &ModuleArgs) -> Map<String, Value> {
                     }
                 }
                 (NIC, "interfaces") => {
-                    for (i, name) in
-                        v.as_array().into_iter().flatten().filter_map(|e| e.get("name")?.as_str()).enumerate()
-                    {
-                        let mut path = format!("network.interfaces[{i}] ({name})");
+                    for (i, e) in v.as_array().into_iter().flatten().enumerate() {
+                        // `{all: true}`: the queues of every NIC, from irq.disable_rps/rfs alone.
+                        let (name, mut path) = match e.get("name").and_then(Value::as_str) {
+                            Some(name) => (name, format!("network.interfaces[{i}] ({name})")),
+                            None => ("all", "every NIC (no network.interfaces)".to_string()),
+                        };
                         let irq = cfg.irq.as_ref();
                         for (on, key) in [
                             (irq.is_some_and(|q| q.disable_rps == Some(true)), "irq.disable_rps"),
@@ -195,6 +197,9 @@ mod tests {
         assert_eq!(get(MEMORY, "thp"), "memory.thp_runtime");
         // Run options carry no reason.
         assert!(r[CPU].get("persist").is_none() && r[KERNEL_ARGS].get("allow_dangerous_mitigations").is_none());
+        // RPS off on every NIC, with no interface listed.
+        let r = reasons("version: 1\nirq:\n  disable_rps: true\n  disable_rfs: true\n");
+        assert_eq!(r[NIC]["all"], "every NIC (no network.interfaces), irq.disable_rps, irq.disable_rfs");
     }
 
     #[test]
