@@ -446,6 +446,22 @@ fn contract_lltune_cpu() {
     });
 }
 
+/// On a tree nothing is set on threads (root is not /): what changes is the persistence
+/// (state file, unit, its link), which is what the harness checks.
+#[test]
+fn contract_lltune_threads() {
+    contract(&Case {
+        module: "lltune_threads",
+        fixture: || {
+            let d = host_fixture("el9-trading");
+            crate::change_threads::add_proc(d.path());
+            d
+        },
+        args: json!({"isolated_cpus": "2-3", "persist": true}),
+        other: json!({"isolated_cpus": "3", "keep": ["app*"], "persist": true}),
+    });
+}
+
 #[test]
 fn contract_lltune_limits() {
     contract(&Case {

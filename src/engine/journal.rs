@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::backup_id;
 use crate::engine::state::{Item, State};
+use crate::facts::threads::{Sched, ThreadId};
 use crate::host::{FileMeta, Host, Node, resolve};
 use crate::protocol::{Failure, cap_text};
 use crate::sys::ethtool_group::Group as EthtoolGroup;
@@ -87,6 +88,9 @@ pub enum Entry {
     Unit { unit: String, module: String, active: bool },
     /// A folder the run created (it did not exist): rollback removes it when it is empty.
     Dir { path: String, module: String },
+    /// A running thread's scheduling (live root only); rollback puts it back if the same
+    /// thread (ids and start time) still runs.
+    Thread { thread: ThreadId, module: String, previous: Sched },
 }
 
 fn is_false(b: &bool) -> bool {
@@ -117,6 +121,7 @@ impl Entry {
             Entry::Ethtool { ifname, group, .. } => Item::Ethtool { ifname: ifname.clone(), group: *group },
             Entry::Unit { unit, .. } => Item::Unit(unit.clone()),
             Entry::Dir { path, .. } => Item::Dir(path.clone()),
+            Entry::Thread { thread, .. } => Item::Thread(thread.clone()),
         }
     }
 
@@ -129,6 +134,7 @@ impl Entry {
             | Entry::Dir { path, .. } => path,
             Entry::Ethtool { ifname, .. } => ifname,
             Entry::Unit { unit, .. } => unit,
+            Entry::Thread { thread, .. } => &thread.comm,
         }
     }
 
@@ -138,7 +144,7 @@ impl Entry {
             | Entry::Link { module, .. }
             | Entry::Runtime { module, .. }
             | Entry::Ethtool { module, .. } => module,
-            Entry::Unit { module, .. } | Entry::Dir { module, .. } => module,
+            Entry::Unit { module, .. } | Entry::Dir { module, .. } | Entry::Thread { module, .. } => module,
         }
     }
 
@@ -161,6 +167,14 @@ impl Entry {
         } else if let Entry::Unit { unit, .. } = self {
             if !crate::engine::state::valid_unit_name(unit) {
                 return Err(format!("unit {:?} is not a unit name", cap_text(unit)));
+            }
+        } else if let Entry::Thread { thread, previous, .. } = self {
+            if thread.tid == 0 || thread.pid == 0 || thread.comm.len() > 64 || thread.comm.contains('\0') {
+                return Err(format!("thread {:?} is not a thread's ids and name", cap_text(&thread.to_string())));
+            }
+            let max = if previous.policy.is_realtime() { 99 } else { 0 };
+            if previous.affinity.is_empty() || previous.priority > max || (max > 0 && previous.priority == 0) {
+                return Err(format!("thread {thread}: previous scheduling {} is not valid", previous.show()));
             }
         } else if !resolve::is_normal(path) || path == "/" || path.len() > 4096 {
             return Err(format!("path {:?} is not a canonical absolute path", cap_text(path)));
@@ -470,6 +484,11 @@ impl Journal {
             },
             (Item::Unit(unit), State::Unit { active }) => {
                 Entry::Unit { unit: unit.clone(), module: module.to_string(), active: *active }
+            }
+            // A thread gone before the write: nothing to record, nothing will be set.
+            (Item::Thread(_), State::Thread(None)) => return Ok(()),
+            (Item::Thread(thread), State::Thread(Some(previous))) => {
+                Entry::Thread { thread: thread.clone(), module: module.to_string(), previous: previous.clone() }
             }
             // Only folders that did not exist are recorded (the runner asks for no others).
             (Item::Dir(path), State::Dir(false)) => Entry::Dir { path: path.clone(), module: module.to_string() },

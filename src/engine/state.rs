@@ -7,6 +7,7 @@
 use anyhow::Result;
 
 use crate::engine::text;
+use crate::facts::threads::{self, Sched, ThreadId};
 use crate::host::system::{EthtoolStore, Kernel};
 use crate::host::{FileMeta, Host, HostError, Node};
 use crate::sys::ethtool_group::{self, Group as EthtoolGroup};
@@ -27,6 +28,8 @@ pub enum Item {
     Unit(String),
     /// A folder that a write creates (so that rollback removes it again, when empty).
     Dir(String),
+    /// A running thread's affinity, policy and priority; live root only.
+    Thread(ThreadId),
 }
 
 impl Item {
@@ -35,6 +38,7 @@ impl Item {
         match self {
             Item::File(p) | Item::Link(p) | Item::Kernel(p) | Item::Unit(p) | Item::Dir(p) => p.into(),
             Item::Ethtool { ifname, group } => format!("ethtool {ifname} {group}").into(),
+            Item::Thread(id) => format!("thread {id}").into(),
         }
     }
 }
@@ -55,6 +59,8 @@ pub enum State {
     Unit { active: bool },
     /// Whether a folder exists.
     Dir(bool),
+    /// A thread's scheduling; `None` when the thread is gone.
+    Thread(Option<Sched>),
 }
 
 /// Kernel values compared the way `sysctl` users mean them: whitespace runs are one space
@@ -96,6 +102,53 @@ pub fn read(host: &Host, item: &Item) -> Result<State, HostError> {
         Item::Ethtool { ifname, group } => read_ethtool(host, ifname, *group),
         Item::Unit(unit) => unit_active(host, unit).map(|active| State::Unit { active }),
         Item::Dir(path) => Ok(State::Dir(host.is_dir(path))),
+        Item::Thread(id) => read_thread(host, id),
+    }
+}
+
+/// A thread's scheduling, `None` when it is gone (or its id now names another thread).
+fn read_thread(host: &Host, id: &ThreadId) -> Result<State, HostError> {
+    match threads::current(host, id) {
+        None => Ok(State::Thread(None)),
+        Some(t) => match t.sched() {
+            Some(s) => Ok(State::Thread(Some(s))),
+            None => Err(HostError::Invalid {
+                path: format!("thread {id}"),
+                reason: "its scheduling policy (SCHED_DEADLINE?) is not one lltune sets",
+            }),
+        },
+    }
+}
+
+/// Sets a thread's affinity, policy and priority where they differ from `to`, and reads
+/// them back. A thread that is gone (before or during the write) is no failure: there is
+/// nothing left to set (`Ok(false)`); `Ok(true)` when it was set.
+pub fn set_thread(host: &Host, id: &ThreadId, to: &Sched) -> Result<bool> {
+    let gone = nix::errno::Errno::ESRCH;
+    let Some(now) = threads::current(host, id) else { return Ok(false) };
+    let refused = |what: &str, e: crate::host::system::NotRunning| anyhow::anyhow!("{what} thread {id}: refused, {e}");
+    if now.affinity != to.affinity {
+        match host.system().set_thread_affinity(id.tid, &to.affinity).map_err(|e| refused("moving", e))? {
+            Ok(()) => {}
+            Err(e) if e == gone => return Ok(false),
+            Err(e) => anyhow::bail!("setting the CPUs of thread {id} to {}: {e}", to.affinity),
+        }
+    }
+    if now.policy != Some(to.policy) || now.priority != to.priority {
+        match host
+            .system()
+            .set_thread_scheduler(id.tid, to.policy, to.priority)
+            .map_err(|e| refused("scheduling", e))?
+        {
+            Ok(()) => {}
+            Err(e) if e == gone => return Ok(false),
+            Err(e) => anyhow::bail!("setting thread {id} to {} {}: {e}", to.policy.name(), to.priority),
+        }
+    }
+    match threads::current(host, id).and_then(|t| t.sched()) {
+        None => Ok(false),
+        Some(back) if back == *to => Ok(true),
+        Some(back) => anyhow::bail!("thread {id} reads back as {}, not {}", back.show(), to.show()),
     }
 }
 
@@ -157,6 +210,8 @@ pub fn put(host: &Host, item: &Item, state: &State) -> Result<bool> {
         (Item::Unit(unit), State::Unit { active }) => host.system().set_unit_active(unit, *active)?,
         (Item::Dir(path), State::Dir(true)) => host.create_dir_all(path)?,
         (Item::Dir(path), State::Dir(false)) => return Ok(host.remove_empty_dir(path)?),
+        (Item::Thread(_), State::Thread(None)) => return Ok(false),
+        (Item::Thread(id), State::Thread(Some(to))) => return set_thread(host, id, to),
         _ => anyhow::bail!("internal error: state of {} does not match its kind", item.path()),
     }
     Ok(true)
@@ -190,6 +245,9 @@ pub enum Action {
     /// Set fields of one ethtool group of a live interface (`changes`: uapi field or feature
     /// names to values) and read them back; only on a live host.
     SetEthtool { ifname: String, group: EthtoolGroup, changes: serde_json::Map<String, serde_json::Value> },
+    /// Set a running thread's affinity, policy and priority (`to`) and read them back; a
+    /// thread gone by then is left (nothing to set). Only on a live host.
+    SetThread { thread: ThreadId, to: Sched },
 }
 
 impl Action {
@@ -205,6 +263,7 @@ impl Action {
             Action::RemoveDir { path } => vec![Item::Dir(path.clone())],
             Action::Run { rewrites, .. } => rewrites.iter().cloned().map(Item::File).collect(),
             Action::SetEthtool { ifname, group, .. } => vec![Item::Ethtool { ifname: ifname.clone(), group: *group }],
+            Action::SetThread { thread, .. } => vec![Item::Thread(thread.clone())],
         }
     }
 
@@ -228,6 +287,7 @@ impl Action {
                 let c: Vec<String> = changes.iter().map(|(k, v)| format!("{k}={v}")).collect();
                 format!("setting ethtool {ifname} {group} ({})", crate::protocol::cap_text(&c.join(" ")))
             }
+            Action::SetThread { thread, to } => format!("setting thread {thread} to {}", to.show()),
         }
     }
 
@@ -263,6 +323,15 @@ impl Action {
                 }
                 self.clone()
             }
+            Action::SetThread { thread, .. } => {
+                if let Err(why) = host.system().can_act() {
+                    return Err(HostError::Io {
+                        path: format!("thread {thread}"),
+                        err: std::io::Error::other(format!("threads are only set on a live host ({why})")),
+                    });
+                }
+                self.clone()
+            }
         })
     }
 
@@ -287,6 +356,7 @@ impl Action {
             Action::SetUnit { unit, active } => host.system().set_unit_active(unit, *active),
             Action::Run { argv, .. } => host.system().run(argv),
             Action::SetEthtool { ifname, group, changes } => host.system().ethtool_write(ifname, *group, changes),
+            Action::SetThread { thread, to } => set_thread(host, thread, to).map(|_| ()),
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod nic;
 pub mod numa;
 pub mod services;
 pub mod sysctl;
+pub mod threads;
 pub mod time;
 pub mod user_stacks;
 

@@ -14,9 +14,9 @@
 //!
 //! The tree implementation never touches the running system: it plans no command, starts
 //! no unit and sets no ethtool state, and refuses if asked to (an action planned on one
-//! host and carried out on another still cannot act on the controller). Process and thread
-//! operations (affinity of running tasks) belong here too when they come: live they act
-//! on the process, on a tree they are refused like the others.
+//! host and carried out on another still cannot act on the controller). Thread operations
+//! (the affinity and scheduling policy of running tasks, `lltune_threads`) are here too:
+//! live they act on the thread, on a tree they are refused like the others.
 
 use std::fmt;
 
@@ -24,8 +24,10 @@ use anyhow::{Context, Result};
 use serde_json::{Map, Value};
 
 use super::HostError;
+use crate::cpulist::CpuList;
 use crate::sys::ethtool::{self, EthtoolError, Feature, Snapshot};
 use crate::sys::ethtool_group::{self, Group};
+use crate::sys::sched::{self, Policy};
 
 /// Whose kernel the files under `/proc` and `/sys` of a root are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,6 +110,18 @@ pub trait System: fmt::Debug + Send + Sync {
 
     /// Runs a planned command and fails with its exit status and error output.
     fn run(&self, argv: &[String]) -> Result<()>;
+
+    /// `sched_setaffinity` on running thread `tid`: `Err(NotRunning)` on a tree, `Ok(Err)`
+    /// with the kernel's errno when it refused (ESRCH: the thread is gone).
+    fn set_thread_affinity(&self, tid: u32, cpus: &CpuList) -> Result<Result<(), nix::errno::Errno>, NotRunning>;
+
+    /// `sched_setscheduler` on running thread `tid`, as `set_thread_affinity`.
+    fn set_thread_scheduler(
+        &self,
+        tid: u32,
+        policy: Policy,
+        priority: u32,
+    ) -> Result<Result<(), nix::errno::Errno>, NotRunning>;
 }
 
 /// The running system under root `/`.
@@ -206,6 +220,19 @@ impl System for Live {
         }
         Ok(())
     }
+
+    fn set_thread_affinity(&self, tid: u32, cpus: &CpuList) -> Result<Result<(), nix::errno::Errno>, NotRunning> {
+        Ok(sched::set_affinity(tid, cpus))
+    }
+
+    fn set_thread_scheduler(
+        &self,
+        tid: u32,
+        policy: Policy,
+        priority: u32,
+    ) -> Result<Result<(), nix::errno::Errno>, NotRunning> {
+        Ok(sched::set_scheduler(tid, policy, priority))
+    }
 }
 
 /// The error of an ethtool request a tree never sends (callers ask `ethtool_store` first).
@@ -265,5 +292,18 @@ impl System for Tree {
 
     fn run(&self, argv: &[String]) -> Result<()> {
         anyhow::bail!("{}: refused, {NotRunning}", argv.join(" "))
+    }
+
+    fn set_thread_affinity(&self, _tid: u32, _cpus: &CpuList) -> Result<Result<(), nix::errno::Errno>, NotRunning> {
+        Err(NotRunning)
+    }
+
+    fn set_thread_scheduler(
+        &self,
+        _tid: u32,
+        _policy: Policy,
+        _priority: u32,
+    ) -> Result<Result<(), nix::errno::Errno>, NotRunning> {
+        Err(NotRunning)
     }
 }

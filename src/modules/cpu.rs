@@ -145,7 +145,7 @@ fn check_word(option: &str, v: &str) -> Result<()> {
 
 /// The online CPUs: `online`, or (dumps and old kernels without it) the `cpuN` folders, as
 /// the facts count them (`facts::cpu`).
-fn online_cpus(host: &Host) -> Result<CpuList> {
+pub fn online_cpus(host: &Host) -> Result<CpuList> {
     match read_cpu_list(host, "online") {
         Ok(Some(online)) => return Ok(online),
         Ok(None) => {}

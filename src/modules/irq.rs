@@ -106,7 +106,7 @@ fn opt_bool<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<bool>
 }
 
 /// A cpulist written as text, or a single CPU written as a number.
-fn cpulist_text<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<String, D::Error> {
+pub(crate) fn cpulist_text<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<String, D::Error> {
     match Value::deserialize(d)? {
         Value::String(s) => Ok(s),
         Value::Number(n) if n.as_u64().is_some() => Ok(n.to_string()),
@@ -114,7 +114,7 @@ fn cpulist_text<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<String, 
     }
 }
 
-fn opt_cpulist_text<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<String>, D::Error> {
+pub(crate) fn opt_cpulist_text<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<String>, D::Error> {
     cpulist_text(d).map(Some)
 }
 

@@ -16,6 +16,7 @@ pub mod report;
 pub mod rollback;
 pub mod services;
 pub mod sysctl;
+pub mod threads;
 
 use anyhow::Result;
 use serde_json::{Map, Value};
@@ -42,6 +43,7 @@ pub fn with_module<W: WithModule>(name: &str, w: W) -> Option<W::Out> {
         services::MODULE => w.with::<services::Services>(),
         cpu::MODULE => w.with::<cpu::Cpu>(),
         memory::MODULE => w.with::<memory::Memory>(),
+        threads::MODULE => w.with::<threads::Threads>(),
         _ => return None,
     })
 }

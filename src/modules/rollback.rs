@@ -34,8 +34,8 @@ pub struct Params {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Restored {
     pub path: String,
-    /// `file`, `link`, `removed` (did not exist before), `runtime`, `ethtool` or `unit`
-    /// (started or stopped).
+    /// `file`, `link`, `removed` (did not exist before), `runtime`, `ethtool`, `unit`
+    /// (started or stopped) or `thread`.
     pub kind: String,
     pub module: String,
 }
@@ -49,6 +49,8 @@ pub struct Plan {
     pub warnings: Vec<String>,
     /// Entries that cannot be restored (a missing copy); everything else still is.
     pub not_restored: Vec<String>,
+    /// Threads whose scheduling the bundle holds that no longer run (nothing to restore).
+    pub gone: Vec<String>,
 }
 
 /// A link entry's target as bytes: `Some(None)` for no link, `None` for a bad escape.
@@ -146,6 +148,7 @@ pub fn plan_entries(host: &Host, journal: &Journal, entries: &[Entry]) -> Result
         reboot_required: false,
         warnings: Vec::new(),
         not_restored: Vec::new(),
+        gone: Vec::new(),
     };
     let mut restored_grub_defaults = false;
     // Units are started or stopped last, after their links are back and systemd reloaded
@@ -369,7 +372,47 @@ pub fn plan_entries(host: &Host, journal: &Journal, entries: &[Entry]) -> Result
                 });
             }
             Entry::Unit { .. } => {}
+            Entry::Thread { thread, module, previous } => {
+                let now = match now {
+                    Ok(State::Thread(Some(now))) => now,
+                    Ok(_) => {
+                        plan.gone.push(thread.to_string());
+                        continue;
+                    }
+                    Err(e) => {
+                        plan.warnings.push(format!("{e:#}; not restored"));
+                        continue;
+                    }
+                };
+                if now == *previous {
+                    continue;
+                }
+                if let Err(why) = host.system().can_act() {
+                    plan.warnings.push(format!("thread {thread}: not restored ({why}); it was {}", previous.show()));
+                    continue;
+                }
+                let header = format!("thread {thread}");
+                plan.diff.push(Diff {
+                    before_header: header.clone(),
+                    after_header: header,
+                    before: format!("{}\n", now.show()),
+                    after: format!("{}\n", previous.show()),
+                });
+                plan.actions.push(Action::SetThread { thread: thread.clone(), to: previous.clone() });
+                plan.restored.push(Restored {
+                    path: item.path().into_owned(),
+                    kind: "thread".into(),
+                    module: module.clone(),
+                });
+            }
         }
+    }
+    if !plan.gone.is_empty() {
+        plan.warnings.push(format!(
+            "{} thread(s) of the bundle no longer run, so there is nothing to restore: {}",
+            plan.gone.len(),
+            cap_text(&plan.gone.join(", "))
+        ));
     }
     if kept_unit {
         let names: Vec<&str> = shared.remaining.iter().map(String::as_str).collect();
@@ -508,6 +551,9 @@ impl Module for Rollback {
         out.field("backup", &journal.dir);
         out.field("restored", &p.restored);
         out.field("not_restored", &p.not_restored);
+        if !p.gone.is_empty() {
+            out.field("gone", &p.gone);
+        }
         Ok(out)
     }
 }

@@ -2,3 +2,4 @@
 
 pub mod ethtool;
 pub mod ethtool_group;
+pub mod sched;

@@ -594,15 +594,27 @@ const NETNS_CHILD_STARTED: &str = "lltune-test-netns-child-started";
 /// `module::test`) re-runs itself under `unshare --net --mount`, and `body` runs in that child.
 /// Where namespaces are not allowed it skips with a message, except under CI, where it fails.
 pub fn in_netns(test: &str, body: fn()) {
+    in_unshare(test, &["--net", "--mount"], body)
+}
+
+/// Runs `body` inside new PID and mount namespaces with their own /proc (`unshare --pid
+/// --fork --mount --mount-proc`): /proc lists only the processes the test starts, so a
+/// module that acts on every thread acts on those alone. Skips as `in_netns` does.
+pub fn in_pidns(test: &str, body: fn()) {
+    in_unshare(test, &["--pid", "--fork", "--mount", "--mount-proc"], body)
+}
+
+fn in_unshare(test: &str, namespaces: &[&str], body: fn()) {
     if std::env::var(NETNS_CHILD_ENV).as_deref() == Ok(test) {
         println!("{NETNS_CHILD_STARTED}");
         body();
         return;
     }
-    let skip = |why: String| skip_unless_ci(&format!("{test}: network namespaces are not allowed here ({why})"));
+    let skip = |why: String| skip_unless_ci(&format!("{test}: namespaces are not allowed here ({why})"));
     let exe = std::env::current_exe().unwrap();
     let spawned = Command::new("unshare")
-        .args(["--net", "--mount", "--"])
+        .args(namespaces)
+        .arg("--")
         .arg(&exe)
         .args(["--exact", test, "--nocapture", "--test-threads=1"])
         .env(NETNS_CHILD_ENV, test)
@@ -614,7 +626,7 @@ pub fn in_netns(test: &str, body: fn()) {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     if !stdout.contains(NETNS_CHILD_STARTED) {
-        return skip(format!("unshare --net --mount failed: {}", stderr.trim()));
+        return skip(format!("unshare {} failed: {}", namespaces.join(" "), stderr.trim()));
     }
     assert!(out.status.success(), "the test failed inside the namespace:\n{stdout}\n{stderr}");
     // The child really ran its test (not zero tests by a wrong filter).
