@@ -285,3 +285,52 @@ fn bad_options_fail_naming_the_option_and_touch_nothing() {
     }
     assert_eq!(tree_snapshot(root), start);
 }
+
+fn lltune(args: &[&str], root: &Path) -> (i32, String) {
+    let out = Command::new(support::bin("lltune")).args(args).arg("--root").arg(root).output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// `lltune apply` carries out the `threads` section (on a tree: the plan and the persisted
+/// rules), `lltune reapply` runs the rules again at "boot", rollback gives the tree back.
+#[test]
+fn apply_persists_the_threads_section_and_reapply_runs_it() {
+    let dir = host_fixture("el9-trading");
+    let root = dir.path();
+    add_proc(root);
+    let cfg = tempfile::NamedTempFile::new().unwrap();
+    fs::write(
+        cfg.path(),
+        "version: 1\ncpu:\n  isolate_cores: 2-3\nthreads:\n  keep: [\"app*\"]\n  priorities:\n    - {match: \"ksoftirqd/*\", policy: fifo, priority: 3}\n",
+    )
+    .unwrap();
+    let c = cfg.path().to_str().unwrap();
+    let start = tree_snapshot(root);
+    let (code, plan) = lltune(&["apply", "-c", c, "--plan"], root);
+    assert_eq!(code, 0, "{plan}");
+    assert!(plan.contains("lltune_threads") && !plan.contains("not implemented"), "{plan}");
+    // kthreadd and irq/42-eth0 moved, ksoftirqd/3 at FIFO 3; app and its worker kept.
+    assert!(plan.contains("3 thread change(s) planned from this tree's /proc and not carried out"), "{plan}");
+    assert_eq!(tree_snapshot(root), start);
+    let (code, out) = lltune(&["apply", "-c", c, "--backup-id", "a1"], root);
+    assert_eq!(code, 0, "{out}");
+    let state: Value =
+        serde_json::from_slice(&fs::read(root.join("etc/lltune/state.d/lltune_threads.json")).unwrap()).unwrap();
+    assert_eq!(
+        state["params"],
+        json!({"isolated_cpus": "2-3", "keep": ["app*"],
+               "priorities": [{"match": "ksoftirqd/*", "policy": "fifo", "priority": 3}]}),
+        "{state}"
+    );
+    let (code, out) = lltune(&["reapply"], root);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("lltune_threads: already in place"), "{out}");
+    let (code, out) = lltune(&["rollback", "--backup", "a1"], root);
+    assert_eq!(code, 0, "{out}");
+    let mut now = tree_snapshot(root);
+    now.retain(|k, _| !k.starts_with("var"));
+    let mut was = start.clone();
+    was.retain(|k, _| !k.starts_with("var"));
+    assert_eq!(now, was, "after rollback");
+}

@@ -261,6 +261,34 @@ pub fn check(cfg: &Config, facts: Option<&Facts>, r: &mut AuditReport) {
         }
     }
 
+    if let Some(t) = &cfg.threads {
+        if t.isolate != Some(false) && isolate_cores.is_none() {
+            r.warn("threads", "no cpu.isolate_cores to move threads off: only threads.priorities is carried out");
+        }
+        if let (Some(hk), Some(iso)) = (&t.housekeeping_cores, &isolate_cores) {
+            let both = hk.0.intersection(iso);
+            if !both.is_empty() {
+                r.error("threads.housekeeping_cores", format!("CPUs {both} are in cpu.isolate_cores too"));
+            } else if hk.0.is_empty() {
+                r.error("threads.housekeeping_cores", "empty CPU list");
+            }
+        }
+        let globs = t.keep.iter().enumerate().map(|(i, g)| (format!("threads.keep[{i}]"), g));
+        let rules = t
+            .priorities
+            .iter()
+            .flatten()
+            .enumerate()
+            .map(|(i, p)| (format!("threads.priorities[{i}].match"), &p.pattern));
+        for (field, g) in globs.chain(rules) {
+            if g.is_empty() {
+                r.error(field, "empty pattern");
+            } else if let Err(e) = glob::Pattern::new(g) {
+                r.error(field, format!("bad pattern: {e}"));
+            }
+        }
+    }
+
     // ---- Kernel arguments: safety ----
     // The safety policy (crate::policy) runs in the config reader, `config::parse`, so that
     // every reader of a config (audit, apply, lltune_audit) refuses the same arguments.
@@ -654,6 +682,23 @@ mod tests {
 
     fn errors(text: &str, f: Option<&Facts>) -> Vec<(String, String)> {
         audit_text(text, f).errors.into_iter().map(|i| (i.field, i.message)).collect()
+    }
+
+    #[test]
+    fn threads_housekeeping_patterns_and_nothing_to_isolate() {
+        let e = errors(
+            "version: 1\ncpu:\n  isolate_cores: 1-3\nthreads:\n  housekeeping_cores: 0-1\n  keep: [\"[\"]\n  priorities: [{match: \"\", policy: other, priority: 0}]\n",
+            None,
+        );
+        let fields: Vec<&str> = e.iter().map(|(f, _)| f.as_str()).collect();
+        assert_eq!(fields, ["threads.housekeeping_cores", "threads.keep[0]", "threads.priorities[0].match"], "{e:?}");
+        assert!(e[0].1.contains("CPUs 1 are in cpu.isolate_cores too"), "{e:?}");
+        let r = audit_text("version: 1\nthreads: {keep: [app]}\n", None);
+        assert!(r.errors.is_empty(), "{r:#?}");
+        assert!(
+            r.warnings.iter().any(|w| w.field == "threads" && w.message.contains("no cpu.isolate_cores")),
+            "{r:#?}"
+        );
     }
 
     #[test]

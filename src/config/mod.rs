@@ -512,6 +512,29 @@ pub struct IrqSection {
     pub default_affinity: Option<Cpus>,
 }
 
+/// One `threads.priorities` rule: threads whose name matches `match` get the policy
+/// (`fifo`, `rr`, `other`, `batch`, `idle`) and priority (1-99 for fifo/rr, else 0).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ThreadPriority {
+    #[serde(rename = "match")]
+    pub pattern: String,
+    pub policy: String,
+    pub priority: u32,
+}
+
+/// `threads`: what `lltune_threads` does with the running threads.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ThreadsSection {
+    /// Move movable threads off `cpu.isolate_cores` (default true).
+    pub isolate: Option<bool>,
+    /// Where they go; default each thread's allowed CPUs minus the isolated ones.
+    pub housekeeping_cores: Option<Cpus>,
+    /// Thread name globs left on the isolated CPUs.
+    pub keep: Vec<String>,
+    /// Absent: the module's defaults (TuneD's realtime thread groups); `[]`: none.
+    pub priorities: Option<Vec<ThreadPriority>>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Ptp {
     pub interface: Option<String>,
@@ -578,6 +601,7 @@ pub struct Config {
     pub memory: Option<MemorySection>,
     pub network: Option<NetworkSection>,
     pub irq: Option<IrqSection>,
+    pub threads: Option<ThreadsSection>,
     pub time_sync: Option<TimeSync>,
     pub services: Option<ServicesSection>,
     pub safety: Safety,
@@ -598,6 +622,7 @@ pub const SECTIONS: &[&str] = &[
     "memory",
     "network",
     "irq",
+    "threads",
     "time_sync",
     "services",
     "safety",
@@ -782,6 +807,7 @@ pub fn parse_doc(doc: &Yaml, words: &[Yaml11Bool]) -> (Config, Vec<Issue>) {
             "memory" => c.memory = read::section(name, v, &mut issues),
             "network" => c.network = read::section(name, v, &mut issues),
             "irq" => c.irq = read::section(name, v, &mut issues),
+            "threads" => c.threads = read::section(name, v, &mut issues),
             "time_sync" => c.time_sync = read::section(name, v, &mut issues),
             "services" => c.services = read::section(name, v, &mut issues),
             "safety" => c.safety = read::section(name, v, &mut issues).unwrap_or_default(),

@@ -544,6 +544,9 @@ read_mapping!(IrqSection, required [], {
     "manual_affinity" => manual_affinity, "avoid_cores_for_irqs" => avoid_cores_for_irqs,
     "disable_rps" => disable_rps, "disable_rfs" => disable_rfs, "default_affinity" => default_affinity,
 });
+read_mapping!(ThreadsSection, required [], {
+    "isolate" => isolate, "housekeeping_cores" => housekeeping_cores, "keep" => keep, "priorities" => priorities,
+});
 read_mapping!(Ptp, required [], { "interface" => interface, "phc2sys" => phc2sys, "domain" => domain });
 read_mapping!(TimeSync, required [], { "ntp" => ntp, "ptp" => ptp, "clocksource" => clocksource });
 read_mapping!(ServicesSection, required [], { "irqbalance" => irqbalance, "tuned" => tuned });
@@ -612,6 +615,37 @@ impl Read for IrqPin {
                     format!("give only one of `match`, `nic` or `pci`, not {} and {last}", rest.join(", ")),
                 ));
             }
+        }
+        Ok(out)
+    }
+}
+
+impl Read for ThreadPriority {
+    fn read(v: &Yaml, at: &str) -> R<ThreadPriority> {
+        let mut out = ThreadPriority::default();
+        fields(v, at, &["match", "policy", "priority"], &["match", "policy", "priority"], |k, v, here| {
+            match k {
+                "match" => out.pattern = Read::read(v, here)?,
+                "policy" => {
+                    out.policy = Read::read(v, here)?;
+                    if !["fifo", "rr", "other", "batch", "idle"].contains(&out.policy.as_str()) {
+                        return Err(Issue::new(
+                            here,
+                            format!("{:?} is not fifo, rr, other, batch or idle", out.policy),
+                        ));
+                    }
+                }
+                _ => out.priority = Read::read(v, here)?,
+            }
+            Ok(())
+        })?;
+        let realtime = matches!(out.policy.as_str(), "fifo" | "rr");
+        if realtime && !(1..=99).contains(&out.priority) || !realtime && out.priority != 0 {
+            let want = if realtime { "1 to 99" } else { "0" };
+            return Err(Issue::new(
+                format!("{at}.priority"),
+                format!("{} takes {want}, got {}", out.policy, out.priority),
+            ));
         }
         Ok(out)
     }

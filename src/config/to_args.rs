@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 use serde_yaml::Value as Yaml;
 
 use crate::config::{self, Config, IrqTarget, Issue};
-use crate::names::{CPU, IRQ, KERNEL_ARGS, LIMITS, MEMORY, NIC, ORDER, SERVICES, SYSCTL};
+use crate::names::{CPU, IRQ, KERNEL_ARGS, LIMITS, MEMORY, NIC, ORDER, SERVICES, SYSCTL, THREADS};
 
 /// Sections that describe the host or advise; nothing to apply in them.
 /// `rdma` names devices for audit's NUMA cross-checks; it changes nothing itself.
@@ -42,7 +42,7 @@ const APPLIED: &[&str] = &[
 ];
 
 /// Whole sections carried out.
-const APPLIED_SECTIONS: &[&str] = &["irq", "cpu"];
+const APPLIED_SECTIONS: &[&str] = &["irq", "cpu", "threads"];
 
 /// A config as module arguments.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -165,6 +165,9 @@ pub fn from_config(cfg: &Config, doc: &Yaml) -> ModuleArgs {
     }
     if let Some(irq) = irq_args(cfg) {
         out.modules.insert(IRQ.into(), irq);
+    }
+    if let Some(threads) = threads_args(cfg) {
+        out.modules.insert(THREADS.into(), threads);
     }
 
     // What the config asks that no module carries out yet: parts of partly applied sections
@@ -318,6 +321,34 @@ fn irq_args(cfg: &Config) -> Option<Value> {
         m.insert("default_affinity".into(), Value::String(d.0.to_string()));
     }
     (!m.is_empty()).then(|| persistent(m))
+}
+
+/// The `threads` section as `lltune_threads`: `isolated_cpus` from `cpu.isolate_cores`
+/// (unless `isolate: false`), `housekeeping_cpus`, `keep` and `priorities` as given (absent:
+/// the module's defaults). Only when the section is there: threads are moved when asked.
+fn threads_args(cfg: &Config) -> Option<Value> {
+    let t = cfg.threads.as_ref()?;
+    let mut m = Map::new();
+    let isolate = cfg.cpu.as_ref().and_then(|c| c.isolate_cores.as_ref()).filter(|c| !c.0.is_empty());
+    if let Some(iso) = isolate.filter(|_| t.isolate != Some(false)) {
+        m.insert("isolated_cpus".into(), Value::String(iso.0.to_string()));
+        if let Some(hk) = t.housekeeping_cores.as_ref().filter(|c| !c.0.is_empty()) {
+            m.insert("housekeeping_cpus".into(), Value::String(hk.0.to_string()));
+        }
+        if !t.keep.is_empty() {
+            m.insert("keep".into(), serde_json::json!(t.keep));
+        }
+    }
+    match &t.priorities {
+        Some(p) => m.insert("priorities".into(), serde_json::json!(p)),
+        // Nothing else to do: the defaults, spelled out (a module left with nothing but
+        // `persist` is dropped as having nothing to do).
+        None if m.is_empty() => {
+            m.insert("priorities".into(), serde_json::json!(crate::modules::threads::default_rules()))
+        }
+        None => None,
+    };
+    Some(persistent(m))
 }
 
 /// Run-time state is lost at boot: the modules that set it persist it (`engine::persist`).
@@ -569,6 +600,41 @@ mod tests {
     use serde_json::json;
 
     const SEED: &str = "version: 1\nmetadata: {host: x}\ncpu:\n  governor: {target: performance}\nkernel:\n  cmdline:\n    isolcpus: managed_irq,domain,2-5\n    nosoftlockup: \"\"\n    skew_tick: 1\nmemory:\n  swappiness: 10\n  numa_balancing: false\n  thp_runtime: never\n  mlock: {enabled: true, max_map_count: 262144}\nnetwork:\n  defaults: {disable_gro: true}\n  sysctl:\n    rmem_max: 67108864\n    tcp_timestamps: false\n    tcp_rmem: \"4096 87380 67108864\"\n    file_max: 2097152\n    net.core.somaxconn: 4096\nirq: {}\nsafety:\n  allow_grub_edit: true\n";
+
+    #[test]
+    fn threads_section_isolates_cpu_isolate_cores_with_its_keep_and_priorities() {
+        let a = from_text(
+            "version: 1\ncpu:\n  isolate_cores: 2-5\nthreads:\n  keep: [\"trader*\"]\n  housekeeping_cores: 0-1\n  priorities:\n    - {match: \"ksoftirqd/*\", policy: fifo, priority: 3}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            a.modules[THREADS],
+            json!({"isolated_cpus": "2-5", "housekeeping_cpus": "0-1", "keep": ["trader*"],
+                   "priorities": [{"match": "ksoftirqd/*", "policy": "fifo", "priority": 3}], "persist": true})
+        );
+        assert!(a.not_implemented.is_empty(), "{:?}", a.not_implemented);
+        // isolate: false and no priorities: the defaults, spelled out.
+        let a = from_text("version: 1\ncpu:\n  isolate_cores: 2-5\nthreads: {isolate: false, keep: [x]}\n").unwrap();
+        let rules = a.modules[THREADS]["priorities"].as_array().unwrap().clone();
+        assert_eq!(rules.len(), crate::modules::threads::REALTIME_DEFAULTS.len());
+        assert_eq!(rules[0], json!({"match": "ksoftirqd/*", "policy": "fifo", "priority": 2}));
+        assert!(a.modules[THREADS].get("isolated_cpus").is_none());
+        // No threads section: no thread is touched.
+        assert!(from_text("version: 1\ncpu:\n  isolate_cores: 2-5\n").unwrap().get(THREADS).is_none());
+        // Bad rules name their field.
+        let e = from_text("version: 1\nthreads:\n  priorities: [{match: x, policy: fifo, priority: 0}]\n").unwrap_err();
+        assert_eq!(
+            (e[0].field.as_str(), e[0].message.as_str()),
+            ("threads.priorities[0].priority", "fifo takes 1 to 99, got 0")
+        );
+        let e =
+            from_text("version: 1\nthreads:\n  priorities: [{match: x, policy: deadline, priority: 1}]\n").unwrap_err();
+        assert_eq!(e[0].field, "threads.priorities[0].policy");
+        let e = from_text("version: 1\nthreads:\n  priorities: [{match: x, policy: rr}]\n").unwrap_err();
+        assert_eq!((e[0].field.as_str(), e[0].message.as_str()), ("threads.priorities[0]", "missing field `priority`"));
+        let e = from_text("version: 1\nthreads:\n  pin: 1\n").unwrap_err();
+        assert_eq!(e[0].field, "threads.pin");
+    }
 
     #[test]
     fn seed_config_maps_to_module_arguments_and_lists_the_rest() {
