@@ -336,18 +336,29 @@ fn threads_args(cfg: &Config) -> Option<Value> {
             m.insert("housekeeping_cpus".into(), Value::String(hk.0.to_string()));
         }
         if !t.keep.is_empty() {
-            m.insert("keep".into(), serde_json::json!(t.keep));
+            m.insert("keep".into(), Value::Array(t.keep.iter().cloned().map(Value::String).collect()));
         }
     }
-    match &t.priorities {
-        Some(p) => m.insert("priorities".into(), serde_json::json!(p)),
+    // Built by hand, not through serde: this translation is in lltune_config, whose size is tight.
+    let rule = |pattern: &str, policy: &str, priority: u32| {
+        let mut r = Map::new();
+        r.insert("match".into(), Value::String(pattern.into()));
+        r.insert("policy".into(), Value::String(policy.into()));
+        r.insert("priority".into(), Value::from(priority));
+        Value::Object(r)
+    };
+    let rules: Option<Vec<Value>> = match &t.priorities {
+        Some(p) => Some(p.iter().map(|r| rule(&r.pattern, &r.policy, r.priority)).collect()),
         // Nothing else to do: the defaults, spelled out (a module left with nothing but
         // `persist` is dropped as having nothing to do).
         None if m.is_empty() => {
-            m.insert("priorities".into(), serde_json::json!(crate::modules::threads::default_rules()))
+            Some(crate::modules::threads::REALTIME_DEFAULTS.iter().map(|(g, p, n)| rule(g, p.name(), *n)).collect())
         }
         None => None,
     };
+    if let Some(rules) = rules {
+        m.insert("priorities".into(), Value::Array(rules));
+    }
     Some(persistent(m))
 }
 

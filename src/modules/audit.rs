@@ -103,6 +103,7 @@ fn section_of(module: &str) -> &'static str {
         t::LIMITS => "memory.limits",
         t::NIC => "network.interfaces",
         t::IRQ => "irq",
+        t::THREADS => "threads",
         _ => "",
     }
 }
