@@ -116,6 +116,15 @@ const FIELDS: &[&str] = &[
     "irq.avoid_cores_for_irqs",
     "irq.disable_rps",
     "irq.disable_rfs",
+    "threads.isolate",
+    "threads.housekeeping_cores",
+    "threads.keep",
+    "threads.keep[0]",
+    "threads.priorities",
+    "threads.priorities[0]",
+    "threads.priorities[0].match",
+    "threads.priorities[0].policy",
+    "threads.priorities[0].priority",
     "time_sync.ntp",
     "time_sync.ptp",
     "time_sync.ptp.interface",
@@ -142,6 +151,7 @@ fn required(path: &str) -> &'static [(&'static str, &'static str)] {
         "hardware.nics[0]" | "network.interfaces[0]" | "rdma.devices[0]" => &[("name", "x0")],
         "cpu.governor" => &[("target", "performance")],
         "irq.manual_affinity[0]" => &[("match", "\"eth*\""), ("cpus", "1")],
+        "threads.priorities[0]" => &[("match", "x"), ("policy", "fifo"), ("priority", "1")],
         _ => &[],
     }
 }
