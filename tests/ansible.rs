@@ -487,6 +487,10 @@ irq:
   avoid_cores_for_irqs: "2-3"
   default_affinity: "0-1"
   disable_rps: true
+threads:
+  housekeeping_cores: "0-1"
+  keep: ["trader*"]
+  priorities: [{match: "ksoftirqd/*", policy: "fifo", priority: 2}]
 services:
   irqbalance: false
   tuned: "off"

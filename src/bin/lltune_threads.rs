@@ -1,5 +1,5 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    lltune::protocol::main(lltune::modules::threads::run)
+    lltune::protocol::main_with(lltune::modules::threads::run, lltune::protocol::Kind::PERSISTING)
 }

@@ -13,7 +13,7 @@ use serde_yaml::Value as Yaml;
 
 use super::Config;
 use super::to_args::ModuleArgs;
-use crate::names::{CPU, IRQ, KERNEL_ARGS, LIMITS, MEMORY, NIC, SERVICES, SYSCTL};
+use crate::names::{CPU, IRQ, KERNEL_ARGS, LIMITS, MEMORY, NIC, SERVICES, SYSCTL, THREADS};
 
 /// Options that are about the run, not a change.
 const RUN: &[&str] = &["persist", "backup_id", "allow_dangerous_mitigations"];
@@ -111,6 +111,8 @@ fn option_path(module: &str, opt: &str) -> String {
         (MEMORY, "thp") => "memory.thp_runtime",
         (MEMORY, "swap") => "memory.swap_disable",
         (IRQ, "irqbalance_banned_cpus") => "irq.avoid_cores_for_irqs",
+        (THREADS, "isolated_cpus") => "cpu.isolate_cores",
+        (THREADS, "housekeeping_cpus") => "threads.housekeeping_cores",
         _ => "",
     };
     if !known.is_empty() {
