@@ -34,11 +34,14 @@ run_line=$(grep -m1 '^RUN set -- /tmp/lltune-collections/' "$ctx/Containerfile")
 sh -c "$(printf '%s' "${run_line#RUN }" | sed "s#/tmp/lltune-collections#$check/lltune-collections#g")" \
   || fail "the staging RUN line failed on the staged archive"
 sed "s#/tmp/lltune-collections#$check/lltune-collections#g" "$ctx/_build/requirements.yml" > "$check/requirements.yml"
+# Only the image's collections folder counts (as in the image): a collection installed
+# elsewhere (the build's own) must not make the install a no-op.
+export ANSIBLE_COLLECTIONS_PATH="$check/collections" ANSIBLE_COLLECTIONS_SCAN_SYS_PATH=false
 ANSIBLE_GALAXY_DISABLE_GPG_VERIFY=1 "$VENV/bin/ansible-galaxy" collection install -r "$check/requirements.yml" \
   --collections-path "$check/collections" --offline
 "$VENV/bin/ansible-galaxy" collection list --collections-path "$check/collections" lltune.tuning \
   | grep -q "lltune.tuning *$version" || fail "lltune.tuning $version is not installed from the context"
-ANSIBLE_COLLECTIONS_PATH="$check/collections" "$VENV/bin/ansible-doc" -t module lltune.tuning.lltune_cpu \
+"$VENV/bin/ansible-doc" -t module lltune.tuning.lltune_cpu \
   | grep -q 'persist_planned' || fail "ansible-doc does not show the installed collection's lltune_cpu"
 # ansible-builder's builder stage: what the installed collections need (nothing).
 "$VENV/bin/python" "$ctx/_build/scripts/introspect.py" introspect "$check/collections" \
