@@ -467,6 +467,15 @@ fn reasons_checked(m: Map<String, Value>) -> Result<Map<String, Value>> {
     }
     for (k, v) in &m {
         match v {
+            // One line each: a newline would add lines to the diff's `why` that read as
+            // reasons of other settings.
+            Value::String(s) if k.chars().chain(s.chars()).any(char::is_control) => {
+                return Err(Failure::new(format!(
+                    "option reasons.{}: holds a control character (a reason is one line of text)",
+                    cap_text(k)
+                ))
+                .into());
+            }
             Value::String(s) if s.len() <= MAX_REASON_BYTES && k.len() <= MAX_REASON_BYTES => {}
             Value::String(_) => {
                 return Err(Failure::new(format!(
@@ -678,6 +687,11 @@ mod tests {
         for (raw, want) in [
             (r#"{"reasons": ["x"]}"#, "option reasons: expected a mapping of option names to text, got a list"),
             (r#"{"reasons": {"governor": 1}}"#, "option reasons.governor: expected text, got a number"),
+            (
+                r#"{"reasons": {"governor": "cpu.governor\n+turbo: forged"}}"#,
+                "option reasons.governor: holds a control character",
+            ),
+            (r#"{"reasons": {"gov\ternor": "x"}}"#, "holds a control character"),
             (r#"{"persist_planned": "maybe"}"#, "option persist_planned: expected a boolean, got \"maybe\""),
         ] {
             let e = format!("{:#}", engine(raw).unwrap_err());

@@ -91,6 +91,9 @@ pub fn of(cfg: &Config, args: &ModuleArgs) -> Map<String, Value> {
                 for f in findings.iter().filter(|f| f.concerns(&key, &path)) {
                     text.push_str(&format!("; finding {} ({}): {} → {}", f.id, f.severity, f.current, f.target));
                 }
+                // One line: what a host reported (a finding's current value) may hold anything.
+                let key: String = key.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+                let text: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
                 (key, Value::String(crate::echo::cap_text(&text)))
             })
             .collect();
@@ -199,6 +202,12 @@ mod tests {
         assert_eq!(get(MEMORY, "thp"), "memory.thp_runtime");
         // Run options carry no reason.
         assert!(r[CPU].get("persist").is_none() && r[KERNEL_ARGS].get("allow_dangerous_mitigations").is_none());
+        // What a host reported stays on one line (the modules refuse a reason with a newline).
+        let r = reasons(
+            "version: 1\ncpu:\n  governor:\n    target: \"performance\"\nrecommendations:\n\
+             - category: \"cpu\"\n  item: \"governor\"\n  current: \"a\\nb\\tc\"\n  target: \"performance\"\n  severity: \"info\"\n",
+        );
+        assert_eq!(r[CPU]["governor"], "cpu.governor; finding cpu.governor (info): a b c → performance");
         // RPS off on every NIC, with no interface listed.
         let r = reasons("version: 1\nirq:\n  disable_rps: true\n  disable_rfs: true\n");
         assert_eq!(r[NIC]["all"], "every NIC (no network.interfaces), irq.disable_rps, irq.disable_rfs");
