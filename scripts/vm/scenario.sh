@@ -83,10 +83,16 @@ comparable() {
     if grep -q '^unit irqbalance .* active$' "$VM_RUN/state-$1.txt"; then grep -v '^irq virtio' "$VM_RUN/state-$1.txt"
     else cat "$VM_RUN/state-$1.txt"; fi
 }
+# On a difference: the diff, then one line naming what differs (CI shows an output's tail).
 same_state() {
-    diff -u <(comparable "$1") <(comparable "$2") > "$VM_RUN/diff-$1-$2.txt" \
-        || { cat "$VM_RUN/diff-$1-$2.txt" >&2; fail "$3"; }
+    diff -u <(comparable "$1") <(comparable "$2") > "$VM_RUN/diff-$1-$2.txt" && return
+    cat "$VM_RUN/diff-$1-$2.txt" >&2
+    echo "differs ($1 -> $2): $(grep -E '^[-+][a-z]' "$VM_RUN/diff-$1-$2.txt" | grep -vE '^(---|\+\+\+) ' \
+        | awk '{k=$1; sub(/^[-+]/, "", k); print k" "$2}' | sort -u | tr '\n' ';')" >&2
+    fail "$3"
 }
+# What a play's task did to the host: ok, changed, skipping or failed (the last such line).
+task_status() { grep -A3 "^TASK \[.*$2" "$VM_RUN/play-$1.log" | grep -oE '^(ok|changed|skipping|fatal|failed):' | tail -1; }
 val() { grep -E "^$1( |$)" "$VM_RUN/state-$2.txt" | head -1 | cut -d' ' -f$(( $(echo "$1" | wc -w) + 1 ))-; }
 expect() { # expect KEY STATE WANT
     local got; got=$(val "$1" "$2")
@@ -159,7 +165,7 @@ else fail "power cut: the guest booted with neither the old nor the new argument
 echo "power cut: booted with the $booted arguments"
 play cut-rollback "$PLAYBOOKS/rollback.yml" -e lltune_reboot=true -e lltune_backup_id="$ID" || fail "rollback after the power cut"
 state cut-rolled-back
-same_state start cut-rolled-back "rollback after the power cut did not bring the guest back to the start"
+same_state start cut-rolled-back "rollback after the power cut did not bring the guest back to the start (booted with the $booted arguments; the rollback's reboot task: $(task_status cut-rollback 'Reboot where'))"
 phase "power cut + boot + rollback"
 
 if [ "$VM_LOADER" = bls ]; then

@@ -68,7 +68,10 @@ impl Host {
                 .open_beneath(&parent, libc::O_RDONLY | libc::O_DIRECTORY, 0)
                 .map_err(|e| HostError::from_io(&shown, e))?;
             match nix::sys::stat::mkdirat(Some(pf.as_raw_fd()), c, nix::sys::stat::Mode::from_bits_truncate(0o755)) {
-                Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+                // The new folder's name is in its parent once the parent is synced: a power
+                // cut must not drop a folder whose files were synced into it.
+                Ok(()) => pf.sync_all().map_err(|e| HostError::from_io(&shown, e))?,
+                Err(nix::errno::Errno::EEXIST) => {}
                 Err(e) => return Err(HostError::from_io(&shown, io::Error::from_raw_os_error(e as i32))),
             }
         }
@@ -130,6 +133,10 @@ impl Host {
             faults::point()?;
             renameat(Some(dfd), tmp_name.as_str(), Some(dfd), name)?;
             faults::point()?;
+            // Synced again under its new name: on FAT (an EFI system partition holding boot
+            // entries) the rename points the name's directory slot at the new clusters only
+            // when the file's own metadata is written, which the folder's fsync does not do.
+            f.sync_all()?;
             dirf.sync_all()
         })();
         if result.is_err() {
@@ -184,7 +191,9 @@ impl Host {
         let (dir, name) = self.parent_of(target, &resolved)?;
         faults::point().map_err(|e| HostError::from_io(target, e))?;
         match nix::unistd::unlinkat(Some(dir.as_raw_fd()), name, nix::unistd::UnlinkatFlags::NoRemoveDir) {
-            Ok(()) | Err(nix::errno::Errno::ENOENT) => Ok(()),
+            // Synced, so that a power cut after the run cannot bring the name back.
+            Ok(()) => dir.sync_all().map_err(|e| HostError::from_io(target, e)),
+            Err(nix::errno::Errno::ENOENT) => Ok(()),
             Err(e) => Err(HostError::from_io(target, io::Error::from_raw_os_error(e as i32))),
         }
     }
@@ -211,8 +220,10 @@ impl Host {
             .and_then(|()| nix::fcntl::renameat(Some(dfd), tmp.as_str(), Some(dfd), name).map_err(io));
         if renamed.is_err() {
             let _ = nix::unistd::unlinkat(Some(dfd), tmp.as_str(), nix::unistd::UnlinkatFlags::NoRemoveDir);
+            return renamed;
         }
-        renamed
+        // A link (a unit's enablement) outlives a power cut only once its folder is synced.
+        dir.sync_all().map_err(|e| HostError::from_io(target, e))
     }
 
     /// Removes a folder if it is empty (one lltune created); `false` when it holds something
@@ -229,7 +240,7 @@ impl Host {
         let (dir, name) = self.parent_of(target, &resolved)?;
         faults::point().map_err(|e| HostError::from_io(target, e))?;
         match nix::unistd::unlinkat(Some(dir.as_raw_fd()), name, nix::unistd::UnlinkatFlags::RemoveDir) {
-            Ok(()) => Ok(true),
+            Ok(()) => dir.sync_all().map(|()| true).map_err(|e| HostError::from_io(target, e)),
             Err(nix::errno::Errno::ENOTEMPTY) | Err(nix::errno::Errno::ENOENT) => Ok(false),
             Err(e) => Err(HostError::from_io(target, io::Error::from_raw_os_error(e as i32))),
         }

@@ -467,6 +467,27 @@ pub fn plan_entries(host: &Host, journal: &Journal, entries: &[Entry]) -> Result
             unit_links = true;
         }
     }
+    // The unit's file going on a live host: the unit that ran at this boot is stopped too, so
+    // that the host's units read as before the run without a reboot (it has no ExecStop:
+    // stopping it changes nothing else).
+    if plan.actions.iter().any(|a| matches!(a, Action::RemoveFile { path } if *path == shared.unit)) {
+        let unit = persist::UNIT_PATH.rsplit('/').next().unwrap_or_default();
+        if let Ok(Ok(true)) = host.system().unit_active(unit) {
+            plan.diff.push(Diff {
+                before_header: format!("unit {unit}"),
+                after_header: format!("unit {unit}"),
+                before: "active\n".into(),
+                after: "inactive\n".into(),
+            });
+            unit_actions.push(Action::SetUnit { unit: unit.to_string(), active: false });
+            let module = plan.restored.iter().find(|r| r.path == shared.unit).map(|r| r.module.clone());
+            plan.restored.push(Restored {
+                path: unit.to_string(),
+                kind: "unit".into(),
+                module: module.unwrap_or_default(),
+            });
+        }
+    }
     if unit_links && !plan.actions.is_empty() || !unit_actions.is_empty() {
         // On a tree systemd is not running: the links alone are the change.
         if let Ok(argv) = host.system().plan_command(vec!["systemctl".into(), "daemon-reload".into()]) {
