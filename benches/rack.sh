@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # A simulated rack of N hosts (default 100; copies of the real server dumps with boot and
 # /etc files, tests/fixtures/make-rack.sh) through the collection's playbooks in one run:
-# facts, report, tune, rollback. Prints the wall time of each phase and checks what each
+# facts, report, audit, tune --check, tune, rollback, each beside Ansible's floor (benches/floor/floor.py:
+# the same number of do-nothing module tasks per host). Prints the cpu ratio of each phase and checks what each
 # phase produced (the report names every host; every host has the tune run's bundle; after
 # rollback a host's tree is byte-identical to the start). Numbers only, no time limit.
 # Run it as part of `make bench` (which builds the collection and the venv first).
 #   RACK_HOSTS   hosts (default 100)
 #   RACK_FORKS   Ansible forks (default 20)
 #   RACK_DIR     where to build the rack (default: a temp folder, removed afterwards)
+#   RACK_PAIRS   runs of each phase and its floor; the medians are reported (default 1)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
@@ -57,14 +59,15 @@ digest() { (cd "$rack/hosts/$1" && { find . -path ./var -prune -o -printf '%p %y
   find . -path ./var -prune -o -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum; } | sha256sum); }
 first_start=$(digest host001)
 inv="$rack/inventory"
-phase facts "$playbook" -i "$inv" lltune.tuning.facts -e lltune_show_summary=false
-phase report "$playbook" -i "$inv" lltune.tuning.report -e "lltune_report_dir=$rack/report"
-phase tune "$playbook" -i "$inv" lltune.tuning.tune -e lltune_serial=100% -e lltune_backup_id=bench
-phase rollback "$playbook" -i "$inv" lltune.tuning.rollback -e lltune_backup_id=bench
+# facts, report, audit, tune --check, tune and rollback, each beside Ansible's floor.
+t0=$(now)
+python3 benches/floor/floor.py --inventory "$inv" --playbook "$playbook" --collections "$collections" \
+  --out "$out/floor" --report-dir "$rack/report" --pairs "${RACK_PAIRS:-1}" --forks "$forks"
+took[phases]=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')
 
 # What the phases produced.
 reported=$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["hosts"]))' "$rack/report/fleet.json")
-bundles=$(find "$rack/hosts" -mindepth 6 -maxdepth 6 -path '*/var/lib/lltune/backups/bench' | wc -l)
+bundles=$(find "$rack/hosts" -mindepth 6 -maxdepth 6 -path '*/var/lib/lltune/backups/bench1' | wc -l)
 [[ $reported == "$hosts" ]] || { echo "rack.sh: fleet.json has $reported hosts, not $hosts" >&2; exit 1; }
 [[ $bundles == "$hosts" ]] || { echo "rack.sh: $bundles hosts have the tune run's bundle, not $hosts" >&2; exit 1; }
 [[ $(digest host001) == "$first_start" ]] || { echo "rack.sh: host001 differs from the start after rollback" >&2; exit 1; }
@@ -72,11 +75,13 @@ bundles=$(find "$rack/hosts" -mindepth 6 -maxdepth 6 -path '*/var/lib/lltune/bac
 {
   echo "## Simulated rack: $hosts hosts, $forks forks ($(nproc) CPUs)"
   echo
-  echo "| phase | wall s | per host ms |"
+  echo "| step | wall s | per host ms |"
   echo "|---|---:|---:|"
-  for p in build facts report tune rollback; do
+  for p in build phases; do
     awk -v p="$p" -v t="${took[$p]}" -v n="$hosts" 'BEGIN { printf "| %s | %.1f | %.0f |\n", p, t, t * 1000 / n }'
   done
+  echo
+  cat "$out/floor/floor.md"
   echo
   echo "fleet.json lists $reported hosts; $bundles hosts hold the tune run's bundle; host001 is byte-identical after rollback."
 } | tee "$out/rack.md"
