@@ -346,6 +346,10 @@ fn the_health_gate_fails_on_arguments_not_running_and_on_new_error_findings() {
     assert_eq!(code, 0, "{facts}");
     let baseline = facts["ansible_facts"]["lltune"]["recommendations"].clone();
     assert!(!baseline.as_array().unwrap().iter().any(|r| r["severity"] == "error"), "{baseline}");
+    // The health module's own scan gives the same baseline (the tune role's scan before tuning).
+    let (before, code) = support::run_module("lltune_health", &json!({"root": root, "require_running": false}));
+    assert_eq!(code, 0, "{before}");
+    assert_eq!(before["error_findings"], json!([]), "{before}");
     let cmdline = fs::read_to_string(root.join("proc/cmdline")).unwrap();
     let first = cmdline.split_whitespace().find(|a| a.contains('=')).unwrap().split_once('=').unwrap();
     let (v, code) = support::run_module(
@@ -370,6 +374,26 @@ fn the_health_gate_fails_on_arguments_not_running_and_on_new_error_findings() {
             .contains("new error findings since the baseline: kernel: isolation_leaves_no_housekeeping"),
         "{v}"
     );
+    // The same gate with the health module's baseline; and its error findings, fed back as a
+    // baseline, make the finding not new.
+    let (v, code) = support::run_module(
+        "lltune_health",
+        &json!({"root": root, "kernel_args": {"isolcpus": online}, "baseline": before["error_findings"]}),
+    );
+    assert_eq!((code, v["new_errors"][0]["item"].clone()), (1, json!("isolation_leaves_no_housekeeping")), "{v}");
+    let (v, code) = support::run_module(
+        "lltune_health",
+        &json!({"root": root, "kernel_args": {"isolcpus": online}, "baseline": v["error_findings"]}),
+    );
+    // (It still fails on the argument's missing effect: the tree's sysfs has no isolated CPUs.)
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(v["new_errors"], json!([]), "{v}");
+    assert!(!v["msg"].as_str().unwrap().contains("new error findings"), "{v}");
+    // A folder that is no host's tree is refused, as the scan refuses it.
+    let empty = tempfile::tempdir().unwrap();
+    let (v, code) = support::run_module("lltune_health", &json!({"root": empty.path()}));
+    assert_eq!(code, 1, "{v}");
+    assert!(v["msg"].as_str().unwrap().starts_with(&format!("root {}", empty.path().display())), "{v}");
     // Bad input names the option.
     let (v, code) = support::run_module("lltune_health", &json!({"root": root, "baseline": "none"}));
     assert_eq!(code, 1, "{v}");

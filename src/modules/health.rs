@@ -114,6 +114,10 @@ fn running_has(
 }
 
 pub fn run(host: &Host, _meta: &Meta, params: Params) -> Result<Outcome> {
+    // A gate on a folder that is no host's tree would pass on nothing: refused as the scan is.
+    if let Some(problem) = crate::facts::not_a_host_tree(host) {
+        return Err(Failure::new(format!("root {}: {problem}", host.root().display())).into());
+    }
     let (report, warnings) = crate::analysis::analyse(host, ScanOptions::default());
     let mut problems = Vec::new();
     let mut missing = Vec::new();
@@ -184,6 +188,14 @@ pub fn run(host: &Host, _meta: &Meta, params: Params) -> Result<Outcome> {
         ("effects_unchecked", json!(unchecked)),
         ("new_errors", serde_json::to_value(&new_errors)?),
         ("errors_total", json!(report.recommendations.iter().filter(|r| r.severity == Severity::Error).count())),
+        // The rescan's error findings, as `baseline` takes them: a run before tuning gives the
+        // gate after it its baseline without the whole facts (the tune role does that).
+        (
+            "error_findings",
+            serde_json::to_value(
+                report.recommendations.iter().filter(|r| r.severity == Severity::Error).collect::<Vec<_>>(),
+            )?,
+        ),
     ];
     if !problems.is_empty() {
         let mut f = Failure::new(format!("health gate failed: {}", problems.join("; ")));
