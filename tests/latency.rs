@@ -332,11 +332,25 @@ fn validate_measures_saves_and_reports() {
         assert_eq!(hist + c["overflows"].as_u64().unwrap(), c["samples"].as_u64().unwrap(), "{c}");
         assert!(c["samples"].as_u64().unwrap() >= 1_000, "{c}");
     }
+    // What else happened: the interrupts each measured CPU took (cyclictest's own timer wakes
+    // it every 200 µs, so its local timer interrupts moved), read from this host's
+    // /proc/interrupts before and after the run.
+    let irqs = v["noise"]["interrupts"].as_array().unwrap();
+    assert_eq!(irqs.iter().map(|c| c["cpu"].as_u64().unwrap()).collect::<Vec<_>>(), [0, 1], "{irqs:?}");
+    for c in irqs {
+        let top = c["top"].as_array().unwrap();
+        let loc = top.iter().find(|s| s["source"] == "LOC").unwrap_or_else(|| panic!("no LOC in {c}"));
+        assert!(loc["count"].as_u64().unwrap() > 0, "{c}");
+        let sum: u64 = top.iter().map(|s| s["count"].as_u64().unwrap()).sum();
+        assert!(sum <= c["device"].as_u64().unwrap() + c["per_cpu"].as_u64().unwrap(), "{c}");
+    }
+    assert!(v["noise"]["nic_drops"].is_array() && v["noise"]["time_offsets"].is_array(), "{}", v["noise"]);
     let text = fs::read_to_string(&md).unwrap();
     assert!(
         text.contains("| CPU | role | samples | min | avg | p50 | p99 | p99.9 | p99.99 | max | overflows |"),
         "{text}"
     );
+    assert!(text.contains("## Interrupts during the run") && text.contains(" LOC Local timer interrupts ("), "{text}");
     check_svg(&dir.path().join("run.svg"), 1);
     // The saved run compares with itself: every change is 0% or undefined.
     let o = lltune(&["validate", "--compare", save.to_str().unwrap(), save.to_str().unwrap()]);

@@ -18,6 +18,7 @@
 //! nearest-rank over all samples, overflows included: one that lands among the overflows is
 //! reported as `histogram_us`, a lower bound, and named in `beyond_histogram`.
 
+pub mod noise;
 pub mod report;
 
 use std::path::{Path, PathBuf};
@@ -799,6 +800,10 @@ pub struct LatencyDoc {
     pub summary: Summary,
     /// One entry per measured CPU, ascending; empty when not `measured`.
     pub per_cpu: Vec<CpuStats>,
+    /// What else happened on the host during the run (interrupts on the measured CPUs, NIC
+    /// drops, the clock's offset); null when not `measured` (and in results written before it).
+    #[serde(default)]
+    pub noise: Option<noise::Noise>,
 }
 
 impl LatencyDoc {
@@ -818,6 +823,7 @@ impl LatencyDoc {
             cpus,
             summary: Summary { isolated: None, housekeeping: None },
             per_cpu: Vec::new(),
+            noise: None,
         }
     }
 
@@ -860,6 +866,22 @@ impl LatencyDoc {
     /// without samples.
     pub fn warnings(&self) -> Vec<String> {
         let mut w = Vec::new();
+        for c in self.noise.iter().flat_map(|n| &n.interrupts) {
+            if c.role == Role::Isolated && c.device > 0 {
+                let first = c.top.iter().find(|s| s.source.bytes().all(|b| b.is_ascii_digit()));
+                w.push(format!(
+                    "CPU {} (isolated): {} device interrupt(s) during the run{}",
+                    c.cpu,
+                    c.device,
+                    first
+                        .map(|s| format!(", most from IRQ {} ({}): {}", s.source, s.name, s.count))
+                        .unwrap_or_default()
+                ));
+            }
+        }
+        for d in self.noise.iter().flat_map(|n| &n.nic_drops) {
+            w.push(format!("{} {}: {} during the run", d.interface, d.counter, d.count));
+        }
         for s in &self.per_cpu {
             if s.samples == 0 {
                 w.push(format!("CPU {}: no samples (the run was too short for one interval?)", s.cpu));
@@ -1066,7 +1088,16 @@ pub fn run_request(host: &crate::host::Host, req: &Request) -> Result<(LatencyDo
         doc.skipped_reason = Some(req.skip_reason.clone());
         return Ok((doc, warnings));
     }
+    let mut unavailable = Vec::new();
+    let offsets_before = noise::time_offsets("before", &mut unavailable);
+    let before = noise::sample(host);
     warnings.extend(measure(&mut doc, tool, &roles).map_err(|e| RunError::other(format!("{e:#}")))?);
+    let after = noise::sample(host);
+    let mut n = noise::between(&before, &after, &doc.cpus.measured, &roles);
+    n.time_offsets = offsets_before;
+    n.time_offsets.extend(noise::time_offsets("after", &mut unavailable));
+    n.unavailable.extend(unavailable);
+    doc.noise = Some(n);
     warnings.extend(doc.warnings());
     Ok((doc, warnings))
 }

@@ -62,6 +62,52 @@ fn tool_line(d: &LatencyDoc) -> String {
 }
 
 /// One run as markdown: the settings, the worst per role, and one row per CPU.
+/// What else happened during the run: interrupts per measured CPU, NIC drops, clock offsets.
+fn noise_markdown(o: &mut String, d: &LatencyDoc) {
+    let Some(n) = &d.noise else { return };
+    let _ = writeln!(o, "\n## Interrupts during the run\n");
+    let _ = writeln!(o, "| CPU | role | device IRQs | per-CPU sources | largest |");
+    let _ = writeln!(o, "|---:|---|---:|---:|---|");
+    for c in &n.interrupts {
+        let top: Vec<String> = c.top.iter().take(3).map(|s| format!("{} {} ({})", s.source, s.name, s.count)).collect();
+        let _ = writeln!(
+            o,
+            "| {} | {} | {} | {} | {} |",
+            c.cpu,
+            c.role.as_str(),
+            c.device,
+            c.per_cpu,
+            cell(&top.join(", "))
+        );
+    }
+    if !n.nic_drops.is_empty() {
+        let _ = writeln!(o, "\n## NIC drops during the run\n\n| interface | counter | count |\n|---|---|---:|");
+        for x in &n.nic_drops {
+            let _ = writeln!(o, "| {} | {} | {} |", cell(&x.interface), x.counter, x.count);
+        }
+    }
+    if !n.time_offsets.is_empty() {
+        let _ = writeln!(
+            o,
+            "\n## Clock offset\n\n| source | when | offset ns | RMS ns | reference |\n|---|---|---:|---:|---|"
+        );
+        for t in &n.time_offsets {
+            let rms = t.rms_offset_ns.map(|r| r.to_string()).unwrap_or_else(|| "–".into());
+            let _ = writeln!(
+                o,
+                "| {} | {} | {} | {rms} | {} |",
+                t.source,
+                t.when,
+                t.offset_ns,
+                cell(t.reference.as_deref().unwrap_or("?"))
+            );
+        }
+    }
+    for u in &n.unavailable {
+        let _ = writeln!(o, "\nNot read: {}", cell(u));
+    }
+}
+
 pub fn run_markdown(d: &LatencyDoc, svg_link: Option<&str>) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "# Latency of {}\n", cell(&d.host));
@@ -98,6 +144,7 @@ pub fn run_markdown(d: &LatencyDoc, svg_link: Option<&str>) -> String {
             s.overflows
         );
     }
+    noise_markdown(&mut o, d);
     notes(&mut o, &d.warnings());
     if let Some(link) = svg_link {
         let _ = writeln!(o, "\n## Histogram\n\n![cyclictest histogram of {}]({link})", cell(&d.host));
