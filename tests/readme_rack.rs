@@ -96,8 +96,8 @@ fn the_readme_rack_example_runs_as_written() {
             backup_id = r
                 .stdout
                 .lines()
-                .find_map(|l| l.trim().strip_prefix("\"msg\": \"backup id: "))
-                .map(|s| s.trim_end_matches('"').to_string());
+                .find_map(|l| l.trim().strip_prefix("\"backup id: "))
+                .map(|s| s.trim_end_matches([',', '"']).to_string());
         }
         if command.contains("make-hosts.sh") {
             let hosts = top.path().join("examples/rack/hosts");
