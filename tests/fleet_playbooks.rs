@@ -192,7 +192,7 @@ fn tune_previews_applies_is_idempotent_and_rolls_back_across_the_rack() {
     assert_backup_id_format(&ids[0][0]);
     assert!(ids.iter().all(|i| *i == ids[0]), "hosts got different backup ids: {ids:?}");
     let id = ids[0][0].clone();
-    assert!(r.stdout.contains(&format!("\"msg\": \"backup id: {id}\"")), "{}", r.show());
+    assert!(r.stdout.contains(&format!("\"backup id: {id}\"")), "{}", r.show());
     for h in HOSTS {
         let root = rack.root(h);
         let cmdline = file(&root, "/etc/kernel/cmdline");
