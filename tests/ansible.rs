@@ -496,6 +496,11 @@ services:
   tuned: "off"
 safety:
   allow_grub_edit: true
+onload:
+  tuning_level: "ultra_low_latency"
+  variables: {EF_RXQ_SIZE: 2048}
+  path: "/etc/lltune/onload.sh"
+  env_file: "/etc/lltune/onload-svc.env"
 "#;
 
 /// The tune role passes each module every argument the config translation can give it (the

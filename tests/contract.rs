@@ -462,6 +462,20 @@ fn contract_lltune_threads() {
     });
 }
 
+/// Both files of two stacks (a new folder, /etc/lltune, among them); `other` moves one.
+#[test]
+fn contract_lltune_bypass() {
+    contract(&Case {
+        module: "lltune_bypass",
+        fixture: || host_fixture("el9-trading"),
+        args: json!({"profiles": {
+            "onload": {"tuning_level": "ultra_low_latency", "variables": {"EF_RXQ_SIZE": 2048}},
+            "vma": {"tuning_level": "low_latency"},
+        }}),
+        other: json!({"profiles": {"xlio": {"tuning_level": "balanced", "path": "/etc/lltune/xlio.sh"}}}),
+    });
+}
+
 #[test]
 fn contract_lltune_limits() {
     contract(&Case {

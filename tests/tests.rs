@@ -11,6 +11,7 @@ mod bytes_exact; //      byte-exact edits, generated: untouched lines keep their
 mod capture_apply; //    lltune capture of a host to tune: apply on the capture changes what it changes on the host
 mod capture_secrets; //  lltune capture of a host whose files hold secrets in every syntax: none in the archive, same facts, same changes
 mod change_ansible; //    the change modules through ansible-doc and ansible-playbook on a fixture root
+mod change_bypass; //   lltune_bypass: Onload/VMA/XLIO profiles on trees with and without the stacks, a real sh, apply and audit
 mod change_cpu; //         lltune_cpu: intel_pstate and acpi-cpufreq trees, refusals, C-states, reapply
 mod change_irq; //         lltune_irq: the R640 dump with the rules, managed IRQs, offline CPUs, refusals
 mod change_kernel_args; // lltune_kernel_args: BLS, classic GRUB2 (BIOS/UEFI), Debian; safety refusals

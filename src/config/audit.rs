@@ -330,6 +330,7 @@ pub fn check(cfg: &Config, facts: Option<&Facts>, r: &mut AuditReport) {
             }
         }
     }
+    check_stack_sections(cfg, r);
     if cfg.services.as_ref().and_then(|s| s.irqbalance) == Some(true) && !isolated.is_empty() {
         r.warn("services.irqbalance", "true with isolated CPUs: irqbalance moves IRQs onto them unless it bans them");
     }
@@ -509,7 +510,67 @@ fn dedup(mut v: Vec<String>) -> Vec<String> {
     v
 }
 
+/// The kernel-bypass sections that ask for a profile: stacks in config order.
+fn stack_sections(cfg: &Config) -> Vec<(&'static str, &config::StackProfile)> {
+    [("onload", &cfg.onload), ("vma", &cfg.vma), ("xlio", &cfg.xlio)]
+        .into_iter()
+        .filter_map(|(n, s)| s.as_ref().filter(|s| s.wanted()).map(|s| (n, s)))
+        .collect()
+}
+
+/// `onload` / `vma` / `xlio` on their own: a tuning level, and variables `lltune_bypass`
+/// writes (the stack's prefix; values no shell reads specially).
+fn check_stack_sections(cfg: &Config, r: &mut AuditReport) {
+    use crate::modules::bypass;
+    for (stack, s) in stack_sections(cfg) {
+        if s.tuning_level.is_none() {
+            r.error(
+                format!("{stack}.tuning_level"),
+                "missing: ultra_low_latency, low_latency or balanced (or generate_profile: false to write no profile)",
+            );
+        }
+        for (k, v) in &s.variables.0 {
+            let field = format!("{stack}.variables.{k}");
+            if let Err(e) = bypass::check_name(stack, k) {
+                r.error(&field, e);
+            } else if let Err(e) = bypass::check_value(&serde_json::Value::String(v.clone())) {
+                r.error(&field, e);
+            }
+        }
+    }
+}
+
+/// Where each stack was looked for, for the refusal's message.
+fn stack_absent(stack: &str, f: &Facts) -> Option<String> {
+    let u = &f.user_stacks;
+    let (installed, looked) = match stack {
+        "onload" => (
+            u.onload.installed,
+            "the onload launcher (/usr/bin/onload, /usr/local/bin/onload, /opt/onload/bin/onload) and the kernel module (/sys/module/onload)".to_string(),
+        ),
+        lib => (
+            if lib == "vma" { u.vma.installed } else { u.xlio.installed },
+            format!("lib{lib}.so* in /usr/lib64, /usr/lib, /usr/lib/<arch>-linux-gnu, /usr/local/lib and /usr/local/lib64"),
+        ),
+    };
+    match installed {
+        Some(true) => None,
+        Some(false) => Some(format!("this host has no {stack}: looked for {looked}")),
+        None => {
+            Some(format!("cannot tell whether this host has {stack}: none of the places to look exists ({looked})"))
+        }
+    }
+}
+
 fn check_against_host(cfg: &Config, f: &Facts, isolated: &CpuList, r: &mut AuditReport) {
+    for (stack, _) in stack_sections(cfg) {
+        if let Some(why) = stack_absent(stack, f) {
+            r.error(
+                stack,
+                format!("{why}; its profile would set variables nothing reads (install the stack, or remove the {stack} section)"),
+            );
+        }
+    }
     let online = &f.cpu.online;
     if !isolated.is_empty() && !online.is_empty() && online.is_subset(isolated) {
         r.error(
@@ -935,8 +996,8 @@ mod tests {
             None,
         );
         let errors: Vec<&str> = r.errors.iter().map(|i| i.field.as_str()).collect();
-        assert_eq!(errors, ["services.tuned", "onload"], "{:?}", r.errors);
-        assert!(r.errors[0].message.contains("no module that carries this out"));
+        assert_eq!(errors, ["onload.tuning_level", "services.tuned"], "{:?}", r.errors);
+        assert!(r.errors[1].message.contains("no module that carries this out"));
         let warned: Vec<&str> = r.warnings.iter().map(|i| i.field.as_str()).collect();
         assert!(warned.contains(&"memory.hugepages") && warned.contains(&"network.defaults"), "{:?}", r.warnings);
         // What gen-config writes has none of them.

@@ -690,6 +690,19 @@ pub fn generate_with_value(f: &Facts, opts: &GenOptions) -> (String, Value) {
     d.set(&["safety"], "allow_grub_edit", false);
     d.set(&["safety"], "allow_dangerous_mitigations", false);
 
+    // ---- kernel-bypass profiles: only for the stacks this host has ----
+    let u = &f.user_stacks;
+    let stacks = [("onload", u.onload.installed), ("vma", u.vma.installed), ("xlio", u.xlio.installed)];
+    for (stack, _) in stacks.iter().filter(|(_, installed)| *installed == Some(true)) {
+        let _ = writeln!(
+            w,
+            "\n# {stack} is installed: its vendor's latency profile for the applications, in\n# /etc/profile.d/lltune-{stack}.sh and /etc/lltune/{stack}.env (ultra_low_latency adds the\n# vendor's riskier options; docs/config.md lists each level's variables)."
+        );
+        let _ = writeln!(w, "{stack}:\n  generate_profile: true\n  tuning_level: \"low_latency\"");
+        d.set(&[stack], "generate_profile", true);
+        d.set(&[stack], "tuning_level", "low_latency");
+    }
+
     // ---- recommendations ----
     // The findings of this host as this config would change it: the same rules, with this
     // config's core plan as their isolation and housekeeping targets.

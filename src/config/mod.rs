@@ -571,11 +571,41 @@ pub enum TuningLevel {
     Balanced,
 }
 
-/// `onload` / `vma`: environment profiles for kernel-bypass stacks.
+/// `onload` / `vma` / `xlio`: environment profiles for kernel-bypass stacks, written by
+/// `lltune_bypass` (a file a shell sources and its systemd `EnvironmentFile=` twin).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct StackProfile {
+    /// false: the section writes nothing (absent means true).
     pub generate_profile: Option<bool>,
     pub tuning_level: Option<TuningLevel>,
+    /// The file a shell sources (default `/etc/profile.d/lltune-<stack>.sh`).
+    pub path: Option<String>,
+    /// The `EnvironmentFile=` twin (default `/etc/lltune/<stack>.env`).
+    pub env_file: Option<String>,
+    /// More variables of the stack, or other values for the level's (`EF_RXQ_SIZE: 2048`).
+    pub variables: StackVariables,
+}
+
+/// `variables` of a stack section: name → value as text, in file order.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct StackVariables(pub Vec<(String, String)>);
+
+impl StackProfile {
+    /// Whether the section asks for files (`generate_profile` absent or true).
+    pub fn wanted(&self) -> bool {
+        self.generate_profile != Some(false)
+    }
+}
+
+impl TuningLevel {
+    /// The word the config and `lltune_bypass` use.
+    pub fn word(self) -> &'static str {
+        match self {
+            TuningLevel::UltraLowLatency => "ultra_low_latency",
+            TuningLevel::LowLatency => "low_latency",
+            TuningLevel::Balanced => "balanced",
+        }
+    }
 }
 
 /// One of `rdma.devices`: `{name, numa_node}`, or (as the seed wrote it) just the name.
@@ -607,6 +637,7 @@ pub struct Config {
     pub safety: Safety,
     pub onload: Option<StackProfile>,
     pub vma: Option<StackProfile>,
+    pub xlio: Option<StackProfile>,
     pub rdma: Option<RdmaSection>,
     /// Informational: the recommendations gen-config embedded, as written.
     pub recommendations: Vec<Yaml>,
@@ -628,6 +659,7 @@ pub const SECTIONS: &[&str] = &[
     "safety",
     "onload",
     "vma",
+    "xlio",
     "rdma",
     "recommendations",
 ];
@@ -813,6 +845,7 @@ pub fn parse_doc(doc: &Yaml, words: &[Yaml11Bool]) -> (Config, Vec<Issue>) {
             "safety" => c.safety = read::section(name, v, &mut issues).unwrap_or_default(),
             "onload" => c.onload = read::section(name, v, &mut issues),
             "vma" => c.vma = read::section(name, v, &mut issues),
+            "xlio" => c.xlio = read::section(name, v, &mut issues),
             "rdma" => c.rdma = read::section(name, v, &mut issues),
             "recommendations" => match v {
                 Yaml::Sequence(s) => c.recommendations = s.clone(),

@@ -323,6 +323,25 @@ fn cmdline(v: &Yaml, at: &str, strict: bool) -> R<Option<Cmdline>> {
     Ok(Some(Cmdline(out)))
 }
 
+impl Read for StackVariables {
+    fn read(v: &Yaml, at: &str) -> R<StackVariables> {
+        let m = match v {
+            Yaml::Null => return Ok(StackVariables::default()),
+            Yaml::Mapping(m) => m,
+            other => return Err(wrong(at, "a mapping of variable names to values", other)),
+        };
+        let mut out = Vec::new();
+        for (k, val) in m {
+            let Yaml::String(k) = k else {
+                return Err(Issue::new(at, format!("expected a variable name, got {}", found(k))));
+            };
+            let here = key_path(at, k);
+            out.push((k.clone(), text(val, &here, false)?.unwrap_or_default()));
+        }
+        Ok(StackVariables(out))
+    }
+}
+
 impl Read for NetworkSysctl {
     fn read(v: &Yaml, at: &str) -> R<NetworkSysctl> {
         let m = match v {
@@ -553,7 +572,10 @@ read_mapping!(ServicesSection, required [], { "irqbalance" => irqbalance, "tuned
 read_mapping!(Safety, required [], {
     "allow_grub_edit" => allow_grub_edit, "allow_dangerous_mitigations" => allow_dangerous_mitigations,
 });
-read_mapping!(StackProfile, required [], { "generate_profile" => generate_profile, "tuning_level" => tuning_level });
+read_mapping!(StackProfile, required [], {
+    "generate_profile" => generate_profile, "tuning_level" => tuning_level, "path" => path,
+    "env_file" => env_file, "variables" => variables,
+});
 read_mapping!(RdmaSection, required [], { "devices" => devices });
 
 /// A netdev name as the kernel allows it (no `/`, not `.` or `..`, at most 15 bytes).

@@ -13,7 +13,7 @@ use serde_yaml::Value as Yaml;
 
 use super::Config;
 use super::to_args::ModuleArgs;
-use crate::names::{CPU, IRQ, KERNEL_ARGS, LIMITS, MEMORY, NIC, SERVICES, SYSCTL, THREADS};
+use crate::names::{BYPASS, CPU, IRQ, KERNEL_ARGS, LIMITS, MEMORY, NIC, SERVICES, SYSCTL, THREADS};
 
 /// Options that are about the run, not a change.
 const RUN: &[&str] = &["persist", "backup_id", "allow_dangerous_mitigations"];
@@ -74,6 +74,11 @@ pub fn of(cfg: &Config, args: &ModuleArgs) -> Map<String, Value> {
                             }
                         }
                         r.push((name.to_string(), path));
+                    }
+                }
+                (BYPASS, "profiles") => {
+                    for stack in v.as_object().into_iter().flat_map(|m| m.keys()) {
+                        r.push((stack.clone(), format!("{stack}.tuning_level")));
                     }
                 }
                 (IRQ, "rules") => {

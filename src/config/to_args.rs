@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 use serde_yaml::Value as Yaml;
 
 use crate::config::{self, Config, IrqTarget, Issue};
-use crate::names::{CPU, IRQ, KERNEL_ARGS, LIMITS, MEMORY, NIC, ORDER, SERVICES, SYSCTL, THREADS};
+use crate::names::{BYPASS, CPU, IRQ, KERNEL_ARGS, LIMITS, MEMORY, NIC, ORDER, SERVICES, SYSCTL, THREADS};
 
 /// Sections that describe the host or advise; nothing to apply in them.
 /// `rdma` names devices for audit's NUMA cross-checks; it changes nothing itself.
@@ -42,7 +42,7 @@ const APPLIED: &[&str] = &[
 ];
 
 /// Whole sections carried out.
-const APPLIED_SECTIONS: &[&str] = &["irq", "cpu", "threads"];
+const APPLIED_SECTIONS: &[&str] = &["irq", "cpu", "threads", "onload", "vma", "xlio"];
 
 /// A config as module arguments.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -168,6 +168,9 @@ pub fn from_config(cfg: &Config, doc: &Yaml) -> ModuleArgs {
     }
     if let Some(threads) = threads_args(cfg) {
         out.modules.insert(THREADS.into(), threads);
+    }
+    if let Some(bypass) = bypass_args(cfg) {
+        out.modules.insert(BYPASS.into(), bypass);
     }
 
     // What the config asks that no module carries out yet: parts of partly applied sections
@@ -473,6 +476,36 @@ fn services_args(cfg: &Config, _skipped: &mut Vec<String>) -> Option<Value> {
         m.insert("tuned".into(), on_off(false));
     }
     (!m.is_empty()).then(|| serde_json::json!({ "services": m }))
+}
+
+/// `onload`, `vma` and `xlio` as `lltune_bypass`'s `profiles`: each section that asks for a
+/// profile (`generate_profile` not false) with a tuning level. The module decides what the
+/// level sets (the vendors' profiles) and validates every name and value.
+fn bypass_args(cfg: &Config) -> Option<Value> {
+    let mut profiles = Map::new();
+    for (stack, section) in [("onload", &cfg.onload), ("vma", &cfg.vma), ("xlio", &cfg.xlio)] {
+        let Some(s) = section.as_ref().filter(|s| s.wanted()) else { continue };
+        let Some(level) = s.tuning_level else { continue };
+        let mut p = Map::new();
+        p.insert("tuning_level".into(), Value::String(level.word().into()));
+        if let Some(path) = &s.path {
+            p.insert("path".into(), Value::String(path.clone()));
+        }
+        if let Some(f) = &s.env_file {
+            p.insert("env_file".into(), Value::String(f.clone()));
+        }
+        if !s.variables.0.is_empty() {
+            let vars: Map<String, Value> =
+                s.variables.0.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+            p.insert("variables".into(), Value::Object(vars));
+        }
+        profiles.insert(stack.into(), Value::Object(p));
+    }
+    (!profiles.is_empty()).then(|| {
+        let mut m = Map::new();
+        m.insert("profiles".into(), Value::Object(profiles));
+        Value::Object(m)
+    })
 }
 
 /// `memory.mlock` (memlock for its `user`) and `memory.limits` (nofile, nproc, rtprio for the
@@ -878,6 +911,26 @@ mod tests {
         let a = from_text("version: 1\nservices:\n  tuned: latency-performance\n").unwrap();
         assert!(a.get(SERVICES).is_none());
         assert_eq!(a.not_implemented, ["services.tuned"]);
+    }
+
+    #[test]
+    fn stack_sections_as_lltune_bypass_profiles() {
+        let a = from_text(
+            "version: 1\nonload:\n  generate_profile: true\n  tuning_level: ultra_low_latency\n  variables: {EF_RXQ_SIZE: 2048}\nvma:\n  generate_profile: false\n  tuning_level: low_latency\nxlio:\n  tuning_level: balanced\n  path: /etc/lltune/xlio.sh\n",
+        )
+        .unwrap();
+        assert_eq!(
+            a.get(BYPASS).unwrap()["profiles"],
+            json!({
+                "onload": {"tuning_level": "ultra_low_latency", "variables": {"EF_RXQ_SIZE": "2048"}},
+                "xlio": {"tuning_level": "balanced", "path": "/etc/lltune/xlio.sh"},
+            })
+        );
+        assert!(a.not_implemented.is_empty(), "{:?}", a.not_implemented);
+        assert_eq!(a.reasons[BYPASS], json!({"onload": "onload.tuning_level", "xlio": "xlio.tuning_level"}));
+        // Only generate_profile: false: no module at all.
+        let a = from_text("version: 1\nonload: {generate_profile: false}\n").unwrap();
+        assert!(a.get(BYPASS).is_none() && a.not_implemented.is_empty(), "{a:?}");
     }
 
     /// See: issue 17. Every subset of the sections, each with its sysctls present or all

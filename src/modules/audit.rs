@@ -104,6 +104,7 @@ fn section_of(module: &str) -> &'static str {
         t::NIC => "network.interfaces",
         t::IRQ => "irq",
         t::THREADS => "threads",
+        t::BYPASS => "onload",
         _ => "",
     }
 }
@@ -127,8 +128,10 @@ pub fn plan_issues(args: &crate::config::to_args::ModuleArgs, host: &Host) -> Ve
             Ok(Some(Err(e))) => format!("{e:#}"),
             Err(_) => "its planning failed unexpectedly".to_string(),
         };
+        // lltune_bypass names the stack in its option path (`profiles.vma.variables`).
+        let stack = ["onload", "vma", "xlio"].into_iter().find(|s| msg.contains(&format!("profiles.{s}")));
         out.push(crate::config::Issue::new(
-            section_of(module),
+            stack.unwrap_or(section_of(module)),
             format!("{module} would refuse this on the host: {msg}"),
         ));
     }

@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod boot;
+pub mod bypass;
 pub mod config;
 pub mod cpu;
 pub mod facts;
@@ -44,6 +45,7 @@ pub fn with_module<W: WithModule>(name: &str, w: W) -> Option<W::Out> {
         cpu::MODULE => w.with::<cpu::Cpu>(),
         memory::MODULE => w.with::<memory::Memory>(),
         threads::MODULE => w.with::<threads::Threads>(),
+        bypass::MODULE => w.with::<bypass::Bypass>(),
         _ => return None,
     })
 }
