@@ -254,16 +254,15 @@ pub fn time_offsets(when: &str, unavailable: &mut Vec<String>) -> Vec<TimeOffset
         }
     }
     if let Some(text) = ask("pmc", &["-u", "-b", "0", "GET TIME_STATUS_NP"]) {
-        match parse_pmc_time_status(&text) {
-            Ok((offset_ns, gm)) => out.push(TimeOffset {
+        // pmc answers even when no ptp4l runs (nothing comes back): not a reading.
+        if let Ok((offset_ns, gm)) = parse_pmc_time_status(&text) {
+            out.push(TimeOffset {
                 source: "ptp4l".into(),
                 when: when.into(),
                 offset_ns,
                 rms_offset_ns: None,
                 reference: gm,
-            }),
-            // pmc answers even when no ptp4l runs (nothing comes back): not a reading.
-            Err(_) => {}
+            });
         }
     }
     out
