@@ -325,9 +325,9 @@ pub fn kernel_bypass(f: &Facts) -> Vec<Recommendation> {
         out.push(
             rec("user_stacks", "onload")
                 .now(format!("installed{}", u.onload.version.as_deref().map(|v| format!(" ({v})")).unwrap_or_default()))
-                .want("latency profile: EF_POLL_USEC=100000 EF_INT_DRIVEN=0 EF_SPIN_USEC=-1 (onload -p latency)")
+                .want("Onload's latency profile (config onload.tuning_level: EF_POLL_USEC=100000, no TCP fast start)")
                 .impact(Impact::High)
-                .why("Onload's default profile is tuned for throughput and sleeps in blocking calls; the latency profile spins."),
+                .why("Onload's defaults sleep in blocking calls (interrupt-driven); its latency profile spins up to 100 ms first."),
         );
     }
     for (name, lib) in [("vma", &u.vma), ("xlio", &u.xlio)] {
@@ -336,7 +336,7 @@ pub fn kernel_bypass(f: &Facts) -> Vec<Recommendation> {
                 rec("user_stacks", name)
                     .now(format!("installed{}", lib.version.as_deref().map(|v| format!(" ({v})")).unwrap_or_default()))
                     .want(format!(
-                        "{}_SPEC=latency with the trading threads pinned to isolated CPUs",
+                        "{}_SPEC=latency (config {name}.tuning_level) with the trading threads pinned to isolated CPUs",
                         name.to_uppercase()
                     ))
                     .impact(Impact::High)
