@@ -278,3 +278,339 @@ fn install_cli_installs_this_binary_journaled_and_rollback_removes_it() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--backup-id"), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(!cli.exists());
 }
+
+// ---- Re-applying one interface when it (re)appears: the udev rule, its unit, `--interface` ----
+
+const UDEV_RULE: &str = "etc/udev/rules.d/99-lltune.rules";
+const REAPPLY_UNIT: &str = "etc/systemd/system/lltune-reapply@.service";
+
+/// One rule line as udev(7) reads it: comma-separated `KEY[{attr}]OP"value"`, with the keys and
+/// operators udev knows (a match key with `==`/`!=`, an assignment with `=`/`+=`/...).
+fn udev_pairs(line: &str) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    let mut rest = line.trim();
+    while !rest.is_empty() {
+        let key_len = rest.find(|c: char| !(c.is_ascii_uppercase() || c == '_')).unwrap_or_else(|| panic!("{rest}"));
+        let mut key = rest[..key_len].to_string();
+        rest = &rest[key_len..];
+        if let Some(r) = rest.strip_prefix('{') {
+            let end = r.find('}').unwrap_or_else(|| panic!("unclosed attribute in {line}"));
+            key = format!("{key}{{{}}}", &r[..end]);
+            rest = &r[end + 1..];
+        }
+        let op = ["==", "!=", "+=", "-=", ":=", "="].into_iter().find(|o| rest.starts_with(o));
+        let op = op.unwrap_or_else(|| panic!("no operator after {key} in {line}"));
+        rest = rest[op.len()..].strip_prefix('"').unwrap_or_else(|| panic!("unquoted value of {key}"));
+        let end = rest.find('"').unwrap_or_else(|| panic!("unclosed value of {key}"));
+        let value = rest[..end].to_string();
+        rest = rest[end + 1..].trim_start();
+        rest = rest.strip_prefix(',').map(str::trim_start).unwrap_or(rest);
+        let matching = matches!(op, "==" | "!=");
+        match key.as_str() {
+            "ACTION" | "SUBSYSTEM" | "KERNEL" => assert!(matching, "{key} is a match key: {line}"),
+            "TAG" | "RUN" => assert!(!matching, "{key} is assigned here: {line}"),
+            k if k.starts_with("ENV{") => {}
+            k => panic!("udev key {k} not expected in {line}"),
+        }
+        out.push((key, op.to_string(), value));
+    }
+    out
+}
+
+/// The argv the installed rule and unit run when the netdev `ifname` appears: the rule's
+/// `SYSTEMD_WANTS` with udev's `$name` substituted, the unit that names, its `ExecStart`
+/// with systemd's `%i` (the raw instance) substituted.
+fn hotplug_command(root: &Path, ifname: &str) -> Vec<String> {
+    let rule = fs::read_to_string(root.join(UDEV_RULE)).unwrap();
+    let lines: Vec<&str> = rule.lines().filter(|l| !l.trim().is_empty() && !l.starts_with('#')).collect();
+    assert_eq!(lines.len(), 1, "{rule}");
+    let pairs = udev_pairs(lines[0]);
+    let has = |k: &str, op: &str, v: &str| pairs.iter().any(|(a, b, c)| a == k && b == op && c == v);
+    assert!(has("ACTION", "==", "add") && has("SUBSYSTEM", "==", "net") && has("TAG", "+=", "systemd"), "{pairs:?}");
+    // No RUN: udev kills what RUN starts once the event is handled.
+    assert!(!pairs.iter().any(|(k, _, _)| k == "RUN"), "{pairs:?}");
+    let wants = pairs.iter().find(|(k, op, _)| k == "ENV{SYSTEMD_WANTS}" && op == "+=").expect("SYSTEMD_WANTS");
+    let unit = wants.2.replace("$name", ifname);
+    let instance = unit
+        .strip_prefix("lltune-reapply@")
+        .and_then(|u| u.strip_suffix(".service"))
+        .unwrap_or_else(|| panic!("{unit}"));
+    let template = fs::read_to_string(root.join(REAPPLY_UNIT)).unwrap();
+    let exec = template.lines().find_map(|l| l.strip_prefix("ExecStart=")).expect("ExecStart");
+    assert!(!template.contains("%I"), "%I would turn '-' into '/': {template}");
+    exec.split(' ').map(|w| w.replace("%i", instance)).collect()
+}
+
+/// Runs `lltune <args>`; (exit code, stdout, stderr).
+fn lltune(args: &[&std::ffi::OsStr]) -> (i32, String, String) {
+    let out = Command::new(bin("lltune")).args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn reapply_interface(tree: &Path, ifname: &str) -> (i32, String) {
+    let (code, out, err) =
+        lltune(&["reapply".as_ref(), "--interface".as_ref(), ifname.as_ref(), "--root".as_ref(), tree.as_os_str()]);
+    (code, format!("{out}{err}"))
+}
+
+/// `systemd-analyze verify` on the installed template (instance `ifname`), its CLI path
+/// pointed at the test's lltune: no warning at all. Skipped where systemd-analyze is not.
+fn verify_unit(tree: &Path, ifname: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let text = fs::read_to_string(tree.join(REAPPLY_UNIT)).unwrap();
+    let text = text.replace("/usr/local/sbin/lltune", &bin("lltune").display().to_string());
+    fs::write(dir.path().join("lltune-reapply@.service"), text).unwrap();
+    let unit = dir.path().join(format!("lltune-reapply@{ifname}.service"));
+    match Command::new("systemd-analyze").args(["verify", "--man=no"]).arg(&unit).output() {
+        Err(e) => eprintln!("systemd-analyze not run ({e}): the unit is checked by its text only"),
+        Ok(out) => {
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success() && err.trim().is_empty(), "systemd-analyze verify: {err}");
+        }
+    }
+}
+
+#[test]
+fn nic_persistence_installs_the_udev_rule_and_unit_check_mode_writes_none_rollback_removes_them() {
+    let dir = host_fixture("nic-2port");
+    let tree = dir.path();
+    let before = crate::support::tree_snapshot(tree);
+    let args = json!({"root": tree, "persist": true, "backup_id": "hp", "_ansible_diff": true,
+                      "interfaces": [{"name": "ens1f0", "features": {"gro": false}}]});
+    let mut check = args.clone();
+    check["_ansible_check_mode"] = json!(true);
+    let (v, code) = run_module("lltune_nic", &check);
+    assert_eq!((code, v["changed"].as_bool()), (0, Some(true)), "{v}");
+    let headers: Vec<&str> = v["diff"].as_array().unwrap().iter().filter_map(|d| d["after_header"].as_str()).collect();
+    for f in [UDEV_RULE, REAPPLY_UNIT] {
+        assert!(headers.contains(&format!("/{f}").as_str()), "{f} not in {headers:?}");
+    }
+    crate::support::assert_same_tree(&before, &crate::support::tree_snapshot(tree), "check mode");
+
+    let (v, code) = run_module("lltune_nic", &args);
+    assert_eq!(code, 0, "{v}");
+    assert!(tree.join(UDEV_RULE).is_file() && tree.join(REAPPLY_UNIT).is_file());
+    // What the unit runs for ens1f0, and for a name with a '-' (kept as it is by %i).
+    let cmd = hotplug_command(tree, "ens1f0");
+    assert_eq!(cmd, ["/usr/local/sbin/lltune", "reapply", "--interface", "ens1f0"]);
+    assert_eq!(hotplug_command(tree, "br-lan")[3], "br-lan");
+    verify_unit(tree, "ens1f0");
+    verify_unit(tree, "br-lan");
+    // A second run: nothing to change, the rule and unit included.
+    let (v, _) = run_module(
+        "lltune_nic",
+        &json!({"root": tree, "persist": true, "backup_id": "hp2",
+                      "interfaces": [{"name": "ens1f0", "features": {"gro": false}}]}),
+    );
+    assert_eq!(v["changed"], false, "{v}");
+
+    let v = rollback(tree, "hp");
+    assert_eq!(v["changed"], true, "{v}");
+    crate::support::assert_same_tree(&before, &crate::support::tree_snapshot(tree), "after rollback");
+}
+
+#[test]
+fn persistence_of_other_modules_installs_no_udev_rule() {
+    let dir = host_fixture("intel-pstate-2node");
+    let tree = dir.path();
+    persist_run(tree, "lltune_cpu", serde_json::from_str(CPU_ARGS).unwrap(), "c");
+    assert!(tree.join(UNIT).is_file());
+    assert!(!tree.join(UDEV_RULE).exists() && !tree.join(REAPPLY_UNIT).exists());
+}
+
+/// nic-2port with irq-small's IRQ table: a tree where both NIC and IRQ state can persist.
+fn nic_and_irq_tree() -> tempfile::TempDir {
+    let dir = host_fixture("nic-2port");
+    let irq = host_fixture("irq-small");
+    fs::copy(irq.path().join("proc/interrupts"), dir.path().join("proc/interrupts")).unwrap();
+    let st = Command::new("cp").arg("-a").arg(irq.path().join("proc/irq")).arg(dir.path().join("proc/irq")).status();
+    assert!(st.unwrap().success());
+    dir
+}
+
+#[test]
+fn udev_rule_and_unit_stay_while_a_nic_or_irq_state_file_remains_in_either_rollback_order() {
+    for first in ["a", "b"] {
+        let dir = nic_and_irq_tree();
+        let tree = dir.path();
+        let before = crate::support::tree_snapshot(tree);
+        persist_run(tree, "lltune_nic", json!({"interfaces": [{"name": "ens1f0", "features": {"gro": false}}]}), "a");
+        let rule = fs::read(tree.join(UDEV_RULE)).unwrap();
+        persist_run(tree, "lltune_irq", json!({"rules": [{"match": {"irq": [24]}, "cpus": "5"}]}), "b");
+        let v = rollback(tree, first);
+        assert_eq!(fs::read(tree.join(UDEV_RULE)).unwrap(), rule, "{first}: the rule stays: {v}");
+        assert!(tree.join(REAPPLY_UNIT).is_file(), "{first}: {v}");
+        if first == "a" {
+            assert!(v["warnings"].to_string().contains("kept /etc/udev/rules.d/99-lltune.rules"), "{v}");
+        }
+        let v = rollback(tree, if first == "a" { "b" } else { "a" });
+        assert!(!tree.join(UDEV_RULE).exists() && !tree.join(REAPPLY_UNIT).exists(), "{first}: {v}");
+        // Every file back as it was; a folder the first bundle made stays when a rollback of
+        // another bundle empties it (as the restore unit's folders do).
+        let mut after = crate::support::tree_snapshot(tree);
+        after.retain(|k, n| before.contains_key(k) || !matches!(n, crate::support::Node::Dir { .. }));
+        crate::support::assert_same_tree(&before, &after, first);
+    }
+}
+
+/// The run-time files of `tree` under `prefix`, as `runtime` lists them.
+fn runtime_under(tree: &Path, prefix: &str) -> Vec<(String, Vec<u8>)> {
+    runtime(tree).into_iter().filter(|(p, _)| p.starts_with(prefix)).collect()
+}
+
+#[test]
+fn reapply_interface_applies_only_that_interfaces_nic_settings() {
+    let fresh = host_fixture("nic-2port");
+    let dir = host_fixture("nic-2port");
+    let tree = dir.path();
+    // By driver (both ports), then by name for ens1f1 only.
+    persist_run(
+        tree,
+        "lltune_nic",
+        json!({"interfaces": [{"driver": "mlx5_core", "features": {"gro": false}, "rps_cpus": "1"},
+                              {"name": "ens1f1", "rps_cpus": "2-3"}]}),
+        "n",
+    );
+    let applied = runtime(tree);
+    reboot(fresh.path(), tree);
+    let fresh_state = runtime(tree);
+    let port = |p: &str| -> Vec<String> {
+        vec![
+            format!("var/lib/lltune/capture/ethtool/{p}.json"),
+            format!(
+                "sys/devices/pci0000:3a/0000:3a:00.0/0000:3b:00.{}/net/{p}/queues",
+                if p == "ens1f0" { 0 } else { 1 }
+            ),
+        ]
+    };
+    let of = |state: &[(String, Vec<u8>)], p: &str| -> Vec<(String, Vec<u8>)> {
+        state.iter().filter(|(f, _)| port(p).iter().any(|x| f.starts_with(x.as_str()))).cloned().collect()
+    };
+    assert_ne!(of(&applied, "ens1f0"), of(&fresh_state, "ens1f0"));
+    let (code, said) = reapply_interface(tree, "ens1f0");
+    assert_eq!(code, 0, "{said}");
+    assert!(said.contains("lltune_nic: re-applied"), "{said}");
+    let now = runtime(tree);
+    assert_eq!(of(&now, "ens1f0"), of(&applied, "ens1f0"), "ens1f0 is back");
+    assert_eq!(of(&now, "ens1f1"), of(&fresh_state, "ens1f1"), "ens1f1 is left alone");
+    let (code, said) = reapply_interface(tree, "ens1f1");
+    assert_eq!(code, 0, "{said}");
+    assert_eq!(runtime(tree), applied, "both back, ens1f1 with its own rps_cpus");
+    let (code, said) = reapply_interface(tree, "ens1f0");
+    assert_eq!((code, said.trim()), (0, "lltune_nic: already in place"));
+    // lo has nothing persisted.
+    let (code, said) = reapply_interface(tree, "lo");
+    assert_eq!(code, 0, "{said}");
+    assert!(said.starts_with("lltune reapply: nothing persisted for interface lo"), "{said}");
+    assert_eq!(runtime(tree), applied);
+}
+
+#[test]
+fn reapply_interface_applies_the_irq_rules_that_take_its_irqs_as_a_whole_run_would() {
+    let fresh = host_fixture("irq-small");
+    let dir = host_fixture("irq-small");
+    let tree = dir.path();
+    // `all` spread over CPUs 0-3 in queue order (acpi, eth0-TxRx-0..3, nvme0q0..2, rtc0): the
+    // CPU of each eth0 queue depends on the IRQs before it, not only on eth0's; a later
+    // rule for the NVMe queues; the default affinity is no interface's.
+    persist_run(
+        tree,
+        "lltune_irq",
+        json!({"rules": [{"match": {"all": true}, "cpus": "0-3", "spread": true},
+                         {"match": {"name": "nvme*"}, "cpus": "6"}],
+               "default_affinity": "0-3"}),
+        "i",
+    );
+    let applied = runtime_under(tree, "proc/irq");
+    reboot(fresh.path(), tree);
+    let rebooted = runtime_under(tree, "proc/irq");
+    let eth0 = |p: &str| ["24", "25", "26", "27"].iter().any(|n| p.starts_with(&format!("proc/irq/{n}/")));
+    let affinity = |s: &[(String, Vec<u8>)], n: u32| {
+        let f = format!("proc/irq/{n}/smp_affinity_list");
+        String::from_utf8(s.iter().find(|(p, _)| *p == f).unwrap().1.clone()).unwrap().trim().to_string()
+    };
+    // The whole run put eth0-TxRx-0 on CPU 1 (acpi took CPU 0), -3 on CPU 0.
+    assert_eq!((affinity(&applied, 24), affinity(&applied, 27)), ("1".into(), "0".into()));
+    let (code, said) = reapply_interface(tree, "eth0");
+    assert_eq!(code, 0, "{said}");
+    assert_eq!(said.trim(), "lltune_irq: re-applied");
+    let now = runtime_under(tree, "proc/irq");
+    for ((p, after), ((_, want_applied), (_, want_fresh))) in now.iter().zip(applied.iter().zip(rebooted.iter())) {
+        let want = if eth0(p) { want_applied } else { want_fresh };
+        assert_eq!(after, want, "{p}");
+    }
+    assert_ne!(now, rebooted);
+    assert_eq!(
+        fs::read(tree.join("proc/irq/default_smp_affinity")).unwrap(),
+        fs::read(fresh.path().join("proc/irq/default_smp_affinity")).unwrap()
+    );
+    let (code, said) = reapply_interface(tree, "eth0");
+    assert_eq!((code, said.trim()), (0, "lltune_irq: already in place"));
+    let (code, said) = reapply_interface(tree, "lo");
+    assert_eq!(code, 0, "{said}");
+    assert!(said.contains("nothing persisted for interface lo"), "{said}");
+    assert_eq!(runtime_under(tree, "proc/irq"), now);
+}
+
+#[test]
+fn reapply_interface_refuses_a_name_the_kernel_refuses_in_one_line_naming_the_option() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = host_fixture("nic-2port");
+    let tree = dir.path();
+    persist_run(tree, "lltune_nic", json!({"interfaces": [{"name": "ens1f0", "features": {"gro": false}}]}), "n");
+    let before = crate::support::tree_snapshot(tree);
+    let long = "a".repeat(16);
+    let huge = "b".repeat(100_000);
+    let bad: Vec<&[u8]> = vec![
+        b"",
+        b".",
+        b"..",
+        b"a/b",
+        b"eth0:1",
+        b"a b",
+        b"a\tb",
+        b"a\nb",
+        b"ab\xa0",
+        long.as_bytes(),
+        huge.as_bytes(),
+    ];
+    for name in bad {
+        let (code, out, err) = lltune(&[
+            "reapply".as_ref(),
+            "--interface".as_ref(),
+            std::ffi::OsStr::from_bytes(name),
+            "--root".as_ref(),
+            tree.as_os_str(),
+        ]);
+        let shown = String::from_utf8_lossy(name);
+        assert_eq!(code, 1, "{shown:?}: {out}{err}");
+        assert!(out.is_empty(), "{shown:?}: {out}");
+        assert_eq!(err.lines().count(), 1, "{shown:?}: {err}");
+        assert!(
+            err.starts_with("lltune: error: --interface ") && err.contains("not a network interface name"),
+            "{err}"
+        );
+        assert!(err.len() < 300, "{err}");
+    }
+    // The longest name the kernel takes, and one that is not UTF-8: nothing persisted, exit 0.
+    for name in ["a".repeat(15).into_bytes(), b"ab\xff".to_vec()] {
+        let (code, out, err) = lltune(&[
+            "reapply".as_ref(),
+            "--interface".as_ref(),
+            std::ffi::OsStr::from_bytes(&name),
+            "--root".as_ref(),
+            tree.as_os_str(),
+        ]);
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(
+            out.starts_with("lltune reapply: nothing persisted for this interface")
+                || out.starts_with("lltune reapply: nothing persisted for interface"),
+            "{out}"
+        );
+    }
+    crate::support::assert_same_tree(&before, &crate::support::tree_snapshot(tree), "refused names");
+}

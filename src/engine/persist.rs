@@ -11,6 +11,16 @@
 //! its own binary there when it persists (with the first persisting step of its
 //! transaction, `runner_action`); with Ansible, the collection's `tune` role copies
 //! it. A missing CLI makes the unit fail visibly at boot (`systemctl status`), never silently.
+//!
+//! NIC and IRQ settings are also lost when a NIC is re-created after boot (driver reload,
+//! hot-plug, a reset on some drivers). With a state file of `lltune_nic` or `lltune_irq`,
+//! persistence also installs a udev rule (`UDEV_RULE_PATH`) and a template unit
+//! (`REAPPLY_UNIT_PATH`): when a netdev appears, udev pulls in
+//! `lltune-reapply@<name>.service` through the device's `SYSTEMD_WANTS`, which runs
+//! `lltune reapply --interface <name>` (that interface's NIC settings and IRQ rules only).
+//! Why not `RUN+=`: udev kills RUN programs when the event is handled (and its sandbox may
+//! keep them from the journal's folder); udev(7) says to start long work as a unit pulled
+//! in with `SYSTEMD_WANTS`, which also orders it after `lltune-restore.service` at boot.
 
 use anyhow::Result;
 use serde_json::{Map, Value};
@@ -25,9 +35,17 @@ pub const STATE_DIR: &str = "/etc/lltune/state.d";
 pub const UNIT_PATH: &str = "/etc/systemd/system/lltune-restore.service";
 /// Its enablement, as `systemctl enable` makes it (`WantedBy=multi-user.target`).
 pub const WANTS_LINK: &str = "/etc/systemd/system/multi-user.target.wants/lltune-restore.service";
+/// The udev rule that starts `REAPPLY_UNIT_PATH` for a netdev that appears.
+pub const UDEV_RULE_PATH: &str = "/etc/udev/rules.d/99-lltune.rules";
+/// The template unit that re-applies one interface (instance: the interface name).
+pub const REAPPLY_UNIT_PATH: &str = "/etc/systemd/system/lltune-reapply@.service";
+/// The modules whose state a re-created NIC needs again: their state files bring the udev
+/// rule and the template unit.
+pub const HOTPLUG_MODULES: &[&str] = &[crate::names::NIC, crate::names::IRQ];
 /// The folders persistence writes in (cleared of a killed run's temp files by every run
 /// that persists).
-pub const DIRS: &[&str] = &[STATE_DIR, "/etc/systemd/system", "/etc/systemd/system/multi-user.target.wants"];
+pub const DIRS: &[&str] =
+    &[STATE_DIR, "/etc/systemd/system", "/etc/systemd/system/multi-user.target.wants", "/etc/udev/rules.d"];
 /// Where the unit expects the lltune CLI.
 pub const CLI_PATH: &str = "/usr/local/sbin/lltune";
 /// Options that are about one run, not about the state.
@@ -66,6 +84,36 @@ pub fn unit_text() -> String {
     )
 }
 
+/// The udev rule's text. `$name` is the interface's name after the naming rules (80-*
+/// rules set it; the kernel's name is `%k`); it goes into the instance of the template unit,
+/// which passes it to the CLI raw (`%i`: no unescaping, so `-` stays `-`). `TAG+="systemd"`
+/// makes the netdev a device unit (99-systemd.rules does too), whose `SYSTEMD_WANTS` systemd
+/// starts when the device appears.
+pub fn udev_rule_text() -> String {
+    format!(
+        "{UNIT_MARK}re-applies a network interface's persisted NIC and IRQ tuning ({STATE_DIR}) when it appears.\n\
+         # The work runs in lltune-reapply@<interface>.service, not in RUN: udev kills RUN programs after the event.\n\
+         ACTION==\"add\", SUBSYSTEM==\"net\", KERNEL!=\"lo\", TAG+=\"systemd\", ENV{{SYSTEMD_WANTS}}+=\"lltune-reapply@$name.service\"\n"
+    )
+}
+
+/// The template unit's text: one run of `lltune reapply --interface <instance>`, after the
+/// boot-time restore (which re-applies everything), waiting for the root's lock if another
+/// lltune run holds it.
+pub fn reapply_unit_text() -> String {
+    format!(
+        "{UNIT_MARK}re-applies the persisted NIC and IRQ tuning of one interface; started by {UDEV_RULE_PATH}.\n\
+         [Unit]\n\
+         Description=Re-apply lltune NIC and IRQ tuning to interface %i\n\
+         After=lltune-restore.service\n\
+         ConditionDirectoryNotEmpty={STATE_DIR}\n\
+         \n\
+         [Service]\n\
+         Type=oneshot\n\
+         ExecStart={CLI_PATH} reapply --interface %i\n"
+    )
+}
+
 /// A module's `persist_state`: its options as a JSON map when `persist` is on.
 pub fn options_of<P: serde::Serialize>(params: &P, persist: bool) -> Option<Map<String, Value>> {
     match serde_json::to_value(params) {
@@ -92,7 +140,13 @@ pub fn actions(host: &Host, module: &str, params: &Map<String, Value>) -> Result
     let mut actions = Vec::new();
     let mut diff = Vec::new();
     let state_path = format!("{STATE_DIR}/{module}.json");
-    for (path, want) in [(state_path, state_text(module, params)), (UNIT_PATH.to_string(), unit_text())] {
+    let mut files = vec![(state_path, state_text(module, params)), (UNIT_PATH.to_string(), unit_text())];
+    if HOTPLUG_MODULES.contains(&module) {
+        // The unit before the rule that names it.
+        files.push((REAPPLY_UNIT_PATH.to_string(), reapply_unit_text()));
+        files.push((UDEV_RULE_PATH.to_string(), udev_rule_text()));
+    }
+    for (path, want) in files {
         let now = host.read_bytes_opt(&path)?;
         if now.as_deref() != Some(want.as_bytes()) {
             diff.push(crate::engine::text::file_diff(&path, now.as_deref(), want.as_bytes()));
@@ -199,9 +253,18 @@ mod tests {
             r#"{"rules": [{"match": {"all": true}, "cpus": "0-1"}], "root": "/x", "backup_id": "b", "persist": true}"#,
         )
         .unwrap();
+        // A CPU state brings the restore unit and its link, no udev rule.
+        let (cpu, _) = actions(&host, "lltune_cpu", &params).unwrap();
+        let paths: Vec<String> = cpu.iter().flat_map(|a| a.items()).map(|i| i.path().into_owned()).collect();
+        assert_eq!(paths.len(), 3, "{paths:?}");
+        assert!(!paths.iter().any(|p| p == UDEV_RULE_PATH || p == REAPPLY_UNIT_PATH), "{paths:?}");
+        // An IRQ state brings them too, the unit before the rule that names it.
         let (actions, diff) = actions(&host, "lltune_irq", &params).unwrap();
-        assert_eq!(actions.len(), 3);
-        assert_eq!(diff.len(), 3);
+        assert_eq!(actions.len(), 5);
+        assert_eq!(diff.len(), 5);
+        let paths: Vec<String> = actions.iter().flat_map(|a| a.items()).map(|i| i.path().into_owned()).collect();
+        let at = |p: &str| paths.iter().position(|x| x == p).unwrap_or_else(|| panic!("{p} not in {paths:?}"));
+        assert!(at(REAPPLY_UNIT_PATH) < at(UDEV_RULE_PATH));
         crate::engine::carry_out(&host, None, &actions).unwrap();
         let text = host.read("/etc/lltune/state.d/lltune_irq.json").unwrap();
         assert!(
@@ -210,6 +273,10 @@ mod tests {
         );
         assert!(host.read(UNIT_PATH).unwrap().contains("ExecStart=/usr/local/sbin/lltune reapply"));
         assert_eq!(host.read_link(WANTS_LINK).as_deref(), Some(UNIT_PATH));
+        assert_eq!(host.read(UDEV_RULE_PATH).unwrap(), udev_rule_text());
+        assert!(
+            host.read(REAPPLY_UNIT_PATH).unwrap().contains("ExecStart=/usr/local/sbin/lltune reapply --interface %i\n")
+        );
         assert!(actions_after(&host, &params).is_empty());
         let all = load_all(&host);
         assert_eq!(all.len(), 1);

@@ -484,6 +484,89 @@ fn pci_irqs(host: &Host, t: &IrqTable, what: &str, addr: &str) -> Result<Vec<usi
     Ok(out.into_iter().collect())
 }
 
+/// The IRQs a rule's match takes on this host, as planning finds them (`all`, a name glob,
+/// IRQ numbers; `None` for `nic` and `pci`, which name a device). Unknown numbers and a
+/// bad glob take nothing here: planning the rule names them.
+fn matched_irqs(t: &IrqTable, m: &Match) -> Option<Vec<usize>> {
+    if m.all.is_some() {
+        Some((0..t.irqs.len()).collect())
+    } else if let Some(g) = &m.name {
+        let pat = glob::Pattern::new(g).ok();
+        Some(
+            t.irqs
+                .iter()
+                .enumerate()
+                .filter(|(_, i)| {
+                    pat.as_ref().is_some_and(|p| {
+                        !i.name.is_empty() && (p.matches(&i.name) || i.actions.iter().any(|a| p.matches(a)))
+                    })
+                })
+                .map(|(k, _)| k)
+                .collect(),
+        )
+    } else {
+        m.irq.as_ref().map(|ns| ns.iter().filter_map(|n| t.index.get(n).copied()).collect())
+    }
+}
+
+/// The rules of `rules` narrowed to the IRQs of the netdev `ifname` (its device's
+/// `msi_irqs` and the IRQs named after it or its device), in order: what `lltune reapply
+/// --interface` applies. A rule by `nic: ifname`, or by `pci` naming its device, is kept as
+/// it is; a rule by `all`, name glob or IRQ numbers becomes a rule by the numbers of its
+/// IRQs among the interface's, with the CPU each would get from the whole rule (`spread`
+/// counts every IRQ the rule matches, in queue order, as a full run does). Rules that take
+/// none of its IRQs, `default_affinity` and irqbalance's banned CPUs are left out.
+pub fn rules_for_interface(host: &Host, rules: &[Rule], ifname: &str) -> Result<Vec<Rule>> {
+    let table = read_table(host)?;
+    let mine: BTreeSet<usize> = if valid_ifname(ifname) {
+        nic_irqs(host, &table, "", ifname).unwrap_or_default().into_iter().collect()
+    } else {
+        BTreeSet::new()
+    };
+    let pci =
+        host.link_name(&format!("/sys/class/net/{ifname}/device")).filter(|d| crate::facts::nic::is_pci_address(d));
+    let cpus = read_cpus(host);
+    let mut out = Vec::new();
+    for r in rules {
+        let m = &r.matcher;
+        if m.nic.as_deref() == Some(ifname)
+            || m.pci.as_deref().zip(pci.as_deref()).is_some_and(|(a, b)| a.eq_ignore_ascii_case(b))
+        {
+            out.push(r.clone());
+            continue;
+        }
+        let Some(matched) = matched_irqs(&table, m) else { continue };
+        let irq_rule = |irqs: Vec<u32>, cpus: String, spread: bool| Rule {
+            matcher: Match { irq: Some(irqs), ..Match::default() },
+            cpus,
+            spread,
+        };
+        let ours: Vec<u32> = matched.iter().filter(|k| mine.contains(k)).map(|&k| table.irqs[k].irq).collect();
+        if ours.is_empty() {
+            continue;
+        }
+        let list = check_cpus(&cpus, "", &r.cpus, false).ok().map(|l| l.iter().collect::<Vec<u32>>());
+        match list {
+            Some(list) if r.spread && !list.is_empty() => {
+                // The CPU each of its IRQs gets when the whole rule is spread.
+                let mut movable: Vec<usize> =
+                    matched.into_iter().filter(|&k| unmovable(&table, &table.irqs[k]).is_none()).collect();
+                crate::sort::sort_by(&mut movable, |a, b| queue_order(&table.irqs[*a], &table.irqs[*b]));
+                let mut by_cpu: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+                for (pos, &k) in movable.iter().enumerate() {
+                    if mine.contains(&k) {
+                        by_cpu.entry(list[pos % list.len()]).or_default().push(table.irqs[k].irq);
+                    }
+                }
+                out.extend(by_cpu.into_iter().map(|(cpu, irqs)| irq_rule(irqs, cpu.to_string(), false)));
+            }
+            // A cpulist planning refuses: kept, so that the run names it.
+            _ => out.push(irq_rule(ours, r.cpus.clone(), r.spread)),
+        }
+    }
+    Ok(out)
+}
+
 /// One IRQ whose affinity changes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IrqChange {

@@ -762,22 +762,42 @@ fn cpus_text(l: &CpuList) -> String {
     if l.is_empty() { "none".into() } else { l.to_string() }
 }
 
+/// Whether the entry `s` selects the netdev `n`.
+fn selects(host: &Host, s: &Spec, n: &Nic) -> bool {
+    match (&s.name, &s.pci, &s.driver) {
+        _ if s.all => n.name.as_deref().is_some_and(|name| !is_loopback(host, name)),
+        (Some(name), _, _) => n.name.as_ref() == Some(name),
+        (_, Some(pci), _) => n.pci_address.as_deref().is_some_and(|a| a.eq_ignore_ascii_case(pci)),
+        (_, _, Some(d)) => n.driver.as_ref() == Some(d),
+        _ => false,
+    }
+}
+
+/// The entries of `interfaces` that select the netdev `ifname`, each narrowed to it (`name:
+/// ifname` in place of `all`, `pci` or `driver`), in order: what `lltune reapply --interface`
+/// applies. An entry by name selects it even when the netdev is not there (the run then
+/// says so); an `all` entry is narrowed like the others, so a queue it lacks is refused
+/// rather than skipped.
+pub fn specs_for_interface(host: &Host, interfaces: &[Spec], ifname: &str) -> Vec<Spec> {
+    let mut scan = Scan::new(host, ScanOptions::default());
+    let nics = crate::facts::nic::read(&mut scan);
+    let nic = nics.iter().find(|n| n.name.as_deref() == Some(ifname));
+    interfaces
+        .iter()
+        .filter(|s| match nic {
+            Some(n) => selects(host, s, n),
+            None => s.name.as_deref() == Some(ifname),
+        })
+        .map(|s| Spec { all: false, name: Some(ifname.to_string()), pci: None, driver: None, ..s.clone() })
+        .collect()
+}
+
 /// The interfaces each entry selects, in order of first selection.
 fn select(host: &Host, params: &Params, nics: &[Nic]) -> Result<Vec<(String, Vec<usize>)>> {
     let mut out: Vec<(String, Vec<usize>)> = Vec::new();
     for (i, s) in params.interfaces.iter().enumerate() {
         let at = format!("interfaces[{i}]");
-        let hits: Vec<&String> = nics
-            .iter()
-            .filter(|n| match (&s.name, &s.pci, &s.driver) {
-                _ if s.all => n.name.as_deref().is_some_and(|name| !is_loopback(host, name)),
-                (Some(name), _, _) => n.name.as_ref() == Some(name),
-                (_, Some(pci), _) => n.pci_address.as_deref().is_some_and(|a| a.eq_ignore_ascii_case(pci)),
-                (_, _, Some(d)) => n.driver.as_ref() == Some(d),
-                _ => false,
-            })
-            .filter_map(|n| n.name.as_ref())
-            .collect();
+        let hits: Vec<&String> = nics.iter().filter(|n| selects(host, s, n)).filter_map(|n| n.name.as_ref()).collect();
         if hits.is_empty() && !s.all {
             let what = match (&s.name, &s.pci, &s.driver) {
                 (Some(n), _, _) => format!("no interface named {n} under /sys/class/net"),

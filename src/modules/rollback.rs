@@ -72,6 +72,11 @@ struct Shared {
     remaining: std::collections::BTreeSet<String>,
     /// A state file this rollback removes, and the module that wrote it.
     removes: Option<(String, String)>,
+    /// The udev rule and the per-interface unit (`persist::HOTPLUG_MODULES`' state brings
+    /// them): they stay while a state file of those modules remains.
+    hotplug: Vec<String>,
+    /// A state file of those modules this rollback removes, and its module.
+    removes_hotplug: Option<(String, String)>,
 }
 
 impl Shared {
@@ -83,6 +88,8 @@ impl Shared {
             state_dir: canon(persist::STATE_DIR, true),
             remaining: Default::default(),
             removes: None,
+            hotplug: vec![canon(persist::REAPPLY_UNIT_PATH, true), canon(persist::UDEV_RULE_PATH, true)],
+            removes_hotplug: None,
         };
         let dir = s.state_dir.clone();
         s.remaining = host
@@ -100,6 +107,9 @@ impl Shared {
                     None => {
                         if s.remaining.remove(path) {
                             s.removes = Some((path.clone(), module.clone()));
+                            if s.is_hotplug_state(path) {
+                                s.removes_hotplug = Some((path.clone(), module.clone()));
+                            }
                         }
                     }
                     Some(_) => {
@@ -117,9 +127,21 @@ impl Shared {
             .is_some_and(|n| !n.contains('/') && persist::is_state_name(n))
     }
 
-    /// True for the unit or its link while a state file remains: they stay.
+    /// The state file of a module whose settings a re-created NIC needs.
+    fn is_hotplug_state(&self, path: &str) -> bool {
+        persist::HOTPLUG_MODULES.iter().any(|m| path == format!("{}/{m}.json", self.state_dir))
+    }
+
+    /// The state files of those modules left once this rollback is done.
+    fn hotplug_remaining(&self) -> Vec<&str> {
+        self.remaining.iter().filter(|p| self.is_hotplug_state(p)).map(String::as_str).collect()
+    }
+
+    /// True for the unit or its link while a state file remains, and for the udev rule and
+    /// its unit while a NIC or IRQ state file remains: they stay.
     fn keeps(&self, path: &str) -> bool {
-        !self.remaining.is_empty() && (path == self.unit || path == self.link)
+        (!self.remaining.is_empty() && (path == self.unit || path == self.link))
+            || (self.hotplug.iter().any(|h| h == path) && !self.hotplug_remaining().is_empty())
     }
 }
 
@@ -157,9 +179,14 @@ pub fn plan_entries(host: &Host, journal: &Journal, entries: &[Entry]) -> Result
     let mut unit_links = false;
     let shared = Shared::of(host, entries);
     let mut kept_unit = false;
+    let mut kept_hotplug = false;
     for entry in entries.iter().rev() {
         if matches!(entry, Entry::File { .. } | Entry::Link { .. }) && shared.keeps(entry.path()) {
-            kept_unit = true;
+            if shared.hotplug.iter().any(|h| h == entry.path()) {
+                kept_hotplug = true;
+            } else {
+                kept_unit = true;
+            }
             continue;
         }
         if let Entry::Unit { unit, module, active } = entry {
@@ -421,6 +448,37 @@ pub fn plan_entries(host: &Host, journal: &Journal, entries: &[Entry]) -> Result
             persist::UNIT_PATH,
             cap_text(&names.join(", "))
         ));
+    }
+    if kept_hotplug {
+        plan.warnings.push(format!(
+            "kept {} and {}: {} remain(s) and is re-applied by them when a NIC appears; they go with the last NIC or IRQ state file",
+            persist::UDEV_RULE_PATH,
+            persist::REAPPLY_UNIT_PATH,
+            cap_text(&shared.hotplug_remaining().join(", "))
+        ));
+    }
+    // The last NIC or IRQ state file goes: the udev rule and its unit go with it, even when
+    // an earlier bundle installed them (removed before the units' folder is looked at).
+    let hotplug_in_bundle = entries.iter().any(|e| shared.hotplug.iter().any(|h| h == e.path()));
+    if let (true, Some((state_file, module)), false) =
+        (shared.hotplug_remaining().is_empty(), &shared.removes_hotplug, hotplug_in_bundle)
+    {
+        let mut removed = Vec::new();
+        for path in &shared.hotplug {
+            if let Ok(Node::File(ref b, _)) = host.node(path) {
+                if b.starts_with(persist::UNIT_MARK.as_bytes()) {
+                    plan.diff.push(crate::engine::text::diff(path.clone(), format!("{path} (absent)"), b, b""));
+                    plan.actions.push(Action::RemoveFile { path: path.clone() });
+                    plan.restored.push(Restored { path: path.clone(), kind: "removed".into(), module: module.clone() });
+                    removed.push(path.as_str());
+                }
+            }
+        }
+        if !removed.is_empty() {
+            plan.warnings
+                .push(format!("removed {} with the last NIC or IRQ state file ({state_file})", removed.join(" and ")));
+            unit_links = true;
+        }
     }
     // The last state file goes: the unit and its link go with it, even when an earlier
     // bundle (another module's, or one already rolled back) installed them.
