@@ -614,3 +614,100 @@ fn reapply_interface_refuses_a_name_the_kernel_refuses_in_one_line_naming_the_op
     }
     crate::support::assert_same_tree(&before, &crate::support::tree_snapshot(tree), "refused names");
 }
+
+#[test]
+fn reapply_interface_brings_a_re_created_veths_settings_back_in_a_network_namespace() {
+    crate::support::in_netns(
+        "persist::reapply_interface_brings_a_re_created_veths_settings_back_in_a_network_namespace",
+        veth_re_created,
+    );
+}
+
+const VETH: &str = "lltv-0";
+const PEER: &str = "lltv-1";
+
+fn add_veth() {
+    #[rustfmt::skip]
+    crate::support::sh("ip", &["link", "add", VETH, "numtxqueues", "4", "numrxqueues", "4",
+                               "type", "veth", "peer", "name", PEER, "numtxqueues", "4", "numrxqueues", "4"]);
+}
+
+/// (tx-tcp-segmentation active, rx and tx channels) of a netdev.
+fn veth_state(ifname: &str) -> (bool, (u32, u32)) {
+    let f = lltune::sys::ethtool::get_features(ifname).unwrap();
+    let tso = f.iter().find(|x| x.name == "tx-tcp-segmentation").expect("tx-tcp-segmentation").active;
+    let c = lltune::sys::ethtool::get_channels(ifname).unwrap();
+    (tso, (c.rx_count, c.tx_count))
+}
+
+/// Inside new network and mount namespaces: /sys shows this namespace's netdevs, and /etc and
+/// /var/lib are private copies, so the persistence written on `/` stays in the test.
+fn veth_re_created() {
+    use crate::support::sh;
+    sh("mount", &["-t", "sysfs", "sysfs", "/sys"]);
+    sh("mount", &["-t", "tmpfs", "tmpfs", "/var/lib"]);
+    let etc = tempfile::tempdir().unwrap();
+    let etc = etc.path().to_str().unwrap();
+    sh("mount", &["-t", "tmpfs", "tmpfs", etc]);
+    sh("cp", &["-a", "/etc", etc]);
+    sh("mount", &["--bind", &format!("{etc}/etc"), "/etc"]);
+    add_veth();
+    let defaults = veth_state(VETH);
+    assert_eq!(defaults, (true, (4, 4)), "veth's defaults on this kernel");
+
+    let args = json!({"interfaces": [{"name": VETH, "features": {"tso": false}, "channels": {"rx": 2, "tx": 2}}],
+                      "persist": true, "backup_id": "live"});
+    let (v, code) = run_module("lltune_nic", &args);
+    assert_eq!(code, 0, "{v}");
+    let tuned = (false, (2, 2));
+    assert_eq!(veth_state(VETH), tuned);
+    assert!(Path::new("/").join(UDEV_RULE).is_file() && Path::new("/").join(REAPPLY_UNIT).is_file());
+
+    // The NIC goes away and comes back (a driver reload): the kernel's defaults again.
+    sh("ip", &["link", "del", VETH]);
+    add_veth();
+    assert_eq!(veth_state(VETH), defaults);
+    let peer = veth_state(PEER);
+
+    // Exactly what the rule's unit runs for it (the test's build in place of the installed CLI).
+    let cmd = hotplug_command(Path::new("/"), VETH);
+    assert_eq!(cmd[..3], ["/usr/local/sbin/lltune", "reapply", "--interface"]);
+    let run = |cmd: &[String]| {
+        let out = Command::new(bin("lltune")).args(&cmd[1..]).output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
+    };
+    let (code, said) = run(&cmd);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(said.starts_with("lltune_nic: re-applied"), "{said}");
+    assert_eq!(veth_state(VETH), tuned, "{said}");
+    assert_eq!(veth_state(PEER), peer, "the peer is left alone");
+    let (code, said) = run(&cmd);
+    assert_eq!((code, said.trim()), (Some(0), "lltune_nic: already in place"));
+
+    // The peer appears too: nothing persisted for it, nothing done.
+    let (code, said) = run(&hotplug_command(Path::new("/"), PEER));
+    assert_eq!(code, Some(0), "{said}");
+    assert!(said.starts_with(&format!("lltune reapply: nothing persisted for interface {PEER}")), "{said}");
+    assert_eq!(veth_state(PEER), peer);
+
+    // Rollback of the run takes the settings and the persistence back. It asks systemd to
+    // reload its units; systemd is not PID 1 here: a stand-in systemctl records what it is asked.
+    let fake = tempfile::tempdir().unwrap();
+    let asked = fake.path().join("asked");
+    let script = fake.path().join("systemctl");
+    fs::write(&script, format!("#!/bin/sh\necho \"$*\" >> {}\n", asked.display())).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    for real in ["/usr/bin/systemctl", "/bin/systemctl"] {
+        if Path::new(real).exists() {
+            sh("mount", &["--bind", script.to_str().unwrap(), real]);
+        }
+    }
+    let (v, code) = run_module("lltune_rollback", &json!({"backup": "live"}));
+    assert_eq!(code, 0, "{v}");
+    assert!(!Path::new("/").join(UDEV_RULE).exists() && !Path::new("/").join(REAPPLY_UNIT).exists(), "{v}");
+    assert_eq!(veth_state(VETH), defaults, "{v}");
+    assert_eq!(fs::read_to_string(&asked).unwrap_or_default(), "daemon-reload\n");
+}
