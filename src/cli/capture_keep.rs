@@ -202,6 +202,9 @@ pub fn keep(path: &str, data: &[u8], ctx: &KeepContext) -> Option<(Vec<u8>, usiz
     let out = match format {
         Format::Whole | Format::Value => return None,
         Format::Unit if path == persist::UNIT_PATH && data == persist::unit_text().as_bytes() => return None,
+        Format::Unit if path == persist::REAPPLY_UNIT_PATH && data == persist::reapply_unit_text().as_bytes() => {
+            return None;
+        }
         Format::Manager if path == cpu::AFFINITY_FILE && is_affinity_file(data) => return None,
         Format::Unit => systemd(data, |section, key| {
             section == "Install" && matches!(key, "WantedBy" | "RequiredBy" | "UpheldBy" | "Alias" | "DefaultInstance")
@@ -771,6 +774,9 @@ mod tests {
         );
         assert_eq!(out, "[Service]\n\n\n\n[Install]\nWantedBy=a\n");
         assert_eq!(kept(persist::UNIT_PATH, &persist::unit_text()), persist::unit_text());
+        assert_eq!(kept(persist::REAPPLY_UNIT_PATH, &persist::reapply_unit_text()), persist::reapply_unit_text());
+        // Another text under its name is filtered like any unit.
+        assert_ne!(kept(persist::REAPPLY_UNIT_PATH, "[Service]\nExecStart=/x s1\n"), "[Service]\nExecStart=/x s1\n");
     }
 
     #[test]
