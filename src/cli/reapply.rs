@@ -95,16 +95,7 @@ pub fn run(a: ReapplyArgs) -> Result<ExitCode> {
                 failed += 1;
                 println!("error: {}: no module {} in this lltune", s.path, s.module);
             }
-            Some(Err(e)) => {
-                failed += 1;
-                println!("{}: failed: {e:#}", s.module);
-            }
-            Some(Ok(o)) => {
-                println!("{}: {}", s.module, if o.changed { "re-applied" } else { "already in place" });
-                for w in &o.warnings {
-                    println!("  warning: {w}");
-                }
-            }
+            Some(r) => failed += usize::from(report(&s.module, r)),
         }
     }
     Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
@@ -163,6 +154,8 @@ fn report(module: &str, r: Result<crate::protocol::Outcome>) -> bool {
 
 /// `lltune reapply --interface NAME`.
 fn one_interface(host: &crate::host::Host, ifname: &str) -> Result<ExitCode> {
+    // A valid name may hold control characters other than white space: shown escaped.
+    let shown: String = ifname.escape_debug().collect();
     let all = persist::load_all(host);
     let nic_saved = saved_of(&all, names::NIC);
     let irq_saved = saved_of(&all, names::IRQ);
@@ -176,7 +169,7 @@ fn one_interface(host: &crate::host::Host, ifname: &str) -> Result<ExitCode> {
     let irq_candidates = !rules.is_empty();
     if specs.is_empty() && !irq_candidates {
         println!(
-            "lltune reapply: nothing persisted for interface {ifname} (no {} or {} state in {} names it)",
+            "lltune reapply: nothing persisted for interface {shown} (no {} or {} state in {} names it)",
             names::NIC,
             names::IRQ,
             persist::STATE_DIR
@@ -213,7 +206,7 @@ fn one_interface(host: &crate::host::Host, ifname: &str) -> Result<ExitCode> {
     }
     if !did && failed == 0 {
         println!(
-            "lltune reapply: nothing persisted for interface {ifname} (no {} or {} state in {} names it)",
+            "lltune reapply: nothing persisted for interface {shown} (no {} or {} state in {} names it)",
             names::NIC,
             names::IRQ,
             persist::STATE_DIR
