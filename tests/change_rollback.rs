@@ -253,7 +253,8 @@ fn cli_apply_honours_safety_flags_and_config_errors() {
     for path in changed {
         assert!(
             // Sysctls, the irq section's irqbalance setting (lltune_irq) and its persistence
-            // (state file, lltune-restore.service): never the kernel command line.
+            // (state file, lltune-restore.service, the udev rule that re-applies a NIC that
+            // re-appears): never the kernel command line.
             [
                 "proc/sys/",
                 "etc/sysctl.d/",
@@ -262,6 +263,7 @@ fn cli_apply_honours_safety_flags_and_config_errors() {
                 "etc/sysconfig",
                 "etc/lltune",
                 "etc/systemd",
+                "etc/udev",
             ]
             .iter()
             .any(|p| path.starts_with(p)),
