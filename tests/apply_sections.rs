@@ -152,7 +152,14 @@ fn apply_keeps_nic_before_irq_when_the_sysctl_step_is_dropped() {
         assert!(out.contains("skipped: network.sysctl.tcp_low_latency"), "{out}");
         let steps: Vec<&str> = out.lines().filter(|l| l.starts_with("lltune_")).collect();
         assert_eq!(steps, ["lltune_nic: changes", "lltune_irq: changes"], "{extra:?}:\n{out}");
+        if extra == ["--plan"] {
+            // Both steps persist and bring the udev rule that re-applies a NIC that
+            // re-appears: one diff per file per run.
+            assert_eq!(out.matches("+++ /etc/udev/rules.d/99-lltune.rules").count(), 1, "{out}");
+            assert_eq!(out.matches("+++ /etc/systemd/system/lltune-reapply@.service").count(), 1, "{out}");
+        }
     }
+    assert!(root.join("etc/udev/rules.d/99-lltune.rules").is_file());
 }
 
 /// See: issue 17. The kernel arguments are skipped (no `safety.allow_grub_edit`) and the
