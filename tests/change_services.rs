@@ -151,3 +151,122 @@ fn services_off_for_a_unit_that_is_not_installed_holds_already() {
     assert!(v["warnings"][0].as_str().unwrap().contains("not installed"), "{v}");
     crate::support::assert_same_tree(&before, &crate::support::tree_snapshot(root), "an absent unit, off");
 }
+
+fn put(root: &Path, p: &str, text: &str) {
+    let p = root.join(p.trim_start_matches('/'));
+    fs::create_dir_all(p.parent().unwrap()).unwrap();
+    fs::write(p, text).unwrap();
+}
+
+fn read(root: &Path, p: &str) -> Option<String> {
+    fs::read_to_string(root.join(p.trim_start_matches('/'))).ok()
+}
+
+#[test]
+fn tuned_profile_on_a_tree_writes_tuneds_files_enables_the_unit_and_rolls_back() {
+    let dir = host_fixture("el9-trading");
+    let root = dir.path();
+    put(root, "/usr/lib/tuned/profiles/latency-performance/tuned.conf", "[main]\nsummary=x\n");
+    put(root, "/etc/tuned/site-rt/tuned.conf", "[main]\ninclude=latency-performance\n");
+    put(root, "/etc/tuned/active_profile", "throughput-performance\n");
+    put(root, "/etc/tuned/profile_mode", "auto\n");
+    // tuned disabled first: the profile enables it again.
+    let (v, code) = run_module(
+        "lltune_services",
+        &json!({"root": root, "backup_id": "t0", "services": {"tuned": {"enabled": false}}}),
+    );
+    assert_eq!(code, 0, "{v}");
+    let start = tree_snapshot(root);
+    let args = json!({"root": root, "backup_id": "t1", "_ansible_diff": true,
+        "tuned_profile": "latency-performance site-rt"});
+    // Check mode: the same answer, nothing written.
+    let mut check = args.clone();
+    check["_ansible_check_mode"] = json!(true);
+    let (c, code) = run_module("lltune_services", &check);
+    assert_eq!(code, 0, "{c}");
+    assert_eq!(c["changed"], true);
+    assert_eq!(tree_snapshot(root), start, "check mode wrote nothing");
+
+    let (v, code) = run_module("lltune_services", &args);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!((v["changed"].clone(), v["diff"].clone()), (c["changed"].clone(), c["diff"].clone()));
+    assert_eq!(read(root, "/etc/tuned/active_profile").as_deref(), Some("latency-performance site-rt\n"));
+    assert_eq!(read(root, "/etc/tuned/profile_mode").as_deref(), Some("manual\n"));
+    assert!(link(root, &format!("{WANTS}/tuned.service")).is_some(), "tuned enabled to load it at boot");
+    let t = &v["tuned"];
+    assert_eq!(t["how"], "files");
+    assert_eq!(t["profile"], json!({"before": "throughput-performance", "after": "latency-performance site-rt"}));
+    assert_eq!(t["mode"], json!({"before": "auto", "after": "manual"}));
+    assert_eq!(
+        t["profile_files"],
+        json!(["/usr/lib/tuned/profiles/latency-performance/tuned.conf", "/etc/tuned/site-rt/tuned.conf"])
+    );
+    let diffs: Vec<&str> = v["diff"].as_array().unwrap().iter().map(|d| d["before_header"].as_str().unwrap()).collect();
+    assert_eq!(diffs, ["/etc/tuned/active_profile", "/etc/tuned/profile_mode", "links of tuned.service"], "{v}");
+    assert_eq!(v["diff"][0]["after"], "latency-performance site-rt\n");
+
+    let (again, _) =
+        run_module("lltune_services", &json!({"root": root, "tuned_profile": "latency-performance site-rt"}));
+    assert_eq!(again["changed"], false, "{again}");
+    let (rb, code) = run_module("lltune_rollback", &json!({"root": root, "backup": "t1"}));
+    assert_eq!(code, 0, "{rb}");
+    assert_eq!(tree_snapshot(root), start, "rollback is byte-identical");
+}
+
+#[test]
+fn tuned_profile_on_a_tree_without_tuneds_files_creates_them_and_rollback_removes_them() {
+    let dir = host_fixture("el9-trading");
+    let root = dir.path();
+    put(root, "/usr/lib/tuned/network-latency/tuned.conf", "[main]\n");
+    let start = tree_snapshot(root);
+    let (v, code) =
+        run_module("lltune_services", &json!({"root": root, "backup_id": "n1", "tuned_profile": "network-latency"}));
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["tuned"]["profile"]["before"], json!(null));
+    assert_eq!(read(root, "/etc/tuned/active_profile").as_deref(), Some("network-latency\n"));
+    // tuned.service was enabled already: no link changes.
+    assert_eq!(v["services"][0]["links_added"], json!([]), "{v}");
+    let (rb, code) = run_module("lltune_rollback", &json!({"root": root, "backup": "n1"}));
+    assert_eq!(code, 0, "{rb}");
+    crate::support::assert_same_tree(&start, &tree_snapshot(root), "files created, then removed");
+}
+
+#[test]
+fn tuned_profile_refusals_name_the_option_and_the_paths_and_write_nothing() {
+    let dir = host_fixture("el9-trading");
+    let root = dir.path();
+    put(root, "/usr/lib/tuned/profiles/latency-performance/tuned.conf", "[main]\n");
+    // A folder without tuned.conf, and a tuned.conf that is a folder: no profile either.
+    fs::create_dir_all(root.join("etc/tuned/profiles/half")).unwrap();
+    fs::create_dir_all(root.join("usr/lib/tuned/odd/tuned.conf")).unwrap();
+    let start = tree_snapshot(root);
+    for (args, expect) in [
+        (
+            json!({"tuned_profile": "nope"}),
+            "tuned_profile: no TuneD profile \"nope\" on this host (looked at /etc/tuned/profiles/nope/tuned.conf, /etc/tuned/nope/tuned.conf, /usr/lib/tuned/profiles/nope/tuned.conf, /usr/lib/tuned/nope/tuned.conf)",
+        ),
+        (json!({"tuned_profile": "latency-performance half"}), "no TuneD profile \"half\""),
+        (json!({"tuned_profile": "odd"}), "no TuneD profile \"odd\""),
+        (json!({"tuned_profile": "../../../etc"}), "'/' is not allowed"),
+        (json!({"tuned_profile": ".."}), "names a folder"),
+        (json!({"tuned_profile": "a\nb"}), "is not allowed"),
+        (json!({"tuned_profile": "--help"}), "starts with '-'"),
+        (json!({"tuned_profile": ""}), "empty"),
+        (json!({"tuned_profile": 5}), "tuned_profile"),
+        (
+            json!({"tuned_profile": "latency-performance", "services": {"tuned": {"state": "stopped"}}}),
+            "tuned_profile: services.tuned stops, disables or masks tuned",
+        ),
+        (
+            json!({"tuned_profile": "latency-performance", "services": {"tuned.service": {"masked": true}}}),
+            "tuned_profile: services.tuned.service stops",
+        ),
+    ] {
+        let mut a = args.clone();
+        a["root"] = json!(root);
+        let (v, code) = run_module("lltune_services", &a);
+        assert_eq!(code, 1, "{args}: {v}");
+        assert!(v["msg"].as_str().unwrap().contains(expect), "{args}: {v}");
+    }
+    assert_eq!(tree_snapshot(root), start);
+}

@@ -13,6 +13,19 @@
 //! `systemctl daemon-reload` after link changes and `systemctl start|stop`, and the journal
 //! records whether each unit was active so rollback starts or stops it again. On a captured
 //! tree nothing runs: the result says so (`state_not_applied`) and a warning names the units.
+//!
+//! TuneD's profile (`tuned_profile`) is here too, because this module owns tuned.service: a
+//! profile and "TuneD stopped" in one task are refused together, and enabling the unit for
+//! the profile is the same link edit. TuneD keeps the profile in two files
+//! (tuned/consts.py): `/etc/tuned/active_profile` (the names, space-separated, and a
+//! newline) and `/etc/tuned/profile_mode` (`manual` when a person chose it). On a live root
+//! with tuned running, `tuned-adm profile NAME...` switches it (the daemon rewrites both
+//! files; the journal keeps them first); otherwise (a tree, or tuned not running) lltune
+//! writes the two files as TuneD writes them and enables tuned.service, so the daemon loads
+//! the profile when it starts. The profile must exist: `<dir>/<name>/tuned.conf` in TuneD's
+//! search order, the user's folders first, `/etc/tuned/profiles` and
+//! `/usr/lib/tuned/profiles` (TuneD 2.24 and later) and `/etc/tuned`, `/usr/lib/tuned`
+//! (before).
 
 use std::collections::BTreeMap;
 
@@ -63,9 +76,155 @@ fn opt_bool<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<bool>
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Params {
+    #[serde(default)]
     pub services: BTreeMap<String, ServiceParams>,
+    /// The TuneD profile to run (several names space-separated, as `tuned-adm profile a b`).
+    #[serde(default)]
+    pub tuned_profile: Option<String>,
     #[serde(default)]
     pub backup_id: Option<String>,
+}
+
+/// TuneD's record of the profile it runs (tuned/consts.py ACTIVE_PROFILE_FILE).
+pub const TUNED_ACTIVE_PROFILE: &str = "/etc/tuned/active_profile";
+/// `manual` (chosen by a person) or `auto` (TuneD's recommendation).
+pub const TUNED_PROFILE_MODE: &str = "/etc/tuned/profile_mode";
+/// Where TuneD looks for `<name>/tuned.conf`, in its search order (the user's folders before
+/// the system's): TuneD 2.24 and later use the `profiles/` folders, older releases the
+/// folders themselves; both are looked at.
+pub const TUNED_PROFILE_DIRS: &[&str] =
+    &["/etc/tuned/profiles", "/etc/tuned", "/usr/lib/tuned/profiles", "/usr/lib/tuned"];
+const TUNED_UNIT: &str = "tuned.service";
+
+/// The names of a TuneD profile value (`a b`: both, merged in that order), checked as TuneD
+/// checks them (tuned/profiles/loader.py `safe_name`: `[a-zA-Z0-9_.-]+`, separated by
+/// spaces), and stricter where TuneD's check lets through what would leave its folders or
+/// read as an option: `.`, `..` and a leading `-` are refused too.
+pub fn tuned_profile_names(value: &str) -> Result<Vec<&str>, String> {
+    let bad = |why: &str| format!("{:?} is not a TuneD profile name: {why}", cap_text(value));
+    if value.len() > 1024 {
+        return Err(bad("longer than 1024 bytes"));
+    }
+    if let Some(c) = value.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | ' '))) {
+        return Err(bad(&format!("{c:?} is not allowed (letters, digits, '_', '.', '-'; names separated by spaces)")));
+    }
+    let names: Vec<&str> = value.split(' ').filter(|n| !n.is_empty()).collect();
+    if names.is_empty() {
+        return Err(bad("empty"));
+    }
+    for n in &names {
+        if *n == "." || *n == ".." {
+            return Err(bad(&format!("{n:?} names a folder, not a profile")));
+        }
+        if n.starts_with('-') {
+            return Err(bad(&format!("{n:?} starts with '-' (tuned-adm would read an option)")));
+        }
+        if n.len() > 255 {
+            return Err(bad("a name longer than 255 bytes"));
+        }
+    }
+    Ok(names)
+}
+
+/// The profile's `tuned.conf` as TuneD finds it (the first in `TUNED_PROFILE_DIRS`); `Err`
+/// with every path looked at.
+pub fn find_tuned_profile(host: &Host, name: &str) -> Result<String, Vec<String>> {
+    let looked: Vec<String> = TUNED_PROFILE_DIRS.iter().map(|d| format!("{d}/{name}/tuned.conf")).collect();
+    for p in &looked {
+        if matches!(host.read_bytes_opt(p), Ok(Some(_))) {
+            return Ok(p.clone());
+        }
+    }
+    Err(looked)
+}
+
+/// The profiles installed under a root: every `<dir>/<name>/tuned.conf` of
+/// `TUNED_PROFILE_DIRS`, names sorted, once each.
+pub fn installed_tuned_profiles(host: &Host) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for d in TUNED_PROFILE_DIRS {
+        for name in host.list_or_empty(d) {
+            if tuned_profile_names(&name).is_ok_and(|n| n.len() == 1) && host.exists(&format!("{d}/{name}/tuned.conf"))
+            {
+                out.push(name);
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// What happens to TuneD's profile (`tuned` in the result).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TunedChange {
+    /// active_profile's names before (null: no file) and after.
+    pub profile: BeforeAfter<Option<String>>,
+    pub mode: BeforeAfter<Option<String>>,
+    /// Each profile's tuned.conf, as TuneD will load it.
+    pub profile_files: Vec<String>,
+    /// `tuned-adm` (the daemon runs and switches) or `files` (written for the daemon to load
+    /// when it starts).
+    pub how: &'static str,
+    pub changed: bool,
+}
+
+/// The TuneD part of a plan: validated, the profile found, the files or the tuned-adm run
+/// planned. `enable` is set when the unit should be enabled by the link edit.
+fn plan_tuned(host: &Host, value: &str, out: &mut engine::Plan, enable: &mut bool) -> Result<TunedChange> {
+    let names = tuned_profile_names(value).map_err(|e| Failure::new(format!("tuned_profile: {e}")))?;
+    let mut files = Vec::new();
+    for n in &names {
+        match find_tuned_profile(host, n) {
+            Ok(p) => files.push(p),
+            Err(looked) => {
+                return Err(Failure::new(format!(
+                    "tuned_profile: no TuneD profile {n:?} on this host (looked at {})",
+                    looked.join(", ")
+                ))
+                .into());
+            }
+        }
+    }
+    let want = format!("{}\n", names.join(" "));
+    let read = |p: &str| -> Result<Option<Vec<u8>>> {
+        host.read_bytes_opt(p).map_err(|e| Failure::new(format!("tuned_profile: reading {p}: {e}")).into())
+    };
+    let profile_before = read(TUNED_ACTIVE_PROFILE)?;
+    let mode_before = read(TUNED_PROFILE_MODE)?;
+    let words = |b: &Option<Vec<u8>>| b.as_ref().map(|b| String::from_utf8_lossy(b).trim().to_string());
+    let running = matches!(host.system().unit_active(TUNED_UNIT), Ok(Ok(true)));
+    let mut changed = false;
+    for (path, before, after) in
+        [(TUNED_ACTIVE_PROFILE, &profile_before, want.as_bytes()), (TUNED_PROFILE_MODE, &mode_before, b"manual\n")]
+    {
+        if before.as_deref() == Some(after) {
+            continue;
+        }
+        changed = true;
+        out.diff.push(crate::engine::text::diff(path, path, before.as_deref().unwrap_or_default(), after));
+        if !running {
+            out.actions.push(Action::WriteFile { path: path.into(), contents: after.to_vec() });
+        }
+    }
+    if changed && running {
+        // The daemon switches and rewrites both files; the journal keeps them first.
+        let mut argv = vec!["tuned-adm".to_string(), "profile".to_string()];
+        argv.extend(names.iter().map(|n| n.to_string()));
+        let argv = host.system().plan_command(argv).map_err(|e| Failure::new(format!("tuned_profile: {e}")))?;
+        out.actions.push(Action::Run {
+            argv,
+            rewrites: vec![TUNED_ACTIVE_PROFILE.to_string(), TUNED_PROFILE_MODE.to_string()],
+        });
+    }
+    *enable = !running;
+    Ok(TunedChange {
+        profile: BeforeAfter { before: words(&profile_before), after: Some(names.join(" ")) },
+        mode: BeforeAfter { before: words(&mode_before), after: Some("manual".into()) },
+        profile_files: files,
+        how: if running { "tuned-adm" } else { "files" },
+        changed,
+    })
 }
 
 /// `irqbalance` → `irqbalance.service`; other unit types keep their suffix.
@@ -359,13 +518,43 @@ fn show(links: &[(String, String)], masks: &[String]) -> String {
 /// What the task would change. Reads the host (and `systemctl is-active` on a live
 /// root), writes nothing.
 pub fn plan(host: &Host, params: &Params) -> Result<engine::Plan> {
-    if params.services.is_empty() {
-        return Err(Failure::new("option services: name at least one unit").into());
+    if params.services.is_empty() && params.tuned_profile.is_none() {
+        return Err(Failure::new("option services: name at least one unit (or give tuned_profile)").into());
+    }
+    let mut services = params.services.clone();
+    let mut tuned_out = engine::Plan::default();
+    let mut tuned = None;
+    if let Some(value) = &params.tuned_profile {
+        // The profile needs tuned: a request that stops, disables or masks it is a contradiction.
+        for (name, want) in &params.services {
+            if unit_name(name).as_deref() == Ok(TUNED_UNIT)
+                && (want.state == Some(RunState::Stopped) || want.enabled == Some(false) || want.masked == Some(true))
+            {
+                return Err(Failure::new(format!(
+                    "tuned_profile: services.{name} stops, disables or masks tuned, which would not run the profile"
+                ))
+                .into());
+            }
+        }
+        let mut enable = false;
+        tuned = Some(plan_tuned(host, value, &mut tuned_out, &mut enable)?);
+        let given = params.services.keys().any(|n| unit_name(n).as_deref() == Ok(TUNED_UNIT));
+        if enable && !given {
+            // Not running: the unit enabled, so the daemon loads the profile when it starts.
+            if lookup(host, TUNED_UNIT).is_ok() {
+                services.insert("tuned".into(), ServiceParams { enabled: Some(true), ..Default::default() });
+            } else {
+                tuned_out.warnings.push(format!(
+                    "tuned_profile: no unit file {TUNED_UNIT} in {}: the profile is written, but nothing starts TuneD",
+                    UNIT_DIRS.join(", ")
+                ));
+            }
+        }
     }
     // Everything is validated and looked up before any action is planned.
     let mut units = Vec::new();
     let mut absent: Vec<String> = Vec::new();
-    for (name, want) in &params.services {
+    for (name, want) in &services {
         let unit = unit_name(name).map_err(Failure::new)?;
         if want.state.is_none() && want.enabled.is_none() && want.masked.is_none() {
             return Err(Failure::new(format!("services.{name}: give state, enabled or masked")).into());
@@ -393,6 +582,10 @@ pub fn plan(host: &Host, params: &Params) -> Result<engine::Plan> {
 
     let mut out = engine::Plan::default();
     out.warnings.extend(absent);
+    // TuneD's files first (the journal keeps them before the unit is enabled).
+    out.actions.append(&mut tuned_out.actions);
+    out.diff.append(&mut tuned_out.diff);
+    out.warnings.append(&mut tuned_out.warnings);
     let mut link_actions = Vec::new();
     let mut unit_actions = Vec::new();
     let mut changes = Vec::new();
@@ -529,6 +722,9 @@ pub fn plan(host: &Host, params: &Params) -> Result<engine::Plan> {
     // state (state:) was left alone. Not a warning: a tree has no running units to change.
     out.field("services", &changes);
     out.field("state_not_applied", &state_not_applied);
+    if let Some(t) = &tuned {
+        out.field("tuned", t);
+    }
     Ok(out)
 }
 
@@ -582,6 +778,55 @@ mod tests {
         }
         assert_eq!(template_of("ptp4l@eth0.service"), Some(("ptp4l@.service".into(), "eth0".into())));
         assert_eq!(template_of("ptp4l@.service"), None);
+    }
+
+    #[test]
+    fn tuned_profile_names_as_tuned_reads_them() {
+        assert_eq!(tuned_profile_names("latency-performance").unwrap(), ["latency-performance"]);
+        assert_eq!(tuned_profile_names("cpu-partitioning  my_site.v2").unwrap(), ["cpu-partitioning", "my_site.v2"]);
+        for (bad, why) in [
+            ("", "empty"),
+            ("   ", "empty"),
+            ("a/b", "'/'"),
+            ("..", "names a folder"),
+            ("ok ..", "names a folder"),
+            (".", "names a folder"),
+            ("-p", "starts with '-'"),
+            ("a\tb", "'\\t'"),
+            ("a\nb", "'\\n'"),
+            ("prof$(x)", "'$'"),
+        ] {
+            let e = tuned_profile_names(bad).unwrap_err();
+            assert!(e.contains(why), "{bad:?}: {e}");
+        }
+        assert!(tuned_profile_names(&"a".repeat(256)).unwrap_err().contains("255"));
+        assert!(tuned_profile_names(&"a ".repeat(600)).unwrap_err().contains("1024"));
+    }
+
+    #[test]
+    fn tuned_profiles_are_found_in_both_layouts_user_folders_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = Host::new(dir.path()).unwrap();
+        host.write_atomic("/usr/lib/tuned/profiles/latency-performance/tuned.conf", b"[main]\n", None).unwrap();
+        host.write_atomic("/usr/lib/tuned/throughput-performance/tuned.conf", b"[main]\n", None).unwrap();
+        host.write_atomic("/usr/lib/tuned/profiles/site/tuned.conf", b"[main]\n", None).unwrap();
+        host.write_atomic("/etc/tuned/site/tuned.conf", b"[main]\n", None).unwrap();
+        host.write_atomic("/etc/tuned/active_profile", b"site\n", None).unwrap();
+        assert_eq!(
+            find_tuned_profile(&host, "latency-performance").unwrap(),
+            "/usr/lib/tuned/profiles/latency-performance/tuned.conf"
+        );
+        assert_eq!(
+            find_tuned_profile(&host, "throughput-performance").unwrap(),
+            "/usr/lib/tuned/throughput-performance/tuned.conf"
+        );
+        assert_eq!(find_tuned_profile(&host, "site").unwrap(), "/etc/tuned/site/tuned.conf");
+        let looked = find_tuned_profile(&host, "nope").unwrap_err();
+        assert_eq!(looked.len(), 4);
+        assert_eq!(looked[0], "/etc/tuned/profiles/nope/tuned.conf");
+        // A folder without tuned.conf is no profile.
+        std::fs::create_dir_all(dir.path().join("usr/lib/tuned/profiles/empty")).unwrap();
+        assert_eq!(installed_tuned_profiles(&host), ["latency-performance", "site", "throughput-performance"]);
     }
 
     #[test]
