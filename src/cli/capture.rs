@@ -210,6 +210,11 @@ pub fn apply_patterns() -> Vec<String> {
         // tuned (services facts).
         "/etc/tuned/active_profile",
         "/etc/tuned/profile_mode",
+        // The profiles installed (their names only: capture_keep keeps them empty).
+        "/etc/tuned/profiles/*/tuned.conf",
+        "/etc/tuned/*/tuned.conf",
+        "/usr/lib/tuned/profiles/*/tuned.conf",
+        "/usr/lib/tuned/*/tuned.conf",
         // lltune_limits.
         limits::LIMITS_CONF,
         limits::VENDOR_LIMITS_CONF,

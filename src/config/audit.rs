@@ -95,6 +95,30 @@ fn no_effect(cfg: &Config, doc: &serde_yaml::Value, r: &mut AuditReport) {
     }
 }
 
+/// `services.tuned` naming a profile: names as TuneD reads them, and (against a host) each
+/// profile installed there.
+fn check_tuned(cfg: &Config, facts: Option<&Facts>, r: &mut AuditReport) {
+    let Some(value) = cfg.services.as_ref().and_then(|s| s.tuned.as_deref()) else { return };
+    if crate::config::to_args::tuned_off(Some(value)) {
+        return;
+    }
+    let names = match crate::facts::services::tuned_profile_names(value) {
+        Ok(n) => n,
+        Err(e) => return r.error("services.tuned", e),
+    };
+    let Some(f) = facts else { return };
+    for n in names {
+        if !f.services.tuned.profiles.iter().any(|p| p == n) {
+            let looked: Vec<String> =
+                crate::facts::services::TUNED_PROFILE_DIRS.iter().map(|d| format!("{d}/{n}/tuned.conf")).collect();
+            r.error(
+                "services.tuned",
+                format!("TuneD profile {n:?} is not installed on this host (none of {})", looked.join(", ")),
+            );
+        }
+    }
+}
+
 /// Where a kernel argument sits in the config, for messages.
 fn arg_field(cfg: &Config, key: &str) -> String {
     let in_extra = cfg.kernel.as_ref().and_then(|k| k.extra_args.as_ref()).is_some_and(|c| c.get(key).is_some());
@@ -334,6 +358,7 @@ pub fn check(cfg: &Config, facts: Option<&Facts>, r: &mut AuditReport) {
     if cfg.services.as_ref().and_then(|s| s.irqbalance) == Some(true) && !isolated.is_empty() {
         r.warn("services.irqbalance", "true with isolated CPUs: irqbalance moves IRQs onto them unless it bans them");
     }
+    check_tuned(cfg, facts, r);
 
     if let Some(f) = facts {
         check_against_host(cfg, f, &isolated, r);
@@ -992,16 +1017,43 @@ mod tests {
     #[test]
     fn items_no_module_carries_out_fail_audit_and_left_out_items_warn() {
         let r = audit_text(
-            "version: 1\nservices:\n  tuned: latency-performance\nonload:\n  generate_profile: true\nmemory:\n  hugepages: {size_kb: \"2048\", total: 64}\nnetwork:\n  defaults: {disable_gro: true}\n",
+            "version: 1\nservices:\n  tuned: latency-performance\nonload:\n  generate_profile: true\nmemory:\n  hugepages: {size_kb: \"2048\", total: 64}\nnetwork:\n  defaults: {disable_gro: true}\ntime_sync:\n  ntp: true\n",
             None,
         );
         let errors: Vec<&str> = r.errors.iter().map(|i| i.field.as_str()).collect();
-        assert_eq!(errors, ["onload.tuning_level", "services.tuned"], "{:?}", r.errors);
+        assert_eq!(errors, ["onload.tuning_level", "time_sync"], "{:?}", r.errors);
         assert!(r.errors[1].message.contains("no module that carries this out"));
         let warned: Vec<&str> = r.warnings.iter().map(|i| i.field.as_str()).collect();
         assert!(warned.contains(&"memory.hugepages") && warned.contains(&"network.defaults"), "{:?}", r.warnings);
         // What gen-config writes has none of them.
         assert!(audit_text("version: 1\nservices:\n  irqbalance: false\n  tuned: \"off\"\n", None).errors.is_empty());
+    }
+
+    #[test]
+    fn a_tuned_profile_is_checked_as_tuned_reads_it_and_against_the_profiles_installed() {
+        let text = |v: &str| format!("version: 1\nservices:\n  tuned: {v:?}\n");
+        let errors = |v: &str, f: Option<&Facts>| -> Vec<(String, String)> {
+            audit_text(&text(v), f).errors.into_iter().map(|i| (i.field, i.message)).collect()
+        };
+        // Without a host: the name only.
+        assert!(errors("latency-performance", None).is_empty());
+        assert!(errors("off", None).is_empty());
+        for bad in ["../../etc", "a;b", "..", "-x"] {
+            let e = errors(bad, None);
+            assert_eq!(e.len(), 1, "{bad}: {e:?}");
+            assert_eq!(e[0].0, "services.tuned");
+        }
+        // Against a host: each name installed.
+        let mut f = testing::two_nodes();
+        f.services.tuned.profiles = vec!["latency-performance".into(), "site".into()];
+        assert!(errors("latency-performance site", Some(&f)).is_empty());
+        let e = errors("latency-performance network-latency", Some(&f));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(e[0].0, "services.tuned");
+        assert!(e[0].1.contains("\"network-latency\" is not installed"), "{e:?}");
+        assert!(e[0].1.contains("/usr/lib/tuned/profiles/network-latency/tuned.conf"), "{e:?}");
+        // TuneD off needs no profile.
+        assert!(errors("disabled", Some(&f)).is_empty());
     }
 
     #[test]

@@ -121,6 +121,7 @@ fn option_path(module: &str, opt: &str) -> String {
         (IRQ, "irqbalance_banned_cpus") => "irq.avoid_cores_for_irqs",
         (THREADS, "isolated_cpus") => "cpu.isolate_cores",
         (THREADS, "housekeeping_cpus") => "threads.housekeeping_cores",
+        (SERVICES, "tuned_profile") => "services.tuned",
         _ => "",
     };
     if !known.is_empty() {

@@ -39,6 +39,7 @@ const APPLIED: &[&str] = &[
     "memory.mlock",
     "memory.limits",
     "services.irqbalance",
+    "services.tuned",
 ];
 
 /// Whole sections carried out.
@@ -191,9 +192,6 @@ pub fn from_config(cfg: &Config, doc: &Yaml) -> ModuleArgs {
                 let Some(sk) = sk.as_str() else { continue };
                 let path = format!("{section}.{sk}");
                 if APPLIED.contains(&path.as_str()) || applied.contains(&path.as_str()) || is_empty(sv) {
-                    continue;
-                }
-                if path == "services.tuned" && cfg.services.as_ref().is_some_and(|s| tuned_off(s.tuned.as_deref())) {
                     continue;
                 }
                 if let ("memory.mlock", Yaml::Mapping(ml)) = (path.as_str(), sv) {
@@ -459,12 +457,12 @@ fn memory_args(cfg: &Config, skipped: &mut Vec<String>) -> Option<Value> {
 }
 
 /// A `services.tuned` value that means "TuneD off" rather than a profile to run.
-fn tuned_off(v: Option<&str>) -> bool {
+pub fn tuned_off(v: Option<&str>) -> bool {
     v.is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "off" | "disabled" | "none" | "stopped" | ""))
 }
 
-/// `services` as `lltune_services`: irqbalance on or off; TuneD off. A TuneD profile name
-/// is not something lltune sets (it is listed as not implemented).
+/// `services` as `lltune_services`: irqbalance on or off; TuneD off, or the TuneD profile to
+/// run (`tuned_profile`, which enables tuned itself).
 fn services_args(cfg: &Config, _skipped: &mut Vec<String>) -> Option<Value> {
     let s = cfg.services.as_ref()?;
     let mut m = Map::new();
@@ -472,10 +470,16 @@ fn services_args(cfg: &Config, _skipped: &mut Vec<String>) -> Option<Value> {
     if let Some(on) = s.irqbalance {
         m.insert("irqbalance".into(), on_off(on));
     }
+    let mut out = Map::new();
     if tuned_off(s.tuned.as_deref()) {
         m.insert("tuned".into(), on_off(false));
+    } else if let Some(profile) = &s.tuned {
+        out.insert("tuned_profile".into(), Value::String(profile.clone()));
     }
-    (!m.is_empty()).then(|| serde_json::json!({ "services": m }))
+    if !m.is_empty() {
+        out.insert("services".into(), Value::Object(m));
+    }
+    (!out.is_empty()).then_some(Value::Object(out))
 }
 
 /// `onload`, `vma` and `xlio` as `lltune_bypass`'s `profiles`: each section that asks for a
@@ -907,10 +911,15 @@ mod tests {
         .unwrap();
         assert_eq!(a.modules[MEMORY]["hugepages"], json!({"2048": {"0": 1024, "1": 512}}));
         assert!(a.not_implemented.is_empty(), "{:?}", a.not_implemented);
-        // A TuneD profile is not something lltune sets.
-        let a = from_text("version: 1\nservices:\n  tuned: latency-performance\n").unwrap();
-        assert!(a.get(SERVICES).is_none());
-        assert_eq!(a.not_implemented, ["services.tuned"]);
+        // A TuneD profile: lltune_services runs it (and enables tuned itself).
+        let a = from_text("version: 1\nservices:\n  irqbalance: false\n  tuned: latency-performance\n").unwrap();
+        assert_eq!(
+            a.modules[SERVICES],
+            json!({"tuned_profile": "latency-performance",
+                   "services": {"irqbalance": {"state": "stopped", "enabled": false}}})
+        );
+        assert_eq!(a.reasons[SERVICES]["tuned_profile"], "services.tuned");
+        assert!(a.not_implemented.is_empty(), "{:?}", a.not_implemented);
     }
 
     #[test]

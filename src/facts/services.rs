@@ -55,6 +55,8 @@ pub struct Tuned {
     pub profile: Option<String>,
     /// /etc/tuned/profile_mode: `auto` or `manual`.
     pub profile_mode: Option<String>,
+    /// The profiles installed (`<dir>/<name>/tuned.conf` in `TUNED_PROFILE_DIRS`), sorted.
+    pub profiles: Vec<String>,
 }
 
 /// The daemons: `services` in the facts.
@@ -77,6 +79,75 @@ pub struct Services {
 /// Where systemd looks for unit files, most local first (systemd.unit(5)).
 const UNIT_DIRS: &[&str] =
     &["/etc/systemd/system", "/run/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system"];
+
+/// TuneD's record of the profile it runs (tuned/consts.py ACTIVE_PROFILE_FILE).
+pub const TUNED_ACTIVE_PROFILE: &str = "/etc/tuned/active_profile";
+/// `manual` (chosen by a person) or `auto` (TuneD's recommendation).
+pub const TUNED_PROFILE_MODE: &str = "/etc/tuned/profile_mode";
+/// Where TuneD looks for `<name>/tuned.conf`, in its search order (the user's folders before
+/// the system's): TuneD 2.24 and later use the `profiles/` folders, older releases the
+/// folders themselves; both are looked at.
+pub const TUNED_PROFILE_DIRS: &[&str] =
+    &["/etc/tuned/profiles", "/etc/tuned", "/usr/lib/tuned/profiles", "/usr/lib/tuned"];
+
+/// The names of a TuneD profile value (`a b`: both, merged in that order), checked as TuneD
+/// checks them (tuned/profiles/loader.py `safe_name`: `[a-zA-Z0-9_.-]+`, separated by
+/// spaces), and stricter where TuneD's check lets through what would leave its folders or
+/// read as an option: `.`, `..` and a leading `-` are refused too.
+pub fn tuned_profile_names(value: &str) -> Result<Vec<&str>, String> {
+    let bad = |why: &str| format!("{:?} is not a TuneD profile name: {why}", crate::protocol::cap_text(value));
+    if value.len() > 1024 {
+        return Err(bad("longer than 1024 bytes"));
+    }
+    if let Some(c) = value.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | ' '))) {
+        return Err(bad(&format!("{c:?} is not allowed (letters, digits, '_', '.', '-'; names separated by spaces)")));
+    }
+    let names: Vec<&str> = value.split(' ').filter(|n| !n.is_empty()).collect();
+    if names.is_empty() {
+        return Err(bad("empty"));
+    }
+    for n in &names {
+        if *n == "." || *n == ".." {
+            return Err(bad(&format!("{n:?} names a folder, not a profile")));
+        }
+        if n.starts_with('-') {
+            return Err(bad(&format!("{n:?} starts with '-' (tuned-adm would read an option)")));
+        }
+        if n.len() > 255 {
+            return Err(bad("a name longer than 255 bytes"));
+        }
+    }
+    Ok(names)
+}
+
+/// The profile's `tuned.conf` as TuneD finds it (the first in `TUNED_PROFILE_DIRS`); `Err`
+/// with every path looked at.
+pub fn find_tuned_profile(host: &crate::host::Host, name: &str) -> Result<String, Vec<String>> {
+    let looked: Vec<String> = TUNED_PROFILE_DIRS.iter().map(|d| format!("{d}/{name}/tuned.conf")).collect();
+    for p in &looked {
+        if matches!(host.read_bytes_opt(p), Ok(Some(_))) {
+            return Ok(p.clone());
+        }
+    }
+    Err(looked)
+}
+
+/// The profiles installed under a root: every `<dir>/<name>/tuned.conf` of
+/// `TUNED_PROFILE_DIRS`, names sorted, once each.
+pub fn installed_tuned_profiles(host: &crate::host::Host) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for d in TUNED_PROFILE_DIRS {
+        for name in host.list_or_empty(d) {
+            if tuned_profile_names(&name).is_ok_and(|n| n.len() == 1) && host.exists(&format!("{d}/{name}/tuned.conf"))
+            {
+                out.push(name);
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
 
 /// One line of a shell-style environment file (`KEY=value`, `KEY="value"`, `KEY='value'`,
 /// `export KEY=...`, an unquoted value ending at ` #`): its key and value, quotes removed;
@@ -249,6 +320,7 @@ pub fn read(scan: &mut Scan) -> Services {
         service: svc(&["tuned.service"], "tuned"),
         profile: scan.host.attr("/etc/tuned/active_profile").filter(|p| !p.is_empty()),
         profile_mode: scan.host.attr("/etc/tuned/profile_mode").filter(|p| !p.is_empty()),
+        profiles: installed_tuned_profiles(scan.host),
     };
 
     Services {
@@ -343,6 +415,11 @@ mod tests {
         write(r, "/etc/sysconfig/irqbalance", "IRQBALANCE_BANNED_CPUS=000007e0\nIRQBALANCE_BANNED_CPULIST=5-10\n");
         write(r, "/etc/tuned/active_profile", "cpu-partitioning\n");
         write(r, "/etc/tuned/profile_mode", "manual\n");
+        // TuneD 2.24's layout and the older one, a user profile, a folder that is no profile.
+        write(r, "/usr/lib/tuned/profiles/cpu-partitioning/tuned.conf", "[main]\n");
+        write(r, "/usr/lib/tuned/latency-performance/tuned.conf", "[main]\n");
+        write(r, "/etc/tuned/profiles/site/tuned.conf", "[main]\n");
+        write(r, "/usr/lib/tuned/recommend.d/50-tuned.conf", "[x]\n");
 
         let host = Host::new(r).unwrap();
         let mut scan = Scan::new(&host, ScanOptions::default());
@@ -356,6 +433,7 @@ mod tests {
         assert_eq!(state(&s.tuned.service), (Some(true), Some(true), Some(false)));
         assert_eq!(s.tuned.profile.as_deref(), Some("cpu-partitioning"));
         assert_eq!(s.tuned.profile_mode.as_deref(), Some("manual"));
+        assert_eq!(s.tuned.profiles, ["cpu-partitioning", "latency-performance", "site"]);
         assert_eq!(state(&s.chronyd), (Some(true), Some(false), Some(false)));
         assert_eq!(state(&s.ntpd), (Some(false), Some(false), Some(false)));
         assert_eq!(state(&s.ptp4l), (Some(true), Some(true), Some(true)));

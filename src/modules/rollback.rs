@@ -553,6 +553,18 @@ pub fn plan_entries(host: &Host, journal: &Journal, entries: &[Entry]) -> Result
         }
     }
     plan.actions.extend(unit_actions);
+    // TuneD's profile files came back while tuned runs: the daemon reads them when it starts
+    // (and writes the same words back), so it is restarted to run the profile they name.
+    let tuned_files = [crate::modules::services::TUNED_ACTIVE_PROFILE, crate::modules::services::TUNED_PROFILE_MODE];
+    if plan.restored.iter().any(|r| tuned_files.contains(&r.path.as_str()))
+        && matches!(host.system().unit_active("tuned.service"), Ok(Ok(true)))
+    {
+        if let Ok(argv) =
+            host.system().plan_command(vec!["systemctl".into(), "try-restart".into(), "tuned.service".into()])
+        {
+            plan.actions.push(Action::Run { argv, rewrites: vec![] });
+        }
+    }
     // /etc/default/grub came back but the bundle holds no grub.cfg: regenerate it on a live
     // classic-GRUB2 host, as after any edit of the defaults.
     let has_cfg = entries.iter().any(|e| matches!(e, Entry::File { path, .. } if path.ends_with("/grub.cfg")));

@@ -85,75 +85,11 @@ pub struct Params {
     pub backup_id: Option<String>,
 }
 
-/// TuneD's record of the profile it runs (tuned/consts.py ACTIVE_PROFILE_FILE).
-pub const TUNED_ACTIVE_PROFILE: &str = "/etc/tuned/active_profile";
-/// `manual` (chosen by a person) or `auto` (TuneD's recommendation).
-pub const TUNED_PROFILE_MODE: &str = "/etc/tuned/profile_mode";
-/// Where TuneD looks for `<name>/tuned.conf`, in its search order (the user's folders before
-/// the system's): TuneD 2.24 and later use the `profiles/` folders, older releases the
-/// folders themselves; both are looked at.
-pub const TUNED_PROFILE_DIRS: &[&str] =
-    &["/etc/tuned/profiles", "/etc/tuned", "/usr/lib/tuned/profiles", "/usr/lib/tuned"];
+pub use crate::facts::services::{
+    TUNED_ACTIVE_PROFILE, TUNED_PROFILE_DIRS, TUNED_PROFILE_MODE, find_tuned_profile, installed_tuned_profiles,
+    tuned_profile_names,
+};
 const TUNED_UNIT: &str = "tuned.service";
-
-/// The names of a TuneD profile value (`a b`: both, merged in that order), checked as TuneD
-/// checks them (tuned/profiles/loader.py `safe_name`: `[a-zA-Z0-9_.-]+`, separated by
-/// spaces), and stricter where TuneD's check lets through what would leave its folders or
-/// read as an option: `.`, `..` and a leading `-` are refused too.
-pub fn tuned_profile_names(value: &str) -> Result<Vec<&str>, String> {
-    let bad = |why: &str| format!("{:?} is not a TuneD profile name: {why}", cap_text(value));
-    if value.len() > 1024 {
-        return Err(bad("longer than 1024 bytes"));
-    }
-    if let Some(c) = value.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | ' '))) {
-        return Err(bad(&format!("{c:?} is not allowed (letters, digits, '_', '.', '-'; names separated by spaces)")));
-    }
-    let names: Vec<&str> = value.split(' ').filter(|n| !n.is_empty()).collect();
-    if names.is_empty() {
-        return Err(bad("empty"));
-    }
-    for n in &names {
-        if *n == "." || *n == ".." {
-            return Err(bad(&format!("{n:?} names a folder, not a profile")));
-        }
-        if n.starts_with('-') {
-            return Err(bad(&format!("{n:?} starts with '-' (tuned-adm would read an option)")));
-        }
-        if n.len() > 255 {
-            return Err(bad("a name longer than 255 bytes"));
-        }
-    }
-    Ok(names)
-}
-
-/// The profile's `tuned.conf` as TuneD finds it (the first in `TUNED_PROFILE_DIRS`); `Err`
-/// with every path looked at.
-pub fn find_tuned_profile(host: &Host, name: &str) -> Result<String, Vec<String>> {
-    let looked: Vec<String> = TUNED_PROFILE_DIRS.iter().map(|d| format!("{d}/{name}/tuned.conf")).collect();
-    for p in &looked {
-        if matches!(host.read_bytes_opt(p), Ok(Some(_))) {
-            return Ok(p.clone());
-        }
-    }
-    Err(looked)
-}
-
-/// The profiles installed under a root: every `<dir>/<name>/tuned.conf` of
-/// `TUNED_PROFILE_DIRS`, names sorted, once each.
-pub fn installed_tuned_profiles(host: &Host) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for d in TUNED_PROFILE_DIRS {
-        for name in host.list_or_empty(d) {
-            if tuned_profile_names(&name).is_ok_and(|n| n.len() == 1) && host.exists(&format!("{d}/{name}/tuned.conf"))
-            {
-                out.push(name);
-            }
-        }
-    }
-    out.sort();
-    out.dedup();
-    out
-}
 
 /// What happens to TuneD's profile (`tuned` in the result).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
