@@ -6,6 +6,7 @@ pub mod archive; //    `--root X.tar.gz`: a capture unpacked with bounds into a 
 pub mod audit; //      `lltune audit`
 pub mod capture; //    `lltune capture`
 pub mod capture_keep; // what a capture keeps of each configuration file: the lines lltune reads
+pub mod export_tuned; // `lltune export-tuned`: a config as a TuneD profile
 pub mod fleet; //      `lltune report`: the fleet report from many hosts' facts
 pub mod gen_config; // `lltune gen-config`
 pub mod reapply; //    `lltune reapply`: persisted run-time state again, at boot
@@ -49,6 +50,8 @@ pub enum Command {
     Reapply(reapply::ReapplyArgs),
     /// Write a commented config for one machine: its core plan, hugepages, NIC roles.
     GenConfig(gen_config::GenConfigArgs),
+    /// Write the TuneD custom profile equivalent to a config (DIR/tuned.conf), for hosts that keep TuneD.
+    ExportTuned(export_tuned::ExportTunedArgs),
     /// Check a config (schema, CPU lists, safety) and cross-check it against a host; exit 1 on errors.
     Audit(audit::AuditArgs),
     /// Measure wake-up latency with cyclictest (per CPU: percentiles, histogram); compare two runs.
@@ -118,6 +121,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::GenConfig(a) => gen_config::run(a),
+        Command::ExportTuned(a) => export_tuned::run(a),
         Command::Reapply(a) => reapply::run(a),
         Command::Audit(a) => audit::run(a),
         Command::Validate(a) => validate::run(a),

@@ -16,6 +16,7 @@ pub mod generate; // gen-config: a commented config for one machine
 mod read; //        each section from its YAML value into its typed struct
 pub mod reasons; // why each module argument is there: config key path and finding
 pub mod to_args; //  a config's sections as each module's arguments
+pub mod tuned; //    a config as a TuneD custom profile (export-tuned)
 pub mod yaml; //     YAML text to a value, with libyaml's event parser
 pub mod yaml11; //   YAML 1.1 boolean words (off, on, yes, no) found by a YAML event parser
 
