@@ -508,7 +508,15 @@ onload:
 /// while `lltune apply` does carry it out).
 #[test]
 fn the_tune_role_passes_every_argument_the_translation_gives() {
-    let args = lltune::config::to_args::from_text(EVERY_ARGUMENT)
+    // TuneD off (services.tuned.state and enabled), then a TuneD profile (tuned_profile).
+    for text in [EVERY_ARGUMENT.to_string(), EVERY_ARGUMENT.replace("tuned: \"off\"", "tuned: \"latency-performance\"")]
+    {
+        role_passes_every_argument(&text);
+    }
+}
+
+fn role_passes_every_argument(text: &str) {
+    let args = lltune::config::to_args::from_text(text)
         .unwrap_or_else(|issues| panic!("{}", issues.iter().map(|i| i.to_string()).collect::<Vec<_>>().join("\n")));
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("ansible/roles/tune/tasks/main.yml");
     let tasks: serde_yaml::Value = serde_yaml::from_str(&fs::read_to_string(path).unwrap()).unwrap();
