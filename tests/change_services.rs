@@ -270,3 +270,45 @@ fn tuned_profile_refusals_name_the_option_and_the_paths_and_write_nothing() {
     }
     assert_eq!(tree_snapshot(root), start);
 }
+
+fn lltune(args: &[&str], root: &Path) -> (i32, String) {
+    let out =
+        std::process::Command::new(crate::support::bin("lltune")).args(args).arg("--root").arg(root).output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.code().unwrap_or(-1), text)
+}
+
+#[test]
+fn lltune_apply_runs_the_configs_tuned_profile_and_audits_a_missing_one_first() {
+    let dir = host_fixture("el9-trading");
+    let root = dir.path();
+    put(root, "/usr/lib/tuned/profiles/latency-performance/tuned.conf", "[main]\n");
+    // A host tree for the CLI: its kernel files (none needed here).
+    put(root, "/proc/cmdline", "ro quiet\n");
+    let cfg = tempfile::NamedTempFile::new().unwrap();
+    let c = cfg.path().to_str().unwrap();
+    // A profile the host lacks: the audit stops apply, naming services.tuned and the paths.
+    fs::write(cfg.path(), "version: 1\nservices:\n  tuned: \"network-latency\"\n").unwrap();
+    let start = tree_snapshot(root);
+    let (code, out) = lltune(&["apply", "-c", c], root);
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("services.tuned"), "{out}");
+    assert!(out.contains("/usr/lib/tuned/profiles/network-latency/tuned.conf"), "{out}");
+    assert_eq!(tree_snapshot(root), start);
+    // One it has: planned, carried out, unchanged on the second run, rolled back.
+    fs::write(cfg.path(), "version: 1\nservices:\n  irqbalance: false\n  tuned: \"latency-performance\"\n").unwrap();
+    let (code, plan) = lltune(&["apply", "-c", c, "--plan"], root);
+    assert_eq!(code, 0, "{plan}");
+    assert!(plan.contains("/etc/tuned/active_profile") && !plan.contains("not implemented"), "{plan}");
+    assert_eq!(tree_snapshot(root), start, "--plan writes nothing");
+    let (code, out) = lltune(&["apply", "-c", c, "--backup-id", "a1"], root);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(read(root, "/etc/tuned/active_profile").as_deref(), Some("latency-performance\n"));
+    assert_eq!(read(root, "/etc/tuned/profile_mode").as_deref(), Some("manual\n"));
+    let (code, out) = lltune(&["apply", "-c", c, "--backup-id", "a2"], root);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("nothing to change"), "{out}");
+    let (code, out) = lltune(&["rollback", "--backup", "a1"], root);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(tree_snapshot(root), start);
+}
