@@ -476,6 +476,19 @@ fn contract_lltune_bypass() {
     });
 }
 
+/// chrony's drop-in on a tree; the second run names other servers (same file: the
+/// concurrency check serialises the two on the root's lock).
+#[test]
+fn contract_lltune_timesync() {
+    contract(&Case {
+        module: "lltune_timesync",
+        fixture: crate::change_timesync::chrony_host,
+        args: json!({"provider": "chrony", "servers": [{"hostname": "ntp1.example.com", "iburst": true}],
+            "refclock": {"phc": "ens1f0", "poll": 0}}),
+        other: json!({"provider": "chrony", "servers": [{"hostname": "10.1.2.3"}]}),
+    });
+}
+
 #[test]
 fn contract_lltune_limits() {
     contract(&Case {

@@ -22,6 +22,7 @@ mod change_rollback; //   lltune_rollback: every fixture back byte for byte afte
 mod change_services; //   lltune_services: unit links as systemctl writes them, refusals, rollback
 mod change_sysctl; //    lltune_sysctl: fixture trees, check mode, failures midway, a real kernel in a netns
 mod change_threads; //   lltune_threads: the test's own processes in a PID namespace, a fixture tree's /proc, refusals
+mod change_timesync; //  lltune_timesync: chrony and ptp4l on a fixture tree, refusals, rollback, the real chronyd/ptp4l parsers
 mod config_reader; // the config reader's answer to every field given every kind of value, pinned
 mod contract; //         the contract every changing module keeps (one harness), and the attacker cases
 mod ethtool_live; //   SIOCETHTOOL on a veth pair inside a network namespace

@@ -18,6 +18,7 @@ pub mod rollback;
 pub mod services;
 pub mod sysctl;
 pub mod threads;
+pub mod timesync;
 
 use anyhow::Result;
 use serde_json::{Map, Value};
@@ -46,6 +47,7 @@ pub fn with_module<W: WithModule>(name: &str, w: W) -> Option<W::Out> {
         memory::MODULE => w.with::<memory::Memory>(),
         threads::MODULE => w.with::<threads::Threads>(),
         bypass::MODULE => w.with::<bypass::Bypass>(),
+        timesync::MODULE => w.with::<timesync::Timesync>(),
         _ => return None,
     })
 }
