@@ -501,6 +501,13 @@ onload:
   variables: {EF_RXQ_SIZE: 2048}
   path: "/etc/lltune/onload.sh"
   env_file: "/etc/lltune/onload-svc.env"
+time_sync:
+  provider: "chrony"
+  servers:
+    - {hostname: "ntp1.example.com", iburst: true, prefer: true, pool: false, minpoll: 4, maxpoll: 6}
+  refclock: {phc: "eth0", poll: 0, dpoll: -2, offset_ns: 0, precision_ns: 1, prefer: true}
+  ptp: {interface: "eth0", domain: 24, transport: "L2", delay_mechanism: "P2P", phc2sys: false}
+  disable_competing: true
 "#;
 
 /// The tune role passes each module every argument the config translation can give it (the

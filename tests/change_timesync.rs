@@ -464,3 +464,38 @@ fn what_lltune_writes_for_ptp4l_is_what_ptp4l_parses() {
     // The check tells a bad file from a good one.
     assert!(ptp4l_parse(&tools, "[global]\nno_such_option 1\n").is_err());
 }
+
+/// `lltune apply` carries out `time_sync` through lltune_timesync: plan writes nothing, apply
+/// writes chrony's drop-in, a second apply changes nothing, rollback restores the tree.
+#[test]
+fn lltune_apply_carries_out_the_time_sync_section() {
+    let dir = chrony_host();
+    let root = dir.path();
+    let cfg = tempfile::NamedTempFile::new().unwrap();
+    fs::write(
+        cfg.path(),
+        "version: 1\ntime_sync:\n  provider: chrony\n  servers:\n    - {hostname: ntp1.example.com, iburst: true}\n  refclock: {phc: ens1f0, poll: 0, prefer: true}\n",
+    )
+    .unwrap();
+    let lltune = |args: &[&str]| {
+        let out = Command::new(support::bin("lltune")).args(args).arg("--root").arg(root).output().unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        (out.status.code().unwrap_or(-1), text)
+    };
+    let c = cfg.path().to_str().unwrap();
+    let start = tree_snapshot(root);
+    let (code, plan) = lltune(&["apply", "-c", c, "--plan"]);
+    assert_eq!(code, 0, "{plan}");
+    assert!(plan.contains("lltune_timesync") && plan.contains("+server ntp1.example.com iburst"), "{plan}");
+    assert!(!plan.contains("not implemented"), "{plan}");
+    assert_eq!(tree_snapshot(root), start, "apply --plan wrote");
+    let (code, out) = lltune(&["apply", "-c", c, "--backup-id", "a1"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(read(root, CHRONY_FILE).unwrap().contains("refclock PHC /dev/ptp0 poll 0 prefer\n"));
+    let (code, out) = lltune(&["apply", "-c", c, "--backup-id", "a2"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("nothing to change"), "{out}");
+    let (code, out) = lltune(&["rollback", "--backup", "a1"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(tree_snapshot(root), start);
+}

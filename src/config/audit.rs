@@ -137,8 +137,53 @@ fn cpulist_arg(cfg: &Config, key: &str, r: &mut AuditReport) -> Option<CpuList> 
     }
 }
 
+/// `time_sync` on its own: a provider and what it needs, nothing of the other provider's.
+fn time_sync(t: &config::TimeSync, r: &mut AuditReport) {
+    use config::TimeProvider::{Chrony, Ptp4l};
+    let chrony_keys = !t.servers.is_empty() || t.refclock.is_some();
+    match t.provider() {
+        None if chrony_keys || t.disable_competing.is_some() => {
+            r.error("time_sync.provider", "give `chrony` or `ptp4l`: without it nothing of time_sync is carried out")
+        }
+        None => {}
+        Some(Chrony) => {
+            if !chrony_keys {
+                r.error("time_sync", "provider chrony: give servers, refclock or both");
+            }
+            if let Some(p) = &t.ptp {
+                if p.phc2sys == Some(true) {
+                    r.error(
+                        "time_sync.ptp.phc2sys",
+                        "phc2sys would write the system clock chrony keeps; provider is chrony",
+                    );
+                }
+                let others = p.domain.is_some() || p.transport.is_some() || p.delay_mechanism.is_some();
+                if p.interface.is_none() && others {
+                    r.error("time_sync.ptp.interface", "ptp4l's settings without the interface ptp4l runs on");
+                }
+            }
+        }
+        Some(Ptp4l) => {
+            if chrony_keys {
+                let key = if t.servers.is_empty() { "time_sync.refclock" } else { "time_sync.servers" };
+                r.error(key, "chrony's setting; provider is ptp4l");
+            }
+            match t.ptp.as_ref().and_then(|p| p.interface.as_ref()) {
+                None => r.error("time_sync.ptp.interface", "provider ptp4l needs the interface ptp4l runs on"),
+                Some(_) => {}
+            }
+            if let Some(d) = t.ptp.as_ref().and_then(|p| p.domain).filter(|d| *d > 127) {
+                r.error("time_sync.ptp.domain", format!("{d} is outside 0..127 (ptp4l's domainNumber)"));
+            }
+        }
+    }
+}
+
 /// Runs every check on a parsed config.
 pub fn check(cfg: &Config, facts: Option<&Facts>, r: &mut AuditReport) {
+    if let Some(t) = &cfg.time_sync {
+        time_sync(t, r);
+    }
     // ---- CPU sets of the config ----
     let isolate_cores = cfg.cpu.as_ref().and_then(|c| c.isolate_cores.as_ref()).map(|c| c.0.clone());
     let isolcpus =
@@ -664,8 +709,26 @@ fn check_against_host(cfg: &Config, f: &Facts, isolated: &CpuList, r: &mut Audit
         }
     }
     if let Some(ptp) = cfg.time_sync.as_ref().and_then(|t| t.ptp.as_ref()).and_then(|p| p.interface.as_deref()) {
-        if nic(ptp).is_none() {
-            r.error("time_sync.ptp.interface", format!("no network interface `{ptp}` on this host"));
+        match nic(ptp) {
+            None => r.error("time_sync.ptp.interface", format!("no network interface `{ptp}` on this host")),
+            Some(n)
+                if n.phc_index.is_none()
+                    && cfg.time_sync.as_ref().and_then(|t| t.provider()) == Some(config::TimeProvider::Ptp4l) =>
+            {
+                r.error("time_sync.ptp.interface", format!("`{ptp}` has no PTP hardware clock (ptp4l needs one)"))
+            }
+            Some(_) => {}
+        }
+    }
+    if let Some(phc) = cfg.time_sync.as_ref().and_then(|t| t.refclock.as_ref()).map(|r| r.phc.as_str()) {
+        if !phc.starts_with("/dev/") {
+            match nic(phc) {
+                None => r.error("time_sync.refclock.phc", format!("no network interface `{phc}` on this host")),
+                Some(n) if n.phc_index.is_none() => {
+                    r.error("time_sync.refclock.phc", format!("`{phc}` has no PTP hardware clock"))
+                }
+                Some(_) => {}
+            }
         }
     }
     if let Some(rdma) = &cfg.rdma {
@@ -768,6 +831,30 @@ mod tests {
 
     fn errors(text: &str, f: Option<&Facts>) -> Vec<(String, String)> {
         audit_text(text, f).errors.into_iter().map(|i| (i.field, i.message)).collect()
+    }
+
+    #[test]
+    fn time_sync_needs_a_provider_and_only_its_settings() {
+        let fields = |text: &str| errors(text, None).into_iter().map(|(f, _)| f).collect::<Vec<_>>();
+        assert_eq!(fields("version: 1\ntime_sync:\n  servers: [{hostname: a}]\n"), ["time_sync.provider"]);
+        assert_eq!(fields("version: 1\ntime_sync:\n  provider: chrony\n"), ["time_sync"]);
+        assert_eq!(
+            fields("version: 1\ntime_sync:\n  provider: ptp4l\n  servers: [{hostname: a}]\n  ptp: {domain: 200}\n"),
+            ["time_sync.servers", "time_sync.ptp.interface", "time_sync.ptp.domain"]
+        );
+        assert!(
+            fields(
+                "version: 1\ntime_sync:\n  provider: chrony\n  servers: [{hostname: a}]\n  ptp: {interface: eth0}\n"
+            )
+            .is_empty()
+        );
+        // Against the host: the NIC must have a PHC.
+        let mut f = testing::two_nodes();
+        f.nics.push(crate::facts::nic::Nic { name: Some("eth0".into()), ..Default::default() });
+        let e = errors("version: 1\ntime_sync:\n  provider: chrony\n  refclock: {phc: eth0}\n", Some(&f));
+        assert_eq!(e, [("time_sync.refclock.phc".to_string(), "`eth0` has no PTP hardware clock".to_string())]);
+        let e = errors("version: 1\ntime_sync:\n  ptp: {interface: eth0}\n", Some(&f));
+        assert_eq!(e[0].0, "time_sync.ptp.interface");
     }
 
     #[test]
@@ -962,11 +1049,8 @@ mod tests {
             Some(&f),
         );
         let fields: Vec<&str> = e.iter().map(|(k, _)| k.as_str()).collect();
-        // time_sync is checked against the host, and is an error on its own too: no module sets it.
-        assert_eq!(
-            fields,
-            ["network.interfaces[1].name", "time_sync.ptp.interface", "rdma.devices[0].name", "time_sync"]
-        );
+        // time_sync's interface is checked against the host (ptp4l on it: lltune_timesync).
+        assert_eq!(fields, ["network.interfaces[1].name", "time_sync.ptp.interface", "rdma.devices[0].name"]);
     }
 
     #[test]

@@ -668,18 +668,32 @@ pub fn generate_with_value(f: &Facts, opts: &GenOptions) -> (String, Value) {
     d.set(&["irq"], "disable_rfs", true);
 
     // ---- time, services, safety ----
-    // lltune checks time synchronisation (facts, recommendations) but has no module that sets
-    // it: the section is written as a comment, so that the config says only what is done.
-    let _ = writeln!(w, "\n# time_sync: checked by lltune scan, not set by lltune (run chrony/ptp4l as you do today)");
+    // lltune_timesync sets chrony or ptp4l, but what it needs is not in the facts (chrony and
+    // linuxptp installed, chrony.conf's confdir, a PTP grandmaster on the trading network):
+    // the proposal is written commented out, for a person to enable, and only where a
+    // trading NIC has a PTP hardware clock for chrony to read.
     let ptp_nic = named
         .iter()
         .find(|n| n.phc_index.is_some() && plan::nic_role(n, &opts.plan.trading_nics) == Some(NicRole::Trading));
-    if let Some(n) = ptp_nic {
-        let _ = writeln!(
-            w,
-            "#   {} has a PTP hardware clock: use it (ptp4l + phc2sys) if the network has a grandmaster.",
-            n.name.as_deref().unwrap_or("")
-        );
+    match ptp_nic.and_then(|n| n.name.as_deref()) {
+        Some(name) => {
+            let _ = writeln!(
+                w,
+                "\n# {name} has a PTP hardware clock. To have lltune run chrony with it as the reference clock,\n\
+                 # disciplined by ptp4l on {name} (needs chrony and linuxptp installed, a confdir in chrony.conf\n\
+                 # and a PTP grandmaster on that network), uncomment:\n\
+                 # time_sync:\n\
+                 #   provider: chrony\n\
+                 #   refclock: {{phc: {name}, poll: 0, dpoll: -2, prefer: true}}\n\
+                 #   ptp: {{interface: {name}}}"
+            );
+        }
+        None => {
+            let _ = writeln!(
+                w,
+                "\n# time_sync: not proposed (no trading NIC with a PTP hardware clock); lltune_timesync runs chrony or ptp4l (docs/config.md)"
+            );
+        }
     }
     // TuneD's profiles re-tune what lltune sets (governor, C-states, sysctls): off.
     let _ = writeln!(w, "\nservices:\n  irqbalance: false\n  tuned: \"disabled\"");
@@ -778,6 +792,43 @@ mod tests {
         let itf = c.network.unwrap().interfaces;
         assert_eq!(itf[0].role, Some(NicRole::Trading));
         assert_eq!(itf[1].role, Some(NicRole::Management));
+    }
+
+    /// The time_sync proposal: only for a trading NIC with a PHC, commented out, and once
+    /// uncommented a config audit passes and that translates to lltune_timesync's chrony run.
+    #[test]
+    fn time_sync_is_proposed_commented_for_a_trading_nic_with_a_phc() {
+        let mut f = testing::two_nodes();
+        let nic = crate::facts::nic::Nic {
+            name: Some("ens1f0".into()),
+            driver: Some("sfc".into()),
+            numa_node: Some(1),
+            speed_mbps: Some(10000),
+            ..Default::default()
+        };
+        f.nics.push(nic.clone());
+        let text = generate(&f, &GenOptions::default());
+        assert!(text.contains("\n# time_sync: not proposed (no trading NIC with a PTP hardware clock)"), "{text}");
+        assert!(!text.contains("provider: chrony"));
+        f.nics[0].phc_index = Some(3);
+        let text = generate(&f, &GenOptions::default());
+        let (c, _) = crate::config::parse(&text);
+        assert!(c.time_sync.is_none(), "proposed commented out only");
+        let lines: Vec<&str> = text.lines().collect();
+        let at = lines.iter().position(|l| *l == "# time_sync:").expect("the proposal");
+        let enabled: String = lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| if (at..at + 4).contains(&i) { &l[2..] } else { l })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let r = crate::config::audit::audit_text(&enabled, Some(&f));
+        assert!(r.errors.is_empty(), "{:#?}\n{enabled}", r.errors);
+        let args = crate::config::to_args::from_text(&enabled).unwrap();
+        assert_eq!(
+            args.modules[crate::names::TIMESYNC],
+            serde_json::json!({"provider": "chrony", "refclock": {"phc": "ens1f0", "poll": 0, "dpoll": -2, "prefer": true}, "interface": "ens1f0"})
+        );
     }
 
     #[test]

@@ -536,11 +536,61 @@ pub struct ThreadsSection {
     pub priorities: Option<Vec<ThreadPriority>>,
 }
 
+/// `time_sync.ptp`: ptp4l on one NIC (`lltune_timesync` with provider ptp4l).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Ptp {
     pub interface: Option<String>,
     pub phc2sys: Option<bool>,
     pub domain: Option<u32>,
+    pub transport: Option<PtpTransport>,
+    pub delay_mechanism: Option<PtpDelay>,
+}
+
+/// ptp4l's network_transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum PtpTransport {
+    UDPv4,
+    UDPv6,
+    L2,
+}
+
+/// ptp4l's delay_mechanism.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum PtpDelay {
+    E2E,
+    P2P,
+}
+
+/// Who disciplines the clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TimeProvider {
+    Chrony,
+    Ptp4l,
+}
+
+/// One `time_sync.servers` item (linux-system-roles' `timesync_ntp_servers` item).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct NtpServer {
+    pub hostname: String,
+    pub iburst: Option<bool>,
+    pub prefer: Option<bool>,
+    pub pool: Option<bool>,
+    pub minpoll: Option<i64>,
+    pub maxpoll: Option<i64>,
+}
+
+/// `time_sync.refclock`: a PTP hardware clock as chrony's reference clock.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Refclock {
+    /// `/dev/ptpN` or an interface name (its PHC).
+    pub phc: String,
+    pub poll: Option<i64>,
+    pub dpoll: Option<i64>,
+    /// Nanoseconds (configs, like module options, take no fractions).
+    pub offset_ns: Option<i64>,
+    pub precision_ns: Option<i64>,
+    pub prefer: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -548,6 +598,19 @@ pub struct TimeSync {
     pub ntp: Option<bool>,
     pub ptp: Option<Ptp>,
     pub clocksource: Option<String>,
+    /// `chrony` or `ptp4l`; absent with `ptp.interface` set: ptp4l.
+    pub provider: Option<TimeProvider>,
+    pub servers: Vec<NtpServer>,
+    pub refclock: Option<Refclock>,
+    /// Stop and disable the other time daemons (default true).
+    pub disable_competing: Option<bool>,
+}
+
+impl TimeSync {
+    /// The provider the section asks for: `provider`, else ptp4l when `ptp.interface` is set.
+    pub fn provider(&self) -> Option<TimeProvider> {
+        self.provider.or_else(|| self.ptp.as_ref().and_then(|p| p.interface.as_ref()).map(|_| TimeProvider::Ptp4l))
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]

@@ -566,8 +566,41 @@ read_mapping!(IrqSection, required [], {
 read_mapping!(ThreadsSection, required [], {
     "isolate" => isolate, "housekeeping_cores" => housekeeping_cores, "keep" => keep, "priorities" => priorities,
 });
-read_mapping!(Ptp, required [], { "interface" => interface, "phc2sys" => phc2sys, "domain" => domain });
-read_mapping!(TimeSync, required [], { "ntp" => ntp, "ptp" => ptp, "clocksource" => clocksource });
+read_mapping!(Ptp, required [], {
+    "interface" => interface, "phc2sys" => phc2sys, "domain" => domain, "transport" => transport,
+    "delay_mechanism" => delay_mechanism,
+});
+read_mapping!(TimeSync, required [], {
+    "ntp" => ntp, "ptp" => ptp, "clocksource" => clocksource, "provider" => provider, "servers" => servers,
+    "refclock" => refclock, "disable_competing" => disable_competing,
+});
+read_mapping!(NtpServer, required ["hostname"], {
+    "hostname" => hostname, "iburst" => iburst, "prefer" => prefer, "pool" => pool, "minpoll" => minpoll,
+    "maxpoll" => maxpoll,
+});
+read_mapping!(Refclock, required ["phc"], {
+    "phc" => phc, "poll" => poll, "dpoll" => dpoll, "offset_ns" => offset_ns, "precision_ns" => precision_ns,
+    "prefer" => prefer,
+});
+
+impl Read for TimeProvider {
+    fn read(v: &Yaml, at: &str) -> R<TimeProvider> {
+        variant(v, at, &[("chrony", TimeProvider::Chrony), ("ptp4l", TimeProvider::Ptp4l)])
+    }
+}
+
+impl Read for PtpTransport {
+    fn read(v: &Yaml, at: &str) -> R<PtpTransport> {
+        variant(v, at, &[("UDPv4", PtpTransport::UDPv4), ("UDPv6", PtpTransport::UDPv6), ("L2", PtpTransport::L2)])
+    }
+}
+
+impl Read for PtpDelay {
+    fn read(v: &Yaml, at: &str) -> R<PtpDelay> {
+        variant(v, at, &[("E2E", PtpDelay::E2E), ("P2P", PtpDelay::P2P)])
+    }
+}
+
 read_mapping!(ServicesSection, required [], { "irqbalance" => irqbalance, "tuned" => tuned });
 read_mapping!(Safety, required [], {
     "allow_grub_edit" => allow_grub_edit, "allow_dangerous_mitigations" => allow_dangerous_mitigations,

@@ -13,7 +13,7 @@ use serde_yaml::Value as Yaml;
 
 use super::Config;
 use super::to_args::ModuleArgs;
-use crate::names::{BYPASS, CPU, IRQ, KERNEL_ARGS, LIMITS, MEMORY, NIC, SERVICES, SYSCTL, THREADS};
+use crate::names::{BYPASS, CPU, IRQ, KERNEL_ARGS, LIMITS, MEMORY, NIC, SERVICES, SYSCTL, THREADS, TIMESYNC};
 
 /// Options that are about the run, not a change.
 const RUN: &[&str] = &["persist", "backup_id", "allow_dangerous_mitigations"];
@@ -111,6 +111,10 @@ pub fn of(cfg: &Config, args: &ModuleArgs) -> Map<String, Value> {
 
 /// The config key of a module option that maps one to one (or by default `<section>.<option>`).
 fn option_path(module: &str, opt: &str) -> String {
+    if module == TIMESYNC {
+        let ptp = matches!(opt, "interface" | "domain" | "transport" | "delay_mechanism" | "phc2sys");
+        return format!("time_sync.{}{opt}", if ptp { "ptp." } else { "" });
+    }
     let known = match (module, opt) {
         (CPU, "cstates") => "cpu.cstate_limit",
         (CPU, "workqueue_cpumask" | "systemd_cpu_affinity") => {

@@ -15,14 +15,14 @@ use serde_json::{Map, Value};
 use serde_yaml::Value as Yaml;
 
 use crate::config::{self, Config, IrqTarget, Issue};
-use crate::names::{BYPASS, CPU, IRQ, KERNEL_ARGS, LIMITS, MEMORY, NIC, ORDER, SERVICES, SYSCTL, THREADS};
+use crate::names::{BYPASS, CPU, IRQ, KERNEL_ARGS, LIMITS, MEMORY, NIC, ORDER, SERVICES, SYSCTL, THREADS, TIMESYNC};
 
 /// Sections that describe the host or advise; nothing to apply in them.
 /// `rdma` names devices for audit's NUMA cross-checks; it changes nothing itself.
 const INFORMATIONAL: &[&str] = &["version", "metadata", "hardware", "recommendations", "safety", "rdma"];
 
 /// Sections some of whose keys a module carries out.
-const PARTLY_APPLIED: &[&str] = &["kernel", "network", "memory", "services"];
+const PARTLY_APPLIED: &[&str] = &["kernel", "network", "memory", "services", "time_sync"];
 
 /// Keys carried out whole.
 const APPLIED: &[&str] = &[
@@ -40,6 +40,11 @@ const APPLIED: &[&str] = &[
     "memory.limits",
     "services.irqbalance",
     "services.tuned",
+    "time_sync.provider",
+    "time_sync.servers",
+    "time_sync.refclock",
+    "time_sync.ptp",
+    "time_sync.disable_competing",
 ];
 
 /// Whole sections carried out.
@@ -172,6 +177,9 @@ pub fn from_config(cfg: &Config, doc: &Yaml) -> ModuleArgs {
     }
     if let Some(bypass) = bypass_args(cfg) {
         out.modules.insert(BYPASS.into(), bypass);
+    }
+    if let Some(timesync) = timesync_args(cfg) {
+        out.modules.insert(TIMESYNC.into(), timesync);
     }
 
     // What the config asks that no module carries out yet: parts of partly applied sections
@@ -361,6 +369,86 @@ fn threads_args(cfg: &Config) -> Option<Value> {
         m.insert("priorities".into(), Value::Array(rules));
     }
     Some(persistent(m))
+}
+
+/// `time_sync` as `lltune_timesync`'s arguments: chrony's servers and refclock, and the `ptp`
+/// mapping (ptp4l's provider, or ptp4l beside chrony); nothing without a provider (audit says what is missing). Built by hand (the
+/// size of lltune_config).
+fn timesync_args(cfg: &Config) -> Option<Value> {
+    use crate::config::{PtpDelay, PtpTransport, TimeProvider};
+    let t = cfg.time_sync.as_ref()?;
+    let provider = t.provider()?;
+    let mut m = Map::new();
+    let flag = |m: &mut Map<String, Value>, k: &str, v: Option<bool>| {
+        if let Some(b) = v {
+            m.insert(k.into(), Value::Bool(b));
+        }
+    };
+    let int = |m: &mut Map<String, Value>, k: &str, v: Option<i64>| {
+        if let Some(n) = v {
+            m.insert(k.into(), Value::from(n));
+        }
+    };
+    match provider {
+        TimeProvider::Chrony => {
+            m.insert("provider".into(), Value::String("chrony".into()));
+            if !t.servers.is_empty() {
+                let servers = t
+                    .servers
+                    .iter()
+                    .map(|s| {
+                        let mut o = Map::new();
+                        o.insert("hostname".into(), Value::String(s.hostname.clone()));
+                        flag(&mut o, "iburst", s.iburst);
+                        flag(&mut o, "prefer", s.prefer);
+                        flag(&mut o, "pool", s.pool);
+                        int(&mut o, "minpoll", s.minpoll);
+                        int(&mut o, "maxpoll", s.maxpoll);
+                        Value::Object(o)
+                    })
+                    .collect();
+                m.insert("servers".into(), Value::Array(servers));
+            }
+            if let Some(r) = &t.refclock {
+                let mut o = Map::new();
+                o.insert("phc".into(), Value::String(r.phc.clone()));
+                int(&mut o, "poll", r.poll);
+                int(&mut o, "dpoll", r.dpoll);
+                int(&mut o, "offset_ns", r.offset_ns);
+                int(&mut o, "precision_ns", r.precision_ns);
+                flag(&mut o, "prefer", r.prefer);
+                m.insert("refclock".into(), Value::Object(o));
+            }
+        }
+        TimeProvider::Ptp4l => {
+            m.insert("provider".into(), Value::String("ptp4l".into()));
+        }
+    }
+    // ptp4l's settings: its own provider, or ptp4l beside chrony disciplining the PHC.
+    if let Some(p) = &t.ptp {
+        if let Some(i) = &p.interface {
+            m.insert("interface".into(), Value::String(i.clone()));
+        }
+        int(&mut m, "domain", p.domain.map(i64::from));
+        if let Some(x) = p.transport {
+            let w = match x {
+                PtpTransport::UDPv4 => "UDPv4",
+                PtpTransport::UDPv6 => "UDPv6",
+                PtpTransport::L2 => "L2",
+            };
+            m.insert("transport".into(), Value::String(w.into()));
+        }
+        if let Some(x) = p.delay_mechanism {
+            let w = match x {
+                PtpDelay::E2E => "E2E",
+                PtpDelay::P2P => "P2P",
+            };
+            m.insert("delay_mechanism".into(), Value::String(w.into()));
+        }
+        flag(&mut m, "phc2sys", p.phc2sys);
+    }
+    flag(&mut m, "disable_competing", t.disable_competing);
+    Some(Value::Object(m))
 }
 
 /// Run-time state is lost at boot: the modules that set it persist it (`engine::persist`).
@@ -903,7 +991,7 @@ mod tests {
         assert_eq!(a.sysctl_paths["kernel.watchdog_cpumask"], "cpu.isolate_cores");
         // The order apply runs them in: NIC and IRQ last.
         assert_eq!(a.modules.keys().collect::<Vec<_>>(), [SYSCTL, KERNEL_ARGS, CPU, MEMORY, SERVICES, LIMITS]);
-        assert_eq!(a.not_implemented, ["time_sync"]);
+        assert_eq!(a.not_implemented, ["time_sync.ntp"]);
         // The seed's spellings: node keys as bare numbers, RDMA devices as a list of names.
         let a = from_text(
             "version: 1\nmemory:\n  hugepages:\n    size_kb: \"2048\"\n    total: 1536\n    per_node:\n      0: 1024\n      \"1\": 512\nrdma:\n  devices: [mlx5_0, mlx5_1]\n",
@@ -1005,5 +1093,35 @@ mod tests {
             cases += 1;
         }
         assert_eq!(cases, 255);
+    }
+
+    #[test]
+    fn time_sync_becomes_lltune_timesync_arguments_and_their_reasons() {
+        let a = from_text(
+            "version: 1\ntime_sync:\n  provider: chrony\n  servers:\n    - {hostname: ntp1.example.com, iburst: true, minpoll: 4}\n  refclock: {phc: ens1f0, poll: 0, offset_ns: -37000, prefer: true}\n  ptp: {interface: ens1f0}\n  disable_competing: false\n  clocksource: tsc\n",
+        )
+        .unwrap();
+        assert_eq!(
+            a.modules[TIMESYNC],
+            json!({"provider": "chrony", "servers": [{"hostname": "ntp1.example.com", "iburst": true, "minpoll": 4}],
+                "refclock": {"phc": "ens1f0", "poll": 0, "offset_ns": -37000, "prefer": true}, "interface": "ens1f0",
+                "disable_competing": false})
+        );
+        assert_eq!(a.not_implemented, ["time_sync.clocksource"]);
+        assert_eq!(a.reasons[TIMESYNC]["refclock"], "time_sync.refclock");
+        // The seed's ptp mapping alone means ptp4l on that interface.
+        let a = from_text(
+            "version: 1\ntime_sync:\n  ptp: {interface: ens1f0, domain: 24, transport: L2, delay_mechanism: P2P, phc2sys: true}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            a.modules[TIMESYNC],
+            json!({"provider": "ptp4l", "interface": "ens1f0", "domain": 24, "transport": "L2", "delay_mechanism": "P2P", "phc2sys": true})
+        );
+        assert_eq!(a.reasons[TIMESYNC]["domain"], "time_sync.ptp.domain");
+        assert!(a.not_implemented.is_empty(), "{:?}", a.not_implemented);
+        // No provider: nothing to run (the audit says what is missing).
+        let a = from_text("version: 1\ntime_sync:\n  servers: [{hostname: a}]\n").unwrap();
+        assert!(a.get(TIMESYNC).is_none());
     }
 }

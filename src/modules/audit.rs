@@ -105,6 +105,7 @@ fn section_of(module: &str) -> &'static str {
         t::IRQ => "irq",
         t::THREADS => "threads",
         t::BYPASS => "onload",
+        t::TIMESYNC => "time_sync",
         _ => "",
     }
 }
