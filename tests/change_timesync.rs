@@ -204,10 +204,35 @@ fn chrony_reads_the_phc_that_ptp4l_beside_it_disciplines() {
     assert_eq!(tree_snapshot(root), start);
 }
 
+/// Debian's chrony: `chrony.service` with the alias `chronyd.service` (a link once enabled).
+/// ptp4l disables it once, by its own name, alias link and wants link both gone.
+#[test]
+fn ptp4l_disables_debians_chrony_through_its_alias_once() {
+    let dir = ptp_host();
+    let root = dir.path();
+    fs::remove_file(root.join(WANTS).join("chronyd.service")).unwrap();
+    fs::remove_file(root.join("usr/lib/systemd/system/chronyd.service")).unwrap();
+    put(
+        root,
+        "/lib/systemd/system/chrony.service",
+        "[Unit]\n[Install]\nAlias=chronyd.service\nWantedBy=multi-user.target\n",
+    );
+    std::os::unix::fs::symlink("/lib/systemd/system/chrony.service", root.join("etc/systemd/system/chronyd.service"))
+        .unwrap();
+    std::os::unix::fs::symlink("/lib/systemd/system/chrony.service", root.join(WANTS).join("chrony.service")).unwrap();
+    let (v, code) = run_module("lltune_timesync", &json!({"root": root, "provider": "ptp4l", "interface": "ens1f0"}));
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(link(root, "etc/systemd/system/chronyd.service"), None);
+    assert_eq!(link(root, &format!("{WANTS}/chrony.service")), None);
+    let units: Vec<&str> = v["services"].as_array().unwrap().iter().map(|s| s["unit"].as_str().unwrap()).collect();
+    assert_eq!(units, ["chrony.service"]);
+}
+
 /// Each refusal names the option (and the interface), and leaves the tree as it was.
 #[test]
 fn refusals_name_the_option_and_write_nothing() {
-    let cases: Vec<(fn() -> tempfile::TempDir, Value, &str)> = vec![
+    type Fixture = fn() -> tempfile::TempDir;
+    let cases: Vec<(Fixture, Value, &str)> = vec![
         (
             ptp_host,
             json!({"provider": "ptp4l", "interface": "ens5f0"}),

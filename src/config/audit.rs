@@ -168,9 +168,8 @@ fn time_sync(t: &config::TimeSync, r: &mut AuditReport) {
                 let key = if t.servers.is_empty() { "time_sync.refclock" } else { "time_sync.servers" };
                 r.error(key, "chrony's setting; provider is ptp4l");
             }
-            match t.ptp.as_ref().and_then(|p| p.interface.as_ref()) {
-                None => r.error("time_sync.ptp.interface", "provider ptp4l needs the interface ptp4l runs on"),
-                Some(_) => {}
+            if t.ptp.as_ref().and_then(|p| p.interface.as_ref()).is_none() {
+                r.error("time_sync.ptp.interface", "provider ptp4l needs the interface ptp4l runs on");
             }
             if let Some(d) = t.ptp.as_ref().and_then(|p| p.domain).filter(|d| *d > 127) {
                 r.error("time_sync.ptp.domain", format!("{d} is outside 0..127 (ptp4l's domainNumber)"));

@@ -503,9 +503,14 @@ pub fn plan(host: &Host, params: &Params) -> Result<engine::Plan> {
     for u in &distro_units {
         wanted.insert(u.clone(), ServiceParams { state: Some(RunState::Started), enabled: Some(true), masked: None });
     }
+    // An alias link (`/etc/systemd/system/chronyd.service -> .../chrony.service`, Debian) names
+    // a unit listed under its own name: given twice, lltune_services would refuse.
+    let alias = |u: &str| {
+        host.read_link(&format!("{UNIT_DIR}/{u}")).is_some_and(|t| t != "/dev/null" && t.rsplit('/').next() != Some(u))
+    };
     if params.disable_competing {
         for u in &competing {
-            if !distro_units.contains(u) && unit_file_exists(host, u) {
+            if !distro_units.contains(u) && !alias(u) && unit_file_exists(host, u) {
                 wanted.insert(
                     u.clone(),
                     ServiceParams { state: Some(RunState::Stopped), enabled: Some(false), masked: None },
@@ -609,7 +614,7 @@ pub fn plan(host: &Host, params: &Params) -> Result<engine::Plan> {
     out.actions.extend(sub_units);
     out.actions.extend(own_unit_actions);
 
-    out.field("provider", &params.provider);
+    out.field("provider", params.provider);
     out.field("config_file", &config_file);
     out.field("units", &own_states);
     out.field("services", sub.fields.get("services").cloned().unwrap_or(Value::Array(vec![])));
