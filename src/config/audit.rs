@@ -1104,7 +1104,7 @@ mod tests {
             None,
         );
         let errors: Vec<&str> = r.errors.iter().map(|i| i.field.as_str()).collect();
-        assert_eq!(errors, ["onload.tuning_level", "time_sync"], "{:?}", r.errors);
+        assert_eq!(errors, ["onload.tuning_level", "time_sync.ntp"], "{:?}", r.errors);
         assert!(r.errors[1].message.contains("no module that carries this out"));
         let warned: Vec<&str> = r.warnings.iter().map(|i| i.field.as_str()).collect();
         assert!(warned.contains(&"memory.hugepages") && warned.contains(&"network.defaults"), "{:?}", r.warnings);

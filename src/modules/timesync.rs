@@ -529,7 +529,7 @@ pub fn plan(host: &Host, params: &Params) -> Result<engine::Plan> {
     let mut sub = if wanted.is_empty() {
         engine::Plan::default()
     } else {
-        services::plan(host, &services::Params { services: wanted, backup_id: None })?
+        services::plan(host, &services::Params { services: wanted, backup_id: None, tuned_profile: None })?
     };
     let mut links_changed = sub.actions.iter().any(|a| matches!(a, Action::SetLink { .. } | Action::RemoveLink { .. }));
     let (sub_links, sub_units): (Vec<Action>, Vec<Action>) = sub
