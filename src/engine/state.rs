@@ -340,10 +340,12 @@ impl Action {
         match self {
             Action::WriteFile { path, contents } => {
                 host.write_atomic(path, contents, None)?;
+                settle_boot_file(host, path);
                 verify_file(host, path, contents)
             }
             Action::RestoreFile { path, contents, meta } => {
                 host.write_atomic_as(path, contents, meta)?;
+                settle_boot_file(host, path);
                 verify_file(host, path, contents)
             }
             Action::RemoveFile { path } => Ok(host.remove(path)?),
@@ -354,10 +356,25 @@ impl Action {
             Action::WriteKernel { path, value } => write_kernel(host, path, value.as_bytes()),
             Action::RestoreKernel { path, value } => write_kernel(host, path, value),
             Action::SetUnit { unit, active } => host.system().set_unit_active(unit, *active),
-            Action::Run { argv, .. } => host.system().run(argv),
+            Action::Run { argv, rewrites } => {
+                host.system().run(argv)?;
+                // grub.cfg, regenerated: read by GRUB from the disk's blocks at the next boot.
+                for path in rewrites {
+                    host.settle_for_boot_loader(path);
+                }
+                Ok(())
+            }
             Action::SetEthtool { ifname, group, changes } => host.system().ethtool_write(ifname, *group, changes),
             Action::SetThread { thread, to } => set_thread(host, thread, to).map(|_| ()),
         }
+    }
+}
+
+/// A file under /boot (a BLS entry that GRUB's blscfg reads, grub.cfg): settled for a boot
+/// loader that reads the disk without the file system's journal (`Host::settle_for_boot_loader`).
+fn settle_boot_file(host: &Host, path: &str) {
+    if path.starts_with("/boot/") {
+        host.settle_for_boot_loader(path);
     }
 }
 
