@@ -25,6 +25,7 @@ mod change_threads; //   lltune_threads: the test's own processes in a PID names
 mod change_timesync; //  lltune_timesync: chrony and ptp4l on a fixture tree, refusals, rollback, the real chronyd/ptp4l parsers
 mod config_reader; // the config reader's answer to every field given every kind of value, pinned
 mod contract; //         the contract every changing module keeps (one harness), and the attacker cases
+mod docs_cover; //     docs/operations.md and both READMEs name every shipped module and config section
 mod ethtool_live; //   SIOCETHTOOL on a veth pair inside a network namespace
 mod export_tuned; //   lltune export-tuned: the TuneD profile read back by TuneD's parser holds what apply would set
 mod facts_doc; //      every emitted field is documented in docs/facts.md
