@@ -66,6 +66,12 @@ chroot $R systemctl mask apt-daily.timer apt-daily-upgrade.timer e2scrub_all.tim
 for m in kvm kvm_amd kvm_intel irqbypass ccp cfg80211 rfkill pcspkr i2c_i801 i2c_smbus lpc_ich \
     iTCO_wdt iTCO_vendor_support intel_pmc_bxt psmouse serio_raw; do echo "blacklist $m"; done \
     > $R/etc/modprobe.d/lltune-vm-blacklist.conf
+# TuneD is installed but not started at boot: a running profile would set sysctls lltune sets
+# too. The scenario starts it for its TuneD phase. chrony runs, with no network pool (the guest
+# has no route to one; a pool's sources come and go): only what lltune adds is a source.
+chroot $R systemctl disable tuned.service >/dev/null 2>&1
+sed -i -e 's/^pool /#pool /' -e 's/^server /#server /' $R/etc/chrony/chrony.conf
+grep -q '^confdir /etc/chrony/conf.d' $R/etc/chrony/chrony.conf || { echo "build-image: chrony.conf has no confdir /etc/chrony/conf.d" >&2; exit 1; }
 # A small initrd (6 MB instead of 30): the boot is minutes faster under emulation.
 echo MODULES=list > $R/etc/initramfs-tools/conf.d/lltune-vm.conf
 printf '%s\n' virtio_pci virtio_blk virtio_scsi ext4 crc32c_generic >> $R/etc/initramfs-tools/modules

@@ -42,7 +42,7 @@ for i in $(ls /sys/class/net | grep -v '^lo$'); do
     echo "nic $i combined $(ethtool -l "$i" 2>/dev/null | awk '/^Combined:/{c=$2} END{print c}')"
     echo "nic $i rps $(cat /sys/class/net/$i/queues/rx-0/rps_cpus)"
 done
-for u in irqbalance lltune-restore; do
+for u in irqbalance lltune-restore tuned chrony; do
     echo "unit $u $(systemctl is-enabled $u 2>/dev/null) $(systemctl is-active $u 2>/dev/null)"
 done
 echo "workqueue $(cat /sys/devices/virtual/workqueue/cpumask 2>/dev/null)"

@@ -24,8 +24,9 @@ vm_mirror() {
 VM_MIRROR=${VM_MIRROR:-$(vm_mirror)}
 # The guest: what a trading host's userland needs for lltune's live paths (systemd, sshd,
 # python3 for Ansible, ethtool, irqbalance to stop, cyclictest for `lltune validate`), and
-# both boot loaders' tools (the grub image is the only one with /etc/default/grub).
-VM_PACKAGES=systemd-sysv,linux-image-amd64,openssh-server,python3,udev,kmod,iproute2,ethtool,procps,sudo,dbus,libpam-systemd,initramfs-tools,zstd,e2fsprogs,irqbalance,rt-tests,grub-efi-amd64-bin,grub2-common
+# both boot loaders' tools (the grub image is the only one with /etc/default/grub), and the
+# daemons lltune drives through systemd: chrony (time sync) and TuneD (installed, not started).
+VM_PACKAGES=systemd-sysv,linux-image-amd64,openssh-server,python3,udev,kmod,iproute2,ethtool,procps,sudo,dbus,libpam-systemd,initramfs-tools,zstd,e2fsprogs,irqbalance,rt-tests,grub-efi-amd64-bin,grub2-common,chrony,tuned
 VM_MEM=${VM_MEM:-3584}      # MiB: a 1 GiB page (the gate case) needs more than the 2 GiB lltune leaves the OS
 VM_SMP=${VM_SMP:-2}
 VM_USER=ops                 # the non-root user Ansible logs in as (sudo for become)

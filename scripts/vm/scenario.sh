@@ -24,6 +24,9 @@
 #   again        tune again: changed=0
 #   live         the live paths one by one: the hugepage shortfall, lltune validate
 #   rollback     rollback with reboot: /proc/cmdline, every file and every value back to the start
+#   daemons (bls) TuneD and chrony on a real systemd: the profile switched by tuned-adm while tuned
+#                runs, a chrony source added and chronyd restarted onto it; tune again changes
+#                nothing; rollback puts the profile back and chronyd back on its own sources
 . "$(dirname "$0")/lib.sh"
 COLLECTIONS=${VM_COLLECTIONS:-$VM_SRC/build/collections}
 ANSIBLE_BIN=${ANSIBLE_BIN:-$VM_SRC/.venv/bin}
@@ -265,6 +268,38 @@ play rollback "$PLAYBOOKS/rollback.yml" -e lltune_reboot=true -e lltune_backup_i
 state rolled-back
 same_state start rolled-back "rollback with reboot did not bring the guest back to the start"
 phase rollback
+
+if [ "$VM_LOADER" = bls ]; then
+    # The daemons lltune drives through systemd, live: TuneD (running, so `tuned-adm profile`
+    # switches it) and chrony (running, so it must be restarted to read lltune's drop-in, and
+    # restarted again when rollback takes the drop-in away).
+    tuned_profile() { vm_ssh 'tuned-adm active' 2>/dev/null | sed -n 's/^Current active profile: //p'; }
+    chrony_sources() { vm_ssh 'chronyc -n -c sources' 2>/dev/null | cut -d, -f3 | sort | tr '\n' ' '; }
+    vm_ssh 'systemctl start tuned.service' || fail "daemons: tuned does not start"
+    for _ in $(seq 150); do [ -n "$(tuned_profile)" ] && break; sleep 2; done
+    profile_start=$(tuned_profile)
+    [ -n "$profile_start" ] || fail "daemons: tuned runs no profile after its start"
+    [ "$profile_start" != latency-performance ] || fail "daemons: tuned already runs latency-performance (nothing to prove)"
+    sources_start=$(chrony_sources)
+    ! echo " $sources_start " | grep -q ' 192.0.2.10 ' || fail "daemons: chrony already has 192.0.2.10"
+    state daemons-start
+    inventory services
+    ID=$(backup_id daemons)
+    play daemons "$PLAYBOOKS/tune.yml" -e lltune_backup_id="$ID" || fail "tune with services.tuned and time_sync"
+    [ "$(tuned_profile)" = latency-performance ] || fail "daemons: tuned runs '$(tuned_profile)', expected latency-performance"
+    [ "$(vm_ssh 'cat /etc/tuned/profile_mode')" = manual ] || fail "daemons: /etc/tuned/profile_mode is not manual"
+    vm_ssh 'grep -q "^server 192.0.2.10 iburst" /etc/chrony/conf.d/lltune.conf' || fail "daemons: no server line in chrony's drop-in"
+    echo " $(chrony_sources) " | grep -q ' 192.0.2.10 ' || fail "daemons: chronyd does not use lltune's source (sources: $(chrony_sources))"
+    play daemons-again "$PLAYBOOKS/tune.yml" -e lltune_backup_id="$(backup_id daemons-again)" || fail "daemons: tune again"
+    recap "$HOST" daemons-again | grep -q 'changed=0 ' || fail "daemons: tune again: $(recap "$HOST" daemons-again)"
+    play daemons-rollback "$PLAYBOOKS/rollback.yml" -e lltune_backup_id="$ID" || fail "daemons: rollback"
+    for _ in $(seq 150); do [ "$(tuned_profile)" = "$profile_start" ] && break; sleep 2; done
+    [ "$(tuned_profile)" = "$profile_start" ] || fail "daemons: after rollback tuned runs '$(tuned_profile)', expected '$profile_start'"
+    [ "$(chrony_sources)" = "$sources_start" ] || fail "daemons: after rollback chronyd's sources are '$(chrony_sources)', expected '$sources_start'"
+    state daemons-rolled-back
+    same_state daemons-start daemons-rolled-back "daemons: rollback did not bring the guest back to where tuned was started"
+    phase "daemons: TuneD profile and chrony live, again, rollback"
+fi
 
 "$VM_HERE/vm.sh" stop 300
 trap - EXIT

@@ -565,6 +565,26 @@ pub fn plan_entries(host: &Host, journal: &Journal, entries: &[Entry]) -> Result
             plan.actions.push(Action::Run { argv, rewrites: vec![] });
         }
     }
+    // chronyd reads its config (and the confdir's drop-ins) only when it starts: a file
+    // lltune_timesync wrote that came back or went away while chrony runs leaves chronyd on
+    // lltune's sources until it is restarted. (lltune's own ptp4l and phc2sys units are
+    // stopped with their unit files, above.)
+    if plan.restored.iter().any(|r| {
+        r.module == crate::names::TIMESYNC
+            && r.kind != "unit"
+            && r.path.rsplit('/').next() == Some(crate::modules::timesync::CHRONY_FILE)
+    }) {
+        for unit in crate::modules::timesync::CHRONY_UNITS {
+            if matches!(host.system().unit_active(unit), Ok(Ok(true))) {
+                if let Ok(argv) =
+                    host.system().plan_command(vec!["systemctl".into(), "try-restart".into(), (*unit).into()])
+                {
+                    plan.actions.push(Action::Run { argv, rewrites: vec![] });
+                }
+                break;
+            }
+        }
+    }
     // /etc/default/grub came back but the bundle holds no grub.cfg: regenerate it on a live
     // classic-GRUB2 host, as after any edit of the defaults.
     let has_cfg = entries.iter().any(|e| matches!(e, Entry::File { path, .. } if path.ends_with("/grub.cfg")));

@@ -21,8 +21,8 @@
 //! newline) and `/etc/tuned/profile_mode` (`manual` when a person chose it). On a live root
 //! with tuned running, `tuned-adm profile NAME...` switches it (the daemon rewrites both
 //! files; the journal keeps them first); otherwise (a tree, or tuned not running) lltune
-//! writes the two files as TuneD writes them and enables tuned.service, so the daemon loads
-//! the profile when it starts. The profile must exist: `<dir>/<name>/tuned.conf` in TuneD's
+//! writes the two files as TuneD writes them, so the daemon loads the profile when it starts.
+//! Either way tuned.service is enabled, so that the profile comes back at every boot. The profile must exist: `<dir>/<name>/tuned.conf` in TuneD's
 //! search order, the user's folders first, `/etc/tuned/profiles` and
 //! `/usr/lib/tuned/profiles` (TuneD 2.24 and later) and `/etc/tuned`, `/usr/lib/tuned`
 //! (before).
@@ -107,7 +107,7 @@ pub struct TunedChange {
 
 /// The TuneD part of a plan: validated, the profile found, the files or the tuned-adm run
 /// planned. `enable` is set when the unit should be enabled by the link edit.
-fn plan_tuned(host: &Host, value: &str, out: &mut engine::Plan, enable: &mut bool) -> Result<TunedChange> {
+fn plan_tuned(host: &Host, value: &str, out: &mut engine::Plan) -> Result<TunedChange> {
     let names = tuned_profile_names(value).map_err(|e| Failure::new(format!("tuned_profile: {e}")))?;
     let mut files = Vec::new();
     for n in &names {
@@ -153,7 +153,6 @@ fn plan_tuned(host: &Host, value: &str, out: &mut engine::Plan, enable: &mut boo
             rewrites: vec![TUNED_ACTIVE_PROFILE.to_string(), TUNED_PROFILE_MODE.to_string()],
         });
     }
-    *enable = !running;
     Ok(TunedChange {
         profile: BeforeAfter { before: words(&profile_before), after: Some(names.join(" ")) },
         mode: BeforeAfter { before: words(&mode_before), after: Some("manual".into()) },
@@ -472,11 +471,11 @@ pub fn plan(host: &Host, params: &Params) -> Result<engine::Plan> {
                 .into());
             }
         }
-        let mut enable = false;
-        tuned = Some(plan_tuned(host, value, &mut tuned_out, &mut enable)?);
+        tuned = Some(plan_tuned(host, value, &mut tuned_out)?);
         let given = params.services.keys().any(|n| unit_name(n).as_deref() == Ok(TUNED_UNIT));
-        if enable && !given {
-            // Not running: the unit enabled, so the daemon loads the profile when it starts.
+        if !given {
+            // The unit enabled whether tuned runs now or not: a profile that no boot starts
+            // again would be gone after the next reboot.
             if lookup(host, TUNED_UNIT).is_ok() {
                 services.insert("tuned".into(), ServiceParams { enabled: Some(true), ..Default::default() });
             } else {

@@ -51,8 +51,8 @@ const WANTS: &str = "/etc/systemd/system/multi-user.target.wants";
 /// Daemons that set the system clock, whichever provider is chosen.
 const NTP_DAEMONS: &[&str] =
     &["ntp.service", "ntpd.service", "ntpsec.service", "openntpd.service", "systemd-timesyncd.service"];
-/// linuxptp's own units (RHEL names; Debian's are templates, found by their instances).
-const CHRONY_UNITS: &[&str] = &["chrony.service", "chronyd.service"];
+/// chrony's unit, by its Debian and RHEL names.
+pub const CHRONY_UNITS: &[&str] = &["chrony.service", "chronyd.service"];
 /// chrony's interval range (`minpoll`, `maxpoll`, `poll`, `dpoll`: log2 seconds).
 const POLL_RANGE: std::ops::RangeInclusive<i64> = -7..=24;
 /// A second, in nanoseconds: the bound of a refclock's offset and precision.
