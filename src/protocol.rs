@@ -44,10 +44,24 @@ pub struct Meta {
     /// setting name → the config key path, and the finding behind it), as `lltune_audit`
     /// returns them; shown before the module's diff (`engine::why_diff`).
     pub reasons: Option<Map<String, Value>>,
-    /// Option `persist_planned` (check mode only): an earlier step of this run already shows
-    /// `lltune-restore.service` and its enablement link being installed; this step leaves
-    /// them out of its diff (one diff per file per run).
-    pub persist_planned: bool,
+    /// Option `persist_planned` (check mode only): which of the shared persistence files an
+    /// earlier step of this run already shows being installed; this step leaves them out of
+    /// its diff (one diff per file per run).
+    pub persist_planned: PersistPlanned,
+}
+
+/// What earlier steps of a run show of persistence's shared files (option `persist_planned`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum PersistPlanned {
+    /// Nothing: this step shows whatever it installs.
+    #[default]
+    Nothing,
+    /// `true`: an earlier step shows `lltune-restore.service` and its enablement link.
+    RestoreUnit,
+    /// The modules of this run that persist, in any order. Those before this module in the run
+    /// order (`names::ORDER`) show the restore unit and its link; where one of them is a NIC
+    /// or IRQ module, also the udev rule and `lltune-reapply@.service`.
+    Modules(Vec<String>),
 }
 
 impl Meta {
@@ -62,7 +76,7 @@ impl Meta {
             invocation: None,
             syslog_facility: keys.get("_ansible_syslog_facility").and_then(Value::as_str).map(str::to_string),
             reasons: None,
-            persist_planned: false,
+            persist_planned: PersistPlanned::Nothing,
         }
     }
 }
@@ -437,14 +451,32 @@ pub fn parse_args_for<P: DeserializeOwned>(raw: &str, module: Kind) -> Result<(M
         }
     };
     let planned = if module.persists { options.remove("persist_planned") } else { None };
+    let flag = |b: bool| if b { PersistPlanned::RestoreUnit } else { PersistPlanned::Nothing };
     meta.persist_planned = match planned {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => b,
-        Some(Value::String(s)) if ["true", "yes", "on", "1"].contains(&s.to_ascii_lowercase().as_str()) => true,
-        Some(Value::String(s)) if ["false", "no", "off", "0"].contains(&s.to_ascii_lowercase().as_str()) => false,
+        None | Some(Value::Null) => PersistPlanned::Nothing,
+        Some(Value::Bool(b)) => flag(b),
+        Some(Value::String(s)) if ["true", "yes", "on", "1"].contains(&s.to_ascii_lowercase().as_str()) => flag(true),
+        Some(Value::String(s)) if ["false", "no", "off", "0"].contains(&s.to_ascii_lowercase().as_str()) => flag(false),
+        Some(Value::Array(items)) => {
+            let mut modules = Vec::new();
+            for item in items {
+                match item.as_str() {
+                    Some(m) if crate::names::ORDER.contains(&m) => modules.push(m.to_string()),
+                    _ => {
+                        return Err(Failure::new(format!(
+                            "option persist_planned: {} is not a changing module (one of {})",
+                            cap_text(&item.to_string()),
+                            crate::names::ORDER.join(", ")
+                        ))
+                        .into());
+                    }
+                }
+            }
+            PersistPlanned::Modules(modules)
+        }
         Some(other) => {
             return Err(Failure::new(format!(
-                "option persist_planned: expected a boolean, got {}",
+                "option persist_planned: expected a boolean or a list of module names, got {}",
                 cap_text(&other.to_string())
             ))
             .into());
@@ -680,10 +712,12 @@ mod tests {
         let engine = |raw: &str| parse_args_for::<P>(raw, Kind::PERSISTING);
         let (meta, _, p) =
             engine(r#"{"detail": true, "reasons": {"governor": "cpu.governor"}, "persist_planned": "yes"}"#).unwrap();
-        assert!(p.detail && meta.persist_planned);
+        assert!(p.detail && meta.persist_planned == PersistPlanned::RestoreUnit);
         assert_eq!(meta.reasons.unwrap()["governor"], "cpu.governor");
         let (meta, _, _) = engine(r#"{"reasons": null}"#).unwrap();
-        assert!(meta.reasons.is_none() && !meta.persist_planned);
+        assert!(meta.reasons.is_none() && meta.persist_planned == PersistPlanned::Nothing);
+        let (meta, _, _) = engine(r#"{"persist_planned": ["lltune_nic", "lltune_cpu"]}"#).unwrap();
+        assert_eq!(meta.persist_planned, PersistPlanned::Modules(vec!["lltune_nic".into(), "lltune_cpu".into()]));
         for (raw, want) in [
             (r#"{"reasons": ["x"]}"#, "option reasons: expected a mapping of option names to text, got a list"),
             (r#"{"reasons": {"governor": 1}}"#, "option reasons.governor: expected text, got a number"),
@@ -692,7 +726,18 @@ mod tests {
                 "option reasons.governor: holds a control character",
             ),
             (r#"{"reasons": {"gov\ternor": "x"}}"#, "holds a control character"),
-            (r#"{"persist_planned": "maybe"}"#, "option persist_planned: expected a boolean, got \"maybe\""),
+            (
+                r#"{"persist_planned": "maybe"}"#,
+                "option persist_planned: expected a boolean or a list of module names, got \"maybe\"",
+            ),
+            (
+                r#"{"persist_planned": ["lltune_nic", "nic"]}"#,
+                "option persist_planned: \"nic\" is not a changing module (one of lltune_sysctl, lltune_kernel_args, lltune_cpu, lltune_memory, lltune_services, lltune_limits, lltune_nic, lltune_irq, lltune_threads, lltune_bypass, lltune_timesync)",
+            ),
+            (
+                r#"{"persist_planned": [1]}"#,
+                "option persist_planned: 1 is not a changing module (one of lltune_sysctl, lltune_kernel_args, lltune_cpu, lltune_memory, lltune_services, lltune_limits, lltune_nic, lltune_irq, lltune_threads, lltune_bypass, lltune_timesync)",
+            ),
         ] {
             let e = format!("{:#}", engine(raw).unwrap_err());
             assert!(e.contains(want), "{raw}: {e}");

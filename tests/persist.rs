@@ -719,3 +719,61 @@ fn veth_re_created() {
     assert_eq!(asked.lines().last(), Some("daemon-reload"), "{asked}");
     assert!(asked.lines().all(|l| l == "daemon-reload" || l.starts_with("is-active ")), "{asked}");
 }
+
+/// A check-mode preview of persisting modules, each told the run's persisting modules as the
+/// tune role tells them: every shared file is shown by exactly one of them (the restore unit
+/// and its link by the first in the run order, the udev rule and the re-apply unit by the
+/// first NIC or IRQ module), and nothing is written.
+#[test]
+fn a_preview_given_the_runs_persisting_modules_shows_each_shared_file_once() {
+    let nic = json!({"interfaces": [{"name": "ens1f0", "features": {"gro": false}}]});
+    let irq = json!({"rules": [{"match": {"irq": [24]}, "cpus": "5"}]});
+    // (the run's persisting modules, the steps run here, who shows the restore unit, who the udev rule)
+    let cases = [
+        (
+            json!(["lltune_irq", "lltune_nic"]),
+            vec![("lltune_nic", &nic), ("lltune_irq", &irq)],
+            vec!["lltune_nic"],
+            vec!["lltune_nic"],
+        ),
+        // lltune_cpu (run before, not here) showed the restore unit; the NIC step still shows the udev rule.
+        (json!(["lltune_nic", "lltune_cpu"]), vec![("lltune_nic", &nic)], vec![], vec!["lltune_nic"]),
+        // The IRQ step alone: it is the first to bring both.
+        (json!(["lltune_irq"]), vec![("lltune_irq", &irq)], vec!["lltune_irq"], vec!["lltune_irq"]),
+    ];
+    for (planned, steps, unit_by, rule_by) in cases {
+        let dir = nic_and_irq_tree();
+        let tree = dir.path();
+        let before = crate::support::tree_snapshot(tree);
+        let mut shown: Vec<(String, String)> = Vec::new();
+        for (module, args) in &steps {
+            let mut args = (*args).clone();
+            for (k, v) in [
+                ("root", json!(tree)),
+                ("persist", json!(true)),
+                ("persist_planned", planned.clone()),
+                ("_ansible_check_mode", json!(true)),
+                ("_ansible_diff", json!(true)),
+            ] {
+                args[k] = v;
+            }
+            let (v, code) = run_module(module, &args);
+            assert_eq!((code, v["changed"].as_bool()), (0, Some(true)), "{module}: {v}");
+            for d in v["diff"].as_array().unwrap() {
+                shown.push((module.to_string(), d["after_header"].as_str().unwrap_or_default().to_string()));
+            }
+        }
+        let by = |header: String| -> Vec<&str> {
+            shown.iter().filter(|(_, h)| *h == header).map(|(m, _)| m.as_str()).collect()
+        };
+        assert_eq!(by(format!("/{UNIT}")), unit_by, "{planned}: {shown:?}");
+        assert_eq!(by(format!("link /{WANTS}")), unit_by, "{planned}: {shown:?}");
+        assert_eq!(by(format!("/{UDEV_RULE}")), rule_by, "{planned}: {shown:?}");
+        assert_eq!(by(format!("/{REAPPLY_UNIT}")), rule_by, "{planned}: {shown:?}");
+        // Each module's own state file is its own to show.
+        for (m, _) in &steps {
+            assert_eq!(by(format!("/{STATE_DIR}/{m}.json")), [*m], "{planned}: {shown:?}");
+        }
+        crate::support::assert_same_tree(&before, &crate::support::tree_snapshot(tree), "a preview");
+    }
+}

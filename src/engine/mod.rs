@@ -22,7 +22,7 @@ use serde_json::{Map, Value};
 
 use crate::host::Host;
 use crate::host::system::Kernel;
-use crate::protocol::{Diff, Failure, Meta, Outcome, cap_text};
+use crate::protocol::{Diff, Failure, Meta, Outcome, PersistPlanned, cap_text};
 use journal::Journal;
 use state::{Action, Item, State};
 
@@ -341,9 +341,12 @@ fn run_in<M: Module>(host: &Host, meta: &Meta, params: M::Params, mut tx: Option
     // would show it again. Within a transaction the earlier steps' diffs are known; a module
     // run alone is told by `persist_planned` (the tune role passes it).
     if meta.check_mode {
+        let (unit_shown, hotplug_shown) = persist_shown_before(&meta.persist_planned, M::NAME);
         let shown_before = |d: &Diff| {
-            (meta.persist_planned
+            (unit_shown
                 && (d.after_header == persist::UNIT_PATH || d.after_header == format!("link {}", persist::WANTS_LINK)))
+                || (hotplug_shown
+                    && (d.after_header == persist::UDEV_RULE_PATH || d.after_header == persist::REAPPLY_UNIT_PATH))
                 || tx.as_deref().is_some_and(|t| t.shown.iter().any(|(h, a)| *h == d.after_header && *a == d.after))
         };
         let (earlier, own): (Vec<Diff>, Vec<Diff>) = plan.diff.drain(..).partition(|d| shown_before(d));
@@ -412,6 +415,24 @@ struct Steps {
     /// Check mode: each diff the earlier steps showed (header, text after), so that a file
     /// several steps would write is shown once.
     shown: Vec<(String, String)>,
+}
+
+/// Which shared persistence files an earlier step of this run shows being installed, for
+/// `module`: (the restore unit and its link, the udev rule and the re-apply template unit).
+pub fn persist_shown_before(planned: &PersistPlanned, module: &str) -> (bool, bool) {
+    match planned {
+        PersistPlanned::Nothing => (false, false),
+        PersistPlanned::RestoreUnit => (true, false),
+        PersistPlanned::Modules(list) => {
+            let earlier: Vec<&str> = crate::names::ORDER
+                .iter()
+                .copied()
+                .take_while(|m| *m != module)
+                .filter(|m| list.iter().any(|l| l == m))
+                .collect();
+            (!earlier.is_empty(), earlier.iter().any(|m| persist::HOTPLUG_MODULES.contains(m)))
+        }
+    }
 }
 
 /// The first entry of a module's diff when its run was given `reasons`: why these changes,
