@@ -51,7 +51,7 @@ fn gcp_worker_affinities_agree_with_the_peer() {
     let irqs = irqs_of(name, true);
     let peer_path = crate::support::real_fixtures_dir().join("peers/cnto-gcp-e2e-worker.irq_affinities.json");
     let peer: serde_json::Value = serde_json::from_slice(&std::fs::read(peer_path).unwrap()).unwrap();
-    let list = irqs.list.expect("detail list");
+    let list = irqs.list.expect("detail list").irqs;
     assert_eq!(list.len(), 31);
     let peer = peer.as_array().unwrap();
     assert_eq!(peer.len(), 20);

@@ -271,7 +271,7 @@ fn irq_affinities_of_the_real_dumps_agree_between_facts_and_lltune_irq() {
         let host = Host::new(&root).unwrap();
         let (facts, _) = collect(&host, ScanOptions { detail: true });
         let table = lltune::modules::irq::read_table(&host).unwrap();
-        let list = facts.irqs.list.as_ref().expect("detail lists IRQs");
+        let list = &facts.irqs.list.as_ref().expect("detail lists IRQs").irqs;
         for irq in list {
             let n = irq.irq;
             for (which, file, from_facts) in [
@@ -306,7 +306,7 @@ fn debugfs_flags_are_one_answer_for_facts_and_lltune_irq() {
     let table = lltune::modules::irq::read_table(&host).unwrap();
     assert!(table.debugfs);
     let mut managed = 0;
-    for irq in facts.irqs.list.as_ref().unwrap() {
+    for irq in &facts.irqs.list.as_ref().unwrap().irqs {
         let flags = read_debugfs_flags(&host, irq.irq);
         assert_eq!(irq.managed, flags.map(|f| f.managed), "irq {}", irq.irq);
         assert_eq!(table.irqs[table.index[&irq.irq]].flags, flags, "irq {}", irq.irq);
