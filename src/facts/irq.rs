@@ -1961,6 +1961,20 @@ mod tests {
             counts(&list_after_change(before, &odd)),
             [(1, json!(null), json!({})), (8, json!(4), json!({"0": 2, "1": 2})), (9, json!(null), json!({}))]
         );
+        // An IRQ the scan listed from its folder alone (no row) that gained a row shows its
+        // counts; its handlers stay those of its folder.
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        write(r, "/proc/interrupts", before);
+        std::fs::create_dir_all(r.join("proc/irq/10/eth0-rx")).unwrap();
+        let host = crate::host::Host::new(r).unwrap();
+        let mut scan = Scan::new(&host, super::super::ScanOptions { detail: true });
+        let irqs = read(&mut scan, &Cpu::default(), &Kernel::default(), &[]);
+        assert_eq!(serde_json::to_value(&irqs).unwrap()["list"][3]["count"], json!(null));
+        std::fs::write(r.join("proc/interrupts"), format!("{before} 10: 0 6 PCI-MSI 1-edge eth0-rx\n")).unwrap();
+        let list = serde_json::to_value(&irqs).unwrap()["list"].as_array().unwrap().clone();
+        assert_eq!(counts(&list)[3], (10, json!(6), json!({"1": 6})));
+        assert_eq!((&list[3]["actions"], &list[3]["chip"]), (&json!(["eth0-rx"]), &json!(null)));
     }
 
     /// The kernel's own `/proc/interrupts` is read again from its start with `pread`, as a
