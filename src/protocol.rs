@@ -9,6 +9,11 @@
 //!
 //! `_ansible_*` keys are read leniently (their set changes with every Ansible release); all
 //! other keys are validated strictly against the module's `Params` type.
+//!
+//! Every module also takes `option_names`, a mapping of its option names to the caller's
+//! (`{root: lltune_root}`): a role passes its variables as options, and a failure then names
+//! the variable the user set (`lltune_root: ...`), not the option (`option root: ...`),
+//! without a task of the role's own to rename it.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -314,16 +319,107 @@ where
     P: DeserializeOwned,
     F: FnOnce(&Host, &Meta, P) -> Result<Outcome>,
 {
+    let mut names = BTreeMap::new();
     let result = (|| -> Result<Output> {
         let raw = read_args(args_path.as_deref(), kind.max_args)?;
-        let (meta, host, params) = parse_args_for::<P>(&raw, kind)?;
+        let (meta, host, params) = parse_args_named::<P>(&raw, kind, &mut names)?;
         let outcome = run(&host, &meta, params)?;
         Ok(render(outcome, meta.diff))
     })();
     match result {
         Ok(v) => (v, ExitCode::SUCCESS),
-        Err(e) => (render_failure(&e).into(), ExitCode::from(1)),
+        Err(e) => (render_failure(&e, &names).into(), ExitCode::from(1)),
     }
+}
+
+/// The most entries `option_names` takes, and the longest name in it.
+pub const MAX_OPTION_NAMES: usize = 64;
+pub const MAX_OPTION_NAME_BYTES: usize = 64;
+
+/// `option_names` as given: a mapping of option names to the caller's names, each a name
+/// (letters, digits, `_`; not starting with a digit) of at most `MAX_OPTION_NAME_BYTES`.
+fn option_names_checked(v: Value) -> Result<BTreeMap<String, String>> {
+    let is_name = |s: &str| {
+        !s.is_empty()
+            && s.len() <= MAX_OPTION_NAME_BYTES
+            && !s.starts_with(|c: char| c.is_ascii_digit())
+            && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    let m = match v {
+        Value::Null => return Ok(BTreeMap::new()),
+        Value::Object(m) => m,
+        other => {
+            return Err(Failure::new(format!(
+                "option option_names: expected a mapping of option names to the caller's names, got {}",
+                kind(&other)
+            ))
+            .into());
+        }
+    };
+    if m.len() > MAX_OPTION_NAMES {
+        return Err(
+            Failure::new(format!("option option_names: {} entries, more than {MAX_OPTION_NAMES}", m.len())).into()
+        );
+    }
+    let mut names = BTreeMap::new();
+    for (k, v) in m {
+        if !is_name(&k) {
+            return Err(Failure::new(format!(
+                "option option_names: {} is not an option name (letters, digits and _, at most {MAX_OPTION_NAME_BYTES} bytes)",
+                cap_text(&format!("{k:?}"))
+            ))
+            .into());
+        }
+        match v {
+            Value::String(s) if is_name(&s) => {
+                names.insert(k, s);
+            }
+            Value::String(s) => {
+                return Err(Failure::new(format!(
+                    "option option_names.{k}: {} is not a name (letters, digits and _, at most {MAX_OPTION_NAME_BYTES} bytes)",
+                    cap_text(&format!("{s:?}"))
+                ))
+                .into());
+            }
+            other => {
+                return Err(
+                    Failure::new(format!("option option_names.{k}: expected text, got {}", kind(&other))).into()
+                );
+            }
+        }
+    }
+    Ok(names)
+}
+
+/// A failure message in the caller's names: each `option NAME` (followed by `:`, `.`, `[`, a
+/// space or the end) whose NAME `option_names` maps becomes the caller's name
+/// (`option root: ...` → `lltune_root: ...`; `missing required option backup` → `missing
+/// required lltune_backup_id`).
+pub fn in_callers_names(msg: &str, names: &BTreeMap<String, String>) -> String {
+    if names.is_empty() {
+        return msg.to_string();
+    }
+    const WORD: &str = "option ";
+    let mut out = String::with_capacity(msg.len());
+    let mut rest = msg;
+    while let Some(at) = rest.find(WORD) {
+        let after = &rest[at + WORD.len()..];
+        let end = after.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(after.len());
+        let (name, tail) = after.split_at(end);
+        // A whole word: `option` not the end of a longer one (`suboption root`).
+        let word_start = rest[..at].chars().next_back().is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '_'));
+        let delimited = tail.is_empty() || tail.starts_with([':', '.', '[', ' ', ';', ',']);
+        match names.get(name) {
+            Some(caller) if word_start && delimited => {
+                out.push_str(&rest[..at]);
+                out.push_str(caller);
+            }
+            _ => out.push_str(&rest[..at + WORD.len() + end]),
+        }
+        rest = tail;
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The largest args file or standard input a module reads.
@@ -385,6 +481,16 @@ pub fn parse_args<P: DeserializeOwned>(raw: &str) -> Result<(Meta, Host, P)> {
 /// (`reasons`; `persist_planned` where it persists) are taken into `Meta` too. Other modules
 /// do not have them.
 pub fn parse_args_for<P: DeserializeOwned>(raw: &str, module: Kind) -> Result<(Meta, Host, P)> {
+    parse_args_named::<P>(raw, module, &mut BTreeMap::new())
+}
+
+/// `parse_args_for`, leaving the `option_names` it read in `names` (also when it fails after
+/// reading them), for the failure message.
+fn parse_args_named<P: DeserializeOwned>(
+    raw: &str,
+    module: Kind,
+    names: &mut BTreeMap<String, String>,
+) -> Result<(Meta, Host, P)> {
     let value: Value =
         serde_json::from_str(raw).map_err(|e| Failure::new(format!("module arguments are not valid JSON: {e}")))?;
     let mut obj = match value {
@@ -413,6 +519,10 @@ pub fn parse_args_for<P: DeserializeOwned>(raw: &str, module: Kind) -> Result<(M
     };
     let mut meta = Meta::from_keys(&ansible);
     meta.invocation = Some(Value::Object(options.clone()).to_string());
+    // First, so that every later failure (root's included) speaks the caller's names.
+    if let Some(v) = options.remove("option_names") {
+        *names = option_names_checked(v)?;
+    }
     for (k, v) in &options {
         if let Some(at) = find_float(v, k) {
             return Err(Failure::new(format!(
@@ -435,7 +545,7 @@ pub fn parse_args_for<P: DeserializeOwned>(raw: &str, module: Kind) -> Result<(M
     };
     let host = Host::new(&root).map_err(|e| Failure::new(format!("option root: {e}")))?;
     if !module.engine {
-        let params = parse_params_with::<P>(options, &["root"])?;
+        let params = parse_params_with::<P>(options, &["root", "option_names"])?;
         return Ok((meta, host, params));
     }
     // The run options every changing module takes, read by the engine (not the module).
@@ -482,7 +592,11 @@ pub fn parse_args_for<P: DeserializeOwned>(raw: &str, module: Kind) -> Result<(M
             .into());
         }
     };
-    let extra: &[&str] = if module.persists { &["root", "reasons", "persist_planned"] } else { &["root", "reasons"] };
+    let extra: &[&str] = if module.persists {
+        &["root", "option_names", "reasons", "persist_planned"]
+    } else {
+        &["root", "option_names", "reasons"]
+    };
     let params = parse_params_with::<P>(options, extra)?;
     Ok((meta, host, params))
 }
@@ -591,7 +705,7 @@ fn render(outcome: Outcome, with_diff: bool) -> Output {
     Output { value: Value::Object(out), serialized: outcome.serialized }
 }
 
-fn render_failure(e: &anyhow::Error) -> Value {
+fn render_failure(e: &anyhow::Error, names: &BTreeMap<String, String>) -> Value {
     let mut out = Map::new();
     let (changed, fields) = match e.downcast_ref::<Failure>() {
         Some(f) => (f.changed, f.fields.clone()),
@@ -600,7 +714,7 @@ fn render_failure(e: &anyhow::Error) -> Value {
     out.insert("changed".into(), Value::Bool(changed));
     out.insert("failed".into(), Value::Bool(true));
     // Messages name input, which is capped where it is echoed; this is the backstop.
-    let msg = format!("{e:#}");
+    let msg = in_callers_names(&format!("{e:#}"), names);
     let msg =
         if msg.len() > 8192 { format!("{}... (message cut)", msg.chars().take(4000).collect::<String>()) } else { msg };
     out.insert("msg".into(), Value::String(msg));
@@ -750,10 +864,10 @@ mod tests {
         // A changing module that does not persist takes no persist_planned; a module that is
         // not a changing one takes neither.
         let e = format!("{:#}", parse_args_for::<P>(r#"{"persist_planned": true}"#, Kind::CHANGING).unwrap_err());
-        assert_eq!(e, "unsupported option persist_planned; supported options: detail, reasons, root");
+        assert_eq!(e, "unsupported option persist_planned; supported options: detail, option_names, reasons, root");
         assert_eq!(
             parse(r#"{"reasons": {}}"#).unwrap_err(),
-            "unsupported option reasons; supported options: detail, root"
+            "unsupported option reasons; supported options: detail, option_names, root"
         );
     }
 
@@ -777,7 +891,10 @@ mod tests {
             nested(r#"{"items": [{"name": "a", "root": "/"}]}"#).unwrap_err(),
             "unsupported option root in items[0]; supported options: name"
         );
-        assert_eq!(nested(r#"{"itemz": []}"#).unwrap_err(), "unsupported option itemz; supported options: items, root");
+        assert_eq!(
+            nested(r#"{"itemz": []}"#).unwrap_err(),
+            "unsupported option itemz; supported options: items, option_names, root"
+        );
         // Where root is no option (a state file, a step of apply), it is not listed either.
         let mut m = Map::new();
         m.insert("root".into(), serde_json::json!("/"));
@@ -800,6 +917,65 @@ mod tests {
         }
     }
 
+    /// `option_names` renames the options in a failure to the caller's names, and is itself
+    /// validated like any option (a mapping of names, bounded).
+    #[test]
+    fn option_names_put_failures_in_the_callers_names() {
+        let names: BTreeMap<String, String> =
+            [("root", "lltune_root"), ("backup", "lltune_backup_id")].map(|(a, b)| (a.into(), b.into())).into();
+        for (msg, want) in [
+            ("option root: /x: no such file or directory", "lltune_root: /x: no such file or directory"),
+            ("option backup: \"../x\" is neither a backup id", "lltune_backup_id: \"../x\" is neither a backup id"),
+            ("missing required option backup", "missing required lltune_backup_id"),
+            ("option root.x[0]: bad", "lltune_root.x[0]: bad"),
+            // Other options, longer words, and names that only start alike stay as they are.
+            ("option detail: expected a boolean", "option detail: expected a boolean"),
+            ("suboption root: x", "suboption root: x"),
+            ("option rootfs: x", "option rootfs: x"),
+            ("unsupported option zz; supported options: root", "unsupported option zz; supported options: root"),
+            (
+                "lltune_rollback: option backup: gone; option root: too",
+                "lltune_rollback: lltune_backup_id: gone; lltune_root: too",
+            ),
+        ] {
+            assert_eq!(in_callers_names(msg, &names), want, "{msg}");
+        }
+        assert_eq!(in_callers_names("option root: x", &BTreeMap::new()), "option root: x");
+
+        let run = |raw: &str| {
+            let mut names = BTreeMap::new();
+            let r = parse_args_named::<P>(raw, Kind::PLAIN, &mut names);
+            (r.map(|_| ()).map_err(|e| in_callers_names(&format!("{e:#}"), &names)), names)
+        };
+        // Read before root, so a bad root is named as the caller's variable.
+        let (r, names) = run(r#"{"root": "/nonexistent/x", "option_names": {"root": "lltune_root"}}"#);
+        assert_eq!(r.unwrap_err(), "lltune_root: /nonexistent/x: no such file or directory");
+        assert_eq!(names.get("root").map(String::as_str), Some("lltune_root"));
+        let (r, _) = run(r#"{"detail": 3, "option_names": {"detail": "lltune_detail"}}"#);
+        assert_eq!(r.unwrap_err(), "lltune_detail: expected a boolean, got a number");
+        assert_eq!(run(r#"{"detail": true, "option_names": null}"#).0, Ok(()));
+        for (raw, want) in [
+            (
+                r#"{"option_names": ["root"]}"#,
+                "option option_names: expected a mapping of option names to the caller's names, got a list",
+            ),
+            (r#"{"option_names": {"root": 1}}"#, "option option_names.root: expected text, got a number"),
+            (r#"{"option_names": {"root": "lltune root"}}"#, "option option_names.root: \"lltune root\" is not a name"),
+            (r#"{"option_names": {"root": ""}}"#, "option option_names.root: \"\" is not a name"),
+            (r#"{"option_names": {"ro ot": "x"}}"#, "option option_names: \"ro ot\" is not an option name"),
+            (r#"{"option_names": {"root": "1x"}}"#, "option option_names.root: \"1x\" is not a name"),
+        ] {
+            let e = run(raw).0.unwrap_err();
+            assert!(e.starts_with(want), "{raw}: {e}");
+        }
+        let long = format!(r#"{{"option_names": {{"root": "{}"}}}}"#, "a".repeat(MAX_OPTION_NAME_BYTES + 1));
+        assert!(run(&long).0.unwrap_err().contains("is not a name"));
+        let many: Map<String, Value> =
+            (0..=MAX_OPTION_NAMES).map(|i| (format!("o{i}"), Value::String(format!("v{i}")))).collect();
+        let many = serde_json::json!({ "option_names": many }).to_string();
+        assert_eq!(run(&many).0.unwrap_err(), "option option_names: 65 entries, more than 64");
+    }
+
     #[test]
     fn ansible_keys_are_lenient_options_strict() {
         let (meta, host, p) =
@@ -807,7 +983,7 @@ mod tests {
         assert!(p.detail && meta.check_mode && !meta.diff && host.root() == std::path::Path::new("/"));
         assert_eq!(
             parse(r#"{"detal": true}"#).unwrap_err(),
-            "unsupported option detal; supported options: detail, root"
+            "unsupported option detal; supported options: detail, option_names, root"
         );
         assert_eq!(parse(r#"{"detail": [1]}"#).unwrap_err(), "option detail: expected a boolean, got a list");
         assert_eq!(

@@ -422,7 +422,7 @@ fn lltune_config_module_returns_a_config_that_lltune_audit_accepts() {
             e["msg"]
                 .as_str()
                 .unwrap()
-                .starts_with(&format!("unsupported option {option}; supported options: config, root")),
+                .starts_with(&format!("unsupported option {option}; supported options: config, option_names, root")),
             "{e}"
         );
     }
@@ -473,7 +473,10 @@ fn lltune_audit_module_fails_with_the_error_list() {
     );
     assert_eq!(code, 1, "{r}");
     assert!(
-        r["msg"].as_str().unwrap().starts_with("unsupported option config_file; supported options: config, root"),
+        r["msg"]
+            .as_str()
+            .unwrap()
+            .starts_with("unsupported option config_file; supported options: config, option_names, root"),
         "{r}"
     );
     let (r, code) =

@@ -281,7 +281,7 @@ fn small_tree_results_and_refusals() {
         (json!({"irqbalance_banned_cpus": "2-"}), "option irqbalance_banned_cpus: invalid CPU list"),
         (
             json!({"rules": [{"match": {"irq": [9]}, "cpus": "1"}], "persistent": true}),
-            "unsupported option persistent; supported options: backup_id, default_affinity, irqbalance_banned_cpus, persist, persist_planned, reasons, root, rules",
+            "unsupported option persistent; supported options: backup_id, default_affinity, irqbalance_banned_cpus, option_names, persist, persist_planned, reasons, root, rules",
         ),
     ];
     for (args, want) in refusals {

@@ -151,7 +151,10 @@ fn rollback_of_a_missing_or_broken_bundle_fails_clearly() {
     let (v, _) = run_module("lltune_rollback", &json!({"root": root}));
     assert_eq!(v["msg"], "missing required option backup");
     let (v, _) = run_module("lltune_rollback", &json!({"root": root, "backup": "x", "force": true}));
-    assert_eq!(v["msg"], Value::String("unsupported option force; supported options: backup, root".into()));
+    assert_eq!(
+        v["msg"],
+        Value::String("unsupported option force; supported options: backup, option_names, root".into())
+    );
 }
 
 const CONFIG: &str = r#"version: 1

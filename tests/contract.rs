@@ -182,6 +182,31 @@ pub fn contract(case: &Case) {
     assert_same(&start, &snapshot(root, true).0, &format!("{m}: check mode wrote"));
     assert_eq!(log.lines(), Vec::<String>::new(), "{m}: check mode logged");
 
+    // 1b. `option_names`: the same check run with every option given a caller's name
+    // changes nothing in the result; a failure names the caller's variable, not the option;
+    // a malformed mapping fails naming option_names, and nothing is written.
+    let mut names: serde_json::Map<String, Value> =
+        case.args.as_object().unwrap().keys().map(|k| (k.clone(), json!(format!("role_{k}")))).collect();
+    names.insert("root".into(), json!("lltune_root"));
+    names.insert("backup_id".into(), json!("lltune_backup_id"));
+    let named = json!({"_ansible_check_mode": true, "_ansible_diff": true, "backup_id": "c1", "option_names": names});
+    let (v, code) = run_module(m, &with(&case.args, root, named.clone()));
+    assert_eq!((code, &v["diff"]), (0, &check["diff"]), "{m} with option_names: {v}");
+    let (v, code) = run_module(m, &with(&case.args, &root.join("no-such-dir"), named.clone()));
+    let msg = v["msg"].as_str().unwrap_or_default();
+    assert_eq!(code, 1, "{m}: {v}");
+    assert!(msg.starts_with("lltune_root: ") && !msg.contains("option root"), "{m}: {msg}");
+    let (v, code) = run_module(m, &with(&case.args, root, json!({"backup_id": 5, "option_names": names})));
+    let msg = v["msg"].as_str().unwrap_or_default();
+    assert_eq!(code, 1, "{m}: {v}");
+    assert!(msg.starts_with("lltune_backup_id: ") && !msg.contains("option backup_id"), "{m}: {msg}");
+    for bad in [json!(["root"]), json!({"root": 1}), json!({"root": "no spaces allowed"})] {
+        let (v, code) = run_module(m, &with(&case.args, root, json!({"backup_id": "n1", "option_names": bad})));
+        assert_eq!(code, 1, "{m}: option_names {bad} accepted: {v}");
+        assert!(v["msg"].as_str().unwrap_or_default().starts_with("option option_names"), "{m}: {v}");
+    }
+    assert_same(&start, &snapshot(root, true).0, &format!("{m}: a run with option_names wrote"));
+
     // 2. Apply, rerun, rollback.
     let (real, code) =
         run_env(m, &with(&case.args, root, json!({"_ansible_diff": true, "backup_id": "c1"})), &env).unwrap();
@@ -1077,4 +1102,33 @@ fn contract_lltune_health_reads_inside_root_and_writes_nothing() {
     let (v, code) = run_module("lltune_health", &with(&args, root, json!({"kernel_argz": {}})));
     assert_eq!(code, 1);
     assert!(v["msg"].as_str().unwrap().contains("kernel_argz"), "{v}");
+}
+
+/// Every module binary, changing or not, takes the protocol's `option_names`: a bad root fails
+/// in the caller's name (`lltune_root: ...`, as the roles pass it), and a malformed mapping
+/// fails naming option_names.
+#[test]
+fn every_module_speaks_the_callers_names() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/bin");
+    let mut modules: Vec<String> = fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.unwrap().file_name().into_string().ok())
+        .filter_map(|n| n.strip_suffix(".rs").map(str::to_string))
+        .filter(|n| n.starts_with("lltune_"))
+        .collect();
+    modules.sort();
+    assert!(modules.len() >= 15, "{modules:?}");
+    let missing = tempfile::tempdir().unwrap().path().join("gone");
+    for m in &modules {
+        let (v, code) = run_module(
+            m,
+            &json!({"root": missing, "option_names": {"root": "lltune_root", "detail": "lltune_detail"}}),
+        );
+        let msg = v["msg"].as_str().unwrap_or_default();
+        assert_eq!(code, 1, "{m}: {v}");
+        assert_eq!(msg, format!("lltune_root: {}: no such file or directory", missing.display()), "{m}");
+        let (v, code) = run_module(m, &json!({"root": missing, "option_names": {"root": 7}}));
+        assert_eq!(code, 1, "{m}: {v}");
+        assert_eq!(v["msg"], json!("option option_names.root: expected text, got a number"), "{m}");
+    }
 }

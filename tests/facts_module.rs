@@ -164,7 +164,7 @@ fn facts_module_accepts_every_ansible_key_known_or_not() {
 fn facts_module_rejects_an_unknown_option() {
     let tree = tiny_tree();
     let (v, code) = support::run_module(MODULE, &json!({"detal": true, "root": tree.path()}));
-    assert_eq!(v, failure("unsupported option detal; supported options: detail, root"));
+    assert_eq!(v, failure("unsupported option detal; supported options: detail, option_names, root"));
     assert_eq!(code, 1);
 }
 

@@ -494,7 +494,7 @@ fn bad_options_are_refused_naming_the_option() {
         (json!({"run_in_check_mode": "maybe"}), "option run_in_check_mode: expected a boolean, got \"maybe\""),
         (
             json!({"durations": 5}),
-            "unsupported option durations; supported options: cpus, cyclictest, duration, histogram_us, interval, priority, root, run_in_check_mode",
+            "unsupported option durations; supported options: cpus, cyclictest, duration, histogram_us, interval, option_names, priority, root, run_in_check_mode",
         ),
     ] {
         let (v, code) = support::run_module("lltune_latency", &args);
