@@ -1,6 +1,7 @@
 //! `lltune apply` carries out the `network` and `irq` sections through lltune_nic and
 //! lltune_irq (the translation in config::to_args): plan, apply, rerun unchanged, rollback
-//! byte for byte, on the project's NIC and IRQ fixture trees.
+//! byte for byte, on the project's NIC and IRQ fixture trees; and gen-config's configs of
+//! the real dumps and of the simulated rack's hosts (vma, time_sync, services.tuned) the same way.
 
 use std::path::Path;
 use std::process::Command;
@@ -344,4 +345,122 @@ fn apply_carries_out_cpu_power_swappiness_watchdog_and_rfs_keys() {
     let (code, out) = lltune(&["rollback", "--backup", "p1"], root);
     assert_eq!(code, 0, "{out}");
     assert_same_tree(&start, &tree_snapshot(root), "after rollback");
+}
+
+/// One host of the simulated rack and what its kernel-bypass, time sync or TuneD section
+/// must do: the step, lines of its preview, and files (relative to the root) with their text.
+struct RackCase {
+    host: &'static str,
+    step: &'static str,
+    preview: &'static [&'static str],
+    files: &'static [(&'static str, &'static str)],
+}
+
+/// Issue 19's "done when", for `lltune apply`: the simulated rack as molecule builds it
+/// (tests/fixtures/make-rack.sh: real dumps, with libvma on the R640, a PTP-capable XXV710
+/// port and linuxptp on the R740xd, TuneD running virtual-guest on the GCP VM), each host's
+/// config (gen-config's `vma` proposal; the rack's `time_sync` and `services.tuned`) carried
+/// out whole: --plan writes nothing, apply writes the VMA profile, ptp4l + phc2sys (chronyd
+/// disabled) and TuneD's profile, a rerun changes nothing, rollback gives the tree back byte
+/// for byte, the ethtool capture lltune_nic changes on the R740xd included. The ptp4l file
+/// written is read by the real ptp4l (Debian's, unpacked under the target folder).
+#[test]
+fn the_rack_hosts_vma_time_sync_and_tuned_sections_are_applied_rerun_and_rolled_back() {
+    let rack = tempfile::tempdir().unwrap();
+    let dumps = crate::support::real_fixture("cnto-r640-rt-worker1").parent().unwrap().to_path_buf();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/make-rack.sh");
+    let out = Command::new("bash")
+        .arg(&script)
+        .arg(rack.path())
+        .arg("3")
+        .arg(bin("lltune"))
+        .env("DUMPS", &dumps)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "make-rack.sh: {}", String::from_utf8_lossy(&out.stderr));
+    const PTP4L: &str = "etc/linuxptp/lltune-ptp4l.conf";
+    let cases = [
+        RackCase {
+            host: "host001",
+            step: "lltune_bypass",
+            preview: &["+export VMA_SPEC=latency"],
+            files: &[
+                ("etc/profile.d/lltune-vma.sh", "\nexport VMA_SPEC=latency\n"),
+                ("etc/lltune/vma.env", "\nVMA_SPEC=latency\n"),
+            ],
+        },
+        RackCase {
+            host: "host002",
+            step: "lltune_timesync",
+            preview: &["+domainNumber 24", "-/etc/systemd/system/multi-user.target.wants/chronyd.service"],
+            files: &[
+                (
+                    PTP4L,
+                    "\ndomainNumber 24\nnetwork_transport L2\ndelay_mechanism E2E\ntime_stamping hardware\n[ens7f0]\n",
+                ),
+                (
+                    "etc/systemd/system/lltune-phc2sys.service",
+                    "\nExecStart=/usr/sbin/phc2sys -s ens7f0 -c CLOCK_REALTIME -w -n 24\n",
+                ),
+            ],
+        },
+        RackCase {
+            host: "host003",
+            step: "lltune_services",
+            preview: &["-virtual-guest\n  +latency-performance", "-auto\n  +manual"],
+            files: &[("etc/tuned/active_profile", "latency-performance\n"), ("etc/tuned/profile_mode", "manual\n")],
+        },
+    ];
+    let capture = "var/lib/lltune/capture/ethtool/ens7f0.json";
+    for case in &cases {
+        let root = rack.path().join("hosts").join(case.host);
+        let cfg = rack.path().join("configs").join(format!("{}.yml", case.host));
+        let c = cfg.to_str().unwrap();
+        let h = case.host;
+        let start = tree_snapshot(&root);
+        let start_capture = std::fs::read(root.join(capture)).ok();
+        assert_eq!(start_capture.is_some(), h == "host002", "{h}: ens7f0's capture");
+        let (code, plan) = lltune(&["apply", "-c", c, "--plan"], &root);
+        assert_eq!(code, 0, "{h}: {plan}");
+        assert!(!plan.contains("not implemented"), "{h}: {plan}");
+        assert!(plan.contains(&format!("\n{}: changes\n", case.step)), "{h}: no {} step:\n{plan}", case.step);
+        for w in case.preview {
+            assert!(plan.contains(w), "{h}: {w:?} not in the plan:\n{plan}");
+        }
+        assert_same_tree(&start, &tree_snapshot(&root), &format!("{h}: apply --plan"));
+        assert_eq!(std::fs::read(root.join(capture)).ok(), start_capture, "{h}: apply --plan changed the capture");
+        let (code, out) = lltune(&["apply", "-c", c, "--backup-id", "r1"], &root);
+        assert_eq!(code, 0, "{h}: {out}");
+        for (rel, want) in case.files {
+            let text = std::fs::read_to_string(root.join(rel)).unwrap_or_else(|e| panic!("{h}: {rel}: {e}"));
+            assert!(text.contains(want), "{h}: {rel} lacks {want:?}:\n{text}");
+        }
+        if h == "host002" {
+            let wants = root.join("etc/systemd/system/multi-user.target.wants");
+            for unit in ["lltune-ptp4l.service", "lltune-phc2sys.service"] {
+                assert!(
+                    std::fs::symlink_metadata(wants.join(unit)).is_ok_and(|m| m.is_symlink()),
+                    "{unit} not enabled"
+                );
+            }
+            assert!(std::fs::symlink_metadata(wants.join("chronyd.service")).is_err(), "chronyd still enabled");
+            assert_ne!(
+                std::fs::read(root.join(capture)).ok(),
+                start_capture,
+                "lltune_nic left ens7f0's capture as it was"
+            );
+            if let Some(tools) = crate::change_timesync::timesync_tools("rack ptp4l") {
+                let text = std::fs::read_to_string(root.join(PTP4L)).unwrap();
+                crate::change_timesync::ptp4l_parse(&tools, &text)
+                    .unwrap_or_else(|e| panic!("ptp4l refuses {PTP4L}: {e}"));
+            }
+        }
+        let (code, out) = lltune(&["apply", "-c", c, "--backup-id", "r2"], &root);
+        assert_eq!(code, 0, "{h}: {out}");
+        assert!(out.contains("nothing to change"), "{h}: the rerun changed something:\n{out}");
+        let (code, out) = lltune(&["rollback", "--backup", "r1"], &root);
+        assert_eq!(code, 0, "{h}: {out}");
+        assert_same_tree(&start, &tree_snapshot(&root), &format!("{h}: after rollback"));
+        assert_eq!(std::fs::read(root.join(capture)).ok(), start_capture, "{h}: ens7f0's capture after rollback");
+    }
 }

@@ -388,7 +388,7 @@ fn chronyd_parse(tools: &Path, text: &str) -> Result<String, String> {
 /// parse configuration file" on any bad line, then goes on to the interfaces. The config
 /// names an interface that does not exist here, so a file that parses stops at the clock
 /// (never runs). `Ok` when the file parsed.
-fn ptp4l_parse(tools: &Path, text: &str) -> Result<(), String> {
+pub fn ptp4l_parse(tools: &Path, text: &str) -> Result<(), String> {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("ptp4l.conf");
     fs::write(&f, text).unwrap();

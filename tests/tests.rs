@@ -4,7 +4,7 @@ mod support;
 
 mod analysis; //       recommendations, reports, gen-config and audit on the real dumps, the seed's golden host and bad configs
 mod ansible; //        real ansible-playbook runs and ansible-doc on the collection
-mod apply_sections; // lltune apply: network and irq sections through lltune_nic and lltune_irq
+mod apply_sections; // lltune apply: network and irq sections, gen-config of the dumps, the rack hosts (vma, time_sync, TuneD)
 mod archive; //        lltune scan --root X.tar.gz on hostile archives: bounds, containment, the temporary folder after kills
 mod binaries; //      scripts/check_binaries.py (glibc 2.17, 1 MiB per module) fails where it must
 mod bytes_exact; //      byte-exact edits, generated: untouched lines keep their bytes, diffs escape, rollback restores
