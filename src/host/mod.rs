@@ -104,7 +104,7 @@ pub struct Host {
     /// Outside this module, what differs between a live host and a tree goes through `system`.
     live: bool,
     /// The seam, chosen once here: `system::Live` on `/`, `system::Tree` elsewhere.
-    system: Box<dyn system::System>,
+    system: system::Seam,
     recording: Option<Mutex<Recording>>,
     /// Folders already resolved under a tree root: target folder → resolved folder.
     dirs: Mutex<HashMap<String, String>>,
@@ -164,7 +164,7 @@ impl Host {
                 .map_err(|e| HostError::from_io(&shown, e))?;
             Some(std::os::fd::OwnedFd::from(f))
         };
-        let system: Box<dyn system::System> = if live { Box::new(system::Live) } else { Box::new(system::Tree) };
+        let system = if live { system::Seam::Live(system::Live) } else { system::Seam::Tree(system::Tree) };
         Ok(Host {
             root,
             live,
@@ -185,8 +185,8 @@ impl Host {
     /// What differs between a live host and a captured tree beyond files (ethtool,
     /// systemd, commands, whose kernel `/proc` and `/sys` describe): `system::Live` when
     /// `root` is `/`, `system::Tree` otherwise, chosen once in `new`.
-    pub fn system(&self) -> &dyn system::System {
-        self.system.as_ref()
+    pub fn system(&self) -> &system::Seam {
+        &self.system
     }
 }
 
