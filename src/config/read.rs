@@ -67,13 +67,24 @@ pub(super) trait Read: Sized {
 
 /// Reads a mapping's entries in file order; each key must be one of `known`. `each` reads one
 /// field (its key, its value, its path). A missing key of `required` is an issue at `at`,
-/// after the fields that are there (as serde reports it).
+/// after the fields that are there (as serde reports it). `each` is called through `dyn`: one
+/// copy of this loop for the thirty-odd types read with it, not one per type.
 fn fields(
     v: &Yaml,
     at: &str,
     known: &[&str],
     required: &[&str],
     mut each: impl FnMut(&str, &Yaml, &str) -> R<()>,
+) -> R<()> {
+    fields_dyn(v, at, known, required, &mut each)
+}
+
+fn fields_dyn(
+    v: &Yaml,
+    at: &str,
+    known: &[&str],
+    required: &[&str],
+    each: &mut dyn FnMut(&str, &Yaml, &str) -> R<()>,
 ) -> R<()> {
     let Yaml::Mapping(m) = v else { return Err(wrong(at, "a mapping", v)) };
     for (k, val) in m {
@@ -158,14 +169,24 @@ impl<T: Read> Read for Vec<T> {
             Yaml::Null => Ok(Vec::new()),
             Yaml::Sequence(s) => {
                 let mut out = Vec::with_capacity(s.len());
-                for (i, item) in s.iter().enumerate() {
-                    out.push(T::read(item, &format!("{at}[{i}]"))?);
-                }
+                items(s, at, &mut |item, here| {
+                    out.push(T::read(item, here)?);
+                    Ok(())
+                })?;
                 Ok(out)
             }
             other => Err(wrong(at, "a list", other)),
         }
     }
+}
+
+/// Reads a list's items in order, each with its path (`at[i]`); one copy of the loop for
+/// every item type.
+fn items(s: &[Yaml], at: &str, each: &mut dyn FnMut(&Yaml, &str) -> R<()>) -> R<()> {
+    for (i, item) in s.iter().enumerate() {
+        each(item, &format!("{at}[{i}]"))?;
+    }
+    Ok(())
 }
 
 impl Read for Cpus {
