@@ -166,7 +166,7 @@ impl CpuList {
 
     pub fn from_cpus(cpus: impl IntoIterator<Item = u32>) -> CpuList {
         let mut v: Vec<u32> = cpus.into_iter().collect();
-        v.sort_unstable();
+        crate::sort::sort_by(&mut v, Ord::cmp);
         v.dedup();
         CpuList::from_ranges(v.into_iter().map(|c| (c, c)).collect())
     }
@@ -174,7 +174,7 @@ impl CpuList {
     /// The canonical form of any inclusive ranges: sorted, overlapping and touching ones
     /// merged.
     fn from_ranges(mut ranges: Vec<(u32, u32)>) -> CpuList {
-        ranges.sort_unstable();
+        crate::sort::sort_by(&mut ranges, Ord::cmp);
         let mut out: Vec<(u32, u32)> = Vec::with_capacity(ranges.len());
         for (s, e) in ranges {
             match out.last_mut() {

@@ -574,7 +574,7 @@ fn check_hugepage_reserve(cfg: &Config, boot: &[crate::policy::BootHugepages], f
 }
 
 fn dedup(mut v: Vec<String>) -> Vec<String> {
-    v.sort();
+    crate::sort::sort_by(&mut v, Ord::cmp);
     v.dedup();
     v
 }

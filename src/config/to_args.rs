@@ -77,7 +77,7 @@ impl ModuleArgs {
     pub fn in_order(&self) -> Vec<(&str, &Value)> {
         let rank = |m: &str| ORDER.iter().position(|o| *o == m).unwrap_or(ORDER.len());
         let mut out: Vec<(&str, &Value)> = self.modules.iter().map(|(k, v)| (k.as_str(), v)).collect();
-        out.sort_by_key(|(k, _)| rank(k));
+        crate::sort::sort_by_key(&mut out, |(k, _)| rank(k));
         out
     }
 

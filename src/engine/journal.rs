@@ -277,7 +277,7 @@ pub const LISTED_BUNDLES: usize = 10;
 pub fn existing_bundles(host: &Host) -> (Vec<String>, usize) {
     let mut ids: Vec<String> =
         host.list_or_empty(BACKUPS_DIR).into_iter().filter(|n| backup_id::validate(n).is_ok()).collect();
-    ids.sort_unstable_by(|a, b| b.cmp(a));
+    crate::sort::sort_by(&mut ids, |a, b| b.cmp(a));
     let mut shown = Vec::new();
     let mut total = 0;
     for id in ids {

@@ -163,7 +163,7 @@ pub fn read(scan: &mut Scan) -> Limits {
         .filter(|f| f.ends_with(".conf"))
         .map(|f| format!("/etc/security/limits.d/{f}"))
         .collect();
-    dropins.sort();
+    crate::sort::sort_by(&mut dropins, Ord::cmp);
     files.extend(dropins);
 
     let mut out = Limits::default();

@@ -480,7 +480,7 @@ fn read_ethtool_live(scan: &mut Scan, ifname: &str) -> EthtoolState {
     if let Some(features) = supported(scan, got.features) {
         st.features = Some(features.iter().map(|f| (f.name.clone(), f.active)).collect());
         let mut fixed: Vec<String> = features.iter().filter(|f| f.is_fixed()).map(|f| f.name.clone()).collect();
-        fixed.sort();
+        crate::sort::sort_by(&mut fixed, Ord::cmp);
         st.features_fixed = Some(fixed);
     }
     st.coalesce = supported(scan, got.coalesce);

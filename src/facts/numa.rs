@@ -99,7 +99,7 @@ pub fn read(scan: &mut Scan, cpu: &Cpu) -> Numa {
     let host = scan.host;
     let mut ids: Vec<u32> =
         host.list_or_empty(NODE).iter().filter_map(|n| n.strip_prefix("node").and_then(|d| d.parse().ok())).collect();
-    ids.sort_unstable();
+    crate::sort::sort_by(&mut ids, Ord::cmp);
     let mut nodes = Vec::new();
     for id in ids {
         let base = format!("{NODE}/node{id}");

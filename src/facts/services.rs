@@ -144,7 +144,7 @@ pub fn installed_tuned_profiles(host: &crate::host::Host) -> Vec<String> {
             }
         }
     }
-    out.sort();
+    crate::sort::sort_by(&mut out, Ord::cmp);
     out.dedup();
     out
 }

@@ -158,12 +158,12 @@ pub fn current(host: &Host, id: &ThreadId) -> Option<Task> {
 pub fn list(host: &Host) -> Result<Vec<Task>, String> {
     let pids = host.list("/proc").map_err(|e| format!("cannot list /proc: {e}"))?;
     let mut pids: Vec<u32> = pids.iter().filter_map(|n| number(n)).collect();
-    pids.sort_unstable();
+    crate::sort::sort_by(&mut pids, Ord::cmp);
     let mut out = Vec::new();
     for pid in pids {
         let mut tids: Vec<u32> =
             host.list_or_empty(&format!("/proc/{pid}/task")).iter().filter_map(|n| number(n)).collect();
-        tids.sort_unstable();
+        crate::sort::sort_by(&mut tids, Ord::cmp);
         for tid in tids {
             if out.len() >= MAX_THREADS {
                 return Err(format!("more than {MAX_THREADS} threads under /proc"));

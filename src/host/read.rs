@@ -227,7 +227,7 @@ impl Host {
             .map(|e| e.file_name().into_vec())
             .filter(|n| std::str::from_utf8(n).is_err() && n.ends_with(suffix.as_bytes()))
             .collect();
-        out.sort();
+        crate::sort::sort_by(&mut out, Ord::cmp);
         out
     }
 
@@ -250,7 +250,7 @@ impl Host {
             let entry = entry.map_err(|e| HostError::from_io(target, e))?;
             names.push(entry.file_name().to_string_lossy().into_owned());
         }
-        names.sort();
+        crate::sort::sort_by(&mut names, Ord::cmp);
         Ok(names)
     }
 

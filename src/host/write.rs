@@ -333,7 +333,7 @@ impl Host {
                 }
             }
         }
-        removed.sort();
+        crate::sort::sort_by(&mut removed, Ord::cmp);
         if !removed.is_empty() {
             if let Ok(mut s) = self.not_links.lock() {
                 s.clear();

@@ -190,7 +190,7 @@ fn interrupt_deltas(
             };
             entry.top.push(SourceCount { source: row.name.clone(), name, count: moved });
         }
-        entry.top.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.source.cmp(&b.source)));
+        crate::sort::sort_by(&mut entry.top, |a, b| b.count.cmp(&a.count).then_with(|| a.source.cmp(&b.source)));
         entry.top.truncate(TOP_SOURCES);
         out.push(entry);
     }

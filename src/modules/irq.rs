@@ -789,7 +789,7 @@ pub fn plan(host: &Host, params: &Params) -> Result<IrqPlan> {
                     }
                 }
             }
-            v.sort_unstable();
+            crate::sort::sort_by(&mut v, Ord::cmp);
             v.dedup();
             v
         };
@@ -850,7 +850,7 @@ pub fn plan(host: &Host, params: &Params) -> Result<IrqPlan> {
 
     // The writes, in IRQ order.
     let mut order: Vec<usize> = assigned.keys().copied().collect();
-    order.sort_unstable();
+    crate::sort::sort_by(&mut order, Ord::cmp);
     let (mut before_text, mut after_text) = (String::new(), String::new());
     let mut new_affinity: HashMap<usize, CpuList> = HashMap::new();
     for k in order {

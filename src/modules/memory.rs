@@ -190,7 +190,7 @@ fn meminfo_total(host: &Host, path: &str, node: bool) -> Result<u64> {
 fn reserve_check(host: &Host, pools: &[Pool]) -> Result<()> {
     let mut nodes: Vec<u32> =
         host.list_or_empty(NODE).iter().filter_map(|d| d.strip_prefix("node").and_then(|n| n.parse().ok())).collect();
-    nodes.sort_unstable();
+    crate::sort::sort_by(&mut nodes, Ord::cmp);
     let after = |node: u32| -> u64 {
         let dir = format!("{NODE}/node{node}/hugepages");
         host.list_or_empty(&dir)

@@ -666,7 +666,7 @@ fn plan_queues(host: &Host, ifname: &str, w: &Wanted, cpus: &CpuInfo, p: &mut If
             queues.push(q);
         }
     }
-    queues.sort();
+    crate::sort::sort_by(&mut queues, Ord::cmp);
     let mut wanted: Vec<(&str, &str, Value)> = Vec::new();
     if let Some(v) = &w.rps_cpus {
         wanted.push(("rx", "rps_cpus", v.clone()));

@@ -371,7 +371,7 @@ fn lookup(host: &Host, requested: &str) -> Result<UnitInfo, String> {
             }
         }
     }
-    links.sort();
+    crate::sort::sort_by(&mut links, Ord::cmp);
     Ok(UnitInfo { unit, file, install, masks, links })
 }
 
@@ -409,7 +409,7 @@ fn enable_links(info: &UnitInfo) -> Result<Vec<(String, String)>, String> {
         }
         out.push((format!("{CONFIG_DIR}/{a}"), file.clone()));
     }
-    out.sort();
+    crate::sort::sort_by(&mut out, Ord::cmp);
     out.dedup();
     Ok(out)
 }
@@ -588,7 +588,7 @@ pub fn plan(host: &Host, params: &Params) -> Result<engine::Plan> {
         let mut links_after: Vec<(String, String)> =
             info.links.iter().filter(|(p, _)| !remove.contains(p)).cloned().collect();
         links_after.extend(add.iter().filter(|(_, t)| t != "/dev/null").cloned());
-        links_after.sort();
+        crate::sort::sort_by(&mut links_after, Ord::cmp);
         let masks_after: Vec<String> = info
             .masks
             .iter()
