@@ -20,12 +20,21 @@ fn ansible_doc_renders_the_change_modules() {
     for (module, options, returns) in [
         (
             "lltune_sysctl",
-            vec!["backup_id", "file", "reasons", "root", "runtime", "settings", "state", "write_file"],
+            vec!["backup_id", "file", "option_names", "reasons", "root", "runtime", "settings", "state", "write_file"],
             vec!["backup", "changes", "conflicts", "diff", "file", "reboot_required", "reverted"],
         ),
         (
             "lltune_kernel_args",
-            vec!["allow_dangerous_mitigations", "args", "backup_id", "bootloader", "reasons", "remove", "root"],
+            vec![
+                "allow_dangerous_mitigations",
+                "args",
+                "backup_id",
+                "bootloader",
+                "option_names",
+                "reasons",
+                "remove",
+                "root",
+            ],
             vec![
                 "backup",
                 "bootloader",
@@ -39,7 +48,11 @@ fn ansible_doc_renders_the_change_modules() {
                 "running",
             ],
         ),
-        ("lltune_rollback", vec!["backup", "root"], vec!["backup", "diff", "reboot_required", "restored"]),
+        (
+            "lltune_rollback",
+            vec!["backup", "option_names", "root"],
+            vec!["backup", "diff", "reboot_required", "restored"],
+        ),
     ] {
         let fqcn = format!("lltune.tuning.{module}");
         let r = ansible(&support::ansible().doc, sandbox.path(), &["-j", &fqcn]);
