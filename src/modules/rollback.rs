@@ -559,11 +559,7 @@ pub fn plan_entries(host: &Host, journal: &Journal, entries: &[Entry]) -> Result
     if plan.restored.iter().any(|r| tuned_files.contains(&r.path.as_str()))
         && matches!(host.system().unit_active("tuned.service"), Ok(Ok(true)))
     {
-        if let Ok(argv) =
-            host.system().plan_command(vec!["systemctl".into(), "try-restart".into(), "tuned.service".into()])
-        {
-            plan.actions.push(Action::Run { argv, rewrites: vec![] });
-        }
+        crate::modules::timesync::restart(host, &mut plan.actions, "tuned.service");
     }
     // chronyd reads its config (and the confdir's drop-ins) only when it starts: a file
     // lltune_timesync wrote that came back or went away while chrony runs leaves chronyd on
@@ -576,11 +572,7 @@ pub fn plan_entries(host: &Host, journal: &Journal, entries: &[Entry]) -> Result
     }) {
         for unit in crate::modules::timesync::CHRONY_UNITS {
             if matches!(host.system().unit_active(unit), Ok(Ok(true))) {
-                if let Ok(argv) =
-                    host.system().plan_command(vec!["systemctl".into(), "try-restart".into(), (*unit).into()])
-                {
-                    plan.actions.push(Action::Run { argv, rewrites: vec![] });
-                }
+                crate::modules::timesync::restart(host, &mut plan.actions, unit);
                 break;
             }
         }

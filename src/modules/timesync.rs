@@ -686,7 +686,9 @@ fn ptp_settings(
     })
 }
 
-fn restart(host: &Host, actions: &mut Vec<Action>, unit: &str) {
+/// `systemctl try-restart UNIT` planned on a host that runs commands (nothing on a tree):
+/// a daemon that reads its config only when it starts reads the new one. Rollback uses it too.
+pub fn restart(host: &Host, actions: &mut Vec<Action>, unit: &str) {
     if let Ok(argv) = host.system().plan_command(vec!["systemctl".into(), "try-restart".into(), unit.into()]) {
         actions.push(Action::Run { argv, rewrites: vec![] });
     }
