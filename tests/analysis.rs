@@ -391,15 +391,33 @@ fn lltune_config_module_returns_a_config_that_lltune_audit_accepts() {
         assert_eq!(m["lltune_cpu"]["governor"], "performance", "{m}");
     }
     assert_eq!(r["module_args"], a["module_args"]);
-    // With the flag on, lltune_audit hands lltune_kernel_args the boot arguments in file order
-    // where there is a boot configuration to edit; this dump has none, and the audit says what
-    // lltune_kernel_args would say (see: issue 17).
+    // With the flag on, lltune_audit hands lltune_kernel_args the boot arguments. This dump has
+    // no boot configuration to edit: the audit module checks the config, not the modules'
+    // planning (its binary does not carry it), so it passes; lltune_kernel_args refuses in
+    // check mode, as the tune role's plan pass runs it, and `lltune audit` (the CLI, which
+    // runs the planning in-process) says the same at kernel.cmdline (see: issue 17).
     let mut config = r["config"].clone();
     config["safety"]["allow_grub_edit"] = serde_json::json!(true);
     let (a, code) = support::run_module("lltune_audit", &serde_json::json!({"root": root, "config": config}));
-    assert_eq!(code, 1, "{a}");
-    assert_eq!(a["errors"][0]["field"], "kernel.cmdline", "{a}");
-    assert!(a["errors"][0]["message"].as_str().unwrap().contains("no boot configuration found to edit"), "{a}");
+    assert_eq!(code, 0, "{a}");
+    let mut planned = a["module_args"]["lltune_kernel_args"].clone();
+    planned["root"] = serde_json::json!(root);
+    planned["_ansible_check_mode"] = serde_json::json!(true);
+    let (k, code) = support::run_module("lltune_kernel_args", &planned);
+    assert_eq!(code, 1, "{k}");
+    assert!(k["msg"].as_str().unwrap().contains("no boot configuration found to edit"), "{k}");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.yaml");
+    std::fs::write(&cfg, serde_json::to_string(&config).unwrap()).unwrap();
+    let o = lltune(&["audit", "-c", cfg.to_str().unwrap(), "--root", root.to_str().unwrap()]);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains(
+            "kernel.cmdline: lltune_kernel_args would refuse this on the host: no boot configuration found to edit"
+        ),
+        "{out}"
+    );
     let with_boot = support::copy_fixture(&root);
     let boot = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/boot/rhel9-bls");
     for part in ["etc/default", "etc/kernel", "boot"] {

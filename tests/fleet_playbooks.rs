@@ -270,6 +270,63 @@ fn a_host_that_fails_its_audit_stops_the_serial_rollout() {
     assert_same_rack(&start, &rack.snapshot(), "failed preview");
 }
 
+/// What a module's own planning refuses on a host (not the config's checks) stops that host
+/// before any module writes: the audit module checks the config against the host, and the
+/// tune role's plan pass runs each module in check mode first (the audit binary does not carry
+/// the modules' planning). The audit playbook runs the same plan pass.
+#[test]
+fn a_module_that_would_refuse_fails_its_host_before_any_module_writes() {
+    let rack = Rack::new(HOSTS.len());
+    // host001 loses its boot configuration: its config passes the audit, but lltune_kernel_args
+    // (the second module; lltune_sysctl, the first, has settings to write) has no file to edit.
+    let root = rack.root("host001");
+    for gone in ["boot/loader/entries", "etc/default/grub", "etc/kernel/cmdline"] {
+        let p = root.join(gone);
+        if p.is_dir() {
+            fs::remove_dir_all(&p).unwrap();
+        } else if p.exists() {
+            fs::remove_file(&p).unwrap();
+        }
+    }
+    let start = rack.snapshot();
+    let refusal = "no boot configuration found to edit";
+
+    let r = rack.play("audit", &[]);
+    assert_ne!(r.code, 0, "{}", r.show());
+    assert_eq!(play_recap(&r.stdout, "host001")["failed"], 1, "{}", r.show());
+    assert!(r.stdout.contains(refusal), "{}", r.show());
+    for h in ["host002", "host003"] {
+        let recap = play_recap(&r.stdout, h);
+        assert_eq!((recap["failed"], recap["changed"]), (0, 0), "{h}: {}", r.show());
+    }
+    assert_same_rack(&start, &rack.snapshot(), "audit playbook");
+
+    // One batch that carries on past a failed host, to see the others tuned in the same run.
+    let r = rack.play("tune", &["-e", "lltune_serial=3", "-e", "lltune_max_fail_percentage=100"]);
+    assert_ne!(r.code, 0, "{}", r.show());
+    assert_eq!(play_recap(&r.stdout, "host001")["failed"], 1, "{}", r.show());
+    // It failed in the plan pass, at the kernel command line, and no module ran for real there.
+    let failed_task = r
+        .stdout
+        .split("TASK [")
+        .find(|t| t.contains("fatal: [host001]"))
+        .unwrap_or_else(|| panic!("no failed task for host001:\n{}", r.show()));
+    assert!(failed_task.starts_with("lltune.tuning.tune : Kernel command line (plan)]"), "{failed_task}");
+    assert!(failed_task.contains(refusal), "{failed_task}");
+    let after = rack.snapshot();
+    assert_same_tree(&start["host001"], &after["host001"], "host001 after its refused plan");
+    assert!(backups(&root).is_empty(), "host001 has a backup bundle: {:?}", backups(&root));
+    // The other hosts were tuned, each change counted once (the plan pass counts none).
+    let again = rack.play("tune", &["--check"]);
+    for h in ["host002", "host003"] {
+        let recap = play_recap(&r.stdout, h);
+        assert_eq!(recap["failed"], 0, "{h}: {}", r.show());
+        assert!(recap["changed"] > 0, "{h} was not tuned: {}", r.show());
+        assert!(start[h] != after[h], "{h}: nothing written");
+        assert_eq!(play_recap(&again.stdout, h)["changed"], 0, "{h}: not idempotent: {}", again.show());
+    }
+}
+
 /// `lltune_generate: true` with no `lltune_config`: the tune role has lltune_config (the
 /// module) propose each host's config and lltune_audit audit it, then previews the changes.
 #[test]

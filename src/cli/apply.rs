@@ -45,7 +45,7 @@ pub fn read_config(text: &str, on: Option<(&Facts, &Host)>) -> Result<(ModuleArg
     if let Some((f, host)) = on {
         to_args::fit_to_host(&mut args, f, host);
         // What the audit checks on a host tree: each module's own planning.
-        let refused = crate::modules::audit::plan_issues(&args, host);
+        let refused = crate::cli::audit::plan_issues(&args, host);
         if !refused.is_empty() {
             let lines: Vec<String> = refused.iter().map(|i| i.to_string()).collect();
             bail!("config has {} error(s) (lltune audit; nothing was applied):\n  {}", lines.len(), lines.join("\n  "));

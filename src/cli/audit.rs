@@ -6,6 +6,8 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 
 use super::{load_facts, open_host_tree, read_input};
+use crate::config::audit;
+use crate::host::Host;
 
 #[derive(Debug, clap::Args)]
 pub struct AuditArgs {
@@ -44,7 +46,7 @@ pub fn run(a: AuditArgs) -> Result<ExitCode> {
             for w in &warnings {
                 eprintln!("lltune: warning: {w}");
             }
-            crate::modules::audit::audit_on_host(&text, &facts, &host)
+            audit_on_host(&text, &facts, &host)
         }
     };
     if let Some(p) = &a.output {
@@ -53,4 +55,67 @@ pub fn run(a: AuditArgs) -> Result<ExitCode> {
     }
     print!("{}", report.render_text());
     Ok(if report.ok() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// `audit_text` on a host tree: the config's own checks and the host cross-checks, then, when
+/// those pass, what each module's planning would refuse there (`plan_issues`).
+pub fn audit_on_host(text: &str, facts: &crate::facts::Facts, host: &Host) -> audit::AuditReport {
+    let mut report = audit::audit_text(text, Some(facts));
+    if report.ok() {
+        if let Ok(mut args) = crate::config::to_args::from_text(text) {
+            crate::config::to_args::fit_to_host(&mut args, facts, host);
+            report.errors.extend(plan_issues(&args, host));
+        }
+    }
+    report
+}
+
+/// The config section each module's arguments come from, for the issues of `plan_issues`.
+fn section_of(module: &str) -> &'static str {
+    use crate::names as t;
+    match module {
+        t::SYSCTL => "network.sysctl",
+        t::KERNEL_ARGS => "kernel.cmdline",
+        t::CPU => "cpu",
+        t::MEMORY => "memory",
+        t::SERVICES => "services",
+        t::LIMITS => "memory.limits",
+        t::NIC => "network.interfaces",
+        t::IRQ => "irq",
+        t::THREADS => "threads",
+        t::BYPASS => "onload",
+        t::TIMESYNC => "time_sync",
+        _ => "",
+    }
+}
+
+/// What apply would refuse on this host: every module's own planning (`modules::plan_by_name`:
+/// reads the host, writes nothing) on the arguments apply would hand it (`args`, fitted to the
+/// host), one error per module that refuses, named by its config section. `lltune audit` runs
+/// these on a host tree so that a config it accepts is one `lltune apply --plan` carries out,
+/// and `lltune apply` before it writes. The CLI only: the `lltune_audit` module does not link
+/// the modules' planning (the tune role's plan pass runs each module in check mode instead).
+pub fn plan_issues(args: &crate::config::to_args::ModuleArgs, host: &Host) -> Vec<crate::config::Issue> {
+    let mut out = Vec::new();
+    for (module, module_args) in args.in_order() {
+        let mut m = module_args.as_object().cloned().unwrap_or_default();
+        if module == crate::names::SYSCTL {
+            // As apply runs it: the settings alone.
+            m = serde_json::Map::from_iter(m.remove("settings").map(|s| ("settings".to_string(), s)));
+        }
+        let r =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| crate::modules::plan_by_name(module, host, m)));
+        let msg = match r {
+            Ok(Some(Ok(_))) | Ok(None) => continue,
+            Ok(Some(Err(e))) => format!("{e:#}"),
+            Err(_) => "its planning failed unexpectedly".to_string(),
+        };
+        // lltune_bypass names the stack in its option path (`profiles.vma.variables`).
+        let stack = ["onload", "vma", "xlio"].into_iter().find(|s| msg.contains(&format!("profiles.{s}")));
+        out.push(crate::config::Issue::new(
+            stack.unwrap_or(section_of(module)),
+            format!("{module} would refuse this on the host: {msg}"),
+        ));
+    }
+    out
 }
