@@ -136,7 +136,8 @@ if [ "$VM_LOADER" = bls ]; then
         -e lltune_backup_id="$ID" > "$VM_RUN/play-kill.log" 2>&1 &
     pid=$!
     for _ in $(seq 1800); do
-        grep -q 'TASK \[lltune.tuning.tune : Memory' "$VM_RUN/play-kill.log" && break
+        # The real pass's task, not the plan pass's ("Memory (...) (plan)", in check mode).
+        grep -q 'TASK \[lltune.tuning.tune : Memory (THP, huge pages, KSM, swap)\]' "$VM_RUN/play-kill.log" && break
         kill -0 $pid 2>/dev/null || { cat "$VM_RUN/play-kill.log"; fail "kill: the tune play ended before the memory step"; }
         sleep 1
     done
