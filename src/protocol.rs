@@ -545,6 +545,7 @@ fn parse_args_named<P: DeserializeOwned>(
     };
     let host = Host::new(&root).map_err(|e| Failure::new(format!("option root: {e}")))?;
     if !module.engine {
+        option_names_known::<P>(names, &["root", "option_names"])?;
         let params = parse_params_with::<P>(options, &["root", "option_names"])?;
         return Ok((meta, host, params));
     }
@@ -597,6 +598,7 @@ fn parse_args_named<P: DeserializeOwned>(
     } else {
         &["root", "option_names", "reasons"]
     };
+    option_names_known::<P>(names, extra)?;
     let params = parse_params_with::<P>(options, extra)?;
     Ok((meta, host, params))
 }
@@ -654,6 +656,38 @@ pub fn parse_params<P: DeserializeOwned>(options: Map<String, Value>) -> Result<
 /// `parse_params`, listing `extra` among the supported options at the top level.
 fn parse_params_with<P: DeserializeOwned>(options: Map<String, Value>, extra: &[&str]) -> Result<P> {
     let de = Value::Object(options);
+    parse_params_value(de, extra)
+}
+
+/// The options of `P` and `extra`, sorted: what serde's refusal of a key no option has lists
+/// (the same reading as `parse_params_with`, so no second copy of `P`'s reader). `None` when
+/// `P` takes any key.
+fn option_list<P: DeserializeOwned>(extra: &[&str]) -> Option<Vec<String>> {
+    let probe = Value::Object(Map::from_iter([("\u{1}".to_string(), Value::Null)]));
+    let msg = format!("{:#}", parse_params_value::<P>(probe, extra).err()?);
+    let list = msg.split_once("; supported options: ")?.1;
+    Some(list.split(", ").map(str::to_string).collect())
+}
+
+/// `option_names`' keys are options of this module (`option_list`): a key that is not would
+/// rename nothing, and is most likely a typo of one that is.
+fn option_names_known<P: DeserializeOwned>(names: &BTreeMap<String, String>, extra: &[&str]) -> Result<()> {
+    if names.is_empty() {
+        return Ok(());
+    }
+    let Some(options) = option_list::<P>(extra) else { return Ok(()) };
+    if let Some(k) = names.keys().find(|k| !options.contains(k)) {
+        return Err(Failure::new(format!(
+            "option option_names: {} is not an option of this module; its options: {}",
+            cap_text(k),
+            options.join(", ")
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+fn parse_params_value<P: DeserializeOwned>(de: Value, extra: &[&str]) -> Result<P> {
     serde_path_to_error::deserialize::<_, P>(de).map_err(|e| {
         let path = cap_text(&e.path().to_string());
         let inner = e.into_inner().to_string();
@@ -967,6 +1001,21 @@ mod tests {
         ] {
             let e = run(raw).0.unwrap_err();
             assert!(e.starts_with(want), "{raw}: {e}");
+        }
+        // A key that is no option of the module renames nothing: refused, with the options.
+        for raw in
+            [r#"{"option_names": {"rot": "lltune_root"}}"#, r#"{"detail": true, "option_names": {"details": "x"}}"#]
+        {
+            let e = run(raw).0.unwrap_err();
+            assert!(
+                e.starts_with("option option_names: ") && e.contains(" is not an option of this module"),
+                "{raw}: {e}"
+            );
+            assert!(e.ends_with("its options: detail, option_names, root"), "{raw}: {e}");
+        }
+        // Every option of the module, and those the protocol takes, may be renamed.
+        for k in ["detail", "root", "option_names"] {
+            assert_eq!(run(&format!(r#"{{"option_names": {{"{k}": "lltune_x"}}}}"#)).0, Ok(()), "{k}");
         }
         let long = format!(r#"{{"option_names": {{"root": "{}"}}}}"#, "a".repeat(MAX_OPTION_NAME_BYTES + 1));
         assert!(run(&long).0.unwrap_err().contains("is not a name"));
