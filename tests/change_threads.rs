@@ -238,6 +238,51 @@ fn a_tree_is_planned_from_its_proc_and_nothing_is_acted() {
         v["threads"].as_array().unwrap().iter().map(|t| t["after"]["affinity"].as_str().unwrap()).collect();
     assert_eq!(after, ["1", "1", "1", "1"], "{v}");
 
+    // Processes in cpuset cgroups (what /proc/PID/cpuset names; v2 and v1 layouts): the kernel
+    // would refuse a mask its cpuset allows none of (EINVAL) and cut one it allows in part, so
+    // the plan asks for what the cpuset allows. `boxed` (cgroup v2 /box, CPUs 0,2-3: none of
+    // housekeeping_cpus 1) goes to its own CPU off the isolated ones, with a warning; `legacy`
+    // (v1 /legacy, effective CPUs 1-3) gets 1; `nested` (v2 /box/inner, whose folder has no
+    // cpuset file of its own: its parent's applies) is like `boxed`; `open` (cpuset /, the
+    // root's 0-3) gets housekeeping_cpus as given.
+    let proc_task = |pid: u32, comm: &str, cpus: &str, cpuset: &str| {
+        let dir = root.join(format!("proc/{pid}/task/{pid}"));
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("stat"), stat(pid, comm, 0x40_0000, 5000 + u64::from(pid), 0, 0)).unwrap();
+        fs::write(dir.join("status"), format!("Name:\t{comm}\nCpus_allowed_list:\t{cpus}\n")).unwrap();
+        fs::write(root.join(format!("proc/{pid}/cpuset")), format!("{cpuset}\n")).unwrap();
+    };
+    proc_task(300, "boxed", "0,2-3", "/box");
+    proc_task(301, "legacy", "1-3", "/legacy");
+    proc_task(302, "nested", "0,3", "/box/inner");
+    proc_task(303, "open", "0-3", "/");
+    let cg = root.join("sys/fs/cgroup");
+    fs::create_dir_all(cg.join("box/inner")).unwrap();
+    fs::create_dir_all(cg.join("cpuset/legacy")).unwrap();
+    fs::write(cg.join("cpuset.cpus.effective"), "0-3\n").unwrap();
+    fs::write(cg.join("box/cpuset.cpus.effective"), "0,2-3\n").unwrap();
+    fs::write(cg.join("cpuset/legacy/cpuset.effective_cpus"), "1-3\n").unwrap();
+    let (v, code) = run_module(
+        "lltune_threads",
+        &json!({"root": root, "isolated_cpus": "2-3", "housekeeping_cpus": "1", "priorities": []}),
+    );
+    assert_eq!(code, 0, "{v}");
+    let moved: Vec<(u64, &str)> = v["threads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["pid"].as_u64().unwrap() >= 300)
+        .map(|t| (t["tid"].as_u64().unwrap(), t["after"]["affinity"].as_str().unwrap()))
+        .collect();
+    assert_eq!(moved, [(300, "0"), (301, "1"), (302, "0"), (303, "1")], "{v}");
+    let w = v["warnings"].to_string();
+    assert!(
+        w.contains("2 thread(s) moved to their own CPUs off isolated_cpus, not to housekeeping_cpus, which their cpuset cgroup does not allow")
+            && w.contains("(cpuset /box: CPUs 0,2-3)")
+            && w.contains("(cpuset /box/inner: CPUs 0,2-3)"),
+        "{v}"
+    );
+
     // A tree without /proc: nothing to plan, said so.
     let bare = host_fixture("el9-trading");
     let (v, code) = run_module("lltune_threads", &json!({"root": bare.path(), "isolated_cpus": "1"}));

@@ -9,7 +9,11 @@
 //! kworker/N:M, rcuc/N) cannot be moved (the kernel sets PF_NO_SETAFFINITY on them): they are
 //! recognised, left where they are and reported, and their priority can still be set. A
 //! thread allowed *only* on isolated CPUs was put there on purpose (the trading application
-//! itself) and is left alone too. A thread id is reused when its thread ends, so a thread is
+//! itself) and is left alone too. A thread in a cpuset cgroup gets only CPUs its cpuset
+//! allows (sched_setaffinity(2) intersects the mask with it, and fails with EINVAL when
+//! nothing is left): `housekeeping_cpus` is narrowed to the cpuset's effective CPUs, and a
+//! thread whose cpuset allows none of them goes to its own CPUs off the isolated ones, with a
+//! warning naming it and its cgroup. A thread id is reused when its thread ends, so a thread is
 //! named by its ids and its start time: one that ends between the plan and the write is
 //! reported (`vanished`), and rollback restores only the threads that still run. On a
 //! captured tree (root not `/`) the plan is made from the tree's `/proc` and shown, but
@@ -199,6 +203,10 @@ pub fn plan(host: &Host, p: &Params) -> Result<engine::Plan> {
 
     let mut changes = Vec::new();
     let mut lefts = Vec::new();
+    // Each process's cpuset cgroup (path, effective CPUs), read once, when a thread of it moves
+    // to housekeeping_cpus; and the threads whose cpuset allows none of them.
+    let mut cpusets: std::collections::BTreeMap<u32, Option<(String, CpuList)>> = Default::default();
+    let mut confined: Vec<String> = Vec::new();
     for t in &tasks {
         let comm = t.id.comm.as_str();
         let on_isolated = isolated.as_ref().filter(|iso| !t.affinity.is_disjoint(iso));
@@ -223,8 +231,21 @@ pub fn plan(host: &Host, p: &Params) -> Result<engine::Plan> {
                 let rest = t.affinity.difference(iso);
                 if rest.is_empty() {
                     lefts.push(left(t, "allowed only on isolated CPUs".into()));
+                } else if let Some(hk) = &housekeeping {
+                    // The kernel gives a thread the CPUs asked for that its cpuset cgroup
+                    // allows, and refuses (EINVAL) when that is none: ask for those only,
+                    // else for its own CPUs off the isolated ones (still within the cpuset).
+                    let allowed = cpusets.entry(t.id.pid).or_insert_with(|| cpuset_cpus(host, t.id.pid));
+                    match allowed {
+                        Some((path, cpus)) if hk.is_disjoint(cpus) => {
+                            confined.push(format!("{} (cpuset {path}: CPUs {cpus})", t.id));
+                            after.affinity = rest;
+                        }
+                        Some((_, cpus)) => after.affinity = hk.intersection(cpus),
+                        None => after.affinity = hk.clone(),
+                    }
                 } else {
-                    after.affinity = housekeeping.clone().unwrap_or(rest);
+                    after.affinity = rest;
                 }
             }
         }
@@ -237,6 +258,13 @@ pub fn plan(host: &Host, p: &Params) -> Result<engine::Plan> {
         }
     }
 
+    if !confined.is_empty() {
+        out.warnings.push(format!(
+            "{} thread(s) moved to their own CPUs off isolated_cpus, not to housekeeping_cpus, which their cpuset cgroup does not allow: {}",
+            confined.len(),
+            cap_text(&confined.join(", "))
+        ));
+    }
     let (mut before_text, mut after_text) = (String::new(), String::new());
     for (id, _, before, after) in &changes {
         before_text.push_str(&format!("{id}: {}\n", before.show()));
@@ -293,6 +321,32 @@ pub fn plan(host: &Host, p: &Params) -> Result<engine::Plan> {
         plan.field("vanished", vanished);
     });
     Ok(out)
+}
+
+/// The cpuset cgroup of process `pid` and the CPUs it allows its threads: `/proc/PID/cpuset`
+/// names the cgroup (cpuset(7)); its effective CPUs are `cpuset.cpus.effective` in the cgroup
+/// v2 hierarchy (a cgroup without the cpuset controller has its parent's: the nearest folder
+/// up that has the file), or `cpuset.effective_cpus` under the v1 cpuset mount. `None` when
+/// the kernel has no cpusets, the process is gone, or neither file reads as a CPU list.
+fn cpuset_cpus(host: &Host, pid: u32) -> Option<(String, CpuList)> {
+    let path = host.read_opt(&format!("/proc/{pid}/cpuset")).ok().flatten()?;
+    let path = path.trim_end_matches('\n');
+    if !path.starts_with('/') || path.split('/').any(|c| c == "..") {
+        return None;
+    }
+    let cpus = |file: &str| host.attr(file).and_then(|t| CpuList::parse(&t).ok()).filter(|c| !c.is_empty());
+    let v1 = cpus(&format!("/sys/fs/cgroup/cpuset{}/cpuset.effective_cpus", path.trim_end_matches('/')));
+    let mut dir = path.trim_end_matches('/');
+    let v2 = loop {
+        if let Some(c) = cpus(&format!("/sys/fs/cgroup{dir}/cpuset.cpus.effective")) {
+            break Some(c);
+        }
+        match dir.rsplit_once('/') {
+            Some((up, _)) => dir = up,
+            None => break None,
+        }
+    };
+    Some((path.to_string(), v1.or(v2)?))
 }
 
 /// The module, as the engine's runner sees it.
