@@ -189,12 +189,35 @@ fn chrony_reads_the_phc_that_ptp4l_beside_it_disciplines() {
     let root = dir.path();
     put(root, "/usr/sbin/ptp4l", "");
     set_timestamping(root, "ens1f0", &["hardware-transmit", "hardware-receive", "hardware-raw-clock"]);
-    let start = tree_snapshot(root);
     let args = json!({"root": root, "backup_id": "b1", "provider": "chrony", "interface": "ens1f0",
         "refclock": {"phc": "ens1f0", "dpoll": -2, "poll": 0, "prefer": true}});
+    // The PHC ptp4l disciplines keeps TAI: chrony must take the TAI-UTC offset off it (`tai`),
+    // which needs the leap-second table. Without one the module refuses, writing nothing.
+    let before_table = tree_snapshot(root);
+    let (v, code) = run_module("lltune_timesync", &args);
+    assert_eq!(code, 1, "{v}");
+    let msg = v["msg"].as_str().unwrap();
+    assert!(msg.contains("option refclock.tai:") && msg.contains("/usr/share/zoneinfo/right/UTC"), "{v}");
+    assert!(msg.contains("tai is on because ptp4l runs beside chrony"), "{v}");
+    assert_eq!(tree_snapshot(root), before_table, "a refused run wrote");
+    // tai: false says the clock keeps UTC (no table needed).
+    let mut utc = args.clone();
+    utc["refclock"]["tai"] = json!(false);
+    utc["_ansible_check_mode"] = json!(true);
+    utc["_ansible_diff"] = json!(true);
+    let (v, code) = run_module("lltune_timesync", &utc);
+    assert_eq!(code, 0, "{v}");
+    assert!(
+        v["diff"][0]["after"].as_str().unwrap().contains("\nrefclock PHC /dev/ptp0 poll 0 dpoll -2 prefer\n"),
+        "{v}"
+    );
+    put(root, "/usr/share/zoneinfo/right/UTC", "TZif2");
+    let start = tree_snapshot(root);
     let (v, code) = run_module("lltune_timesync", &args);
     assert_eq!(code, 0, "{v}");
-    assert_eq!(read(root, CHRONY_FILE).unwrap().lines().nth(1), Some("refclock PHC /dev/ptp0 poll 0 dpoll -2 prefer"));
+    let text = read(root, CHRONY_FILE).unwrap();
+    let lines: Vec<&str> = text.lines().skip(1).collect();
+    assert_eq!(lines, ["leapsectz right/UTC", "refclock PHC /dev/ptp0 poll 0 dpoll -2 prefer tai"], "{text}");
     assert!(read(root, "/etc/linuxptp/lltune-ptp4l.conf").unwrap().contains("\n[ens1f0]\n"));
     assert!(link(root, &format!("{WANTS}/lltune-ptp4l.service")).is_some());
     assert_eq!(read(root, "/etc/systemd/system/lltune-phc2sys.service"), None);
@@ -447,10 +470,12 @@ fn what_lltune_writes_for_chrony_is_what_chronyd_parses() {
             offset_ns: Some(rng.below(2_000_000_001) as i64 - 1_000_000_000),
             precision_ns: Some(1 + rng.below(1000) as i64),
             prefer: i % 2 == 1,
+            tai: None,
         };
-        let text = chrony_text(&servers, Some(("/dev/ptp0", &r)));
+        // `tai` (a PHC in TAI) adds chrony's leap-second table line: both parse.
+        let text = chrony_text(&servers, Some(("/dev/ptp0", &r)), i % 4 == 0);
         let printed = chronyd_parse(&tools, &text).unwrap_or_else(|e| panic!("{host:?}: chronyd refused\n{text}\n{e}"));
-        // chronyd prints the lines it read, comments dropped: exactly our two directives.
+        // chronyd prints the lines it read, comments dropped: exactly our directives.
         let ours: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
         assert_eq!(printed.lines().collect::<Vec<_>>(), ours, "{host:?}");
         let words: Vec<&str> = ours[0].split_whitespace().collect();

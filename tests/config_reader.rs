@@ -149,6 +149,7 @@ const FIELDS: &[&str] = &[
     "time_sync.refclock.offset_ns",
     "time_sync.refclock.precision_ns",
     "time_sync.refclock.prefer",
+    "time_sync.refclock.tai",
     "time_sync.disable_competing",
     "services.irqbalance",
     "services.tuned",

@@ -591,6 +591,8 @@ pub struct Refclock {
     pub offset_ns: Option<i64>,
     pub precision_ns: Option<i64>,
     pub prefer: Option<bool>,
+    /// The clock keeps TAI (chrony's `tai`); absent: true when ptp4l runs beside chrony.
+    pub tai: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]

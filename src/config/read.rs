@@ -601,7 +601,7 @@ read_mapping!(NtpServer, required ["hostname"], {
 });
 read_mapping!(Refclock, required ["phc"], {
     "phc" => phc, "poll" => poll, "dpoll" => dpoll, "offset_ns" => offset_ns, "precision_ns" => precision_ns,
-    "prefer" => prefer,
+    "prefer" => prefer, "tai" => tai,
 });
 
 impl Read for TimeProvider {

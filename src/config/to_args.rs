@@ -417,6 +417,7 @@ fn timesync_args(cfg: &Config) -> Option<Value> {
                 int(&mut o, "offset_ns", r.offset_ns);
                 int(&mut o, "precision_ns", r.precision_ns);
                 flag(&mut o, "prefer", r.prefer);
+                flag(&mut o, "tai", r.tai);
                 m.insert("refclock".into(), Value::Object(o));
             }
         }

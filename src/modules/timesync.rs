@@ -135,7 +135,17 @@ pub struct Refclock {
     pub precision_ns: Option<i64>,
     #[serde(default, deserialize_with = "flag")]
     pub prefer: bool,
+    /// The clock keeps TAI, not UTC (chrony's `tai`: chronyd takes off the TAI-UTC offset,
+    /// from the leap-second table `leapsectz` names). A PHC that ptp4l disciplines keeps the
+    /// PTP timescale, TAI, 37 s ahead of UTC: absent, true when ptp4l runs beside chrony
+    /// (`interface`), false otherwise.
+    #[serde(default, deserialize_with = "opt_flag")]
+    pub tai: Option<bool>,
 }
+
+/// The leap-second table chrony's `tai` needs (`leapsectz right/UTC`, chrony.conf(5)).
+pub const LEAPSECTZ: &str = "right/UTC";
+pub const ZONEINFO: &str = "/usr/share/zoneinfo";
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -227,8 +237,9 @@ pub fn seconds(ns: i64) -> String {
     format!("{sign}{}.{:09}", a / 1_000_000_000, a % 1_000_000_000)
 }
 
-/// The text of lltune's chrony file. The values must be validated first.
-pub fn chrony_text(servers: &[Server], refclock: Option<(&str, &Refclock)>) -> String {
+/// The text of lltune's chrony file. The values must be validated first; `tai` is the
+/// refclock's `tai` as decided (`Refclock::tai`, or its default).
+pub fn chrony_text(servers: &[Server], refclock: Option<(&str, &Refclock)>, tai: bool) -> String {
     let mut s = String::from("# Written by lltune (lltune_timesync); lltune rollback puts back what was here.\n");
     for srv in servers {
         s.push_str(if srv.pool { "pool " } else { "server " });
@@ -248,6 +259,10 @@ pub fn chrony_text(servers: &[Server], refclock: Option<(&str, &Refclock)>) -> S
         s.push('\n');
     }
     if let Some((dev, r)) = refclock {
+        if tai {
+            // `tai` takes the TAI-UTC offset from this table; chronyd refuses `tai` without it.
+            s.push_str(&format!("leapsectz {LEAPSECTZ}\n"));
+        }
         s.push_str(&format!("refclock PHC {dev}"));
         if let Some(n) = r.poll {
             s.push_str(&format!(" poll {n}"));
@@ -263,6 +278,9 @@ pub fn chrony_text(servers: &[Server], refclock: Option<(&str, &Refclock)>) -> S
         }
         if r.prefer {
             s.push_str(" prefer");
+        }
+        if tai {
+            s.push_str(" tai");
         }
         s.push('\n');
     }
@@ -431,6 +449,18 @@ pub fn plan(host: &Host, params: &Params) -> Result<engine::Plan> {
                     Some((phc_device(host, &nics, &r.phc)?, r))
                 }
             };
+            let tai = params.refclock.as_ref().is_some_and(|r| r.tai.unwrap_or(params.interface.is_some()));
+            let table = format!("{ZONEINFO}/{LEAPSECTZ}");
+            if tai && !host.exists(&table) {
+                return Err(fail(format!(
+                    "option refclock.tai: chrony takes the TAI-UTC offset off a TAI clock with the leap-second table `leapsectz {LEAPSECTZ}` names, and this host has no {table} (tzdata's right/ zones; Debian 13 and later ship them in tzdata-legacy){}",
+                    if params.refclock.as_ref().is_some_and(|r| r.tai.is_none()) {
+                        " (tai is on because ptp4l runs beside chrony on interface: the PHC it disciplines keeps TAI)"
+                    } else {
+                        ""
+                    }
+                )));
+            }
             let conf_path = CHRONY_CONFS.iter().copied().find(|p| host.exists(p)).ok_or_else(|| {
                 fail(format!("provider chrony: chrony is not installed (no {})", CHRONY_CONFS.join(" or ")))
             })?;
@@ -446,7 +476,10 @@ pub fn plan(host: &Host, params: &Params) -> Result<engine::Plan> {
                 fail(format!("provider chrony: no unit file {} in {}", CHRONY_UNITS.join(" or "), UNIT_DIRS.join(", ")))
             })?;
             let path = format!("{}/{CHRONY_FILE}", dir.trim_end_matches('/'));
-            files.push((path.clone(), chrony_text(&params.servers, refclock.as_ref().map(|(d, r)| (d.as_str(), *r)))));
+            files.push((
+                path.clone(),
+                chrony_text(&params.servers, refclock.as_ref().map(|(d, r)| (d.as_str(), *r)), tai),
+            ));
             config_file = path;
             distro_units.push(unit.to_string());
             if params.interface.is_some() {
@@ -773,6 +806,7 @@ mod tests {
                     maxpoll: None,
                 }],
                 None,
+                false,
             );
             let lines: Vec<&str> = line.lines().skip(1).collect();
             assert_eq!(lines.len(), 1, "{h:?}");
