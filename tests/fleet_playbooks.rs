@@ -120,9 +120,10 @@ fn tune_previews_applies_is_idempotent_and_rolls_back_across_the_rack() {
     assert_play(&rack.play("facts", &[]), Some(0));
     let r = rack.play("facts", &["-e", "lltune_show_summary=false"]);
     for (h, recap) in assert_play(&r, Some(0)) {
-        // The summary is one task for the play (on the first host), skipped here; no host
+        // The summary is one task for the play (on the first host), skipped here, as are the
+        // two run-once tasks that run only where some host's variables are wrong; no host
         // runs a task of the role beyond its scan.
-        let skipped = if h == HOSTS[0] { 1 } else { 0 };
+        let skipped = if h == HOSTS[0] { 3 } else { 0 };
         assert_eq!(recap["skipped"], skipped, "{h}: the summary was not skipped:\n{}", r.show());
     }
     assert!(!r.stdout.contains("\"schema_version\""), "a summary was shown:\n{}", r.show());
@@ -564,4 +565,51 @@ fn role_failures_name_the_role_variables() {
     assert_ne!(r.code, 0, "{}", r.show());
     assert!(r.stdout.contains("lltune_backup_id: \"../elsewhere\" is neither a backup id"), "{}", r.show());
     assert!(!r.stdout.contains("option backup"), "{}", r.show());
+}
+
+#[test]
+fn a_bad_role_variable_fails_its_own_host_and_the_others_carry_on() {
+    // Each role checks every host's variables in one run-once task; a run-once task that fails
+    // fails every host of the batch. host002's variables are wrong for the facts role
+    // (lltune_detail) and the tune role (lltune_reboot_timeout): host002 alone fails, with
+    // Ansible's message naming the variable, and host001 is scanned, previewed and tuned.
+    let rack = Rack::new(2);
+    let vars = rack.inventory().join("host_vars/host002.yml");
+    let mut text = fs::read_to_string(&vars).unwrap();
+    text.push_str("lltune_detail: maybe\nlltune_reboot_timeout: soon\n");
+    fs::write(&vars, text).unwrap();
+    let roots = ["host001", "host002"].map(|h| tree_snapshot(&rack.root(h)));
+    let detail = "argument 'lltune_detail' is of type str and we were unable to convert to bool";
+    let timeout = "argument 'lltune_reboot_timeout' is of type str and we were unable to convert to int";
+
+    let one_fails = |r: &Run, message: &str| {
+        assert_ne!(r.code, 0, "{}", r.show());
+        let fatal: Vec<&str> = r.stdout.lines().filter(|l| l.starts_with("fatal: ")).collect();
+        assert_eq!(fatal.len(), 1, "{}", r.show());
+        assert!(fatal[0].starts_with("fatal: [host002]") && fatal[0].contains(message), "{}", r.show());
+        assert_eq!(play_recap(&r.stdout, "host002")["failed"], 1, "{}", r.show());
+        let good = play_recap(&r.stdout, "host001");
+        assert_eq!(good["failed"], 0, "{}", r.show());
+        good
+    };
+
+    let r = rack.play("facts", &["-e", "lltune_show_summary=true"]);
+    one_fails(&r, detail);
+    // host001's summary is shown; host002 has none.
+    assert!(r.stdout.contains("\"host001\": {") && !r.stdout.contains("\"host002\": {"), "{}", r.show());
+
+    let r = rack.play("tune", &["--check", "--diff"]);
+    let good = one_fails(&r, timeout);
+    assert!(good["changed"] > 0, "host001 was not previewed: {}", r.show());
+    assert!(r.stdout.contains("preview failed on 1 of 2 hosts: host002"), "{}", r.show());
+    assert_same_tree(&roots[0], &tree_snapshot(&rack.root("host001")), "host001 after the preview");
+
+    // A tune run whose failure budget lets one host of two fail: host001 is tuned.
+    let r = rack.play("tune", &["-e", "lltune_serial=100%", "-e", "lltune_max_fail_percentage=50"]);
+    let good = one_fails(&r, timeout);
+    assert!(good["changed"] > 0, "{}", r.show());
+    let cmdline = file(&rack.root("host001"), "/etc/kernel/cmdline");
+    assert!(cmdline.contains("nohz_full="), "host001 was not tuned: {cmdline}");
+    assert_eq!(backups(&rack.root("host001")).len(), 1, "{}", r.show());
+    assert_same_tree(&roots[1], &tree_snapshot(&rack.root("host002")), "host002 after the run it failed");
 }

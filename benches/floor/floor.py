@@ -47,8 +47,13 @@ def run(cmd: list[str], env: dict[str, str], log: Path) -> tuple[float, float]:
     return cpu, wall
 
 
-def floor_play(shape: Path, dest: Path) -> tuple[Path, int, int]:
-    """The floor playbook for the shape a run recorded: (path, module tasks per host, run-once tasks)."""
+def floor_play(shape: Path, dest: Path) -> tuple[Path, str, int]:
+    """The floor playbook for the shape a run recorded: (path, module tasks per host, run-once tasks).
+
+    Hosts that ran different numbers of module tasks (the rack's hosts differ: one has a time
+    sync section, another a kernel-bypass profile) get a play each per number, in one
+    playbook, the run-once tasks in the first: every host runs exactly as many do-nothing
+    tasks as it ran lltune module tasks. The count is then given as a range, e.g. "10-11"."""
     per_host: dict[str, list[str]] = {}
     once: list[str] = []
     seen_once: set[str] = set()
@@ -62,15 +67,22 @@ def floor_play(shape: Path, dest: Path) -> tuple[Path, int, int]:
                 once.append(r["task"])
             continue
         per_host.setdefault(r["host"], []).append(r["task"])
-    counts = {len(v) for v in per_host.values()}
-    if len(counts) > 1:
-        sys.exit(f"floor.py: hosts ran different numbers of module tasks ({sorted(counts)}) in {shape}")
-    n = counts.pop() if counts else 0
-    tasks = [{"name": f"noop {i + 1}", "bench.floor.noop": {}} for i in range(n)]
-    tasks += [{"name": f"noop once {i + 1}", "bench.floor.noop": {}, "run_once": True} for i in range(len(once))]
-    play = [{"name": "floor", "hosts": "all", "gather_facts": False, "tasks": tasks}]
-    dest.write_text(json.dumps(play, indent=1) + "\n")
-    return dest, n, len(once)
+    by_count: dict[int, list[str]] = {}
+    for host, tasks in per_host.items():
+        by_count.setdefault(len(tasks), []).append(host)
+    if not by_count:
+        by_count[0] = ["all"]
+    plays = []
+    for i, (n, hosts) in enumerate(sorted(by_count.items(), reverse=True)):
+        tasks = [{"name": f"noop {k + 1}", "bench.floor.noop": {}} for k in range(n)]
+        if i == 0:
+            tasks += [{"name": f"noop once {k + 1}", "bench.floor.noop": {}, "run_once": True} for k in range(len(once))]
+        pattern = "all" if len(by_count) == 1 else sorted(hosts)
+        plays.append({"name": f"floor {n}", "hosts": pattern, "gather_facts": False, "tasks": tasks})
+    dest.write_text(json.dumps(plays, indent=1) + "\n")
+    counts = sorted(by_count)
+    label = str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
+    return dest, label, len(once)
 
 
 def main() -> None:
@@ -118,7 +130,7 @@ def main() -> None:
         ("rollback", ["lltune.tuning.rollback", "-e", "lltune_backup_id=bench{pair}"]),
     ]
     figures: dict[str, dict[str, list[float]]] = {}
-    shapes: dict[str, tuple[int, int]] = {}
+    shapes: dict[str, tuple[str, int]] = {}
     for pair in range(1, a.pairs + 1):
         for name, args in phases:
             slug = name.replace(" --", "-")
