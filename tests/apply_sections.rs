@@ -348,22 +348,26 @@ fn apply_carries_out_cpu_power_swappiness_watchdog_and_rfs_keys() {
 }
 
 /// One host of the simulated rack and what its kernel-bypass, time sync or TuneD section
-/// must do: the step, lines of its preview, and files (relative to the root) with their text.
+/// must do: the step, lines of its preview, files (relative to the root) with their text, and
+/// files the other variant of the host writes, which must stay absent.
 struct RackCase {
     host: &'static str,
     step: &'static str,
     preview: &'static [&'static str],
     files: &'static [(&'static str, &'static str)],
+    absent: &'static [&'static str],
 }
 
 /// Issue 19's "done when", for `lltune apply`: the simulated rack as molecule builds it
 /// (tests/fixtures/make-rack.sh: real dumps, with libvma on the R640, a PTP-capable XXV710
-/// port and linuxptp on the R740xd, TuneD running virtual-guest on the GCP VM), each host's
-/// config (gen-config's `vma` proposal; the rack's `time_sync` and `services.tuned`) carried
-/// out whole: --plan writes nothing, apply writes the VMA profile, ptp4l + phc2sys (chronyd
-/// disabled) and TuneD's profile, a rerun changes nothing, rollback gives the tree back byte
-/// for byte, the ethtool capture lltune_nic changes on the R740xd included. The ptp4l file
-/// written is read by the real ptp4l (Debian's, unpacked under the target folder).
+/// port and linuxptp on the R740xd, TuneD running virtual-guest on the GCP VM; in the second
+/// round Onload on the R640 and chrony on the R740xd), each host's config (gen-config's `vma`
+/// and `onload` proposals; the rack's `time_sync` and `services.tuned`) carried out whole:
+/// --plan writes nothing, apply writes the VMA and Onload profiles, ptp4l + phc2sys (chronyd
+/// disabled), chrony reading ens7f0's PHC with ptp4l beside it (chronyd kept, no phc2sys) and
+/// TuneD's profile, a rerun changes nothing, rollback gives the tree back byte for byte, the
+/// ethtool capture lltune_nic changes on the R740xd hosts included. The ptp4l and chrony files
+/// written are read by the real ptp4l and chronyd (Debian's, unpacked under the target folder).
 #[test]
 fn the_rack_hosts_vma_time_sync_and_tuned_sections_are_applied_rerun_and_rolled_back() {
     let rack = tempfile::tempdir().unwrap();
@@ -372,45 +376,76 @@ fn the_rack_hosts_vma_time_sync_and_tuned_sections_are_applied_rerun_and_rolled_
     let out = Command::new("bash")
         .arg(&script)
         .arg(rack.path())
-        .arg("3")
+        .arg("5")
         .arg(bin("lltune"))
         .env("DUMPS", &dumps)
         .output()
         .unwrap();
     assert!(out.status.success(), "make-rack.sh: {}", String::from_utf8_lossy(&out.stderr));
     const PTP4L: &str = "etc/linuxptp/lltune-ptp4l.conf";
+    const PTP4L_TEXT: &str =
+        "\ndomainNumber 24\nnetwork_transport L2\ndelay_mechanism E2E\ntime_stamping hardware\n[ens7f0]\n";
+    const CHRONY: &str = "etc/chrony/conf.d/lltune.conf";
+    const PHC2SYS_UNIT: &str = "etc/systemd/system/lltune-phc2sys.service";
+    const VMA: [&str; 2] = ["etc/profile.d/lltune-vma.sh", "etc/lltune/vma.env"];
+    const ONLOAD: [&str; 2] = ["etc/profile.d/lltune-onload.sh", "etc/lltune/onload.env"];
     let cases = [
         RackCase {
             host: "host001",
             step: "lltune_bypass",
             preview: &["+export VMA_SPEC=latency"],
-            files: &[
-                ("etc/profile.d/lltune-vma.sh", "\nexport VMA_SPEC=latency\n"),
-                ("etc/lltune/vma.env", "\nVMA_SPEC=latency\n"),
-            ],
+            files: &[(VMA[0], "\nexport VMA_SPEC=latency\n"), (VMA[1], "\nVMA_SPEC=latency\n")],
+            absent: &ONLOAD,
         },
         RackCase {
             host: "host002",
             step: "lltune_timesync",
             preview: &["+domainNumber 24", "-/etc/systemd/system/multi-user.target.wants/chronyd.service"],
             files: &[
-                (
-                    PTP4L,
-                    "\ndomainNumber 24\nnetwork_transport L2\ndelay_mechanism E2E\ntime_stamping hardware\n[ens7f0]\n",
-                ),
-                (
-                    "etc/systemd/system/lltune-phc2sys.service",
-                    "\nExecStart=/usr/sbin/phc2sys -s ens7f0 -c CLOCK_REALTIME -w -n 24\n",
-                ),
+                (PTP4L, PTP4L_TEXT),
+                (PHC2SYS_UNIT, "\nExecStart=/usr/sbin/phc2sys -s ens7f0 -c CLOCK_REALTIME -w -n 24\n"),
             ],
+            absent: &[CHRONY],
         },
         RackCase {
             host: "host003",
             step: "lltune_services",
             preview: &["-virtual-guest\n  +latency-performance", "-auto\n  +manual"],
             files: &[("etc/tuned/active_profile", "latency-performance\n"), ("etc/tuned/profile_mode", "manual\n")],
+            absent: &[],
+        },
+        // Onload's latency profile (gen-config proposes `onload` where the launcher or the
+        // loaded module is; tests/fixtures/rack/onload).
+        RackCase {
+            host: "host004",
+            step: "lltune_bypass",
+            preview: &["+export EF_POLL_USEC=100000", "installed (8.1.2.26)"],
+            files: &[
+                (
+                    ONLOAD[0],
+                    "\nexport EF_POLL_USEC=100000\nexport EF_TCP_FASTSTART_INIT=0\nexport EF_TCP_FASTSTART_IDLE=0\n",
+                ),
+                (ONLOAD[1], "\nEF_POLL_USEC=100000\nEF_TCP_FASTSTART_INIT=0\nEF_TCP_FASTSTART_IDLE=0\n"),
+            ],
+            absent: &VMA,
+        },
+        // chrony with ens7f0's PHC (ptp4 on this dump) as reference clock, ptp4l beside it.
+        RackCase {
+            host: "host005",
+            step: "lltune_timesync",
+            preview: &["+refclock PHC /dev/ptp4 poll 0 dpoll -2 prefer", "+domainNumber 24"],
+            files: &[
+                (CHRONY, "\nrefclock PHC /dev/ptp4 poll 0 dpoll -2 prefer\n"),
+                (PTP4L, PTP4L_TEXT),
+                (
+                    "etc/systemd/system/lltune-ptp4l.service",
+                    "\nExecStart=/usr/sbin/ptp4l -f /etc/linuxptp/lltune-ptp4l.conf\n",
+                ),
+            ],
+            absent: &[PHC2SYS_UNIT],
         },
     ];
+    let ptp_hosts = ["host002", "host005"];
     let capture = "var/lib/lltune/capture/ethtool/ens7f0.json";
     for case in &cases {
         let root = rack.path().join("hosts").join(case.host);
@@ -419,7 +454,9 @@ fn the_rack_hosts_vma_time_sync_and_tuned_sections_are_applied_rerun_and_rolled_
         let h = case.host;
         let start = tree_snapshot(&root);
         let start_capture = std::fs::read(root.join(capture)).ok();
-        assert_eq!(start_capture.is_some(), h == "host002", "{h}: ens7f0's capture");
+        assert_eq!(start_capture.is_some(), ptp_hosts.contains(&h), "{h}: ens7f0's capture");
+        let chrony_conf = std::fs::read(root.join("etc/chrony.conf")).ok();
+        assert_eq!(chrony_conf.is_some(), h == "host005", "{h}: chrony.conf");
         let (code, plan) = lltune(&["apply", "-c", c, "--plan"], &root);
         assert_eq!(code, 0, "{h}: {plan}");
         assert!(!plan.contains("not implemented"), "{h}: {plan}");
@@ -435,15 +472,32 @@ fn the_rack_hosts_vma_time_sync_and_tuned_sections_are_applied_rerun_and_rolled_
             let text = std::fs::read_to_string(root.join(rel)).unwrap_or_else(|e| panic!("{h}: {rel}: {e}"));
             assert!(text.contains(want), "{h}: {rel} lacks {want:?}:\n{text}");
         }
+        for rel in case.absent {
+            assert!(std::fs::symlink_metadata(root.join(rel)).is_err(), "{h}: {rel} written");
+        }
+        let wants = root.join("etc/systemd/system/multi-user.target.wants");
+        let enabled = |unit: &str| std::fs::symlink_metadata(wants.join(unit)).is_ok_and(|m| m.is_symlink());
         if h == "host002" {
-            let wants = root.join("etc/systemd/system/multi-user.target.wants");
             for unit in ["lltune-ptp4l.service", "lltune-phc2sys.service"] {
-                assert!(
-                    std::fs::symlink_metadata(wants.join(unit)).is_ok_and(|m| m.is_symlink()),
-                    "{unit} not enabled"
-                );
+                assert!(enabled(unit), "{unit} not enabled");
             }
-            assert!(std::fs::symlink_metadata(wants.join("chronyd.service")).is_err(), "chronyd still enabled");
+            assert!(!enabled("chronyd.service"), "chronyd still enabled");
+        }
+        if h == "host005" {
+            // chrony steers the system clock: chronyd stays enabled, ptp4l runs beside it,
+            // phc2sys (which would also write the system clock) is neither written nor enabled;
+            // chrony.conf itself is never edited.
+            assert!(enabled("chronyd.service") && enabled("lltune-ptp4l.service"), "{h}: chronyd and ptp4l");
+            assert!(!enabled("lltune-phc2sys.service"), "{h}: phc2sys enabled beside chrony");
+            assert_eq!(std::fs::read(root.join("etc/chrony.conf")).ok(), chrony_conf, "{h}: chrony.conf edited");
+            if let Some(tools) = crate::change_timesync::timesync_tools("rack chronyd") {
+                let text = std::fs::read_to_string(root.join(CHRONY)).unwrap();
+                let printed = crate::change_timesync::chronyd_parse(&tools, &text)
+                    .unwrap_or_else(|e| panic!("chronyd refuses {CHRONY}: {e}"));
+                assert_eq!(printed.trim(), "refclock PHC /dev/ptp4 poll 0 dpoll -2 prefer", "{h}: chronyd -p");
+            }
+        }
+        if ptp_hosts.contains(&h) {
             assert_ne!(
                 std::fs::read(root.join(capture)).ok(),
                 start_capture,

@@ -395,7 +395,7 @@ pub fn timesync_tools(test: &str) -> Option<PathBuf> {
 
 /// `chronyd -p -f FILE`: chronyd prints the configuration it parsed and exits, without
 /// starting (chronyd(8)). The text printed, or the error.
-fn chronyd_parse(tools: &Path, text: &str) -> Result<String, String> {
+pub fn chronyd_parse(tools: &Path, text: &str) -> Result<String, String> {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("lltune.conf");
     fs::write(&f, text).unwrap();
