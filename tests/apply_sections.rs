@@ -433,9 +433,10 @@ fn the_rack_hosts_vma_time_sync_and_tuned_sections_are_applied_rerun_and_rolled_
         RackCase {
             host: "host005",
             step: "lltune_timesync",
-            preview: &["+refclock PHC /dev/ptp4 poll 0 dpoll -2 prefer", "+domainNumber 24"],
+            preview: &["+refclock PHC /dev/ptp4 poll 0 dpoll -2 prefer tai", "+domainNumber 24"],
             files: &[
-                (CHRONY, "\nrefclock PHC /dev/ptp4 poll 0 dpoll -2 prefer\n"),
+                // The PHC ptp4l disciplines keeps TAI: chrony takes the TAI-UTC offset off.
+                (CHRONY, "\nleapsectz right/UTC\nrefclock PHC /dev/ptp4 poll 0 dpoll -2 prefer tai\n"),
                 (PTP4L, PTP4L_TEXT),
                 (
                     "etc/systemd/system/lltune-ptp4l.service",
@@ -494,7 +495,11 @@ fn the_rack_hosts_vma_time_sync_and_tuned_sections_are_applied_rerun_and_rolled_
                 let text = std::fs::read_to_string(root.join(CHRONY)).unwrap();
                 let printed = crate::change_timesync::chronyd_parse(&tools, &text)
                     .unwrap_or_else(|e| panic!("chronyd refuses {CHRONY}: {e}"));
-                assert_eq!(printed.trim(), "refclock PHC /dev/ptp4 poll 0 dpoll -2 prefer", "{h}: chronyd -p");
+                assert_eq!(
+                    printed.trim(),
+                    "leapsectz right/UTC\nrefclock PHC /dev/ptp4 poll 0 dpoll -2 prefer tai",
+                    "{h}: chronyd -p"
+                );
             }
         }
         if ptp_hosts.contains(&h) {
