@@ -120,6 +120,16 @@ impl Host {
     /// Like `write_atomic`, but the file ends up with exactly `keep` as mode, owner and
     /// extended attributes (rollback restores a file's previous metadata with its bytes).
     pub fn write_atomic_as(&self, target: &str, contents: &[u8], keep: &FileMeta) -> Result<(), HostError> {
+        self.replace(target, contents, keep, Durable::Yes)
+    }
+
+    /// The atomic replace behind `write_atomic_as`, and behind `write_kernel` on a captured
+    /// tree, where the file stands for a kernel value: `Durable::No` leaves out the fsyncs. A
+    /// kernel value is gone at power loss on a live host too (a live `write_kernel` is one
+    /// plain write), so syncing its stand-in buys nothing; the rename still leaves the old or
+    /// the new value, never part of one. (A tree's IRQ affinities are hundreds of files: three
+    /// fsyncs each were most of what tuning and rolling back a simulated host cost.)
+    fn replace(&self, target: &str, contents: &[u8], keep: &FileMeta, durable: Durable) -> Result<(), HostError> {
         let resolved = self.resolve(target, true)?;
         let io = |e| HostError::from_io(target, e);
         if let Some(m) = fs::symlink_metadata(self.join(&resolved)).ok().filter(|m| !m.file_type().is_file()) {
@@ -159,14 +169,22 @@ impl Host {
             nix::sys::stat::fchmod(f.as_raw_fd(), nix::sys::stat::Mode::from_bits_truncate(keep.mode))?;
             xattr::write_all(&f, &keep.xattrs)?;
             faults::point()?;
-            f.sync_all()?;
+            if durable == Durable::Yes {
+                f.sync_all()?;
+            }
             faults::point()?;
             renameat(Some(dfd), tmp_name.as_str(), Some(dfd), name)?;
             faults::point()?;
+            if durable == Durable::No {
+                return Ok(());
+            }
             // Synced again under its new name: on FAT (an EFI system partition holding boot
             // entries) the rename points the name's directory slot at the new clusters only
             // when the file's own metadata is written, which the folder's fsync does not do.
-            f.sync_all()?;
+            // Filesystems known to put the rename and the inode in order need no second one.
+            if !orders_rename(&dirf) {
+                f.sync_all()?;
+            }
             dirf.sync_all()
         })();
         if result.is_err() {
@@ -184,10 +202,10 @@ impl Host {
         if !self.live {
             // A captured tree's kernel files are plain files: replace them atomically, so a
             // run killed midway leaves the old or the new value, as the kernel would.
-            if self.file_meta(target)?.is_none() {
+            let Some(keep) = self.file_meta(target)? else {
                 return Err(HostError::NotFound { path: target.to_string() });
-            }
-            return self.write_atomic(target, value, None);
+            };
+            return self.replace(target, value, &keep, Durable::No);
         }
         let (path, nofollow) = self.read_path(target)?;
         let path = if nofollow { self.join(&self.resolve(target, true)?) } else { path };
@@ -345,5 +363,29 @@ impl Host {
     pub fn create_dir_all(&self, target: &str) -> Result<(), HostError> {
         let resolved = self.resolve(target, true)?;
         self.make_dirs(&resolved)
+    }
+}
+
+/// Whether `Host::replace` syncs what it writes (see there).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Durable {
+    Yes,
+    No,
+}
+
+/// Whether the filesystem holding `dir` is one that writes a renamed file's inode and the
+/// rename in order, so that the folder's fsync after the file's is enough: ext2/3/4, XFS,
+/// Btrfs, tmpfs. Anything else (FAT above all, and what fstatfs cannot tell) gets the
+/// second fsync of the file under its new name.
+fn orders_rename(dir: &fs::File) -> bool {
+    const EXT4: i64 = 0xEF53;
+    const XFS: i64 = 0x5846_5342;
+    const BTRFS: i64 = 0x9123_683E;
+    const TMPFS: i64 = 0x0102_1994;
+    match nix::sys::statfs::fstatfs(dir) {
+        // The field is the C library's word (c_long), not i64 on every target.
+        #[allow(clippy::unnecessary_cast)]
+        Ok(s) => matches!(s.filesystem_type().0 as i64, EXT4 | XFS | BTRFS | TMPFS),
+        Err(_) => false,
     }
 }
